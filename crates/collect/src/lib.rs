@@ -1,0 +1,97 @@
+//! Collection: everything that touches the live system lives behind this crate's boundary.
+//!
+//! The readers go through a [`ProcRoot`] (normally `/proc`) and parse with functions that take
+//! text, so every parser is tested on recorded fixtures (`tests/fixtures/`). Collection never
+//! fails as a whole once the process is found: what could not be read becomes a
+//! [`hangscope_model::Gap`] in the snapshot.
+//!
+//! Nothing here stats through the target's fd links into a mount that could hang (NFS, FUSE):
+//! types, inodes, offsets and flags come from readlink, fdinfo and mountinfo, which stay fast
+//! on a hung mount; `statx` runs only on file systems known to be local.
+
+mod deadline;
+mod error;
+pub mod fd;
+pub mod fdinfo;
+pub mod locks;
+pub mod mountinfo;
+mod proc_root;
+pub mod process;
+pub mod resolve;
+
+use std::time::{Duration, Instant};
+
+use hangscope_model::{Host, Snapshot};
+
+pub use deadline::Deadline;
+pub use error::CollectError;
+pub use proc_root::ProcRoot;
+
+/// How much to read, and for how long.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The run's deadline: what is not read by then is reported as skipped.
+    pub deadline: Deadline,
+    /// Read fdinfo of every fd, not only where it carries information.
+    pub all_fdinfo: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            deadline: Deadline::after(Duration::from_secs(5)),
+            all_fdinfo: false,
+        }
+    }
+}
+
+/// Takes one snapshot of process `pid`.
+///
+/// Fails only when the process cannot be read at all (does not exist, or nothing of it is
+/// visible); everything else that goes wrong is recorded as a gap.
+pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, CollectError> {
+    let started = Instant::now();
+    let mut snap = Snapshot {
+        taken_at_ms: now_ms(),
+        host: host(),
+        ..Snapshot::default()
+    };
+    snap.process = process::read(root, pid, &mut snap.gaps)?;
+
+    let mounts = mountinfo::read(root, pid, &mut snap.gaps);
+    snap.fds = fd::read_all(root, pid, &mounts, opts, &mut snap.gaps);
+    snap.process.fd_count = snap.fds.len() as u32;
+    snap.locks = locks::read(root, pid, &snap.fds, &mut snap.gaps);
+
+    snap.collect_ms = started.elapsed().as_millis() as u64;
+    Ok(snap)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `se.exec_start` in /proc/PID/task/TID/sched.
+pub fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+fn host() -> Host {
+    let uts = nix::sys::utsname::uname().ok();
+    let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+        uts.as_ref()
+            .map(|u| f(u).to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    Host {
+        hostname: field(|u| u.nodename()),
+        kernel: field(|u| u.release()),
+        arch: std::env::consts::ARCH.to_string(),
+        monotonic_ns: monotonic_ns(),
+    }
+}

@@ -1,0 +1,129 @@
+//! /proc/PID/mountinfo, see proc_pid_mountinfo(5): which file system each fd's `mnt_id` is on,
+//! so hangscope never stats into a mount that can hang.
+
+use std::collections::HashMap;
+
+use hangscope_model::{Gap, GapReason};
+use procfs_core::FromBufRead;
+use procfs_core::process::MountInfos;
+
+use crate::ProcRoot;
+use crate::error::gap_of;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub fs_type: String,
+    pub mount_point: String,
+    pub source: Option<String>,
+}
+
+/// Mounts by mount id, in the target's mount namespace.
+#[derive(Debug, Clone, Default)]
+pub struct Mounts {
+    by_id: HashMap<u64, Mount>,
+}
+
+impl Mounts {
+    pub fn get(&self, mnt_id: u64) -> Option<&Mount> {
+        self.by_id.get(&mnt_id)
+    }
+
+    pub fn parse(text: &str) -> Result<Mounts, String> {
+        let infos = MountInfos::from_buf_read(text.as_bytes()).map_err(|e| e.to_string())?;
+        let by_id = infos
+            .0
+            .into_iter()
+            .map(|m| {
+                (
+                    m.mnt_id as u64,
+                    Mount {
+                        fs_type: m.fs_type,
+                        mount_point: m.mount_point.to_string_lossy().into_owned(),
+                        source: m.mount_source,
+                    },
+                )
+            })
+            .collect();
+        Ok(Mounts { by_id })
+    }
+}
+
+pub fn read(root: &ProcRoot, pid: i32, gaps: &mut Vec<Gap>) -> Mounts {
+    let what = format!("/proc/{pid}/mountinfo");
+    match root.read_pid(pid, "mountinfo") {
+        Ok(text) => Mounts::parse(&text).unwrap_or_else(|e| {
+            gaps.push(Gap::new(what, GapReason::Malformed, e));
+            Mounts::default()
+        }),
+        Err(e) => {
+            gaps.push(gap_of(what, &e));
+            Mounts::default()
+        }
+    }
+}
+
+/// File systems whose metadata lives in this machine's memory or on a local disk, where a
+/// `statx(AT_STATX_DONT_SYNC)` of an open file answers from the inode cache. Everything else
+/// (nfs, cifs, ceph, fuse.*, 9p, autofs, unknown) may call out and hang, so it is not stat'ed.
+pub fn is_local(fs_type: &str) -> bool {
+    matches!(
+        fs_type,
+        "ext2"
+            | "ext3"
+            | "ext4"
+            | "xfs"
+            | "btrfs"
+            | "f2fs"
+            | "vfat"
+            | "exfat"
+            | "ntfs3"
+            | "zfs"
+            | "tmpfs"
+            | "ramfs"
+            | "devtmpfs"
+            | "devpts"
+            | "proc"
+            | "sysfs"
+            | "cgroup"
+            | "cgroup2"
+            | "mqueue"
+            | "hugetlbfs"
+            | "debugfs"
+            | "tracefs"
+            | "securityfs"
+            | "pstore"
+            | "bpf"
+            | "configfs"
+            | "squashfs"
+            | "iso9660"
+            | "erofs"
+            | "overlay"
+            | "nsfs"
+            | "binfmt_misc"
+            | "efivarfs"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_classifies() {
+        let text = "24 1 0:5 / /dev rw,nosuid - devtmpfs udev rw,size=10g\n\
+                    27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
+                    90 27 0:50 / /mnt/hung rw,nosuid - fuse.hangfs hangfs rw,user_id=0\n\
+                    91 27 0:51 / /usr/share/smartx/volumes rw - nfs4 10.0.0.1:/vol rw\n";
+        let m = Mounts::parse(text).unwrap();
+        assert_eq!(m.get(27).unwrap().fs_type, "ext4");
+        assert!(is_local(&m.get(24).unwrap().fs_type));
+        assert!(!is_local(&m.get(90).unwrap().fs_type));
+        assert!(!is_local(&m.get(91).unwrap().fs_type));
+        assert_eq!(m.get(91).unwrap().mount_point, "/usr/share/smartx/volumes");
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(Mounts::parse("this is not mountinfo\n").is_err());
+    }
+}

@@ -1,0 +1,178 @@
+//! The process itself: /proc/PID/{stat,status,cmdline,exe,limits,ns/net}; see proc_pid_stat(5),
+//! proc_pid_status(5).
+
+use std::io;
+
+use hangscope_model::{Gap, GapReason, Process};
+use procfs_core::process::{Stat, Status};
+use procfs_core::{FromBufRead, FromRead};
+
+use crate::error::{gap_of, reason_of};
+use crate::{CollectError, ProcRoot};
+
+/// Clock ticks per second, for the tick counts in `stat`.
+pub fn ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as u64 } else { 100 }
+}
+
+pub fn parse_stat(text: &str) -> Result<Stat, String> {
+    Stat::from_read(text.as_bytes()).map_err(|e| e.to_string())
+}
+
+pub fn parse_status(text: &str) -> Result<Status, String> {
+    Status::from_buf_read(text.as_bytes()).map_err(|e| e.to_string())
+}
+
+/// Reads the process; the one step whose failure ends the run, since without `stat` there is
+/// no process to report on.
+pub fn read(root: &ProcRoot, pid: i32, gaps: &mut Vec<Gap>) -> Result<Process, CollectError> {
+    let stat_text = root
+        .read_pid(pid, "stat")
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ESRCH) => CollectError::NoSuchProcess(pid),
+            Some(libc::EACCES) | Some(libc::EPERM) => CollectError::NotPermitted {
+                pid,
+                detail: e.to_string(),
+            },
+            _ => CollectError::Other(format!("/proc/{pid}/stat: {e}")),
+        })?;
+    let stat = parse_stat(&stat_text)
+        .map_err(|e| CollectError::Other(format!("/proc/{pid}/stat: malformed: {e}")))?;
+
+    let mut p = Process {
+        pid,
+        name: stat.comm.clone(),
+        ppid: stat.ppid,
+        state: stat.state.to_string(),
+        num_threads: stat.num_threads.max(0) as u32,
+        ..Process::default()
+    };
+
+    match root.read_pid(pid, "status") {
+        Ok(text) => match parse_status(&text) {
+            Ok(st) => {
+                p.uid = Some(st.ruid);
+                p.nspid = st.nspid.unwrap_or_default();
+            }
+            Err(e) => gaps.push(Gap::new(
+                format!("/proc/{pid}/status"),
+                GapReason::Malformed,
+                e,
+            )),
+        },
+        Err(e) => gaps.push(gap_of(format!("/proc/{pid}/status"), &e)),
+    }
+
+    match root.read_pid(pid, "cmdline") {
+        Ok(text) => {
+            p.cmdline = text
+                .split('\0')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
+        Err(e) => gaps.push(gap_of(format!("/proc/{pid}/cmdline"), &e)),
+    }
+
+    match std::fs::read_link(root.pid(pid).join("exe")) {
+        Ok(path) => p.exe = Some(path.to_string_lossy().into_owned()),
+        // Kernel threads have no exe; that is not worth a gap.
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        Err(e) => gaps.push(gap_of(format!("/proc/{pid}/exe"), &e)),
+    }
+
+    if let Ok(uptime) = root.read("uptime") {
+        let up: Option<f64> = uptime
+            .split_whitespace()
+            .next()
+            .and_then(|s| s.parse().ok());
+        if let Some(up) = up {
+            let started = stat.starttime as f64 / ticks_per_second() as f64;
+            p.age_s = Some((up - started).max(0.0));
+        }
+    }
+
+    match root.read_pid(pid, "limits") {
+        Ok(text) => p.fd_limit = parse_nofile_soft_limit(&text),
+        Err(e) => gaps.push(gap_of(format!("/proc/{pid}/limits"), &e)),
+    }
+
+    match netns_inode(root, pid) {
+        Ok(ino) => {
+            p.netns_inode = Some(ino);
+            p.netns_same_as_tool = own_netns_inode().ok().map(|own| own == ino);
+        }
+        Err(e) => gaps.push(gap_of(format!("/proc/{pid}/ns/net"), &e)),
+    }
+    Ok(p)
+}
+
+/// "Max open files  1024  524288  files" → 1024.
+fn parse_nofile_soft_limit(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
+    soft.parse().ok()
+}
+
+/// The inode of a network namespace link, "net:[4026531840]".
+pub fn netns_inode(root: &ProcRoot, pid: i32) -> io::Result<u64> {
+    let link = std::fs::read_link(root.pid(pid).join("ns/net"))?;
+    parse_ns_link(&link.to_string_lossy())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unexpected ns link"))
+}
+
+fn own_netns_inode() -> io::Result<u64> {
+    let link = std::fs::read_link("/proc/self/ns/net")?;
+    parse_ns_link(&link.to_string_lossy())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unexpected ns link"))
+}
+
+fn parse_ns_link(link: &str) -> Option<u64> {
+    let start = link.find('[')? + 1;
+    let end = link[start..].find(']')? + start;
+    link[start..end].parse().ok()
+}
+
+/// True when the error means the process is gone.
+pub fn is_vanished(err: &io::Error) -> bool {
+    reason_of(err) == GapReason::Vanished
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_awkward_comm() {
+        // A comm with spaces and parentheses, as bottom's tests use.
+        let line = "31516 (zbs (meta) d) S 1 31516 31516 0 -1 4194560 100 0 0 0 5 6 0 0 20 0 24 0 12345 1000000 200 18446744073709551615 1 1 0 0 0 0 0 4096 16386 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0";
+        let stat = parse_stat(line).unwrap();
+        assert_eq!(stat.comm, "zbs (meta) d");
+        assert_eq!(stat.num_threads, 24);
+        assert_eq!(stat.state, 'S');
+    }
+
+    #[test]
+    fn garbage_stat_is_an_error_not_a_panic() {
+        assert!(parse_stat("garbage").is_err());
+        assert!(parse_stat("").is_err());
+    }
+
+    #[test]
+    fn nofile_limit() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units     \nMax open files            1024                 20000                files     \n";
+        assert_eq!(parse_nofile_soft_limit(text), Some(1024));
+        assert_eq!(parse_nofile_soft_limit("nothing"), None);
+    }
+
+    #[test]
+    fn ns_link() {
+        assert_eq!(parse_ns_link("net:[4026531840]"), Some(4026531840));
+        assert_eq!(parse_ns_link("net:"), None);
+    }
+}

@@ -1,0 +1,189 @@
+//! Open file descriptors: /proc/PID/fd (readlink) and /proc/PID/fdinfo.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fd {
+    pub fd: i32,
+    pub kind: FdKind,
+    /// The readlink target as the kernel printed it, e.g. "/var/log/x.log", "socket:[692518610]",
+    /// "anon_inode:[eventpoll]". " (deleted)" is stripped into `deleted`.
+    pub target: String,
+    #[serde(default)]
+    pub deleted: bool,
+    /// For socket fds: the socket inode, the key into `Snapshot::sockets`.
+    #[serde(default)]
+    pub socket_inode: Option<u64>,
+    /// For pipe fds: the pipe inode, shared by both ends.
+    #[serde(default)]
+    pub pipe_inode: Option<u64>,
+    /// The parsed fdinfo; `None` when it was not read (see `Snapshot::gaps`).
+    #[serde(default)]
+    pub info: Option<FdInfo>,
+    /// Size and device, from a statx that cannot block (local file systems only).
+    #[serde(default)]
+    pub stat: Option<FileStat>,
+    /// Why `stat` is missing for a path fd, e.g. "on nfs4 mount: not stat'ed".
+    #[serde(default)]
+    pub stat_skipped: Option<String>,
+    /// The fd now refers to a different object than in an earlier look (reconnects, reopen).
+    /// Counts how many times that happened during the window.
+    #[serde(default)]
+    pub churn: u32,
+}
+
+/// What an fd refers to. Path fds are typed from a statx where that is safe; `file` means a
+/// path whose type was not read (see `Fd::stat_skipped`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FdKind {
+    Regular,
+    Directory,
+    CharDevice,
+    BlockDevice,
+    Fifo,
+    Symlink,
+    /// A path whose type was not read.
+    File,
+    Pipe,
+    Socket,
+    Eventfd,
+    Eventpoll,
+    Signalfd,
+    Timerfd,
+    Inotify,
+    Fanotify,
+    Pidfd,
+    Memfd,
+    IoUring,
+    Bpf,
+    PerfEvent,
+    Userfaultfd,
+    /// Another anon inode; the name is in `target`.
+    AnonInode,
+    #[serde(other)]
+    Unknown,
+}
+
+impl FdKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FdKind::Regular => "REG",
+            FdKind::Directory => "DIR",
+            FdKind::CharDevice => "CHR",
+            FdKind::BlockDevice => "BLK",
+            FdKind::Fifo => "FIFO",
+            FdKind::Symlink => "LINK",
+            FdKind::File => "FILE",
+            FdKind::Pipe => "PIPE",
+            FdKind::Socket => "SOCK",
+            FdKind::Eventfd => "eventfd",
+            FdKind::Eventpoll => "epoll",
+            FdKind::Signalfd => "signalfd",
+            FdKind::Timerfd => "timerfd",
+            FdKind::Inotify => "inotify",
+            FdKind::Fanotify => "fanotify",
+            FdKind::Pidfd => "pidfd",
+            FdKind::Memfd => "memfd",
+            FdKind::IoUring => "io_uring",
+            FdKind::Bpf => "bpf",
+            FdKind::PerfEvent => "perf_event",
+            FdKind::Userfaultfd => "userfaultfd",
+            FdKind::AnonInode => "anon",
+            FdKind::Unknown => "?",
+        }
+    }
+
+    /// Files, directories and devices: things with a path.
+    pub fn is_path(self) -> bool {
+        matches!(
+            self,
+            FdKind::Regular
+                | FdKind::Directory
+                | FdKind::CharDevice
+                | FdKind::BlockDevice
+                | FdKind::Fifo
+                | FdKind::Symlink
+                | FdKind::File
+                | FdKind::Memfd
+        )
+    }
+
+    pub fn is_anon(self) -> bool {
+        !self.is_path() && !matches!(self, FdKind::Pipe | FdKind::Socket | FdKind::Unknown)
+    }
+}
+
+/// /proc/PID/fdinfo/N, see proc_pid_fdinfo(5).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FdInfo {
+    /// File offset (`pos:`).
+    pub pos: u64,
+    /// Open flags as the kernel printed them (octal, `flags:`).
+    pub flags: u32,
+    /// `flags` decoded: "O_RDONLY"/"O_WRONLY"/"O_RDWR" first, then O_APPEND, O_NONBLOCK, ...
+    pub flags_decoded: Vec<String>,
+    pub mnt_id: Option<u64>,
+    /// Inode number of the file (`ino:`, since Linux 5.14): matches /proc/locks without a stat.
+    pub ino: Option<u64>,
+    /// An eventpoll's watch list (`tfd:` lines).
+    pub epoll_watches: Vec<EpollWatch>,
+    /// An eventfd's counter (`eventfd-count:`).
+    pub eventfd_count: Option<u64>,
+    /// A timerfd's settings.
+    pub timerfd: Option<TimerfdSettings>,
+    /// A signalfd's mask (`sigmask:`), hex as printed.
+    pub sigmask: Option<String>,
+    /// An inotify's watched inodes (`inotify wd:` lines), as printed.
+    pub inotify_watches: Vec<String>,
+    /// A pidfd's target (`Pid:`).
+    pub pidfd_pid: Option<i32>,
+    /// `lock:` lines: the locks held through this open file description, as printed.
+    pub locks: Vec<String>,
+    /// Lines hangscope does not interpret, kept verbatim.
+    pub other: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EpollWatch {
+    /// The watched fd number in the target.
+    pub tfd: i32,
+    /// Requested events mask (`events:`), and decoded: EPOLLIN, EPOLLOUT, EPOLLET, ...
+    pub events: u32,
+    pub events_decoded: Vec<String>,
+    /// The user data word (`data:`), often a pointer or the fd itself.
+    pub data: u64,
+    /// Inode of the watched file (`ino:`), to spot an fd number reused for another file.
+    pub ino: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TimerfdSettings {
+    /// 0 CLOCK_REALTIME, 1 CLOCK_MONOTONIC, 7 CLOCK_BOOTTIME, ...
+    pub clockid: i32,
+    pub ticks: u64,
+    pub settime_flags: u32,
+    /// Time to next expiry, nanoseconds (0: disarmed).
+    pub it_value_ns: u64,
+    /// Period, nanoseconds (0: one-shot).
+    pub it_interval_ns: u64,
+}
+
+/// The few stat fields worth having, read with statx(AT_STATX_DONT_SYNC) on local mounts only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FileStat {
+    pub size: u64,
+    /// "major:minor" of the file system holding the file.
+    pub dev: String,
+    pub ino: u64,
+    /// For devices: "major:minor" of the device itself.
+    pub rdev: Option<String>,
+    /// Modification time, seconds since the epoch.
+    pub mtime_s: Option<i64>,
+    /// File system type of the mount, from mountinfo, e.g. "ext4".
+    pub fstype: Option<String>,
+}

@@ -1,0 +1,80 @@
+//! The snapshot model: what hangscope saw of one process, as plain serde types.
+//!
+//! Everything downstream (diagnosis, rendering, replay of a saved file) depends on this crate
+//! only, so it builds and tests without a live process. The field-by-field contract is in
+//! `docs/snapshot-schema.md`.
+//!
+//! Compatibility: a document carries `schema_version` "MAJOR.MINOR". Readers ignore fields they
+//! do not know and treat missing optional fields as absent, so additive changes (a MINOR bump)
+//! load both ways; a different MAJOR is refused with a message that names both versions.
+
+mod document;
+mod fd;
+mod finding;
+mod gap;
+mod lock;
+mod log;
+mod process;
+mod socket;
+mod thread;
+
+pub use document::{Document, DocumentError, SCHEMA_VERSION, Window};
+pub use fd::{EpollWatch, Fd, FdInfo, FdKind, FileStat, TimerfdSettings};
+pub use finding::{Cause, Evidence, Finding, Severity, Subject};
+pub use gap::{Gap, GapReason};
+pub use lock::{FileLock, LockAccess, LockClass};
+pub use log::{LogEntry, LogFormat, LogLevel, LogSource};
+pub use process::{Host, Process};
+pub use socket::{
+    Endpoint, InetSocket, NetlinkSocket, PacketSocket, Socket, SocketDetail, SocketFamily,
+    SocketTimer, TcpInfo, TimerKind, UnixPeer, UnixSocket,
+};
+pub use thread::{Activity, SyscallArg, SyscallState, Thread, WaitObject};
+
+/// Everything hangscope read about one process at one time (plus what it could not read).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Snapshot {
+    /// Wall-clock time the collection started, milliseconds since the Unix epoch.
+    pub taken_at_ms: u64,
+    /// How long collection took, in milliseconds.
+    pub collect_ms: u64,
+    pub host: Host,
+    pub process: Process,
+    pub threads: Vec<Thread>,
+    /// Open file descriptors, sorted by number.
+    pub fds: Vec<Fd>,
+    /// Sockets the process holds, keyed by inode; each fd of kind `socket` points here by inode.
+    pub sockets: Vec<Socket>,
+    /// File locks that involve the process: held through one of its fds, or waited for.
+    pub locks: Vec<FileLock>,
+    pub logs: Vec<LogSource>,
+    /// The sampling window, when more than one look was taken.
+    pub window: Option<Window>,
+    /// What could not be read, and why. Never silently dropped.
+    pub gaps: Vec<Gap>,
+}
+
+impl Snapshot {
+    pub fn fd(&self, fd: i32) -> Option<&Fd> {
+        self.fds
+            .binary_search_by_key(&fd, |f| f.fd)
+            .ok()
+            .and_then(|i| self.fds.get(i))
+    }
+
+    pub fn socket(&self, inode: u64) -> Option<&Socket> {
+        self.sockets.iter().find(|s| s.inode == inode)
+    }
+
+    /// The socket an fd refers to, when it is a socket fd whose connection was found.
+    pub fn socket_of_fd(&self, fd: i32) -> Option<&Socket> {
+        self.fd(fd)
+            .and_then(|f| f.socket_inode)
+            .and_then(|ino| self.socket(ino))
+    }
+
+    pub fn thread(&self, tid: i32) -> Option<&Thread> {
+        self.threads.iter().find(|t| t.tid == tid)
+    }
+}

@@ -1,0 +1,59 @@
+//! File locks from /proc/locks, joined to the target's fds by inode.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileLock {
+    /// The ordinal /proc/locks gives the lock; waiters ("->" lines) share the holder's.
+    pub id: u64,
+    pub class: LockClass,
+    pub access: LockAccess,
+    /// "ADVISORY" or "MANDATORY".
+    #[serde(default)]
+    pub mode: String,
+    /// The owning process as /proc/locks names it; `None` for OFD locks (-1 there).
+    #[serde(default)]
+    pub pid: Option<i32>,
+    /// "major:minor" of the device, as hex in /proc/locks.
+    #[serde(default)]
+    pub dev: String,
+    pub inode: u64,
+    pub start: u64,
+    /// Last byte; `None` is EOF.
+    #[serde(default)]
+    pub end: Option<u64>,
+    /// True for a "->" line: this is a request blocked behind lock `id`.
+    #[serde(default)]
+    pub waiting: bool,
+    /// The target's fd through which the lock is held or requested, when known.
+    #[serde(default)]
+    pub fd: Option<i32>,
+    /// For a waiting request: the process that holds lock `id` (when /proc/locks names it).
+    #[serde(default)]
+    pub holder_pid: Option<i32>,
+    /// The file's path, from the target's fd or the holder's, when known.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockClass {
+    Posix,
+    Flock,
+    Ofd,
+    Lease,
+    Delegation,
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockAccess {
+    Read,
+    Write,
+    None,
+    #[serde(other)]
+    Other,
+}

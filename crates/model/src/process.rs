@@ -1,0 +1,43 @@
+use serde::{Deserialize, Serialize};
+
+/// The machine the snapshot was taken on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Host {
+    pub hostname: String,
+    /// `uname -r`, e.g. "6.18.44".
+    pub kernel: String,
+    /// "x86_64", "aarch64", ...
+    pub arch: String,
+    /// CLOCK_MONOTONIC at collection start, in nanoseconds; the clock of `sched`'s exec_start.
+    pub monotonic_ns: u64,
+}
+
+/// The target process (thread group).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Process {
+    pub pid: i32,
+    /// `comm`, at most 15 bytes.
+    pub name: String,
+    pub cmdline: Vec<String>,
+    /// readlink of /proc/PID/exe.
+    pub exe: Option<String>,
+    pub ppid: i32,
+    /// One letter from /proc/PID/stat: R S D T t Z X I.
+    pub state: String,
+    pub uid: Option<u32>,
+    pub num_threads: u32,
+    /// Seconds since the process started.
+    pub age_s: Option<f64>,
+    /// Inode of /proc/PID/ns/net; equal to the tool's own when `netns_is_host`.
+    pub netns_inode: Option<u64>,
+    /// Whether the target shares hangscope's network namespace.
+    pub netns_same_as_tool: Option<bool>,
+    /// PIDs of the process in each nested PID namespace, outermost first (NSpid).
+    pub nspid: Vec<i32>,
+    /// Number of open fds (may exceed `Snapshot::fds` when the deadline cut the listing).
+    pub fd_count: u32,
+    /// The soft RLIMIT_NOFILE, when readable.
+    pub fd_limit: Option<u64>,
+}

@@ -1,0 +1,226 @@
+//! Sockets, as NETLINK_SOCK_DIAG reports them in the target's network namespace.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Socket {
+    pub inode: u64,
+    /// The target's fds that refer to this socket.
+    #[serde(default)]
+    pub fds: Vec<i32>,
+    pub family: SocketFamily,
+    pub detail: SocketDetail,
+    /// Where the facts came from: "sock_diag", "/proc/net" (fallback), or "none".
+    #[serde(default)]
+    pub source: String,
+    /// Set when no diag dump returned this socket: the likely reason.
+    #[serde(default)]
+    pub not_found_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SocketFamily {
+    Inet,
+    Inet6,
+    Unix,
+    Netlink,
+    Packet,
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SocketDetail {
+    Tcp(InetSocket),
+    Udp(InetSocket),
+    Unix(UnixSocket),
+    Netlink(NetlinkSocket),
+    Packet(PacketSocket),
+    /// Not found in any diag dump; see `Socket::not_found_reason`.
+    Unknown,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Endpoint {
+    /// Textual address, e.g. "10.0.130.71" or "::1".
+    pub addr: String,
+    pub port: u16,
+    /// Service name from /etc/services, e.g. "eforward".
+    pub service: Option<String>,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.addr.contains(':') {
+            write!(f, "[{}]:{}", self.addr, self.port)
+        } else {
+            write!(f, "{}:{}", self.addr, self.port)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InetSocket {
+    /// ss's vocabulary: "ESTAB", "SYN-SENT", "LISTEN", "CLOSE-WAIT", "UNCONN", ...
+    pub state: String,
+    pub local: Endpoint,
+    pub peer: Endpoint,
+    /// Bytes queued to read (ESTAB) or accept backlog (LISTEN).
+    pub recv_q: u32,
+    /// Bytes not yet acknowledged by the peer (ESTAB) or backlog limit (LISTEN).
+    pub send_q: u32,
+    pub timer: Option<SocketTimer>,
+    /// Owning uid as the kernel reports it.
+    pub uid: Option<u32>,
+    pub tcp_info: Option<TcpInfo>,
+    /// Congestion control, e.g. "cubic".
+    pub congestion: Option<String>,
+    /// skmem: receive/send buffer use and limits, as ss prints them.
+    pub rmem_alloc: Option<u32>,
+    pub rcvbuf: Option<u32>,
+    pub wmem_alloc: Option<u32>,
+    pub sndbuf: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SocketTimer {
+    pub kind: TimerKind,
+    /// Time to expiry, milliseconds.
+    pub expires_ms: u32,
+    /// Retransmits or probes sent so far.
+    pub retrans: u8,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    #[default]
+    Off,
+    /// Retransmit timer ("on" in ss).
+    On,
+    Keepalive,
+    TimeWait,
+    /// Zero-window probe timer.
+    Persist,
+    #[serde(other)]
+    Unknown,
+}
+
+/// struct tcp_info (include/uapi/linux/tcp.h), decoded by length: fields the kernel did not
+/// send are `None`. Times are milliseconds unless the name says otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TcpInfo {
+    /// Length of the attribute as received, in bytes.
+    pub len: usize,
+    pub state: u8,
+    pub ca_state: u8,
+    pub retransmits: u8,
+    pub probes: u8,
+    pub backoff: u8,
+    pub options: u8,
+    pub snd_wscale: u8,
+    pub rcv_wscale: u8,
+    pub rto_us: u32,
+    pub ato_us: u32,
+    pub snd_mss: u32,
+    pub rcv_mss: u32,
+    pub unacked: u32,
+    pub sacked: u32,
+    pub lost: u32,
+    pub retrans: u32,
+    pub fackets: u32,
+    /// Time since the last data sent, received, and ACK received.
+    pub last_data_sent_ms: u32,
+    pub last_ack_sent_ms: u32,
+    pub last_data_recv_ms: u32,
+    pub last_ack_recv_ms: u32,
+    pub pmtu: u32,
+    pub rcv_ssthresh: u32,
+    pub rtt_us: u32,
+    pub rttvar_us: u32,
+    pub snd_ssthresh: u32,
+    pub snd_cwnd: u32,
+    pub advmss: u32,
+    pub reordering: u32,
+    pub rcv_rtt_us: u32,
+    pub rcv_space: u32,
+    pub total_retrans: u32,
+    pub pacing_rate: Option<u64>,
+    pub max_pacing_rate: Option<u64>,
+    pub bytes_acked: Option<u64>,
+    pub bytes_received: Option<u64>,
+    pub segs_out: Option<u32>,
+    pub segs_in: Option<u32>,
+    pub notsent_bytes: Option<u32>,
+    pub min_rtt_us: Option<u32>,
+    pub data_segs_in: Option<u32>,
+    pub data_segs_out: Option<u32>,
+    pub delivery_rate: Option<u64>,
+    pub busy_time_us: Option<u64>,
+    pub rwnd_limited_us: Option<u64>,
+    pub sndbuf_limited_us: Option<u64>,
+    pub delivered: Option<u32>,
+    pub delivered_ce: Option<u32>,
+    pub bytes_sent: Option<u64>,
+    pub bytes_retrans: Option<u64>,
+    pub dsack_dups: Option<u32>,
+    pub reord_seen: Option<u32>,
+    pub rcv_ooopack: Option<u32>,
+    pub snd_wnd: Option<u32>,
+    pub rcv_wnd: Option<u32>,
+    pub rehash: Option<u32>,
+    pub total_rto: Option<u16>,
+    pub total_rto_recoveries: Option<u16>,
+    pub total_rto_time: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UnixSocket {
+    /// "STREAM", "DGRAM", "SEQPACKET".
+    pub sock_type: String,
+    /// ss's vocabulary: "ESTAB", "LISTEN", "UNCONN", ...
+    pub state: String,
+    /// Bound path; abstract names start with "@".
+    pub path: Option<String>,
+    pub recv_q: u32,
+    pub send_q: u32,
+    /// Inode of the peer socket, 0 when unconnected.
+    pub peer_inode: u64,
+    /// Who holds the peer socket, when it could be resolved.
+    pub peer: Option<UnixPeer>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UnixPeer {
+    pub pid: i32,
+    pub name: String,
+    pub fd: i32,
+    /// The peer's bound path, if any (e.g. "/run/systemd/journal/stdout").
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetlinkSocket {
+    /// NETLINK_ROUTE = 0, NETLINK_SOCK_DIAG = 4, ...; the name when known.
+    pub protocol: u8,
+    pub protocol_name: String,
+    pub portid: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PacketSocket {
+    pub sock_type: String,
+    /// Ethernet protocol number.
+    pub protocol: u16,
+    pub ifindex: Option<i32>,
+}

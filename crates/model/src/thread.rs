@@ -1,0 +1,116 @@
+//! Threads: /proc/PID/task/TID/{stat,status,wchan,stack,syscall,sched}, and what changed over the
+//! sampling window.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Thread {
+    pub tid: i32,
+    /// `comm` of the thread, e.g. "dump_meta".
+    pub name: String,
+    /// One letter: R S D T t Z X I.
+    pub state: String,
+    /// Kernel function the thread sleeps in, e.g. "do_sys_poll"; `None` when not readable.
+    pub wchan: Option<String>,
+    /// Kernel stack, innermost first, e.g. "do_sys_poll+0x2d4/0x4f0". `None` when not readable.
+    pub stack: Option<Vec<String>>,
+    /// The syscall the thread is in, decoded; `None` when not readable.
+    pub syscall: Option<SyscallState>,
+    pub utime_ms: u64,
+    pub stime_ms: u64,
+    pub voluntary_ctxt_switches: u64,
+    pub nonvoluntary_ctxt_switches: u64,
+    /// CPU the thread last ran on.
+    pub last_cpu: Option<i32>,
+    /// Time since the thread last ran (from `sched`'s se.exec_start), milliseconds.
+    pub last_ran_ms_ago: Option<f64>,
+    /// What the sampling window showed; `None` with a single look.
+    pub activity: Option<Activity>,
+}
+
+/// /proc/PID/task/TID/syscall, decoded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SyscallState {
+    /// True when the file said "running": the thread is on a CPU (or runnable), not in a syscall.
+    pub running: bool,
+    /// Syscall number; -1 means blocked but not in a syscall (e.g. a page fault).
+    pub nr: i64,
+    /// "poll", "clock_nanosleep", ...; "syscall_N" when the number is not in the table.
+    pub name: String,
+    /// The raw argument registers.
+    pub args: Vec<u64>,
+    /// Arguments interpreted, in strace order.
+    pub decoded: Vec<SyscallArg>,
+    /// The objects the thread waits on, e.g. the fds of a poll.
+    pub waits_on: Vec<WaitObject>,
+    /// The syscall's timeout, milliseconds; `None` = no timeout given or not applicable,
+    /// Some(-1) = infinite.
+    pub timeout_ms: Option<i64>,
+    /// A one-line strace-like rendering, e.g. "poll([{fd=29, events=POLLIN}], 1, 10000)".
+    pub summary: String,
+    /// Why some arguments could not be decoded (e.g. process_vm_readv refused).
+    pub decode_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyscallArg {
+    pub name: String,
+    pub value: String,
+}
+
+/// Something a thread waits on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WaitObject {
+    /// An fd, with the poll events requested ("POLLIN", ...) when the syscall names them.
+    Fd {
+        fd: i32,
+        #[serde(default)]
+        events: Vec<String>,
+        /// For fds reached through an epoll: the epoll fd.
+        #[serde(default)]
+        via_epoll: Option<i32>,
+    },
+    /// A futex word; `owner_tid` for a glibc mutex whose owner could be read.
+    Futex {
+        addr: u64,
+        #[serde(default)]
+        op: String,
+        #[serde(default)]
+        owner_tid: Option<i32>,
+        /// Other threads of the process waiting on the same address.
+        #[serde(default)]
+        other_waiters: Vec<i32>,
+    },
+    /// A child process (wait4 / waitid); -1 means any child.
+    Process { pid: i32 },
+    /// A sleep of this length.
+    Sleep { ns: u64 },
+    /// A file lock request (flock, fcntl F_SETLKW) through an fd.
+    Lock { fd: i32, op: String },
+    /// A signal (pause, sigsuspend, rt_sigtimedwait).
+    Signal,
+}
+
+/// How a thread behaved over the sampling window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Activity {
+    /// Context switches, CPU time or the syscall changed between looks.
+    pub progressed: bool,
+    /// Spinning: runnable, CPU time growing, no voluntary switches.
+    pub busy: bool,
+    /// A loop re-entering the same call, e.g. "clock_nanosleep 100 ms, ~10/s".
+    pub periodic: Option<String>,
+    /// How often the loop re-enters the call, per second.
+    pub rate_per_s: Option<f64>,
+    /// Lower bound on how long the thread has been in its current wait, milliseconds.
+    pub blocked_at_least_ms: Option<u64>,
+    pub cpu_ms: u64,
+    pub voluntary_switches: u64,
+    pub involuntary_switches: u64,
+    /// Distinct syscall states seen.
+    pub syscall_changes: u32,
+}

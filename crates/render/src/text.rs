@@ -1,0 +1,483 @@
+//! The report a person reads: header, verdict and findings first, then the tables.
+
+use std::fmt::Write;
+
+use hangscope_model::{Document, Fd, FdKind, FileLock, LockAccess, LockClass, Severity, Snapshot};
+
+use crate::table::Table;
+use crate::{human_bytes, human_ms};
+
+#[derive(Debug, Clone, Default)]
+pub struct TextOptions {
+    /// ANSI colour; only on a terminal, never with --no-color.
+    pub color: bool,
+    /// Show every detail (TCP_INFO, full stacks).
+    pub verbose: bool,
+}
+
+struct Style {
+    on: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn bold(&self, s: &str) -> String {
+        self.paint("1", s)
+    }
+    fn red(&self, s: &str) -> String {
+        self.paint("1;31", s)
+    }
+    fn yellow(&self, s: &str) -> String {
+        self.paint("33", s)
+    }
+    fn dim(&self, s: &str) -> String {
+        self.paint("2", s)
+    }
+    fn header(&self) -> (&'static str, &'static str) {
+        if self.on {
+            ("\x1b[2m", "\x1b[0m")
+        } else {
+            ("", "")
+        }
+    }
+}
+
+pub fn render_text(doc: &Document, opts: &TextOptions) -> String {
+    let st = Style { on: opts.color };
+    let snap = &doc.snapshot;
+    let mut out = String::new();
+    header(&mut out, snap, &st);
+    findings(&mut out, doc, &st);
+    files(&mut out, snap, &st);
+    anonymous(&mut out, snap, &st);
+    locks(&mut out, snap, &st);
+    gaps(&mut out, snap, &st);
+    out
+}
+
+fn header(out: &mut String, snap: &Snapshot, st: &Style) {
+    let p = &snap.process;
+    let netns = match p.netns_same_as_tool {
+        Some(true) => "netns host".to_string(),
+        Some(false) => format!("netns {}", p.netns_inode.unwrap_or(0)),
+        None => "netns ?".to_string(),
+    };
+    let mut line = format!(
+        "{}  pid {}  state {}  threads {}  fds {}  {}",
+        st.bold(&p.name),
+        p.pid,
+        p.state,
+        p.num_threads,
+        snap.fds.len(),
+        netns
+    );
+    if let Some(w) = &snap.window {
+        let _ = write!(
+            line,
+            "  watched {:.1} s ({} looks)",
+            w.duration_ms as f64 / 1000.0,
+            w.looks
+        );
+    }
+    let _ = writeln!(out, "{line}");
+    let mut sub = Vec::new();
+    if !p.cmdline.is_empty() {
+        sub.push(format!("cmd {}", p.cmdline.join(" ")));
+    }
+    if let Some(age) = p.age_s {
+        sub.push(format!("up {}", human_ms(age * 1000.0)));
+    }
+    if !snap.host.hostname.is_empty() {
+        sub.push(format!(
+            "host {} ({})",
+            snap.host.hostname, snap.host.kernel
+        ));
+    }
+    if !sub.is_empty() {
+        let _ = writeln!(out, "{}", st.dim(&sub.join("  ")));
+    }
+    out.push('\n');
+}
+
+fn findings(out: &mut String, doc: &Document, st: &Style) {
+    let causes: Vec<_> = doc
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Cause)
+        .collect();
+    if let Some(top) = causes.first() {
+        let _ = writeln!(out, "{}  {}", st.red("VERDICT"), wrap(&top.summary, 9, 88));
+        if !top.ruled_out.is_empty() {
+            let _ = writeln!(out, "         {}", wrap(&top.ruled_out.join("; "), 9, 88));
+        }
+        let _ = writeln!(
+            out,
+            "{}     {}",
+            st.bold("NEXT"),
+            wrap(&top.next_step, 9, 88)
+        );
+        out.push('\n');
+    } else if doc.findings.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}  nothing looks stuck: no wait that should have ended was found.\n",
+            st.bold("VERDICT")
+        );
+    }
+    if doc.findings.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{}", st.bold("FINDINGS"));
+    for (i, f) in doc.findings.iter().enumerate() {
+        let label = match f.severity {
+            Severity::Cause => st.red(f.cause.label()),
+            Severity::Warning => st.yellow(f.cause.label()),
+            Severity::Info => f.cause.label().to_string(),
+        };
+        let mut subject = Vec::new();
+        if let Some(tid) = f.subject.tid {
+            let name = f.subject.thread_name.clone().unwrap_or_default();
+            subject.push(format!("thread {tid} {name}").trim_end().to_string());
+        }
+        if let Some(fd) = f.subject.fd {
+            subject.push(format!("fd {fd}"));
+        }
+        if let Some(c) = &f.subject.connection {
+            subject.push(c.clone());
+        }
+        let pad = 16usize.saturating_sub(f.cause.label().len());
+        let _ = writeln!(
+            out,
+            "{:>2} {label}{}{}",
+            i + 1,
+            " ".repeat(pad),
+            subject.join("  ")
+        );
+        let _ = writeln!(out, "                   {}", wrap(&f.summary, 19, 88));
+        for e in &f.evidence {
+            let src = if e.source.is_empty() {
+                String::new()
+            } else {
+                st.dim(&format!("  [{}]", e.source))
+            };
+            let _ = writeln!(out, "                   {}: {}{src}", e.label, e.value);
+        }
+        if f.severity != Severity::Cause || !std::ptr::eq(f, causes[0]) {
+            let _ = writeln!(out, "                   next: {}", f.next_step);
+        }
+    }
+    out.push('\n');
+}
+
+/// Word-wraps `text` to `width` columns, continuation lines indented by `indent`.
+fn wrap(text: &str, indent: usize, width: usize) -> String {
+    let mut out = String::new();
+    let mut col = indent;
+    for word in text.split_whitespace() {
+        let w = word.chars().count();
+        if col > indent && col + 1 + w > width {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            col = indent;
+        } else if col > indent {
+            out.push(' ');
+            col += 1;
+        }
+        out.push_str(word);
+        col += w;
+    }
+    out
+}
+
+/// lsof's FD column: number and access letter.
+fn fd_col(f: &Fd) -> String {
+    match &f.info {
+        Some(info) => {
+            let acc = match info.flags as i32 & 3 {
+                0 => 'r',
+                1 => 'w',
+                _ => 'u',
+            };
+            format!("{}{acc}", f.fd)
+        }
+        None => f.fd.to_string(),
+    }
+}
+
+fn flags_col(f: &Fd) -> String {
+    let Some(info) = &f.info else {
+        return String::new();
+    };
+    info.flags_decoded
+        .iter()
+        .skip(1)
+        .filter(|s| !matches!(s.as_str(), "O_LARGEFILE" | "O_CLOEXEC"))
+        .map(|s| s.trim_start_matches("O_"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn files(out: &mut String, snap: &Snapshot, st: &Style) {
+    let mut t = Table::new(&["FD", "TYPE", "FLAGS", "SIZE", "OFFSET", "NODE", "NAME"])
+        .right(3)
+        .right(4);
+    for f in snap
+        .fds
+        .iter()
+        .filter(|f| f.kind.is_path() || f.kind == FdKind::Pipe)
+    {
+        let size = match &f.stat {
+            Some(s) if f.kind == FdKind::Regular => human_bytes(s.size),
+            _ => String::new(),
+        };
+        let offset = match &f.info {
+            Some(i) if i.pos > 0 => i.pos.to_string(),
+            _ => String::new(),
+        };
+        let node = f
+            .info
+            .as_ref()
+            .and_then(|i| i.ino)
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        let mut name = f.target.clone();
+        if f.deleted {
+            name.push_str(" (deleted)");
+        }
+        if let Some(why) = &f.stat_skipped {
+            name.push_str(&format!("  [{why}]"));
+        }
+        t.push(vec![
+            fd_col(f),
+            f.kind.as_str().to_string(),
+            flags_col(f),
+            size,
+            offset,
+            node,
+            name,
+        ]);
+    }
+    if t.len() > 0 {
+        let _ = writeln!(out, "{}", st.bold("FILES"));
+        out.push_str(&t.render(2, st.header()));
+        out.push('\n');
+    }
+}
+
+fn anonymous(out: &mut String, snap: &Snapshot, st: &Style) {
+    let mut t = Table::new(&["FD", "TYPE", "DETAIL"]);
+    for f in snap.fds.iter().filter(|f| f.kind.is_anon()) {
+        t.push(vec![fd_col(f), f.kind.as_str().to_string(), anon_detail(f)]);
+    }
+    if t.len() > 0 {
+        let _ = writeln!(out, "{}", st.bold("ANONYMOUS"));
+        out.push_str(&t.render(2, st.header()));
+        out.push('\n');
+    }
+}
+
+fn anon_detail(f: &Fd) -> String {
+    let Some(info) = &f.info else {
+        return f.target.clone();
+    };
+    match f.kind {
+        FdKind::Eventpoll => {
+            if info.epoll_watches.is_empty() {
+                "watches nothing".into()
+            } else {
+                let w: Vec<String> = info
+                    .epoll_watches
+                    .iter()
+                    .map(|w| {
+                        let ev: Vec<&str> = w
+                            .events_decoded
+                            .iter()
+                            .map(|e| e.trim_start_matches("EPOLL"))
+                            .collect();
+                        format!("{}({})", w.tfd, ev.join("|"))
+                    })
+                    .collect();
+                format!("watches fds {}", w.join(" "))
+            }
+        }
+        FdKind::Eventfd => format!("count {}", info.eventfd_count.unwrap_or(0)),
+        FdKind::Timerfd => match &info.timerfd {
+            Some(t) if t.it_value_ns == 0 => "disarmed".into(),
+            Some(t) => {
+                let next = human_ms(t.it_value_ns as f64 / 1e6);
+                if t.it_interval_ns > 0 {
+                    format!(
+                        "next in {next}, every {}, {} ticks",
+                        human_ms(t.it_interval_ns as f64 / 1e6),
+                        t.ticks
+                    )
+                } else {
+                    format!("once, in {next}")
+                }
+            }
+            None => f.target.clone(),
+        },
+        FdKind::Signalfd => format!("mask {}", info.sigmask.clone().unwrap_or_default()),
+        FdKind::Inotify => format!("{} watches", info.inotify_watches.len()),
+        FdKind::Pidfd => match info.pidfd_pid {
+            Some(p) => format!("process {p}"),
+            None => f.target.clone(),
+        },
+        _ => f.target.clone(),
+    }
+}
+
+fn locks(out: &mut String, snap: &Snapshot, st: &Style) {
+    if snap.locks.is_empty() {
+        return;
+    }
+    let mut t = Table::new(&["FD", "LOCK", "ACCESS", "RANGE", "STATE", "FILE"]);
+    for l in &snap.locks {
+        t.push(vec![
+            l.fd.map(|f| f.to_string()).unwrap_or_else(|| "-".into()),
+            lock_class(l).into(),
+            match l.access {
+                LockAccess::Read => "READ",
+                LockAccess::Write => "WRITE",
+                LockAccess::None => "NONE",
+                LockAccess::Other => "?",
+            }
+            .into(),
+            match l.end {
+                Some(e) => format!("{}-{e}", l.start),
+                None => format!("{}-EOF", l.start),
+            },
+            lock_state(l, snap.process.pid),
+            l.path
+                .clone()
+                .unwrap_or_else(|| format!("{} inode {}", l.dev, l.inode)),
+        ]);
+    }
+    let _ = writeln!(out, "{}", st.bold("LOCKS"));
+    out.push_str(&t.render(2, st.header()));
+    out.push('\n');
+}
+
+fn lock_class(l: &FileLock) -> &'static str {
+    match l.class {
+        LockClass::Posix => "POSIX",
+        LockClass::Flock => "FLOCK",
+        LockClass::Ofd => "OFD",
+        LockClass::Lease => "LEASE",
+        LockClass::Delegation => "DELEG",
+        LockClass::Other => "?",
+    }
+}
+
+fn lock_state(l: &FileLock, pid: i32) -> String {
+    if !l.waiting {
+        return "held".into();
+    }
+    if l.pid == Some(pid) {
+        match l.holder_pid {
+            Some(h) => format!("WAITING for process {h}"),
+            None => "WAITING (holder not named)".into(),
+        }
+    } else {
+        format!("process {} waits for it", l.pid.unwrap_or(-1))
+    }
+}
+
+fn gaps(out: &mut String, snap: &Snapshot, st: &Style) {
+    if snap.gaps.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{}", st.bold("NOT READ"));
+    for g in &snap.gaps {
+        let needs = g
+            .needs
+            .as_ref()
+            .map(|n| format!("; needs {n}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {}: {} ({}{needs})",
+            g.what,
+            g.reason.as_str(),
+            g.detail
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hangscope_model::{FdInfo, Gap, GapReason};
+
+    fn fd(n: i32, link: &str, kind: FdKind) -> Fd {
+        Fd {
+            fd: n,
+            kind,
+            target: link.into(),
+            deleted: false,
+            socket_inode: None,
+            pipe_inode: None,
+            info: None,
+            stat: None,
+            stat_skipped: None,
+            churn: 0,
+        }
+    }
+
+    #[test]
+    fn groups_and_aligns() {
+        let mut snap = Snapshot::default();
+        snap.process.name = "zbs-metad".into();
+        snap.process.pid = 31516;
+        let mut log = fd(7, "/var/log/zbs/zbs-metad.log", FdKind::Regular);
+        log.info = Some(FdInfo {
+            flags: 0o2102001,
+            flags_decoded: vec!["O_WRONLY".into(), "O_APPEND".into(), "O_LARGEFILE".into()],
+            pos: 4096,
+            ino: Some(12),
+            ..FdInfo::default()
+        });
+        let mut ev = fd(9, "anon_inode:[eventfd]", FdKind::Eventfd);
+        ev.info = Some(FdInfo {
+            eventfd_count: Some(3),
+            flags: 2,
+            ..FdInfo::default()
+        });
+        snap.fds = vec![log, ev];
+        snap.gaps.push(
+            Gap::new(
+                "/proc/31516/task/31576/stack",
+                GapReason::Permission,
+                "EACCES",
+            )
+            .needing("root"),
+        );
+        let text = render_text(&Document::new("t", snap, vec![]), &TextOptions::default());
+        assert!(text.starts_with("zbs-metad  pid 31516"), "{text}");
+        assert!(
+            text.contains("  FD  TYPE  FLAGS   SIZE  OFFSET  NODE  NAME\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  7w  REG   APPEND          4096  12    /var/log/zbs/zbs-metad.log\n"),
+            "{text}"
+        );
+        assert!(text.contains("  9u  eventfd  count 3\n"), "{text}");
+        assert!(
+            text.contains("/proc/31516/task/31576/stack: permission denied (EACCES; needs root)"),
+            "{text}"
+        );
+        assert!(!text.contains('\x1b'));
+    }
+
+    #[test]
+    fn wraps_words() {
+        assert_eq!(wrap("a bb ccc", 2, 6), "a bb\n  ccc");
+    }
+}

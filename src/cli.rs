@@ -1,0 +1,162 @@
+//! The command line. Inspection is the default (`hangscope PID|TID|NAME`); everything else is a
+//! subcommand, and `--name` reaches a process whose name is also a subcommand's.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit codes, also in README.md.
+pub mod exit {
+    /// The report was printed and no cause was found.
+    pub const OK: i32 = 0;
+    /// The report was printed and names at least one cause.
+    pub const CAUSE_FOUND: i32 = 1;
+    /// The command line was wrong, or a name matched several processes.
+    pub const USAGE: i32 = 2;
+    /// Nothing could be read: no such process, no permission, or an unreadable snapshot file.
+    pub const NOTHING_READABLE: i32 = 3;
+    /// Anything else went wrong (e.g. the demo could not start its processes).
+    pub const FAILURE: i32 = 4;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hangscope",
+    version,
+    about = "Tells why a Linux process is stuck: threads, fds, sockets, logs, and a verdict.",
+    args_conflicts_with_subcommands = true,
+    after_help = "Exit codes: 0 no cause found, 1 a cause was found, 2 usage error, \
+                  3 nothing readable, 4 other failure."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// PID, thread id (e.g. from a log line), or process name.
+    pub target: Option<String>,
+
+    /// Process name, matched like pidof (for names that are also subcommands, e.g. "demo").
+    #[arg(long, conflicts_with = "target")]
+    pub name: Option<String>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub collect: CollectArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a small process stuck on a silent loopback peer, report on it, clean up.
+    Demo {
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        collect: CollectArgs,
+    },
+    /// Inspect a process by PID, thread id or name (the same as giving it without a subcommand).
+    Inspect {
+        target: String,
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        collect: CollectArgs,
+    },
+    /// Diagnose and print a snapshot saved earlier with --save.
+    Replay {
+        file: PathBuf,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Processes used by the demo and the test suite. Not for users.
+    #[command(name = "__scenario", hide = true)]
+    Scenario {
+        name: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct OutputArgs {
+    /// Print the snapshot and findings as one JSON document instead of the text report.
+    #[arg(long)]
+    pub json: bool,
+    /// Also save the JSON document to FILE (read it back with `hangscope replay FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Never colour the text report (it is coloured only on a terminal anyway).
+    #[arg(long)]
+    pub no_color: bool,
+    /// Show every detail: TCP_INFO of each connection, full kernel stacks.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CollectArgs {
+    /// Stop reading after this long and report what was read (e.g. 5s, 800ms).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub deadline: Duration,
+    /// Read fdinfo of every fd, sockets included (slower on huge targets).
+    #[arg(long)]
+    pub all_fdinfo: bool,
+}
+
+/// "5s", "800ms", "2m", or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 5s or 800ms"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        other => return Err(format!("unknown unit {other:?} in {s:?}; use ms, s or m")),
+    };
+    if !secs.is_finite() || !(0.0..=86400.0).contains(&secs) {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("800ms").unwrap(), Duration::from_millis(800));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn demo_is_a_subcommand_but_a_process_named_demo_is_reachable() {
+        let c = Cli::try_parse_from(["hangscope", "demo"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Demo { .. })));
+        let c = Cli::try_parse_from(["hangscope", "--name", "demo"]).unwrap();
+        assert_eq!(c.name.as_deref(), Some("demo"));
+        let c = Cli::try_parse_from(["hangscope", "31516", "--json"]).unwrap();
+        assert_eq!(c.target.as_deref(), Some("31516"));
+        assert!(c.output.json);
+        let c = Cli::try_parse_from(["hangscope", "inspect", "demo"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Inspect { ref target, .. }) if target == "demo"));
+    }
+}

@@ -1,0 +1,162 @@
+//! hangscope: collect → snapshot → diagnose → render. This file is only the orchestration.
+
+mod cli;
+mod demo;
+mod scenario;
+
+use std::io::{IsTerminal, Write};
+
+use clap::Parser;
+use hangscope_collect::{CollectError, Deadline, ProcRoot, resolve};
+use hangscope_model::{Document, Severity};
+use hangscope_render::{TextOptions, json::render_json, render_text};
+
+use cli::{Cli, CollectArgs, Command, OutputArgs, exit};
+
+fn main() {
+    std::process::exit(run());
+}
+
+fn run() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Scenario { name, args }) => scenario::run(&name, &args),
+        Some(Command::Demo { output, collect }) => demo::run(&output, &collect),
+        Some(Command::Inspect {
+            target,
+            output,
+            collect,
+        }) => inspect_arg(&target, &output, &collect),
+        Some(Command::Replay { file, output }) => replay(&file, &output),
+        None => match (cli.target, cli.name) {
+            (Some(target), _) => inspect_arg(&target, &cli.output, &cli.collect),
+            (None, Some(name)) => inspect_name(&name, &cli.output, &cli.collect),
+            (None, None) => {
+                eprintln!("hangscope: give a PID, thread id or process name; see --help");
+                exit::USAGE
+            }
+        },
+    }
+}
+
+/// A positional target: numeric means PID or TID, anything else is a name.
+fn inspect_arg(target: &str, output: &OutputArgs, collect: &CollectArgs) -> i32 {
+    match target.parse::<i32>() {
+        Ok(id) if id > 0 => match resolve::by_id(&ProcRoot::default(), id) {
+            Ok(r) => inspect(r, output, collect),
+            Err(e) => {
+                eprintln!("hangscope: {e}");
+                exit::NOTHING_READABLE
+            }
+        },
+        Ok(_) => {
+            eprintln!("hangscope: {target} is not a valid PID");
+            exit::USAGE
+        }
+        Err(_) => inspect_name(target, output, collect),
+    }
+}
+
+fn inspect_name(name: &str, output: &OutputArgs, collect: &CollectArgs) -> i32 {
+    match resolve::by_name(&ProcRoot::default(), name) {
+        Ok(r) => inspect(r, output, collect),
+        Err(e @ resolve::ResolveError::Ambiguous { .. }) => {
+            eprintln!("hangscope: {e}");
+            exit::USAGE
+        }
+        Err(e) => {
+            eprintln!("hangscope: {e}");
+            exit::NOTHING_READABLE
+        }
+    }
+}
+
+pub(crate) fn inspect(
+    target: resolve::Resolved,
+    output: &OutputArgs,
+    collect: &CollectArgs,
+) -> i32 {
+    let opts = hangscope_collect::Options {
+        deadline: Deadline::after(collect.deadline),
+        all_fdinfo: collect.all_fdinfo,
+    };
+    let snap = match hangscope_collect::collect(&ProcRoot::default(), target.pid, &opts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hangscope: {e}");
+            return match e {
+                CollectError::Other(_) => exit::FAILURE,
+                _ => exit::NOTHING_READABLE,
+            };
+        }
+    };
+    let findings = hangscope_diagnose::diagnose(&snap);
+    emit(&Document::new(generator(), snap, findings), output)
+}
+
+fn replay(file: &std::path::Path, output: &OutputArgs) -> i32 {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("hangscope: cannot read {}: {e}", file.display());
+            return exit::NOTHING_READABLE;
+        }
+    };
+    let mut doc = match Document::from_json(&text) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("hangscope: {}: {e}", file.display());
+            return exit::NOTHING_READABLE;
+        }
+    };
+    // Diagnose again: rules may have improved since the file was saved.
+    doc.findings = hangscope_diagnose::diagnose(&doc.snapshot);
+    emit(&doc, output)
+}
+
+fn generator() -> String {
+    format!("hangscope {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Writes the outputs the flags ask for, and turns the findings into the exit code.
+pub(crate) fn emit(doc: &Document, output: &OutputArgs) -> i32 {
+    let json = render_json(doc);
+    if let Some(path) = &output.save {
+        if let Err(e) = std::fs::write(path, &json) {
+            eprintln!("hangscope: cannot save to {}: {e}", path.display());
+            return exit::FAILURE;
+        }
+    }
+    let text = if output.json {
+        json
+    } else {
+        let color = !output.no_color
+            && std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none();
+        render_text(
+            doc,
+            &TextOptions {
+                color,
+                verbose: output.verbose,
+            },
+        )
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        Ok(()) => {}
+        // `hangscope PID | head` is a normal way to read a long report.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            eprintln!("hangscope: cannot write the report: {e}");
+            return exit::FAILURE;
+        }
+    }
+    if doc.findings.iter().any(|f| f.severity == Severity::Cause) {
+        exit::CAUSE_FOUND
+    } else {
+        exit::OK
+    }
+}
