@@ -1,0 +1,91 @@
+//! Small processes in known states, used by `hangscope demo` and by the test suite: a server
+//! that accepts and never answers, a client stuck waiting on it, a holder of assorted fds.
+//!
+//! Every scenario dies with its parent (PR_SET_PDEATHSIG) and after `--max-seconds` at the
+//! latest, so a failed test or an interrupted demo leaves nothing behind.
+
+use std::io::Write;
+use std::time::Duration;
+
+use crate::cli::exit;
+
+mod files;
+mod network;
+
+pub fn run(name: &str, args: &[String]) -> i32 {
+    // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    let max = flag(args, "--max-seconds")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120u64);
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(max));
+        std::process::exit(0);
+    });
+    let result = match name {
+        "silent-server" => network::silent_server(args),
+        "meta-client" => network::meta_client(args),
+        "holder" => files::holder(args),
+        _ => Err(format!("unknown scenario {name:?}")),
+    };
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("scenario {name}: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+pub(crate) fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+pub(crate) fn flags<'a>(args: &'a [String], name: &str) -> Vec<&'a str> {
+    args.windows(2)
+        .filter(|w| w[0] == name)
+        .map(|w| w[1].as_str())
+        .collect()
+}
+
+pub(crate) fn tid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// Announces a fact to the parent on stdout, one "key value" line, flushed.
+pub(crate) fn announce(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Writes one glog line: `I0917 05:25:17.037914 31576 file.cc:97] msg`.
+pub(crate) fn glog(w: &mut dyn Write, level: char, location: &str, msg: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as libc::time_t;
+    // SAFETY: localtime_r writes into the tm we own.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::localtime_r(&secs, &mut tm);
+    }
+    let _ = writeln!(
+        w,
+        "{level}{:02}{:02} {:02}:{:02}:{:02}.{:06} {} {location}] {msg}",
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        now.subsec_micros(),
+        tid()
+    );
+    let _ = w.flush();
+}

@@ -1,0 +1,114 @@
+//! Network scenarios: the seed incident's silent peer and the client stuck on it.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use super::{announce, flag, flags, glog, tid};
+
+/// Accepts connections, reads what arrives, never answers: the seed's peer application.
+pub(super) fn silent_server(args: &[String]) -> Result<(), String> {
+    let addr = flag(args, "--listen").unwrap_or("127.0.0.1:0");
+    let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    announce(&format!("port {port}"));
+    let mut held = Vec::new();
+    for conn in listener.incoming() {
+        let Ok(mut conn) = conn else { continue };
+        // Drain the request so it is acknowledged and not left in Recv-Q, then say nothing.
+        let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
+        let mut buf = [0u8; 4096];
+        let _ = conn.read(&mut buf);
+        held.push(conn);
+    }
+    Ok(())
+}
+
+/// A client whose worker thread sends a request to each peer in turn and waits in poll() for a
+/// reply that does not come, logging like glog; the main thread sleeps in a 100 ms loop.
+pub(super) fn meta_client(args: &[String]) -> Result<(), String> {
+    let peers: Vec<String> = flags(args, "--peer")
+        .into_iter()
+        .map(String::from)
+        .collect();
+    if peers.is_empty() {
+        return Err("give at least one --peer ADDR".into());
+    }
+    let timeout_ms: i32 = flag(args, "--timeout-ms")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    let log_path = flag(args, "--log").map(String::from);
+    let method = flag(args, "--method")
+        .unwrap_or("demo.meta.MetaService.ListDb")
+        .to_string();
+    let mut log: Box<dyn Write + Send> = match &log_path {
+        Some(p) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| format!("{p}: {e}"))?,
+        ),
+        None => Box::new(std::io::sink()),
+    };
+    let worker = std::thread::Builder::new()
+        .name("dump_meta".into())
+        .spawn(move || {
+            announce(&format!("worker {}", tid()));
+            let mut i = 0usize;
+            loop {
+                let peer = &peers[i % peers.len()];
+                glog(&mut log, 'I', "dump_meta.cc:97", &format!("Dump meta from {peer}"));
+                match call(peer, &method, timeout_ms) {
+                    Ok(()) => {}
+                    Err(why) => {
+                        glog(
+                            &mut log,
+                            'W',
+                            "dump_meta.cc:104",
+                            &format!(
+                                "Fail to dump meta from {peer} st:\nTraceback:\n[ETimedOut]: {why} when calling: {method}"
+                            ),
+                        );
+                        let next = &peers[(i + 1) % peers.len()];
+                        glog(
+                            &mut log,
+                            'I',
+                            "meta.cc:1736",
+                            &format!("[LIBMETA ADDR UPDATE] old meta: {peer} new meta: {next}"),
+                        );
+                    }
+                }
+                i += 1;
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    let _ = worker;
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn call(peer: &str, method: &str, timeout_ms: i32) -> Result<(), String> {
+    let mut conn = TcpStream::connect(peer).map_err(|e| format!("connect: {e}"))?;
+    let request = format!("CALL {method}\n");
+    conn.write_all(request.as_bytes())
+        .map_err(|e| format!("send: {e}"))?;
+    let mut pfd = libc::pollfd {
+        fd: conn.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    if n == 0 {
+        return Err("failed to read response header".into());
+    }
+    let mut buf = [0u8; 512];
+    match conn.read(&mut buf) {
+        Ok(0) => Err("connection closed by peer".into()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
