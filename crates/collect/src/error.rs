@@ -35,3 +35,49 @@ pub(crate) fn gap_of(what: impl Into<String>, err: &io::Error) -> Gap {
         gap
     }
 }
+
+/// Per-fd read failures, reported as one gap per kind of failure instead of one line per fd:
+/// a process with 20,000 fds and no permission must not bury the report.
+#[derive(Debug, Default)]
+pub(crate) struct FdFailures {
+    items: Vec<(i32, io::Error)>,
+}
+
+impl FdFailures {
+    pub(crate) fn push(&mut self, fd: i32, err: io::Error) {
+        self.items.push((fd, err));
+    }
+
+    /// One gap per reason, "what of N fds of PID (fd 3, 4, 9 …)".
+    pub(crate) fn into_gaps(self, what: &str, pid: i32) -> Vec<Gap> {
+        let mut by_reason: Vec<(GapReason, Vec<i32>, String)> = Vec::new();
+        for (fd, err) in &self.items {
+            let reason = reason_of(err);
+            match by_reason.iter_mut().find(|(r, _, _)| *r == reason) {
+                Some((_, fds, _)) => fds.push(*fd),
+                None => by_reason.push((reason, vec![*fd], err.to_string())),
+            }
+        }
+        by_reason
+            .into_iter()
+            .map(|(reason, fds, detail)| {
+                let shown: Vec<String> = fds.iter().take(5).map(|f| f.to_string()).collect();
+                let more = if fds.len() > 5 { " …" } else { "" };
+                let gap = Gap::new(
+                    format!(
+                        "{what} of {} fds of {pid} (fd {}{more})",
+                        fds.len(),
+                        shown.join(", ")
+                    ),
+                    reason,
+                    detail,
+                );
+                if reason == GapReason::Permission {
+                    gap.needing("root or CAP_SYS_PTRACE over the target")
+                } else {
+                    gap
+                }
+            })
+            .collect()
+    }
+}

@@ -13,7 +13,7 @@ use nix::dir::Dir;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use crate::error::gap_of;
+use crate::error::{FdFailures, gap_of};
 use crate::mountinfo::{self, Mounts};
 use crate::{Options, ProcRoot, fdinfo};
 
@@ -45,6 +45,7 @@ pub fn read_all(
     let dir_borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(dirfd) };
     let mut fds = Vec::new();
     let mut vanished = 0usize;
+    let mut unreadable = FdFailures::default();
     let mut cut_by_deadline = false;
     for (i, entry) in dir.iter().enumerate() {
         if i % DEADLINE_CHECK_EVERY == 0 && opts.deadline.passed() {
@@ -66,12 +67,14 @@ pub fn read_all(
             Ok(target) => fds.push(classify(num, &target.to_string_lossy())),
             // Closed between the listing and the readlink.
             Err(nix::errno::Errno::ENOENT) => vanished += 1,
-            Err(e) => gaps.push(gap_of(
-                format!("/proc/{pid}/fd/{num}"),
-                &std::io::Error::from(e),
-            )),
+            // Listed but unreadable (e.g. EACCES under an LSM): keep the number, say why once.
+            Err(e) => {
+                fds.push(classify(num, ""));
+                unreadable.push(num, std::io::Error::from(e));
+            }
         }
     }
+    gaps.extend(unreadable.into_gaps("readlink", pid));
     fds.sort_by_key(|f| f.fd);
     if cut_by_deadline {
         gaps.push(Gap::new(
@@ -171,10 +174,14 @@ fn read_details(
     let mut vanished = 0usize;
     let mut cut_at: Option<i32> = None;
     let mut unsafe_mounts: Vec<String> = Vec::new();
+    let mut failed = FdFailures::default();
     for (i, f) in fds.iter_mut().enumerate() {
         if i % DEADLINE_CHECK_EVERY == 0 && opts.deadline.passed() {
             cut_at = Some(f.fd);
             break;
+        }
+        if f.target.is_empty() {
+            continue; // its readlink already failed and is reported
         }
         if !wants_fdinfo(f.kind, opts.all_fdinfo) {
             skipped += 1;
@@ -187,7 +194,7 @@ fn read_details(
                 continue;
             }
             Err(e) => {
-                gaps.push(gap_of(format!("/proc/{pid}/fdinfo/{}", f.fd), &e));
+                failed.push(f.fd, e);
                 continue;
             }
         }
@@ -195,6 +202,7 @@ fn read_details(
             type_path_fd(dirfd, f, mounts, &mut unsafe_mounts);
         }
     }
+    gaps.extend(failed.into_gaps("fdinfo", pid));
     if skipped > 0 {
         gaps.push(Gap::new(
             format!("fdinfo of {skipped} socket fds"),

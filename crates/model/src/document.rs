@@ -7,7 +7,7 @@ use crate::{Finding, Snapshot};
 /// "MAJOR.MINOR". MINOR grows with additive changes; MAJOR changes break readers.
 pub const SCHEMA_VERSION: &str = "1.0";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Document {
     pub schema_version: String,
     /// The program and version that wrote the document, e.g. "hangscope 0.1.0".
@@ -20,7 +20,7 @@ pub struct Document {
 }
 
 /// The sampling window over which the snapshot's activity fields were measured.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Window {
     /// Number of looks taken, the first included.
@@ -120,4 +120,11 @@ mod tests {
             Err(DocumentError::NoVersion)
         ));
     }
+}
+
+/// The JSON Schema of [`Document`], generated from these types and their doc comments; the
+/// copy in docs/snapshot-schema.json is checked against it by a test.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Document);
+    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Fd {
     pub fd: i32,
     pub kind: FdKind,
@@ -34,7 +34,19 @@ pub struct Fd {
 
 /// What an fd refers to. Path fds are typed from a statx where that is safe; `file` means a
 /// path whose type was not read (see `Fd::stat_skipped`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FdKind {
     Regular,
@@ -115,7 +127,7 @@ impl FdKind {
 }
 
 /// /proc/PID/fdinfo/N, see proc_pid_fdinfo(5).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct FdInfo {
     /// File offset (`pos:`).
@@ -145,7 +157,7 @@ pub struct FdInfo {
     pub other: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct EpollWatch {
     /// The watched fd number in the target.
@@ -159,7 +171,7 @@ pub struct EpollWatch {
     pub ino: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct TimerfdSettings {
     /// 0 CLOCK_REALTIME, 1 CLOCK_MONOTONIC, 7 CLOCK_BOOTTIME, ...
@@ -173,7 +185,7 @@ pub struct TimerfdSettings {
 }
 
 /// The few stat fields worth having, read with statx(AT_STATX_DONT_SYNC) on local mounts only.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct FileStat {
     pub size: u64,

@@ -18,7 +18,7 @@ mod process;
 mod socket;
 mod thread;
 
-pub use document::{Document, DocumentError, SCHEMA_VERSION, Window};
+pub use document::{Document, DocumentError, SCHEMA_VERSION, Window, json_schema};
 pub use fd::{EpollWatch, Fd, FdInfo, FdKind, FileStat, TimerfdSettings};
 pub use finding::{Cause, Evidence, Finding, Severity, Subject};
 pub use gap::{Gap, GapReason};
@@ -32,7 +32,9 @@ pub use socket::{
 pub use thread::{Activity, SyscallArg, SyscallState, Thread, WaitObject};
 
 /// Everything hangscope read about one process at one time (plus what it could not read).
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(default)]
 pub struct Snapshot {
     /// Wall-clock time the collection started, milliseconds since the Unix epoch.

@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The machine the snapshot was taken on.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Host {
     pub hostname: String,
@@ -14,7 +14,7 @@ pub struct Host {
 }
 
 /// The target process (thread group).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Process {
     pub pid: i32,

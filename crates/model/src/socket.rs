@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Socket {
     pub inode: u64,
     /// The target's fds that refer to this socket.
@@ -18,7 +18,7 @@ pub struct Socket {
     pub not_found_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SocketFamily {
     Inet,
@@ -30,7 +30,7 @@ pub enum SocketFamily {
     Other,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SocketDetail {
     Tcp(InetSocket),
@@ -42,7 +42,7 @@ pub enum SocketDetail {
     Unknown,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Endpoint {
     /// Textual address, e.g. "10.0.130.71" or "::1".
@@ -62,7 +62,7 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct InetSocket {
     /// ss's vocabulary: "ESTAB", "SYN-SENT", "LISTEN", "CLOSE-WAIT", "UNCONN", ...
@@ -86,7 +86,7 @@ pub struct InetSocket {
     pub sndbuf: Option<u32>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct SocketTimer {
     pub kind: TimerKind,
@@ -96,7 +96,9 @@ pub struct SocketTimer {
     pub retrans: u8,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TimerKind {
     #[default]
@@ -113,7 +115,7 @@ pub enum TimerKind {
 
 /// struct tcp_info (include/uapi/linux/tcp.h), decoded by length: fields the kernel did not
 /// send are `None`. Times are milliseconds unless the name says otherwise.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct TcpInfo {
     /// Length of the attribute as received, in bytes.
@@ -180,7 +182,7 @@ pub struct TcpInfo {
     pub total_rto_time: Option<u32>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct UnixSocket {
     /// "STREAM", "DGRAM", "SEQPACKET".
@@ -197,7 +199,7 @@ pub struct UnixSocket {
     pub peer: Option<UnixPeer>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct UnixPeer {
     pub pid: i32,
@@ -207,7 +209,7 @@ pub struct UnixPeer {
     pub path: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct NetlinkSocket {
     /// NETLINK_ROUTE = 0, NETLINK_SOCK_DIAG = 4, ...; the name when known.
@@ -216,7 +218,7 @@ pub struct NetlinkSocket {
     pub portid: u32,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct PacketSocket {
     pub sock_type: String,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Thread {
     pub tid: i32,
@@ -30,7 +30,7 @@ pub struct Thread {
 }
 
 /// /proc/PID/task/TID/syscall, decoded.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct SyscallState {
     /// True when the file said "running": the thread is on a CPU (or runnable), not in a syscall.
@@ -54,14 +54,14 @@ pub struct SyscallState {
     pub decode_error: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SyscallArg {
     pub name: String,
     pub value: String,
 }
 
 /// Something a thread waits on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WaitObject {
     /// An fd, with the poll events requested ("POLLIN", ...) when the syscall names them.
@@ -95,7 +95,7 @@ pub enum WaitObject {
 }
 
 /// How a thread behaved over the sampling window.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Activity {
     /// Context switches, CPU time or the syscall changed between looks.

@@ -56,6 +56,7 @@ pub fn render_text(doc: &Document, opts: &TextOptions) -> String {
     findings(&mut out, doc, &st);
     files(&mut out, snap, &st);
     anonymous(&mut out, snap, &st);
+    unreadable(&mut out, snap, &st);
     locks(&mut out, snap, &st);
     gaps(&mut out, snap, &st);
     out
@@ -282,6 +283,47 @@ fn anonymous(out: &mut String, snap: &Snapshot, st: &Style) {
     }
 }
 
+/// fds whose link could not be read: listed by number, the reason is under NOT READ.
+fn unreadable(out: &mut String, snap: &Snapshot, st: &Style) {
+    let nums: Vec<i32> = snap
+        .fds
+        .iter()
+        .filter(|f| f.kind == FdKind::Unknown)
+        .map(|f| f.fd)
+        .collect();
+    if nums.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{}", st.bold("UNKNOWN"));
+    let _ = writeln!(
+        out,
+        "  {} fds not readable: {}\n",
+        nums.len(),
+        wrap(&ranges(&nums), 2, 88)
+    );
+}
+
+/// Sorted numbers as ranges: [0,1,2,5,7,8] → "0-2 5 7-8".
+fn ranges(nums: &[i32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < nums.len() {
+        let start = nums[i];
+        let mut end = start;
+        while i + 1 < nums.len() && nums[i + 1] == end + 1 {
+            i += 1;
+            end = nums[i];
+        }
+        parts.push(if end == start {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    parts.join(" ")
+}
+
 fn anon_detail(f: &Fd) -> String {
     let Some(info) = &f.info else {
         return f.target.clone();
@@ -400,13 +442,18 @@ fn gaps(out: &mut String, snap: &Snapshot, st: &Style) {
             .as_ref()
             .map(|n| format!("; needs {n}"))
             .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "  {}: {} ({}{needs})",
-            g.what,
-            g.reason.as_str(),
-            g.detail
-        );
+        // "permission denied (Permission denied (os error 13))" says it twice.
+        let detail = if g.detail.to_lowercase().starts_with(g.reason.as_str()) {
+            String::new()
+        } else {
+            g.detail.clone()
+        };
+        let paren = match (detail.is_empty(), needs.is_empty()) {
+            (true, true) => String::new(),
+            (true, false) => format!(" ({})", needs.trim_start_matches("; ")),
+            _ => format!(" ({detail}{needs})"),
+        };
+        let _ = writeln!(out, "  {}: {}{paren}", g.what, g.reason.as_str());
     }
 }
 
@@ -474,6 +521,12 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains('\x1b'));
+    }
+
+    #[test]
+    fn number_ranges() {
+        assert_eq!(ranges(&[0, 1, 2, 5, 7, 8]), "0-2 5 7-8");
+        assert_eq!(ranges(&[]), "");
     }
 
     #[test]

@@ -1,0 +1,231 @@
+//! The fd table of a real process holding one of each kind of fd (issue: foundation).
+
+mod support;
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use support::*;
+
+#[test]
+fn reports_every_kind_of_fd_with_its_details() {
+    let dir = TempDir::new("fds");
+    let mut holder = scenario("holder", &["--dir", dir.path()]);
+    let fds = holder.expect("fds");
+    let doc = inspect_json(holder.pid(), &[]);
+
+    assert_eq!(doc["schema_version"].as_str().map(|v| &v[..2]), Some("1."));
+    assert_eq!(doc["snapshot"]["process"]["pid"], holder.pid());
+
+    let kept = fd(&doc, Started::field(&fds, "kept"));
+    assert_eq!(kept["kind"], "regular");
+    assert_eq!(kept["target"], format!("{}/kept.txt", dir.path()));
+    assert_eq!(kept["deleted"], false);
+    let flags: Vec<&str> = kept["info"]["flags_decoded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        flags.contains(&"O_WRONLY") && flags.contains(&"O_CLOEXEC"),
+        "{flags:?}"
+    );
+
+    let deleted = fd(&doc, Started::field(&fds, "deleted"));
+    assert_eq!(deleted["deleted"], true);
+    assert_eq!(deleted["target"], format!("{}/deleted.txt", dir.path()));
+    assert_eq!(deleted["info"]["pos"], 14, "offset after writing 14 bytes");
+
+    let r = fd(&doc, Started::field(&fds, "pipe_r"));
+    let w = fd(&doc, Started::field(&fds, "pipe_w"));
+    assert_eq!(r["kind"], "pipe");
+    assert_eq!(w["kind"], "pipe");
+    assert_eq!(r["pipe_inode"], w["pipe_inode"], "both ends of one pipe");
+    assert_eq!(r["info"]["flags_decoded"][0], "O_RDONLY");
+    assert_eq!(w["info"]["flags_decoded"][0], "O_WRONLY");
+
+    let ev = fd(&doc, Started::field(&fds, "eventfd"));
+    assert_eq!(ev["kind"], "eventfd");
+    assert_eq!(ev["info"]["eventfd_count"], 5);
+
+    let listener = Started::field(&fds, "listener");
+    let ep = fd(&doc, Started::field(&fds, "epoll"));
+    assert_eq!(ep["kind"], "eventpoll");
+    let watches = ep["info"]["epoll_watches"].as_array().unwrap();
+    assert_eq!(watches.len(), 1);
+    assert_eq!(watches[0]["tfd"], listener);
+    assert_eq!(watches[0]["events_decoded"][0], "EPOLLIN");
+    assert_eq!(fd(&doc, listener)["kind"], "socket");
+
+    let locked = Started::field(&fds, "locked");
+    let locks = doc["snapshot"]["locks"].as_array().unwrap();
+    let flock = locks
+        .iter()
+        .find(|l| l["class"] == "flock")
+        .expect("the flock is reported");
+    assert_eq!(flock["fd"], locked);
+    assert_eq!(flock["access"], "write");
+    assert_eq!(flock["waiting"], false);
+    assert_eq!(flock["path"], format!("{}/locked", dir.path()));
+}
+
+#[test]
+fn text_report_groups_files_and_anonymous_fds() {
+    let dir = TempDir::new("text");
+    let mut holder = scenario("holder", &["--dir", dir.path()]);
+    let fds = holder.expect("fds");
+    let out = hangscope(&[&holder.pid().to_string(), "--no-color"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains('\x1b'), "no colour with --no-color");
+    let files = text.find("\nFILES\n").expect("FILES section");
+    let anon = text.find("\nANONYMOUS\n").expect("ANONYMOUS section");
+    assert!(files < anon);
+    let deleted = Started::field(&fds, "deleted");
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with(&format!("{deleted}w"))
+                && l.ends_with("deleted.txt (deleted)")),
+        "{text}"
+    );
+    let ev = Started::field(&fds, "eventfd");
+    assert!(
+        text.contains(&format!("  {ev}u"))
+            && text
+                .lines()
+                .any(|l| l.contains("eventfd") && l.contains("count 5")),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nLOCKS\n") && text.contains("FLOCK"),
+        "{text}"
+    );
+}
+
+#[test]
+fn save_and_replay_give_the_same_report() {
+    let dir = TempDir::new("replay");
+    let mut holder = scenario("holder", &["--dir", dir.path()]);
+    holder.expect("fds");
+    let file = format!("{}/snap.json", dir.path());
+    let pid = holder.pid().to_string();
+    let live = hangscope(&[&pid, "--json", "--save", &file]);
+    assert_eq!(live.status.code(), Some(0));
+    let saved = std::fs::read(&file).unwrap();
+    assert_eq!(
+        saved, live.stdout,
+        "--save writes the same document --json prints"
+    );
+    let replayed = hangscope(&["replay", &file, "--json"]);
+    assert_eq!(replayed.status.code(), Some(0));
+    let a: serde_json::Value = serde_json::from_slice(&live.stdout).unwrap();
+    let b: serde_json::Value = serde_json::from_slice(&replayed.stdout).unwrap();
+    assert_eq!(a["snapshot"], b["snapshot"]);
+}
+
+#[test]
+fn replay_refuses_another_major_version_and_garbage() {
+    let dir = TempDir::new("badsnap");
+    let future = format!("{}/future.json", dir.path());
+    std::fs::write(&future, r#"{"schema_version":"9.1","snapshot":{}}"#).unwrap();
+    let out = hangscope(&["replay", &future]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("schema version 9.1") && !err.contains("panicked"),
+        "{err}"
+    );
+
+    let garbage = format!("{}/garbage.json", dir.path());
+    std::fs::write(&garbage, b"\x00\xffnot json").unwrap();
+    let out = hangscope(&["replay", &garbage]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+#[test]
+fn a_pid_that_does_not_exist_is_a_clear_error() {
+    // A child that has exited and been reaped: its PID is free.
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    let out = hangscope(&[&pid.to_string()]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("no process or thread with id {pid}")),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_name_matching_several_processes_lists_them() {
+    let dir = TempDir::new("ambiguous");
+    let mut a = scenario("holder", &["--dir", dir.path()]);
+    a.expect("fds");
+    let dir2 = TempDir::new("ambiguous2");
+    let mut b = scenario("holder", &["--dir", dir2.path()]);
+    b.expect("fds");
+    let out = hangscope(&["--name", "hangscope"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&a.pid().to_string()) && err.contains(&b.pid().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn without_privileges_it_reports_what_it_could_see() {
+    let dir = TempDir::new("noroot");
+    let mut holder = scenario("holder", &["--dir", dir.path()]);
+    holder.expect("fds");
+    if !nix_is_root() {
+        eprintln!("not root: the target is already ours, nothing to test");
+        return;
+    }
+    let out = Command::new(HANGSCOPE)
+        .args([&holder.pid().to_string(), "--json"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["snapshot"]["process"]["pid"], holder.pid());
+    let gaps = doc["snapshot"]["gaps"].as_array().unwrap();
+    let fd_gap = gaps
+        .iter()
+        .find(|g| g["what"] == format!("/proc/{}/fd", holder.pid()))
+        .expect("the fd table is listed as not read");
+    assert_eq!(fd_gap["reason"], "permission");
+    assert!(fd_gap["needs"].as_str().unwrap().contains("root"));
+}
+
+#[test]
+fn a_closed_pipe_ends_the_report_quietly() {
+    let dir = TempDir::new("pipe");
+    let mut holder = scenario("holder", &["--dir", dir.path()]);
+    holder.expect("fds");
+    // stdout is a pipe whose reader is already gone, as after `hangscope PID | head -0`.
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(HANGSCOPE)
+        .arg(holder.pid().to_string())
+        .stdout(std::process::Stdio::from(writer))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "nothing on stderr: {err}");
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+}
