@@ -79,6 +79,13 @@ impl Document {
     }
 }
 
+/// The JSON Schema of [`Document`], generated from these types and their doc comments; the
+/// copy in docs/snapshot-schema.json is checked against it by a test.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Document);
+    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,11 +127,4 @@ mod tests {
             Err(DocumentError::NoVersion)
         ));
     }
-}
-
-/// The JSON Schema of [`Document`], generated from these types and their doc comments; the
-/// copy in docs/snapshot-schema.json is checked against it by a test.
-pub fn json_schema() -> String {
-    let schema = schemars::schema_for!(Document);
-    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
 }
