@@ -1,5 +1,8 @@
 //! The fd table of a real process holding one of each kind of fd (issue: foundation).
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::os::unix::process::CommandExt;

@@ -126,7 +126,7 @@ impl Drop for TempDir {
 }
 
 /// The fd object with number `n` in a JSON document.
-pub fn fd<'a>(doc: &'a serde_json::Value, n: i32) -> &'a serde_json::Value {
+pub fn fd(doc: &serde_json::Value, n: i32) -> &serde_json::Value {
     doc["snapshot"]["fds"]
         .as_array()
         .expect("fds array")
