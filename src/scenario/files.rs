@@ -57,3 +57,52 @@ pub(super) fn holder(args: &[String]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The benchmark's huge target: `--files N` regular files and `--conns M` loopback TCP
+/// connections with both ends held (2·M socket fds), then waits.
+pub(super) fn many_fds(args: &[String]) -> Result<(), String> {
+    let dir = flag(args, "--dir").ok_or("give --dir DIR")?;
+    let files: usize = flag(args, "--files")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(9000);
+    let conns: usize = flag(args, "--conns")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5000);
+    raise_nofile_limit();
+    let mut held_files = Vec::with_capacity(files);
+    for i in 0..files {
+        let f =
+            std::fs::File::create(format!("{dir}/f{i}")).map_err(|e| format!("file {i}: {e}"))?;
+        held_files.push(f);
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("listen: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut held_socks = Vec::with_capacity(conns * 2);
+    for i in 0..conns {
+        let c = std::net::TcpStream::connect(addr).map_err(|e| format!("connect {i}: {e}"))?;
+        let (s, _) = listener.accept().map_err(|e| format!("accept {i}: {e}"))?;
+        held_socks.push(c);
+        held_socks.push(s);
+    }
+    announce(&format!("ready files={files} conns={conns}"));
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3600) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Ok(())
+}
+
+/// Lifts the soft RLIMIT_NOFILE to the hard limit.
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

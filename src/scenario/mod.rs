@@ -28,6 +28,7 @@ pub fn run(name: &str, args: &[String]) -> i32 {
         "silent-server" => network::silent_server(args),
         "meta-client" => network::meta_client(args),
         "holder" => files::holder(args),
+        "many-fds" => files::many_fds(args),
         _ => Err(format!("unknown scenario {name:?}")),
     };
     match result {

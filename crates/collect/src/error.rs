@@ -48,6 +48,10 @@ impl FdFailures {
         self.items.push((fd, err));
     }
 
+    pub(crate) fn extend(&mut self, other: FdFailures) {
+        self.items.extend(other.items);
+    }
+
     /// One gap per reason, "what of N fds of PID (fd 3, 4, 9 …)".
     pub(crate) fn into_gaps(self, what: &str, pid: i32) -> Vec<Gap> {
         let mut by_reason: Vec<(GapReason, Vec<i32>, String)> = Vec::new();

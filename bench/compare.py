@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""Runs commands side by side on the same target, alternating, and prints the median wall time,
+CPU time and peak memory of each, and each one's ratio to the first. Public tools only: the
+kernel's own accounting of each finished child (wait4's rusage).
+
+usage: compare.py RUNS 'label=command' 'label=command' ...
+"""
+import os, shlex, statistics, subprocess, sys, time
+
+def run(cmd):
+    start = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - start
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0, os.waitstatus_to_exitcode(status)
+
+def main():
+    runs = int(sys.argv[1])
+    cmds = []
+    for spec in sys.argv[2:]:
+        label, cmd = spec.split("=", 1)
+        cmds.append((label, shlex.split(cmd)))
+    results = {label: [] for label, _ in cmds}
+    for label, cmd in cmds:  # warm-up, not counted
+        run(cmd)
+    for _ in range(runs):
+        for label, cmd in cmds:
+            results[label].append(run(cmd))
+    base = statistics.median(r[0] for r in results[cmds[0][0]])
+    print(f"{'command':<28} {'wall ms':>9} {'cpu ms':>8} {'peak MB':>8} {'vs ' + cmds[0][0]:>14}  exit")
+    for label, _ in cmds:
+        rs = results[label]
+        wall = statistics.median(r[0] for r in rs)
+        cpu = statistics.median(r[1] for r in rs)
+        mem = max(r[2] for r in rs)
+        codes = sorted(set(r[3] for r in rs))
+        print(f"{label:<28} {wall*1000:9.1f} {cpu*1000:8.1f} {mem:8.1f} {wall/base:13.2f}x  {codes}")
+
+if __name__ == "__main__":
+    main()
