@@ -80,6 +80,7 @@ pub(crate) fn inspect(
         deadline: Deadline::after(collect.deadline),
         all_fdinfo: collect.all_fdinfo,
     };
+    start_watchdog(collect.deadline);
     let snap = match hangscope_collect::collect(&ProcRoot::default(), target.pid, &opts) {
         Ok(s) => s,
         Err(e) => {
@@ -92,6 +93,24 @@ pub(crate) fn inspect(
     };
     let findings = hangscope_diagnose::diagnose(&snap);
     emit(&Document::new(generator(), snap, findings), output)
+}
+
+/// The last line of defence for "every run has a deadline": readers check the deadline between
+/// reads, but a read the kernel blocks cannot be cancelled from inside. If collection and output
+/// are not done a grace period after the deadline, say so and exit rather than hang.
+fn start_watchdog(deadline: std::time::Duration) {
+    const GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+    let limit = deadline + GRACE;
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!(
+            "hangscope: still not done {:.1} s after the {:.1} s deadline: a read is blocked in \
+             the kernel; giving up",
+            GRACE.as_secs_f64(),
+            deadline.as_secs_f64()
+        );
+        std::process::exit(exit::FAILURE);
+    });
 }
 
 fn replay(file: &std::path::Path, output: &OutputArgs) -> i32 {

@@ -106,3 +106,16 @@ fn raise_nofile_limit() {
         }
     }
 }
+
+/// Opens `--path` read-only, announces the fd, and holds it: a process with a file on a mount
+/// that may hang.
+pub(super) fn open_hold(args: &[String]) -> Result<(), String> {
+    let path = flag(args, "--path").ok_or("give --path FILE")?;
+    let f = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
+    announce(&format!("fd {}", f.as_raw_fd()));
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3600) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}

@@ -29,6 +29,7 @@ pub fn run(name: &str, args: &[String]) -> i32 {
         "meta-client" => network::meta_client(args),
         "holder" => files::holder(args),
         "many-fds" => files::many_fds(args),
+        "open-hold" => files::open_hold(args),
         _ => Err(format!("unknown scenario {name:?}")),
     };
     match result {

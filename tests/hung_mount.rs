@@ -1,0 +1,130 @@
+//! Never hang where the target hangs: a target holds a file on a FUSE mount whose every call
+//! blocks; hangscope must finish within its deadline and still list the fd with its path.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// The FUSE server, the mount, and anything stuck on them; torn down in an order that cannot
+/// hang: the server (which aborts its pending calls), then the stuck clients, then a lazy
+/// unmount.
+struct HungMount {
+    dir: TempDir,
+    server: Child,
+    stuck: Vec<Child>,
+}
+
+impl HungMount {
+    fn mountpoint(&self) -> String {
+        format!("{}/mnt", self.dir.path())
+    }
+}
+
+impl Drop for HungMount {
+    fn drop(&mut self) {
+        // The server first: its death aborts the calls its clients wait in, which a SIGKILL to
+        // a client alone does not end (measured: a killed `stat` stayed 58 s).
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        for c in &mut self.stuck {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.mountpoint())
+            .status();
+    }
+}
+
+fn mounted(mountpoint: &str) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(mountpoint))
+}
+
+fn start_hung_mount() -> HungMount {
+    let dir = TempDir::new("fuse");
+    let mnt = format!("{}/mnt", dir.path());
+    std::fs::create_dir(&mnt).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/hangfs.py");
+    let server = Command::new("python3")
+        .args([script, &mnt, "60"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("python3 with fusepy (installed by .ci/run)");
+    let m = HungMount {
+        dir,
+        server,
+        stuck: Vec::new(),
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || mounted(&mnt)),
+        "the FUSE file system did not mount (needs /dev/fuse, fuse3, libfuse2 and fusepy)"
+    );
+    m
+}
+
+#[test]
+fn finishes_within_its_deadline_on_a_hung_fuse_mount() {
+    let mut mount = start_hung_mount();
+    let file = format!("{}/stuck.txt", mount.mountpoint());
+    let mut target = scenario("open-hold", &["--path", &file]);
+    let fd: i32 = target.expect("fd").parse().unwrap();
+
+    // The trap is real: a stat through the fd link does not come back.
+    let stat = Command::new("stat")
+        .args(["-L", &format!("/proc/{}/fd/{fd}", target.pid())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    mount.stuck.push(stat);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        mount.stuck[0].try_wait().unwrap().is_none(),
+        "stat through the link should hang on this mount"
+    );
+
+    let started = Instant::now();
+    let mut hs = Command::new(HANGSCOPE)
+        .args([&target.pid().to_string(), "--json", "--deadline", "3s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let finished = wait_until(Duration::from_secs(30), || hs.try_wait().unwrap().is_some());
+    if !finished {
+        let _ = hs.kill();
+        let _ = hs.wait();
+        panic!("hangscope did not finish within 30 s on a hung mount");
+    }
+    let out = hs.wait_with_output().unwrap();
+    eprintln!("hangscope took {:?} on the hung mount", started.elapsed());
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = support::fd(&doc, fd);
+    assert_eq!(f["target"], file);
+    let skipped = f["stat_skipped"].as_str().unwrap_or("");
+    assert!(
+        skipped.contains("fuse"),
+        "not stat'ed because of the FUSE mount: {f}"
+    );
+    let gaps = doc["snapshot"]["gaps"].as_array().unwrap();
+    assert!(
+        gaps.iter().any(|g| g["reason"] == "unsafe"
+            && g["what"].as_str().unwrap().contains(&mount.mountpoint())),
+        "the report says what it did not read on the hung mount: {gaps:?}"
+    );
+    drop(target);
+}
