@@ -160,3 +160,111 @@ pub fn parse(protocol: u8, msg: &[u8]) -> Result<InetEntry, String> {
         undecoded,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hangscope_model::TimerKind;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../../tests/fixtures/netlink/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).expect("fixture readable");
+        let hex = text
+            .lines()
+            .rfind(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .expect("a hex line");
+        (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    /// The recorded message with its INET_DIAG_INFO attribute cut to `len` bytes, as a kernel
+    /// with a shorter struct tcp_info sends it (the other attributes unchanged).
+    fn with_tcp_info_len(msg: &[u8], len: usize) -> Vec<u8> {
+        let mut out = msg[..MSG_LEN].to_vec();
+        let mut off = MSG_LEN;
+        while off + 4 <= msg.len() {
+            let alen = usize::from(u16::from_ne_bytes([msg[off], msg[off + 1]]));
+            let kind = u16::from_ne_bytes([msg[off + 2], msg[off + 3]]);
+            let value = &msg[off + 4..off + alen];
+            let value = if kind == INET_DIAG_INFO {
+                &value[..len]
+            } else {
+                value
+            };
+            out.extend_from_slice(&((value.len() + 4) as u16).to_ne_bytes());
+            out.extend_from_slice(&kind.to_ne_bytes());
+            out.extend_from_slice(value);
+            while out.len() % 4 != 0 {
+                out.push(0);
+            }
+            off += (alen + 3) & !3;
+        }
+        out
+    }
+
+    #[test]
+    fn recorded_linux_6_18_message() {
+        let msg = fixture("inet_diag_msg-tcp-linux-6.18.hex");
+        let e = parse(IPPROTO_TCP, &msg).expect("parses");
+        assert_eq!(e.family, netlink_packet_sock_diag::AF_INET);
+        assert_eq!(e.inode, 177283);
+        let s = &e.socket;
+        assert_eq!(s.state, "ESTAB");
+        assert_eq!(s.local.to_string(), "127.0.0.1:55290");
+        assert_eq!(s.peer.to_string(), "127.0.0.1:33841");
+        assert_eq!((s.recv_q, s.send_q), (0, 0));
+        assert!(s.timer.is_none());
+        assert_eq!(s.congestion.as_deref(), Some("bbr"));
+        assert_eq!(s.rcvbuf, Some(131072));
+        let t = s.tcp_info.as_ref().expect("tcp_info");
+        assert_eq!(t.len, 280);
+        assert_eq!(t.bytes_acked, Some(6));
+        assert!(e.undecoded.is_empty());
+    }
+
+    #[test]
+    fn linux_4_18_sized_tcp_info_keeps_the_socket() {
+        let msg = with_tcp_info_len(&fixture("inet_diag_msg-tcp-linux-6.18.hex"), 200);
+        let e = parse(IPPROTO_TCP, &msg).expect("parses");
+        assert_eq!(e.socket.state, "ESTAB");
+        assert_eq!(
+            e.socket.congestion.as_deref(),
+            Some("bbr"),
+            "later attributes kept"
+        );
+        let t = e.socket.tcp_info.as_ref().expect("tcp_info");
+        assert_eq!(t.len, 200);
+        assert_eq!(t.bytes_acked, Some(6));
+        assert_eq!(t.bytes_sent, None);
+    }
+
+    #[test]
+    fn garbage_tcp_info_costs_only_itself() {
+        let msg = with_tcp_info_len(&fixture("inet_diag_msg-tcp-linux-6.18.hex"), 40);
+        let e = parse(IPPROTO_TCP, &msg).expect("parses");
+        assert!(e.socket.tcp_info.is_none());
+        assert_eq!(e.undecoded, vec!["INET_DIAG_INFO of 40 bytes".to_string()]);
+        assert_eq!(e.socket.congestion.as_deref(), Some("bbr"));
+    }
+
+    #[test]
+    fn timer_bytes() {
+        let mut msg = fixture("inet_diag_msg-tcp-linux-6.18.hex");
+        msg[2] = 2; // keepalive
+        msg[3] = 1;
+        msg[52..56].copy_from_slice(&325u32.to_ne_bytes());
+        let t = parse(IPPROTO_TCP, &msg)
+            .expect("parses")
+            .socket
+            .timer
+            .expect("timer");
+        assert_eq!(
+            (t.kind, t.expires_ms, t.retrans),
+            (TimerKind::Keepalive, 325, 1)
+        );
+    }
+}

@@ -87,6 +87,10 @@ pub fn dump_all(wanted: &HashSet<u64>, timeout: Duration) -> Dumps {
                     for m in &dump.messages {
                         match inet_diag::parse(proto, m) {
                             Ok(e) if wanted.contains(&e.inode) => {
+                                for u in &e.undecoded {
+                                    d.malformed
+                                        .push(format!("{what} socket:[{}]: {u}", e.inode));
+                                }
                                 d.inet.insert(e.inode, e);
                             }
                             Ok(_) => {}
@@ -546,5 +550,91 @@ fn name_ports(sockets: &mut [Socket], services: &Services, eph: &(u16, u16)) {
         if inet.local.port != 0 && (serving || !ephemeral) {
             inet.local.service = services.name(inet.local.port, proto).map(String::from);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unknown(fds: Vec<i32>, changed: Vec<i32>) -> Socket {
+        Socket {
+            inode: 500,
+            fds,
+            family: SocketFamily::Other,
+            detail: SocketDetail::Unknown,
+            source: SOURCE_NONE.into(),
+            not_found_reason: None,
+            fds_changed: changed,
+        }
+    }
+
+    fn all_ok() -> Dumps {
+        Dumps {
+            inet_ok: true,
+            unix_ok: true,
+            netlink_ok: true,
+            packet_ok: true,
+            ..Dumps::default()
+        }
+    }
+
+    #[test]
+    fn replaced_fd_is_reported_as_closed_between_reads() {
+        let s = unknown(vec![7], vec![7]);
+        let reread = HashMap::from([(7, Some(501))]);
+        let why = not_found_reason(&s, &reread, &all_ok(), None, "netns 1");
+        assert!(why.starts_with("closed between"), "{why}");
+        assert!(why.contains("fd 7 is now socket:[501]"), "{why}");
+    }
+
+    #[test]
+    fn netns_problem_and_plain_absence() {
+        let s = unknown(vec![7], vec![]);
+        let reread = HashMap::from([(7, Some(500))]);
+        let why = not_found_reason(
+            &s,
+            &reread,
+            &all_ok(),
+            Some("netns 9 could not be entered"),
+            "netns 9",
+        );
+        assert_eq!(why, "not dumped: netns 9 could not be entered");
+        let why = not_found_reason(&s, &reread, &all_ok(), None, "netns 9");
+        assert!(why.contains("not yet bound or connected"), "{why}");
+        assert!(why.contains("netns 9"), "{why}");
+    }
+
+    #[test]
+    fn ports_named_unless_ephemeral_client_side() {
+        let services = Services::parse("eforward 2181/tcp\nhttp-alt 8080/tcp\nx 40000/tcp\n");
+        let mut sockets = vec![Socket {
+            inode: 1,
+            fds: vec![3],
+            family: SocketFamily::Inet,
+            detail: SocketDetail::Tcp(hangscope_model::InetSocket {
+                state: "ESTAB".into(),
+                local: hangscope_model::Endpoint {
+                    addr: "10.0.0.1".into(),
+                    port: 40000,
+                    service: None,
+                },
+                peer: hangscope_model::Endpoint {
+                    addr: "10.0.0.2".into(),
+                    port: 2181,
+                    service: None,
+                },
+                ..Default::default()
+            }),
+            source: SOURCE_SOCK_DIAG.into(),
+            not_found_reason: None,
+            fds_changed: vec![],
+        }];
+        name_ports(&mut sockets, &services, &(32768, 60999));
+        let SocketDetail::Tcp(i) = &sockets[0].detail else {
+            panic!("tcp")
+        };
+        assert_eq!(i.peer.service.as_deref(), Some("eforward"));
+        assert_eq!(i.local.service, None, "ephemeral client port not named");
     }
 }
