@@ -198,7 +198,7 @@ mod tests {
             out.extend_from_slice(&((value.len() + 4) as u16).to_ne_bytes());
             out.extend_from_slice(&kind.to_ne_bytes());
             out.extend_from_slice(value);
-            while out.len() % 4 != 0 {
+            while !out.len().is_multiple_of(4) {
                 out.push(0);
             }
             off += (alen + 3) & !3;
