@@ -241,18 +241,22 @@ pub fn read(
                 match netns::run_in(Some(ns), &opts.deadline, move || dump_all(&w, timeout)) {
                     Ok(d) => d,
                     Err(why) => {
-                        gaps.push(
-                            Gap::new(
-                                format!("sock_diag in {ns_label}"),
-                                if why.contains("EPERM") {
-                                    GapReason::Permission
-                                } else {
-                                    GapReason::Other
-                                },
-                                why.clone(),
-                            )
-                            .needing("root (CAP_SYS_ADMIN) to enter the namespace"),
+                        let gap = Gap::new(
+                            format!("sock_diag in {ns_label}"),
+                            if why.contains("EPERM") {
+                                GapReason::Permission
+                            } else if why.contains("deadline") {
+                                GapReason::Deadline
+                            } else {
+                                GapReason::Other
+                            },
+                            why.clone(),
                         );
+                        gaps.push(if why.starts_with("setns") {
+                            gap.needing("root (CAP_SYS_ADMIN) to enter the namespace")
+                        } else {
+                            gap
+                        });
                         ns_problem = Some(format!("{ns_label} could not be entered: {why}"));
                         Dumps::default()
                     }
