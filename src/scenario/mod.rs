@@ -11,6 +11,7 @@ use crate::cli::exit;
 
 mod files;
 mod network;
+mod sockets;
 
 pub fn run(name: &str, args: &[String]) -> i32 {
     // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
@@ -30,6 +31,8 @@ pub fn run(name: &str, args: &[String]) -> i32 {
         "holder" => files::holder(args),
         "many-fds" => files::many_fds(args),
         "open-hold" => files::open_hold(args),
+        "socket-holder" => sockets::socket_holder(args),
+        "fd-holder" => sockets::fd_holder(args),
         _ => Err(format!("unknown scenario {name:?}")),
     };
     match result {

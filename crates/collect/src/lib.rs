@@ -18,6 +18,7 @@ pub mod mountinfo;
 mod proc_root;
 pub mod process;
 pub mod resolve;
+pub mod sockets;
 
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,7 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     let mounts = mountinfo::read(root, pid, &mut snap.gaps);
     snap.fds = fd::read_all(root, pid, &mounts, opts, &mut snap.gaps);
     snap.process.fd_count = snap.fds.len() as u32;
+    snap.sockets = sockets::read(root, pid, &snap.fds, &snap.process, opts, &mut snap.gaps);
     snap.locks = locks::read(root, pid, &snap.fds, &mut snap.gaps);
 
     snap.collect_ms = started.elapsed().as_millis() as u64;

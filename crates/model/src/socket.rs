@@ -16,6 +16,11 @@ pub struct Socket {
     /// Set when no diag dump returned this socket: the likely reason.
     #[serde(default)]
     pub not_found_reason: Option<String>,
+    /// fds that referred to this socket when the fds were listed but to something else (or
+    /// nothing) when read again right after the socket dump: the socket was closed or replaced
+    /// in between, so these fds no longer mean this connection.
+    #[serde(default)]
+    pub fds_changed: Vec<i32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -197,6 +202,8 @@ pub struct UnixSocket {
     pub peer_inode: u64,
     /// Who holds the peer socket, when it could be resolved.
     pub peer: Option<UnixPeer>,
+    /// Why a connected socket's peer has no holder, e.g. "held by no process visible here".
+    pub peer_unresolved: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

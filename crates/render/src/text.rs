@@ -7,6 +7,8 @@ use hangscope_model::{Document, Fd, FdKind, FileLock, LockAccess, LockClass, Sev
 use crate::table::Table;
 use crate::{human_bytes, human_ms};
 
+mod sockets;
+
 #[derive(Debug, Clone, Default)]
 pub struct TextOptions {
     /// ANSI colour; only on a terminal, never with --no-color.
@@ -55,6 +57,7 @@ pub fn render_text(doc: &Document, opts: &TextOptions) -> String {
     header(&mut out, snap, &st);
     findings(&mut out, doc, &st);
     files(&mut out, snap, &st);
+    sockets::sockets(&mut out, snap, &st, opts.verbose);
     anonymous(&mut out, snap, &st);
     unreadable(&mut out, snap, &st);
     locks(&mut out, snap, &st);

@@ -1,0 +1,270 @@
+//! inet_diag: TCP and UDP sockets over NETLINK_SOCK_DIAG (struct inet_diag_req_v2 and
+//! inet_diag_msg, include/uapi/linux/inet_diag.h); see sock_diag(7).
+//!
+//! Requests and the fixed message header go through netlink-packet-sock-diag. The attributes
+//! are walked here one by one, taking INET_DIAG_INFO as raw bytes for `tcp_info::decode` and
+//! reading skmeminfo by length, so one attribute of an unexpected size (an older or newer
+//! kernel) costs that attribute, never the socket. Timer and retransmit count come from the raw
+//! header because the crate drops the probe count of a keepalive timer, which ss prints.
+
+use netlink_packet_core::{Emitable, NLA_TYPE_MASK, NlasIterator, Parseable};
+use netlink_packet_sock_diag::constants::{
+    INET_DIAG_CONG, INET_DIAG_INFO, INET_DIAG_SKMEMINFO, IPPROTO_TCP,
+};
+use netlink_packet_sock_diag::inet::{
+    ExtensionFlags, InetRequest, InetResponseHeader, SocketId, StateFlags,
+};
+
+use hangscope_model::{Endpoint, InetSocket, SocketTimer, TimerKind};
+
+use super::tcp_info;
+
+/// sizeof(struct inet_diag_msg).
+const MSG_LEN: usize = 72;
+
+/// ss's names for the kernel's TCP states (include/net/tcp_states.h), also used for UDP and
+/// UNIX sockets, whose states borrow the same numbers.
+pub fn state_name(state: u8) -> &'static str {
+    match state {
+        1 => "ESTAB",
+        2 => "SYN-SENT",
+        3 => "SYN-RECV",
+        4 => "FIN-WAIT-1",
+        5 => "FIN-WAIT-2",
+        6 => "TIME-WAIT",
+        7 => "UNCONN",
+        8 => "CLOSE-WAIT",
+        9 => "LAST-ACK",
+        10 => "LISTEN",
+        11 => "CLOSING",
+        12 => "NEW-SYN-RECV",
+        _ => "UNKNOWN",
+    }
+}
+
+/// One socket of the dump.
+#[derive(Debug, Clone)]
+pub struct InetEntry {
+    pub inode: u64,
+    /// AF_INET or AF_INET6.
+    pub family: u8,
+    /// IPPROTO_TCP or IPPROTO_UDP.
+    pub protocol: u8,
+    pub socket: InetSocket,
+    /// Attributes that could not be decoded, e.g. "INET_DIAG_INFO of 40 bytes".
+    pub undecoded: Vec<String>,
+}
+
+/// The body of a dump request for every socket of `family` (AF_INET/AF_INET6) and `protocol`
+/// in every state, asking for TCP_INFO, congestion control and skmeminfo.
+pub fn request(family: u8, protocol: u8) -> Vec<u8> {
+    let mut ext = ExtensionFlags::SKMEMINFO;
+    if protocol == IPPROTO_TCP {
+        ext |= ExtensionFlags::INFO | ExtensionFlags::CONG;
+    }
+    let socket_id = if family == netlink_packet_sock_diag::AF_INET6 {
+        SocketId::new_v6()
+    } else {
+        SocketId::new_v4()
+    };
+    let req = InetRequest {
+        family,
+        protocol,
+        extensions: ext,
+        // Every state, including NEW_SYN_RECV and the ones the crate has no name for.
+        states: StateFlags::from_bits_retain(u32::MAX),
+        socket_id,
+    };
+    let mut buf = vec![0u8; req.buffer_len()];
+    req.emit(&mut buf);
+    buf
+}
+
+/// Parses one reply body (struct inet_diag_msg and its attributes).
+pub fn parse(protocol: u8, msg: &[u8]) -> Result<InetEntry, String> {
+    if msg.len() < MSG_LEN {
+        return Err(format!("inet_diag_msg of {} bytes", msg.len()));
+    }
+    let h = InetResponseHeader::parse(&msg[..MSG_LEN]).map_err(|e| e.to_string())?;
+    let timer_code = msg[2];
+    let retrans = msg[3];
+    let expires = u32::from_ne_bytes([msg[52], msg[53], msg[54], msg[55]]);
+    let timer = match timer_code {
+        0 => None,
+        code => Some(SocketTimer {
+            kind: match code {
+                1 => TimerKind::On,
+                2 => TimerKind::Keepalive,
+                3 => TimerKind::TimeWait,
+                4 => TimerKind::Persist,
+                _ => TimerKind::Unknown,
+            },
+            expires_ms: expires,
+            retrans,
+        }),
+    };
+    let mut socket = InetSocket {
+        state: state_name(h.state).into(),
+        local: Endpoint {
+            addr: h.socket_id.source_address.to_string(),
+            port: h.socket_id.source_port,
+            service: None,
+        },
+        peer: Endpoint {
+            addr: h.socket_id.destination_address.to_string(),
+            port: h.socket_id.destination_port,
+            service: None,
+        },
+        recv_q: h.recv_queue,
+        send_q: h.send_queue,
+        timer,
+        uid: Some(h.uid),
+        ..InetSocket::default()
+    };
+    let mut undecoded = Vec::new();
+    for nla in NlasIterator::new(&msg[MSG_LEN..]) {
+        let Ok(nla) = nla else {
+            undecoded.push("a truncated attribute".into());
+            break;
+        };
+        let value = nla.value();
+        match nla.kind() & NLA_TYPE_MASK {
+            INET_DIAG_INFO if protocol == IPPROTO_TCP => match tcp_info::decode(value) {
+                Some(info) => socket.tcp_info = Some(info),
+                None => undecoded.push(format!("INET_DIAG_INFO of {} bytes", value.len())),
+            },
+            INET_DIAG_CONG => {
+                let name = value.split(|&b| b == 0).next().unwrap_or_default();
+                socket.congestion = Some(String::from_utf8_lossy(name).into_owned());
+            }
+            INET_DIAG_SKMEMINFO => {
+                // u32 array indexed by SK_MEMINFO_* (include/uapi/linux/sock_diag.h).
+                let word = |i: usize| {
+                    value
+                        .get(i * 4..i * 4 + 4)
+                        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                };
+                socket.rmem_alloc = word(0);
+                socket.rcvbuf = word(1);
+                socket.wmem_alloc = word(2);
+                socket.sndbuf = word(3);
+            }
+            _ => {}
+        }
+    }
+    Ok(InetEntry {
+        inode: u64::from(h.inode),
+        family: h.family,
+        protocol,
+        socket,
+        undecoded,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hangscope_model::TimerKind;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../../tests/fixtures/netlink/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).expect("fixture readable");
+        let hex = text
+            .lines()
+            .rfind(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .expect("a hex line");
+        (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    /// The recorded message with its INET_DIAG_INFO attribute cut to `len` bytes, as a kernel
+    /// with a shorter struct tcp_info sends it (the other attributes unchanged).
+    fn with_tcp_info_len(msg: &[u8], len: usize) -> Vec<u8> {
+        let mut out = msg[..MSG_LEN].to_vec();
+        let mut off = MSG_LEN;
+        while off + 4 <= msg.len() {
+            let alen = usize::from(u16::from_ne_bytes([msg[off], msg[off + 1]]));
+            let kind = u16::from_ne_bytes([msg[off + 2], msg[off + 3]]);
+            let value = &msg[off + 4..off + alen];
+            let value = if kind == INET_DIAG_INFO {
+                &value[..len]
+            } else {
+                value
+            };
+            out.extend_from_slice(&((value.len() + 4) as u16).to_ne_bytes());
+            out.extend_from_slice(&kind.to_ne_bytes());
+            out.extend_from_slice(value);
+            while !out.len().is_multiple_of(4) {
+                out.push(0);
+            }
+            off += (alen + 3) & !3;
+        }
+        out
+    }
+
+    #[test]
+    fn recorded_linux_6_18_message() {
+        let msg = fixture("inet_diag_msg-tcp-linux-6.18.hex");
+        let e = parse(IPPROTO_TCP, &msg).expect("parses");
+        assert_eq!(e.family, netlink_packet_sock_diag::AF_INET);
+        assert_eq!(e.inode, 177283);
+        let s = &e.socket;
+        assert_eq!(s.state, "ESTAB");
+        assert_eq!(s.local.to_string(), "127.0.0.1:55290");
+        assert_eq!(s.peer.to_string(), "127.0.0.1:33841");
+        assert_eq!((s.recv_q, s.send_q), (0, 0));
+        assert!(s.timer.is_none());
+        assert_eq!(s.congestion.as_deref(), Some("bbr"));
+        assert_eq!(s.rcvbuf, Some(131072));
+        let t = s.tcp_info.as_ref().expect("tcp_info");
+        assert_eq!(t.len, 280);
+        assert_eq!(t.bytes_acked, Some(6));
+        assert!(e.undecoded.is_empty());
+    }
+
+    #[test]
+    fn linux_4_18_sized_tcp_info_keeps_the_socket() {
+        let msg = with_tcp_info_len(&fixture("inet_diag_msg-tcp-linux-6.18.hex"), 200);
+        let e = parse(IPPROTO_TCP, &msg).expect("parses");
+        assert_eq!(e.socket.state, "ESTAB");
+        assert_eq!(
+            e.socket.congestion.as_deref(),
+            Some("bbr"),
+            "later attributes kept"
+        );
+        let t = e.socket.tcp_info.as_ref().expect("tcp_info");
+        assert_eq!(t.len, 200);
+        assert_eq!(t.bytes_acked, Some(6));
+        assert_eq!(t.bytes_sent, None);
+    }
+
+    #[test]
+    fn garbage_tcp_info_costs_only_itself() {
+        let msg = with_tcp_info_len(&fixture("inet_diag_msg-tcp-linux-6.18.hex"), 40);
+        let e = parse(IPPROTO_TCP, &msg).expect("parses");
+        assert!(e.socket.tcp_info.is_none());
+        assert_eq!(e.undecoded, vec!["INET_DIAG_INFO of 40 bytes".to_string()]);
+        assert_eq!(e.socket.congestion.as_deref(), Some("bbr"));
+    }
+
+    #[test]
+    fn timer_bytes() {
+        let mut msg = fixture("inet_diag_msg-tcp-linux-6.18.hex");
+        msg[2] = 2; // keepalive
+        msg[3] = 1;
+        msg[52..56].copy_from_slice(&325u32.to_ne_bytes());
+        let t = parse(IPPROTO_TCP, &msg)
+            .expect("parses")
+            .socket
+            .timer
+            .expect("timer");
+        assert_eq!(
+            (t.kind, t.expires_ms, t.retrans),
+            (TimerKind::Keepalive, 325, 1)
+        );
+    }
+}

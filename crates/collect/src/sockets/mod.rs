@@ -1,0 +1,644 @@
+//! Sockets: every socket fd of the target joined to what the kernel knows of it, read with
+//! NETLINK_SOCK_DIAG in the target's network namespace; see sock_diag(7).
+//!
+//! Order of work, to keep the fd listing and the dumps close together: the fds were just listed
+//! (`fd::read_all`); one dump per family/protocol follows at once (TCP and UDP over IPv4 and
+//! IPv6, UNIX, netlink, packet), each filtered to the target's inodes; then the socket fds are
+//! read again, and an fd whose inode changed in between is marked, not merged. Only after that
+//! come the slower joins: UNIX peers to their holders (a system-wide /proc scan) and port names.
+//!
+//! A socket fd that no dump returned is still listed, with the likely reason. When netlink is
+//! unavailable, /proc/PID/net/* stands in and a gap says so.
+
+pub mod inet_diag;
+pub mod netlink_diag;
+pub mod netns;
+pub mod packet_diag;
+pub mod proc_net;
+pub mod services;
+pub mod sock_diag;
+pub mod tcp_info;
+pub mod unix_diag;
+pub mod unix_peer;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+use std::time::Duration;
+
+use hangscope_model::{
+    Fd, Gap, GapReason, NetlinkSocket, PacketSocket, Process, Socket, SocketDetail, SocketFamily,
+    UnixPeer,
+};
+use netlink_packet_sock_diag::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
+
+use crate::{Options, ProcRoot};
+use inet_diag::InetEntry;
+use services::Services;
+use sock_diag::SockDiag;
+use unix_diag::UnixEntry;
+
+pub const SOURCE_SOCK_DIAG: &str = "sock_diag";
+pub const SOURCE_PROC_NET: &str = "/proc/net";
+pub const SOURCE_NONE: &str = "none";
+
+/// Longest wait for any one netlink reply.
+const RECV_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the dumps returned, already filtered to the sockets that matter.
+#[derive(Debug, Default)]
+pub struct Dumps {
+    pub inet: HashMap<u64, InetEntry>,
+    /// Every UNIX socket of the namespace: peers' names are looked up here too.
+    pub unix: HashMap<u64, UnixEntry>,
+    pub netlink: HashMap<u64, NetlinkSocket>,
+    pub packet: HashMap<u64, PacketSocket>,
+    pub inet_ok: bool,
+    pub unix_ok: bool,
+    pub netlink_ok: bool,
+    pub packet_ok: bool,
+    /// (what, error) of each dump that failed.
+    pub failures: Vec<(String, io::Error)>,
+    /// Dumps the kernel flagged NLM_F_DUMP_INTR.
+    pub interrupted: Vec<String>,
+    /// Reply messages that did not parse.
+    pub malformed: Vec<String>,
+}
+
+/// Runs every dump in the calling thread's network namespace, keeping the inet, netlink and
+/// packet sockets whose inode is in `wanted`.
+pub fn dump_all(wanted: &HashSet<u64>, timeout: Duration) -> Dumps {
+    let mut d = Dumps::default();
+    let mut nl = match SockDiag::open(timeout) {
+        Ok(s) => s,
+        Err(e) => {
+            d.failures.push(("NETLINK_SOCK_DIAG socket".into(), e));
+            return d;
+        }
+    };
+    let mut inet_failed = false;
+    for (family, fam_name) in [(AF_INET, "4"), (AF_INET6, "6")] {
+        for (proto, proto_name) in [(IPPROTO_TCP, "tcp"), (IPPROTO_UDP, "udp")] {
+            let what = format!("{proto_name}{fam_name}");
+            match nl.dump(&inet_diag::request(family, proto)) {
+                Ok(dump) => {
+                    if dump.interrupted {
+                        d.interrupted.push(what.clone());
+                    }
+                    for m in &dump.messages {
+                        match inet_diag::parse(proto, m) {
+                            Ok(e) if wanted.contains(&e.inode) => {
+                                for u in &e.undecoded {
+                                    d.malformed
+                                        .push(format!("{what} socket:[{}]: {u}", e.inode));
+                                }
+                                d.inet.insert(e.inode, e);
+                            }
+                            Ok(_) => {}
+                            Err(why) => d.malformed.push(format!("{what}: {why}")),
+                        }
+                    }
+                }
+                Err(e) => {
+                    inet_failed = true;
+                    d.failures.push((format!("{what} dump"), e));
+                }
+            }
+        }
+    }
+    d.inet_ok = !inet_failed;
+    match nl.dump(&unix_diag::request()) {
+        Ok(dump) => {
+            d.unix_ok = true;
+            if dump.interrupted {
+                d.interrupted.push("unix".into());
+            }
+            for m in &dump.messages {
+                match unix_diag::parse(m) {
+                    Ok(e) => {
+                        d.unix.insert(e.inode, e);
+                    }
+                    Err(why) => d.malformed.push(format!("unix: {why}")),
+                }
+            }
+        }
+        Err(e) => d.failures.push(("unix dump".into(), e)),
+    }
+    match nl.dump(&netlink_diag::request()) {
+        Ok(dump) => {
+            d.netlink_ok = true;
+            for m in &dump.messages {
+                match netlink_diag::parse(m) {
+                    Ok((ino, s)) if wanted.contains(&ino) => {
+                        d.netlink.insert(ino, s);
+                    }
+                    Ok(_) => {}
+                    Err(why) => d.malformed.push(format!("netlink: {why}")),
+                }
+            }
+        }
+        Err(e) => d.failures.push(("netlink dump".into(), e)),
+    }
+    match nl.dump(&packet_diag::request()) {
+        Ok(dump) => {
+            d.packet_ok = true;
+            for m in &dump.messages {
+                match packet_diag::parse(m) {
+                    Ok((ino, s)) if wanted.contains(&ino) => {
+                        d.packet.insert(ino, s);
+                    }
+                    Ok(_) => {}
+                    Err(why) => d.malformed.push(format!("packet: {why}")),
+                }
+            }
+        }
+        Err(e) => d.failures.push(("packet dump".into(), e)),
+    }
+    d
+}
+
+fn reason_of(e: &io::Error) -> GapReason {
+    match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => GapReason::Permission,
+        Some(libc::ENOENT)
+        | Some(libc::EINVAL)
+        | Some(libc::EOPNOTSUPP)
+        | Some(libc::EPROTONOSUPPORT)
+        | Some(libc::EAFNOSUPPORT) => GapReason::Unsupported,
+        Some(libc::EAGAIN) => GapReason::Deadline,
+        _ => GapReason::Other,
+    }
+}
+
+/// Reads the socket fds of `pid` again, right after the dumps: fd → current socket inode
+/// (`None` when closed or no longer a socket). readlinkat on the open fd directory, as the
+/// listing does, so the second look is as quick as the first.
+fn reread(root: &ProcRoot, pid: i32, fds: &[(i32, u64)]) -> HashMap<i32, Option<u64>> {
+    let Ok(dir) = nix::dir::Dir::open(
+        &root.pid(pid).join("fd"),
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+        nix::sys::stat::Mode::empty(),
+    ) else {
+        return fds.iter().map(|&(fd, _)| (fd, None)).collect();
+    };
+    fds.iter()
+        .map(|&(fd, _)| {
+            let now = nix::fcntl::readlinkat(&dir, fd.to_string().as_str())
+                .ok()
+                .and_then(|t| {
+                    t.to_str()
+                        .and_then(|s| s.strip_prefix("socket:["))
+                        .and_then(|s| s.strip_suffix(']'))
+                        .and_then(|s| s.parse::<u64>().ok())
+                });
+            (fd, now)
+        })
+        .collect()
+}
+
+/// Joins every socket fd in `fds` to its socket; see the module header.
+pub fn read(
+    root: &ProcRoot,
+    pid: i32,
+    fds: &[Fd],
+    process: &Process,
+    opts: &Options,
+    gaps: &mut Vec<Gap>,
+) -> Vec<Socket> {
+    let socket_fds: Vec<(i32, u64)> = fds
+        .iter()
+        .filter_map(|f| f.socket_inode.map(|i| (f.fd, i)))
+        .collect();
+    if socket_fds.is_empty() {
+        return Vec::new();
+    }
+    let wanted: HashSet<u64> = socket_fds.iter().map(|&(_, i)| i).collect();
+    let ns_label = match process.netns_inode {
+        Some(i) => format!("netns {i}"),
+        None => format!("the netns of {pid}"),
+    };
+
+    // 1. The dumps, in the target's namespace.
+    let timeout = opts
+        .deadline
+        .remaining()
+        .clamp(Duration::from_millis(1), RECV_TIMEOUT);
+    let mut ns_problem: Option<String> = None;
+    let dumps = if opts.deadline.passed() {
+        ns_problem = Some("the deadline passed before the socket dump".into());
+        gaps.push(Gap::new(
+            format!("sockets of {pid}"),
+            GapReason::Deadline,
+            "not dumped: the deadline had passed",
+        ));
+        Dumps::default()
+    } else if process.netns_same_as_tool == Some(true) {
+        dump_all(&wanted, timeout)
+    } else {
+        let ns_path = root.pid(pid).join("ns/net");
+        match std::fs::File::open(&ns_path) {
+            Ok(ns) => {
+                let w = wanted.clone();
+                match netns::run_in(Some(ns), &opts.deadline, move || dump_all(&w, timeout)) {
+                    Ok(d) => d,
+                    Err(why) => {
+                        let gap = Gap::new(
+                            format!("sock_diag in {ns_label}"),
+                            if why.contains("EPERM") {
+                                GapReason::Permission
+                            } else if why.contains("deadline") {
+                                GapReason::Deadline
+                            } else {
+                                GapReason::Other
+                            },
+                            why.clone(),
+                        );
+                        gaps.push(if why.starts_with("setns") {
+                            gap.needing("root (CAP_SYS_ADMIN) to enter the namespace")
+                        } else {
+                            gap
+                        });
+                        ns_problem = Some(format!("{ns_label} could not be entered: {why}"));
+                        Dumps::default()
+                    }
+                }
+            }
+            Err(e) => {
+                gaps.push(Gap::new(
+                    ns_path.display().to_string(),
+                    reason_of(&e),
+                    e.to_string(),
+                ));
+                ns_problem = Some(format!("{ns_label} could not be opened: {e}"));
+                Dumps::default()
+            }
+        }
+    };
+    let reread = reread(root, pid, &socket_fds);
+
+    for (what, e) in &dumps.failures {
+        gaps.push(Gap::new(
+            format!("sock_diag {what} in {ns_label}"),
+            reason_of(e),
+            e.to_string(),
+        ));
+    }
+    for what in &dumps.interrupted {
+        gaps.push(Gap::new(
+            format!("sock_diag {what} dump"),
+            GapReason::Other,
+            "the kernel flagged the dump as interrupted by concurrent changes: a socket may be missing",
+        ));
+    }
+    if !dumps.malformed.is_empty() {
+        gaps.push(Gap::new(
+            format!("{} sock_diag messages", dumps.malformed.len()),
+            GapReason::Malformed,
+            dumps.malformed.join("; "),
+        ));
+    }
+
+    // 2. The fallback, only for what netlink could not give.
+    let need_inet = !dumps.inet_ok;
+    let need_unix = !dumps.unix_ok;
+    let (fb_inet, fb_unix) = if need_inet || need_unix {
+        let mut errors = Vec::new();
+        let r = proc_net::read(root, pid, need_inet, need_unix, &mut errors);
+        let tables = match (need_inet, need_unix) {
+            (true, true) => "tcp, tcp6, udp, udp6, unix",
+            (true, false) => "tcp, tcp6, udp, udp6",
+            _ => "unix",
+        };
+        gaps.push(Gap::new(
+            format!("sock_diag for {pid}"),
+            GapReason::Unsupported,
+            format!(
+                "NETLINK_SOCK_DIAG unavailable; read /proc/{pid}/net/{{{tables}}} instead: no TCP_INFO, timers or UNIX peers{}",
+                if errors.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", errors.join("; "))
+                }
+            ),
+        ));
+        r
+    } else {
+        (HashMap::new(), HashMap::new())
+    };
+
+    // 3. Join, one Socket per inode, ordered by its lowest fd.
+    let mut by_inode: BTreeMap<u64, Vec<i32>> = BTreeMap::new();
+    for &(fd, ino) in &socket_fds {
+        by_inode.entry(ino).or_default().push(fd);
+    }
+    let mut sockets: Vec<Socket> = by_inode
+        .into_iter()
+        .map(|(inode, fds)| {
+            let fds_changed: Vec<i32> = fds
+                .iter()
+                .copied()
+                .filter(|fd| reread.get(fd).copied().flatten() != Some(inode))
+                .collect();
+            let mut s = Socket {
+                inode,
+                fds,
+                family: SocketFamily::Other,
+                detail: SocketDetail::Unknown,
+                source: SOURCE_SOCK_DIAG.into(),
+                not_found_reason: None,
+                fds_changed,
+            };
+            if let Some(e) = dumps.inet.get(&inode) {
+                set_inet(&mut s, e);
+            } else if let Some(e) = dumps.unix.get(&inode) {
+                s.family = SocketFamily::Unix;
+                s.detail = SocketDetail::Unix(e.socket.clone());
+            } else if let Some(n) = dumps.netlink.get(&inode) {
+                s.family = SocketFamily::Netlink;
+                s.detail = SocketDetail::Netlink(n.clone());
+            } else if let Some(p) = dumps.packet.get(&inode) {
+                s.family = SocketFamily::Packet;
+                s.detail = SocketDetail::Packet(p.clone());
+            } else if let Some(e) = fb_inet.get(&inode) {
+                set_inet(&mut s, e);
+                s.source = SOURCE_PROC_NET.into();
+            } else if let Some(e) = fb_unix.get(&inode) {
+                s.family = SocketFamily::Unix;
+                s.detail = SocketDetail::Unix(e.socket.clone());
+                s.source = SOURCE_PROC_NET.into();
+            } else {
+                s.source = SOURCE_NONE.into();
+                s.not_found_reason = Some(not_found_reason(
+                    &s,
+                    &reread,
+                    &dumps,
+                    ns_problem.as_deref(),
+                    &ns_label,
+                ));
+            }
+            s
+        })
+        .collect();
+    sockets.sort_by_key(|s| s.fds.first().copied().unwrap_or(i32::MAX));
+
+    // 4. The slower joins.
+    resolve_unix_peers(root, pid, &mut sockets, &socket_fds, &dumps, opts, gaps);
+    name_ports(&mut sockets, &Services::load(), &ephemeral_range(root));
+    sockets
+}
+
+fn set_inet(s: &mut Socket, e: &InetEntry) {
+    s.family = if e.family == AF_INET6 {
+        SocketFamily::Inet6
+    } else {
+        SocketFamily::Inet
+    };
+    s.detail = if e.protocol == IPPROTO_TCP {
+        SocketDetail::Tcp(e.socket.clone())
+    } else {
+        SocketDetail::Udp(e.socket.clone())
+    };
+}
+
+fn not_found_reason(
+    s: &Socket,
+    reread: &HashMap<i32, Option<u64>>,
+    dumps: &Dumps,
+    ns_problem: Option<&str>,
+    ns_label: &str,
+) -> String {
+    if !s.fds_changed.is_empty() && s.fds_changed.len() == s.fds.len() {
+        let now: Vec<String> = s
+            .fds
+            .iter()
+            .map(|fd| match reread.get(fd).copied().flatten() {
+                Some(ino) => format!("fd {fd} is now socket:[{ino}]"),
+                None => format!("fd {fd} is closed or no longer a socket"),
+            })
+            .collect();
+        return format!(
+            "closed between the fd listing and the socket dump ({})",
+            now.join(", ")
+        );
+    }
+    if let Some(p) = ns_problem {
+        return format!("not dumped: {p}");
+    }
+    if !(dumps.inet_ok && dumps.unix_ok) {
+        return "not in the /proc/net tables read instead of sock_diag: not yet bound or \
+                connected, in another network namespace, or of another protocol"
+            .into();
+    }
+    format!(
+        "in no sock_diag dump (tcp, udp, unix, netlink, packet) of {ns_label}: a TCP or UDP socket \
+         not yet bound or connected, a socket created in another network namespace, or another \
+         protocol (raw, SCTP, vsock, ...)"
+    )
+}
+
+/// The target's UNIX peers, resolved to the process and fd that hold them.
+fn resolve_unix_peers(
+    root: &ProcRoot,
+    pid: i32,
+    sockets: &mut [Socket],
+    socket_fds: &[(i32, u64)],
+    dumps: &Dumps,
+    opts: &Options,
+    gaps: &mut Vec<Gap>,
+) {
+    let own: HashMap<u64, i32> = socket_fds.iter().map(|&(fd, ino)| (ino, fd)).collect();
+    // Peers the target holds itself (a socketpair kept whole) need no system-wide scan.
+    let peers: HashSet<u64> = sockets
+        .iter()
+        .filter_map(|s| match &s.detail {
+            SocketDetail::Unix(u) if u.peer_inode != 0 => Some(u.peer_inode),
+            _ => None,
+        })
+        .filter(|p| !own.contains_key(p))
+        .collect();
+    let scan = unix_peer::scan(root, &peers, pid, &opts.deadline);
+    if scan.cut_by_deadline {
+        gaps.push(Gap::new(
+            "holders of UNIX peer sockets",
+            GapReason::Deadline,
+            format!(
+                "the /proc/*/fd scan stopped after {} processes",
+                scan.processes
+            ),
+        ));
+    }
+    let mut comm_cache: HashMap<i32, String> = HashMap::new();
+    for s in sockets.iter_mut() {
+        let SocketDetail::Unix(u) = &mut s.detail else {
+            continue;
+        };
+        if u.peer_inode == 0 {
+            continue;
+        }
+        let peer_path = dumps
+            .unix
+            .get(&u.peer_inode)
+            .and_then(|e| e.socket.path.clone());
+        let holders = scan.holders.get(&u.peer_inode);
+        // Another process holding the peer is the interesting answer; the target itself
+        // (a socketpair it keeps both ends of) only when nobody else does.
+        let chosen = holders
+            .and_then(|h| h.iter().find(|h| h.pid != pid).copied())
+            .or_else(|| {
+                own.get(&u.peer_inode)
+                    .map(|&fd| unix_peer::Holder { pid, fd })
+            });
+        match chosen {
+            Some(h) => {
+                let name = comm_cache
+                    .entry(h.pid)
+                    .or_insert_with(|| {
+                        root.read_pid(h.pid, "comm")
+                            .map(|c| c.trim_end().to_string())
+                            .unwrap_or_default()
+                    })
+                    .clone();
+                u.peer = Some(UnixPeer {
+                    pid: h.pid,
+                    name,
+                    fd: h.fd,
+                    path: peer_path,
+                });
+            }
+            None => {
+                let mut why = if scan.cut_by_deadline {
+                    format!(
+                        "socket:[{}] not found before the deadline cut the /proc/*/fd scan",
+                        u.peer_inode
+                    )
+                } else {
+                    format!(
+                        "socket:[{}] is held by no process visible here ({} processes scanned, {} \
+                         unreadable): another PID namespace, closed, or only in flight",
+                        u.peer_inode, scan.processes, scan.unreadable
+                    )
+                };
+                if let Some(p) = peer_path {
+                    why.push_str(&format!("; the peer is bound to {p}"));
+                }
+                u.peer_unresolved = Some(why);
+            }
+        }
+    }
+}
+
+/// /proc/sys/net/ipv4/ip_local_port_range: ports handed out to clients, not named.
+fn ephemeral_range(root: &ProcRoot) -> (u16, u16) {
+    root.read("sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| {
+            let mut w = t.split_whitespace().map(|x| x.parse::<u16>().ok());
+            Some((w.next()??, w.next()??))
+        })
+        .unwrap_or((32768, 60999))
+}
+
+/// Names well-known ports from /etc/services: the peer's port always, the local port when it is
+/// not a client's ephemeral one.
+fn name_ports(sockets: &mut [Socket], services: &Services, eph: &(u16, u16)) {
+    for s in sockets.iter_mut() {
+        let (inet, proto) = match &mut s.detail {
+            SocketDetail::Tcp(i) => (i, "tcp"),
+            SocketDetail::Udp(i) => (i, "udp"),
+            _ => continue,
+        };
+        if inet.peer.port != 0 {
+            inet.peer.service = services.name(inet.peer.port, proto).map(String::from);
+        }
+        let serving = inet.state == "LISTEN" || inet.peer.port == 0;
+        let ephemeral = (eph.0..=eph.1).contains(&inet.local.port);
+        if inet.local.port != 0 && (serving || !ephemeral) {
+            inet.local.service = services.name(inet.local.port, proto).map(String::from);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unknown(fds: Vec<i32>, changed: Vec<i32>) -> Socket {
+        Socket {
+            inode: 500,
+            fds,
+            family: SocketFamily::Other,
+            detail: SocketDetail::Unknown,
+            source: SOURCE_NONE.into(),
+            not_found_reason: None,
+            fds_changed: changed,
+        }
+    }
+
+    fn all_ok() -> Dumps {
+        Dumps {
+            inet_ok: true,
+            unix_ok: true,
+            netlink_ok: true,
+            packet_ok: true,
+            ..Dumps::default()
+        }
+    }
+
+    #[test]
+    fn replaced_fd_is_reported_as_closed_between_reads() {
+        let s = unknown(vec![7], vec![7]);
+        let reread = HashMap::from([(7, Some(501))]);
+        let why = not_found_reason(&s, &reread, &all_ok(), None, "netns 1");
+        assert!(why.starts_with("closed between"), "{why}");
+        assert!(why.contains("fd 7 is now socket:[501]"), "{why}");
+    }
+
+    #[test]
+    fn netns_problem_and_plain_absence() {
+        let s = unknown(vec![7], vec![]);
+        let reread = HashMap::from([(7, Some(500))]);
+        let why = not_found_reason(
+            &s,
+            &reread,
+            &all_ok(),
+            Some("netns 9 could not be entered"),
+            "netns 9",
+        );
+        assert_eq!(why, "not dumped: netns 9 could not be entered");
+        let why = not_found_reason(&s, &reread, &all_ok(), None, "netns 9");
+        assert!(why.contains("not yet bound or connected"), "{why}");
+        assert!(why.contains("netns 9"), "{why}");
+    }
+
+    #[test]
+    fn ports_named_unless_ephemeral_client_side() {
+        let services = Services::parse("eforward 2181/tcp\nhttp-alt 8080/tcp\nx 40000/tcp\n");
+        let mut sockets = vec![Socket {
+            inode: 1,
+            fds: vec![3],
+            family: SocketFamily::Inet,
+            detail: SocketDetail::Tcp(hangscope_model::InetSocket {
+                state: "ESTAB".into(),
+                local: hangscope_model::Endpoint {
+                    addr: "10.0.0.1".into(),
+                    port: 40000,
+                    service: None,
+                },
+                peer: hangscope_model::Endpoint {
+                    addr: "10.0.0.2".into(),
+                    port: 2181,
+                    service: None,
+                },
+                ..Default::default()
+            }),
+            source: SOURCE_SOCK_DIAG.into(),
+            not_found_reason: None,
+            fds_changed: vec![],
+        }];
+        name_ports(&mut sockets, &services, &(32768, 60999));
+        let SocketDetail::Tcp(i) = &sockets[0].detail else {
+            panic!("tcp")
+        };
+        assert_eq!(i.peer.service.as_deref(), Some("eforward"));
+        assert_eq!(i.local.service, None, "ephemeral client port not named");
+    }
+}

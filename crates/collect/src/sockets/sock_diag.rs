@@ -1,0 +1,124 @@
+//! One NETLINK_SOCK_DIAG dump: send a SOCK_DIAG_BY_FAMILY request with NLM_F_DUMP, collect every
+//! reply message up to NLMSG_DONE; see sock_diag(7) and netlink(7).
+//!
+//! The request bodies and the reply bodies are built and parsed by the per-family modules
+//! (inet_diag, unix_diag, netlink_diag, packet_diag); this module only frames. The socket lives
+//! in whatever network namespace the calling thread is in when it is created, which is how the
+//! dump reaches the target's namespace (see `netns`).
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use netlink_packet_core::{
+    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NetlinkBuffer,
+};
+use netlink_packet_sock_diag::SOCK_DIAG_BY_FAMILY;
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
+
+const NLMSG_HDRLEN: usize = 16;
+
+/// An open NETLINK_SOCK_DIAG socket in the creating thread's network namespace.
+pub struct SockDiag {
+    sock: Socket,
+    seq: u32,
+}
+
+/// The reply bodies of one dump (each one struct *_diag_msg followed by its attributes), and
+/// whether the kernel said the dump was interrupted by a concurrent change.
+#[derive(Debug, Default)]
+pub struct Dump {
+    pub messages: Vec<Vec<u8>>,
+    pub interrupted: bool,
+}
+
+impl SockDiag {
+    /// Opens the socket. `timeout` bounds every receive: a dump never hangs the tool.
+    pub fn open(timeout: Duration) -> io::Result<SockDiag> {
+        let mut sock = Socket::new(NETLINK_SOCK_DIAG)?;
+        sock.bind_auto()?;
+        sock.connect(&SocketAddr::new(0, 0))?;
+        let tv = libc::timeval {
+            tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_usec: timeout.subsec_micros().max(1) as libc::suseconds_t,
+        };
+        // SAFETY: setsockopt with a valid timeval of the size passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SockDiag { sock, seq: 0 })
+    }
+
+    /// Sends one dump request whose body is `request` (struct inet_diag_req_v2,
+    /// unix_diag_req, ...) and reads the whole reply.
+    pub fn dump(&mut self, request: &[u8]) -> io::Result<Dump> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let mut msg = vec![0u8; NLMSG_HDRLEN + request.len()];
+        {
+            let mut nl = NetlinkBuffer::new(&mut msg[..]);
+            nl.set_length((NLMSG_HDRLEN + request.len()) as u32);
+            nl.set_message_type(SOCK_DIAG_BY_FAMILY);
+            nl.set_flags(NLM_F_REQUEST | NLM_F_DUMP);
+            nl.set_sequence_number(seq);
+            nl.set_port_number(0);
+        }
+        msg[NLMSG_HDRLEN..].copy_from_slice(request);
+        self.sock.send(&msg, 0)?;
+
+        let mut out = Dump::default();
+        loop {
+            // Peeks the size first, so no reply is ever truncated.
+            let (buf, _) = self.sock.recv_from_full()?;
+            if buf.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "netlink socket closed mid-dump",
+                ));
+            }
+            let mut off = 0usize;
+            while off + NLMSG_HDRLEN <= buf.len() {
+                let nl = NetlinkBuffer::new_checked(&buf[off..])
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                let len = nl.length() as usize;
+                if len < NLMSG_HDRLEN {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("netlink message of length {len}"),
+                    ));
+                }
+                if nl.flags() & NLM_F_DUMP_INTR != 0 {
+                    out.interrupted = true;
+                }
+                let payload = nl.payload();
+                if nl.sequence_number() == seq {
+                    match nl.message_type() {
+                        NLMSG_DONE => return Ok(out),
+                        NLMSG_ERROR => {
+                            let errno = payload
+                                .get(..4)
+                                .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                                .unwrap_or(0);
+                            if errno == 0 {
+                                return Ok(out); // an ACK
+                            }
+                            return Err(io::Error::from_raw_os_error(-errno));
+                        }
+                        _ => out.messages.push(payload.to_vec()),
+                    }
+                }
+                // Messages are 4-byte aligned (NLMSG_ALIGN).
+                off += (len + 3) & !3;
+            }
+        }
+    }
+}

@@ -1,0 +1,485 @@
+//! The SOCKETS section: one line per socket in ss's vocabulary, grouped by the host at the
+//! other end; the TCP_INFO detail under each TCP line when verbose (always in JSON).
+
+use std::fmt::Write;
+
+use hangscope_model::{
+    Endpoint, InetSocket, Snapshot, Socket, SocketDetail, SocketTimer, TcpInfo, TimerKind,
+};
+
+use super::Style;
+use crate::table::Table;
+
+/// Where a socket is listed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Group {
+    /// Connected to this host (address as printed).
+    Peer(String),
+    Listening,
+    Unix,
+    Other,
+    NotFound,
+}
+
+impl Group {
+    fn title(&self) -> String {
+        match self {
+            Group::Peer(h) => format!("to {h}"),
+            Group::Listening => "listening or unconnected".into(),
+            Group::Unix => "unix".into(),
+            Group::Other => "netlink and packet".into(),
+            Group::NotFound => "not found in any socket table".into(),
+        }
+    }
+}
+
+fn group_of(s: &Socket) -> Group {
+    match &s.detail {
+        SocketDetail::Tcp(i) | SocketDetail::Udp(i) => {
+            if i.peer.port == 0 || i.state == "LISTEN" {
+                Group::Listening
+            } else {
+                Group::Peer(i.peer.addr.clone())
+            }
+        }
+        SocketDetail::Unix(_) => Group::Unix,
+        SocketDetail::Netlink(_) | SocketDetail::Packet(_) => Group::Other,
+        SocketDetail::Unknown => Group::NotFound,
+    }
+}
+
+pub(super) fn sockets(out: &mut String, snap: &Snapshot, st: &Style, verbose: bool) {
+    if snap.sockets.is_empty() {
+        return;
+    }
+    // Groups in order of first appearance (sockets are sorted by fd), peers first.
+    let mut groups: Vec<(Group, Vec<&Socket>)> = Vec::new();
+    for s in &snap.sockets {
+        let g = group_of(s);
+        match groups.iter_mut().find(|(k, _)| *k == g) {
+            Some((_, v)) => v.push(s),
+            None => groups.push((g, vec![s])),
+        }
+    }
+    groups.sort_by_key(|(g, _)| match g {
+        Group::Peer(_) => 0,
+        Group::Listening => 1,
+        Group::Unix => 2,
+        Group::Other => 3,
+        Group::NotFound => 4,
+    });
+    let _ = writeln!(out, "{}", st.bold("SOCKETS"));
+    for (g, list) in groups {
+        let _ = writeln!(out, "  {}", st.bold(&g.title()));
+        let mut t = Table::new(&[
+            "FD", "NETID", "STATE", "RECV-Q", "SEND-Q", "LOCAL", "PEER", "DETAIL",
+        ])
+        .right(3)
+        .right(4);
+        // Verbose TCP_INFO lines go under the row they belong to: the group's rows are
+        // aligned as one table, then the detail lines are interleaved.
+        let mut pending: Vec<(Vec<String>, Option<String>)> = Vec::new();
+        for s in list {
+            let row = row(s);
+            let info = if verbose { tcp_detail(s) } else { None };
+            pending.push((row, info));
+        }
+        if pending.iter().any(|(_, i)| i.is_some()) {
+            // Align all rows of the group together, then interleave the detail lines.
+            for (r, _) in &pending {
+                t.push(r.clone());
+            }
+            let rendered = t.render(4, st.header());
+            let mut lines = rendered.lines();
+            if let Some(h) = lines.next() {
+                let _ = writeln!(out, "{h}");
+            }
+            for ((_, info), line) in pending.iter().zip(lines) {
+                let _ = writeln!(out, "{line}");
+                if let Some(i) = info {
+                    let _ = writeln!(out, "{}", st.dim(&format!("{:6}{i}", "")));
+                }
+            }
+        } else {
+            for (r, _) in pending {
+                t.push(r);
+            }
+            out.push_str(&t.render(4, st.header()));
+        }
+    }
+    out.push('\n');
+}
+
+fn row(s: &Socket) -> Vec<String> {
+    let fds = s
+        .fds
+        .iter()
+        .map(|f| f.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut notes = Vec::new();
+    if !s.fds_changed.is_empty() {
+        let f: Vec<String> = s.fds_changed.iter().map(|f| f.to_string()).collect();
+        notes.push(format!("fd {} changed since listed", f.join(",")));
+    }
+    if s.source == "/proc/net" {
+        notes.push("from /proc/net".into());
+    }
+    let mut r = match &s.detail {
+        SocketDetail::Tcp(i) => inet_row("tcp", i),
+        SocketDetail::Udp(i) => inet_row("udp", i),
+        SocketDetail::Unix(u) => {
+            let netid = match u.sock_type.as_str() {
+                "STREAM" => "u_str",
+                "DGRAM" => "u_dgr",
+                "SEQPACKET" => "u_seq",
+                _ => "u_???",
+            };
+            let peer = match (&u.peer, &u.peer_unresolved) {
+                (Some(p), _) => {
+                    let mut s = format!("pid {} ({}) fd {}", p.pid, p.name, p.fd);
+                    if let Some(path) = &p.path {
+                        s.push_str(&format!(" {path}"));
+                    }
+                    s
+                }
+                (None, Some(_)) => format!("socket:[{}] ?", u.peer_inode),
+                (None, None) => "*".into(),
+            };
+            if let Some(why) = &u.peer_unresolved {
+                notes.push(why.clone());
+            }
+            vec![
+                netid.into(),
+                u.state.clone(),
+                u.recv_q.to_string(),
+                u.send_q.to_string(),
+                u.path.clone().unwrap_or_else(|| "*".into()),
+                peer,
+                String::new(),
+            ]
+        }
+        SocketDetail::Netlink(n) => vec![
+            "nl".into(),
+            "UNCONN".into(),
+            String::new(),
+            String::new(),
+            format!("{}:{}", n.protocol_name, n.portid),
+            "*".into(),
+            String::new(),
+        ],
+        SocketDetail::Packet(p) => vec![
+            match p.sock_type.as_str() {
+                "DGRAM" => "p_dgr",
+                _ => "p_raw",
+            }
+            .into(),
+            "UNCONN".into(),
+            String::new(),
+            String::new(),
+            format!(
+                "proto 0x{:04x}{}",
+                p.protocol,
+                p.ifindex
+                    .map(|i| format!(" ifindex {i}"))
+                    .unwrap_or_default()
+            ),
+            "*".into(),
+            String::new(),
+        ],
+        SocketDetail::Unknown => {
+            if let Some(why) = &s.not_found_reason {
+                notes.push(why.clone());
+            }
+            vec![
+                "?".into(),
+                "-".into(),
+                String::new(),
+                String::new(),
+                format!("socket:[{}]", s.inode),
+                String::new(),
+                String::new(),
+            ]
+        }
+    };
+    if let Some(last) = r.last_mut() {
+        let mut d = std::mem::take(last);
+        for n in notes {
+            if !d.is_empty() {
+                d.push_str("  ");
+            }
+            d.push_str(&format!("[{n}]"));
+        }
+        *last = d;
+    }
+    let mut full = vec![fds];
+    full.append(&mut r);
+    full
+}
+
+fn inet_row(netid: &str, i: &InetSocket) -> Vec<String> {
+    let peer = if i.peer.port == 0 {
+        "*".to_string()
+    } else {
+        endpoint(&i.peer)
+    };
+    vec![
+        netid.into(),
+        i.state.clone(),
+        i.recv_q.to_string(),
+        i.send_q.to_string(),
+        endpoint(&i.local),
+        peer,
+        i.timer.as_ref().map(timer).unwrap_or_default(),
+    ]
+}
+
+/// `127.0.0.1:2181 (eforward)`, as lsof names a well-known port.
+fn endpoint(e: &Endpoint) -> String {
+    match &e.service {
+        Some(name) => format!("{e} ({name})"),
+        None => e.to_string(),
+    }
+}
+
+/// ss's timer column: `timer:(keepalive,325ms,0)`.
+fn timer(t: &SocketTimer) -> String {
+    let kind = match t.kind {
+        TimerKind::Off => "off",
+        TimerKind::On => "on",
+        TimerKind::Keepalive => "keepalive",
+        TimerKind::TimeWait => "timewait",
+        TimerKind::Persist => "persist",
+        TimerKind::Unknown => "unknown",
+    };
+    format!("timer:({kind},{},{})", ss_time(t.expires_ms), t.retrans)
+}
+
+/// ss's time format: 325ms, 2.1sec, 3min5sec.
+fn ss_time(ms: u32) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}sec", f64::from(ms) / 1000.0)
+    } else {
+        format!("{}min{}sec", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+/// A rate in bytes per second as ss prints it in bits: 32.8Gbps, 1.2Mbps, 800bps.
+fn bits_per_s(bytes_per_s: u64) -> String {
+    let b = bytes_per_s as f64 * 8.0;
+    if b >= 1e9 {
+        format!("{:.1}Gbps", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1}Mbps", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1}Kbps", b / 1e3)
+    } else {
+        format!("{b:.0}bps")
+    }
+}
+
+/// The TCP_INFO line, in `ss -ti` words.
+fn tcp_detail(s: &Socket) -> Option<String> {
+    let SocketDetail::Tcp(i) = &s.detail else {
+        return None;
+    };
+    if i.state == "LISTEN" {
+        return None; // a listener's tcp_info is all zeros but the backlog
+    }
+    let t: &TcpInfo = i.tcp_info.as_ref()?;
+    let ms = |us: u32| {
+        let v = f64::from(us) / 1000.0;
+        if v.fract() == 0.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v}")
+        }
+    };
+    let mut w: Vec<String> = Vec::new();
+    if let Some(c) = &i.congestion {
+        w.push(c.clone());
+    }
+    w.push(format!("rtt:{}/{}", ms(t.rtt_us), ms(t.rttvar_us)));
+    w.push(format!("rto:{}", ms(t.rto_us)));
+    if t.ato_us > 0 {
+        w.push(format!("ato:{}", ms(t.ato_us)));
+    }
+    if t.backoff > 0 {
+        w.push(format!("backoff:{}", t.backoff));
+    }
+    w.push(format!("mss:{}", t.snd_mss));
+    w.push(format!("cwnd:{}", t.snd_cwnd));
+    if t.snd_ssthresh < 0xFFFF {
+        w.push(format!("ssthresh:{}", t.snd_ssthresh));
+    }
+    let mut opt64 = |name: &str, v: Option<u64>| {
+        if let Some(v) = v {
+            w.push(format!("{name}:{v}"));
+        }
+    };
+    opt64("bytes_sent", t.bytes_sent);
+    opt64("bytes_retrans", t.bytes_retrans.filter(|&v| v > 0));
+    opt64("bytes_acked", t.bytes_acked);
+    opt64("bytes_received", t.bytes_received);
+    if let (Some(o), Some(i)) = (t.segs_out, t.segs_in) {
+        w.push(format!("segs_out:{o} segs_in:{i}"));
+    }
+    w.push(format!("lastsnd:{}", t.last_data_sent_ms));
+    w.push(format!("lastrcv:{}", t.last_data_recv_ms));
+    w.push(format!("lastack:{}", t.last_ack_recv_ms));
+    w.push(format!("unacked:{}", t.unacked));
+    w.push(format!("retrans:{}/{}", t.retransmits, t.total_retrans));
+    if t.lost > 0 {
+        w.push(format!("lost:{}", t.lost));
+    }
+    if let Some(r) = t.delivery_rate {
+        w.push(format!("delivery_rate:{}", bits_per_s(r)));
+    }
+    let mut opt_us = |name: &str, v: Option<u64>| {
+        if let Some(v) = v.filter(|&v| v > 0) {
+            w.push(format!("{name}:{}ms", v / 1000));
+        }
+    };
+    opt_us("busy", t.busy_time_us);
+    opt_us("rwnd_limited", t.rwnd_limited_us);
+    opt_us("sndbuf_limited", t.sndbuf_limited_us);
+    w.push(format!("rcv_space:{}", t.rcv_space));
+    if let Some(v) = t.snd_wnd {
+        w.push(format!("snd_wnd:{v}"));
+    }
+    if let Some(v) = t.rcv_wnd {
+        w.push(format!("rcv_wnd:{v}"));
+    }
+    if let (Some(r), Some(rb), Some(t_), Some(tb)) =
+        (i.rmem_alloc, i.rcvbuf, i.wmem_alloc, i.sndbuf)
+    {
+        w.push(format!("skmem:(r{r},rb{rb},t{t_},tb{tb})"));
+    }
+    w.push(format!("tcp_info:{}B", t.len));
+    Some(w.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hangscope_model::{SocketFamily, UnixPeer, UnixSocket};
+
+    fn tcp(fd: i32, state: &str, local: (&str, u16), peer: (&str, u16)) -> Socket {
+        Socket {
+            inode: 1000 + fd as u64,
+            fds: vec![fd],
+            family: SocketFamily::Inet,
+            detail: SocketDetail::Tcp(InetSocket {
+                state: state.into(),
+                local: Endpoint {
+                    addr: local.0.into(),
+                    port: local.1,
+                    service: None,
+                },
+                peer: Endpoint {
+                    addr: peer.0.into(),
+                    port: peer.1,
+                    service: None,
+                },
+                ..InetSocket::default()
+            }),
+            source: "sock_diag".into(),
+            not_found_reason: None,
+            fds_changed: vec![],
+        }
+    }
+
+    #[test]
+    fn groups_by_peer_in_ss_words() {
+        let mut snap = Snapshot::default();
+        let mut a = tcp(12, "ESTAB", ("10.0.130.70", 53412), ("10.0.130.71", 2181));
+        if let SocketDetail::Tcp(i) = &mut a.detail {
+            i.peer.service = Some("eforward".into());
+            i.send_q = 0;
+            i.timer = Some(SocketTimer {
+                kind: TimerKind::Keepalive,
+                expires_ms: 325,
+                retrans: 0,
+            });
+            i.tcp_info = Some(TcpInfo {
+                len: 200,
+                rtt_us: 250,
+                rttvar_us: 125,
+                bytes_acked: Some(61),
+                bytes_received: Some(0),
+                ..TcpInfo::default()
+            });
+        }
+        let l = tcp(3, "LISTEN", ("0.0.0.0", 8080), ("0.0.0.0", 0));
+        let u = Socket {
+            inode: 77,
+            fds: vec![5],
+            family: SocketFamily::Unix,
+            detail: SocketDetail::Unix(UnixSocket {
+                sock_type: "STREAM".into(),
+                state: "ESTAB".into(),
+                peer_inode: 78,
+                peer: Some(UnixPeer {
+                    pid: 4321,
+                    name: "child".into(),
+                    fd: 4,
+                    path: None,
+                }),
+                ..UnixSocket::default()
+            }),
+            source: "sock_diag".into(),
+            not_found_reason: None,
+            fds_changed: vec![],
+        };
+        let unknown = Socket {
+            inode: 99,
+            fds: vec![9],
+            family: SocketFamily::Other,
+            detail: SocketDetail::Unknown,
+            source: "none".into(),
+            not_found_reason: Some("not yet bound".into()),
+            fds_changed: vec![],
+        };
+        snap.sockets = vec![l, u, unknown, a];
+        let st = Style { on: false };
+        let mut out = String::new();
+        sockets(&mut out, &snap, &st, false);
+        let to = out.find("  to 10.0.130.71").expect("peer group");
+        let listen = out
+            .find("  listening or unconnected")
+            .expect("listen group");
+        assert!(to < listen, "{out}");
+        assert!(
+            out.contains(
+                "12  tcp    ESTAB       0       0  10.0.130.70:53412  10.0.130.71:2181 (eforward)  timer:(keepalive,325ms,0)"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("0.0.0.0:8080  *"), "{out}");
+        assert!(out.contains("pid 4321 (child) fd 4"), "{out}");
+        assert!(out.contains("socket:[99]"), "{out}");
+        assert!(out.contains("[not yet bound]"), "{out}");
+        assert!(!out.contains("rtt:"), "TCP_INFO only when verbose: {out}");
+
+        let mut v = String::new();
+        sockets(&mut v, &snap, &st, true);
+        assert!(v.contains("rtt:0.25/0.125"), "{v}");
+        assert!(v.contains("bytes_acked:61 bytes_received:0"), "{v}");
+        assert!(
+            !v.contains("bytes_sent"),
+            "absent on a 200-byte tcp_info: {v}"
+        );
+        assert!(v.contains("tcp_info:200B"), "{v}");
+    }
+
+    #[test]
+    fn ss_times() {
+        assert_eq!(ss_time(325), "325ms");
+        assert_eq!(ss_time(2100), "2.1sec");
+        assert_eq!(ss_time(185_000), "3min5sec");
+        assert_eq!(bits_per_s(4_096_000_000), "32.8Gbps");
+        assert_eq!(bits_per_s(100), "800bps");
+    }
+}
