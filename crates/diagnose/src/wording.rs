@@ -106,7 +106,7 @@ pub(crate) fn log_line(e: &LogEntry) -> String {
         .collect();
     line.push(' ');
     line.push_str(&message.join(" "));
-    shorten(&line, 160)
+    shorten(&line, 140)
 }
 
 /// The time of a log entry to the second: "0917 05:25:27.038408" → "0917 05:25:27".

@@ -52,16 +52,18 @@ pub(crate) fn corroborate(ctx: &Ctx<'_>, found: &mut Vec<Found>) {
             if i.bytes_received.unwrap_or(1) > 0 && u64::from(i.last_data_recv_ms) < quiet_ms {
                 answered.push((
                     c,
+                    port,
                     format!(
-                        "{port} sent data {} ago",
+                        "sent data {} ago",
                         wording::duration(u64::from(i.last_data_recv_ms))
                     ),
                 ));
             } else if u64::from(i.last_ack_recv_ms) < quiet_ms {
                 idle.push((
                     c,
+                    port,
                     format!(
-                        "{port} idle, its kernel ACKed {} ago",
+                        "idle, its kernel ACKed {} ago",
                         wording::duration(u64::from(i.last_ack_recv_ms))
                     ),
                 ));
@@ -70,11 +72,11 @@ pub(crate) fn corroborate(ctx: &Ctx<'_>, found: &mut Vec<Found>) {
         if answered.is_empty() && idle.is_empty() {
             continue;
         }
-        let first = answered.first().or(idle.first()).map(|(c, _)| *c);
+        let first = answered.first().or(idle.first()).map(|(c, _, _)| *c);
         let facts: Vec<String> = answered
             .iter()
             .chain(idle.iter())
-            .map(|(_, s)| s.clone())
+            .map(|(_, port, s)| format!("{port} {s}"))
             .collect();
         f.finding.ruled_out.push(format!(
             "host down or network loss: other connections to {host} answer ({})",
@@ -88,11 +90,11 @@ pub(crate) fn corroborate(ctx: &Ctx<'_>, found: &mut Vec<Found>) {
         let evidence = answered
             .iter()
             .chain(idle.iter())
-            .filter_map(|(c, s)| {
+            .filter_map(|(c, _, s)| {
                 let i = c.info()?;
                 Some(Evidence::new(
-                    c.fd_text(),
-                    format!("{} -> {}: {s}", c.inet.local, c.inet.peer),
+                    format!("{} to {}", c.fd_text(), c.inet.peer),
+                    s.clone(),
                     format!(
                         "ss: lastrcv:{} lastack:{} bytes_received:{}",
                         i.last_data_recv_ms,
