@@ -10,7 +10,7 @@ fn load(name: &str) -> Document {
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    Document::from_json(&text).unwrap()
+    Document::from_json(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 #[test]
