@@ -11,6 +11,7 @@ use crate::cli::exit;
 
 mod files;
 mod network;
+mod verdict;
 
 pub fn run(name: &str, args: &[String]) -> i32 {
     // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
@@ -28,6 +29,13 @@ pub fn run(name: &str, args: &[String]) -> i32 {
         "silent-server" => network::silent_server(args),
         "meta-client" => network::meta_client(args),
         "holder" => files::holder(args),
+        "deaf-server" => verdict::deaf_server(args),
+        "flood-client" => verdict::flood_client(args),
+        "greeter-server" => verdict::greeter_server(args),
+        "unread-client" => verdict::unread_client(args),
+        "echo-server" => verdict::echo_server(args),
+        "echo-client" => verdict::echo_client(args),
+        "idle-server" => verdict::idle_server(args),
         _ => Err(format!("unknown scenario {name:?}")),
     };
     match result {
