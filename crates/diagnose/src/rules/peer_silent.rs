@@ -11,6 +11,9 @@ use crate::connection::Conn;
 use crate::rules::NO_THREADS;
 use crate::{Ctx, Found, STUCK_MS, log_quotes, wording};
 
+/// More requests than this without a single byte back is not request/reply traffic.
+const ONE_WAY_SEGMENTS: u32 = 8;
+
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
     let mut out = Vec::new();
     for conn in Conn::tcp(ctx) {
@@ -37,6 +40,11 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         let after = info.last_data_sent_ms < info.last_data_recv_ms
             || (info.last_data_sent_ms == info.last_data_recv_ms && info.bytes_received == Some(0));
         if !after {
+            continue;
+        }
+        // Many data segments out and not one byte ever back: a one-way stream (metrics,
+        // logs), where silence is the protocol, not a fault.
+        if info.bytes_received == Some(0) && info.data_segs_out.unwrap_or(0) > ONE_WAY_SEGMENTS {
             continue;
         }
         let silent_ms = u64::from(info.last_data_sent_ms);
@@ -314,6 +322,29 @@ mod tests {
         let mut snap = seed();
         // Threads known, none waits on fd 29: a one-way or idle pool connection.
         snap.threads.retain(|t| t.tid != 31576);
+        assert!(find(&Ctx::new(&snap)).is_empty());
+    }
+
+    #[test]
+    fn one_way_stream_is_not_silent() {
+        // A metrics client pushing lines to a collector that never answers, watched by an
+        // idle event loop.
+        let mut snap = base(70, "statsd-relay");
+        let mut s = tcp(12, "10.9.0.2:47000", "10.9.0.3:2003", "ESTAB");
+        let i = info_of(&mut s);
+        i.bytes_acked = Some(2_000_001);
+        i.data_segs_out = Some(4000);
+        i.last_data_sent_ms = 1500;
+        i.last_data_recv_ms = 3_600_000;
+        add_socket(&mut snap, 9, s);
+        add_epoll(&mut snap, 4, &[9]);
+        snap.threads.push(thread(
+            70,
+            "relay",
+            "epoll_wait",
+            vec![fd_wait(4, &[])],
+            Some(2000),
+        ));
         assert!(find(&Ctx::new(&snap)).is_empty());
     }
 
