@@ -60,7 +60,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
             Some(w) => (
                 Severity::Cause,
                 format!(
-                    "{} has been blocked {} in {} sending to {peer}: {window} and {} wait in \
+                    "{} has been blocked {} in {}, writing to {peer}: {window} and {} wait in \
                      Send-Q; {alive}",
                     wording::thread(w.thread),
                     wording::duration(stuck_ms),
@@ -128,8 +128,9 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         }
         let ruled_out = if acked_recently {
             vec![format!(
-                "network loss and host down: window probes are answered, {} unacknowledged",
-                wording::plural(u64::from(info.unacked), "segment", "segments")
+                "network loss and host down: the peer's kernel answers window probes (last \
+                 ACK {} ago)",
+                wording::duration(u64::from(info.last_ack_recv_ms))
             )]
         } else {
             vec![]
@@ -195,7 +196,7 @@ mod tests {
         let f = &found[0].finding;
         assert_eq!(f.severity, Severity::Cause);
         assert_eq!((f.subject.tid, f.subject.fd), (Some(301), Some(4)));
-        assert!(f.summary.starts_with("Thread 301 (sender) has been blocked 5.2 s in write() sending to 127.0.0.1:9000: the peer's receive window is closed (0 bytes) and 2.5 MiB wait in Send-Q; its kernel answers (last ACK 400 ms ago)"), "{}", f.summary);
+        assert!(f.summary.starts_with("Thread 301 (sender) has been blocked 5.2 s in write(), writing to 127.0.0.1:9000: the peer's receive window is closed (0 bytes) and 2.5 MiB wait in Send-Q; its kernel answers (last ACK 400 ms ago)"), "{}", f.summary);
         assert!(
             f.next_step.contains("ss -tnp 'sport = :9000'"),
             "{}",
