@@ -12,6 +12,7 @@ use crate::cli::exit;
 mod files;
 mod network;
 mod sockets;
+mod verdict;
 
 pub fn run(name: &str, args: &[String]) -> i32 {
     // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
@@ -33,6 +34,13 @@ pub fn run(name: &str, args: &[String]) -> i32 {
         "open-hold" => files::open_hold(args),
         "socket-holder" => sockets::socket_holder(args),
         "fd-holder" => sockets::fd_holder(args),
+        "deaf-server" => verdict::deaf_server(args),
+        "flood-client" => verdict::flood_client(args),
+        "greeter-server" => verdict::greeter_server(args),
+        "unread-client" => verdict::unread_client(args),
+        "echo-server" => verdict::echo_server(args),
+        "echo-client" => verdict::echo_client(args),
+        "idle-server" => verdict::idle_server(args),
         _ => Err(format!("unknown scenario {name:?}")),
     };
     match result {

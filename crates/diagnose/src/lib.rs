@@ -1,12 +1,71 @@
 //! Diagnosis: rules over a snapshot, no live access, so every rule is tested on built or
 //! recorded snapshots. Each rule lives in `rules/`, one file named after what it finds.
+//!
+//! Waiting is not stuck. A thread in accept(), an epoll_wait over idle connections, a worker on
+//! an empty queue are normal; a rule names a cause only for a wait that something should have
+//! ended: a request acknowledged with nothing back, data the peer never acknowledges, a window
+//! that stays closed, data that arrived and nobody reads.
 
-use hangscope_model::{Finding, Snapshot};
+use std::collections::HashSet;
 
-/// Runs every rule and ranks the findings: causes first, then warnings, then context.
+use hangscope_model::{Finding, Snapshot, SocketDetail};
+
+mod connection;
+mod log_quotes;
+mod rules;
+mod waiters;
+mod wording;
+
+#[cfg(test)]
+mod testkit;
+
+/// A wait shorter than this is a request in flight, not a hang.
+pub(crate) const STUCK_MS: u64 = 1000;
+
+/// What every rule reads: the snapshot and indexes built once over it.
+pub(crate) struct Ctx<'a> {
+    pub snap: &'a Snapshot,
+    pub waiters: waiters::Waiters<'a>,
+    /// Ports the process listens on (TCP LISTEN sockets), to tell accepted connections apart.
+    pub listen_ports: HashSet<u16>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(snap: &'a Snapshot) -> Self {
+        let listen_ports = snap
+            .sockets
+            .iter()
+            .filter_map(|s| match &s.detail {
+                SocketDetail::Tcp(i) if i.state == "LISTEN" => Some(i.local.port),
+                _ => None,
+            })
+            .collect();
+        Ctx {
+            snap,
+            waiters: waiters::Waiters::new(snap),
+            listen_ports,
+        }
+    }
+}
+
+/// A finding with how long its subject has been stuck, for ranking.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
+    pub finding: Finding,
+    pub stuck_ms: u64,
+}
+
+/// Runs every rule and ranks the findings: causes first, then warnings, then context; within a
+/// severity, the longest stuck first, then the one with the most evidence.
 pub fn diagnose(snap: &Snapshot) -> Vec<Finding> {
-    let mut findings: Vec<Finding> = Vec::new();
-    let _ = snap;
-    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    findings
+    let ctx = Ctx::new(snap);
+    let mut found = rules::run(&ctx);
+    found.sort_by(|a, b| {
+        b.finding
+            .severity
+            .cmp(&a.finding.severity)
+            .then(b.stuck_ms.cmp(&a.stuck_ms))
+            .then(b.finding.evidence.len().cmp(&a.finding.evidence.len()))
+    });
+    found.into_iter().map(|f| f.finding).collect()
 }

@@ -116,10 +116,8 @@ fn findings(out: &mut String, doc: &Document, st: &Style) {
         .filter(|f| f.severity == Severity::Cause)
         .collect();
     if let Some(top) = causes.first() {
+        // What was ruled out is listed under the finding; the summary already says it in words.
         let _ = writeln!(out, "{}  {}", st.red("VERDICT"), wrap(&top.summary, 9, 88));
-        if !top.ruled_out.is_empty() {
-            let _ = writeln!(out, "         {}", wrap(&top.ruled_out.join("; "), 9, 88));
-        }
         let _ = writeln!(
             out,
             "{}     {}",
@@ -163,17 +161,28 @@ fn findings(out: &mut String, doc: &Document, st: &Style) {
             " ".repeat(pad),
             subject.join("  ")
         );
-        let _ = writeln!(out, "                   {}", wrap(&f.summary, 19, 88));
-        for e in &f.evidence {
-            let src = if e.source.is_empty() {
-                String::new()
-            } else {
-                st.dim(&format!("  [{}]", e.source))
-            };
-            let _ = writeln!(out, "                   {}: {}{src}", e.label, e.value);
+        let is_verdict = causes.first().is_some_and(|top| std::ptr::eq(f, *top));
+        // The verdict's summary was printed above; its entry shows only the evidence.
+        if !is_verdict {
+            let _ = writeln!(out, "                   {}", wrap(&f.summary, 19, 88));
         }
-        if f.severity != Severity::Cause || !std::ptr::eq(f, causes[0]) {
-            let _ = writeln!(out, "                   next: {}", f.next_step);
+        for e in &f.evidence {
+            let line = format!("{}: {}", e.label, e.value);
+            let _ = writeln!(out, "                   {line}");
+            if !e.source.is_empty() {
+                let _ = writeln!(out, "                     {}", st.dim(&e.source));
+            }
+        }
+        for r in &f.ruled_out {
+            let _ = writeln!(out, "                   ruled out: {}", wrap(r, 30, 88));
+        }
+        // Context findings need no step of their own.
+        if !is_verdict && f.severity != Severity::Info {
+            let _ = writeln!(
+                out,
+                "                   next: {}",
+                wrap(&f.next_step, 25, 88)
+            );
         }
     }
     out.push('\n');
@@ -530,6 +539,64 @@ mod tests {
     fn number_ranges() {
         assert_eq!(ranges(&[0, 1, 2, 5, 7, 8]), "0-2 5 7-8");
         assert_eq!(ranges(&[]), "");
+    }
+
+    #[test]
+    fn verdict_first_then_evidence_without_repeating_it() {
+        use hangscope_model::{Cause, Evidence, Finding, Subject};
+        let finding = |severity, cause, summary: &str| Finding {
+            severity,
+            cause,
+            summary: summary.into(),
+            subject: Subject {
+                tid: Some(7),
+                thread_name: Some("io".into()),
+                fd: Some(3),
+                ..Subject::default()
+            },
+            evidence: vec![Evidence::new(
+                "reply",
+                "0 bytes back",
+                "ss: bytes_received:0",
+            )],
+            ruled_out: vec!["host down: its kernel ACKed 1 s ago".into()],
+            next_step: "Look at the peer.".into(),
+        };
+        let doc = Document::new(
+            "t",
+            Snapshot::default(),
+            vec![
+                finding(Severity::Cause, Cause::PeerSilent, "Thread 7 (io) waits."),
+                finding(Severity::Info, Cause::WaitingLoop, "Thread 8 loops."),
+            ],
+        );
+        let text = render_text(&doc, &TextOptions::default());
+        assert!(
+            text.contains("VERDICT  Thread 7 (io) waits.\nNEXT     Look at the peer.\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("Thread 7 (io) waits.").count(), 1, "{text}");
+        assert!(
+            text.contains(" 1 peer silent     thread 7 io  fd 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("                   reply: 0 bytes back\n                     ss: bytes_received:0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ruled out: host down: its kernel ACKed 1 s ago"),
+            "{text}"
+        );
+        assert!(
+            text.contains("                   Thread 8 loops.\n"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("Look at the peer.").count(),
+            1,
+            "context has no next step"
+        );
     }
 
     #[test]

@@ -1,0 +1,163 @@
+//! One TCP or UDP socket of the process, as NETLINK_SOCK_DIAG reported it (sock_diag(7),
+//! ss(8)), with the questions every network rule asks of it: which fds hold it, which way it
+//! was opened, how much was sent, how to name it.
+
+use hangscope_model::{InetSocket, Socket, SocketDetail, Subject, TcpInfo, TimerKind};
+
+use crate::Ctx;
+use crate::waiters::Waiter;
+
+/// Linux's default ip_local_port_range starts here; a peer port at or above it on a socket whose
+/// own port is below it is most likely a client that connected to us.
+const EPHEMERAL_START: u16 = 32768;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Proto {
+    Tcp,
+    Udp,
+}
+
+#[derive(Clone)]
+pub(crate) struct Conn<'a> {
+    pub sock: &'a Socket,
+    pub inet: &'a InetSocket,
+    pub proto: Proto,
+    /// The process's fds that hold the socket.
+    pub fds: Vec<i32>,
+}
+
+impl<'a> Conn<'a> {
+    /// Every TCP and UDP socket of the snapshot.
+    pub fn all(ctx: &Ctx<'a>) -> Vec<Conn<'a>> {
+        let snap = ctx.snap;
+        snap.sockets
+            .iter()
+            .filter_map(|sock| {
+                let (inet, proto) = match &sock.detail {
+                    SocketDetail::Tcp(i) => (i, Proto::Tcp),
+                    SocketDetail::Udp(i) => (i, Proto::Udp),
+                    _ => return None,
+                };
+                let mut fds = sock.fds.clone();
+                if fds.is_empty() {
+                    fds = snap
+                        .fds
+                        .iter()
+                        .filter(|f| f.socket_inode == Some(sock.inode))
+                        .map(|f| f.fd)
+                        .collect();
+                }
+                Some(Conn {
+                    sock,
+                    inet,
+                    proto,
+                    fds,
+                })
+            })
+            .collect()
+    }
+
+    pub fn tcp(ctx: &Ctx<'a>) -> Vec<Conn<'a>> {
+        Self::all(ctx)
+            .into_iter()
+            .filter(|c| c.proto == Proto::Tcp)
+            .collect()
+    }
+
+    pub fn state(&self) -> &str {
+        &self.inet.state
+    }
+
+    pub fn info(&self) -> Option<&'a TcpInfo> {
+        self.inet.tcp_info.as_ref()
+    }
+
+    pub fn fd(&self) -> Option<i32> {
+        self.fds.first().copied()
+    }
+
+    /// "10.0.130.72:10100".
+    pub fn peer(&self) -> String {
+        self.inet.peer.to_string()
+    }
+
+    /// "TCP 10.0.130.71:42428 -> 10.0.130.72:10100".
+    pub fn label(&self) -> String {
+        let proto = match self.proto {
+            Proto::Tcp => "TCP",
+            Proto::Udp => "UDP",
+        };
+        format!("{proto} {} -> {}", self.inet.local, self.inet.peer)
+    }
+
+    /// Payload bytes the peer acknowledged. tcp_info's bytes_acked (since Linux 4.1) counts the
+    /// SYN too: ss shows bytes_acked:1 on a connection that never sent data.
+    pub fn bytes_sent(&self) -> Option<u64> {
+        self.info()?.bytes_acked.map(|b| b.saturating_sub(1))
+    }
+
+    /// Whether the connection was accepted from our listening socket rather than opened by us.
+    /// A server owes its clients answers, not the other way round, so "sent and nothing back"
+    /// means something only on connections the process opened.
+    pub fn is_inbound(&self, ctx: &Ctx<'_>) -> bool {
+        let local = self.inet.local.port;
+        ctx.listen_ports.contains(&local)
+            || (local < EPHEMERAL_START && self.inet.peer.port >= EPHEMERAL_START)
+    }
+
+    pub fn timer_is(&self, kind: TimerKind) -> bool {
+        self.inet.timer.as_ref().is_some_and(|t| t.kind == kind)
+    }
+
+    /// ss's timer column, e.g. "timer:(keepalive,325ms,0)".
+    pub fn timer_text(&self) -> Option<String> {
+        let t = self.inet.timer.as_ref()?;
+        let kind = match t.kind {
+            TimerKind::Off => return None,
+            TimerKind::On => "on",
+            TimerKind::Keepalive => "keepalive",
+            TimerKind::TimeWait => "timewait",
+            TimerKind::Persist => "persist",
+            TimerKind::Unknown => "unknown",
+        };
+        Some(format!("timer:({kind},{}ms,{})", t.expires_ms, t.retrans))
+    }
+
+    /// The subject of a finding about this connection, through `waiter` when a thread waits.
+    pub fn subject(&self, waiter: Option<&Waiter<'_>>) -> Subject {
+        Subject {
+            tid: waiter.map(|w| w.thread.tid),
+            thread_name: waiter
+                .map(|w| w.thread.name.clone())
+                .filter(|n| !n.is_empty()),
+            fd: waiter.map(|w| w.fd).or(self.fd()),
+            socket_inode: Some(self.sock.inode),
+            connection: Some(self.label()),
+        }
+    }
+
+    /// "fd 29" or "a socket" when no fd of the process was matched to it.
+    pub fn fd_text(&self) -> String {
+        match self.fd() {
+            Some(fd) => format!("fd {fd}"),
+            None => "a socket".into(),
+        }
+    }
+
+    /// Where to look next for the process at the other end.
+    pub fn peer_owner_step(&self) -> String {
+        let host = &self.inet.peer.addr;
+        let port = self.inet.peer.port;
+        if crate::wording::is_loopback(host) {
+            format!(
+                "Look at the process on this host that owns port {port} \
+                 (ss -tnp 'sport = :{port}'), e.g. run hangscope on it."
+            )
+        } else {
+            format!(
+                "Look at the process that owns :{port} on {host} \
+                 (e.g. run hangscope there on the process listening on {port})."
+            )
+        }
+    }
+}

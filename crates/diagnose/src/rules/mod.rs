@@ -1,0 +1,42 @@
+//! The rules, one file each, named after what they find. Each takes the snapshot's context and
+//! returns findings; `run` calls them in two passes: first the rules that find causes, then the
+//! context rules that read those causes (other connections to the same host, a loop waiting
+//! for the stuck thread).
+
+use crate::{Ctx, Found};
+
+mod busy;
+mod connection_dead;
+mod local_not_reading;
+mod lock_wait;
+mod name_resolution;
+mod peer_not_reading;
+mod peer_silent;
+mod peer_unreachable;
+mod same_host;
+mod waiting_loop;
+
+type Rule = fn(&Ctx<'_>) -> Vec<Found>;
+
+const RULES: &[Rule] = &[
+    peer_silent::find,
+    peer_unreachable::find,
+    peer_not_reading::find,
+    local_not_reading::find,
+    connection_dead::find,
+    name_resolution::find,
+    lock_wait::find,
+    busy::find,
+];
+
+pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Found> {
+    let mut found: Vec<Found> = RULES.iter().flat_map(|rule| rule(ctx)).collect();
+    same_host::corroborate(ctx, &mut found);
+    let loops = waiting_loop::find(ctx, &found);
+    found.extend(loops);
+    found
+}
+
+/// The sentence rules add when thread states were not read.
+pub(crate) const NO_THREADS: &str =
+    "Thread states were not read, so whether a thread waits on it is not known.";

@@ -1,0 +1,386 @@
+//! Peer application silent: the process sent a request on a connection it opened, the peer's
+//! kernel acknowledged every byte, nothing came back, and a thread waits for the reply. The
+//! seed incident's case.
+//!
+//! Facts from tcp_info (include/uapi/linux/tcp.h, ss -ti): bytes_acked, unacked,
+//! last_data_sent/recv, last_ack_recv; the waiting thread from /proc/PID/task/TID/syscall.
+
+use hangscope_model::{Cause, Evidence, Finding, Severity, TimerKind};
+
+use crate::connection::Conn;
+use crate::rules::NO_THREADS;
+use crate::{Ctx, Found, STUCK_MS, log_quotes, wording};
+
+/// More requests than this without a single byte back is not request/reply traffic.
+const ONE_WAY_SEGMENTS: u32 = 8;
+
+pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
+    let mut out = Vec::new();
+    for conn in Conn::tcp(ctx) {
+        if conn.state() != "ESTAB" || conn.is_inbound(ctx) {
+            continue;
+        }
+        let Some(info) = conn.info() else { continue };
+        // Data still unacknowledged, queued, or unread belongs to the other rules.
+        if info.unacked > 0 || conn.inet.send_q > 0 || conn.inet.recv_q > 0 {
+            continue;
+        }
+        // Keepalive probes going unanswered: the connection is dead, not the peer silent.
+        if info.probes > 0 || conn.inet.timer.as_ref().is_some_and(|t| t.retrans > 0) {
+            continue;
+        }
+        let sent = conn.bytes_sent();
+        if sent == Some(0) {
+            continue;
+        }
+        // The request went out after the last data that came in. The same millisecond counts
+        // only when nothing ever came back: connect() sets the receive timestamp, so a request
+        // sent right after connecting shows lastsnd == lastrcv; with data received, the same
+        // millisecond is as likely a reply that came at once.
+        let after = info.last_data_sent_ms < info.last_data_recv_ms
+            || (info.last_data_sent_ms == info.last_data_recv_ms && info.bytes_received == Some(0));
+        if !after {
+            continue;
+        }
+        // Many data segments out and not one byte ever back: a one-way stream (metrics,
+        // logs), where silence is the protocol, not a fault.
+        if info.bytes_received == Some(0) && info.data_segs_out.unwrap_or(0) > ONE_WAY_SEGMENTS {
+            continue;
+        }
+        let silent_ms = u64::from(info.last_data_sent_ms);
+        let waiters = ctx.waiters.on_any(&conn.fds);
+        let reader = waiters.iter().find(|w| w.wants_read()).copied();
+        if reader.is_none() && ctx.waiters.known {
+            // Nobody waits for an answer: a one-way protocol or an idle pool connection.
+            continue;
+        }
+        let stuck_ms = silent_ms.max(reader.and_then(|w| w.blocked_ms()).unwrap_or(0));
+        if stuck_ms < STUCK_MS {
+            continue;
+        }
+        let peer = conn.peer();
+        let port = conn.inet.peer.port;
+        let request = match sent {
+            Some(n) => format!("the {}-byte request", n),
+            None => "the request".into(),
+        };
+        let acks_since = info.last_ack_recv_ms.saturating_add(500) < info.last_data_sent_ms;
+        let keepalive = conn.timer_is(TimerKind::Keepalive);
+        let alive = if acks_since {
+            format!(
+                ", and {} (last ACK {} ago), so host and network are alive; the service on \
+                 :{port} is not answering.",
+                if keepalive {
+                    "keepalives are answered"
+                } else {
+                    "it still ACKs"
+                },
+                wording::duration(u64::from(info.last_ack_recv_ms))
+            )
+        } else {
+            format!(
+                ", and nothing came back in {}; the service on :{port} is not answering.",
+                wording::duration(silent_ms)
+            )
+        };
+        let (severity, mut summary) = match reader {
+            Some(w) => {
+                let severity = if w.via_epoll.is_some() && w.progressed() {
+                    // An event loop that keeps serving other connections is not stuck as a
+                    // whole; this one request is.
+                    Severity::Warning
+                } else {
+                    Severity::Cause
+                };
+                (
+                    severity,
+                    format!(
+                        "{} has waited {} in {} for a reply from {peer} that is not coming: \
+                         {request} was acknowledged by the peer's kernel{alive}",
+                        wording::thread(w.thread),
+                        wording::duration(stuck_ms),
+                        w.how()
+                    ),
+                )
+            }
+            None => (
+                Severity::Warning,
+                format!(
+                    "A request to {peer} on {} got no reply for {}: {request} was acknowledged \
+                     by the peer's kernel{alive} {NO_THREADS}",
+                    conn.fd_text(),
+                    wording::duration(stuck_ms)
+                ),
+            ),
+        };
+        if let Some(s) = reader
+            .and_then(|w| log_quotes::same_failure_elsewhere(ctx.snap, w.thread.tid, &peer, port))
+        {
+            summary.push(' ');
+            summary.push_str(&s);
+        }
+
+        let mut evidence = Vec::new();
+        if let Some(w) = reader {
+            evidence.push(Evidence::new(
+                "waiting in",
+                w.strace(),
+                w.source(ctx.snap.process.pid),
+            ));
+        }
+        let sent_text = match sent {
+            Some(n) => wording::bytes(n),
+            None => "a request".into(),
+        };
+        evidence.push(Evidence::new(
+            "request",
+            format!(
+                "{sent_text} sent {} ago, all acknowledged, {}",
+                wording::duration(silent_ms),
+                wording::plural(u64::from(info.total_retrans), "retransmit", "retransmits")
+            ),
+            format!(
+                "ss: bytes_acked:{} lastsnd:{} unacked:{} retrans:{}/{}",
+                info.bytes_acked.unwrap_or(0),
+                info.last_data_sent_ms,
+                info.unacked,
+                info.retransmits,
+                info.total_retrans
+            ),
+        ));
+        let back = info.bytes_received.unwrap_or(0);
+        evidence.push(Evidence::new(
+            "reply",
+            if back == 0 {
+                "0 bytes back".to_string()
+            } else {
+                format!(
+                    "nothing since the request (last data {} ago)",
+                    wording::duration(u64::from(info.last_data_recv_ms))
+                )
+            },
+            format!(
+                "ss: bytes_received:{back} lastrcv:{} Recv-Q 0",
+                info.last_data_recv_ms
+            ),
+        ));
+        let mut kernel = format!(
+            "last ACK {} ago, rtt {}",
+            wording::duration(u64::from(info.last_ack_recv_ms)),
+            wording::micros(info.rtt_us)
+        );
+        if keepalive {
+            kernel.push_str(", keepalive timer running");
+        }
+        let mut src = format!("ss: lastack:{}", info.last_ack_recv_ms);
+        if let Some(t) = conn.timer_text() {
+            src.push(' ');
+            src.push_str(&t);
+        }
+        evidence.push(Evidence::new("peer's kernel", kernel, src));
+        evidence.extend(log_quotes::evidence(
+            ctx.snap,
+            reader.map(|w| w.thread.tid),
+            &peer,
+        ));
+
+        let mut ruled_out = vec![format!(
+            "network loss: the request was acknowledged, {}",
+            wording::plural(u64::from(info.total_retrans), "retransmit", "retransmits")
+        )];
+        if acks_since {
+            ruled_out.push(format!(
+                "host down: its kernel ACKed {} ago",
+                wording::duration(u64::from(info.last_ack_recv_ms))
+            ));
+        }
+        out.push(Found {
+            finding: Finding {
+                severity,
+                cause: Cause::PeerSilent,
+                summary,
+                subject: conn.subject(reader),
+                evidence,
+                ruled_out,
+                next_step: conn.peer_owner_step(),
+            },
+            stuck_ms,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::*;
+    use hangscope_model::Severity;
+
+    #[test]
+    fn seed_incident_names_thread_fd_and_peer() {
+        let snap = seed();
+        let found = find(&Ctx::new(&snap));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let f = &found[0].finding;
+        assert_eq!(f.severity, Severity::Cause);
+        assert_eq!(f.subject.tid, Some(31576));
+        assert_eq!(f.subject.fd, Some(29));
+        assert_eq!(
+            f.subject.connection.as_deref(),
+            Some("TCP 10.0.130.71:42428 -> 10.0.130.72:10100")
+        );
+        assert!(
+            f.summary.starts_with(
+                "Thread 31576 (dump_meta) has waited 7.9 s in poll() for a reply from \
+                 10.0.130.72:10100 that is not coming: the 32-byte request was acknowledged \
+                 by the peer's kernel, and keepalives are answered (last ACK 675 ms ago), so host and \
+                 network are alive; the service on :10100 is not answering."
+            ),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.summary
+                .contains("10.0.130.73:10100 (ETimedOut, log 05:25:37)"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.next_step.contains(":10100 on 10.0.130.72"),
+            "{}",
+            f.next_step
+        );
+        assert!(
+            f.evidence
+                .iter()
+                .any(|e| e.label == "log" && e.value.contains("ETimedOut"))
+        );
+    }
+
+    #[test]
+    fn other_names_ports_and_epoll() {
+        // A client on another port, reaching its socket through epoll, IPv6.
+        let mut snap = base(900, "billing");
+        let mut s = tcp(77, "[2001:db8::5]:51000", "[2001:db8::9]:5432", "ESTAB");
+        let i = info_of(&mut s);
+        i.bytes_acked = Some(201);
+        i.bytes_received = Some(5000);
+        i.last_data_sent_ms = 4200;
+        i.last_data_recv_ms = 4300;
+        i.last_ack_recv_ms = 4150;
+        add_socket(&mut snap, 11, s);
+        add_epoll(&mut snap, 5, &[11]);
+        snap.threads.push(thread(
+            901,
+            "db-pool",
+            "epoll_wait",
+            vec![fd_wait(5, &[])],
+            Some(4100),
+        ));
+        let found = find(&Ctx::new(&snap));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let f = &found[0].finding;
+        assert_eq!(f.severity, Severity::Cause);
+        assert_eq!((f.subject.tid, f.subject.fd), (Some(901), Some(11)));
+        assert!(
+            f.summary.contains("reply from [2001:db8::9]:5432"),
+            "{}",
+            f.summary
+        );
+        assert!(f.summary.contains("200-byte request"), "{}", f.summary);
+        assert!(
+            f.summary.contains("epoll_wait() (through epoll fd 5)"),
+            "{}",
+            f.summary
+        );
+        // No later ACK: do not claim the host is alive.
+        assert!(
+            !f.summary.contains("host and network are alive"),
+            "{}",
+            f.summary
+        );
+    }
+
+    #[test]
+    fn answered_or_short_or_unwatched_is_not_silent() {
+        let mut snap = seed();
+        // The reply came after the request.
+        socket_info(&mut snap, 692518610).last_data_recv_ms = 10;
+        assert!(find(&Ctx::new(&snap)).is_empty());
+
+        let mut snap = seed();
+        // A request in flight for 300 ms is normal latency.
+        socket_info(&mut snap, 692518610).last_data_sent_ms = 300;
+        socket_info(&mut snap, 692518610).last_data_recv_ms = 300;
+        snap.threads[1]
+            .activity
+            .as_mut()
+            .unwrap()
+            .blocked_at_least_ms = Some(300);
+        assert!(find(&Ctx::new(&snap)).is_empty());
+
+        let mut snap = seed();
+        // Threads known, none waits on fd 29: a one-way or idle pool connection.
+        snap.threads.retain(|t| t.tid != 31576);
+        assert!(find(&Ctx::new(&snap)).is_empty());
+    }
+
+    #[test]
+    fn one_way_stream_is_not_silent() {
+        // A metrics client pushing lines to a collector that never answers, watched by an
+        // idle event loop.
+        let mut snap = base(70, "statsd-relay");
+        let mut s = tcp(12, "10.9.0.2:47000", "10.9.0.3:2003", "ESTAB");
+        let i = info_of(&mut s);
+        i.bytes_acked = Some(2_000_001);
+        i.data_segs_out = Some(4000);
+        i.last_data_sent_ms = 1500;
+        i.last_data_recv_ms = 3_600_000;
+        add_socket(&mut snap, 9, s);
+        add_epoll(&mut snap, 4, &[9]);
+        snap.threads.push(thread(
+            70,
+            "relay",
+            "epoll_wait",
+            vec![fd_wait(4, &[])],
+            Some(2000),
+        ));
+        assert!(find(&Ctx::new(&snap)).is_empty());
+    }
+
+    #[test]
+    fn server_side_connection_is_not_silent() {
+        // An HTTP server that answered and waits for the next request on a kept-alive
+        // connection looks like "sent last, nothing back" from its side.
+        let mut snap = base(50, "httpd");
+        add_socket(&mut snap, 3, tcp(10, "0.0.0.0:8080", "0.0.0.0:0", "LISTEN"));
+        let mut s = tcp(11, "10.1.1.1:8080", "10.1.1.2:40000", "ESTAB");
+        let i = info_of(&mut s);
+        i.bytes_acked = Some(5000);
+        i.last_data_sent_ms = 9000;
+        i.last_data_recv_ms = 9001;
+        add_socket(&mut snap, 7, s);
+        snap.threads.push(thread(
+            50,
+            "httpd",
+            "poll",
+            vec![fd_wait(7, &["POLLIN"])],
+            Some(2000),
+        ));
+        assert!(find(&Ctx::new(&snap)).is_empty());
+    }
+
+    #[test]
+    fn without_threads_only_a_warning() {
+        let mut snap = seed();
+        snap.threads.clear();
+        let found = find(&Ctx::new(&snap));
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].finding.severity, Severity::Warning);
+        assert!(
+            found[0].finding.summary.contains("not known"),
+            "{}",
+            found[0].finding.summary
+        );
+    }
+}

@@ -1,0 +1,339 @@
+//! Peer unreachable: the peer's kernel does not answer at all. Either a connect() whose SYNs go
+//! unanswered (SYN-SENT), or data sent on an open connection that is never acknowledged while
+//! the retransmit timer backs off.
+//!
+//! Facts from sock_diag (ss -tio): state, timer:(on,...,N), tcp_info retransmits, backoff, rto,
+//! unacked, last_ack_recv.
+
+use hangscope_model::{Cause, Evidence, Finding, Severity, TimerKind};
+
+use crate::connection::Conn;
+use crate::rules::NO_THREADS;
+use crate::waiters::Waiter;
+use crate::{Ctx, Found, STUCK_MS, log_quotes, wording};
+
+pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
+    let mut out = Vec::new();
+    for conn in Conn::tcp(ctx) {
+        let found = match conn.state() {
+            "SYN-SENT" => syn_sent(ctx, &conn),
+            "ESTAB" | "CLOSE-WAIT" | "FIN-WAIT-1" | "LAST-ACK" => unacked(ctx, &conn),
+            _ => None,
+        };
+        out.extend(found);
+    }
+    out
+}
+
+fn retries(conn: &Conn<'_>) -> u32 {
+    let timer = conn
+        .inet
+        .timer
+        .as_ref()
+        .map(|t| u32::from(t.retrans))
+        .unwrap_or(0);
+    let info = conn
+        .info()
+        .map(|i| u32::from(i.retransmits.max(i.backoff)))
+        .unwrap_or(0);
+    timer.max(info)
+}
+
+fn waiter<'w, 'a>(ctx: &'w Ctx<'a>, conn: &Conn<'_>) -> Option<&'w Waiter<'a>> {
+    ctx.waiters.on_any(&conn.fds).into_iter().next()
+}
+
+fn severity(ctx: &Ctx<'_>, w: Option<&Waiter<'_>>) -> Severity {
+    match w {
+        Some(_) => Severity::Cause,
+        // The peer not answering at all is a fault whoever waits; without thread states it is
+        // still the best lead, but say so.
+        None if !ctx.waiters.known => Severity::Cause,
+        None => Severity::Warning,
+    }
+}
+
+fn path_step(conn: &Conn<'_>) -> String {
+    let host = &conn.inet.peer.addr;
+    let port = conn.inet.peer.port;
+    format!(
+        "Check that {host} is up and reachable from here on port {port}: ping {host}; \
+         nc -vz {host} {port}; look for a firewall or route change dropping the packets."
+    )
+}
+
+fn syn_sent(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
+    let n = retries(conn);
+    let w = waiter(ctx, conn);
+    // SYNs are retried after 1 s, then 2, 4, 8 s...: n retries took at least 2^n - 1 s.
+    let by_retries = (1u64 << n.min(20)).saturating_sub(1) * 1000;
+    let stuck_ms = by_retries.max(w.and_then(|w| w.blocked_ms()).unwrap_or(0));
+    if n == 0 && stuck_ms < STUCK_MS {
+        return None;
+    }
+    let peer = conn.peer();
+    let attempts = wording::plural(
+        u64::from(n) + 1,
+        "connection attempt (SYN)",
+        "connection attempts (SYN)",
+    );
+    let what = format!(
+        "{attempts} got no answer; {} is down or unreachable, or a firewall drops the packets.",
+        conn.inet.peer.addr
+    );
+    let summary = match w {
+        Some(w) => format!(
+            "{} has waited at least {} in {} for a connection to {peer}: {what}",
+            wording::thread(w.thread),
+            wording::duration(stuck_ms),
+            w.how()
+        ),
+        None => format!(
+            "The connection to {peer} on {} has been opening for at least {}: {what}{}",
+            conn.fd_text(),
+            wording::duration(stuck_ms),
+            if ctx.waiters.known {
+                String::new()
+            } else {
+                format!(" {NO_THREADS}")
+            }
+        ),
+    };
+    let mut evidence = Vec::new();
+    if let Some(w) = w {
+        evidence.push(Evidence::new(
+            "waiting in",
+            w.strace(),
+            w.source(ctx.snap.process.pid),
+        ));
+    }
+    let mut src = "ss: SYN-SENT".to_string();
+    if let Some(t) = conn.timer_text() {
+        src.push(' ');
+        src.push_str(&t);
+    }
+    evidence.push(Evidence::new(
+        "state",
+        format!(
+            "SYN-SENT, {} so far",
+            wording::plural(u64::from(n), "retry", "retries")
+        ),
+        src,
+    ));
+    if let Some(i) = conn.info() {
+        evidence.push(Evidence::new(
+            "retransmit timeout",
+            wording::duration(u64::from(i.rto_us / 1000)),
+            format!("ss: rto:{} backoff:{}", i.rto_us / 1000, i.backoff),
+        ));
+    }
+    evidence.extend(log_quotes::evidence(
+        ctx.snap,
+        w.map(|w| w.thread.tid),
+        &peer,
+    ));
+    Some(Found {
+        finding: Finding {
+            severity: severity(ctx, w),
+            cause: Cause::PeerUnreachable,
+            summary,
+            subject: conn.subject(w),
+            evidence,
+            ruled_out: vec![],
+            next_step: path_step(conn),
+        },
+        stuck_ms,
+    })
+}
+
+fn unacked(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
+    let info = conn.info()?;
+    if info.unacked == 0 {
+        return None;
+    }
+    // A closed window is the peer not reading (peer_not_reading), not an unreachable peer.
+    if info.snd_wnd == Some(0) || conn.timer_is(TimerKind::Persist) {
+        return None;
+    }
+    let n = retries(conn);
+    if n == 0 && info.lost == 0 {
+        return None;
+    }
+    let silent_ms = u64::from(info.last_ack_recv_ms);
+    let w = waiter(ctx, conn);
+    let stuck_ms = silent_ms.max(w.and_then(|w| w.blocked_ms()).unwrap_or(0));
+    if silent_ms < STUCK_MS {
+        return None;
+    }
+    let peer = conn.peer();
+    let queued = u64::from(conn.inet.send_q);
+    let what = format!(
+        "{} sent there {} not acknowledged for {}: {} and the retransmit timeout backed off \
+         to {}. The peer's kernel does not answer: {} is down, or the path to it drops packets.",
+        wording::bytes(queued.max(u64::from(info.unacked))),
+        if queued == 1 { "is" } else { "are" },
+        wording::duration(silent_ms),
+        wording::plural(u64::from(n), "retransmit", "retransmits"),
+        wording::duration(u64::from(info.rto_us / 1000)),
+        conn.inet.peer.addr
+    );
+    let summary = match w {
+        Some(w) => format!(
+            "{} has waited {} in {} on {peer}: {what}",
+            wording::thread(w.thread),
+            wording::duration(stuck_ms),
+            w.how()
+        ),
+        None => format!(
+            "Data to {peer} on {} is not getting through: {what}{}",
+            conn.fd_text(),
+            if ctx.waiters.known {
+                String::new()
+            } else {
+                format!(" {NO_THREADS}")
+            }
+        ),
+    };
+    let mut evidence = Vec::new();
+    if let Some(w) = w {
+        evidence.push(Evidence::new(
+            "waiting in",
+            w.strace(),
+            w.source(ctx.snap.process.pid),
+        ));
+    }
+    let mut src = format!(
+        "ss: Send-Q {} unacked:{} retrans:{}/{} backoff:{} rto:{} lastack:{}",
+        conn.inet.send_q,
+        info.unacked,
+        info.retransmits,
+        info.total_retrans,
+        info.backoff,
+        info.rto_us / 1000,
+        info.last_ack_recv_ms
+    );
+    if let Some(t) = conn.timer_text() {
+        src.push(' ');
+        src.push_str(&t);
+    }
+    evidence.push(Evidence::new(
+        "unacknowledged",
+        format!(
+            "{} in Send-Q, {} segments in flight, last ACK {} ago",
+            wording::bytes(queued),
+            info.unacked,
+            wording::duration(silent_ms)
+        ),
+        src,
+    ));
+    evidence.extend(log_quotes::evidence(
+        ctx.snap,
+        w.map(|w| w.thread.tid),
+        &peer,
+    ));
+    Some(Found {
+        finding: Finding {
+            severity: severity(ctx, w),
+            cause: Cause::PeerUnreachable,
+            summary,
+            subject: conn.subject(w),
+            evidence,
+            ruled_out: vec![],
+            next_step: path_step(conn),
+        },
+        stuck_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::*;
+
+    #[test]
+    fn syn_sent_with_retries_and_a_connecting_thread() {
+        let mut snap = base(700, "agent");
+        let mut s = tcp(5, "192.168.1.4:45000", "192.168.9.9:443", "SYN-SENT");
+        timer(&mut s, TimerKind::On, 3000, 3);
+        add_socket(&mut snap, 6, s);
+        snap.threads
+            .push(thread(700, "agent", "connect", vec![], None));
+        snap.threads[0].syscall.as_mut().unwrap().args = vec![6, 0, 16];
+        let found = find(&Ctx::new(&snap));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let f = &found[0].finding;
+        assert_eq!(f.severity, Severity::Cause);
+        assert_eq!((f.subject.tid, f.subject.fd), (Some(700), Some(6)));
+        assert!(
+            f.summary
+                .contains("at least 7.0 s in connect() for a connection to 192.168.9.9:443"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.summary
+                .contains("4 connection attempts (SYN) got no answer"),
+            "{}",
+            f.summary
+        );
+        assert!(f.next_step.contains("nc -vz 192.168.9.9 443"));
+    }
+
+    #[test]
+    fn established_with_backoff() {
+        let mut snap = base(10, "rsync");
+        let mut s = tcp(5, "10.0.0.1:50000", "10.0.0.2:873", "ESTAB");
+        timer(&mut s, TimerKind::On, 6400, 5);
+        inet_of(&mut s).send_q = 65160;
+        let i = info_of(&mut s);
+        i.unacked = 45;
+        i.retransmits = 5;
+        i.backoff = 5;
+        i.total_retrans = 9;
+        i.rto_us = 6_400_000;
+        i.last_ack_recv_ms = 14_000;
+        add_socket(&mut snap, 3, s);
+        snap.threads.push(thread(
+            10,
+            "rsync",
+            "write",
+            vec![fd_wait(3, &[])],
+            Some(2000),
+        ));
+        let found = find(&Ctx::new(&snap));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let f = &found[0].finding;
+        assert_eq!(f.severity, Severity::Cause);
+        assert!(
+            f.summary
+                .contains("63.6 KiB sent there are not acknowledged for 14.0 s: 5 retransmits"),
+            "{}",
+            f.summary
+        );
+        assert!(f.summary.contains("backed off to 6.4 s"), "{}", f.summary);
+    }
+
+    #[test]
+    fn one_fresh_retransmit_or_closed_window_is_not_unreachable() {
+        let mut snap = base(10, "x");
+        let mut s = tcp(5, "10.0.0.1:50000", "10.0.0.2:873", "ESTAB");
+        let i = info_of(&mut s);
+        i.unacked = 2;
+        i.retransmits = 1;
+        i.last_ack_recv_ms = 200;
+        add_socket(&mut snap, 3, s);
+        assert!(find(&Ctx::new(&snap)).is_empty());
+        let i = socket_info(&mut snap, 5);
+        i.last_ack_recv_ms = 5000;
+        i.snd_wnd = Some(0);
+        assert!(find(&Ctx::new(&snap)).is_empty());
+        // A connect that just started.
+        let mut snap = base(10, "x");
+        add_socket(
+            &mut snap,
+            3,
+            tcp(5, "10.0.0.1:50000", "10.0.0.2:873", "SYN-SENT"),
+        );
+        assert!(find(&Ctx::new(&snap)).is_empty());
+    }
+}

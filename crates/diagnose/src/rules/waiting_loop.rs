@@ -1,0 +1,94 @@
+//! Waiting loop: a thread that wakes up periodically (a sleep loop, a timed poll) while another
+//! thread is stuck. Context for the reader: it is waiting, not the cause. Reported only when a
+//! cause was found, since a sleep loop alone is what idle programs do.
+//!
+//! Facts from the sampling window (the threads collector's `Activity::periodic`).
+
+use hangscope_model::{Cause, Evidence, Finding, Severity, Subject};
+
+use crate::{Ctx, Found, wording};
+
+pub(crate) fn find(ctx: &Ctx<'_>, found: &[Found]) -> Vec<Found> {
+    let stuck: Vec<(i32, String)> = found
+        .iter()
+        .filter(|f| f.finding.severity == Severity::Cause)
+        .filter_map(|f| {
+            let tid = f.finding.subject.tid?;
+            let name = f.finding.subject.thread_name.clone().unwrap_or_default();
+            Some((tid, name))
+        })
+        .collect();
+    if stuck.is_empty() {
+        return vec![];
+    }
+    let mut out = Vec::new();
+    for t in &ctx.snap.threads {
+        if stuck.iter().any(|(tid, _)| *tid == t.tid) {
+            continue;
+        }
+        let Some(periodic) = t.activity.as_ref().and_then(|a| a.periodic.clone()) else {
+            continue;
+        };
+        let waiting_for = match stuck.as_slice() {
+            [(tid, name)] if name.is_empty() => format!(", likely waiting for thread {tid}"),
+            [(tid, name)] => format!(", likely waiting for thread {tid} ({name})"),
+            _ => String::new(),
+        };
+        out.push(Found {
+            finding: Finding {
+                severity: Severity::Info,
+                cause: Cause::WaitingLoop,
+                summary: format!(
+                    "{} wakes up in a loop ({periodic}){waiting_for}: it waits, it is not \
+                     the cause.",
+                    wording::thread(t)
+                ),
+                subject: Subject {
+                    tid: Some(t.tid),
+                    thread_name: Some(t.name.clone()).filter(|n| !n.is_empty()),
+                    ..Subject::default()
+                },
+                evidence: vec![Evidence::new(
+                    "loop",
+                    periodic,
+                    format!(
+                        "/proc/{}/task/{}/syscall, sampled",
+                        ctx.snap.process.pid, t.tid
+                    ),
+                )],
+                ruled_out: vec![],
+                next_step: "None: it moves on once the stuck wait ends.".into(),
+            },
+            stuck_ms: 0,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::*;
+    use hangscope_model::Cause;
+
+    #[test]
+    fn main_loop_in_the_seed_is_context() {
+        let findings = crate::diagnose(&seed());
+        let l = findings
+            .iter()
+            .find(|f| f.cause == Cause::WaitingLoop)
+            .unwrap();
+        assert_eq!(l.subject.tid, Some(31516));
+        assert_eq!(
+            l.summary,
+            "Thread 31516 (zbs-metad) wakes up in a loop (clock_nanosleep 100 ms, ~10/s), likely \
+             waiting for thread 31576 (dump_meta): it waits, it is not the cause."
+        );
+    }
+
+    #[test]
+    fn idle_loop_without_a_cause_is_nothing() {
+        let mut snap = base(1, "idle");
+        snap.threads.push(sleeper(1, "idle", 100));
+        assert!(crate::diagnose(&snap).is_empty());
+    }
+}

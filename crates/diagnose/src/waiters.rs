@@ -1,0 +1,219 @@
+//! Who waits on which fd: the threads' decoded syscalls (/proc/PID/task/TID/syscall, see
+//! proc_pid_syscall(5)) turned into an index from fd to waiting threads.
+//!
+//! A thread waits on an fd directly (poll, select, read, write, connect) or through an epoll
+//! instance (epoll_wait on an epoll fd whose watch list, from /proc/PID/fdinfo, names the fd).
+//! The threads collector may already have expanded epoll watch lists into `WaitObject::Fd` with
+//! `via_epoll`; where it did not, the expansion happens here from the epoll fd's fdinfo, so a
+//! rule never has to care which of the two it got.
+
+use std::collections::HashMap;
+
+use hangscope_model::{FdKind, Snapshot, Thread, WaitObject};
+
+/// What the waiting thread expects from the fd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// Data to read (POLLIN, read, recv, accept).
+    Read,
+    /// Room to write (POLLOUT, write, send).
+    Write,
+    /// The connection to open (connect).
+    Connect,
+    /// Either, or the syscall does not say.
+    Either,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Waiter<'a> {
+    pub thread: &'a Thread,
+    pub fd: i32,
+    /// The epoll fd the thread waits in, when it reaches `fd` through one.
+    pub via_epoll: Option<i32>,
+    pub want: Want,
+}
+
+impl Waiter<'_> {
+    pub fn wants_read(&self) -> bool {
+        matches!(self.want, Want::Read | Want::Either)
+    }
+
+    pub fn wants_write(&self) -> bool {
+        matches!(self.want, Want::Write | Want::Either | Want::Connect)
+    }
+
+    /// The syscall name, e.g. "poll".
+    pub fn syscall(&self) -> &str {
+        self.thread
+            .syscall
+            .as_ref()
+            .map(|s| s.name.as_str())
+            .unwrap_or_default()
+    }
+
+    /// How long the thread has been in this wait at least, from the sampling window.
+    pub fn blocked_ms(&self) -> Option<u64> {
+        self.thread
+            .activity
+            .as_ref()
+            .and_then(|a| a.blocked_at_least_ms)
+    }
+
+    /// The thread made progress during the window (an event loop still serving others).
+    pub fn progressed(&self) -> bool {
+        self.thread.activity.as_ref().is_some_and(|a| a.progressed)
+    }
+
+    /// "poll()" or "epoll_wait() on epoll fd 8".
+    pub fn how(&self) -> String {
+        let call = crate::wording::call(self.syscall());
+        match self.via_epoll {
+            Some(ep) => format!("{call} (through epoll fd {ep})"),
+            None => call,
+        }
+    }
+
+    /// The strace-like line the threads collector wrote, or a plain one.
+    pub fn strace(&self) -> String {
+        match &self.thread.syscall {
+            Some(s) if !s.summary.is_empty() => s.summary.clone(),
+            _ => format!("{} on fd {}", self.how(), self.fd),
+        }
+    }
+
+    /// Where the syscall was read, for the evidence's source.
+    pub fn source(&self, pid: i32) -> String {
+        format!("/proc/{pid}/task/{}/syscall", self.thread.tid)
+    }
+}
+
+pub(crate) struct Waiters<'a> {
+    by_fd: HashMap<i32, Vec<Waiter<'a>>>,
+    /// Whether thread states were read at all. Without them "nobody waits" cannot be told from
+    /// "not known", and rules word their findings more cautiously.
+    pub known: bool,
+}
+
+const READS: &[&str] = &[
+    "read", "readv", "pread64", "preadv", "preadv2", "recvfrom", "recvmsg", "recvmmsg", "accept",
+    "accept4",
+];
+const WRITES: &[&str] = &[
+    "write", "writev", "pwrite64", "pwritev", "pwritev2", "sendto", "sendmsg", "sendmmsg",
+    "sendfile", "splice",
+];
+const EPOLLS: &[&str] = &["epoll_wait", "epoll_pwait", "epoll_pwait2"];
+
+impl<'a> Waiters<'a> {
+    pub fn new(snap: &'a Snapshot) -> Self {
+        let mut by_fd: HashMap<i32, Vec<Waiter<'a>>> = HashMap::new();
+        let known = snap.threads.iter().any(|t| t.syscall.is_some());
+        for t in &snap.threads {
+            let Some(sc) = &t.syscall else { continue };
+            if sc.running {
+                continue;
+            }
+            let by_name = want_of_syscall(&sc.name);
+            let mut found: Vec<Waiter<'a>> = Vec::new();
+            for w in &sc.waits_on {
+                if let WaitObject::Fd {
+                    fd,
+                    events,
+                    via_epoll,
+                } = w
+                {
+                    let want = want_of_events(events).unwrap_or(by_name);
+                    found.push(Waiter {
+                        thread: t,
+                        fd: *fd,
+                        via_epoll: *via_epoll,
+                        want,
+                    });
+                }
+            }
+            // The collector named no fd: the first argument of an fd syscall is the fd.
+            let fd_syscall = READS.contains(&sc.name.as_str())
+                || WRITES.contains(&sc.name.as_str())
+                || EPOLLS.contains(&sc.name.as_str())
+                || sc.name == "connect";
+            let first_arg = sc.args.first().and_then(|a| i32::try_from(*a).ok());
+            if let (true, true, Some(fd)) = (found.is_empty(), fd_syscall, first_arg) {
+                found.push(Waiter {
+                    thread: t,
+                    fd,
+                    via_epoll: None,
+                    want: by_name,
+                });
+            }
+            // An epoll fd waited on directly stands for every fd on its watch list.
+            let mut expanded = Vec::new();
+            for w in &found {
+                if w.via_epoll.is_some() {
+                    continue;
+                }
+                let Some(f) = snap.fd(w.fd) else { continue };
+                if f.kind != FdKind::Eventpoll {
+                    continue;
+                }
+                let Some(info) = &f.info else { continue };
+                for watch in &info.epoll_watches {
+                    if found.iter().any(|x| x.fd == watch.tfd) {
+                        continue;
+                    }
+                    expanded.push(Waiter {
+                        thread: t,
+                        fd: watch.tfd,
+                        via_epoll: Some(w.fd),
+                        want: want_of_events(&watch.events_decoded).unwrap_or(Want::Either),
+                    });
+                }
+            }
+            found.extend(expanded);
+            for w in found {
+                by_fd.entry(w.fd).or_default().push(w);
+            }
+        }
+        Waiters { by_fd, known }
+    }
+
+    /// Threads waiting on any of these fds.
+    pub fn on_any(&self, fds: &[i32]) -> Vec<&Waiter<'a>> {
+        fds.iter()
+            .filter_map(|fd| self.by_fd.get(fd))
+            .flatten()
+            .collect()
+    }
+}
+
+fn want_of_syscall(name: &str) -> Want {
+    if READS.contains(&name) {
+        Want::Read
+    } else if WRITES.contains(&name) {
+        Want::Write
+    } else if name == "connect" {
+        Want::Connect
+    } else {
+        Want::Either
+    }
+}
+
+/// POLLIN/EPOLLIN and friends mean read, POLLOUT/EPOLLOUT write; `None` when none is named.
+fn want_of_events(events: &[String]) -> Option<Want> {
+    let norm = |e: &String| e.trim_start_matches('E').to_string();
+    let read = events.iter().map(norm).any(|e| {
+        matches!(
+            e.as_str(),
+            "POLLIN" | "POLLPRI" | "POLLRDNORM" | "POLLRDBAND" | "POLLRDHUP"
+        )
+    });
+    let write = events
+        .iter()
+        .map(norm)
+        .any(|e| matches!(e.as_str(), "POLLOUT" | "POLLWRNORM" | "POLLWRBAND"));
+    match (read, write) {
+        (true, false) => Some(Want::Read),
+        (false, true) => Some(Want::Write),
+        (true, true) => Some(Want::Either),
+        (false, false) => None,
+    }
+}

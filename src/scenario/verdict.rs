@@ -1,0 +1,182 @@
+//! Scenarios for the verdict: a peer that stops reading (zero window), data that arrived and
+//! nobody reads, a healthy busy server, an idle server. Each announces what a test needs (port,
+//! thread ids, fd numbers) on stdout and runs until killed or `--max-seconds`.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use super::{announce, flag, tid};
+
+/// Longest any loop here runs; `--max-seconds` (default 120 s) ends the process first.
+const FOREVER: Duration = Duration::from_secs(3600);
+
+fn listen(args: &[String]) -> Result<TcpListener, String> {
+    let addr = flag(args, "--listen").unwrap_or("127.0.0.1:0");
+    let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    announce(&format!("port {port}"));
+    Ok(listener)
+}
+
+fn connect(args: &[String]) -> Result<TcpStream, String> {
+    let peer = flag(args, "--peer").ok_or("give --peer ADDR")?;
+    TcpStream::connect(peer).map_err(|e| format!("connect {peer}: {e}"))
+}
+
+/// Sets a socket buffer size (SO_RCVBUF / SO_SNDBUF) so queues fill within a few writes.
+fn set_buf(fd: i32, opt: libc::c_int, bytes: libc::c_int) -> Result<(), String> {
+    // SAFETY: setsockopt on an fd we own, with a c_int option value that outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!("setsockopt: {}", std::io::Error::last_os_error()))
+    }
+}
+
+fn sleep_forever() {
+    let start = Instant::now();
+    while start.elapsed() < FOREVER {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// (c) the peer side: accepts and never reads, with a small receive buffer so its window
+/// closes quickly.
+pub(super) fn deaf_server(args: &[String]) -> Result<(), String> {
+    let listener = listen(args)?;
+    // Accepted sockets inherit the listener's receive buffer size.
+    set_buf(listener.as_raw_fd(), libc::SO_RCVBUF, 4096)?;
+    let mut held = Vec::new();
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        held.push(conn);
+    }
+    Ok(())
+}
+
+/// (c) the stuck side: a "sender" thread writes until it blocks in write(); main sleeps.
+pub(super) fn flood_client(args: &[String]) -> Result<(), String> {
+    let mut conn = connect(args)?;
+    set_buf(conn.as_raw_fd(), libc::SO_SNDBUF, 16384)?;
+    announce(&format!("fd {}", conn.as_raw_fd()));
+    let sender = std::thread::Builder::new()
+        .name("sender".into())
+        .spawn(move || {
+            announce(&format!("sender {}", tid()));
+            let chunk = vec![b'x'; 65536];
+            let start = Instant::now();
+            while start.elapsed() < FOREVER {
+                if conn.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    let _ = sender;
+    sleep_forever();
+    Ok(())
+}
+
+/// (d) the peer side: sends `--bytes` (default 4096) on each accepted connection, then holds it.
+pub(super) fn greeter_server(args: &[String]) -> Result<(), String> {
+    let listener = listen(args)?;
+    let n: usize = flag(args, "--bytes")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4096);
+    let mut held = Vec::new();
+    for conn in listener.incoming() {
+        let Ok(mut conn) = conn else { continue };
+        let _ = conn.write_all(&vec![b'g'; n]);
+        held.push(conn);
+    }
+    Ok(())
+}
+
+/// (d) the stuck side: connects, receives data it never reads; its "consumer" thread sleeps.
+pub(super) fn unread_client(args: &[String]) -> Result<(), String> {
+    let conn = connect(args)?;
+    announce(&format!("fd {}", conn.as_raw_fd()));
+    let consumer = std::thread::Builder::new()
+        .name("consumer".into())
+        .spawn(move || {
+            announce(&format!("consumer {}", tid()));
+            let _keep = conn;
+            sleep_forever();
+        })
+        .map_err(|e| e.to_string())?;
+    let _ = consumer.join();
+    Ok(())
+}
+
+/// (e) a healthy server: one thread per connection echoing what it reads.
+pub(super) fn echo_server(args: &[String]) -> Result<(), String> {
+    let listener = listen(args)?;
+    for conn in listener.incoming() {
+        let Ok(mut conn) = conn else { continue };
+        let _ = std::thread::Builder::new()
+            .name("echo".into())
+            .spawn(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if conn.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+    }
+    Ok(())
+}
+
+/// (e) load for the echo server: `--conns` (default 4) threads, each sending 512 bytes and
+/// reading the echo, in a loop.
+pub(super) fn echo_client(args: &[String]) -> Result<(), String> {
+    let conns: usize = flag(args, "--conns")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    let mut workers = Vec::new();
+    for _ in 0..conns {
+        let mut conn = connect(args)?;
+        workers.push(std::thread::spawn(move || {
+            let msg = [b'e'; 512];
+            let mut buf = [0u8; 512];
+            let start = Instant::now();
+            while start.elapsed() < FOREVER {
+                if conn.write_all(&msg).is_err() || conn.read_exact(&mut buf).is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    announce(&format!("conns {conns}"));
+    for w in workers {
+        let _ = w.join();
+    }
+    Ok(())
+}
+
+/// (f) an idle server: accepts, and nothing ever connects.
+pub(super) fn idle_server(args: &[String]) -> Result<(), String> {
+    let listener = listen(args)?;
+    let mut held = Vec::new();
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        held.push(conn);
+    }
+    Ok(())
+}
