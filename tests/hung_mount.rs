@@ -128,3 +128,21 @@ fn finishes_within_its_deadline_on_a_hung_fuse_mount() {
     );
     drop(target);
 }
+
+#[test]
+fn what_the_deadline_cuts_is_reported_and_the_rest_printed() {
+    let dir = TempDir::new("deadline");
+    let mut holder = scenario("holder", &["--dir", dir.path()]);
+    holder.expect("fds");
+    let out = hangscope(&[&holder.pid().to_string(), "--json", "--deadline", "0s"]);
+    assert!(matches!(out.status.code(), Some(0) | Some(1)));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["snapshot"]["process"]["pid"], holder.pid(), "the process is still reported");
+    let gaps = doc["snapshot"]["gaps"].as_array().unwrap();
+    assert!(
+        gaps.iter().any(|g| g["reason"] == "deadline"),
+        "what was not read is said to be cut by the deadline: {gaps:?}"
+    );
+    let fds = doc["snapshot"]["fds"].as_array().unwrap();
+    assert!(!fds.is_empty(), "fds are still listed by number");
+}
