@@ -137,7 +137,11 @@ fn what_the_deadline_cuts_is_reported_and_the_rest_printed() {
     let out = hangscope(&[&holder.pid().to_string(), "--json", "--deadline", "0s"]);
     assert!(matches!(out.status.code(), Some(0) | Some(1)));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["snapshot"]["process"]["pid"], holder.pid(), "the process is still reported");
+    assert_eq!(
+        doc["snapshot"]["process"]["pid"],
+        holder.pid(),
+        "the process is still reported"
+    );
     let gaps = doc["snapshot"]["gaps"].as_array().unwrap();
     assert!(
         gaps.iter().any(|g| g["reason"] == "deadline"),

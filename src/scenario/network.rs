@@ -42,6 +42,20 @@ pub(super) fn meta_client(args: &[String]) -> Result<(), String> {
     let method = flag(args, "--method")
         .unwrap_or("demo.meta.MetaService.ListDb")
         .to_string();
+    // Time between connecting and sending the request: lets a test cut the network in between.
+    let delay_send = Duration::from_millis(
+        flag(args, "--delay-send-ms")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+    );
+    // A side connection to a healthy service on the same host, used every 500 ms.
+    if let Some(side) = flag(args, "--side") {
+        let side = side.to_string();
+        std::thread::Builder::new()
+            .name("heartbeat".into())
+            .spawn(move || heartbeat(&side))
+            .map_err(|e| e.to_string())?;
+    }
     let mut log: Box<dyn Write + Send> = match &log_path {
         Some(p) => Box::new(
             std::fs::OpenOptions::new()
@@ -60,7 +74,7 @@ pub(super) fn meta_client(args: &[String]) -> Result<(), String> {
             loop {
                 let peer = &peers[i % peers.len()];
                 glog(&mut log, 'I', "dump_meta.cc:97", &format!("Dump meta from {peer}"));
-                match call(peer, &method, timeout_ms) {
+                match call(peer, &method, timeout_ms, delay_send) {
                     Ok(()) => {}
                     Err(why) => {
                         glog(
@@ -90,8 +104,10 @@ pub(super) fn meta_client(args: &[String]) -> Result<(), String> {
     }
 }
 
-fn call(peer: &str, method: &str, timeout_ms: i32) -> Result<(), String> {
+fn call(peer: &str, method: &str, timeout_ms: i32, delay_send: Duration) -> Result<(), String> {
     let mut conn = TcpStream::connect(peer).map_err(|e| format!("connect: {e}"))?;
+    announce(&format!("connected {}", conn.as_raw_fd()));
+    std::thread::sleep(delay_send);
     let request = format!("CALL {method}\n");
     conn.write_all(request.as_bytes())
         .map_err(|e| format!("send: {e}"))?;
@@ -110,5 +126,19 @@ fn call(peer: &str, method: &str, timeout_ms: i32) -> Result<(), String> {
         Ok(0) => Err("connection closed by peer".into()),
         Ok(_) => Ok(()),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Sends a small ping and reads the answer every 500 ms, for as long as the peer answers.
+fn heartbeat(peer: &str) {
+    let Ok(mut conn) = TcpStream::connect(peer) else {
+        return;
+    };
+    let mut buf = [0u8; 64];
+    loop {
+        if conn.write_all(b"ping\n").is_err() || conn.read(&mut buf).unwrap_or(0) == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
