@@ -11,6 +11,7 @@ use crate::cli::exit;
 
 mod files;
 mod network;
+mod threads;
 
 pub fn run(name: &str, args: &[String]) -> i32 {
     // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
@@ -28,6 +29,8 @@ pub fn run(name: &str, args: &[String]) -> i32 {
         "silent-server" => network::silent_server(args),
         "meta-client" => network::meta_client(args),
         "holder" => files::holder(args),
+        "thread-zoo" => threads::zoo(args),
+        "many-threads" => threads::many(args),
         _ => Err(format!("unknown scenario {name:?}")),
     };
     match result {
