@@ -84,9 +84,13 @@ pub enum WaitObject {
         op: String,
         #[serde(default)]
         owner_tid: Option<i32>,
-        /// Other threads of the process waiting on the same address.
+        /// Other threads of the process waiting on the same address (the first 32; see
+        /// `waiters` for the count).
         #[serde(default)]
         other_waiters: Vec<i32>,
+        /// Threads of the process waiting on this address, this one included.
+        #[serde(default)]
+        waiters: u32,
     },
     /// A child process (wait4 / waitid); -1 means any child.
     Process { pid: i32 },

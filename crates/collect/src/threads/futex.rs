@@ -8,6 +8,8 @@
 //! the process other than the waiter. For the PI operations the kernel defines the word itself:
 //! its low 30 bits are the owner's TID (FUTEX_TID_MASK).
 
+use std::collections::HashMap;
+
 use hangscope_model::{SyscallState, WaitObject};
 
 use super::syscall::{Context, clock_now_ns};
@@ -110,6 +112,7 @@ pub fn decode_futex(ctx: &Context, a: &[u64; 6], st: &mut SyscallState) {
         op,
         owner_tid,
         other_waiters: vec![],
+        waiters: 1,
     });
 }
 
@@ -136,6 +139,7 @@ pub fn decode_futex_wait(ctx: &Context, a: &[u64; 6], st: &mut SyscallState) {
         op: "futex_wait".into(),
         owner_tid,
         other_waiters: vec![],
+        waiters: 1,
     });
 }
 
@@ -146,21 +150,21 @@ fn arg(name: &str, value: String) -> hangscope_model::SyscallArg {
     }
 }
 
-/// Fills `other_waiters` of every futex wait: threads of the same process waiting on the same
-/// address (private futexes are keyed by address within one address space). A waiter that is
-/// the owner itself is dropped as an owner (a self-deadlock would show the same TID).
+/// Other waiters listed per thread at most; a pool of 1,000 threads on one lock would
+/// otherwise make the JSON grow with the square of the pool.
+pub const MAX_OTHER_WAITERS: usize = 32;
+
+/// Fills `other_waiters` and `waiters` of every futex wait: threads of the same process waiting
+/// on the same address (private futexes are keyed by address within one address space).
 pub fn join_waiters(threads: &mut [hangscope_model::Thread]) {
-    let waits: Vec<(i32, u64)> = threads
-        .iter()
-        .filter_map(|t| {
-            t.syscall.as_ref().and_then(|s| {
-                s.waits_on.iter().find_map(|w| match w {
-                    WaitObject::Futex { addr, .. } => Some((t.tid, *addr)),
-                    _ => None,
-                })
-            })
-        })
-        .collect();
+    let mut by_addr: HashMap<u64, Vec<i32>> = HashMap::new();
+    for t in threads.iter() {
+        for w in t.syscall.iter().flat_map(|s| s.waits_on.iter()) {
+            if let WaitObject::Futex { addr, .. } = w {
+                by_addr.entry(*addr).or_default().push(t.tid);
+            }
+        }
+    }
     for t in threads.iter_mut() {
         let tid = t.tid;
         let Some(s) = t.syscall.as_mut() else {
@@ -170,13 +174,17 @@ pub fn join_waiters(threads: &mut [hangscope_model::Thread]) {
             if let WaitObject::Futex {
                 addr,
                 other_waiters,
+                waiters,
                 ..
             } = w
             {
-                *other_waiters = waits
+                let all = by_addr.get(addr).map(Vec::as_slice).unwrap_or_default();
+                *waiters = all.len() as u32;
+                *other_waiters = all
                     .iter()
-                    .filter(|(other, a)| *a == *addr && *other != tid)
-                    .map(|(other, _)| *other)
+                    .filter(|other| **other != tid)
+                    .take(MAX_OTHER_WAITERS)
+                    .copied()
                     .collect();
             }
         }
@@ -216,7 +224,8 @@ mod tests {
                 addr: 0x7f00_0000_1000,
                 op: "FUTEX_WAIT_PRIVATE".into(),
                 owner_tid: Some(4242),
-                other_waiters: vec![]
+                other_waiters: vec![],
+                waiters: 1,
             }]
         );
         assert_eq!(st.timeout_ms, Some(-1));

@@ -106,24 +106,67 @@ fn look_at_threads(
             return Vec::new();
         }
     };
+    // Large processes are read by a few workers: the cost is the kernel generating small files,
+    // which runs in parallel on several CPUs.
+    let workers = if tids.len() >= PARALLEL_FROM {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(MAX_WORKERS)
+    } else {
+        1
+    };
+    let chunk = tids.len().div_ceil(workers.max(1)).max(1);
+    let results: Vec<(Vec<TaskRead>, usize)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = tids
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || read_part(root, pid, part, full, opts)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut out = Vec::with_capacity(tids.len());
+    let mut unread = 0usize;
+    for (reads, left) in results {
+        out.extend(reads);
+        unread += left;
+    }
+    if unread > 0 && full {
+        gaps.push(Gap::new(
+            format!("{unread} of {} threads", tids.len()),
+            GapReason::Deadline,
+            "not read before the deadline",
+        ));
+    }
+    out.sort_by_key(|t| t.tid);
+    out
+}
+
+/// Threads from which reading is split between workers, and how many workers at most.
+const PARALLEL_FROM: usize = 256;
+const MAX_WORKERS: usize = 4;
+
+/// Reads some threads; returns them and how many were left unread at the deadline.
+fn read_part(
+    root: &ProcRoot,
+    pid: i32,
+    tids: &[i32],
+    full: bool,
+    opts: &Options,
+) -> (Vec<TaskRead>, usize) {
     let mut out = Vec::with_capacity(tids.len());
     for (i, &tid) in tids.iter().enumerate() {
         if i % DEADLINE_CHECK_EVERY == 0 && opts.deadline.passed() {
-            if full {
-                gaps.push(Gap::new(
-                    format!("{} of {} threads", tids.len() - i, tids.len()),
-                    GapReason::Deadline,
-                    "not read before the deadline",
-                ));
-            }
-            break;
+            return (out, tids.len() - i);
         }
         // A thread that exited between the listing and the read is simply not there any more.
         if let Some(t) = task::read(root, pid, tid, full) {
             out.push(t);
         }
     }
-    out
+    (out, 0)
 }
 
 fn build(

@@ -1,5 +1,6 @@
-//! One thread's files under /proc/PID/task/TID (proc_pid_task(5)): `stat` and `status`
-//! (procfs-core's `Stat`, `Status`), `syscall`, `sched`, and on a full look `wchan` and `stack`.
+//! One thread's files under /proc/PID/task/TID (proc_pid_task(5)): `stat` (procfs-core's
+//! `Stat`), `sched`, `syscall` (procfs-core's `Syscall`), `status` (`Status`) where `sched` is
+//! missing, and on a full look `wchan` and `stack`.
 //!
 //! Files are opened relative to the thread's directory fd (openat), so a look at 1,000 threads
 //! resolves /proc/PID/task/TID once per thread instead of once per file.
@@ -79,20 +80,31 @@ pub fn read(root: &ProcRoot, pid: i32, tid: i32, full: bool) -> Option<TaskRead>
     t.stime_ms = stat.stime * tick_ms;
     t.last_cpu = stat.processor;
 
-    match read_at(&dir, "status", &mut buf) {
-        Ok(text) => {
-            if let Ok(st) = parse_status(&text) {
-                t.voluntary = st.voluntary_ctxt_switches;
-                t.involuntary = st.nonvoluntary_ctxt_switches;
-            }
-        }
-        Err(e) if is_gone(&e) => return None,
-        Err(e) => t.errors.push(("status", e)),
-    }
     match read_at(&dir, "sched", &mut buf) {
         Ok(text) => t.sched = Some(sched::parse(&text)),
         Err(e) if is_gone(&e) => return None,
         Err(e) => t.errors.push(("sched", e)),
+    }
+    // The context switch counts are in `sched` too (the same task counters); `status` is the
+    // costlier file to generate, so it is read only where `sched` does not have them
+    // (CONFIG_SCHED_DEBUG off).
+    let sched_counts = t
+        .sched
+        .and_then(|s| s.nr_voluntary_switches.zip(s.nr_involuntary_switches));
+    if let Some((vol, invol)) = sched_counts {
+        t.voluntary = Some(vol);
+        t.involuntary = Some(invol);
+    } else {
+        match read_at(&dir, "status", &mut buf) {
+            Ok(text) => {
+                if let Ok(st) = parse_status(&text) {
+                    t.voluntary = st.voluntary_ctxt_switches;
+                    t.involuntary = st.nonvoluntary_ctxt_switches;
+                }
+            }
+            Err(e) if is_gone(&e) => return None,
+            Err(e) => t.errors.push(("status", e)),
+        }
     }
     match read_at(&dir, "syscall", &mut buf) {
         Ok(text) => t.syscall = Some(syscall::parse(&text)),
