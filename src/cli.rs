@@ -103,6 +103,9 @@ pub struct CollectArgs {
     /// Read fdinfo of every fd, sockets included (slower on huge targets).
     #[arg(long)]
     pub all_fdinfo: bool,
+    /// Watch the process this long, looking every ~150 ms, to see what moves (0: one look).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub window: Duration,
 }
 
 /// "5s", "800ms", "2m", or a bare number of seconds.
@@ -158,5 +161,9 @@ mod tests {
         assert!(c.output.json);
         let c = Cli::try_parse_from(["hangscope", "inspect", "demo"]).unwrap();
         assert!(matches!(c.command, Some(Command::Inspect { ref target, .. }) if target == "demo"));
+        let c = Cli::try_parse_from(["hangscope", "7", "--window", "0"]).unwrap();
+        assert_eq!(c.collect.window, Duration::ZERO);
+        let c = Cli::try_parse_from(["hangscope", "7"]).unwrap();
+        assert_eq!(c.collect.window, Duration::from_secs(2));
     }
 }

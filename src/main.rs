@@ -79,6 +79,9 @@ pub(crate) fn inspect(
     let opts = hangscope_collect::Options {
         deadline: Deadline::after(collect.deadline),
         all_fdinfo: collect.all_fdinfo,
+        window: collect.window,
+        focus_tid: target.focus_tid,
+        progress: true,
     };
     start_watchdog(collect.deadline);
     let snap = match hangscope_collect::collect(&ProcRoot::default(), target.pid, &opts) {

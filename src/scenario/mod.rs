@@ -12,6 +12,7 @@ use crate::cli::exit;
 mod files;
 mod network;
 mod sockets;
+mod threads;
 mod verdict;
 
 pub fn run(name: &str, args: &[String]) -> i32 {
@@ -41,6 +42,8 @@ pub fn run(name: &str, args: &[String]) -> i32 {
         "echo-server" => verdict::echo_server(args),
         "echo-client" => verdict::echo_client(args),
         "idle-server" => verdict::idle_server(args),
+        "thread-zoo" => threads::zoo(args),
+        "many-threads" => threads::many(args),
         _ => Err(format!("unknown scenario {name:?}")),
     };
     match result {

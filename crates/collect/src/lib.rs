@@ -19,6 +19,7 @@ mod proc_root;
 pub mod process;
 pub mod resolve;
 pub mod sockets;
+pub mod threads;
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,12 @@ pub struct Options {
     pub deadline: Deadline,
     /// Read fdinfo of every fd, not only where it carries information.
     pub all_fdinfo: bool,
+    /// How long to watch the process (several looks); zero for one look.
+    pub window: Duration,
+    /// The thread the user named (`hangscope TID`): listed first.
+    pub focus_tid: Option<i32>,
+    /// Show the window's progress on stderr (only when it is a terminal).
+    pub progress: bool,
 }
 
 impl Default for Options {
@@ -42,6 +49,9 @@ impl Default for Options {
         Options {
             deadline: Deadline::after(Duration::from_secs(5)),
             all_fdinfo: false,
+            window: Duration::ZERO,
+            focus_tid: None,
+            progress: false,
         }
     }
 }
@@ -64,6 +74,11 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     snap.process.fd_count = snap.fds.len() as u32;
     snap.sockets = sockets::read(root, pid, &snap.fds, &snap.process, opts, &mut snap.gaps);
     snap.locks = locks::read(root, pid, &snap.fds, &mut snap.gaps);
+
+    // Called at every look of the sampling window, after the threads: the hook for collectors
+    // that measure movement (e.g. per-connection bytes and segments from sock_diag).
+    let mut on_look = |_: &threads::Look| {};
+    threads::collect(root, pid, opts, &mut snap, &mut on_look);
 
     snap.collect_ms = started.elapsed().as_millis() as u64;
     Ok(snap)

@@ -15,6 +15,10 @@ pub struct Thread {
     pub wchan: Option<String>,
     /// Kernel stack, innermost first, e.g. "do_sys_poll+0x2d4/0x4f0". `None` when not readable.
     pub stack: Option<Vec<String>>,
+    /// Why `stack` is `None`, e.g. "Operation not permitted (os error 1)".
+    pub stack_unavailable: Option<String>,
+    /// The thread the user asked about (`hangscope TID`); listed first.
+    pub focus: bool,
     /// The syscall the thread is in, decoded; `None` when not readable.
     pub syscall: Option<SyscallState>,
     pub utime_ms: u64,
@@ -80,9 +84,13 @@ pub enum WaitObject {
         op: String,
         #[serde(default)]
         owner_tid: Option<i32>,
-        /// Other threads of the process waiting on the same address.
+        /// Other threads of the process waiting on the same address (the first 32; see
+        /// `waiters` for the count).
         #[serde(default)]
         other_waiters: Vec<i32>,
+        /// Threads of the process waiting on this address, this one included.
+        #[serde(default)]
+        waiters: u32,
     },
     /// A child process (wait4 / waitid); -1 means any child.
     Process { pid: i32 },
@@ -92,6 +100,8 @@ pub enum WaitObject {
     Lock { fd: i32, op: String },
     /// A signal (pause, sigsuspend, rt_sigtimedwait).
     Signal,
+    /// A Linux AIO context (io_getevents).
+    Aio { ctx: u64 },
 }
 
 /// How a thread behaved over the sampling window.

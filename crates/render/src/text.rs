@@ -4,6 +4,8 @@ use std::fmt::Write;
 
 use hangscope_model::{Document, Fd, FdKind, FileLock, LockAccess, LockClass, Severity, Snapshot};
 
+mod threads;
+
 use crate::table::Table;
 use crate::{human_bytes, human_ms};
 
@@ -56,6 +58,7 @@ pub fn render_text(doc: &Document, opts: &TextOptions) -> String {
     let mut out = String::new();
     header(&mut out, snap, &st);
     findings(&mut out, doc, &st);
+    threads::threads(&mut out, snap, opts.verbose, &st);
     files(&mut out, snap, &st);
     sockets::sockets(&mut out, snap, &st, opts.verbose);
     anonymous(&mut out, snap, &st);

@@ -1,0 +1,386 @@
+//! Threads: what every thread is blocked in, on which fd, and whether it moves.
+//!
+//! Reads /proc/PID/task/TID/{stat,status,sched,syscall,wchan,stack} (proc_pid_task(5)),
+//! decodes the syscall with its arguments (reading the target's memory with process_vm_readv(2)
+//! where they point to it), joins each wait to the fd, futex or child it waits on, and over the
+//! sampling window (`Options::window`) tells progress, spinning, loops and how long a thread has
+//! been blocked. Nothing here stops or traces the target.
+
+mod activity;
+mod churn;
+mod futex;
+pub mod memory;
+mod sampler;
+pub mod sched;
+pub mod syscall;
+mod syscall_table_aarch64;
+mod syscall_table_x86_64;
+pub mod task;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hangscope_model::{Fd, Gap, GapReason, Snapshot, SyscallState, Thread, WaitObject, Window};
+
+pub use activity::{Sample, classify};
+pub use sampler::{Look, Outcome, Sampler};
+
+use crate::error::gap_of;
+use crate::{Options, ProcRoot, fd, fdinfo};
+use task::TaskRead;
+
+/// How often the per-thread loop looks at the clock.
+const DEADLINE_CHECK_EVERY: usize = 64;
+
+/// Reads the threads of `pid` into `snap.threads`, over the sampling window, and the fd churn
+/// into `snap.fds`. `on_look` is called at every look after the threads were read: the place
+/// for other collectors to sample what moves (e.g. per-connection counters).
+pub fn collect(
+    root: &ProcRoot,
+    pid: i32,
+    opts: &Options,
+    snap: &mut Snapshot,
+    on_look: &mut dyn FnMut(&Look),
+) {
+    let mut series: BTreeMap<i32, Vec<Sample>> = BTreeMap::new();
+    let mut finals: Vec<TaskRead> = Vec::new();
+    let mut look_gaps: Vec<Gap> = Vec::new();
+    let mut churn = churn::FdChurn::new(&snap.fds);
+    let outcome = {
+        let mut sampler = Sampler::new(opts.window, opts.deadline, opts.progress);
+        sampler.on_look(|look| {
+            let reads = look_at_threads(root, pid, look.last, opts, &mut look_gaps);
+            for t in &reads {
+                series.entry(t.tid).or_default().push(Sample::of(t));
+            }
+            if look.last {
+                finals = reads;
+            }
+        });
+        sampler.on_look(|look| {
+            if look.index > 0 {
+                churn.take(root, pid);
+            }
+        });
+        sampler.on_look(|look| on_look(look));
+        sampler.run()
+    };
+    snap.gaps.append(&mut look_gaps);
+    churn.apply(&mut snap.fds, &mut snap.gaps);
+    if outcome.looks > 1 {
+        snap.window = Some(Window {
+            looks: outcome.looks,
+            duration_ms: outcome.duration.as_millis() as u64,
+        });
+    }
+    if outcome.cut_by_deadline {
+        snap.gaps.push(Gap::new(
+            format!(
+                "sampling window after {:.1} s",
+                outcome.duration.as_secs_f64()
+            ),
+            GapReason::Deadline,
+            "the window was cut short to finish before the deadline",
+        ));
+    }
+    snap.threads = build(root, pid, opts, finals, &series, snap);
+}
+
+/// Lists the threads and reads each; a full read (wchan, stack) on the last look.
+fn look_at_threads(
+    root: &ProcRoot,
+    pid: i32,
+    full: bool,
+    opts: &Options,
+    gaps: &mut Vec<Gap>,
+) -> Vec<TaskRead> {
+    let dir = root.pid(pid).join("task");
+    let tids: Vec<i32> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+            .collect(),
+        Err(e) => {
+            if full {
+                gaps.push(gap_of(format!("/proc/{pid}/task"), &e));
+            }
+            return Vec::new();
+        }
+    };
+    // Large processes are read by a few workers: the cost is the kernel generating small files,
+    // which runs in parallel on several CPUs.
+    let workers = if tids.len() >= PARALLEL_FROM {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(MAX_WORKERS)
+    } else {
+        1
+    };
+    let chunk = tids.len().div_ceil(workers.max(1)).max(1);
+    let results: Vec<(Vec<TaskRead>, usize)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = tids
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || read_part(root, pid, part, full, opts)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut out = Vec::with_capacity(tids.len());
+    let mut unread = 0usize;
+    for (reads, left) in results {
+        out.extend(reads);
+        unread += left;
+    }
+    if unread > 0 && full {
+        gaps.push(Gap::new(
+            format!("{unread} of {} threads", tids.len()),
+            GapReason::Deadline,
+            "not read before the deadline",
+        ));
+    }
+    out.sort_by_key(|t| t.tid);
+    out
+}
+
+/// Threads from which reading is split between workers, and how many workers at most.
+const PARALLEL_FROM: usize = 256;
+const MAX_WORKERS: usize = 4;
+
+/// Reads some threads; returns them and how many were left unread at the deadline.
+fn read_part(
+    root: &ProcRoot,
+    pid: i32,
+    tids: &[i32],
+    full: bool,
+    opts: &Options,
+) -> (Vec<TaskRead>, usize) {
+    let mut out = Vec::with_capacity(tids.len());
+    for (i, &tid) in tids.iter().enumerate() {
+        if i % DEADLINE_CHECK_EVERY == 0 && opts.deadline.passed() {
+            return (out, tids.len() - i);
+        }
+        // A thread that exited between the listing and the read is simply not there any more.
+        if let Some(t) = task::read(root, pid, tid, full) {
+            out.push(t);
+        }
+    }
+    (out, 0)
+}
+
+fn build(
+    root: &ProcRoot,
+    pid: i32,
+    opts: &Options,
+    finals: Vec<TaskRead>,
+    series: &BTreeMap<i32, Vec<Sample>>,
+    snap: &mut Snapshot,
+) -> Vec<Thread> {
+    let arch = syscall::Arch::host();
+    let tids: Vec<i32> = finals.iter().map(|t| t.tid).collect();
+
+    // The epoll fds threads wait on need their fdinfo (watch list) before decoding.
+    for t in &finals {
+        if let Some(Ok(syscall::RawSyscall::Blocked { nr, args, .. })) = &t.syscall
+            && syscall::name(arch, *nr).starts_with("epoll_")
+        {
+            ensure_fd(root, pid, &mut snap.fds, args[0] as i32, &mut snap.gaps);
+        }
+    }
+
+    let mut stack_errors: BTreeMap<String, (GapReason, usize)> = BTreeMap::new();
+    let mut file_errors: BTreeMap<(&'static str, String), (GapReason, usize)> = BTreeMap::new();
+    let mut threads: Vec<Thread> = Vec::with_capacity(finals.len());
+    for t in finals {
+        let mem = memory::LiveMemory { tid: t.tid };
+        let ctx = syscall::Context {
+            arch,
+            mem: &mem,
+            fds: &snap.fds,
+            tids: &tids,
+        };
+        let (stack, stack_unavailable) = match t.stack {
+            Some(Ok(s)) => (Some(s), None),
+            Some(Err(e)) => {
+                let why = e.to_string();
+                let reason = crate::error::reason_of(&e);
+                stack_errors.entry(why.clone()).or_insert((reason, 0)).1 += 1;
+                (None, Some(why))
+            }
+            None => (None, None),
+        };
+        for (file, e) in &t.errors {
+            let reason = crate::error::reason_of(e);
+            file_errors
+                .entry((file, e.to_string()))
+                .or_insert((reason, 0))
+                .1 += 1;
+        }
+        let syscall = match &t.syscall {
+            Some(Ok(raw)) => Some(syscall::decode(raw, &ctx)),
+            Some(Err(why)) if why.starts_with("malformed") => {
+                snap.gaps.push(Gap::new(
+                    format!("/proc/{pid}/task/{}/syscall", t.tid),
+                    GapReason::Malformed,
+                    why.clone(),
+                ));
+                None
+            }
+            _ => None,
+        };
+        let mono_ms = t.mono_ns as f64 / 1e6;
+        let last_ran_ms_ago = t
+            .sched
+            .and_then(|s| s.exec_start_ms)
+            .map(|e| (mono_ms - e).max(0.0));
+        let mut activity = series.get(&t.tid).and_then(|s| classify(s));
+        if let (Some(a), Some(s)) = (activity.as_mut(), syscall.as_ref())
+            && let Some(rate) = a.rate_per_s
+        {
+            a.periodic = Some(periodic_text(s, rate));
+        }
+        threads.push(Thread {
+            tid: t.tid,
+            name: t.name,
+            state: t.state.to_string(),
+            wchan: t.wchan,
+            stack,
+            stack_unavailable,
+            focus: opts.focus_tid == Some(t.tid),
+            syscall,
+            utime_ms: t.utime_ms,
+            stime_ms: t.stime_ms,
+            voluntary_ctxt_switches: t.voluntary.unwrap_or(0),
+            nonvoluntary_ctxt_switches: t.involuntary.unwrap_or(0),
+            last_cpu: t.last_cpu,
+            last_ran_ms_ago,
+            activity,
+        });
+    }
+    futex::join_waiters(&mut threads);
+
+    // fdinfo of every fd a thread waits on, even where the fd listing skipped it (sockets).
+    let waited: BTreeSet<i32> = threads
+        .iter()
+        .filter_map(|t| t.syscall.as_ref())
+        .flat_map(|s| s.waits_on.iter())
+        .filter_map(|w| match w {
+            WaitObject::Fd { fd, .. } | WaitObject::Lock { fd, .. } => Some(*fd),
+            _ => None,
+        })
+        .collect();
+    for fd in waited {
+        ensure_fd(root, pid, &mut snap.fds, fd, &mut snap.gaps);
+    }
+
+    for (why, (reason, n)) in stack_errors {
+        let mut g = Gap::new(format!("kernel stacks of {n} threads"), reason, why);
+        if reason == GapReason::Permission {
+            g = g.needing("root with CAP_SYS_ADMIN (the kernel checks it for /proc/PID/stack)");
+        }
+        snap.gaps.push(g);
+    }
+    for ((file, why), (reason, n)) in file_errors {
+        let mut g = Gap::new(format!("{file} of {n} threads"), reason, why);
+        if reason == GapReason::Permission {
+            g = g.needing("root or CAP_SYS_PTRACE over the target");
+        }
+        snap.gaps.push(g);
+    }
+    if let Some(focus) = opts.focus_tid
+        && !threads.iter().any(|t| t.tid == focus)
+    {
+        snap.gaps.push(Gap::new(
+            format!("thread {focus}"),
+            GapReason::Vanished,
+            "the thread asked about exited before it was read",
+        ));
+    }
+    // The focus thread first, then by TID (the main thread, TID = PID, leads).
+    threads.sort_by_key(|t| (!t.focus, t.tid));
+    threads
+}
+
+/// "clock_nanosleep 100 ms, ~10/s".
+fn periodic_text(s: &SyscallState, rate: f64) -> String {
+    let what = s.waits_on.iter().find_map(|w| match w {
+        WaitObject::Sleep { ns } => Some(duration_text(*ns as f64 / 1e6)),
+        _ => None,
+    });
+    let what = what.or_else(|| match s.timeout_ms {
+        Some(ms) if ms >= 0 => Some(format!("timeout {}", duration_text(ms as f64))),
+        _ => None,
+    });
+    let rate = if rate >= 1.0 {
+        format!("{rate:.0}")
+    } else {
+        format!("{rate:.1}")
+    };
+    match what {
+        Some(w) => format!("{} {w}, ~{rate}/s", s.name),
+        None => format!("{}, ~{rate}/s", s.name),
+    }
+}
+
+fn duration_text(ms: f64) -> String {
+    if ms >= 1000.0 {
+        let s = ms / 1000.0;
+        if (s - s.round()).abs() < 0.05 {
+            format!("{s:.0} s")
+        } else {
+            format!("{s:.1} s")
+        }
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+/// Makes sure fd `n` is in the table with its fdinfo: read it now if the listing skipped it
+/// (socket fds skip fdinfo) or did not reach it (deadline).
+fn ensure_fd(root: &ProcRoot, pid: i32, fds: &mut Vec<Fd>, n: i32, gaps: &mut Vec<Gap>) {
+    if n < 0 {
+        return;
+    }
+    let idx = match fds.binary_search_by_key(&n, |f| f.fd) {
+        Ok(i) => i,
+        Err(i) => match std::fs::read_link(root.pid(pid).join("fd").join(n.to_string())) {
+            Ok(link) => {
+                fds.insert(i, fd::classify(n, &link.to_string_lossy()));
+                i
+            }
+            // Closed since: the syscall will fail with EBADF or already has.
+            Err(_) => return,
+        },
+    };
+    let Some(f) = fds.get_mut(idx) else { return };
+    if f.info.is_some() {
+        return;
+    }
+    match root.read(format!("{pid}/fdinfo/{n}")) {
+        Ok(text) => f.info = Some(fdinfo::parse(&text)),
+        Err(e) if task::is_gone(&e) => {}
+        Err(e) => gaps.push(gap_of(format!("/proc/{pid}/fdinfo/{n}"), &e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periodic_texts() {
+        let s = SyscallState {
+            name: "clock_nanosleep".into(),
+            waits_on: vec![WaitObject::Sleep { ns: 100_000_000 }],
+            ..SyscallState::default()
+        };
+        assert_eq!(periodic_text(&s, 9.8), "clock_nanosleep 100 ms, ~10/s");
+        let p = SyscallState {
+            name: "poll".into(),
+            timeout_ms: Some(2000),
+            ..SyscallState::default()
+        };
+        assert_eq!(periodic_text(&p, 0.5), "poll timeout 2 s, ~0.5/s");
+    }
+}

@@ -1,0 +1,482 @@
+//! The THREADS section: one line per thread — what it waits in, on what, and whether it moves —
+//! with identical waits grouped so a 1,000-thread pool fits a screen.
+
+use std::fmt::Write;
+
+use hangscope_model::{FdKind, Snapshot, SocketDetail, Thread, WaitObject};
+
+use super::Style;
+use crate::human_ms;
+
+/// Threads with the same state and wait collapse into one line from this many on.
+const GROUP_FROM: usize = 3;
+
+pub(super) fn threads(out: &mut String, snap: &Snapshot, verbose: bool, st: &Style) {
+    if snap.threads.is_empty() {
+        return;
+    }
+    let mut title = format!("THREADS  {}", snap.threads.len());
+    if let Some(w) = &snap.window {
+        let _ = write!(
+            title,
+            "  (watched {}, {} looks)",
+            human_ms(w.duration_ms as f64),
+            w.looks
+        );
+    }
+    let _ = writeln!(out, "{}", st.bold(&title));
+
+    // Group by (state, wait); the focus thread always stands alone.
+    let mut groups: Vec<(String, Vec<&Thread>)> = Vec::new();
+    for t in &snap.threads {
+        let key = format!("{}|{}", t.state, wait_text(t, snap));
+        match groups
+            .iter_mut()
+            .find(|(k, members)| *k == key && !members[0].focus)
+        {
+            Some((_, members)) if !t.focus => members.push(t),
+            _ => groups.push((key, vec![t])),
+        }
+    }
+    for (_, members) in &groups {
+        if members.len() >= GROUP_FROM {
+            group_line(out, members, snap, verbose, st);
+        } else {
+            for t in members {
+                thread_line(out, t, snap, verbose, st);
+            }
+        }
+    }
+    out.push('\n');
+}
+
+fn thread_line(out: &mut String, t: &Thread, snap: &Snapshot, verbose: bool, st: &Style) {
+    let mark = if t.focus { "▶" } else { " " };
+    let act = activity_text(t);
+    let line = format!(
+        "{mark}{:>7} {:<15} {}  {}{}",
+        t.tid,
+        t.name,
+        t.state,
+        wait_text(t, snap),
+        if act.is_empty() {
+            String::new()
+        } else {
+            format!("  {act}")
+        }
+    );
+    let line = if t.focus { st.bold(&line) } else { line };
+    let _ = writeln!(out, "{line}");
+    if verbose {
+        details(out, t, st);
+    }
+}
+
+fn group_line(out: &mut String, members: &[&Thread], snap: &Snapshot, verbose: bool, st: &Style) {
+    let first = members[0];
+    let names = name_pattern(members.iter().map(|t| t.name.as_str()));
+    // The shortest block among them is the group's lower bound.
+    let blocked = members
+        .iter()
+        .filter_map(|t| t.activity.as_ref().and_then(|a| a.blocked_at_least_ms))
+        .min();
+    let act = match blocked {
+        Some(ms) if members.iter().all(|t| t.activity.is_some()) => {
+            format!("  blocked ≥{}", human_ms(ms as f64))
+        }
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        " {:>7} threads {}  {}  names {names}{act}",
+        members.len(),
+        first.state,
+        wait_text(first, snap),
+    );
+    if verbose {
+        let tids: Vec<String> = members.iter().map(|t| t.tid.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "          {}",
+            st.dim(&format!("tids {}", tids.join(" ")))
+        );
+        details(out, first, st);
+    }
+}
+
+fn details(out: &mut String, t: &Thread, st: &Style) {
+    let mut facts = vec![format!(
+        "cpu user {} sys {}",
+        human_ms(t.utime_ms as f64),
+        human_ms(t.stime_ms as f64)
+    )];
+    facts.push(format!(
+        "switches {} voluntary {} involuntary",
+        t.voluntary_ctxt_switches, t.nonvoluntary_ctxt_switches
+    ));
+    if let Some(cpu) = t.last_cpu {
+        facts.push(format!("last cpu {cpu}"));
+    }
+    if let Some(w) = &t.wchan {
+        facts.push(format!("wchan {w}"));
+    }
+    let _ = writeln!(out, "          {}", st.dim(&facts.join("  ")));
+    if let Some(s) = &t.syscall {
+        if !s.summary.is_empty() && !s.running {
+            let _ = writeln!(out, "          {}", st.dim(&s.summary));
+        }
+        if let Some(e) = &s.decode_error {
+            let _ = writeln!(out, "          {}", st.dim(&format!("not decoded: {e}")));
+        }
+    }
+    match (&t.stack, &t.stack_unavailable) {
+        (Some(stack), _) => {
+            for f in stack {
+                let _ = writeln!(out, "            {}", st.dim(f));
+            }
+        }
+        (None, Some(why)) => {
+            let _ = writeln!(
+                out,
+                "          {}",
+                st.dim(&format!("stack not read: {why}"))
+            );
+        }
+        _ => {}
+    }
+}
+
+/// "worker-*" for names sharing a prefix, the name when all are equal, else the first few.
+fn name_pattern<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let mut names: Vec<&str> = names.collect();
+    names.sort();
+    names.dedup();
+    if names.len() == 1 {
+        return names[0].to_string();
+    }
+    let first = names[0];
+    let mut prefix_len = first.len();
+    for n in &names[1..] {
+        prefix_len = first
+            .char_indices()
+            .zip(n.chars())
+            .take_while(|((_, a), b)| a == b)
+            .count()
+            .min(prefix_len);
+    }
+    let prefix: String = first.chars().take(prefix_len).collect();
+    if prefix.len() >= 2 {
+        format!("{prefix}*")
+    } else {
+        let shown: Vec<&str> = names.iter().take(3).copied().collect();
+        let more = if names.len() > 3 { ", ..." } else { "" };
+        format!("{}{more}", shown.join(", "))
+    }
+}
+
+/// What the thread waits in and on, e.g.
+/// `poll(fd 29 POLLIN, timeout 10000 ms) → TCP 10.0.0.1:4242 → 10.0.0.2:10100 ESTABLISHED`.
+pub(super) fn wait_text(t: &Thread, snap: &Snapshot) -> String {
+    let Some(s) = &t.syscall else {
+        return "(syscall not read)".into();
+    };
+    if s.running {
+        return "running".into();
+    }
+    if s.nr < 0 {
+        return "not in a syscall".into();
+    }
+    let timeout = match s.timeout_ms {
+        Some(-1) => Some("no timeout".to_string()),
+        Some(ms) => Some(format!("timeout {ms} ms")),
+        None => None,
+    };
+    let mut direct = Vec::new();
+    let mut watched = Vec::new();
+    let mut epoll_fd = None;
+    for w in &s.waits_on {
+        match w {
+            WaitObject::Fd {
+                fd,
+                via_epoll: Some(ep),
+                ..
+            } => {
+                epoll_fd = Some(*ep);
+                watched.push(*fd);
+            }
+            WaitObject::Fd { fd, events, .. } => {
+                let ev = events.join("|");
+                direct.push((*fd, ev));
+            }
+            WaitObject::Futex {
+                addr,
+                owner_tid,
+                waiters,
+                ..
+            } => {
+                let mut text = format!("futex wait on {addr:#x}");
+                if let Some(o) = owner_tid {
+                    let name = snap.thread(*o).map(|t| t.name.as_str()).unwrap_or("");
+                    let _ = write!(text, ", mutex held by {o} {name}");
+                    text = text.trim_end().to_string();
+                }
+                if *waiters > 1 && !t.focus {
+                    let _ = write!(text, ", {waiters} waiters");
+                }
+                if let (Some(to), false) = (&timeout, s.timeout_ms == Some(-1)) {
+                    let _ = write!(text, ", {to}");
+                }
+                return text;
+            }
+            WaitObject::Sleep { ns } => {
+                return format!("{} {}", s.name, human_ms(*ns as f64 / 1e6));
+            }
+            WaitObject::Process { pid } => {
+                return match pid {
+                    -1 => format!("{}(any child)", s.name),
+                    p if *p < -1 => format!("{}(process group {})", s.name, -p),
+                    p => format!("{}(pid {p})", s.name),
+                };
+            }
+            WaitObject::Lock { fd, op } => {
+                let mut text = format!("{}(fd {fd} {op}) → {}", s.name, fd_target(snap, *fd));
+                let holder = snap
+                    .locks
+                    .iter()
+                    .find(|l| l.waiting && l.fd == Some(*fd))
+                    .and_then(|l| l.holder_pid);
+                if let Some(h) = holder {
+                    let _ = write!(text, ", held by process {h}");
+                }
+                return text;
+            }
+            WaitObject::Signal => return format!("{}() waits for a signal", s.name),
+            WaitObject::Aio { ctx } => {
+                return format!("{}(aio context {ctx:#x})", s.name);
+            }
+        }
+    }
+    if direct.is_empty() && watched.is_empty() {
+        return s.summary.clone();
+    }
+    let mut args: Vec<String> = direct
+        .iter()
+        .filter(|(fd, _)| Some(*fd) != epoll_fd || watched.is_empty())
+        .map(|(fd, ev)| {
+            if ev.is_empty() {
+                format!("fd {fd}")
+            } else {
+                format!("fd {fd} {ev}")
+            }
+        })
+        .collect();
+    if let Some(ep) = epoll_fd {
+        args.insert(0, format!("epoll fd {ep}"));
+    }
+    if let Some(t) = timeout {
+        args.push(t);
+    }
+    let mut text = format!("{}({})", s.name, args.join(", "));
+    let targets: Vec<String> = if watched.is_empty() {
+        direct
+            .iter()
+            .take(3)
+            .map(|(fd, _)| fd_target(snap, *fd))
+            .collect()
+    } else {
+        watched
+            .iter()
+            .take(3)
+            .map(|fd| format!("fd {fd} {}", fd_target(snap, *fd)))
+            .collect()
+    };
+    let more = direct.len().max(watched.len()).saturating_sub(3);
+    if !targets.is_empty() {
+        let _ = write!(text, " → {}", targets.join("; "));
+        if more > 0 {
+            let _ = write!(text, "; {more} more");
+        }
+    }
+    text
+}
+
+/// An fd's object: the connection when the socket is known, else the link target.
+fn fd_target(snap: &Snapshot, fd: i32) -> String {
+    if let Some(sock) = snap.socket_of_fd(fd) {
+        match &sock.detail {
+            SocketDetail::Tcp(i) => {
+                return format!("TCP {} → {} {}", i.local, i.peer, i.state);
+            }
+            SocketDetail::Udp(i) => return format!("UDP {} → {}", i.local, i.peer),
+            SocketDetail::Unix(u) => {
+                let path = u.path.clone().unwrap_or_default();
+                let peer = u
+                    .peer
+                    .as_ref()
+                    .map(|p| format!(" ↔ {} ({}) fd {}", p.pid, p.name, p.fd))
+                    .unwrap_or_default();
+                return format!("unix {} {path}{peer}", u.state).replace("  ", " ");
+            }
+            _ => {}
+        }
+    }
+    let Some(f) = snap.fd(fd) else {
+        return format!("fd {fd} (not open)");
+    };
+    let mut text = f.target.clone();
+    if f.kind == FdKind::Pipe {
+        // The other end, when this process holds it too.
+        let others: Vec<String> = snap
+            .fds
+            .iter()
+            .filter(|o| o.fd != fd && o.pipe_inode.is_some() && o.pipe_inode == f.pipe_inode)
+            .map(|o| o.fd.to_string())
+            .collect();
+        if !others.is_empty() {
+            let _ = write!(text, " (other end: fd {} here)", others.join(", "));
+        }
+    }
+    if f.churn > 0 {
+        let _ = write!(text, " (reopened {}× in the window)", f.churn);
+    }
+    text
+}
+
+/// "blocked ≥7.9 s", "BUSY spinning, 900 ms CPU", "loop, ~10/s", "last ran 3 s ago".
+fn activity_text(t: &Thread) -> String {
+    match &t.activity {
+        Some(a) if a.busy => format!("BUSY spinning, {} CPU", human_ms(a.cpu_ms as f64)),
+        // The wait itself is already on the line; the loop adds its rate.
+        Some(a) if a.rate_per_s.is_some() => {
+            let rate = a.rate_per_s.unwrap_or_default();
+            if rate >= 1.0 {
+                format!("loop, ~{rate:.0}/s")
+            } else {
+                format!("loop, ~{rate:.1}/s")
+            }
+        }
+        Some(a) => match a.blocked_at_least_ms {
+            Some(ms) => format!("blocked ≥{}", human_ms(ms as f64)),
+            None => format!(
+                "progressed ({} switches, {} CPU)",
+                a.voluntary_switches + a.involuntary_switches,
+                human_ms(a.cpu_ms as f64)
+            ),
+        },
+        None => match t.last_ran_ms_ago {
+            Some(ms) if t.state != "R" => format!("last ran {} ago", human_ms(ms)),
+            _ => String::new(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hangscope_model::{Activity, Fd, SyscallState};
+
+    fn poller() -> Thread {
+        Thread {
+            tid: 31576,
+            name: "dump_meta".into(),
+            state: "S".into(),
+            syscall: Some(SyscallState {
+                nr: 7,
+                name: "poll".into(),
+                timeout_ms: Some(10_000),
+                waits_on: vec![WaitObject::Fd {
+                    fd: 29,
+                    events: vec!["POLLIN".into()],
+                    via_epoll: None,
+                }],
+                ..SyscallState::default()
+            }),
+            activity: Some(Activity {
+                blocked_at_least_ms: Some(7900),
+                ..Activity::default()
+            }),
+            ..Thread::default()
+        }
+    }
+
+    fn worker(tid: i32) -> Thread {
+        Thread {
+            tid,
+            name: format!("worker-{tid}"),
+            state: "S".into(),
+            syscall: Some(SyscallState {
+                nr: 202,
+                name: "futex".into(),
+                timeout_ms: Some(-1),
+                waits_on: vec![WaitObject::Futex {
+                    addr: 0x7f00,
+                    op: "FUTEX_WAIT_PRIVATE".into(),
+                    owner_tid: Some(1),
+                    other_waiters: vec![],
+                    waiters: 3,
+                }],
+                ..SyscallState::default()
+            }),
+            ..Thread::default()
+        }
+    }
+
+    #[test]
+    fn one_line_per_wait_and_groups() {
+        let snap = Snapshot {
+            fds: vec![Fd {
+                fd: 29,
+                kind: FdKind::Socket,
+                target: "socket:[692518610]".into(),
+                deleted: false,
+                socket_inode: Some(692518610),
+                pipe_inode: None,
+                info: None,
+                stat: None,
+                stat_skipped: None,
+                churn: 0,
+            }],
+            threads: vec![
+                Thread {
+                    tid: 1,
+                    name: "main".into(),
+                    state: "S".into(),
+                    ..Thread::default()
+                },
+                poller(),
+                worker(10),
+                worker(11),
+                worker(12),
+            ],
+            ..Snapshot::default()
+        };
+        let mut out = String::new();
+        threads(&mut out, &snap, false, &Style { on: false });
+        assert!(
+            out.contains(
+                "   31576 dump_meta       S  poll(fd 29 POLLIN, timeout 10000 ms) → socket:[692518610]  blocked ≥7.9 s\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "       3 threads S  futex wait on 0x7f00, mutex held by 1 main, 3 waiters  names worker-1*\n"
+            ),
+            "{out}"
+        );
+        assert!(out.starts_with("THREADS  5\n"), "{out}");
+    }
+
+    #[test]
+    fn name_patterns() {
+        assert_eq!(
+            name_pattern(["worker-1", "worker-2"].into_iter()),
+            "worker-*"
+        );
+        assert_eq!(name_pattern(["a", "a"].into_iter()), "a");
+        assert_eq!(
+            name_pattern(["x", "y", "z", "w"].into_iter()),
+            "w, x, y, ..."
+        );
+    }
+}
