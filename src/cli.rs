@@ -103,6 +103,9 @@ pub struct CollectArgs {
     /// Read fdinfo of every fd, sockets included (slower on huge targets).
     #[arg(long)]
     pub all_fdinfo: bool,
+    /// Also read this log file (repeatable); logs the process has open are found anyway.
+    #[arg(long = "log", value_name = "PATH")]
+    pub log: Vec<PathBuf>,
 }
 
 /// "5s", "800ms", "2m", or a bare number of seconds.

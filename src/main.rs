@@ -79,6 +79,7 @@ pub(crate) fn inspect(
     let opts = hangscope_collect::Options {
         deadline: Deadline::after(collect.deadline),
         all_fdinfo: collect.all_fdinfo,
+        log_paths: collect.log.clone(),
     };
     let snap = match hangscope_collect::collect(&ProcRoot::default(), target.pid, &opts) {
         Ok(s) => s,

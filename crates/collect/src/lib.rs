@@ -14,6 +14,7 @@ mod error;
 pub mod fd;
 pub mod fdinfo;
 pub mod locks;
+pub mod logs;
 pub mod mountinfo;
 mod proc_root;
 pub mod process;
@@ -34,6 +35,8 @@ pub struct Options {
     pub deadline: Deadline,
     /// Read fdinfo of every fd, not only where it carries information.
     pub all_fdinfo: bool,
+    /// Log files to read besides those the process has open (`--log PATH`).
+    pub log_paths: Vec<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -41,6 +44,7 @@ impl Default for Options {
         Options {
             deadline: Deadline::after(Duration::from_secs(5)),
             all_fdinfo: false,
+            log_paths: Vec::new(),
         }
     }
 }
@@ -62,6 +66,10 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     snap.fds = fd::read_all(root, pid, &mounts, opts, &mut snap.gaps);
     snap.process.fd_count = snap.fds.len() as u32;
     snap.locks = locks::read(root, pid, &snap.fds, &mut snap.gaps);
+    // Last: logs are tied to the threads and sockets read above.
+    let mut log_gaps = Vec::new();
+    snap.logs = logs::read(root, pid, &snap, &mounts, opts, &mut log_gaps);
+    snap.gaps.extend(log_gaps);
 
     snap.collect_ms = started.elapsed().as_millis() as u64;
     Ok(snap)
