@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::cli::exit;
 
 mod files;
+mod logs;
 mod network;
 
 pub fn run(name: &str, args: &[String]) -> i32 {
@@ -28,6 +29,7 @@ pub fn run(name: &str, args: &[String]) -> i32 {
         "silent-server" => network::silent_server(args),
         "meta-client" => network::meta_client(args),
         "holder" => files::holder(args),
+        "log-writer" => logs::log_writer(args),
         _ => Err(format!("unknown scenario {name:?}")),
     };
     match result {

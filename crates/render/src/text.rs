@@ -5,6 +5,8 @@ use std::fmt::Write;
 use hangscope_model::{Document, Fd, FdKind, FileLock, LockAccess, LockClass, Severity, Snapshot};
 
 use crate::table::Table;
+
+mod logs;
 use crate::{human_bytes, human_ms};
 
 #[derive(Debug, Clone, Default)]
@@ -57,6 +59,7 @@ pub fn render_text(doc: &Document, opts: &TextOptions) -> String {
     files(&mut out, snap, &st);
     anonymous(&mut out, snap, &st);
     locks(&mut out, snap, &st);
+    logs::logs(&mut out, snap, &st);
     gaps(&mut out, snap, &st);
     out
 }

@@ -97,8 +97,9 @@ pub fn parse(text: &str, format: LogFormat, ctx: &TimeContext) -> Vec<LogEntry> 
     out
 }
 
-/// Share of bytes that rule out a text log (NULs, most control bytes): a binary file such as a
-/// database's write-ahead "000003.log" is named like a log but is not one.
+/// Whether bytes rule out a text log: more than 1 in 10 are NULs or control bytes. A binary
+/// file such as a database's write-ahead "000003.log" is named like a log but is not one,
+/// while a text log with a few garbage lines is still read.
 pub fn looks_binary(bytes: &[u8]) -> bool {
     if bytes.is_empty() {
         return false;
@@ -108,7 +109,7 @@ pub fn looks_binary(bytes: &[u8]) -> bool {
         .iter()
         .filter(|&&b| b == 0 || (b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x1b)))
         .count();
-    bad * 100 > sample.len() || sample.contains(&0)
+    bad * 10 > sample.len()
 }
 
 #[cfg(test)]
@@ -210,6 +211,9 @@ Traceback:
     #[test]
     fn binary_sniff() {
         assert!(looks_binary(b"\x00\x01\x02abc"));
+        let mut mostly_text = b"I0917 05:25:17.037914 7 a.cc:1] ok\n".repeat(3);
+        mostly_text.extend_from_slice(b"\x00\x07 garbage\n");
+        assert!(!looks_binary(&mostly_text));
         assert!(!looks_binary(b"I0917 05:25:17.037914 7 a.cc:1] ok\n"));
         assert!(!looks_binary(b""));
         assert_eq!(detect("", &ctx()), LogFormat::Unknown);
