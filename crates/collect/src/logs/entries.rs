@@ -118,18 +118,8 @@ mod tests {
     use super::*;
     use hangscope_model::{LogEvent, LogLevel};
 
-    const SEED: &str = "\
-I0917 05:25:17.037914 31576 dump_meta.cc:97] Dump meta from 10.0.130.72:10100
-W0917 05:25:27.038408 31576 dump_meta.cc:104] Fail to dump meta from 10.0.130.72:10100 st:
-Traceback:
-[ETimedOut]: failed to read response header when calling: zbs.meta.MetaService.ListDb
-I0917 05:25:27.039000 31576 meta.cc:1736] [LIBMETA ADDR UPDATE]  old meta ip: 10.0.130.72 old meta port: 10100
- new meta ip: 10.0.130.73 new meta port: 10100
-I0917 05:25:27.039075 31576 dump_meta.cc:97] Dump meta from 10.0.130.73:10100
-W0917 05:25:37.049017 31576 dump_meta.cc:104] Fail to dump meta from 10.0.130.73:10100 st:
-Traceback:
-[ETimedOut]: failed to read response header when calling: zbs.meta.MetaService.ListDb
-";
+    // The seed incident's log excerpt, verbatim (zbs-metad, CentOS 7, glog).
+    const SEED: &str = include_str!("../../../../tests/fixtures/logs/glog-zbs-metad-seed.log");
 
     fn ctx() -> TimeContext {
         TimeContext {

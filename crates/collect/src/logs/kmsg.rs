@@ -348,6 +348,47 @@ mod tests {
         }
     }
 
+    /// Records read from /dev/kmsg on Linux 6.18, framed as "<length>\n<record>" each: boot
+    /// lines, two injected by the logs integration test, and two with dictionary lines.
+    const RECORDS: &[u8] = include_bytes!("../../../../tests/fixtures/kmsg/records-linux-6.18.bin");
+
+    fn framed(mut b: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(nl) = b.iter().position(|&c| c == b'\n') {
+            let len: usize = std::str::from_utf8(&b[..nl]).unwrap().parse().unwrap();
+            out.push(String::from_utf8_lossy(&b[nl + 1..nl + 1 + len]).into_owned());
+            b = &b[nl + 1 + len..];
+        }
+        out
+    }
+
+    #[test]
+    fn recorded_records() {
+        let raw = framed(RECORDS);
+        assert_eq!(raw.len(), 16);
+        let records: Vec<Record> = raw.iter().map(|r| parse_record(r).unwrap()).collect();
+        assert_eq!(records[0].seq, 0);
+        assert!(records[0].message.starts_with("Linux version 6.18.44"));
+        // Dictionary lines are not part of the message.
+        let acpi = records.iter().find(|r| r.seq == 193).unwrap();
+        assert!(acpi.message.ends_with("HPX-Type3]"), "{}", acpi.message);
+        // Only the line naming the target's thread is kept.
+        let target = Target {
+            pid: 17367,
+            tids: vec![17367, 17377],
+        };
+        let clock = Clock {
+            wall_ms: 1_700_000_000_000,
+            monotonic_us: 1_400_000_000,
+        };
+        let kept = select(&records, &target, 0, &clock);
+        assert_eq!(kept.len(), 1, "{kept:#?}");
+        assert_eq!(kept[0].event, Some(LogEvent::HungTask));
+        assert_eq!(kept[0].tid, Some(17377));
+        assert_eq!(kept[0].level, Some(LogLevel::Warning));
+        assert_eq!(kept[0].time_text, "[ 1320.258641]");
+    }
+
     #[test]
     fn window_and_wall_time() {
         let t = target();

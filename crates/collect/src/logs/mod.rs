@@ -255,11 +255,10 @@ fn read_fd_log(
             Some(_) => "not a regular file".to_string(),
             None => "its mount is unknown: opening it could hang".to_string(),
         };
-        if mount.is_some_and(|m| mountinfo::is_local(&m.fs_type)) {
-            // A FIFO or device named like a log: nothing to tail.
-            source.notes.push(format!("not read: {why}"));
-        } else {
-            source.notes.push(format!("not read: {why}"));
+        source.notes.push(format!("not read: {why}"));
+        // A FIFO or device named like a log on a local mount is simply not a log to tail; an
+        // unknown or network mount is a blind spot worth reporting.
+        if !local {
             gaps.push(Gap::new(
                 format!("log {} (fd {})", f.target, f.fd),
                 GapReason::Unsafe,
@@ -671,6 +670,87 @@ mod tests {
         assert!(log_reason(&fd(6, "/var/lib/zbs/metad/lock", w)).is_none());
         assert!(log_reason(&fd(8, "/dev/log", w)).is_none());
         assert!(log_reason(&fd(8, "/srv/catalog.db", w)).is_none());
+    }
+
+    fn temp_root(name: &str) -> (ProcRoot, PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("hangscope-logs-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("4242")).unwrap();
+        (ProcRoot::new(&dir), dir)
+    }
+
+    #[test]
+    fn stdout_to_a_service_socket_points_at_the_journal() {
+        let (root, dir) = temp_root("journal");
+        std::fs::write(
+            dir.join("4242/cgroup"),
+            "0::/system.slice/zbs-metad.service\n",
+        )
+        .unwrap();
+        let mut snap = Snapshot {
+            fds: vec![
+                crate::fd::classify(1, "socket:[577351246]"),
+                crate::fd::classify(2, "socket:[577351246]"),
+            ],
+            ..Snapshot::default()
+        };
+        let why = journal_reason(&root, 4242, &snap).unwrap();
+        assert!(why.contains("zbs-metad.service"), "{why}");
+        assert!(why.starts_with("fd 1, 2"), "{why}");
+        // Known sockets decide: a unix socket whose peer is journald's stdout socket.
+        snap.sockets = vec![hangscope_model::Socket {
+            inode: 577351246,
+            fds: vec![1, 2],
+            family: hangscope_model::SocketFamily::Unix,
+            detail: SocketDetail::Unix(hangscope_model::UnixSocket {
+                peer: Some(hangscope_model::UnixPeer {
+                    pid: 1,
+                    name: "systemd-journal".into(),
+                    fd: 40,
+                    path: Some("/run/systemd/journal/stdout".into()),
+                }),
+                ..Default::default()
+            }),
+            source: "sock_diag".into(),
+            not_found_reason: None,
+        }];
+        let why = journal_reason(&root, 4242, &snap).unwrap();
+        assert!(why.contains("/run/systemd/journal/stdout"), "{why}");
+        // Not a service, sockets unknown: no guess.
+        snap.sockets.clear();
+        std::fs::write(dir.join("4242/cgroup"), "0::/user.slice/session-1.scope\n").unwrap();
+        assert!(journal_reason(&root, 4242, &snap).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_log_on_a_network_mount_is_never_opened() {
+        let (root, dir) = temp_root("nfs");
+        let mounts = Mounts::parse(
+            "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
+             91 27 0:51 / /var/log/zbs rw - nfs4 10.0.0.1:/vol rw\n",
+        )
+        .unwrap();
+        let mut f = fd(
+            7,
+            "/var/log/zbs/zbs-metad.log.20230919-085454.31516",
+            0o100001,
+        );
+        f.info.as_mut().unwrap().mnt_id = Some(91);
+        let mut gaps = Vec::new();
+        let reason = log_reason(&f).unwrap();
+        let (source, young) = read_fd_log(&root, 4242, &f, reason, &mounts, &mut gaps);
+        assert!(!young);
+        assert_eq!(source.read_via, None);
+        assert!(
+            source.notes[0].contains("nfs4 mount /var/log/zbs"),
+            "{:?}",
+            source.notes
+        );
+        assert_eq!(gaps.len(), 1);
+        assert_eq!(gaps[0].reason, GapReason::Unsafe);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
