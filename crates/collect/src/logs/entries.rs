@@ -52,6 +52,21 @@ fn is_texty(line: &str) -> bool {
         .any(|c| (c.is_control() && c != '\t') || c == '\u{fffd}')
 }
 
+/// A tail that starts mid-file may begin with the continuation lines of an entry whose first
+/// line was not read; they are dropped (up to `MAX_CONTINUATION_LINES` of them) rather than
+/// reported as garbage.
+pub fn skip_orphans<'a>(text: &'a str, format: LogFormat, ctx: &TimeContext) -> &'a str {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n').take(MAX_CONTINUATION_LINES) {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        if parse_header(format, bare, ctx).is_some() {
+            return &text[offset..];
+        }
+        offset += line.len();
+    }
+    text
+}
+
 /// Parses `text` in `format`. Never fails: a line that starts no entry and cannot continue one
 /// (nothing above it, not text, or JSON lines where nothing continues) is kept verbatim as a
 /// malformed entry.
@@ -196,6 +211,15 @@ mod tests {
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].message.lines().count(), 3);
         assert_eq!(e[0].event, Some(LogEvent::Timeout));
+    }
+
+    #[test]
+    fn a_cut_tail_drops_the_orphaned_continuation() {
+        let tail = "Traceback:\n[ETimedOut]: x\nI0917 05:25:17.037914 7 a.cc:1] ok\n";
+        let kept = skip_orphans(tail, LogFormat::Glog, &ctx());
+        assert!(kept.starts_with("I0917"));
+        // Nothing that parses: keep it all, it will show as unparsed lines.
+        assert_eq!(skip_orphans("a\nb\n", LogFormat::Glog, &ctx()), "a\nb\n");
     }
 
     #[test]

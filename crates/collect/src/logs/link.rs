@@ -6,6 +6,9 @@ use hangscope_model::{LogFormat, LogSource, Socket, SocketDetail};
 use super::peers;
 use super::task_status::Tasks;
 
+/// Timeline steps kept (the newest): the story of the last minutes, not the whole tail.
+const MAX_STEPS: usize = 200;
+
 /// The peer of an inet socket as a log would write it; IPv4-mapped IPv6 peers
 /// ("::ffff:10.0.0.1") also as plain IPv4.
 fn socket_peers(s: &Socket) -> Vec<String> {
@@ -48,7 +51,9 @@ pub fn link(source: &mut LogSource, tasks: &Tasks, sockets: &[Socket]) {
             .collect();
     }
     if !kernel {
-        source.peer_timeline = peers::timeline(&source.entries);
+        let mut steps = peers::timeline(&source.entries);
+        steps.drain(..steps.len().saturating_sub(MAX_STEPS));
+        source.peer_timeline = steps;
     }
 }
 

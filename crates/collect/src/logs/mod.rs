@@ -200,7 +200,12 @@ fn fill(source: &mut LogSource, name: &str, t: &tail::Tail) {
     }
     let (ctx, year_from) = time_context_for(name, t.mtime_s);
     source.format = entries::detect(&t.text, &ctx);
-    source.entries = entries::parse(&t.text, source.format, &ctx);
+    let text = if t.truncated {
+        entries::skip_orphans(&t.text, source.format, &ctx)
+    } else {
+        &t.text
+    };
+    source.entries = entries::parse(text, source.format, &ctx);
     if source.format == LogFormat::Glog {
         source.year = ctx.year_ref.map(YearRef::year);
         source.year_from = Some(year_from.into());
