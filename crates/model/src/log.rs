@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LogSource {
-    /// Path of the log file, or "journal", or "kmsg".
+    /// Path of the log file (as the process sees it), or "journal", or "/dev/kmsg".
     pub path: String,
     /// The target's fd the file is open on, if any.
     pub fd: Option<i32>,
@@ -202,7 +202,8 @@ impl LogLevel {
 
 impl crate::Snapshot {
     /// Entries written by thread `tid` (the host TID, as in `Snapshot::threads`), with their
-    /// source, oldest first within each source.
+    /// source, oldest first within each source. Entries that could not be mapped to a live
+    /// thread (e.g. the deadline cut the thread listing) match on the TID as written.
     pub fn log_entries_for_tid(&self, tid: i32) -> Vec<(&LogSource, &LogEntry)> {
         self.logs
             .iter()
