@@ -106,6 +106,9 @@ pub struct CollectArgs {
     /// Watch the process this long, looking every ~150 ms, to see what moves (0: one look).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     pub window: Duration,
+    /// Also read this log file (repeatable); logs the process has open are found anyway.
+    #[arg(long = "log", value_name = "PATH")]
+    pub log: Vec<PathBuf>,
 }
 
 /// "5s", "800ms", "2m", or a bare number of seconds.

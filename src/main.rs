@@ -82,6 +82,7 @@ pub(crate) fn inspect(
         window: collect.window,
         focus_tid: target.focus_tid,
         progress: true,
+        log_paths: collect.log.clone(),
     };
     start_watchdog(collect.deadline);
     let snap = match hangscope_collect::collect(&ProcRoot::default(), target.pid, &opts) {

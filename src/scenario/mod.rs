@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::cli::exit;
 
 mod files;
+mod logs;
 mod network;
 mod sockets;
 mod threads;
@@ -44,6 +45,7 @@ pub fn run(name: &str, args: &[String]) -> i32 {
         "idle-server" => verdict::idle_server(args),
         "thread-zoo" => threads::zoo(args),
         "many-threads" => threads::many(args),
+        "log-writer" => logs::log_writer(args),
         _ => Err(format!("unknown scenario {name:?}")),
     };
     match result {

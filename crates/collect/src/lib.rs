@@ -14,6 +14,7 @@ mod error;
 pub mod fd;
 pub mod fdinfo;
 pub mod locks;
+pub mod logs;
 pub mod mountinfo;
 mod proc_root;
 pub mod process;
@@ -42,6 +43,8 @@ pub struct Options {
     pub focus_tid: Option<i32>,
     /// Show the window's progress on stderr (only when it is a terminal).
     pub progress: bool,
+    /// Log files to read besides those the process has open (`--log PATH`).
+    pub log_paths: Vec<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -52,6 +55,7 @@ impl Default for Options {
             window: Duration::ZERO,
             focus_tid: None,
             progress: false,
+            log_paths: Vec::new(),
         }
     }
 }
@@ -79,6 +83,11 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     // that measure movement (e.g. per-connection bytes and segments from sock_diag).
     let mut on_look = |_: &threads::Look| {};
     threads::collect(root, pid, opts, &mut snap, &mut on_look);
+
+    // Last: logs are tied to the threads and sockets read above.
+    let mut log_gaps = Vec::new();
+    snap.logs = logs::read(root, pid, &snap, &mounts, opts, &mut log_gaps);
+    snap.gaps.extend(log_gaps);
 
     snap.collect_ms = started.elapsed().as_millis() as u64;
     Ok(snap)

@@ -28,6 +28,22 @@ impl Mounts {
         self.by_id.get(&mnt_id)
     }
 
+    /// The mount `path` lies on: the longest mount point that is a whole-component prefix of
+    /// it (the newest mount when several share a point). Paths are taken as written, without
+    /// resolving symlinks, since resolving could touch a hung mount.
+    pub fn containing(&self, path: &str) -> Option<&Mount> {
+        self.by_id
+            .iter()
+            .filter(|(_, m)| {
+                let mp = m.mount_point.trim_end_matches('/');
+                path == mp
+                    || mp.is_empty()
+                    || path.strip_prefix(mp).is_some_and(|r| r.starts_with('/'))
+            })
+            .max_by_key(|(id, m)| (m.mount_point.len(), **id))
+            .map(|(_, m)| m)
+    }
+
     pub fn parse(text: &str) -> Result<Mounts, String> {
         let infos = MountInfos::from_buf_read(text.as_bytes()).map_err(|e| e.to_string())?;
         let by_id = infos
@@ -120,6 +136,11 @@ mod tests {
         assert!(!is_local(&m.get(90).unwrap().fs_type));
         assert!(!is_local(&m.get(91).unwrap().fs_type));
         assert_eq!(m.get(91).unwrap().mount_point, "/usr/share/smartx/volumes");
+        let on = |p: &str| m.containing(p).map(|m| m.fs_type.as_str());
+        assert_eq!(on("/usr/share/smartx/volumes/a/b.log"), Some("nfs4"));
+        assert_eq!(on("/usr/share/smartx/volumesX/b.log"), Some("ext4"));
+        assert_eq!(on("/mnt/hung"), Some("fuse.hangfs"));
+        assert_eq!(on("/var/log/x.log"), Some("ext4"));
     }
 
     #[test]

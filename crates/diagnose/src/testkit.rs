@@ -243,6 +243,7 @@ fn glog(
         message: msg.into(),
         peers: peers.iter().map(|p| p.to_string()).collect(),
         malformed: false,
+        ..LogEntry::default()
     }
 }
 
@@ -324,6 +325,7 @@ pub fn seed() -> Snapshot {
             glog("0917 05:25:37.049900", base_ms + 20_012, LogLevel::Info, "dump_meta.cc:97",
                 "Dump meta from 10.0.130.72:10100", &["10.0.130.72:10100"]),
         ],
+        ..LogSource::default()
     });
     snap
 }

@@ -23,7 +23,7 @@ pub use fd::{EpollWatch, Fd, FdInfo, FdKind, FileStat, TimerfdSettings};
 pub use finding::{Cause, Evidence, Finding, Severity, Subject};
 pub use gap::{Gap, GapReason};
 pub use lock::{FileLock, LockAccess, LockClass};
-pub use log::{LogEntry, LogFormat, LogLevel, LogSource};
+pub use log::{LogEntry, LogEvent, LogFormat, LogLevel, LogSource, PeerAttempt, PeerOutcome};
 pub use process::{Host, Process};
 pub use socket::{
     Endpoint, InetSocket, NetlinkSocket, PacketSocket, Socket, SocketDetail, SocketFamily,

@@ -7,6 +7,8 @@ use hangscope_model::{Document, Fd, FdKind, FileLock, LockAccess, LockClass, Sev
 mod threads;
 
 use crate::table::Table;
+
+mod logs;
 use crate::{human_bytes, human_ms};
 
 mod sockets;
@@ -64,6 +66,7 @@ pub fn render_text(doc: &Document, opts: &TextOptions) -> String {
     anonymous(&mut out, snap, &st);
     unreadable(&mut out, snap, &st);
     locks(&mut out, snap, &st);
+    logs::logs(&mut out, snap, &st);
     gaps(&mut out, snap, &st);
     out
 }

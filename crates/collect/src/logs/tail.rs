@@ -1,0 +1,124 @@
+//! The bounded tail of a log file: at most `max_bytes` from the end, at most `max_lines`
+//! lines, read with pread on a file opened O_NONBLOCK (a FIFO or device named like a log never
+//! blocks the run). Callers open only regular files on local mounts: opening through
+//! /proc/PID/fd/N opens the target's file, and on NFS or FUSE even an open can hang.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+#[derive(Debug, Clone, Default)]
+pub struct Tail {
+    /// The text read, from the first whole line on.
+    pub text: String,
+    /// The raw bytes looked binary (NULs, control bytes): `text` is empty.
+    pub binary: bool,
+    /// The read started past the beginning of the file.
+    pub truncated: bool,
+    pub bytes_read: u64,
+    pub size: u64,
+    pub mtime_s: i64,
+}
+
+pub fn read(path: &Path, max_bytes: u64, max_lines: usize) -> io::Result<Tail> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)?;
+    read_file(&file, max_bytes, max_lines)
+}
+
+pub fn read_file(file: &File, max_bytes: u64, max_lines: usize) -> io::Result<Tail> {
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let size = meta.len();
+    let start = size.saturating_sub(max_bytes);
+    let mut buf = vec![0u8; (size - start) as usize];
+    let mut got = 0usize;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], start + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(got);
+    let mut tail = Tail {
+        truncated: start > 0,
+        bytes_read: got as u64,
+        size,
+        mtime_s: meta.mtime(),
+        ..Tail::default()
+    };
+    let mut body: &[u8] = &buf;
+    if start > 0 {
+        // The first line is cut; it starts after the first newline.
+        body = match body.iter().position(|&b| b == b'\n') {
+            Some(i) => &body[i + 1..],
+            None => &[],
+        };
+    }
+    if super::entries::looks_binary(body) {
+        tail.binary = true;
+        return Ok(tail);
+    }
+    let text = String::from_utf8_lossy(body);
+    let lines: Vec<&str> = text.lines().collect();
+    let skip = lines.len().saturating_sub(max_lines);
+    if skip > 0 {
+        tail.truncated = true;
+    }
+    tail.text = lines[skip..].join("\n");
+    Ok(tail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn temp(name: &str, content: &[u8]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("hangscope-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        let mut f = File::create(&p).unwrap();
+        f.write_all(content).unwrap();
+        p
+    }
+
+    #[test]
+    fn bounded_by_bytes_and_lines() {
+        let mut content = String::new();
+        for i in 0..1000 {
+            content.push_str(&format!("line {i:04}\n"));
+        }
+        let p = temp("lines.log", content.as_bytes());
+        let t = read(&p, 105, 1000).unwrap();
+        assert!(t.truncated);
+        assert_eq!(t.bytes_read, 105);
+        // 105 bytes = a cut line, then 9 whole lines of 10 bytes... the cut one is dropped.
+        let lines: Vec<&str> = t.text.lines().collect();
+        assert_eq!(lines.last(), Some(&"line 0999"));
+        assert!(lines.iter().all(|l| l.len() == 9), "{lines:?}");
+        let t = read(&p, 1 << 20, 3).unwrap();
+        assert_eq!(t.text, "line 0997\nline 0998\nline 0999");
+        assert!(t.truncated);
+        let t = read(&p, 1 << 20, 5000).unwrap();
+        assert!(!t.truncated);
+        assert_eq!(t.text.lines().count(), 1000);
+    }
+
+    #[test]
+    fn binary_and_non_regular() {
+        let p = temp("000003.log", b"\x00\x00\x01\x02\x03rocksdb wal");
+        assert!(read(&p, 1024, 10).unwrap().binary);
+        assert!(read(p.parent().unwrap(), 1024, 10).is_err());
+    }
+}
