@@ -84,6 +84,9 @@ pub struct OutputArgs {
     /// Print the snapshot and findings as one JSON document instead of the text report.
     #[arg(long)]
     pub json: bool,
+    /// Indent the JSON (with --json or --save); compact by default, like `ip -j`.
+    #[arg(long)]
+    pub pretty: bool,
     /// Also save the JSON document to FILE (read it back with `hangscope replay FILE`).
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,

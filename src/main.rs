@@ -9,7 +9,7 @@ use std::io::{IsTerminal, Write};
 use clap::Parser;
 use hangscope_collect::{CollectError, Deadline, ProcRoot, resolve};
 use hangscope_model::{Document, Severity};
-use hangscope_render::{TextOptions, json::render_json, render_text};
+use hangscope_render::{TextOptions, json::write_json, render_text};
 
 use cli::{Cli, CollectArgs, Command, OutputArgs, exit};
 
@@ -143,32 +143,33 @@ fn generator() -> String {
 
 /// Writes the outputs the flags ask for, and turns the findings into the exit code.
 pub(crate) fn emit(doc: &Document, output: &OutputArgs) -> i32 {
-    let json = render_json(doc);
     if let Some(path) = &output.save {
-        if let Err(e) = std::fs::write(path, &json) {
+        let written = std::fs::File::create(path).and_then(|f| write_json(doc, f, output.pretty));
+        if let Err(e) = written {
             eprintln!("hangscope: cannot save to {}: {e}", path.display());
             return exit::FAILURE;
         }
     }
-    let text = if output.json {
-        json
+    let stdout = std::io::stdout().lock();
+    let written = if output.json {
+        write_json(doc, stdout, output.pretty)
     } else {
         let color = !output.no_color
             && std::io::stdout().is_terminal()
             && std::env::var_os("NO_COLOR").is_none();
-        render_text(
+        let text = render_text(
             doc,
             &TextOptions {
                 color,
                 verbose: output.verbose,
             },
-        )
+        );
+        let mut stdout = stdout;
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|_| stdout.flush())
     };
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-    {
+    match written {
         Ok(()) => {}
         // `hangscope PID | head` is a normal way to read a long report.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}

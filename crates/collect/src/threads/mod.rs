@@ -65,8 +65,9 @@ pub fn collect(
         sampler.run()
     };
     snap.gaps.append(&mut look_gaps);
-    churn.apply(&mut snap.fds, &mut snap.gaps);
     if outcome.looks > 1 {
+        // Churn needs a second look; with one there is nothing measured and nothing to say.
+        churn.apply(&mut snap.fds, &mut snap.gaps);
         snap.window = Some(Window {
             looks: outcome.looks,
             duration_ms: outcome.duration.as_millis() as u64,
