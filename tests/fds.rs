@@ -232,3 +232,32 @@ fn nix_is_root() -> bool {
         .lines()
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
 }
+
+#[test]
+fn a_process_that_exits_during_the_window_is_no_panic() {
+    let dir = TempDir::new("exits");
+    // It exits one second in, while hangscope watches it for three.
+    let mut holder = scenario("holder", &["--dir", dir.path(), "--max-seconds", "1"]);
+    holder.expect("fds");
+    let out = hangscope(&[&holder.pid().to_string(), "--json", "--window", "3s"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    match out.status.code() {
+        // The first look was complete: a report, with what vanished said as a gap.
+        Some(0) | Some(1) => {
+            let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(doc["snapshot"]["process"]["pid"], holder.pid());
+            let gaps = doc["snapshot"]["gaps"].as_array().unwrap();
+            assert!(
+                gaps.iter().any(|g| g["reason"] == "vanished"),
+                "the exit is reported: {gaps:?}"
+            );
+        }
+        // Or it was gone before the first read finished: a clear message.
+        Some(3) => assert!(
+            err.contains("exited") || err.contains("no process"),
+            "{err}"
+        ),
+        other => panic!("unexpected exit {other:?}: {err}"),
+    }
+}

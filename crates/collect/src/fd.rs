@@ -283,18 +283,8 @@ pub fn classify(fd: i32, link: &str) -> Fd {
         Some(t) => (t, true),
         None => (link, false),
     };
-    let mut out = Fd {
-        fd,
-        kind: FdKind::Unknown,
-        target: target.to_string(),
-        deleted,
-        socket_inode: None,
-        pipe_inode: None,
-        info: None,
-        stat: None,
-        stat_skipped: None,
-        churn: 0,
-    };
+    let mut out = Fd::new(fd, FdKind::Unknown, target);
+    out.deleted = deleted;
     if let Some(ino) = bracketed(target, "socket:") {
         out.kind = FdKind::Socket;
         out.socket_inode = Some(ino);

@@ -130,18 +130,7 @@ fn push_fd(snap: &mut Snapshot, fd: Fd) {
 }
 
 fn fd(n: i32, kind: FdKind, target: String) -> Fd {
-    Fd {
-        fd: n,
-        kind,
-        target,
-        deleted: false,
-        socket_inode: None,
-        pipe_inode: None,
-        info: None,
-        stat: None,
-        stat_skipped: None,
-        churn: 0,
-    }
+    Fd::new(n, kind, target)
 }
 
 pub fn add_socket(snap: &mut Snapshot, n: i32, mut sock: Socket) {

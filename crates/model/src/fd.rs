@@ -32,6 +32,24 @@ pub struct Fd {
     pub churn: u32,
 }
 
+impl Fd {
+    /// An fd known only by number, kind and link text; everything else still to be read.
+    pub fn new(fd: i32, kind: FdKind, target: impl Into<String>) -> Fd {
+        Fd {
+            fd,
+            kind,
+            target: target.into(),
+            deleted: false,
+            socket_inode: None,
+            pipe_inode: None,
+            info: None,
+            stat: None,
+            stat_skipped: None,
+            churn: 0,
+        }
+    }
+}
+
 /// What an fd refers to. Path fds are typed from a statx where that is safe; `file` means a
 /// path whose type was not read (see `Fd::stat_skipped`).
 #[derive(

@@ -481,18 +481,7 @@ mod tests {
     use hangscope_model::{FdInfo, Gap, GapReason};
 
     fn fd(n: i32, link: &str, kind: FdKind) -> Fd {
-        Fd {
-            fd: n,
-            kind,
-            target: link.into(),
-            deleted: false,
-            socket_inode: None,
-            pipe_inode: None,
-            info: None,
-            stat: None,
-            stat_skipped: None,
-            churn: 0,
-        }
+        Fd::new(n, kind, link)
     }
 
     #[test]

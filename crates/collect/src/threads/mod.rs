@@ -83,7 +83,41 @@ pub fn collect(
             "the window was cut short to finish before the deadline",
         ));
     }
+    note_exit(pid, &finals, &series, snap);
     snap.threads = build(root, pid, opts, finals, &series, snap);
+}
+
+/// A process that exited while it was watched: say so, and when, rather than report the
+/// last look's empty or zombie state as if it were the process.
+fn note_exit(
+    pid: i32,
+    finals: &[TaskRead],
+    series: &BTreeMap<i32, Vec<Sample>>,
+    snap: &mut Snapshot,
+) {
+    let main_state = finals.iter().find(|t| t.tid == pid).map(|t| t.state);
+    let gone = match main_state {
+        Some('Z') | Some('X') => true,
+        Some(_) => false,
+        // Seen in an earlier look and missing from the last: gone. Never seen: unreadable,
+        // which is a permission gap reported elsewhere, not an exit.
+        None => series.contains_key(&pid),
+    };
+    if !gone {
+        return;
+    }
+    let looks_alive = series.get(&pid).map_or(0, |s| {
+        s.iter().filter(|x| !matches!(x.state, 'Z' | 'X')).count()
+    });
+    snap.process.state = main_state.map_or_else(|| "X".to_string(), |c| c.to_string());
+    snap.gaps.push(Gap::new(
+        format!("process {pid}"),
+        GapReason::Vanished,
+        format!(
+            "exited while it was watched (alive in {looks_alive} of the looks); \
+             fds and sockets are from before it exited"
+        ),
+    ));
 }
 
 /// Lists the threads and reads each; a full read (wchan, stack) on the last look.
