@@ -90,6 +90,9 @@ pub struct OutputArgs {
     /// Also save the JSON document to FILE (read it back with `hangscope replay FILE`).
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
+    /// Also write a self-contained HTML page (verdict, findings, report, JSON) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Never colour the text report (it is coloured only on a terminal anyway).
     #[arg(long)]
     pub no_color: bool,

@@ -150,6 +150,12 @@ pub(crate) fn emit(doc: &Document, output: &OutputArgs) -> i32 {
             return exit::FAILURE;
         }
     }
+    if let Some(path) = &output.html {
+        if let Err(e) = std::fs::write(path, hangscope_render::html::render_html(doc)) {
+            eprintln!("hangscope: cannot write {}: {e}", path.display());
+            return exit::FAILURE;
+        }
+    }
     let stdout = std::io::stdout().lock();
     let written = if output.json {
         write_json(doc, stdout, output.pretty)

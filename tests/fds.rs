@@ -113,8 +113,13 @@ fn save_and_replay_give_the_same_report() {
     holder.expect("fds");
     let file = format!("{}/snap.json", dir.path());
     let pid = holder.pid().to_string();
-    let live = hangscope(&[&pid, "--json", "--save", &file]);
+    let html = format!("{}/report.html", dir.path());
+    // All output flags in one run.
+    let live = hangscope(&[&pid, "--json", "--save", &file, "--html", &html]);
     assert_eq!(live.status.code(), Some(0));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!doctype html>"));
+    assert!(page.contains(&format!("(pid {pid})")) && page.contains("FILES"));
     let saved = std::fs::read(&file).unwrap();
     assert_eq!(
         saved, live.stdout,

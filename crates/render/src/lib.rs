@@ -1,6 +1,7 @@
 //! Rendering: the snapshot and its findings as text for a person, JSON for a program, HTML for
 //! a ticket. Renderers only format; they never read the system.
 
+pub mod html;
 pub mod json;
 mod table;
 pub mod text;

@@ -1,0 +1,141 @@
+//! `--html FILE`: one self-contained page to attach to a ticket — the verdict and findings as
+//! HTML, then the full text report, then the JSON document for tools.
+
+use std::fmt::Write;
+
+use hangscope_model::{Document, Severity};
+
+use crate::{TextOptions, render_text};
+
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub fn render_html(doc: &Document) -> String {
+    let p = &doc.snapshot.process;
+    let mut out = String::new();
+    let title = format!("hangscope: {} (pid {})", p.name, p.pid);
+    let _ = write!(
+        out,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>{}</title>\n<style>\
+         body{{font-family:system-ui,sans-serif;margin:2em;max-width:70em}}\
+         pre{{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:90%}}\
+         .cause{{color:#b00020}} .warning{{color:#8a5a00}} .info{{color:#555}}\
+         dt{{font-weight:bold;margin-top:1em}} dd{{margin-left:1.5em}}\
+         </style></head><body>\n<h1>{}</h1>\n",
+        esc(&title),
+        esc(&title)
+    );
+    match doc.findings.iter().find(|f| f.severity == Severity::Cause) {
+        Some(top) => {
+            let _ = write!(
+                out,
+                "<h2 class=\"cause\">Verdict</h2>\n<p>{}</p>\n<p><b>Next:</b> {}</p>\n",
+                esc(&top.summary),
+                esc(&top.next_step)
+            );
+        }
+        None => out.push_str(
+            "<h2>Verdict</h2>\n<p>Nothing looks stuck: no wait that should have ended was found.</p>\n",
+        ),
+    }
+    if !doc.findings.is_empty() {
+        out.push_str("<h2>Findings</h2>\n<dl>\n");
+        for (i, f) in doc.findings.iter().enumerate() {
+            let class = match f.severity {
+                Severity::Cause => "cause",
+                Severity::Warning => "warning",
+                Severity::Info => "info",
+            };
+            let _ = write!(
+                out,
+                "<dt class=\"{class}\">{}. {}</dt>\n<dd>{}<ul>\n",
+                i + 1,
+                esc(f.cause.label()),
+                esc(&f.summary)
+            );
+            for e in &f.evidence {
+                let _ = writeln!(
+                    out,
+                    "<li>{}: {} <small>({})</small></li>",
+                    esc(&e.label),
+                    esc(&e.value),
+                    esc(&e.source)
+                );
+            }
+            for r in &f.ruled_out {
+                let _ = writeln!(out, "<li>ruled out: {}</li>", esc(r));
+            }
+            let _ = write!(out, "</ul>next: {}</dd>\n", esc(&f.next_step));
+        }
+        out.push_str("</dl>\n");
+    }
+    let text = render_text(
+        doc,
+        &TextOptions {
+            color: false,
+            verbose: true,
+        },
+    );
+    let _ = write!(out, "<h2>Report</h2>\n<pre>{}</pre>\n", esc(&text));
+    // The JSON inside a script element: `</` is escaped so the document cannot end it early.
+    let json = serde_json::to_string(doc)
+        .unwrap_or_default()
+        .replace("</", "<\\/");
+    let _ = write!(
+        out,
+        "<script type=\"application/json\" id=\"hangscope-document\">{json}</script>\n</body></html>\n"
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hangscope_model::{Cause, Finding, Snapshot, Subject};
+
+    #[test]
+    fn escapes_and_embeds_the_document() {
+        let mut snap = Snapshot::default();
+        snap.process.name = "a<b>&\"c".into();
+        snap.process.pid = 9;
+        let doc = Document::new(
+            "t",
+            snap,
+            vec![Finding {
+                severity: Severity::Cause,
+                cause: Cause::PeerSilent,
+                summary: "Thread 1 waits for </script> 10.0.0.1:80".into(),
+                subject: Subject::default(),
+                evidence: vec![],
+                ruled_out: vec![],
+                next_step: "Look at 10.0.0.1".into(),
+            }],
+        );
+        let html = render_html(&doc);
+        assert!(html.contains("<title>hangscope: a&lt;b&gt;&amp;&quot;c (pid 9)</title>"));
+        assert!(html.contains("<h2 class=\"cause\">Verdict</h2>"));
+        assert!(html.contains("waits for &lt;/script&gt;"));
+        assert_eq!(
+            html.matches("</script>").count(),
+            1,
+            "only the real end tag"
+        );
+        let start = html.find("id=\"hangscope-document\">").unwrap() + 24;
+        let end = html.rfind("</script>").unwrap();
+        let json = html[start..end].replace("<\\/", "</");
+        assert_eq!(Document::from_json(&json).unwrap(), doc);
+    }
+}
