@@ -78,7 +78,7 @@ pub fn render_html(doc: &Document) -> String {
             for r in &f.ruled_out {
                 let _ = writeln!(out, "<li>ruled out: {}</li>", esc(r));
             }
-            let _ = write!(out, "</ul>next: {}</dd>\n", esc(&f.next_step));
+            let _ = writeln!(out, "</ul>next: {}</dd>", esc(&f.next_step));
         }
         out.push_str("</dl>\n");
     }
