@@ -5,6 +5,7 @@ mod demo;
 mod scenario;
 
 use std::io::{IsTerminal, Write};
+use std::time::Duration;
 
 use clap::Parser;
 use hangscope_collect::{CollectError, Deadline, ProcRoot, resolve};
@@ -76,6 +77,17 @@ pub(crate) fn inspect(
     output: &OutputArgs,
     collect: &CollectArgs,
 ) -> i32 {
+    // The window is part of the run, so it must leave time for the reading around it.
+    if !collect.window.is_zero() && collect.window + Duration::from_millis(500) > collect.deadline {
+        eprintln!(
+            "hangscope: --window {:.1}s does not fit in --deadline {:.1}s; raise --deadline \
+             (e.g. --deadline {:.0}s) or shorten --window",
+            collect.window.as_secs_f64(),
+            collect.deadline.as_secs_f64(),
+            (collect.window.as_secs_f64() + 3.0).ceil()
+        );
+        return exit::USAGE;
+    }
     let opts = hangscope_collect::Options {
         deadline: Deadline::after(collect.deadline),
         all_fdinfo: collect.all_fdinfo,

@@ -266,3 +266,10 @@ fn a_process_that_exits_during_the_window_is_no_panic() {
         other => panic!("unexpected exit {other:?}: {err}"),
     }
 }
+
+#[test]
+fn a_window_longer_than_the_deadline_is_a_usage_error() {
+    let out = hangscope(&["1", "--window", "10s", "--deadline", "5s"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("raise --deadline"));
+}

@@ -134,7 +134,14 @@ fn what_the_deadline_cuts_is_reported_and_the_rest_printed() {
     let dir = TempDir::new("deadline");
     let mut holder = scenario("holder", &["--dir", dir.path()]);
     holder.expect("fds");
-    let out = hangscope(&[&holder.pid().to_string(), "--json", "--deadline", "0s"]);
+    let out = hangscope(&[
+        &holder.pid().to_string(),
+        "--json",
+        "--window",
+        "0",
+        "--deadline",
+        "0s",
+    ]);
     assert!(matches!(out.status.code(), Some(0) | Some(1)));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
