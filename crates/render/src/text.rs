@@ -61,7 +61,7 @@ pub fn render_text(doc: &Document, opts: &TextOptions) -> String {
     header(&mut out, snap, &st);
     findings(&mut out, doc, &st);
     threads::threads(&mut out, snap, opts.verbose, &st);
-    files(&mut out, snap, &st);
+    files(&mut out, snap, &st, opts.verbose);
     sockets::sockets(&mut out, snap, &st, opts.verbose);
     anonymous(&mut out, snap, &st);
     unreadable(&mut out, snap, &st);
@@ -242,15 +242,80 @@ fn flags_col(f: &Fd) -> String {
         .join(",")
 }
 
-fn files(out: &mut String, snap: &Snapshot, st: &Style) {
+/// Rows shown per table before the rest is summarised (all with -v).
+const MAX_ROWS: usize = 40;
+
+/// fds a reader must see even in a capped table: waited on, locked, logs, deleted.
+fn notable_fds(snap: &Snapshot) -> std::collections::HashSet<i32> {
+    let mut keep: std::collections::HashSet<i32> = snap
+        .threads
+        .iter()
+        .filter_map(|t| t.syscall.as_ref())
+        .flat_map(|s| s.waits_on.iter())
+        .filter_map(|w| match w {
+            hangscope_model::WaitObject::Fd { fd, .. } => Some(*fd),
+            hangscope_model::WaitObject::Lock { fd, .. } => Some(*fd),
+            _ => None,
+        })
+        .collect();
+    keep.extend(snap.locks.iter().filter_map(|l| l.fd));
+    keep.extend(snap.logs.iter().filter_map(|l| l.fd));
+    keep.extend(snap.fds.iter().filter(|f| f.deleted).map(|f| f.fd));
+    keep
+}
+
+/// "… 8,970 more: 8,960 in /srv/data/, 10 in /tmp/ (-v shows all)".
+fn summarise_rest(rest: &[&Fd]) -> String {
+    let mut by_dir: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for f in rest {
+        let dir = match f.target.rfind('/') {
+            Some(i) if f.target.starts_with('/') => &f.target[..=i],
+            _ => f.kind.as_str(),
+        };
+        *by_dir.entry(dir).or_default() += 1;
+    }
+    let mut dirs: Vec<(&str, usize)> = by_dir.into_iter().collect();
+    dirs.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut parts: Vec<String> = dirs
+        .iter()
+        .take(4)
+        .map(|(d, n)| format!("{n} in {d}"))
+        .collect();
+    if dirs.len() > 4 {
+        parts.push(format!(
+            "{} elsewhere",
+            dirs[4..].iter().map(|x| x.1).sum::<usize>()
+        ));
+    }
+    format!("… {} more: {} (-v shows all)", rest.len(), parts.join(", "))
+}
+
+fn files(out: &mut String, snap: &Snapshot, st: &Style, verbose: bool) {
     let mut t = Table::new(&["FD", "TYPE", "FLAGS", "SIZE", "OFFSET", "NODE", "NAME"])
         .right(3)
         .right(4);
-    for f in snap
+    let all: Vec<&Fd> = snap
         .fds
         .iter()
         .filter(|f| f.kind.is_path() || f.kind == FdKind::Pipe)
-    {
+        .collect();
+    let (shown, rest): (Vec<&Fd>, Vec<&Fd>) = if verbose || all.len() <= MAX_ROWS {
+        (all, Vec::new())
+    } else {
+        let notable = notable_fds(snap);
+        let mut budget = MAX_ROWS.saturating_sub(notable.len());
+        all.into_iter().partition(|f| {
+            if notable.contains(&f.fd) {
+                true
+            } else if budget > 0 {
+                budget -= 1;
+                true
+            } else {
+                false
+            }
+        })
+    };
+    for f in shown {
         let size = match &f.stat {
             Some(s) if f.kind == FdKind::Regular => human_bytes(s.size),
             _ => String::new(),
@@ -285,6 +350,9 @@ fn files(out: &mut String, snap: &Snapshot, st: &Style) {
     if t.len() > 0 {
         let _ = writeln!(out, "{}", st.bold("FILES"));
         out.push_str(&t.render(2, st.header()));
+        if !rest.is_empty() {
+            let _ = writeln!(out, "  {}", st.dim(&summarise_rest(&rest)));
+        }
         out.push('\n');
     }
 }
@@ -528,6 +596,33 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains('\x1b'));
+    }
+
+    #[test]
+    fn a_long_file_table_is_capped_but_keeps_what_matters() {
+        let mut snap = Snapshot::default();
+        for n in 0..200 {
+            let mut f = fd(n, &format!("/srv/data/f{n}"), FdKind::Regular);
+            f.deleted = n == 150;
+            snap.fds.push(f);
+        }
+        let text = render_text(
+            &Document::new("t", snap.clone(), vec![]),
+            &TextOptions::default(),
+        );
+        assert!(text.contains("/srv/data/f150 (deleted)"), "{text}");
+        assert!(
+            text.contains("… 160 more: 160 in /srv/data/ (-v shows all)"),
+            "{text}"
+        );
+        let all = render_text(
+            &Document::new("t", snap, vec![]),
+            &TextOptions {
+                verbose: true,
+                ..TextOptions::default()
+            },
+        );
+        assert!(all.contains("/srv/data/f199") && !all.contains("more:"));
     }
 
     #[test]
