@@ -304,10 +304,17 @@ fn build(
 
 /// "clock_nanosleep 100 ms, ~10/s".
 fn periodic_text(s: &SyscallState, rate: f64) -> String {
-    let what = s.waits_on.iter().find_map(|w| match w {
-        WaitObject::Sleep { ns } => Some(duration_text(*ns as f64 / 1e6)),
+    let sleep_ms = s.waits_on.iter().find_map(|w| match w {
+        WaitObject::Sleep { ns } => Some(*ns as f64 / 1e6),
         _ => None,
     });
+    // The rate counts wake-ups, and a loop that also waits on I/O between its sleeps wakes up
+    // more than once a round; a sleep of N ms is re-entered at most 1000/N times a second.
+    let rate = match sleep_ms {
+        Some(ms) if ms > 0.0 => rate.min(1000.0 / ms),
+        _ => rate,
+    };
+    let what = sleep_ms.map(duration_text);
     let what = what.or_else(|| match s.timeout_ms {
         Some(ms) if ms >= 0 => Some(format!("timeout {}", duration_text(ms as f64))),
         _ => None,
@@ -382,5 +389,12 @@ mod tests {
             ..SyscallState::default()
         };
         assert_eq!(periodic_text(&p, 0.5), "poll timeout 2 s, ~0.5/s");
+        // A heartbeat loop: sleep 500 ms, then a short read that also blocks.
+        let h = SyscallState {
+            name: "clock_nanosleep".into(),
+            waits_on: vec![WaitObject::Sleep { ns: 500_000_000 }],
+            ..SyscallState::default()
+        };
+        assert_eq!(periodic_text(&h, 4.1), "clock_nanosleep 500 ms, ~2/s");
     }
 }
