@@ -9,6 +9,7 @@
 mod support;
 
 mod busy_server;
+mod demo;
 mod idle_server;
 mod netns;
 mod seed_incident;
