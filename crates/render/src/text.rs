@@ -134,7 +134,7 @@ fn findings(out: &mut String, doc: &Document, st: &Style) {
     } else if doc.findings.is_empty() {
         let _ = writeln!(
             out,
-            "{}  nothing looks stuck: no wait that should have ended was found.\n",
+            "{}  Nothing looks stuck: no wait that should have ended was found.\n",
             st.bold("VERDICT")
         );
     }
