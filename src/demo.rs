@@ -1,14 +1,23 @@
-//! `hangscope demo`: the seed incident in miniature. Starts two silent servers on loopback and a
-//! client that fails over between them, waits until the client is stuck, reports on it, and
-//! stops every process it started.
+//! `hangscope demo`: the seed incident in miniature. Starts two replicas of a service that
+//! accept and never answer, a healthy service on the same host, and a client whose worker
+//! thread times out on the first replica, fails over to the second and waits there, logging
+//! like glog. Reports on the client once it is stuck, and stops every process it started and
+//! removes its log file on every path out.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hangscope_collect::resolve::Resolved;
 
 use crate::cli::{CollectArgs, OutputArgs, exit};
+
+/// A wait shorter than this is not called stuck (the diagnosis's threshold, plus a margin).
+const STUCK: Duration = Duration::from_millis(1200);
+
+/// Longest the demo waits for any one step; the client's first timeout is the longest step.
+const STEP_LIMIT: Duration = Duration::from_secs(15);
 
 /// Kills and reaps the child when dropped, so every exit path cleans up.
 struct Started(Child);
@@ -20,13 +29,23 @@ impl Drop for Started {
     }
 }
 
-fn start(args: &[&str]) -> Result<(Started, BufReader<std::process::ChildStdout>), String> {
+/// Removes the demo's log file when dropped.
+struct LogFile(PathBuf);
+
+impl Drop for LogFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn start(args: &[&str], stderr: Stdio) -> Result<(Started, BufReader<ChildStdout>), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
     let mut child = Command::new(exe)
         .arg("__scenario")
         .args(args)
+        .args(["--max-seconds", "60"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", args.join(" ")))?;
     let out = child.stdout.take().ok_or("no stdout")?;
@@ -34,7 +53,7 @@ fn start(args: &[&str]) -> Result<(Started, BufReader<std::process::ChildStdout>
 }
 
 /// Reads the child's announcement that starts with `key`.
-fn expect_line(r: &mut BufReader<std::process::ChildStdout>, key: &str) -> Result<String, String> {
+fn expect_line(r: &mut BufReader<ChildStdout>, key: &str) -> Result<String, String> {
     let mut line = String::new();
     for _ in 0..4 {
         line.clear();
@@ -59,61 +78,94 @@ pub fn run(output: &OutputArgs, collect: &CollectArgs) -> i32 {
 }
 
 fn run_inner(output: &OutputArgs, collect: &CollectArgs) -> Result<i32, String> {
-    let (_server_a, mut a_out) = start(&["silent-server", "--max-seconds", "60"])?;
-    let port_a = expect_line(&mut a_out, "port")?;
-    let (_server_b, mut b_out) = start(&["silent-server", "--max-seconds", "60"])?;
-    let port_b = expect_line(&mut b_out, "port")?;
-    let log = std::env::temp_dir().join(format!("hangscope-demo-{}.log", std::process::id()));
-    let log_s = log.to_string_lossy().into_owned();
-    let peer_a = format!("127.0.0.1:{port_a}");
-    let peer_b = format!("127.0.0.1:{port_b}");
-    let (client, mut c_out) = start(&[
-        "meta-client",
-        "--peer",
-        &peer_a,
-        "--peer",
-        &peer_b,
-        "--timeout-ms",
-        "3000",
-        "--log",
-        &log_s,
-        "--max-seconds",
-        "60",
-    ])?;
+    let (_replica_a, mut a_out) = start(&["silent-server"], Stdio::inherit())?;
+    let peer_a = format!("127.0.0.1:{}", expect_line(&mut a_out, "port")?);
+    let (_replica_b, mut b_out) = start(&["silent-server"], Stdio::inherit())?;
+    let peer_b = format!("127.0.0.1:{}", expect_line(&mut b_out, "port")?);
+    let (_healthy, mut h_out) = start(&["echo-server"], Stdio::inherit())?;
+    let healthy = format!("127.0.0.1:{}", expect_line(&mut h_out, "port")?);
+
+    let log = LogFile(std::env::temp_dir().join(format!(
+        "hangscope-demo-{}.meta-client.log",
+        std::process::id()
+    )));
+    let log_s = log.0.to_string_lossy().into_owned();
+    // The client must still be waiting on B when the window's last look is taken.
+    let timeout = collect.window + Duration::from_millis(2500);
+    let timeout_ms = timeout.as_millis().to_string();
+    // Its stderr is not the demo's terminal, so the report does not quote the demo's own output.
+    let (client, mut c_out) = start(
+        &[
+            "meta-client",
+            "--peer",
+            &peer_a,
+            "--peer",
+            &peer_b,
+            "--side",
+            &healthy,
+            "--timeout-ms",
+            &timeout_ms,
+            "--log",
+            &log_s,
+        ],
+        Stdio::null(),
+    )?;
     let worker: i32 = expect_line(&mut c_out, "worker")?
         .parse()
         .map_err(|_| "bad worker announcement")?;
     let pid = client.0.id() as i32;
     eprintln!(
-        "hangscope demo: client {pid} (worker thread {worker}) calls silent servers on :{port_a} and :{port_b}; waiting for it to get stuck..."
+        "hangscope demo: a client (pid {pid}) calls a service with two replicas, {peer_a} and \
+         {peer_b},\n  that accept and never answer; a heartbeat to {healthy} on the same host \
+         answers.\n  Its thread {worker} (dump_meta) gives up on {peer_a} after {:.1} s and fails \
+         over to {peer_b}.\n  Waiting for that, then: hangscope {pid}\n",
+        timeout.as_secs_f64()
     );
-    wait_in_poll(pid, worker, Duration::from_secs(5));
-    // Let the first call time out and fail over, so the log shows history.
-    std::thread::sleep(Duration::from_millis(3500));
-    wait_in_poll(pid, worker, Duration::from_secs(5));
-    let code = crate::inspect(
+
+    let failover = format!("new meta: {peer_b}");
+    if !wait_until(STEP_LIMIT, || {
+        std::fs::read_to_string(&log.0).is_ok_and(|t| t.contains(&failover))
+    }) {
+        return Err("the client did not fail over in time".into());
+    }
+    let since_failover = Instant::now();
+    // Stuck long enough by the end of the window to be called stuck.
+    let settle = STUCK.saturating_sub(collect.window);
+    if !wait_until(STEP_LIMIT, || {
+        in_poll(pid, worker) && since_failover.elapsed() >= settle
+    }) {
+        return Err("the client's worker thread is not waiting in poll()".into());
+    }
+    Ok(crate::inspect(
         Resolved {
             pid,
             focus_tid: Some(worker),
         },
         output,
         collect,
-    );
-    let _ = std::fs::remove_file(&log);
-    Ok(code)
+    ))
 }
 
-/// Waits, bounded, until the thread is inside poll (x86_64 nr 7, aarch64 ppoll nr 73).
-fn wait_in_poll(pid: i32, tid: i32, limit: Duration) {
+/// Polls `cond` every 20 ms until it holds or `limit` passes.
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
-    let path = format!("/proc/{pid}/task/{tid}/syscall");
     while start.elapsed() < limit {
-        if let Ok(s) = std::fs::read_to_string(&path) {
-            let nr = s.split_whitespace().next().unwrap_or("");
-            if nr == "7" || nr == "73" || nr == "271" {
-                return;
-            }
+        if cond() {
+            return true;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    cond()
+}
+
+/// Whether the thread is inside poll (x86_64 poll 7, ppoll 271; aarch64 ppoll 73).
+fn in_poll(pid: i32, tid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).is_ok_and(|s| {
+        let nr = s.split_whitespace().next().unwrap_or("");
+        #[cfg(target_arch = "x86_64")]
+        let poll = ["7", "271"];
+        #[cfg(not(target_arch = "x86_64"))]
+        let poll = ["73"];
+        poll.contains(&nr)
+    })
 }

@@ -52,7 +52,23 @@ impl Drop for Started {
 
 /// Starts `hangscope __scenario NAME ARGS...`.
 pub fn scenario(name: &str, args: &[&str]) -> Started {
-    let mut child = Command::new(HANGSCOPE)
+    scenario_via(&[], name, args)
+}
+
+/// Starts `PREFIX... hangscope __scenario NAME ARGS...`, e.g. with `ip netns exec NS` as the
+/// prefix. The prefix must exec the command in its own process (as `ip netns exec` does), so
+/// the PID killed on drop is the scenario's.
+pub fn scenario_via(prefix: &[&str], name: &str, args: &[&str]) -> Started {
+    let (program, prefix_args) = match prefix.split_first() {
+        Some((p, rest)) => (*p, rest),
+        None => (HANGSCOPE, &[][..]),
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(prefix_args);
+    if !prefix.is_empty() {
+        cmd.arg(HANGSCOPE);
+    }
+    let mut child = cmd
         .arg("__scenario")
         .arg(name)
         .args(args)
@@ -88,6 +104,56 @@ pub fn inspect_json(pid: i32, extra: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("hangscope --json prints JSON")
 }
 
+/// Runs `hangscope PID --json EXTRA...`; returns the exit code and the parsed document.
+pub fn inspect(pid: i32, extra: &[&str]) -> (i32, serde_json::Value) {
+    let pid = pid.to_string();
+    let mut args = vec![pid.as_str(), "--json"];
+    args.extend_from_slice(extra);
+    let out = hangscope(&args);
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "hangscope --json did not print JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), doc)
+}
+
+/// The findings of severity "cause", in rank order.
+pub fn causes(doc: &serde_json::Value) -> Vec<&serde_json::Value> {
+    doc["findings"]
+        .as_array()
+        .expect("findings array")
+        .iter()
+        .filter(|f| f["severity"] == "cause")
+        .collect()
+}
+
+/// The syscall number a thread is in, from /proc/PID/task/TID/syscall (None when running or
+/// gone).
+pub fn syscall_nr(pid: i32, tid: i32) -> Option<i64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Whether the thread is blocked in poll() (ppoll on architectures without poll).
+pub fn in_poll(pid: i32, tid: i32) -> bool {
+    let nr = syscall_nr(pid, tid);
+    #[cfg(target_arch = "x86_64")]
+    if nr == Some(libc::SYS_poll) {
+        return true;
+    }
+    nr == Some(libc::SYS_ppoll)
+}
+
+/// How many threads the process has.
+pub fn thread_count(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
 /// Polls `cond` every 20 ms until it holds or `limit` passes.
 pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -98,6 +164,25 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     cond()
+}
+
+/// Polls `cond` every 20 ms until it has held without a break for `hold` (a state that lasts,
+/// not one passed through), or `limit` passes.
+pub fn wait_steady(limit: Duration, hold: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    let mut since: Option<Instant> = None;
+    while start.elapsed() < limit {
+        if cond() {
+            let s = *since.get_or_insert_with(Instant::now);
+            if s.elapsed() >= hold {
+                return true;
+            }
+        } else {
+            since = None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
 
 /// A directory removed on drop.

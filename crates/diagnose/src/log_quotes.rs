@@ -40,8 +40,10 @@ pub(crate) fn evidence(snap: &Snapshot, tid: Option<i32>, peer: &str) -> Vec<Evi
         .collect()
 }
 
-/// A sentence for the summary when the same thread logged a failure with another peer on the
-/// same port: the pattern of a client failing over between replicas of a silent service.
+/// A sentence for the summary when the same thread logged a failure with another peer: the
+/// pattern of a client failing over between replicas of a silent service. The same port on
+/// another host is the likeliest replica, so it is preferred; replicas on one host (or behind
+/// other ports) still count, said more carefully.
 pub(crate) fn same_failure_elsewhere(
     snap: &Snapshot,
     tid: i32,
@@ -49,18 +51,31 @@ pub(crate) fn same_failure_elsewhere(
     port: u16,
 ) -> Option<String> {
     let suffix = format!(":{port}");
-    let (_, e) = about(snap, Some(tid), peer)
+    let quotes: Vec<_> = about(snap, Some(tid), peer)
         .into_iter()
-        .find(|(_, e)| e.peers.iter().any(|p| p != peer && p.ends_with(&suffix)))?;
-    let other = e
-        .peers
+        .filter(|(_, e)| e.tid == Some(tid))
+        .collect();
+    let other_peer = |e: &'_ LogEntry, same_port: bool| -> Option<String> {
+        e.peers
+            .iter()
+            .find(|p| *p != peer && (!same_port || p.ends_with(&suffix)))
+            .cloned()
+    };
+    let (e, other, same_port) = quotes
         .iter()
-        .find(|p| *p != peer && p.ends_with(&suffix))?;
+        .find_map(|(_, e)| other_peer(e, true).map(|o| (*e, o, true)))
+        .or_else(|| {
+            quotes
+                .iter()
+                .find_map(|(_, e)| other_peer(e, false).map(|o| (*e, o, false)))
+        })?;
     let when = match wording::log_error_name(e) {
         Some(err) => format!("{err}, log {}", wording::log_clock(e)),
         None => format!("log {}", wording::log_clock(e)),
     };
-    Some(format!(
-        "Before that, the same thread failed the same way with {other} ({when})."
-    ))
+    Some(if same_port {
+        format!("Before that, the same thread failed the same way with {other} ({when}).")
+    } else {
+        format!("Before that, the same thread logged a failure with {other} ({when}).")
+    })
 }

@@ -134,7 +134,7 @@ fn findings(out: &mut String, doc: &Document, st: &Style) {
     } else if doc.findings.is_empty() {
         let _ = writeln!(
             out,
-            "{}  nothing looks stuck: no wait that should have ended was found.\n",
+            "{}  Nothing looks stuck: no wait that should have ended was found.\n",
             st.bold("VERDICT")
         );
     }
@@ -159,7 +159,8 @@ fn findings(out: &mut String, doc: &Document, st: &Style) {
         if let Some(c) = &f.subject.connection {
             subject.push(c.clone());
         }
-        let pad = 16usize.saturating_sub(f.cause.label().len());
+        // At least one space: "peer not reading" fills the column.
+        let pad = 16usize.saturating_sub(f.cause.label().len()).max(1);
         let _ = writeln!(
             out,
             "{:>2} {label}{}{}",

@@ -273,6 +273,8 @@ fn build(
         if let (Some(a), Some(s)) = (activity.as_mut(), syscall.as_ref())
             && let Some(rate) = a.rate_per_s
         {
+            let rate = loop_rate(s, rate);
+            a.rate_per_s = Some(rate);
             a.periodic = Some(periodic_text(s, rate));
         }
         threads.push(Thread {
@@ -337,12 +339,26 @@ fn build(
     threads
 }
 
+fn sleep_ms(s: &SyscallState) -> Option<f64> {
+    s.waits_on.iter().find_map(|w| match w {
+        WaitObject::Sleep { ns } => Some(*ns as f64 / 1e6),
+        _ => None,
+    })
+}
+
+/// How often a loop re-enters its call. The sampled rate counts wake-ups, and a loop that also
+/// waits on I/O between its sleeps (a heartbeat: sleep, send, wait for the answer) wakes up
+/// more than once a round; a sleep of N ms is re-entered at most 1000/N times a second.
+fn loop_rate(s: &SyscallState, rate: f64) -> f64 {
+    match sleep_ms(s) {
+        Some(ms) if ms > 0.0 => rate.min(1000.0 / ms),
+        _ => rate,
+    }
+}
+
 /// "clock_nanosleep 100 ms, ~10/s".
 fn periodic_text(s: &SyscallState, rate: f64) -> String {
-    let what = s.waits_on.iter().find_map(|w| match w {
-        WaitObject::Sleep { ns } => Some(duration_text(*ns as f64 / 1e6)),
-        _ => None,
-    });
+    let what = sleep_ms(s).map(duration_text);
     let what = what.or_else(|| match s.timeout_ms {
         Some(ms) if ms >= 0 => Some(format!("timeout {}", duration_text(ms as f64))),
         _ => None,
@@ -417,5 +433,17 @@ mod tests {
             ..SyscallState::default()
         };
         assert_eq!(periodic_text(&p, 0.5), "poll timeout 2 s, ~0.5/s");
+        // A heartbeat loop: sleep 500 ms, then a short read that also blocks.
+        let h = SyscallState {
+            name: "clock_nanosleep".into(),
+            waits_on: vec![WaitObject::Sleep { ns: 500_000_000 }],
+            ..SyscallState::default()
+        };
+        assert_eq!(loop_rate(&h, 4.1), 2.0);
+        assert_eq!(
+            periodic_text(&h, loop_rate(&h, 4.1)),
+            "clock_nanosleep 500 ms, ~2/s"
+        );
+        assert_eq!(loop_rate(&p, 0.5), 0.5);
     }
 }

@@ -40,36 +40,39 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
             .filter(|t| t.syscall.as_ref().is_some_and(|s| !s.running))
             .take(3)
             .collect();
-        let elsewhere: Vec<String> = others
+        // The verdict names what the threads do; which thread is in which call is evidence.
+        let blocked = ctx
+            .snap
+            .threads
             .iter()
-            .map(|t| {
-                let name = t
-                    .syscall
-                    .as_ref()
-                    .map(|s| s.name.as_str())
-                    .unwrap_or_default();
-                format!(
-                    "{} is in {}",
-                    wording::thread(t).to_lowercase(),
-                    wording::call(name)
-                )
-            })
-            .collect();
-        let since = match waited_ms {
-            Some(ms) => format!(" for at least {}", wording::duration(ms)),
+            .filter(|t| t.syscall.as_ref().is_some_and(|s| !s.running))
+            .count();
+        let mut calls: Vec<String> = Vec::new();
+        for t in &others {
+            let name = t
+                .syscall
+                .as_ref()
+                .map(|s| s.name.as_str())
+                .unwrap_or_default();
+            let call = wording::call(name);
+            if !calls.contains(&call) {
+                calls.push(call);
+            }
+        }
+        let newest = match waited_ms {
+            Some(ms) => format!(", the newest arrived {} ago", wording::duration(ms)),
             None => String::new(),
         };
+        let elsewhere = match blocked {
+            0 => String::new(),
+            1 => format!(": its one waiting thread is in {}", calls.join(", ")),
+            n => format!(": its {n} waiting threads are in {}", calls.join(", ")),
+        };
         let summary = format!(
-            "{} from {} {} waited{since} unread in the receive queue of {fd}, and no thread \
-             reads it{}.",
-            wording::bytes(queued),
+            "Data from {} sits unread in the receive queue of {fd} ({}{newest}), and no \
+             thread reads it{elsewhere}.",
             conn.peer(),
-            if queued == 1 { "has" } else { "have" },
-            if elsewhere.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", elsewhere.join(", "))
-            }
+            wording::bytes(queued),
         );
         let mut evidence = vec![Evidence::new(
             "receive queue",
@@ -165,8 +168,39 @@ mod tests {
         assert_eq!(f.subject.fd, Some(3));
         assert_eq!(
             f.summary,
-            "4.0 KiB from 127.0.0.1:7000 have waited for at least 3.5 s unread in the receive \
-             queue of fd 3, and no thread reads it: thread 400 (consumer) is in clock_nanosleep()."
+            "Data from 127.0.0.1:7000 sits unread in the receive queue of fd 3 (4.0 KiB, the \
+             newest arrived 3.5 s ago), and no thread reads it: its one waiting thread is in \
+             clock_nanosleep()."
+        );
+    }
+
+    #[test]
+    fn many_threads_are_summed_up_not_listed() {
+        // The unread-client scenario: main joins the consumer, a watchdog and the consumer
+        // sleep.
+        let mut snap = base(400, "client");
+        unread(&mut snap, 1500);
+        snap.threads
+            .push(thread(400, "client", "futex", vec![], Some(1000)));
+        snap.threads
+            .push(thread(402, "client", "clock_nanosleep", vec![], Some(1000)));
+        snap.threads
+            .push(thread(403, "consumer", "clock_nanosleep", vec![], None));
+        let found = find(&Ctx::new(&snap));
+        let f = &found[0].finding;
+        assert!(
+            f.summary.ends_with(
+                "no thread reads it: its 3 waiting threads are in futex(), clock_nanosleep()."
+            ),
+            "{}",
+            f.summary
+        );
+        assert_eq!(
+            f.evidence
+                .iter()
+                .filter(|e| e.label.starts_with("thread "))
+                .count(),
+            3
         );
     }
 

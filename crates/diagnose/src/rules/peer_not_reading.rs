@@ -115,15 +115,17 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
             ),
             src,
         ));
+        // skmem's t (wmem_alloc) counts only what is handed to the device, often 0 while the
+        // queue is full; the queue is Send-Q, the limit tb (SO_SNDBUF).
         if let (Some(w), Some(b)) = (conn.inet.wmem_alloc, conn.inet.sndbuf) {
             evidence.push(Evidence::new(
                 "send buffer",
                 format!(
-                    "{} of {} used",
-                    wording::bytes(u64::from(w)),
+                    "{} queued of a {} buffer",
+                    wording::bytes(send_q),
                     wording::bytes(u64::from(b))
                 ),
-                format!("ss: skmem:(t{w},tb{b})"),
+                format!("ss: Send-Q {send_q} skmem:(t{w},tb{b})"),
             ));
         }
         let ruled_out = if acked_recently {
@@ -202,6 +204,28 @@ mod tests {
             "{}",
             f.next_step
         );
+    }
+
+    #[test]
+    fn send_buffer_is_the_queue_not_wmem_alloc() {
+        // Loopback, kernel 6.18: 24 KiB not yet sent, skmem t0 tb32768.
+        let mut snap = base(300, "uploader");
+        zero_window(&mut snap);
+        let inet = inet_of(&mut snap.sockets[0]);
+        inet.send_q = 24_576;
+        inet.wmem_alloc = Some(0);
+        inet.sndbuf = Some(32_768);
+        snap.threads
+            .push(thread(301, "sender", "sendto", vec![], Some(2000)));
+        snap.threads[0].syscall.as_mut().unwrap().args = vec![4, 0, 65536];
+        let found = find(&Ctx::new(&snap));
+        let e = found[0]
+            .finding
+            .evidence
+            .iter()
+            .find(|e| e.label == "send buffer")
+            .unwrap();
+        assert_eq!(e.value, "24.0 KiB queued of a 32.0 KiB buffer");
     }
 
     #[test]

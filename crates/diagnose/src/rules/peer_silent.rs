@@ -78,10 +78,8 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                 wording::duration(u64::from(info.last_ack_recv_ms))
             )
         } else {
-            format!(
-                ", and nothing came back in {}; the service on :{port} is not answering.",
-                wording::duration(silent_ms)
-            )
+            // No number here: the summary already says how long the thread has waited.
+            format!(" and nothing came back; the service on :{port} is not answering.")
         };
         let (severity, mut summary) = match reader {
             Some(w) => {
@@ -254,6 +252,41 @@ mod tests {
             f.evidence
                 .iter()
                 .any(|e| e.label == "log" && e.value.contains("ETimedOut"))
+        );
+    }
+
+    #[test]
+    fn failover_between_replicas_on_one_host() {
+        // Two replicas on one host behind different ports: the earlier timeout names the other.
+        let mut snap = seed();
+        let e = &mut snap.logs[0].entries[3];
+        e.message = e.message.replace("10.0.130.73:10100", "10.0.130.72:10200");
+        e.peers = vec!["10.0.130.72:10200".into()];
+        let found = find(&Ctx::new(&snap));
+        let f = &found[0].finding;
+        assert!(
+            f.summary.ends_with(
+                "Before that, the same thread logged a failure with 10.0.130.72:10200 \
+                 (ETimedOut, log 05:25:37)."
+            ),
+            "{}",
+            f.summary
+        );
+    }
+
+    #[test]
+    fn no_ack_since_the_request_says_no_number_twice() {
+        let mut snap = seed();
+        socket_info(&mut snap, 692518610).last_ack_recv_ms = 7878;
+        let found = find(&Ctx::new(&snap));
+        let f = &found[0].finding;
+        assert!(
+            f.summary.contains(
+                "the 32-byte request was acknowledged by the peer's kernel and nothing came \
+                 back; the service on :10100 is not answering."
+            ),
+            "{}",
+            f.summary
         );
     }
 

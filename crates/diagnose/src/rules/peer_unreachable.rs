@@ -167,11 +167,16 @@ fn unacked(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
     }
     let peer = conn.peer();
     let queued = u64::from(conn.inet.send_q);
+    let amount = wording::bytes(queued.max(u64::from(info.unacked)));
     let what = format!(
-        "{} sent there {} not acknowledged for {}: {} and the retransmit timeout backed off \
-         to {}. The peer's kernel does not answer: {} is down, or the path to it drops packets.",
-        wording::bytes(queued.max(u64::from(info.unacked))),
-        if queued == 1 { "is" } else { "are" },
+        "{amount} sent there {} not acknowledged: no ACK for {}, {}, retransmit timeout backed \
+         off to {}. The peer's kernel does not answer: {} is down, or the path to it drops \
+         packets.",
+        if amount.ends_with(" bytes") {
+            "are"
+        } else {
+            "is"
+        },
         wording::duration(silent_ms),
         wording::plural(u64::from(n), "retransmit", "retransmits"),
         wording::duration(u64::from(info.rto_us / 1000)),
@@ -179,7 +184,7 @@ fn unacked(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
     );
     let summary = match w {
         Some(w) => format!(
-            "{} has waited {} in {} on {peer}: {what}",
+            "{} has waited {} in {} on {peer}; {what}",
             wording::thread(w.thread),
             wording::duration(stuck_ms),
             w.how()
@@ -219,9 +224,9 @@ fn unacked(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
     evidence.push(Evidence::new(
         "unacknowledged",
         format!(
-            "{} in Send-Q, {} segments in flight, last ACK {} ago",
+            "{} in Send-Q, {} in flight, last ACK {} ago",
             wording::bytes(queued),
-            info.unacked,
+            wording::plural(u64::from(info.unacked), "segment", "segments"),
             wording::duration(silent_ms)
         ),
         src,
@@ -305,12 +310,54 @@ mod tests {
         let f = &found[0].finding;
         assert_eq!(f.severity, Severity::Cause);
         assert!(
-            f.summary
-                .contains("63.6 KiB sent there are not acknowledged for 14.0 s: 5 retransmits"),
+            f.summary.contains(
+                "63.6 KiB sent there is not acknowledged: no ACK for 14.0 s, 5 retransmits"
+            ),
             "{}",
             f.summary
         );
         assert!(f.summary.contains("backed off to 6.4 s"), "{}", f.summary);
+    }
+
+    #[test]
+    fn request_cut_off_reads_as_one_sentence_per_fact() {
+        // The unreachable-peer scenario: a 34-byte request after the peer's link went down.
+        let mut snap = base(20, "client");
+        let mut s = tcp(6, "10.250.0.1:57664", "10.250.0.2:32951", "ESTAB");
+        timer(&mut s, TimerKind::On, 292, 3);
+        inet_of(&mut s).send_q = 34;
+        let i = info_of(&mut s);
+        i.unacked = 1;
+        i.retransmits = 3;
+        i.backoff = 3;
+        i.rto_us = 1_632_000;
+        i.last_ack_recv_ms = 4312;
+        add_socket(&mut snap, 3, s);
+        snap.threads.push(thread(
+            22,
+            "dump_meta",
+            "poll",
+            vec![fd_wait(3, &["POLLIN"])],
+            Some(2800),
+        ));
+        let found = find(&Ctx::new(&snap));
+        let f = &found[0].finding;
+        assert_eq!(
+            f.summary,
+            "Thread 22 (dump_meta) has waited 4.3 s in poll() on 10.250.0.2:32951; 34 bytes \
+             sent there are not acknowledged: no ACK for 4.3 s, 3 retransmits, retransmit \
+             timeout backed off to 1.6 s. The peer's kernel does not answer: 10.250.0.2 is \
+             down, or the path to it drops packets."
+        );
+        let e = f
+            .evidence
+            .iter()
+            .find(|e| e.label == "unacknowledged")
+            .unwrap();
+        assert_eq!(
+            e.value,
+            "34 bytes in Send-Q, 1 segment in flight, last ACK 4.3 s ago"
+        );
     }
 
     #[test]

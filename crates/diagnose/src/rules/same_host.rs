@@ -82,6 +82,15 @@ pub(crate) fn corroborate(ctx: &Ctx<'_>, found: &mut Vec<Found>) {
             "host down or network loss: other connections to {host} answer ({})",
             facts.join("; ")
         ));
+        // The verdict says it too, unless the stuck connection's own ACKs already did.
+        if !f.finding.summary.contains("host and network are alive")
+            && let Some((_, port, s)) = answered.first().or(idle.first())
+        {
+            let sentence = format!(
+                "Another connection to {host} ({port}) {s}, so host and network are alive."
+            );
+            insert_sentence(&mut f.finding.summary, &sentence);
+        }
         if hosts_done.contains(&host) {
             continue;
         }
@@ -130,6 +139,18 @@ pub(crate) fn corroborate(ctx: &Ctx<'_>, found: &mut Vec<Found>) {
     found.extend(extra);
 }
 
+/// Puts `sentence` after the summary's statement of the cause and before its history ("Before
+/// that, ..."), which reads better last.
+fn insert_sentence(summary: &mut String, sentence: &str) {
+    match summary.find(" Before that, ") {
+        Some(at) => summary.insert_str(at, &format!(" {sentence}")),
+        None => {
+            summary.push(' ');
+            summary.push_str(sentence);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::testkit::*;
@@ -159,6 +180,36 @@ mod tests {
                 .contains(":10101 idle, its kernel ACKed 678 ms ago"),
             "{}",
             same.summary
+        );
+    }
+
+    #[test]
+    fn verdict_names_the_answering_connection_when_acks_do_not() {
+        // The stuck connection got no ACK since the request (loopback: the ACK came with it),
+        // so only the other connection to the host shows it is alive.
+        let mut snap = seed();
+        socket_info(&mut snap, 692518610).last_ack_recv_ms = 7878;
+        let findings = crate::diagnose(&snap);
+        let top = &findings[0];
+        assert_eq!(top.cause, Cause::PeerSilent);
+        assert!(
+            top.summary.contains(
+                "is not answering. Another connection to 10.0.130.72 (:2181) sent data 1.2 s \
+                 ago, so host and network are alive. Before that, the same thread"
+            ),
+            "{}",
+            top.summary
+        );
+        // Said once: the seed's own ACKs already say it.
+        let seed = crate::diagnose(&seed());
+        assert_eq!(
+            seed[0]
+                .summary
+                .matches("host and network are alive")
+                .count(),
+            1,
+            "{}",
+            seed[0].summary
         );
     }
 

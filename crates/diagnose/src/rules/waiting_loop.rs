@@ -29,18 +29,26 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Found]) -> Vec<Found> {
         let Some(periodic) = t.activity.as_ref().and_then(|a| a.periodic.clone()) else {
             continue;
         };
+        // The main thread looping while a worker is stuck is most often waiting for it (a
+        // join, a flag); another thread's loop is its own periodic work (a heartbeat, a
+        // timer), so nothing is claimed about it.
         let waiting_for = match stuck.as_slice() {
-            [(tid, name)] if name.is_empty() => format!(", likely waiting for thread {tid}"),
-            [(tid, name)] => format!(", likely waiting for thread {tid} ({name})"),
-            _ => String::new(),
+            [(tid, name)] if t.tid == ctx.snap.process.pid => {
+                let who = if name.is_empty() {
+                    format!("thread {tid}")
+                } else {
+                    format!("thread {tid} ({name})")
+                };
+                format!(", likely waiting for {who}: it waits, it is not the cause.")
+            }
+            _ => ": a periodic wait, not the cause.".to_string(),
         };
         out.push(Found {
             finding: Finding {
                 severity: Severity::Info,
                 cause: Cause::WaitingLoop,
                 summary: format!(
-                    "{} wakes up in a loop ({periodic}){waiting_for}: it waits, it is not \
-                     the cause.",
+                    "{} wakes up in a loop ({periodic}){waiting_for}",
                     wording::thread(t)
                 ),
                 subject: Subject {
@@ -82,6 +90,22 @@ mod tests {
             l.summary,
             "Thread 31516 (zbs-metad) wakes up in a loop (clock_nanosleep 100 ms, ~10/s), likely \
              waiting for thread 31576 (dump_meta): it waits, it is not the cause."
+        );
+    }
+
+    #[test]
+    fn other_loops_are_not_said_to_wait_for_the_stuck_thread() {
+        let mut snap = seed();
+        snap.threads.push(sleeper(31600, "heartbeat", 500));
+        let findings = crate::diagnose(&snap);
+        let l = findings
+            .iter()
+            .find(|f| f.cause == Cause::WaitingLoop && f.subject.tid == Some(31600))
+            .unwrap();
+        assert_eq!(
+            l.summary,
+            "Thread 31600 (heartbeat) wakes up in a loop (clock_nanosleep 500 ms, ~2/s): a \
+             periodic wait, not the cause."
         );
     }
 

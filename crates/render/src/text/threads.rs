@@ -357,11 +357,14 @@ fn activity_text(t: &Thread) -> String {
         }
         Some(a) => match a.blocked_at_least_ms {
             Some(ms) => format!("blocked ≥{}", human_ms(ms as f64)),
-            None => format!(
-                "progressed ({} switches, {} CPU)",
-                a.voluntary_switches + a.involuntary_switches,
-                human_ms(a.cpu_ms as f64)
-            ),
+            None => {
+                let n = a.voluntary_switches + a.involuntary_switches;
+                format!(
+                    "progressed ({n} {}, {} CPU)",
+                    if n == 1 { "switch" } else { "switches" },
+                    human_ms(a.cpu_ms as f64)
+                )
+            }
         },
         None => match t.last_ran_ms_ago {
             Some(ms) if t.state != "R" => format!("last ran {} ago", human_ms(ms)),

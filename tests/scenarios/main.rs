@@ -1,0 +1,92 @@
+//! End-to-end scenarios: each module starts real processes (`hangscope __scenario ...`) in a
+//! known state, waits for that state by polling /proc, runs the real binary on the stuck process
+//! (`hangscope PID --json --window 1s`) and asserts the top finding's cause, thread, fd and
+//! peer, and the exit code (1: a cause was found, 0: none).
+//!
+//! Assertions are about the class of the state, never this suite's ports or timings.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod busy_server;
+mod demo;
+mod idle_server;
+mod netns;
+mod seed_incident;
+mod unreachable_peer;
+mod unread_data;
+mod zero_window;
+
+use serde_json::Value;
+
+/// The sampling window every scenario uses: long enough to see loops, short for the suite.
+const WINDOW: [&str; 2] = ["--window", "1s"];
+
+/// How long a scenario's state must last before hangscope is run: longer than the rules'
+/// threshold for "stuck" (1 s), so a state that lasts is not mistaken for one in passing.
+const STUCK: std::time::Duration = std::time::Duration::from_millis(1200);
+
+/// Names only the code uses; a user never reads them.
+const INTERNAL_NAMES: &[&str] = &[
+    "peer_silent",
+    "peer_unreachable",
+    "peer_not_reading",
+    "local_not_reading",
+    "connection_dead",
+    "same_host_alive",
+    "waiting_loop",
+    "WaitObject",
+    "Some(",
+    "None)",
+    "SocketDetail",
+];
+
+/// The findings, printed compactly for a failing assertion's message.
+fn findings_text(doc: &Value) -> String {
+    doc["findings"]
+        .as_array()
+        .map(|fs| {
+            fs.iter()
+                .map(|f| serde_json::to_string_pretty(f).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_else(|| "no findings array".into())
+}
+
+/// The first-ranked finding; it must be a cause.
+fn top_cause(doc: &Value) -> &Value {
+    let top = &doc["findings"][0];
+    assert_eq!(
+        top["severity"],
+        "cause",
+        "the top finding is not a cause:\n{}",
+        findings_text(doc)
+    );
+    top
+}
+
+/// Whether any evidence line of `f` has `label` and a value containing `needle`.
+fn has_evidence(f: &Value, label: &str, needle: &str) -> bool {
+    f["evidence"].as_array().is_some_and(|ev| {
+        ev.iter()
+            .any(|e| e["label"] == label && e["value"].as_str().is_some_and(|v| v.contains(needle)))
+    })
+}
+
+/// The words a user reads carry no internal names.
+fn assert_plain_words(doc: &Value) {
+    for f in doc["findings"].as_array().expect("findings array") {
+        let mut texts = vec![&f["summary"], &f["next_step"]];
+        texts.extend(f["ruled_out"].as_array().into_iter().flatten());
+        for ev in f["evidence"].as_array().into_iter().flatten() {
+            texts.push(&ev["label"]);
+            texts.push(&ev["value"]);
+        }
+        for t in texts.iter().filter_map(|t| t.as_str()) {
+            for name in INTERNAL_NAMES {
+                assert!(!t.contains(name), "{name:?} in the user's words: {t:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! (a) The seed incident: a client's worker thread sends a request to a service that accepts
+//! and never answers, waits in poll(), times out, fails over to a second silent replica and
+//! waits again; a heartbeat thread talks to a healthy service on the same host; the main thread
+//! sleeps in a 100 ms loop.
+
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+use crate::{STUCK, WINDOW, assert_plain_words, findings_text, has_evidence, top_cause};
+
+/// Longer than the suite needs a wait to be (1 s) plus the window (1 s) plus hangscope's own
+/// start on a loaded machine, so the second call is still waiting when the last look is taken.
+const TIMEOUT_MS: &str = "5000";
+
+#[test]
+fn silent_peer_after_failover() {
+    let mut a = scenario("silent-server", &[]);
+    let peer_a = format!("127.0.0.1:{}", a.expect("port"));
+    let mut b = scenario("silent-server", &[]);
+    let port_b = b.expect("port");
+    let peer_b = format!("127.0.0.1:{port_b}");
+    let mut side = scenario("echo-server", &[]);
+    let port_side = side.expect("port");
+    let side_addr = format!("127.0.0.1:{port_side}");
+    let dir = TempDir::new("seed");
+    let log = format!("{}/meta-client.log", dir.path());
+    let mut client = scenario(
+        "meta-client",
+        &[
+            "--peer",
+            &peer_a,
+            "--peer",
+            &peer_b,
+            "--timeout-ms",
+            TIMEOUT_MS,
+            "--log",
+            &log,
+            "--side",
+            &side_addr,
+        ],
+    );
+    let worker: i32 = client.expect("worker").parse().expect("worker tid");
+    let pid = client.pid();
+
+    // The first call times out on A and the client fails over to B.
+    let failover = format!("old meta: {peer_a} new meta: {peer_b}");
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            std::fs::read_to_string(&log).is_ok_and(|t| t.contains(&failover))
+        }),
+        "the client did not fail over from A to B"
+    );
+    let since_failover = Instant::now();
+    // The worker waits in poll() for B's reply, long enough to be stuck (more than 1 s).
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            in_poll(pid, worker) && since_failover.elapsed() >= STUCK
+        }),
+        "the worker is not waiting in poll"
+    );
+
+    let (code, doc) = inspect(pid, &WINDOW);
+    let top = top_cause(&doc);
+    assert_eq!(top["cause"], "peer_silent", "{}", findings_text(&doc));
+    assert_eq!(top["subject"]["tid"], worker);
+    assert_eq!(top["subject"]["thread_name"], "dump_meta");
+    let conn = top["subject"]["connection"].as_str().expect("connection");
+    assert!(conn.ends_with(&format!("-> {peer_b}")), "{conn}");
+    // The fd is the socket to B, as the process's own fd table says.
+    let fd = top["subject"]["fd"].as_i64().expect("fd") as i32;
+    let inode = top["subject"]["socket_inode"]
+        .as_u64()
+        .expect("socket inode");
+    let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).expect("fd link");
+    assert_eq!(link.to_string_lossy(), format!("socket:[{inode}]"));
+    assert!(has_evidence(top, "waiting in", "poll"), "{top:#}");
+
+    // The timeout on A is quoted from the log, and the summary tells the failover story.
+    assert!(
+        has_evidence(top, "log", &peer_a),
+        "no log line about {peer_a}: {top:#}"
+    );
+    let summary = top["summary"].as_str().expect("summary");
+    assert!(summary.contains(&peer_b), "{summary}");
+    assert!(
+        summary.contains(&peer_a),
+        "the earlier failure on A: {summary}"
+    );
+
+    // The heartbeat connection to the same host answers: host and network are ruled out.
+    let ruled_out = top["ruled_out"].to_string();
+    assert!(
+        ruled_out.contains(&format!(":{port_side}")),
+        "the healthy side connection is not ruled out evidence: {ruled_out}"
+    );
+    let findings = doc["findings"].as_array().expect("findings");
+    let same_host = findings
+        .iter()
+        .find(|f| f["cause"] == "same_host_alive")
+        .unwrap_or_else(|| panic!("no same-host finding:\n{}", findings_text(&doc)));
+    assert_eq!(same_host["severity"], "info");
+    assert!(
+        same_host["subject"]["connection"]
+            .as_str()
+            .is_some_and(|c| c.ends_with(&format!("-> {side_addr}"))),
+        "{same_host:#}"
+    );
+
+    // The main thread's 100 ms sleep loop is context, never a cause.
+    for f in findings.iter().filter(|f| f["subject"]["tid"] == pid) {
+        assert_ne!(f["severity"], "cause", "main thread as a cause: {f:#}");
+    }
+    assert_eq!(
+        crate::support::causes(&doc).len(),
+        1,
+        "{}",
+        findings_text(&doc)
+    );
+    assert_plain_words(&doc);
+    assert_eq!(code, 1, "exit code 1 means a cause was found");
+}
