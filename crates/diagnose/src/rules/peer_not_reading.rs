@@ -115,6 +115,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
             ),
             src,
         ));
+        evidence.extend(conn.window_evidence());
         if let (Some(w), Some(b)) = (conn.inet.wmem_alloc, conn.inet.sndbuf) {
             evidence.push(Evidence::new(
                 "send buffer",
