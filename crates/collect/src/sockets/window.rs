@@ -55,6 +55,8 @@ struct InetDump {
     entries: Vec<InetEntry>,
     /// Sockets walked (every socket of the namespace of the dumped kinds).
     walked: usize,
+    /// Time the dump took on the thread that ran it (not counting the hand-off to the helper).
+    took: Duration,
     /// (what, error) of dumps that failed.
     failures: Vec<String>,
 }
@@ -202,7 +204,7 @@ impl ConnWindow {
             }
         };
         if look.index == 0 && !look.last {
-            self.per_look = cost <= PER_LOOK_MAX_COST && d.walked <= PER_LOOK_MAX_SOCKETS;
+            self.per_look = d.took <= PER_LOOK_MAX_COST && d.walked <= PER_LOOK_MAX_SOCKETS;
         }
         let index = self.dumps;
         self.dumps += 1;
@@ -300,6 +302,7 @@ impl ConnWindow {
 /// Dumps the `kinds` (family, protocol) of the calling thread's namespace, keeping the sockets
 /// whose inode is in `wanted`.
 fn dump(kinds: &[(u8, u8)], wanted: &HashSet<u64>, timeout: Duration) -> InetDump {
+    let started = Instant::now();
     let mut out = InetDump::default();
     let mut nl = match SockDiag::open(timeout) {
         Ok(s) => s,
@@ -331,6 +334,7 @@ fn dump(kinds: &[(u8, u8)], wanted: &HashSet<u64>, timeout: Duration) -> InetDum
             )),
         }
     }
+    out.took = started.elapsed();
     out
 }
 
