@@ -206,11 +206,16 @@ impl ConnWindow {
         if look.index == 0 && !look.last {
             self.per_look = d.took <= PER_LOOK_MAX_COST && d.walked <= PER_LOOK_MAX_SOCKETS;
         }
+        self.record(d, at, look.last);
+    }
+
+    /// Takes in one dump made at `at`.
+    fn record(&mut self, d: InetDump, at: Instant, last: bool) {
         let index = self.dumps;
         self.dumps += 1;
         if d.failures.is_empty() {
             self.last_complete = Some(index);
-        } else if look.last {
+        } else if last {
             self.last_missing = Some((GapReason::Other, d.failures.join("; ")));
         }
         for e in d.entries {
@@ -316,11 +321,7 @@ fn dump(kinds: &[(u8, u8)], wanted: &HashSet<u64>, timeout: Duration) -> InetDum
             Ok(d) => {
                 out.walked += d.messages.len();
                 for m in &d.messages {
-                    let Some(ino) = m.get(INODE_AT..INODE_AT + 4) else {
-                        continue;
-                    };
-                    let ino = u64::from(u32::from_ne_bytes([ino[0], ino[1], ino[2], ino[3]]));
-                    if !wanted.contains(&ino) {
+                    if !inode_of(m).is_some_and(|i| wanted.contains(&i)) {
                         continue;
                     }
                     // A reply that does not parse was reported by the first read already.
@@ -336,6 +337,12 @@ fn dump(kinds: &[(u8, u8)], wanted: &HashSet<u64>, timeout: Duration) -> InetDum
     }
     out.took = started.elapsed();
     out
+}
+
+/// idiag_inode of a struct inet_diag_msg, read before (and instead of) parsing the rest.
+fn inode_of(msg: &[u8]) -> Option<u64> {
+    let b = msg.get(INODE_AT..INODE_AT + 4)?;
+    Some(u64::from(u32::from_ne_bytes([b[0], b[1], b[2], b[3]])))
 }
 
 /// Whether data moved between two readings `elapsed_ms` apart: bytes (or data segments, or the
@@ -522,6 +529,178 @@ mod tests {
         assert!(w.moving);
         assert_eq!(w.last_data_recv_moved, Some(true));
         assert_eq!(w.last_data_sent_moved, Some(false));
+    }
+
+    fn entry(inode: u64, state: &str, received: u64) -> InetEntry {
+        InetEntry {
+            inode,
+            family: AF_INET,
+            protocol: IPPROTO_TCP,
+            socket: InetSocket {
+                state: state.into(),
+                tcp_info: Some(TcpInfo {
+                    bytes_received: Some(received),
+                    bytes_acked: Some(1),
+                    ..TcpInfo::default()
+                }),
+                ..InetSocket::default()
+            },
+            undecoded: Vec::new(),
+        }
+    }
+
+    fn socket(inode: u64) -> Socket {
+        let mut s = Socket {
+            inode,
+            fds: vec![inode as i32],
+            family: SocketFamily::Inet,
+            detail: SocketDetail::Tcp(entry(inode, "ESTAB", 0).socket),
+            source: super::super::SOURCE_SOCK_DIAG.into(),
+            not_found_reason: None,
+            fds_changed: vec![],
+        };
+        if let SocketDetail::Tcp(i) = &mut s.detail {
+            i.peer.service = Some("eforward".into());
+        }
+        s
+    }
+
+    fn sampler(inodes: &[u64]) -> ConnWindow {
+        ConnWindow {
+            runner: Some(Runner::Here),
+            wanted: Arc::new(inodes.iter().copied().collect()),
+            kinds: Arc::new(vec![(AF_INET, IPPROTO_TCP)]),
+            deadline: Deadline::after(Duration::from_secs(5)),
+            per_look: true,
+            dumps: 0,
+            last_complete: None,
+            last_missing: None,
+            tracks: HashMap::new(),
+            gaps: Vec::new(),
+        }
+    }
+
+    fn dump_of(entries: Vec<InetEntry>) -> InetDump {
+        InetDump {
+            entries,
+            ..InetDump::default()
+        }
+    }
+
+    #[test]
+    fn looks_update_sockets_and_mark_the_closed_ones() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // 1 moves at every look; 2 is closed by the peer then gone; 3 was gone from the start.
+        let mut w = sampler(&[1, 2, 3]);
+        w.record(
+            dump_of(vec![entry(1, "ESTAB", 0), entry(2, "ESTAB", 5)]),
+            at(0),
+            false,
+        );
+        w.record(
+            dump_of(vec![entry(1, "ESTAB", 100), entry(2, "CLOSE-WAIT", 5)]),
+            at(150),
+            false,
+        );
+        w.record(dump_of(vec![entry(1, "ESTAB", 300)]), at(2000), true);
+        let mut sockets = vec![socket(1), socket(2), socket(3)];
+        let mut gaps = Vec::new();
+        w.apply(&mut sockets, &mut gaps);
+        assert!(gaps.is_empty(), "{gaps:?}");
+        let inet = |s: &Socket| match &s.detail {
+            SocketDetail::Tcp(i) => i.clone(),
+            _ => panic!("tcp"),
+        };
+        let one = inet(&sockets[0]);
+        let w1 = one.window.as_ref().expect("window");
+        assert_eq!(
+            one.tcp_info.as_ref().and_then(|t| t.bytes_received),
+            Some(300),
+            "last look's values"
+        );
+        assert_eq!(one.peer.service.as_deref(), Some("eforward"), "names kept");
+        assert_eq!((w1.duration_ms, w1.looks, w1.looks_moving), (2000, 3, 2));
+        assert_eq!(w1.bytes_received, Some(300));
+        assert!(w1.moving && !w1.closed_during_window);
+
+        let two = inet(&sockets[1]);
+        let w2 = two.window.as_ref().expect("window");
+        assert!(w2.closed_during_window, "{w2:?}");
+        assert_eq!(two.state, "CLOSE-WAIT", "as last seen");
+        assert_eq!(w2.duration_ms, 150);
+        assert_eq!(
+            w2.state_change
+                .as_ref()
+                .map(|c| (c.from.as_str(), c.to.as_str())),
+            Some(("ESTAB", "CLOSE-WAIT"))
+        );
+
+        let three = inet(&sockets[2]);
+        let w3 = three.window.as_ref().expect("window");
+        assert!(w3.closed_during_window);
+        assert_eq!(w3.looks, 0);
+    }
+
+    #[test]
+    fn failed_last_look_keeps_earlier_values_and_says_so() {
+        let t0 = Instant::now();
+        let mut w = sampler(&[1]);
+        w.record(dump_of(vec![entry(1, "ESTAB", 0)]), t0, false);
+        let failed = InetDump {
+            failures: vec!["inet_diag dump (family 2, protocol 6): EINTR".into()],
+            ..InetDump::default()
+        };
+        w.record(failed, t0 + Duration::from_millis(2000), true);
+        let mut sockets = vec![socket(1)];
+        let mut gaps = Vec::new();
+        w.apply(&mut sockets, &mut gaps);
+        assert_eq!(gaps.len(), 1, "{gaps:?}");
+        assert!(gaps[0].detail.contains("EINTR"), "{gaps:?}");
+        assert!(gaps[0].detail.contains("earlier look"), "{gaps:?}");
+        let SocketDetail::Tcp(i) = &sockets[0].detail else {
+            panic!("tcp")
+        };
+        let win = i.window.as_ref().expect("window");
+        assert!(!win.closed_during_window, "a failed dump proves no closing");
+        assert_eq!(win.looks, 1);
+    }
+
+    #[test]
+    fn zero_window_is_inactive() {
+        let opts = Options {
+            window: Duration::ZERO,
+            ..Options::default()
+        };
+        let root = ProcRoot::default();
+        let w = ConnWindow::new(&root, 1, &[socket(1)], &Process::default(), &opts);
+        assert!(w.runner.is_none());
+        let mut sockets = vec![socket(1)];
+        let mut gaps = Vec::new();
+        w.apply(&mut sockets, &mut gaps);
+        let SocketDetail::Tcp(i) = &sockets[0].detail else {
+            panic!("tcp")
+        };
+        assert!(i.window.is_none() && gaps.is_empty());
+    }
+
+    #[test]
+    fn inode_read_before_parsing_matches_the_parser() {
+        let path = format!(
+            "{}/../../tests/fixtures/netlink/inet_diag_msg-tcp-linux-6.18.hex",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).expect("fixture");
+        let hex = text
+            .lines()
+            .rfind(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .expect("hex line");
+        let msg: Vec<u8> = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
+            .collect();
+        let parsed = inet_diag::parse(IPPROTO_TCP, &msg).expect("parses");
+        assert_eq!(inode_of(&msg), Some(parsed.inode));
+        assert_eq!(inode_of(&msg[..40]), None);
     }
 
     #[test]
