@@ -81,8 +81,11 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
 
     // Called at every look of the sampling window, after the threads: the hook for collectors
     // that measure movement (e.g. per-connection bytes and segments from sock_diag).
-    let mut on_look = |_: &threads::Look| {};
+    let mut conns = sockets::window::ConnWindow::new(root, pid, &snap.sockets, &snap.process, opts);
+    let mut on_look = |look: &threads::Look| conns.look(look);
     threads::collect(root, pid, opts, &mut snap, &mut on_look);
+    // TCP and UDP sockets as of the last look, like the threads, with what moved over the window.
+    conns.apply(&mut snap.sockets, &mut snap.gaps);
 
     // Last: logs are tied to the threads and sockets read above.
     let mut log_gaps = Vec::new();

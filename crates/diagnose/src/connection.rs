@@ -2,7 +2,9 @@
 //! ss(8)), with the questions every network rule asks of it: which fds hold it, which way it
 //! was opened, how much was sent, how to name it.
 
-use hangscope_model::{InetSocket, Socket, SocketDetail, Subject, TcpInfo, TimerKind};
+use hangscope_model::{
+    ConnectionWindow, Evidence, InetSocket, Socket, SocketDetail, Subject, TcpInfo, TimerKind,
+};
 
 use crate::Ctx;
 use crate::waiters::Waiter;
@@ -88,6 +90,63 @@ impl<'a> Conn<'a> {
             Proto::Udp => "UDP",
         };
         format!("{proto} {} -> {}", self.inet.local, self.inet.peer)
+    }
+
+    /// How the connection changed over the sampling window; `None` with a zero window (one
+    /// look) or when it closed during the window (its counters then stop short).
+    pub fn window(&self) -> Option<&'a ConnectionWindow> {
+        self.inet
+            .window
+            .as_ref()
+            .filter(|w| !w.closed_during_window && w.looks >= 2)
+    }
+
+    /// "watched: 0 bytes in, 0 bytes out, 0 retransmits over the 2.0 s window", when the window measured
+    /// the bytes (TCP with tcp_info's byte counters, Linux 4.1+).
+    pub fn window_evidence(&self) -> Option<Evidence> {
+        let w = self.window()?;
+        let inn = w.bytes_received?;
+        let out = w.bytes_acked.or(w.bytes_sent)?;
+        let mut value = format!(
+            "{} in, {} out",
+            crate::wording::bytes(inn),
+            crate::wording::bytes(out)
+        );
+        if let Some(r) = w.retrans {
+            value.push_str(&format!(
+                ", {}",
+                crate::wording::plural(u64::from(r), "retransmit", "retransmits")
+            ));
+        }
+        if w.recv_q_first != self.inet.recv_q || w.send_q_first != self.inet.send_q {
+            value.push_str(&format!(
+                ", Recv-Q {} → {}, Send-Q {} → {}",
+                w.recv_q_first, self.inet.recv_q, w.send_q_first, self.inet.send_q
+            ));
+        }
+        value.push_str(&format!(
+            " over the {} window",
+            crate::wording::duration(w.duration_ms)
+        ));
+        let mut src = format!(
+            "sock_diag, {} looks: Δbytes_received:{inn} Δbytes_acked:{}",
+            w.looks,
+            w.bytes_acked.unwrap_or(0)
+        );
+        if let (Some(i), Some(o)) = (w.segs_in, w.segs_out) {
+            src.push_str(&format!(" Δsegs_in:{i} Δsegs_out:{o}"));
+        }
+        if let Some(r) = w.retrans {
+            src.push_str(&format!(" Δretrans:{r}"));
+        }
+        if let Some(m) = w.last_data_recv_moved {
+            src.push_str(if m {
+                " lastrcv:moved"
+            } else {
+                " lastrcv:still"
+            });
+        }
+        Some(Evidence::new("watched", value, src))
     }
 
     /// Payload bytes the peer acknowledged. tcp_info's bytes_acked (since Linux 4.1) counts the

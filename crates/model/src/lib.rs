@@ -26,8 +26,8 @@ pub use lock::{FileLock, LockAccess, LockClass};
 pub use log::{LogEntry, LogEvent, LogFormat, LogLevel, LogSource, PeerAttempt, PeerOutcome};
 pub use process::{Host, Process};
 pub use socket::{
-    Endpoint, InetSocket, NetlinkSocket, PacketSocket, Socket, SocketDetail, SocketFamily,
-    SocketTimer, TcpInfo, TimerKind, UnixPeer, UnixSocket,
+    ConnectionWindow, Endpoint, InetSocket, NetlinkSocket, PacketSocket, Socket, SocketDetail,
+    SocketFamily, SocketTimer, StateChange, TcpInfo, TimerKind, UnixPeer, UnixSocket,
 };
 pub use thread::{Activity, SyscallArg, SyscallState, Thread, WaitObject};
 

@@ -89,6 +89,60 @@ pub struct InetSocket {
     pub rcvbuf: Option<u32>,
     pub wmem_alloc: Option<u32>,
     pub sndbuf: Option<u32>,
+    /// How the socket changed over the sampling window (`--window`): set when the window had
+    /// more than one look. The fields above are then from the window's last look, the moment
+    /// the threads were last read.
+    pub window: Option<ConnectionWindow>,
+}
+
+/// One TCP or UDP socket over the sampling window: the counters' change between the first and
+/// the last dump that returned it (last minus first), read with NETLINK_SOCK_DIAG at the looks
+/// of the window. Counters the kernel did not send (an older struct tcp_info, or UDP) are
+/// `None`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct ConnectionWindow {
+    /// Time between the first and the last dump that returned the socket.
+    pub duration_ms: u64,
+    /// Dumps that returned the socket: every look of the window, or only the first and the
+    /// last when the namespace holds so many sockets that a dump per look would cost too much.
+    pub looks: u32,
+    /// Of the dumps after the first, those in which data moved since the previous one.
+    pub looks_moving: u32,
+    /// tcp_info bytes_sent, bytes_acked, bytes_received: change over the window.
+    pub bytes_sent: Option<u64>,
+    pub bytes_acked: Option<u64>,
+    pub bytes_received: Option<u64>,
+    /// tcp_info segs_in, segs_out (every segment, pure ACKs and keepalives included).
+    pub segs_in: Option<u32>,
+    pub segs_out: Option<u32>,
+    /// tcp_info total_retrans: retransmitted segments over the window.
+    pub retrans: Option<u32>,
+    /// tcp_info unacked (segments in flight) at the first and at the last look.
+    pub unacked_first: Option<u32>,
+    pub unacked_last: Option<u32>,
+    /// Recv-Q and Send-Q at the first look (the socket's own fields are the last look's).
+    pub recv_q_first: u32,
+    pub send_q_first: u32,
+    /// Whether data arrived / was sent during the window: tcp_info's last_data_recv /
+    /// last_data_sent age restarted between the first and the last look.
+    pub last_data_recv_moved: Option<bool>,
+    pub last_data_sent_moved: Option<bool>,
+    /// The state at the first look, when it differs from the last.
+    pub state_change: Option<StateChange>,
+    /// The socket was in the first dump and not in the last: closed (or in TIME-WAIT, which
+    /// has no inode) during the window. The socket's fields are from the last dump that had it.
+    pub closed_during_window: bool,
+    /// Data moved over the window: bytes (or data segments, or the last-data ages when the
+    /// kernel has no byte counters) changed; for UDP, a queue changed.
+    pub moving: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct StateChange {
+    pub from: String,
+    pub to: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

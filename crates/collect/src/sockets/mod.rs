@@ -20,6 +20,7 @@ pub mod sock_diag;
 pub mod tcp_info;
 pub mod unix_diag;
 pub mod unix_peer;
+pub mod window;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;

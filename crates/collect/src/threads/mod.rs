@@ -16,6 +16,7 @@ pub mod syscall;
 mod syscall_table_aarch64;
 mod syscall_table_x86_64;
 pub mod task;
+mod task_clock;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -45,10 +46,25 @@ pub fn collect(
     let mut finals: Vec<TaskRead> = Vec::new();
     let mut look_gaps: Vec<Gap> = Vec::new();
     let mut churn = churn::FdChurn::new(&snap.fds);
+    let mut clock: Option<task_clock::TaskClock> = None;
     let outcome = {
         let mut sampler = Sampler::new(opts.window, opts.deadline, opts.progress);
         sampler.on_look(|look| {
-            let reads = look_at_threads(root, pid, look.last, opts, &mut look_gaps);
+            let mut reads = look_at_threads(root, pid, look.last, opts, &mut look_gaps);
+            let clock = clock.get_or_insert_with(|| {
+                task_clock::TaskClock::measure(
+                    reads
+                        .iter()
+                        .filter_map(|t| t.last_cpu)
+                        .collect::<std::collections::BTreeSet<i32>>(),
+                )
+            });
+            for t in &mut reads {
+                let cpu = t.last_cpu;
+                if let Some(start) = t.sched.as_mut().and_then(|s| s.exec_start_ms.as_mut()) {
+                    *start = clock.to_monotonic_ms(*start, cpu);
+                }
+            }
             for t in &reads {
                 series.entry(t.tid).or_default().push(Sample::of(t));
             }

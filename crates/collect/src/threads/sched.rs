@@ -10,7 +10,8 @@
 /// The fields hangscope uses.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Sched {
-    /// When the thread last started running, ms on CLOCK_MONOTONIC.
+    /// When the thread last ran, ms on the CPU's task clock as the file gives it; the threads
+    /// module moves it onto CLOCK_MONOTONIC (see task_clock.rs).
     pub exec_start_ms: Option<f64>,
     /// CPU time consumed, ms, with nanosecond precision (finer than stat's clock ticks).
     pub sum_exec_runtime_ms: Option<f64>,

@@ -93,6 +93,7 @@ fn keepalive_unanswered(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
             info.last_ack_recv_ms
         ),
     ));
+    evidence.extend(conn.window_evidence());
     Some(Found {
         finding: Finding {
             severity,
@@ -180,6 +181,7 @@ fn peer_closed(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
         },
         "ss: CLOSE-WAIT",
     ));
+    evidence.extend(conn.window_evidence());
     Some(Found {
         finding: Finding {
             severity,

@@ -89,6 +89,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                 None => format!("ss: Recv-Q {}", conn.inet.recv_q),
             },
         )];
+        evidence.extend(conn.window_evidence());
         for t in &others {
             if let Some(sc) = &t.syscall {
                 let what = if sc.summary.is_empty() {
@@ -201,6 +202,41 @@ mod tests {
                 .filter(|e| e.label.starts_with("thread "))
                 .count(),
             3
+        );
+    }
+
+    #[test]
+    fn window_shows_the_queue_growing() {
+        let mut snap = base(400, "consumer");
+        unread(&mut snap, 3500);
+        inet_of(socket_mut(&mut snap, 40)).window = Some(hangscope_model::ConnectionWindow {
+            duration_ms: 2000,
+            looks: 2,
+            bytes_acked: Some(0),
+            bytes_received: Some(2048),
+            recv_q_first: 2048,
+            send_q_first: 0,
+            moving: true,
+            ..Default::default()
+        });
+        snap.threads.push(thread(
+            400,
+            "consumer",
+            "clock_nanosleep",
+            vec![WaitObject::Sleep { ns: 1_000_000_000 }],
+            Some(2000),
+        ));
+        let found = find(&Ctx::new(&snap));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let e = found[0]
+            .finding
+            .evidence
+            .iter()
+            .find(|e| e.label == "watched")
+            .expect("window evidence");
+        assert_eq!(
+            e.value,
+            "2.0 KiB in, 0 bytes out, Recv-Q 2048 → 4096, Send-Q 0 → 0 over the 2.0 s window"
         );
     }
 

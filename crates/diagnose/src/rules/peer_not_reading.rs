@@ -115,6 +115,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
             ),
             src,
         ));
+        evidence.extend(conn.window_evidence());
         // skmem's t (wmem_alloc) counts only what is handed to the device, often 0 while the
         // queue is full; the queue is Send-Q, the limit tb (SO_SNDBUF).
         if let (Some(w), Some(b)) = (conn.inet.wmem_alloc, conn.inet.sndbuf) {

@@ -78,8 +78,11 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                 wording::duration(u64::from(info.last_ack_recv_ms))
             )
         } else {
-            // No number here: the summary already says how long the thread has waited.
-            format!(" and nothing came back; the service on :{port} is not answering.")
+            // The socket is read at the same look as the thread, so the two numbers agree.
+            format!(
+                " and nothing came back in {}; the service on :{port} is not answering.",
+                wording::duration(u64::from(info.last_data_sent_ms))
+            )
         };
         let (severity, mut summary) = match reader {
             Some(w) => {
@@ -162,6 +165,8 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                 info.last_data_recv_ms
             ),
         ));
+        // Over the window, the same silence measured rather than inferred from ages.
+        evidence.extend(conn.window_evidence());
         let mut kernel = format!(
             "last ACK {} ago, rtt {}",
             wording::duration(u64::from(info.last_ack_recv_ms)),
@@ -255,6 +260,88 @@ mod tests {
         );
     }
 
+    /// The seed's connection as a 2.0 s window of 15 looks measured it: nothing moved.
+    fn silent_window() -> hangscope_model::ConnectionWindow {
+        hangscope_model::ConnectionWindow {
+            duration_ms: 2004,
+            looks: 15,
+            bytes_sent: Some(0),
+            bytes_acked: Some(0),
+            bytes_received: Some(0),
+            segs_in: Some(1),
+            segs_out: Some(1),
+            retrans: Some(0),
+            unacked_first: Some(0),
+            unacked_last: Some(0),
+            last_data_recv_moved: Some(false),
+            last_data_sent_moved: Some(false),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn window_adds_measured_silence() {
+        let mut snap = seed();
+        inet_of(socket_mut(&mut snap, 692518610)).window = Some(silent_window());
+        let found = find(&Ctx::new(&snap));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let e = found[0]
+            .finding
+            .evidence
+            .iter()
+            .find(|e| e.label == "watched")
+            .expect("window evidence");
+        assert_eq!(
+            e.value,
+            "0 bytes in, 0 bytes out, 0 retransmits over the 2.0 s window"
+        );
+        assert_eq!(
+            e.source,
+            "sock_diag, 15 looks: Δbytes_received:0 Δbytes_acked:0 Δsegs_in:1 Δsegs_out:1 \
+             Δretrans:0 lastrcv:still"
+        );
+        // Evidence order: what the thread does, the request, the reply, then the window.
+        let labels: Vec<&str> = found[0]
+            .finding
+            .evidence
+            .iter()
+            .map(|e| e.label.as_str())
+            .collect();
+        assert_eq!(&labels[..4], ["waiting in", "request", "reply", "watched"]);
+    }
+
+    #[test]
+    fn no_window_or_closed_during_it_adds_nothing() {
+        // --window 0: the finding stands on the ages alone.
+        let snap = seed();
+        let found = find(&Ctx::new(&snap));
+        assert_eq!(found.len(), 1);
+        assert!(
+            !found[0]
+                .finding
+                .evidence
+                .iter()
+                .any(|e| e.label == "watched"),
+            "{:#?}",
+            found[0].finding.evidence
+        );
+        // Closed during the window: its counters stop short, so no claim over the window.
+        let mut snap = seed();
+        inet_of(socket_mut(&mut snap, 692518610)).window =
+            Some(hangscope_model::ConnectionWindow {
+                closed_during_window: true,
+                ..silent_window()
+            });
+        let found = find(&Ctx::new(&snap));
+        assert!(
+            !found[0]
+                .finding
+                .evidence
+                .iter()
+                .any(|e| e.label == "watched")
+        );
+    }
+
     #[test]
     fn failover_between_replicas_on_one_host() {
         // Two replicas on one host behind different ports: the earlier timeout names the other.
@@ -275,7 +362,7 @@ mod tests {
     }
 
     #[test]
-    fn no_ack_since_the_request_says_no_number_twice() {
+    fn no_ack_since_the_request_says_how_long_nothing_came_back() {
         let mut snap = seed();
         socket_info(&mut snap, 692518610).last_ack_recv_ms = 7878;
         let found = find(&Ctx::new(&snap));
@@ -283,7 +370,7 @@ mod tests {
         assert!(
             f.summary.contains(
                 "the 32-byte request was acknowledged by the peer's kernel and nothing came \
-                 back; the service on :10100 is not answering."
+                 back in 7.9 s; the service on :10100 is not answering."
             ),
             "{}",
             f.summary

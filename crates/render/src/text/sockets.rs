@@ -78,13 +78,17 @@ pub(super) fn sockets(out: &mut String, snap: &Snapshot, st: &Style, verbose: bo
         .right(4);
         // Verbose TCP_INFO lines go under the row they belong to: the group's rows are
         // aligned as one table, then the detail lines are interleaved.
-        let mut pending: Vec<(Vec<String>, Option<String>)> = Vec::new();
+        let mut pending: Vec<(Vec<String>, Vec<String>)> = Vec::new();
         for s in list {
             let row = row(s);
-            let info = if verbose { tcp_detail(s) } else { None };
+            let mut info = Vec::new();
+            if verbose {
+                info.extend(tcp_detail(s));
+                info.extend(window_detail(s));
+            }
             pending.push((row, info));
         }
-        if pending.iter().any(|(_, i)| i.is_some()) {
+        if pending.iter().any(|(_, i)| !i.is_empty()) {
             // Align all rows of the group together, then interleave the detail lines.
             for (r, _) in &pending {
                 t.push(r.clone());
@@ -96,7 +100,7 @@ pub(super) fn sockets(out: &mut String, snap: &Snapshot, st: &Style, verbose: bo
             }
             for ((_, info), line) in pending.iter().zip(lines) {
                 let _ = writeln!(out, "{line}");
-                if let Some(i) = info {
+                for i in info {
                     let _ = writeln!(out, "{}", st.dim(&format!("{:6}{i}", "")));
                 }
             }
@@ -223,6 +227,8 @@ fn inet_row(netid: &str, i: &InetSocket) -> Vec<String> {
     } else {
         endpoint(&i.peer)
     };
+    let mut detail: Vec<String> = i.timer.as_ref().map(timer).into_iter().collect();
+    detail.extend(window_note(netid, i));
     vec![
         netid.into(),
         i.state.clone(),
@@ -230,8 +236,87 @@ fn inet_row(netid: &str, i: &InetSocket) -> Vec<String> {
         i.send_q.to_string(),
         endpoint(&i.local),
         peer,
-        i.timer.as_ref().map(timer).unwrap_or_default(),
+        detail.join("  "),
     ]
+}
+
+/// The connection over the sampling window, in a few words: "+0 B in, +34 B out over 2.0 s",
+/// "idle 2.0 s", "closed during the window", "ESTAB→CLOSE-WAIT". Nothing for listeners and
+/// unconnected sockets, nor for a UDP socket whose queues did not move (its dumps carry no
+/// counters, so "idle" could not be told from "not measured").
+fn window_note(netid: &str, i: &InetSocket) -> Option<String> {
+    let w = i.window.as_ref()?;
+    if w.closed_during_window {
+        return Some("closed during the window".into());
+    }
+    if i.state == "LISTEN" || (i.peer.port == 0 && w.state_change.is_none()) {
+        return None;
+    }
+    let dur = crate::human_ms(w.duration_ms as f64);
+    let mut parts = Vec::new();
+    if let Some(c) = &w.state_change {
+        parts.push(format!("{}→{}", c.from, c.to));
+    }
+    let out = w.bytes_sent.or(w.bytes_acked);
+    match (w.bytes_received, out) {
+        (Some(r), Some(o)) if r > 0 || o > 0 => parts.push(format!(
+            "+{} in, +{} out over {dur}",
+            crate::human_bytes(r),
+            crate::human_bytes(o)
+        )),
+        _ if w.moving => parts.push(format!("moving over {dur}")),
+        _ if netid == "tcp" => parts.push(format!("idle {dur}")),
+        _ => {}
+    }
+    if let Some(r) = w.retrans.filter(|&r| r > 0) {
+        parts.push(format!("{r} retrans"));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// The window's deltas, verbose: `window 2.0 s, 15 looks, moving in 14: bytes_sent:+34 ...`.
+fn window_detail(s: &Socket) -> Option<String> {
+    let (SocketDetail::Tcp(i) | SocketDetail::Udp(i)) = &s.detail else {
+        return None;
+    };
+    let w = i.window.as_ref()?;
+    let mut head = format!(
+        "window {}, {} looks, moving in {}",
+        crate::human_ms(w.duration_ms as f64),
+        w.looks,
+        w.looks_moving
+    );
+    if w.closed_during_window {
+        head.push_str(", closed during it");
+    }
+    let mut d: Vec<String> = Vec::new();
+    let mut delta = |name: &str, v: Option<u64>| {
+        if let Some(v) = v {
+            d.push(format!("{name}:+{v}"));
+        }
+    };
+    delta("bytes_sent", w.bytes_sent);
+    delta("bytes_acked", w.bytes_acked);
+    delta("bytes_received", w.bytes_received);
+    delta("segs_out", w.segs_out.map(u64::from));
+    delta("segs_in", w.segs_in.map(u64::from));
+    delta("retrans", w.retrans.map(u64::from));
+    if let (Some(a), Some(b)) = (w.unacked_first, w.unacked_last) {
+        d.push(format!("unacked:{a}→{b}"));
+    }
+    let moved = |m: bool| if m { "moved" } else { "still" };
+    if let Some(m) = w.last_data_recv_moved {
+        d.push(format!("lastrcv:{}", moved(m)));
+    }
+    if let Some(m) = w.last_data_sent_moved {
+        d.push(format!("lastsnd:{}", moved(m)));
+    }
+    d.push(format!("Recv-Q:{}→{}", w.recv_q_first, i.recv_q));
+    d.push(format!("Send-Q:{}→{}", w.send_q_first, i.send_q));
+    if let Some(c) = &w.state_change {
+        d.push(format!("state:{}→{}", c.from, c.to));
+    }
+    Some(format!("{head}: {}", d.join(" ")))
 }
 
 /// `127.0.0.1:2181 (eforward)`, as lsof names a well-known port.
@@ -472,6 +557,105 @@ mod tests {
             "absent on a 200-byte tcp_info: {v}"
         );
         assert!(v.contains("tcp_info:200B"), "{v}");
+    }
+
+    #[test]
+    fn window_per_connection() {
+        use hangscope_model::{ConnectionWindow, StateChange};
+        let with = |fd: i32, w: ConnectionWindow| {
+            let mut s = tcp(
+                fd,
+                "ESTAB",
+                ("127.0.0.1", 40000 + fd as u16),
+                ("127.0.0.1", 9000),
+            );
+            if let SocketDetail::Tcp(i) = &mut s.detail {
+                i.tcp_info = Some(TcpInfo::default());
+                i.window = Some(w);
+            }
+            s
+        };
+        let silent = with(
+            4,
+            ConnectionWindow {
+                duration_ms: 2004,
+                looks: 15,
+                bytes_sent: Some(0),
+                bytes_acked: Some(0),
+                bytes_received: Some(0),
+                segs_in: Some(0),
+                segs_out: Some(0),
+                retrans: Some(0),
+                unacked_first: Some(0),
+                unacked_last: Some(0),
+                last_data_recv_moved: Some(false),
+                last_data_sent_moved: Some(false),
+                ..ConnectionWindow::default()
+            },
+        );
+        let busy = with(
+            5,
+            ConnectionWindow {
+                duration_ms: 2000,
+                looks: 15,
+                looks_moving: 14,
+                bytes_sent: Some(34),
+                bytes_received: Some(2048),
+                retrans: Some(2),
+                moving: true,
+                ..ConnectionWindow::default()
+            },
+        );
+        let closing = with(
+            6,
+            ConnectionWindow {
+                duration_ms: 2000,
+                looks: 2,
+                state_change: Some(StateChange {
+                    from: "ESTAB".into(),
+                    to: "CLOSE-WAIT".into(),
+                }),
+                ..ConnectionWindow::default()
+            },
+        );
+        let closed = with(
+            7,
+            ConnectionWindow {
+                closed_during_window: true,
+                ..ConnectionWindow::default()
+            },
+        );
+        let snap = Snapshot {
+            sockets: vec![silent, busy, closing, closed],
+            ..Snapshot::default()
+        };
+        let st = Style { on: false };
+        let mut out = String::new();
+        sockets(&mut out, &snap, &st, false);
+        assert!(out.contains("127.0.0.1:9000  idle 2.0 s"), "{out}");
+        assert!(
+            out.contains("+2.0 KiB in, +34 B out over 2.0 s, 2 retrans"),
+            "{out}"
+        );
+        assert!(out.contains("ESTAB→CLOSE-WAIT, idle 2.0 s"), "{out}");
+        assert!(out.contains("closed during the window"), "{out}");
+        assert!(!out.contains("looks"), "deltas only when verbose: {out}");
+
+        let mut v = String::new();
+        sockets(&mut v, &snap, &st, true);
+        assert!(
+            v.contains(
+                "window 2.0 s, 15 looks, moving in 0: bytes_sent:+0 bytes_acked:+0 \
+                 bytes_received:+0 segs_out:+0 segs_in:+0 retrans:+0 unacked:0→0 lastrcv:still \
+                 lastsnd:still Recv-Q:0→0 Send-Q:0→0"
+            ),
+            "{v}"
+        );
+        assert!(
+            v.contains("window 2.0 s, 15 looks, moving in 14: bytes_sent:+34"),
+            "{v}"
+        );
+        assert!(v.contains("state:ESTAB→CLOSE-WAIT"), "{v}");
     }
 
     #[test]
