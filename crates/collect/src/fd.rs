@@ -24,16 +24,18 @@ const PARALLEL_FROM: usize = 2048;
 
 /// Lists and reads every fd of `pid`, sorted by number.
 ///
-/// The fd numbers come from one getdents pass; readlink, fdinfo and statx then run on up to
-/// two threads over halves of the list (measured: on 2 cores this takes a 19,000-fd target
-/// from ~180 ms to ~100 ms). Reads are relative to directory fds opened once, so the kernel
-/// does not walk /proc/PID/... again for every fd.
+/// The fd numbers come from one getdents pass. Then two passes, each on up to two threads over
+/// halves of the list: readlink of every fd, then fdinfo and statx where they are read.
+/// `between` runs between the two with the linked fds, so the socket dump can start as soon as
+/// the socket inodes are known and run beside the second pass. Reads are relative to directory
+/// fds opened once, so the kernel does not walk /proc/PID/... again for every fd.
 pub fn read_all(
     root: &ProcRoot,
     pid: i32,
     mounts: &Mounts,
     opts: &Options,
     gaps: &mut Vec<Gap>,
+    between: impl FnOnce(&[Fd]),
 ) -> Vec<Fd> {
     let open_dir = |name: &str| {
         nix::fcntl::open(
@@ -70,24 +72,56 @@ pub fn read_all(
     } else {
         1
     };
-    let chunk_len = nums.len().div_ceil(workers).max(1);
     let reader = ChunkReader {
         fd_dir: fd_dir.as_fd(),
         fdinfo_dir: fdinfo_dir.as_ref().map(|d| d.as_fd()),
         mounts,
         opts,
     };
-    let parts: Vec<Chunk> = std::thread::scope(|scope| {
-        let handles: Vec<_> = nums
-            .chunks(chunk_len)
-            .skip(1)
-            .map(|c| scope.spawn(|| reader.read(c)))
+
+    // Pass 1: the links, which say which fds are sockets.
+    let mut total = Chunk::default();
+    let chunk_len = nums.len().div_ceil(workers).max(1);
+    let mut parts: Vec<&[i32]> = nums.chunks(chunk_len).collect();
+    for part in on_threads(&mut parts, pid, gaps, |c| reader.links(c)) {
+        total.merge(part);
+    }
+    let mut fds = std::mem::take(&mut total.fds);
+    fds.sort_by_key(|f| f.fd);
+    between(&fds);
+
+    // Pass 2: fdinfo and types, while whatever `between` started runs beside it.
+    let chunk_len = fds.len().div_ceil(workers).max(1);
+    let mut parts: Vec<&mut [Fd]> = fds.chunks_mut(chunk_len).collect();
+    for part in on_threads(&mut parts, pid, gaps, |c| reader.details(c)) {
+        total.merge(part);
+    }
+    total.report(pid, gaps);
+    fds
+}
+
+/// Runs `work` on each part, the first on this thread and the others on their own.
+fn on_threads<P: Send, F: Fn(&mut P) -> Chunk + Sync>(
+    parts: &mut [P],
+    pid: i32,
+    gaps: &mut Vec<Gap>,
+    work: F,
+) -> Vec<Chunk> {
+    std::thread::scope(|scope| {
+        let (first, rest) = match parts.split_first_mut() {
+            Some(split) => split,
+            None => return Vec::new(),
+        };
+        let work = &work;
+        let handles: Vec<_> = rest
+            .iter_mut()
+            .map(|p| scope.spawn(move || work(p)))
             .collect();
-        let mut parts = vec![reader.read(nums.chunks(chunk_len).next().unwrap_or(&[]))];
+        let mut out = vec![work(first)];
         for h in handles {
             // A reader thread only panics on a bug; its fds are then missing, and said so.
             match h.join() {
-                Ok(c) => parts.push(c),
+                Ok(c) => out.push(c),
                 Err(_) => gaps.push(Gap::new(
                     format!("part of the fds of {pid}"),
                     GapReason::Other,
@@ -95,16 +129,8 @@ pub fn read_all(
                 )),
             }
         }
-        parts
-    });
-
-    let mut total = Chunk::default();
-    for p in parts {
-        total.merge(p);
-    }
-    total.report(pid, gaps);
-    total.fds.sort_by_key(|f| f.fd);
-    total.fds
+        out
+    })
 }
 
 /// The fd numbers in /proc/PID/fd.
@@ -144,6 +170,8 @@ struct Chunk {
     fdinfo_vanished: usize,
     fdinfo_skipped: usize,
     cut_by_deadline: Vec<i32>,
+    /// fds listed but whose fdinfo and type were not read before the deadline.
+    details_cut: usize,
     unsafe_mounts: Vec<String>,
 }
 
@@ -156,6 +184,7 @@ impl Chunk {
         self.fdinfo_vanished += other.fdinfo_vanished;
         self.fdinfo_skipped += other.fdinfo_skipped;
         self.cut_by_deadline.extend(other.cut_by_deadline);
+        self.details_cut += other.details_cut;
         self.unsafe_mounts.extend(other.unsafe_mounts);
     }
 
@@ -195,6 +224,13 @@ impl Chunk {
                 "listed by number only: not read before the deadline",
             ));
         }
+        if self.details_cut > 0 {
+            gaps.push(Gap::new(
+                format!("fdinfo and types of {} fds of {pid}", self.details_cut),
+                GapReason::Deadline,
+                "listed with their targets, not read further before the deadline",
+            ));
+        }
         self.unsafe_mounts.sort();
         self.unsafe_mounts.dedup();
         for m in &self.unsafe_mounts {
@@ -208,9 +244,10 @@ impl Chunk {
 }
 
 impl ChunkReader<'_> {
-    fn read(&self, nums: &[i32]) -> Chunk {
+    /// readlink of each fd: its kind and target.
+    fn links(&self, nums: &mut &[i32]) -> Chunk {
+        let nums: &[i32] = nums;
         let mut out = Chunk::default();
-        let mut buf = Vec::with_capacity(4096);
         for (i, &n) in nums.iter().enumerate() {
             if i % DEADLINE_CHECK_EVERY == 0 && self.opts.deadline.passed() {
                 for &rest in &nums[i..] {
@@ -219,29 +256,42 @@ impl ChunkReader<'_> {
                 }
                 break;
             }
-            let name = n.to_string();
-            let mut f = match nix::fcntl::readlinkat(self.fd_dir, name.as_str()) {
-                Ok(target) => classify(n, &target.to_string_lossy()),
+            match nix::fcntl::readlinkat(self.fd_dir, n.to_string().as_str()) {
+                Ok(target) => out.fds.push(classify(n, &target.to_string_lossy())),
                 // Closed between the listing and the readlink.
-                Err(nix::errno::Errno::ENOENT) => {
-                    out.vanished += 1;
-                    continue;
-                }
+                Err(nix::errno::Errno::ENOENT) => out.vanished += 1,
                 // Listed but unreadable (e.g. EACCES under an LSM): keep the number.
                 Err(e) => {
                     out.unreadable.push(n, e.into());
                     out.fds.push(classify(n, ""));
-                    continue;
                 }
-            };
+            }
+        }
+        out
+    }
+
+    /// fdinfo where it carries information, and the type of path fds where that is safe.
+    fn details(&self, fds: &mut &mut [Fd]) -> Chunk {
+        let mut out = Chunk::default();
+        let mut buf = Vec::with_capacity(4096);
+        let mut cut = false;
+        for (i, f) in fds.iter_mut().enumerate() {
+            if cut || (i % DEADLINE_CHECK_EVERY == 0 && self.opts.deadline.passed()) {
+                cut = true;
+                out.details_cut += 1;
+                continue;
+            }
+            if f.target.is_empty() {
+                continue; // its readlink failed or was cut; already reported
+            }
             if let Some(dir) = self.fdinfo_dir {
                 if wants_fdinfo(f.kind, self.opts.all_fdinfo) {
-                    match read_small(dir, &name, &mut buf) {
-                        Ok(text) => f.info = Some(fdinfo::parse(text)),
+                    match read_small(dir, &f.fd.to_string(), &mut buf) {
+                        Ok(text) => f.info = Some(Box::new(fdinfo::parse(text))),
                         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                             out.fdinfo_vanished += 1
                         }
-                        Err(e) => out.fdinfo_failed.push(n, e),
+                        Err(e) => out.fdinfo_failed.push(f.fd, e),
                     }
                 } else {
                     out.fdinfo_skipped += 1;
@@ -250,12 +300,11 @@ impl ChunkReader<'_> {
             if f.kind == FdKind::File {
                 type_path_fd(
                     self.fd_dir.as_raw_fd(),
-                    &mut f,
+                    f,
                     self.mounts,
                     &mut out.unsafe_mounts,
                 );
             }
-            out.fds.push(f);
         }
         out
     }
@@ -355,7 +404,7 @@ fn type_path_fd(dirfd: RawFd, f: &mut Fd, mounts: &Mounts, unsafe_mounts: &mut V
     match statx_fd(dirfd, f.fd) {
         Ok(st) => {
             f.kind = kind_of_mode(st.stx_mode as u32);
-            f.stat = Some(FileStat {
+            f.stat = Some(Box::new(FileStat {
                 size: st.stx_size,
                 dev: format!("{}:{}", st.stx_dev_major, st.stx_dev_minor),
                 ino: st.stx_ino,
@@ -363,7 +412,7 @@ fn type_path_fd(dirfd: RawFd, f: &mut Fd, mounts: &Mounts, unsafe_mounts: &mut V
                     .then(|| format!("{}:{}", st.stx_rdev_major, st.stx_rdev_minor)),
                 mtime_s: Some(st.stx_mtime.tv_sec),
                 fstype: Some(mount.fs_type.clone()),
-            });
+            }));
         }
         Err(e) => f.stat_skipped = Some(format!("statx failed: {e}")),
     }

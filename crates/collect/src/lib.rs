@@ -74,9 +74,21 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     snap.process = process::read(root, pid, &mut snap.gaps)?;
 
     let mounts = mountinfo::read(root, pid, &mut snap.gaps);
-    snap.fds = fd::read_all(root, pid, &mounts, opts, &mut snap.gaps);
+    let mut dumps = None;
+    snap.fds = fd::read_all(root, pid, &mounts, opts, &mut snap.gaps, |fds| {
+        dumps = Some(sockets::start_dumps(root, pid, fds, &snap.process, opts));
+    });
     snap.process.fd_count = snap.fds.len() as u32;
-    snap.sockets = sockets::read(root, pid, &snap.fds, &snap.process, opts, &mut snap.gaps);
+    let dumps = dumps.unwrap_or_else(|| sockets::start_dumps(root, pid, &[], &snap.process, opts));
+    snap.sockets = sockets::read(
+        root,
+        pid,
+        &snap.fds,
+        &snap.process,
+        opts,
+        dumps,
+        &mut snap.gaps,
+    );
     snap.locks = locks::read(root, pid, &snap.fds, &mut snap.gaps);
 
     // Called at every look of the sampling window, after the threads: the hook for collectors

@@ -201,10 +201,10 @@ mod tests {
                     1: -> POSIX  ADVISORY  WRITE 2300 fe:00:10010802 0 EOF\n";
         let (all, _) = parse_all(text);
         let mut f = classify(5, "/tmp/plock");
-        f.info = Some(FdInfo {
+        f.info = Some(Box::new(FdInfo {
             ino: Some(10010802),
             ..FdInfo::default()
-        });
+        }));
         // The waiter's view: process 2300 waits on 2216 through its fd 5.
         let mine = join(2300, &all, std::slice::from_ref(&f));
         assert_eq!(mine.len(), 1);
@@ -223,11 +223,11 @@ mod tests {
     fn ofd_holder_found_through_fdinfo() {
         let (all, _) = parse_all("7: OFDLCK ADVISORY  WRITE -1 00:2c:77 0 EOF\n");
         let mut f = classify(9, "/data/db.lock");
-        f.info = Some(FdInfo {
+        f.info = Some(Box::new(FdInfo {
             ino: Some(77),
             locks: vec!["1: OFDLCK ADVISORY  WRITE -1 00:2c:77 0 EOF".into()],
             ..FdInfo::default()
-        });
+        }));
         let mine = join(4242, &all, &[f]);
         assert_eq!(mine.len(), 1);
         assert_eq!(mine[0].fd, Some(9));

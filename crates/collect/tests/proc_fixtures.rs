@@ -95,7 +95,7 @@ fn locks_held_waited_and_ofd() {
     let fd_from = |name: &str, n: i32| {
         let (link, body) = fixture(&format!("locks-linux-6.18/{name}"));
         let mut f = classify(n, &link);
-        f.info = Some(fdinfo::parse(&body));
+        f.info = Some(Box::new(fdinfo::parse(&body)));
         f
     };
     let holder_fds = [

@@ -143,7 +143,7 @@ pub fn add_socket(snap: &mut Snapshot, n: i32, mut sock: Socket) {
 
 pub fn add_epoll(snap: &mut Snapshot, n: i32, watched: &[i32]) {
     let mut f = fd(n, FdKind::Eventpoll, "anon_inode:[eventpoll]".into());
-    f.info = Some(FdInfo {
+    f.info = Some(Box::new(FdInfo {
         flags: 0o2,
         epoll_watches: watched
             .iter()
@@ -156,7 +156,7 @@ pub fn add_epoll(snap: &mut Snapshot, n: i32, watched: &[i32]) {
             })
             .collect(),
         ..FdInfo::default()
-    });
+    }));
     push_fd(snap, f);
 }
 

@@ -17,12 +17,13 @@ pub struct Fd {
     /// For pipe fds: the pipe inode, shared by both ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipe_inode: Option<u64>,
-    /// The parsed fdinfo; `None` when it was not read (see `Snapshot::gaps`).
+    /// The parsed fdinfo; `None` when it was not read (see `Snapshot::gaps`). Boxed, like
+    /// `stat`: most fds of a huge target have neither, and an inline one tripled every fd's size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub info: Option<FdInfo>,
+    pub info: Option<Box<FdInfo>>,
     /// Size and device, from a statx that cannot block (local file systems only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stat: Option<FileStat>,
+    pub stat: Option<Box<FileStat>>,
     /// Why `stat` is missing for a path fd, e.g. "on nfs4 mount: not stat'ed".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stat_skipped: Option<String>,

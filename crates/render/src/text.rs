@@ -559,19 +559,19 @@ mod tests {
         snap.process.name = "zbs-metad".into();
         snap.process.pid = 31516;
         let mut log = fd(7, "/var/log/zbs/zbs-metad.log", FdKind::Regular);
-        log.info = Some(FdInfo {
+        log.info = Some(Box::new(FdInfo {
             flags: 0o2102001,
             flags_decoded: vec!["O_WRONLY".into(), "O_APPEND".into(), "O_LARGEFILE".into()],
             pos: 4096,
             ino: Some(12),
             ..FdInfo::default()
-        });
+        }));
         let mut ev = fd(9, "anon_inode:[eventfd]", FdKind::Eventfd);
-        ev.info = Some(FdInfo {
+        ev.info = Some(Box::new(FdInfo {
             eventfd_count: Some(3),
             flags: 2,
             ..FdInfo::default()
-        });
+        }));
         snap.fds = vec![log, ev];
         snap.gaps.push(
             Gap::new(

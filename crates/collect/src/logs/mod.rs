@@ -640,10 +640,10 @@ mod tests {
     fn fd(n: i32, target: &str, flags: u32) -> Fd {
         let mut f = crate::fd::classify(n, target);
         f.kind = FdKind::Regular;
-        f.info = Some(FdInfo {
+        f.info = Some(Box::new(FdInfo {
             flags,
             ..FdInfo::default()
-        });
+        }));
         f
     }
 

@@ -21,6 +21,21 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
+    spawn_in(ns, f)?.wait(deadline)
+}
+
+/// Work started on a thread in another namespace (or none), not yet waited for.
+pub struct Pending<T> {
+    rx: mpsc::Receiver<Result<T, String>>,
+}
+
+/// Starts `f` on a new thread that first enters `ns` (when given), and returns at once, so the
+/// caller can go on with other reads while the dump runs.
+pub fn spawn_in<T, F>(ns: Option<File>, f: F) -> Result<Pending<T>, String>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("hs-netns".into())
@@ -34,11 +49,18 @@ where
             let _ = tx.send(Ok(f()));
         })
         .map_err(|e| format!("cannot start the netns helper thread: {e}"))?;
-    match rx.recv_timeout(deadline.remaining()) {
-        Ok(r) => r,
-        Err(mpsc::RecvTimeoutError::Timeout) => Err("deadline passed during the dump".into()),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            Err("the netns helper thread ended without an answer".into())
+    Ok(Pending { rx })
+}
+
+impl<T> Pending<T> {
+    /// The result, or why there is none by the deadline.
+    pub fn wait(self, deadline: &Deadline) -> Result<T, String> {
+        match self.rx.recv_timeout(deadline.remaining()) {
+            Ok(r) => r,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err("deadline passed during the dump".into()),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err("the netns helper thread ended without an answer".into())
+            }
         }
     }
 }

@@ -61,6 +61,18 @@ impl SockDiag {
     /// Sends one dump request whose body is `request` (struct inet_diag_req_v2,
     /// unix_diag_req, ...) and reads the whole reply.
     pub fn dump(&mut self, request: &[u8]) -> io::Result<Dump> {
+        let mut messages = Vec::new();
+        let interrupted = self.dump_each(request, &mut |m| messages.push(m.to_vec()))?;
+        Ok(Dump {
+            messages,
+            interrupted,
+        })
+    }
+
+    /// Runs a dump and hands each reply message to `each` as it arrives, so a namespace with
+    /// 100,000 sockets is never held in memory at once. Returns whether the kernel flagged the
+    /// dump as interrupted (NLM_F_DUMP_INTR).
+    pub fn dump_each(&mut self, request: &[u8], each: &mut dyn FnMut(&[u8])) -> io::Result<bool> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let mut msg = vec![0u8; NLMSG_HDRLEN + request.len()];
@@ -75,7 +87,7 @@ impl SockDiag {
         msg[NLMSG_HDRLEN..].copy_from_slice(request);
         self.sock.send(&msg, 0)?;
 
-        let mut out = Dump::default();
+        let mut interrupted = false;
         loop {
             // Peeks the size first, so no reply is ever truncated.
             let (buf, _) = self.sock.recv_from_full()?;
@@ -97,23 +109,23 @@ impl SockDiag {
                     ));
                 }
                 if nl.flags() & NLM_F_DUMP_INTR != 0 {
-                    out.interrupted = true;
+                    interrupted = true;
                 }
                 let payload = nl.payload();
                 if nl.sequence_number() == seq {
                     match nl.message_type() {
-                        NLMSG_DONE => return Ok(out),
+                        NLMSG_DONE => return Ok(interrupted),
                         NLMSG_ERROR => {
                             let errno = payload
                                 .get(..4)
                                 .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
                                 .unwrap_or(0);
                             if errno == 0 {
-                                return Ok(out); // an ACK
+                                return Ok(interrupted); // an ACK
                             }
                             return Err(io::Error::from_raw_os_error(-errno));
                         }
-                        _ => out.messages.push(payload.to_vec()),
+                        _ => each(payload),
                     }
                 }
                 // Messages are 4-byte aligned (NLMSG_ALIGN).

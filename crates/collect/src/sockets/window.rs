@@ -46,9 +46,6 @@ const MIN_LEFT: Duration = Duration::from_millis(50);
 /// instant recorded for it: an age that restarted by less than this is not counted as movement.
 const AGE_SLACK_MS: u64 = 25;
 
-/// Offset of idiag_inode in struct inet_diag_msg.
-const INODE_AT: usize = 68;
-
 /// What one dump returned.
 #[derive(Debug, Default)]
 struct InetDump {
@@ -317,19 +314,19 @@ fn dump(kinds: &[(u8, u8)], wanted: &HashSet<u64>, timeout: Duration) -> InetDum
         }
     };
     for &(family, proto) in kinds {
-        match nl.dump(&inet_diag::request(family, proto)) {
-            Ok(d) => {
-                out.walked += d.messages.len();
-                for m in &d.messages {
-                    if !inode_of(m).is_some_and(|i| wanted.contains(&i)) {
-                        continue;
-                    }
-                    // A reply that does not parse was reported by the first read already.
-                    if let Ok(e) = inet_diag::parse(proto, m) {
-                        out.entries.push(e);
-                    }
-                }
+        let (walked, entries) = (&mut out.walked, &mut out.entries);
+        let mut each = |m: &[u8]| {
+            *walked += 1;
+            if !inet_diag::inode_of(m).is_some_and(|i| wanted.contains(&i)) {
+                return;
             }
+            // A reply that does not parse was reported by the first read already.
+            if let Ok(e) = inet_diag::parse(proto, m) {
+                entries.push(e);
+            }
+        };
+        match nl.dump_each(&inet_diag::request(family, proto), &mut each) {
+            Ok(_) => {}
             Err(e) => out.failures.push(format!(
                 "inet_diag dump (family {family}, protocol {proto}): {e}"
             )),
@@ -337,12 +334,6 @@ fn dump(kinds: &[(u8, u8)], wanted: &HashSet<u64>, timeout: Duration) -> InetDum
     }
     out.took = started.elapsed();
     out
-}
-
-/// idiag_inode of a struct inet_diag_msg, read before (and instead of) parsing the rest.
-fn inode_of(msg: &[u8]) -> Option<u64> {
-    let b = msg.get(INODE_AT..INODE_AT + 4)?;
-    Some(u64::from(u32::from_ne_bytes([b[0], b[1], b[2], b[3]])))
 }
 
 /// Whether data moved between two readings `elapsed_ms` apart: bytes (or data segments, or the
@@ -699,8 +690,8 @@ mod tests {
             .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
             .collect();
         let parsed = inet_diag::parse(IPPROTO_TCP, &msg).expect("parses");
-        assert_eq!(inode_of(&msg), Some(parsed.inode));
-        assert_eq!(inode_of(&msg[..40]), None);
+        assert_eq!(inet_diag::inode_of(&msg), Some(parsed.inode));
+        assert_eq!(inet_diag::inode_of(&msg[..40]), None);
     }
 
     #[test]

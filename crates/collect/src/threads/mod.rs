@@ -425,7 +425,7 @@ fn ensure_fd(root: &ProcRoot, pid: i32, fds: &mut Vec<Fd>, n: i32, gaps: &mut Ve
         return;
     }
     match root.read(format!("{pid}/fdinfo/{n}")) {
-        Ok(text) => f.info = Some(fdinfo::parse(&text)),
+        Ok(text) => f.info = Some(Box::new(fdinfo::parse(&text))),
         Err(e) if task::is_gone(&e) => {}
         Err(e) => gaps.push(gap_of(format!("/proc/{pid}/fdinfo/{n}"), &e)),
     }
