@@ -5,124 +5,32 @@
 // Helpers outside #[test] fns: a failed setup step should fail the test loudly.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, Instant};
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
 
 use hangscope_model::{Document, LogEntry, LogEvent, LogFormat, LogLevel, LogSource, PeerOutcome};
 
-const BIN: &str = env!("CARGO_BIN_EXE_hangscope");
+use support::*;
 
-/// A scenario process and its temp dir; both go away on drop, also when an assertion fails.
-struct Scenario {
-    child: Child,
-    lines: Receiver<String>,
-    dir: PathBuf,
-    /// Announced facts, "key rest".
-    facts: Vec<String>,
+/// Starts the log-writer scenario (under `wrapper`, e.g. `unshare -p -f`, when given) in a
+/// temp dir, and waits (bounded) until it is ready.
+fn start(wrapper: &[&str], args: &[&str]) -> Started {
+    let mut s = scenario_in_dir(wrapper, "log-writer", args);
+    s.expect("ready");
+    s
 }
 
-impl Drop for Scenario {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// The host TID the scenario announced for its thread `thread`.
+fn tid_of(sc: &Started, thread: &str) -> i32 {
+    sc.announced(&format!("tid {thread}")).parse().unwrap()
 }
 
-impl Scenario {
-    fn start(test: &str, args: &[&str]) -> Scenario {
-        Scenario::start_wrapped(test, &[], args)
-    }
-
-    /// Starts the scenario under `wrapper` (e.g. `unshare -p -f`), when given.
-    fn start_wrapped(test: &str, wrapper: &[&str], args: &[&str]) -> Scenario {
-        let dir =
-            std::env::temp_dir().join(format!("hangscope-logs-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut cmd = match wrapper.split_first() {
-            Some((prog, rest)) => {
-                let mut c = Command::new(prog);
-                c.args(rest).arg(BIN);
-                c
-            }
-            None => Command::new(BIN),
-        };
-        let mut child = cmd
-            .args(["__scenario", "log-writer", "--max-seconds", "120", "--dir"])
-            .arg(&dir)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut s = Scenario {
-            child,
-            lines: rx,
-            dir,
-            facts: Vec::new(),
-        };
-        // Bounded wait for "ready": generous, the machine is shared and busy.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match s.lines.recv_timeout(left) {
-                Ok(l) if l == "ready" => break,
-                Ok(l) => s.facts.push(l),
-                Err(e) => panic!("scenario not ready: {e}; got {:?}", s.facts),
-            }
-        }
-        s
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn fact(&self, key: &str) -> String {
-        self.facts
-            .iter()
-            .find_map(|l| l.strip_prefix(&format!("{key} ")))
-            .unwrap_or_else(|| panic!("no {key:?} in {:?}", self.facts))
-            .to_string()
-    }
-
-    fn tid_of(&self, thread: &str) -> i32 {
-        self.fact(&format!("tid {thread}")).parse().unwrap()
-    }
-
-    fn inspect(&self, extra: &[&str]) -> Document {
-        self.inspect_pid(self.pid(), extra)
-    }
-
-    fn inspect_pid(&self, pid: i32, extra: &[&str]) -> Document {
-        let out = Command::new(BIN)
-            .arg(pid.to_string())
-            .args(["--json", "--deadline", "20s"])
-            .args(extra)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        Document::from_json(&text).unwrap_or_else(|e| {
-            panic!(
-                "not a document ({e}): {text}\nstderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
-    }
+fn inspect(pid: i32, extra: &[&str]) -> Document {
+    let mut args = vec!["--deadline", "20s"];
+    args.extend_from_slice(extra);
+    document(pid, &args)
 }
 
 fn source<'a>(doc: &'a Document, path: &str) -> &'a LogSource {
@@ -151,10 +59,10 @@ fn now_ms() -> i64 {
 }
 
 /// Every worker's lines land on its TID and name, and each multi-line warning is one entry.
-fn assert_workers(sc: &Scenario, s: &LogSource, threads: usize) {
+fn assert_workers(sc: &Started, s: &LogSource, threads: usize) {
     for i in 1..=threads {
         let name = format!("worker-{i}");
-        let tid = sc.tid_of(&name);
+        let tid = tid_of(sc, &name);
         let hello = entry(s, &format!("hello from {name}"));
         assert_eq!(hello.tid, Some(tid), "{hello:?}");
         assert_eq!(hello.thread_tid, Some(tid));
@@ -201,10 +109,10 @@ fn assert_workers(sc: &Scenario, s: &LogSource, threads: usize) {
 
 #[test]
 fn glog_entries_land_on_the_threads_that_wrote_them() {
-    let sc = Scenario::start("glog", &["--format", "glog", "--threads", "3"]);
-    let doc = sc.inspect(&[]);
-    let path = sc.fact("log");
-    let s = source(&doc, &path);
+    let sc = start(&[], &["--format", "glog", "--threads", "3"]);
+    let doc = inspect(sc.pid(), &[]);
+    let path = sc.announced("log");
+    let s = source(&doc, path);
     assert_eq!(s.format, LogFormat::Glog);
     assert!(s.reason.contains("appending"), "{}", s.reason);
     assert_eq!(
@@ -222,15 +130,12 @@ fn glog_entries_land_on_the_threads_that_wrote_them() {
 
 #[test]
 fn a_young_log_brings_its_rotated_sibling() {
-    let sc = Scenario::start(
-        "rotate",
-        &["--format", "glog", "--threads", "1", "--rotate"],
-    );
-    let doc = sc.inspect(&[]);
-    let open = sc.fact("log");
-    let rotated = sc.fact("rotated");
-    let s = source(&doc, &rotated);
-    assert_eq!(s.rotated_of.as_deref(), Some(open.as_str()));
+    let sc = start(&[], &["--format", "glog", "--threads", "1", "--rotate"]);
+    let doc = inspect(sc.pid(), &[]);
+    let open = sc.announced("log");
+    let rotated = sc.announced("rotated");
+    let s = source(&doc, rotated);
+    assert_eq!(s.rotated_of.as_deref(), Some(open));
     assert_eq!(s.fd, None);
     assert_eq!(s.format, LogFormat::Glog);
     assert_eq!(s.entries.len(), 151);
@@ -243,13 +148,13 @@ fn a_young_log_brings_its_rotated_sibling() {
         Some(("127.0.0.1:1", PeerOutcome::Timeout))
     );
     // The open file is read too, and is the one with the workers' lines.
-    assert_workers(&sc, source(&doc, &open), 1);
+    assert_workers(&sc, source(&doc, open), 1);
 }
 
 #[test]
 fn json_lines_and_a_log_given_on_the_command_line() {
-    let sc = Scenario::start("json", &["--format", "json", "--threads", "2", "--garbage"]);
-    let extra = sc.dir.join("extra.jsonl");
+    let sc = start(&[], &["--format", "json", "--threads", "2", "--garbage"]);
+    let extra = std::path::Path::new(sc.dir()).join("extra.jsonl");
     std::fs::write(
         &extra,
         "{\"time\":\"2023-09-17T05:25:27.038Z\",\"severity\":\"ERROR\",\"message\":\"dial 10.0.130.72:10100\",\"thread\":\"7\"}\n\
@@ -257,8 +162,8 @@ fn json_lines_and_a_log_given_on_the_command_line() {
     )
     .unwrap();
     let extra_s = extra.to_string_lossy().into_owned();
-    let doc = sc.inspect(&["--log", &extra_s]);
-    let s = source(&doc, &sc.fact("log"));
+    let doc = inspect(sc.pid(), &["--log", &extra_s]);
+    let s = source(&doc, sc.announced("log"));
     assert_eq!(s.format, LogFormat::JsonLines);
     assert_workers(&sc, s, 2);
     // The garbage lines are kept, as text, and did not break the rest.
@@ -281,12 +186,9 @@ fn json_lines_and_a_log_given_on_the_command_line() {
 
 #[test]
 fn plain_text_with_garbage_lines() {
-    let sc = Scenario::start(
-        "plain",
-        &["--format", "plain", "--threads", "2", "--garbage"],
-    );
-    let doc = sc.inspect(&[]);
-    let s = source(&doc, &sc.fact("log"));
+    let sc = start(&[], &["--format", "plain", "--threads", "2", "--garbage"]);
+    let doc = inspect(sc.pid(), &[]);
+    let s = source(&doc, sc.announced("log"));
     assert_eq!(s.format, LogFormat::Plain);
     assert_workers(&sc, s, 2);
     let parsed = s.entries.iter().filter(|e| !e.malformed).count();
@@ -304,8 +206,8 @@ fn plain_text_with_garbage_lines() {
 
 #[test]
 fn a_hung_task_line_in_the_kernel_log_is_found() {
-    let sc = Scenario::start("kmsg", &["--format", "glog", "--threads", "2"]);
-    let tid = sc.tid_of("worker-2");
+    let sc = start(&[], &["--format", "glog", "--threads", "2"]);
+    let tid = tid_of(&sc, "worker-2");
     let unique = format!(
         "hangscope-test-{}-{}",
         std::process::id(),
@@ -334,7 +236,7 @@ fn a_hung_task_line_in_the_kernel_log_is_found() {
     .unwrap();
     drop(kmsg);
 
-    let doc = sc.inspect(&[]);
+    let doc = inspect(sc.pid(), &[]);
     let k = source(&doc, "/dev/kmsg");
     assert_eq!(k.format, LogFormat::Kmsg);
     let ours: Vec<&LogEntry> = k
@@ -380,7 +282,7 @@ fn tids_written_inside_a_pid_namespace_map_to_host_threads() {
         eprintln!("SKIPPED: `unshare -p -f` is not available here (needs root and util-linux)");
         return;
     }
-    let sc = Scenario::start_wrapped("pidns", &["unshare", "-p", "-f"], &["--threads", "2"]);
+    let sc = start(&["unshare", "-p", "-f"], &["--threads", "2"]);
     // The scenario is unshare's child; its host PID is in unshare's children list.
     let wrapper = sc.pid();
     let host_pid: i32 = std::fs::read_to_string(format!("/proc/{wrapper}/task/{wrapper}/children"))
@@ -389,7 +291,7 @@ fn tids_written_inside_a_pid_namespace_map_to_host_threads() {
         .next()
         .and_then(|p| p.parse().ok())
         .expect("unshare has the scenario as its child");
-    let doc = sc.inspect_pid(host_pid, &[]);
+    let doc = inspect(host_pid, &[]);
     assert!(
         doc.snapshot.process.nspid.len() >= 2,
         "{:?}",
@@ -405,7 +307,7 @@ fn tids_written_inside_a_pid_namespace_map_to_host_threads() {
     assert!(s.path.ends_with(".1"), "{}", s.path);
     for i in 1..=2 {
         let name = format!("worker-{i}");
-        let ns_tid = sc.tid_of(&name);
+        let ns_tid = tid_of(&sc, &name);
         let e = entry(s, &format!("hello from {name}"));
         assert_eq!(e.tid, Some(ns_tid));
         let host = e.thread_tid.expect("mapped to a host thread");

@@ -4,104 +4,34 @@
 // Test helpers outside #[test] functions unwrap too: a failed setup is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use hangscope_collect::threads::memory::Memory;
 use hangscope_collect::threads::syscall::{self, Arch, Context, RawSyscall};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hangscope");
+use support::*;
 
-/// A scenario process, killed and reaped when the test ends, also on a failed assertion.
-struct Scenario {
-    child: Child,
-    dir: std::path::PathBuf,
-    lines: Vec<String>,
+/// Starts `hangscope __scenario NAME ARGS` in a temp dir and waits (bounded) for its
+/// announcement of each key in `until`.
+fn start(name: &str, args: &[&str], until: &[&str]) -> Started {
+    let mut s = scenario_in_dir(&[], name, args);
+    s.wait_for(until);
+    s
 }
 
-impl Drop for Scenario {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Scenario {
-    /// Starts `hangscope __scenario NAME ARGS` and reads its announcements until there is one
-    /// for each key in `until` (bounded by 30 s).
-    fn start(name: &str, args: &[&str], until: &[&str]) -> Scenario {
-        let dir = std::env::temp_dir().join(format!(
-            "hangscope-threads-{}-{name}-{}",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new(BIN)
-            .args(["__scenario", name, "--dir"])
-            .arg(&dir)
-            .args(["--max-seconds", "120"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut s = Scenario {
-            child,
-            dir,
-            lines: vec![],
-        };
-        let stdout = s.child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let end = Instant::now() + Duration::from_secs(30);
-        let has = |lines: &[String], key: &str| {
-            lines
-                .iter()
-                .any(|l| l.split_whitespace().next() == Some(key))
-        };
-        while !until.iter().all(|k| has(&s.lines, k)) {
-            let left = end.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "scenario {name} announced only {:?}",
-                s.lines
-            );
-            if let Ok(l) = rx.recv_timeout(left) {
-                s.lines.push(l);
-            }
-        }
-        s
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// The words after "KEY " in the announcement starting with KEY.
-    fn words(&self, key: &str) -> Vec<String> {
-        let line = self
-            .lines
-            .iter()
-            .find(|l| l.split_whitespace().next() == Some(key))
-            .unwrap_or_else(|| panic!("no {key} in {:?}", self.lines));
-        line.split_whitespace().skip(1).map(String::from).collect()
-    }
-
-    fn num(&self, key: &str, i: usize) -> i64 {
-        let w = &self.words(key)[i];
-        match w.strip_prefix("0x") {
-            Some(hex) => i64::from_str_radix(hex, 16).unwrap(),
-            None => w.parse().unwrap(),
-        }
+/// Word `i` after "KEY " in the announcement of KEY, decimal or 0x-hex.
+fn num(s: &Started, key: &str, i: usize) -> i64 {
+    let w = s
+        .announced(key)
+        .split_whitespace()
+        .nth(i)
+        .unwrap_or_else(|| panic!("no word {i} in {key} {:?}", s.announced(key)));
+    match w.strip_prefix("0x") {
+        Some(hex) => i64::from_str_radix(hex, 16).unwrap(),
+        None => w.parse().unwrap(),
     }
 }
 
@@ -125,17 +55,6 @@ fn wait_in(pid: i32, tid: i64, names: &[&str]) {
     panic!("thread {tid} never reached {names:?}; last {last:?}");
 }
 
-fn hangscope_json(args: &[&str]) -> Value {
-    let out = Command::new(BIN).args(args).arg("--json").output().unwrap();
-    assert!(
-        matches!(out.status.code(), Some(0) | Some(1)),
-        "hangscope {args:?}: {:?} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn thread(doc: &Value, tid: i64) -> &Value {
     doc["snapshot"]["threads"]
         .as_array()
@@ -145,21 +64,12 @@ fn thread(doc: &Value, tid: i64) -> &Value {
         .unwrap_or_else(|| panic!("no thread {tid}"))
 }
 
-fn fd_entry(doc: &Value, fd: i64) -> &Value {
-    doc["snapshot"]["fds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["fd"].as_i64() == Some(fd))
-        .unwrap_or_else(|| panic!("no fd {fd}"))
-}
-
 fn waits(t: &Value) -> &Vec<Value> {
     t["syscall"]["waits_on"].as_array().unwrap()
 }
 
-fn start_zoo() -> Scenario {
-    let z = Scenario::start(
+fn start_zoo() -> Started {
+    let z = start(
         "thread-zoo",
         &[],
         &[
@@ -178,39 +88,42 @@ fn start_zoo() -> Scenario {
     let poll = ["poll", "ppoll"];
     let sleep = ["clock_nanosleep", "nanosleep", "running"];
     let epoll = ["epoll_wait", "epoll_pwait", "epoll_pwait2"];
-    wait_in(pid, z.num("poller", 0), &poll);
-    wait_in(pid, z.num("sleeper", 0), &sleep);
-    wait_in(pid, z.num("mutex_waiter", 0), &["futex"]);
-    wait_in(pid, z.num("pipe_reader", 0), &["read"]);
-    wait_in(pid, z.num("epoller", 0), &epoll);
-    wait_in(pid, z.num("flocker", 0), &["flock"]);
-    wait_in(pid, z.num("main", 0), &["pause", "ppoll", "rt_sigsuspend"]);
+    wait_in(pid, num(&z, "poller", 0), &poll);
+    wait_in(pid, num(&z, "sleeper", 0), &sleep);
+    wait_in(pid, num(&z, "mutex_waiter", 0), &["futex"]);
+    wait_in(pid, num(&z, "pipe_reader", 0), &["read"]);
+    wait_in(pid, num(&z, "epoller", 0), &epoll);
+    wait_in(pid, num(&z, "flocker", 0), &["flock"]);
+    wait_in(
+        pid,
+        num(&z, "main", 0),
+        &["pause", "ppoll", "rt_sigsuspend"],
+    );
     z
 }
 
 #[test]
 fn every_wait_is_decoded_joined_and_classified() {
     let z = start_zoo();
-    let pid = z.pid().to_string();
-    let doc = hangscope_json(&[&pid, "--window", "1s"]);
+    let doc = inspect_json(z.pid(), &["--window", "1s"]);
     let window = &doc["snapshot"]["window"];
     assert!(window["looks"].as_u64().unwrap() >= 3, "{window}");
 
     // poll on a silent loopback peer: the fd, POLLIN, the 10 s timeout, and the fd is a socket
     // whose fdinfo was read although the fd listing skips sockets.
-    let poller = thread(&doc, z.num("poller", 0));
-    let fd = z.num("poller", 1);
+    let poller = thread(&doc, num(&z, "poller", 0));
+    let poll_fd = num(&z, "poller", 1);
     assert!(["poll", "ppoll"].contains(&poller["syscall"]["name"].as_str().unwrap()));
     assert_eq!(poller["syscall"]["timeout_ms"], 10_000);
     assert_eq!(waits(poller)[0]["kind"], "fd");
-    assert_eq!(waits(poller)[0]["fd"], fd);
+    assert_eq!(waits(poller)[0]["fd"], poll_fd);
     assert_eq!(waits(poller)[0]["events"][0], "POLLIN");
-    assert_eq!(fd_entry(&doc, fd)["kind"], "socket");
-    assert!(fd_entry(&doc, fd)["info"].is_object());
+    assert_eq!(fd(&doc, poll_fd)["kind"], "socket");
+    assert!(fd(&doc, poll_fd)["info"].is_object());
     assert_eq!(poller["activity"]["busy"], false);
 
     // The 100 ms sleep loop: the duration read from the target, and a rate near 10/s.
-    let sleeper = thread(&doc, z.num("sleeper", 0));
+    let sleeper = thread(&doc, num(&z, "sleeper", 0));
     let a = &sleeper["activity"];
     let rate = a["rate_per_s"].as_f64().unwrap_or(0.0);
     assert!((3.0..=12.0).contains(&rate), "{a}");
@@ -219,32 +132,32 @@ fn every_wait_is_decoded_joined_and_classified() {
     assert!(a["progressed"].as_bool().unwrap());
 
     // The spinner: runnable, CPU growing, no voluntary switches.
-    let spinner = thread(&doc, z.num("spinner", 0));
+    let spinner = thread(&doc, num(&z, "spinner", 0));
     assert_eq!(spinner["activity"]["busy"], true, "{spinner}");
     assert_eq!(spinner["activity"]["voluntary_switches"], 0);
 
     // A pthread mutex held by another thread: the futex, its address, the owner's TID.
-    let waiter = thread(&doc, z.num("mutex_waiter", 0));
+    let waiter = thread(&doc, num(&z, "mutex_waiter", 0));
     assert_eq!(waiter["syscall"]["name"], "futex");
     let w = &waits(waiter)[0];
     assert_eq!(w["kind"], "futex");
-    assert_eq!(w["addr"].as_i64(), Some(z.num("mutex_waiter", 1)));
-    assert_eq!(w["owner_tid"].as_i64(), Some(z.num("mutex_holder", 0)));
+    assert_eq!(w["addr"].as_i64(), Some(num(&z, "mutex_waiter", 1)));
+    assert_eq!(w["owner_tid"].as_i64(), Some(num(&z, "mutex_holder", 0)));
     assert!(w["op"].as_str().unwrap().starts_with("FUTEX_WAIT"));
 
     // read on a pipe nobody writes: the fd is the pipe's read end; blocked all along.
-    let reader = thread(&doc, z.num("pipe_reader", 0));
-    let pipe_r = z.num("pipe_reader", 1);
+    let reader = thread(&doc, num(&z, "pipe_reader", 0));
+    let pipe_r = num(&z, "pipe_reader", 1);
     assert_eq!(reader["syscall"]["name"], "read");
     assert_eq!(waits(reader)[0]["fd"], pipe_r);
-    assert_eq!(fd_entry(&doc, pipe_r)["kind"], "pipe");
+    assert_eq!(fd(&doc, pipe_r)["kind"], "pipe");
     assert_eq!(reader["activity"]["progressed"], false);
     assert!(reader["activity"]["blocked_at_least_ms"].as_u64().unwrap() >= 900);
     assert!(reader["last_ran_ms_ago"].as_f64().unwrap() >= 900.0);
 
     // epoll_wait: the epoll fd's watch list gives the watched socket.
-    let epoller = thread(&doc, z.num("epoller", 0));
-    let (epfd, watched) = (z.num("epoller", 1), z.num("epoller", 2));
+    let epoller = thread(&doc, num(&z, "epoller", 0));
+    let (epfd, watched) = (num(&z, "epoller", 1), num(&z, "epoller", 2));
     assert!(
         epoller["syscall"]["name"]
             .as_str()
@@ -257,11 +170,11 @@ fn every_wait_is_decoded_joined_and_classified() {
             .any(|w| w["fd"] == watched && w["via_epoll"] == epfd),
         "{epoller}"
     );
-    assert_eq!(fd_entry(&doc, watched)["kind"], "socket");
+    assert_eq!(fd(&doc, watched)["kind"], "socket");
 
     // flock on a file another open file description holds: the fd and the lock op.
-    let flocker = thread(&doc, z.num("flocker", 0));
-    let ffd = z.num("flocker", 1);
+    let flocker = thread(&doc, num(&z, "flocker", 0));
+    let ffd = num(&z, "flocker", 1);
     assert_eq!(flocker["syscall"]["name"], "flock");
     assert_eq!(waits(flocker)[0]["kind"], "lock");
     assert_eq!(waits(flocker)[0]["fd"], ffd);
@@ -277,20 +190,17 @@ fn every_wait_is_decoded_joined_and_classified() {
 #[test]
 fn a_thread_id_puts_that_thread_first_with_its_wait_on_one_line() {
     let z = start_zoo();
-    let tid = z.num("pipe_reader", 0).to_string();
-    let pipe_r = z.num("pipe_reader", 1);
-    let pipe_w = z.num("pipe_reader", 2);
-    let doc = hangscope_json(&[&tid, "--window", "0"]);
+    let tid = num(&z, "pipe_reader", 0);
+    let pipe_r = num(&z, "pipe_reader", 1);
+    let pipe_w = num(&z, "pipe_reader", 2);
+    let doc = inspect_json(tid as i32, &["--window", "0"]);
     assert_eq!(doc["snapshot"]["process"]["pid"], z.pid());
     let first = &doc["snapshot"]["threads"][0];
-    assert_eq!(first["tid"].as_i64(), Some(z.num("pipe_reader", 0)));
+    assert_eq!(first["tid"].as_i64(), Some(tid));
     assert_eq!(first["focus"], true);
     assert!(doc["snapshot"]["window"].is_null());
 
-    let out = Command::new(BIN)
-        .args([&tid, "--window", "0", "--no-color"])
-        .output()
-        .unwrap();
+    let out = hangscope(&[&tid.to_string(), "--window", "0", "--no-color"]);
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()
@@ -309,7 +219,7 @@ fn a_thread_id_puts_that_thread_first_with_its_wait_on_one_line() {
     assert!(
         poll.contains(&format!(
             "(fd {} POLLIN, timeout 10000 ms) → TCP 127.0.0.1:",
-            z.num("poller", 1)
+            num(&z, "poller", 1)
         )) && poll.contains(" ESTAB"),
         "{poll}"
     );
@@ -317,26 +227,17 @@ fn a_thread_id_puts_that_thread_first_with_its_wait_on_one_line() {
 
 #[test]
 fn a_thousand_threads_on_one_lock_are_one_line() {
-    let s = Scenario::start("many-threads", &["--count", "1000"], &["main"]);
+    let s = start("many-threads", &["--count", "1000"], &["main"]);
     let pid = s.pid();
     // Wait until the last worker is in its futex wait.
-    let end = Instant::now() + Duration::from_secs(30);
-    loop {
-        let n = std::fs::read_dir(format!("/proc/{pid}/task"))
-            .unwrap()
-            .count();
-        if n >= 1001 {
-            break;
-        }
-        assert!(Instant::now() < end, "only {n} threads");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let all_in = wait_until(Duration::from_secs(30), || thread_count(pid) >= 1001);
+    assert!(all_in, "only {} threads", thread_count(pid));
     let started = Instant::now();
-    let doc = hangscope_json(&[&pid.to_string(), "--window", "0"]);
+    let doc = inspect_json(pid, &["--window", "0"]);
     let wall = started.elapsed();
     let threads = doc["snapshot"]["threads"].as_array().unwrap();
     assert!(threads.len() >= 1001);
-    let owner = s.num("main", 0);
+    let owner = num(&s, "main", 0);
     let waiting = threads
         .iter()
         .filter(|t| t["syscall"]["waits_on"][0]["owner_tid"].as_i64() == Some(owner))
@@ -352,10 +253,7 @@ fn a_thousand_threads_on_one_lock_are_one_line() {
         wall.as_millis()
     );
 
-    let out = Command::new(BIN)
-        .args([&pid.to_string(), "--window", "0", "--no-color"])
-        .output()
-        .unwrap();
+    let out = hangscope(&[&pid.to_string(), "--window", "0", "--no-color"]);
     let text = String::from_utf8_lossy(&out.stdout);
     let group = text
         .lines()

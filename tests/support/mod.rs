@@ -3,15 +3,35 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
+
+use hangscope_model::Document;
 
 pub const HANGSCOPE: &str = env!("CARGO_BIN_EXE_hangscope");
 
-/// A process this test started; killed and reaped on drop, also when an assertion fails.
+/// How long a scenario may take to announce what a test waits for: generous, the machine is
+/// shared and busy.
+pub const ANNOUNCE_WITHIN: Duration = Duration::from_secs(60);
+
+/// A process this test started; killed and reaped on drop, also when an assertion fails, and
+/// then its temp dir (if it was given one) removed.
 pub struct Started {
     pub child: Child,
-    pub out: BufReader<ChildStdout>,
+    /// The scenario's stdout lines, read on a thread so that every wait for one is bounded.
+    lines: Receiver<String>,
+    /// Announcements received so far, in the order printed.
+    announced: Vec<String>,
+    dir: Option<TempDir>,
+}
+
+/// `line` is the announcement of `key` ("KEY" or "KEY rest"; a key may be several words, as
+/// in "tid worker-1"): the rest, trimmed.
+fn announcement_of<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let rest = line.strip_prefix(key)?;
+    (rest.is_empty() || rest.starts_with(' ')).then(|| rest.trim())
 }
 
 impl Started {
@@ -19,18 +39,47 @@ impl Started {
         self.child.id() as i32
     }
 
-    /// Reads the scenario's announcement line that starts with `key`, e.g. "fds", "port".
-    pub fn expect(&mut self, key: &str) -> String {
-        let mut line = String::new();
-        for _ in 0..8 {
-            line.clear();
-            let n = self.out.read_line(&mut line).expect("read scenario stdout");
-            assert!(n > 0, "scenario exited before announcing {key:?}");
-            if let Some(rest) = line.trim().strip_prefix(key) {
-                return rest.trim().to_string();
+    /// Waits, at most [`ANNOUNCE_WITHIN`] in all, until the scenario has announced every one
+    /// of `keys`, in any order.
+    pub fn wait_for(&mut self, keys: &[&str]) {
+        let end = Instant::now() + ANNOUNCE_WITHIN;
+        while let Some(key) = keys.iter().find(|k| self.find(k).is_none()) {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.announced.push(line.trim_end().to_string()),
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "scenario did not announce {key:?} within {ANNOUNCE_WITHIN:?}; got {:?}",
+                    self.announced
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "scenario exited before announcing {key:?}; got {:?}",
+                    self.announced
+                ),
             }
         }
-        panic!("scenario did not announce {key:?}");
+    }
+
+    /// Waits (bounded) for the scenario's announcement of `key`, e.g. "fds", "port", and
+    /// returns the rest of its line. Earlier announcements are kept, so keys may be asked for
+    /// in any order.
+    pub fn expect(&mut self, key: &str) -> String {
+        self.wait_for(&[key]);
+        self.announced(key).to_string()
+    }
+
+    /// The rest of the announcement of `key`, already received (see [`Started::wait_for`]).
+    pub fn announced(&self, key: &str) -> &str {
+        self.find(key)
+            .unwrap_or_else(|| panic!("no {key:?} in {:?}", self.announced))
+    }
+
+    fn find(&self, key: &str) -> Option<&str> {
+        self.announced.iter().find_map(|l| announcement_of(l, key))
+    }
+
+    /// The temp dir this scenario was started in (see [`scenario_in_dir`]).
+    pub fn dir(&self) -> &str {
+        self.dir.as_ref().expect("started with a dir").path()
     }
 
     /// "kept=3 deleted=4" → the value of `name`.
@@ -47,6 +96,7 @@ impl Drop for Started {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // `dir` is dropped (removed) after this, with the process gone.
     }
 }
 
@@ -59,6 +109,19 @@ pub fn scenario(name: &str, args: &[&str]) -> Started {
 /// prefix. The prefix must exec the command in its own process (as `ip netns exec` does), so
 /// the PID killed on drop is the scenario's.
 pub fn scenario_via(prefix: &[&str], name: &str, args: &[&str]) -> Started {
+    start(prefix, name, args, None)
+}
+
+/// Starts `PREFIX... hangscope __scenario NAME ARGS... --dir DIR` with a new temp dir that
+/// is removed when the process is gone.
+pub fn scenario_in_dir(prefix: &[&str], name: &str, args: &[&str]) -> Started {
+    let dir = TempDir::new(name);
+    let path = dir.path().to_string();
+    let args: Vec<&str> = args.iter().copied().chain(["--dir", &path]).collect();
+    start(prefix, name, &args, Some(dir))
+}
+
+fn start(prefix: &[&str], name: &str, args: &[&str], dir: Option<TempDir>) -> Started {
     let (program, prefix_args) = match prefix.split_first() {
         Some((p, rest)) => (*p, rest),
         None => (HANGSCOPE, &[][..]),
@@ -68,17 +131,33 @@ pub fn scenario_via(prefix: &[&str], name: &str, args: &[&str]) -> Started {
     if !prefix.is_empty() {
         cmd.arg(HANGSCOPE);
     }
+    // ARGS come first: a scenario reads the first of a repeated flag, so a test's own
+    // --max-seconds wins over this default.
     let mut child = cmd
         .arg("__scenario")
         .arg(name)
         .args(args)
         .args(["--max-seconds", "120"])
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start scenario");
-    let out = BufReader::new(child.stdout.take().expect("stdout"));
-    Started { child, out }
+    let out = child.stdout.take().expect("stdout");
+    let (tx, lines) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Started {
+        child,
+        lines,
+        announced: Vec::new(),
+        dir,
+    }
 }
 
 /// Runs hangscope with `args` to completion (it has its own deadline).
@@ -102,6 +181,21 @@ pub fn inspect_json(pid: i32, extra: &[&str]) -> serde_json::Value {
         out.status
     );
     serde_json::from_slice(&out.stdout).expect("hangscope --json prints JSON")
+}
+
+/// Runs `hangscope PID --json EXTRA...` and reads the document as the model's type.
+pub fn document(pid: i32, extra: &[&str]) -> Document {
+    let pid = pid.to_string();
+    let mut args = vec![pid.as_str(), "--json"];
+    args.extend_from_slice(extra);
+    let out = hangscope(&args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    Document::from_json(&text).unwrap_or_else(|e| {
+        panic!(
+            "hangscope {args:?}: not a document ({e}): {text}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
 }
 
 /// Runs `hangscope PID --json EXTRA...`; returns the exit code and the parsed document.
@@ -190,10 +284,12 @@ pub struct TempDir(pub std::path::PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
+        // Tests of one binary run in parallel, several with the same tag.
+        static NEXT: AtomicU32 = AtomicU32::new(0);
         let p = std::env::temp_dir().join(format!(
             "hangscope-test-{tag}-{}-{}",
             std::process::id(),
-            Instant::now().elapsed().as_nanos()
+            NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&p).expect("mkdir");
         TempDir(p)
@@ -211,7 +307,8 @@ impl Drop for TempDir {
 }
 
 /// The fd object with number `n` in a JSON document.
-pub fn fd(doc: &serde_json::Value, n: i32) -> &serde_json::Value {
+pub fn fd(doc: &serde_json::Value, n: impl Into<i64>) -> &serde_json::Value {
+    let n = n.into();
     doc["snapshot"]["fds"]
         .as_array()
         .expect("fds array")

@@ -182,6 +182,15 @@ impl<'a> Conn<'a> {
         Some(format!("timer:({kind},{}ms,{})", t.expires_ms, t.retrans))
     }
 
+    /// `src` (an "ss: ..." evidence source) with the timer column appended, when there is one.
+    pub fn with_timer(&self, mut src: String) -> String {
+        if let Some(t) = self.timer_text() {
+            src.push(' ');
+            src.push_str(&t);
+        }
+        src
+    }
+
     /// The subject of a finding about this connection, through `waiter` when a thread waits.
     pub fn subject(&self, waiter: Option<&Waiter<'_>>) -> Subject {
         Subject {

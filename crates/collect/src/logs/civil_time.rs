@@ -19,6 +19,36 @@ pub struct LocalTime {
     pub offset_s: Option<i32>,
 }
 
+impl LocalTime {
+    /// The date as written (`year` `None` when the line has none) at the time of day
+    /// "hh:mm:ss[.frac]" that starts `clock`, in the zone of the file; with the bytes of
+    /// `clock` read.
+    pub(crate) fn at(
+        year: Option<i32>,
+        month: u32,
+        day: u32,
+        clock: &str,
+    ) -> Option<(LocalTime, usize)> {
+        let (hour, minute, second, micros, used) = parse_clock(clock)?;
+        let t = LocalTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micros,
+            offset_s: None,
+        };
+        Some((t, used))
+    }
+}
+
+/// Whether a written month and day can be a date (1-12, 1-31).
+pub(crate) fn month_day_in_range(month: u32, day: u32) -> bool {
+    (1..=12).contains(&month) && (1..=31).contains(&day)
+}
+
 /// Where the year of year-less lines comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum YearRef {
@@ -76,7 +106,7 @@ impl TimeContext {
 
 /// Days since 1970-01-01 of a proleptic Gregorian date; `None` for an impossible date.
 pub fn days_from_civil(year: i32, month: u32, day: u32) -> Option<i64> {
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    if !month_day_in_range(month, day) {
         return None;
     }
     let y = i64::from(year) - i64::from(month <= 2);
@@ -124,10 +154,7 @@ pub fn year_month_from_file_name(name: &str) -> Option<(i32, u32)> {
                 let year: i32 = s[..4].parse().ok()?;
                 let month: u32 = s[4..6].parse().ok()?;
                 let day: u32 = s[6..8].parse().ok()?;
-                if (1970..=2200).contains(&year)
-                    && (1..=12).contains(&month)
-                    && (1..=31).contains(&day)
-                {
+                if (1970..=2200).contains(&year) && month_day_in_range(month, day) {
                     return Some((year, month));
                 }
             }
@@ -177,6 +204,19 @@ pub(crate) fn parse_clock(s: &str) -> Option<(u32, u32, u32, u32, usize)> {
     Some((h, m, sec, micros, used))
 }
 
+/// How the seed incident's glog is dated: the file was created in September 2023, written in
+/// UTC+8.
+#[cfg(test)]
+pub(crate) fn seed_context() -> TimeContext {
+    TimeContext {
+        year_ref: Some(YearRef::Start {
+            year: 2023,
+            month: 9,
+        }),
+        utc_offset_s: Some(8 * 3600),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,13 +234,7 @@ mod tests {
     #[test]
     fn seed_time_in_utc_plus_8() {
         // W0917 05:25:27.038408 written in a +08:00 zone in 2023.
-        let ctx = TimeContext {
-            year_ref: Some(YearRef::Start {
-                year: 2023,
-                month: 9,
-            }),
-            utc_offset_s: Some(8 * 3600),
-        };
+        let ctx = seed_context();
         let t = LocalTime {
             year: None,
             month: 9,

@@ -129,22 +129,12 @@ pub fn looks_binary(bytes: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::civil_time::YearRef;
+    use super::super::civil_time::seed_context as ctx;
     use super::*;
     use hangscope_model::{LogEvent, LogLevel};
 
     // The seed incident's log excerpt, verbatim (zbs-metad, CentOS 7, glog).
     const SEED: &str = include_str!("../../../../tests/fixtures/logs/glog-zbs-metad-seed.log");
-
-    fn ctx() -> TimeContext {
-        TimeContext {
-            year_ref: Some(YearRef::Start {
-                year: 2023,
-                month: 9,
-            }),
-            utc_offset_s: Some(8 * 3600),
-        }
-    }
 
     #[test]
     fn seed_excerpt_with_continuations() {

@@ -6,7 +6,7 @@
 
 use hangscope_model::{LogEntry, LogLevel};
 
-use super::civil_time::{LocalTime, TimeContext, digits, parse_clock};
+use super::civil_time::{LocalTime, TimeContext, digits, month_day_in_range};
 
 /// Parses a glog header line; `None` when the line does not start like one (then it is a
 /// continuation of the entry above, or malformed).
@@ -27,11 +27,11 @@ pub fn parse_line(line: &str, ctx: &TimeContext) -> Option<LogEntry> {
     };
     let month = digits(md, 2)?;
     let day = digits(&md[2..], 2)?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    if !month_day_in_range(month, day) {
         return None;
     }
     let after_date = md.get(4..)?.strip_prefix(' ')?;
-    let (hour, minute, second, micros, used) = parse_clock(after_date)?;
+    let (t, used) = LocalTime::at(year, month, day, after_date)?;
     let time_text = format!("{} {}", &rest[..date_len], &after_date[..used]);
     let after_time = &after_date[used..];
     if !after_time.starts_with(' ') {
@@ -53,16 +53,6 @@ pub fn parse_line(line: &str, ctx: &TimeContext) -> Option<LogEntry> {
     let message = after_tid[close + 1..]
         .strip_prefix(' ')
         .unwrap_or(&after_tid[close + 1..]);
-    let t = LocalTime {
-        year,
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        micros,
-        offset_s: None,
-    };
     Some(LogEntry {
         time_text,
         time_ms: ctx.epoch_ms(&t),
@@ -76,18 +66,8 @@ pub fn parse_line(line: &str, ctx: &TimeContext) -> Option<LogEntry> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::civil_time::YearRef;
+    use super::super::civil_time::seed_context as ctx;
     use super::*;
-
-    fn ctx() -> TimeContext {
-        TimeContext {
-            year_ref: Some(YearRef::Start {
-                year: 2023,
-                month: 9,
-            }),
-            utc_offset_s: Some(8 * 3600),
-        }
-    }
 
     #[test]
     fn seed_lines() {

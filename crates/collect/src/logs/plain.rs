@@ -8,7 +8,7 @@
 
 use hangscope_model::{LogEntry, LogLevel};
 
-use super::civil_time::{LocalTime, TimeContext, digits, parse_clock};
+use super::civil_time::{LocalTime, TimeContext, digits, month_day_in_range};
 
 /// A level word in any of the usual spellings.
 pub fn level_of(word: &str) -> Option<LogLevel> {
@@ -93,13 +93,13 @@ fn iso_time(line: &str) -> Option<(LocalTime, String, &str)> {
     }
     let month = digits(&s[5..], 2)?;
     let day = digits(s.get(8..)?, 2)?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    if !month_day_in_range(month, day) {
         return None;
     }
     if !matches!(s.as_bytes().get(10), Some(b'T') | Some(b' ')) {
         return None;
     }
-    let (hour, minute, second, micros, used) = parse_clock(s.get(11..)?)?;
+    let (time, used) = LocalTime::at(Some(year), month, day, s.get(11..)?)?;
     let mut end = 11 + used;
     let mut offset_s = None;
     let tail = &s[end..];
@@ -125,20 +125,7 @@ fn iso_time(line: &str) -> Option<(LocalTime, String, &str)> {
     if !rest.is_empty() && !rest.starts_with(char::is_whitespace) {
         return None;
     }
-    Some((
-        LocalTime {
-            year: Some(year),
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            micros,
-            offset_s,
-        },
-        time_text,
-        rest,
-    ))
+    Some((LocalTime { offset_s, ..time }, time_text, rest))
 }
 
 const MONTHS: [&str; 12] = [
@@ -158,7 +145,7 @@ fn syslog_time(line: &str) -> Option<(LocalTime, String, &str)> {
     }
     let day: u32 = day_str[..day_len].parse().ok()?;
     let clock = day_str[day_len..].strip_prefix(' ')?;
-    let (hour, minute, second, micros, used) = parse_clock(clock)?;
+    let (time, used) = LocalTime::at(None, month, day, clock)?;
     let consumed = line.len() - clock.len() + used;
     let time_text = line[..consumed].to_string();
     let mut rest = &line[consumed..];
@@ -170,20 +157,7 @@ fn syslog_time(line: &str) -> Option<(LocalTime, String, &str)> {
     {
         rest = &rest[pos + words[1].len()..];
     }
-    Some((
-        LocalTime {
-            year: None,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            micros,
-            offset_s: None,
-        },
-        time_text,
-        rest,
-    ))
+    Some((time, time_text, rest))
 }
 
 #[cfg(test)]

@@ -39,54 +39,45 @@ fn family_of(a: &std::net::SocketAddr) -> u8 {
     if a.is_ipv6() { 10 } else { 2 }
 }
 
+/// /proc/net/tcp and /proc/net/udp have the same columns, which procfs-core reads into two
+/// types (`TcpNetEntry`, `UdpNetEntry`) with the same fields and no trait in common: one body
+/// serves both tables.
+macro_rules! parse_inet_table {
+    ($table:ty, $protocol:expr, $text:expr) => {
+        <$table>::from_buf_read(Cursor::new($text), &system_info())
+            .map_err(|e| e.to_string())
+            .map(|entries| {
+                entries
+                    .0
+                    .into_iter()
+                    .map(|e| InetEntry {
+                        inode: e.inode,
+                        family: family_of(&e.local_address),
+                        protocol: $protocol,
+                        socket: InetSocket {
+                            state: state_name(e.state.to_u8()).into(),
+                            local: endpoint(e.local_address),
+                            peer: endpoint(e.remote_address),
+                            recv_q: e.rx_queue,
+                            send_q: e.tx_queue,
+                            uid: Some(e.uid),
+                            ..InetSocket::default()
+                        },
+                        undecoded: Vec::new(),
+                    })
+                    .collect()
+            })
+    };
+}
+
 /// Parses /proc/net/tcp or tcp6 text.
 pub fn parse_tcp(text: &str) -> Result<Vec<InetEntry>, String> {
-    let entries = TcpNetEntries::from_buf_read(Cursor::new(text), &system_info())
-        .map_err(|e| e.to_string())?;
-    Ok(entries
-        .0
-        .into_iter()
-        .map(|e| InetEntry {
-            inode: e.inode,
-            family: family_of(&e.local_address),
-            protocol: IPPROTO_TCP,
-            socket: InetSocket {
-                state: state_name(e.state.to_u8()).into(),
-                local: endpoint(e.local_address),
-                peer: endpoint(e.remote_address),
-                recv_q: e.rx_queue,
-                send_q: e.tx_queue,
-                uid: Some(e.uid),
-                ..InetSocket::default()
-            },
-            undecoded: Vec::new(),
-        })
-        .collect())
+    parse_inet_table!(TcpNetEntries, IPPROTO_TCP, text)
 }
 
 /// Parses /proc/net/udp or udp6 text.
 pub fn parse_udp(text: &str) -> Result<Vec<InetEntry>, String> {
-    let entries = UdpNetEntries::from_buf_read(Cursor::new(text), &system_info())
-        .map_err(|e| e.to_string())?;
-    Ok(entries
-        .0
-        .into_iter()
-        .map(|e| InetEntry {
-            inode: e.inode,
-            family: family_of(&e.local_address),
-            protocol: IPPROTO_UDP,
-            socket: InetSocket {
-                state: state_name(e.state.to_u8()).into(),
-                local: endpoint(e.local_address),
-                peer: endpoint(e.remote_address),
-                recv_q: e.rx_queue,
-                send_q: e.tx_queue,
-                uid: Some(e.uid),
-                ..InetSocket::default()
-            },
-            undecoded: Vec::new(),
-        })
-        .collect())
+    parse_inet_table!(UdpNetEntries, IPPROTO_UDP, text)
 }
 
 /// Parses /proc/net/unix text. Its state column is SS_* (socket layer), not the TCP-style

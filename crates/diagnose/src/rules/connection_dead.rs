@@ -8,8 +8,8 @@
 use hangscope_model::{Cause, Evidence, Finding, Severity, TimerKind};
 
 use crate::connection::Conn;
-use crate::rules::NO_THREADS;
-use crate::{Ctx, Found, STUCK_MS, wording};
+use crate::rules::no_threads_note;
+use crate::{Ctx, Found, STUCK_MS, waiters, wording};
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
     let mut out = Vec::new();
@@ -41,7 +41,7 @@ fn keepalive_unanswered(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
     if silent_ms < STUCK_MS {
         return None;
     }
-    let w = ctx.waiters.on_any(&conn.fds).into_iter().next();
+    let w = ctx.waiters.first_on(&conn.fds);
     let severity = if w.is_some() {
         Severity::Cause
     } else {
@@ -64,21 +64,10 @@ fn keepalive_unanswered(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
         None => format!(
             "The connection to {peer} on {} is dead: {what}{}",
             conn.fd_text(),
-            if ctx.waiters.known {
-                String::new()
-            } else {
-                format!(" {NO_THREADS}")
-            }
+            no_threads_note(ctx)
         ),
     };
-    let mut evidence = Vec::new();
-    if let Some(w) = w {
-        evidence.push(Evidence::new(
-            "waiting in",
-            w.strace(),
-            w.source(ctx.snap.process.pid),
-        ));
-    }
+    let mut evidence = waiters::evidence_from(w, ctx.snap.process.pid);
     evidence.push(Evidence::new(
         "keepalive",
         format!(
@@ -116,7 +105,7 @@ fn peer_closed(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
     if !ctx.waiters.known {
         return None;
     }
-    let w = ctx.waiters.on_any(&conn.fds).into_iter().next();
+    let w = ctx.waiters.first_on(&conn.fds);
     // When the FIN came is not recorded; the last packet from the peer bounds it.
     let since_ms = conn
         .info()
@@ -162,14 +151,7 @@ fn peer_closed(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
             )
         }
     };
-    let mut evidence = Vec::new();
-    if let Some(w) = w {
-        evidence.push(Evidence::new(
-            "waiting in",
-            w.strace(),
-            w.source(ctx.snap.process.pid),
-        ));
-    }
+    let mut evidence = waiters::evidence_from(w, ctx.snap.process.pid);
     evidence.push(Evidence::new(
         "state",
         match since_ms {

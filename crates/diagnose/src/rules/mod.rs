@@ -40,3 +40,13 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Found> {
 /// The sentence rules add when thread states were not read.
 pub(crate) const NO_THREADS: &str =
     "Thread states were not read, so whether a thread waits on it is not known.";
+
+/// The end of a summary that names no waiting thread: " " and [`NO_THREADS`] when thread states
+/// were not read, nothing when they were.
+pub(crate) fn no_threads_note(ctx: &Ctx<'_>) -> String {
+    if ctx.waiters.known {
+        String::new()
+    } else {
+        format!(" {NO_THREADS}")
+    }
+}

@@ -67,7 +67,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                 summary,
                 subject,
                 evidence: vec![
-                    Evidence::new("waiting in", w.strace(), w.source(ctx.snap.process.pid)),
+                    w.evidence(ctx.snap.process.pid),
                     Evidence::new("socket", r.source, "sock_diag"),
                 ],
                 ruled_out: vec![],

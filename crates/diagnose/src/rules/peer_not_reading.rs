@@ -84,15 +84,8 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                 ),
             ),
         };
-        let mut evidence = Vec::new();
-        if let Some(w) = writer {
-            evidence.push(Evidence::new(
-                "waiting in",
-                w.strace(),
-                w.source(ctx.snap.process.pid),
-            ));
-        }
-        let mut src = format!(
+        let mut evidence = crate::waiters::evidence_from(writer, ctx.snap.process.pid);
+        let src = format!(
             "ss: Send-Q {} snd_wnd:{} probes:{} lastsnd:{} lastack:{}",
             conn.inet.send_q,
             info.snd_wnd
@@ -102,10 +95,6 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
             info.last_data_sent_ms,
             info.last_ack_recv_ms
         );
-        if let Some(t) = conn.timer_text() {
-            src.push(' ');
-            src.push_str(&t);
-        }
         evidence.push(Evidence::new(
             "window",
             format!(
@@ -113,7 +102,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                 wording::bytes(send_q),
                 wording::duration(closed_ms)
             ),
-            src,
+            conn.with_timer(src),
         ));
         evidence.extend(conn.window_evidence());
         // skmem's t (wmem_alloc) counts only what is handed to the device, often 0 while the

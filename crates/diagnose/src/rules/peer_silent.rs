@@ -121,14 +121,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
             summary.push_str(&s);
         }
 
-        let mut evidence = Vec::new();
-        if let Some(w) = reader {
-            evidence.push(Evidence::new(
-                "waiting in",
-                w.strace(),
-                w.source(ctx.snap.process.pid),
-            ));
-        }
+        let mut evidence = crate::waiters::evidence_from(reader, ctx.snap.process.pid);
         let sent_text = match sent {
             Some(n) => wording::bytes(n),
             None => "a request".into(),
@@ -175,11 +168,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         if keepalive {
             kernel.push_str(", keepalive timer running");
         }
-        let mut src = format!("ss: lastack:{}", info.last_ack_recv_ms);
-        if let Some(t) = conn.timer_text() {
-            src.push(' ');
-            src.push_str(&t);
-        }
+        let src = conn.with_timer(format!("ss: lastack:{}", info.last_ack_recv_ms));
         evidence.push(Evidence::new("peer's kernel", kernel, src));
         evidence.extend(log_quotes::evidence(
             ctx.snap,

@@ -8,8 +8,8 @@
 use hangscope_model::{Cause, Evidence, Finding, Severity, TimerKind};
 
 use crate::connection::Conn;
-use crate::rules::NO_THREADS;
-use crate::waiters::Waiter;
+use crate::rules::no_threads_note;
+use crate::waiters::{self, Waiter};
 use crate::{Ctx, Found, STUCK_MS, log_quotes, wording};
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
@@ -39,10 +39,6 @@ fn retries(conn: &Conn<'_>) -> u32 {
     timer.max(info)
 }
 
-fn waiter<'w, 'a>(ctx: &'w Ctx<'a>, conn: &Conn<'_>) -> Option<&'w Waiter<'a>> {
-    ctx.waiters.on_any(&conn.fds).into_iter().next()
-}
-
 fn severity(ctx: &Ctx<'_>, w: Option<&Waiter<'_>>) -> Severity {
     match w {
         Some(_) => Severity::Cause,
@@ -50,6 +46,37 @@ fn severity(ctx: &Ctx<'_>, w: Option<&Waiter<'_>>) -> Severity {
         // still the best lead, but say so.
         None if !ctx.waiters.known => Severity::Cause,
         None => Severity::Warning,
+    }
+}
+
+/// The finding either shape makes: the waiting thread's call, then `facts`, then what the logs
+/// say about the peer.
+fn found(
+    ctx: &Ctx<'_>,
+    conn: &Conn<'_>,
+    w: Option<&Waiter<'_>>,
+    summary: String,
+    facts: Vec<Evidence>,
+    stuck_ms: u64,
+) -> Found {
+    let mut evidence = waiters::evidence_from(w, ctx.snap.process.pid);
+    evidence.extend(facts);
+    evidence.extend(log_quotes::evidence(
+        ctx.snap,
+        w.map(|w| w.thread.tid),
+        &conn.peer(),
+    ));
+    Found {
+        finding: Finding {
+            severity: severity(ctx, w),
+            cause: Cause::PeerUnreachable,
+            summary,
+            subject: conn.subject(w),
+            evidence,
+            ruled_out: vec![],
+            next_step: path_step(conn),
+        },
+        stuck_ms,
     }
 }
 
@@ -64,7 +91,7 @@ fn path_step(conn: &Conn<'_>) -> String {
 
 fn syn_sent(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
     let n = retries(conn);
-    let w = waiter(ctx, conn);
+    let w = ctx.waiters.first_on(&conn.fds);
     // SYNs are retried after 1 s, then 2, 4, 8 s...: n retries took at least 2^n - 1 s.
     let by_retries = (1u64 << n.min(20)).saturating_sub(1) * 1000;
     let stuck_ms = by_retries.max(w.and_then(|w| w.blocked_ms()).unwrap_or(0));
@@ -92,58 +119,25 @@ fn syn_sent(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
             "The connection to {peer} on {} has been opening for at least {}: {what}{}",
             conn.fd_text(),
             wording::duration(stuck_ms),
-            if ctx.waiters.known {
-                String::new()
-            } else {
-                format!(" {NO_THREADS}")
-            }
+            no_threads_note(ctx)
         ),
     };
-    let mut evidence = Vec::new();
-    if let Some(w) = w {
-        evidence.push(Evidence::new(
-            "waiting in",
-            w.strace(),
-            w.source(ctx.snap.process.pid),
-        ));
-    }
-    let mut src = "ss: SYN-SENT".to_string();
-    if let Some(t) = conn.timer_text() {
-        src.push(' ');
-        src.push_str(&t);
-    }
-    evidence.push(Evidence::new(
+    let mut facts = vec![Evidence::new(
         "state",
         format!(
             "SYN-SENT, {} so far",
             wording::plural(u64::from(n), "retry", "retries")
         ),
-        src,
-    ));
+        conn.with_timer("ss: SYN-SENT".to_string()),
+    )];
     if let Some(i) = conn.info() {
-        evidence.push(Evidence::new(
+        facts.push(Evidence::new(
             "retransmit timeout",
             wording::duration(u64::from(i.rto_us / 1000)),
             format!("ss: rto:{} backoff:{}", i.rto_us / 1000, i.backoff),
         ));
     }
-    evidence.extend(log_quotes::evidence(
-        ctx.snap,
-        w.map(|w| w.thread.tid),
-        &peer,
-    ));
-    Some(Found {
-        finding: Finding {
-            severity: severity(ctx, w),
-            cause: Cause::PeerUnreachable,
-            summary,
-            subject: conn.subject(w),
-            evidence,
-            ruled_out: vec![],
-            next_step: path_step(conn),
-        },
-        stuck_ms,
-    })
+    Some(found(ctx, conn, w, summary, facts, stuck_ms))
 }
 
 fn unacked(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
@@ -160,7 +154,7 @@ fn unacked(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
         return None;
     }
     let silent_ms = u64::from(info.last_ack_recv_ms);
-    let w = waiter(ctx, conn);
+    let w = ctx.waiters.first_on(&conn.fds);
     let stuck_ms = silent_ms.max(w.and_then(|w| w.blocked_ms()).unwrap_or(0));
     if silent_ms < STUCK_MS {
         return None;
@@ -192,22 +186,10 @@ fn unacked(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
         None => format!(
             "Data to {peer} on {} is not getting through: {what}{}",
             conn.fd_text(),
-            if ctx.waiters.known {
-                String::new()
-            } else {
-                format!(" {NO_THREADS}")
-            }
+            no_threads_note(ctx)
         ),
     };
-    let mut evidence = Vec::new();
-    if let Some(w) = w {
-        evidence.push(Evidence::new(
-            "waiting in",
-            w.strace(),
-            w.source(ctx.snap.process.pid),
-        ));
-    }
-    let mut src = format!(
+    let src = format!(
         "ss: Send-Q {} unacked:{} retrans:{}/{} backoff:{} rto:{} lastack:{}",
         conn.inet.send_q,
         info.unacked,
@@ -217,11 +199,7 @@ fn unacked(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
         info.rto_us / 1000,
         info.last_ack_recv_ms
     );
-    if let Some(t) = conn.timer_text() {
-        src.push(' ');
-        src.push_str(&t);
-    }
-    evidence.push(Evidence::new(
+    let facts = vec![Evidence::new(
         "unacknowledged",
         format!(
             "{} in Send-Q, {} in flight, last ACK {} ago",
@@ -229,25 +207,9 @@ fn unacked(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
             wording::plural(u64::from(info.unacked), "segment", "segments"),
             wording::duration(silent_ms)
         ),
-        src,
-    ));
-    evidence.extend(log_quotes::evidence(
-        ctx.snap,
-        w.map(|w| w.thread.tid),
-        &peer,
-    ));
-    Some(Found {
-        finding: Finding {
-            severity: severity(ctx, w),
-            cause: Cause::PeerUnreachable,
-            summary,
-            subject: conn.subject(w),
-            evidence,
-            ruled_out: vec![],
-            next_step: path_step(conn),
-        },
-        stuck_ms,
-    })
+        conn.with_timer(src),
+    )];
+    Some(found(ctx, conn, w, summary, facts, stuck_ms))
 }
 
 #[cfg(test)]
