@@ -260,15 +260,7 @@ impl Netns {
     /// Starts a scenario inside the namespace (`ip netns exec` execs, so the PID is the
     /// scenario's).
     fn scenario(&self, name: &str, args: &[&str]) -> Started {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.0, HANGSCOPE, "__scenario", name])
-            .args(args)
-            .args(["--max-seconds", "120"])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("start scenario in netns");
-        let out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-        Started { child, out }
+        support::scenario_via(&["ip", "netns", "exec", &self.0], name, args)
     }
 }
 
