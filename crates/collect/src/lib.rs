@@ -73,6 +73,7 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     };
     snap.process = process::read(root, pid, &mut snap.gaps)?;
 
+    let pending_locks = locks::start(root);
     let mounts = mountinfo::read(root, pid, &mut snap.gaps);
     let mut dumps = None;
     snap.fds = fd::read_all(root, pid, &mounts, opts, &mut snap.gaps, |fds| {
@@ -89,7 +90,7 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
         dumps,
         &mut snap.gaps,
     );
-    snap.locks = locks::read(root, pid, &snap.fds, &mut snap.gaps);
+    snap.locks = locks::read(pending_locks, pid, &snap.fds, &mut snap.gaps);
 
     // Called at every look of the sampling window, after the threads: the hook for collectors
     // that measure movement (e.g. per-connection bytes and segments from sock_diag).

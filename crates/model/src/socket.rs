@@ -54,6 +54,7 @@ pub struct Endpoint {
     pub addr: String,
     pub port: u16,
     /// Service name from /etc/services, e.g. "eforward".
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
 }
 
@@ -78,20 +79,29 @@ pub struct InetSocket {
     pub recv_q: u32,
     /// Bytes not yet acknowledged by the peer (ESTAB) or backlog limit (LISTEN).
     pub send_q: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timer: Option<SocketTimer>,
     /// Owning uid as the kernel reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp_info: Option<TcpInfo>,
     /// Congestion control, e.g. "cubic".
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub congestion: Option<String>,
     /// skmem: receive/send buffer use and limits, as ss prints them.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rmem_alloc: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rcvbuf: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub wmem_alloc: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sndbuf: Option<u32>,
     /// How the socket changed over the sampling window (`--window`): set when the window had
     /// more than one look. The fields above are then from the window's last look, the moment
     /// the threads were last read.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<ConnectionWindow>,
 }
 
@@ -110,25 +120,36 @@ pub struct ConnectionWindow {
     /// Of the dumps after the first, those in which data moved since the previous one.
     pub looks_moving: u32,
     /// tcp_info bytes_sent, bytes_acked, bytes_received: change over the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_sent: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_acked: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_received: Option<u64>,
     /// tcp_info segs_in, segs_out (every segment, pure ACKs and keepalives included).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub segs_in: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub segs_out: Option<u32>,
     /// tcp_info total_retrans: retransmitted segments over the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retrans: Option<u32>,
     /// tcp_info unacked (segments in flight) at the first and at the last look.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub unacked_first: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub unacked_last: Option<u32>,
     /// Recv-Q and Send-Q at the first look (the socket's own fields are the last look's).
     pub recv_q_first: u32,
     pub send_q_first: u32,
     /// Whether data arrived / was sent during the window: tcp_info's last_data_recv /
     /// last_data_sent age restarted between the first and the last look.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_data_recv_moved: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_data_sent_moved: Option<bool>,
     /// The state at the first look, when it differs from the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub state_change: Option<StateChange>,
     /// The socket was in the first dump and not in the last: closed (or in TIME-WAIT, which
     /// has no inode) during the window. The socket's fields are from the last dump that had it.
@@ -212,32 +233,59 @@ pub struct TcpInfo {
     pub rcv_rtt_us: u32,
     pub rcv_space: u32,
     pub total_retrans: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pacing_rate: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_pacing_rate: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_acked: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_received: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub segs_out: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub segs_in: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub notsent_bytes: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub min_rtt_us: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_segs_in: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_segs_out: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery_rate: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub busy_time_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rwnd_limited_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sndbuf_limited_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub delivered: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub delivered_ce: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_sent: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_retrans: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dsack_dups: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reord_seen: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rcv_ooopack: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub snd_wnd: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rcv_wnd: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rehash: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub total_rto: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub total_rto_recoveries: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub total_rto_time: Option<u32>,
 }
 
@@ -249,14 +297,17 @@ pub struct UnixSocket {
     /// ss's vocabulary: "ESTAB", "LISTEN", "UNCONN", ...
     pub state: String,
     /// Bound path; abstract names start with "@".
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     pub recv_q: u32,
     pub send_q: u32,
     /// Inode of the peer socket, 0 when unconnected.
     pub peer_inode: u64,
     /// Who holds the peer socket, when it could be resolved.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<UnixPeer>,
     /// Why a connected socket's peer has no holder, e.g. "held by no process visible here".
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_unresolved: Option<String>,
 }
 
@@ -267,6 +318,7 @@ pub struct UnixPeer {
     pub name: String,
     pub fd: i32,
     /// The peer's bound path, if any (e.g. "/run/systemd/journal/stdout").
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
 }
 

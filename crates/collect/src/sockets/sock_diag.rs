@@ -22,7 +22,14 @@ const NLMSG_HDRLEN: usize = 16;
 pub struct SockDiag {
     sock: Socket,
     seq: u32,
+    /// One receive buffer for the whole dump. Large on purpose: the kernel sizes a dump's
+    /// batches by the largest buffer it has seen the reader use (up to 32 KiB), so a big
+    /// buffer means ~8 times fewer receives than sizing each one to a peeked length.
+    buf: Vec<u8>,
 }
+
+/// Larger than any batch the kernel sends in a dump (32 KiB, net/netlink/af_netlink.c).
+const RECV_BUF: usize = 64 * 1024;
 
 /// The reply bodies of one dump (each one struct *_diag_msg followed by its attributes), and
 /// whether the kernel said the dump was interrupted by a concurrent change.
@@ -55,7 +62,11 @@ impl SockDiag {
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(SockDiag { sock, seq: 0 })
+        Ok(SockDiag {
+            sock,
+            seq: 0,
+            buf: Vec::with_capacity(RECV_BUF),
+        })
     }
 
     /// Sends one dump request whose body is `request` (struct inet_diag_req_v2,
@@ -89,8 +100,17 @@ impl SockDiag {
 
         let mut interrupted = false;
         loop {
-            // Peeks the size first, so no reply is ever truncated.
-            let (buf, _) = self.sock.recv_from_full()?;
+            self.buf.clear();
+            // MSG_TRUNC: the real length comes back even if it did not fit, so a batch larger
+            // than the buffer is an error, never a silently cut message.
+            let n = self.sock.recv(&mut self.buf, libc::MSG_TRUNC)?;
+            if n > self.buf.len() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("netlink batch of {n} bytes exceeds the {RECV_BUF}-byte buffer"),
+                ));
+            }
+            let buf = &self.buf[..];
             if buf.is_empty() {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
