@@ -7,12 +7,19 @@ usage: compare.py RUNS 'label=command' 'label=command' ...
 """
 import os, shlex, statistics, subprocess, sys, time
 
+MAXRSS = "/tmp/compare-maxrss.%d" % os.getpid()
+
 def run(cmd):
+    # GNU time reports the command's own peak RSS (%M); a child forked straight from this
+    # script would count the script's pages copied before exec.
+    timed = ["/usr/bin/time", "-f", "%M %x", "-o", MAXRSS] + cmd
     start = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(timed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - start
-    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0, os.waitstatus_to_exitcode(status)
+    with open(MAXRSS) as f:
+        kb, code = f.read().split()[-2:]
+    return wall, ru.ru_utime + ru.ru_stime, int(kb) / 1024.0, int(code)
 
 def main():
     runs = int(sys.argv[1])
