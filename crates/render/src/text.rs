@@ -247,7 +247,7 @@ fn flags_col(f: &Fd) -> String {
 const MAX_ROWS: usize = 40;
 
 /// fds a reader must see even in a capped table: waited on, locked, logs, deleted.
-fn notable_fds(snap: &Snapshot) -> std::collections::HashSet<i32> {
+pub(super) fn notable_fds(snap: &Snapshot) -> std::collections::HashSet<i32> {
     let mut keep: std::collections::HashSet<i32> = snap
         .threads
         .iter()

@@ -69,8 +69,14 @@ pub(super) fn sockets(out: &mut String, snap: &Snapshot, st: &Style, verbose: bo
         Group::NotFound => 4,
     });
     let _ = writeln!(out, "{}", st.bold("SOCKETS"));
+    let notable = super::notable_fds(snap);
     for (g, list) in groups {
         let _ = writeln!(out, "  {}", st.bold(&g.title()));
+        let (list, rest) = if verbose {
+            (list, Vec::new())
+        } else {
+            cap(list, &notable)
+        };
         let mut t = Table::new(&[
             "FD", "NETID", "STATE", "RECV-Q", "SEND-Q", "LOCAL", "PEER", "DETAIL",
         ])
@@ -110,8 +116,82 @@ pub(super) fn sockets(out: &mut String, snap: &Snapshot, st: &Style, verbose: bo
             }
             out.push_str(&t.render(4, st.header()));
         }
+        if !rest.is_empty() {
+            let _ = writeln!(out, "    {}", st.dim(&summarise(&rest)));
+        }
     }
     out.push('\n');
+}
+
+/// Rows shown per group before the rest is summarised (all with -v).
+const MAX_ROWS: usize = 30;
+
+/// Keeps what a reader must see — sockets a thread waits on, queues that are not empty, states
+/// other than the common ESTAB / LISTEN / UNCONN, sockets not found — then fills up to
+/// `MAX_ROWS` in fd order.
+fn cap<'a>(
+    list: Vec<&'a Socket>,
+    notable: &std::collections::HashSet<i32>,
+) -> (Vec<&'a Socket>, Vec<&'a Socket>) {
+    if list.len() <= MAX_ROWS {
+        return (list, Vec::new());
+    }
+    let must = |s: &Socket| {
+        s.fds.iter().any(|fd| notable.contains(fd))
+            || !s.fds_changed.is_empty()
+            || match &s.detail {
+                SocketDetail::Tcp(i) | SocketDetail::Udp(i) => {
+                    ((i.recv_q > 0 || i.send_q > 0) && i.state != "LISTEN")
+                        || !matches!(i.state.as_str(), "ESTAB" | "LISTEN" | "UNCONN")
+                }
+                SocketDetail::Unix(u) => u.recv_q > 0 || u.send_q > 0,
+                SocketDetail::Unknown => true,
+                _ => false,
+            }
+    };
+    let mut budget = MAX_ROWS.saturating_sub(list.iter().filter(|s| must(s)).count());
+    list.into_iter().partition(|s| {
+        if must(s) {
+            true
+        } else if budget > 0 {
+            budget -= 1;
+            true
+        } else {
+            false
+        }
+    })
+}
+
+/// "… 970 more: 970 ESTAB, most to :38803 (485) (-v shows all)".
+fn summarise(rest: &[&Socket]) -> String {
+    let mut states: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    let mut ports: std::collections::BTreeMap<u16, usize> = std::collections::BTreeMap::new();
+    for s in rest {
+        let state = match &s.detail {
+            SocketDetail::Tcp(i) | SocketDetail::Udp(i) => {
+                *ports.entry(i.peer.port).or_default() += 1;
+                i.state.clone()
+            }
+            SocketDetail::Unix(u) => u.state.clone(),
+            _ => "other".into(),
+        };
+        *states.entry(state).or_default() += 1;
+    }
+    let mut by_state: Vec<(String, usize)> = states.into_iter().collect();
+    by_state.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let states: Vec<String> = by_state.iter().map(|(st, n)| format!("{n} {st}")).collect();
+    let top_port = ports
+        .into_iter()
+        .filter(|(p, _)| *p != 0)
+        .max_by_key(|(_, n)| *n)
+        .filter(|(_, n)| *n > 1)
+        .map(|(p, n)| format!(", most to :{p} ({n})"))
+        .unwrap_or_default();
+    format!(
+        "… {} more: {}{top_port} (-v shows all)",
+        rest.len(),
+        states.join(", ")
+    )
 }
 
 fn row(s: &Socket) -> Vec<String> {
@@ -474,6 +554,43 @@ mod tests {
             not_found_reason: None,
             fds_changed: vec![],
         }
+    }
+
+    #[test]
+    fn a_long_group_is_capped_but_keeps_queues_and_odd_states() {
+        let mut snap = Snapshot::default();
+        for fd in 10..110 {
+            snap.sockets.push(tcp(
+                fd,
+                "ESTAB",
+                ("10.0.0.1", 40000 + fd as u16),
+                ("10.0.0.2", 10100),
+            ));
+        }
+        if let SocketDetail::Tcp(i) = &mut snap.sockets[80].detail {
+            i.recv_q = 4096;
+        }
+        if let SocketDetail::Tcp(i) = &mut snap.sockets[90].detail {
+            i.state = "CLOSE-WAIT".into();
+        }
+        let mut out = String::new();
+        sockets(&mut out, &snap, &Style { on: false }, false);
+        assert!(
+            out.lines()
+                .any(|l| l.trim_start().starts_with("90 ") && l.contains(" 4096 ")),
+            "{out}"
+        );
+        assert!(out.contains("CLOSE-WAIT"), "{out}");
+        assert!(
+            out.contains("… 70 more: 70 ESTAB, most to :10100 (70) (-v shows all)"),
+            "{out}"
+        );
+        let mut all = String::new();
+        sockets(&mut all, &snap, &Style { on: false }, true);
+        assert!(
+            !all.contains("more:") && all.lines().any(|l| l.trim_start().starts_with("109 ")),
+            "{all}"
+        );
     }
 
     #[test]
