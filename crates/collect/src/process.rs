@@ -18,6 +18,23 @@ pub fn ticks_per_second() -> u64 {
 }
 
 pub fn parse_stat(text: &str) -> Result<Stat, String> {
+    // procfs-core slices between the first '(' and the last ')', and from two bytes past it,
+    // without checking (panics on garbage, found by tests/garbage.rs); the kernel always
+    // writes "pid (comm) state ...".
+    let well_formed = match (text.find('('), text.rfind(')')) {
+        (Some(open), Some(close)) => {
+            let pid = &text[..open];
+            open < close
+                && pid.ends_with(' ')
+                && !pid.trim_end().is_empty()
+                && pid.trim_end().bytes().all(|b| b.is_ascii_digit())
+                && text.get(close + 1..close + 2) == Some(" ")
+        }
+        _ => false,
+    };
+    if !well_formed {
+        return Err("not a \"pid (comm) state ...\" stat line".into());
+    }
     Stat::from_read(text.as_bytes()).map_err(|e| e.to_string())
 }
 

@@ -165,7 +165,7 @@ pub fn parse(protocol: u8, msg: &[u8]) -> Result<InetEntry, String> {
 const INODE_AT: usize = 68;
 
 /// idiag_inode of a struct inet_diag_msg, read before (and instead of) parsing the rest.
-pub(crate) fn inode_of(msg: &[u8]) -> Option<u64> {
+pub fn inode_of(msg: &[u8]) -> Option<u64> {
     let b = msg.get(INODE_AT..INODE_AT + 4)?;
     Some(u64::from(u32::from_ne_bytes([b[0], b[1], b[2], b[3]])))
 }
