@@ -358,7 +358,7 @@ fn activity_text(t: &Thread) -> String {
         Some(a) => match a.blocked_at_least_ms {
             Some(ms) => format!("blocked ≥{}", human_ms(ms as f64)),
             None => {
-                let n = a.voluntary_switches + a.involuntary_switches;
+                let n = a.voluntary_switches.saturating_add(a.involuntary_switches);
                 format!(
                     "progressed ({n} {}, {} CPU)",
                     if n == 1 { "switch" } else { "switches" },
