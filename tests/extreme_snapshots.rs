@@ -26,7 +26,11 @@ fn numbers(v: &Value, at: String, out: &mut Vec<String>) {
         }
         Value::Object(o) => {
             for (k, x) in o {
-                numbers(x, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out);
+                numbers(
+                    x,
+                    format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
+                    out,
+                );
             }
         }
         _ => {}
@@ -44,7 +48,10 @@ fn extreme_numbers_do_not_panic_diagnosis_or_rendering() {
     ];
     let mut tried = 0;
     for name in FIXTURES {
-        let path = format!("{}/tests/fixtures/snapshots/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/tests/fixtures/snapshots/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let base: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let mut paths = Vec::new();
         numbers(&base["snapshot"], "/snapshot".into(), &mut paths);
@@ -58,7 +65,13 @@ fn extreme_numbers_do_not_panic_diagnosis_or_rendering() {
                     continue;
                 };
                 doc.findings = hangscope_diagnose::diagnose(&doc.snapshot);
-                let _ = render_text(&doc, &TextOptions { color: true, verbose: true });
+                let _ = render_text(
+                    &doc,
+                    &TextOptions {
+                        color: true,
+                        verbose: true,
+                    },
+                );
                 let _ = render_text(&doc, &TextOptions::default());
                 let _ = render_html(&doc);
                 tried += 1;

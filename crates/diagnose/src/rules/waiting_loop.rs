@@ -21,14 +21,22 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Found]) -> Vec<Found> {
     if stuck.is_empty() {
         return vec![];
     }
+    let mut looping: Vec<(&hangscope_model::Thread, String)> = ctx
+        .snap
+        .threads
+        .iter()
+        .filter(|t| !stuck.iter().any(|(tid, _)| *tid == t.tid))
+        .filter_map(|t| Some((t, t.activity.as_ref()?.periodic.clone()?)))
+        .collect();
+    // The main thread first: its loop is the one most likely tied to the stuck thread.
+    looping.sort_by_key(|(t, _)| t.tid != ctx.snap.process.pid);
+    let rest = if looping.len() > MAX_SINGLE {
+        looping.split_off(MAX_SINGLE - 1)
+    } else {
+        Vec::new()
+    };
     let mut out = Vec::new();
-    for t in &ctx.snap.threads {
-        if stuck.iter().any(|(tid, _)| *tid == t.tid) {
-            continue;
-        }
-        let Some(periodic) = t.activity.as_ref().and_then(|a| a.periodic.clone()) else {
-            continue;
-        };
+    for (t, periodic) in looping {
         // The main thread looping while a worker is stuck is most often waiting for it (a
         // join, a flag); another thread's loop is its own periodic work (a heartbeat, a
         // timer), so nothing is claimed about it.
@@ -70,7 +78,53 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Found]) -> Vec<Found> {
             stuck_ms: 0,
         });
     }
+    if !rest.is_empty() {
+        out.push(summarise_rest(ctx, &rest));
+    }
     out
+}
+
+/// Loops listed one by one; beyond that, one line for all (a JVM has a dozen timed waits).
+const MAX_SINGLE: usize = 3;
+
+fn summarise_rest(ctx: &Ctx<'_>, rest: &[(&hangscope_model::Thread, String)]) -> Found {
+    let mut names: Vec<String> = rest
+        .iter()
+        .map(|(t, _)| {
+            if t.name.is_empty() {
+                t.tid.to_string()
+            } else {
+                t.name.clone()
+            }
+        })
+        .collect();
+    names.dedup();
+    let shown = names.iter().take(4).cloned().collect::<Vec<_>>().join(", ");
+    let more = if names.len() > 4 { ", …" } else { "" };
+    Found {
+        finding: Finding {
+            severity: Severity::Info,
+            cause: Cause::WaitingLoop,
+            summary: format!(
+                "{} other threads wake up periodically ({shown}{more}): periodic waits, not the \
+                 cause.",
+                rest.len()
+            ),
+            subject: Subject::default(),
+            evidence: vec![Evidence::new(
+                "loops",
+                rest.iter()
+                    .take(5)
+                    .map(|(t, periodic)| format!("{} {}: {periodic}", t.tid, t.name))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                format!("/proc/{}/task/*/syscall, sampled", ctx.snap.process.pid),
+            )],
+            ruled_out: vec![],
+            next_step: "None: they move on by themselves.".into(),
+        },
+        stuck_ms: 0,
+    }
 }
 
 #[cfg(test)]
@@ -106,6 +160,36 @@ mod tests {
             l.summary,
             "Thread 31600 (heartbeat) wakes up in a loop (clock_nanosleep 500 ms, ~2/s): a \
              periodic wait, not the cause."
+        );
+    }
+
+    #[test]
+    fn many_loops_are_summed_up_in_one_line() {
+        let mut snap = seed();
+        for i in 0..12 {
+            snap.threads
+                .push(sleeper(32000 + i, &format!("pool-{i}"), 50));
+        }
+        let findings = crate::diagnose(&snap);
+        let loops: Vec<_> = findings
+            .iter()
+            .filter(|f| f.cause == Cause::WaitingLoop)
+            .collect();
+        assert_eq!(loops.len(), 3, "{loops:#?}");
+        assert!(
+            loops.iter().any(|f| f.subject.tid == Some(31516)),
+            "the main thread keeps its own line"
+        );
+        let last = loops
+            .iter()
+            .find(|f| f.subject.tid.is_none())
+            .expect("one line for the rest");
+        assert!(
+            last.summary.starts_with(
+                "11 other threads wake up periodically (pool-1, pool-2, pool-3, pool-4, …)"
+            ),
+            "{}",
+            last.summary
         );
     }
 
