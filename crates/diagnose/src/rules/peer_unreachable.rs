@@ -92,8 +92,14 @@ fn path_step(conn: &Conn<'_>) -> String {
 fn syn_sent(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
     let n = retries(conn);
     let w = ctx.waiters.first_on(&conn.fds);
-    // SYNs are retried after 1 s, then 2, 4, 8 s...: n retries took at least 2^n - 1 s.
-    let by_retries = (1u64 << n.min(20)).saturating_sub(1) * 1000;
+    // SYNs are retried after 1 s, then 2, 4, 8 s (2^b - 1 s after b doublings, the backoff), or,
+    // since Linux 6.5 (tcp_syn_linear_timeouts, 4 by default), first every 1 s without backing
+    // off. So n retries took at least n s, and at least 2^b - 1 s: the larger is a lower bound
+    // on either kernel.
+    let backoff = conn.info().map_or(0, |i| i.backoff);
+    let by_retries = u64::from(n)
+        .max((1u64 << backoff.min(20)).saturating_sub(1))
+        .saturating_mul(1000);
     let stuck_ms = by_retries.max(w.and_then(|w| w.blocked_ms()).unwrap_or(0));
     if n == 0 && stuck_ms < STUCK_MS {
         return None;
@@ -222,6 +228,8 @@ mod tests {
         let mut snap = base(700, "agent");
         let mut s = tcp(5, "192.168.1.4:45000", "192.168.9.9:443", "SYN-SENT");
         timer(&mut s, TimerKind::On, 3000, 3);
+        // A kernel that backs off from the first retry: 1 + 2 + 4 s.
+        info_of(&mut s).backoff = 3;
         add_socket(&mut snap, 6, s);
         snap.threads
             .push(thread(700, "agent", "connect", vec![], None));
@@ -244,6 +252,19 @@ mod tests {
             f.summary
         );
         assert!(f.next_step.contains("nc -vz 192.168.9.9 443"));
+    }
+
+    #[test]
+    fn syn_retries_at_linear_timeouts_are_not_overstated() {
+        // Linux 6.5+ retries SYNs every 1 s four times before backing off (backoff stays 0):
+        // 4 retries are at least 4 s, not 15.
+        let mut snap = base(700, "agent");
+        let mut s = tcp(5, "192.168.1.4:45000", "192.168.9.9:443", "SYN-SENT");
+        timer(&mut s, TimerKind::On, 1000, 4);
+        add_socket(&mut snap, 6, s);
+        let found = find(&Ctx::new(&snap));
+        let f = &found[0].finding;
+        assert!(f.summary.contains("for at least 4.0 s"), "{}", f.summary);
     }
 
     #[test]
