@@ -45,6 +45,7 @@ pub fn run(name: &str, args: &[String]) -> i32 {
         "idle-server" => verdict::idle_server(args),
         "thread-zoo" => threads::zoo(args),
         "many-threads" => threads::many(args),
+        "mutex-deadlock" => threads::mutex_deadlock(args),
         "log-writer" => logs::log_writer(args),
         _ => Err(format!("unknown scenario {name:?}")),
     };

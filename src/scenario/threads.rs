@@ -189,3 +189,36 @@ pub(super) fn many(args: &[String]) -> Result<(), String> {
         unsafe { libc::pause() };
     }
 }
+
+static LOCK_A: SharedMutex =
+    SharedMutex(std::cell::UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER));
+static LOCK_B: SharedMutex =
+    SharedMutex(std::cell::UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER));
+
+/// Two threads taking two pthread mutexes in opposite orders, each holding one when it asks for
+/// the other: a lock cycle. The main thread sleeps in a loop, as a supervisor would.
+pub(super) fn mutex_deadlock(_args: &[String]) -> Result<(), String> {
+    let both_hold = std::sync::Arc::new(std::sync::Barrier::new(2));
+    for (name, first, second) in [
+        ("transfer-a", &LOCK_A, &LOCK_B),
+        ("transfer-b", &LOCK_B, &LOCK_A),
+    ] {
+        let both_hold = std::sync::Arc::clone(&both_hold);
+        spawn(name, move || {
+            // SAFETY: static, initialised mutexes, never moved; locked through pthread only.
+            unsafe {
+                libc::pthread_mutex_lock(first.0.get());
+            }
+            both_hold.wait();
+            announce(&format!("{name} {}", tid()));
+            // SAFETY: as above. This lock never returns: the other thread holds it.
+            unsafe {
+                libc::pthread_mutex_lock(second.0.get());
+            }
+            park_forever();
+        })?;
+    }
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -11,6 +11,7 @@ mod support;
 mod busy_server;
 mod demo;
 mod idle_server;
+mod mutex_deadlock;
 mod netns;
 mod seed_incident;
 mod unreachable_peer;

@@ -9,6 +9,7 @@ mod busy;
 mod connection_dead;
 mod local_not_reading;
 mod lock_wait;
+mod mutex_deadlock;
 mod name_resolution;
 mod peer_not_reading;
 mod peer_silent;
@@ -26,6 +27,7 @@ const RULES: &[Rule] = &[
     connection_dead::find,
     name_resolution::find,
     lock_wait::find,
+    mutex_deadlock::find,
     busy::find,
 ];
 

@@ -1,0 +1,34 @@
+//! Two threads in a lock cycle: each holds a pthread mutex and waits for the other's.
+
+use std::time::Duration;
+
+use crate::support::*;
+use crate::{STUCK, WINDOW, assert_plain_words, findings_text, top_cause};
+
+#[test]
+fn two_threads_in_a_lock_cycle() {
+    let mut p = scenario("mutex-deadlock", &[]);
+    let a: i32 = p.expect("transfer-a").parse().expect("tid");
+    let b: i32 = p.expect("transfer-b").parse().expect("tid");
+    let pid = p.pid();
+    assert!(
+        wait_steady(Duration::from_secs(20), STUCK, || {
+            syscall_nr(pid, a) == Some(libc::SYS_futex)
+                && syscall_nr(pid, b) == Some(libc::SYS_futex)
+        }),
+        "the two threads never both waited in futex"
+    );
+
+    let (code, doc) = inspect(pid, &WINDOW);
+    let top = top_cause(&doc);
+    assert_eq!(top["cause"], "deadlock", "{}", findings_text(&doc));
+    assert_eq!(top["subject"]["tid"], a.min(b));
+    let summary = top["summary"].as_str().expect("summary");
+    assert!(
+        summary.contains(&format!("held by thread {a}"))
+            && summary.contains(&format!("held by thread {b}")),
+        "{summary}"
+    );
+    assert_plain_words(&doc);
+    assert_eq!(code, 1, "exit code 1 means a cause was found");
+}
