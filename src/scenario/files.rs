@@ -119,3 +119,40 @@ pub(super) fn open_hold(args: &[String]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A parent whose "reader" thread waits for a child's output on a pipe, and a child (`sleep`)
+/// that holds the pipe's write end as its stdout and never writes.
+pub(super) fn pipe_parent(_args: &[String]) -> Result<(), String> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new("sleep");
+    cmd.arg("600").stdout(std::process::Stdio::piped());
+    // SAFETY: prctl in the forked child before exec touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("spawn sleep: {e}"))?;
+    let mut out = child.stdout.take().ok_or("no stdout pipe")?;
+    let child_pid = child.id();
+    std::thread::Builder::new()
+        .name("reader".into())
+        .spawn(move || {
+            announce(&format!(
+                "reader {} fd {} child {child_pid}",
+                super::tid(),
+                out.as_raw_fd()
+            ));
+            let mut buf = [0u8; 512];
+            let _ = out.read(&mut buf);
+        })
+        .map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3600) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    Ok(())
+}

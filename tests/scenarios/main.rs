@@ -13,6 +13,7 @@ mod demo;
 mod idle_server;
 mod mutex_deadlock;
 mod netns;
+mod pipe_wait;
 mod seed_incident;
 mod unreachable_peer;
 mod unread_data;

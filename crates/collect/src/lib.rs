@@ -13,9 +13,11 @@ mod deadline;
 mod error;
 pub mod fd;
 pub mod fdinfo;
+pub mod holders;
 pub mod locks;
 pub mod logs;
 pub mod mountinfo;
+pub mod pipes;
 mod proc_root;
 pub mod process;
 pub mod resolve;
@@ -99,6 +101,8 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     threads::collect(root, pid, opts, &mut snap, &mut on_look);
     // TCP and UDP sockets as of the last look, like the threads, with what moved over the window.
     conns.apply(&mut snap.sockets, &mut snap.gaps);
+
+    pipes::read_peers(root, pid, &mut snap, opts);
 
     // Last: logs are tied to the threads and sockets read above.
     let mut log_gaps = Vec::new();

@@ -17,6 +17,9 @@ pub struct Fd {
     /// For pipe fds: the pipe inode, shared by both ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipe_inode: Option<u64>,
+    /// For a pipe a thread waits on: the other processes holding it, with the end they hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pipe_peers: Vec<PipeEnd>,
     /// The parsed fdinfo; `None` when it was not read (see `Snapshot::gaps`). Boxed, like
     /// `stat`: most fds of a huge target have neither, and an inline one tripled every fd's size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,12 +46,26 @@ impl Fd {
             deleted: false,
             socket_inode: None,
             pipe_inode: None,
+            pipe_peers: Vec::new(),
             info: None,
             stat: None,
             stat_skipped: None,
             churn: 0,
         }
     }
+}
+
+/// Another process's fd on the same pipe.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct PipeEnd {
+    pub pid: i32,
+    /// Its `comm`.
+    pub name: String,
+    pub fd: i32,
+    /// "read", "write" or "read-write", from its fdinfo flags; `None` when not readable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access: Option<String>,
 }
 
 /// What an fd refers to. Path fds are typed from a statx where that is safe; `file` means a

@@ -131,7 +131,17 @@ fn findings(out: &mut String, doc: &Document, st: &Style) {
             wrap(&top.next_step, 9, 88)
         );
         out.push('\n');
-    } else if doc.findings.is_empty() {
+    } else if let Some(w) = doc
+        .findings
+        .iter()
+        .find(|f| f.severity == Severity::Warning)
+    {
+        // No cause, but something worth a look: say both, so "no cause" is not read as "fine".
+        let text = format!("No cause found, but: {}", w.summary);
+        let _ = writeln!(out, "{}  {}", st.bold("VERDICT"), wrap(&text, 9, 88));
+        let _ = writeln!(out, "{}     {}", st.bold("NEXT"), wrap(&w.next_step, 9, 88));
+        out.push('\n');
+    } else {
         let _ = writeln!(
             out,
             "{}  Nothing looks stuck: no wait that should have ended was found.\n",
@@ -624,6 +634,32 @@ mod tests {
             },
         );
         assert!(all.contains("/srv/data/f199") && !all.contains("more:"));
+    }
+
+    #[test]
+    fn a_warning_without_a_cause_is_named_in_the_verdict() {
+        use hangscope_model::{Cause, Finding, Subject};
+        let doc = Document::new(
+            "t",
+            Snapshot::default(),
+            vec![Finding {
+                severity: Severity::Warning,
+                cause: Cause::PipeWait,
+                summary: "Thread 8 waits for process 9 to write.".into(),
+                subject: Subject::default(),
+                evidence: vec![],
+                ruled_out: vec![],
+                next_step: "Look at process 9.".into(),
+            }],
+        );
+        let text = render_text(&doc, &TextOptions::default());
+        assert!(
+            text.contains(
+                "VERDICT  No cause found, but: Thread 8 waits for process 9 to write.\nNEXT     \
+                 Look at process 9.\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

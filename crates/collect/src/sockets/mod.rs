@@ -19,7 +19,6 @@ pub mod services;
 pub mod sock_diag;
 pub mod tcp_info;
 pub mod unix_diag;
-pub mod unix_peer;
 pub mod window;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -33,6 +32,7 @@ use hangscope_model::{
 use netlink_packet_sock_diag::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
 
 use crate::Deadline;
+use crate::holders;
 use crate::{Options, ProcRoot};
 use inet_diag::InetEntry;
 use services::Services;
@@ -540,7 +540,7 @@ fn resolve_unix_peers(
         })
         .filter(|p| !own.contains_key(p))
         .collect();
-    let scan = unix_peer::scan(root, &peers, pid, &opts.deadline);
+    let scan = holders::scan(root, holders::Kind::Socket, &peers, pid, &opts.deadline);
     if scan.cut_by_deadline {
         gaps.push(Gap::new(
             "holders of UNIX peer sockets",
@@ -570,7 +570,7 @@ fn resolve_unix_peers(
             .and_then(|h| h.iter().find(|h| h.pid != pid).copied())
             .or_else(|| {
                 own.get(&u.peer_inode)
-                    .map(|&fd| unix_peer::Holder { pid, fd })
+                    .map(|&fd| holders::Holder { pid, fd })
             });
         match chosen {
             Some(h) => {

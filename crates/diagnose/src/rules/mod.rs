@@ -14,6 +14,7 @@ mod name_resolution;
 mod peer_not_reading;
 mod peer_silent;
 mod peer_unreachable;
+mod pipe_wait;
 mod same_host;
 mod waiting_loop;
 
@@ -28,6 +29,7 @@ const RULES: &[Rule] = &[
     name_resolution::find,
     lock_wait::find,
     mutex_deadlock::find,
+    pipe_wait::find,
     busy::find,
 ];
 

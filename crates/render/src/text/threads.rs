@@ -335,6 +335,14 @@ fn fd_target(snap: &Snapshot, fd: i32) -> String {
         if !others.is_empty() {
             let _ = write!(text, " (other end: fd {} here)", others.join(", "));
         }
+        for p in &f.pipe_peers {
+            let end = p
+                .access
+                .as_deref()
+                .map(|a| format!("{a} end"))
+                .unwrap_or("end".into());
+            let _ = write!(text, " ({end}: process {} ({}) fd {})", p.pid, p.name, p.fd);
+        }
     }
     if f.churn > 0 {
         let _ = write!(text, " (reopened {}× in the window)", f.churn);
@@ -428,16 +436,8 @@ mod tests {
     fn one_line_per_wait_and_groups() {
         let snap = Snapshot {
             fds: vec![Fd {
-                fd: 29,
-                kind: FdKind::Socket,
-                target: "socket:[692518610]".into(),
-                deleted: false,
                 socket_inode: Some(692518610),
-                pipe_inode: None,
-                info: None,
-                stat: None,
-                stat_skipped: None,
-                churn: 0,
+                ..Fd::new(29, FdKind::Socket, "socket:[692518610]")
             }],
             threads: vec![
                 Thread {

@@ -1,8 +1,9 @@
-//! Who holds the other end of a UNIX socket: the peer inode from unix_diag, looked up in every
-//! process's /proc/PID/fd (readlink only, never a stat); see proc_pid_fd(5).
+//! Who else holds an object: a UNIX socket's peer (the inode from unix_diag), a pipe's other
+//! end — looked up in every process's /proc/PID/fd by link text ("socket:[N]", "pipe:[N]"),
+//! readlink only, never a stat; see proc_pid_fd(5).
 //!
-//! The scan is system-wide and bounded by the deadline; it stops early once every peer has a
-//! holder other than the target. A peer held by no visible process (another PID namespace,
+//! The scan is system-wide and bounded by the deadline; it stops early once every inode has a
+//! holder other than the target. An object held by no visible process (another PID namespace,
 //! closed, or only in flight in an SCM_RIGHTS message) is reported as not visible.
 
 use std::collections::{HashMap, HashSet};
@@ -13,7 +14,23 @@ use nix::sys::stat::Mode;
 
 use crate::{Deadline, ProcRoot};
 
-/// One fd that refers to a socket.
+/// The kind of object, by the prefix of its fd link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Socket,
+    Pipe,
+}
+
+impl Kind {
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Socket => "socket:[",
+            Kind::Pipe => "pipe:[",
+        }
+    }
+}
+
+/// One fd that refers to the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Holder {
     pub pid: i32,
@@ -29,9 +46,15 @@ pub struct Scan {
     pub cut_by_deadline: bool,
 }
 
-/// Finds the holders of `wanted` inodes among all processes. `target` is the inspected process,
-/// whose own holdings do not end the search early.
-pub fn scan(root: &ProcRoot, wanted: &HashSet<u64>, target: i32, deadline: &Deadline) -> Scan {
+/// Finds the holders of `wanted` inodes of `kind` among all processes. `target` is the inspected
+/// process, whose own holdings do not end the search early.
+pub fn scan(
+    root: &ProcRoot,
+    kind: Kind,
+    wanted: &HashSet<u64>,
+    target: i32,
+    deadline: &Deadline,
+) -> Scan {
     let mut out = Scan::default();
     if wanted.is_empty() {
         return out;
@@ -70,7 +93,7 @@ pub fn scan(root: &ProcRoot, wanted: &HashSet<u64>, target: i32, deadline: &Dead
             };
             let link = link.to_string_lossy();
             let Some(ino) = link
-                .strip_prefix("socket:[")
+                .strip_prefix(kind.prefix())
                 .and_then(|s| s.strip_suffix(']'))
                 .and_then(|s| s.parse::<u64>().ok())
             else {
