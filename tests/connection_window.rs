@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use hangscope_model::{ConnectionWindow, Document, Finding, InetSocket, Socket, SocketDetail};
-use support::{HANGSCOPE, Started, scenario, wait_until};
+use support::netns::Netns;
+use support::{HANGSCOPE, Started, scenario, scenario_via, wait_until};
 
 /// `hangscope PID --json` (default 2 s window), parsed into the model.
 fn inspect(pid: i32) -> Document {
@@ -236,55 +237,14 @@ fn zero_window_has_no_connection_window() {
 }
 
 /// A network namespace made for one test, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn create() -> Option<Netns> {
-        let name = format!("hs-connwin-{}", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return None;
-        }
-        let ns = Netns(name);
-        let up = Command::new("ip")
-            .args(["netns", "exec", &ns.0, "ip", "link", "set", "lo", "up"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(up, "cannot bring lo up in {}", ns.0);
-        Some(ns)
-    }
-
-    /// Starts a scenario inside the namespace (`ip netns exec` execs, so the PID is the
-    /// scenario's).
-    fn scenario(&self, name: &str, args: &[&str]) -> Started {
-        support::scenario_via(&["ip", "netns", "exec", &self.0], name, args)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 #[test]
 fn window_is_sampled_in_the_targets_namespace() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: creating a network namespace needs root");
-        return;
-    }
-    let Some(ns) = Netns::create() else {
-        eprintln!("skipped: `ip netns add` is not available here");
-        return;
-    };
+    let ns = Netns::create("cw");
     // Declared after `ns`, so the processes die before the namespace is deleted.
     let (server, client, fd) = silent_pair(
-        |a| ns.scenario("silent-server", a),
-        |a| ns.scenario("meta-client", a),
+        |a| scenario_via(&ns.exec_prefix(), "silent-server", a),
+        |a| scenario_via(&ns.exec_prefix(), "meta-client", a),
     );
     let doc = inspect(client.pid());
     assert_eq!(doc.snapshot.process.netns_same_as_tool, Some(false));

@@ -4,11 +4,11 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hangscope_model::{Document, InetSocket, Socket, SocketDetail, SocketFamily};
 
+use support::netns::Netns;
 use support::*;
 
 /// The number the scenario announced for `key`.
@@ -151,50 +151,10 @@ fn client_on_silent_server_and_one_of_each_kind() {
 }
 
 /// A network namespace made for one test, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn create() -> Option<Netns> {
-        let name = format!("hs-test-{}", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return None;
-        }
-        let ns = Netns(name);
-        let up = Command::new("ip")
-            .args(["netns", "exec", &ns.0, "ip", "link", "set", "lo", "up"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(up, "cannot bring lo up in {}", ns.0);
-        Some(ns)
-    }
-
-    /// The prefix that runs a scenario in this namespace (`ip netns exec` execs it).
-    fn exec_prefix(&self) -> [&str; 4] {
-        ["ip", "netns", "exec", &self.0]
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 #[test]
 fn connection_in_another_network_namespace_is_found() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: creating a network namespace needs root");
-        return;
-    }
-    let Some(ns) = Netns::create() else {
-        eprintln!("skipped: `ip netns add` is not available here");
-        return;
-    };
+    let ns = Netns::create("sk");
     // Declared after `ns`, so the processes die before the namespace is deleted.
     let mut server = scenario_via(&ns.exec_prefix(), "silent-server", &[]);
     server.expect("port");

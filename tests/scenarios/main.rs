@@ -12,7 +12,6 @@ mod busy_server;
 mod demo;
 mod idle_server;
 mod mutex_deadlock;
-mod netns;
 mod pipe_wait;
 mod seed_incident;
 mod unreachable_peer;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::netns::Netns;
+use crate::support::netns::Netns;
 use crate::support::*;
 use crate::{WINDOW, assert_plain_words, findings_text, has_evidence, top_cause};
 

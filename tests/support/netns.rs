@@ -1,4 +1,4 @@
-//! A network namespace this suite creates for one test and removes on drop, also when an
+//! A network namespace a test creates for itself and removes on drop, also when an
 //! assertion fails: `ip netns add`, a veth pair with a /30 on a subnet derived from the test's
 //! PID (so parallel runs do not collide), loopback up inside. See ip-netns(8), veth(4).
 
