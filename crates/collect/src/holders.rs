@@ -114,3 +114,20 @@ pub fn scan(
     }
     out
 }
+
+/// Process names (`comm`) by PID, each read once.
+#[derive(Debug, Default)]
+pub struct Names(HashMap<i32, String>);
+
+impl Names {
+    pub fn of(&mut self, root: &ProcRoot, pid: i32) -> String {
+        self.0
+            .entry(pid)
+            .or_insert_with(|| {
+                root.read_pid(pid, "comm")
+                    .map(|c| c.trim_end().to_string())
+                    .unwrap_or_default()
+            })
+            .clone()
+    }
+}

@@ -31,18 +31,11 @@ pub fn read_peers(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Options
         return;
     }
     let scan = holders::scan(root, Kind::Pipe, &wanted, pid, &opts.deadline);
-    let mut names: HashMap<i32, String> = HashMap::new();
+    let mut names = holders::Names::default();
     let mut ends: HashMap<u64, Vec<PipeEnd>> = HashMap::new();
     for (ino, holders) in &scan.holders {
         for h in holders.iter().filter(|h| h.pid != pid) {
-            let name = names
-                .entry(h.pid)
-                .or_insert_with(|| {
-                    root.read_pid(h.pid, "comm")
-                        .map(|c| c.trim_end().to_string())
-                        .unwrap_or_default()
-                })
-                .clone();
+            let name = names.of(root, h.pid);
             let access = root
                 .read(format!("{}/fdinfo/{}", h.pid, h.fd))
                 .ok()

@@ -175,20 +175,7 @@ mod tests {
     use super::*;
     use hangscope_model::TimerKind;
 
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/../../tests/fixtures/netlink/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let text = std::fs::read_to_string(&path).expect("fixture readable");
-        let hex = text
-            .lines()
-            .rfind(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .expect("a hex line");
-        (0..hex.len() / 2)
-            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
-            .collect()
-    }
+    use crate::sockets::netlink_fixture as fixture;
 
     /// The recorded message with its INET_DIAG_INFO attribute cut to `len` bytes, as a kernel
     /// with a shorter struct tcp_info sends it (the other attributes unchanged).

@@ -21,6 +21,24 @@ pub mod tcp_info;
 pub mod unix_diag;
 pub mod window;
 
+/// Reads a recorded netlink message or attribute from tests/fixtures/netlink/ (see its README):
+/// the last line of the file that is not a comment, as hex.
+#[cfg(test)]
+pub(crate) fn netlink_fixture(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../../tests/fixtures/netlink/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).expect("fixture readable");
+    let hex = text
+        .lines()
+        .rfind(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .expect("a hex line");
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect()
+}
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::time::Duration;
@@ -551,7 +569,7 @@ fn resolve_unix_peers(
             ),
         ));
     }
-    let mut comm_cache: HashMap<i32, String> = HashMap::new();
+    let mut names = holders::Names::default();
     for s in sockets.iter_mut() {
         let SocketDetail::Unix(u) = &mut s.detail else {
             continue;
@@ -574,14 +592,7 @@ fn resolve_unix_peers(
             });
         match chosen {
             Some(h) => {
-                let name = comm_cache
-                    .entry(h.pid)
-                    .or_insert_with(|| {
-                        root.read_pid(h.pid, "comm")
-                            .map(|c| c.trim_end().to_string())
-                            .unwrap_or_default()
-                    })
-                    .clone();
+                let name = names.of(root, h.pid);
                 u.peer = Some(UnixPeer {
                     pid: h.pid,
                     name,

@@ -133,21 +133,7 @@ pub fn decode(raw: &[u8]) -> Option<TcpInfo> {
 mod tests {
     use super::*;
 
-    /// Reads a recorded attribute from tests/fixtures/netlink/ (see its README).
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/../../tests/fixtures/netlink/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let text = std::fs::read_to_string(&path).expect("fixture readable");
-        let hex = text
-            .lines()
-            .rfind(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .expect("a hex line");
-        (0..hex.len() / 2)
-            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
-            .collect()
-    }
+    use crate::sockets::netlink_fixture as fixture;
 
     /// What every length shares: the capture is a loopback client that sent 5 bytes, got them
     /// acked, and received nothing.
