@@ -46,18 +46,17 @@ pub fn collect(
     let mut finals: Vec<TaskRead> = Vec::new();
     let mut look_gaps: Vec<Gap> = Vec::new();
     let mut churn = churn::FdChurn::new(&snap.fds);
+    let mut measuring = Some(task_clock::TaskClock::start());
     let mut clock: Option<task_clock::TaskClock> = None;
     let outcome = {
         let mut sampler = Sampler::new(opts.window, opts.deadline, opts.progress);
         sampler.on_look(|look| {
             let mut reads = look_at_threads(root, pid, look.last, opts, &mut look_gaps);
             let clock = clock.get_or_insert_with(|| {
-                task_clock::TaskClock::measure(
-                    reads
-                        .iter()
-                        .filter_map(|t| t.last_cpu)
-                        .collect::<std::collections::BTreeSet<i32>>(),
-                )
+                measuring
+                    .take()
+                    .map(task_clock::Measuring::finish)
+                    .unwrap_or_default()
             });
             for t in &mut reads {
                 let cpu = t.last_cpu;

@@ -20,11 +20,30 @@ pub struct TaskClock {
     lag_ms: HashMap<i32, f64>,
 }
 
+/// A measurement under way on its own thread, so the first look does not wait for it.
+pub struct Measuring(Option<std::thread::JoinHandle<HashMap<i32, f64>>>);
+
+impl Measuring {
+    /// The lags measured; CPUs that could not be measured get no correction.
+    pub fn finish(self) -> TaskClock {
+        let lag_ms = self.0.and_then(|h| h.join().ok()).unwrap_or_default();
+        TaskClock { lag_ms }
+    }
+}
+
 impl TaskClock {
-    /// Measures the lag of each CPU in `cpus` on a short-lived thread (its affinity changes,
-    /// the caller's does not). CPUs that cannot be measured get no correction.
-    pub fn measure(cpus: impl IntoIterator<Item = i32>) -> TaskClock {
-        let cpus: Vec<i32> = cpus.into_iter().collect();
+    /// Starts measuring the lag of every CPU this process may run on (the target's threads
+    /// run on those too, as far as hangscope can tell), on a short-lived thread whose affinity
+    /// changes, not the caller's.
+    pub fn start() -> Measuring {
+        let cpus: Vec<i32> = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+            .map(|set| {
+                (0..nix::sched::CpuSet::count())
+                    .filter(|&c| set.is_set(c).unwrap_or(false))
+                    .filter_map(|c| i32::try_from(c).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
         let handle = std::thread::Builder::new()
             .name("task-clock".into())
             .spawn(move || {
@@ -35,9 +54,9 @@ impl TaskClock {
                     }
                 }
                 lag_ms
-            });
-        let lag_ms = handle.ok().and_then(|h| h.join().ok()).unwrap_or_default();
-        TaskClock { lag_ms }
+            })
+            .ok();
+        Measuring(handle)
     }
 
     /// exec_start moved onto CLOCK_MONOTONIC for a thread that last ran on `cpu`.
@@ -85,7 +104,7 @@ mod tests {
     fn measured_lag_is_small_and_not_negative() {
         // On any machine the lag is the CPU's lost time since boot: not negative, and far
         // below the uptime.
-        let clock = TaskClock::measure([0]);
+        let clock = TaskClock::start().finish();
         if let Some(lag) = clock.lag_ms.get(&0) {
             let uptime_ms = crate::monotonic_ns() as f64 / 1e6;
             assert!(*lag >= 0.0 && *lag < uptime_ms, "lag {lag} ms");
