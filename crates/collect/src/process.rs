@@ -64,6 +64,8 @@ pub fn read(root: &ProcRoot, pid: i32, gaps: &mut Vec<Gap>) -> Result<Process, C
         ppid: stat.ppid,
         state: stat.state.to_string(),
         num_threads: stat.num_threads.max(0) as u32,
+        // PF_KTHREAD (include/linux/sched.h).
+        kernel_thread: stat.flags & 0x0020_0000 != 0,
         ..Process::default()
     };
 

@@ -109,6 +109,7 @@ fn text_parsers_survive_garbage() {
     let ctx = TimeContext::default();
     let target = kmsg::Target {
         pid: 123,
+        names: vec!["hangscope".into()],
         tids: vec![123, 124],
     };
     for _ in 0..4000 {

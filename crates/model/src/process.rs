@@ -28,6 +28,9 @@ pub struct Process {
     pub state: String,
     pub uid: Option<u32>,
     pub num_threads: u32,
+    /// A kernel thread (no user space, no fds, no system calls).
+    #[serde(skip_serializing_if = "crate::is_false")]
+    pub kernel_thread: bool,
     /// Seconds since the process started.
     pub age_s: Option<f64>,
     /// Inode of /proc/PID/ns/net; equal to the tool's own when `netns_is_host`.

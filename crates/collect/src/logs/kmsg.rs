@@ -71,6 +71,8 @@ fn unescape(s: &str) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct Target {
     pub pid: i32,
+    /// The `comm` of the process and of its threads, as the kernel prints them ("name[pid]").
+    pub names: Vec<String>,
     /// The process's threads, host TIDs (the pid included).
     pub tids: Vec<i32>,
 }
@@ -99,7 +101,7 @@ pub fn classify(message: &str, target: &Target) -> Option<(LogEvent, Option<i32>
     if message.contains("nfs: server ") && message.contains("not responding") {
         return Some((LogEvent::NfsNotResponding, None));
     }
-    let named = named_ids(message);
+    let named = named_ids(message, &target.names);
     let ours = named.iter().copied().find(|id| target.has(*id));
     let lower = message.to_ascii_lowercase();
     if let Some(id) = ours {
@@ -120,9 +122,10 @@ pub fn classify(message: &str, target: &Target) -> Option<(LogEvent, Option<i32>
     None
 }
 
-/// Ids a kernel line names: "name[123]", "pid 123", "pid=123", "pid:123", "process 123",
-/// "task name:123".
-fn named_ids(message: &str) -> Vec<i32> {
+/// Ids a kernel line names: "name[123]" (where name is one of `names`, the process's and its
+/// threads' comm: a bare "[2]" is as often an array index, e.g. "xstate_offset[2]"),
+/// "pid 123", "pid=123", "pid:123", "process 123", "task name:123".
+fn named_ids(message: &str, names: &[String]) -> Vec<i32> {
     let mut ids = Vec::new();
     let b = message.as_bytes();
     let number_at = |at: usize| -> Option<i32> {
@@ -140,6 +143,14 @@ fn named_ids(message: &str) -> Vec<i32> {
         if c == b'['
             && i > 0
             && !b[i - 1].is_ascii_whitespace()
+            && names.iter().any(|name| {
+                let before = &message[..i];
+                let token = before
+                    .rsplit(|c: char| c.is_whitespace() || c == '(')
+                    .next()
+                    .unwrap_or(before);
+                !name.is_empty() && token == name
+            })
             && let Some(n) = number_at(i + 1)
             && message[i + 1..]
                 .trim_start_matches(|c: char| c.is_ascii_digit())
@@ -281,8 +292,30 @@ mod tests {
     fn target() -> Target {
         Target {
             pid: 31516,
+            names: vec!["zbs-metad".into(), "dump_meta".into()],
             tids: vec![31516, 31576],
         }
+    }
+
+    #[test]
+    fn a_bracketed_number_names_the_process_only_after_its_name() {
+        let t = Target {
+            pid: 2,
+            names: vec!["kthreadd".into()],
+            tids: vec![2],
+        };
+        assert_eq!(
+            classify("x86/fpu: xstate_offset[2]:  576, xstate_sizes[2]:  256", &t),
+            None
+        );
+        let t = target();
+        assert_eq!(
+            classify(
+                "dump_meta[31576]: segfault at 0 ip 000055d5 sp 00007ffd error 4 in zbs-metad",
+                &t
+            ),
+            Some((LogEvent::Segfault, Some(31576)))
+        );
     }
 
     #[test]
@@ -375,6 +408,7 @@ mod tests {
         // Only the line naming the target's thread is kept.
         let target = Target {
             pid: 17367,
+            names: vec![],
             tids: vec![17367, 17377],
         };
         let clock = Clock {

@@ -584,8 +584,15 @@ fn read_kmsg(
     if tids.is_empty() {
         tids = snap.threads.iter().map(|t| t.tid).collect();
     }
+    let mut names: Vec<String> = std::iter::once(snap.process.name.clone())
+        .chain(snap.threads.iter().map(|t| t.name.clone()))
+        .filter(|n| !n.is_empty())
+        .collect();
+    names.sort();
+    names.dedup();
     let target = kmsg::Target {
         pid: snap.process.pid,
+        names,
         tids,
     };
     let clock = kmsg::Clock {

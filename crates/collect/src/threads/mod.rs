@@ -268,6 +268,9 @@ fn build(
                 .1 += 1;
         }
         let syscall = match &t.syscall {
+            // A kernel thread makes no system calls: its syscall file holds zeroes that would
+            // read as read(0, ...). Its wchan and stack say where it sleeps.
+            Some(Ok(_)) if snap.process.kernel_thread => None,
             Some(Ok(raw)) => Some(syscall::decode(raw, &ctx)),
             Some(Err(why)) if why.starts_with("malformed") => {
                 snap.gaps.push(Gap::new(

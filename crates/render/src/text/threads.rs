@@ -178,7 +178,17 @@ fn name_pattern<'a>(names: impl Iterator<Item = &'a str>) -> String {
 /// `poll(fd 29 POLLIN, timeout 10000 ms) → TCP 10.0.0.1:4242 → 10.0.0.2:10100 ESTABLISHED`.
 pub(super) fn wait_text(t: &Thread, snap: &Snapshot) -> String {
     let Some(s) = &t.syscall else {
-        return "(syscall not read)".into();
+        let wchan = t
+            .wchan
+            .as_deref()
+            .filter(|w| !w.is_empty() && *w != "0")
+            .map(|w| format!(" in {w}"))
+            .unwrap_or_default();
+        return if snap.process.kernel_thread {
+            format!("kernel thread{wchan}")
+        } else {
+            format!("(syscall not read){wchan}")
+        };
     };
     if s.running {
         return "running".into();
