@@ -157,3 +157,54 @@ fn what_the_deadline_cuts_is_reported_and_the_rest_printed() {
     let fds = doc["snapshot"]["fds"].as_array().unwrap();
     assert!(!fds.is_empty(), "fds are still listed by number");
 }
+
+/// The state letter of a thread (/proc/PID/task/TID/stat, after the comm's closing paren).
+fn thread_state(pid: i32, tid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+#[test]
+fn a_thread_stuck_in_the_kernel_on_a_hung_mount_is_the_cause() {
+    // Declared before the mount so it is dropped after it: the server must die first, or the
+    // thread waiting on it cannot be killed (see HungMount's drop).
+    let mut target: Option<Started> = None;
+    let mount = start_hung_mount();
+    let file = format!("{}/stuck.txt", mount.mountpoint());
+    let t = target.insert(scenario("stat-hung", &["--path", &file]));
+    let tid: i32 = t.expect("stat").parse().unwrap();
+    let pid = t.pid();
+    // A FUSE request waits interruptibly (S) until a signal comes; the wchan shows it.
+    let wchan =
+        || std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/wchan")).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            matches!(thread_state(pid, tid), Some('S' | 'D'))
+                && wchan().contains("request_wait_answer")
+        }),
+        "the stat thread never waited on the FUSE server: {:?} {}",
+        thread_state(pid, tid),
+        wchan()
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    let out = hangscope(&[
+        &pid.to_string(),
+        "--json",
+        "--window",
+        "1s",
+        "--deadline",
+        "5s",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let top = &doc["findings"][0];
+    assert_eq!(top["cause"], "disk_wait", "{top}");
+    assert_eq!(top["subject"]["tid"], tid);
+    assert!(top["summary"].as_str().unwrap().contains("FUSE"), "{top}");
+    drop(mount);
+}

@@ -156,3 +156,23 @@ pub(super) fn pipe_parent(_args: &[String]) -> Result<(), String> {
     let _ = child.kill();
     Ok(())
 }
+
+/// Opens `--path` (on a mount that hangs once a file is open) and then, on a thread named
+/// "stat", stats it: that thread sleeps uninterruptibly in the kernel until the server answers.
+pub(super) fn stat_hung(args: &[String]) -> Result<(), String> {
+    let path = flag(args, "--path").ok_or("give --path FILE")?.to_string();
+    let f = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
+    std::thread::Builder::new()
+        .name("stat".into())
+        .spawn(move || {
+            announce(&format!("stat {}", super::tid()));
+            let _ = std::fs::metadata(&path);
+        })
+        .map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3600) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(f);
+    Ok(())
+}

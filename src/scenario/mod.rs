@@ -35,6 +35,7 @@ pub fn run(name: &str, args: &[String]) -> i32 {
         "many-fds" => files::many_fds(args),
         "open-hold" => files::open_hold(args),
         "pipe-parent" => files::pipe_parent(args),
+        "stat-hung" => files::stat_hung(args),
         "socket-holder" => sockets::socket_holder(args),
         "fd-holder" => sockets::fd_holder(args),
         "deaf-server" => verdict::deaf_server(args),

@@ -50,6 +50,7 @@ pub enum Cause {
     WaitingLoop,
     SameHostAlive,
     ReconnectChurn,
+    /// A thread in uninterruptible sleep (D): waiting on a file system, device or the kernel.
     DiskWait,
     #[serde(other)]
     Other,
@@ -73,7 +74,7 @@ impl Cause {
             Cause::WaitingLoop => "waiting loop",
             Cause::SameHostAlive => "same host ok",
             Cause::ReconnectChurn => "reconnecting",
-            Cause::DiskWait => "disk wait",
+            Cause::DiskWait => "kernel wait (D)",
             Cause::Other => "other",
         }
     }

@@ -16,6 +16,7 @@ mod peer_silent;
 mod peer_unreachable;
 mod pipe_wait;
 mod same_host;
+mod uninterruptible;
 mod waiting_loop;
 
 type Rule = fn(&Ctx<'_>) -> Vec<Found>;
@@ -31,6 +32,7 @@ const RULES: &[Rule] = &[
     mutex_deadlock::find,
     pipe_wait::find,
     busy::find,
+    uninterruptible::find,
 ];
 
 pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Found> {
