@@ -10,6 +10,7 @@ mod connection_dead;
 mod local_not_reading;
 mod lock_wait;
 mod mutex_deadlock;
+mod mutex_holder_blocked;
 mod name_resolution;
 mod peer_not_reading;
 mod peer_silent;
@@ -30,6 +31,7 @@ const RULES: &[Rule] = &[
     name_resolution::find,
     lock_wait::find,
     mutex_deadlock::find,
+    mutex_holder_blocked::find,
     pipe_wait::find,
     busy::find,
     uninterruptible::find,
