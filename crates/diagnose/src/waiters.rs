@@ -92,6 +92,19 @@ impl Waiter<'_> {
     }
 }
 
+/// The glibc mutex a thread waits for in futex(), and its owner's TID, when the threads collector
+/// could read the owner (the mutex word + 8).
+pub(crate) fn mutex_wait(t: &Thread) -> Option<(u64, i32)> {
+    t.syscall.as_ref()?.waits_on.iter().find_map(|w| match w {
+        hangscope_model::WaitObject::Futex {
+            addr,
+            owner_tid: Some(owner),
+            ..
+        } => Some((*addr, *owner)),
+        _ => None,
+    })
+}
+
 /// The evidence of a finding about a wait, opened with the waiting thread's call when a thread
 /// waits.
 pub(crate) fn evidence_from(waiter: Option<&Waiter<'_>>, pid: i32) -> Vec<Evidence> {

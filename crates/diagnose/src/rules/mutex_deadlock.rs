@@ -9,24 +9,16 @@
 
 use std::collections::HashMap;
 
-use hangscope_model::{Cause, Evidence, Finding, Severity, Subject, Thread, WaitObject};
+use hangscope_model::{Cause, Evidence, Finding, Severity, Subject, Thread};
 
 use crate::{Ctx, Found, STUCK_MS, wording};
 
 /// The mutex a thread waits for, and its owner, when the thread is not moving.
 fn waits_for(t: &Thread) -> Option<(u64, i32)> {
-    let activity = t.activity.as_ref();
-    if activity.is_some_and(|a| a.progressed) {
+    if t.activity.as_ref().is_some_and(|a| a.progressed) {
         return None;
     }
-    t.syscall.as_ref()?.waits_on.iter().find_map(|w| match w {
-        WaitObject::Futex {
-            addr,
-            owner_tid: Some(owner),
-            ..
-        } => Some((*addr, *owner)),
-        _ => None,
-    })
+    crate::waiters::mutex_wait(t)
 }
 
 fn blocked_ms(t: &Thread) -> u64 {
@@ -187,6 +179,7 @@ fn finding(
 mod tests {
     use super::*;
     use crate::testkit::*;
+    use hangscope_model::WaitObject;
 
     fn futex_waiter(tid: i32, name: &str, addr: u64, owner: i32, blocked: u64) -> Thread {
         thread(

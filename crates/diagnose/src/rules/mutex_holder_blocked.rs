@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use hangscope_model::{Cause, Evidence, Finding, Severity, Subject, Thread, WaitObject};
+use hangscope_model::{Cause, Evidence, Finding, Severity, Subject, Thread};
 
 use crate::{Ctx, Found, STUCK_MS, wording};
 
@@ -17,23 +17,12 @@ fn blocked_ms(t: &Thread) -> Option<u64> {
     (!a.progressed).then_some(a.blocked_at_least_ms?)
 }
 
-fn mutex_owner(t: &Thread) -> Option<(u64, i32)> {
-    t.syscall.as_ref()?.waits_on.iter().find_map(|w| match w {
-        WaitObject::Futex {
-            addr,
-            owner_tid: Some(owner),
-            ..
-        } => Some((*addr, *owner)),
-        _ => None,
-    })
-}
-
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
     let pid = ctx.snap.process.pid;
     // (mutex, owner) → the stuck threads waiting for it.
     let mut waiting: BTreeMap<(u64, i32), Vec<&Thread>> = BTreeMap::new();
     for t in &ctx.snap.threads {
-        if let (Some((addr, owner)), Some(ms)) = (mutex_owner(t), blocked_ms(t))
+        if let (Some((addr, owner)), Some(ms)) = (crate::waiters::mutex_wait(t), blocked_ms(t))
             && ms >= STUCK_MS
             && owner != t.tid
         {
@@ -47,7 +36,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         };
         // An owner waiting for a mutex itself is a chain or a cycle: the deadlock rule, or the
         // finding about the thread at the end of the chain, tells that story.
-        if mutex_owner(owner).is_some() {
+        if crate::waiters::mutex_wait(owner).is_some() {
             continue;
         }
         let Some(owner_ms) = blocked_ms(owner).filter(|ms| *ms >= STUCK_MS) else {
@@ -129,6 +118,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
 mod tests {
     use super::*;
     use crate::testkit::*;
+    use hangscope_model::WaitObject;
 
     fn waiter(tid: i32, owner: i32) -> Thread {
         thread(
