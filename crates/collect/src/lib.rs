@@ -8,6 +8,13 @@
 //! Nothing here stats through the target's fd links into a mount that could hang (NFS, FUSE):
 //! types, inodes, offsets and flags come from readlink, fdinfo and mountinfo, which stay fast
 //! on a hung mount; `statx` runs only on file systems known to be local.
+//!
+//! Order of a collection (`collect`): the process; /proc/locks started on its own thread (its
+//! read waits for an RCU grace period); the fd links; the sock_diag dumps started beside the
+//! fdinfo/statx pass as soon as the socket inodes are known; the sockets joined to their fds;
+//! the locks; the threads over the sampling window, with the connections re-dumped at its looks
+//! so both describe the same moment; the other ends of waited-on pipes; last, the logs, which
+//! are tied to the threads and connections read before them.
 
 mod deadline;
 mod error;
