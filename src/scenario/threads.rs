@@ -1,7 +1,7 @@
 //! Thread scenarios: one process with a thread in each wait the threads report must explain,
 //! and a process with many threads parked on one lock (for grouping and the benchmark).
 //!
-//! Every thread announces itself on stdout ("NAME TID [details]") once it is about to enter its
+//! Every thread announces itself on stdout (`NAME TID [details]`) once it is about to enter its
 //! wait; the tests then poll /proc/PID/task/TID/syscall until the thread is in it.
 
 use std::io::Write;

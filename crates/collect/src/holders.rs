@@ -1,5 +1,5 @@
 //! Who else holds an object: a UNIX socket's peer (the inode from unix_diag), a pipe's other
-//! end — looked up in every process's /proc/PID/fd by link text ("socket:[N]", "pipe:[N]"),
+//! end — looked up in every process's /proc/PID/fd by link text (`socket:[N]`, `pipe:[N]`),
 //! readlink only, never a stat; see proc_pid_fd(5).
 //!
 //! The scan is system-wide and bounded by the deadline; it stops early once every inode has a

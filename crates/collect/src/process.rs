@@ -138,7 +138,7 @@ fn parse_nofile_soft_limit(text: &str) -> Option<u64> {
     soft.parse().ok()
 }
 
-/// The inode of a network namespace link, "net:[4026531840]".
+/// The inode of a network namespace link, `net:[4026531840]`.
 pub fn netns_inode(root: &ProcRoot, pid: i32) -> io::Result<u64> {
     let link = std::fs::read_link(root.pid(pid).join("ns/net"))?;
     parse_ns_link(&link.to_string_lossy())

@@ -46,7 +46,7 @@ pub fn by_id(root: &ProcRoot, id: i32) -> Result<Resolved, ResolveError> {
     })
 }
 
-/// A name, matched like pidof: the comm, or the base name of argv[0] or of the executable.
+/// A name, matched like pidof: the comm, or the base name of `argv[0]` or of the executable.
 pub fn by_name(root: &ProcRoot, name: &str) -> Result<Resolved, ResolveError> {
     let own = std::process::id() as i32;
     let mut found = Vec::new();

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 pub struct Fd {
     pub fd: i32,
     pub kind: FdKind,
-    /// The readlink target as the kernel printed it, e.g. "/var/log/x.log", "socket:[692518610]",
-    /// "anon_inode:[eventpoll]". " (deleted)" is stripped into `deleted`.
+    /// The readlink target as the kernel printed it, e.g. "/var/log/x.log", `socket:[692518610]`,
+    /// `anon_inode:[eventpoll]`. " (deleted)" is stripped into `deleted`.
     pub target: String,
     #[serde(default, skip_serializing_if = "crate::is_false")]
     pub deleted: bool,

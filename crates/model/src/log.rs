@@ -37,7 +37,7 @@ pub struct LogSource {
 }
 
 /// One step in the story of which peer the process talked to: "Dump meta from X" (attempt),
-/// "Fail to dump meta from X ... [ETimedOut]" (timeout), "ADDR UPDATE old X new Y" (left X,
+/// `Fail to dump meta from X ... [ETimedOut]` (timeout), "ADDR UPDATE old X new Y" (left X,
 /// switched to Y).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
@@ -96,7 +96,7 @@ pub enum LogEvent {
     NfsNotResponding,
     /// The OOM killer killed the process.
     OomKill,
-    /// "NAME[PID]: segfault at ..." or another trap.
+    /// `NAME[PID]: segfault at ...` or another trap.
     Segfault,
     /// A kernel line that names the process or one of its threads.
     NamesProcess,

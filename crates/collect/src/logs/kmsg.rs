@@ -71,7 +71,7 @@ fn unescape(s: &str) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct Target {
     pub pid: i32,
-    /// The `comm` of the process and of its threads, as the kernel prints them ("name[pid]").
+    /// The `comm` of the process and of its threads, as the kernel prints them (`name[pid]`).
     pub names: Vec<String>,
     /// The process's threads, host TIDs (the pid included).
     pub tids: Vec<i32>,

@@ -1,13 +1,13 @@
 //! Peer addresses named in log messages, and the timeline of which peer was tried when.
 //!
 //! Addresses are written the way `Endpoint`'s Display writes them ("10.0.130.72:10100",
-//! "[::1]:80"), so a log line and a socket meet by string equality.
+//! `[::1]:80`), so a log line and a socket meet by string equality.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use hangscope_model::{LogEntry, LogEvent, LogLevel, PeerAttempt, PeerOutcome};
 
-/// Every "a.b.c.d:port" and "[v6]:port" in `text`, in order, without repeats.
+/// Every "a.b.c.d:port" and `[v6]:port` in `text`, in order, without repeats.
 pub fn extract(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut push = |s: String| {

@@ -131,7 +131,7 @@ pub fn read(root: &ProcRoot, pid: i32, tid: i32, full: bool) -> Option<TaskRead>
     Some(t)
 }
 
-/// "[<0>] hrtimer_nanosleep+0x74/0xf0" lines → "hrtimer_nanosleep+0x74/0xf0".
+/// `[<0>] hrtimer_nanosleep+0x74/0xf0` lines → "hrtimer_nanosleep+0x74/0xf0".
 pub fn parse_stack(text: &str) -> Vec<String> {
     text.lines()
         .map(|l| match l.split_once("] ") {
