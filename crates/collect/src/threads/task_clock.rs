@@ -21,12 +21,31 @@ pub struct TaskClock {
 }
 
 /// A measurement under way on its own thread, so the first look does not wait for it.
-pub struct Measuring(Option<std::thread::JoinHandle<HashMap<i32, f64>>>);
+pub struct Measuring {
+    results: std::sync::mpsc::Receiver<(i32, Option<f64>)>,
+    cpus: usize,
+}
+
+/// The longest the first look waits for the measurement: on a machine with hundreds of CPUs it
+/// could take longer, and CPUs not measured by then simply get no correction.
+const WAIT_AT_MOST: Duration = Duration::from_millis(30);
 
 impl Measuring {
-    /// The lags measured; CPUs that could not be measured get no correction.
+    /// The lags measured by now (waiting up to `WAIT_AT_MOST` for the rest); CPUs that could not
+    /// be measured get no correction.
     pub fn finish(self) -> TaskClock {
-        let lag_ms = self.0.and_then(|h| h.join().ok()).unwrap_or_default();
+        let until = std::time::Instant::now() + WAIT_AT_MOST;
+        let mut lag_ms = HashMap::new();
+        for _ in 0..self.cpus {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.results.recv_timeout(left) {
+                Ok((cpu, Some(lag))) => {
+                    lag_ms.insert(cpu, lag);
+                }
+                Ok((_, None)) => {}
+                Err(_) => break,
+            }
+        }
         TaskClock { lag_ms }
     }
 }
@@ -44,19 +63,23 @@ impl TaskClock {
                     .collect()
             })
             .unwrap_or_default();
-        let handle = std::thread::Builder::new()
+        let (tx, results) = std::sync::mpsc::channel();
+        let count = cpus.len();
+        let started = std::thread::Builder::new()
             .name("task-clock".into())
             .spawn(move || {
-                let mut lag_ms = HashMap::new();
                 for cpu in cpus {
-                    if let Some(lag) = measure_cpu(cpu) {
-                        lag_ms.insert(cpu, lag);
+                    // Sent even when it failed (None), so the receiver knows not to wait for it.
+                    if tx.send((cpu, measure_cpu(cpu))).is_err() {
+                        return;
                     }
                 }
-                lag_ms
             })
-            .ok();
-        Measuring(handle)
+            .is_ok();
+        Measuring {
+            results,
+            cpus: if started { count } else { 0 },
+        }
     }
 
     /// exec_start moved onto CLOCK_MONOTONIC for a thread that last ran on `cpu`.
