@@ -273,3 +273,39 @@ fn a_window_longer_than_the_deadline_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("raise --deadline"));
 }
+
+#[test]
+fn a_zombie_is_reported_as_exited_with_its_parent() {
+    // `true` exits at once; its parent execs `sleep`, which never reaps it: a zombie.
+    let mut parent = std::process::Command::new("sh")
+        .args(["-c", "true & echo $!; exec sleep 30"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(parent.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let zombie: i32 = line.trim().parse().unwrap();
+    let state = || {
+        std::fs::read_to_string(format!("/proc/{zombie}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
+            .unwrap_or(false)
+    };
+    let became = wait_until(std::time::Duration::from_secs(10), state);
+    let out = hangscope(&[&zombie.to_string(), "--json", "--window", "0"]);
+    let _ = parent.kill();
+    let _ = parent.wait();
+    assert!(became, "the child never became a zombie");
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let top = &doc["findings"][0];
+    assert_eq!(top["cause"], "exited", "{top}");
+    assert!(
+        top["summary"].as_str().unwrap().contains("(sleep)"),
+        "{top}"
+    );
+}

@@ -69,6 +69,12 @@ pub fn read(root: &ProcRoot, pid: i32, gaps: &mut Vec<Gap>) -> Result<Process, C
         ..Process::default()
     };
 
+    p.parent_name = root
+        .read_pid(p.ppid, "comm")
+        .ok()
+        .map(|c| c.trim_end().to_string())
+        .filter(|c| !c.is_empty());
+
     match root.read_pid(pid, "status") {
         Ok(text) => match parse_status(&text) {
             Ok(st) => {

@@ -52,6 +52,8 @@ pub enum Cause {
     ReconnectChurn,
     /// A thread in uninterruptible sleep (D): waiting on a file system, device or the kernel.
     DiskWait,
+    /// The process has exited (a zombie its parent has not reaped).
+    Exited,
     #[serde(other)]
     Other,
 }
@@ -75,6 +77,7 @@ impl Cause {
             Cause::SameHostAlive => "same host ok",
             Cause::ReconnectChurn => "reconnecting",
             Cause::DiskWait => "kernel wait (D)",
+            Cause::Exited => "exited",
             Cause::Other => "other",
         }
     }

@@ -24,6 +24,9 @@ pub struct Process {
     /// readlink of /proc/PID/exe.
     pub exe: Option<String>,
     pub ppid: i32,
+    /// The parent's `comm`, when readable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_name: Option<String>,
     /// One letter from /proc/PID/stat: R S D T t Z X I.
     pub state: String,
     pub uid: Option<u32>,

@@ -7,6 +7,7 @@ use crate::{Ctx, Found};
 
 mod busy;
 mod connection_dead;
+mod exited;
 mod local_not_reading;
 mod lock_wait;
 mod mutex_deadlock;
@@ -34,6 +35,7 @@ const RULES: &[Rule] = &[
     mutex_holder_blocked::find,
     pipe_wait::find,
     busy::find,
+    exited::find,
     uninterruptible::find,
 ];
 
