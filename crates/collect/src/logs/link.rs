@@ -26,11 +26,16 @@ fn socket_peers(s: &Socket) -> Vec<String> {
 
 pub fn link(source: &mut LogSource, tasks: &Tasks, sockets: &[Socket]) {
     let kernel = source.format == LogFormat::Kmsg;
-    let by_peer: Vec<(Vec<String>, u64)> = sockets
-        .iter()
-        .map(|s| (socket_peers(s), s.inode))
-        .filter(|(p, _)| !p.is_empty())
-        .collect();
+    // Peer text → sockets, built only when an entry names a peer: a process with 10,000
+    // connections and a log that names none should not pay for formatting them all.
+    let mut by_peer: std::collections::HashMap<String, Vec<usize>> = Default::default();
+    if source.entries.iter().any(|e| !e.peers.is_empty()) {
+        for (i, s) in sockets.iter().enumerate() {
+            for p in socket_peers(s) {
+                by_peer.entry(p).or_default().push(i);
+            }
+        }
+    }
     for e in &mut source.entries {
         if let Some(tid) = e.tid {
             // The kernel writes host TIDs; a process writes its own namespace's.
@@ -44,11 +49,17 @@ pub fn link(source: &mut LogSource, tasks: &Tasks, sockets: &[Socket]) {
                 e.thread_name = Some(name);
             }
         }
-        e.socket_inodes = by_peer
+        // In the sockets' order (by fd), each once.
+        let mut at: Vec<usize> = e
+            .peers
             .iter()
-            .filter(|(names, _)| e.peers.iter().any(|p| names.contains(p)))
-            .map(|(_, ino)| *ino)
+            .filter_map(|p| by_peer.get(p))
+            .flatten()
+            .copied()
             .collect();
+        at.sort_unstable();
+        at.dedup();
+        e.socket_inodes = at.iter().map(|&i| sockets[i].inode).collect();
     }
     if !kernel {
         let mut steps = peers::timeline(&source.entries);
