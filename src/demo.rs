@@ -67,8 +67,15 @@ fn expect_line(r: &mut BufReader<ChildStdout>, key: &str) -> Result<String, Stri
     Err(format!("the demo process did not announce {key:?}"))
 }
 
+/// Exits 0 when the demo ran and hangscope explained the process it staged; the demo's
+/// point is the explanation, so "a cause was found" is its success.
 pub fn run(output: &OutputArgs, collect: &CollectArgs) -> i32 {
     match run_inner(output, collect) {
+        Ok(exit::CAUSE_FOUND) => exit::OK,
+        Ok(exit::OK) => {
+            eprintln!("hangscope demo: no cause was found in the process the demo staged");
+            exit::FAILURE
+        }
         Ok(code) => code,
         Err(e) => {
             eprintln!("hangscope demo: {e}");
