@@ -275,6 +275,29 @@ pub(super) fn notable_fds(snap: &Snapshot) -> std::collections::HashSet<i32> {
     keep
 }
 
+/// Splits a long table's rows into those shown and the rest: every row `must` keeps, then the
+/// others in order up to `max` rows in all.
+pub(super) fn keep_rows<T>(
+    rows: Vec<T>,
+    max: usize,
+    must: impl Fn(&T) -> bool,
+) -> (Vec<T>, Vec<T>) {
+    if rows.len() <= max {
+        return (rows, Vec::new());
+    }
+    let mut budget = max.saturating_sub(rows.iter().filter(|r| must(r)).count());
+    rows.into_iter().partition(|r| {
+        if must(r) {
+            true
+        } else if budget > 0 {
+            budget -= 1;
+            true
+        } else {
+            false
+        }
+    })
+}
+
 /// "… 8,970 more: 8,960 in /srv/data/, 10 in /tmp/ (-v shows all)".
 fn summarise_rest(rest: &[&Fd]) -> String {
     let mut by_dir: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
@@ -310,21 +333,11 @@ fn files(out: &mut String, snap: &Snapshot, st: &Style, verbose: bool) {
         .iter()
         .filter(|f| f.kind.is_path() || f.kind == FdKind::Pipe)
         .collect();
-    let (shown, rest): (Vec<&Fd>, Vec<&Fd>) = if verbose || all.len() <= MAX_ROWS {
+    let (shown, rest): (Vec<&Fd>, Vec<&Fd>) = if verbose {
         (all, Vec::new())
     } else {
         let notable = notable_fds(snap);
-        let mut budget = MAX_ROWS.saturating_sub(notable.len());
-        all.into_iter().partition(|f| {
-            if notable.contains(&f.fd) {
-                true
-            } else if budget > 0 {
-                budget -= 1;
-                true
-            } else {
-                false
-            }
-        })
+        keep_rows(all, MAX_ROWS, |f| notable.contains(&f.fd))
     };
     for f in shown {
         let size = match &f.stat {

@@ -133,10 +133,7 @@ fn cap<'a>(
     list: Vec<&'a Socket>,
     notable: &std::collections::HashSet<i32>,
 ) -> (Vec<&'a Socket>, Vec<&'a Socket>) {
-    if list.len() <= MAX_ROWS {
-        return (list, Vec::new());
-    }
-    let must = |s: &Socket| {
+    let must = |s: &&Socket| {
         s.fds.iter().any(|fd| notable.contains(fd))
             || !s.fds_changed.is_empty()
             || match &s.detail {
@@ -149,17 +146,7 @@ fn cap<'a>(
                 _ => false,
             }
     };
-    let mut budget = MAX_ROWS.saturating_sub(list.iter().filter(|s| must(s)).count());
-    list.into_iter().partition(|s| {
-        if must(s) {
-            true
-        } else if budget > 0 {
-            budget -= 1;
-            true
-        } else {
-            false
-        }
-    })
+    super::keep_rows(list, MAX_ROWS, must)
 }
 
 /// "… 970 more: 970 ESTAB, most to :38803 (485) (-v shows all)".
