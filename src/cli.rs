@@ -106,7 +106,8 @@ pub struct CollectArgs {
     /// Stop reading after this long and report what was read (e.g. 5s, 800ms).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub deadline: Duration,
-    /// Read fdinfo of every fd, sockets included (slower on huge targets).
+    /// Read fdinfo of every fd: sockets too, and every file of a target with more than 1,024
+    /// files open, not only stdio and files deleted, named like logs, locked or waited on.
     #[arg(long)]
     pub all_fdinfo: bool,
     /// Watch the process this long, looking every ~150 ms, to see what moves (0: one look).

@@ -309,3 +309,82 @@ fn a_zombie_is_reported_as_exited_with_its_parent() {
         "{top}"
     );
 }
+
+/// A target with more files open than hangscope reads in full (1,024): stdio, logs and deleted
+/// files keep their fdinfo and size; the rest are listed with their access mode and one gap;
+/// `--all-fdinfo` reads them all.
+#[test]
+fn a_huge_target_reads_in_full_only_the_files_a_diagnosis_uses() {
+    let mut target = scenario_in_dir(
+        &[],
+        "many-fds",
+        &["--files", "1100", "--conns", "0", "--extras"],
+    );
+    let ready = target.expect("ready");
+    let (log, ro, gone) = (
+        Started::field(&ready, "log"),
+        Started::field(&ready, "readonly"),
+        Started::field(&ready, "deleted"),
+    );
+    let doc = inspect_json(target.pid(), &["--window", "0"]);
+
+    let plain = fd(&doc, ro);
+    assert_eq!(plain["kind"], "file", "not stat'ed: {plain}");
+    assert_eq!(plain["link_access"], "read");
+    assert!(plain["info"].is_null(), "{plain}");
+    let written = fd(&doc, 3);
+    assert_eq!(
+        written["link_access"], "write",
+        "File::create opens for writing"
+    );
+
+    let log_fd = fd(&doc, log);
+    assert_eq!(log_fd["kind"], "regular");
+    let flags = log_fd["info"]["flags_decoded"].to_string();
+    assert!(flags.contains("O_APPEND"), "{flags}");
+    let deleted = fd(&doc, gone);
+    assert_eq!(deleted["deleted"], true);
+    assert_eq!(deleted["kind"], "regular");
+    assert_eq!(deleted["stat"]["size"], 0);
+
+    let gaps = doc["snapshot"]["gaps"].as_array().unwrap();
+    let skipped: usize = gaps
+        .iter()
+        .find_map(|g| g["what"].as_str()?.strip_prefix("fdinfo and size of "))
+        .and_then(|rest| rest.strip_suffix(" files")?.parse().ok())
+        .unwrap_or_else(|| panic!("a gap for the files not read: {gaps:?}"));
+    // The 1,100 files, the read-only one, and whatever else the scenario holds besides.
+    assert!((1101..1110).contains(&skipped), "{skipped}");
+
+    let full = inspect_json(target.pid(), &["--window", "0", "--all-fdinfo"]);
+    assert_eq!(fd(&full, ro)["kind"], "regular");
+    assert_eq!(fd(&full, ro)["info"]["flags_decoded"][0], "O_RDONLY");
+    assert!(
+        !full["snapshot"]["gaps"]
+            .to_string()
+            .contains("fdinfo and size of")
+    );
+}
+
+/// A lock that may be the target's makes every file's fdinfo worth reading, however many there
+/// are: a lock is matched to its fd through fdinfo.
+#[test]
+fn a_lock_on_a_read_only_file_of_a_huge_target_is_matched_to_its_fd() {
+    let mut target = scenario_in_dir(
+        &[],
+        "many-fds",
+        &["--files", "1100", "--conns", "0", "--extras", "--flock"],
+    );
+    let ready = target.expect("ready");
+    let ro = Started::field(&ready, "readonly");
+    let doc = inspect_json(target.pid(), &["--window", "0"]);
+    assert_eq!(fd(&doc, ro)["kind"], "regular");
+    let locks = doc["snapshot"]["locks"].as_array().unwrap();
+    let flock = locks
+        .iter()
+        .find(|l| l["class"] == "flock")
+        .expect("the flock is reported");
+    assert_eq!(flock["fd"], ro);
+    assert_eq!(flock["access"], "read");
+    assert_eq!(flock["path"], format!("{}/readonly", target.dir()));
+}

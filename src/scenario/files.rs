@@ -59,7 +59,9 @@ pub(super) fn holder(args: &[String]) -> Result<(), String> {
 }
 
 /// The benchmark's huge target: `--files N` regular files and `--conns M` loopback TCP
-/// connections with both ends held (2·M socket fds), then waits.
+/// connections with both ends held (2·M socket fds), then waits. `--extras` adds a log open
+/// for appending, a read-only file and a deleted file, announced by fd; `--flock` also takes a
+/// shared flock on the read-only file.
 pub(super) fn many_fds(args: &[String]) -> Result<(), String> {
     let dir = flag(args, "--dir").ok_or("give --dir DIR")?;
     let files: usize = flag(args, "--files")
@@ -84,7 +86,36 @@ pub(super) fn many_fds(args: &[String]) -> Result<(), String> {
         held_socks.push(c);
         held_socks.push(s);
     }
-    announce(&format!("ready files={files} conns={conns}"));
+    let mut ready = format!("ready files={files} conns={conns}");
+    let mut held_extras = Vec::new();
+    if args.iter().any(|a| a == "--extras") {
+        let err = |what: &str, e: std::io::Error| format!("{what}: {e}");
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(format!("{dir}/app.log"))
+            .map_err(|e| err("log", e))?;
+        let ro_path = format!("{dir}/readonly");
+        std::fs::write(&ro_path, b"data").map_err(|e| err("readonly", e))?;
+        let ro = std::fs::File::open(&ro_path).map_err(|e| err("readonly", e))?;
+        let gone_path = format!("{dir}/gone");
+        let gone = std::fs::File::create(&gone_path).map_err(|e| err("deleted", e))?;
+        std::fs::remove_file(&gone_path).map_err(|e| err("unlink", e))?;
+        // SAFETY: flock on an fd we own.
+        if args.iter().any(|a| a == "--flock")
+            && unsafe { libc::flock(ro.as_raw_fd(), libc::LOCK_SH) } != 0
+        {
+            return Err(err("flock", std::io::Error::last_os_error()));
+        }
+        ready.push_str(&format!(
+            " log={} readonly={} deleted={}",
+            log.as_raw_fd(),
+            ro.as_raw_fd(),
+            gone.as_raw_fd()
+        ));
+        held_extras.extend([log, ro, gone]);
+    }
+    announce(&ready);
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(3600) {
         std::thread::sleep(Duration::from_millis(500));

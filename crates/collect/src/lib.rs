@@ -82,11 +82,20 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     };
     snap.process = process::read(root, pid, &mut snap.gaps)?;
 
-    let pending_locks = locks::start(root);
+    let mut pending_locks = Some(locks::start(root));
     let mounts = mountinfo::read(root, pid, &mut snap.gaps);
     let mut dumps = None;
+    let mut lock_table = None;
     snap.fds = fd::read_all(root, pid, &mounts, opts, &mut snap.gaps, |fds| {
         dumps = Some(sockets::start_dumps(root, pid, fds, &snap.process, opts));
+        // Ready by now; whether the target may hold a lock decides how much of its files
+        // the second pass reads.
+        let table = pending_locks.take().map(locks::wait);
+        let files_locked = table
+            .as_ref()
+            .is_some_and(|t| t.may_involve(root, pid, snap.process.ppid));
+        lock_table = table;
+        files_locked
     });
     snap.process.fd_count = snap.fds.len() as u32;
     let dumps = dumps.unwrap_or_else(|| sockets::start_dumps(root, pid, &[], &snap.process, opts));
@@ -99,7 +108,8 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
         dumps,
         &mut snap.gaps,
     );
-    snap.locks = locks::read(pending_locks, pid, &snap.fds, &mut snap.gaps);
+    let lock_table = lock_table.or_else(|| pending_locks.map(locks::wait));
+    snap.locks = lock_table.map_or_else(Vec::new, |t| t.join(pid, &snap.fds, &mut snap.gaps));
 
     // Called at every look of the sampling window, after the threads: the hook for collectors
     // that measure movement (e.g. per-connection bytes and segments from sock_diag).

@@ -163,26 +163,49 @@ pub fn start(root: &ProcRoot) -> PendingLocks {
     }))
 }
 
-pub fn read(pending: PendingLocks, pid: i32, fds: &[Fd], gaps: &mut Vec<Gap>) -> Vec<FileLock> {
+/// /proc/locks as read, before it is joined to the fds.
+pub struct LockTable(std::io::Result<(Vec<FileLock>, usize)>);
+
+/// Waits for the read started by [`start`] and parses it.
+pub fn wait(pending: PendingLocks) -> LockTable {
     let text = pending
         .0
         .join()
         .unwrap_or_else(|_| Err(std::io::Error::other("the reader thread failed")));
-    match text {
-        Ok(text) => {
-            let (all, bad) = parse_all(&text);
-            if bad > 0 {
-                gaps.push(Gap::new(
-                    format!("{bad} lines of /proc/locks"),
-                    GapReason::Malformed,
-                    "lines not in the documented format were left out",
-                ));
+    LockTable(text.map(|t| parse_all(&t)))
+}
+
+impl LockTable {
+    /// Whether a lock may be held through an fd of `pid`, so that its files need their fdinfo
+    /// read to be matched: a lock /proc/locks names it (or its parent) for; an OFD lock, whose
+    /// owner is never named; or a lock named for a process that is gone, as a flock taken
+    /// before a daemon forked away from the process that took it.
+    pub fn may_involve(&self, root: &ProcRoot, pid: i32, ppid: i32) -> bool {
+        self.0.as_ref().is_ok_and(|(all, _)| {
+            all.iter().any(|l| match l.pid {
+                None => true,
+                Some(p) => p == pid || p == ppid || !root.pid(p).exists(),
+            })
+        })
+    }
+
+    /// The locks that involve `pid`, joined to its fds.
+    pub fn join(self, pid: i32, fds: &[Fd], gaps: &mut Vec<Gap>) -> Vec<FileLock> {
+        match self.0 {
+            Ok((all, bad)) => {
+                if bad > 0 {
+                    gaps.push(Gap::new(
+                        format!("{bad} lines of /proc/locks"),
+                        GapReason::Malformed,
+                        "lines not in the documented format were left out",
+                    ));
+                }
+                join(pid, &all, fds)
             }
-            join(pid, &all, fds)
-        }
-        Err(e) => {
-            gaps.push(gap_of("/proc/locks", &e));
-            Vec::new()
+            Err(e) => {
+                gaps.push(gap_of("/proc/locks", &e));
+                Vec::new()
+            }
         }
     }
 }
@@ -192,6 +215,28 @@ mod tests {
     use super::*;
     use crate::fd::classify;
     use hangscope_model::FdInfo;
+
+    #[test]
+    fn a_lock_may_involve_the_target_its_parent_the_gone_or_anyone_for_ofd() {
+        let root = std::env::temp_dir().join(format!("hs-locks-{}", std::process::id()));
+        for live in ["100", "200", "300"] {
+            std::fs::create_dir_all(root.join(live)).unwrap();
+        }
+        let root = ProcRoot::new(&root);
+        let table = |text: &str| LockTable(Ok(parse_all(text)));
+        let other = "1: FLOCK  ADVISORY  WRITE 300 fe:00:11 0 EOF\n";
+        assert!(!table(other).may_involve(&root, 100, 200));
+        let ours = "1: POSIX  ADVISORY  WRITE 100 fe:00:11 0 EOF\n";
+        assert!(table(ours).may_involve(&root, 100, 200));
+        let parents = "1: FLOCK  ADVISORY  WRITE 200 fe:00:11 0 EOF\n";
+        assert!(table(parents).may_involve(&root, 100, 200));
+        let gone = "1: FLOCK  ADVISORY  WRITE 999 fe:00:11 0 EOF\n";
+        assert!(table(gone).may_involve(&root, 100, 200));
+        let ofd = "1: OFDLCK ADVISORY  READ  -1 00:2c:77 100 199\n";
+        assert!(table(ofd).may_involve(&root, 100, 200));
+        assert!(!LockTable(Err(std::io::Error::other("x"))).may_involve(&root, 100, 200));
+        let _ = std::fs::remove_dir_all(root.path());
+    }
 
     #[test]
     fn parses_held_waiting_and_ofd() {

@@ -30,6 +30,10 @@ pub struct Fd {
     /// Why `stat` is missing for a path fd, e.g. "on nfs4 mount: not stat'ed".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stat_skipped: Option<String>,
+    /// The access mode read from the permission bits of the fd's link in /proc/PID/fd, for a
+    /// path fd whose fdinfo was not read (see `Fd::access`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_access: Option<Access>,
     /// The fd now refers to a different object than in an earlier look (reconnects, reopen).
     /// Counts how many times that happened during the window.
     #[serde(default)]
@@ -50,8 +54,57 @@ impl Fd {
             info: None,
             stat: None,
             stat_skipped: None,
+            link_access: None,
             churn: 0,
         }
+    }
+
+    /// How the fd was opened: from fdinfo's flags, else from its link's permission bits.
+    pub fn access(&self) -> Option<Access> {
+        match &self.info {
+            Some(info) => Some(Access::of_flags(info.flags)),
+            None => self.link_access,
+        }
+    }
+}
+
+/// An open file description's access mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Access {
+    Read,
+    Write,
+    ReadWrite,
+    /// Neither: an O_PATH fd.
+    None,
+}
+
+impl Access {
+    /// From open flags (O_ACCMODE: 0 read, 1 write, 2 read-write; O_PATH: neither).
+    pub fn of_flags(flags: u32) -> Access {
+        const O_PATH: u32 = 0o10_000_000;
+        if flags & O_PATH != 0 {
+            return Access::None;
+        }
+        match flags & 3 {
+            0 => Access::Read,
+            1 => Access::Write,
+            _ => Access::ReadWrite,
+        }
+    }
+
+    /// lsof's letter for the FD column.
+    pub fn letter(self) -> char {
+        match self {
+            Access::Read => 'r',
+            Access::Write => 'w',
+            Access::ReadWrite => 'u',
+            Access::None => ' ',
+        }
+    }
+
+    pub fn writes(self) -> bool {
+        matches!(self, Access::Write | Access::ReadWrite)
     }
 }
 

@@ -19,7 +19,7 @@ mod socket;
 mod thread;
 
 pub use document::{Document, DocumentError, SCHEMA_VERSION, Window, json_schema};
-pub use fd::{EpollWatch, Fd, FdInfo, FdKind, FileStat, PipeEnd, TimerfdSettings};
+pub use fd::{Access, EpollWatch, Fd, FdInfo, FdKind, FileStat, PipeEnd, TimerfdSettings};
 pub use finding::{Cause, Evidence, Finding, Severity, Subject};
 pub use gap::{Gap, GapReason};
 pub use lock::{FileLock, LockAccess, LockClass};

@@ -227,15 +227,8 @@ fn wrap(text: &str, indent: usize, width: usize) -> String {
 
 /// lsof's FD column: number and access letter.
 fn fd_col(f: &Fd) -> String {
-    match &f.info {
-        Some(info) => {
-            let acc = match info.flags as i32 & 3 {
-                0 => 'r',
-                1 => 'w',
-                _ => 'u',
-            };
-            format!("{}{acc}", f.fd)
-        }
+    match f.access() {
+        Some(a) => format!("{}{}", f.fd, a.letter()).trim_end().to_string(),
         None => f.fd.to_string(),
     }
 }

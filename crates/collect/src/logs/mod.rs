@@ -163,8 +163,11 @@ pub fn log_reason(f: &Fd) -> Option<String> {
 /// A path component or name part that is "log", "logs" or "syslog" (any case):
 /// "/var/log/x", "zbs-metad.log.20230918-075346.31516", "db/LOG".
 pub fn says_log(path: &str) -> bool {
-    path.split(|c: char| !c.is_ascii_alphanumeric())
-        .any(|t| matches!(t.to_ascii_lowercase().as_str(), "log" | "logs" | "syslog"))
+    path.split(|c: char| !c.is_ascii_alphanumeric()).any(|t| {
+        ["log", "logs", "syslog"]
+            .iter()
+            .any(|w| t.eq_ignore_ascii_case(w))
+    })
 }
 
 fn time_context_for(name: &str, mtime_s: i64) -> (TimeContext, &'static str) {
