@@ -10,8 +10,9 @@
 //! on a hung mount; `statx` runs only on file systems known to be local.
 //!
 //! Order of a collection (`collect`): the process; /proc/locks started on its own thread (its
-//! read waits for an RCU grace period); the fd links; the sock_diag dumps started beside the
-//! fdinfo/statx pass as soon as the socket inodes are known; the sockets joined to their fds;
+//! read waits for an RCU grace period); the sock_diag dumps started on another thread, which
+//! keep their replies until the fd links say which socket inodes are the target's; the fd
+//! links, then fdinfo and statx where they are read; the sockets joined to their fds;
 //! the locks; the threads over the sampling window, with the connections re-dumped at its looks
 //! so both describe the same moment; the other ends of waited-on pipes; last, the logs, which
 //! are tied to the threads and connections read before them.
@@ -84,10 +85,11 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
 
     let mut pending_locks = Some(locks::start(root));
     let mounts = mountinfo::read(root, pid, &mut snap.gaps);
-    let mut dumps = None;
+    let (dumps, socket_inodes) = sockets::start_dumps(root, pid, &snap.process, opts);
     let mut lock_table = None;
     snap.fds = fd::read_all(root, pid, &mounts, opts, &mut snap.gaps, |fds| {
-        dumps = Some(sockets::start_dumps(root, pid, fds, &snap.process, opts));
+        // The dump thread may already be waiting for these; a send only fails if it is gone.
+        let _ = socket_inodes.send(fds.iter().filter_map(|f| f.socket_inode).collect());
         // Ready by now; whether the target may hold a lock decides how much of its files
         // the second pass reads.
         let table = pending_locks.take().map(locks::wait);
@@ -98,7 +100,6 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
         files_locked
     });
     snap.process.fd_count = snap.fds.len() as u32;
-    let dumps = dumps.unwrap_or_else(|| sockets::start_dumps(root, pid, &[], &snap.process, opts));
     snap.sockets = sockets::read(
         root,
         pid,

@@ -1,11 +1,13 @@
 //! Sockets: every socket fd of the target joined to what the kernel knows of it, read with
 //! NETLINK_SOCK_DIAG in the target's network namespace; see sock_diag(7).
 //!
-//! Order of work, to keep the fd listing and the dumps close together: the fds were just listed
-//! (`fd::read_all`); one dump per family/protocol follows at once (TCP and UDP over IPv4 and
-//! IPv6, UNIX, netlink, packet), each filtered to the target's inodes; then the socket fds are
-//! read again, and an fd whose inode changed in between is marked, not merged. Only after that
-//! come the slower joins: UNIX peers to their holders (a system-wide /proc scan) and port names.
+//! Order of work: one dump per family/protocol (TCP and UDP over IPv4 and IPv6, UNIX, netlink,
+//! packet) starts on its own thread before the fds are listed, so it runs on the other core
+//! while the links are read; inet replies that arrive before the target's socket inodes are
+//! known are kept raw (up to `EARLY_BYTES`) and filtered once they are. Then the socket fds no
+//! dump returned are read again, and an fd whose inode changed in between is marked, not
+//! merged. Only after that come the slower joins: UNIX peers to their holders (a system-wide
+//! /proc scan) and port names.
 //!
 //! A socket fd that no dump returned is still listed, with the likely reason. When netlink is
 //! unavailable, /proc/PID/net/* stands in and a gap says so.
@@ -94,9 +96,52 @@ impl Dumps {
     }
 }
 
+/// The target's socket inodes, which are known only once its fd links are read: the dumps
+/// start before that, on the other core, and keep what arrives early as raw messages.
+pub struct WantedInodes {
+    rx: std::sync::mpsc::Receiver<HashSet<u64>>,
+    known: Option<HashSet<u64>>,
+    deadline: Deadline,
+}
+
+/// Where the inode set is sent from, once the links are read. Dropped unsent means none.
+pub type WantedSender = std::sync::mpsc::SyncSender<HashSet<u64>>;
+
+impl WantedInodes {
+    pub fn channel(deadline: Deadline) -> (WantedSender, WantedInodes) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let wanted = WantedInodes {
+            rx,
+            known: None,
+            deadline,
+        };
+        (tx, wanted)
+    }
+
+    /// The set if it has arrived, without waiting.
+    fn peek(&mut self) -> Option<&HashSet<u64>> {
+        if self.known.is_none() {
+            self.known = self.rx.try_recv().ok();
+        }
+        self.known.as_ref()
+    }
+
+    /// The set, waiting for it until the deadline; empty if it never comes.
+    fn wait(&mut self) -> &HashSet<u64> {
+        if self.known.is_none() {
+            let set = self.rx.recv_timeout(self.deadline.remaining()).ok();
+            self.known = Some(set.unwrap_or_default());
+        }
+        self.known.get_or_insert_with(HashSet::new)
+    }
+}
+
+/// Raw inet replies held until the inode set is known beyond this size; then the dump waits.
+const EARLY_BYTES: usize = 8 << 20;
+
 /// Runs every dump in the calling thread's network namespace, keeping the inet, netlink and
 /// packet sockets whose inode is in `wanted`.
-pub fn dump_all(wanted: &HashSet<u64>, timeout: Duration) -> Dumps {
+pub fn dump_all(mut wanted: WantedInodes, timeout: Duration) -> Dumps {
     let mut d = Dumps::default();
     let mut nl = match SockDiag::open(timeout) {
         Ok(s) => s,
@@ -106,25 +151,29 @@ pub fn dump_all(wanted: &HashSet<u64>, timeout: Duration) -> Dumps {
         }
     };
     let mut inet_failed = false;
+    // (protocol, dump name, message) received before the inode set was known.
+    let mut early: Vec<(u8, usize, Vec<u8>)> = Vec::new();
+    let mut early_bytes = 0usize;
+    let mut names = Vec::new();
     for (family, fam_name) in [(AF_INET, "4"), (AF_INET6, "6")] {
         for (proto, proto_name) in [(IPPROTO_TCP, "tcp"), (IPPROTO_UDP, "udp")] {
+            if wanted.peek().is_some_and(|set| set.is_empty()) {
+                return d; // no socket fds: nothing to join
+            }
             let what = format!("{proto_name}{fam_name}");
+            names.push(what.clone());
+            let name = names.len() - 1;
             let mut each = |m: &[u8]| {
-                // The inode first: most of a busy namespace's sockets are not the target's.
-                if inet_diag::inode_of(m).is_some_and(|i| !wanted.contains(&i)) {
-                    return;
-                }
-                match inet_diag::parse(proto, m) {
-                    Ok(e) if wanted.contains(&e.inode) => {
-                        for u in &e.undecoded {
-                            d.malformed
-                                .push(format!("{what} socket:[{}]: {u}", e.inode));
-                        }
-                        d.inet.insert(e.inode, e);
+                let set = match wanted.peek() {
+                    Some(set) => set,
+                    None if early_bytes < EARLY_BYTES => {
+                        early_bytes += m.len();
+                        early.push((proto, name, m.to_vec()));
+                        return;
                     }
-                    Ok(_) => {}
-                    Err(why) => d.malformed.push(format!("{what}: {why}")),
-                }
+                    None => wanted.wait(),
+                };
+                keep_inet(&mut d, set, proto, &what, m);
             };
             match nl.dump_each(&inet_diag::request(family, proto), &mut each) {
                 Ok(interrupted) => {
@@ -140,6 +189,14 @@ pub fn dump_all(wanted: &HashSet<u64>, timeout: Duration) -> Dumps {
         }
     }
     d.inet_ok = !inet_failed;
+    let wanted = wanted.wait();
+    for (proto, name, m) in early {
+        keep_inet(&mut d, wanted, proto, &names[name], &m);
+    }
+    if wanted.is_empty() {
+        // No socket fds after all (or none known before the deadline): nothing to join.
+        return d;
+    }
     match nl.dump(&unix_diag::request()) {
         Ok(dump) => {
             d.unix_ok = true;
@@ -188,6 +245,25 @@ pub fn dump_all(wanted: &HashSet<u64>, timeout: Duration) -> Dumps {
         Err(e) => d.failures.push(("packet dump".into(), e)),
     }
     d
+}
+
+/// Parses one inet reply and keeps it if it is one of `wanted`.
+fn keep_inet(d: &mut Dumps, wanted: &HashSet<u64>, proto: u8, what: &str, m: &[u8]) {
+    // The inode first: most of a busy namespace's sockets are not the target's.
+    if inet_diag::inode_of(m).is_some_and(|i| !wanted.contains(&i)) {
+        return;
+    }
+    match inet_diag::parse(proto, m) {
+        Ok(e) if wanted.contains(&e.inode) => {
+            for u in &e.undecoded {
+                d.malformed
+                    .push(format!("{what} socket:[{}]: {u}", e.inode));
+            }
+            d.inet.insert(e.inode, e);
+        }
+        Ok(_) => {}
+        Err(why) => d.malformed.push(format!("{what}: {why}")),
+    }
 }
 
 fn reason_of(e: &io::Error) -> GapReason {
@@ -243,28 +319,24 @@ pub struct PendingDumps {
 }
 
 enum PendingState {
-    /// No socket fds: nothing to dump.
-    Nothing,
     Running(netns::Pending<Dumps>),
     /// Could not start: the gap to report and the reason sockets will not be found.
     Failed(Gap, String),
 }
 
-/// Starts the dumps for the socket fds among `fds`, in the target's network namespace, on a
-/// thread of their own: they take tens of milliseconds on a busy host, which can then pass
-/// while the fds' fdinfo is read.
+/// Starts the dumps in the target's network namespace on a thread of their own, before its
+/// fd links are read: they take tens of milliseconds on a busy host, which then pass on the
+/// other core while the links are read. The socket inodes are sent through the returned
+/// sender once known; replies are filtered by them.
 pub fn start_dumps(
     root: &ProcRoot,
     pid: i32,
-    fds: &[Fd],
     process: &Process,
     opts: &Options,
-) -> PendingDumps {
+) -> (PendingDumps, WantedSender) {
     let ns_label = ns_label(pid, process);
-    let wanted: HashSet<u64> = fds.iter().filter_map(|f| f.socket_inode).collect();
-    let state = if wanted.is_empty() {
-        PendingState::Nothing
-    } else if opts.deadline.passed() {
+    let (tx, wanted) = WantedInodes::channel(opts.deadline);
+    let state = if opts.deadline.passed() {
         PendingState::Failed(
             Gap::new(
                 format!("sockets of {pid}"),
@@ -290,7 +362,7 @@ pub fn start_dumps(
             })
         };
         match ns {
-            Ok(ns) => match netns::spawn_in(ns, move || dump_all(&wanted, timeout)) {
+            Ok(ns) => match netns::spawn_in(ns, move || dump_all(wanted, timeout)) {
                 Ok(p) => PendingState::Running(p),
                 Err(why) => PendingState::Failed(
                     Gap::new(
@@ -304,7 +376,7 @@ pub fn start_dumps(
             Err((gap, why)) => PendingState::Failed(gap, why),
         }
     };
-    PendingDumps { state, ns_label }
+    (PendingDumps { state, ns_label }, tx)
 }
 
 impl PendingDumps {
@@ -313,7 +385,6 @@ impl PendingDumps {
     fn finish(self, deadline: &Deadline, gaps: &mut Vec<Gap>) -> (Dumps, Option<String>) {
         let ns_label = self.ns_label;
         match self.state {
-            PendingState::Nothing => (Dumps::default(), None),
             PendingState::Failed(gap, why) => {
                 gaps.push(gap);
                 (Dumps::default(), Some(why))
@@ -359,11 +430,12 @@ pub fn read(
         .iter()
         .filter_map(|f| f.socket_inode.map(|i| (f.fd, i)))
         .collect();
-    let ns_label = ns_label(pid, process);
-    let (mut dumps, ns_problem) = pending.finish(&opts.deadline, gaps);
     if socket_fds.is_empty() {
+        // The dump thread sees the empty set and stops on its own.
         return Vec::new();
     }
+    let ns_label = ns_label(pid, process);
+    let (mut dumps, ns_problem) = pending.finish(&opts.deadline, gaps);
 
     // Only fds whose socket no dump returned can have changed in a way that matters: a socket
     // that was dumped existed with that inode, so its fd pointed at it when listed. Reading
