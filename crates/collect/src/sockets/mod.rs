@@ -729,6 +729,19 @@ fn name_ports(sockets: &mut [Socket], services: &Services, eph: &(u16, u16)) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn wanted_inodes_arrive_later_or_never() {
+        let (tx, mut wanted) = WantedInodes::channel(Deadline::after(Duration::from_secs(5)));
+        assert!(wanted.peek().is_none(), "not sent yet");
+        tx.send(HashSet::from([7, 9])).unwrap();
+        assert_eq!(wanted.peek(), Some(&HashSet::from([7, 9])));
+        assert_eq!(wanted.wait(), &HashSet::from([7, 9]));
+
+        let (tx, mut never) = WantedInodes::channel(Deadline::after(Duration::from_secs(5)));
+        drop(tx); // the fd listing failed before it knew any socket
+        assert!(never.wait().is_empty());
+    }
+
     fn unknown(fds: Vec<i32>, changed: Vec<i32>) -> Socket {
         Socket {
             inode: 500,
