@@ -71,7 +71,7 @@ impl<'a> Conn<'a> {
     }
 
     pub fn info(&self) -> Option<&'a TcpInfo> {
-        self.inet.tcp_info.as_ref()
+        self.inet.tcp_info.as_deref()
     }
 
     pub fn fd(&self) -> Option<i32> {

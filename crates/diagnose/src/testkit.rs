@@ -34,7 +34,7 @@ pub fn tcp(inode: u64, local: &str, peer: &str, state: &str) -> Socket {
         state: state.into(),
         local: endpoint(local),
         peer: endpoint(peer),
-        tcp_info: Some(TcpInfo {
+        tcp_info: Some(Box::new(TcpInfo {
             len: 232,
             rto_us: 201_000,
             rtt_us: 100,
@@ -43,7 +43,7 @@ pub fn tcp(inode: u64, local: &str, peer: &str, state: &str) -> Socket {
             bytes_received: Some(0),
             snd_wnd: Some(65535),
             ..TcpInfo::default()
-        }),
+        })),
         ..InetSocket::default()
     };
     Socket {

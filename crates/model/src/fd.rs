@@ -36,7 +36,7 @@ pub struct Fd {
     pub link_access: Option<Access>,
     /// The fd now refers to a different object than in an earlier look (reconnects, reopen).
     /// Counts how many times that happened during the window.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "crate::is_zero")]
     pub churn: u32,
 }
 

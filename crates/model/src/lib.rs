@@ -32,6 +32,10 @@ pub use socket::{
 pub use thread::{Activity, SyscallArg, SyscallState, Thread, WaitObject};
 
 /// For `skip_serializing_if`: absent in JSON means false, which keeps 20,000-fd documents small.
+pub(crate) fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 pub(crate) fn is_false(b: &bool) -> bool {
     !*b
 }

@@ -14,12 +14,12 @@ pub struct Socket {
     #[serde(default)]
     pub source: String,
     /// Set when no diag dump returned this socket: the likely reason.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_found_reason: Option<String>,
     /// fds that referred to this socket when the fds were listed but to something else (or
     /// nothing) when read again right after the socket dump: the socket was closed or replaced
     /// in between, so these fds no longer mean this connection.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fds_changed: Vec<i32>,
 }
 
@@ -85,7 +85,7 @@ pub struct InetSocket {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tcp_info: Option<TcpInfo>,
+    pub tcp_info: Option<Box<TcpInfo>>,
     /// Congestion control, e.g. "cubic".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub congestion: Option<String>,

@@ -130,7 +130,7 @@ pub fn parse(protocol: u8, msg: &[u8]) -> Result<InetEntry, String> {
         let value = nla.value();
         match nla.kind() & NLA_TYPE_MASK {
             INET_DIAG_INFO if protocol == IPPROTO_TCP => match tcp_info::decode(value) {
-                Some(info) => socket.tcp_info = Some(info),
+                Some(info) => socket.tcp_info = Some(Box::new(info)),
                 None => undecoded.push(format!("INET_DIAG_INFO of {} bytes", value.len())),
             },
             INET_DIAG_CONG => {

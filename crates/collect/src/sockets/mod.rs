@@ -165,7 +165,11 @@ pub fn dump_all(mut wanted: WantedInodes, timeout: Duration) -> Dumps {
             let name = names.len() - 1;
             let mut each = |m: &[u8]| {
                 let set = match wanted.peek() {
-                    Some(set) => set,
+                    Some(set) => {
+                        // Sized once: growing a map of 10,000 entries rehashes it a dozen times.
+                        d.inet.reserve(set.len().saturating_sub(d.inet.len()));
+                        set
+                    }
                     None if early_bytes < EARLY_BYTES => {
                         early_bytes += m.len();
                         early.push((proto, name, m.to_vec()));
@@ -190,6 +194,7 @@ pub fn dump_all(mut wanted: WantedInodes, timeout: Duration) -> Dumps {
     }
     d.inet_ok = !inet_failed;
     let wanted = wanted.wait();
+    d.inet.reserve(wanted.len().saturating_sub(d.inet.len()));
     for (proto, name, m) in early {
         keep_inet(&mut d, wanted, proto, &names[name], &m);
     }

@@ -424,7 +424,7 @@ mod tests {
     fn tcp(info: TcpInfo) -> InetSocket {
         InetSocket {
             state: "ESTAB".into(),
-            tcp_info: Some(info),
+            tcp_info: Some(Box::new(info)),
             ..InetSocket::default()
         }
     }
@@ -529,11 +529,11 @@ mod tests {
             protocol: IPPROTO_TCP,
             socket: InetSocket {
                 state: state.into(),
-                tcp_info: Some(TcpInfo {
+                tcp_info: Some(Box::new(TcpInfo {
                     bytes_received: Some(received),
                     bytes_acked: Some(1),
                     ..TcpInfo::default()
-                }),
+                })),
                 ..InetSocket::default()
             },
             undecoded: Vec::new(),

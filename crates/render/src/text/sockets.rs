@@ -592,14 +592,14 @@ mod tests {
                 expires_ms: 325,
                 retrans: 0,
             });
-            i.tcp_info = Some(TcpInfo {
+            i.tcp_info = Some(Box::new(TcpInfo {
                 len: 200,
                 rtt_us: 250,
                 rttvar_us: 125,
                 bytes_acked: Some(61),
                 bytes_received: Some(0),
                 ..TcpInfo::default()
-            });
+            }));
         }
         let l = tcp(3, "LISTEN", ("0.0.0.0", 8080), ("0.0.0.0", 0));
         let u = Socket {
@@ -674,7 +674,7 @@ mod tests {
                 ("127.0.0.1", 9000),
             );
             if let SocketDetail::Tcp(i) = &mut s.detail {
-                i.tcp_info = Some(TcpInfo::default());
+                i.tcp_info = Some(Box::default());
                 i.window = Some(w);
             }
             s
