@@ -388,3 +388,34 @@ fn a_lock_on_a_read_only_file_of_a_huge_target_is_matched_to_its_fd() {
     assert_eq!(flock["access"], "read");
     assert_eq!(flock["path"], format!("{}/readonly", target.dir()));
 }
+
+/// A big table with holes and an fd far above the others is read in full: the fast path that
+/// skips the listing for dense tables must not lose or invent fds.
+#[test]
+fn a_big_table_with_holes_lists_every_open_fd_and_no_other() {
+    let mut target = scenario_in_dir(
+        &[],
+        "many-fds",
+        &["--files", "4000", "--conns", "0", "--sparse"],
+    );
+    target.expect("ready");
+    let doc = inspect_json(target.pid(), &["--window", "0"]);
+    let mut open: Vec<i64> = std::fs::read_dir(format!("/proc/{}/fd", target.pid()))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .collect();
+    open.sort_unstable();
+    let reported: Vec<i64> = doc["snapshot"]["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fd"].as_i64().unwrap())
+        .collect();
+    assert!(
+        open.len() > 2000 && *open.last().unwrap() > 8000,
+        "{open:?}"
+    );
+    assert_eq!(reported, open);
+    let gaps = doc["snapshot"]["gaps"].to_string();
+    assert!(!gaps.contains("vanished"), "{gaps}");
+}

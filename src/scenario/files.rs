@@ -61,7 +61,8 @@ pub(super) fn holder(args: &[String]) -> Result<(), String> {
 /// The benchmark's huge target: `--files N` regular files and `--conns M` loopback TCP
 /// connections with both ends held (2·M socket fds), then waits. `--extras` adds a log open
 /// for appending, a read-only file and a deleted file, announced by fd; `--flock` also takes a
-/// shared flock on the read-only file.
+/// shared flock on the read-only file. `--sparse` closes every third file and dups one far
+/// above the rest, so the table has holes.
 pub(super) fn many_fds(args: &[String]) -> Result<(), String> {
     let dir = flag(args, "--dir").ok_or("give --dir DIR")?;
     let files: usize = flag(args, "--files")
@@ -76,6 +77,22 @@ pub(super) fn many_fds(args: &[String]) -> Result<(), String> {
         let f =
             std::fs::File::create(format!("{dir}/f{i}")).map_err(|e| format!("file {i}: {e}"))?;
         held_files.push(f);
+    }
+    if args.iter().any(|a| a == "--sparse") {
+        // Holes below the open count, and one fd far above it: a table that is not dense.
+        let high = held_files.last().map(|f| f.as_raw_fd() * 4).unwrap_or(4096);
+        if let Some(f) = held_files.first() {
+            // SAFETY: dup2 onto a number this process does not use; held until exit.
+            if unsafe { libc::dup2(f.as_raw_fd(), high) } < 0 {
+                return Err(format!("dup2: {}", std::io::Error::last_os_error()));
+            }
+        }
+        held_files = held_files
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 != 1)
+            .map(|(_, f)| f)
+            .collect();
     }
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("listen: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;

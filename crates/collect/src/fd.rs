@@ -67,12 +67,17 @@ pub fn read_all(
             None
         }
     };
-    let nums = match list_numbers(&fd_dir) {
-        Ok(n) => n,
-        Err(e) => {
-            gaps.push(gap_of(format!("/proc/{pid}/fd"), &e));
-            return Vec::new();
-        }
+    // A dense table (fds 0..N-1, the common case) is read without listing it first.
+    let open_count = open_fd_count(&fd_dir);
+    let nums = match open_count {
+        Some(n) => (0..n as i32).collect(),
+        None => match list_numbers(&fd_dir, 0) {
+            Ok(n) => n,
+            Err(e) => {
+                gaps.push(gap_of(format!("/proc/{pid}/fd"), &e));
+                return Vec::new();
+            }
+        },
     };
 
     let workers = if nums.len() >= PARALLEL_FROM {
@@ -92,8 +97,18 @@ pub fn read_all(
     let mut total = Chunk::default();
     let chunk_len = nums.len().div_ceil(workers).max(1);
     let mut parts: Vec<&[i32]> = nums.chunks(chunk_len).collect();
-    for part in on_threads(&mut parts, pid, gaps, |c| reader.links(c)) {
+    let guessed = open_count.is_some();
+    for part in on_threads(&mut parts, pid, gaps, |c| reader.links(c, guessed)) {
         total.merge(part);
+    }
+    // Holes below N mean as many fds at N or above: list only those.
+    if let Some(n) = open_count
+        && total.fds.len() < n
+    {
+        match list_numbers(&fd_dir, n as i32) {
+            Ok(rest) => total.merge(reader.links(&mut rest.as_slice(), false)),
+            Err(e) => gaps.push(gap_of(format!("/proc/{pid}/fd"), &e)),
+        }
     }
     let mut fds = std::mem::take(&mut total.fds);
     fds.sort_by_key(|f| f.fd);
@@ -144,14 +159,25 @@ fn on_threads<P: Send, F: Fn(&mut P) -> Chunk + Sync>(
     })
 }
 
-/// The fd numbers in /proc/PID/fd.
-fn list_numbers(fd_dir: &OwnedFd) -> std::io::Result<Vec<i32>> {
-    let mut dir = Dir::openat(
+/// The number of open fds: since Linux 6.2 the size of /proc/PID/fd says it (0 before).
+fn open_fd_count(fd_dir: &OwnedFd) -> Option<usize> {
+    let st = nix::sys::stat::fstat(fd_dir).ok()?;
+    usize::try_from(st.st_size).ok().filter(|&n| n > 0)
+}
+
+/// The fd numbers in /proc/PID/fd from `from` up. The directory's offset is the fd number
+/// plus 2 (after "." and ".."), so a listing can start anywhere.
+fn list_numbers(fd_dir: &OwnedFd, from: i32) -> std::io::Result<Vec<i32>> {
+    let dir_fd = nix::fcntl::openat(
         fd_dir.as_fd(),
         ".",
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )?;
+    if from > 0 {
+        nix::unistd::lseek(&dir_fd, i64::from(from) + 2, nix::unistd::Whence::SeekSet)?;
+    }
+    let mut dir = Dir::from_fd(dir_fd)?;
     let mut nums = Vec::new();
     for entry in dir.iter() {
         let entry = entry?;
@@ -185,6 +211,8 @@ struct Chunk {
     /// Read-only files of a huge target, known by their access mode only.
     files_skipped: usize,
     cut_by_deadline: Vec<i32>,
+    /// In a table read without a listing, the first fd number not tried before the deadline.
+    unread_from: Option<i32>,
     /// fds listed but whose fdinfo and type were not read before the deadline.
     details_cut: usize,
     unsafe_mounts: Vec<String>,
@@ -200,6 +228,10 @@ impl Chunk {
         self.fdinfo_skipped += other.fdinfo_skipped;
         self.files_skipped += other.files_skipped;
         self.cut_by_deadline.extend(other.cut_by_deadline);
+        self.unread_from = match (self.unread_from, other.unread_from) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.details_cut += other.details_cut;
         self.unsafe_mounts.extend(other.unsafe_mounts);
     }
@@ -250,6 +282,13 @@ impl Chunk {
                 "listed by number only: not read before the deadline",
             ));
         }
+        if let Some(from) = self.unread_from {
+            gaps.push(Gap::new(
+                format!("fds of {pid} from fd {from} on"),
+                GapReason::Deadline,
+                "not read before the deadline",
+            ));
+        }
         if self.details_cut > 0 {
             gaps.push(Gap::new(
                 format!("fdinfo and types of {} fds of {pid}", self.details_cut),
@@ -270,22 +309,29 @@ impl Chunk {
 }
 
 impl ChunkReader<'_> {
-    /// readlink of each fd: its kind and target.
-    fn links(&self, nums: &mut &[i32]) -> Chunk {
+    /// readlink of each fd: its kind and target. `guessed`: the numbers were not listed, so
+    /// a missing one is a hole in the table, not an fd closed meanwhile.
+    fn links(&self, nums: &mut &[i32], guessed: bool) -> Chunk {
         let nums: &[i32] = nums;
         let mut out = Chunk::default();
+        let mut link = [0u8; LINK_MAX];
         for (i, &n) in nums.iter().enumerate() {
             if i % DEADLINE_CHECK_EVERY == 0 && self.opts.deadline.passed() {
+                if guessed {
+                    // Numbers not listed are not known to be open: name where reading stopped.
+                    out.unread_from = Some(n);
+                    break;
+                }
                 for &rest in &nums[i..] {
                     out.fds.push(classify(rest, ""));
                     out.cut_by_deadline.push(rest);
                 }
                 break;
             }
-            match nix::fcntl::readlinkat(self.fd_dir, n.to_string().as_str()) {
-                Ok(target) => out.fds.push(classify(n, &target.to_string_lossy())),
+            match read_link(self.fd_dir, n, &mut link) {
+                Ok(target) => out.fds.push(classify(n, &target)),
                 // Closed between the listing and the readlink.
-                Err(nix::errno::Errno::ENOENT) => out.vanished += 1,
+                Err(nix::errno::Errno::ENOENT) => out.vanished += usize::from(!guessed),
                 // Listed but unreadable (e.g. EACCES under an LSM): keep the number.
                 Err(e) => {
                     out.unreadable.push(n, e.into());
@@ -346,6 +392,30 @@ impl ChunkReader<'_> {
         }
         out
     }
+}
+
+/// Longest link text read; the kernel fails longer paths with ENAMETOOLONG.
+const LINK_MAX: usize = libc::PATH_MAX as usize;
+
+/// readlink of fd `fd` into `buf`, without an allocation per fd.
+fn read_link<'b>(
+    dir: BorrowedFd,
+    fd: i32,
+    buf: &'b mut [u8; LINK_MAX],
+) -> nix::Result<std::borrow::Cow<'b, str>> {
+    let name = FdName::new(fd);
+    // SAFETY: valid dirfd, NUL-terminated name, and a buffer of the length passed.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_cstr().as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let n = usize::try_from(n).map_err(|_| nix::errno::Errno::last())?;
+    // Link texts are paths, which need not be UTF-8: such a path is kept lossily.
+    Ok(String::from_utf8_lossy(buf.get(..n).unwrap_or_default()))
 }
 
 /// Reads a small generated file relative to `dir` with one open and as few reads as it takes.
