@@ -87,12 +87,11 @@ pub(super) fn many_fds(args: &[String]) -> Result<(), String> {
                 return Err(format!("dup2: {}", std::io::Error::last_os_error()));
             }
         }
-        held_files = held_files
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| i % 3 != 1)
-            .map(|(_, f)| f)
-            .collect();
+        let mut i = 0;
+        held_files.retain(|_| {
+            i += 1;
+            i % 3 != 2
+        });
     }
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("listen: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
