@@ -3,7 +3,8 @@
 //! was opened, how much was sent, how to name it.
 
 use hangscope_model::{
-    ConnectionWindow, Evidence, InetSocket, Socket, SocketDetail, Subject, TcpInfo, TimerKind,
+    ConnectionWindow, Evidence, InetSocket, Snapshot, Socket, SocketDetail, Subject, TcpInfo,
+    TimerKind,
 };
 
 use crate::Ctx;
@@ -29,9 +30,8 @@ pub(crate) struct Conn<'a> {
 }
 
 impl<'a> Conn<'a> {
-    /// Every TCP and UDP socket of the snapshot.
-    pub fn all(ctx: &Ctx<'a>) -> Vec<Conn<'a>> {
-        let snap = ctx.snap;
+    /// Every TCP and UDP socket of the snapshot, built once per diagnosis (see `Ctx::conns`).
+    pub fn build(snap: &'a Snapshot) -> Vec<Conn<'a>> {
         snap.sockets
             .iter()
             .filter_map(|sock| {
@@ -59,11 +59,13 @@ impl<'a> Conn<'a> {
             .collect()
     }
 
-    pub fn tcp(ctx: &Ctx<'a>) -> Vec<Conn<'a>> {
-        Self::all(ctx)
-            .into_iter()
-            .filter(|c| c.proto == Proto::Tcp)
-            .collect()
+    /// Every TCP and UDP socket.
+    pub fn all<'c>(ctx: &'c Ctx<'a>) -> impl Iterator<Item = &'c Conn<'a>> {
+        ctx.conns.iter()
+    }
+
+    pub fn tcp<'c>(ctx: &'c Ctx<'a>) -> impl Iterator<Item = &'c Conn<'a>> {
+        ctx.conns.iter().filter(|c| c.proto == Proto::Tcp)
     }
 
     pub fn state(&self) -> &str {

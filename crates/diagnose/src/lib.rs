@@ -28,6 +28,8 @@ pub(crate) struct Ctx<'a> {
     pub waiters: waiters::Waiters<'a>,
     /// Ports the process listens on (TCP LISTEN sockets), to tell accepted connections apart.
     pub listen_ports: HashSet<u16>,
+    /// Every TCP and UDP socket, once: most rules walk them, and a target may hold 10,000.
+    pub conns: Vec<connection::Conn<'a>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -44,6 +46,7 @@ impl<'a> Ctx<'a> {
             snap,
             waiters: waiters::Waiters::new(snap),
             listen_ports,
+            conns: connection::Conn::build(snap),
         }
     }
 }

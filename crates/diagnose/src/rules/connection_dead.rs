@@ -15,8 +15,8 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
     let mut out = Vec::new();
     for conn in Conn::tcp(ctx) {
         let found = match conn.state() {
-            "ESTAB" => keepalive_unanswered(ctx, &conn),
-            "CLOSE-WAIT" => peer_closed(ctx, &conn),
+            "ESTAB" => keepalive_unanswered(ctx, conn),
+            "CLOSE-WAIT" => peer_closed(ctx, conn),
             _ => None,
         };
         out.extend(found);

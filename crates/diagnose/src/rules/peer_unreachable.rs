@@ -16,8 +16,8 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
     let mut out = Vec::new();
     for conn in Conn::tcp(ctx) {
         let found = match conn.state() {
-            "SYN-SENT" => syn_sent(ctx, &conn),
-            "ESTAB" | "CLOSE-WAIT" | "FIN-WAIT-1" | "LAST-ACK" => unacked(ctx, &conn),
+            "SYN-SENT" => syn_sent(ctx, conn),
+            "ESTAB" | "CLOSE-WAIT" | "FIN-WAIT-1" | "LAST-ACK" => unacked(ctx, conn),
             _ => None,
         };
         out.extend(found);

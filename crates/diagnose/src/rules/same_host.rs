@@ -11,7 +11,7 @@ use crate::connection::Conn;
 use crate::{Ctx, Found, wording};
 
 pub(crate) fn corroborate(ctx: &Ctx<'_>, found: &mut Vec<Found>) {
-    let conns = Conn::tcp(ctx);
+    let conns: Vec<&Conn> = Conn::tcp(ctx).collect();
     let mut extra = Vec::new();
     let mut hosts_done: Vec<String> = Vec::new();
     for f in found.iter_mut() {
