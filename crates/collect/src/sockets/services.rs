@@ -8,7 +8,8 @@ use std::collections::HashMap;
 
 #[derive(Debug, Default, Clone)]
 pub struct Services {
-    by_port: HashMap<(u16, String), String>,
+    /// port → (protocol in lower case, name): looked up without building a key per socket.
+    by_port: HashMap<u16, Vec<(String, String)>>,
 }
 
 impl Services {
@@ -34,9 +35,10 @@ impl Services {
                 continue;
             };
             // The first line for a port wins, as in getservbyport(3).
-            by_port
-                .entry((port, proto.to_ascii_lowercase()))
-                .or_insert_with(|| name.to_string());
+            let names: &mut Vec<(String, String)> = by_port.entry(port).or_default();
+            if !names.iter().any(|(p, _)| p.eq_ignore_ascii_case(proto)) {
+                names.push((proto.to_ascii_lowercase(), name.to_string()));
+            }
         }
         Services { by_port }
     }
@@ -44,8 +46,10 @@ impl Services {
     /// The name of `port` for `proto` ("tcp", "udp").
     pub fn name(&self, port: u16, proto: &str) -> Option<&str> {
         self.by_port
-            .get(&(port, proto.to_string()))
-            .map(String::as_str)
+            .get(&port)?
+            .iter()
+            .find(|(p, _)| p == proto)
+            .map(|(_, name)| name.as_str())
     }
 }
 
