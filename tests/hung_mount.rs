@@ -129,6 +129,35 @@ fn finishes_within_its_deadline_on_a_hung_fuse_mount() {
     drop(target);
 }
 
+/// On a target with more files than hangscope reads in full, a file on a network or FUSE mount
+/// is still read (fdinfo, never a statx): that is where a hang may be.
+#[test]
+fn a_huge_target_still_reads_its_file_on_a_hung_mount() {
+    let mount = start_hung_mount();
+    let file = format!("{}/stuck.txt", mount.mountpoint());
+    let mut target = scenario_in_dir(
+        &[],
+        "many-fds",
+        &["--files", "1100", "--conns", "0", "--path", &file],
+    );
+    let held = Started::field(&target.expect("ready"), "held");
+    let doc = inspect_json(target.pid(), &["--window", "0", "--deadline", "3s"]);
+    let f = support::fd(&doc, held);
+    assert_eq!(f["target"], file);
+    assert!(f["info"]["mnt_id"].is_u64(), "fdinfo read: {f}");
+    assert!(
+        f["stat_skipped"].as_str().unwrap_or("").contains("fuse"),
+        "{f}"
+    );
+    let gaps = doc["snapshot"]["gaps"].to_string();
+    assert!(
+        gaps.contains("fdinfo and size of"),
+        "the other files are skipped: {gaps}"
+    );
+    assert!(gaps.contains(&mount.mountpoint()), "{gaps}");
+    drop(target);
+}
+
 #[test]
 fn what_the_deadline_cuts_is_reported_and_the_rest_printed() {
     let dir = TempDir::new("deadline");

@@ -61,7 +61,8 @@ pub(super) fn holder(args: &[String]) -> Result<(), String> {
 /// The benchmark's huge target: `--files N` regular files and `--conns M` loopback TCP
 /// connections with both ends held (2·M socket fds), then waits. `--extras` adds a log open
 /// for appending, a read-only file and a deleted file, announced by fd; `--flock` also takes a
-/// shared flock on the read-only file. `--sparse` closes every third file and dups one far
+/// shared flock on the read-only file. `--path P` also holds P open (announced as `held`).
+/// `--sparse` closes every third file and dups one far
 /// above the rest, so the table has holes.
 pub(super) fn many_fds(args: &[String]) -> Result<(), String> {
     let dir = flag(args, "--dir").ok_or("give --dir DIR")?;
@@ -130,6 +131,11 @@ pub(super) fn many_fds(args: &[String]) -> Result<(), String> {
             gone.as_raw_fd()
         ));
         held_extras.extend([log, ro, gone]);
+    }
+    if let Some(path) = flag(args, "--path") {
+        let f = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
+        ready.push_str(&format!(" held={}", f.as_raw_fd()));
+        held_extras.push(f);
     }
     announce(&ready);
     let start = Instant::now();

@@ -6,8 +6,8 @@
 //! 26 ms. So fdinfo is read for anonymous inodes, pipes and path fds, and not for sockets, whose
 //! facts come from sock_diag instead. On a target with more than [`EVERY_FILE_UPTO`] files
 //! open, only the files a diagnosis uses get fdinfo and statx: fds 0–2, deleted files, files
-//! named like logs, every file when the target may hold a file lock, and later the ones a
-//! thread waits on. The others get their access mode from the permission bits of their link,
+//! named like logs, files on network or FUSE mounts (fdinfo only), every file when the target
+//! may hold a file lock, and later the ones a thread waits on. The others get their access mode from the permission bits of their link,
 //! which proc sets from the open mode. Skipped reads are one gap, not one per fd.
 
 use std::ffi::CString;
@@ -80,6 +80,7 @@ pub fn read_all(
         },
     };
 
+    let not_local = mounts.not_local_points();
     let workers = if nums.len() >= PARALLEL_FROM {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
     } else {
@@ -91,6 +92,7 @@ pub fn read_all(
         mounts,
         opts,
         every_file: true,
+        not_local: &not_local,
     };
 
     // Pass 1: the links, which say which fds are sockets.
@@ -197,6 +199,9 @@ struct ChunkReader<'a> {
     opts: &'a Options,
     /// fdinfo and statx for every file, not only those a diagnosis uses.
     every_file: bool,
+    /// Mount points of network, FUSE and other not-local file systems: files under them are
+    /// where a hang may be, so they are always read (fdinfo only; never a statx).
+    not_local: &'a [&'a str],
 }
 
 /// What one reader thread found, merged afterwards into one list and one set of gaps.
@@ -266,7 +271,8 @@ impl Chunk {
                 GapReason::Skipped,
                 format!(
                     "more than {EVERY_FILE_UPTO} files open: read for fds 0-2 and for files \
-                     deleted, named like logs, locked or waited on; --all-fdinfo reads every one"
+                     deleted, named like logs, on network or FUSE mounts, locked or waited on; \
+                     --all-fdinfo reads every one"
                 ),
             ));
         }
@@ -342,6 +348,21 @@ impl ChunkReader<'_> {
         out
     }
 
+    /// Whether a diagnosis uses a file's fdinfo and size even on a huge target: stdio, deleted
+    /// files (the space they hold), logs (where hangscope reads, and how they are written), and
+    /// files on mounts that are not local (where a hang may be).
+    fn worth_details(&self, f: &Fd) -> bool {
+        f.fd <= 2
+            || f.deleted
+            || crate::logs::says_log(&f.target)
+            || self.not_local.iter().any(|mp| {
+                mp.is_empty()
+                    || f.target
+                        .strip_prefix(mp)
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+    }
+
     /// fdinfo where it carries information, and the type of path fds where that is safe.
     fn details(&self, fds: &mut &mut [Fd]) -> Chunk {
         let mut out = Chunk::default();
@@ -356,7 +377,7 @@ impl ChunkReader<'_> {
             if f.target.is_empty() {
                 continue; // its readlink failed or was cut; already reported
             }
-            if f.kind == FdKind::File && !self.every_file && !worth_details(f) {
+            if f.kind == FdKind::File && !self.every_file && !self.worth_details(f) {
                 match link_access(self.fd_dir, f.fd) {
                     Ok(access) => f.link_access = Some(access),
                     Err(nix::errno::Errno::ENOENT) => {
@@ -485,12 +506,6 @@ fn bracketed(target: &str, prefix: &str) -> Option<u64> {
         .strip_suffix(']')?
         .parse()
         .ok()
-}
-
-/// Whether a diagnosis uses a file's fdinfo and size even on a huge target: stdio, deleted
-/// files (the space they hold) and logs (where hangscope reads, and how they are written).
-fn worth_details(f: &Fd) -> bool {
-    f.fd <= 2 || f.deleted || crate::logs::says_log(&f.target)
 }
 
 /// The access mode of fd `fd` from its link's permission bits: proc sets S_IRUSR for a file

@@ -44,6 +44,15 @@ impl Mounts {
             .map(|(_, m)| m)
     }
 
+    /// Mount points of the file systems that are not known to be local (network, FUSE, ...).
+    pub fn not_local_points(&self) -> Vec<&str> {
+        self.by_id
+            .values()
+            .filter(|m| !is_local(&m.fs_type))
+            .map(|m| m.mount_point.trim_end_matches('/'))
+            .collect()
+    }
+
     pub fn parse(text: &str) -> Result<Mounts, String> {
         let infos = MountInfos::from_buf_read(text.as_bytes()).map_err(|e| e.to_string())?;
         let by_id = infos
