@@ -7,8 +7,9 @@
 //! facts come from sock_diag instead. On a target with more than [`EVERY_FILE_UPTO`] files
 //! open, only the files a diagnosis uses get fdinfo and statx: fds 0–2, deleted files, files
 //! named like logs, files on network or FUSE mounts (fdinfo only), every file when the target
-//! may hold a file lock, and later the ones a thread waits on. The others get their access mode from the permission bits of their link,
-//! which proc sets from the open mode. Skipped reads are one gap, not one per fd.
+//! may hold a file lock, and later the ones a thread waits on. The others get their access
+//! mode from the permission bits of their link, which proc sets from the open mode. Skipped
+//! reads are one gap, not one per fd.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -31,12 +32,12 @@ pub const EVERY_FILE_UPTO: usize = 1024;
 
 /// Lists and reads every fd of `pid`, sorted by number.
 ///
-/// The fd numbers come from one getdents pass. Then two passes, each on up to two threads over
-/// halves of the list: readlink of every fd, then fdinfo and statx where they are read.
-/// `between` runs between the two with the linked fds, so the socket dump can start as soon as
-/// the socket inodes are known and run beside the second pass; it says whether every file
-/// needs its fdinfo (to be matched to a file lock). Reads are relative to directory fds opened
-/// once, so the kernel does not walk /proc/PID/... again for every fd.
+/// The fd numbers are 0..N-1 for a dense table of N fds, else they come from a listing. Then
+/// two passes, each on up to two threads over halves of the list: readlink of every fd, then
+/// fdinfo and statx where they are read. `between` runs between the two with the linked fds,
+/// so the socket dump can filter its replies by inode; it says whether every file needs its
+/// fdinfo (to be matched to a file lock). Reads are relative to directory fds opened once, so
+/// the kernel does not walk /proc/PID/... again for every fd.
 pub fn read_all(
     root: &ProcRoot,
     pid: i32,
@@ -161,10 +162,16 @@ fn on_threads<P: Send, F: Fn(&mut P) -> Chunk + Sync>(
     })
 }
 
-/// The number of open fds: since Linux 6.2 the size of /proc/PID/fd says it (0 before).
+/// The number of open fds: since Linux 6.2 the size of /proc/PID/fd says it (0 before). Only
+/// on procfs: a recorded tree's directory has a size of its own.
 fn open_fd_count(fd_dir: &OwnedFd) -> Option<usize> {
+    let fs = nix::sys::statfs::fstatfs(fd_dir).ok()?;
+    if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+        return None;
+    }
     let st = nix::sys::stat::fstat(fd_dir).ok()?;
-    usize::try_from(st.st_size).ok().filter(|&n| n > 0)
+    let n = i32::try_from(st.st_size).ok().filter(|&n| n > 0)?;
+    usize::try_from(n).ok()
 }
 
 /// The fd numbers in /proc/PID/fd from `from` up. The directory's offset is the fd number
