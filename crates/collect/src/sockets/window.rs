@@ -89,7 +89,9 @@ pub struct ConnWindow {
     last_complete: Option<u32>,
     /// The last look's dump was skipped or failed: why.
     last_missing: Option<(GapReason, String)>,
-    tracks: HashMap<u64, Track>,
+    /// Boxed and sized once: 10,000 tracks of two looks each, rehashed as the map grew, were
+    /// the default run's peak memory.
+    tracks: HashMap<u64, Box<Track>>,
     gaps: Vec<Gap>,
 }
 
@@ -137,6 +139,7 @@ impl ConnWindow {
         if opts.window.is_zero() || wanted.is_empty() || opts.deadline.passed() {
             return w;
         }
+        w.tracks.reserve(wanted.len());
         w.wanted = Arc::new(wanted);
         w.kinds = Arc::new(kinds);
         if process.netns_same_as_tool == Some(true) {
@@ -230,7 +233,7 @@ impl ConnWindow {
                 None => {
                     self.tracks.insert(
                         e.inode,
-                        Track {
+                        Box::new(Track {
                             first: e.socket.clone(),
                             first_at: at,
                             last: e.socket,
@@ -238,7 +241,7 @@ impl ConnWindow {
                             last_dump: index,
                             looks: 1,
                             looks_moving: 0,
-                        },
+                        }),
                     );
                 }
             }
