@@ -64,9 +64,10 @@ enum Runner {
     Netns(netns::Helper),
 }
 
-/// One socket as the window saw it.
+/// One socket as the window saw it: the first look only as far as the window compares it, the
+/// last in full (it becomes the snapshot's).
 struct Track {
-    first: InetSocket,
+    first: Reading,
     first_at: Instant,
     last: InetSocket,
     last_at: Instant,
@@ -222,7 +223,7 @@ impl ConnWindow {
             match self.tracks.get_mut(&e.inode) {
                 Some(t) => {
                     let elapsed = at.saturating_duration_since(t.last_at).as_millis() as u64;
-                    if data_moved(&t.last, &e.socket, elapsed) {
+                    if data_moved(&Reading::of(&t.last), &Reading::of(&e.socket), elapsed) {
                         t.looks_moving += 1;
                     }
                     t.last = e.socket;
@@ -234,7 +235,7 @@ impl ConnWindow {
                     self.tracks.insert(
                         e.inode,
                         Box::new(Track {
-                            first: e.socket.clone(),
+                            first: Reading::first_of(&e.socket),
                             first_at: at,
                             last: e.socket,
                             last_at: at,
@@ -292,7 +293,7 @@ impl ConnWindow {
             };
             let closed = self.last_complete.is_some_and(|c| c > t.last_dump);
             let duration_ms = t.last_at.saturating_duration_since(t.first_at).as_millis() as u64;
-            let mut w = window_of(&t.first, &t.last, duration_ms);
+            let mut w = window_between(&t.first, &t.last, duration_ms);
             w.looks = t.looks;
             w.looks_moving = t.looks_moving;
             w.closed_during_window = closed;
@@ -341,11 +342,69 @@ fn dump(kinds: &[(u8, u8)], wanted: &HashSet<u64>, timeout: Duration) -> InetDum
     out
 }
 
+/// What the window compares between two looks of a connection: its queues and the tcp_info
+/// counters (none for UDP, whose dumps carry none). Kept instead of a whole first look, whose
+/// copy per connection was a fifth of a 10,000-connection run's memory.
+#[derive(Debug, Clone, PartialEq)]
+struct Reading {
+    state: Option<String>,
+    recv_q: u32,
+    send_q: u32,
+    counters: Option<Counters>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Counters {
+    bytes_received: Option<u64>,
+    bytes_acked: Option<u64>,
+    bytes_sent: Option<u64>,
+    data_segs_in: Option<u32>,
+    data_segs_out: Option<u32>,
+    segs_in: Option<u32>,
+    segs_out: Option<u32>,
+    total_retrans: u32,
+    unacked: u32,
+    last_data_recv_ms: u32,
+    last_data_sent_ms: u32,
+}
+
+impl Reading {
+    /// The comparable part of `s`; its state only where it is kept (the first look), since
+    /// comparing data movement look to look needs none.
+    fn of(s: &InetSocket) -> Reading {
+        Reading {
+            state: None,
+            recv_q: s.recv_q,
+            send_q: s.send_q,
+            counters: s.tcp_info.as_deref().map(|i| Counters {
+                bytes_received: i.bytes_received,
+                bytes_acked: i.bytes_acked,
+                bytes_sent: i.bytes_sent,
+                data_segs_in: i.data_segs_in,
+                data_segs_out: i.data_segs_out,
+                segs_in: i.segs_in,
+                segs_out: i.segs_out,
+                total_retrans: i.total_retrans,
+                unacked: i.unacked,
+                last_data_recv_ms: i.last_data_recv_ms,
+                last_data_sent_ms: i.last_data_sent_ms,
+            }),
+        }
+    }
+
+    fn first_of(s: &InetSocket) -> Reading {
+        Reading {
+            state: Some(s.state.clone()),
+            ..Reading::of(s)
+        }
+    }
+}
+
 /// Whether data moved between two readings `elapsed_ms` apart: bytes (or data segments, or the
 /// last-data ages on kernels without those counters); for UDP, whose dumps carry no counters,
 /// a queue that changed.
-fn data_moved(a: &InetSocket, b: &InetSocket, elapsed_ms: u64) -> bool {
-    let (Some(x), Some(y)) = (&a.tcp_info, &b.tcp_info) else {
+fn data_moved(a: &Reading, b: &Reading, elapsed_ms: u64) -> bool {
+    let (Some(x), Some(y)) = (&a.counters, &b.counters) else {
         return a.recv_q != b.recv_q || a.send_q != b.send_q;
     };
     let grew = |p: Option<u64>, q: Option<u64>| match (p, q) {
@@ -382,20 +441,27 @@ fn age_restarted(first: u32, last: u32, elapsed_ms: u64) -> bool {
 
 /// The change from `first` to `last`, `duration_ms` apart (looks and closing are the caller's).
 pub fn window_of(first: &InetSocket, last: &InetSocket, duration_ms: u64) -> ConnectionWindow {
+    window_between(&Reading::first_of(first), last, duration_ms)
+}
+
+fn window_between(first: &Reading, last: &InetSocket, duration_ms: u64) -> ConnectionWindow {
+    let last_reading = Reading::of(last);
     let mut w = ConnectionWindow {
         duration_ms,
         recv_q_first: first.recv_q,
         send_q_first: first.send_q,
-        moving: data_moved(first, last, duration_ms),
+        moving: data_moved(first, &last_reading, duration_ms),
         ..ConnectionWindow::default()
     };
-    if first.state != last.state {
+    if let Some(from) = &first.state
+        && *from != last.state
+    {
         w.state_change = Some(StateChange {
-            from: first.state.clone(),
+            from: from.clone(),
             to: last.state.clone(),
         });
     }
-    if let (Some(a), Some(b)) = (&first.tcp_info, &last.tcp_info) {
+    if let (Some(a), Some(b)) = (&first.counters, &last_reading.counters) {
         let d64 = |p: Option<u64>, q: Option<u64>| Some(q?.saturating_sub(p?));
         // 32-bit counters wrap.
         let d32 = |p: Option<u32>, q: Option<u32>| Some(q?.wrapping_sub(p?));
