@@ -276,9 +276,15 @@ fn a_window_longer_than_the_deadline_is_a_usage_error() {
 
 #[test]
 fn a_zombie_is_reported_as_exited_with_its_parent() {
-    // `true` exits at once; its parent execs `sleep`, which never reaps it: a zombie.
-    let mut parent = std::process::Command::new("sh")
-        .args(["-c", "true & echo $!; exec sleep 30"])
+    // The child exits at once; its parent execs `sleep`, which never reaps it: a zombie.
+    // Python, not a shell: a shell may reap its background job before its exec.
+    let script = "import os\n\
+                  pid = os.fork()\n\
+                  if pid == 0:\n    os._exit(0)\n\
+                  print(pid, flush=True)\n\
+                  os.execvp('sleep', ['sleep', '30'])\n";
+    let mut parent = std::process::Command::new("python3")
+        .args(["-c", script])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -295,7 +301,15 @@ fn a_zombie_is_reported_as_exited_with_its_parent() {
             .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
             .unwrap_or(false)
     };
-    let became = wait_until(std::time::Duration::from_secs(10), state);
+    // Until the shell has become `sleep` it may still reap its child (seen under load).
+    let parent_pid = parent.id();
+    let parent_sleeps = || {
+        std::fs::read_to_string(format!("/proc/{parent_pid}/comm"))
+            .is_ok_and(|c| c.trim() == "sleep")
+    };
+    let became = wait_until(std::time::Duration::from_secs(10), || {
+        parent_sleeps() && state()
+    });
     let out = hangscope(&[&zombie.to_string(), "--json", "--window", "0"]);
     let _ = parent.kill();
     let _ = parent.wait();
