@@ -5,9 +5,10 @@ kernel's own accounting of each finished child (wait4's rusage).
 
 usage: compare.py RUNS 'label=command' 'label=command' ...
 """
-import os, shlex, statistics, subprocess, sys, time
+import atexit, os, shlex, statistics, subprocess, sys, time
 
 MAXRSS = "/tmp/compare-maxrss.%d" % os.getpid()
+atexit.register(lambda: os.path.exists(MAXRSS) and os.remove(MAXRSS))
 
 def run(cmd):
     # GNU time reports the command's own peak RSS (%M); a child forked straight from this

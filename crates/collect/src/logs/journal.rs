@@ -106,6 +106,7 @@ mod tests {
             .unwrap();
         let started = Instant::now();
         let out = run(&fake, 1, 10, Duration::from_millis(300));
+        let _ = std::fs::remove_dir_all(&dir);
         assert!(started.elapsed() < Duration::from_secs(10));
         match out {
             Outcome::TimedOut(text) => assert!(text.contains("partial"), "{text:?}"),

@@ -84,13 +84,32 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn temp(name: &str, content: &[u8]) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("hangscope-tail-{}", std::process::id()));
+    /// A file in a directory of its own, removed with it when dropped.
+    struct TempFile(std::path::PathBuf);
+
+    impl std::ops::Deref for TempFile {
+        type Target = std::path::Path;
+        fn deref(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            if let Some(dir) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+
+    fn temp(name: &str, content: &[u8]) -> TempFile {
+        let dir =
+            std::env::temp_dir().join(format!("hangscope-tail-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join(name);
         let mut f = File::create(&p).unwrap();
         f.write_all(content).unwrap();
-        p
+        TempFile(p)
     }
 
     #[test]
