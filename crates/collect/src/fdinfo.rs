@@ -184,18 +184,10 @@ pub fn decode_epoll_events(events: u32) -> Vec<String> {
         .collect()
 }
 
-/// The access mode in lsof's letter: r, w or u.
-pub fn access_letter(flags: u32) -> char {
-    match flags as i32 & libc::O_ACCMODE {
-        libc::O_RDONLY => 'r',
-        libc::O_WRONLY => 'w',
-        _ => 'u',
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hangscope_model::Access;
 
     #[test]
     fn epoll_watch_line() {
@@ -218,8 +210,8 @@ mod tests {
         // 02102001 on x86_64: O_WRONLY|O_APPEND|O_LARGEFILE|O_CLOEXEC
         let d = decode_open_flags(0o2102001);
         assert_eq!(d, ["O_WRONLY", "O_APPEND", "O_LARGEFILE", "O_CLOEXEC"]);
-        assert_eq!(access_letter(0o2102001), 'w');
-        assert_eq!(access_letter(0o2), 'u');
+        assert_eq!(Access::of_flags(0o2102001).letter(), Some('w'));
+        assert_eq!(Access::of_flags(0o2).letter(), Some('u'));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use hangscope_model::{Gap, GapReason, PipeEnd, Snapshot, WaitObject};
+use hangscope_model::{Access, Gap, GapReason, PipeEnd, Snapshot, WaitObject};
 
 use crate::holders::{self, Kind};
 use crate::{Options, ProcRoot, fdinfo};
@@ -76,9 +76,9 @@ pub fn read_peers(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Options
 }
 
 fn access_of(flags: u32) -> &'static str {
-    match fdinfo::access_letter(flags) {
-        'r' => "read",
-        'w' => "write",
-        _ => "read-write",
+    match Access::of_flags(flags) {
+        Access::Read | Access::None => "read",
+        Access::Write => "write",
+        Access::ReadWrite => "read-write",
     }
 }

@@ -93,13 +93,13 @@ impl Access {
         }
     }
 
-    /// lsof's letter for the FD column.
-    pub fn letter(self) -> char {
+    /// lsof's letter for the FD column: none for an O_PATH fd.
+    pub fn letter(self) -> Option<char> {
         match self {
-            Access::Read => 'r',
-            Access::Write => 'w',
-            Access::ReadWrite => 'u',
-            Access::None => ' ',
+            Access::Read => Some('r'),
+            Access::Write => Some('w'),
+            Access::ReadWrite => Some('u'),
+            Access::None => None,
         }
     }
 

@@ -2,7 +2,9 @@
 
 use std::fmt::Write;
 
-use hangscope_model::{Document, Fd, FdKind, FileLock, LockAccess, LockClass, Severity, Snapshot};
+use hangscope_model::{
+    Access, Document, Fd, FdKind, FileLock, LockAccess, LockClass, Severity, Snapshot,
+};
 
 mod threads;
 
@@ -227,8 +229,8 @@ fn wrap(text: &str, indent: usize, width: usize) -> String {
 
 /// lsof's FD column: number and access letter.
 fn fd_col(f: &Fd) -> String {
-    match f.access() {
-        Some(a) => format!("{}{}", f.fd, a.letter()).trim_end().to_string(),
+    match f.access().and_then(Access::letter) {
+        Some(letter) => format!("{}{letter}", f.fd),
         None => f.fd.to_string(),
     }
 }
