@@ -362,12 +362,10 @@ impl ChunkReader<'_> {
         f.fd <= 2
             || f.deleted
             || crate::logs::says_log(&f.target)
-            || self.not_local.iter().any(|mp| {
-                mp.is_empty()
-                    || f.target
-                        .strip_prefix(mp)
-                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-            })
+            || self
+                .not_local
+                .iter()
+                .any(|mp| mountinfo::is_under(&f.target, mp))
     }
 
     /// fdinfo where it carries information, and the type of path fds where that is safe.

@@ -34,12 +34,7 @@ impl Mounts {
     pub fn containing(&self, path: &str) -> Option<&Mount> {
         self.by_id
             .iter()
-            .filter(|(_, m)| {
-                let mp = m.mount_point.trim_end_matches('/');
-                path == mp
-                    || mp.is_empty()
-                    || path.strip_prefix(mp).is_some_and(|r| r.starts_with('/'))
-            })
+            .filter(|(_, m)| is_under(path, &m.mount_point))
             .max_by_key(|(id, m)| (m.mount_point.len(), **id))
             .map(|(_, m)| m)
     }
@@ -49,7 +44,7 @@ impl Mounts {
         self.by_id
             .values()
             .filter(|m| !is_local(&m.fs_type))
-            .map(|m| m.mount_point.trim_end_matches('/'))
+            .map(|m| m.mount_point.as_str())
             .collect()
     }
 
@@ -85,6 +80,12 @@ pub fn read(root: &ProcRoot, pid: i32, gaps: &mut Vec<Gap>) -> Mounts {
             Mounts::default()
         }
     }
+}
+
+/// Whether `path` lies at or below `mount_point`, by whole components, as written.
+pub fn is_under(path: &str, mount_point: &str) -> bool {
+    let mp = mount_point.trim_end_matches('/');
+    path == mp || mp.is_empty() || path.strip_prefix(mp).is_some_and(|r| r.starts_with('/'))
 }
 
 /// File systems whose metadata lives in this machine's memory or on a local disk, where a
