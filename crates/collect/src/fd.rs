@@ -11,7 +11,6 @@
 //! mode from the permission bits of their link, which proc sets from the open mode. Skipped
 //! reads are one gap, not one per fd.
 
-use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use hangscope_model::{Access, Fd, FdKind, FileStat, Gap, GapReason};
@@ -396,7 +395,7 @@ impl ChunkReader<'_> {
             }
             if let Some(dir) = self.fdinfo_dir {
                 if wants_fdinfo(f.kind, self.opts.all_fdinfo) {
-                    match read_small(dir, &f.fd.to_string(), &mut buf) {
+                    match read_small(dir, FdName::new(f.fd).as_cstr(), &mut buf) {
                         Ok(text) => f.info = Some(Box::new(fdinfo::parse(text))),
                         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                             out.fdinfo_vanished += 1
@@ -445,7 +444,11 @@ fn read_link<'b>(
 }
 
 /// Reads a small generated file relative to `dir` with one open and as few reads as it takes.
-fn read_small<'b>(dir: BorrowedFd, name: &str, buf: &'b mut Vec<u8>) -> std::io::Result<&'b str> {
+fn read_small<'b>(
+    dir: BorrowedFd,
+    name: &std::ffi::CStr,
+    buf: &'b mut Vec<u8>,
+) -> std::io::Result<&'b str> {
     let fd = nix::fcntl::openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
     buf.clear();
     let mut chunk = [0u8; 4096];
@@ -532,7 +535,8 @@ fn link_access(fd_dir: BorrowedFd, fd: i32) -> nix::Result<Access> {
     })
 }
 
-/// An fd number as a NUL-terminated name, on the stack: one per read of a huge table.
+/// An fd number as a NUL-terminated name, on the stack: readlink, lstat, fdinfo and statx of a
+/// huge table each need one per fd.
 struct FdName {
     buf: [u8; 12],
     start: usize,
@@ -618,7 +622,7 @@ fn kind_of_mode(mode: u32) -> FdKind {
 
 /// statx through the fd's magic link in /proc/PID/fd, without forcing a sync with the server.
 fn statx_fd(dirfd: RawFd, fd: i32) -> std::io::Result<libc::statx> {
-    let name = CString::new(fd.to_string()).map_err(std::io::Error::other)?;
+    let name = FdName::new(fd);
     // SAFETY: an all-zero statx is a valid value of a plain C struct.
     let mut st: libc::statx = unsafe { std::mem::zeroed() };
     let mask = libc::STATX_TYPE | libc::STATX_SIZE | libc::STATX_INO | libc::STATX_MTIME;
@@ -626,7 +630,7 @@ fn statx_fd(dirfd: RawFd, fd: i32) -> std::io::Result<libc::statx> {
     let rc = unsafe {
         libc::statx(
             dirfd,
-            name.as_ptr(),
+            name.as_cstr().as_ptr(),
             libc::AT_STATX_DONT_SYNC,
             mask,
             &mut st,
