@@ -68,6 +68,7 @@ enum Runner {
 /// last in full (it becomes the snapshot's).
 struct Track {
     first: Reading,
+    first_state: String,
     first_at: Instant,
     last: InetSocket,
     last_at: Instant,
@@ -235,7 +236,8 @@ impl ConnWindow {
                     self.tracks.insert(
                         e.inode,
                         Box::new(Track {
-                            first: Reading::first_of(&e.socket),
+                            first: Reading::of(&e.socket),
+                            first_state: e.socket.state.clone(),
                             first_at: at,
                             last: e.socket,
                             last_at: at,
@@ -293,7 +295,7 @@ impl ConnWindow {
             };
             let closed = self.last_complete.is_some_and(|c| c > t.last_dump);
             let duration_ms = t.last_at.saturating_duration_since(t.first_at).as_millis() as u64;
-            let mut w = window_between(&t.first, &t.last, duration_ms);
+            let mut w = window_between(&t.first_state, &t.first, &t.last, duration_ms);
             w.looks = t.looks;
             w.looks_moving = t.looks_moving;
             w.closed_during_window = closed;
@@ -345,9 +347,8 @@ fn dump(kinds: &[(u8, u8)], wanted: &HashSet<u64>, timeout: Duration) -> InetDum
 /// What the window compares between two looks of a connection: its queues and the tcp_info
 /// counters (none for UDP, whose dumps carry none). Kept instead of a whole first look, whose
 /// copy per connection was a fifth of a 10,000-connection run's memory.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Reading {
-    state: Option<String>,
     recv_q: u32,
     send_q: u32,
     counters: Option<Counters>,
@@ -369,11 +370,8 @@ struct Counters {
 }
 
 impl Reading {
-    /// The comparable part of `s`; its state only where it is kept (the first look), since
-    /// comparing data movement look to look needs none.
     fn of(s: &InetSocket) -> Reading {
         Reading {
-            state: None,
             recv_q: s.recv_q,
             send_q: s.send_q,
             counters: s.tcp_info.as_deref().map(|i| Counters {
@@ -389,13 +387,6 @@ impl Reading {
                 last_data_recv_ms: i.last_data_recv_ms,
                 last_data_sent_ms: i.last_data_sent_ms,
             }),
-        }
-    }
-
-    fn first_of(s: &InetSocket) -> Reading {
-        Reading {
-            state: Some(s.state.clone()),
-            ..Reading::of(s)
         }
     }
 }
@@ -441,10 +432,15 @@ fn age_restarted(first: u32, last: u32, elapsed_ms: u64) -> bool {
 
 /// The change from `first` to `last`, `duration_ms` apart (looks and closing are the caller's).
 pub fn window_of(first: &InetSocket, last: &InetSocket, duration_ms: u64) -> ConnectionWindow {
-    window_between(&Reading::first_of(first), last, duration_ms)
+    window_between(&first.state, &Reading::of(first), last, duration_ms)
 }
 
-fn window_between(first: &Reading, last: &InetSocket, duration_ms: u64) -> ConnectionWindow {
+fn window_between(
+    first_state: &str,
+    first: &Reading,
+    last: &InetSocket,
+    duration_ms: u64,
+) -> ConnectionWindow {
     let last_reading = Reading::of(last);
     let mut w = ConnectionWindow {
         duration_ms,
@@ -453,11 +449,9 @@ fn window_between(first: &Reading, last: &InetSocket, duration_ms: u64) -> Conne
         moving: data_moved(first, &last_reading, duration_ms),
         ..ConnectionWindow::default()
     };
-    if let Some(from) = &first.state
-        && *from != last.state
-    {
+    if first_state != last.state {
         w.state_change = Some(StateChange {
-            from: from.clone(),
+            from: first_state.to_string(),
             to: last.state.clone(),
         });
     }
