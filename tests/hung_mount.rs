@@ -183,8 +183,20 @@ fn what_the_deadline_cuts_is_reported_and_the_rest_printed() {
         gaps.iter().any(|g| g["reason"] == "deadline"),
         "what was not read is said to be cut by the deadline: {gaps:?}"
     );
-    let fds = doc["snapshot"]["fds"].as_array().unwrap();
-    assert!(!fds.is_empty(), "fds are still listed by number");
+    // Every open fd keeps its number, also those below the open count that were never tried.
+    let listed: Vec<i64> = doc["snapshot"]["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["fd"].as_i64())
+        .collect();
+    let mut open: Vec<i64> = std::fs::read_dir(format!("/proc/{}/fd", holder.pid()))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    open.sort_unstable();
+    assert!(open.contains(&0), "{open:?}");
+    assert_eq!(listed, open, "fds are still listed by number");
 }
 
 /// The state letter of a thread (/proc/PID/task/TID/stat, after the comm's closing paren).

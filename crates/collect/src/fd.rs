@@ -103,13 +103,30 @@ pub fn read_all(
     for part in on_threads(&mut parts, pid, gaps, |c| reader.links(c, guessed)) {
         total.merge(part);
     }
-    // Holes below N mean as many fds at N or above: list only those.
-    if let Some(n) = open_count
-        && total.fds.len() < n
-    {
-        match list_numbers(&fd_dir, n as i32) {
-            Ok(rest) => total.merge(reader.links(&mut rest.as_slice(), false)),
-            Err(e) => gaps.push(gap_of(format!("/proc/{pid}/fd"), &e)),
+    // Holes below N mean as many fds at N or above, and numbers the deadline left untried
+    // may or may not be open: a listing from the lowest of them settles both. It stays in
+    // proc and is quick, so even past the deadline every open fd keeps its number.
+    if let Some(n) = open_count {
+        let n = n as i32;
+        let untried = std::mem::take(&mut total.untried);
+        let tried = n as usize - untried.iter().map(|r| r.len()).sum::<usize>();
+        let from = untried.iter().map(|r| r.start).min();
+        let holes = total.fds.len() < tried;
+        if let Some(from) = from.or(holes.then_some(n)) {
+            match list_numbers(&fd_dir, from) {
+                Ok(listed) => {
+                    let (cut, above): (Vec<i32>, Vec<i32>) = listed
+                        .into_iter()
+                        .filter(|&m| m >= n || untried.iter().any(|r| r.contains(&m)))
+                        .partition(|&m| m < n);
+                    for m in cut {
+                        total.fds.push(classify(m, ""));
+                        total.cut_by_deadline.push(m);
+                    }
+                    total.merge(reader.links(&mut above.as_slice(), false));
+                }
+                Err(e) => gaps.push(gap_of(format!("/proc/{pid}/fd"), &e)),
+            }
         }
     }
     let mut fds = std::mem::take(&mut total.fds);
@@ -222,8 +239,8 @@ struct Chunk {
     /// Read-only files of a huge target, known by their access mode only.
     files_skipped: usize,
     cut_by_deadline: Vec<i32>,
-    /// In a table read without a listing, the first fd number not tried before the deadline.
-    unread_from: Option<i32>,
+    /// In a table read without a listing, the fd numbers not tried before the deadline.
+    untried: Vec<std::ops::Range<i32>>,
     /// fds listed but whose fdinfo and type were not read before the deadline.
     details_cut: usize,
     unsafe_mounts: Vec<String>,
@@ -239,10 +256,7 @@ impl Chunk {
         self.fdinfo_skipped += other.fdinfo_skipped;
         self.files_skipped += other.files_skipped;
         self.cut_by_deadline.extend(other.cut_by_deadline);
-        self.unread_from = match (self.unread_from, other.unread_from) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        self.untried.extend(other.untried);
         self.details_cut += other.details_cut;
         self.unsafe_mounts.extend(other.unsafe_mounts);
     }
@@ -294,13 +308,6 @@ impl Chunk {
                 "listed by number only: not read before the deadline",
             ));
         }
-        if let Some(from) = self.unread_from {
-            gaps.push(Gap::new(
-                format!("fds of {pid} from fd {from} on"),
-                GapReason::Deadline,
-                "not read before the deadline",
-            ));
-        }
         if self.details_cut > 0 {
             gaps.push(Gap::new(
                 format!("fdinfo and types of {} fds of {pid}", self.details_cut),
@@ -330,8 +337,9 @@ impl ChunkReader<'_> {
         for (i, &n) in nums.iter().enumerate() {
             if i % DEADLINE_CHECK_EVERY == 0 && self.opts.deadline.passed() {
                 if guessed {
-                    // Numbers not listed are not known to be open: name where reading stopped.
-                    out.unread_from = Some(n);
+                    // Numbers not listed are not known to be open: read_all lists them.
+                    let end = nums.last().map_or(n, |&last| last + 1);
+                    out.untried.push(n..end);
                     break;
                 }
                 for &rest in &nums[i..] {
