@@ -45,6 +45,8 @@ pub fn run(name: &str, args: &[String]) -> i32 {
         "echo-server" => verdict::echo_server(args),
         "echo-client" => verdict::echo_client(args),
         "idle-server" => verdict::idle_server(args),
+        "unix-server" => verdict::unix_server(args),
+        "unix-client" => verdict::unix_client(args),
         "thread-zoo" => threads::zoo(args),
         "many-threads" => threads::many(args),
         "mutex-deadlock" => threads::mutex_deadlock(args),

@@ -1,10 +1,12 @@
 //! Scenarios for the verdict: a peer that stops reading (zero window), data that arrived and
-//! nobody reads, a healthy busy server, an idle server. Each announces what a test needs (port,
-//! thread ids, fd numbers) on stdout and runs until killed or `--max-seconds`.
+//! nobody reads, a healthy busy server, an idle server, a local service on a unix socket that
+//! does not answer. Each announces what a test needs (port, thread ids, fd numbers) on stdout
+//! and runs until killed or `--max-seconds`.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
 use super::{announce, flag, tid};
@@ -178,5 +180,60 @@ pub(super) fn idle_server(args: &[String]) -> Result<(), String> {
         let Ok(conn) = conn else { continue };
         held.push(conn);
     }
+    Ok(())
+}
+
+/// (g) a local service on a unix socket (`--socket PATH`): accepts, reads each request and
+/// never answers; with `--no-read` it never reads either, so what clients send stays queued.
+pub(super) fn unix_server(args: &[String]) -> Result<(), String> {
+    let path = flag(args, "--socket").ok_or("give --socket PATH")?;
+    let reads = !args.iter().any(|a| a == "--no-read");
+    let listener = UnixListener::bind(path).map_err(|e| format!("bind {path}: {e}"))?;
+    announce(&format!("socket {path}"));
+    let mut held = Vec::new();
+    for conn in listener.incoming() {
+        let Ok(mut conn) = conn else { continue };
+        if reads {
+            let mut request = [0u8; 4096];
+            let _ = conn.read(&mut request);
+        }
+        held.push(conn);
+    }
+    Ok(())
+}
+
+/// (g) the client of a local service (`--socket PATH`): an "rpc" thread sends a request and
+/// waits in read() for the reply; with `--flood` it writes until the socket's buffer is full
+/// and it blocks in write(). Main sleeps.
+pub(super) fn unix_client(args: &[String]) -> Result<(), String> {
+    let path = flag(args, "--socket").ok_or("give --socket PATH")?;
+    let flood = args.iter().any(|a| a == "--flood");
+    let mut conn = UnixStream::connect(path).map_err(|e| format!("connect {path}: {e}"))?;
+    if flood {
+        set_buf(conn.as_raw_fd(), libc::SO_SNDBUF, 16384)?;
+    }
+    let fd = conn.as_raw_fd();
+    let rpc = std::thread::Builder::new()
+        .name("rpc".into())
+        .spawn(move || {
+            announce(&format!("rpc {} fd {fd}", tid()));
+            if flood {
+                let chunk = vec![b'x'; 65536];
+                let start = Instant::now();
+                while start.elapsed() < FOREVER && conn.write_all(&chunk).is_ok() {}
+                return;
+            }
+            if conn
+                .write_all(b"MetaService.ListDb {\"db\": \"meta\"}\n")
+                .is_ok()
+            {
+                let mut reply = [0u8; 4096];
+                let _ = conn.read(&mut reply);
+            }
+            sleep_forever();
+        })
+        .map_err(|e| e.to_string())?;
+    let _ = rpc;
+    sleep_forever();
     Ok(())
 }

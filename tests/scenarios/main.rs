@@ -14,6 +14,7 @@ mod idle_server;
 mod mutex_deadlock;
 mod pipe_wait;
 mod seed_incident;
+mod unix_peer;
 mod unreachable_peer;
 mod unread_data;
 mod zero_window;

@@ -14,6 +14,18 @@ use crate::waiters::Waiter;
 /// own port is below it is most likely a client that connected to us.
 const EPHEMERAL_START: u16 = 32768;
 
+/// The process's fds that hold `sock`: as sock_diag matched them, or else by the fds' inodes.
+pub(crate) fn socket_fds(snap: &Snapshot, sock: &Socket) -> Vec<i32> {
+    if !sock.fds.is_empty() {
+        return sock.fds.clone();
+    }
+    snap.fds
+        .iter()
+        .filter(|f| f.socket_inode == Some(sock.inode))
+        .map(|f| f.fd)
+        .collect()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Proto {
     Tcp,
@@ -40,20 +52,11 @@ impl<'a> Conn<'a> {
                     SocketDetail::Udp(i) => (i, Proto::Udp),
                     _ => return None,
                 };
-                let mut fds = sock.fds.clone();
-                if fds.is_empty() {
-                    fds = snap
-                        .fds
-                        .iter()
-                        .filter(|f| f.socket_inode == Some(sock.inode))
-                        .map(|f| f.fd)
-                        .collect();
-                }
                 Some(Conn {
                     sock,
                     inet,
                     proto,
-                    fds,
+                    fds: socket_fds(snap, sock),
                 })
             })
             .collect()

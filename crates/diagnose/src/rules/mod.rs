@@ -19,6 +19,7 @@ mod peer_unreachable;
 mod pipe_wait;
 mod same_host;
 mod uninterruptible;
+mod unix_peer_wait;
 mod waiting_loop;
 
 type Rule = fn(&Ctx<'_>) -> Vec<Found>;
@@ -34,6 +35,7 @@ const RULES: &[Rule] = &[
     mutex_deadlock::find,
     mutex_holder_blocked::find,
     pipe_wait::find,
+    unix_peer_wait::find,
     busy::find,
     exited::find,
     uninterruptible::find,

@@ -8,7 +8,7 @@
 
 use hangscope_model::{Cause, Evidence, Finding, Severity, Socket, SocketDetail};
 
-use crate::connection::Conn;
+use crate::connection::{Conn, socket_fds};
 use crate::{Ctx, Found, STUCK_MS, wording};
 
 /// Who answers the lookup, in the reader's words, and the next step for it.
@@ -24,16 +24,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         let Some(r) = resolver(ctx, sock) else {
             continue;
         };
-        let fds: Vec<i32> = if sock.fds.is_empty() {
-            ctx.snap
-                .fds
-                .iter()
-                .filter(|f| f.socket_inode == Some(sock.inode))
-                .map(|f| f.fd)
-                .collect()
-        } else {
-            sock.fds.clone()
-        };
+        let fds = socket_fds(ctx.snap, sock);
         let Some(w) = ctx.waiters.on_any(&fds).into_iter().next() else {
             continue;
         };
@@ -77,6 +68,11 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         });
     }
     out
+}
+
+/// Whether `sock` leads to a name service, which this rule explains rather than the generic ones.
+pub(crate) fn resolves_names(ctx: &Ctx<'_>, sock: &Socket) -> bool {
+    resolver(ctx, sock).is_some()
 }
 
 fn resolver(ctx: &Ctx<'_>, sock: &Socket) -> Option<Resolver> {
