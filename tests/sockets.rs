@@ -94,10 +94,43 @@ fn client_on_silent_server_and_one_of_each_kind() {
     assert!(matches!(info.bytes_received, None | Some(0)), "{info:?}");
     assert_eq!(info.unacked, 0);
 
+    // The other end of a connection to this host: the server process, which read the request.
+    let other = c.local_peer.as_ref().expect("the silent server's end");
+    let by = other.holder.as_ref().expect("its holder");
+    assert_eq!(by.pid, server.pid(), "{other:?}");
+    assert_eq!(
+        (other.state.as_str(), other.recv_q),
+        ("ESTAB", 0),
+        "{other:?}"
+    );
+
     // The listener.
     let l = tcp(socket_of_fd(&doc, value(&holder, "listen_fd")));
     assert_eq!(l.state, "LISTEN");
     assert_eq!(i64::from(l.local.port), value(&holder, "listen_port"));
+
+    // A connection whose both ends the target holds: the other end is its own fd, no lookup.
+    let paired = tcp(socket_of_fd(&doc, value(&holder, "paired_fd")));
+    let other = paired.local_peer.as_ref().expect("the accepted end");
+    let by = other.holder.as_ref().expect("its holder");
+    assert_eq!(
+        (by.pid, i64::from(by.fd)),
+        (pid, value(&holder, "accepted_fd"))
+    );
+    // One the listener never accepted: its other end exists, held by no process yet.
+    let queued = tcp(socket_of_fd(&doc, value(&holder, "queued_fd")));
+    let other = queued
+        .local_peer
+        .as_ref()
+        .expect("the end in the accept queue");
+    assert_eq!((other.inode, other.holder.as_ref()), (0, None), "{other:?}");
+    assert!(
+        other
+            .unresolved
+            .as_deref()
+            .is_some_and(|r| r.contains("not accepted yet")),
+        "{other:?}"
+    );
 
     // The UDP socket.
     let udp = socket_of_fd(&doc, value(&holder, "udp_fd"));
@@ -177,6 +210,12 @@ fn connection_in_another_network_namespace_is_found() {
             .and_then(|t| t.bytes_acked)
             .is_some_and(|b| b > 1)
     );
+    // The other end is looked up in that namespace too.
+    let other = c
+        .local_peer
+        .as_ref()
+        .expect("the server's end, in the namespace");
+    assert_eq!(other.holder.as_ref().map(|h| h.pid), Some(server.pid()));
     // The namespace's own listener is there too, not the root namespace's sockets.
     let l = tcp(socket_of_fd(&doc, value(&holder, "listen_fd")));
     assert_eq!(l.state, "LISTEN");

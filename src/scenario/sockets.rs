@@ -9,7 +9,8 @@ use std::time::Duration;
 use super::{announce, flag};
 
 /// Holds, and announces as `key value` lines: a TCP client connected to `--peer` that sent one
-/// request (`client_fd`, `client_port`), a listener (`listen_fd`, `listen_port`), a bound UDP
+/// request (`client_fd`, `client_port`), a listener (`listen_fd`, `listen_port`) with a
+/// connection it accepted and one it did not (see below), a bound UDP
 /// socket (`udp_fd`, `udp_port`), one end of a UNIX socketpair whose other end a child process
 /// holds (`unix_fd`, `child_pid`, `child_fd`) and a TCP socket never bound (`unbound_fd`);
 /// then `ready`, and sleeps.
@@ -33,6 +34,15 @@ pub(super) fn socket_holder(args: &[String]) -> Result<(), String> {
         "listen_port {}",
         listener.local_addr().map_err(|e| e.to_string())?.port()
     ));
+    // Both ends of one connection (`paired_fd`, `accepted_fd`), and one the listener never
+    // accepts (`queued_fd`); connected in this order so accept() takes the first.
+    let listen_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let paired = TcpStream::connect(listen_addr).map_err(|e| format!("connect: {e}"))?;
+    let (accepted, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+    let queued = TcpStream::connect(listen_addr).map_err(|e| format!("connect: {e}"))?;
+    announce(&format!("paired_fd {}", paired.as_raw_fd()));
+    announce(&format!("accepted_fd {}", accepted.as_raw_fd()));
+    announce(&format!("queued_fd {}", queued.as_raw_fd()));
     let udp = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("udp: {e}"))?;
     announce(&format!("udp_fd {}", udp.as_raw_fd()));
     announce(&format!(

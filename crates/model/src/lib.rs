@@ -26,8 +26,9 @@ pub use lock::{FileLock, LockAccess, LockClass};
 pub use log::{LogEntry, LogEvent, LogFormat, LogLevel, LogSource, PeerAttempt, PeerOutcome};
 pub use process::{Host, Process};
 pub use socket::{
-    ConnectionWindow, Endpoint, InetSocket, NetlinkSocket, PacketSocket, Socket, SocketDetail,
-    SocketFamily, SocketTimer, StateChange, TcpInfo, TimerKind, UnixPeer, UnixSocket,
+    ConnectionWindow, Endpoint, InetSocket, LocalPeer, NetlinkSocket, PacketSocket, PeerHolder,
+    Socket, SocketDetail, SocketFamily, SocketTimer, StateChange, TcpInfo, TimerKind, UnixPeer,
+    UnixSocket,
 };
 pub use thread::{Activity, SyscallArg, SyscallState, Thread, WaitObject};
 

@@ -103,6 +103,41 @@ pub struct InetSocket {
     /// the threads were last read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<ConnectionWindow>,
+    /// The socket at the other end, when the peer is on this host in the same network
+    /// namespace (loopback, or an address of this host): its queues and who holds it. Read
+    /// once, before the sampling window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_peer: Option<Box<LocalPeer>>,
+}
+
+/// The other end of a TCP connection whose peer is on this host, found with an exact
+/// sock_diag lookup of the reversed address pair.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct LocalPeer {
+    /// Its inode; 0 when no process holds it yet: a connection the server has not accepted.
+    pub inode: u64,
+    /// ss's vocabulary, e.g. "ESTAB".
+    pub state: String,
+    /// Bytes it has received and its process has not read.
+    pub recv_q: u32,
+    /// Bytes it has sent that this end has not acknowledged.
+    pub send_q: u32,
+    /// Who holds it, when that could be resolved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder: Option<PeerHolder>,
+    /// Why it has no holder, e.g. "not accepted yet".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unresolved: Option<String>,
+}
+
+/// A process and fd that hold a socket.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct PeerHolder {
+    pub pid: i32,
+    pub name: String,
+    pub fd: i32,
 }
 
 /// One TCP or UDP socket over the sampling window: the counters' change between the first and

@@ -15,6 +15,8 @@ use netlink_packet_sock_diag::inet::{
     ExtensionFlags, InetRequest, InetResponseHeader, SocketId, StateFlags,
 };
 
+use std::net::{IpAddr, SocketAddr};
+
 use hangscope_model::{Endpoint, InetSocket, SocketTimer, TimerKind};
 
 use super::tcp_info;
@@ -51,6 +53,9 @@ pub struct InetEntry {
     /// IPPROTO_TCP or IPPROTO_UDP.
     pub protocol: u8,
     pub socket: InetSocket,
+    /// The two ends as addresses, to match a connection with its other end.
+    pub local_addr: SocketAddr,
+    pub peer_addr: SocketAddr,
     /// Attributes that could not be decoded, e.g. "INET_DIAG_INFO of 40 bytes".
     pub undecoded: Vec<String>,
 }
@@ -80,6 +85,39 @@ pub fn request(family: u8, protocol: u8) -> Vec<u8> {
     buf
 }
 
+/// The body of a request for the one TCP socket whose local end is `local` and remote end
+/// `remote`: not a dump, the kernel's exact lookup (inet_diag_find_one_icsk), which finds an
+/// established socket by its address pair. The cookie is all ones, "any socket" (the kernel's
+/// INET_DIAG_NOCOOKIE).
+pub fn lookup_request(local: SocketAddr, remote: SocketAddr) -> Vec<u8> {
+    let family = if local.is_ipv4() && remote.is_ipv4() {
+        netlink_packet_sock_diag::AF_INET
+    } else {
+        netlink_packet_sock_diag::AF_INET6
+    };
+    let as_family = |ip: IpAddr| match (family, ip) {
+        (netlink_packet_sock_diag::AF_INET6, IpAddr::V4(v4)) => IpAddr::V6(v4.to_ipv6_mapped()),
+        _ => ip,
+    };
+    let req = InetRequest {
+        family,
+        protocol: IPPROTO_TCP,
+        extensions: ExtensionFlags::SKMEMINFO,
+        states: StateFlags::from_bits_retain(u32::MAX),
+        socket_id: SocketId {
+            source_port: local.port(),
+            destination_port: remote.port(),
+            source_address: as_family(local.ip()),
+            destination_address: as_family(remote.ip()),
+            interface_id: 0,
+            cookie: [0xff; 8],
+        },
+    };
+    let mut buf = vec![0u8; req.buffer_len()];
+    req.emit(&mut buf);
+    buf
+}
+
 /// Parses one reply body (struct inet_diag_msg and its attributes).
 pub fn parse(protocol: u8, msg: &[u8]) -> Result<InetEntry, String> {
     if msg.len() < MSG_LEN {
@@ -103,6 +141,11 @@ pub fn parse(protocol: u8, msg: &[u8]) -> Result<InetEntry, String> {
             retrans,
         }),
     };
+    let local_addr = SocketAddr::new(h.socket_id.source_address, h.socket_id.source_port);
+    let peer_addr = SocketAddr::new(
+        h.socket_id.destination_address,
+        h.socket_id.destination_port,
+    );
     let mut socket = InetSocket {
         state: state_name(h.state).into(),
         local: Endpoint {
@@ -157,6 +200,8 @@ pub fn parse(protocol: u8, msg: &[u8]) -> Result<InetEntry, String> {
         family: h.family,
         protocol,
         socket,
+        local_addr,
+        peer_addr,
         undecoded,
     })
 }
@@ -245,6 +290,39 @@ mod tests {
         assert!(e.socket.tcp_info.is_none());
         assert_eq!(e.undecoded, vec!["INET_DIAG_INFO of 40 bytes".to_string()]);
         assert_eq!(e.socket.congestion.as_deref(), Some("bbr"));
+    }
+
+    /// struct inet_diag_req_v2: family, protocol, ext, pad, states, then inet_diag_sockid:
+    /// sport and dport (network order), src[4], dst[4] (u32 each), if, cookie[2].
+    #[test]
+    fn lookup_request_names_one_socket_by_its_pair() {
+        let req = lookup_request(
+            "127.0.0.1:8080".parse().expect("addr"),
+            "127.0.0.2:40000".parse().expect("addr"),
+        );
+        assert_eq!(req.len(), 56);
+        assert_eq!(
+            (req[0], req[1]),
+            (netlink_packet_sock_diag::AF_INET, IPPROTO_TCP)
+        );
+        assert_eq!(&req[8..12], &[0x1f, 0x90, 0x9c, 0x40]);
+        assert_eq!(&req[12..16], &[127, 0, 0, 1]);
+        assert_eq!(&req[28..32], &[127, 0, 0, 2]);
+        assert_eq!(&req[44..48], &[0; 4], "any interface");
+        assert_eq!(&req[48..56], &[0xff; 8], "any cookie");
+
+        let req = lookup_request(
+            "[::1]:8080".parse().expect("addr"),
+            "127.0.0.1:40000".parse().expect("addr"),
+        );
+        assert_eq!(req[0], netlink_packet_sock_diag::AF_INET6);
+        assert_eq!(
+            &req[28..44],
+            &"::ffff:127.0.0.1"
+                .parse::<std::net::Ipv6Addr>()
+                .expect("v6")
+                .octets()
+        );
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! while the links are read; inet replies that arrive before the target's socket inodes are
 //! known are kept raw (up to `EARLY_BYTES`) and filtered once they are. Then the socket fds no
 //! dump returned are read again, and an fd whose inode changed in between is marked, not
-//! merged. Only after that come the slower joins: UNIX peers to their holders (a system-wide
-//! /proc scan) and port names.
+//! merged. Only after that come the slower joins: the other end of each TCP connection to this
+//! host (from the dump when the target holds both ends, else one exact lookup each), that and
+//! each UNIX peer to its holder (one system-wide /proc scan), and port names.
 //!
 //! A socket fd that no dump returned is still listed, with the likely reason. When netlink is
 //! unavailable, /proc/PID/net/* stands in and a gap says so.
@@ -43,11 +44,12 @@ pub(crate) fn netlink_fixture(name: &str) -> Vec<u8> {
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hangscope_model::{
-    Fd, Gap, GapReason, NetlinkSocket, PacketSocket, Process, Socket, SocketDetail, SocketFamily,
-    UnixPeer,
+    Fd, Gap, GapReason, LocalPeer, NetlinkSocket, PacketSocket, PeerHolder, Process, Socket,
+    SocketDetail, SocketFamily, UnixPeer,
 };
 use netlink_packet_sock_diag::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
 
@@ -84,6 +86,10 @@ pub struct Dumps {
     pub interrupted: Vec<String>,
     /// Reply messages that did not parse.
     pub malformed: Vec<String>,
+    /// Connections to this host whose other end was not looked up: over the cap or the deadline.
+    pub peers_not_looked_up: usize,
+    /// Exact lookups of a connection's other end that failed, with the first error.
+    pub peer_lookup_failures: (usize, Option<String>),
 }
 
 impl Dumps {
@@ -193,11 +199,13 @@ pub fn dump_all(mut wanted: WantedInodes, timeout: Duration) -> Dumps {
         }
     }
     d.inet_ok = !inet_failed;
+    let deadline = wanted.deadline;
     let wanted = wanted.wait();
     d.inet.reserve(wanted.len().saturating_sub(d.inet.len()));
     for (proto, name, m) in early {
         keep_inet(&mut d, wanted, proto, &names[name], &m);
     }
+    find_local_peers(&mut nl, &mut d, &deadline);
     if wanted.is_empty() {
         // No socket fds after all (or none known before the deadline): nothing to join.
         return d;
@@ -250,6 +258,107 @@ pub fn dump_all(mut wanted: WantedInodes, timeout: Duration) -> Dumps {
         Err(e) => d.failures.push(("packet dump".into(), e)),
     }
     d
+}
+
+/// Most exact lookups of a connection's other end in one run: each is a netlink round trip.
+const MAX_PEER_LOOKUPS: usize = 256;
+
+/// The address as it is on the wire: an IPv4-mapped IPv6 address as IPv4, since a dual-stack
+/// client's other end may be an IPv4 socket.
+fn wire(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
+}
+
+/// For each of the target's TCP connections whose peer is on this host — loopback, or an
+/// address one of the target's sockets is bound to — the socket at the other end: from the
+/// dump when the target holds both ends, else by an exact lookup of the reversed pair. Its
+/// holder is found later, with the UNIX peers' (`resolve_peers`).
+fn find_local_peers(nl: &mut SockDiag, d: &mut Dumps, deadline: &Deadline) {
+    let is_tcp = |e: &InetEntry| e.protocol == IPPROTO_TCP;
+    let host: HashSet<IpAddr> = d
+        .inet
+        .values()
+        .map(|e| e.local_addr.ip().to_canonical())
+        .filter(|ip| !ip.is_unspecified())
+        .collect();
+    let connected: Vec<u64> = d
+        .inet
+        .values()
+        .filter(|e| {
+            is_tcp(e)
+                && e.peer_addr.port() != 0
+                && !matches!(e.socket.state.as_str(), "LISTEN" | "TIME-WAIT" | "CLOSE")
+        })
+        .filter(|e| {
+            let ip = e.peer_addr.ip().to_canonical();
+            ip.is_loopback() || host.contains(&ip)
+        })
+        .map(|e| e.inode)
+        .collect();
+    if connected.is_empty() {
+        return;
+    }
+    let own: HashMap<(SocketAddr, SocketAddr), u64> = d
+        .inet
+        .values()
+        .filter(|e| is_tcp(e))
+        .map(|e| ((wire(e.local_addr), wire(e.peer_addr)), e.inode))
+        .collect();
+    let mut found: Vec<(u64, LocalPeer)> = Vec::new();
+    let mut lookups = 0usize;
+    for inode in connected {
+        let Some(e) = d.inet.get(&inode) else {
+            continue;
+        };
+        let (local, peer) = (wire(e.local_addr), wire(e.peer_addr));
+        let other = match own.get(&(peer, local)).and_then(|i| d.inet.get(i)) {
+            // Both ends are the target's: no lookup needed.
+            Some(o) => Some(local_peer_of(o)),
+            None if lookups >= MAX_PEER_LOOKUPS || deadline.passed() => {
+                d.peers_not_looked_up += 1;
+                continue;
+            }
+            None => {
+                lookups += 1;
+                match nl.lookup(&inet_diag::lookup_request(peer, local)) {
+                    Ok(Some(m)) => match inet_diag::parse(IPPROTO_TCP, &m) {
+                        Ok(o) => Some(local_peer_of(&o)),
+                        Err(why) => {
+                            d.malformed.push(format!("tcp lookup of {peer}: {why}"));
+                            None
+                        }
+                    },
+                    // Closed meanwhile, or in another namespace after all.
+                    Ok(None) => None,
+                    Err(e) => {
+                        let f = &mut d.peer_lookup_failures;
+                        f.0 += 1;
+                        f.1.get_or_insert_with(|| e.to_string());
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(o) = other {
+            found.push((inode, o));
+        }
+    }
+    for (inode, peer) in found {
+        if let Some(e) = d.inet.get_mut(&inode) {
+            e.socket.local_peer = Some(Box::new(peer));
+        }
+    }
+}
+
+fn local_peer_of(e: &InetEntry) -> LocalPeer {
+    LocalPeer {
+        inode: e.inode,
+        state: e.socket.state.clone(),
+        recv_q: e.socket.recv_q,
+        send_q: e.socket.send_q,
+        holder: None,
+        unresolved: None,
+    }
 }
 
 /// Parses one inet reply and keeps it if it is one of `wanted`.
@@ -561,7 +670,7 @@ pub fn read(
     sockets.sort_by_key(|s| s.fds.first().copied().unwrap_or(i32::MAX));
 
     // 4. The slower joins.
-    resolve_unix_peers(root, pid, &mut sockets, &socket_fds, &dumps, opts, gaps);
+    resolve_peers(root, process, &mut sockets, &socket_fds, &dumps, opts, gaps);
     name_ports(&mut sockets, &Services::load(), &ephemeral_range(root));
     sockets
 }
@@ -615,30 +724,33 @@ fn not_found_reason(
     )
 }
 
-/// The target's UNIX peers, resolved to the process and fd that hold them.
-fn resolve_unix_peers(
+/// The other ends the target does not hold itself — UNIX peers, and TCP connections' local
+/// peers — resolved to the process and fd that hold them, with one /proc/*/fd scan for both.
+fn resolve_peers(
     root: &ProcRoot,
-    pid: i32,
+    process: &Process,
     sockets: &mut [Socket],
     socket_fds: &[(i32, u64)],
     dumps: &Dumps,
     opts: &Options,
     gaps: &mut Vec<Gap>,
 ) {
+    let pid = process.pid;
     let own: HashMap<u64, i32> = socket_fds.iter().map(|&(fd, ino)| (ino, fd)).collect();
     // Peers the target holds itself (a socketpair kept whole) need no system-wide scan.
     let peers: HashSet<u64> = sockets
         .iter()
         .filter_map(|s| match &s.detail {
-            SocketDetail::Unix(u) if u.peer_inode != 0 => Some(u.peer_inode),
+            SocketDetail::Unix(u) => Some(u.peer_inode),
+            SocketDetail::Tcp(i) => i.local_peer.as_ref().map(|p| p.inode),
             _ => None,
         })
-        .filter(|p| !own.contains_key(p))
+        .filter(|p| *p != 0 && !own.contains_key(p))
         .collect();
     let scan = holders::scan(root, holders::Kind::Socket, &peers, pid, &opts.deadline);
     if scan.cut_by_deadline {
         gaps.push(Gap::new(
-            "holders of UNIX peer sockets",
+            "holders of peer sockets",
             GapReason::Deadline,
             format!(
                 "the /proc/*/fd scan stopped after {} processes",
@@ -646,55 +758,106 @@ fn resolve_unix_peers(
             ),
         ));
     }
-    let mut names = holders::Names::default();
-    for s in sockets.iter_mut() {
-        let SocketDetail::Unix(u) = &mut s.detail else {
-            continue;
-        };
-        if u.peer_inode == 0 {
-            continue;
-        }
-        let peer_path = dumps
-            .unix
-            .get(&u.peer_inode)
-            .and_then(|e| e.socket.path.clone());
-        let holders = scan.holders.get(&u.peer_inode);
-        // Another process holding the peer is the interesting answer; the target itself
-        // (a socketpair it keeps both ends of) only when nobody else does.
-        let chosen = holders
+    if dumps.peers_not_looked_up > 0 {
+        gaps.push(Gap::new(
+            format!(
+                "the other end of {} connections to this host",
+                dumps.peers_not_looked_up
+            ),
+            if opts.deadline.passed() {
+                GapReason::Deadline
+            } else {
+                GapReason::Skipped
+            },
+            format!("at most {MAX_PEER_LOOKUPS} are looked up, before the deadline"),
+        ));
+    }
+    if let (n @ 1.., Some(first)) = &dumps.peer_lookup_failures {
+        gaps.push(Gap::new(
+            format!("the other end of {n} connections to this host"),
+            GapReason::Other,
+            format!("the sock_diag lookup failed: {first}"),
+        ));
+    }
+    // Another process holding the peer is the interesting answer; the target itself (both
+    // ends kept) only when nobody else does.
+    let holder_of = |inode: u64| {
+        scan.holders
+            .get(&inode)
             .and_then(|h| h.iter().find(|h| h.pid != pid).copied())
-            .or_else(|| {
-                own.get(&u.peer_inode)
-                    .map(|&fd| holders::Holder { pid, fd })
-            });
-        match chosen {
-            Some(h) => {
-                let name = names.of(root, h.pid);
-                u.peer = Some(UnixPeer {
-                    pid: h.pid,
-                    name,
-                    fd: h.fd,
-                    path: peer_path,
-                });
-            }
-            None => {
-                let mut why = if scan.cut_by_deadline {
-                    format!(
-                        "socket:[{}] not found before the deadline cut the /proc/*/fd scan",
-                        u.peer_inode
-                    )
-                } else {
-                    format!(
-                        "socket:[{}] is held by no process visible here ({} processes scanned, {} \
-                         unreadable): another PID namespace, closed, or only in flight",
-                        u.peer_inode, scan.processes, scan.unreadable
-                    )
-                };
-                if let Some(p) = peer_path {
-                    why.push_str(&format!("; the peer is bound to {p}"));
+            .or_else(|| own.get(&inode).map(|&fd| holders::Holder { pid, fd }))
+    };
+    let not_found = |inode: u64| {
+        if scan.cut_by_deadline {
+            format!("socket:[{inode}] not found before the deadline cut the /proc/*/fd scan")
+        } else {
+            format!(
+                "socket:[{inode}] is held by no process visible here ({} processes scanned, {} \
+                 unreadable): another PID namespace, closed, or only in flight",
+                scan.processes, scan.unreadable
+            )
+        }
+    };
+    let mut names = holders::Names::default();
+    let mut name_of = |h: holders::Holder| {
+        if h.pid == pid {
+            process.name.clone()
+        } else {
+            names.of(root, h.pid)
+        }
+    };
+    for s in sockets.iter_mut() {
+        match &mut s.detail {
+            SocketDetail::Unix(u) if u.peer_inode != 0 => {
+                let peer_path = dumps
+                    .unix
+                    .get(&u.peer_inode)
+                    .and_then(|e| e.socket.path.clone());
+                match holder_of(u.peer_inode) {
+                    Some(h) => {
+                        u.peer = Some(UnixPeer {
+                            pid: h.pid,
+                            name: name_of(h),
+                            fd: h.fd,
+                            path: peer_path,
+                        });
+                    }
+                    None => {
+                        let mut why = not_found(u.peer_inode);
+                        if let Some(p) = peer_path {
+                            why.push_str(&format!("; the peer is bound to {p}"));
+                        }
+                        u.peer_unresolved = Some(why);
+                    }
                 }
-                u.peer_unresolved = Some(why);
             }
+            SocketDetail::Tcp(i) => {
+                let port = i.peer.port;
+                let Some(p) = i.local_peer.as_mut() else {
+                    continue;
+                };
+                if p.inode == 0 {
+                    p.unresolved = Some(match p.state.as_str() {
+                        "ESTAB" | "SYN-RECV" | "NEW-SYN-RECV" => format!(
+                            "not accepted yet: the connection waits in the accept queue of \
+                             the socket listening on port {port}"
+                        ),
+                        state => format!("held by no process ({state})"),
+                    });
+                    continue;
+                }
+                match holder_of(p.inode) {
+                    Some(h) => {
+                        p.holder = Some(PeerHolder {
+                            pid: h.pid,
+                            name: name_of(h),
+                            fd: h.fd,
+                        })
+                    }
+                    None => p.unresolved = Some(not_found(p.inode)),
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -63,6 +63,8 @@ macro_rules! parse_inet_table {
                             uid: Some(e.uid),
                             ..InetSocket::default()
                         },
+                        local_addr: e.local_address,
+                        peer_addr: e.remote_address,
                         undecoded: Vec::new(),
                     })
                     .collect()

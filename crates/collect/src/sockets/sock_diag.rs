@@ -80,10 +80,44 @@ impl SockDiag {
         })
     }
 
-    /// Runs a dump and hands each reply message to `each` as it arrives, so a namespace with
-    /// 100,000 sockets is never held in memory at once. Returns whether the kernel flagged the
-    /// dump as interrupted (NLM_F_DUMP_INTR).
-    pub fn dump_each(&mut self, request: &[u8], each: &mut dyn FnMut(&[u8])) -> io::Result<bool> {
+    /// Sends one request for a single socket (no NLM_F_DUMP) and returns its reply body, or
+    /// `None` when the kernel has no such socket (ENOENT).
+    pub fn lookup(&mut self, request: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        let seq = self.send(request, NLM_F_REQUEST)?;
+        // The reply is one message, or an error; nothing else follows it.
+        for _ in 0..8 {
+            self.buf.clear();
+            let n = self.sock.recv(&mut self.buf, libc::MSG_TRUNC)?;
+            if n > self.buf.len() || n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("netlink reply of {n} bytes"),
+                ));
+            }
+            let nl = NetlinkBuffer::new_checked(&self.buf[..])
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            if nl.sequence_number() != seq {
+                continue; // a late reply to an earlier request
+            }
+            let payload = nl.payload();
+            return match nl.message_type() {
+                NLMSG_ERROR => match error_of(payload) {
+                    0 => Ok(None),
+                    e if e == -libc::ENOENT => Ok(None),
+                    e => Err(io::Error::from_raw_os_error(-e)),
+                },
+                _ => Ok(Some(payload.to_vec())),
+            };
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no reply to the lookup among the next messages",
+        ))
+    }
+
+    /// Frames `request` as a SOCK_DIAG_BY_FAMILY message with `flags`, sends it, and returns
+    /// its sequence number.
+    fn send(&mut self, request: &[u8], flags: u16) -> io::Result<u32> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let mut msg = vec![0u8; NLMSG_HDRLEN + request.len()];
@@ -91,13 +125,20 @@ impl SockDiag {
             let mut nl = NetlinkBuffer::new(&mut msg[..]);
             nl.set_length((NLMSG_HDRLEN + request.len()) as u32);
             nl.set_message_type(SOCK_DIAG_BY_FAMILY);
-            nl.set_flags(NLM_F_REQUEST | NLM_F_DUMP);
+            nl.set_flags(flags);
             nl.set_sequence_number(seq);
             nl.set_port_number(0);
         }
         msg[NLMSG_HDRLEN..].copy_from_slice(request);
         self.sock.send(&msg, 0)?;
+        Ok(seq)
+    }
 
+    /// Runs a dump and hands each reply message to `each` as it arrives, so a namespace with
+    /// 100,000 sockets is never held in memory at once. Returns whether the kernel flagged the
+    /// dump as interrupted (NLM_F_DUMP_INTR).
+    pub fn dump_each(&mut self, request: &[u8], each: &mut dyn FnMut(&[u8])) -> io::Result<bool> {
+        let seq = self.send(request, NLM_F_REQUEST | NLM_F_DUMP)?;
         let mut interrupted = false;
         loop {
             self.buf.clear();
@@ -136,10 +177,7 @@ impl SockDiag {
                     match nl.message_type() {
                         NLMSG_DONE => return Ok(interrupted),
                         NLMSG_ERROR => {
-                            let errno = payload
-                                .get(..4)
-                                .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                                .unwrap_or(0);
+                            let errno = error_of(payload);
                             if errno == 0 {
                                 return Ok(interrupted); // an ACK
                             }
@@ -153,4 +191,12 @@ impl SockDiag {
             }
         }
     }
+}
+
+/// The (negative) errno of an NLMSG_ERROR body; 0 is an ACK.
+fn error_of(payload: &[u8]) -> i32 {
+    payload
+        .get(..4)
+        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        .unwrap_or(0)
 }

@@ -299,11 +299,14 @@ impl ConnWindow {
             w.looks = t.looks;
             w.looks_moving = t.looks_moving;
             w.closed_during_window = closed;
+            // Port names and the other end were read once, before the window; they stay.
             let (local_service, peer_service) =
                 (inet.local.service.take(), inet.peer.service.take());
+            let local_peer = inet.local_peer.take();
             *inet = t.last;
             inet.local.service = local_service;
             inet.peer.service = peer_service;
+            inet.local_peer = local_peer;
             inet.window = Some(w);
         }
     }
@@ -601,6 +604,8 @@ mod tests {
                 })),
                 ..InetSocket::default()
             },
+            local_addr: ([127, 0, 0, 1], 40000).into(),
+            peer_addr: ([127, 0, 0, 1], 8080).into(),
             undecoded: Vec::new(),
         }
     }
