@@ -82,6 +82,21 @@ fn silent_peer_after_failover() {
     );
     let summary = top["summary"].as_str().expect("summary");
     assert!(summary.contains(&peer_b), "{summary}");
+    // B is on this host: the finding names the process holding its end, which read the request.
+    assert!(
+        has_evidence(top, "other end", &format!("of process {} ", b.pid())),
+        "{top:#}"
+    );
+    assert!(
+        summary.contains("which has read everything sent"),
+        "{summary}"
+    );
+    assert!(
+        top["next_step"]
+            .as_str()
+            .is_some_and(|s| s.contains(&format!("hangscope {}", b.pid()))),
+        "{top:#}"
+    );
     assert!(
         summary.contains(&peer_a),
         "the earlier failure on A: {summary}"

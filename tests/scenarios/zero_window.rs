@@ -35,6 +35,17 @@ fn zero_window_blocks_the_sender() {
         has_evidence(top, "waiting in", "sendto") || has_evidence(top, "waiting in", "write"),
         "{top:#}"
     );
+    // The deaf server is on this host: named, with what it left unread.
+    assert!(
+        has_evidence(top, "other end", &format!("of process {} ", server.pid())),
+        "{top:#}"
+    );
+    assert!(
+        top["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("which has not read it")),
+        "{top:#}"
+    );
     assert_plain_words(&doc);
     assert_eq!(code, 1, "exit code 1 means a cause was found");
 }

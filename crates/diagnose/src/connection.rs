@@ -102,7 +102,7 @@ impl<'a> Conn<'a> {
     pub fn window(&self) -> Option<&'a ConnectionWindow> {
         self.inet
             .window
-            .as_ref()
+            .as_deref()
             .filter(|w| !w.closed_during_window && w.looks >= 2)
     }
 
@@ -217,10 +217,103 @@ impl<'a> Conn<'a> {
         }
     }
 
+    /// Who holds the other end, when it is on this host and was found: "fd 7 of process 4242
+    /// (metad)" or "fd 7 of this same process".
+    pub fn local_holder(&self, pid: i32) -> Option<String> {
+        let h = self.inet.local_peer.as_ref()?.holder.as_ref()?;
+        Some(if h.pid == pid {
+            format!("fd {} of this same process", h.fd)
+        } else {
+            format!("fd {} of process {} ({})", h.fd, h.pid, h.name)
+        })
+    }
+
+    /// What the other end did with what was sent, when it is on this host: the sentence a
+    /// rule appends to its summary.
+    pub fn local_peer_sentence(&self, pid: i32) -> Option<String> {
+        let p = self.inet.local_peer.as_deref()?;
+        let port = self.inet.peer.port;
+        if p.inode == 0 && p.unresolved.is_some() && p.state != "TIME-WAIT" {
+            return Some(format!(
+                "The server on :{port} has not even accepted the connection: it waits in the \
+                 accept queue of the listening socket."
+            ));
+        }
+        let who = self.local_holder(pid)?;
+        Some(if p.recv_q > 0 {
+            format!(
+                "The other end is {who} on this host, which has not read it: {} wait in its \
+                 receive queue.",
+                crate::wording::bytes(u64::from(p.recv_q))
+            )
+        } else {
+            format!("The other end is {who} on this host, which has read everything sent.")
+        })
+    }
+
+    /// The other end on this host as evidence: its holder and its queues.
+    pub fn local_peer_evidence(&self, pid: i32) -> Option<Evidence> {
+        let p = self.inet.local_peer.as_deref()?;
+        let queues = format!("Recv-Q {} Send-Q {}", p.recv_q, p.send_q);
+        if p.inode == 0 {
+            return Some(Evidence::new(
+                "other end",
+                p.unresolved.clone().unwrap_or_else(|| p.state.clone()),
+                format!(
+                    "sock_diag lookup of {} -> {}: {} inode 0 {queues}",
+                    self.inet.peer, self.inet.local, p.state
+                ),
+            ));
+        }
+        let (value, held) = match (&p.holder, self.local_holder(pid)) {
+            (Some(h), Some(who)) => (
+                format!(
+                    "{who}, {}, {} unread",
+                    p.state,
+                    crate::wording::bytes(u64::from(p.recv_q))
+                ),
+                format!("; /proc/{}/fd/{} -> socket:[{}]", h.pid, h.fd, p.inode),
+            ),
+            _ => (
+                p.unresolved
+                    .clone()
+                    .unwrap_or_else(|| format!("socket:[{}], holder unknown", p.inode)),
+                String::new(),
+            ),
+        };
+        Some(Evidence::new(
+            "other end",
+            value,
+            format!(
+                "sock_diag lookup of {} -> {}: {} {queues}{held}",
+                self.inet.peer, self.inet.local, p.state
+            ),
+        ))
+    }
+
     /// Where to look next for the process at the other end.
-    pub fn peer_owner_step(&self) -> String {
+    pub fn peer_owner_step(&self, pid: i32) -> String {
         let host = &self.inet.peer.addr;
         let port = self.inet.peer.port;
+        if let Some(h) = self
+            .inet
+            .local_peer
+            .as_ref()
+            .and_then(|p| p.holder.as_ref())
+        {
+            return if h.pid == pid {
+                format!(
+                    "The other end is fd {} of this same process: find the code that should \
+                     serve it and why it does not run (see what its threads wait for).",
+                    h.fd
+                )
+            } else {
+                format!(
+                    "Look at process {} ({}), which holds the other end as fd {}: hangscope {}.",
+                    h.pid, h.name, h.fd, h.pid
+                )
+            };
+        }
         if crate::wording::is_loopback(host) {
             format!(
                 "Look at the process on this host that owns port {port} \

@@ -102,7 +102,7 @@ pub struct InetSocket {
     /// more than one look. The fields above are then from the window's last look, the moment
     /// the threads were last read.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub window: Option<ConnectionWindow>,
+    pub window: Option<Box<ConnectionWindow>>,
     /// The socket at the other end, when the peer is on this host in the same network
     /// namespace (loopback, or an address of this host): its queues and who holds it. Read
     /// once, before the sampling window.

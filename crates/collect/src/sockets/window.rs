@@ -286,10 +286,10 @@ impl ConnWindow {
             let Some(t) = self.tracks.remove(&s.inode) else {
                 // Read before the window, in no dump of it: closed before the first look.
                 if self.last_complete.is_some() {
-                    inet.window = Some(ConnectionWindow {
+                    inet.window = Some(Box::new(ConnectionWindow {
                         closed_during_window: true,
                         ..ConnectionWindow::default()
-                    });
+                    }));
                 }
                 continue;
             };
@@ -307,7 +307,7 @@ impl ConnWindow {
             inet.local.service = local_service;
             inet.peer.service = peer_service;
             inet.local_peer = local_peer;
-            inet.window = Some(w);
+            inet.window = Some(Box::new(w));
         }
     }
 }

@@ -209,16 +209,17 @@ mod tests {
     fn window_shows_the_queue_growing() {
         let mut snap = base(400, "consumer");
         unread(&mut snap, 3500);
-        inet_of(socket_mut(&mut snap, 40)).window = Some(hangscope_model::ConnectionWindow {
-            duration_ms: 2000,
-            looks: 2,
-            bytes_acked: Some(0),
-            bytes_received: Some(2048),
-            recv_q_first: 2048,
-            send_q_first: 0,
-            moving: true,
-            ..Default::default()
-        });
+        inet_of(socket_mut(&mut snap, 40)).window =
+            Some(Box::new(hangscope_model::ConnectionWindow {
+                duration_ms: 2000,
+                looks: 2,
+                bytes_acked: Some(0),
+                bytes_received: Some(2048),
+                recv_q_first: 2048,
+                send_q_first: 0,
+                moving: true,
+                ..Default::default()
+            }));
         snap.threads.push(thread(
             400,
             "consumer",

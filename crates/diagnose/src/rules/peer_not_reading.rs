@@ -84,6 +84,10 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                 ),
             ),
         };
+        let summary = match conn.local_peer_sentence(ctx.snap.process.pid) {
+            Some(s) => format!("{summary} {s}"),
+            None => summary,
+        };
         let mut evidence = crate::waiters::evidence_from(writer, ctx.snap.process.pid);
         let src = format!(
             "ss: Send-Q {} snd_wnd:{} probes:{} lastsnd:{} lastack:{}",
@@ -127,11 +131,24 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         } else {
             vec![]
         };
+        let pid = ctx.snap.process.pid;
+        evidence.extend(conn.local_peer_evidence(pid));
         let port = conn.inet.peer.port;
         let next_step = format!(
             "Find why the process at {peer} does not read: {} and look at what its reading \
              thread waits on.",
-            if wording::is_loopback(&conn.inet.peer.addr) {
+            if let Some(who) = conn.local_holder(pid) {
+                let on = match conn
+                    .inet
+                    .local_peer
+                    .as_ref()
+                    .and_then(|p| p.holder.as_ref())
+                {
+                    Some(h) if h.pid != pid => format!(" (hangscope {})", h.pid),
+                    _ => String::new(),
+                };
+                format!("it is {who} on this host{on},")
+            } else if wording::is_loopback(&conn.inet.peer.addr) {
                 format!(
                     "find it with ss -tnp 'sport = :{port}' (on this host), run hangscope on it,"
                 )

@@ -114,6 +114,10 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                 ),
             ),
         };
+        if let Some(s) = conn.local_peer_sentence(ctx.snap.process.pid) {
+            summary.push(' ');
+            summary.push_str(&s);
+        }
         if let Some(s) = reader
             .and_then(|w| log_quotes::same_failure_elsewhere(ctx.snap, w.thread.tid, &peer, port))
         {
@@ -170,6 +174,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         }
         let src = conn.with_timer(format!("ss: lastack:{}", info.last_ack_recv_ms));
         evidence.push(Evidence::new("peer's kernel", kernel, src));
+        evidence.extend(conn.local_peer_evidence(ctx.snap.process.pid));
         evidence.extend(log_quotes::evidence(
             ctx.snap,
             reader.map(|w| w.thread.tid),
@@ -194,7 +199,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                 subject: conn.subject(reader),
                 evidence,
                 ruled_out,
-                next_step: conn.peer_owner_step(),
+                next_step: conn.peer_owner_step(ctx.snap.process.pid),
             },
             stuck_ms,
         });
@@ -206,7 +211,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
 mod tests {
     use super::*;
     use crate::testkit::*;
-    use hangscope_model::Severity;
+    use hangscope_model::{LocalPeer, PeerHolder, Severity, Snapshot};
 
     #[test]
     fn seed_incident_names_thread_fd_and_peer() {
@@ -268,10 +273,106 @@ mod tests {
         }
     }
 
+    /// The seed incident with its peer on this host, as the lookup of the other end reports it.
+    fn seed_with_local_peer(peer: LocalPeer) -> Snapshot {
+        let mut snap = seed();
+        inet_of(socket_mut(&mut snap, 692518610)).local_peer = Some(Box::new(peer));
+        snap
+    }
+
+    fn held_by(pid: i32, name: &str, fd: i32, recv_q: u32) -> LocalPeer {
+        LocalPeer {
+            inode: 777,
+            state: "ESTAB".into(),
+            recv_q,
+            holder: Some(PeerHolder {
+                pid,
+                name: name.into(),
+                fd,
+            }),
+            ..LocalPeer::default()
+        }
+    }
+
+    #[test]
+    fn a_peer_on_this_host_is_named_with_what_it_did_with_the_request() {
+        let snap = seed_with_local_peer(held_by(4242, "metad", 7, 0));
+        let f = &find(&Ctx::new(&snap))[0].finding;
+        assert!(
+            f.summary.contains(
+                "The other end is fd 7 of process 4242 (metad) on this host, which has read \
+                 everything sent."
+            ),
+            "{}",
+            f.summary
+        );
+        assert_eq!(
+            f.next_step,
+            "Look at process 4242 (metad), which holds the other end as fd 7: hangscope 4242."
+        );
+        let e = f
+            .evidence
+            .iter()
+            .find(|e| e.label == "other end")
+            .expect("other end");
+        assert_eq!(
+            e.value,
+            "fd 7 of process 4242 (metad), ESTAB, 0 bytes unread"
+        );
+        assert!(
+            e.source.ends_with("; /proc/4242/fd/7 -> socket:[777]"),
+            "{}",
+            e.source
+        );
+
+        let snap = seed_with_local_peer(held_by(4242, "metad", 7, 32));
+        let f = &find(&Ctx::new(&snap))[0].finding;
+        assert!(
+            f.summary
+                .contains("which has not read it: 32 bytes wait in its receive queue"),
+            "{}",
+            f.summary
+        );
+    }
+
+    #[test]
+    fn a_connection_the_server_never_accepted_is_said_so() {
+        let snap = seed_with_local_peer(LocalPeer {
+            inode: 0,
+            state: "ESTAB".into(),
+            recv_q: 32,
+            unresolved: Some("not accepted yet".into()),
+            ..LocalPeer::default()
+        });
+        let f = &find(&Ctx::new(&snap))[0].finding;
+        assert!(
+            f.summary
+                .contains("The server on :10100 has not even accepted the connection"),
+            "{}",
+            f.summary
+        );
+    }
+
+    #[test]
+    fn both_ends_in_this_process_point_at_its_own_fd() {
+        let snap = seed_with_local_peer(held_by(31516, "zbs-metad", 41, 0));
+        let f = &find(&Ctx::new(&snap))[0].finding;
+        assert!(
+            f.summary
+                .contains("The other end is fd 41 of this same process"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.next_step
+                .starts_with("The other end is fd 41 of this same process")
+        );
+    }
+
     #[test]
     fn window_adds_measured_silence() {
         let mut snap = seed();
-        inet_of(socket_mut(&mut snap, 692518610)).window = Some(silent_window());
+        inet_of(socket_mut(&mut snap, 692518610)).window = Some(Box::new(silent_window()));
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1, "{found:#?}");
         let e = found[0]
@@ -317,10 +418,10 @@ mod tests {
         // Closed during the window: its counters stop short, so no claim over the window.
         let mut snap = seed();
         inet_of(socket_mut(&mut snap, 692518610)).window =
-            Some(hangscope_model::ConnectionWindow {
+            Some(Box::new(hangscope_model::ConnectionWindow {
                 closed_during_window: true,
                 ..silent_window()
-            });
+            }));
         let found = find(&Ctx::new(&snap));
         assert!(
             !found[0]

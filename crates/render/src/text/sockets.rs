@@ -4,7 +4,8 @@
 use std::fmt::Write;
 
 use hangscope_model::{
-    Endpoint, InetSocket, Snapshot, Socket, SocketDetail, SocketTimer, TcpInfo, TimerKind,
+    Endpoint, InetSocket, LocalPeer, Snapshot, Socket, SocketDetail, SocketTimer, TcpInfo,
+    TimerKind,
 };
 
 use super::Style;
@@ -295,6 +296,7 @@ fn inet_row(netid: &str, i: &InetSocket) -> Vec<String> {
         endpoint(&i.peer)
     };
     let mut detail: Vec<String> = i.timer.as_ref().map(timer).into_iter().collect();
+    detail.extend(i.local_peer.as_deref().map(other_end));
     detail.extend(window_note(netid, i));
     vec![
         netid.into(),
@@ -305,6 +307,20 @@ fn inet_row(netid: &str, i: &InetSocket) -> Vec<String> {
         peer,
         detail.join("  "),
     ]
+}
+
+/// The other end on this host, as the unix rows name theirs: "peer pid 4242 (metad) fd 7",
+/// with what it has not read, or why it has no holder.
+fn other_end(p: &LocalPeer) -> String {
+    match &p.holder {
+        Some(h) if p.recv_q > 0 => format!(
+            "peer pid {} ({}) fd {} Recv-Q {}",
+            h.pid, h.name, h.fd, p.recv_q
+        ),
+        Some(h) => format!("peer pid {} ({}) fd {}", h.pid, h.name, h.fd),
+        None if p.inode == 0 && p.state != "TIME-WAIT" => "peer not accepted yet".into(),
+        None => format!("peer socket:[{}] ?", p.inode),
+    }
 }
 
 /// The connection over the sampling window, in a few words: "+0 B in, +34 B out over 2.0 s",
@@ -664,6 +680,74 @@ mod tests {
     }
 
     #[test]
+    fn the_other_end_on_this_host_is_named_in_the_row() {
+        use hangscope_model::PeerHolder;
+        let with = |fd: i32, peer: LocalPeer| {
+            let mut s = tcp(
+                fd,
+                "ESTAB",
+                ("127.0.0.1", 40000),
+                ("127.0.0.1", 9000 + fd as u16),
+            );
+            if let SocketDetail::Tcp(i) = &mut s.detail {
+                i.local_peer = Some(Box::new(peer));
+            }
+            s
+        };
+        let holder = PeerHolder {
+            pid: 4242,
+            name: "metad".into(),
+            fd: 7,
+        };
+        let snap = Snapshot {
+            sockets: vec![
+                with(
+                    3,
+                    LocalPeer {
+                        inode: 70,
+                        state: "ESTAB".into(),
+                        holder: Some(holder.clone()),
+                        ..LocalPeer::default()
+                    },
+                ),
+                with(
+                    4,
+                    LocalPeer {
+                        inode: 71,
+                        state: "ESTAB".into(),
+                        recv_q: 512,
+                        holder: Some(holder),
+                        ..LocalPeer::default()
+                    },
+                ),
+                with(
+                    5,
+                    LocalPeer {
+                        state: "ESTAB".into(),
+                        unresolved: Some("not accepted yet".into()),
+                        ..LocalPeer::default()
+                    },
+                ),
+            ],
+            ..Snapshot::default()
+        };
+        let mut out = String::new();
+        sockets(&mut out, &snap, &Style { on: false }, false);
+        let line = |fd: &str| {
+            out.lines()
+                .find(|l| l.trim_start().starts_with(fd))
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(line("3 ").ends_with("peer pid 4242 (metad) fd 7"), "{out}");
+        assert!(
+            line("4 ").ends_with("peer pid 4242 (metad) fd 7 Recv-Q 512"),
+            "{out}"
+        );
+        assert!(line("5 ").ends_with("peer not accepted yet"), "{out}");
+    }
+
+    #[test]
     fn window_per_connection() {
         use hangscope_model::{ConnectionWindow, StateChange};
         let with = |fd: i32, w: ConnectionWindow| {
@@ -675,7 +759,7 @@ mod tests {
             );
             if let SocketDetail::Tcp(i) = &mut s.detail {
                 i.tcp_info = Some(Box::default());
-                i.window = Some(w);
+                i.window = Some(Box::new(w));
             }
             s
         };

@@ -315,7 +315,13 @@ fn fd_target(snap: &Snapshot, fd: i32) -> String {
     if let Some(sock) = snap.socket_of_fd(fd) {
         match &sock.detail {
             SocketDetail::Tcp(i) => {
-                return format!("TCP {} → {} {}", i.local, i.peer, i.state);
+                let held = i
+                    .local_peer
+                    .as_ref()
+                    .and_then(|p| p.holder.as_ref())
+                    .map(|h| format!(" ↔ {} ({}) fd {}", h.pid, h.name, h.fd))
+                    .unwrap_or_default();
+                return format!("TCP {} → {} {}{held}", i.local, i.peer, i.state);
             }
             SocketDetail::Udp(i) => return format!("UDP {} → {}", i.local, i.peer),
             SocketDetail::Unix(u) => {
