@@ -47,6 +47,8 @@ pub fn run(name: &str, args: &[String]) -> i32 {
         "idle-server" => verdict::idle_server(args),
         "unix-server" => verdict::unix_server(args),
         "unix-client" => verdict::unix_client(args),
+        "backlog-server" => verdict::backlog_server(args),
+        "connect-client" => verdict::connect_client(args),
         "thread-zoo" => threads::zoo(args),
         "many-threads" => threads::many(args),
         "mutex-deadlock" => threads::mutex_deadlock(args),

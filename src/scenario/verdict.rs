@@ -1,6 +1,6 @@
 //! Scenarios for the verdict: a peer that stops reading (zero window), data that arrived and
 //! nobody reads, a healthy busy server, an idle server, a local service on a unix socket that
-//! does not answer. Each announces what a test needs (port, thread ids, fd numbers) on stdout
+//! does not answer, a server that does not accept. Each announces what a test needs (port, thread ids, fd numbers) on stdout
 //! and runs until killed or `--max-seconds`.
 
 use std::io::{Read, Write};
@@ -234,6 +234,53 @@ pub(super) fn unix_client(args: &[String]) -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
     let _ = rpc;
+    sleep_forever();
+    Ok(())
+}
+
+/// (h) a server that listens with a backlog of `--backlog` (default 0) and never accepts, so
+/// its accept queue fills at once.
+pub(super) fn backlog_server(args: &[String]) -> Result<(), String> {
+    let listener = listen(args)?;
+    let backlog: libc::c_int = flag(args, "--backlog")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: listen() again on our listening socket only changes its backlog.
+    if unsafe { libc::listen(listener.as_raw_fd(), backlog) } != 0 {
+        return Err(format!("listen: {}", std::io::Error::last_os_error()));
+    }
+    announce(&format!("listen_fd {}", listener.as_raw_fd()));
+    sleep_forever();
+    Ok(())
+}
+
+/// (h) the client of a server that does not accept: `--fill N` (default 2) connections opened
+/// without waiting fill its accept queue, then a "connector" thread waits in connect().
+pub(super) fn connect_client(args: &[String]) -> Result<(), String> {
+    let peer: std::net::SocketAddr = flag(args, "--peer")
+        .ok_or("give --peer ADDR")?
+        .parse()
+        .map_err(|e| format!("--peer: {e}"))?;
+    let fill: usize = flag(args, "--fill")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let mut held = Vec::new();
+    for _ in 0..fill {
+        // A short timeout: the first ones complete at once, the rest are left opening.
+        if let Ok(c) = TcpStream::connect_timeout(&peer, Duration::from_millis(100)) {
+            held.push(c);
+        }
+    }
+    let connector = std::thread::Builder::new()
+        .name("connector".into())
+        .spawn(move || {
+            announce(&format!("connector {}", tid()));
+            let _ = TcpStream::connect(peer);
+            sleep_forever();
+        })
+        .map_err(|e| e.to_string())?;
+    let _ = connector;
+    let _keep = held;
     sleep_forever();
     Ok(())
 }

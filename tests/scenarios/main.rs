@@ -10,6 +10,7 @@ mod support;
 
 mod busy_server;
 mod demo;
+mod full_backlog;
 mod idle_server;
 mod mutex_deadlock;
 mod pipe_wait;

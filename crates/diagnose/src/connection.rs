@@ -233,6 +233,9 @@ impl<'a> Conn<'a> {
     pub fn local_peer_sentence(&self, pid: i32) -> Option<String> {
         let p = self.inet.local_peer.as_deref()?;
         let port = self.inet.peer.port;
+        if p.state == "LISTEN" {
+            return None; // not a connection's end: the opening rule speaks of listeners
+        }
         if p.inode == 0 && p.unresolved.is_some() && p.state != "TIME-WAIT" {
             return Some(format!(
                 "The server on :{port} has not even accepted the connection: it waits in the \
@@ -266,6 +269,14 @@ impl<'a> Conn<'a> {
             ));
         }
         let (value, held) = match (&p.holder, self.local_holder(pid)) {
+            // No connection at the other end: the lookup found the socket listening there.
+            (Some(h), Some(who)) if p.state == "LISTEN" => (
+                format!(
+                    "the socket listening there, {who}: accept queue {}, backlog {}",
+                    p.recv_q, p.send_q
+                ),
+                format!("; /proc/{}/fd/{} -> socket:[{}]", h.pid, h.fd, p.inode),
+            ),
             (Some(h), Some(who)) => (
                 format!(
                     "{who}, {}, {} unread",

@@ -110,10 +110,20 @@ fn syn_sent(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
         "connection attempt (SYN)",
         "connection attempts (SYN)",
     );
-    let what = format!(
-        "{attempts} got no answer; {} is down or unreachable, or a firewall drops the packets.",
-        conn.inet.peer.addr
-    );
+    let listener = Listener::of(ctx, conn);
+    let what = match &listener {
+        Some(l) if l.full => format!(
+            "{attempts} got no answer because the server on :{} is on this host and its \
+             listening socket ({}) has a full accept queue ({} waiting, backlog {}): it does \
+             not accept() connections, so the kernel drops the SYNs.",
+            conn.inet.peer.port, l.who, l.queued, l.backlog
+        ),
+        _ => format!(
+            "{attempts} got no answer; {} is down or unreachable, or a firewall drops the \
+             packets.",
+            conn.inet.peer.addr
+        ),
+    };
     let summary = match w {
         Some(w) => format!(
             "{} has waited at least {} in {} for a connection to {peer}: {what}",
@@ -143,7 +153,56 @@ fn syn_sent(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
             format!("ss: rto:{} backoff:{}", i.rto_us / 1000, i.backoff),
         ));
     }
-    Some(found(ctx, conn, w, summary, facts, stuck_ms))
+    facts.extend(conn.local_peer_evidence(ctx.snap.process.pid));
+    let mut f = found(ctx, conn, w, summary, facts, stuck_ms);
+    if let Some(l) = listener.filter(|l| l.full) {
+        f.finding.next_step = l.next_step;
+    }
+    Some(f)
+}
+
+/// The socket listening on a SYN-SENT connection's port, when the server is on this host: a
+/// lookup of the connection's reversed pair finds the listener when no connection exists.
+struct Listener {
+    /// "fd 3 of process 4242 (metad)".
+    who: String,
+    queued: u32,
+    backlog: u32,
+    /// The accept queue is over its backlog: the kernel drops new SYNs (sk_acceptq_is_full).
+    full: bool,
+    next_step: String,
+}
+
+impl Listener {
+    fn of(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Listener> {
+        let p = conn.inet.local_peer.as_deref()?;
+        if p.state != "LISTEN" {
+            return None;
+        }
+        let pid = ctx.snap.process.pid;
+        let who = conn.local_holder(pid)?;
+        let h = p.holder.as_ref()?;
+        let next_step = if h.pid == pid {
+            format!(
+                "The listener is fd {} of this same process: find the thread that should call \
+                 accept() on it, and what it waits for instead.",
+                h.fd
+            )
+        } else {
+            format!(
+                "Look at process {} ({}): hangscope {}; find the thread that should call \
+                 accept() on fd {}, and what it waits for instead.",
+                h.pid, h.name, h.pid, h.fd
+            )
+        };
+        Some(Listener {
+            who,
+            queued: p.recv_q,
+            backlog: p.send_q,
+            full: p.recv_q > p.send_q,
+            next_step,
+        })
+    }
 }
 
 fn unacked(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
@@ -252,6 +311,61 @@ mod tests {
             f.summary
         );
         assert!(f.next_step.contains("nc -vz 192.168.9.9 443"));
+    }
+
+    /// A SYN-SENT connection to a server on this host whose lookup found its listener with
+    /// `queued` connections waiting and a backlog of `backlog`.
+    fn to_local_listener(queued: u32, backlog: u32) -> hangscope_model::Snapshot {
+        let mut snap = base(700, "agent");
+        let mut s = tcp(5, "127.0.0.1:45000", "127.0.0.1:8080", "SYN-SENT");
+        timer(&mut s, TimerKind::On, 1000, 2);
+        inet_of(&mut s).local_peer = Some(Box::new(hangscope_model::LocalPeer {
+            inode: 90,
+            state: "LISTEN".into(),
+            recv_q: queued,
+            send_q: backlog,
+            holder: Some(hangscope_model::PeerHolder {
+                pid: 4242,
+                name: "metad".into(),
+                fd: 3,
+            }),
+            unresolved: None,
+        }));
+        add_socket(&mut snap, 6, s);
+        snap
+    }
+
+    #[test]
+    fn a_local_server_with_a_full_accept_queue_is_named() {
+        let snap = to_local_listener(129, 128);
+        let f = &find(&Ctx::new(&snap))[0].finding;
+        assert!(
+            f.summary.contains(
+                "its listening socket (fd 3 of process 4242 (metad)) has a full accept queue \
+                 (129 waiting, backlog 128)"
+            ),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.next_step
+                .starts_with("Look at process 4242 (metad): hangscope 4242")
+        );
+        assert!(
+            f.evidence
+                .iter()
+                .any(|e| e.label == "other end"
+                    && e.value.ends_with("accept queue 129, backlog 128"))
+        );
+        // A queue with room does not explain the dropped SYNs: the usual words stand.
+        let snap = to_local_listener(3, 128);
+        let f = &find(&Ctx::new(&snap))[0].finding;
+        assert!(!f.summary.contains("accept queue"), "{}", f.summary);
+        assert!(
+            f.next_step.contains("nc -vz 127.0.0.1 8080"),
+            "{}",
+            f.next_step
+        );
     }
 
     #[test]

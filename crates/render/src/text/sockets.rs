@@ -313,6 +313,10 @@ fn inet_row(netid: &str, i: &InetSocket) -> Vec<String> {
 /// with what it has not read, or why it has no holder.
 fn other_end(p: &LocalPeer) -> String {
     match &p.holder {
+        Some(h) if p.state == "LISTEN" => format!(
+            "listener pid {} ({}) fd {} queue {}/{}",
+            h.pid, h.name, h.fd, p.recv_q, p.send_q
+        ),
         Some(h) if p.recv_q > 0 => format!(
             "peer pid {} ({}) fd {} Recv-Q {}",
             h.pid, h.name, h.fd, p.recv_q

@@ -1,0 +1,47 @@
+//! (h) A server on this host that does not accept(): its accept queue is full, the kernel drops
+//! new SYNs, and a client's connect() waits. From the client alone this looks like an
+//! unreachable peer; the other end's listener, found by a lookup, says why.
+
+use std::time::Duration;
+
+use crate::support::*;
+use crate::{STUCK, WINDOW, assert_plain_words, findings_text, has_evidence, top_cause};
+
+#[test]
+fn a_connect_to_a_server_that_does_not_accept() {
+    let mut server = scenario("backlog-server", &["--backlog", "0"]);
+    let port = server.expect("port");
+    let listen_fd = server.expect("listen_fd");
+    let peer = format!("127.0.0.1:{port}");
+    let mut client = scenario("connect-client", &["--peer", &peer]);
+    let tid: i32 = client.expect("connector").parse().expect("tid");
+    let pid = client.pid();
+    assert!(
+        wait_steady(Duration::from_secs(20), STUCK, || {
+            syscall_nr(pid, tid) == Some(libc::SYS_connect)
+        }),
+        "the connector never blocked in connect"
+    );
+    let (code, doc) = inspect(pid, &WINDOW);
+    let top = top_cause(&doc);
+    assert_eq!(top["cause"], "peer_unreachable", "{}", findings_text(&doc));
+    assert_eq!(top["subject"]["tid"], tid);
+    let summary = top["summary"].as_str().expect("summary");
+    assert!(summary.contains("full accept queue"), "{summary}");
+    assert!(
+        summary.contains(&format!("fd {listen_fd} of process {}", server.pid())),
+        "{summary}"
+    );
+    assert!(
+        has_evidence(top, "other end", "the socket listening there"),
+        "{top:#}"
+    );
+    assert!(
+        top["next_step"]
+            .as_str()
+            .is_some_and(|s| s.contains(&format!("hangscope {}", server.pid()))),
+        "{top:#}"
+    );
+    assert_plain_words(&doc);
+    assert_eq!(code, 1);
+}
