@@ -131,6 +131,18 @@ fn client_on_silent_server_and_one_of_each_kind() {
             .is_some_and(|r| r.contains("not accepted yet")),
         "{other:?}"
     );
+    // ... and the socket listening on the port, which should accept it, is named instead.
+    let listener = other.listener.as_ref().expect("the listener");
+    assert_eq!(listener.state, "LISTEN");
+    let by = listener.holder.as_ref().expect("its holder");
+    assert_eq!(
+        (by.pid, i64::from(by.fd)),
+        (pid, value(&holder, "listen_fd"))
+    );
+    assert_eq!(
+        listener.recv_q, 1,
+        "one connection waits in its accept queue"
+    );
 
     // The UDP socket.
     let udp = socket_of_fd(&doc, value(&holder, "udp_fd"));

@@ -1,6 +1,7 @@
-//! (h) A server on this host that does not accept(): its accept queue is full, the kernel drops
-//! new SYNs, and a client's connect() waits. From the client alone this looks like an
-//! unreachable peer; the other end's listener, found by a lookup, says why.
+//! (h) A server on this host that does not accept(). With room in its accept queue, a client
+//! connects, sends its request and waits for a reply that cannot come; with the queue full, the
+//! kernel drops new SYNs and a client's connect() waits, which from the client alone looks like
+//! an unreachable peer. Either way the listener, found by a lookup, says why.
 
 use std::time::Duration;
 
@@ -44,4 +45,39 @@ fn a_connect_to_a_server_that_does_not_accept() {
     );
     assert_plain_words(&doc);
     assert_eq!(code, 1);
+}
+
+#[test]
+fn a_request_to_a_server_that_does_not_accept() {
+    let mut server = scenario("backlog-server", &["--backlog", "16"]);
+    let port = server.expect("port");
+    let listen_fd = server.expect("listen_fd");
+    let peer = format!("127.0.0.1:{port}");
+    let mut client = scenario("meta-client", &["--peer", &peer, "--timeout-ms", "60000"]);
+    let worker: i32 = client.expect("worker").parse().expect("worker tid");
+    let pid = client.pid();
+    assert!(
+        wait_steady(Duration::from_secs(20), STUCK, || in_poll(pid, worker)),
+        "the worker never waited in poll"
+    );
+    let (_, doc) = inspect(pid, &WINDOW);
+    let top = top_cause(&doc);
+    assert_eq!(top["cause"], "peer_silent", "{}", findings_text(&doc));
+    assert_eq!(top["subject"]["tid"], worker);
+    let summary = top["summary"].as_str().expect("summary");
+    assert!(
+        summary.contains(&format!(
+            "has not even accepted the connection: it waits in the accept queue of the socket \
+             listening there, fd {listen_fd} of process {}",
+            server.pid()
+        )),
+        "{summary}"
+    );
+    assert!(
+        top["next_step"].as_str().is_some_and(|s| s
+            .contains(&format!("hangscope {}", server.pid()))
+            && s.contains("accept()")),
+        "{top:#}"
+    );
+    assert_plain_words(&doc);
 }

@@ -3,8 +3,8 @@
 //! was opened, how much was sent, how to name it.
 
 use hangscope_model::{
-    ConnectionWindow, Evidence, InetSocket, Snapshot, Socket, SocketDetail, Subject, TcpInfo,
-    TimerKind,
+    ConnectionWindow, Evidence, InetSocket, PeerHolder, Snapshot, Socket, SocketDetail, Subject,
+    TcpInfo, TimerKind,
 };
 
 use crate::Ctx;
@@ -221,11 +221,7 @@ impl<'a> Conn<'a> {
     /// (metad)" or "fd 7 of this same process".
     pub fn local_holder(&self, pid: i32) -> Option<String> {
         let h = self.inet.local_peer.as_ref()?.holder.as_ref()?;
-        Some(if h.pid == pid {
-            format!("fd {} of this same process", h.fd)
-        } else {
-            format!("fd {} of process {} ({})", h.fd, h.pid, h.name)
-        })
+        Some(holder_words(h.pid, &h.name, h.fd, pid))
     }
 
     /// What the other end did with what was sent, when it is on this host: the sentence a
@@ -237,9 +233,16 @@ impl<'a> Conn<'a> {
             return None; // not a connection's end: the opening rule speaks of listeners
         }
         if p.inode == 0 && p.unresolved.is_some() && p.state != "TIME-WAIT" {
+            let listener = match p.listener.as_deref().and_then(|l| l.holder.as_ref()) {
+                Some(h) => format!(
+                    "the socket listening there, {}",
+                    holder_words(h.pid, &h.name, h.fd, pid)
+                ),
+                None => "the listening socket".into(),
+            };
             return Some(format!(
                 "The server on :{port} has not even accepted the connection: it waits in the \
-                 accept queue of the listening socket."
+                 accept queue of {listener}."
             ));
         }
         let who = self.local_holder(pid)?;
@@ -259,9 +262,21 @@ impl<'a> Conn<'a> {
         let p = self.inet.local_peer.as_deref()?;
         let queues = format!("Recv-Q {} Send-Q {}", p.recv_q, p.send_q);
         if p.inode == 0 {
+            let mut value = p.unresolved.clone().unwrap_or_else(|| p.state.clone());
+            if let Some(l) = p.listener.as_deref()
+                && let Some(h) = &l.holder
+            {
+                value = format!(
+                    "not accepted yet by the socket listening there, {}: accept queue {}, \
+                     backlog {}",
+                    holder_words(h.pid, &h.name, h.fd, pid),
+                    l.recv_q,
+                    l.send_q
+                );
+            }
             return Some(Evidence::new(
                 "other end",
-                p.unresolved.clone().unwrap_or_else(|| p.state.clone()),
+                value,
                 format!(
                     "sock_diag lookup of {} -> {}: {} inode 0 {queues}",
                     self.inet.peer, self.inet.local, p.state
@@ -310,6 +325,15 @@ impl<'a> Conn<'a> {
             .inet
             .local_peer
             .as_ref()
+            .and_then(|p| p.listener.as_ref())
+            .and_then(|l| l.holder.as_ref())
+        {
+            return accept_step(h, pid);
+        }
+        if let Some(h) = self
+            .inet
+            .local_peer
+            .as_ref()
             .and_then(|p| p.holder.as_ref())
         {
             return if h.pid == pid {
@@ -336,5 +360,31 @@ impl<'a> Conn<'a> {
                  (e.g. run hangscope there on the process listening on {port})."
             )
         }
+    }
+}
+
+/// "fd 7 of process 4242 (metad)", or "fd 7 of this same process" when `pid` holds it.
+pub(crate) fn holder_words(holder: i32, name: &str, fd: i32, pid: i32) -> String {
+    if holder == pid {
+        format!("fd {fd} of this same process")
+    } else {
+        format!("fd {fd} of process {holder} ({name})")
+    }
+}
+
+/// The next step when a listener does not accept: where its accept loop should run.
+pub(crate) fn accept_step(listener: &PeerHolder, pid: i32) -> String {
+    if listener.pid == pid {
+        format!(
+            "The listener is fd {} of this same process: find the thread that should call \
+             accept() on it, and what it waits for instead.",
+            listener.fd
+        )
+    } else {
+        format!(
+            "Look at process {} ({}): hangscope {}; find the thread that should call accept() \
+             on fd {}, and what it waits for instead.",
+            listener.pid, listener.name, listener.pid, listener.fd
+        )
     }
 }

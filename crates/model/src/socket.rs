@@ -129,6 +129,10 @@ pub struct LocalPeer {
     /// Why it has no holder, e.g. "not accepted yet".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unresolved: Option<String>,
+    /// For a connection not accepted yet: the socket listening on its port, with its accept
+    /// queue as Recv-Q and its backlog as Send-Q, and who holds it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listener: Option<Box<LocalPeer>>,
 }
 
 /// A process and fd that hold a socket.

@@ -335,23 +335,25 @@ fn find_local_peers(nl: &mut SockDiag, d: &mut Dumps, deadline: &Deadline) {
             }
             None => {
                 lookups += 1;
-                match nl.lookup(&inet_diag::lookup_request(peer, local)) {
-                    Ok(Some(m)) => match inet_diag::parse(IPPROTO_TCP, &m) {
-                        Ok(o) => Some(local_peer_of(&o)),
-                        Err(why) => {
-                            d.malformed.push(format!("tcp lookup of {peer}: {why}"));
-                            None
-                        }
-                    },
-                    // Closed meanwhile, or in another namespace after all.
-                    Ok(None) => None,
-                    Err(e) => {
-                        let f = &mut d.peer_lookup_failures;
-                        f.0 += 1;
-                        f.1.get_or_insert_with(|| e.to_string());
-                        None
-                    }
+                let mut other = look_up(nl, d, peer, local);
+                // Not accepted yet: no process holds it, so name the socket listening on the
+                // port instead — the one lookup with no remote end finds.
+                if let Some(o) = other
+                    .as_mut()
+                    .filter(|o| o.inode == 0 && o.state != "TIME-WAIT")
+                {
+                    let anywhere = SocketAddr::new(
+                        match peer.ip() {
+                            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                        },
+                        0,
+                    );
+                    o.listener = look_up(nl, d, peer, anywhere)
+                        .filter(|l| l.state == "LISTEN")
+                        .map(Box::new);
                 }
+                other
             }
         };
         if let Some(o) = other {
@@ -391,6 +393,33 @@ fn pair_key(local: SocketAddr, peer: SocketAddr) -> PairKey {
     )
 }
 
+/// The TCP socket whose local end is `local` and remote end `remote`, by an exact lookup;
+/// failures are counted in `d`, not fatal.
+fn look_up(
+    nl: &mut SockDiag,
+    d: &mut Dumps,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> Option<LocalPeer> {
+    match nl.lookup(&inet_diag::lookup_request(local, remote)) {
+        Ok(Some(m)) => match inet_diag::parse(IPPROTO_TCP, &m) {
+            Ok(o) => Some(local_peer_of(&o)),
+            Err(why) => {
+                d.malformed.push(format!("tcp lookup of {local}: {why}"));
+                None
+            }
+        },
+        // Closed meanwhile, or in another namespace after all.
+        Ok(None) => None,
+        Err(e) => {
+            let f = &mut d.peer_lookup_failures;
+            f.0 += 1;
+            f.1.get_or_insert_with(|| e.to_string());
+            None
+        }
+    }
+}
+
 fn local_peer_of(e: &InetEntry) -> LocalPeer {
     LocalPeer {
         inode: e.inode,
@@ -399,6 +428,7 @@ fn local_peer_of(e: &InetEntry) -> LocalPeer {
         send_q: e.socket.send_q,
         holder: None,
         unresolved: None,
+        listener: None,
     }
 }
 
@@ -781,11 +811,15 @@ fn resolve_peers(
     // Peers the target holds itself (a socketpair kept whole) need no system-wide scan.
     let peers: HashSet<u64> = sockets
         .iter()
-        .filter_map(|s| match &s.detail {
-            SocketDetail::Unix(u) => Some(u.peer_inode),
-            SocketDetail::Tcp(i) => i.local_peer.as_ref().map(|p| p.inode),
-            _ => None,
+        .flat_map(|s| match &s.detail {
+            SocketDetail::Unix(u) => [Some(u.peer_inode), None],
+            SocketDetail::Tcp(i) => match i.local_peer.as_deref() {
+                Some(p) => [Some(p.inode), p.listener.as_ref().map(|l| l.inode)],
+                None => [None, None],
+            },
+            _ => [None, None],
         })
+        .flatten()
         .filter(|p| *p != 0 && !own.contains_key(p))
         .collect();
     let scan = holders::scan(root, holders::Kind::Socket, &peers, pid, &opts.deadline);
@@ -885,6 +919,18 @@ fn resolve_peers(
                         ),
                         state => format!("held by no process ({state})"),
                     });
+                    if let Some(l) = p.listener.as_mut() {
+                        match holder_of(l.inode) {
+                            Some(h) => {
+                                l.holder = Some(PeerHolder {
+                                    pid: h.pid,
+                                    name: name_of(h),
+                                    fd: h.fd,
+                                })
+                            }
+                            None => l.unresolved = Some(not_found(l.inode)),
+                        }
+                    }
                     continue;
                 }
                 match holder_of(p.inode) {

@@ -351,6 +351,43 @@ mod tests {
             "{}",
             f.summary
         );
+        // With the listener found, it is named, and the next step is its accept loop.
+        let snap = seed_with_local_peer(LocalPeer {
+            inode: 0,
+            state: "ESTAB".into(),
+            recv_q: 32,
+            unresolved: Some("not accepted yet".into()),
+            listener: Some(Box::new(LocalPeer {
+                inode: 900,
+                state: "LISTEN".into(),
+                recv_q: 3,
+                send_q: 128,
+                ..held_by(4242, "metad", 3, 3)
+            })),
+            ..LocalPeer::default()
+        });
+        let f = &find(&Ctx::new(&snap))[0].finding;
+        assert!(
+            f.summary.contains(
+                "it waits in the accept queue of the socket listening there, fd 3 of process \
+                 4242 (metad)."
+            ),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.next_step.starts_with(
+                "Look at process 4242 (metad): hangscope 4242; find the thread that should call \
+                 accept() on fd 3"
+            ),
+            "{}",
+            f.next_step
+        );
+        assert!(f.evidence.iter().any(|e| {
+            e.label == "other end"
+                && e.value
+                    .ends_with("fd 3 of process 4242 (metad): accept queue 3, backlog 128")
+        }));
     }
 
     #[test]

@@ -182,25 +182,12 @@ impl Listener {
         let pid = ctx.snap.process.pid;
         let who = conn.local_holder(pid)?;
         let h = p.holder.as_ref()?;
-        let next_step = if h.pid == pid {
-            format!(
-                "The listener is fd {} of this same process: find the thread that should call \
-                 accept() on it, and what it waits for instead.",
-                h.fd
-            )
-        } else {
-            format!(
-                "Look at process {} ({}): hangscope {}; find the thread that should call \
-                 accept() on fd {}, and what it waits for instead.",
-                h.pid, h.name, h.pid, h.fd
-            )
-        };
         Some(Listener {
             who,
             queued: p.recv_q,
             backlog: p.send_q,
             full: p.recv_q > p.send_q,
-            next_step,
+            next_step: crate::connection::accept_step(h, pid),
         })
     }
 }
@@ -329,7 +316,7 @@ mod tests {
                 name: "metad".into(),
                 fd: 3,
             }),
-            unresolved: None,
+            ..Default::default()
         }));
         add_socket(&mut snap, 6, s);
         snap
