@@ -44,11 +44,6 @@ pub fn state_name(state: u8) -> &'static str {
     }
 }
 
-/// The kernel's number of a state named as `state_name` names it; 0 for an unknown name.
-pub fn state_code(name: &str) -> u8 {
-    (1..=12).find(|&c| state_name(c) == name).unwrap_or(0)
-}
-
 /// One socket of the dump.
 #[derive(Debug, Clone)]
 pub struct InetEntry {

@@ -274,8 +274,8 @@ fn wire(a: SocketAddr) -> SocketAddr {
 /// dump when the target holds both ends, else by an exact lookup of the reversed pair. Its
 /// holder is found later, with the UNIX peers' (`resolve_peers`).
 fn find_local_peers(nl: &mut SockDiag, d: &mut Dumps, deadline: &Deadline) {
-    // One pass: the host's addresses, every TCP end of the target by its address pair, and
-    // the connected ones (filtered below, once every address of the host is known).
+    // One pass for the host's addresses and every TCP end of the target by its address pair;
+    // then, once every address is known, the ends connected to this host are matched.
     let tcp = d
         .inet
         .values()
@@ -284,7 +284,7 @@ fn find_local_peers(nl: &mut SockDiag, d: &mut Dumps, deadline: &Deadline) {
     let mut host: HashSet<IpAddr> = HashSet::new();
     let mut last_ip = None;
     let mut ends: Vec<OwnEnd> = Vec::with_capacity(tcp);
-    let mut own: HashMap<PairKey, usize> = HashMap::with_capacity(tcp);
+    let mut own: HashMap<(SocketAddr, SocketAddr), usize> = HashMap::with_capacity(tcp);
     for e in d.inet.values() {
         let local_ip = e.local_addr.ip().to_canonical();
         // Most sockets share one or two addresses: hash only a new one.
@@ -296,18 +296,11 @@ fn find_local_peers(nl: &mut SockDiag, d: &mut Dumps, deadline: &Deadline) {
             continue;
         }
         let (local, peer) = (wire(e.local_addr), wire(e.peer_addr));
-        own.insert(pair_key(local, peer), ends.len());
+        own.insert((local, peer), ends.len());
         ends.push(OwnEnd {
-            inode: e.inode,
             local,
             peer,
-            peer_of: LocalPeer {
-                inode: e.inode,
-                recv_q: e.socket.recv_q,
-                send_q: e.socket.send_q,
-                ..LocalPeer::default()
-            },
-            state: inet_diag::state_code(&e.socket.state),
+            as_peer: local_peer_of(e),
         });
     }
     let mut lookups = 0usize;
@@ -315,20 +308,14 @@ fn find_local_peers(nl: &mut SockDiag, d: &mut Dumps, deadline: &Deadline) {
     for end in &ends {
         let (local, peer) = (end.local, end.peer);
         if peer.port() == 0
-            || matches!(
-                inet_diag::state_name(end.state),
-                "LISTEN" | "TIME-WAIT" | "CLOSE"
-            )
+            || matches!(end.as_peer.state.as_str(), "LISTEN" | "TIME-WAIT" | "CLOSE")
             || !(peer.ip().is_loopback() || host.contains(&peer.ip()))
         {
             continue;
         }
-        let other = match own.get(&pair_key(peer, local)) {
+        let other = match own.get(&(peer, local)) {
             // Both ends are the target's: no lookup needed.
-            Some(&i) => ends.get(i).map(|o| LocalPeer {
-                state: inet_diag::state_name(o.state).into(),
-                ..o.peer_of.clone()
-            }),
+            Some(&i) => ends.get(i).map(|o| o.as_peer.clone()),
             None if lookups >= MAX_PEER_LOOKUPS || deadline.passed() => {
                 d.peers_not_looked_up += 1;
                 continue;
@@ -357,7 +344,7 @@ fn find_local_peers(nl: &mut SockDiag, d: &mut Dumps, deadline: &Deadline) {
             }
         };
         if let Some(o) = other {
-            found.push((end.inode, o));
+            found.push((end.as_peer.inode, o));
         }
     }
     for (inode, o) in found {
@@ -369,28 +356,10 @@ fn find_local_peers(nl: &mut SockDiag, d: &mut Dumps, deadline: &Deadline) {
 
 /// One TCP end of the target, as `find_local_peers` matches it.
 struct OwnEnd {
-    inode: u64,
     local: SocketAddr,
     peer: SocketAddr,
-    /// What the other end of a connection learns of this one (state filled in on a match).
-    peer_of: LocalPeer,
-    state: u8,
-}
-
-/// An address pair as three integers: hashing them is a third of the cost of hashing two
-/// `SocketAddr`s, which shows on a target with 10,000 connections.
-type PairKey = (u128, u128, u32);
-
-fn pair_key(local: SocketAddr, peer: SocketAddr) -> PairKey {
-    let bits = |ip: IpAddr| match ip {
-        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
-        IpAddr::V6(v6) => u128::from(v6),
-    };
-    (
-        bits(local.ip()),
-        bits(peer.ip()),
-        (u32::from(local.port()) << 16) | u32::from(peer.port()),
-    )
+    /// What the other end of its connection learns of it.
+    as_peer: LocalPeer,
 }
 
 /// The TCP socket whose local end is `local` and remote end `remote`, by an exact lookup;
@@ -874,12 +843,16 @@ fn resolve_peers(
         }
     };
     let mut names = holders::Names::default();
-    let mut name_of = |h: holders::Holder| {
-        if h.pid == pid {
-            process.name.clone()
-        } else {
-            names.of(root, h.pid)
-        }
+    let mut holder_named = |inode: u64| {
+        holder_of(inode).map(|h| PeerHolder {
+            pid: h.pid,
+            name: if h.pid == pid {
+                process.name.clone()
+            } else {
+                names.of(root, h.pid)
+            },
+            fd: h.fd,
+        })
     };
     for s in sockets.iter_mut() {
         match &mut s.detail {
@@ -888,11 +861,11 @@ fn resolve_peers(
                     .unix
                     .get(&u.peer_inode)
                     .and_then(|e| e.socket.path.clone());
-                match holder_of(u.peer_inode) {
+                match holder_named(u.peer_inode) {
                     Some(h) => {
                         u.peer = Some(UnixPeer {
                             pid: h.pid,
-                            name: name_of(h),
+                            name: h.name,
                             fd: h.fd,
                             path: peer_path,
                         });
@@ -908,10 +881,11 @@ fn resolve_peers(
             }
             SocketDetail::Tcp(i) => {
                 let port = i.peer.port;
-                let Some(p) = i.local_peer.as_mut() else {
+                let Some(p) = i.local_peer.as_deref_mut() else {
                     continue;
                 };
-                if p.inode == 0 {
+                // Not accepted yet: the socket to name is the listener that should accept it.
+                let end = if p.inode == 0 {
                     p.unresolved = Some(match p.state.as_str() {
                         "ESTAB" | "SYN-RECV" | "NEW-SYN-RECV" => format!(
                             "not accepted yet: the connection waits in the accept queue of \
@@ -919,29 +893,15 @@ fn resolve_peers(
                         ),
                         state => format!("held by no process ({state})"),
                     });
-                    if let Some(l) = p.listener.as_mut() {
-                        match holder_of(l.inode) {
-                            Some(h) => {
-                                l.holder = Some(PeerHolder {
-                                    pid: h.pid,
-                                    name: name_of(h),
-                                    fd: h.fd,
-                                })
-                            }
-                            None => l.unresolved = Some(not_found(l.inode)),
-                        }
+                    p.listener.as_deref_mut()
+                } else {
+                    Some(p)
+                };
+                if let Some(end) = end {
+                    match holder_named(end.inode) {
+                        Some(h) => end.holder = Some(h),
+                        None => end.unresolved = Some(not_found(end.inode)),
                     }
-                    continue;
-                }
-                match holder_of(p.inode) {
-                    Some(h) => {
-                        p.holder = Some(PeerHolder {
-                            pid: h.pid,
-                            name: name_of(h),
-                            fd: h.fd,
-                        })
-                    }
-                    None => p.unresolved = Some(not_found(p.inode)),
                 }
             }
             _ => {}
