@@ -184,15 +184,28 @@ pub(super) fn idle_server(args: &[String]) -> Result<(), String> {
 }
 
 /// (g) a local service on a unix socket (`--socket PATH`): accepts, reads each request and
-/// never answers; with `--no-read` it never reads either, so what clients send stays queued.
+/// never answers; with `--no-read` it never reads either, so what clients send stays queued;
+/// with `--reads-more` a "session" thread per connection keeps reading, waiting for the rest
+/// of a request that is already complete (both ends then wait to read).
 pub(super) fn unix_server(args: &[String]) -> Result<(), String> {
     let path = flag(args, "--socket").ok_or("give --socket PATH")?;
     let reads = !args.iter().any(|a| a == "--no-read");
+    let reads_more = args.iter().any(|a| a == "--reads-more");
     let listener = UnixListener::bind(path).map_err(|e| format!("bind {path}: {e}"))?;
     announce(&format!("socket {path}"));
     let mut held = Vec::new();
     for conn in listener.incoming() {
         let Ok(mut conn) = conn else { continue };
+        if reads_more {
+            let _ = std::thread::Builder::new()
+                .name("session".into())
+                .spawn(move || {
+                    announce(&format!("session {}", tid()));
+                    let mut request = [0u8; 4096];
+                    while matches!(conn.read(&mut request), Ok(n) if n > 0) {}
+                });
+            continue;
+        }
         if reads {
             let mut request = [0u8; 4096];
             let _ = conn.read(&mut request);

@@ -91,6 +91,8 @@ fn silent_peer_after_failover() {
         summary.contains("which has read everything sent"),
         "{summary}"
     );
+    // Its threads were looked at: none waits on that connection (B's main thread is in accept).
+    assert!(has_evidence(top, "its threads", "none of its"), "{top:#}");
     assert!(
         top["next_step"]
             .as_str()

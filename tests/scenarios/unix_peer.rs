@@ -82,6 +82,35 @@ fn a_local_service_that_read_the_request_and_never_answers() {
     assert_eq!(f["severity"], "warning", "{f}");
     assert_names_the_server(f, server, fd, &path);
     assert!(has_evidence(f, "socket", "everything it sent read"), "{f}");
+    // The server's one thread waits in accept(), not on the connection.
+    assert!(has_evidence(f, "its threads", "none of its"), "{f}");
+    assert!(
+        f["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("None of its") && s.contains("accept")),
+        "{f}"
+    );
+    assert_plain_words(&doc);
+}
+
+#[test]
+fn both_ends_wait_to_read() {
+    let (doc, server, tid, fd, path) =
+        client_of_unix_server(&["--reads-more"], &[], libc::SYS_recvfrom);
+    let f = finding_on(&doc, tid);
+    assert_eq!(f["cause"], "peer_silent", "{f}");
+    assert_eq!(
+        f["severity"], "cause",
+        "both waiting is stuck for good: {f}"
+    );
+    assert_names_the_server(f, server, fd, &path);
+    let summary = f["summary"].as_str().unwrap_or_default();
+    assert!(summary.contains("(session) waits to read fd"), "{summary}");
+    assert!(
+        summary.contains("both ends wait for the other"),
+        "{summary}"
+    );
+    assert!(has_evidence(f, "its threads", "(session) in "), "{f}");
     assert_plain_words(&doc);
 }
 

@@ -25,6 +25,7 @@ pub mod holders;
 pub mod locks;
 pub mod logs;
 pub mod mountinfo;
+pub mod peer_threads;
 pub mod pipes;
 mod proc_root;
 pub mod process;
@@ -121,6 +122,8 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     conns.apply(&mut snap.sockets, &mut snap.gaps);
 
     pipes::read_peers(root, pid, &mut snap, opts);
+    // After the threads: only the other ends a thread of the target waits on are looked at.
+    peer_threads::read_for_waits(root, pid, &mut snap, opts);
 
     // Last: logs are tied to the threads and sockets read above.
     let mut log_gaps = Vec::new();

@@ -3,8 +3,8 @@
 //! was opened, how much was sent, how to name it.
 
 use hangscope_model::{
-    ConnectionWindow, Evidence, InetSocket, PeerHolder, Snapshot, Socket, SocketDetail, Subject,
-    TcpInfo, TimerKind,
+    ConnectionWindow, Evidence, InetSocket, PeerHolder, PeerThreads, Snapshot, Socket,
+    SocketDetail, Subject, TcpInfo, TimerKind,
 };
 
 use crate::Ctx;
@@ -246,15 +246,22 @@ impl<'a> Conn<'a> {
             ));
         }
         let who = self.local_holder(pid)?;
-        Some(if p.recv_q > 0 {
-            format!(
+        if p.recv_q > 0 {
+            return Some(format!(
                 "The other end is {who} on this host, which has not read it: {} wait in its \
                  receive queue.",
                 crate::wording::bytes(u64::from(p.recv_q))
-            )
-        } else {
-            format!("The other end is {who} on this host, which has read everything sent.")
-        })
+            ));
+        }
+        let threads = p
+            .holder
+            .as_ref()
+            .filter(|h| h.pid != pid)
+            .and_then(|h| Some(peer_threads_sentence(h.threads.as_ref()?, h.fd).0))
+            .unwrap_or_default();
+        Some(format!(
+            "The other end is {who} on this host, which has read everything sent.{threads}"
+        ))
     }
 
     /// The other end on this host as evidence: its holder and its queues.
@@ -315,6 +322,17 @@ impl<'a> Conn<'a> {
                 self.inet.peer, self.inet.local, p.state
             ),
         ))
+    }
+
+    /// What the threads of the process at the other end were in, when they were looked at.
+    pub fn local_peer_threads(&self, pid: i32) -> Option<Evidence> {
+        let p = self.inet.local_peer.as_deref()?;
+        let h = p
+            .holder
+            .as_ref()
+            .or(p.listener.as_deref().and_then(|l| l.holder.as_ref()))
+            .filter(|h| h.pid != pid)?;
+        Some(peer_threads_evidence(h.pid, h.fd, h.threads.as_ref()?))
     }
 
     /// Where to look next for the process at the other end.
@@ -387,4 +405,62 @@ pub(crate) fn accept_step(listener: &PeerHolder, pid: i32) -> String {
             listener.pid, listener.name, listener.pid, listener.fd
         )
     }
+}
+
+/// What the other end's threads say, as a sentence for a summary, and whether one of them waits
+/// to read the same connection — both ends waiting for the other, which no timeout of theirs
+/// can end well.
+pub(crate) fn peer_threads_sentence(t: &PeerThreads, fd: i32) -> (String, bool) {
+    if let Some(r) = t.on_fd.iter().find(|r| r.reading) {
+        return (
+            format!(
+                " Its thread {} ({}) waits to read fd {fd} too: both ends wait for the other, so \
+                 the request is likely incomplete (a missing terminator or length, or not \
+                 flushed) or the two disagree on the protocol.",
+                r.tid, r.name
+            ),
+            true,
+        );
+    }
+    if let Some(w) = t.on_fd.first() {
+        return (
+            format!(
+                " Its thread {} ({}) is in {} on fd {fd}.",
+                w.tid, w.name, w.call
+            ),
+            false,
+        );
+    }
+    let where_ = if t.elsewhere.is_empty() {
+        String::new()
+    } else {
+        format!(" (they are in {})", t.elsewhere.join(", "))
+    };
+    (
+        format!(
+            " None of its {} threads waits on fd {fd}{where_}: what should answer is busy or \
+             blocked elsewhere.",
+            t.count
+        ),
+        false,
+    )
+}
+
+/// The other end's threads as evidence: those on its fd (`fd` of process `pid`) with their
+/// calls, or where the others are.
+pub(crate) fn peer_threads_evidence(pid: i32, fd: i32, t: &PeerThreads) -> Evidence {
+    let value = if t.on_fd.is_empty() {
+        format!(
+            "none of its {} threads waits on fd {fd}; they are in {}",
+            t.count,
+            t.elsewhere.join(", ")
+        )
+    } else {
+        t.on_fd
+            .iter()
+            .map(|r| format!("thread {} ({}) in {}", r.tid, r.name, r.call))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Evidence::new("its threads", value, format!("/proc/{pid}/task/*/syscall"))
 }

@@ -86,6 +86,7 @@ pub fn unix_to(inode: u64, peer_path: &str, peer_name: &str) -> Socket {
                 name: peer_name.into(),
                 fd: 20,
                 path: Some(peer_path.into()),
+                threads: None,
             }),
             ..UnixSocket::default()
         }),

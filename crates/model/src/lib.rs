@@ -27,8 +27,8 @@ pub use log::{LogEntry, LogEvent, LogFormat, LogLevel, LogSource, PeerAttempt, P
 pub use process::{Host, Process};
 pub use socket::{
     ConnectionWindow, Endpoint, InetSocket, LocalPeer, NetlinkSocket, PacketSocket, PeerHolder,
-    Socket, SocketDetail, SocketFamily, SocketTimer, StateChange, TcpInfo, TimerKind, UnixPeer,
-    UnixSocket,
+    PeerThread, PeerThreads, Socket, SocketDetail, SocketFamily, SocketTimer, StateChange, TcpInfo,
+    TimerKind, UnixPeer, UnixSocket,
 };
 pub use thread::{Activity, SyscallArg, SyscallState, Thread, WaitObject};
 

@@ -142,6 +142,33 @@ pub struct PeerHolder {
     pub pid: i32,
     pub name: String,
     pub fd: i32,
+    /// What its threads were in, when a thread of the target waits on this connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<PeerThreads>,
+}
+
+/// What the threads of the process at the other end were in, at one look after the window:
+/// which of them wait on its end of the connection, and where the others are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct PeerThreads {
+    /// Threads read.
+    pub count: u32,
+    /// Those that wait on the holder's fd.
+    pub on_fd: Vec<PeerThread>,
+    /// The calls the others are in, most common first, e.g. "futex ×10", "epoll_wait".
+    pub elsewhere: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct PeerThread {
+    pub tid: i32,
+    pub name: String,
+    /// The call as strace shows it, e.g. "read(7, 0x7f.., 4096)".
+    pub call: String,
+    /// It waits for data to read on the fd (read, recv, POLLIN), not for room to write.
+    pub reading: bool,
 }
 
 /// One TCP or UDP socket over the sampling window: the counters' change between the first and
@@ -359,6 +386,9 @@ pub struct UnixPeer {
     /// The peer's bound path, if any (e.g. "/run/systemd/journal/stdout").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// What its threads were in, when a thread of the target waits on this socket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<PeerThreads>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

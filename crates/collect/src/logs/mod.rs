@@ -724,6 +724,7 @@ mod tests {
                     name: "systemd-journal".into(),
                     fd: 40,
                     path: Some("/run/systemd/journal/stdout".into()),
+                    threads: None,
                 }),
                 ..Default::default()
             }),

@@ -852,6 +852,7 @@ fn resolve_peers(
                 names.of(root, h.pid)
             },
             fd: h.fd,
+            threads: None,
         })
     };
     for s in sockets.iter_mut() {
@@ -868,6 +869,7 @@ fn resolve_peers(
                             name: h.name,
                             fd: h.fd,
                             path: peer_path,
+                            threads: None,
                         });
                     }
                     None => {

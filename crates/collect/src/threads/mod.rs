@@ -407,7 +407,7 @@ fn duration_text(ms: f64) -> String {
 
 /// Makes sure fd `n` is in the table with its fdinfo: read it now if the listing skipped it
 /// (socket fds skip fdinfo) or did not reach it (deadline).
-fn ensure_fd(root: &ProcRoot, pid: i32, fds: &mut Vec<Fd>, n: i32, gaps: &mut Vec<Gap>) {
+pub(crate) fn ensure_fd(root: &ProcRoot, pid: i32, fds: &mut Vec<Fd>, n: i32, gaps: &mut Vec<Gap>) {
     if n < 0 {
         return;
     }

@@ -133,6 +133,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         };
         let pid = ctx.snap.process.pid;
         evidence.extend(conn.local_peer_evidence(pid));
+        evidence.extend(conn.local_peer_threads(pid));
         let port = conn.inet.peer.port;
         let next_step = format!(
             "Find why the process at {peer} does not read: {} and look at what its reading \

@@ -175,6 +175,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         let src = conn.with_timer(format!("ss: lastack:{}", info.last_ack_recv_ms));
         evidence.push(Evidence::new("peer's kernel", kernel, src));
         evidence.extend(conn.local_peer_evidence(ctx.snap.process.pid));
+        evidence.extend(conn.local_peer_threads(ctx.snap.process.pid));
         evidence.extend(log_quotes::evidence(
             ctx.snap,
             reader.map(|w| w.thread.tid),
@@ -289,6 +290,7 @@ mod tests {
                 pid,
                 name: name.into(),
                 fd,
+                threads: None,
             }),
             ..LocalPeer::default()
         }

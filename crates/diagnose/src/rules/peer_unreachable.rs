@@ -154,6 +154,7 @@ fn syn_sent(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
         ));
     }
     facts.extend(conn.local_peer_evidence(ctx.snap.process.pid));
+    facts.extend(conn.local_peer_threads(ctx.snap.process.pid));
     let mut f = found(ctx, conn, w, summary, facts, stuck_ms);
     if let Some(l) = listener.filter(|l| l.full) {
         f.finding.next_step = l.next_step;
@@ -315,6 +316,7 @@ mod tests {
                 pid: 4242,
                 name: "metad".into(),
                 fd: 3,
+                threads: None,
             }),
             ..Default::default()
         }));

@@ -13,7 +13,7 @@ use hangscope_model::{
     Cause, Evidence, Finding, Severity, Snapshot, Socket, SocketDetail, Subject, UnixSocket,
 };
 
-use crate::connection::socket_fds;
+use crate::connection::{peer_threads_evidence, peer_threads_sentence, socket_fds};
 use crate::rules::name_resolution;
 use crate::waiters::{Waiter, Want};
 use crate::{Ctx, Found, STUCK_MS, wording};
@@ -51,7 +51,14 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         let stuck_ms = w.blocked_ms().unwrap_or(0);
         let other = OtherEnd::of(ctx.snap, u);
         let fd = w.fd;
-        let (severity, cause, summary) = if writing {
+        // What the other process's threads do there, when it was looked at.
+        let (theirs, both_reading) = u
+            .peer
+            .as_ref()
+            .filter(|p| p.pid != pid)
+            .and_then(|p| Some(peer_threads_sentence(p.threads.as_ref()?, p.fd)))
+            .unwrap_or_default();
+        let (severity, cause, mut summary) = if writing {
             (
                 Severity::Cause,
                 Cause::PeerNotReading,
@@ -81,7 +88,12 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
             )
         } else {
             (
-                Severity::Warning,
+                // Both ends waiting to read is stuck for good; one waiting alone may be idle.
+                if both_reading {
+                    Severity::Cause
+                } else {
+                    Severity::Warning
+                },
                 Cause::PeerSilent,
                 format!(
                     "{} has waited at least {} in {} on unix socket fd {fd}, whose other end{} \
@@ -94,10 +106,16 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                 ),
             )
         };
+        summary.push_str(&theirs);
         let mut evidence = vec![w.evidence(pid), socket_evidence(sock, u)];
         let waiter_there = other.same_process_waiter(ctx);
         evidence.extend(other.evidence);
         evidence.extend(waiter_there);
+        if let Some(p) = &u.peer
+            && let Some(t) = &p.threads
+        {
+            evidence.push(peer_threads_evidence(p.pid, p.fd, t));
+        }
         out.push(Found {
             finding: Finding {
                 severity,
@@ -298,6 +316,59 @@ mod tests {
         assert!(f.evidence.iter().any(|e| e.label == "other end"
             && e.value == "process 4242 (metad) fd 20"
             && e.source == "/proc/4242/fd/20 -> socket:[7001]"));
+    }
+
+    fn peer_threads(on_fd: Vec<hangscope_model::PeerThread>) -> hangscope_model::PeerThreads {
+        hangscope_model::PeerThreads {
+            count: 3,
+            on_fd,
+            elsewhere: vec!["futex ×2".into()],
+        }
+    }
+
+    #[test]
+    fn both_ends_waiting_to_read_is_a_cause() {
+        let mut snap = unix_wait("read", &[], 0, 0);
+        if let Some(p) = unix_mut(&mut snap).peer.as_mut() {
+            p.threads = Some(peer_threads(vec![hangscope_model::PeerThread {
+                tid: 4250,
+                name: "session".into(),
+                call: "read(20, 0x7f00, 4096)".into(),
+                reading: true,
+            }]));
+        }
+        let f = &find(&Ctx::new(&snap))[0].finding;
+        assert_eq!(f.severity, Severity::Cause);
+        assert!(
+            f.summary.ends_with(
+                "Its thread 4250 (session) waits to read fd 20 too: both ends wait for the \
+                 other, so the request is likely incomplete (a missing terminator or length, \
+                 or not flushed) or the two disagree on the protocol."
+            ),
+            "{}",
+            f.summary
+        );
+        assert!(f.evidence.iter().any(|e| e.label == "its threads"
+            && e.value == "thread 4250 (session) in read(20, 0x7f00, 4096)"
+            && e.source == "/proc/4242/task/*/syscall"));
+    }
+
+    #[test]
+    fn a_peer_whose_threads_are_elsewhere_stays_a_warning_that_says_where() {
+        let mut snap = unix_wait("read", &[], 0, 0);
+        if let Some(p) = unix_mut(&mut snap).peer.as_mut() {
+            p.threads = Some(peer_threads(vec![]));
+        }
+        let f = &find(&Ctx::new(&snap))[0].finding;
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(
+            f.summary.ends_with(
+                "None of its 3 threads waits on fd 20 (they are in futex ×2): what should \
+                 answer is busy or blocked elsewhere."
+            ),
+            "{}",
+            f.summary
+        );
     }
 
     #[test]

@@ -635,6 +635,7 @@ mod tests {
                     name: "child".into(),
                     fd: 4,
                     path: None,
+                    threads: None,
                 }),
                 ..UnixSocket::default()
             }),
@@ -702,6 +703,7 @@ mod tests {
             pid: 4242,
             name: "metad".into(),
             fd: 7,
+            threads: None,
         };
         let snap = Snapshot {
             sockets: vec![

@@ -1,0 +1,236 @@
+//! The other end's threads: when a thread of the target waits on a connection whose other end
+//! another local process holds, one look at that process's threads says whether any of them
+//! waits on its end (both sides waiting to read is a protocol deadlock) or where they are
+//! instead. Read-only like the rest: /proc/PID/task/TID/{stat,syscall} and, for a poll array,
+//! process_vm_readv; no window, no stacks.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hangscope_model::{
+    Fd, PeerThread, PeerThreads, Snapshot, SocketDetail, SyscallState, WaitObject,
+};
+
+use crate::threads::{memory, syscall, task};
+use crate::{Deadline, Options, ProcRoot};
+
+/// Most processes looked at per run: each is a read of all its threads.
+const MAX_PROCESSES: usize = 8;
+/// Most threads read per process: enough to find the ones on one fd in a large server.
+const MAX_THREADS: usize = 1024;
+
+/// Fills `threads` of the holders of the other ends that threads of the target wait on.
+pub fn read_for_waits(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Options) {
+    let waited: BTreeSet<i32> = snap
+        .threads
+        .iter()
+        .filter_map(|t| t.syscall.as_ref())
+        .filter(|s| !s.running)
+        .flat_map(|s| s.waits_on.iter())
+        .filter_map(|w| match w {
+            WaitObject::Fd { fd, .. } => Some(*fd),
+            _ => None,
+        })
+        .collect();
+    if waited.is_empty() {
+        return;
+    }
+    let is_waited = |fds: &[i32], inode: u64| {
+        fds.iter().any(|f| waited.contains(f))
+            || snap
+                .fds
+                .iter()
+                .any(|f| f.socket_inode == Some(inode) && waited.contains(&f.fd))
+    };
+    // The processes to look at, in the order their sockets come.
+    let mut wanted: Vec<i32> = Vec::new();
+    for s in &snap.sockets {
+        if !is_waited(&s.fds, s.inode) {
+            continue;
+        }
+        let holder = match &s.detail {
+            SocketDetail::Unix(u) => u.peer.as_ref().map(|p| p.pid),
+            SocketDetail::Tcp(i) => i.local_peer.as_deref().and_then(|p| {
+                p.holder
+                    .as_ref()
+                    .or(p.listener.as_deref().and_then(|l| l.holder.as_ref()))
+                    .map(|h| h.pid)
+            }),
+            _ => None,
+        };
+        if let Some(h) = holder.filter(|&h| h != pid && !wanted.contains(&h)) {
+            wanted.push(h);
+        }
+    }
+    let mut looks: BTreeMap<i32, Vec<(i32, String, SyscallState)>> = BTreeMap::new();
+    for &p in wanted.iter().take(MAX_PROCESSES) {
+        if let Some(threads) = glance(root, p, &opts.deadline) {
+            looks.insert(p, threads);
+        }
+    }
+    for s in &mut snap.sockets {
+        let (holder_pid, holder_fd, slot) = match &mut s.detail {
+            SocketDetail::Unix(u) => match u.peer.as_mut() {
+                Some(p) => (p.pid, p.fd, &mut p.threads),
+                None => continue,
+            },
+            SocketDetail::Tcp(i) => {
+                let Some(p) = i.local_peer.as_deref_mut() else {
+                    continue;
+                };
+                let end = if p.holder.is_some() {
+                    p.holder.as_mut()
+                } else {
+                    p.listener.as_deref_mut().and_then(|l| l.holder.as_mut())
+                };
+                match end {
+                    Some(h) => (h.pid, h.fd, &mut h.threads),
+                    None => continue,
+                }
+            }
+            _ => continue,
+        };
+        if let Some(threads) = looks.get(&holder_pid) {
+            *slot = Some(on_fd(threads, holder_fd));
+        }
+    }
+}
+
+/// One look at the threads of `pid`: (tid, name, decoded syscall) each.
+fn glance(
+    root: &ProcRoot,
+    pid: i32,
+    deadline: &Deadline,
+) -> Option<Vec<(i32, String, SyscallState)>> {
+    let tids: Vec<i32> = std::fs::read_dir(root.pid(pid).join("task"))
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .take(MAX_THREADS)
+        .collect();
+    let arch = syscall::Arch::host();
+    let mut reads = Vec::with_capacity(tids.len());
+    for &tid in &tids {
+        if deadline.passed() {
+            return None; // half a look would misstate where the threads are
+        }
+        if let Some(t) = task::read(root, pid, tid, false) {
+            reads.push(t);
+        }
+    }
+    // Epoll instances need their watch lists to tell which fds their waiters wait on.
+    let mut fds: Vec<Fd> = Vec::new();
+    let mut ignored = Vec::new();
+    for t in &reads {
+        if let Some(Ok(syscall::RawSyscall::Blocked { nr, args, .. })) = &t.syscall
+            && syscall::name(arch, *nr).starts_with("epoll_")
+        {
+            crate::threads::ensure_fd(root, pid, &mut fds, args[0] as i32, &mut ignored);
+        }
+    }
+    let out = reads
+        .into_iter()
+        .filter_map(|t| {
+            let raw = t.syscall.as_ref()?.as_ref().ok()?;
+            let mem = memory::LiveMemory { tid: t.tid };
+            let ctx = syscall::Context {
+                arch,
+                mem: &mem,
+                fds: &fds,
+                tids: &tids,
+            };
+            Some((t.tid, t.name.clone(), syscall::decode(raw, &ctx)))
+        })
+        .collect();
+    Some(out)
+}
+
+const READS: &[&str] = &[
+    "read", "readv", "pread64", "preadv", "preadv2", "recvfrom", "recvmsg", "recvmmsg",
+];
+
+/// Which of `threads` wait on `fd`, and where the others are.
+fn on_fd(threads: &[(i32, String, SyscallState)], fd: i32) -> PeerThreads {
+    let mut on = Vec::new();
+    let mut elsewhere: BTreeMap<&str, u32> = BTreeMap::new();
+    for (tid, name, s) in threads {
+        let wait = s.waits_on.iter().find_map(|w| match w {
+            WaitObject::Fd { fd: f, events, .. } if *f == fd => Some(events),
+            _ => None,
+        });
+        match wait {
+            Some(events) if !s.running => on.push(PeerThread {
+                tid: *tid,
+                name: name.clone(),
+                call: if s.summary.is_empty() {
+                    s.name.clone()
+                } else {
+                    s.summary.clone()
+                },
+                reading: READS.contains(&s.name.as_str())
+                    || events.iter().any(|e| e.trim_start_matches('E') == "POLLIN"),
+            }),
+            _ => *elsewhere.entry(s.name.as_str()).or_default() += 1,
+        }
+    }
+    let mut counted: Vec<(&str, u32)> = elsewhere.into_iter().collect();
+    counted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    PeerThreads {
+        count: threads.len() as u32,
+        on_fd: on,
+        elsewhere: counted
+            .into_iter()
+            .map(|(name, n)| {
+                if n == 1 {
+                    name.to_string()
+                } else {
+                    format!("{name} ×{n}")
+                }
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocked(name: &str, waits_on: Vec<WaitObject>) -> SyscallState {
+        SyscallState {
+            name: name.into(),
+            summary: format!("{name}(...)"),
+            waits_on,
+            ..SyscallState::default()
+        }
+    }
+
+    fn on(fd: i32, events: &[&str]) -> WaitObject {
+        WaitObject::Fd {
+            fd,
+            events: events.iter().map(|e| e.to_string()).collect(),
+            via_epoll: None,
+        }
+    }
+
+    #[test]
+    fn threads_on_the_fd_and_the_calls_of_the_others() {
+        let threads = vec![
+            (10, "main".to_string(), blocked("futex", vec![])),
+            (11, "worker".to_string(), blocked("futex", vec![])),
+            (
+                12,
+                "io".to_string(),
+                blocked("epoll_wait", vec![on(7, &["EPOLLIN"])]),
+            ),
+            (13, "writer".to_string(), blocked("write", vec![on(7, &[])])),
+            (14, "other".to_string(), blocked("read", vec![on(9, &[])])),
+        ];
+        let p = on_fd(&threads, 7);
+        assert_eq!(p.count, 5);
+        let on: Vec<(i32, bool)> = p.on_fd.iter().map(|t| (t.tid, t.reading)).collect();
+        assert_eq!(on, vec![(12, true), (13, false)]);
+        assert_eq!(
+            p.elsewhere,
+            vec!["futex ×2".to_string(), "read".to_string()]
+        );
+    }
+}
