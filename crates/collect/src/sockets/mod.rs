@@ -270,7 +270,8 @@ fn wire(a: SocketAddr) -> SocketAddr {
 }
 
 /// For each of the target's TCP connections whose peer is on this host — loopback, or an
-/// address one of the target's sockets is bound to — the socket at the other end: from the
+/// address one of the target's sockets is bound to (a connection to a local address gets that
+/// address as its source, so its own end names it) — the socket at the other end: from the
 /// dump when the target holds both ends, else by an exact lookup of the reversed pair. Its
 /// holder is found later, with the UNIX peers' (`resolve_peers`).
 fn find_local_peers(nl: &mut SockDiag, d: &mut Dumps, deadline: &Deadline) {
