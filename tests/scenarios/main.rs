@@ -15,6 +15,7 @@ mod idle_server;
 mod mutex_deadlock;
 mod pipe_wait;
 mod seed_incident;
+mod unanswered;
 mod unix_peer;
 mod unreachable_peer;
 mod unread_data;

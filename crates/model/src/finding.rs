@@ -54,6 +54,9 @@ pub enum Cause {
     DiskWait,
     /// The process has exited (a zombie its parent has not reaped).
     Exited,
+    /// Clients' requests this process read and has not answered (the server side of a silent
+    /// peer).
+    Unanswered,
     #[serde(other)]
     Other,
 }
@@ -78,6 +81,7 @@ impl Cause {
             Cause::ReconnectChurn => "reconnecting",
             Cause::DiskWait => "kernel wait (D)",
             Cause::Exited => "exited",
+            Cause::Unanswered => "unanswered",
             Cause::Other => "other",
         }
     }

@@ -18,6 +18,7 @@ mod peer_silent;
 mod peer_unreachable;
 mod pipe_wait;
 mod same_host;
+mod unanswered;
 mod uninterruptible;
 mod unix_peer_wait;
 mod waiting_loop;
@@ -39,6 +40,7 @@ const RULES: &[Rule] = &[
     busy::find,
     exited::find,
     uninterruptible::find,
+    unanswered::find,
 ];
 
 pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Found> {
