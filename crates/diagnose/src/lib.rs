@@ -12,6 +12,7 @@ use hangscope_model::{Finding, Snapshot, SocketDetail};
 
 mod connection;
 mod log_quotes;
+mod other_end;
 mod rules;
 mod waiters;
 mod wording;

@@ -14,6 +14,7 @@
 //! unavailable, /proc/PID/net/* stands in and a gap says so.
 
 pub mod inet_diag;
+mod local_peers;
 pub mod netlink_diag;
 pub mod netns;
 pub mod packet_diag;
@@ -44,12 +45,11 @@ pub(crate) fn netlink_fixture(name: &str) -> Vec<u8> {
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hangscope_model::{
-    Fd, Gap, GapReason, LocalPeer, NetlinkSocket, PacketSocket, PeerHolder, Process, Socket,
-    SocketDetail, SocketFamily, UnixPeer,
+    Fd, Gap, GapReason, NetlinkSocket, PacketSocket, PeerHolder, Process, Socket, SocketDetail,
+    SocketFamily, UnixPeer,
 };
 use netlink_packet_sock_diag::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
 
@@ -205,7 +205,7 @@ pub fn dump_all(mut wanted: WantedInodes, timeout: Duration) -> Dumps {
     for (proto, name, m) in early {
         keep_inet(&mut d, wanted, proto, &names[name], &m);
     }
-    find_local_peers(&mut nl, &mut d, &deadline);
+    local_peers::find(&mut nl, &mut d, &deadline);
     if wanted.is_empty() {
         // No socket fds after all (or none known before the deadline): nothing to join.
         return d;
@@ -258,148 +258,6 @@ pub fn dump_all(mut wanted: WantedInodes, timeout: Duration) -> Dumps {
         Err(e) => d.failures.push(("packet dump".into(), e)),
     }
     d
-}
-
-/// Most exact lookups of a connection's other end in one run: each is a netlink round trip.
-const MAX_PEER_LOOKUPS: usize = 256;
-
-/// The address as it is on the wire: an IPv4-mapped IPv6 address as IPv4, since a dual-stack
-/// client's other end may be an IPv4 socket.
-fn wire(a: SocketAddr) -> SocketAddr {
-    SocketAddr::new(a.ip().to_canonical(), a.port())
-}
-
-/// For each of the target's TCP connections whose peer is on this host — loopback, or an
-/// address one of the target's sockets is bound to (a connection to a local address gets that
-/// address as its source, so its own end names it) — the socket at the other end: from the
-/// dump when the target holds both ends, else by an exact lookup of the reversed pair. Its
-/// holder is found later, with the UNIX peers' (`resolve_peers`).
-fn find_local_peers(nl: &mut SockDiag, d: &mut Dumps, deadline: &Deadline) {
-    // One pass for the host's addresses and every TCP end of the target by its address pair;
-    // then, once every address is known, the ends connected to this host are matched.
-    let tcp = d
-        .inet
-        .values()
-        .filter(|e| e.protocol == IPPROTO_TCP)
-        .count();
-    let mut host: HashSet<IpAddr> = HashSet::new();
-    let mut last_ip = None;
-    let mut ends: Vec<OwnEnd> = Vec::with_capacity(tcp);
-    let mut own: HashMap<(SocketAddr, SocketAddr), usize> = HashMap::with_capacity(tcp);
-    for e in d.inet.values() {
-        let local_ip = e.local_addr.ip().to_canonical();
-        // Most sockets share one or two addresses: hash only a new one.
-        if last_ip != Some(local_ip) && !local_ip.is_unspecified() {
-            host.insert(local_ip);
-            last_ip = Some(local_ip);
-        }
-        if e.protocol != IPPROTO_TCP {
-            continue;
-        }
-        let (local, peer) = (wire(e.local_addr), wire(e.peer_addr));
-        own.insert((local, peer), ends.len());
-        ends.push(OwnEnd {
-            local,
-            peer,
-            as_peer: local_peer_of(e),
-        });
-    }
-    let mut lookups = 0usize;
-    let mut found: Vec<(u64, LocalPeer)> = Vec::new();
-    for end in &ends {
-        let (local, peer) = (end.local, end.peer);
-        if peer.port() == 0
-            || matches!(end.as_peer.state.as_str(), "LISTEN" | "TIME-WAIT" | "CLOSE")
-            || !(peer.ip().is_loopback() || host.contains(&peer.ip()))
-        {
-            continue;
-        }
-        let other = match own.get(&(peer, local)) {
-            // Both ends are the target's: no lookup needed.
-            Some(&i) => ends.get(i).map(|o| o.as_peer.clone()),
-            None if lookups >= MAX_PEER_LOOKUPS || deadline.passed() => {
-                d.peers_not_looked_up += 1;
-                continue;
-            }
-            None => {
-                lookups += 1;
-                let mut other = look_up(nl, d, peer, local);
-                // Not accepted yet: no process holds it, so name the socket listening on the
-                // port instead — the one lookup with no remote end finds.
-                if let Some(o) = other
-                    .as_mut()
-                    .filter(|o| o.inode == 0 && o.state != "TIME-WAIT")
-                {
-                    let anywhere = SocketAddr::new(
-                        match peer.ip() {
-                            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-                            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-                        },
-                        0,
-                    );
-                    o.listener = look_up(nl, d, peer, anywhere)
-                        .filter(|l| l.state == "LISTEN")
-                        .map(Box::new);
-                }
-                other
-            }
-        };
-        if let Some(o) = other {
-            found.push((end.as_peer.inode, o));
-        }
-    }
-    for (inode, o) in found {
-        if let Some(e) = d.inet.get_mut(&inode) {
-            e.socket.local_peer = Some(Box::new(o));
-        }
-    }
-}
-
-/// One TCP end of the target, as `find_local_peers` matches it.
-struct OwnEnd {
-    local: SocketAddr,
-    peer: SocketAddr,
-    /// What the other end of its connection learns of it.
-    as_peer: LocalPeer,
-}
-
-/// The TCP socket whose local end is `local` and remote end `remote`, by an exact lookup;
-/// failures are counted in `d`, not fatal.
-fn look_up(
-    nl: &mut SockDiag,
-    d: &mut Dumps,
-    local: SocketAddr,
-    remote: SocketAddr,
-) -> Option<LocalPeer> {
-    match nl.lookup(&inet_diag::lookup_request(local, remote)) {
-        Ok(Some(m)) => match inet_diag::parse(IPPROTO_TCP, &m) {
-            Ok(o) => Some(local_peer_of(&o)),
-            Err(why) => {
-                d.malformed.push(format!("tcp lookup of {local}: {why}"));
-                None
-            }
-        },
-        // Closed meanwhile, or in another namespace after all.
-        Ok(None) => None,
-        Err(e) => {
-            let f = &mut d.peer_lookup_failures;
-            f.0 += 1;
-            f.1.get_or_insert_with(|| e.to_string());
-            None
-        }
-    }
-}
-
-fn local_peer_of(e: &InetEntry) -> LocalPeer {
-    LocalPeer {
-        inode: e.inode,
-        state: e.socket.state.clone(),
-        recv_q: e.socket.recv_q,
-        send_q: e.socket.send_q,
-        holder: None,
-        unresolved: None,
-        listener: None,
-    }
 }
 
 /// Parses one inet reply and keeps it if it is one of `wanted`.
@@ -814,7 +672,10 @@ fn resolve_peers(
             } else {
                 GapReason::Skipped
             },
-            format!("at most {MAX_PEER_LOOKUPS} are looked up, before the deadline"),
+            format!(
+                "at most {} are looked up, before the deadline",
+                local_peers::MAX_LOOKUPS
+            ),
         ));
     }
     if let (n @ 1.., Some(first)) = &dumps.peer_lookup_failures {

@@ -188,7 +188,7 @@ impl Listener {
             queued: p.recv_q,
             backlog: p.send_q,
             full: p.recv_q > p.send_q,
-            next_step: crate::connection::accept_step(h, pid),
+            next_step: crate::other_end::accept_step(h, pid),
         })
     }
 }

@@ -13,7 +13,8 @@ use hangscope_model::{
     Cause, Evidence, Finding, Severity, Snapshot, Socket, SocketDetail, Subject, UnixSocket,
 };
 
-use crate::connection::{peer_threads_evidence, peer_threads_sentence, socket_fds};
+use crate::connection::socket_fds;
+use crate::other_end::{peer_threads_evidence, peer_threads_sentence};
 use crate::rules::name_resolution;
 use crate::waiters::{Waiter, Want};
 use crate::{Ctx, Found, STUCK_MS, wording};
