@@ -433,3 +433,43 @@ fn a_big_table_with_holes_lists_every_open_fd_and_no_other() {
     let gaps = doc["snapshot"]["gaps"].to_string();
     assert!(!gaps.contains("vanished"), "{gaps}");
 }
+
+/// Thousands of pipes: each keeps its access mode, from its link, without an fdinfo read.
+#[test]
+fn a_target_with_thousands_of_pipes_reads_only_their_access_mode() {
+    let mut target = scenario_in_dir(
+        &[],
+        "many-fds",
+        &["--files", "0", "--conns", "0", "--pipes", "600"],
+    );
+    let ready = target.expect("ready");
+    let (r, w) = (
+        Started::field(&ready, "pipe_read"),
+        Started::field(&ready, "pipe_write"),
+    );
+    let doc = inspect_json(target.pid(), &["--window", "0"]);
+    for (n, access) in [(r, "read"), (w, "write")] {
+        let f = fd(&doc, n);
+        assert_eq!(f["kind"], "pipe", "{f}");
+        assert_eq!(f["link_access"], access, "{f}");
+        assert!(f["info"].is_null(), "{f}");
+    }
+    let gaps = doc["snapshot"]["gaps"].as_array().unwrap();
+    let skipped: usize = gaps
+        .iter()
+        .find_map(|g| {
+            g["what"]
+                .as_str()?
+                .strip_prefix("fdinfo of ")?
+                .strip_suffix(" pipes")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("a gap for the pipes not read: {gaps:?}"));
+    // The 1,200 ends, and whatever pipes the scenario inherited besides stdio.
+    assert!((1200..1210).contains(&skipped), "{skipped}");
+
+    let full = inspect_json(target.pid(), &["--window", "0", "--all-fdinfo"]);
+    assert_eq!(fd(&full, r)["info"]["flags_decoded"][0], "O_RDONLY");
+    assert!(!full["snapshot"]["gaps"].to_string().contains("pipes"));
+}

@@ -63,7 +63,8 @@ pub(super) fn holder(args: &[String]) -> Result<(), String> {
 /// for appending, a read-only file and a deleted file, announced by fd; `--flock` also takes a
 /// shared flock on the read-only file. `--path P` also holds P open (announced as `held`).
 /// `--sparse` closes every third file and dups one far
-/// above the rest, so the table has holes.
+/// above the rest, so the table has holes. `--pipes N` holds N pipes (both ends of each),
+/// announced as `pipe_read` and `pipe_write` for the first.
 pub(super) fn many_fds(args: &[String]) -> Result<(), String> {
     let dir = flag(args, "--dir").ok_or("give --dir DIR")?;
     let files: usize = flag(args, "--files")
@@ -131,6 +132,19 @@ pub(super) fn many_fds(args: &[String]) -> Result<(), String> {
             gone.as_raw_fd()
         ));
         held_extras.extend([log, ro, gone]);
+    }
+    let pipes: usize = flag(args, "--pipes")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    for i in 0..pipes {
+        let mut ends = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 writes two fds into the array we own; they are held until exit.
+        if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(format!("pipe {i}: {}", std::io::Error::last_os_error()));
+        }
+        if i == 0 {
+            ready.push_str(&format!(" pipe_read={} pipe_write={}", ends[0], ends[1]));
+        }
     }
     if let Some(path) = flag(args, "--path") {
         let f = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;

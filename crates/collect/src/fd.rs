@@ -92,6 +92,7 @@ pub fn read_all(
         mounts,
         opts,
         every_file: true,
+        every_pipe: true,
         not_local: &not_local,
     };
 
@@ -134,6 +135,8 @@ pub fn read_all(
     let files_locked = between(&fds);
     let files = fds.iter().filter(|f| f.kind == FdKind::File).count();
     reader.every_file = opts.all_fdinfo || files_locked || files <= EVERY_FILE_UPTO;
+    let pipes = fds.iter().filter(|f| f.kind == FdKind::Pipe).count();
+    reader.every_pipe = opts.all_fdinfo || pipes <= EVERY_FILE_UPTO;
 
     // Pass 2: fdinfo and types, while whatever `between` started runs beside it.
     let chunk_len = fds.len().div_ceil(workers).max(1);
@@ -222,6 +225,9 @@ struct ChunkReader<'a> {
     opts: &'a Options,
     /// fdinfo and statx for every file, not only those a diagnosis uses.
     every_file: bool,
+    /// fdinfo for every pipe: on a target with thousands, only stdio and the waited-on ones
+    /// (the threads pass reads those) need more than their access mode.
+    every_pipe: bool,
     /// Mount points of network, FUSE and other not-local file systems: files under them are
     /// where a hang may be, so they are always read (fdinfo only; never a statx).
     not_local: &'a [&'a str],
@@ -238,6 +244,8 @@ struct Chunk {
     fdinfo_skipped: usize,
     /// Read-only files of a huge target, known by their access mode only.
     files_skipped: usize,
+    /// Pipes of a target with more than `EVERY_FILE_UPTO`, known by their access mode only.
+    pipes_skipped: usize,
     cut_by_deadline: Vec<i32>,
     /// In a table read without a listing, the fd numbers not tried before the deadline.
     untried: Vec<std::ops::Range<i32>>,
@@ -255,6 +263,7 @@ impl Chunk {
         self.fdinfo_vanished += other.fdinfo_vanished;
         self.fdinfo_skipped += other.fdinfo_skipped;
         self.files_skipped += other.files_skipped;
+        self.pipes_skipped += other.pipes_skipped;
         self.cut_by_deadline.extend(other.cut_by_deadline);
         self.untried.extend(other.untried);
         self.details_cut += other.details_cut;
@@ -283,6 +292,17 @@ impl Chunk {
                 format!("fdinfo of {} socket fds", self.fdinfo_skipped),
                 GapReason::Skipped,
                 "socket facts come from sock_diag; --all-fdinfo reads these too",
+            ));
+        }
+        if self.pipes_skipped > 0 {
+            gaps.push(Gap::new(
+                format!("fdinfo of {} pipes", self.pipes_skipped),
+                GapReason::Skipped,
+                format!(
+                    "more than {EVERY_FILE_UPTO} pipes open: read for fds 0-2 and the pipes \
+                     threads wait on; the others' access mode is from their link; \
+                     --all-fdinfo reads every one"
+                ),
             ));
         }
         if self.files_skipped > 0 {
@@ -389,7 +409,9 @@ impl ChunkReader<'_> {
             if f.target.is_empty() {
                 continue; // its readlink failed or was cut; already reported
             }
-            if f.kind == FdKind::File && !self.every_file && !self.worth_details(f) {
+            let skipped_file = f.kind == FdKind::File && !self.every_file && !self.worth_details(f);
+            let skipped_pipe = f.kind == FdKind::Pipe && !self.every_pipe && f.fd > 2;
+            if skipped_file || skipped_pipe {
                 match link_access(self.fd_dir, f.fd) {
                     Ok(access) => f.link_access = Some(access),
                     Err(nix::errno::Errno::ENOENT) => {
@@ -398,7 +420,11 @@ impl ChunkReader<'_> {
                     }
                     Err(e) => out.fdinfo_failed.push(f.fd, e.into()),
                 }
-                out.files_skipped += 1;
+                if skipped_file {
+                    out.files_skipped += 1;
+                } else {
+                    out.pipes_skipped += 1;
+                }
                 continue;
             }
             if let Some(dir) = self.fdinfo_dir {
