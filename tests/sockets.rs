@@ -235,3 +235,34 @@ fn connection_in_another_network_namespace_is_found() {
     drop(server);
     drop(ns);
 }
+
+/// The other end is found over IPv6 loopback, and from an IPv4 client to a dual-stack server
+/// (an IPv6 socket bound to [::] whose connections carry IPv4-mapped addresses).
+#[test]
+fn the_other_end_is_found_over_ipv6_and_dual_stack() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return;
+    }
+    for (listen, connect_to) in [("[::1]:0", "[::1]"), ("[::]:0", "127.0.0.1")] {
+        let mut server = scenario("silent-server", &["--listen", listen]);
+        server.expect("port");
+        let port = value(&server, "port");
+        let mut holder = scenario(
+            "socket-holder",
+            &["--peer", &format!("{connect_to}:{port}")],
+        );
+        holder.expect("ready");
+        let doc = inspect_until(holder.pid(), value(&holder, "client_fd"), acked_request);
+        let c = tcp(socket_of_fd(&doc, value(&holder, "client_fd")));
+        let other = c
+            .local_peer
+            .as_ref()
+            .unwrap_or_else(|| panic!("{listen}: {c:?}"));
+        assert_eq!(
+            other.holder.as_ref().map(|h| h.pid),
+            Some(server.pid()),
+            "{listen}: {other:?}"
+        );
+    }
+}
