@@ -144,10 +144,6 @@ fn glance(
     Some(out)
 }
 
-const READS: &[&str] = &[
-    "read", "readv", "pread64", "preadv", "preadv2", "recvfrom", "recvmsg", "recvmmsg",
-];
-
 /// Which of `threads` wait on `fd`, and where the others are.
 fn on_fd(threads: &[(i32, String, SyscallState)], fd: i32) -> PeerThreads {
     let mut on = Vec::new();
@@ -166,8 +162,8 @@ fn on_fd(threads: &[(i32, String, SyscallState)], fd: i32) -> PeerThreads {
                 } else {
                     s.summary.clone()
                 },
-                reading: READS.contains(&s.name.as_str())
-                    || events.iter().any(|e| e.trim_start_matches('E') == "POLLIN"),
+                syscall: s.name.clone(),
+                events: events.clone(),
             }),
             _ => *elsewhere.entry(s.name.as_str()).or_default() += 1,
         }
@@ -226,8 +222,18 @@ mod tests {
         ];
         let p = on_fd(&threads, 7);
         assert_eq!(p.count, 5);
-        let on: Vec<(i32, bool)> = p.on_fd.iter().map(|t| (t.tid, t.reading)).collect();
-        assert_eq!(on, vec![(12, true), (13, false)]);
+        let on: Vec<(i32, &str, &[String])> = p
+            .on_fd
+            .iter()
+            .map(|t| (t.tid, t.syscall.as_str(), t.events.as_slice()))
+            .collect();
+        assert_eq!(
+            on,
+            vec![
+                (12, "epoll_wait", &["EPOLLIN".to_string()][..]),
+                (13, "write", &[][..])
+            ]
+        );
         assert_eq!(
             p.elsewhere,
             vec!["futex ×2".to_string(), "read".to_string()]

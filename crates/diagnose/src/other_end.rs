@@ -3,9 +3,10 @@
 //! the sockets collector's lookups (`InetSocket::local_peer`, `UnixPeer`) and one look at the
 //! holder's threads (`PeerThreads`).
 
-use hangscope_model::{Evidence, PeerHolder, PeerThreads};
+use hangscope_model::{Evidence, PeerHolder, PeerThread, PeerThreads};
 
 use crate::connection::Conn;
+use crate::waiters::Want;
 
 impl Conn<'_> {
     /// Who holds the other end, when it is on this host and was found: "fd 7 of process 4242
@@ -157,7 +158,13 @@ pub(crate) fn accept_step(listener: &PeerHolder, pid: i32) -> String {
 /// to read the same connection — both ends waiting for the other, which no timeout of theirs
 /// can end well.
 pub(crate) fn peer_threads_sentence(t: &PeerThreads, fd: i32) -> (String, bool) {
-    if let Some(r) = t.on_fd.iter().find(|r| r.reading) {
+    // A call that names no direction and waits on no events (ioctl, fsync) is not a read.
+    let reading = |r: &&PeerThread| match crate::waiters::want_of(&r.syscall, &r.events) {
+        Want::Read => true,
+        Want::Either => !r.events.is_empty(),
+        Want::Write | Want::Connect => false,
+    };
+    if let Some(r) = t.on_fd.iter().find(reading) {
         return (
             format!(
                 " Its thread {} ({}) waits to read fd {fd} too: both ends wait for the other, so \

@@ -146,7 +146,7 @@ impl<'a> Waiters<'a> {
                     via_epoll,
                 } = w
                 {
-                    let want = want_of_events(events).unwrap_or(by_name);
+                    let want = want_of(&sc.name, events);
                     found.push(Waiter {
                         thread: t,
                         fd: *fd,
@@ -215,6 +215,12 @@ impl<'a> Waiters<'a> {
             .flatten()
             .next()
     }
+}
+
+/// What a thread in `syscall` waiting for `events` on an fd expects: the events say it when
+/// there are any (poll, epoll), else the call's name (read, write).
+pub(crate) fn want_of(syscall: &str, events: &[String]) -> Want {
+    want_of_events(events).unwrap_or_else(|| want_of_syscall(syscall))
 }
 
 fn want_of_syscall(name: &str) -> Want {

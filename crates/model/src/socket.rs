@@ -167,8 +167,11 @@ pub struct PeerThread {
     pub name: String,
     /// The call as strace shows it, e.g. "read(7, 0x7f.., 4096)".
     pub call: String,
-    /// It waits for data to read on the fd (read, recv, POLLIN), not for room to write.
-    pub reading: bool,
+    /// The syscall's name, e.g. "read", "epoll_wait".
+    pub syscall: String,
+    /// The events it waits for on the fd (poll, epoll), e.g. ["POLLIN"]; empty for a read or
+    /// write, whose direction is its name.
+    pub events: Vec<String>,
 }
 
 /// One TCP or UDP socket over the sampling window: the counters' change between the first and

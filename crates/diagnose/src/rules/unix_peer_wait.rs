@@ -335,7 +335,8 @@ mod tests {
                 tid: 4250,
                 name: "session".into(),
                 call: "read(20, 0x7f00, 4096)".into(),
-                reading: true,
+                syscall: "read".into(),
+                events: vec![],
             }]));
         }
         let f = &find(&Ctx::new(&snap))[0].finding;
