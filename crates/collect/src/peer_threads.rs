@@ -4,7 +4,7 @@
 //! instead. Read-only like the rest: /proc/PID/task/TID/{stat,syscall} and, for a poll array,
 //! process_vm_readv; no window, no stacks.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use hangscope_model::{
     Fd, PeerThread, PeerThreads, Snapshot, SocketDetail, SyscallState, WaitObject,
@@ -20,31 +20,15 @@ const MAX_THREADS: usize = 1024;
 
 /// Fills `threads` of the holders of the other ends that threads of the target wait on.
 pub fn read_for_waits(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Options) {
-    let waited: BTreeSet<i32> = snap
-        .threads
-        .iter()
-        .filter_map(|t| t.syscall.as_ref())
-        .filter(|s| !s.running)
-        .flat_map(|s| s.waits_on.iter())
-        .filter_map(|w| match w {
-            WaitObject::Fd { fd, .. } => Some(*fd),
-            _ => None,
-        })
-        .collect();
+    let waited = crate::threads::fds_waited_on(&snap.threads);
     if waited.is_empty() {
         return;
     }
-    let is_waited = |fds: &[i32], inode: u64| {
-        fds.iter().any(|f| waited.contains(f))
-            || snap
-                .fds
-                .iter()
-                .any(|f| f.socket_inode == Some(inode) && waited.contains(&f.fd))
-    };
-    // The processes to look at, in the order their sockets come.
+    // The processes to look at, in the order their sockets come. A collected socket lists
+    // every fd of the target that holds it.
     let mut wanted: Vec<i32> = Vec::new();
     for s in &snap.sockets {
-        if !is_waited(&s.fds, s.inode) {
+        if !s.fds.iter().any(|f| waited.contains(f)) {
             continue;
         }
         let holder = match &s.detail {

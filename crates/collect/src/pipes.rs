@@ -4,23 +4,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use hangscope_model::{Access, Gap, GapReason, PipeEnd, Snapshot, WaitObject};
+use hangscope_model::{Access, Gap, GapReason, PipeEnd, Snapshot};
 
 use crate::holders::{self, Kind};
 use crate::{Options, ProcRoot, fdinfo};
 
 /// Fills `Fd::pipe_peers` for the pipes a thread of `pid` waits on.
 pub fn read_peers(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Options) {
-    let waited: HashSet<i32> = snap
-        .threads
-        .iter()
-        .filter_map(|t| t.syscall.as_ref())
-        .flat_map(|s| s.waits_on.iter())
-        .filter_map(|w| match w {
-            WaitObject::Fd { fd, .. } => Some(*fd),
-            _ => None,
-        })
-        .collect();
+    let waited = crate::threads::fds_waited_on(&snap.threads);
     let wanted: HashSet<u64> = snap
         .fds
         .iter()

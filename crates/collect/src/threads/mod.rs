@@ -135,6 +135,20 @@ fn note_exit(
     ));
 }
 
+/// The fds the threads wait on: directly (read, poll, ...) or through an epoll instance whose
+/// watch list names them.
+pub fn fds_waited_on(threads: &[Thread]) -> BTreeSet<i32> {
+    threads
+        .iter()
+        .filter_map(|t| t.syscall.as_ref())
+        .flat_map(|s| s.waits_on.iter())
+        .filter_map(|w| match w {
+            WaitObject::Fd { fd, .. } => Some(*fd),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Lists the threads and reads each; a full read (wchan, stack) on the last look.
 fn look_at_threads(
     root: &ProcRoot,

@@ -14,7 +14,7 @@ use hangscope_model::{
 };
 
 use crate::connection::socket_fds;
-use crate::other_end::{peer_threads_evidence, peer_threads_sentence};
+use crate::other_end::{holder_words, peer_threads_evidence, peer_threads_sentence};
 use crate::rules::name_resolution;
 use crate::waiters::{Waiter, Want};
 use crate::{Ctx, Found, STUCK_MS, wording};
@@ -188,10 +188,11 @@ impl OtherEnd {
                 peer.pid, peer.fd, u.peer_inode
             ),
         ));
+        let owner = holder_words(peer.pid, &peer.name, peer.fd, snap.process.pid);
         if peer.pid == snap.process.pid {
             return OtherEnd {
                 on,
-                owner: format!("fd {} of this same process", peer.fd),
+                owner,
                 label,
                 evidence,
                 next_step: format!(
@@ -204,7 +205,7 @@ impl OtherEnd {
         }
         OtherEnd {
             on,
-            owner: format!("fd {} of process {} ({})", peer.fd, peer.pid, peer.name),
+            owner,
             label,
             evidence,
             next_step: format!(
