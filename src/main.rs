@@ -149,7 +149,7 @@ fn replay(file: &std::path::Path, output: &OutputArgs) -> i32 {
         }
     };
     // Diagnose again: rules may have improved since the file was saved.
-    doc.findings = hangscope_diagnose::diagnose(&doc.snapshot);
+    doc.set_findings(hangscope_diagnose::diagnose(&doc.snapshot));
     emit(&doc, output)
 }
 

@@ -78,6 +78,83 @@ fn has_evidence(f: &Value, label: &str, needle: &str) -> bool {
     })
 }
 
+/// A finding as the JSON contract pins it: a field added or renamed fails here, as ripgrep pins
+/// its JSON messages. (hangscope's own reader stays tolerant of added fields.)
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // the fields are the contract; tests read some of them
+struct PinnedFinding {
+    rule: String,
+    severity: String,
+    cause: String,
+    summary: String,
+    subject: PinnedSubject,
+    evidence: Vec<PinnedEvidence>,
+    ruled_out: Vec<String>,
+    next_step: String,
+    stuck_ms: u64,
+    #[serde(default)]
+    facts: Value,
+    #[serde(default)]
+    next: Option<PinnedNext>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PinnedSubject {
+    tid: Option<i32>,
+    thread_name: Option<String>,
+    fd: Option<i32>,
+    socket_inode: Option<u64>,
+    connection: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PinnedEvidence {
+    label: String,
+    value: String,
+    source: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PinnedNext {
+    kind: String,
+    pid: Option<i32>,
+    tid: Option<i32>,
+    host: Option<String>,
+    port: Option<u16>,
+    path: Option<String>,
+    command: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PinnedVerdict {
+    cause_found: bool,
+    summary: String,
+    next_step: String,
+    rule: String,
+    finding: Option<usize>,
+}
+
+/// The document's findings and verdict, read strictly; every finding names its rule.
+fn pinned(doc: &Value) -> (PinnedVerdict, Vec<PinnedFinding>) {
+    let findings: Vec<PinnedFinding> =
+        serde_json::from_value(doc["findings"].clone()).expect("findings as the contract says");
+    for f in &findings {
+        assert!(!f.rule.is_empty(), "a finding without its rule: {f:?}");
+    }
+    let verdict: PinnedVerdict =
+        serde_json::from_value(doc["verdict"].clone()).expect("verdict as the contract says");
+    (verdict, findings)
+}
+
 /// The words a user reads carry no internal names.
 fn assert_plain_words(doc: &Value) {
     for f in doc["findings"].as_array().expect("findings array") {

@@ -135,4 +135,43 @@ fn silent_peer_after_failover() {
     );
     assert_plain_words(&doc);
     assert_eq!(code, 1, "exit code 1 means a cause was found");
+
+    // The same as data: which thread, which peer, how long, and where to look next.
+    let (verdict, findings) = crate::pinned(&doc);
+    let top = &findings[0];
+    assert_eq!(top.rule, "peer_silent");
+    assert!(verdict.cause_found);
+    assert_eq!(verdict.rule, "peer_silent");
+    assert_eq!(verdict.finding, Some(0));
+    assert_eq!(verdict.summary, top.summary);
+    assert_eq!(verdict.next_step, top.next_step);
+    assert!(top.stuck_ms >= 1000, "{top:?}");
+    assert_eq!(top.facts["waiter"]["tid"], worker);
+    assert_eq!(top.facts["waiter"]["syscall"], "poll");
+    assert_eq!(top.facts["conn"]["fd"], fd);
+    assert_eq!(top.facts["conn"]["socket_inode"], inode);
+    assert_eq!(top.facts["conn"]["peer"]["port"].to_string(), port_b);
+    assert_eq!(top.facts["conn"]["other_end"]["kind"], "held");
+    assert_eq!(top.facts["conn"]["other_end"]["holder"]["pid"], b.pid());
+    assert!(top.facts["silent_ms"].as_u64().is_some_and(|ms| ms >= 1000));
+    assert_eq!(
+        top.facts["host_alive"]["conns"][0]["peer"]["port"].to_string(),
+        port_side
+    );
+    assert_eq!(
+        top.facts["earlier_failure"]["peer"].as_str(),
+        Some(peer_a.as_str())
+    );
+    let next = top.next.as_ref().expect("next");
+    assert_eq!(next.kind, "process");
+    assert_eq!(next.pid, Some(b.pid()));
+    assert_eq!(
+        next.command.as_deref(),
+        Some(format!("hangscope {}", b.pid()).as_str())
+    );
+    let same = findings
+        .iter()
+        .find(|f| f.rule == "same_host")
+        .expect("same_host");
+    assert_eq!(same.stuck_ms, 0);
 }

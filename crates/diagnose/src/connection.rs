@@ -8,7 +8,6 @@ use hangscope_model::{
 };
 
 use crate::Ctx;
-use crate::other_end::accept_step;
 use crate::waiters::Waiter;
 
 /// Linux's default ip_local_port_range starts here; a peer port at or above it on a socket whose
@@ -215,51 +214,6 @@ impl<'a> Conn<'a> {
         match self.fd() {
             Some(fd) => format!("fd {fd}"),
             None => "a socket".into(),
-        }
-    }
-
-    /// Where to look next for the process at the other end.
-    pub fn peer_owner_step(&self, pid: i32) -> String {
-        let host = &self.inet.peer.addr;
-        let port = self.inet.peer.port;
-        if let Some(h) = self
-            .inet
-            .local_peer
-            .as_ref()
-            .and_then(|p| p.listener.as_ref())
-            .and_then(|l| l.holder.as_ref())
-        {
-            return accept_step(h, pid);
-        }
-        if let Some(h) = self
-            .inet
-            .local_peer
-            .as_ref()
-            .and_then(|p| p.holder.as_ref())
-        {
-            return if h.pid == pid {
-                format!(
-                    "The other end is fd {} of this same process: find the code that should \
-                     serve it and why it does not run (see what its threads wait for).",
-                    h.fd
-                )
-            } else {
-                format!(
-                    "Look at process {} ({}), which holds the other end as fd {}: hangscope {}.",
-                    h.pid, h.name, h.fd, h.pid
-                )
-            };
-        }
-        if crate::wording::is_loopback(host) {
-            format!(
-                "Look at the process on this host that owns port {port} \
-                 (ss -tnp 'sport = :{port}'), e.g. run hangscope on it."
-            )
-        } else {
-            format!(
-                "Look at the process that owns :{port} on {host} \
-                 (e.g. run hangscope there on the process listening on {port})."
-            )
         }
     }
 }

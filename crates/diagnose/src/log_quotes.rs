@@ -4,6 +4,7 @@
 
 use hangscope_model::{Evidence, LogEntry, LogLevel, Snapshot};
 
+use crate::facts::{EarlierFailure, LogQuote};
 use crate::wording;
 
 /// At most this many log lines per finding: enough to show a pattern, short enough to read.
@@ -33,23 +34,33 @@ pub(crate) fn about<'a>(
 
 /// Evidence lines quoting the most relevant log entries.
 pub(crate) fn evidence(snap: &Snapshot, tid: Option<i32>, peer: &str) -> Vec<Evidence> {
-    about(snap, tid, peer)
-        .into_iter()
-        .take(MAX_QUOTES)
-        .map(|(path, e)| Evidence::new("log", wording::log_line(e), path))
+    quotes(snap, tid, peer)
+        .iter()
+        .map(crate::words::log_quote)
         .collect()
 }
 
-/// A sentence for the summary when the same thread logged a failure with another peer: the
-/// pattern of a client failing over between replicas of a silent service. The same port on
-/// another host is the likeliest replica, so it is preferred; replicas on one host (or behind
-/// other ports) still count, said more carefully.
-pub(crate) fn same_failure_elsewhere(
+/// The most relevant log entries, as a finding quotes them.
+pub(crate) fn quotes(snap: &Snapshot, tid: Option<i32>, peer: &str) -> Vec<LogQuote> {
+    about(snap, tid, peer)
+        .into_iter()
+        .take(MAX_QUOTES)
+        .map(|(path, e)| LogQuote {
+            path: path.to_string(),
+            line: wording::log_line(e),
+        })
+        .collect()
+}
+
+/// The same thread logged a failure with another peer: the pattern of a client failing over
+/// between replicas of a silent service. The same port on another host is the likeliest
+/// replica, so it is preferred.
+pub(crate) fn earlier_failure(
     snap: &Snapshot,
     tid: i32,
     peer: &str,
     port: u16,
-) -> Option<String> {
+) -> Option<EarlierFailure> {
     let suffix = format!(":{port}");
     let quotes: Vec<_> = about(snap, Some(tid), peer)
         .into_iter()
@@ -69,13 +80,10 @@ pub(crate) fn same_failure_elsewhere(
                 .iter()
                 .find_map(|(_, e)| other_peer(e, false).map(|o| (*e, o, false)))
         })?;
-    let when = match wording::log_error_name(e) {
-        Some(err) => format!("{err}, log {}", wording::log_clock(e)),
-        None => format!("log {}", wording::log_clock(e)),
-    };
-    Some(if same_port {
-        format!("Before that, the same thread failed the same way with {other} ({when}).")
-    } else {
-        format!("Before that, the same thread logged a failure with {other} ({when}).")
+    Some(EarlierFailure {
+        peer: other,
+        same_port,
+        error: wording::log_error_name(e),
+        clock: wording::log_clock(e),
     })
 }

@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Finding, Snapshot};
+use crate::{Finding, Severity, Snapshot};
 
 /// "MAJOR.MINOR". MINOR grows with additive changes; MAJOR changes break readers.
-pub const SCHEMA_VERSION: &str = "1.2";
+pub const SCHEMA_VERSION: &str = "1.3";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Document {
@@ -14,9 +14,66 @@ pub struct Document {
     #[serde(default)]
     pub generator: String,
     pub snapshot: Snapshot,
+    /// The verdict in one place, for `jq .verdict`: the top finding's words, or that no cause
+    /// was found (since 1.3; made from `findings` when a document is read).
+    #[serde(default)]
+    pub verdict: Verdict,
     /// Ranked findings, most important first. Empty when nothing looks stuck.
     #[serde(default)]
     pub findings: Vec<Finding>,
+}
+
+/// What the report's VERDICT and NEXT lines say.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct Verdict {
+    /// Whether a cause was found (a finding of severity `cause`).
+    pub cause_found: bool,
+    /// The verdict in words: the top cause's summary; with no cause, the top warning's
+    /// summary after "No cause found, but: "; or "Nothing looks stuck: ...".
+    pub summary: String,
+    /// Where to look next; empty when nothing looks stuck.
+    pub next_step: String,
+    /// The rule of the finding the verdict comes from; empty when none.
+    pub rule: String,
+    /// That finding's place in `findings`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finding: Option<usize>,
+}
+
+/// The verdict when no finding is a cause or a warning.
+pub const NOTHING_STUCK: &str = "Nothing looks stuck: no wait that should have ended was found.";
+
+impl Verdict {
+    /// The verdict of ranked findings: the first cause, else the first warning (said as "no
+    /// cause, but", so it is not read as "fine"), else nothing stuck.
+    pub fn of(findings: &[Finding]) -> Verdict {
+        let pick = |sev: Severity| findings.iter().position(|f| f.severity == sev);
+        if let Some(i) = pick(Severity::Cause) {
+            let f = &findings[i];
+            return Verdict {
+                cause_found: true,
+                summary: f.summary.clone(),
+                next_step: f.next_step.clone(),
+                rule: f.rule.clone(),
+                finding: Some(i),
+            };
+        }
+        if let Some(i) = pick(Severity::Warning) {
+            let f = &findings[i];
+            return Verdict {
+                cause_found: false,
+                summary: format!("No cause found, but: {}", f.summary),
+                next_step: f.next_step.clone(),
+                rule: f.rule.clone(),
+                finding: Some(i),
+            };
+        }
+        Verdict {
+            summary: NOTHING_STUCK.to_string(),
+            ..Verdict::default()
+        }
+    }
 }
 
 /// The sampling window over which the snapshot's activity fields were measured.
@@ -52,8 +109,15 @@ impl Document {
             schema_version: SCHEMA_VERSION.to_string(),
             generator: generator.into(),
             snapshot,
+            verdict: Verdict::of(&findings),
             findings,
         }
+    }
+
+    /// Replaces the findings, and the verdict made from them.
+    pub fn set_findings(&mut self, findings: Vec<Finding>) {
+        self.verdict = Verdict::of(&findings);
+        self.findings = findings;
     }
 
     /// Reads a document, checking the major version before anything else so a file from an

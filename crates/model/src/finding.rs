@@ -2,8 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Finding {
+    /// The rule that made it: a stable id, one per rule, e.g. "peer_silent" (since 1.3; empty
+    /// in older documents).
+    #[serde(default)]
+    pub rule: String,
     pub severity: Severity,
     pub cause: Cause,
     /// A one-sentence statement in plain words, with numbers and units.
@@ -17,14 +21,135 @@ pub struct Finding {
     pub ruled_out: Vec<String>,
     /// Where to look next.
     pub next_step: String,
+    /// How long its subject has been stuck, in milliseconds: what ranks findings of one
+    /// severity (since 1.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stuck_ms: Option<u64>,
+    /// The facts the rule found, as typed values: the words above are made from them. Their
+    /// shape is the rule's (see docs/snapshot-schema.md, "Findings"); absent for a rule not yet
+    /// written that way (since 1.3).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub facts: serde_json::Value,
+    /// Where to look next, as data a program can follow (since 1.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<Next>,
+}
+
+/// Where to look next: the process, thread, host and port, file or command a finding points
+/// at. Which fields are set depends on `kind`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct Next {
+    pub kind: NextKind,
+    /// The process to look at (`process`, `thread`), on this host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// The thread to look at (`thread`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tid: Option<i32>,
+    /// The host (`host_port`): an address as the connection names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The port on that host (`host_port`), or on this host when `host` is absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The file (`file`), or the mount point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// A command to run, as a person would type it (`command`, or beside any other kind).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum NextKind {
+    /// A process on this host: `pid`.
+    Process,
+    /// A thread: `pid` and `tid`.
+    Thread,
+    /// A service on another host, or on this host when the process behind it is not known:
+    /// `host`, `port`.
+    HostPort,
+    /// A file or mount: `path`.
+    File,
+    /// A command: `command`.
+    #[default]
+    Command,
+    #[serde(other)]
+    Other,
+}
+
+impl Next {
+    pub fn process(pid: i32) -> Self {
+        Next {
+            kind: NextKind::Process,
+            pid: Some(pid),
+            command: Some(format!("hangscope {pid}")),
+            ..Next::default()
+        }
+    }
+
+    pub fn thread(pid: i32, tid: i32) -> Self {
+        Next {
+            kind: NextKind::Thread,
+            pid: Some(pid),
+            tid: Some(tid),
+            ..Next::default()
+        }
+    }
+
+    pub fn host_port(host: impl Into<String>, port: u16) -> Self {
+        Next {
+            kind: NextKind::HostPort,
+            host: Some(host.into()),
+            port: Some(port),
+            ..Next::default()
+        }
+    }
+
+    pub fn file(path: impl Into<String>) -> Self {
+        Next {
+            kind: NextKind::File,
+            path: Some(path.into()),
+            ..Next::default()
+        }
+    }
+
+    pub fn command(command: impl Into<String>) -> Self {
+        Next {
+            kind: NextKind::Command,
+            command: Some(command.into()),
+            ..Next::default()
+        }
+    }
+
+    /// The same target with a command to run beside it.
+    pub fn with_command(mut self, command: impl Into<String>) -> Self {
+        self.command = Some(command.into());
+        self
+    }
+}
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Context that helps read the rest.
+    #[default]
     Info,
     /// Looks wrong, but may be normal.
     Warning,
@@ -33,7 +158,9 @@ pub enum Severity {
 }
 
 /// The class of cause a finding names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
     PeerSilent,
@@ -58,6 +185,7 @@ pub enum Cause {
     /// peer).
     Unanswered,
     #[serde(other)]
+    #[default]
     Other,
 }
 

@@ -18,9 +18,9 @@ mod process;
 mod socket;
 mod thread;
 
-pub use document::{Document, DocumentError, SCHEMA_VERSION, Window, json_schema};
+pub use document::{Document, DocumentError, SCHEMA_VERSION, Verdict, Window, json_schema};
 pub use fd::{Access, EpollWatch, Fd, FdInfo, FdKind, FileStat, PipeEnd, TimerfdSettings};
-pub use finding::{Cause, Evidence, Finding, Severity, Subject};
+pub use finding::{Cause, Evidence, Finding, Next, NextKind, Severity, Subject};
 pub use gap::{Gap, GapReason};
 pub use lock::{FileLock, LockAccess, LockClass};
 pub use log::{LogEntry, LogEvent, LogFormat, LogLevel, LogSource, PeerAttempt, PeerOutcome};

@@ -38,18 +38,19 @@ pub fn render_html(doc: &Document) -> String {
         esc(&title),
         esc(&title)
     );
-    match doc.findings.iter().find(|f| f.severity == Severity::Cause) {
-        Some(top) => {
-            let _ = write!(
-                out,
-                "<h2 class=\"cause\">Verdict</h2>\n<p>{}</p>\n<p><b>Next:</b> {}</p>\n",
-                esc(&top.summary),
-                esc(&top.next_step)
-            );
-        }
-        None => out.push_str(
-            "<h2>Verdict</h2>\n<p>Nothing looks stuck: no wait that should have ended was found.</p>\n",
-        ),
+    let v = &doc.verdict;
+    let _ = writeln!(
+        out,
+        "<h2{}>Verdict</h2>\n<p>{}</p>",
+        if v.cause_found {
+            " class=\"cause\""
+        } else {
+            ""
+        },
+        esc(&v.summary)
+    );
+    if !v.next_step.is_empty() {
+        let _ = writeln!(out, "<p><b>Next:</b> {}</p>", esc(&v.next_step));
     }
     if !doc.findings.is_empty() {
         out.push_str("<h2>Findings</h2>\n<dl>\n");
@@ -122,6 +123,7 @@ mod tests {
                 evidence: vec![],
                 ruled_out: vec![],
                 next_step: "Look at 10.0.0.1".into(),
+                ..Finding::default()
             }],
         );
         let html = render_html(&doc);

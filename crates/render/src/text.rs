@@ -118,38 +118,18 @@ fn header(out: &mut String, snap: &Snapshot, st: &Style) {
 }
 
 fn findings(out: &mut String, doc: &Document, st: &Style) {
-    let causes: Vec<_> = doc
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Cause)
-        .collect();
-    if let Some(top) = causes.first() {
-        // What was ruled out is listed under the finding; the summary already says it in words.
-        let _ = writeln!(out, "{}  {}", st.red("VERDICT"), wrap(&top.summary, 9, 88));
-        let _ = writeln!(
-            out,
-            "{}     {}",
-            st.bold("NEXT"),
-            wrap(&top.next_step, 9, 88)
-        );
-        out.push('\n');
-    } else if let Some(w) = doc
-        .findings
-        .iter()
-        .find(|f| f.severity == Severity::Warning)
-    {
-        // No cause, but something worth a look: say both, so "no cause" is not read as "fine".
-        let text = format!("No cause found, but: {}", w.summary);
-        let _ = writeln!(out, "{}  {}", st.bold("VERDICT"), wrap(&text, 9, 88));
-        let _ = writeln!(out, "{}     {}", st.bold("NEXT"), wrap(&w.next_step, 9, 88));
-        out.push('\n');
+    // What was ruled out is listed under the finding; the summary already says it in words.
+    let v = &doc.verdict;
+    let label = if v.cause_found {
+        st.red("VERDICT")
     } else {
-        let _ = writeln!(
-            out,
-            "{}  Nothing looks stuck: no wait that should have ended was found.\n",
-            st.bold("VERDICT")
-        );
+        st.bold("VERDICT")
+    };
+    let _ = writeln!(out, "{label}  {}", wrap(&v.summary, 9, 88));
+    if !v.next_step.is_empty() {
+        let _ = writeln!(out, "{}     {}", st.bold("NEXT"), wrap(&v.next_step, 9, 88));
     }
+    out.push('\n');
     if doc.findings.is_empty() {
         return;
     }
@@ -180,7 +160,7 @@ fn findings(out: &mut String, doc: &Document, st: &Style) {
             " ".repeat(pad),
             subject.join("  ")
         );
-        let is_verdict = causes.first().is_some_and(|top| std::ptr::eq(f, *top));
+        let is_verdict = v.cause_found && v.finding == Some(i);
         // The verdict's summary was printed above; its entry shows only the evidence.
         if !is_verdict {
             let _ = writeln!(out, "                   {}", wrap(&f.summary, 19, 88));
@@ -658,6 +638,7 @@ mod tests {
                 evidence: vec![],
                 ruled_out: vec![],
                 next_step: "Look at process 9.".into(),
+                ..Finding::default()
             }],
         );
         let text = render_text(&doc, &TextOptions::default());
@@ -696,6 +677,7 @@ mod tests {
             )],
             ruled_out: vec!["host down: its kernel ACKed 1 s ago".into()],
             next_step: "Look at the peer.".into(),
+            ..Finding::default()
         };
         let doc = Document::new(
             "t",

@@ -52,6 +52,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                     "See where it spins: perf top -t {}, or a debugger backtrace of thread {}.",
                     t.tid, t.tid
                 ),
+                ..Finding::default()
             },
             stuck_ms: a.cpu_ms,
         });

@@ -96,6 +96,7 @@ fn keepalive_unanswered(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
                  its wait instead of relying on keepalive.",
                 conn.inet.peer.addr, conn.inet.peer.addr
             ),
+            ..Finding::default()
         },
         stuck_ms: silent_ms,
     })
@@ -173,6 +174,7 @@ fn peer_closed(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
             evidence,
             ruled_out: vec![],
             next_step,
+            ..Finding::default()
         },
         stuck_ms: since_ms.unwrap_or(0),
     })

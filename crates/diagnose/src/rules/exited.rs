@@ -36,6 +36,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                  (hangscope {}); the exit status and any core dump tell why the process died.",
                 p.ppid
             ),
+            ..Finding::default()
         },
         stuck_ms: 0,
     }]

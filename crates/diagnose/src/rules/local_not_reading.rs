@@ -126,6 +126,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                     wording::bytes(queued)
                 )],
                 next_step,
+                ..Finding::default()
             },
             stuck_ms: waited_ms.unwrap_or(0),
         });

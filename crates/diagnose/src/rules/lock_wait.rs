@@ -110,6 +110,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                 )],
                 ruled_out: vec![],
                 next_step,
+                ..Finding::default()
             },
             stuck_ms: blocked.unwrap_or(0),
         });

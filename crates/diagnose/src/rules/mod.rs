@@ -3,7 +3,8 @@
 //! context rules that read those causes (other connections to the same host, a loop waiting
 //! for the stuck thread).
 
-use crate::{Ctx, Found};
+use crate::facts::Facts;
+use crate::{Candidate, Ctx, Found};
 
 mod busy;
 mod connection_dead;
@@ -14,40 +15,52 @@ mod mutex_deadlock;
 mod mutex_holder_blocked;
 mod name_resolution;
 mod peer_not_reading;
-mod peer_silent;
+pub(crate) mod peer_silent;
 mod peer_unreachable;
 mod pipe_wait;
-mod same_host;
+pub(crate) mod same_host;
 mod unanswered;
 mod uninterruptible;
 mod unix_peer_wait;
 mod waiting_loop;
 
-type Rule = fn(&Ctx<'_>) -> Vec<Found>;
+/// A rule that still words its findings itself, with its stable id.
+type WordedRule = (&'static str, fn(&Ctx<'_>) -> Vec<Found>);
 
-const RULES: &[Rule] = &[
-    peer_silent::find,
-    peer_unreachable::find,
-    peer_not_reading::find,
-    local_not_reading::find,
-    connection_dead::find,
-    name_resolution::find,
-    lock_wait::find,
-    mutex_deadlock::find,
-    mutex_holder_blocked::find,
-    pipe_wait::find,
-    unix_peer_wait::find,
-    busy::find,
-    exited::find,
-    uninterruptible::find,
-    unanswered::find,
+const WORDED: &[WordedRule] = &[
+    ("peer_unreachable", peer_unreachable::find),
+    ("peer_not_reading", peer_not_reading::find),
+    ("local_not_reading", local_not_reading::find),
+    ("connection_dead", connection_dead::find),
+    ("name_resolution", name_resolution::find),
+    ("lock_wait", lock_wait::find),
+    ("mutex_deadlock", mutex_deadlock::find),
+    ("mutex_holder_blocked", mutex_holder_blocked::find),
+    ("pipe_wait", pipe_wait::find),
+    ("unix_peer_wait", unix_peer_wait::find),
+    ("busy", busy::find),
+    ("exited", exited::find),
+    ("uninterruptible", uninterruptible::find),
+    ("unanswered", unanswered::find),
 ];
 
-pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Found> {
-    let mut found: Vec<Found> = RULES.iter().flat_map(|rule| rule(ctx)).collect();
+pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Candidate> {
+    let mut found: Vec<Candidate> = peer_silent::find(ctx)
+        .into_iter()
+        .map(|f| Candidate::Facts(Facts::PeerSilent(Box::new(f))))
+        .collect();
+    for (rule, find) in WORDED {
+        found.extend(find(ctx).into_iter().map(|found| Candidate::Worded {
+            rule,
+            found: Box::new(found),
+        }));
+    }
     same_host::corroborate(ctx, &mut found);
     let loops = waiting_loop::find(ctx, &found);
-    found.extend(loops);
+    found.extend(loops.into_iter().map(|found| Candidate::Worded {
+        rule: "waiting_loop",
+        found: Box::new(found),
+    }));
     found
 }
 

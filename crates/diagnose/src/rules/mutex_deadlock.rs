@@ -170,6 +170,7 @@ fn finding(
                  'thread apply all bt' (this stops the process briefly), then make the code \
                  take the locks in one order."
             ),
+            ..Finding::default()
         },
         stuck_ms,
     }

@@ -107,6 +107,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                      and why it holds mutex {addr:#x} while it waits.",
                     owner.tid
                 ),
+                ..Finding::default()
             },
             stuck_ms,
         });

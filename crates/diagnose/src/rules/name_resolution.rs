@@ -63,6 +63,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                 ],
                 ruled_out: vec![],
                 next_step: r.next_step,
+                ..Finding::default()
             },
             stuck_ms: blocked.unwrap_or(0),
         });

@@ -169,6 +169,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                 evidence,
                 ruled_out,
                 next_step,
+                ..Finding::default()
             },
             stuck_ms,
         });

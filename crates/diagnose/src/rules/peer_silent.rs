@@ -1,20 +1,67 @@
 //! Peer application silent: the process sent a request on a connection it opened, the peer's
 //! kernel acknowledged every byte, nothing came back, and a thread waits for the reply. The
-//! seed incident's case.
+//! seed incident's case. Words in `words/peer_silent.rs`.
 //!
 //! Facts from tcp_info (include/uapi/linux/tcp.h, ss -ti): bytes_acked, unacked,
 //! last_data_sent/recv, last_ack_recv; the waiting thread from /proc/PID/task/TID/syscall.
 
-use hangscope_model::{Cause, Evidence, Finding, Severity, TimerKind};
+use hangscope_model::{Cause, Next, Severity, Subject, TimerKind};
+use serde::Serialize;
 
 use crate::connection::Conn;
-use crate::rules::NO_THREADS;
-use crate::{Ctx, Found, STUCK_MS, log_quotes, wording};
+use crate::facts::{ConnFacts, EarlierFailure, HostAlive, LogQuote, RuleFacts, ThreadWait};
+use crate::{Ctx, STUCK_MS, log_quotes};
 
 /// More requests than this without a single byte back is not request/reply traffic.
 const ONE_WAY_SEGMENTS: u32 = 8;
 
-pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
+/// An ACK this much older than the last send still counts as the ACK of that send.
+const ACK_SLACK_MS: u32 = 500;
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PeerSilent {
+    pub conn: ConnFacts,
+    /// The thread waiting for the reply; `None` when thread states were not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiter: Option<ThreadWait>,
+    /// Payload bytes of the request the peer acknowledged; `None` before Linux 4.1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_bytes: Option<u64>,
+    /// Since the request went out (tcp_info last_data_sent).
+    pub silent_ms: u64,
+    /// The longer of the silence and the thread's measured wait.
+    pub stuck_ms: u64,
+    /// Since the last data came in (tcp_info last_data_recv).
+    pub last_recv_ms: u64,
+    /// Since the peer's kernel last ACKed (tcp_info last_ack_recv).
+    pub last_ack_ms: u64,
+    /// The peer's kernel ACKed after the request's own ACK: it is up (keepalives, or
+    /// window probes, answered).
+    pub acked_since_request: bool,
+    /// The keepalive timer is running.
+    pub keepalive: bool,
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
+    pub unacked: u32,
+    pub retransmits: u8,
+    pub total_retrans: u32,
+    pub rtt_us: u32,
+    /// The thread waits through epoll and served other fds during the window: an event loop
+    /// that is not stuck as a whole.
+    pub loop_still_serving: bool,
+    /// Whether thread states were read at all.
+    pub threads_known: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub earlier_failure: Option<EarlierFailure>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<LogQuote>,
+    /// Other connections to the same host answer (set by the same-host rule).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_alive: Option<HostAlive>,
+}
+
+pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<PeerSilent> {
+    let pid = ctx.snap.process.pid;
     let mut out = Vec::new();
     for conn in Conn::tcp(ctx) {
         if conn.state() != "ESTAB" || conn.is_inbound(ctx) {
@@ -60,158 +107,78 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         }
         let peer = conn.peer();
         let port = conn.inet.peer.port;
-        let request = match sent {
-            Some(n) => format!("the {}-byte request", n),
-            None => "the request".into(),
-        };
-        let acks_since = info.last_ack_recv_ms.saturating_add(500) < info.last_data_sent_ms;
-        let keepalive = conn.timer_is(TimerKind::Keepalive);
-        let alive = if acks_since {
-            format!(
-                ", and {} (last ACK {} ago), so host and network are alive; the service on \
-                 :{port} is not answering.",
-                if keepalive {
-                    "keepalives are answered"
-                } else {
-                    "it still ACKs"
-                },
-                wording::duration(u64::from(info.last_ack_recv_ms))
-            )
-        } else {
-            // The socket is read at the same look as the thread, so the two numbers agree.
-            format!(
-                " and nothing came back in {}; the service on :{port} is not answering.",
-                wording::duration(u64::from(info.last_data_sent_ms))
-            )
-        };
-        let (severity, mut summary) = match reader {
-            Some(w) => {
-                let severity = if w.via_epoll.is_some() && w.progressed() {
-                    // An event loop that keeps serving other connections is not stuck as a
-                    // whole; this one request is.
-                    Severity::Warning
-                } else {
-                    Severity::Cause
-                };
-                (
-                    severity,
-                    format!(
-                        "{} has waited {} in {} for a reply from {peer} that is not coming: \
-                         {request} was acknowledged by the peer's kernel{alive}",
-                        wording::thread(w.thread),
-                        wording::duration(stuck_ms),
-                        w.how()
-                    ),
-                )
-            }
-            None => (
-                Severity::Warning,
-                format!(
-                    "A request to {peer} on {} got no reply for {}: {request} was acknowledged \
-                     by the peer's kernel{alive} {NO_THREADS}",
-                    conn.fd_text(),
-                    wording::duration(stuck_ms)
-                ),
-            ),
-        };
-        if let Some(s) = conn.local_peer_sentence(ctx.snap.process.pid) {
-            summary.push(' ');
-            summary.push_str(&s);
-        }
-        if let Some(s) = reader
-            .and_then(|w| log_quotes::same_failure_elsewhere(ctx.snap, w.thread.tid, &peer, port))
-        {
-            summary.push(' ');
-            summary.push_str(&s);
-        }
-
-        let mut evidence = crate::waiters::evidence_from(reader, ctx.snap.process.pid);
-        let sent_text = match sent {
-            Some(n) => wording::bytes(n),
-            None => "a request".into(),
-        };
-        evidence.push(Evidence::new(
-            "request",
-            format!(
-                "{sent_text} sent {} ago, all acknowledged, {}",
-                wording::duration(silent_ms),
-                wording::plural(u64::from(info.total_retrans), "retransmit", "retransmits")
-            ),
-            format!(
-                "ss: bytes_acked:{} lastsnd:{} unacked:{} retrans:{}/{}",
-                info.bytes_acked.unwrap_or(0),
-                info.last_data_sent_ms,
-                info.unacked,
-                info.retransmits,
-                info.total_retrans
-            ),
-        ));
-        let back = info.bytes_received.unwrap_or(0);
-        evidence.push(Evidence::new(
-            "reply",
-            if back == 0 {
-                "0 bytes back".to_string()
-            } else {
-                format!(
-                    "nothing since the request (last data {} ago)",
-                    wording::duration(u64::from(info.last_data_recv_ms))
-                )
-            },
-            format!(
-                "ss: bytes_received:{back} lastrcv:{} Recv-Q 0",
-                info.last_data_recv_ms
-            ),
-        ));
-        // Over the window, the same silence measured rather than inferred from ages.
-        evidence.extend(conn.window_evidence());
-        let mut kernel = format!(
-            "last ACK {} ago, rtt {}",
-            wording::duration(u64::from(info.last_ack_recv_ms)),
-            wording::micros(info.rtt_us)
-        );
-        if keepalive {
-            kernel.push_str(", keepalive timer running");
-        }
-        let src = conn.with_timer(format!("ss: lastack:{}", info.last_ack_recv_ms));
-        evidence.push(Evidence::new("peer's kernel", kernel, src));
-        evidence.extend(conn.local_peer_evidence(ctx.snap.process.pid));
-        evidence.extend(conn.local_peer_threads(ctx.snap.process.pid));
-        evidence.extend(log_quotes::evidence(
-            ctx.snap,
-            reader.map(|w| w.thread.tid),
-            &peer,
-        ));
-
-        let mut ruled_out = vec![format!(
-            "network loss: the request was acknowledged, {}",
-            wording::plural(u64::from(info.total_retrans), "retransmit", "retransmits")
-        )];
-        if acks_since {
-            ruled_out.push(format!(
-                "host down: its kernel ACKed {} ago",
-                wording::duration(u64::from(info.last_ack_recv_ms))
-            ));
-        }
-        out.push(Found {
-            finding: Finding {
-                severity,
-                cause: Cause::PeerSilent,
-                summary,
-                subject: conn.subject(reader),
-                evidence,
-                ruled_out,
-                next_step: conn.peer_owner_step(ctx.snap.process.pid),
-            },
+        out.push(PeerSilent {
+            conn: ConnFacts::of(conn, pid),
+            waiter: reader.map(|w| ThreadWait::of(w, pid)),
+            request_bytes: sent,
+            silent_ms,
             stuck_ms,
+            last_recv_ms: u64::from(info.last_data_recv_ms),
+            last_ack_ms: u64::from(info.last_ack_recv_ms),
+            acked_since_request: info.last_ack_recv_ms.saturating_add(ACK_SLACK_MS)
+                < info.last_data_sent_ms,
+            keepalive: conn.timer_is(TimerKind::Keepalive),
+            bytes_acked: info.bytes_acked.unwrap_or(0),
+            bytes_received: info.bytes_received.unwrap_or(0),
+            unacked: info.unacked,
+            retransmits: info.retransmits,
+            total_retrans: info.total_retrans,
+            rtt_us: info.rtt_us,
+            loop_still_serving: reader.is_some_and(|w| w.via_epoll.is_some() && w.progressed()),
+            threads_known: ctx.waiters.known,
+            earlier_failure: reader
+                .and_then(|w| log_quotes::earlier_failure(ctx.snap, w.thread.tid, &peer, port)),
+            log: log_quotes::quotes(ctx.snap, reader.map(|w| w.thread.tid), &peer),
+            host_alive: None,
         });
     }
     out
+}
+
+impl RuleFacts for PeerSilent {
+    const RULE: &'static str = "peer_silent";
+
+    fn cause(&self) -> Cause {
+        Cause::PeerSilent
+    }
+
+    fn severity(&self) -> Severity {
+        match &self.waiter {
+            // An event loop that keeps serving other connections is not stuck as a whole;
+            // this one request is.
+            Some(_) if self.loop_still_serving => Severity::Warning,
+            Some(_) => Severity::Cause,
+            None => Severity::Warning,
+        }
+    }
+
+    fn stuck_ms(&self) -> u64 {
+        self.stuck_ms
+    }
+
+    fn subject(&self) -> Subject {
+        self.conn.subject(self.waiter.as_ref())
+    }
+
+    fn next(&self) -> Option<Next> {
+        Some(self.conn.next())
+    }
+
+    fn words(&self) -> crate::facts::Words {
+        crate::words::peer_silent::words(self)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testkit::*;
+    use hangscope_model::Finding;
+
+    /// The findings the rule makes of a snapshot, worded.
+    fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
+        super::find(ctx).iter().map(crate::facts::finding).collect()
+    }
     use hangscope_model::{LocalPeer, PeerHolder, Severity, Snapshot};
 
     #[test]
@@ -219,7 +186,7 @@ mod tests {
         let snap = seed();
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1, "{found:#?}");
-        let f = &found[0].finding;
+        let f = &found[0];
         assert_eq!(f.severity, Severity::Cause);
         assert_eq!(f.subject.tid, Some(31576));
         assert_eq!(f.subject.fd, Some(29));
@@ -299,7 +266,7 @@ mod tests {
     #[test]
     fn a_peer_on_this_host_is_named_with_what_it_did_with_the_request() {
         let snap = seed_with_local_peer(held_by(4242, "metad", 7, 0));
-        let f = &find(&Ctx::new(&snap))[0].finding;
+        let f = &find(&Ctx::new(&snap))[0];
         assert!(
             f.summary.contains(
                 "The other end is fd 7 of process 4242 (metad) on this host, which has read \
@@ -328,7 +295,7 @@ mod tests {
         );
 
         let snap = seed_with_local_peer(held_by(4242, "metad", 7, 32));
-        let f = &find(&Ctx::new(&snap))[0].finding;
+        let f = &find(&Ctx::new(&snap))[0];
         assert!(
             f.summary
                 .contains("which has not read it: 32 bytes wait in its receive queue"),
@@ -346,7 +313,7 @@ mod tests {
             unresolved: Some("not accepted yet".into()),
             ..LocalPeer::default()
         });
-        let f = &find(&Ctx::new(&snap))[0].finding;
+        let f = &find(&Ctx::new(&snap))[0];
         assert!(
             f.summary
                 .contains("The server on :10100 has not even accepted the connection"),
@@ -368,7 +335,7 @@ mod tests {
             })),
             ..LocalPeer::default()
         });
-        let f = &find(&Ctx::new(&snap))[0].finding;
+        let f = &find(&Ctx::new(&snap))[0];
         assert!(
             f.summary.contains(
                 "it waits in the accept queue of the socket listening there, fd 3 of process \
@@ -395,7 +362,7 @@ mod tests {
     #[test]
     fn both_ends_in_this_process_point_at_its_own_fd() {
         let snap = seed_with_local_peer(held_by(31516, "zbs-metad", 41, 0));
-        let f = &find(&Ctx::new(&snap))[0].finding;
+        let f = &find(&Ctx::new(&snap))[0];
         assert!(
             f.summary
                 .contains("The other end is fd 41 of this same process"),
@@ -415,7 +382,6 @@ mod tests {
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1, "{found:#?}");
         let e = found[0]
-            .finding
             .evidence
             .iter()
             .find(|e| e.label == "watched")
@@ -430,12 +396,7 @@ mod tests {
              Δretrans:0 lastrcv:still"
         );
         // Evidence order: what the thread does, the request, the reply, then the window.
-        let labels: Vec<&str> = found[0]
-            .finding
-            .evidence
-            .iter()
-            .map(|e| e.label.as_str())
-            .collect();
+        let labels: Vec<&str> = found[0].evidence.iter().map(|e| e.label.as_str()).collect();
         assert_eq!(&labels[..4], ["waiting in", "request", "reply", "watched"]);
     }
 
@@ -446,13 +407,9 @@ mod tests {
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1);
         assert!(
-            !found[0]
-                .finding
-                .evidence
-                .iter()
-                .any(|e| e.label == "watched"),
+            !found[0].evidence.iter().any(|e| e.label == "watched"),
             "{:#?}",
-            found[0].finding.evidence
+            found[0].evidence
         );
         // Closed during the window: its counters stop short, so no claim over the window.
         let mut snap = seed();
@@ -462,13 +419,7 @@ mod tests {
                 ..silent_window()
             }));
         let found = find(&Ctx::new(&snap));
-        assert!(
-            !found[0]
-                .finding
-                .evidence
-                .iter()
-                .any(|e| e.label == "watched")
-        );
+        assert!(!found[0].evidence.iter().any(|e| e.label == "watched"));
     }
 
     #[test]
@@ -479,7 +430,7 @@ mod tests {
         e.message = e.message.replace("10.0.130.73:10100", "10.0.130.72:10200");
         e.peers = vec!["10.0.130.72:10200".into()];
         let found = find(&Ctx::new(&snap));
-        let f = &found[0].finding;
+        let f = &found[0];
         assert!(
             f.summary.ends_with(
                 "Before that, the same thread logged a failure with 10.0.130.72:10200 \
@@ -495,7 +446,7 @@ mod tests {
         let mut snap = seed();
         socket_info(&mut snap, 692518610).last_ack_recv_ms = 7878;
         let found = find(&Ctx::new(&snap));
-        let f = &found[0].finding;
+        let f = &found[0];
         assert!(
             f.summary.contains(
                 "the 32-byte request was acknowledged by the peer's kernel and nothing came \
@@ -528,7 +479,7 @@ mod tests {
         ));
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1, "{found:#?}");
-        let f = &found[0].finding;
+        let f = &found[0];
         assert_eq!(f.severity, Severity::Cause);
         assert_eq!((f.subject.tid, f.subject.fd), (Some(901), Some(11)));
         assert!(
@@ -625,11 +576,11 @@ mod tests {
         snap.threads.clear();
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].finding.severity, Severity::Warning);
+        assert_eq!(found[0].severity, Severity::Warning);
         assert!(
-            found[0].finding.summary.contains("not known"),
+            found[0].summary.contains("not known"),
             "{}",
-            found[0].finding.summary
+            found[0].summary
         );
     }
 }

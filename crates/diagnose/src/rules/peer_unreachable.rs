@@ -75,6 +75,7 @@ fn found(
             evidence,
             ruled_out: vec![],
             next_step: path_step(conn),
+            ..Finding::default()
         },
         stuck_ms,
     }

@@ -80,6 +80,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                     "Look at process {} ({}): hangscope {}.",
                     first.pid, first.name, first.pid
                 ),
+                ..Finding::default()
             },
             stuck_ms,
         });

@@ -1,31 +1,41 @@
 //! Same host alive: for a connection found stuck, the process's other connections to the same
 //! host that answered recently. If they answer, host and network are alive and only the service
 //! behind the stuck port is not. Reads the causes the other rules found; adds what it rules out
-//! to them and one context finding per host.
+//! to their facts and one context finding per host. Words in `words/same_host.rs`.
 //!
 //! Facts from tcp_info (ss -ti lastrcv, lastack) of the other connections.
 
-use hangscope_model::{Cause, Evidence, Finding, Severity, Subject};
+use hangscope_model::{Cause, Next, Severity, Subject};
+use serde::Serialize;
 
 use crate::connection::Conn;
-use crate::{Ctx, Found, wording};
+use crate::facts::{AliveConn, Facts, HostAlive, RuleFacts};
+use crate::{Candidate, Ctx};
 
-pub(crate) fn corroborate(ctx: &Ctx<'_>, found: &mut Vec<Found>) {
+/// The context finding: other connections to a host with a stuck one are alive.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct SameHostAlive {
+    pub alive: HostAlive,
+    /// The port of the stuck connection's service.
+    pub stuck_port: u16,
+}
+
+pub(crate) fn corroborate(ctx: &Ctx<'_>, found: &mut Vec<Candidate>) {
     let conns: Vec<&Conn> = Conn::tcp(ctx).collect();
     let mut extra = Vec::new();
     let mut hosts_done: Vec<String> = Vec::new();
     for f in found.iter_mut() {
         if !matches!(
-            f.finding.cause,
+            f.cause(),
             Cause::PeerSilent
                 | Cause::PeerUnreachable
                 | Cause::ConnectionDead
                 | Cause::PeerNotReading
-        ) || f.finding.severity == Severity::Info
+        ) || f.severity() == Severity::Info
         {
             continue;
         }
-        let Some(inode) = f.finding.subject.socket_inode else {
+        let Some(inode) = f.subject().socket_inode else {
             continue;
         };
         let Some(stuck) = conns.iter().find(|c| c.sock.inode == inode) else {
@@ -33,7 +43,7 @@ pub(crate) fn corroborate(ctx: &Ctx<'_>, found: &mut Vec<Found>) {
         };
         let host = stuck.inet.peer.addr.clone();
         // "Recently" is relative to the stuck connection: after it went quiet.
-        let quiet_ms = f.stuck_ms;
+        let quiet_ms = f.stuck_ms();
         let mut answered = Vec::new();
         let mut idle = Vec::new();
         for c in conns
@@ -41,106 +51,62 @@ pub(crate) fn corroborate(ctx: &Ctx<'_>, found: &mut Vec<Found>) {
             .filter(|c| c.sock.inode != inode && c.inet.peer.addr == host && c.state() == "ESTAB")
         {
             let Some(i) = c.info() else { continue };
-            let service = c
-                .inet
-                .peer
-                .service
-                .as_ref()
-                .map(|s| format!(" ({s})"))
-                .unwrap_or_default();
-            let port = format!(":{}{service}", c.inet.peer.port);
+            let conn = |data_ago_ms| AliveConn {
+                socket_inode: c.sock.inode,
+                fd: c.fd(),
+                peer: c.inet.peer.clone(),
+                data_ago_ms,
+                ack_ago_ms: u64::from(i.last_ack_recv_ms),
+                bytes_received: i.bytes_received.unwrap_or(0),
+                last_recv_ms: u64::from(i.last_data_recv_ms),
+                label: c.label(),
+            };
             if i.bytes_received.unwrap_or(1) > 0 && u64::from(i.last_data_recv_ms) < quiet_ms {
-                answered.push((
-                    c,
-                    port,
-                    format!(
-                        "sent data {} ago",
-                        wording::duration(u64::from(i.last_data_recv_ms))
-                    ),
-                ));
+                answered.push(conn(Some(u64::from(i.last_data_recv_ms))));
             } else if u64::from(i.last_ack_recv_ms) < quiet_ms {
-                idle.push((
-                    c,
-                    port,
-                    format!(
-                        "idle, its kernel ACKed {} ago",
-                        wording::duration(u64::from(i.last_ack_recv_ms))
-                    ),
-                ));
+                idle.push(conn(None));
             }
         }
         if answered.is_empty() && idle.is_empty() {
             continue;
         }
-        let first = answered.first().or(idle.first()).map(|(c, _, _)| *c);
-        let facts: Vec<String> = answered
-            .iter()
-            .chain(idle.iter())
-            .map(|(_, port, s)| format!("{port} {s}"))
-            .collect();
-        f.finding.ruled_out.push(format!(
-            "host down or network loss: other connections to {host} answer ({})",
-            facts.join("; ")
-        ));
-        // The verdict says it too, unless the stuck connection's own ACKs already did.
-        if !f.finding.summary.contains("host and network are alive")
-            && let Some((_, port, s)) = answered.first().or(idle.first())
-        {
-            let sentence = format!(
-                "Another connection to {host} ({port}) {s}, so host and network are alive."
-            );
-            insert_sentence(&mut f.finding.summary, &sentence);
+        answered.extend(idle);
+        let alive = HostAlive {
+            host: host.clone(),
+            conns: answered,
+        };
+        match f {
+            Candidate::Facts(facts) => match facts.host_alive_mut() {
+                Some(slot) => *slot = Some(alive.clone()),
+                None => continue,
+            },
+            Candidate::Worded { found, .. } => {
+                let finding = &mut found.finding;
+                finding
+                    .ruled_out
+                    .push(crate::words::host_alive_ruled_out(&alive));
+                // The verdict says it too, unless the stuck connection's own ACKs already did.
+                if !finding.summary.contains("host and network are alive")
+                    && let Some(sentence) = crate::words::host_alive_sentence(&alive)
+                {
+                    insert_sentence(&mut finding.summary, &sentence);
+                }
+            }
         }
         if hosts_done.contains(&host) {
             continue;
         }
-        hosts_done.push(host.clone());
-        let Some(first) = first else { continue };
-        let evidence = answered
-            .iter()
-            .chain(idle.iter())
-            .filter_map(|(c, _, s)| {
-                let i = c.info()?;
-                Some(Evidence::new(
-                    format!("{} to {}", c.fd_text(), c.inet.peer),
-                    s.clone(),
-                    format!(
-                        "ss: lastrcv:{} lastack:{} bytes_received:{}",
-                        i.last_data_recv_ms,
-                        i.last_ack_recv_ms,
-                        i.bytes_received.unwrap_or(0)
-                    ),
-                ))
-            })
-            .collect();
-        extra.push(Found {
-            finding: Finding {
-                severity: Severity::Info,
-                cause: Cause::SameHostAlive,
-                summary: format!(
-                    "Other connections to {host} are alive: {}. The host and the network to it \
-                     work; only the service on :{} is in trouble.",
-                    facts.join("; "),
-                    stuck.inet.peer.port
-                ),
-                subject: Subject {
-                    fd: first.fd(),
-                    socket_inode: Some(first.sock.inode),
-                    connection: Some(first.label()),
-                    ..Subject::default()
-                },
-                evidence,
-                ruled_out: vec![],
-                next_step: "None: this rules out the host and the network.".into(),
-            },
-            stuck_ms: 0,
-        });
+        hosts_done.push(host);
+        extra.push(Candidate::Facts(Facts::SameHostAlive(SameHostAlive {
+            alive,
+            stuck_port: stuck.inet.peer.port,
+        })));
     }
     found.extend(extra);
 }
 
 /// Puts `sentence` after the summary's statement of the cause and before its history ("Before
-/// that, ..."), which reads better last.
+/// that, ..."), which reads better last. Only for the rules that still word their own findings.
 fn insert_sentence(summary: &mut String, sentence: &str) {
     match summary.find(" Before that, ") {
         Some(at) => summary.insert_str(at, &format!(" {sentence}")),
@@ -148,6 +114,42 @@ fn insert_sentence(summary: &mut String, sentence: &str) {
             summary.push(' ');
             summary.push_str(sentence);
         }
+    }
+}
+
+impl RuleFacts for SameHostAlive {
+    const RULE: &'static str = "same_host";
+
+    fn cause(&self) -> Cause {
+        Cause::SameHostAlive
+    }
+
+    fn severity(&self) -> Severity {
+        Severity::Info
+    }
+
+    fn stuck_ms(&self) -> u64 {
+        0
+    }
+
+    fn subject(&self) -> Subject {
+        let Some(first) = self.alive.conns.first() else {
+            return Subject::default();
+        };
+        Subject {
+            fd: first.fd,
+            socket_inode: Some(first.socket_inode),
+            connection: Some(first.label.clone()),
+            ..Subject::default()
+        }
+    }
+
+    fn next(&self) -> Option<Next> {
+        None
+    }
+
+    fn words(&self) -> crate::facts::Words {
+        crate::words::same_host::words(self)
     }
 }
 

@@ -157,6 +157,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
             evidence,
             ruled_out: vec![],
             next_step,
+            ..Finding::default()
         },
         stuck_ms: oldest_ms,
     }]

@@ -152,6 +152,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                      stack above; check that server or device, and the kernel log (dmesg) for \
                      hung-task and \"not responding\" lines."
                 ),
+                ..Finding::default()
             },
             stuck_ms,
         });

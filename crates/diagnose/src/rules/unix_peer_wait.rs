@@ -126,6 +126,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                 evidence,
                 ruled_out: vec![],
                 next_step: other.next_step,
+                ..Finding::default()
             },
             stuck_ms,
         });

@@ -6,16 +6,15 @@
 
 use hangscope_model::{Cause, Evidence, Finding, Severity, Subject};
 
-use crate::{Ctx, Found, wording};
+use crate::{Candidate, Ctx, Found, wording};
 
-pub(crate) fn find(ctx: &Ctx<'_>, found: &[Found]) -> Vec<Found> {
+pub(crate) fn find(ctx: &Ctx<'_>, found: &[Candidate]) -> Vec<Found> {
     let stuck: Vec<(i32, String)> = found
         .iter()
-        .filter(|f| f.finding.severity == Severity::Cause)
+        .filter(|f| f.severity() == Severity::Cause)
         .filter_map(|f| {
-            let tid = f.finding.subject.tid?;
-            let name = f.finding.subject.thread_name.clone().unwrap_or_default();
-            Some((tid, name))
+            let subject = f.subject();
+            Some((subject.tid?, subject.thread_name.unwrap_or_default()))
         })
         .collect();
     if stuck.is_empty() {
@@ -74,6 +73,7 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Found]) -> Vec<Found> {
                 )],
                 ruled_out: vec![],
                 next_step: "None: it moves on once the stuck wait ends.".into(),
+                ..Finding::default()
             },
             stuck_ms: 0,
         });
@@ -122,6 +122,7 @@ fn summarise_rest(ctx: &Ctx<'_>, rest: &[(&hangscope_model::Thread, String)]) ->
             )],
             ruled_out: vec![],
             next_step: "None: they move on by themselves.".into(),
+            ..Finding::default()
         },
         stuck_ms: 0,
     }

@@ -1,0 +1,453 @@
+//! Findings as data. A rule that finds something returns a typed facts value (what it saw: which
+//! thread, which connection, how long, what the other end did); its severity is decided from
+//! those facts, and its words — summary, evidence, what was ruled out, the next step — are made
+//! from them by separate functions in `words/`, as ruff and clippy keep a lint's detection apart
+//! from its message. Context rules (other connections to the same host alive, a loop waiting
+//! for the stuck thread) add to the facts of the findings they read, never to their text.
+//!
+//! The facts are written out with the finding (`Finding::facts`), so a program gets "which
+//! thread, which peer, how long" without parsing English.
+
+use hangscope_model::{
+    Cause, ConnectionWindow, Endpoint, Evidence, Finding, LocalPeer, Next, PeerHolder, PeerThreads,
+    Severity, SocketTimer, Subject,
+};
+use serde::Serialize;
+
+use crate::connection::Conn;
+use crate::waiters::{Waiter, Want};
+
+/// What a finding says, made from its facts.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Words {
+    pub summary: String,
+    pub evidence: Vec<Evidence>,
+    pub ruled_out: Vec<String>,
+    pub next_step: String,
+}
+
+/// The facts of one rule's finding.
+pub(crate) trait RuleFacts: Serialize {
+    /// The rule's stable id, written as `Finding::rule`: its file's name.
+    const RULE: &'static str;
+    fn cause(&self) -> Cause;
+    fn severity(&self) -> Severity;
+    /// How long the subject has been stuck, for ranking.
+    fn stuck_ms(&self) -> u64;
+    fn subject(&self) -> Subject;
+    fn next(&self) -> Option<Next>;
+    fn words(&self) -> Words;
+}
+
+/// The finding of a rule's facts: the words made from them, the facts written beside.
+pub(crate) fn finding<F: RuleFacts>(facts: &F) -> Finding {
+    let words = facts.words();
+    Finding {
+        rule: F::RULE.to_string(),
+        severity: facts.severity(),
+        cause: facts.cause(),
+        summary: words.summary,
+        subject: facts.subject(),
+        evidence: words.evidence,
+        ruled_out: words.ruled_out,
+        next_step: words.next_step,
+        stuck_ms: Some(facts.stuck_ms()),
+        // Plain data with string keys: serializing cannot fail.
+        facts: serde_json::to_value(facts).unwrap_or_default(),
+        next: facts.next(),
+    }
+}
+
+/// The facts of every rule that returns them.
+#[derive(Debug, Clone)]
+pub(crate) enum Facts {
+    PeerSilent(Box<crate::rules::peer_silent::PeerSilent>),
+    SameHostAlive(crate::rules::same_host::SameHostAlive),
+}
+
+/// Calls `$e` with the rule's facts, whichever rule it is.
+macro_rules! each {
+    ($facts:expr, $f:ident => $e:expr) => {
+        match $facts {
+            Facts::PeerSilent($f) => $e,
+            Facts::SameHostAlive($f) => $e,
+        }
+    };
+}
+
+impl Facts {
+    pub fn severity(&self) -> Severity {
+        each!(self, f => f.severity())
+    }
+
+    pub fn cause(&self) -> Cause {
+        each!(self, f => f.cause())
+    }
+
+    pub fn subject(&self) -> Subject {
+        each!(self, f => f.subject())
+    }
+
+    pub fn stuck_ms(&self) -> u64 {
+        each!(self, f => f.stuck_ms())
+    }
+
+    pub fn finding(&self) -> Finding {
+        match self {
+            Facts::PeerSilent(f) => finding(f.as_ref()),
+            Facts::SameHostAlive(f) => finding(f),
+        }
+    }
+
+    /// Where a context rule records that other connections to the same host answer; `None`
+    /// for a rule whose words do not use it.
+    pub fn host_alive_mut(&mut self) -> Option<&mut Option<HostAlive>> {
+        match self {
+            Facts::PeerSilent(f) => Some(&mut f.host_alive),
+            Facts::SameHostAlive(_) => None,
+        }
+    }
+}
+
+/// A thread's wait on an fd, as a finding names it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ThreadWait {
+    pub tid: i32,
+    pub name: String,
+    /// The syscall, e.g. "poll"; empty when not known.
+    pub syscall: String,
+    /// The fd it waits on.
+    pub fd: i32,
+    /// The epoll fd it waits in, when it reaches `fd` through one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via_epoll: Option<i32>,
+    /// The call as strace shows it, e.g. "poll([{fd=5, events=POLLIN}], 1, 4500)".
+    pub call: String,
+    /// Blocked in this wait at least this long, measured over the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_ms: Option<u64>,
+    /// The thread made progress during the window: an event loop still serving others.
+    pub progressed: bool,
+    /// Where the call was read: /proc/PID/task/TID/syscall.
+    pub source: String,
+}
+
+impl ThreadWait {
+    pub fn of(w: &Waiter<'_>, pid: i32) -> Self {
+        ThreadWait {
+            tid: w.thread.tid,
+            name: w.thread.name.clone(),
+            syscall: w.syscall().to_string(),
+            fd: w.fd,
+            via_epoll: w.via_epoll,
+            call: w.strace(),
+            blocked_ms: w.blocked_ms(),
+            progressed: w.progressed(),
+            source: w.source(pid),
+        }
+    }
+}
+
+/// A process and fd that hold the other end of a connection.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Holder {
+    pub pid: i32,
+    pub name: String,
+    pub fd: i32,
+    /// The target itself holds it.
+    pub this_process: bool,
+}
+
+impl Holder {
+    fn of(h: &PeerHolder, pid: i32) -> Self {
+        Holder {
+            pid: h.pid,
+            name: h.name.clone(),
+            fd: h.fd,
+            this_process: h.pid == pid,
+        }
+    }
+}
+
+/// What the threads of the process at the other end were in.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct OtherThreads {
+    #[serde(flatten)]
+    pub threads: PeerThreads,
+    /// One of them waits to read its end too, blocked on it: both ends wait for the other.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reads_too: Option<(i32, String)>,
+}
+
+impl OtherThreads {
+    fn of(t: &PeerThreads) -> Self {
+        // A call that names no direction and waits on no events (ioctl, fsync) is not a read.
+        let reading =
+            t.on_fd
+                .iter()
+                .find(|r| match crate::waiters::want_of(&r.syscall, &r.events) {
+                    Want::Read => true,
+                    Want::Either => !r.events.is_empty(),
+                    Want::Write | Want::Connect => false,
+                });
+        OtherThreads {
+            threads: t.clone(),
+            reads_too: reading.map(|r| (r.tid, r.name.clone())),
+        }
+    }
+}
+
+/// The other end of a TCP connection to this host, as the exact sock_diag lookup found it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum OtherEnd {
+    /// A connected socket that a process holds.
+    Held {
+        inode: u64,
+        state: String,
+        /// What it received and its process has not read.
+        recv_q: u32,
+        send_q: u32,
+        holder: Holder,
+        /// Its threads, when a thread of the target waits on this connection (and the holder is
+        /// another process).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        threads: Option<OtherThreads>,
+    },
+    /// No connection at the other end: the lookup found the socket listening there.
+    Listener {
+        inode: u64,
+        accept_queue: u32,
+        backlog: u32,
+        holder: Holder,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        threads: Option<OtherThreads>,
+    },
+    /// In the accept queue of a listener that has not accepted it (inode 0).
+    NotAccepted {
+        state: String,
+        recv_q: u32,
+        send_q: u32,
+        /// The listener, when found.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        listener: Option<Box<OtherEnd>>,
+    },
+    /// Found, but whose it is could not be told.
+    Unheld {
+        inode: u64,
+        state: String,
+        recv_q: u32,
+        send_q: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+impl OtherEnd {
+    /// The other end of `conn`, when it is on this host and was looked up.
+    pub fn of(conn: &Conn<'_>, pid: i32) -> Option<Self> {
+        conn.inet
+            .local_peer
+            .as_deref()
+            .map(|p| OtherEnd::of_peer(p, pid))
+    }
+
+    fn of_peer(p: &LocalPeer, pid: i32) -> Self {
+        let threads = |h: &PeerHolder| {
+            h.threads
+                .as_ref()
+                .filter(|_| h.pid != pid)
+                .map(OtherThreads::of)
+        };
+        if p.inode == 0 && p.state == "TIME-WAIT" {
+            // Closed at the other end: a timewait socket, which no process holds.
+            return OtherEnd::Unheld {
+                inode: 0,
+                state: p.state.clone(),
+                recv_q: p.recv_q,
+                send_q: p.send_q,
+                reason: p.unresolved.clone(),
+            };
+        }
+        if p.inode == 0 {
+            return OtherEnd::NotAccepted {
+                state: p.state.clone(),
+                recv_q: p.recv_q,
+                send_q: p.send_q,
+                listener: p
+                    .listener
+                    .as_deref()
+                    .map(|l| Box::new(OtherEnd::of_peer(l, pid))),
+            };
+        }
+        match &p.holder {
+            Some(h) if p.state == "LISTEN" => OtherEnd::Listener {
+                inode: p.inode,
+                accept_queue: p.recv_q,
+                backlog: p.send_q,
+                holder: Holder::of(h, pid),
+                threads: threads(h),
+            },
+            Some(h) => OtherEnd::Held {
+                inode: p.inode,
+                state: p.state.clone(),
+                recv_q: p.recv_q,
+                send_q: p.send_q,
+                holder: Holder::of(h, pid),
+                threads: threads(h),
+            },
+            None => OtherEnd::Unheld {
+                inode: p.inode,
+                state: p.state.clone(),
+                recv_q: p.recv_q,
+                send_q: p.send_q,
+                reason: p.unresolved.clone(),
+            },
+        }
+    }
+
+    /// The process to look at next: the holder, or for a connection not accepted, the
+    /// listener's.
+    pub fn holder(&self) -> Option<&Holder> {
+        match self {
+            OtherEnd::Held { holder, .. } | OtherEnd::Listener { holder, .. } => Some(holder),
+            OtherEnd::NotAccepted { listener, .. } => listener.as_deref()?.holder(),
+            OtherEnd::Unheld { .. } => None,
+        }
+    }
+
+    /// Where to look next for the other end.
+    pub fn next(&self) -> Option<Next> {
+        let h = self.holder()?;
+        Some(Next::process(h.pid))
+    }
+}
+
+/// A connection as findings name it: its addresses, socket and fd.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ConnFacts {
+    pub socket_inode: u64,
+    /// The process's fd for it, when one was matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fd: Option<i32>,
+    pub local: Endpoint,
+    pub peer: Endpoint,
+    /// ss's state name, e.g. "ESTAB".
+    pub state: String,
+    /// Its timer, as ss's timer column shows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timer: Option<SocketTimer>,
+    /// Its other end, when that is on this host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_end: Option<OtherEnd>,
+    /// How it changed over the sampling window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowFacts>,
+}
+
+/// A connection's counters over the sampling window, and its queues at the last look.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct WindowFacts {
+    #[serde(flatten)]
+    pub window: ConnectionWindow,
+    pub recv_q_last: u32,
+    pub send_q_last: u32,
+}
+
+impl ConnFacts {
+    pub fn of(conn: &Conn<'_>, pid: i32) -> Self {
+        ConnFacts {
+            socket_inode: conn.sock.inode,
+            fd: conn.fd(),
+            local: conn.inet.local.clone(),
+            peer: conn.inet.peer.clone(),
+            state: conn.state().to_string(),
+            timer: conn.inet.timer.clone(),
+            other_end: OtherEnd::of(conn, pid),
+            window: conn.window().map(|w| WindowFacts {
+                window: w.clone(),
+                recv_q_last: conn.inet.recv_q,
+                send_q_last: conn.inet.send_q,
+            }),
+        }
+    }
+
+    /// "10.0.130.72:10100".
+    pub fn peer_addr(&self) -> String {
+        self.peer.to_string()
+    }
+
+    /// "TCP 10.0.130.71:42428 -> 10.0.130.72:10100".
+    pub fn label(&self) -> String {
+        format!("TCP {} -> {}", self.local, self.peer)
+    }
+
+    /// The subject of a finding about this connection, through `waiter` when a thread waits.
+    pub fn subject(&self, waiter: Option<&ThreadWait>) -> Subject {
+        Subject {
+            tid: waiter.map(|w| w.tid),
+            thread_name: waiter.map(|w| w.name.clone()).filter(|n| !n.is_empty()),
+            fd: waiter.map(|w| w.fd).or(self.fd),
+            socket_inode: Some(self.socket_inode),
+            connection: Some(self.label()),
+        }
+    }
+
+    /// Where to look next: the process at the other end on this host, else the service on its
+    /// host and port.
+    pub fn next(&self) -> Next {
+        self.other_end
+            .as_ref()
+            .and_then(OtherEnd::next)
+            .unwrap_or_else(|| Next::host_port(self.peer.addr.clone(), self.peer.port))
+    }
+}
+
+/// A log line quoted beside a finding.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct LogQuote {
+    /// The log file (or "journal", "kmsg").
+    pub path: String,
+    /// The line as the report shows it.
+    pub line: String,
+}
+
+/// The same thread failed earlier with another peer: a client failing over between replicas.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct EarlierFailure {
+    /// The other peer, "10.0.130.73:10100".
+    pub peer: String,
+    /// On the same port as this one: the likeliest replica.
+    pub same_port: bool,
+    /// The error the log names, e.g. "ETimedOut".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The log line's clock, "05:25:37".
+    pub clock: String,
+}
+
+/// Other connections to the same host that answered after a stuck one went quiet: host and
+/// network are alive. Set by the same-host context rule on the findings it reads.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct HostAlive {
+    pub host: String,
+    /// Those that sent data first, then those only ACKed.
+    pub conns: Vec<AliveConn>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AliveConn {
+    pub socket_inode: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fd: Option<i32>,
+    pub peer: Endpoint,
+    /// It sent data this long ago; `None` when it is idle and only its kernel ACKed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_ago_ms: Option<u64>,
+    pub ack_ago_ms: u64,
+    pub bytes_received: u64,
+    /// Since its last data came in (tcp_info last_data_recv), whatever it was.
+    pub last_recv_ms: u64,
+    /// "TCP 10.0.130.71:42430 -> 10.0.130.72:2181".
+    pub label: String,
+}

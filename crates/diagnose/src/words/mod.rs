@@ -1,0 +1,416 @@
+//! The words of findings, made from their facts (`crate::facts`): one file per rule, and here
+//! the phrases several rules share — a waiting thread, the other end of a connection, the
+//! window, log quotes. Nothing here decides anything; it only says what the facts say.
+
+use hangscope_model::{Evidence, TimerKind};
+
+use crate::facts::{
+    ConnFacts, EarlierFailure, HostAlive, LogQuote, OtherEnd, OtherThreads, ThreadWait,
+};
+use crate::wording::{self, bytes, duration, plural};
+
+pub(crate) mod peer_silent;
+pub(crate) mod same_host;
+
+/// "Thread 31576 (dump_meta)".
+pub(crate) fn thread(w: &ThreadWait) -> String {
+    if w.name.is_empty() {
+        format!("Thread {}", w.tid)
+    } else {
+        format!("Thread {} ({})", w.tid, w.name)
+    }
+}
+
+/// "poll()" or "epoll_wait() (through epoll fd 8)".
+pub(crate) fn how(w: &ThreadWait) -> String {
+    let call = wording::call(&w.syscall);
+    match w.via_epoll {
+        Some(ep) => format!("{call} (through epoll fd {ep})"),
+        None => call,
+    }
+}
+
+/// The "waiting in" evidence: the call as strace would show it, and where it was read.
+pub(crate) fn waiting_in(w: &ThreadWait) -> Evidence {
+    Evidence::new("waiting in", w.call.clone(), w.source.clone())
+}
+
+/// A log line quoted as evidence.
+pub(crate) fn log_quote(q: &LogQuote) -> Evidence {
+    Evidence::new("log", q.line.clone(), q.path.clone())
+}
+
+/// "Before that, the same thread failed the same way with 10.0.130.73:10100 (ETimedOut, log
+/// 05:25:37)."
+pub(crate) fn earlier_failure(f: &EarlierFailure) -> String {
+    let when = match &f.error {
+        Some(err) => format!("{err}, log {}", f.clock),
+        None => format!("log {}", f.clock),
+    };
+    if f.same_port {
+        format!(
+            "Before that, the same thread failed the same way with {} ({when}).",
+            f.peer
+        )
+    } else {
+        format!(
+            "Before that, the same thread logged a failure with {} ({when}).",
+            f.peer
+        )
+    }
+}
+
+/// "fd 7 of process 4242 (metad)", or "fd 7 of this same process".
+pub(crate) fn holder(h: &crate::facts::Holder) -> String {
+    crate::other_end::holder_words(
+        h.pid,
+        &h.name,
+        h.fd,
+        if h.this_process { h.pid } else { -1 },
+    )
+}
+
+/// What the other end did with what was sent: the sentence a rule appends to its summary.
+pub(crate) fn other_end_sentence(end: &OtherEnd, port: u16) -> Option<String> {
+    match end {
+        OtherEnd::Listener { .. } => None, // the opening rule speaks of listeners
+        OtherEnd::NotAccepted { listener, .. } => {
+            let listener = match listener.as_deref().and_then(OtherEnd::holder) {
+                Some(h) => format!("the socket listening there, {}", holder(h)),
+                None => "the listening socket".into(),
+            };
+            Some(format!(
+                "The server on :{port} has not even accepted the connection: it waits in the \
+                 accept queue of {listener}."
+            ))
+        }
+        OtherEnd::Held {
+            recv_q,
+            holder: h,
+            threads,
+            ..
+        } => {
+            let who = holder(h);
+            if *recv_q > 0 {
+                return Some(format!(
+                    "The other end is {who} on this host, which has not read it: {} wait in \
+                     its receive queue.",
+                    bytes(u64::from(*recv_q))
+                ));
+            }
+            let threads = threads
+                .as_ref()
+                .map(|t| other_threads_sentence(t, h.fd))
+                .unwrap_or_default();
+            Some(format!(
+                "The other end is {who} on this host, which has read everything sent.{threads}"
+            ))
+        }
+        OtherEnd::Unheld { .. } => None,
+    }
+}
+
+/// What the other end's threads say, as a sentence for a summary.
+pub(crate) fn other_threads_sentence(t: &OtherThreads, fd: i32) -> String {
+    if let Some((tid, name)) = &t.reads_too {
+        return format!(
+            " Its thread {tid} ({name}) waits to read fd {fd} too: both ends wait for the other, \
+             so the request is likely incomplete (a missing terminator or length, or not \
+             flushed) or the two disagree on the protocol."
+        );
+    }
+    if let Some(w) = t.threads.on_fd.first() {
+        return format!(
+            " Its thread {} ({}) is in {} on fd {fd}.",
+            w.tid, w.name, w.call
+        );
+    }
+    let where_ = if t.threads.elsewhere.is_empty() {
+        String::new()
+    } else {
+        format!(" (they are in {})", t.threads.elsewhere.join(", "))
+    };
+    format!(
+        " None of its {} threads waits on fd {fd}{where_}: what should answer is busy or \
+         blocked elsewhere.",
+        t.threads.count
+    )
+}
+
+/// The other end on this host as evidence: its holder and its queues.
+pub(crate) fn other_end_evidence(c: &ConnFacts) -> Option<Evidence> {
+    let end = c.other_end.as_ref()?;
+    let lookup = format!("sock_diag lookup of {} -> {}", c.peer, c.local);
+    let queues = |r: u32, s: u32| format!("Recv-Q {r} Send-Q {s}");
+    let held_src = |h: &crate::facts::Holder, inode: u64| {
+        format!("; /proc/{}/fd/{} -> socket:[{inode}]", h.pid, h.fd)
+    };
+    let (value, source) = match end {
+        OtherEnd::NotAccepted {
+            state,
+            recv_q,
+            send_q,
+            listener,
+        } => {
+            let value = match listener.as_deref() {
+                Some(OtherEnd::Listener {
+                    accept_queue,
+                    backlog,
+                    holder: h,
+                    ..
+                }) => format!(
+                    "not accepted yet by the socket listening there, {}: accept queue \
+                     {accept_queue}, backlog {backlog}",
+                    holder(h)
+                ),
+                _ => "not accepted yet".to_string(),
+            };
+            (
+                value,
+                format!("{lookup}: {state} inode 0 {}", queues(*recv_q, *send_q)),
+            )
+        }
+        OtherEnd::Listener {
+            inode,
+            accept_queue,
+            backlog,
+            holder: h,
+            ..
+        } => (
+            format!(
+                "the socket listening there, {}: accept queue {accept_queue}, backlog {backlog}",
+                holder(h)
+            ),
+            format!(
+                "{lookup}: LISTEN {}{}",
+                queues(*accept_queue, *backlog),
+                held_src(h, *inode)
+            ),
+        ),
+        OtherEnd::Held {
+            inode,
+            state,
+            recv_q,
+            send_q,
+            holder: h,
+            ..
+        } => (
+            format!(
+                "{}, {state}, {} unread",
+                holder(h),
+                bytes(u64::from(*recv_q))
+            ),
+            format!(
+                "{lookup}: {state} {}{}",
+                queues(*recv_q, *send_q),
+                held_src(h, *inode)
+            ),
+        ),
+        OtherEnd::Unheld {
+            inode,
+            state,
+            recv_q,
+            send_q,
+            reason,
+        } => (
+            reason.clone().unwrap_or_else(|| {
+                if *inode == 0 {
+                    state.clone()
+                } else {
+                    format!("socket:[{inode}], holder unknown")
+                }
+            }),
+            if *inode == 0 {
+                format!("{lookup}: {state} inode 0 {}", queues(*recv_q, *send_q))
+            } else {
+                format!("{lookup}: {state} {}", queues(*recv_q, *send_q))
+            },
+        ),
+    };
+    Some(Evidence::new("other end", value, source))
+}
+
+/// What the threads of the process at the other end were in, as evidence.
+pub(crate) fn other_threads_evidence(c: &ConnFacts) -> Option<Evidence> {
+    let end = c.other_end.as_ref()?;
+    let (h, t) = match end {
+        OtherEnd::Held {
+            holder, threads, ..
+        }
+        | OtherEnd::Listener {
+            holder, threads, ..
+        } => (holder, threads.as_ref()?),
+        OtherEnd::NotAccepted { listener, .. } => match listener.as_deref()? {
+            OtherEnd::Listener {
+                holder, threads, ..
+            } => (holder, threads.as_ref()?),
+            _ => return None,
+        },
+        OtherEnd::Unheld { .. } => return None,
+    };
+    Some(crate::other_end::peer_threads_evidence(
+        h.pid, h.fd, &t.threads,
+    ))
+}
+
+/// Where to look next for the process at the other end of `c`.
+pub(crate) fn other_end_step(c: &ConnFacts) -> String {
+    let host = &c.peer.addr;
+    let port = c.peer.port;
+    if let Some(OtherEnd::NotAccepted { listener, .. }) = &c.other_end
+        && let Some(h) = listener.as_deref().and_then(OtherEnd::holder)
+    {
+        return accept_step(h);
+    }
+    if let Some(h) = c.other_end.as_ref().and_then(OtherEnd::holder) {
+        return if h.this_process {
+            format!(
+                "The other end is fd {} of this same process: find the code that should serve \
+                 it and why it does not run (see what its threads wait for).",
+                h.fd
+            )
+        } else {
+            format!(
+                "Look at process {} ({}), which holds the other end as fd {}: hangscope {}.",
+                h.pid, h.name, h.fd, h.pid
+            )
+        };
+    }
+    if wording::is_loopback(host) {
+        format!(
+            "Look at the process on this host that owns port {port} \
+             (ss -tnp 'sport = :{port}'), e.g. run hangscope on it."
+        )
+    } else {
+        format!(
+            "Look at the process that owns :{port} on {host} \
+             (e.g. run hangscope there on the process listening on {port})."
+        )
+    }
+}
+
+/// The next step when a listener does not accept: where its accept loop should run.
+fn accept_step(h: &crate::facts::Holder) -> String {
+    if h.this_process {
+        format!(
+            "The listener is fd {} of this same process: find the thread that should call \
+             accept() on it, and what it waits for instead.",
+            h.fd
+        )
+    } else {
+        format!(
+            "Look at process {} ({}): hangscope {}; find the thread that should call accept() \
+             on fd {}, and what it waits for instead.",
+            h.pid, h.name, h.pid, h.fd
+        )
+    }
+}
+
+/// ss's timer column, e.g. "timer:(keepalive,325ms,0)".
+pub(crate) fn timer_text(c: &ConnFacts) -> Option<String> {
+    let t = c.timer.as_ref()?;
+    let kind = match t.kind {
+        TimerKind::Off => return None,
+        TimerKind::On => "on",
+        TimerKind::Keepalive => "keepalive",
+        TimerKind::TimeWait => "timewait",
+        TimerKind::Persist => "persist",
+        TimerKind::Unknown => "unknown",
+    };
+    Some(format!("timer:({kind},{}ms,{})", t.expires_ms, t.retrans))
+}
+
+/// `src` (an "ss: ..." evidence source) with the timer column appended, when there is one.
+pub(crate) fn with_timer(c: &ConnFacts, mut src: String) -> String {
+    if let Some(t) = timer_text(c) {
+        src.push(' ');
+        src.push_str(&t);
+    }
+    src
+}
+
+/// "watched: 0 bytes in, 0 bytes out, 0 retransmits over the 2.0 s window", when the window
+/// measured the bytes (TCP with tcp_info's byte counters, Linux 4.1+).
+pub(crate) fn window_evidence(c: &ConnFacts) -> Option<Evidence> {
+    let wf = c.window.as_ref()?;
+    let w = &wf.window;
+    let inn = w.bytes_received?;
+    let out = w.bytes_acked.or(w.bytes_sent)?;
+    let mut value = format!("{} in, {} out", bytes(inn), bytes(out));
+    if let Some(r) = w.retrans {
+        value.push_str(&format!(
+            ", {}",
+            plural(u64::from(r), "retransmit", "retransmits")
+        ));
+    }
+    if w.recv_q_first != wf.recv_q_last || w.send_q_first != wf.send_q_last {
+        value.push_str(&format!(
+            ", Recv-Q {} → {}, Send-Q {} → {}",
+            w.recv_q_first, wf.recv_q_last, w.send_q_first, wf.send_q_last
+        ));
+    }
+    value.push_str(&format!(" over the {} window", duration(w.duration_ms)));
+    let mut src = format!(
+        "sock_diag, {} looks: Δbytes_received:{inn} Δbytes_acked:{}",
+        w.looks,
+        w.bytes_acked.unwrap_or(0)
+    );
+    if let (Some(i), Some(o)) = (w.segs_in, w.segs_out) {
+        src.push_str(&format!(" Δsegs_in:{i} Δsegs_out:{o}"));
+    }
+    if let Some(r) = w.retrans {
+        src.push_str(&format!(" Δretrans:{r}"));
+    }
+    if let Some(m) = w.last_data_recv_moved {
+        src.push_str(if m {
+            " lastrcv:moved"
+        } else {
+            " lastrcv:still"
+        });
+    }
+    Some(Evidence::new("watched", value, src))
+}
+
+/// What other connections to the same host did, each as ":PORT (service) what".
+pub(crate) fn alive_parts(h: &HostAlive) -> Vec<(String, String)> {
+    h.conns
+        .iter()
+        .map(|c| {
+            let service = c
+                .peer
+                .service
+                .as_ref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            let what = match c.data_ago_ms {
+                Some(ms) => format!("sent data {} ago", duration(ms)),
+                None => format!("idle, its kernel ACKed {} ago", duration(c.ack_ago_ms)),
+            };
+            (format!(":{}{service}", c.peer.port), what)
+        })
+        .collect()
+}
+
+/// "host down or network loss: other connections to 10.0.130.72 answer (:2181 sent data 1.2 s
+/// ago)".
+pub(crate) fn host_alive_ruled_out(h: &HostAlive) -> String {
+    let facts: Vec<String> = alive_parts(h)
+        .into_iter()
+        .map(|(port, what)| format!("{port} {what}"))
+        .collect();
+    format!(
+        "host down or network loss: other connections to {} answer ({})",
+        h.host,
+        facts.join("; ")
+    )
+}
+
+/// "Another connection to 10.0.130.72 (:2181) sent data 1.2 s ago, so host and network are
+/// alive."
+pub(crate) fn host_alive_sentence(h: &HostAlive) -> Option<String> {
+    let (port, what) = alive_parts(h).into_iter().next()?;
+    Some(format!(
+        "Another connection to {} ({port}) {what}, so host and network are alive.",
+        h.host
+    ))
+}

@@ -1,0 +1,142 @@
+//! The words of a silent peer (`rules/peer_silent.rs`).
+
+use hangscope_model::Evidence;
+
+use super::{
+    earlier_failure, host_alive_ruled_out, host_alive_sentence, how, log_quote, other_end_evidence,
+    other_end_sentence, other_end_step, other_threads_evidence, thread, waiting_in,
+    window_evidence, with_timer,
+};
+use crate::facts::Words;
+use crate::rules::NO_THREADS;
+use crate::rules::peer_silent::PeerSilent;
+use crate::wording::{bytes, duration, micros, plural};
+
+pub(crate) fn words(f: &PeerSilent) -> Words {
+    let peer = f.conn.peer_addr();
+    let port = f.conn.peer.port;
+    let request = match f.request_bytes {
+        Some(n) => format!("the {n}-byte request"),
+        None => "the request".into(),
+    };
+    let retransmits = plural(u64::from(f.total_retrans), "retransmit", "retransmits");
+    let alive = if f.acked_since_request {
+        format!(
+            ", and {} (last ACK {} ago), so host and network are alive; the service on \
+             :{port} is not answering.",
+            if f.keepalive {
+                "keepalives are answered"
+            } else {
+                "it still ACKs"
+            },
+            duration(f.last_ack_ms)
+        )
+    } else {
+        // The socket is read at the same look as the thread, so the two numbers agree.
+        format!(
+            " and nothing came back in {}; the service on :{port} is not answering.",
+            duration(f.silent_ms)
+        )
+    };
+    let mut summary = match &f.waiter {
+        Some(w) => format!(
+            "{} has waited {} in {} for a reply from {peer} that is not coming: {request} was \
+             acknowledged by the peer's kernel{alive}",
+            thread(w),
+            duration(f.stuck_ms),
+            how(w)
+        ),
+        None => format!(
+            "A request to {peer} on {} got no reply for {}: {request} was acknowledged by the \
+             peer's kernel{alive} {NO_THREADS}",
+            match f.conn.fd {
+                Some(fd) => format!("fd {fd}"),
+                None => "a socket".into(),
+            },
+            duration(f.stuck_ms)
+        ),
+    };
+    let mut sentences = Vec::new();
+    sentences.extend(
+        f.conn
+            .other_end
+            .as_ref()
+            .and_then(|e| other_end_sentence(e, port)),
+    );
+    // The stuck connection's own ACKs may have said it already.
+    if !f.acked_since_request {
+        sentences.extend(f.host_alive.as_ref().and_then(host_alive_sentence));
+    }
+    sentences.extend(f.earlier_failure.as_ref().map(earlier_failure));
+    for s in sentences {
+        summary.push(' ');
+        summary.push_str(&s);
+    }
+
+    let mut evidence: Vec<Evidence> = f.waiter.iter().map(waiting_in).collect();
+    evidence.push(Evidence::new(
+        "request",
+        format!(
+            "{} sent {} ago, all acknowledged, {retransmits}",
+            match f.request_bytes {
+                Some(n) => bytes(n),
+                None => "a request".into(),
+            },
+            duration(f.silent_ms),
+        ),
+        format!(
+            "ss: bytes_acked:{} lastsnd:{} unacked:{} retrans:{}/{}",
+            f.bytes_acked, f.silent_ms, f.unacked, f.retransmits, f.total_retrans
+        ),
+    ));
+    evidence.push(Evidence::new(
+        "reply",
+        if f.bytes_received == 0 {
+            "0 bytes back".to_string()
+        } else {
+            format!(
+                "nothing since the request (last data {} ago)",
+                duration(f.last_recv_ms)
+            )
+        },
+        format!(
+            "ss: bytes_received:{} lastrcv:{} Recv-Q 0",
+            f.bytes_received, f.last_recv_ms
+        ),
+    ));
+    // Over the window, the same silence measured rather than inferred from ages.
+    evidence.extend(window_evidence(&f.conn));
+    let mut kernel = format!(
+        "last ACK {} ago, rtt {}",
+        duration(f.last_ack_ms),
+        micros(f.rtt_us)
+    );
+    if f.keepalive {
+        kernel.push_str(", keepalive timer running");
+    }
+    evidence.push(Evidence::new(
+        "peer's kernel",
+        kernel,
+        with_timer(&f.conn, format!("ss: lastack:{}", f.last_ack_ms)),
+    ));
+    evidence.extend(other_end_evidence(&f.conn));
+    evidence.extend(other_threads_evidence(&f.conn));
+    evidence.extend(f.log.iter().map(log_quote));
+
+    let mut ruled_out = vec![format!(
+        "network loss: the request was acknowledged, {retransmits}"
+    )];
+    if f.acked_since_request {
+        ruled_out.push(format!(
+            "host down: its kernel ACKed {} ago",
+            duration(f.last_ack_ms)
+        ));
+    }
+    ruled_out.extend(f.host_alive.as_ref().map(host_alive_ruled_out));
+    Words {
+        summary,
+        evidence,
+        ruled_out,
+        next_step: other_end_step(&f.conn),
+    }
+}
