@@ -164,10 +164,37 @@ fn start(prefix: &[&str], name: &str, args: &[&str], dir: Option<TempDir>) -> St
 
 /// Runs hangscope with `args` to completion (it has its own deadline).
 pub fn hangscope(args: &[&str]) -> Output {
-    Command::new(HANGSCOPE)
+    let out = Command::new(HANGSCOPE)
         .args(args)
         .output()
-        .expect("run hangscope")
+        .expect("run hangscope");
+    if args.contains(&"--json") && matches!(out.status.code(), Some(0 | 1)) {
+        record(&out.stdout);
+    }
+    out
+}
+
+/// With `HANGSCOPE_RECORD=DIR`, every document a test gets from hangscope is also written to
+/// DIR as `<test>.json` (then `<test>-2.json`, ...): how the snapshots under
+/// tests/fixtures/snapshots/recorded/ were made from the real processes of these tests.
+fn record(stdout: &[u8]) {
+    let Some(dir) = std::env::var_os("HANGSCOPE_RECORD") else {
+        return;
+    };
+    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("unnamed")
+        .replace("::", "-");
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    let n = seen.iter().filter(|t| **t == test).count();
+    seen.push(test.clone());
+    let name = if n == 0 {
+        format!("{test}.json")
+    } else {
+        format!("{test}-{}.json", n + 1)
+    };
+    std::fs::write(std::path::Path::new(&dir).join(name), stdout).expect("record a document");
 }
 
 /// Runs `hangscope PID --json` and parses the document.
