@@ -22,6 +22,7 @@ mod error;
 pub mod fd;
 pub mod fdinfo;
 pub mod holders;
+pub mod isolate;
 pub mod locks;
 pub mod logs;
 pub mod mountinfo;
@@ -30,6 +31,7 @@ pub mod pipes;
 mod proc_root;
 pub mod process;
 pub mod resolve;
+pub mod safe_path;
 pub mod sockets;
 pub mod threads;
 
@@ -56,6 +58,9 @@ pub struct Options {
     pub progress: bool,
     /// Log files to read besides those the process has open (`--log PATH`).
     pub log_paths: Vec<std::path::PathBuf>,
+    /// The hangscope binary that opens and reads the target's files (`isolate`); `None`
+    /// reads them in this process, as the library's own tests do.
+    pub reader: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -67,6 +72,7 @@ impl Default for Options {
             focus_tid: None,
             progress: false,
             log_paths: Vec::new(),
+            reader: None,
         }
     }
 }

@@ -39,6 +39,24 @@ impl Mounts {
             .map(|(_, m)| m)
     }
 
+    /// The mount whose mount point is exactly `path` (the newest when several are stacked
+    /// there, as `containing` picks), with its id.
+    pub fn mount_at(&self, path: &str) -> Option<(u64, &Mount)> {
+        let path = if path.len() > 1 {
+            path.trim_end_matches('/')
+        } else {
+            path
+        };
+        self.by_id
+            .iter()
+            .filter(|(_, m)| {
+                let mp = m.mount_point.as_str();
+                mp == path || (mp.len() > 1 && mp.trim_end_matches('/') == path)
+            })
+            .max_by_key(|(id, _)| **id)
+            .map(|(id, m)| (*id, m))
+    }
+
     /// Mount points of the file systems that are not known to be local (network, FUSE, ...).
     pub fn not_local_points(&self) -> Vec<&str> {
         self.by_id

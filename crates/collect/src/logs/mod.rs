@@ -20,11 +20,13 @@ pub mod journal;
 pub mod json_lines;
 pub mod kmsg;
 pub mod link;
+pub mod open;
 pub mod peers;
 pub mod plain;
 pub mod tail;
 pub mod task_status;
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -32,8 +34,10 @@ use hangscope_model::{Fd, FdKind, Gap, GapReason, LogFormat, LogSource, Snapshot
 
 use crate::error::gap_of;
 use crate::mountinfo::{self, Mounts};
+use crate::safe_path::{self, Refused};
 use crate::{Options, ProcRoot};
 use civil_time::{TimeContext, YearRef, format_offset, year_month_from_file_name, year_month_of};
+use open::{Opener, open_path};
 
 /// Bytes read from the end of a log at most.
 pub const MAX_TAIL_BYTES: u64 = 256 * 1024;
@@ -60,8 +64,9 @@ pub fn read(
     gaps: &mut Vec<Gap>,
 ) -> Vec<LogSource> {
     let mut sources: Vec<(LogSource, bool)> = Vec::new();
+    let opener = Opener::new(root, opts);
     for path in &opts.log_paths {
-        if let Some(s) = read_given(path, gaps) {
+        if let Some(s) = read_given(&opener, path, gaps) {
             sources.push((s, true));
         }
     }
@@ -80,14 +85,14 @@ pub fn read(
         if sources.iter().any(|(s, _)| s.path == f.target) {
             continue;
         }
-        let (source, young) = read_fd_log(root, pid, f, reason, mounts, gaps);
+        let (source, young) = read_fd_log(&opener, root, pid, f, reason, mounts, gaps);
         let dir_ok = source.read_via.is_some();
         let target_pid = snap.process.nspid.last().copied().unwrap_or(pid);
         sources.push((source, true));
         if young
             && dir_ok
             && let Some((rotated, same_process)) =
-                read_rotated(root, pid, target_pid, &f.target, mounts, gaps)
+                read_rotated(&opener, root, pid, target_pid, &f.target, mounts, gaps)
         {
             sources.push((rotated, same_process));
         }
@@ -228,6 +233,7 @@ fn base_name(path: &str) -> &str {
 }
 
 fn read_fd_log(
+    opener: &Opener,
     root: &ProcRoot,
     pid: i32,
     f: &Fd,
@@ -276,15 +282,21 @@ fn read_fd_log(
         return (source, false);
     }
     let via = root.pid(pid).join("fd").join(f.fd.to_string());
-    match tail::read(&via, MAX_TAIL_BYTES, MAX_LINES) {
+    let read = open_path(&via)
+        .map_err(open::Refusal::Io)
+        .and_then(|file| opener.tail(&file));
+    match read {
         Ok(t) => {
             source.read_via = Some(via.to_string_lossy().into_owned());
             fill(&mut source, base_name(&f.target), &t);
             let young = !t.truncated && !t.binary && source.entries.len() < YOUNG_ENTRIES;
             (source, young)
         }
-        Err(e) => {
-            gaps.push(gap_of(format!("log {} (fd {})", f.target, f.fd), &e));
+        Err(r) => {
+            if !matches!(r, open::Refusal::Io(_)) {
+                source.notes.push(format!("not read: {}", r.why()));
+            }
+            gaps.push(r.gap(format!("log {} (fd {})", f.target, f.fd)));
             (source, false)
         }
     }
@@ -333,9 +345,14 @@ fn is_compressed(name: &str) -> bool {
         .any(|s| name.ends_with(s))
 }
 
-/// The newest rotated sibling of `path`, read through /proc/PID/root (the process's view of
-/// the file system). Returns the source and whether it was written by this process.
+/// The newest rotated sibling of `path`, looked for through /proc/PID/root (the process's view
+/// of the file system). Returns the source and whether it was written by this process.
+///
+/// The directory is reached by a `safe_path` walk, since the path the fd link shows may now
+/// lead elsewhere (a deleted directory replaced by a symlink); its listing is safe on a local
+/// mount, but an entry may be a mount point, which is never stat'ed if it is not local.
 fn read_rotated(
+    opener: &Opener,
     root: &ProcRoot,
     pid: i32,
     target_pid: i32,
@@ -345,25 +362,48 @@ fn read_rotated(
 ) -> Option<(LogSource, bool)> {
     let (dir, name) = path.rsplit_once('/')?;
     let dir = if dir.is_empty() { "/" } else { dir };
+    let what = format!("{dir} (rotated logs)");
+    let seen_root = root.pid(pid).join("root");
+    let found = open_path(&seen_root)
+        .map_err(Refused::Io)
+        .and_then(|base| safe_path::resolve(base.as_fd(), dir, mounts));
+    let found = match found {
+        Ok(f) => f,
+        Err(Refused::Io(e)) => {
+            gaps.push(gap_of(what, &e));
+            return None;
+        }
+        Err(r) => {
+            gaps.push(Gap::new(what, GapReason::Unsafe, r.why("listing")));
+            return None;
+        }
+    };
     if !mounts
-        .containing(dir)
+        .containing(&found.path)
         .is_some_and(|m| mountinfo::is_local(&m.fs_type))
     {
         return None;
     }
-    let seen = root.pid(pid).join("root").join(dir.trim_start_matches('/'));
-    let listing = match std::fs::read_dir(&seen) {
+    let listing = nix::dir::Dir::openat(
+        found.fd.as_fd(),
+        ".",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    );
+    let mut listing = match listing {
         Ok(l) => l,
         Err(e) => {
-            gaps.push(gap_of(format!("{dir} (rotated logs)"), &e));
+            gaps.push(gap_of(what, &e.into()));
             return None;
         }
     };
+    let in_dir = |cand: &str| format!("{}/{cand}", found.path.trim_end_matches('/'));
     let (stem, glog) = rotation_stem(name);
     let mut best: Option<(i64, String)> = None;
     let mut compressed = 0usize;
-    for entry in listing.flatten().take(10_000) {
-        let Some(cand) = entry.file_name().to_str().map(str::to_string) else {
+    let mut mount_points = Vec::new();
+    for entry in listing.iter().flatten().take(10_000) {
+        let Ok(cand) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
         if !is_sibling(&stem, glog, name, &cand) {
@@ -373,20 +413,38 @@ fn read_rotated(
             compressed += 1;
             continue;
         }
-        // lstat: glog's "prog.INFO" symlinks and the like are not siblings.
-        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
-            continue;
-        };
-        if !meta.file_type().is_file() {
+        // A stat of a mount point is a call to the mounted file system.
+        if let Some((_, m)) = mounts.mount_at(&in_dir(&cand))
+            && !mountinfo::is_local(&m.fs_type)
+        {
+            mount_points.push(format!("{} ({})", in_dir(&cand), m.fs_type));
             continue;
         }
-        let mtime = std::os::unix::fs::MetadataExt::mtime(&meta);
+        // lstat: glog's "prog.INFO" symlinks and the like are not siblings.
+        let Ok(st) = nix::sys::stat::fstatat(
+            found.fd.as_fd(),
+            cand.as_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) else {
+            continue;
+        };
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            continue;
+        }
+        let mtime = st.st_mtime;
         if best.as_ref().is_none_or(|(m, _)| mtime > *m) {
             best = Some((mtime, cand));
         }
     }
+    if !mount_points.is_empty() {
+        gaps.push(Gap::new(
+            format!("rotated log candidates {}", mount_points.join(", ")),
+            GapReason::Unsafe,
+            "mount points of file systems that are not local: not stat'ed, since that could hang",
+        ));
+    }
     let (_, cand) = best?;
-    let full = format!("{}/{cand}", dir.trim_end_matches('/'));
+    let full = in_dir(&cand);
     let mut source = LogSource {
         path: full.clone(),
         reason: format!("rotated before {path}, which is young"),
@@ -398,13 +456,26 @@ fn read_rotated(
             .notes
             .push(format!("{compressed} older compressed rotations not read"));
     }
-    let via = seen.join(&cand);
-    match tail::read(&via, MAX_TAIL_BYTES, MAX_LINES) {
+    let via = seen_root.join(full.trim_start_matches('/'));
+    let read = nix::fcntl::openat(
+        found.fd.as_fd(),
+        cand.as_str(),
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| open::Refusal::Io(e.into()))
+    .and_then(|file| opener.tail(&file));
+    match read {
         Ok(t) => {
             source.read_via = Some(via.to_string_lossy().into_owned());
             fill(&mut source, &cand, &t);
         }
-        Err(e) => gaps.push(gap_of(format!("rotated log {full}"), &e)),
+        Err(r) => {
+            if !matches!(r, open::Refusal::Io(_)) {
+                source.notes.push(format!("not read: {}", r.why()));
+            }
+            gaps.push(r.gap(format!("rotated log {full}")));
+        }
     }
     let same = glog_pid(&cand).is_none_or(|p| p == target_pid || p == pid);
     if !same {
@@ -417,7 +488,9 @@ fn read_rotated(
 }
 
 /// A `--log PATH` (in hangscope's own view of the file system), read only on a local mount.
-fn read_given(path: &Path, gaps: &mut Vec<Gap>) -> Option<LogSource> {
+/// The path is walked with `safe_path`: its text alone (a symlink, `a/../mnt`) does not say
+/// which mount it ends on.
+fn read_given(opener: &Opener, path: &Path, gaps: &mut Vec<Gap>) -> Option<LogSource> {
     let abs: PathBuf = if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -433,7 +506,23 @@ fn read_given(path: &Path, gaps: &mut Vec<Gap>) -> Option<LogSource> {
         reason: "given with --log".into(),
         ..LogSource::default()
     };
-    match own.containing(&text) {
+    let found = open_path(Path::new("/"))
+        .map_err(Refused::Io)
+        .and_then(|base| safe_path::resolve(base.as_fd(), &text, &own));
+    let found = match found {
+        Ok(f) => f,
+        Err(Refused::Io(e)) => {
+            gaps.push(gap_of(format!("log {text} (--log)"), &e));
+            return Some(source);
+        }
+        Err(r) => {
+            let why = r.why("reading");
+            source.notes.push(format!("not read: {why}"));
+            gaps.push(Gap::new(format!("log {text}"), GapReason::Unsafe, why));
+            return Some(source);
+        }
+    };
+    match own.containing(&found.path) {
         Some(m) if mountinfo::is_local(&m.fs_type) => {}
         other => {
             let why = match other {
@@ -448,12 +537,17 @@ fn read_given(path: &Path, gaps: &mut Vec<Gap>) -> Option<LogSource> {
             return Some(source);
         }
     }
-    match tail::read(&abs, MAX_TAIL_BYTES, MAX_LINES) {
+    match opener.tail(&found.fd) {
         Ok(t) => {
-            source.read_via = Some(text.clone());
-            fill(&mut source, base_name(&text), &t);
+            source.read_via = Some(found.path.clone());
+            fill(&mut source, base_name(&found.path), &t);
         }
-        Err(e) => gaps.push(gap_of(format!("log {text} (--log)"), &e)),
+        Err(r) => {
+            if !matches!(r, open::Refusal::Io(_)) {
+                source.notes.push(format!("not read: {}", r.why()));
+            }
+            gaps.push(r.gap(format!("log {text} (--log)")));
+        }
     }
     Some(source)
 }
@@ -757,7 +851,8 @@ mod tests {
         f.info.as_mut().unwrap().mnt_id = Some(91);
         let mut gaps = Vec::new();
         let reason = log_reason(&f).unwrap();
-        let (source, young) = read_fd_log(&root, 4242, &f, reason, &mounts, &mut gaps);
+        let opener = Opener::new(&root, &Options::default());
+        let (source, young) = read_fd_log(&opener, &root, 4242, &f, reason, &mounts, &mut gaps);
         assert!(!young);
         assert_eq!(source.read_via, None);
         assert!(

@@ -30,6 +30,21 @@ pub fn read(path: &Path, max_bytes: u64, max_lines: usize) -> io::Result<Tail> {
 }
 
 pub fn read_file(file: &File, max_bytes: u64, max_lines: usize) -> io::Result<Tail> {
+    Ok(Tail::from_raw(read_raw(file, max_bytes)?, max_lines))
+}
+
+/// The last bytes of a file as read, before they are cut into lines: what the reading helper
+/// process hands back (see `crate::isolate`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawTail {
+    pub bytes: Vec<u8>,
+    /// Offset of `bytes` in the file.
+    pub start: u64,
+    pub size: u64,
+    pub mtime_s: i64,
+}
+
+pub fn read_raw(file: &File, max_bytes: u64) -> io::Result<RawTail> {
     let meta = file.metadata()?;
     if !meta.file_type().is_file() {
         return Err(io::Error::new(
@@ -50,33 +65,45 @@ pub fn read_file(file: &File, max_bytes: u64, max_lines: usize) -> io::Result<Ta
         }
     }
     buf.truncate(got);
-    let mut tail = Tail {
-        truncated: start > 0,
-        bytes_read: got as u64,
+    Ok(RawTail {
+        bytes: buf,
+        start,
         size,
         mtime_s: meta.mtime(),
-        ..Tail::default()
-    };
-    let mut body: &[u8] = &buf;
-    if start > 0 {
-        // The first line is cut; it starts after the first newline.
-        body = match body.iter().position(|&b| b == b'\n') {
-            Some(i) => &body[i + 1..],
-            None => &[],
+    })
+}
+
+impl Tail {
+    /// Cuts raw bytes into at most `max_lines` whole lines of text.
+    pub fn from_raw(raw: RawTail, max_lines: usize) -> Tail {
+        let mut tail = Tail {
+            truncated: raw.start > 0,
+            bytes_read: raw.bytes.len() as u64,
+            size: raw.size,
+            mtime_s: raw.mtime_s,
+            ..Tail::default()
         };
+        let mut body: &[u8] = &raw.bytes;
+        if raw.start > 0 {
+            // The first line is cut; it starts after the first newline.
+            body = match body.iter().position(|&b| b == b'\n') {
+                Some(i) => &body[i + 1..],
+                None => &[],
+            };
+        }
+        if super::entries::looks_binary(body) {
+            tail.binary = true;
+            return tail;
+        }
+        let text = String::from_utf8_lossy(body);
+        let lines: Vec<&str> = text.lines().collect();
+        let skip = lines.len().saturating_sub(max_lines);
+        if skip > 0 {
+            tail.truncated = true;
+        }
+        tail.text = lines[skip..].join("\n");
+        tail
     }
-    if super::entries::looks_binary(body) {
-        tail.binary = true;
-        return Ok(tail);
-    }
-    let text = String::from_utf8_lossy(body);
-    let lines: Vec<&str> = text.lines().collect();
-    let skip = lines.len().saturating_sub(max_lines);
-    if skip > 0 {
-        tail.truncated = true;
-    }
-    tail.text = lines[skip..].join("\n");
-    Ok(tail)
 }
 
 #[cfg(test)]

@@ -1,0 +1,158 @@
+//! Opening a log without changing its writer or hanging on it.
+//!
+//! The file comes as an `O_PATH` fd (a link in /proc/PID/fd, or the end of a `safe_path`
+//! walk), which opens nothing: no lease is broken, no fanotify permission event is raised, no
+//! file system is called. Then:
+//! - a file with a lease on it (/proc/locks, `LEASE` or `DELEG` on its dev:ino) is not opened:
+//!   an open breaks a write lease (and a read lease if for writing), which sends its holder
+//!   SIGIO and makes it give the lease up;
+//! - the real open and the reads run in a helper process (`crate::isolate`) that is abandoned
+//!   after a time limit: a fanotify `FAN_OPEN_PERM` listener that never answers, or a disk
+//!   that stopped, would otherwise hold hangscope in the kernel.
+//!
+//! A lease taken between the look at /proc/locks and the open is not seen; the window is the
+//! few milliseconds between the two.
+
+use std::cell::OnceCell;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hangscope_model::{FileLock, Gap, GapReason, LockAccess, LockClass};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use super::tail::Tail;
+use super::{MAX_LINES, MAX_TAIL_BYTES};
+use crate::error::gap_of;
+use crate::isolate::{self, Outcome};
+use crate::{Deadline, Options, ProcRoot};
+
+/// Time one file's open and read get at most (less when the deadline is nearer): a local
+/// file's tail takes milliseconds.
+pub const TAIL_LIMIT: Duration = Duration::from_secs(1);
+
+pub struct Opener {
+    locks_path: PathBuf,
+    reader: Option<PathBuf>,
+    deadline: Deadline,
+    /// Leases and delegations in /proc/locks, read at the first file.
+    leases: OnceCell<Vec<FileLock>>,
+}
+
+#[derive(Debug)]
+pub enum Refusal {
+    /// A lease is on the file: what /proc/locks says of it.
+    Leased(String),
+    /// The helper did not answer within this time.
+    TimedOut(Duration),
+    Deadline,
+    Io(io::Error),
+}
+
+impl Refusal {
+    /// Why the file was not read, for the log's notes.
+    pub fn why(&self) -> String {
+        match self {
+            Refusal::Leased(l) => format!(
+                "a file lease is held on it ({l}): opening it could break the lease and signal \
+                 its holder, so it is not opened"
+            ),
+            Refusal::TimedOut(d) => format!(
+                "no answer within {} ms: an open or read of it blocked: a fanotify permission \
+                 listener or a hung file system; the reading process was abandoned",
+                d.as_millis()
+            ),
+            Refusal::Deadline => "not read before the deadline".into(),
+            Refusal::Io(e) => e.to_string(),
+        }
+    }
+
+    pub fn gap(&self, what: String) -> Gap {
+        match self {
+            Refusal::Leased(_) => Gap::new(what, GapReason::Unsafe, self.why()),
+            Refusal::TimedOut(_) | Refusal::Deadline => {
+                Gap::new(what, GapReason::Deadline, self.why())
+            }
+            Refusal::Io(e) => gap_of(what, e),
+        }
+    }
+}
+
+impl Opener {
+    pub fn new(root: &ProcRoot, opts: &Options) -> Opener {
+        Opener {
+            locks_path: root.path().join("locks"),
+            reader: opts.reader.clone(),
+            deadline: opts.deadline,
+            leases: OnceCell::new(),
+        }
+    }
+
+    /// The bounded tail of the regular file behind the `O_PATH` fd `file`.
+    pub fn tail(&self, file: &OwnedFd) -> Result<Tail, Refusal> {
+        let st = nix::sys::stat::fstat(file).map_err(|e| Refusal::Io(e.into()))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(Refusal::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
+        let dev = format!(
+            "{:02x}:{:02x}",
+            libc::major(st.st_dev),
+            libc::minor(st.st_dev)
+        );
+        if let Some(l) = self
+            .leases()
+            .iter()
+            .find(|l| l.inode == st.st_ino && l.dev == dev)
+        {
+            return Err(Refusal::Leased(describe(l)));
+        }
+        let limit = TAIL_LIMIT.min(self.deadline.remaining());
+        if limit.is_zero() {
+            return Err(Refusal::Deadline);
+        }
+        match isolate::read_tail(self.reader.as_deref(), file.as_fd(), MAX_TAIL_BYTES, limit) {
+            Outcome::Read(raw) => Ok(Tail::from_raw(raw, MAX_LINES)),
+            Outcome::Failed(e) => Err(Refusal::Io(e)),
+            Outcome::TimedOut(d) => Err(Refusal::TimedOut(d)),
+        }
+    }
+
+    fn leases(&self) -> &[FileLock] {
+        self.leases.get_or_init(|| {
+            // Unreadable, it hides nothing that an open could not already have found: the
+            // files are read as before.
+            let text = std::fs::read(&self.locks_path).unwrap_or_default();
+            let (all, _) = crate::locks::parse_all(&String::from_utf8_lossy(&text));
+            all.into_iter()
+                .filter(|l| matches!(l.class, LockClass::Lease | LockClass::Delegation))
+                .collect()
+        })
+    }
+}
+
+fn describe(l: &FileLock) -> String {
+    let class = if l.class == LockClass::Delegation {
+        "DELEG"
+    } else {
+        "LEASE"
+    };
+    let access = match l.access {
+        LockAccess::Read => "READ",
+        LockAccess::Write => "WRITE",
+        LockAccess::None => "UNLCK",
+        LockAccess::Other => "?",
+    };
+    let by = l.pid.map(|p| format!(" by pid {p}")).unwrap_or_default();
+    format!("{class} {} {access}{by}", l.mode)
+}
+
+/// An `O_PATH` fd of `path`, following its links (the magic ones of /proc/PID/fd included):
+/// opens nothing, so it breaks no lease and raises no fanotify event.
+pub fn open_path(path: &Path) -> io::Result<OwnedFd> {
+    nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(Into::into)
+}
