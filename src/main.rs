@@ -15,6 +15,15 @@ use hangscope_render::{TextOptions, json::write_json, render_text};
 use cli::{Cli, CollectArgs, Command, OutputArgs, exit};
 
 fn main() {
+    // The helper that opens and reads a target's file for a run (see collect's `isolate`):
+    // before the command line is parsed, so it starts fast and needs no flags.
+    let mut args = std::env::args_os().skip(1);
+    if args
+        .next()
+        .is_some_and(|a| a == hangscope_collect::isolate::SUBCOMMAND)
+    {
+        std::process::exit(hangscope_collect::isolate::serve(&args.collect::<Vec<_>>()));
+    }
     std::process::exit(run());
 }
 
@@ -95,9 +104,15 @@ pub(crate) fn inspect(
         focus_tid: target.focus_tid,
         progress: true,
         log_paths: collect.log.clone(),
+        // This very binary, whatever its path or whether it was replaced since it started.
+        reader: Some("/proc/self/exe".into()),
     };
-    start_watchdog(collect.deadline);
-    let snap = match hangscope_collect::collect(&ProcRoot::default(), target.pid, &opts) {
+    let watchdog = start_watchdog(collect.deadline);
+    let collected = hangscope_collect::collect(&ProcRoot::default(), target.pid, &opts);
+    // Collection is what the deadline bounds; the report is written in full however slowly
+    // it is read (`hangscope PID | less`).
+    drop(watchdog);
+    let snap = match collected {
         Ok(s) => s,
         Err(e) => {
             eprintln!("hangscope: {e}");
@@ -116,21 +131,27 @@ pub(crate) fn inspect(
 }
 
 /// The last line of defence for "every run has a deadline": readers check the deadline between
-/// reads, but a read the kernel blocks cannot be cancelled from inside. If collection and output
-/// are not done a grace period after the deadline, say so and exit rather than hang.
-fn start_watchdog(deadline: std::time::Duration) {
-    const GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+/// reads, but a read the kernel blocks cannot be cancelled from inside. If collection is not
+/// done a grace period after the deadline, say so and exit rather than hang. Dropping the
+/// returned sender disarms it. The exit can complete: the reads that can block for good (a
+/// target's files) run in helper processes that are abandoned, not in this process's threads.
+fn start_watchdog(deadline: Duration) -> std::sync::mpsc::Sender<()> {
+    const GRACE: Duration = Duration::from_secs(3);
     let limit = deadline + GRACE;
+    let (disarm, disarmed) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
-        std::thread::sleep(limit);
+        if disarmed.recv_timeout(limit) != Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            return;
+        }
         eprintln!(
-            "hangscope: still not done {:.1} s after the {:.1} s deadline: a read is blocked in \
-             the kernel; giving up",
+            "hangscope: collection still not done {:.1} s after the {:.1} s deadline: a read \
+             is blocked in the kernel; giving up without a report",
             GRACE.as_secs_f64(),
-            deadline.as_secs_f64()
+            deadline.as_secs_f64(),
         );
         std::process::exit(exit::FAILURE);
     });
+    disarm
 }
 
 fn replay(file: &std::path::Path, output: &OutputArgs) -> i32 {
