@@ -15,13 +15,15 @@ use support::*;
 /// unmount.
 struct HungMount {
     dir: TempDir,
+    /// The mount point's name in `dir`.
+    name: &'static str,
     server: Child,
     stuck: Vec<Child>,
 }
 
 impl HungMount {
     fn mountpoint(&self) -> String {
-        format!("{}/mnt", self.dir.path())
+        format!("{}/{}", self.dir.path(), self.name)
     }
 }
 
@@ -49,18 +51,30 @@ fn mounted(mountpoint: &str) -> bool {
         .any(|l| l.split(' ').nth(4) == Some(mountpoint))
 }
 
+/// A mount at DIR/mnt that hangs once a file on it has been opened.
 fn start_hung_mount() -> HungMount {
+    start_hung_mount_at("mnt", false)
+}
+
+/// A mount at DIR/`name` whose every call hangs from the start (`now`), or once a file on it
+/// has been opened.
+fn start_hung_mount_at(name: &'static str, now: bool) -> HungMount {
     let dir = TempDir::new("fuse");
-    let mnt = format!("{}/mnt", dir.path());
+    let mnt = format!("{}/{name}", dir.path());
     std::fs::create_dir(&mnt).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/hangfs.py");
+    let mut args = vec![script, &mnt, "60"];
+    if now {
+        args.push("now");
+    }
     let server = Command::new("python3")
-        .args([script, &mnt, "60"])
+        .args(args)
         .stdout(Stdio::null())
         .spawn()
         .expect("python3 with fusepy (installed by .ci/run)");
     let m = HungMount {
         dir,
+        name,
         server,
         stuck: Vec::new(),
     };
@@ -248,4 +262,147 @@ fn a_thread_stuck_in_the_kernel_on_a_hung_mount_is_the_cause() {
     assert_eq!(top["subject"]["tid"], tid);
     assert!(top["summary"].as_str().unwrap().contains("FUSE"), "{top}");
     drop(mount);
+}
+
+/// A process writing DIR/`name` (tests/support/log_target.py plain), killed on drop.
+struct Writer(Child);
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_writer(log: &str) -> Writer {
+    use std::io::BufRead;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/log_target.py");
+    let mut child = Command::new("python3")
+        .args([script, log, "plain", "-"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let out = child.stdout.take().unwrap();
+    let w = Writer(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(ANNOUNCE_WITHIN).unwrap_or_default();
+    assert_eq!(line.trim(), "ready", "log_target.py did not start");
+    w
+}
+
+/// Runs `hangscope PID --json --window 0 --deadline 5s EXTRA` in `cwd`, with openat2 or with
+/// the walk that stands in for it on older kernels; asserts the run ends well within its
+/// deadline with a report, and returns it.
+fn run_beside_hung_mount(pid: i32, extra: &[&str], cwd: &str, fallback: bool) -> serde_json::Value {
+    let mut cmd = Command::new(HANGSCOPE);
+    cmd.args([&pid.to_string(), "--json", "--window", "0", "--deadline", "5s"])
+        .args(extra)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if fallback {
+        cmd.env("HANGSCOPE_NO_OPENAT2", "1");
+    }
+    let started = Instant::now();
+    let mut hs = cmd.spawn().unwrap();
+    let finished = wait_until(Duration::from_secs(30), || hs.try_wait().unwrap().is_some());
+    if !finished {
+        let _ = hs.kill();
+        let _ = hs.wait();
+        panic!("hangscope {extra:?} did not finish within 30 s beside a hung mount");
+    }
+    let took = started.elapsed();
+    let out = hs.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("hangscope {extra:?} (fallback {fallback}) took {took:?}");
+    assert!(took < Duration::from_secs(4), "{took:?} for a 5 s deadline: {stderr}");
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The gap whose `what` contains `what`, asserted to be "unsafe" with `detail` in its detail.
+fn unsafe_gap(doc: &serde_json::Value, what: &str, detail: &str) {
+    let gaps = doc["snapshot"]["gaps"].as_array().unwrap();
+    let found = gaps.iter().find(|g| g["what"].as_str().unwrap().contains(what));
+    let g = found.unwrap_or_else(|| panic!("no gap on {what}: {gaps:?}"));
+    assert_eq!(g["reason"], "unsafe", "{g}");
+    assert!(g["detail"].as_str().unwrap().contains(detail), "{g}");
+}
+
+#[test]
+fn a_log_path_that_leads_onto_a_hung_mount_is_not_followed() {
+    let mount = start_hung_mount_at("mnt", true);
+    let d = mount.dir.path().to_string();
+    let mnt = mount.mountpoint();
+    std::os::unix::fs::symlink(format!("{mnt}/stuck.txt"), format!("{d}/link.log")).unwrap();
+    std::fs::create_dir(format!("{d}/a")).unwrap();
+    let held = format!("{d}/held.txt");
+    std::fs::write(&held, "x").unwrap();
+    let mut target = scenario("open-hold", &["--path", &held]);
+    target.expect("fd");
+    let on_mount = format!("fuse.hangfs mount {mnt}");
+    for fallback in [false, true] {
+        let doc = run_beside_hung_mount(target.pid(), &["--log", "link.log"], &d, fallback);
+        unsafe_gap(&doc, &format!("log {d}/link.log"), &on_mount);
+        let doc = run_beside_hung_mount(target.pid(), &["--log", "a/../mnt/x"], &d, fallback);
+        unsafe_gap(&doc, &format!("log {d}/a/../mnt/x"), &on_mount);
+    }
+    drop(target);
+}
+
+#[test]
+fn a_log_directory_replaced_by_a_symlink_onto_a_hung_mount_is_not_listed() {
+    let mount = start_hung_mount_at("mnt", true);
+    let d = mount.dir.path().to_string();
+    let logs = format!("{d}/logs");
+    std::fs::create_dir(&logs).unwrap();
+    let mut target = scenario("log-writer", &["--dir", &logs]);
+    let log = target.expect("log");
+    target.expect("ready");
+    // The directory goes, the open log stays; a symlink of the same name leads to the mount.
+    std::fs::remove_dir_all(&logs).unwrap();
+    std::os::unix::fs::symlink(mount.mountpoint(), &logs).unwrap();
+    for fallback in [false, true] {
+        let doc = run_beside_hung_mount(target.pid(), &[], &d, fallback);
+        unsafe_gap(
+            &doc,
+            &format!("{logs} (rotated logs)"),
+            &format!("fuse.hangfs mount {}", mount.mountpoint()),
+        );
+        let read = doc["snapshot"]["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["path"] == log.as_str())
+            .unwrap_or_else(|| panic!("the deleted log itself is still read: {doc}"));
+        assert!(!read["entries"].as_array().unwrap().is_empty(), "{read}");
+    }
+    drop(target);
+}
+
+#[test]
+fn a_hung_mount_point_named_like_a_rotated_log_is_not_stat_ed() {
+    let mount = start_hung_mount_at("app.log.1", true);
+    let d = mount.dir.path().to_string();
+    let log = format!("{d}/app.log");
+    let writer = start_writer(&log);
+    let pid = writer.0.id() as i32;
+    for fallback in [false, true] {
+        let doc = run_beside_hung_mount(pid, &[], &d, fallback);
+        unsafe_gap(&doc, &mount.mountpoint(), "not stat'ed");
+        let read = doc["snapshot"]["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["path"] == log.as_str())
+            .unwrap_or_else(|| panic!("the log itself is read: {doc}"));
+        assert_eq!(read["entries"].as_array().unwrap().len(), 5, "{read}");
+    }
+    drop(writer);
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """A FUSE file system that hangs: it serves one file, stuck.txt, and once any file has been
 opened, every later call blocks for HANG_SECONDS (bounded) — a dead NFS or FUSE server, as the
-target of a hang sees it. Attribute caching is off, so every stat reaches the server.
+target of a hang sees it. Attribute caching is off, so every stat reaches the server. With
+"now", every call blocks from the start: a mount that is already dead when a path leads there.
 
-usage: hangfs.py MOUNTPOINT HANG_SECONDS        (runs in the foreground until killed)
+usage: hangfs.py MOUNTPOINT HANG_SECONDS [now]   (runs in the foreground until killed)
 """
 import errno
 import stat
@@ -15,9 +16,11 @@ from fuse import FUSE, FuseOSError, Operations
 
 
 class HangFS(Operations):
-    def __init__(self, hang_seconds):
+    def __init__(self, hang_seconds, now):
         self.hang_seconds = hang_seconds
         self.hanging = threading.Event()
+        if now:
+            self.hanging.set()
 
     def _maybe_hang(self):
         if self.hanging.is_set():
@@ -50,7 +53,7 @@ class HangFS(Operations):
 
 if __name__ == "__main__":
     FUSE(
-        HangFS(float(sys.argv[2])),
+        HangFS(float(sys.argv[2]), sys.argv[3:] == ["now"]),
         sys.argv[1],
         foreground=True,
         nothreads=False,
