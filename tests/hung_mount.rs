@@ -301,11 +301,18 @@ fn start_writer(log: &str) -> Writer {
 /// deadline with a report, and returns it.
 fn run_beside_hung_mount(pid: i32, extra: &[&str], cwd: &str, fallback: bool) -> serde_json::Value {
     let mut cmd = Command::new(HANGSCOPE);
-    cmd.args([&pid.to_string(), "--json", "--window", "0", "--deadline", "5s"])
-        .args(extra)
-        .current_dir(cwd)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        &pid.to_string(),
+        "--json",
+        "--window",
+        "0",
+        "--deadline",
+        "5s",
+    ])
+    .args(extra)
+    .current_dir(cwd)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     if fallback {
         cmd.env("HANGSCOPE_NO_OPENAT2", "1");
     }
@@ -321,7 +328,10 @@ fn run_beside_hung_mount(pid: i32, extra: &[&str], cwd: &str, fallback: bool) ->
     let out = hs.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("hangscope {extra:?} (fallback {fallback}) took {took:?}");
-    assert!(took < Duration::from_secs(4), "{took:?} for a 5 s deadline: {stderr}");
+    assert!(
+        took < Duration::from_secs(4),
+        "{took:?} for a 5 s deadline: {stderr}"
+    );
     assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -329,7 +339,9 @@ fn run_beside_hung_mount(pid: i32, extra: &[&str], cwd: &str, fallback: bool) ->
 /// The gap whose `what` contains `what`, asserted to be "unsafe" with `detail` in its detail.
 fn unsafe_gap(doc: &serde_json::Value, what: &str, detail: &str) {
     let gaps = doc["snapshot"]["gaps"].as_array().unwrap();
-    let found = gaps.iter().find(|g| g["what"].as_str().unwrap().contains(what));
+    let found = gaps
+        .iter()
+        .find(|g| g["what"].as_str().unwrap().contains(what));
     let g = found.unwrap_or_else(|| panic!("no gap on {what}: {gaps:?}"));
     assert_eq!(g["reason"], "unsafe", "{g}");
     assert!(g["detail"].as_str().unwrap().contains(detail), "{g}");

@@ -8,6 +8,7 @@ usage: log_target.py LOG MODE MARKER
             tells a lease holder its lease is being broken, creates the file MARKER
   fanotify  and mark LOG with FAN_OPEN_PERM in a fanotify group that is never read: every
             later open of LOG by another process waits for an answer that never comes
+  fanotify-dir  the same on LOG's directory (FAN_ONDIR): a listing of it waits
 Prints "ready" once set up (or "error ..." and exits 1), then sleeps; ends after 120 s.
 """
 import ctypes
@@ -21,6 +22,7 @@ FAN_CLOEXEC = 0x00000001
 FAN_CLASS_CONTENT = 0x00000004
 FAN_MARK_ADD = 0x00000001
 FAN_OPEN_PERM = 0x00010000
+FAN_ONDIR = 0x40000000
 AT_FDCWD = -100
 
 
@@ -33,7 +35,7 @@ def main():
     if mode == "lease":
         signal.signal(signal.SIGIO, lambda s, f: open(marker, "w").close())
         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
-    elif mode == "fanotify":
+    elif mode in ("fanotify", "fanotify-dir"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.fanotify_init.argtypes = [ctypes.c_uint, ctypes.c_uint]
         libc.fanotify_mark.argtypes = [
@@ -42,7 +44,11 @@ def main():
         fan = libc.fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, os.O_RDONLY)
         if fan < 0:
             raise OSError(ctypes.get_errno(), "fanotify_init")
-        if libc.fanotify_mark(fan, FAN_MARK_ADD, FAN_OPEN_PERM, AT_FDCWD, log.encode()) < 0:
+        if mode == "fanotify":
+            what, mask = log, FAN_OPEN_PERM
+        else:
+            what, mask = os.path.dirname(log), FAN_OPEN_PERM | FAN_ONDIR
+        if libc.fanotify_mark(fan, FAN_MARK_ADD, mask, AT_FDCWD, what.encode()) < 0:
             raise OSError(ctypes.get_errno(), "fanotify_mark")
         keep.append(fan)
     elif mode != "plain":

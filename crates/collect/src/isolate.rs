@@ -1,16 +1,16 @@
-//! Reads of a target's file data in a helper process, abandoned when it does not answer in
-//! time.
+//! Reads of a target's files in a helper process, abandoned when it does not answer in time.
 //!
-//! An open or a read of a file can block however local its file system is: a fanotify
-//! permission listener (`FAN_OPEN_PERM`, `FAN_ACCESS_PERM`) that never answers holds the opener
-//! in the kernel, and so does a disk or a FUSE server that stopped answering. A thread of
-//! hangscope stuck there cannot be cancelled, and the whole process could not even exit
-//! (exit_group waits for every thread). So the open and the read run in a child,
-//! `hangscope __read-tail MAX_BYTES`, which is handed the file as an `O_PATH` fd 3 (opened
-//! without a path walk, a lease break or a fanotify event, see `logs`), reopens it through
-//! /proc/self/fd/3 and writes back what it read. A child that has not answered by the time
-//! limit is killed and left behind: if it is stuck in the kernel it goes when the kernel lets
-//! it, and it holds none of hangscope's output, so nothing waits for it.
+//! An open or a read can block however local the file system is: a fanotify permission
+//! listener (`FAN_OPEN_PERM`, `FAN_ACCESS_PERM`) that never answers holds the opener in the
+//! kernel, and so does a disk or a FUSE server that stopped answering. A thread of hangscope
+//! stuck there cannot be cancelled, and the whole process could not even exit (exit_group
+//! waits for every thread). So the open and the reads run in a child, `hangscope __read tail
+//! MAX_BYTES` (the last bytes of a file) or `hangscope __read list MAX_ENTRIES` (the names in a
+//! directory), which is handed the file as an `O_PATH` fd 3 (opened without a path walk, a
+//! lease break or a fanotify event, see `logs::open`), reopens it through /proc/self/fd/3 and
+//! writes back what it read. A child that has not answered by the time limit is killed and
+//! left behind: if it is stuck in the kernel it goes when the kernel lets it, and it holds
+//! none of hangscope's output, so nothing waits for it.
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -26,18 +26,29 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use crate::logs::tail::{RawTail, read_raw};
 
 /// The hidden subcommand of the hangscope binary that serves one read.
-pub const SUBCOMMAND: &str = "__read-tail";
+pub const SUBCOMMAND: &str = "__read";
 /// The fd the child finds the file on.
 const FILE_FD: RawFd = 3;
 /// Room for the answer's header line, beyond the bytes read.
 const HEADER_MAX: usize = 128;
+/// A directory entry's name is at most this long (NAME_MAX), plus its separator.
+const ENTRY_MAX: usize = 256;
 
 #[derive(Debug)]
-pub enum Outcome {
-    Read(RawTail),
+pub enum Outcome<T> {
+    Done(T),
     Failed(io::Error),
     /// No answer within the limit: the open or a read blocked.
     TimedOut(Duration),
+}
+
+impl<T> Outcome<T> {
+    fn of(r: io::Result<T>) -> Outcome<T> {
+        match r {
+            Ok(t) => Outcome::Done(t),
+            Err(e) => Outcome::Failed(e),
+        }
+    }
 }
 
 /// The last `max_bytes` of the regular file `file` (an `O_PATH` fd), read by the `helper`
@@ -47,16 +58,57 @@ pub fn read_tail(
     file: BorrowedFd<'_>,
     max_bytes: u64,
     limit: Duration,
-) -> Outcome {
+) -> Outcome<RawTail> {
     let Some(helper) = helper else {
-        return match reopen(file.as_raw_fd()).and_then(|f| read_raw(&f, max_bytes)) {
-            Ok(t) => Outcome::Read(t),
-            Err(e) => Outcome::Failed(e),
-        };
+        return Outcome::of(reopen(file.as_raw_fd()).and_then(|f| read_raw(&f, max_bytes)));
     };
+    let cap = max_bytes as usize + HEADER_MAX;
+    match ask(helper, file, &["tail", &max_bytes.to_string()], cap, limit) {
+        Outcome::Done(bytes) => Outcome::of(parse_tail(&bytes)),
+        Outcome::Failed(e) => Outcome::Failed(e),
+        Outcome::TimedOut(d) => Outcome::TimedOut(d),
+    }
+}
+
+/// At most `max_entries` names in the directory `dir` (an `O_PATH` fd), listed by the
+/// `helper` binary within `limit`, or in this process when there is none.
+pub fn list_dir(
+    helper: Option<&Path>,
+    dir: BorrowedFd<'_>,
+    max_entries: usize,
+    limit: Duration,
+) -> Outcome<Vec<OsString>> {
+    let Some(helper) = helper else {
+        return Outcome::of(list_raw(dir.as_raw_fd(), max_entries));
+    };
+    let cap = max_entries * ENTRY_MAX + HEADER_MAX;
+    match ask(helper, dir, &["list", &max_entries.to_string()], cap, limit) {
+        Outcome::Done(bytes) => Outcome::of(parse_list(&bytes)),
+        Outcome::Failed(e) => Outcome::Failed(e),
+        Outcome::TimedOut(d) => Outcome::TimedOut(d),
+    }
+}
+
+fn list_raw(fd: RawFd, max_entries: usize) -> io::Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/self/fd/{fd}"))?.take(max_entries) {
+        names.push(e?.file_name());
+    }
+    Ok(names)
+}
+
+/// Runs `helper __read ARGS` with `file` on fd 3 and returns what it printed, at most `cap`
+/// bytes, or `TimedOut` (and the child killed, not waited for) if it did not end in `limit`.
+fn ask(
+    helper: &Path,
+    file: BorrowedFd<'_>,
+    args: &[&str],
+    cap: usize,
+    limit: Duration,
+) -> Outcome<Vec<u8>> {
     let mut cmd = Command::new(helper);
     cmd.arg(SUBCOMMAND)
-        .arg(max_bytes.to_string())
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -84,16 +136,13 @@ pub fn read_tail(
         .stdout
         .take()
         .ok_or_else(|| io::Error::other("no pipe from the reading process"))
-        .and_then(|out| collect_answer(out, max_bytes as usize + HEADER_MAX, limit));
+        .and_then(|out| collect_answer(out, cap, limit));
     match answer {
         Ok(Some(bytes)) => {
             // It has answered and is exiting; reap it if it is gone already, never wait: its
             // close of the file could still block.
             let _ = child.try_wait();
-            match parse_answer(&bytes) {
-                Ok(t) => Outcome::Read(t),
-                Err(e) => Outcome::Failed(e),
-            }
+            Outcome::Done(bytes)
         }
         Ok(None) => {
             // Our own child, by its PID. Not waited for: it may stay in the kernel.
@@ -155,33 +204,48 @@ fn collect_answer(
     }
 }
 
-/// "ok SIZE MTIME START\n" then the bytes, or "err ERRNO\n".
-fn parse_answer(bytes: &[u8]) -> io::Result<RawTail> {
+/// The header line of an answer and what follows it: "ok ..." or "err ERRNO".
+fn split_answer(bytes: &[u8]) -> io::Result<(Vec<&str>, &[u8])> {
     let bad = || io::Error::other("the reading process gave no answer");
     let nl = bytes.iter().position(|&b| b == b'\n').ok_or_else(bad)?;
     let header = std::str::from_utf8(&bytes[..nl]).map_err(|_| bad())?;
-    let mut it = header.split(' ');
-    match it.next() {
-        Some("ok") => {
-            let mut num = || {
-                it.next()
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .ok_or_else(bad)
-            };
-            let (size, mtime_s, start) = (num()?, num()?, num()?);
-            Ok(RawTail {
-                bytes: bytes[nl + 1..].to_vec(),
-                start: start as u64,
-                size: size as u64,
-                mtime_s,
-            })
-        }
-        Some("err") => {
-            let errno = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let words: Vec<&str> = header.split(' ').collect();
+    match words.first() {
+        Some(&"ok") => Ok((words[1..].to_vec(), &bytes[nl + 1..])),
+        Some(&"err") => {
+            let errno = words.get(1).and_then(|v| v.parse().ok()).ok_or_else(bad)?;
             Err(io::Error::from_raw_os_error(errno))
         }
         _ => Err(bad()),
     }
+}
+
+/// "ok SIZE MTIME START\n" then the bytes.
+fn parse_tail(bytes: &[u8]) -> io::Result<RawTail> {
+    let (words, body) = split_answer(bytes)?;
+    let num = |i: usize| {
+        words
+            .get(i)
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or_else(|| io::Error::other("the reading process gave no answer"))
+    };
+    Ok(RawTail {
+        bytes: body.to_vec(),
+        size: num(0)? as u64,
+        mtime_s: num(1)?,
+        start: num(2)? as u64,
+    })
+}
+
+/// "ok\n" then the names, each ended by a NUL (the one byte no name holds).
+fn parse_list(bytes: &[u8]) -> io::Result<Vec<OsString>> {
+    use std::os::unix::ffi::OsStrExt;
+    let (_, body) = split_answer(bytes)?;
+    Ok(body
+        .split(|&b| b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|n| std::ffi::OsStr::from_bytes(n).to_os_string())
+        .collect())
 }
 
 /// Opens for reading the file an `O_PATH` fd refers to, without a path walk. Non-blocking: a
@@ -193,27 +257,40 @@ fn reopen(fd: RawFd) -> io::Result<std::fs::File> {
         .open(format!("/proc/self/fd/{fd}"))
 }
 
-/// The child's side: `hangscope __read-tail MAX_BYTES` with the file on fd 3. Returns the exit
-/// code.
+/// The child's side: `hangscope __read tail MAX_BYTES` or `__read list MAX_ENTRIES`, with
+/// the file on fd 3. Returns the exit code.
 pub fn serve(args: &[OsString]) -> i32 {
-    let max_bytes = args
-        .first()
-        .and_then(|a| a.to_str())
-        .and_then(|a| a.parse::<u64>().ok());
-    let Some(max_bytes) = max_bytes else {
+    use std::os::unix::ffi::OsStrExt;
+    let arg = |i: usize| args.get(i).and_then(|a| a.to_str());
+    let Some(max) = arg(1).and_then(|a| a.parse::<u64>().ok()) else {
         return 2;
     };
-    let answer = reopen(FILE_FD).and_then(|f| read_raw(&f, max_bytes));
     let mut out = io::stdout().lock();
-    let written = match answer {
-        Ok(t) => writeln!(out, "ok {} {} {}", t.size, t.mtime_s, t.start)
-            .and_then(|_| out.write_all(&t.bytes)),
-        Err(e) => writeln!(out, "err {}", e.raw_os_error().unwrap_or(libc::EIO)),
+    let written = match arg(0) {
+        Some("tail") => match reopen(FILE_FD).and_then(|f| read_raw(&f, max)) {
+            Ok(t) => writeln!(out, "ok {} {} {}", t.size, t.mtime_s, t.start)
+                .and_then(|_| out.write_all(&t.bytes)),
+            Err(e) => error_line(&mut out, &e),
+        },
+        Some("list") => match list_raw(FILE_FD, max as usize) {
+            Ok(names) => writeln!(out, "ok").and_then(|_| {
+                names.iter().try_for_each(|n| {
+                    out.write_all(n.as_bytes())?;
+                    out.write_all(b"\0")
+                })
+            }),
+            Err(e) => error_line(&mut out, &e),
+        },
+        _ => return 2,
     };
     if written.and_then(|_| out.flush()).is_err() {
         return 1;
     }
     0
+}
+
+fn error_line(out: &mut impl Write, e: &io::Error) -> io::Result<()> {
+    writeln!(out, "err {}", e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 #[cfg(test)]
@@ -222,14 +299,17 @@ mod tests {
 
     #[test]
     fn answers_parse() {
-        let t = parse_answer(b"ok 10 1700000000 4\nabcdef").unwrap();
+        let t = parse_tail(b"ok 10 1700000000 4\nabcdef").unwrap();
         assert_eq!(t.bytes, b"abcdef");
         assert_eq!((t.size, t.mtime_s, t.start), (10, 1_700_000_000, 4));
-        let e = parse_answer(b"err 13\n").unwrap_err();
+        let e = parse_tail(b"err 13\n").unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EACCES));
-        assert!(parse_answer(b"").is_err());
-        assert!(parse_answer(b"ok 1 2\n").is_err());
-        assert!(parse_answer(b"what\n").is_err());
+        assert!(parse_tail(b"").is_err());
+        assert!(parse_tail(b"ok 1 2\n").is_err());
+        assert!(parse_tail(b"what\n").is_err());
+        let names = parse_list(b"ok\napp.log.1\0a\nb\0").unwrap();
+        assert_eq!(names, ["app.log.1", "a\nb"]);
+        assert!(parse_list(b"err 2\n").is_err());
     }
 
     #[test]
@@ -264,7 +344,7 @@ mod tests {
         let out = read_tail(None, opath.as_fd(), 4, Duration::from_secs(1));
         let _ = std::fs::remove_dir_all(&dir);
         match out {
-            Outcome::Read(t) => {
+            Outcome::Done(t) => {
                 assert_eq!(t.bytes, b"two\n");
                 assert_eq!((t.start, t.size), (4, 8));
             }

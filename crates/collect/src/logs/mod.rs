@@ -46,6 +46,8 @@ pub const MAX_LINES: usize = 2000;
 /// An open log with fewer entries than this, read whole, is young: its rotated predecessor is
 /// read too, since the story usually began there.
 const YOUNG_ENTRIES: usize = 100;
+/// Names read from a rotated log's directory at most.
+const MAX_LISTED: usize = 10_000;
 /// Lines asked of journalctl.
 const JOURNAL_LINES: usize = 200;
 /// Time journalctl gets at most (less when the run's deadline is nearer).
@@ -384,16 +386,10 @@ fn read_rotated(
     {
         return None;
     }
-    let listing = nix::dir::Dir::openat(
-        found.fd.as_fd(),
-        ".",
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    );
-    let mut listing = match listing {
+    let listing = match opener.list(&found.fd, MAX_LISTED) {
         Ok(l) => l,
-        Err(e) => {
-            gaps.push(gap_of(what, &e.into()));
+        Err(r) => {
+            gaps.push(r.gap(what));
             return None;
         }
     };
@@ -402,8 +398,8 @@ fn read_rotated(
     let mut best: Option<(i64, String)> = None;
     let mut compressed = 0usize;
     let mut mount_points = Vec::new();
-    for entry in listing.iter().flatten().take(10_000) {
-        let Ok(cand) = entry.file_name().to_str().map(str::to_string) else {
+    for entry in listing {
+        let Some(cand) = entry.to_str().map(str::to_string) else {
             continue;
         };
         if !is_sibling(&stem, glog, name, &cand) {

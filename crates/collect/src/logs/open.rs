@@ -6,14 +6,17 @@
 //! - a file with a lease on it (/proc/locks, `LEASE` or `DELEG` on its dev:ino) is not opened:
 //!   an open breaks a write lease (and a read lease if for writing), which sends its holder
 //!   SIGIO and makes it give the lease up;
-//! - the real open and the reads run in a helper process (`crate::isolate`) that is abandoned
-//!   after a time limit: a fanotify `FAN_OPEN_PERM` listener that never answers, or a disk
-//!   that stopped, would otherwise hold hangscope in the kernel.
+//! - the real open and the reads (of a file, or of a directory's names) run in a helper
+//!   process (`crate::isolate`) that is abandoned after a time limit: a fanotify
+//!   `FAN_OPEN_PERM` listener that never answers, or a disk that stopped, would otherwise hold
+//!   hangscope in the kernel. A stat raises no fanotify event and, on a local mount, answers
+//!   from the inode cache, so stats stay in this process.
 //!
 //! A lease taken between the look at /proc/locks and the open is not seen; the window is the
 //! few milliseconds between the two.
 
 use std::cell::OnceCell;
+use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -116,7 +119,21 @@ impl Opener {
             return Err(Refusal::Deadline);
         }
         match isolate::read_tail(self.reader.as_deref(), file.as_fd(), MAX_TAIL_BYTES, limit) {
-            Outcome::Read(raw) => Ok(Tail::from_raw(raw, MAX_LINES)),
+            Outcome::Done(raw) => Ok(Tail::from_raw(raw, MAX_LINES)),
+            Outcome::Failed(e) => Err(Refusal::Io(e)),
+            Outcome::TimedOut(d) => Err(Refusal::TimedOut(d)),
+        }
+    }
+
+    /// At most `max_entries` names in the directory behind the `O_PATH` fd `dir`: its open
+    /// can wait on a fanotify listener too.
+    pub fn list(&self, dir: &OwnedFd, max_entries: usize) -> Result<Vec<OsString>, Refusal> {
+        let limit = TAIL_LIMIT.min(self.deadline.remaining());
+        if limit.is_zero() {
+            return Err(Refusal::Deadline);
+        }
+        match isolate::list_dir(self.reader.as_deref(), dir.as_fd(), max_entries, limit) {
+            Outcome::Done(names) => Ok(names),
             Outcome::Failed(e) => Err(Refusal::Io(e)),
             Outcome::TimedOut(d) => Err(Refusal::TimedOut(d)),
         }
