@@ -7,7 +7,10 @@
 //!
 //! Nothing here stats through the target's fd links into a mount that could hang (NFS, FUSE):
 //! types, inodes, offsets and flags come from readlink, fdinfo and mountinfo, which stay fast
-//! on a hung mount; `statx` runs only on file systems known to be local.
+//! on a hung mount; `statx` runs only on file systems known to be local. Paths are walked with
+//! [`safe_path`], never by their text alone. The only opens of the target's files are the
+//! logs' (`logs::open`): never of a file with a lease on it, and in a helper process
+//! ([`isolate`]) that is abandoned if the open or read blocks.
 //!
 //! Order of a collection (`collect`): the process; /proc/locks started on its own thread (its
 //! read waits for an RCU grace period); the sock_diag dumps started on another thread, which

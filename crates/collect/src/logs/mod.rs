@@ -5,7 +5,8 @@
 //!   proc_pid_fdinfo(5)) whose name or directory says log, and stdout/stderr redirected to a
 //!   file; read through /proc/PID/fd/N, which is the exact file the process writes (also in a
 //!   container, after a rename, or deleted) — but only on local mounts, since opening a file
-//!   on NFS or FUSE can hang;
+//!   on NFS or FUSE can hang, never when a lease is on it, and in a helper process (see
+//!   `open`);
 //! - the previous rotated file, when the open one is young (little history in it);
 //! - paths given with `--log`;
 //! - the journal, when stdout/stderr are sockets to journald (journalctl(1));

@@ -1,7 +1,9 @@
 //! The bounded tail of a log file: at most `max_bytes` from the end, at most `max_lines`
 //! lines, read with pread on a file opened O_NONBLOCK (a FIFO or device named like a log never
-//! blocks the run). Callers open only regular files on local mounts: opening through
-//! /proc/PID/fd/N opens the target's file, and on NFS or FUSE even an open can hang.
+//! blocks the run). Callers open only regular files on local mounts, through `open` and the
+//! helper process of `crate::isolate`: opening through /proc/PID/fd/N opens the target's file,
+//! which can break its lease or wait on a fanotify listener, and on NFS or FUSE even an open
+//! can hang.
 
 use std::fs::File;
 use std::io;
