@@ -84,7 +84,11 @@ impl From<io::Error> for Refused {
 /// `/`, or /proc/PID/root for the target's), never entering a mount `mounts` (that view's
 /// mountinfo) does not list as local.
 pub fn resolve(root: BorrowedFd<'_>, path: &str, mounts: &Mounts) -> Result<Found, Refused> {
-    let kernel = openat2_works(root);
+    walk(root, path, mounts, openat2_works(root))
+}
+
+/// The walk, each step with openat2 (`kernel`) or with openat and fdinfo.
+fn walk(root: BorrowedFd<'_>, path: &str, mounts: &Mounts, kernel: bool) -> Result<Found, Refused> {
     let root_mnt = if kernel { None } else { Some(mnt_id_of(root)?) };
     if let Some((_, m)) = mounts.mount_at("/")
         && !mountinfo::is_local(&m.fs_type)
@@ -125,10 +129,7 @@ pub fn resolve(root: BorrowedFd<'_>, path: &str, mounts: &Mounts) -> Result<Foun
             });
         }
         let (fd, mnt) = if kernel {
-            (
-                step_openat2(dir.as_fd(), &c, listed.is_some(), &would)?,
-                None,
-            )
+            (step_openat2(dir.as_fd(), &c, mounts, &would)?, None)
         } else {
             step_openat(dir.as_fd(), &c, *dir_mnt, mounts, &would)?
         };
@@ -167,22 +168,31 @@ fn opath() -> OFlag {
 }
 
 /// One component with openat2: no symlink followed, nothing above `dir`, and a mount crossed
-/// only where mountinfo lists a local one.
+/// only where mountinfo lists a local one — and what the crossing lands on is that mount, not
+/// one stacked on it since mountinfo was read.
 fn step_openat2(
     dir: BorrowedFd<'_>,
     name: &str,
-    listed_local: bool,
+    mounts: &Mounts,
     would: &str,
 ) -> Result<OwnedFd, Refused> {
     let strict = ResolveFlag::RESOLVE_NO_SYMLINKS
         | ResolveFlag::RESOLVE_NO_MAGICLINKS
         | ResolveFlag::RESOLVE_BENEATH;
     let how = |r: ResolveFlag| OpenHow::new().flags(opath()).resolve(r);
+    let unlisted = || Refused::Unlisted {
+        at: would.to_string(),
+    };
     match nix::fcntl::openat2(dir, name, how(strict | ResolveFlag::RESOLVE_NO_XDEV)) {
-        Err(Errno::EXDEV) if listed_local => Ok(nix::fcntl::openat2(dir, name, how(strict))?),
-        Err(Errno::EXDEV) => Err(Refused::Unlisted {
-            at: would.to_string(),
-        }),
+        Err(Errno::EXDEV) if mounts.mount_at(would).is_some() => {
+            let fd = nix::fcntl::openat2(dir, name, how(strict))?;
+            let landed = mounts.get(mnt_id_of(fd.as_fd())?);
+            if !landed.is_some_and(|m| mountinfo::is_local(&m.fs_type)) {
+                return Err(unlisted());
+            }
+            Ok(fd)
+        }
+        Err(Errno::EXDEV) => Err(unlisted()),
         other => Ok(other?),
     }
 }
@@ -268,10 +278,16 @@ mod tests {
         let d = dir.canonicalize().unwrap().to_string_lossy().into_owned();
         let mounts = own_mounts();
         let r = root();
-        let found = resolve(r.as_fd(), &format!("{d}/lnk/../b/./x.log"), &mounts).unwrap();
-        assert_eq!(found.path, format!("{d}/a/b/x.log"));
-        let st = nix::sys::stat::fstat(&found.fd).unwrap();
-        assert_eq!(st.st_mode & libc::S_IFMT, libc::S_IFREG);
+        let kernel = openat2_works(r.as_fd());
+        for mode in [kernel, false] {
+            let found = walk(r.as_fd(), &format!("{d}/lnk/../b/./x.log"), &mounts, mode).unwrap();
+            assert_eq!(found.path, format!("{d}/a/b/x.log"));
+            let st = nix::sys::stat::fstat(&found.fd).unwrap();
+            assert_eq!(st.st_mode & libc::S_IFMT, libc::S_IFREG);
+            // Across a local mount: /proc, on every test machine.
+            let found = walk(r.as_fd(), "/proc/self/../1/", &mounts, mode).unwrap();
+            assert_eq!(found.path, "/proc/1");
+        }
 
         // The same tree with `mnt` listed as a FUSE mount point: nothing enters it, however
         // the path gets there.
@@ -286,12 +302,14 @@ mod tests {
             format!("{d}/lnk/tomnt/x"),
             format!("{d}/a/b/tomnt"),
         ] {
-            match resolve(r.as_fd(), &p, &fake) {
-                Err(Refused::Unsafe { at, fs_type }) => {
-                    assert_eq!(at, format!("{d}/mnt"), "{p}");
-                    assert_eq!(fs_type, "fuse.hangfs");
+            for mode in [kernel, false] {
+                match walk(r.as_fd(), &p, &fake, mode) {
+                    Err(Refused::Unsafe { at, fs_type }) => {
+                        assert_eq!(at, format!("{d}/mnt"), "{p}");
+                        assert_eq!(fs_type, "fuse.hangfs");
+                    }
+                    other => panic!("{p} (openat2 {mode}): {other:?}"),
                 }
-                other => panic!("{p}: {other:?}"),
             }
         }
         let _ = std::fs::remove_dir_all(&dir);
@@ -332,7 +350,7 @@ mod tests {
             Err(Refused::Unlisted { at }) => assert_eq!(at, "/proc"),
             other => panic!("{other:?}"),
         }
-        match step_openat2(r.as_fd(), "proc", false, "/proc") {
+        match step_openat2(r.as_fd(), "proc", &mounts, "/proc") {
             Err(Refused::Unlisted { at }) => assert_eq!(at, "/proc"),
             Err(Refused::Io(e)) if e.raw_os_error() == Some(libc::ENOSYS) => {}
             other => panic!("{other:?}"),
