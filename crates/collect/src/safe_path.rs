@@ -157,6 +157,27 @@ fn walk(root: BorrowedFd<'_>, path: &str, mounts: &Mounts, kernel: bool) -> Resu
     Ok(Found { fd, path })
 }
 
+/// The entry `name` of a directory reached by [`resolve`], as an `O_PATH` fd of the entry
+/// itself (a symlink is not followed), under the same rule: a mount point there is entered
+/// only if mountinfo lists it as local, so a stat of the fd cannot call a hung server.
+pub fn open_entry(dir: &Found, name: &str, mounts: &Mounts) -> Result<OwnedFd, Refused> {
+    let would = format!("{}/{name}", dir.path.trim_end_matches('/'));
+    if let Some((_, m)) = mounts.mount_at(&would)
+        && !mountinfo::is_local(&m.fs_type)
+    {
+        return Err(Refused::Unsafe {
+            at: would,
+            fs_type: m.fs_type.clone(),
+        });
+    }
+    if openat2_works(dir.fd.as_fd()) {
+        step_openat2(dir.fd.as_fd(), name, mounts, &would)
+    } else {
+        let dir_mnt = mnt_id_of(dir.fd.as_fd())?;
+        step_openat(dir.fd.as_fd(), name, Some(dir_mnt), mounts, &would).map(|(fd, _)| fd)
+    }
+}
+
 fn components(path: &str) -> impl Iterator<Item = String> + '_ {
     path.split('/')
         .filter(|c| !c.is_empty() && *c != ".")

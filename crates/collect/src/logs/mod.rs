@@ -396,7 +396,7 @@ fn read_rotated(
     };
     let in_dir = |cand: &str| format!("{}/{cand}", found.path.trim_end_matches('/'));
     let (stem, glog) = rotation_stem(name);
-    let mut best: Option<(i64, String)> = None;
+    let mut best: Option<(i64, String, std::os::fd::OwnedFd)> = None;
     let mut compressed = 0usize;
     let mut mount_points = Vec::new();
     for entry in listing {
@@ -410,37 +410,41 @@ fn read_rotated(
             compressed += 1;
             continue;
         }
-        // A stat of a mount point is a call to the mounted file system.
-        if let Some((_, m)) = mounts.mount_at(&in_dir(&cand))
-            && !mountinfo::is_local(&m.fs_type)
-        {
-            mount_points.push(format!("{} ({})", in_dir(&cand), m.fs_type));
-            continue;
-        }
-        // lstat: glog's "prog.INFO" symlinks and the like are not siblings.
-        let Ok(st) = nix::sys::stat::fstatat(
-            found.fd.as_fd(),
-            cand.as_str(),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        ) else {
+        // A stat of a mount point is a call to the mounted file system: the entry is opened
+        // (O_PATH, not followed) only where that is safe, and stat'ed through its fd.
+        let entry = match safe_path::open_entry(&found, &cand, mounts) {
+            Ok(fd) => fd,
+            Err(Refused::Unsafe { at, fs_type }) => {
+                mount_points.push(format!("{at} ({fs_type})"));
+                continue;
+            }
+            Err(Refused::Unlisted { at }) => {
+                mount_points.push(format!("{at} (a mount not in mountinfo)"));
+                continue;
+            }
+            Err(Refused::Io(_)) => continue,
+        };
+        // Not followed: glog's "prog.INFO" symlinks and the like are not siblings.
+        let Ok(st) = nix::sys::stat::fstat(&entry) else {
             continue;
         };
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             continue;
         }
         let mtime = st.st_mtime;
-        if best.as_ref().is_none_or(|(m, _)| mtime > *m) {
-            best = Some((mtime, cand));
+        if best.as_ref().is_none_or(|(m, _, _)| mtime > *m) {
+            best = Some((mtime, cand, entry));
         }
     }
     if !mount_points.is_empty() {
         gaps.push(Gap::new(
             format!("rotated log candidates {}", mount_points.join(", ")),
             GapReason::Unsafe,
-            "mount points of file systems that are not local: not stat'ed, since that could hang",
+            "mount points of file systems that are not known to be local: not stat'ed, since \
+             that could hang",
         ));
     }
-    let (_, cand) = best?;
+    let (_, cand, entry) = best?;
     let full = in_dir(&cand);
     let mut source = LogSource {
         path: full.clone(),
@@ -454,14 +458,7 @@ fn read_rotated(
             .push(format!("{compressed} older compressed rotations not read"));
     }
     let via = seen_root.join(full.trim_start_matches('/'));
-    let read = nix::fcntl::openat(
-        found.fd.as_fd(),
-        cand.as_str(),
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| open::Refusal::Io(e.into()))
-    .and_then(|file| opener.tail(&file));
+    let read = opener.tail(&entry);
     match read {
         Ok(t) => {
             source.read_via = Some(via.to_string_lossy().into_owned());
