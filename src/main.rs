@@ -144,10 +144,11 @@ fn start_watchdog(deadline: Duration) -> std::sync::mpsc::Sender<()> {
             return;
         }
         eprintln!(
-            "hangscope: collection still not done {:.1} s after the {:.1} s deadline: a read \
-             is blocked in the kernel; giving up without a report",
+            "hangscope: collection still not done {:.1} s after the {:.1} s deadline, while \
+             reading {}: a read is blocked in the kernel; giving up without a report",
             GRACE.as_secs_f64(),
             deadline.as_secs_f64(),
+            hangscope_collect::stage::current(),
         );
         std::process::exit(exit::FAILURE);
     });

@@ -36,6 +36,7 @@ pub mod process;
 pub mod resolve;
 pub mod safe_path;
 pub mod sockets;
+pub mod stage;
 pub mod threads;
 
 use std::time::{Duration, Instant};
@@ -91,8 +92,10 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
         host: host(),
         ..Snapshot::default()
     };
+    stage::enter("the process");
     snap.process = process::read(root, pid, &mut snap.gaps)?;
 
+    stage::enter("the fds");
     let mut pending_locks = Some(locks::start(root));
     let mounts = mountinfo::read(root, pid, &mut snap.gaps);
     let (dumps, socket_inodes) = sockets::start_dumps(root, pid, &snap.process, opts);
@@ -110,6 +113,7 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
         files_locked
     });
     snap.process.fd_count = snap.fds.len() as u32;
+    stage::enter("the sockets");
     snap.sockets = sockets::read(
         root,
         pid,
@@ -119,6 +123,7 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
         dumps,
         &mut snap.gaps,
     );
+    stage::enter("the file locks");
     let lock_table = lock_table.or_else(|| pending_locks.map(locks::wait));
     snap.locks = lock_table.map_or_else(Vec::new, |t| t.join(pid, &snap.fds, &mut snap.gaps));
 
@@ -126,19 +131,23 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     // that measure movement (e.g. per-connection bytes and segments from sock_diag).
     let mut conns = sockets::window::ConnWindow::new(root, pid, &snap.sockets, &snap.process, opts);
     let mut on_look = |look: &threads::Look| conns.look(look);
+    stage::enter("the threads");
     threads::collect(root, pid, opts, &mut snap, &mut on_look);
     // TCP and UDP sockets as of the last look, like the threads, with what moved over the window.
     conns.apply(&mut snap.sockets, &mut snap.gaps);
 
+    stage::enter("the other ends of pipes and sockets");
     pipes::read_peers(root, pid, &mut snap, opts);
     // After the threads: only the other ends a thread of the target waits on are looked at.
     peer_threads::read_for_waits(root, pid, &mut snap, opts);
 
     // Last: logs are tied to the threads and sockets read above.
+    stage::enter("the logs");
     let mut log_gaps = Vec::new();
     snap.logs = logs::read(root, pid, &snap, &mounts, opts, &mut log_gaps);
     snap.gaps.extend(log_gaps);
 
+    stage::enter("nothing: collection is done");
     snap.collect_ms = started.elapsed().as_millis() as u64;
     Ok(snap)
 }
