@@ -74,10 +74,11 @@ impl Refusal {
 
     pub fn gap(&self, what: String) -> Gap {
         match self {
-            Refusal::Leased(_) => Gap::new(what, GapReason::Unsafe, self.why()),
-            Refusal::TimedOut(_) | Refusal::Deadline => {
-                Gap::new(what, GapReason::Deadline, self.why())
+            // It did block: "unsafe to read" says more than a deadline the run has not reached.
+            Refusal::Leased(_) | Refusal::TimedOut(_) => {
+                Gap::new(what, GapReason::Unsafe, self.why())
             }
+            Refusal::Deadline => Gap::new(what, GapReason::Deadline, self.why()),
             Refusal::Io(e) => gap_of(what, e),
         }
     }
