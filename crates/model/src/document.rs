@@ -99,6 +99,18 @@ pub enum DocumentError {
     MajorMismatch { found: String, expected: String },
 }
 
+/// A missing version is not a hangscope document; another major version is refused by name.
+fn check_version(found: Option<&str>) -> Result<(), DocumentError> {
+    let found = found.ok_or(DocumentError::NoVersion)?;
+    if major(found) != major(SCHEMA_VERSION) {
+        return Err(DocumentError::MajorMismatch {
+            found: found.to_string(),
+            expected: major(SCHEMA_VERSION).to_string(),
+        });
+    }
+    Ok(())
+}
+
 fn major(version: &str) -> &str {
     version.split('.').next().unwrap_or(version)
 }
@@ -124,17 +136,27 @@ impl Document {
     /// incompatible release gets a message about versions, not about a missing field.
     pub fn from_json(text: &str) -> Result<Document, DocumentError> {
         let value: serde_json::Value = serde_json::from_str(text)?;
-        let found = value
-            .get("schema_version")
-            .and_then(|v| v.as_str())
-            .ok_or(DocumentError::NoVersion)?;
-        if major(found) != major(SCHEMA_VERSION) {
-            return Err(DocumentError::MajorMismatch {
-                found: found.to_string(),
-                expected: major(SCHEMA_VERSION).to_string(),
-            });
-        }
+        check_version(value.get("schema_version").and_then(|v| v.as_str()))?;
         Ok(serde_json::from_value(value)?)
+    }
+
+    /// Reads a document from a file or anything seekable, streaming: a parsed
+    /// `serde_json::Value` costs about ten times the text, the document itself a few times.
+    /// Two passes, the first keeping only `schema_version` (wherever it is in the object), so
+    /// the version is checked before the rest is read, as [`Document::from_json`] does.
+    pub fn from_reader<R: std::io::Read + std::io::Seek>(
+        mut reader: R,
+    ) -> Result<Document, DocumentError> {
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            schema_version: Option<String>,
+        }
+        let probe: VersionOnly = serde_json::from_reader(std::io::BufReader::new(&mut reader))?;
+        check_version(probe.schema_version.as_deref())?;
+        reader
+            .rewind()
+            .map_err(|e| DocumentError::Malformed(serde_json::Error::io(e)))?;
+        Ok(serde_json::from_reader(std::io::BufReader::new(reader))?)
     }
 
     pub fn to_json_pretty(&self) -> String {
@@ -178,6 +200,24 @@ mod tests {
         let err = Document::from_json(r#"{"schema_version":"2.0","snapshot":{}}"#).unwrap_err();
         assert!(matches!(err, DocumentError::MajorMismatch { .. }));
         assert!(err.to_string().contains("2.0"), "{err}");
+    }
+
+    #[test]
+    fn reads_from_a_reader_like_from_text() {
+        let mut snap = Snapshot::default();
+        snap.process.pid = 42;
+        let doc = Document::new("hangscope test", snap, vec![]);
+        let text = doc.to_json_pretty();
+        let back = Document::from_reader(std::io::Cursor::new(text.as_bytes())).unwrap();
+        assert_eq!(back, doc);
+        // The version is found wherever it is, and checked before the rest is read.
+        let late = r#"{"snapshot":{"process":{"pid":"not a number"}},"schema_version":"2.0"}"#;
+        let err = Document::from_reader(std::io::Cursor::new(late)).unwrap_err();
+        assert!(matches!(err, DocumentError::MajorMismatch { .. }), "{err}");
+        let none = Document::from_reader(std::io::Cursor::new(r#"{"snapshot":{}}"#));
+        assert!(matches!(none, Err(DocumentError::NoVersion)));
+        let bad = Document::from_reader(std::io::Cursor::new(b"\x00\xffnot json"));
+        assert!(matches!(bad, Err(DocumentError::Malformed(_))));
     }
 
     #[test]
