@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Finding, Severity, Snapshot};
+use crate::{Cause, Finding, Severity, Snapshot};
 
 /// "MAJOR.MINOR". MINOR grows with additive changes; MAJOR changes break readers.
 pub const SCHEMA_VERSION: &str = "1.3";
@@ -29,8 +29,13 @@ pub struct Document {
 pub struct Verdict {
     /// Whether a cause was found (a finding of severity `cause`).
     pub cause_found: bool,
-    /// The verdict in words: the top cause's summary; with no cause, the top warning's
-    /// summary after "No cause found, but: "; or "Nothing looks stuck: ...".
+    /// With no cause, whether the process could not be seen (a `not_visible` finding): the
+    /// report then says so instead of "nothing stuck" (since 1.3).
+    #[serde(skip_serializing_if = "crate::is_false")]
+    pub not_seen: bool,
+    /// The verdict in words: the top cause's summary; with no cause, the summary of a
+    /// `not_visible` finding, else the top warning's summary after "No cause found, but: "; or
+    /// "Nothing looks stuck: ...".
     pub summary: String,
     /// Where to look next; empty when nothing looks stuck.
     pub next_step: String,
@@ -53,6 +58,19 @@ impl Verdict {
             let f = &findings[i];
             return Verdict {
                 cause_found: true,
+                not_seen: false,
+                summary: f.summary.clone(),
+                next_step: f.next_step.clone(),
+                rule: f.rule.clone(),
+                finding: Some(i),
+            };
+        }
+        // Before any warning: what was not seen makes every other absence meaningless.
+        if let Some(i) = findings.iter().position(|f| f.cause == Cause::NotVisible) {
+            let f = &findings[i];
+            return Verdict {
+                cause_found: false,
+                not_seen: true,
                 summary: f.summary.clone(),
                 next_step: f.next_step.clone(),
                 rule: f.rule.clone(),
@@ -63,6 +81,7 @@ impl Verdict {
             let f = &findings[i];
             return Verdict {
                 cause_found: false,
+                not_seen: false,
                 summary: format!("No cause found, but: {}", f.summary),
                 next_step: f.next_step.clone(),
                 rule: f.rule.clone(),

@@ -39,16 +39,14 @@ pub fn render_html(doc: &Document) -> String {
         esc(&title)
     );
     let v = &doc.verdict;
-    let _ = writeln!(
-        out,
-        "<h2{}>Verdict</h2>\n<p>{}</p>",
-        if v.cause_found {
-            " class=\"cause\""
-        } else {
-            ""
-        },
-        esc(&v.summary)
-    );
+    let heading = if v.cause_found {
+        "<h2 class=\"cause\">Verdict</h2>"
+    } else if v.not_seen {
+        "<h2 class=\"warning\">Not seen</h2>"
+    } else {
+        "<h2>Verdict</h2>"
+    };
+    let _ = writeln!(out, "{heading}\n<p>{}</p>", esc(&v.summary));
     if !v.next_step.is_empty() {
         let _ = writeln!(out, "<p><b>Next:</b> {}</p>", esc(&v.next_step));
     }
