@@ -46,6 +46,23 @@ pub(crate) fn gap_of(what: impl Into<String>, err: &io::Error) -> Gap {
     }
 }
 
+/// A gap for a file the operator named (`--log PATH`): its failures are about that path and
+/// this process's own permissions, not the target's /proc.
+pub(crate) fn named_file_gap(what: impl Into<String>, path: &str, err: &io::Error) -> Gap {
+    match err.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) => {
+            Gap::new(what, GapReason::Other, format!("{path} does not exist"))
+        }
+        Some(libc::EACCES) | Some(libc::EPERM) => {
+            Gap::new(what, GapReason::Permission, err.to_string()).needing(format!(
+                "read permission on {path} and search permission on its directories, or \
+                 CAP_DAC_READ_SEARCH"
+            ))
+        }
+        _ => Gap::new(what, reason_of(err), err.to_string()),
+    }
+}
+
 /// Per-fd read failures, reported as one gap per kind of failure instead of one line per fd:
 /// a process with 20,000 fds and no permission must not bury the report.
 #[derive(Debug, Default)]

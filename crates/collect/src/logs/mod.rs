@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use hangscope_model::{Fd, FdKind, Gap, GapReason, LogFormat, LogSource, Snapshot, SocketDetail};
 
-use crate::error::gap_of;
+use crate::error::{gap_of, named_file_gap};
 use crate::mountinfo::{self, Mounts};
 use crate::{Options, ProcRoot};
 use civil_time::{TimeContext, YearRef, format_offset, year_month_from_file_name, year_month_of};
@@ -453,7 +453,7 @@ fn read_given(path: &Path, gaps: &mut Vec<Gap>) -> Option<LogSource> {
             source.read_via = Some(text.clone());
             fill(&mut source, base_name(&text), &t);
         }
-        Err(e) => gaps.push(gap_of(format!("log {text} (--log)"), &e)),
+        Err(e) => gaps.push(named_file_gap(format!("log {text} (--log)"), &text, &e)),
     }
     Some(source)
 }
