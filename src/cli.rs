@@ -14,7 +14,9 @@ pub mod exit {
     pub const CAUSE_FOUND: i32 = 1;
     /// The command line was wrong, or a name matched several processes.
     pub const USAGE: i32 = 2;
-    /// Nothing could be read: no such process, no permission, or an unreadable snapshot file.
+    /// Nothing could be read: no such process; a process that could not be seen (the report
+    /// is printed, with the verdict NOT SEEN); a PID taken by another process while it was
+    /// watched; or a snapshot file that cannot be read, is not a regular file or is too large.
     pub const NOTHING_READABLE: i32 = 3;
     /// Anything else went wrong (e.g. the demo could not start its processes).
     pub const FAILURE: i32 = 4;
@@ -27,7 +29,7 @@ pub mod exit {
     about = "Tells why a Linux process is stuck: threads, fds, sockets, logs, and a verdict.",
     args_conflicts_with_subcommands = true,
     after_help = "Exit codes: 0 no cause found, 1 a cause was found, 2 usage error, \
-                  3 nothing readable, 4 other failure."
+                  3 nothing readable (or the process could not be seen), 4 other failure."
 )]
 pub struct Cli {
     #[command(subcommand)]
