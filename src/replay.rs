@@ -140,3 +140,56 @@ impl Seek for Limited {
         Ok(at)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_file_that_grew_past_the_limit_is_cut_and_said_so() {
+        // The size check happens at open; this is a file longer than the limit being read.
+        let doc = Document::new(
+            "hangscope test",
+            hangscope_model::Snapshot::default(),
+            vec![],
+        );
+        let text = doc.to_json_pretty();
+        let mut limited = Limited {
+            inner: tempfile_with(text.as_bytes()),
+            max: text.len() as u64 - 10,
+            left: text.len() as u64 - 10,
+            cut: false,
+        };
+        assert!(Document::from_reader(&mut limited).is_err());
+        assert!(limited.cut);
+
+        let mut whole = Limited {
+            inner: tempfile_with(text.as_bytes()),
+            max: text.len() as u64,
+            left: text.len() as u64,
+            cut: false,
+        };
+        assert_eq!(Document::from_reader(&mut whole).unwrap(), doc);
+        assert!(!whole.cut);
+    }
+
+    /// An unlinked temp file holding `bytes`, rewound.
+    fn tempfile_with(bytes: &[u8]) -> File {
+        let path = std::env::temp_dir().join(format!(
+            "hangscope-replay-unit-{}-{}",
+            std::process::id(),
+            bytes.len()
+        ));
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        f.write_all(bytes).unwrap();
+        f.rewind().unwrap();
+        f
+    }
+}
