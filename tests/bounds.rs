@@ -132,7 +132,7 @@ fn a_file_that_cannot_be_saved_costs_only_that_file() {
 /// PID reuse, forced: the test runs in a PID namespace of its own (`unshare --pid --fork
 /// --mount-proc`, with a /proc of that namespace) so that it owns the namespace's PID counter,
 /// /proc/sys/kernel/ns_last_pid, which is per namespace (the host's is never written). Inside
-/// it, hangscope watches a `sleep` for 6 s; 2 s in, the test kills and reaps the sleep, writes
+/// it, hangscope watches a `sleep` for 6 s; 2 s in (see reuse_run), the test kills and reaps the sleep, writes
 /// its PID minus one to ns_last_pid, and starts a new `sleep`, which gets the same PID (retried
 /// if one of hangscope's short-lived threads took that number first). hangscope must see the
 /// start time change and stop rather than report the two processes as one.
@@ -146,49 +146,18 @@ fn a_pid_taken_by_a_new_process_during_the_window_stops_the_run() {
         eprintln!("SKIPPED: `unshare --pid --fork --mount-proc` is not available (needs root)");
         return;
     }
-    let dir = TempDir::new("reuse");
-    let script = r#"
-        hs="$1"; dir="$2"
-        sleep 60 & t=$!
-        "$hs" "$t" --json --window 6s --deadline 10s >"$dir/out" 2>"$dir/err" & h=$!
-        sleep 2
-        kill "$t"; wait "$t"
-        n=
-        for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-            echo $((t - 1)) > /proc/sys/kernel/ns_last_pid
-            sleep 60 & n=$!
-            [ "$n" = "$t" ] && break
-            kill "$n"; wait "$n"; n=
-        done
-        wait "$h"; rc=$?
-        echo "old=$t new=$n rc=$rc"
-        [ -n "$n" ] && kill "$n"
-        exit 0
-    "#;
-    let mut child = Command::new("unshare")
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "bash",
-            "-c",
-            script,
-            "bash",
-        ])
-        .args([HANGSCOPE, dir.path()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // hangscope's own deadline ends the run in ~10 s; the namespace ends with its first
-    // process, so killing unshare's child on a timeout would end everything in it.
-    let done = wait_until(Duration::from_secs(60), || {
-        child.try_wait().unwrap().is_some()
-    });
-    if !done {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().unwrap();
+    // hangscope must have taken its first look before the sleep is killed: the delay is
+    // ample on a quiet machine; on a loaded one, a run whose first look came too late (it
+    // then finds no process) is tried again with a longer one, 3 times at most.
+    let mut attempt = 0;
+    let (dir, out) = loop {
+        attempt += 1;
+        let (dir, out) = reuse_run(2 * attempt);
+        let err = std::fs::read_to_string(format!("{}/err", dir.path())).unwrap_or_default();
+        if attempt == 3 || !err.contains("no process") {
+            break (dir, out);
+        }
+    };
     let said = String::from_utf8_lossy(&out.stdout);
     let err = std::fs::read_to_string(format!("{}/err", dir.path())).unwrap_or_default();
     let report = std::fs::read_to_string(format!("{}/out", dir.path())).unwrap_or_default();
@@ -210,4 +179,55 @@ fn a_pid_taken_by_a_new_process_during_the_window_stops_the_run() {
         "{err}"
     );
     assert!(report.is_empty(), "no mixed report: {report}");
+}
+
+/// One run of the reuse script in a new PID namespace: the sleep is killed `delay` seconds
+/// into hangscope's window. Returns the dir holding hangscope's stdout ("out") and stderr
+/// ("err"), and the script's own output ("old=PID new=PID rc=CODE").
+fn reuse_run(delay: u64) -> (TempDir, Output) {
+    let dir = TempDir::new("reuse");
+    let script = r#"
+        hs="$1"; dir="$2"; delay="$3"
+        sleep 60 & t=$!
+        "$hs" "$t" --json --window "$((delay + 4))s" --deadline "$((delay + 8))s" \
+            >"$dir/out" 2>"$dir/err" & h=$!
+        sleep "$delay"
+        kill "$t"; wait "$t"
+        n=
+        for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+            echo $((t - 1)) > /proc/sys/kernel/ns_last_pid
+            sleep 60 & n=$!
+            [ "$n" = "$t" ] && break
+            kill "$n"; wait "$n"; n=
+        done
+        wait "$h"; rc=$?
+        echo "old=$t new=$n rc=$rc"
+        [ -n "$n" ] && kill "$n"
+        exit 0
+    "#;
+    let mut child = Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            "bash",
+            "-c",
+            script,
+            "bash",
+        ])
+        .args([HANGSCOPE, dir.path(), &delay.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // hangscope's own deadline ends the run. On a timeout, killing unshare kills its child
+    // (--kill-child), the namespace's first process, and with it everything in the namespace.
+    let done = wait_until(Duration::from_secs(60), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !done {
+        let _ = child.kill();
+    }
+    (dir, child.wait_with_output().unwrap())
 }
