@@ -138,4 +138,38 @@ mod tests {
         let json = html[start..end].replace("<\\/", "</");
         assert_eq!(Document::from_json(&json).unwrap(), doc);
     }
+
+    #[test]
+    fn a_process_not_seen_is_not_said_to_be_fine() {
+        let mut snap = Snapshot::default();
+        snap.process.pid = 9;
+        let doc = Document::new(
+            "t",
+            snap,
+            vec![Finding {
+                severity: Severity::Warning,
+                cause: Cause::NotVisible,
+                summary: "Could not see inside process 9".into(),
+                subject: Subject::default(),
+                evidence: vec![],
+                ruled_out: vec![],
+                next_step: "Run as root".into(),
+            }],
+        );
+        let html = render_html(&doc);
+        assert!(html.contains("Not seen</h2>\n<p>Could not see inside process 9</p>"));
+        assert!(!html.contains("Nothing looks stuck"));
+        let text = render_text(
+            &doc,
+            &TextOptions {
+                color: false,
+                verbose: false,
+            },
+        );
+        assert!(
+            text.contains("NOT SEEN  Could not see inside process 9"),
+            "{text}"
+        );
+        assert!(!text.contains("Nothing looks stuck"), "{text}");
+    }
 }
