@@ -196,6 +196,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_process_not_seen_has_a_verdict_of_its_own() {
+        let finding = |severity, cause, summary: &str| Finding {
+            severity,
+            cause,
+            summary: summary.into(),
+            ..Finding::default()
+        };
+        let other = finding(Severity::Warning, Cause::WaitingLoop, "a loop");
+        let unseen = finding(Severity::Warning, Cause::NotVisible, "Could not see");
+        let v = Verdict::of(&[other.clone(), unseen.clone()]);
+        assert!(v.not_seen && !v.cause_found);
+        assert_eq!(v.summary, "Could not see");
+        assert_eq!(v.finding, Some(1));
+        let cause = finding(Severity::Cause, Cause::PeerSilent, "silent");
+        let v = Verdict::of(&[cause, unseen]);
+        assert!(v.cause_found && !v.not_seen);
+        assert!(!Verdict::of(&[other]).not_seen);
+    }
+
+    #[test]
     fn round_trips() {
         let mut snap = Snapshot::default();
         snap.process.pid = 42;

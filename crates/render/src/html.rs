@@ -154,6 +154,7 @@ mod tests {
                 evidence: vec![],
                 ruled_out: vec![],
                 next_step: "Run as root".into(),
+                ..Finding::default()
             }],
         );
         let html = render_html(&doc);
