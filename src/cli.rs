@@ -14,7 +14,9 @@ pub mod exit {
     pub const CAUSE_FOUND: i32 = 1;
     /// The command line was wrong, or a name matched several processes.
     pub const USAGE: i32 = 2;
-    /// Nothing could be read: no such process, no permission, or an unreadable snapshot file.
+    /// Nothing could be read: no such process; a process that could not be seen (the report
+    /// is printed, with the verdict NOT SEEN); a PID taken by another process while it was
+    /// watched; or a snapshot file that cannot be read, is not a regular file or is too large.
     pub const NOTHING_READABLE: i32 = 3;
     /// Anything else went wrong (e.g. the demo could not start its processes).
     pub const FAILURE: i32 = 4;
@@ -27,7 +29,7 @@ pub mod exit {
     about = "Tells why a Linux process is stuck: threads, fds, sockets, logs, and a verdict.",
     args_conflicts_with_subcommands = true,
     after_help = "Exit codes: 0 no cause found, 1 a cause was found, 2 usage error, \
-                  3 nothing readable, 4 other failure."
+                  3 nothing readable (or the process could not be seen), 4 other failure."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -67,6 +69,10 @@ pub enum Command {
     /// Diagnose and print a snapshot saved earlier with --save.
     Replay {
         file: PathBuf,
+        /// Refuse a file larger than this (e.g. 256MiB, 2GiB): reading costs a few times its
+        /// size in memory. A snapshot of 19,000 fds is 15 MB.
+        #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+        max_size: u64,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -140,6 +146,30 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// "256MiB", "2GiB", "500M" (powers of 1024 either way, as `ls -h` counts), or bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 256MiB or 2GiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {s:?}; use KiB, MiB or GiB"
+            ));
+        }
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{s:?} is out of range"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +188,17 @@ mod tests {
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256MiB").unwrap(), 256 << 20);
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert_eq!(parse_size("4 KiB").unwrap(), 4096);
+        assert!(parse_size("big").is_err());
+        assert!(parse_size("5 lb").is_err());
+        assert!(parse_size("99999999999TiB").is_err());
     }
 
     #[test]

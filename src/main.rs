@@ -2,6 +2,7 @@
 
 mod cli;
 mod demo;
+mod replay;
 mod scenario;
 
 use std::io::{IsTerminal, Write};
@@ -37,7 +38,11 @@ fn run() -> i32 {
             output,
             collect,
         }) => inspect_arg(&target, &output, &collect),
-        Some(Command::Replay { file, output }) => replay(&file, &output),
+        Some(Command::Replay {
+            file,
+            max_size,
+            output,
+        }) => replay::run(&file, max_size, &output),
         None => match (cli.target, cli.name) {
             (Some(target), _) => inspect_arg(&target, &cli.output, &cli.collect),
             (None, Some(name)) => inspect_name(&name, &cli.output, &cli.collect),
@@ -155,43 +160,31 @@ fn start_watchdog(deadline: Duration) -> std::sync::mpsc::Sender<()> {
     disarm
 }
 
-fn replay(file: &std::path::Path, output: &OutputArgs) -> i32 {
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("hangscope: cannot read {}: {e}", file.display());
-            return exit::NOTHING_READABLE;
-        }
-    };
-    let mut doc = match Document::from_json(&text) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("hangscope: {}: {e}", file.display());
-            return exit::NOTHING_READABLE;
-        }
-    };
-    // Diagnose again: rules may have improved since the file was saved.
-    doc.set_findings(hangscope_diagnose::diagnose(&doc.snapshot));
-    emit(&doc, output)
-}
-
 fn generator() -> String {
     format!("hangscope {}", env!("CARGO_PKG_VERSION"))
 }
 
 /// Writes the outputs the flags ask for, and turns the findings into the exit code.
+///
+/// A file that cannot be written costs only that file: the report is still printed, with a
+/// warning on stderr, and the exit code stays the diagnosis's (the report is what the operator
+/// needs on a bad day; a typo in `--save` must not take it away).
 pub(crate) fn emit(doc: &Document, output: &OutputArgs) -> i32 {
     if let Some(path) = &output.save {
         let written = std::fs::File::create(path).and_then(|f| write_json(doc, f, output.pretty));
         if let Err(e) = written {
-            eprintln!("hangscope: cannot save to {}: {e}", path.display());
-            return exit::FAILURE;
+            eprintln!(
+                "hangscope: warning: cannot save to {}: {e}; the report is printed anyway",
+                path.display()
+            );
         }
     }
     if let Some(path) = &output.html {
         if let Err(e) = std::fs::write(path, hangscope_render::html::render_html(doc)) {
-            eprintln!("hangscope: cannot write {}: {e}", path.display());
-            return exit::FAILURE;
+            eprintln!(
+                "hangscope: warning: cannot write {}: {e}; the report is printed anyway",
+                path.display()
+            );
         }
     }
     let stdout = std::io::stdout().lock();
@@ -224,6 +217,9 @@ pub(crate) fn emit(doc: &Document, output: &OutputArgs) -> i32 {
     }
     if doc.findings.iter().any(|f| f.severity == Severity::Cause) {
         exit::CAUSE_FOUND
+    } else if doc.verdict.not_seen {
+        // Printed, but not a clean bill of health: what was needed could not be read.
+        exit::NOTHING_READABLE
     } else {
         exit::OK
     }

@@ -345,3 +345,51 @@ pub fn fd(doc: &serde_json::Value, n: impl Into<i64>) -> &serde_json::Value {
         .find(|f| f["fd"] == n)
         .unwrap_or_else(|| panic!("fd {n} not in the report"))
 }
+
+/// A copy of the hangscope binary that any user can run, for tests that run it as another
+/// user (uid 65534): the checkout may be in a private directory (a fresh clone in
+/// `mktemp -d`, or root's home, both mode 0700), which such a user cannot reach. The copy is
+/// in a temp dir of mode 0755 whose every parent is searchable by all (the system temp dir,
+/// or /tmp when TMPDIR is private), and is removed with it.
+pub struct PublicBinary {
+    dir: TempDir,
+}
+
+impl PublicBinary {
+    pub fn new() -> PublicBinary {
+        use std::os::unix::fs::PermissionsExt;
+        let searchable_by_all = |p: &std::path::Path| {
+            p.ancestors()
+                .all(|a| std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+        };
+        let base = std::env::temp_dir();
+        let base = if searchable_by_all(&base) {
+            base
+        } else {
+            std::path::PathBuf::from("/tmp")
+        };
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = base.join(format!(
+            "hangscope-test-public-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).expect("mkdir");
+        let dir = TempDir(path);
+        // Explicit modes: the umask may be 077.
+        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let bin = dir.0.join("hangscope");
+        std::fs::copy(HANGSCOPE, &bin).expect("copy hangscope");
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        assert!(
+            searchable_by_all(&dir.0),
+            "{} is not reachable by every user",
+            dir.path()
+        );
+        PublicBinary { dir }
+    }
+
+    pub fn path(&self) -> String {
+        format!("{}/hangscope", self.dir.path())
+    }
+}

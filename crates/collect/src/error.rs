@@ -9,8 +9,18 @@ pub enum CollectError {
     NoSuchProcess(i32),
     #[error("process {0} exited while it was being read")]
     Vanished(i32),
-    #[error("cannot read process {pid}: {detail} (run as root or with CAP_SYS_PTRACE)")]
+    #[error("cannot read process {pid}: {detail} (run as root)")]
     NotPermitted { pid: i32, detail: String },
+    #[error(
+        "process {pid} exited while it was watched and its PID was taken by another process \
+         ({name:?}, started {later_s:.1} s after it): nothing is reported, as the report would \
+         mix the two; run hangscope {pid} again to inspect the new process"
+    )]
+    Reused {
+        pid: i32,
+        later_s: f64,
+        name: String,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -30,9 +40,26 @@ pub(crate) fn gap_of(what: impl Into<String>, err: &io::Error) -> Gap {
     let reason = reason_of(err);
     let gap = Gap::new(what, reason, err.to_string());
     if reason == GapReason::Permission {
-        gap.needing("root or CAP_SYS_PTRACE over the target")
+        gap.needing("root, or CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH over the target")
     } else {
         gap
+    }
+}
+
+/// A gap for a file the operator named (`--log PATH`): its failures are about that path and
+/// this process's own permissions, not the target's /proc.
+pub(crate) fn named_file_gap(what: impl Into<String>, path: &str, err: &io::Error) -> Gap {
+    match err.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) => {
+            Gap::new(what, GapReason::Other, format!("{path} does not exist"))
+        }
+        Some(libc::EACCES) | Some(libc::EPERM) => {
+            Gap::new(what, GapReason::Permission, err.to_string()).needing(format!(
+                "read permission on {path} and search permission on its directories, or \
+                 CAP_DAC_READ_SEARCH"
+            ))
+        }
+        _ => Gap::new(what, reason_of(err), err.to_string()),
     }
 }
 
@@ -77,7 +104,7 @@ impl FdFailures {
                     detail,
                 );
                 if reason == GapReason::Permission {
-                    gap.needing("root or CAP_SYS_PTRACE over the target")
+                    gap.needing("root, or CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH over the target")
                 } else {
                     gap
                 }

@@ -497,9 +497,13 @@ fn read_small<'b>(
     Ok(std::str::from_utf8(buf).unwrap_or(""))
 }
 
-/// Types an fd from its link text alone, which never touches the file.
+/// What proc appends to the link of an fd whose file's name was removed.
+const DELETED_MARK: &str = " (deleted)";
+
+/// Types an fd from its link text alone, which never touches the file. A link ending in
+/// " (deleted)" is taken as deleted until a statx, where one is safe, says otherwise.
 pub fn classify(fd: i32, link: &str) -> Fd {
-    let (target, deleted) = match link.strip_suffix(" (deleted)") {
+    let (target, deleted) = match link.strip_suffix(DELETED_MARK) {
         Some(t) => (t, true),
         None => (link, false),
     };
@@ -627,6 +631,15 @@ fn type_path_fd(dirfd: RawFd, f: &mut Fd, mounts: &Mounts, unsafe_mounts: &mut V
     match statx_fd(dirfd, f.fd) {
         Ok(st) => {
             f.kind = kind_of_mode(st.stx_mode as u32);
+            // The kernel appends " (deleted)" to the link of a file whose name was removed,
+            // and a file may also be named "x (deleted)": only the first has no link left.
+            // (A file that lost the name it was opened by but keeps another hard link is
+            // shown with the kernel's mark and not as deleted: it holds no space that closing
+            // it would free.)
+            if f.deleted && st.stx_nlink > 0 {
+                f.target.push_str(DELETED_MARK);
+                f.deleted = false;
+            }
             f.stat = Some(Box::new(FileStat {
                 size: st.stx_size,
                 dev: format!("{}:{}", st.stx_dev_major, st.stx_dev_minor),
@@ -659,7 +672,11 @@ fn statx_fd(dirfd: RawFd, fd: i32) -> std::io::Result<libc::statx> {
     let name = FdName::new(fd);
     // SAFETY: an all-zero statx is a valid value of a plain C struct.
     let mut st: libc::statx = unsafe { std::mem::zeroed() };
-    let mask = libc::STATX_TYPE | libc::STATX_SIZE | libc::STATX_INO | libc::STATX_MTIME;
+    let mask = libc::STATX_TYPE
+        | libc::STATX_SIZE
+        | libc::STATX_INO
+        | libc::STATX_MTIME
+        | libc::STATX_NLINK;
     // SAFETY: valid dirfd, NUL-terminated name, and a pointer to a live statx.
     let rc = unsafe {
         libc::statx(

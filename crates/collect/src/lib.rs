@@ -31,6 +31,7 @@ pub mod logs;
 pub mod mountinfo;
 pub mod peer_threads;
 pub mod pipes;
+mod privilege;
 mod proc_root;
 pub mod process;
 pub mod resolve;
@@ -45,6 +46,7 @@ use hangscope_model::{Host, Snapshot};
 
 pub use deadline::Deadline;
 pub use error::CollectError;
+use privilege::Privileges;
 pub use proc_root::ProcRoot;
 
 /// How much to read, and for how long.
@@ -93,7 +95,9 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
         ..Snapshot::default()
     };
     stage::enter("the process");
-    snap.process = process::read(root, pid, &mut snap.gaps)?;
+    let (process, start_ticks) = process::read(root, pid, &mut snap.gaps)?;
+    snap.process = process;
+    let privileges = Privileges::of(root, pid);
 
     stage::enter("the fds");
     let mut pending_locks = Some(locks::start(root));
@@ -135,6 +139,12 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     threads::collect(root, pid, opts, &mut snap, &mut on_look);
     // TCP and UDP sockets as of the last look, like the threads, with what moved over the window.
     conns.apply(&mut snap.sockets, &mut snap.gaps);
+    // Before reading through the target's fds again (pipes, logs): still the same process?
+    process::check_same(root, pid, start_ticks)?;
+    // The header's age to the instant of the last look, which the waits are measured at.
+    if let Some(age) = process::age_s(root, start_ticks) {
+        snap.process.age_s = Some(age);
+    }
 
     stage::enter("the other ends of pipes and sockets");
     pipes::read_peers(root, pid, &mut snap, opts);
@@ -146,6 +156,9 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     let mut log_gaps = Vec::new();
     snap.logs = logs::read(root, pid, &snap, &mounts, opts, &mut log_gaps);
     snap.gaps.extend(log_gaps);
+    // The logs were read through /proc/PID/fd: a successor's would not be this process's.
+    process::check_same(root, pid, start_ticks)?;
+    privileges.explain(pid, &mut snap.gaps);
 
     stage::enter("nothing: collection is done");
     snap.collect_ms = started.elapsed().as_millis() as u64;

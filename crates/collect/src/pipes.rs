@@ -61,7 +61,7 @@ pub fn read_peers(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Options
                 GapReason::Permission,
                 "not searched for the other ends of waited-on pipes",
             )
-            .needing("root or CAP_SYS_PTRACE"),
+            .needing("root, or CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE (another user's fd table)"),
         );
     }
 }

@@ -43,8 +43,13 @@ pub fn parse_status(text: &str) -> Result<Status, String> {
 }
 
 /// Reads the process; the one step whose failure ends the run, since without `stat` there is
-/// no process to report on.
-pub fn read(root: &ProcRoot, pid: i32, gaps: &mut Vec<Gap>) -> Result<Process, CollectError> {
+/// no process to report on. Also returns its start time (clock ticks after boot, field 22 of
+/// stat), which with the PID names one process: see [`check_same`].
+pub fn read(
+    root: &ProcRoot,
+    pid: i32,
+    gaps: &mut Vec<Gap>,
+) -> Result<(Process, u64), CollectError> {
     let stat_text = root
         .read_pid(pid, "stat")
         .map_err(|e| match e.raw_os_error() {
@@ -108,16 +113,7 @@ pub fn read(root: &ProcRoot, pid: i32, gaps: &mut Vec<Gap>) -> Result<Process, C
         Err(e) => gaps.push(gap_of(format!("/proc/{pid}/exe"), &e)),
     }
 
-    if let Ok(uptime) = root.read("uptime") {
-        let up: Option<f64> = uptime
-            .split_whitespace()
-            .next()
-            .and_then(|s| s.parse().ok());
-        if let Some(up) = up {
-            let started = stat.starttime as f64 / ticks_per_second() as f64;
-            p.age_s = Some((up - started).max(0.0));
-        }
-    }
+    p.age_s = age_s(root, stat.starttime);
 
     match root.read_pid(pid, "limits") {
         Ok(text) => p.fd_limit = parse_nofile_soft_limit(&text),
@@ -131,7 +127,39 @@ pub fn read(root: &ProcRoot, pid: i32, gaps: &mut Vec<Gap>) -> Result<Process, C
         }
         Err(e) => gaps.push(gap_of(format!("/proc/{pid}/ns/net"), &e)),
     }
-    Ok(p)
+    Ok((p, stat.starttime))
+}
+
+/// Seconds since a process started `start_ticks` after boot, as of now.
+pub fn age_s(root: &ProcRoot, start_ticks: u64) -> Option<f64> {
+    let uptime = root.read("uptime").ok()?;
+    let up: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+    let started = start_ticks as f64 / ticks_per_second() as f64;
+    Some((up - started).max(0.0))
+}
+
+/// Whether PID `pid` is still the process [`read`] found, started at `start_ticks`: a PID is
+/// reused once its process is reaped, and a report that read the new process's threads or fds
+/// beside the old one's would describe neither. A process that is gone without a successor
+/// is not an error here (the threads' looks report its exit). Two processes share a PID and
+/// a start time only if the PID space wraps within one clock tick (10 ms), so no pidfd is
+/// needed, and kernels before 5.3 (no pidfd_open) get the same answer.
+pub fn check_same(root: &ProcRoot, pid: i32, start_ticks: u64) -> Result<(), CollectError> {
+    let Ok(text) = root.read_pid(pid, "stat") else {
+        return Ok(());
+    };
+    let Ok(stat) = parse_stat(&text) else {
+        return Ok(());
+    };
+    if stat.starttime != start_ticks {
+        let later = stat.starttime.saturating_sub(start_ticks) as f64 / ticks_per_second() as f64;
+        return Err(CollectError::Reused {
+            pid,
+            later_s: later,
+            name: stat.comm,
+        });
+    }
+    Ok(())
 }
 
 /// "Max open files  1024  524288  files" → 1024.

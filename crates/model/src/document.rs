@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Finding, Severity, Snapshot};
+use crate::{Cause, Finding, Severity, Snapshot};
 
 /// "MAJOR.MINOR". MINOR grows with additive changes; MAJOR changes break readers.
 pub const SCHEMA_VERSION: &str = "1.3";
@@ -29,8 +29,13 @@ pub struct Document {
 pub struct Verdict {
     /// Whether a cause was found (a finding of severity `cause`).
     pub cause_found: bool,
-    /// The verdict in words: the top cause's summary; with no cause, the top warning's
-    /// summary after "No cause found, but: "; or "Nothing looks stuck: ...".
+    /// With no cause, whether the process could not be seen (a `not_visible` finding): the
+    /// report then says so instead of "nothing stuck" (since 1.3).
+    #[serde(skip_serializing_if = "crate::is_false")]
+    pub not_seen: bool,
+    /// The verdict in words: the top cause's summary; with no cause, the summary of a
+    /// `not_visible` finding, else the top warning's summary after "No cause found, but: "; or
+    /// "Nothing looks stuck: ...".
     pub summary: String,
     /// Where to look next; empty when nothing looks stuck.
     pub next_step: String,
@@ -53,6 +58,19 @@ impl Verdict {
             let f = &findings[i];
             return Verdict {
                 cause_found: true,
+                not_seen: false,
+                summary: f.summary.clone(),
+                next_step: f.next_step.clone(),
+                rule: f.rule.clone(),
+                finding: Some(i),
+            };
+        }
+        // Before any warning: what was not seen makes every other absence meaningless.
+        if let Some(i) = findings.iter().position(|f| f.cause == Cause::NotVisible) {
+            let f = &findings[i];
+            return Verdict {
+                cause_found: false,
+                not_seen: true,
                 summary: f.summary.clone(),
                 next_step: f.next_step.clone(),
                 rule: f.rule.clone(),
@@ -63,6 +81,7 @@ impl Verdict {
             let f = &findings[i];
             return Verdict {
                 cause_found: false,
+                not_seen: false,
                 summary: format!("No cause found, but: {}", f.summary),
                 next_step: f.next_step.clone(),
                 rule: f.rule.clone(),
@@ -99,6 +118,18 @@ pub enum DocumentError {
     MajorMismatch { found: String, expected: String },
 }
 
+/// A missing version is not a hangscope document; another major version is refused by name.
+fn check_version(found: Option<&str>) -> Result<(), DocumentError> {
+    let found = found.ok_or(DocumentError::NoVersion)?;
+    if major(found) != major(SCHEMA_VERSION) {
+        return Err(DocumentError::MajorMismatch {
+            found: found.to_string(),
+            expected: major(SCHEMA_VERSION).to_string(),
+        });
+    }
+    Ok(())
+}
+
 fn major(version: &str) -> &str {
     version.split('.').next().unwrap_or(version)
 }
@@ -124,17 +155,27 @@ impl Document {
     /// incompatible release gets a message about versions, not about a missing field.
     pub fn from_json(text: &str) -> Result<Document, DocumentError> {
         let value: serde_json::Value = serde_json::from_str(text)?;
-        let found = value
-            .get("schema_version")
-            .and_then(|v| v.as_str())
-            .ok_or(DocumentError::NoVersion)?;
-        if major(found) != major(SCHEMA_VERSION) {
-            return Err(DocumentError::MajorMismatch {
-                found: found.to_string(),
-                expected: major(SCHEMA_VERSION).to_string(),
-            });
-        }
+        check_version(value.get("schema_version").and_then(|v| v.as_str()))?;
         Ok(serde_json::from_value(value)?)
+    }
+
+    /// Reads a document from a file or anything seekable, streaming: a parsed
+    /// `serde_json::Value` costs about ten times the text, the document itself a few times.
+    /// Two passes, the first keeping only `schema_version` (wherever it is in the object), so
+    /// the version is checked before the rest is read, as [`Document::from_json`] does.
+    pub fn from_reader<R: std::io::Read + std::io::Seek>(
+        mut reader: R,
+    ) -> Result<Document, DocumentError> {
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            schema_version: Option<String>,
+        }
+        let probe: VersionOnly = serde_json::from_reader(std::io::BufReader::new(&mut reader))?;
+        check_version(probe.schema_version.as_deref())?;
+        reader
+            .rewind()
+            .map_err(|e| DocumentError::Malformed(serde_json::Error::io(e)))?;
+        Ok(serde_json::from_reader(std::io::BufReader::new(reader))?)
     }
 
     pub fn to_json_pretty(&self) -> String {
@@ -153,6 +194,26 @@ pub fn json_schema() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_not_seen_has_a_verdict_of_its_own() {
+        let finding = |severity, cause, summary: &str| Finding {
+            severity,
+            cause,
+            summary: summary.into(),
+            ..Finding::default()
+        };
+        let other = finding(Severity::Warning, Cause::WaitingLoop, "a loop");
+        let unseen = finding(Severity::Warning, Cause::NotVisible, "Could not see");
+        let v = Verdict::of(&[other.clone(), unseen.clone()]);
+        assert!(v.not_seen && !v.cause_found);
+        assert_eq!(v.summary, "Could not see");
+        assert_eq!(v.finding, Some(1));
+        let cause = finding(Severity::Cause, Cause::PeerSilent, "silent");
+        let v = Verdict::of(&[cause, unseen]);
+        assert!(v.cause_found && !v.not_seen);
+        assert!(!Verdict::of(&[other]).not_seen);
+    }
 
     #[test]
     fn round_trips() {
@@ -178,6 +239,24 @@ mod tests {
         let err = Document::from_json(r#"{"schema_version":"2.0","snapshot":{}}"#).unwrap_err();
         assert!(matches!(err, DocumentError::MajorMismatch { .. }));
         assert!(err.to_string().contains("2.0"), "{err}");
+    }
+
+    #[test]
+    fn reads_from_a_reader_like_from_text() {
+        let mut snap = Snapshot::default();
+        snap.process.pid = 42;
+        let doc = Document::new("hangscope test", snap, vec![]);
+        let text = doc.to_json_pretty();
+        let back = Document::from_reader(std::io::Cursor::new(text.as_bytes())).unwrap();
+        assert_eq!(back, doc);
+        // The version is found wherever it is, and checked before the rest is read.
+        let late = r#"{"snapshot":{"process":{"pid":"not a number"}},"schema_version":"2.0"}"#;
+        let err = Document::from_reader(std::io::Cursor::new(late)).unwrap_err();
+        assert!(matches!(err, DocumentError::MajorMismatch { .. }), "{err}");
+        let none = Document::from_reader(std::io::Cursor::new(r#"{"snapshot":{}}"#));
+        assert!(matches!(none, Err(DocumentError::NoVersion)));
+        let bad = Document::from_reader(std::io::Cursor::new(b"\x00\xffnot json"));
+        assert!(matches!(bad, Err(DocumentError::Malformed(_))));
     }
 
     #[test]

@@ -7,7 +7,8 @@ pub struct Fd {
     pub fd: i32,
     pub kind: FdKind,
     /// The readlink target as the kernel printed it, e.g. "/var/log/x.log", `socket:[692518610]`,
-    /// `anon_inode:[eventpoll]`. " (deleted)" is stripped into `deleted`.
+    /// `anon_inode:[eventpoll]`. The kernel's " (deleted)" mark is stripped into `deleted`,
+    /// except where a statx shows the file still has a link: then it is part of the name.
     pub target: String,
     #[serde(default, skip_serializing_if = "crate::is_false")]
     pub deleted: bool,

@@ -184,6 +184,9 @@ pub enum Cause {
     /// Clients' requests this process read and has not answered (the server side of a silent
     /// peer).
     Unanswered,
+    /// The process could not be seen: its fd table or its threads' system calls were denied,
+    /// so no verdict about it is possible (not "nothing stuck").
+    NotVisible,
     #[serde(other)]
     #[default]
     Other,
@@ -210,6 +213,7 @@ impl Cause {
             Cause::DiskWait => "kernel wait (D)",
             Cause::Exited => "exited",
             Cause::Unanswered => "unanswered",
+            Cause::NotVisible => "not seen",
             Cause::Other => "other",
         }
     }

@@ -39,16 +39,14 @@ pub fn render_html(doc: &Document) -> String {
         esc(&title)
     );
     let v = &doc.verdict;
-    let _ = writeln!(
-        out,
-        "<h2{}>Verdict</h2>\n<p>{}</p>",
-        if v.cause_found {
-            " class=\"cause\""
-        } else {
-            ""
-        },
-        esc(&v.summary)
-    );
+    let heading = if v.cause_found {
+        "<h2 class=\"cause\">Verdict</h2>"
+    } else if v.not_seen {
+        "<h2 class=\"warning\">Not seen</h2>"
+    } else {
+        "<h2>Verdict</h2>"
+    };
+    let _ = writeln!(out, "{heading}\n<p>{}</p>", esc(&v.summary));
     if !v.next_step.is_empty() {
         let _ = writeln!(out, "<p><b>Next:</b> {}</p>", esc(&v.next_step));
     }
@@ -139,5 +137,40 @@ mod tests {
         let end = html.rfind("</script>").unwrap();
         let json = html[start..end].replace("<\\/", "</");
         assert_eq!(Document::from_json(&json).unwrap(), doc);
+    }
+
+    #[test]
+    fn a_process_not_seen_is_not_said_to_be_fine() {
+        let mut snap = Snapshot::default();
+        snap.process.pid = 9;
+        let doc = Document::new(
+            "t",
+            snap,
+            vec![Finding {
+                severity: Severity::Warning,
+                cause: Cause::NotVisible,
+                summary: "Could not see inside process 9".into(),
+                subject: Subject::default(),
+                evidence: vec![],
+                ruled_out: vec![],
+                next_step: "Run as root".into(),
+                ..Finding::default()
+            }],
+        );
+        let html = render_html(&doc);
+        assert!(html.contains("Not seen</h2>\n<p>Could not see inside process 9</p>"));
+        assert!(!html.contains("Nothing looks stuck"));
+        let text = render_text(
+            &doc,
+            &TextOptions {
+                color: false,
+                verbose: false,
+            },
+        );
+        assert!(
+            text.contains("NOT SEEN  Could not see inside process 9"),
+            "{text}"
+        );
+        assert!(!text.contains("Nothing looks stuck"), "{text}");
     }
 }

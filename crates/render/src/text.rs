@@ -80,13 +80,23 @@ fn header(out: &mut String, snap: &Snapshot, st: &Style) {
         Some(false) => format!("netns {}", p.netns_inode.unwrap_or(0)),
         None => "netns ?".to_string(),
     };
+    // An fd table the kernel refused is not an empty one.
+    let fd_table_denied = snap.gaps.iter().any(|g| {
+        g.reason == hangscope_model::GapReason::Permission
+            && g.what == format!("/proc/{}/fd", p.pid)
+    });
+    let fds = if fd_table_denied {
+        "?".to_string()
+    } else {
+        snap.fds.len().to_string()
+    };
     let mut line = format!(
         "{}  pid {}  state {}  threads {}  fds {}  {}",
         st.bold(&p.name),
         p.pid,
         p.state,
         p.num_threads,
-        snap.fds.len(),
+        fds,
         netns
     );
     if let Some(w) = &snap.window {
@@ -120,14 +130,24 @@ fn header(out: &mut String, snap: &Snapshot, st: &Style) {
 fn findings(out: &mut String, doc: &Document, st: &Style) {
     // What was ruled out is listed under the finding; the summary already says it in words.
     let v = &doc.verdict;
-    let label = if v.cause_found {
-        st.red("VERDICT")
+    // Not "nothing stuck" when nothing could be seen: a label of its own.
+    let (label, width) = if v.cause_found {
+        (st.red("VERDICT"), 7)
+    } else if v.not_seen {
+        (st.yellow("NOT SEEN"), 8)
     } else {
-        st.bold("VERDICT")
+        (st.bold("VERDICT"), 7)
     };
-    let _ = writeln!(out, "{label}  {}", wrap(&v.summary, 9, 88));
+    let indent = width + 2;
+    let _ = writeln!(out, "{label}  {}", wrap(&v.summary, indent, 88));
     if !v.next_step.is_empty() {
-        let _ = writeln!(out, "{}     {}", st.bold("NEXT"), wrap(&v.next_step, 9, 88));
+        let _ = writeln!(
+            out,
+            "{}{}{}",
+            st.bold("NEXT"),
+            " ".repeat(indent - 4),
+            wrap(&v.next_step, indent, 88)
+        );
     }
     out.push('\n');
     if doc.findings.is_empty() {

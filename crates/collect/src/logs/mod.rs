@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use hangscope_model::{Fd, FdKind, Gap, GapReason, LogFormat, LogSource, Snapshot, SocketDetail};
 
-use crate::error::gap_of;
+use crate::error::{gap_of, named_file_gap};
 use crate::mountinfo::{self, Mounts};
 use crate::safe_path::{self, Refused};
 use crate::{Options, ProcRoot};
@@ -506,7 +506,7 @@ fn read_given(opener: &Opener, path: &Path, gaps: &mut Vec<Gap>) -> Option<LogSo
     let found = match found {
         Ok(f) => f,
         Err(Refused::Io(e)) => {
-            gaps.push(gap_of(format!("log {text} (--log)"), &e));
+            gaps.push(named_file_gap(format!("log {text} (--log)"), &text, &e));
             return Some(source);
         }
         Err(r) => {
@@ -536,12 +536,15 @@ fn read_given(opener: &Opener, path: &Path, gaps: &mut Vec<Gap>) -> Option<LogSo
             source.read_via = Some(found.path.clone());
             fill(&mut source, base_name(&found.path), &t);
         }
-        Err(r) => {
-            if !matches!(r, open::Refusal::Io(_)) {
-                source.notes.push(format!("not read: {}", r.why()));
+        Err(r) => match &r {
+            open::Refusal::Io(e) => {
+                gaps.push(named_file_gap(format!("log {text} (--log)"), &text, e))
             }
-            gaps.push(r.gap(format!("log {text} (--log)")));
-        }
+            _ => {
+                source.notes.push(format!("not read: {}", r.why()));
+                gaps.push(r.gap(format!("log {text} (--log)")));
+            }
+        },
     }
     Some(source)
 }

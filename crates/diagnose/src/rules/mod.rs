@@ -14,6 +14,7 @@ mod lock_wait;
 mod mutex_deadlock;
 mod mutex_holder_blocked;
 mod name_resolution;
+mod not_visible;
 mod peer_not_reading;
 pub(crate) mod peer_silent;
 mod peer_unreachable;
@@ -42,6 +43,7 @@ const WORDED: &[WordedRule] = &[
     ("exited", exited::find),
     ("uninterruptible", uninterruptible::find),
     ("unanswered", unanswered::find),
+    ("not_visible", not_visible::find),
 ];
 
 pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Candidate> {
