@@ -71,6 +71,7 @@ pub(crate) enum Facts {
     Busy(crate::rules::busy::Busy),
     Exited(crate::rules::exited::Exited),
     KernelWait(crate::rules::uninterruptible::KernelWait),
+    WaitingLoop(crate::rules::waiting_loop::WaitingLoop),
 }
 
 /// Calls `$e` with the rule's facts, whichever rule it is.
@@ -87,6 +88,7 @@ macro_rules! each {
             Facts::Busy($f) => $e,
             Facts::Exited($f) => $e,
             Facts::KernelWait($f) => $e,
+            Facts::WaitingLoop($f) => $e,
         }
     };
 }
@@ -120,6 +122,7 @@ impl Facts {
             Facts::Busy(f) => finding(f),
             Facts::Exited(f) => finding(f),
             Facts::KernelWait(f) => finding(f),
+            Facts::WaitingLoop(f) => finding(f),
         }
     }
 
@@ -136,7 +139,8 @@ impl Facts {
             | Facts::PipeWait(_)
             | Facts::Busy(_)
             | Facts::Exited(_)
-            | Facts::KernelWait(_) => None,
+            | Facts::KernelWait(_)
+            | Facts::WaitingLoop(_) => None,
         }
     }
 }

@@ -22,7 +22,7 @@ pub(crate) mod same_host;
 mod unanswered;
 pub(crate) mod uninterruptible;
 mod unix_peer_wait;
-mod waiting_loop;
+pub(crate) mod waiting_loop;
 
 /// A rule that still words its findings itself, with its stable id.
 type WordedRule = (&'static str, fn(&Ctx<'_>) -> Vec<Found>);
@@ -71,10 +71,11 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Candidate> {
     found.extend(local.map(Candidate::Facts));
     same_host::corroborate(ctx, &mut found);
     let loops = waiting_loop::find(ctx, &found);
-    found.extend(loops.into_iter().map(|found| Candidate::Worded {
-        rule: "waiting_loop",
-        found: Box::new(found),
-    }));
+    found.extend(
+        loops
+            .into_iter()
+            .map(|f| Candidate::Facts(Facts::WaitingLoop(f))),
+    );
     found
 }
 

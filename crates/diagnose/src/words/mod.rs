@@ -19,6 +19,7 @@ pub(crate) mod mutex_deadlock;
 pub(crate) mod mutex_holder_blocked;
 pub(crate) mod pipe_wait;
 pub(crate) mod uninterruptible;
+pub(crate) mod waiting_loop;
 
 /// "Thread 31576 (dump_meta)".
 pub(crate) fn thread(w: &ThreadWait) -> String {
