@@ -261,6 +261,12 @@ fn a_thread_stuck_in_the_kernel_on_a_hung_mount_is_the_cause() {
     assert_eq!(top["cause"], "disk_wait", "{top}");
     assert_eq!(top["subject"]["tid"], tid);
     assert!(top["summary"].as_str().unwrap().contains("FUSE"), "{top}");
+    assert_eq!(top["rule"], "uninterruptible");
+    assert_eq!(top["facts"]["waits_for"], "fuse_server", "{top}");
+    assert_eq!(top["facts"]["thread"]["tid"], tid);
+    // A stat by path names no fd, and the snapshot names no mount: the mounts to look in.
+    assert_eq!(top["next"]["kind"], "file");
+    assert_eq!(top["next"]["path"], format!("/proc/{pid}/mountinfo"));
     drop(mount);
 }
 

@@ -29,6 +29,22 @@ fn two_threads_in_a_lock_cycle() {
             && summary.contains(&format!("held by thread {b}")),
         "{summary}"
     );
+    // The same as data: the cycle from the lowest TID, and the thread it waits for as next.
+    assert_eq!(top["rule"], "mutex_deadlock");
+    let cycle = top["facts"]["cycle"].as_array().expect("cycle");
+    let (first, second) = (a.min(b), a.max(b));
+    assert_eq!(cycle.len(), 2, "{top}");
+    assert_eq!(
+        (&cycle[0]["tid"], &cycle[0]["owner_tid"]),
+        (&first.into(), &second.into())
+    );
+    assert_eq!(
+        (&cycle[1]["tid"], &cycle[1]["owner_tid"]),
+        (&second.into(), &first.into())
+    );
+    assert_eq!(top["next"]["kind"], "thread");
+    assert_eq!(top["next"]["pid"], pid);
+    assert_eq!(top["next"]["tid"], second);
     assert_plain_words(&doc);
     assert_eq!(code, 1, "exit code 1 means a cause was found");
 }
@@ -56,6 +72,14 @@ fn a_pool_behind_a_lock_whose_owner_is_blocked() {
     let summary = top["summary"].as_str().expect("summary");
     assert!(summary.starts_with("8 threads have waited"), "{summary}");
     assert!(summary.contains("in pause()"), "{summary}");
+    assert_eq!(top["rule"], "mutex_holder_blocked");
+    assert_eq!(top["facts"]["owner"]["tid"], main);
+    assert_eq!(top["facts"]["owner"]["syscall"], "pause");
+    assert_eq!(top["facts"]["waiters"].as_array().map(Vec::len), Some(8));
+    assert_eq!(
+        (&top["next"]["kind"], &top["next"]["tid"]),
+        (&"thread".into(), &main.into())
+    );
     assert_plain_words(&doc);
     assert_eq!(code, 1);
 }

@@ -50,5 +50,12 @@ fn a_thread_reading_a_pipe_names_the_writer() {
             .is_some_and(|s| s.contains(&format!("hangscope {child}"))),
         "{f}"
     );
+    // The same as data: the reader, the child at the other end, and the child as next.
+    assert_eq!(f["rule"], "pipe_wait");
+    assert_eq!(f["facts"]["waiter"]["tid"], reader);
+    assert_eq!(f["facts"]["writing"], false);
+    assert_eq!(f["facts"]["other_ends"][0]["pid"], child, "{f}");
+    assert_eq!(f["next"]["kind"], "process");
+    assert_eq!(f["next"]["pid"], child);
     assert_plain_words(&doc);
 }

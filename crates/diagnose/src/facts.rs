@@ -63,6 +63,15 @@ pub(crate) fn finding<F: RuleFacts>(facts: &F) -> Finding {
 pub(crate) enum Facts {
     PeerSilent(Box<crate::rules::peer_silent::PeerSilent>),
     SameHostAlive(crate::rules::same_host::SameHostAlive),
+    // Waits inside this host.
+    LockWait(crate::rules::lock_wait::LockWait),
+    MutexDeadlock(crate::rules::mutex_deadlock::MutexDeadlock),
+    MutexHolderBlocked(crate::rules::mutex_holder_blocked::MutexHolderBlocked),
+    PipeWait(crate::rules::pipe_wait::PipeWait),
+    Busy(crate::rules::busy::Busy),
+    Exited(crate::rules::exited::Exited),
+    KernelWait(crate::rules::uninterruptible::KernelWait),
+    WaitingLoop(crate::rules::waiting_loop::WaitingLoop),
 }
 
 /// Calls `$e` with the rule's facts, whichever rule it is.
@@ -71,6 +80,15 @@ macro_rules! each {
         match $facts {
             Facts::PeerSilent($f) => $e,
             Facts::SameHostAlive($f) => $e,
+            // Waits inside this host.
+            Facts::LockWait($f) => $e,
+            Facts::MutexDeadlock($f) => $e,
+            Facts::MutexHolderBlocked($f) => $e,
+            Facts::PipeWait($f) => $e,
+            Facts::Busy($f) => $e,
+            Facts::Exited($f) => $e,
+            Facts::KernelWait($f) => $e,
+            Facts::WaitingLoop($f) => $e,
         }
     };
 }
@@ -96,6 +114,15 @@ impl Facts {
         match self {
             Facts::PeerSilent(f) => finding(f.as_ref()),
             Facts::SameHostAlive(f) => finding(f),
+            // Waits inside this host.
+            Facts::LockWait(f) => finding(f),
+            Facts::MutexDeadlock(f) => finding(f),
+            Facts::MutexHolderBlocked(f) => finding(f),
+            Facts::PipeWait(f) => finding(f),
+            Facts::Busy(f) => finding(f),
+            Facts::Exited(f) => finding(f),
+            Facts::KernelWait(f) => finding(f),
+            Facts::WaitingLoop(f) => finding(f),
         }
     }
 
@@ -105,6 +132,15 @@ impl Facts {
         match self {
             Facts::PeerSilent(f) => Some(&mut f.host_alive),
             Facts::SameHostAlive(_) => None,
+            // Waits inside this host: no connection to corroborate.
+            Facts::LockWait(_)
+            | Facts::MutexDeadlock(_)
+            | Facts::MutexHolderBlocked(_)
+            | Facts::PipeWait(_)
+            | Facts::Busy(_)
+            | Facts::Exited(_)
+            | Facts::KernelWait(_)
+            | Facts::WaitingLoop(_) => None,
         }
     }
 }
@@ -450,4 +486,32 @@ pub(crate) struct AliveConn {
     pub last_recv_ms: u64,
     /// "TCP 10.0.130.71:42430 -> 10.0.130.72:2181".
     pub label: String,
+}
+
+// Facts shared by the rules about waits inside this host: locks, mutexes, pipes, threads.
+
+/// A thread as findings name it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ThreadRef {
+    pub tid: i32,
+    /// Its `comm`; empty when not known.
+    pub name: String,
+}
+
+impl ThreadRef {
+    pub fn of(t: &hangscope_model::Thread) -> Self {
+        ThreadRef {
+            tid: t.tid,
+            name: t.name.clone(),
+        }
+    }
+
+    /// The subject of a finding about this thread.
+    pub fn subject(&self) -> Subject {
+        Subject {
+            tid: Some(self.tid),
+            thread_name: Some(self.name.clone()).filter(|n| !n.is_empty()),
+            ..Subject::default()
+        }
+    }
 }

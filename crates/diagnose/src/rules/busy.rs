@@ -2,11 +2,25 @@
 //! switches over the window (/proc/PID/task/TID/stat and status, sampled). A warning, not a
 //! cause: computing is sometimes the job.
 
-use hangscope_model::{Cause, Evidence, Finding, Severity, Subject};
+use hangscope_model::{Cause, Next, Severity, Subject};
+use serde::Serialize;
 
-use crate::{Ctx, Found, wording};
+use crate::Ctx;
+use crate::facts::{RuleFacts, ThreadRef};
 
-pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Busy {
+    pub pid: i32,
+    pub thread: ThreadRef,
+    /// CPU time it used over the window.
+    pub cpu_ms: u64,
+    /// The sampling window's length; 0 when not known.
+    pub window_ms: u64,
+    pub voluntary_switches: u64,
+    pub involuntary_switches: u64,
+}
+
+pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Busy> {
     let window_ms = ctx.snap.window.as_ref().map(|w| w.duration_ms).unwrap_or(0);
     let mut out = Vec::new();
     for t in &ctx.snap.threads {
@@ -14,59 +28,62 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         if !a.busy {
             continue;
         }
-        let during = if window_ms > 0 {
-            format!(" in {}", wording::duration(window_ms))
-        } else {
-            String::new()
-        };
-        out.push(Found {
-            finding: Finding {
-                severity: Severity::Warning,
-                cause: Cause::Busy,
-                summary: format!(
-                    "{} is spinning on a CPU: {} of CPU time{during}, no system calls and no \
-                     voluntary context switches.",
-                    wording::thread(t),
-                    wording::duration(a.cpu_ms)
-                ),
-                subject: Subject {
-                    tid: Some(t.tid),
-                    thread_name: Some(t.name.clone()).filter(|n| !n.is_empty()),
-                    ..Subject::default()
-                },
-                evidence: vec![Evidence::new(
-                    "cpu",
-                    format!(
-                        "{} CPU, {} voluntary / {} involuntary switches",
-                        wording::duration(a.cpu_ms),
-                        a.voluntary_switches,
-                        a.involuntary_switches
-                    ),
-                    format!(
-                        "/proc/{}/task/{}/stat, sampled",
-                        ctx.snap.process.pid, t.tid
-                    ),
-                )],
-                ruled_out: vec![],
-                next_step: format!(
-                    "See where it spins: perf top -t {}, or a debugger backtrace of thread {}.",
-                    t.tid, t.tid
-                ),
-                ..Finding::default()
-            },
-            stuck_ms: a.cpu_ms,
+        out.push(Busy {
+            pid: ctx.snap.process.pid,
+            thread: ThreadRef::of(t),
+            cpu_ms: a.cpu_ms,
+            window_ms,
+            voluntary_switches: a.voluntary_switches,
+            involuntary_switches: a.involuntary_switches,
         });
     }
     out
+}
+
+impl RuleFacts for Busy {
+    const RULE: &'static str = "busy";
+
+    fn cause(&self) -> Cause {
+        Cause::Busy
+    }
+
+    /// Computing is sometimes the job.
+    fn severity(&self) -> Severity {
+        Severity::Warning
+    }
+
+    fn stuck_ms(&self) -> u64 {
+        self.cpu_ms
+    }
+
+    fn subject(&self) -> Subject {
+        self.thread.subject()
+    }
+
+    fn next(&self) -> Option<Next> {
+        Some(
+            Next::thread(self.pid, self.thread.tid)
+                .with_command(format!("perf top -t {}", self.thread.tid)),
+        )
+    }
+
+    fn words(&self) -> crate::facts::Words {
+        crate::words::busy::words(self)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testkit::*;
+    use hangscope_model::{Finding, NextKind, Snapshot};
 
-    #[test]
-    fn spinning_thread_is_a_warning() {
+    /// The findings the rule makes of a snapshot, worded.
+    fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
+        super::find(ctx).iter().map(crate::facts::finding).collect()
+    }
+
+    fn spinning() -> Snapshot {
         let mut snap = base(1, "x");
         let mut t = thread(2, "spin", "", vec![], None);
         t.syscall.as_mut().unwrap().running = true;
@@ -75,11 +92,35 @@ mod tests {
         a.cpu_ms = 1950;
         a.involuntary_switches = 40;
         snap.threads.push(t);
-        let f = &find(&Ctx::new(&snap))[0].finding;
+        snap
+    }
+
+    #[test]
+    fn spinning_thread_is_a_warning() {
+        let snap = spinning();
+        let f = &find(&Ctx::new(&snap))[0];
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(
             f.summary,
             "Thread 2 (spin) is spinning on a CPU: 1.9 s of CPU time in 2.0 s, no system calls and no voluntary context switches."
         );
+    }
+
+    #[test]
+    fn facts_are_the_cpu_counters_and_next_is_the_thread() {
+        let f = &find(&Ctx::new(&spinning()))[0];
+        assert_eq!(f.rule, "busy");
+        assert_eq!(f.facts["thread"]["tid"], 2);
+        assert_eq!(f.facts["thread"]["name"], "spin");
+        assert_eq!(f.facts["cpu_ms"], 1950);
+        assert_eq!(f.facts["window_ms"], 2000);
+        assert_eq!(f.facts["voluntary_switches"], 0);
+        assert_eq!(f.facts["involuntary_switches"], 40);
+        let next = f.next.as_ref().unwrap();
+        assert_eq!(
+            (next.kind, next.pid, next.tid),
+            (NextKind::Thread, Some(1), Some(2))
+        );
+        assert_eq!(next.command.as_deref(), Some("perf top -t 2"));
     }
 }

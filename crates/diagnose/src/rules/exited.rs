@@ -2,50 +2,73 @@
 //! and its parent has not collected its exit status (wait4). Whatever waits for it, a client or
 //! a supervisor, waits for nothing; the parent is where to look.
 
-use hangscope_model::{Cause, Evidence, Finding, Severity, Subject};
+use hangscope_model::{Cause, Next, Severity, Subject};
+use serde::Serialize;
 
-use crate::{Ctx, Found};
+use crate::Ctx;
+use crate::facts::RuleFacts;
 
-pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Exited {
+    pub pid: i32,
+    pub name: String,
+    /// The parent that has not reaped it.
+    pub ppid: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_name: Option<String>,
+}
+
+pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Exited> {
     let p = &ctx.snap.process;
     if p.state != "Z" {
         return vec![];
     }
-    let parent = match &p.parent_name {
-        Some(name) => format!("process {} ({name})", p.ppid),
-        None => format!("process {}", p.ppid),
-    };
-    vec![Found {
-        finding: Finding {
-            severity: Severity::Cause,
-            cause: Cause::Exited,
-            summary: format!(
-                "Process {} ({}) has exited: it is a zombie that its parent, {parent}, has not \
-                 reaped. It runs no code and answers nothing.",
-                p.pid, p.name
-            ),
-            subject: Subject::default(),
-            evidence: vec![Evidence::new(
-                "state",
-                format!("Z (zombie), parent {}", p.ppid),
-                format!("/proc/{}/stat", p.pid),
-            )],
-            ruled_out: vec![],
-            next_step: format!(
-                "Look at the parent, {parent}: why it does not call wait() for its child \
-                 (hangscope {}); the exit status and any core dump tell why the process died.",
-                p.ppid
-            ),
-            ..Finding::default()
-        },
-        stuck_ms: 0,
+    vec![Exited {
+        pid: p.pid,
+        name: p.name.clone(),
+        ppid: p.ppid,
+        parent_name: p.parent_name.clone(),
     }]
+}
+
+impl RuleFacts for Exited {
+    const RULE: &'static str = "exited";
+
+    fn cause(&self) -> Cause {
+        Cause::Exited
+    }
+
+    fn severity(&self) -> Severity {
+        Severity::Cause
+    }
+
+    fn stuck_ms(&self) -> u64 {
+        0
+    }
+
+    fn subject(&self) -> Subject {
+        Subject::default()
+    }
+
+    fn next(&self) -> Option<Next> {
+        Some(Next::process(self.ppid))
+    }
+
+    fn words(&self) -> crate::facts::Words {
+        crate::words::exited::words(self)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testkit::*;
+    use hangscope_model::{Finding, NextKind};
+
+    /// The findings the rule makes of a snapshot, worded.
+    fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
+        super::find(ctx).iter().map(crate::facts::finding).collect()
+    }
 
     #[test]
     fn a_zombie_names_its_parent() {
@@ -55,7 +78,7 @@ mod tests {
         snap.process.parent_name = Some("supervisor".into());
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1);
-        let f = &found[0].finding;
+        let f = &found[0];
         assert_eq!(f.cause, Cause::Exited);
         assert_eq!(
             f.summary,
@@ -63,6 +86,22 @@ mod tests {
              (supervisor), has not reaped. It runs no code and answers nothing."
         );
         assert!(f.next_step.contains("hangscope 650"));
+    }
+
+    #[test]
+    fn facts_name_the_parent_and_next_is_it() {
+        let mut snap = base(700, "worker");
+        snap.process.state = "Z".into();
+        snap.process.ppid = 650;
+        snap.process.parent_name = Some("supervisor".into());
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.rule, "exited");
+        assert_eq!(f.facts["pid"], 700);
+        assert_eq!(f.facts["name"], "worker");
+        assert_eq!(f.facts["ppid"], 650);
+        assert_eq!(f.facts["parent_name"], "supervisor");
+        let next = f.next.as_ref().unwrap();
+        assert_eq!((next.kind, next.pid), (NextKind::Process, Some(650)));
     }
 
     #[test]

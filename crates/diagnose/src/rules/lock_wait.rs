@@ -2,11 +2,52 @@
 //! (or this one, through another fd) holds. Joined with /proc/locks (see proc_locks(5)), which
 //! lists the blocked request ("->" line) behind the holder's lock.
 
-use hangscope_model::{Cause, Evidence, Finding, LockAccess, Severity, Subject, WaitObject};
+use hangscope_model::{Cause, LockAccess, Next, Severity, Subject, WaitObject};
+use serde::Serialize;
 
-use crate::{Ctx, Found, STUCK_MS, wording};
+use crate::facts::{RuleFacts, ThreadRef};
+use crate::{Ctx, STUCK_MS};
 
-pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct LockWait {
+    pub pid: i32,
+    pub thread: ThreadRef,
+    /// The call it waits in, e.g. "flock".
+    pub syscall: String,
+    /// The fd it locks through.
+    pub fd: i32,
+    /// Blocked in the call at least this long, measured over the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_ms: Option<u64>,
+    /// The locked file: /proc/locks' path, else the fd's target; `None` when neither is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub inode: u64,
+    /// The blocked request, as /proc/locks lists it.
+    pub access: LockAccess,
+    pub start: u64,
+    /// `None`: to the end of the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<u64>,
+    /// The id of the lock it is blocked behind.
+    pub lock_id: u64,
+    pub holder: LockHolder,
+}
+
+/// Who holds the lock the request waits behind.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum LockHolder {
+    /// This same process, through another fd or thread: it waits for itself.
+    ThisProcess,
+    Process {
+        pid: i32,
+    },
+    /// /proc/locks does not name it.
+    Unknown,
+}
+
+pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<LockWait> {
     let pid = ctx.snap.process.pid;
     let mut out = Vec::new();
     for t in &ctx.snap.threads {
@@ -34,98 +75,90 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         else {
             continue;
         };
-        let blocked = t.activity.as_ref().and_then(|a| a.blocked_at_least_ms);
-        let severity = if blocked.is_some_and(|ms| ms >= STUCK_MS) {
-            Severity::Cause
-        } else {
-            Severity::Warning
-        };
-        let path = req
-            .path
-            .clone()
-            .or_else(|| ctx.snap.fd(fd).map(|f| f.target.clone()))
-            .unwrap_or_else(|| format!("inode {}", req.inode));
-        let kind = match req.access {
-            LockAccess::Read => "read lock",
-            LockAccess::Write => "write lock",
-            _ => "lock",
-        };
-        let (cause, holder, next_step) = match req.holder_pid {
-            Some(h) if h == pid => (
-                Cause::Deadlock,
-                "held by this same process through another fd or thread: it waits for itself"
-                    .to_string(),
-                "Find the code that takes the lock twice; the process cannot go on without a \
-                 restart."
-                    .to_string(),
-            ),
-            Some(h) => (
-                Cause::LockWait,
-                format!("held by process {h}"),
-                format!(
-                    "Look at process {h}: why it holds the lock on {path} (hangscope {h}; \
-                     grep {} /proc/locks).",
-                    req.inode
-                ),
-            ),
-            None => (
-                Cause::LockWait,
-                "held by a process /proc/locks does not name".to_string(),
-                format!(
-                    "Find the holder: grep {} /proc/locks; lsof {path}.",
-                    req.inode
-                ),
-            ),
-        };
-        let waited = match blocked {
-            Some(ms) => format!("has waited {} in", wording::duration(ms)),
-            None => "waits in".into(),
-        };
-        out.push(Found {
-            finding: Finding {
-                severity,
-                cause,
-                summary: format!(
-                    "{} {waited} {} for a {kind} on {path}, {holder}.",
-                    wording::thread(t),
-                    wording::call(&sc.name)
-                ),
-                subject: Subject {
-                    tid: Some(t.tid),
-                    thread_name: Some(t.name.clone()).filter(|n| !n.is_empty()),
-                    fd: Some(fd),
-                    ..Subject::default()
-                },
-                evidence: vec![Evidence::new(
-                    "lock",
-                    format!(
-                        "request for {kind} {}-{} blocked behind lock {}",
-                        req.start,
-                        req.end
-                            .map(|e| e.to_string())
-                            .unwrap_or_else(|| "EOF".into()),
-                        req.id
-                    ),
-                    "/proc/locks",
-                )],
-                ruled_out: vec![],
-                next_step,
-                ..Finding::default()
+        out.push(LockWait {
+            pid,
+            thread: ThreadRef::of(t),
+            syscall: sc.name.clone(),
+            fd,
+            blocked_ms: t.activity.as_ref().and_then(|a| a.blocked_at_least_ms),
+            path: req
+                .path
+                .clone()
+                .or_else(|| ctx.snap.fd(fd).map(|f| f.target.clone())),
+            inode: req.inode,
+            access: req.access,
+            start: req.start,
+            end: req.end,
+            lock_id: req.id,
+            holder: match req.holder_pid {
+                Some(h) if h == pid => LockHolder::ThisProcess,
+                Some(h) => LockHolder::Process { pid: h },
+                None => LockHolder::Unknown,
             },
-            stuck_ms: blocked.unwrap_or(0),
         });
     }
     out
+}
+
+impl RuleFacts for LockWait {
+    const RULE: &'static str = "lock_wait";
+
+    fn cause(&self) -> Cause {
+        match self.holder {
+            LockHolder::ThisProcess => Cause::Deadlock,
+            LockHolder::Process { .. } | LockHolder::Unknown => Cause::LockWait,
+        }
+    }
+
+    fn severity(&self) -> Severity {
+        if self.blocked_ms.is_some_and(|ms| ms >= STUCK_MS) {
+            Severity::Cause
+        } else {
+            Severity::Warning
+        }
+    }
+
+    fn stuck_ms(&self) -> u64 {
+        self.blocked_ms.unwrap_or(0)
+    }
+
+    fn subject(&self) -> Subject {
+        Subject {
+            fd: Some(self.fd),
+            ..self.thread.subject()
+        }
+    }
+
+    fn next(&self) -> Option<Next> {
+        Some(match self.holder {
+            LockHolder::Process { pid } => Next::process(pid),
+            // The code that takes the lock twice runs in this thread.
+            LockHolder::ThisProcess => Next::thread(self.pid, self.thread.tid),
+            LockHolder::Unknown => match &self.path {
+                Some(path) => Next::file(path.clone())
+                    .with_command(format!("grep {} /proc/locks", self.inode)),
+                None => Next::command(format!("grep {} /proc/locks", self.inode)),
+            },
+        })
+    }
+
+    fn words(&self) -> crate::facts::Words {
+        crate::words::lock_wait::words(self)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testkit::*;
-    use hangscope_model::{FileLock, LockClass};
+    use hangscope_model::{FileLock, Finding, LockClass, NextKind, Snapshot};
 
-    #[test]
-    fn flock_behind_another_process() {
+    /// The findings the rule makes of a snapshot, worded.
+    fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
+        super::find(ctx).iter().map(crate::facts::finding).collect()
+    }
+
+    fn flock_snapshot() -> Snapshot {
         let mut snap = base(60, "backup");
         snap.threads.push(thread(
             60,
@@ -152,7 +185,13 @@ mod tests {
             holder_pid: Some(77),
             path: Some("/var/lock/backup.lock".into()),
         });
-        let f = &find(&Ctx::new(&snap))[0].finding;
+        snap
+    }
+
+    #[test]
+    fn flock_behind_another_process() {
+        let snap = flock_snapshot();
+        let f = &find(&Ctx::new(&snap))[0];
         assert_eq!(
             (f.severity, f.cause, f.subject.fd),
             (Severity::Cause, Cause::LockWait, Some(3))
@@ -163,5 +202,52 @@ mod tests {
              /var/lock/backup.lock, held by process 77."
         );
         assert!(f.next_step.starts_with("Look at process 77"));
+    }
+
+    #[test]
+    fn facts_name_the_request_and_its_holder_and_next_is_the_holder() {
+        let f = &find(&Ctx::new(&flock_snapshot()))[0];
+        assert_eq!(f.rule, "lock_wait");
+        let facts = &f.facts;
+        assert_eq!(facts["thread"]["tid"], 60);
+        assert_eq!(facts["syscall"], "flock");
+        assert_eq!(facts["fd"], 3);
+        assert_eq!(facts["blocked_ms"], 12_000);
+        assert_eq!(facts["path"], "/var/lock/backup.lock");
+        assert_eq!(facts["inode"], 1234);
+        assert_eq!(facts["access"], "write");
+        assert_eq!(facts["start"], 0);
+        assert!(facts.get("end").is_none(), "{facts}");
+        assert_eq!(facts["lock_id"], 4);
+        assert_eq!(facts["holder"]["kind"], "process");
+        assert_eq!(facts["holder"]["pid"], 77);
+        let next = f.next.as_ref().unwrap();
+        assert_eq!((next.kind, next.pid), (NextKind::Process, Some(77)));
+    }
+
+    #[test]
+    fn a_lock_this_process_holds_is_a_deadlock_on_the_thread() {
+        let mut snap = flock_snapshot();
+        snap.locks[0].holder_pid = Some(60);
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.cause, Cause::Deadlock);
+        assert_eq!(f.facts["holder"]["kind"], "this_process");
+        assert!(f.summary.ends_with("it waits for itself."), "{}", f.summary);
+        let next = f.next.as_ref().unwrap();
+        assert_eq!(
+            (next.kind, next.pid, next.tid),
+            (NextKind::Thread, Some(60), Some(60))
+        );
+        // Nobody named: the file, with where to find its holder.
+        snap.locks[0].holder_pid = None;
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.facts["holder"]["kind"], "unknown");
+        let next = f.next.as_ref().unwrap();
+        assert_eq!(next.kind, NextKind::File);
+        assert_eq!(next.path.as_deref(), Some("/var/lock/backup.lock"));
+        assert_eq!(
+            f.next_step,
+            "Find the holder: grep 1234 /proc/locks; lsof /var/lock/backup.lock."
+        );
     }
 }

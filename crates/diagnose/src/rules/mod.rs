@@ -6,24 +6,24 @@
 use crate::facts::Facts;
 use crate::{Candidate, Ctx, Found};
 
-mod busy;
+pub(crate) mod busy;
 mod connection_dead;
-mod exited;
+pub(crate) mod exited;
 mod local_not_reading;
-mod lock_wait;
-mod mutex_deadlock;
-mod mutex_holder_blocked;
+pub(crate) mod lock_wait;
+pub(crate) mod mutex_deadlock;
+pub(crate) mod mutex_holder_blocked;
 mod name_resolution;
 mod not_visible;
 mod peer_not_reading;
 pub(crate) mod peer_silent;
 mod peer_unreachable;
-mod pipe_wait;
+pub(crate) mod pipe_wait;
 pub(crate) mod same_host;
 mod unanswered;
-mod uninterruptible;
+pub(crate) mod uninterruptible;
 mod unix_peer_wait;
-mod waiting_loop;
+pub(crate) mod waiting_loop;
 
 /// A rule that still words its findings itself, with its stable id.
 type WordedRule = (&'static str, fn(&Ctx<'_>) -> Vec<Found>);
@@ -34,14 +34,7 @@ const WORDED: &[WordedRule] = &[
     ("local_not_reading", local_not_reading::find),
     ("connection_dead", connection_dead::find),
     ("name_resolution", name_resolution::find),
-    ("lock_wait", lock_wait::find),
-    ("mutex_deadlock", mutex_deadlock::find),
-    ("mutex_holder_blocked", mutex_holder_blocked::find),
-    ("pipe_wait", pipe_wait::find),
     ("unix_peer_wait", unix_peer_wait::find),
-    ("busy", busy::find),
-    ("exited", exited::find),
-    ("uninterruptible", uninterruptible::find),
     ("unanswered", unanswered::find),
     ("not_visible", not_visible::find),
 ];
@@ -57,12 +50,34 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Candidate> {
             found: Box::new(found),
         }));
     }
+    // Waits inside this host.
+    let local = (lock_wait::find(ctx).into_iter().map(Facts::LockWait))
+        .chain(
+            mutex_deadlock::find(ctx)
+                .into_iter()
+                .map(Facts::MutexDeadlock),
+        )
+        .chain(
+            mutex_holder_blocked::find(ctx)
+                .into_iter()
+                .map(Facts::MutexHolderBlocked),
+        )
+        .chain(pipe_wait::find(ctx).into_iter().map(Facts::PipeWait))
+        .chain(busy::find(ctx).into_iter().map(Facts::Busy))
+        .chain(exited::find(ctx).into_iter().map(Facts::Exited))
+        .chain(
+            uninterruptible::find(ctx)
+                .into_iter()
+                .map(Facts::KernelWait),
+        );
+    found.extend(local.map(Candidate::Facts));
     same_host::corroborate(ctx, &mut found);
     let loops = waiting_loop::find(ctx, &found);
-    found.extend(loops.into_iter().map(|found| Candidate::Worded {
-        rule: "waiting_loop",
-        found: Box::new(found),
-    }));
+    found.extend(
+        loops
+            .into_iter()
+            .map(|f| Candidate::Facts(Facts::WaitingLoop(f))),
+    );
     found
 }
 

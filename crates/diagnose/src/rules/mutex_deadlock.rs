@@ -9,9 +9,34 @@
 
 use std::collections::HashMap;
 
-use hangscope_model::{Cause, Evidence, Finding, Severity, Subject, Thread};
+use hangscope_model::{Cause, Next, Severity, Subject, Thread};
+use serde::Serialize;
 
-use crate::{Ctx, Found, STUCK_MS, wording};
+use crate::facts::{RuleFacts, ThreadRef};
+use crate::{Ctx, STUCK_MS};
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct MutexDeadlock {
+    pub pid: i32,
+    /// The threads of the cycle, from the lowest TID, each waiting for the next one's mutex
+    /// (the last for the first's). One thread: it re-locks a mutex it holds.
+    pub cycle: Vec<CycleLink>,
+    /// The shortest of their waits.
+    pub stuck_ms: u64,
+}
+
+/// A thread of the cycle and the mutex it waits for.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct CycleLink {
+    #[serde(flatten)]
+    pub thread: ThreadRef,
+    /// The futex word's address.
+    pub mutex: u64,
+    /// The mutex's owner, read from the mutex word + 8.
+    pub owner_tid: i32,
+    /// Not run for at least this long.
+    pub blocked_ms: u64,
+}
 
 /// The mutex a thread waits for, and its owner, when the thread is not moving.
 fn waits_for(t: &Thread) -> Option<(u64, i32)> {
@@ -29,7 +54,7 @@ fn blocked_ms(t: &Thread) -> u64 {
         .unwrap_or(0)
 }
 
-pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
+pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<MutexDeadlock> {
     let threads: HashMap<i32, &Thread> = ctx.snap.threads.iter().map(|t| (t.tid, t)).collect();
     let edges: HashMap<i32, (u64, i32)> = ctx
         .snap
@@ -88,91 +113,56 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
             continue;
         }
         reported.extend(&cycle);
-        out.push(finding(ctx, &members, &edges, stuck_ms));
+        out.push(MutexDeadlock {
+            pid: ctx.snap.process.pid,
+            cycle: members
+                .iter()
+                .map(|t| {
+                    let (mutex, owner_tid) = edges.get(&t.tid).copied().unwrap_or_default();
+                    CycleLink {
+                        thread: ThreadRef::of(t),
+                        mutex,
+                        owner_tid,
+                        blocked_ms: blocked_ms(t),
+                    }
+                })
+                .collect(),
+            stuck_ms,
+        });
     }
     out
 }
 
-fn finding(
-    ctx: &Ctx<'_>,
-    members: &[&Thread],
-    edges: &HashMap<i32, (u64, i32)>,
-    stuck_ms: u64,
-) -> Found {
-    let pid = ctx.snap.process.pid;
-    // "501 (transfer-a)": the thread without the word, to list several in one sentence.
-    let short = |t: &Thread| {
-        if t.name.is_empty() {
-            t.tid.to_string()
-        } else {
-            format!("{} ({})", t.tid, t.name)
-        }
-    };
-    let links: Vec<String> = members
-        .iter()
-        .filter_map(|t| {
-            let (addr, owner) = edges.get(&t.tid)?;
-            Some(format!(
-                "thread {} waits for mutex {addr:#x} held by thread {owner}",
-                short(t)
-            ))
-        })
-        .collect();
-    let summary = match members {
-        [one] => format!(
-            "{} is deadlocked on itself: it waits for a mutex it already holds (a \
-             non-recursive lock taken twice), blocked for at least {}.",
-            wording::thread(one),
-            wording::duration(stuck_ms)
-        ),
-        [init @ .., last] => format!(
-            "Threads {} and {} are deadlocked: {}. None of them has run for at least {}; \
-             nothing outside the cycle can end it.",
-            init.iter().map(|t| short(t)).collect::<Vec<_>>().join(", "),
-            short(last),
-            links.join(", "),
-            wording::duration(stuck_ms)
-        ),
-        [] => String::new(),
-    };
-    let evidence = members
-        .iter()
-        .map(|t| {
-            let (addr, owner) = edges.get(&t.tid).copied().unwrap_or_default();
-            Evidence::new(
-                format!("thread {}", t.tid),
-                format!(
-                    "futex wait on {addr:#x}, owner thread {owner}, blocked ≥{}",
-                    wording::duration(blocked_ms(t))
-                ),
-                format!(
-                    "/proc/{pid}/task/{}/syscall; owner from the mutex word + 8",
-                    t.tid
-                ),
-            )
-        })
-        .collect();
-    let first = members[0];
-    Found {
-        finding: Finding {
-            severity: Severity::Cause,
-            cause: Cause::Deadlock,
-            summary,
-            subject: Subject {
-                tid: Some(first.tid),
-                thread_name: Some(first.name.clone()).filter(|n| !n.is_empty()),
-                ..Subject::default()
-            },
-            evidence,
-            ruled_out: vec!["lock contention: none of the threads moved during the window".into()],
-            next_step: format!(
-                "See where each thread took the mutex the other wants: gdb -p {pid} -batch -ex \
-                 'thread apply all bt' (this stops the process briefly), then make the code \
-                 take the locks in one order."
-            ),
-            ..Finding::default()
-        },
-        stuck_ms,
+impl RuleFacts for MutexDeadlock {
+    const RULE: &'static str = "mutex_deadlock";
+
+    fn cause(&self) -> Cause {
+        Cause::Deadlock
+    }
+
+    /// Nothing outside the cycle can end it.
+    fn severity(&self) -> Severity {
+        Severity::Cause
+    }
+
+    fn stuck_ms(&self) -> u64 {
+        self.stuck_ms
+    }
+
+    fn subject(&self) -> Subject {
+        self.cycle
+            .first()
+            .map(|l| l.thread.subject())
+            .unwrap_or_default()
+    }
+
+    fn next(&self) -> Option<Next> {
+        let first = self.cycle.first()?;
+        Some(Next::thread(self.pid, first.owner_tid))
+    }
+
+    fn words(&self) -> crate::facts::Words {
+        crate::words::mutex_deadlock::words(self)
     }
 }
 
@@ -180,7 +170,12 @@ fn finding(
 mod tests {
     use super::*;
     use crate::testkit::*;
-    use hangscope_model::WaitObject;
+    use hangscope_model::{Finding, NextKind, Snapshot, WaitObject};
+
+    /// The findings the rule makes of a snapshot, worded.
+    fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
+        super::find(ctx).iter().map(crate::facts::finding).collect()
+    }
 
     fn futex_waiter(tid: i32, name: &str, addr: u64, owner: i32, blocked: u64) -> Thread {
         thread(
@@ -198,16 +193,21 @@ mod tests {
         )
     }
 
-    #[test]
-    fn two_threads_in_a_lock_cycle() {
+    fn lock_cycle() -> Snapshot {
         let mut snap = base(500, "bank");
         snap.threads
             .push(futex_waiter(502, "transfer-b", 0x7f00_0040, 501, 3000));
         snap.threads
             .push(futex_waiter(501, "transfer-a", 0x7f00_0010, 502, 3200));
+        snap
+    }
+
+    #[test]
+    fn two_threads_in_a_lock_cycle() {
+        let snap = lock_cycle();
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1, "{found:#?}");
-        let f = &found[0].finding;
+        let f = &found[0];
         assert_eq!((f.cause, f.severity), (Cause::Deadlock, Severity::Cause));
         assert_eq!(f.subject.tid, Some(501));
         assert_eq!(
@@ -247,11 +247,32 @@ mod tests {
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1);
         assert!(
-            found[0].finding.summary.starts_with(
+            found[0].summary.starts_with(
                 "Thread 500 (app) is deadlocked on itself: it waits for a mutex it already holds"
             ),
             "{}",
-            found[0].finding.summary
+            found[0].summary
+        );
+    }
+
+    #[test]
+    fn facts_are_the_cycle_and_next_is_the_first_owner() {
+        let f = &find(&Ctx::new(&lock_cycle()))[0];
+        assert_eq!(f.rule, "mutex_deadlock");
+        assert_eq!(f.facts["stuck_ms"], 3000);
+        assert_eq!(
+            f.facts["cycle"],
+            serde_json::json!([
+                {"tid": 501, "name": "transfer-a", "mutex": 0x7f00_0010_u64, "owner_tid": 502,
+                 "blocked_ms": 3200},
+                {"tid": 502, "name": "transfer-b", "mutex": 0x7f00_0040_u64, "owner_tid": 501,
+                 "blocked_ms": 3000},
+            ])
+        );
+        let next = f.next.as_ref().unwrap();
+        assert_eq!(
+            (next.kind, next.pid, next.tid),
+            (NextKind::Thread, Some(500), Some(502))
         );
     }
 }

@@ -8,16 +8,46 @@
 
 use std::collections::BTreeMap;
 
-use hangscope_model::{Cause, Evidence, Finding, Severity, Subject, Thread};
+use hangscope_model::{Cause, Next, Severity, Subject, Thread};
+use serde::Serialize;
 
-use crate::{Ctx, Found, STUCK_MS, wording};
+use crate::facts::{RuleFacts, ThreadRef};
+use crate::{Ctx, STUCK_MS};
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct MutexHolderBlocked {
+    pub pid: i32,
+    /// The futex word's address.
+    pub mutex: u64,
+    pub owner: MutexOwner,
+    /// The threads waiting for the mutex, each blocked at least `STUCK_MS`.
+    pub waiters: Vec<ThreadRef>,
+    /// The shortest of their waits.
+    pub stuck_ms: u64,
+}
+
+/// The thread that holds the mutex, and the wait it is blocked in.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct MutexOwner {
+    #[serde(flatten)]
+    pub thread: ThreadRef,
+    /// Its state letter, e.g. "S".
+    pub state: String,
+    /// The syscall it is in; `None` when its syscall was not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syscall: Option<String>,
+    /// The call as strace shows it; empty when not decoded.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub call: String,
+    pub blocked_ms: u64,
+}
 
 fn blocked_ms(t: &Thread) -> Option<u64> {
     let a = t.activity.as_ref()?;
     (!a.progressed).then_some(a.blocked_at_least_ms?)
 }
 
-pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
+pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<MutexHolderBlocked> {
     let pid = ctx.snap.process.pid;
     // (mutex, owner) → the stuck threads waiting for it.
     let mut waiting: BTreeMap<(u64, i32), Vec<&Thread>> = BTreeMap::new();
@@ -42,84 +72,69 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         let Some(owner_ms) = blocked_ms(owner).filter(|ms| *ms >= STUCK_MS) else {
             continue;
         };
-        let owner_wait = match &owner.syscall {
-            Some(s) if !s.summary.is_empty() => s.summary.clone(),
-            Some(s) if !s.name.is_empty() => wording::call(&s.name),
-            _ => format!("state {}", owner.state),
-        };
-        let stuck_ms = waiters
-            .iter()
-            .filter_map(|t| blocked_ms(t))
-            .min()
-            .unwrap_or(0);
-        let (who, verb) = match waiters.as_slice() {
-            [one] => (wording::thread(one), "has"),
-            many => (format!("{} threads", many.len()), "have"),
-        };
-        let owner_name = if owner.name.is_empty() {
-            format!("thread {}", owner.tid)
-        } else {
-            format!("thread {} ({})", owner.tid, owner.name)
-        };
-        let owner_call = owner
-            .syscall
-            .as_ref()
-            .map(|s| wording::call(&s.name))
-            .unwrap_or_else(|| "the kernel".into());
-        let names = waiters
-            .iter()
-            .take(5)
-            .map(|t| format!("{} {}", t.tid, t.name));
-        out.push(Found {
-            finding: Finding {
-                severity: Severity::Cause,
-                cause: Cause::LockWait,
-                summary: format!(
-                    "{who} {verb} waited at least {} for mutex {addr:#x}, held by {owner_name}, \
-                     which has itself been blocked for at least {} in {owner_call}: the lock is \
-                     released only when that wait ends.",
-                    wording::duration(stuck_ms),
-                    wording::duration(owner_ms),
-                ),
-                subject: Subject {
-                    tid: Some(owner.tid),
-                    thread_name: Some(owner.name.clone()).filter(|n| !n.is_empty()),
-                    ..Subject::default()
-                },
-                evidence: vec![
-                    Evidence::new(
-                        "owner waits in",
-                        owner_wait,
-                        format!("/proc/{pid}/task/{}/syscall", owner.tid),
-                    ),
-                    Evidence::new(
-                        "waiting for the mutex",
-                        names.collect::<Vec<_>>().join(", ")
-                            + if waiters.len() > 5 { ", …" } else { "" },
-                        format!("/proc/{pid}/task/*/syscall; owner from the mutex word + 8"),
-                    ),
-                ],
-                ruled_out: vec![
-                    "a deadlock: the owner waits for something else, not a mutex".into(),
-                ],
-                next_step: format!(
-                    "Find why thread {} does not return from its wait (its line under THREADS), \
-                     and why it holds mutex {addr:#x} while it waits.",
-                    owner.tid
-                ),
-                ..Finding::default()
+        out.push(MutexHolderBlocked {
+            pid,
+            mutex: addr,
+            owner: MutexOwner {
+                thread: ThreadRef::of(owner),
+                state: owner.state.clone(),
+                syscall: owner.syscall.as_ref().map(|s| s.name.clone()),
+                call: owner
+                    .syscall
+                    .as_ref()
+                    .map(|s| s.summary.clone())
+                    .unwrap_or_default(),
+                blocked_ms: owner_ms,
             },
-            stuck_ms,
+            stuck_ms: waiters
+                .iter()
+                .filter_map(|t| blocked_ms(t))
+                .min()
+                .unwrap_or(0),
+            waiters: waiters.iter().map(|t| ThreadRef::of(t)).collect(),
         });
     }
     out
+}
+
+impl RuleFacts for MutexHolderBlocked {
+    const RULE: &'static str = "mutex_holder_blocked";
+
+    fn cause(&self) -> Cause {
+        Cause::LockWait
+    }
+
+    fn severity(&self) -> Severity {
+        Severity::Cause
+    }
+
+    fn stuck_ms(&self) -> u64 {
+        self.stuck_ms
+    }
+
+    fn subject(&self) -> Subject {
+        self.owner.thread.subject()
+    }
+
+    fn next(&self) -> Option<Next> {
+        Some(Next::thread(self.pid, self.owner.thread.tid))
+    }
+
+    fn words(&self) -> crate::facts::Words {
+        crate::words::mutex_holder_blocked::words(self)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testkit::*;
-    use hangscope_model::WaitObject;
+    use hangscope_model::{Finding, NextKind, Snapshot, WaitObject};
+
+    /// The findings the rule makes of a snapshot, worded.
+    fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
+        super::find(ctx).iter().map(crate::facts::finding).collect()
+    }
 
     fn waiter(tid: i32, owner: i32) -> Thread {
         thread(
@@ -137,17 +152,22 @@ mod tests {
         )
     }
 
-    #[test]
-    fn workers_behind_an_owner_stuck_in_pause() {
+    fn owner_in_pause() -> Snapshot {
         let mut snap = base(100, "pool");
         snap.threads
             .push(thread(100, "pool", "pause", vec![], Some(7000)));
         for tid in 101..104 {
             snap.threads.push(waiter(tid, 100));
         }
+        snap
+    }
+
+    #[test]
+    fn workers_behind_an_owner_stuck_in_pause() {
+        let snap = owner_in_pause();
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1, "{found:#?}");
-        let f = &found[0].finding;
+        let f = &found[0];
         assert_eq!((f.cause, f.severity), (Cause::LockWait, Severity::Cause));
         assert_eq!(f.subject.tid, Some(100));
         assert_eq!(
@@ -165,5 +185,34 @@ mod tests {
             .push(thread(100, "pool", "write", vec![], None));
         snap.threads.push(waiter(101, 100));
         assert!(find(&Ctx::new(&snap)).is_empty());
+    }
+
+    #[test]
+    fn facts_name_the_mutex_owner_and_waiters_and_next_is_the_owner() {
+        let f = &find(&Ctx::new(&owner_in_pause()))[0];
+        assert_eq!(f.rule, "mutex_holder_blocked");
+        let facts = &f.facts;
+        assert_eq!(facts["mutex"], 0x5000);
+        assert_eq!(facts["owner"]["tid"], 100);
+        assert_eq!(facts["owner"]["name"], "pool");
+        assert_eq!(facts["owner"]["syscall"], "pause");
+        assert_eq!(facts["owner"]["blocked_ms"], 7000);
+        let waiters: Vec<i64> = facts["waiters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["tid"].as_i64().unwrap())
+            .collect();
+        assert_eq!(waiters, [101, 102, 103]);
+        assert_eq!(facts["stuck_ms"], 6000);
+        let next = f.next.as_ref().unwrap();
+        assert_eq!(
+            (next.kind, next.pid, next.tid),
+            (NextKind::Thread, Some(100), Some(100))
+        );
+        assert_eq!(
+            f.evidence[0].value, "pause()",
+            "no strace line: the call's name"
+        );
     }
 }

@@ -6,12 +6,32 @@
 //! Facts: the thread's syscall and fd (threads collector), the pipe's other holders and which
 //! end they hold (/proc/*/fd links and fdinfo flags, `Fd::pipe_peers`).
 
-use hangscope_model::{Cause, Evidence, Fd, FdKind, Finding, PipeEnd, Severity, Subject};
+use hangscope_model::{Cause, FdKind, Next, PipeEnd, Severity, Subject};
+use serde::Serialize;
 
+use crate::facts::{RuleFacts, ThreadWait};
 use crate::waiters::Want;
-use crate::{Ctx, Found, STUCK_MS, wording};
+use crate::{Ctx, STUCK_MS};
 
-pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PipeWait {
+    pub pid: i32,
+    pub waiter: ThreadWait,
+    /// The pipe's fd in this process.
+    pub fd: i32,
+    /// Its link, e.g. "pipe:[4242]".
+    pub target: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipe_inode: Option<u64>,
+    /// Blocked writing (the pipe is full); else reading.
+    pub writing: bool,
+    pub stuck_ms: u64,
+    /// The other processes' fds on the end it waits for: the readers when it writes, the
+    /// writers when it reads.
+    pub other_ends: Vec<PipeEnd>,
+}
+
+pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<PipeWait> {
     let pid = ctx.snap.process.pid;
     let mut out = Vec::new();
     for f in ctx.snap.fds.iter().filter(|f| f.kind == FdKind::Pipe) {
@@ -23,97 +43,78 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
             continue;
         }
         let writing = w.want == Want::Write;
-        // The end the thread waits for: the readers when it writes, the writers when it reads.
         let wanted = if writing { "read" } else { "write" };
-        let others: Vec<&PipeEnd> = f
+        let others: Vec<PipeEnd> = f
             .pipe_peers
             .iter()
             .filter(|p| p.access.as_deref().is_none_or(|a| a.contains(wanted)))
+            .cloned()
             .collect();
-        let Some(first) = others.first() else {
+        if others.is_empty() {
             continue;
-        };
-        let holders = others
-            .iter()
-            .map(|p| format!("process {} ({}) fd {}", p.pid, p.name, p.fd))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let (severity, summary) = if writing {
-            (
-                Severity::Cause,
-                format!(
-                    "{} has been blocked for at least {} in {} writing to a full pipe (fd {}): \
-                     its read end is held by {holders}, which does not read it.",
-                    wording::thread(w.thread),
-                    wording::duration(stuck_ms),
-                    w.how(),
-                    f.fd
-                ),
-            )
-        } else {
-            (
-                Severity::Warning,
-                format!(
-                    "{} has waited at least {} in {} for data on a pipe (fd {}) whose write end \
-                     is held by {holders}: it waits for that process to write.",
-                    wording::thread(w.thread),
-                    wording::duration(stuck_ms),
-                    w.how(),
-                    f.fd
-                ),
-            )
-        };
-        out.push(Found {
-            finding: Finding {
-                severity,
-                cause: Cause::PipeWait,
-                summary,
-                subject: Subject {
-                    tid: Some(w.thread.tid),
-                    thread_name: Some(w.thread.name.clone()).filter(|n| !n.is_empty()),
-                    fd: Some(f.fd),
-                    ..Subject::default()
-                },
-                evidence: evidence(w.evidence(pid), f, &others, pid),
-                ruled_out: vec![],
-                next_step: format!(
-                    "Look at process {} ({}): hangscope {}.",
-                    first.pid, first.name, first.pid
-                ),
-                ..Finding::default()
-            },
+        }
+        out.push(PipeWait {
+            pid,
+            waiter: ThreadWait::of(w, pid),
+            fd: f.fd,
+            target: f.target.clone(),
+            pipe_inode: f.pipe_inode,
+            writing,
             stuck_ms,
+            other_ends: others,
         });
     }
     out
 }
 
-fn evidence(waiting: Evidence, f: &Fd, others: &[&PipeEnd], pid: i32) -> Vec<Evidence> {
-    let mut ev = vec![waiting];
-    for p in others {
-        ev.push(Evidence::new(
-            "other end",
-            format!(
-                "process {} ({}) fd {}, {} end",
-                p.pid,
-                p.name,
-                p.fd,
-                p.access.as_deref().unwrap_or("unknown")
-            ),
-            format!(
-                "/proc/{}/fd/{} -> {} (as /proc/{pid}/fd/{})",
-                p.pid, p.fd, f.target, f.fd
-            ),
-        ));
+impl RuleFacts for PipeWait {
+    const RULE: &'static str = "pipe_wait";
+
+    fn cause(&self) -> Cause {
+        Cause::PipeWait
     }
-    ev
+
+    /// A full pipe nobody reads is a cause; waiting to read is often a child still working.
+    fn severity(&self) -> Severity {
+        if self.writing {
+            Severity::Cause
+        } else {
+            Severity::Warning
+        }
+    }
+
+    fn stuck_ms(&self) -> u64 {
+        self.stuck_ms
+    }
+
+    fn subject(&self) -> Subject {
+        Subject {
+            tid: Some(self.waiter.tid),
+            thread_name: Some(self.waiter.name.clone()).filter(|n| !n.is_empty()),
+            fd: Some(self.fd),
+            ..Subject::default()
+        }
+    }
+
+    fn next(&self) -> Option<Next> {
+        self.other_ends.first().map(|p| Next::process(p.pid))
+    }
+
+    fn words(&self) -> crate::facts::Words {
+        crate::words::pipe_wait::words(self)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testkit::*;
-    use hangscope_model::WaitObject;
+    use hangscope_model::{Fd, Finding, NextKind, WaitObject};
+
+    /// The findings the rule makes of a snapshot, worded.
+    fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
+        super::find(ctx).iter().map(crate::facts::finding).collect()
+    }
 
     fn pipe_snapshot(
         syscall: &str,
@@ -148,7 +149,7 @@ mod tests {
     fn reading_a_childs_output_is_a_warning_naming_the_child() {
         let found = find(&Ctx::new(&pipe_snapshot("read", &[], "write")));
         assert_eq!(found.len(), 1);
-        let f = &found[0].finding;
+        let f = &found[0];
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(
             f.summary,
@@ -161,8 +162,8 @@ mod tests {
     #[test]
     fn writing_to_a_full_pipe_nobody_reads_is_a_cause() {
         let found = find(&Ctx::new(&pipe_snapshot("write", &[], "read")));
-        assert_eq!(found[0].finding.severity, Severity::Cause);
-        assert!(found[0].finding.summary.contains("writing to a full pipe"));
+        assert_eq!(found[0].severity, Severity::Cause);
+        assert!(found[0].summary.contains("writing to a full pipe"));
     }
 
     #[test]
@@ -170,5 +171,30 @@ mod tests {
         let mut snap = pipe_snapshot("read", &[], "write");
         snap.fds[0].pipe_peers.clear();
         assert!(find(&Ctx::new(&snap)).is_empty());
+    }
+
+    #[test]
+    fn facts_name_the_waiter_and_the_other_end_and_next_is_its_process() {
+        let f = &find(&Ctx::new(&pipe_snapshot("write", &[], "read")))[0];
+        assert_eq!(f.rule, "pipe_wait");
+        let facts = &f.facts;
+        assert_eq!(facts["waiter"]["tid"], 800);
+        assert_eq!(facts["waiter"]["syscall"], "write");
+        assert_eq!(facts["waiter"]["blocked_ms"], 12_000);
+        assert_eq!(facts["fd"], 5);
+        assert_eq!(facts["target"], "pipe:[4242]");
+        assert_eq!(facts["pipe_inode"], 4242);
+        assert_eq!(facts["writing"], true);
+        assert_eq!(facts["stuck_ms"], 12_000);
+        assert_eq!(
+            facts["other_ends"],
+            serde_json::json!([{"pid": 801, "name": "tar", "fd": 1, "access": "read"}])
+        );
+        let next = f.next.as_ref().unwrap();
+        assert_eq!((next.kind, next.pid), (NextKind::Process, Some(801)));
+        // Reading: the writer is where to look.
+        let f = &find(&Ctx::new(&pipe_snapshot("read", &[], "write")))[0];
+        assert_eq!(f.facts["writing"], false);
+        assert_eq!(f.next.as_ref().and_then(|n| n.pid), Some(801));
     }
 }

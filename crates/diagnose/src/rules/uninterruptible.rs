@@ -6,9 +6,57 @@
 //! Facts: state, wchan and kernel stack (/proc/PID/task/TID/{stat,wchan,stack}); the files the
 //! thread waits on and their mounts when the syscall names an fd.
 
-use hangscope_model::{Cause, Evidence, Finding, Severity, Subject, Thread, WaitObject};
+use hangscope_model::{Cause, Next, Severity, Subject, Thread, WaitObject};
+use serde::Serialize;
 
-use crate::{Ctx, Found, STUCK_MS, wording};
+use crate::facts::{RuleFacts, ThreadRef};
+use crate::{Ctx, STUCK_MS};
+
+/// Kernel stack frames quoted, innermost first.
+const STACK_FRAMES: usize = 4;
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct KernelWait {
+    pub pid: i32,
+    pub thread: ThreadRef,
+    /// State D; else S in a file system client's request.
+    pub uninterruptible: bool,
+    pub stuck_ms: u64,
+    /// What its kernel frames say it waits for.
+    pub waits_for: WaitsFor,
+    /// The syscall it is in, when it is in one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syscall: Option<String>,
+    /// The file it waits on, when its syscall names an fd.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<WaitedFile>,
+    /// /proc/PID/task/TID/wchan, when it names a function.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wchan: Option<String>,
+    /// The innermost kernel stack frames (up to 4); empty when the stack was not read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stack_top: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct WaitedFile {
+    pub fd: i32,
+    /// The fd's link, e.g. "/mnt/nfs/data.db".
+    pub target: String,
+}
+
+/// What a thread the kernel holds waits for, from its kernel frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum WaitsFor {
+    FuseServer,
+    NfsServer,
+    SmbServer,
+    CephCluster,
+    BlockIo,
+    FsJournal,
+    Kernel,
+}
 
 /// A file system client's frames: the thread waits for its server. The server side of FUSE
 /// (a daemon reading /dev/fuse, `fuse_dev_*`) is an idle wait and not listed.
@@ -31,7 +79,7 @@ fn in_fs_client(t: &Thread) -> bool {
 }
 
 /// What the kernel frames say the thread waits for.
-fn waits_for(t: &Thread) -> &'static str {
+fn waits_for(t: &Thread) -> WaitsFor {
     let frames: Vec<&str> = t
         .wchan
         .iter()
@@ -40,23 +88,23 @@ fn waits_for(t: &Thread) -> &'static str {
         .collect();
     let has = |needle: &str| frames.iter().any(|f| f.contains(needle));
     if has("fuse") {
-        "a FUSE file system's server"
+        WaitsFor::FuseServer
     } else if has("nfs") || has("rpc_wait") || has("rpc_") {
-        "an NFS server"
+        WaitsFor::NfsServer
     } else if has("cifs") || has("smb") {
-        "an SMB server"
+        WaitsFor::SmbServer
     } else if has("ceph") {
-        "a Ceph cluster"
+        WaitsFor::CephCluster
     } else if has("io_schedule") || has("blk_") || has("folio_wait") || has("wait_on_page") {
-        "block I/O on a disk"
+        WaitsFor::BlockIo
     } else if has("jbd2") || has("ext4") || has("xfs") || has("btrfs") {
-        "the file system's journal or disk"
+        WaitsFor::FsJournal
     } else {
-        "the kernel"
+        WaitsFor::Kernel
     }
 }
 
-pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
+pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<KernelWait> {
     let pid = ctx.snap.process.pid;
     let mut out = Vec::new();
     for t in ctx
@@ -70,14 +118,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         if a.progressed || stuck_ms < STUCK_MS {
             continue;
         }
-        let what = waits_for(t);
-        let call = t
-            .syscall
-            .as_ref()
-            .filter(|s| !s.name.is_empty() && !s.running)
-            .map(|s| format!(" in {}", wording::call(&s.name)))
-            .unwrap_or_default();
-        let on_file = t
+        let file = t
             .syscall
             .iter()
             .flat_map(|s| s.waits_on.iter())
@@ -85,85 +126,79 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
                 WaitObject::Fd { fd, .. } | WaitObject::Lock { fd, .. } => ctx.snap.fd(*fd),
                 _ => None,
             })
-            .map(|f| format!(" on fd {} ({})", f.fd, f.target))
-            .unwrap_or_default();
-        let uninterruptible = t.state == "D";
-        let mut evidence = vec![Evidence::new(
-            "state",
-            format!(
-                "{} for at least {}, no progress",
-                if uninterruptible {
-                    "D (uninterruptible)"
-                } else {
-                    "S, in a file system request"
-                },
-                wording::duration(stuck_ms)
-            ),
-            format!("/proc/{pid}/task/{}/stat, sampled", t.tid),
-        )];
-        if let Some(w) = t.wchan.as_ref().filter(|w| !w.is_empty() && *w != "0") {
-            evidence.push(Evidence::new(
-                "sleeps in",
-                w.clone(),
-                format!("/proc/{pid}/task/{}/wchan", t.tid),
-            ));
-        }
-        if let Some(stack) = t.stack.as_ref().filter(|s| !s.is_empty()) {
-            evidence.push(Evidence::new(
-                "kernel stack",
-                stack
-                    .iter()
-                    .take(4)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(" < "),
-                format!("/proc/{pid}/task/{}/stack", t.tid),
-            ));
-        }
-        out.push(Found {
-            finding: Finding {
-                severity: Severity::Cause,
-                cause: Cause::DiskWait,
-                summary: if uninterruptible {
-                    format!(
-                        "{} has been in uninterruptible sleep for at least {}{call}{on_file}: \
-                         it waits for {what}, which does not answer; no signal short of \
-                         SIGKILL ends the wait, and not always that.",
-                        wording::thread(t),
-                        wording::duration(stuck_ms)
-                    )
-                } else {
-                    format!(
-                        "{} has waited in the kernel for at least {}{call}{on_file}: its file \
-                         system request to {what} gets no answer.",
-                        wording::thread(t),
-                        wording::duration(stuck_ms)
-                    )
-                },
-                subject: Subject {
-                    tid: Some(t.tid),
-                    thread_name: Some(t.name.clone()).filter(|n| !n.is_empty()),
-                    ..Subject::default()
-                },
-                evidence,
-                ruled_out: vec![],
-                next_step: format!(
-                    "Find what {what} is: the mounts in /proc/{pid}/mountinfo and the kernel \
-                     stack above; check that server or device, and the kernel log (dmesg) for \
-                     hung-task and \"not responding\" lines."
-                ),
-                ..Finding::default()
-            },
+            .map(|f| WaitedFile {
+                fd: f.fd,
+                target: f.target.clone(),
+            });
+        out.push(KernelWait {
+            pid,
+            thread: ThreadRef::of(t),
+            uninterruptible: t.state == "D",
             stuck_ms,
+            waits_for: waits_for(t),
+            syscall: t
+                .syscall
+                .as_ref()
+                .filter(|s| !s.name.is_empty() && !s.running)
+                .map(|s| s.name.clone()),
+            file,
+            wchan: t.wchan.clone().filter(|w| !w.is_empty() && w != "0"),
+            stack_top: t
+                .stack
+                .iter()
+                .flatten()
+                .take(STACK_FRAMES)
+                .cloned()
+                .collect(),
         });
     }
     out
+}
+
+impl RuleFacts for KernelWait {
+    const RULE: &'static str = "uninterruptible";
+
+    fn cause(&self) -> Cause {
+        Cause::DiskWait
+    }
+
+    fn severity(&self) -> Severity {
+        Severity::Cause
+    }
+
+    fn stuck_ms(&self) -> u64 {
+        self.stuck_ms
+    }
+
+    fn subject(&self) -> Subject {
+        self.thread.subject()
+    }
+
+    /// The file it waits on; without one, the mounts to find the server or device in. The
+    /// snapshot does not name the mount a file is on, so the file stands for it.
+    fn next(&self) -> Option<Next> {
+        let path = match &self.file {
+            Some(f) if f.target.starts_with('/') => f.target.clone(),
+            _ => format!("/proc/{}/mountinfo", self.pid),
+        };
+        Some(Next::file(path).with_command("dmesg"))
+    }
+
+    fn words(&self) -> crate::facts::Words {
+        crate::words::uninterruptible::words(self)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testkit::*;
+    use hangscope_model::{Fd, FdKind, Finding, NextKind};
+
+    /// The findings the rule makes of a snapshot, worded.
+    fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
+        super::find(ctx).iter().map(crate::facts::finding).collect()
+    }
 
     fn d_thread(stack: &[&str], blocked: Option<u64>) -> Thread {
         let mut t = thread(900, "reader", "newfstatat", vec![], blocked);
@@ -185,7 +220,7 @@ mod tests {
         ));
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1);
-        let f = &found[0].finding;
+        let f = &found[0];
         assert_eq!((f.cause, f.severity), (Cause::DiskWait, Severity::Cause));
         assert!(
             f.summary.starts_with(
@@ -217,12 +252,12 @@ mod tests {
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1, "{found:#?}");
         assert!(
-            found[0].finding.summary.contains(
+            found[0].summary.contains(
                 "has waited in the kernel for at least 4.0 s in newfstatat(): its file system \
                  request to a FUSE file system's server gets no answer."
             ),
             "{}",
-            found[0].finding.summary
+            found[0].summary
         );
     }
 
@@ -234,5 +269,57 @@ mod tests {
         snap.threads
             .push(d_thread(&["io_schedule+0x46/0x70"], None));
         assert!(find(&Ctx::new(&snap)).is_empty());
+    }
+
+    #[test]
+    fn facts_say_what_it_waits_for_and_next_is_the_file() {
+        let mut snap = base(900, "app");
+        let mut t = d_thread(
+            &[
+                "rpc_wait_bit_killable+0x1e/0xa0",
+                "__rpc_wait_for_completion_task+0x2b/0x30",
+                "nfs4_do_close+0x2ba/0x300",
+                "__nfs4_close+0xf8/0x160",
+                "nfs4_close_sync+0x13/0x20",
+            ],
+            Some(9000),
+        );
+        t.syscall.as_mut().unwrap().name = "read".into();
+        t.syscall.as_mut().unwrap().waits_on = vec![fd_wait(4, &[])];
+        snap.threads.push(t);
+        snap.fds.push(Fd::new(4, FdKind::File, "/mnt/nfs/data.db"));
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.rule, "uninterruptible");
+        let facts = &f.facts;
+        assert_eq!(facts["thread"]["tid"], 900);
+        assert_eq!(facts["uninterruptible"], true);
+        assert_eq!(facts["stuck_ms"], 9000);
+        assert_eq!(facts["waits_for"], "nfs_server");
+        assert_eq!(facts["syscall"], "read");
+        assert_eq!(
+            facts["file"],
+            serde_json::json!({"fd": 4, "target": "/mnt/nfs/data.db"})
+        );
+        assert_eq!(facts["wchan"], "rpc_wait_bit_killable+0x1e/0xa0");
+        assert_eq!(facts["stack_top"].as_array().map(Vec::len), Some(4));
+        assert!(
+            f.summary.contains(
+                "for at least 9.0 s in read() on fd 4 (/mnt/nfs/data.db): it waits for an NFS \
+                 server, which does not answer"
+            ),
+            "{}",
+            f.summary
+        );
+        let next = f.next.as_ref().unwrap();
+        assert_eq!(next.kind, NextKind::File);
+        assert_eq!(next.path.as_deref(), Some("/mnt/nfs/data.db"));
+        // No file named: the mounts to look through.
+        snap.fds.clear();
+        let f = &find(&Ctx::new(&snap))[0];
+        assert!(f.facts.get("file").is_none());
+        assert_eq!(
+            f.next.as_ref().and_then(|n| n.path.as_deref()),
+            Some("/proc/900/mountinfo")
+        );
     }
 }

@@ -4,127 +4,162 @@
 //!
 //! Facts from the sampling window (the threads collector's `Activity::periodic`).
 
-use hangscope_model::{Cause, Evidence, Finding, Severity, Subject};
+use hangscope_model::{Cause, Next, Severity, Subject, Thread, WaitObject};
+use serde::Serialize;
 
-use crate::{Candidate, Ctx, Found, wording};
+use crate::facts::{RuleFacts, ThreadRef};
+use crate::{Candidate, Ctx};
 
-pub(crate) fn find(ctx: &Ctx<'_>, found: &[Candidate]) -> Vec<Found> {
-    let stuck: Vec<(i32, String)> = found
+/// Loops listed one by one; beyond that, one finding for all (a JVM has a dozen timed waits).
+const MAX_SINGLE: usize = 3;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum WaitingLoop {
+    /// One thread's loop.
+    One {
+        pid: i32,
+        looping: Loop,
+        /// It is the main thread.
+        main_thread: bool,
+        /// The stuck thread it likely waits for: the main thread's loop while one thread is
+        /// stuck. Nothing is claimed about other threads' loops.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        likely_waits_for: Option<ThreadRef>,
+    },
+    /// The loops beyond the first few, together.
+    Others { pid: i32, loops: Vec<Loop> },
+}
+
+/// A thread re-entering the same wait over the window.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Loop {
+    #[serde(flatten)]
+    pub thread: ThreadRef,
+    /// The call it re-enters, e.g. "clock_nanosleep".
+    pub syscall: String,
+    /// Its sleep, else its timeout; `None` when the call has neither.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period_ms: Option<f64>,
+    /// How often it re-enters the call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_per_s: Option<f64>,
+    /// The threads collector's line for it, e.g. "clock_nanosleep 100 ms, ~10/s".
+    pub periodic: String,
+}
+
+impl Loop {
+    fn of(t: &Thread, periodic: String) -> Self {
+        let sc = t.syscall.as_ref();
+        let sleep = sc
+            .iter()
+            .flat_map(|s| s.waits_on.iter())
+            .find_map(|w| match w {
+                WaitObject::Sleep { ns } => Some(*ns as f64 / 1e6),
+                _ => None,
+            });
+        let timeout = sc
+            .and_then(|s| s.timeout_ms)
+            .filter(|ms| *ms >= 0)
+            .map(|ms| ms as f64);
+        Loop {
+            thread: ThreadRef::of(t),
+            syscall: sc.map(|s| s.name.clone()).unwrap_or_default(),
+            period_ms: sleep.or(timeout),
+            rate_per_s: t.activity.as_ref().and_then(|a| a.rate_per_s),
+            periodic,
+        }
+    }
+}
+
+pub(crate) fn find(ctx: &Ctx<'_>, found: &[Candidate]) -> Vec<WaitingLoop> {
+    let pid = ctx.snap.process.pid;
+    let stuck: Vec<ThreadRef> = found
         .iter()
         .filter(|f| f.severity() == Severity::Cause)
         .filter_map(|f| {
             let subject = f.subject();
-            Some((subject.tid?, subject.thread_name.unwrap_or_default()))
+            Some(ThreadRef {
+                tid: subject.tid?,
+                name: subject.thread_name.unwrap_or_default(),
+            })
         })
         .collect();
     if stuck.is_empty() {
         return vec![];
     }
-    let mut looping: Vec<(&hangscope_model::Thread, String)> = ctx
+    let mut looping: Vec<(&Thread, String)> = ctx
         .snap
         .threads
         .iter()
-        .filter(|t| !stuck.iter().any(|(tid, _)| *tid == t.tid))
+        .filter(|t| !stuck.iter().any(|s| s.tid == t.tid))
         .filter_map(|t| Some((t, t.activity.as_ref()?.periodic.clone()?)))
         .collect();
     // The main thread first: its loop is the one most likely tied to the stuck thread.
-    looping.sort_by_key(|(t, _)| t.tid != ctx.snap.process.pid);
+    looping.sort_by_key(|(t, _)| t.tid != pid);
     let rest = if looping.len() > MAX_SINGLE {
         looping.split_off(MAX_SINGLE - 1)
     } else {
         Vec::new()
     };
-    let mut out = Vec::new();
-    for (t, periodic) in looping {
-        // The main thread looping while a worker is stuck is most often waiting for it (a
-        // join, a flag); another thread's loop is its own periodic work (a heartbeat, a
-        // timer), so nothing is claimed about it.
-        let waiting_for = match stuck.as_slice() {
-            [(tid, name)] if t.tid == ctx.snap.process.pid => {
-                let who = if name.is_empty() {
-                    format!("thread {tid}")
-                } else {
-                    format!("thread {tid} ({name})")
-                };
-                format!(", likely waiting for {who}: it waits, it is not the cause.")
+    let mut out: Vec<WaitingLoop> = looping
+        .into_iter()
+        .map(|(t, periodic)| {
+            let main_thread = t.tid == pid;
+            // The main thread looping while a worker is stuck is most often waiting for it (a
+            // join, a flag); another thread's loop is its own periodic work (a heartbeat, a
+            // timer).
+            let likely_waits_for = match stuck.as_slice() {
+                [one] if main_thread => Some(one.clone()),
+                _ => None,
+            };
+            WaitingLoop::One {
+                pid,
+                looping: Loop::of(t, periodic),
+                main_thread,
+                likely_waits_for,
             }
-            _ => ": a periodic wait, not the cause.".to_string(),
-        };
-        out.push(Found {
-            finding: Finding {
-                severity: Severity::Info,
-                cause: Cause::WaitingLoop,
-                summary: format!(
-                    "{} wakes up in a loop ({periodic}){waiting_for}",
-                    wording::thread(t)
-                ),
-                subject: Subject {
-                    tid: Some(t.tid),
-                    thread_name: Some(t.name.clone()).filter(|n| !n.is_empty()),
-                    ..Subject::default()
-                },
-                evidence: vec![Evidence::new(
-                    "loop",
-                    periodic,
-                    format!(
-                        "/proc/{}/task/{}/syscall, sampled",
-                        ctx.snap.process.pid, t.tid
-                    ),
-                )],
-                ruled_out: vec![],
-                next_step: "None: it moves on once the stuck wait ends.".into(),
-                ..Finding::default()
-            },
-            stuck_ms: 0,
-        });
-    }
+        })
+        .collect();
     if !rest.is_empty() {
-        out.push(summarise_rest(ctx, &rest));
+        out.push(WaitingLoop::Others {
+            pid,
+            loops: rest.into_iter().map(|(t, p)| Loop::of(t, p)).collect(),
+        });
     }
     out
 }
 
-/// Loops listed one by one; beyond that, one line for all (a JVM has a dozen timed waits).
-const MAX_SINGLE: usize = 3;
+impl RuleFacts for WaitingLoop {
+    const RULE: &'static str = "waiting_loop";
 
-fn summarise_rest(ctx: &Ctx<'_>, rest: &[(&hangscope_model::Thread, String)]) -> Found {
-    let mut names: Vec<String> = rest
-        .iter()
-        .map(|(t, _)| {
-            if t.name.is_empty() {
-                t.tid.to_string()
-            } else {
-                t.name.clone()
-            }
-        })
-        .collect();
-    names.dedup();
-    let shown = names.iter().take(4).cloned().collect::<Vec<_>>().join(", ");
-    let more = if names.len() > 4 { ", …" } else { "" };
-    Found {
-        finding: Finding {
-            severity: Severity::Info,
-            cause: Cause::WaitingLoop,
-            summary: format!(
-                "{} other threads wake up periodically ({shown}{more}): periodic waits, not the \
-                 cause.",
-                rest.len()
-            ),
-            subject: Subject::default(),
-            evidence: vec![Evidence::new(
-                "loops",
-                rest.iter()
-                    .take(5)
-                    .map(|(t, periodic)| format!("{} {}: {periodic}", t.tid, t.name))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                format!("/proc/{}/task/*/syscall, sampled", ctx.snap.process.pid),
-            )],
-            ruled_out: vec![],
-            next_step: "None: they move on by themselves.".into(),
-            ..Finding::default()
-        },
-        stuck_ms: 0,
+    fn cause(&self) -> Cause {
+        Cause::WaitingLoop
+    }
+
+    /// Context: it waits, it is not the cause.
+    fn severity(&self) -> Severity {
+        Severity::Info
+    }
+
+    fn stuck_ms(&self) -> u64 {
+        0
+    }
+
+    fn subject(&self) -> Subject {
+        match self {
+            WaitingLoop::One { looping, .. } => looping.thread.subject(),
+            WaitingLoop::Others { .. } => Subject::default(),
+        }
+    }
+
+    /// It moves on once the stuck wait ends: nothing to look at.
+    fn next(&self) -> Option<Next> {
+        None
+    }
+
+    fn words(&self) -> crate::facts::Words {
+        crate::words::waiting_loop::words(self)
     }
 }
 
@@ -199,5 +234,59 @@ mod tests {
         let mut snap = base(1, "idle");
         snap.threads.push(sleeper(1, "idle", 100));
         assert!(crate::diagnose(&snap).is_empty());
+    }
+
+    #[test]
+    fn facts_are_the_loop_its_rate_and_the_thread_it_waits_for() {
+        let findings = crate::diagnose(&seed());
+        let l = findings
+            .iter()
+            .find(|f| f.cause == Cause::WaitingLoop)
+            .unwrap();
+        assert_eq!(l.rule, "waiting_loop");
+        assert_eq!(
+            l.facts,
+            serde_json::json!({
+                "kind": "one",
+                "pid": 31516,
+                "looping": {
+                    "tid": 31516,
+                    "name": "zbs-metad",
+                    "syscall": "clock_nanosleep",
+                    "period_ms": 100.0,
+                    "rate_per_s": 10.0,
+                    "periodic": "clock_nanosleep 100 ms, ~10/s",
+                },
+                "main_thread": true,
+                "likely_waits_for": {"tid": 31576, "name": "dump_meta"},
+            })
+        );
+        assert!(l.next.is_none());
+    }
+
+    #[test]
+    fn facts_of_the_rest_list_each_loop() {
+        let mut snap = seed();
+        for i in 0..4 {
+            snap.threads
+                .push(sleeper(32000 + i, &format!("pool-{i}"), 50));
+        }
+        let findings = crate::diagnose(&snap);
+        let rest = findings
+            .iter()
+            .find(|f| f.cause == Cause::WaitingLoop && f.facts["kind"] == "others")
+            .expect("one finding for the rest");
+        let loops = rest.facts["loops"].as_array().unwrap();
+        let tids: Vec<i64> = loops.iter().map(|l| l["tid"].as_i64().unwrap()).collect();
+        assert_eq!(tids, [32001, 32002, 32003]);
+        assert_eq!(loops[0]["period_ms"], 50.0);
+        assert_eq!(loops[0]["rate_per_s"], 20.0);
+        // The one stuck thread is not claimed for loops other than the main thread's.
+        let pool0 = findings
+            .iter()
+            .find(|f| f.subject.tid == Some(32000))
+            .unwrap();
+        assert_eq!(pool0.facts["main_thread"], false);
+        assert!(pool0.facts.get("likely_waits_for").is_none());
     }
 }

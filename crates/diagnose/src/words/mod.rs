@@ -11,6 +11,15 @@ use crate::wording::{self, bytes, duration, plural};
 
 pub(crate) mod peer_silent;
 pub(crate) mod same_host;
+// Waits inside this host.
+pub(crate) mod busy;
+pub(crate) mod exited;
+pub(crate) mod lock_wait;
+pub(crate) mod mutex_deadlock;
+pub(crate) mod mutex_holder_blocked;
+pub(crate) mod pipe_wait;
+pub(crate) mod uninterruptible;
+pub(crate) mod waiting_loop;
 
 /// "Thread 31576 (dump_meta)".
 pub(crate) fn thread(w: &ThreadWait) -> String {
@@ -413,4 +422,24 @@ pub(crate) fn host_alive_sentence(h: &HostAlive) -> Option<String> {
         "Another connection to {} ({port}) {what}, so host and network are alive.",
         h.host
     ))
+}
+
+// Phrases of the rules about waits inside this host: locks, mutexes, pipes, threads.
+
+/// "Thread 31576 (dump_meta)", from a thread's tid and name.
+pub(crate) fn thread_ref(t: &crate::facts::ThreadRef) -> String {
+    if t.name.is_empty() {
+        format!("Thread {}", t.tid)
+    } else {
+        format!("Thread {} ({})", t.tid, t.name)
+    }
+}
+
+/// "501 (transfer-a)": the thread without the word, to list several in one sentence.
+pub(crate) fn thread_short(t: &crate::facts::ThreadRef) -> String {
+    if t.name.is_empty() {
+        t.tid.to_string()
+    } else {
+        format!("{} ({})", t.tid, t.name)
+    }
 }

@@ -1,0 +1,67 @@
+//! The words of a wait for a file lock (`rules/lock_wait.rs`).
+
+use hangscope_model::{Evidence, LockAccess};
+
+use super::thread_ref;
+use crate::facts::Words;
+use crate::rules::lock_wait::{LockHolder, LockWait};
+use crate::wording::{call, duration};
+
+pub(crate) fn words(f: &LockWait) -> Words {
+    let path = f
+        .path
+        .clone()
+        .unwrap_or_else(|| format!("inode {}", f.inode));
+    let kind = match f.access {
+        LockAccess::Read => "read lock",
+        LockAccess::Write => "write lock",
+        _ => "lock",
+    };
+    let (holder, next_step) = match f.holder {
+        LockHolder::ThisProcess => (
+            "held by this same process through another fd or thread: it waits for itself"
+                .to_string(),
+            "Find the code that takes the lock twice; the process cannot go on without a \
+             restart."
+                .to_string(),
+        ),
+        LockHolder::Process { pid: h } => (
+            format!("held by process {h}"),
+            format!(
+                "Look at process {h}: why it holds the lock on {path} (hangscope {h}; \
+                 grep {} /proc/locks).",
+                f.inode
+            ),
+        ),
+        LockHolder::Unknown => (
+            "held by a process /proc/locks does not name".to_string(),
+            format!(
+                "Find the holder: grep {} /proc/locks; lsof {path}.",
+                f.inode
+            ),
+        ),
+    };
+    let waited = match f.blocked_ms {
+        Some(ms) => format!("has waited {} in", duration(ms)),
+        None => "waits in".into(),
+    };
+    Words {
+        summary: format!(
+            "{} {waited} {} for a {kind} on {path}, {holder}.",
+            thread_ref(&f.thread),
+            call(&f.syscall)
+        ),
+        evidence: vec![Evidence::new(
+            "lock",
+            format!(
+                "request for {kind} {}-{} blocked behind lock {}",
+                f.start,
+                f.end.map(|e| e.to_string()).unwrap_or_else(|| "EOF".into()),
+                f.lock_id
+            ),
+            "/proc/locks",
+        )],
+        ruled_out: vec![],
+        next_step,
+    }
+}
