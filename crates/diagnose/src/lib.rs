@@ -13,7 +13,6 @@ use hangscope_model::{Cause, Finding, Severity, Snapshot, SocketDetail, Subject}
 mod connection;
 mod facts;
 mod log_quotes;
-mod other_end;
 mod rules;
 mod waiters;
 mod wording;

@@ -105,12 +105,6 @@ pub(crate) fn mutex_wait(t: &Thread) -> Option<(u64, i32)> {
     })
 }
 
-/// The evidence of a finding about a wait, opened with the waiting thread's call when a thread
-/// waits.
-pub(crate) fn evidence_from(waiter: Option<&Waiter<'_>>, pid: i32) -> Vec<Evidence> {
-    waiter.map(|w| w.evidence(pid)).into_iter().collect()
-}
-
 pub(crate) struct Waiters<'a> {
     by_fd: HashMap<i32, Vec<Waiter<'a>>>,
     /// Whether thread states were read at all. Without them "nobody waits" cannot be told from

@@ -7,41 +7,34 @@ use crate::facts::Facts;
 use crate::{Candidate, Ctx, Found};
 
 mod busy;
-mod connection_dead;
+pub(crate) mod connection_dead;
 mod exited;
-mod local_not_reading;
+pub(crate) mod local_not_reading;
 mod lock_wait;
 mod mutex_deadlock;
 mod mutex_holder_blocked;
-mod name_resolution;
-mod peer_not_reading;
+pub(crate) mod name_resolution;
+pub(crate) mod peer_not_reading;
 pub(crate) mod peer_silent;
-mod peer_unreachable;
+pub(crate) mod peer_unreachable;
 mod pipe_wait;
 pub(crate) mod same_host;
-mod unanswered;
+pub(crate) mod unanswered;
 mod uninterruptible;
-mod unix_peer_wait;
+pub(crate) mod unix_peer_wait;
 mod waiting_loop;
 
 /// A rule that still words its findings itself, with its stable id.
 type WordedRule = (&'static str, fn(&Ctx<'_>) -> Vec<Found>);
 
 const WORDED: &[WordedRule] = &[
-    ("peer_unreachable", peer_unreachable::find),
-    ("peer_not_reading", peer_not_reading::find),
-    ("local_not_reading", local_not_reading::find),
-    ("connection_dead", connection_dead::find),
-    ("name_resolution", name_resolution::find),
     ("lock_wait", lock_wait::find),
     ("mutex_deadlock", mutex_deadlock::find),
     ("mutex_holder_blocked", mutex_holder_blocked::find),
     ("pipe_wait", pipe_wait::find),
-    ("unix_peer_wait", unix_peer_wait::find),
     ("busy", busy::find),
     ("exited", exited::find),
     ("uninterruptible", uninterruptible::find),
-    ("unanswered", unanswered::find),
 ];
 
 pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Candidate> {
@@ -49,6 +42,7 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Candidate> {
         .into_iter()
         .map(|f| Candidate::Facts(Facts::PeerSilent(Box::new(f))))
         .collect();
+    network(ctx, &mut found);
     for (rule, find) in WORDED {
         found.extend(find(ctx).into_iter().map(|found| Candidate::Worded {
             rule,
@@ -64,16 +58,24 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Candidate> {
     found
 }
 
+/// The rules about connections and sockets.
+fn network(ctx: &Ctx<'_>, found: &mut Vec<Candidate>) {
+    fn add<F>(found: &mut Vec<Candidate>, facts: Vec<F>, variant: fn(Box<F>) -> Facts) {
+        found.extend(
+            facts
+                .into_iter()
+                .map(|f| Candidate::Facts(variant(Box::new(f)))),
+        );
+    }
+    add(found, peer_unreachable::find(ctx), Facts::PeerUnreachable);
+    add(found, peer_not_reading::find(ctx), Facts::PeerNotReading);
+    add(found, local_not_reading::find(ctx), Facts::LocalNotReading);
+    add(found, connection_dead::find(ctx), Facts::ConnectionDead);
+    add(found, name_resolution::find(ctx), Facts::NameResolution);
+    add(found, unix_peer_wait::find(ctx), Facts::UnixPeerWait);
+    add(found, unanswered::find(ctx), Facts::Unanswered);
+}
+
 /// The sentence rules add when thread states were not read.
 pub(crate) const NO_THREADS: &str =
     "Thread states were not read, so whether a thread waits on it is not known.";
-
-/// The end of a summary that names no waiting thread: " " and [`NO_THREADS`] when thread states
-/// were not read, nothing when they were.
-pub(crate) fn no_threads_note(ctx: &Ctx<'_>) -> String {
-    if ctx.waiters.known {
-        String::new()
-    } else {
-        format!(" {NO_THREADS}")
-    }
-}
