@@ -268,6 +268,9 @@ pub(crate) enum OtherEnd {
         /// The listener, when found.
         #[serde(skip_serializing_if = "Option::is_none")]
         listener: Option<Box<OtherEnd>>,
+        /// Why no process holds it, as the sockets collector put it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// Found, but whose it is could not be told.
     Unheld {
@@ -315,6 +318,7 @@ impl OtherEnd {
                     .listener
                     .as_deref()
                     .map(|l| Box::new(OtherEnd::of_peer(l, pid))),
+                reason: p.unresolved.clone(),
             };
         }
         match &p.holder {

@@ -278,4 +278,36 @@ mod tests {
             (Some("127.0.0.1"), Some(9000))
         );
     }
+
+    #[test]
+    fn an_other_end_not_accepted_says_why_as_the_lookup_did() {
+        let mut snap = base(300, "uploader");
+        zero_window(&mut snap);
+        let why = "not accepted yet: the connection waits in the accept queue of the socket \
+                   listening on port 9000";
+        inet_of(&mut snap.sockets[0]).local_peer = Some(Box::new(hangscope_model::LocalPeer {
+            inode: 0,
+            state: "ESTAB".into(),
+            recv_q: 2_000_000,
+            unresolved: Some(why.into()),
+            ..Default::default()
+        }));
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.facts["conn"]["other_end"]["kind"], "not_accepted");
+        assert_eq!(f.facts["conn"]["other_end"]["reason"], why);
+        let e = f
+            .evidence
+            .iter()
+            .find(|e| e.label == "other end")
+            .expect("other end");
+        assert_eq!(e.value, why);
+        assert!(
+            f.summary.ends_with(
+                "The server on :9000 has not even accepted the connection: it waits \
+                            in the accept queue of the listening socket."
+            ),
+            "{}",
+            f.summary
+        );
+    }
 }

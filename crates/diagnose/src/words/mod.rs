@@ -192,6 +192,7 @@ pub(crate) fn other_end_evidence(c: &ConnFacts) -> Option<Evidence> {
             recv_q,
             send_q,
             listener,
+            reason,
         } => {
             let value = match listener.as_deref() {
                 Some(OtherEnd::Listener {
@@ -204,7 +205,8 @@ pub(crate) fn other_end_evidence(c: &ConnFacts) -> Option<Evidence> {
                      {accept_queue}, backlog {backlog}",
                     holder(h)
                 ),
-                _ => "not accepted yet".to_string(),
+                // The reason the sockets collector gave, as the report has always quoted it.
+                _ => reason.clone().unwrap_or_else(|| state.clone()),
             };
             (
                 value,
