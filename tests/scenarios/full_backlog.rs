@@ -43,6 +43,16 @@ fn a_connect_to_a_server_that_does_not_accept() {
             .is_some_and(|s| s.contains(&format!("hangscope {}", server.pid()))),
         "{top:#}"
     );
+    // The same as data: the listener that does not accept is the other end and where to look.
+    assert_eq!(top["rule"], "peer_unreachable");
+    assert_eq!(top["facts"]["shape"], "syn_sent");
+    assert_eq!(top["facts"]["accept_queue_full"], true, "{top:#}");
+    let end = &top["facts"]["conn"]["other_end"];
+    assert_eq!(end["kind"], "listener", "{top:#}");
+    assert_eq!(end["holder"]["pid"], server.pid());
+    assert_eq!(end["holder"]["fd"].to_string(), listen_fd);
+    assert_eq!(top["next"]["kind"], "process");
+    assert_eq!(top["next"]["pid"], server.pid());
     assert_plain_words(&doc);
     assert_eq!(code, 1);
 }

@@ -50,5 +50,13 @@ fn a_server_that_read_a_request_and_never_answered() {
         ),
         "{f}"
     );
+    // The same as data: the client's request and its process at the other end.
+    assert_eq!(f["rule"], "unanswered");
+    assert_eq!(f["facts"]["count"], 1, "{f}");
+    let r = &f["facts"]["requests"][0];
+    assert_eq!(r["conn"]["peer"]["port"].to_string(), client_port);
+    assert_eq!(r["conn"]["other_end"]["holder"]["pid"], client.pid(), "{f}");
+    assert!(r["waited_ms"].as_u64() >= Some(1000), "{f}");
+    assert_eq!(f["next"]["pid"], pid);
     assert_plain_words(&doc);
 }

@@ -110,6 +110,18 @@ fn both_ends_wait_to_read() {
         summary.contains("both ends wait for the other"),
         "{summary}"
     );
+    // The same as data: the server's reading thread is what makes it a cause.
+    assert_eq!(f["rule"], "unix_peer_wait");
+    assert_eq!(f["facts"]["blocked"], "reply");
+    assert_eq!(f["facts"]["waiter"]["tid"], tid);
+    assert_eq!(f["facts"]["other_end"]["kind"], "held");
+    assert_eq!(f["facts"]["other_end"]["holder"]["pid"], server);
+    assert!(
+        f["facts"]["other_end"]["threads"]["reads_too"].is_array(),
+        "{f}"
+    );
+    assert_eq!(f["next"]["kind"], "process");
+    assert_eq!(f["next"]["pid"], server);
     assert!(has_evidence(f, "its threads", "(session) in "), "{f}");
     assert_plain_words(&doc);
 }

@@ -73,6 +73,16 @@ fn unreachable_peer_retransmits() {
     let conn = top["subject"]["connection"].as_str().expect("connection");
     assert!(conn.ends_with(&format!("-> {peer}")), "{conn}");
     assert!(has_evidence(top, "waiting in", "poll"), "{top:#}");
+    // The same as data: unacknowledged data on the connection, and the peer's host as next.
+    assert_eq!(top["rule"], "peer_unreachable");
+    assert_eq!(top["facts"]["shape"], "unacked");
+    assert_eq!(top["facts"]["waiter"]["tid"], worker);
+    assert_eq!(top["facts"]["conn"]["fd"], fd);
+    assert!(top["facts"]["unacked"].as_u64() > Some(0), "{top:#}");
+    assert!(top["facts"]["retries"].as_u64() >= Some(1), "{top:#}");
+    assert_eq!(top["next"]["kind"], "host_port");
+    assert_eq!(top["next"]["host"], ns.inner_addr.as_str());
+    assert_eq!(top["next"]["port"], port);
     assert_plain_words(&doc);
     assert_eq!(code, 1, "exit code 1 means a cause was found");
     // Locals drop in reverse order: the processes are killed before the namespace goes.

@@ -44,6 +44,15 @@ fn data_nobody_reads() {
     assert_eq!(top["subject"]["fd"], fd);
     let conn = top["subject"]["connection"].as_str().expect("connection");
     assert!(conn.ends_with(&format!("-> {peer}")), "{conn}");
+    // The same as data: the queue, and the sleeping consumer among the threads to look at.
+    assert_eq!(top["rule"], "local_not_reading");
+    assert_eq!(top["facts"]["conn"]["fd"], fd);
+    assert!(top["facts"]["queued"].as_u64() > Some(0), "{top:#}");
+    assert!(top["facts"]["waited_ms"].as_u64() >= Some(1000), "{top:#}");
+    let blocked = top["facts"]["blocked"].as_array().expect("blocked threads");
+    assert!(blocked.iter().any(|t| t["tid"] == consumer), "{top:#}");
+    assert_eq!(top["next"]["kind"], "thread");
+    assert_eq!(top["next"]["pid"], pid);
     assert_plain_words(&doc);
     assert_eq!(code, 1, "exit code 1 means a cause was found");
 }

@@ -46,6 +46,21 @@ fn zero_window_blocks_the_sender() {
             .is_some_and(|s| s.contains("which has not read it")),
         "{top:#}"
     );
+    // The same as data: the writer, the connection, the deaf server as the other end and next.
+    assert_eq!(top["rule"], "peer_not_reading");
+    assert_eq!(top["facts"]["writer"]["tid"], sender);
+    assert_eq!(top["facts"]["conn"]["fd"], fd);
+    assert_eq!(top["facts"]["conn"]["other_end"]["kind"], "held", "{top:#}");
+    assert_eq!(
+        top["facts"]["conn"]["other_end"]["holder"]["pid"],
+        server.pid()
+    );
+    assert!(
+        top["facts"]["conn"]["other_end"]["recv_q"].as_u64() > Some(0),
+        "{top:#}"
+    );
+    assert_eq!(top["next"]["kind"], "process");
+    assert_eq!(top["next"]["pid"], server.pid());
     assert_plain_words(&doc);
     assert_eq!(code, 1, "exit code 1 means a cause was found");
 }

@@ -3,12 +3,10 @@
 //! was opened, how much was sent, how to name it.
 
 use hangscope_model::{
-    ConnectionWindow, Evidence, InetSocket, Snapshot, Socket, SocketDetail, Subject, TcpInfo,
-    TimerKind,
+    ConnectionWindow, InetSocket, Snapshot, Socket, SocketDetail, TcpInfo, TimerKind,
 };
 
 use crate::Ctx;
-use crate::waiters::Waiter;
 
 /// Linux's default ip_local_port_range starts here; a peer port at or above it on a socket whose
 /// own port is below it is most likely a client that connected to us.
@@ -26,7 +24,8 @@ pub(crate) fn socket_fds(snap: &Snapshot, sock: &Socket) -> Vec<i32> {
         .collect()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum Proto {
     Tcp,
     Udp,
@@ -106,54 +105,6 @@ impl<'a> Conn<'a> {
             .filter(|w| !w.closed_during_window && w.looks >= 2)
     }
 
-    /// "watched: 0 bytes in, 0 bytes out, 0 retransmits over the 2.0 s window", when the window measured
-    /// the bytes (TCP with tcp_info's byte counters, Linux 4.1+).
-    pub fn window_evidence(&self) -> Option<Evidence> {
-        let w = self.window()?;
-        let inn = w.bytes_received?;
-        let out = w.bytes_acked.or(w.bytes_sent)?;
-        let mut value = format!(
-            "{} in, {} out",
-            crate::wording::bytes(inn),
-            crate::wording::bytes(out)
-        );
-        if let Some(r) = w.retrans {
-            value.push_str(&format!(
-                ", {}",
-                crate::wording::plural(u64::from(r), "retransmit", "retransmits")
-            ));
-        }
-        if w.recv_q_first != self.inet.recv_q || w.send_q_first != self.inet.send_q {
-            value.push_str(&format!(
-                ", Recv-Q {} → {}, Send-Q {} → {}",
-                w.recv_q_first, self.inet.recv_q, w.send_q_first, self.inet.send_q
-            ));
-        }
-        value.push_str(&format!(
-            " over the {} window",
-            crate::wording::duration(w.duration_ms)
-        ));
-        let mut src = format!(
-            "sock_diag, {} looks: Δbytes_received:{inn} Δbytes_acked:{}",
-            w.looks,
-            w.bytes_acked.unwrap_or(0)
-        );
-        if let (Some(i), Some(o)) = (w.segs_in, w.segs_out) {
-            src.push_str(&format!(" Δsegs_in:{i} Δsegs_out:{o}"));
-        }
-        if let Some(r) = w.retrans {
-            src.push_str(&format!(" Δretrans:{r}"));
-        }
-        if let Some(m) = w.last_data_recv_moved {
-            src.push_str(if m {
-                " lastrcv:moved"
-            } else {
-                " lastrcv:still"
-            });
-        }
-        Some(Evidence::new("watched", value, src))
-    }
-
     /// Payload bytes the peer acknowledged. tcp_info's bytes_acked (since Linux 4.1) counts the
     /// SYN too: ss shows bytes_acked:1 on a connection that never sent data.
     pub fn bytes_sent(&self) -> Option<u64> {
@@ -171,49 +122,5 @@ impl<'a> Conn<'a> {
 
     pub fn timer_is(&self, kind: TimerKind) -> bool {
         self.inet.timer.as_ref().is_some_and(|t| t.kind == kind)
-    }
-
-    /// ss's timer column, e.g. "timer:(keepalive,325ms,0)".
-    pub fn timer_text(&self) -> Option<String> {
-        let t = self.inet.timer.as_ref()?;
-        let kind = match t.kind {
-            TimerKind::Off => return None,
-            TimerKind::On => "on",
-            TimerKind::Keepalive => "keepalive",
-            TimerKind::TimeWait => "timewait",
-            TimerKind::Persist => "persist",
-            TimerKind::Unknown => "unknown",
-        };
-        Some(format!("timer:({kind},{}ms,{})", t.expires_ms, t.retrans))
-    }
-
-    /// `src` (an "ss: ..." evidence source) with the timer column appended, when there is one.
-    pub fn with_timer(&self, mut src: String) -> String {
-        if let Some(t) = self.timer_text() {
-            src.push(' ');
-            src.push_str(&t);
-        }
-        src
-    }
-
-    /// The subject of a finding about this connection, through `waiter` when a thread waits.
-    pub fn subject(&self, waiter: Option<&Waiter<'_>>) -> Subject {
-        Subject {
-            tid: waiter.map(|w| w.thread.tid),
-            thread_name: waiter
-                .map(|w| w.thread.name.clone())
-                .filter(|n| !n.is_empty()),
-            fd: waiter.map(|w| w.fd).or(self.fd()),
-            socket_inode: Some(self.sock.inode),
-            connection: Some(self.label()),
-        }
-    }
-
-    /// "fd 29" or "a socket" when no fd of the process was matched to it.
-    pub fn fd_text(&self) -> String {
-        match self.fd() {
-            Some(fd) => format!("fd {fd}"),
-            None => "a socket".into(),
-        }
     }
 }

@@ -14,7 +14,7 @@ use hangscope_model::{
 };
 use serde::Serialize;
 
-use crate::connection::Conn;
+use crate::connection::{Conn, Proto};
 use crate::waiters::{Waiter, Want};
 
 /// What a finding says, made from its facts.
@@ -63,6 +63,14 @@ pub(crate) fn finding<F: RuleFacts>(facts: &F) -> Finding {
 pub(crate) enum Facts {
     PeerSilent(Box<crate::rules::peer_silent::PeerSilent>),
     SameHostAlive(crate::rules::same_host::SameHostAlive),
+    // The network rules.
+    PeerUnreachable(Box<crate::rules::peer_unreachable::PeerUnreachable>),
+    PeerNotReading(Box<crate::rules::peer_not_reading::PeerNotReading>),
+    LocalNotReading(Box<crate::rules::local_not_reading::LocalNotReading>),
+    ConnectionDead(Box<crate::rules::connection_dead::ConnectionDead>),
+    Unanswered(Box<crate::rules::unanswered::Unanswered>),
+    UnixPeerWait(Box<crate::rules::unix_peer_wait::UnixPeerWait>),
+    NameResolution(Box<crate::rules::name_resolution::NameResolution>),
     // Waits inside this host.
     LockWait(crate::rules::lock_wait::LockWait),
     MutexDeadlock(crate::rules::mutex_deadlock::MutexDeadlock),
@@ -72,6 +80,7 @@ pub(crate) enum Facts {
     Exited(crate::rules::exited::Exited),
     KernelWait(crate::rules::uninterruptible::KernelWait),
     WaitingLoop(crate::rules::waiting_loop::WaitingLoop),
+    NotVisible(crate::rules::not_visible::NotVisible),
 }
 
 /// Calls `$e` with the rule's facts, whichever rule it is.
@@ -80,6 +89,14 @@ macro_rules! each {
         match $facts {
             Facts::PeerSilent($f) => $e,
             Facts::SameHostAlive($f) => $e,
+            // The network rules.
+            Facts::PeerUnreachable($f) => $e,
+            Facts::PeerNotReading($f) => $e,
+            Facts::LocalNotReading($f) => $e,
+            Facts::ConnectionDead($f) => $e,
+            Facts::Unanswered($f) => $e,
+            Facts::UnixPeerWait($f) => $e,
+            Facts::NameResolution($f) => $e,
             // Waits inside this host.
             Facts::LockWait($f) => $e,
             Facts::MutexDeadlock($f) => $e,
@@ -89,6 +106,7 @@ macro_rules! each {
             Facts::Exited($f) => $e,
             Facts::KernelWait($f) => $e,
             Facts::WaitingLoop($f) => $e,
+            Facts::NotVisible($f) => $e,
         }
     };
 }
@@ -114,6 +132,14 @@ impl Facts {
         match self {
             Facts::PeerSilent(f) => finding(f.as_ref()),
             Facts::SameHostAlive(f) => finding(f),
+            // The network rules.
+            Facts::PeerUnreachable(f) => finding(f.as_ref()),
+            Facts::PeerNotReading(f) => finding(f.as_ref()),
+            Facts::LocalNotReading(f) => finding(f.as_ref()),
+            Facts::ConnectionDead(f) => finding(f.as_ref()),
+            Facts::Unanswered(f) => finding(f.as_ref()),
+            Facts::UnixPeerWait(f) => finding(f.as_ref()),
+            Facts::NameResolution(f) => finding(f.as_ref()),
             // Waits inside this host.
             Facts::LockWait(f) => finding(f),
             Facts::MutexDeadlock(f) => finding(f),
@@ -123,6 +149,7 @@ impl Facts {
             Facts::Exited(f) => finding(f),
             Facts::KernelWait(f) => finding(f),
             Facts::WaitingLoop(f) => finding(f),
+            Facts::NotVisible(f) => finding(f),
         }
     }
 
@@ -132,6 +159,14 @@ impl Facts {
         match self {
             Facts::PeerSilent(f) => Some(&mut f.host_alive),
             Facts::SameHostAlive(_) => None,
+            // The network rules.
+            Facts::PeerUnreachable(f) => Some(&mut f.host_alive),
+            Facts::PeerNotReading(f) => Some(&mut f.host_alive),
+            Facts::ConnectionDead(f) => Some(&mut f.host_alive),
+            Facts::LocalNotReading(_)
+            | Facts::Unanswered(_)
+            | Facts::UnixPeerWait(_)
+            | Facts::NameResolution(_) => None,
             // Waits inside this host: no connection to corroborate.
             Facts::LockWait(_)
             | Facts::MutexDeadlock(_)
@@ -140,7 +175,8 @@ impl Facts {
             | Facts::Busy(_)
             | Facts::Exited(_)
             | Facts::KernelWait(_)
-            | Facts::WaitingLoop(_) => None,
+            | Facts::WaitingLoop(_)
+            | Facts::NotVisible(_) => None,
         }
     }
 }
@@ -196,11 +232,16 @@ pub(crate) struct Holder {
 
 impl Holder {
     fn of(h: &PeerHolder, pid: i32) -> Self {
+        Holder::new(h.pid, &h.name, h.fd, pid)
+    }
+
+    /// Process `holder`'s fd, as the target `pid` sees it.
+    pub fn new(holder: i32, name: &str, fd: i32, pid: i32) -> Self {
         Holder {
-            pid: h.pid,
-            name: h.name.clone(),
-            fd: h.fd,
-            this_process: h.pid == pid,
+            pid: holder,
+            name: name.to_string(),
+            fd,
+            this_process: holder == pid,
         }
     }
 }
@@ -216,7 +257,7 @@ pub(crate) struct OtherThreads {
 }
 
 impl OtherThreads {
-    fn of(t: &PeerThreads) -> Self {
+    pub fn of(t: &PeerThreads) -> Self {
         // A call that names no direction and waits on no events (ioctl, fsync) is not a read.
         let reading =
             t.on_fd
@@ -267,6 +308,9 @@ pub(crate) enum OtherEnd {
         /// The listener, when found.
         #[serde(skip_serializing_if = "Option::is_none")]
         listener: Option<Box<OtherEnd>>,
+        /// Why no process holds it, as the sockets collector put it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// Found, but whose it is could not be told.
     Unheld {
@@ -314,6 +358,7 @@ impl OtherEnd {
                     .listener
                     .as_deref()
                     .map(|l| Box::new(OtherEnd::of_peer(l, pid))),
+                reason: p.unresolved.clone(),
             };
         }
         match &p.holder {
@@ -362,6 +407,7 @@ impl OtherEnd {
 /// A connection as findings name it: its addresses, socket and fd.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ConnFacts {
+    pub proto: Proto,
     pub socket_inode: u64,
     /// The process's fd for it, when one was matched.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -393,6 +439,7 @@ pub(crate) struct WindowFacts {
 impl ConnFacts {
     pub fn of(conn: &Conn<'_>, pid: i32) -> Self {
         ConnFacts {
+            proto: conn.proto,
             socket_inode: conn.sock.inode,
             fd: conn.fd(),
             local: conn.inet.local.clone(),
@@ -415,7 +462,11 @@ impl ConnFacts {
 
     /// "TCP 10.0.130.71:42428 -> 10.0.130.72:10100".
     pub fn label(&self) -> String {
-        format!("TCP {} -> {}", self.local, self.peer)
+        let proto = match self.proto {
+            Proto::Tcp => "TCP",
+            Proto::Udp => "UDP",
+        };
+        format!("{proto} {} -> {}", self.local, self.peer)
     }
 
     /// The subject of a finding about this connection, through `waiter` when a thread waits.
@@ -486,6 +537,36 @@ pub(crate) struct AliveConn {
     pub last_recv_ms: u64,
     /// "TCP 10.0.130.71:42430 -> 10.0.130.72:2181".
     pub label: String,
+}
+
+/// A thread of the target blocked in some call, not on the finding's fd: where what should act
+/// is instead.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct BlockedThread {
+    pub tid: i32,
+    pub name: String,
+    /// The syscall, e.g. "futex".
+    pub syscall: String,
+    /// The call as the threads collector summed it up, e.g. "futex wait on 0x5599"; empty when
+    /// it did not.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub call: String,
+    /// Blocked in it at least this long, measured over the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_ms: Option<u64>,
+}
+
+impl BlockedThread {
+    pub fn of(t: &hangscope_model::Thread) -> Self {
+        let sc = t.syscall.as_ref();
+        BlockedThread {
+            tid: t.tid,
+            name: t.name.clone(),
+            syscall: sc.map(|s| s.name.clone()).unwrap_or_default(),
+            call: sc.map(|s| s.summary.clone()).unwrap_or_default(),
+            blocked_ms: t.activity.as_ref().and_then(|a| a.blocked_at_least_ms),
+        }
+    }
 }
 
 // Facts shared by the rules about waits inside this host: locks, mutexes, pipes, threads.

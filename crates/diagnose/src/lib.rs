@@ -8,12 +8,11 @@
 
 use std::collections::HashSet;
 
-use hangscope_model::{Cause, Finding, Severity, Snapshot, SocketDetail, Subject};
+use hangscope_model::{Finding, Snapshot, SocketDetail};
 
 mod connection;
 mod facts;
 mod log_quotes;
-mod other_end;
 mod rules;
 mod waiters;
 mod wording;
@@ -54,73 +53,11 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// A finding of a rule that still words it with its detection, with how long its subject has
-/// been stuck, for ranking. Rules move from this to facts (`facts::RuleFacts`) one by one.
-#[derive(Debug, Clone)]
-pub(crate) struct Found {
-    pub finding: Finding,
-    pub stuck_ms: u64,
-}
-
-/// What a rule found, before the context rules had their say and before it is worded.
-#[derive(Debug, Clone)]
-pub(crate) enum Candidate {
-    Facts(facts::Facts),
-    Worded {
-        rule: &'static str,
-        found: Box<Found>,
-    },
-}
-
-impl Candidate {
-    pub fn severity(&self) -> Severity {
-        match self {
-            Candidate::Facts(f) => f.severity(),
-            Candidate::Worded { found, .. } => found.finding.severity,
-        }
-    }
-
-    pub fn cause(&self) -> Cause {
-        match self {
-            Candidate::Facts(f) => f.cause(),
-            Candidate::Worded { found, .. } => found.finding.cause,
-        }
-    }
-
-    pub fn subject(&self) -> Subject {
-        match self {
-            Candidate::Facts(f) => f.subject(),
-            Candidate::Worded { found, .. } => found.finding.subject.clone(),
-        }
-    }
-
-    pub fn stuck_ms(&self) -> u64 {
-        match self {
-            Candidate::Facts(f) => f.stuck_ms(),
-            Candidate::Worded { found, .. } => found.stuck_ms,
-        }
-    }
-
-    fn into_finding(self) -> Finding {
-        match self {
-            Candidate::Facts(f) => f.finding(),
-            Candidate::Worded { rule, found } => Finding {
-                rule: rule.to_string(),
-                stuck_ms: Some(found.stuck_ms),
-                ..found.finding
-            },
-        }
-    }
-}
-
 /// Runs every rule and ranks the findings: causes first, then warnings, then context; within a
 /// severity, the longest stuck first, then the one with the most evidence.
 pub fn diagnose(snap: &Snapshot) -> Vec<Finding> {
     let ctx = Ctx::new(snap);
-    let mut found: Vec<Finding> = rules::run(&ctx)
-        .into_iter()
-        .map(Candidate::into_finding)
-        .collect();
+    let mut found: Vec<Finding> = rules::run(&ctx).into_iter().map(|f| f.finding()).collect();
     found.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)

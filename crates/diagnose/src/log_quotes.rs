@@ -2,7 +2,7 @@
 //! any line that names the same peer. The logs collector parsed them already (`snap.logs`);
 //! this only picks.
 
-use hangscope_model::{Evidence, LogEntry, LogLevel, Snapshot};
+use hangscope_model::{LogEntry, LogLevel, Snapshot};
 
 use crate::facts::{EarlierFailure, LogQuote};
 use crate::wording;
@@ -30,14 +30,6 @@ pub(crate) fn about<'a>(
     // Sources are read in order; newest first across them when times are known.
     hits.sort_by_key(|(_, e)| std::cmp::Reverse(e.time_ms.unwrap_or(i64::MIN)));
     hits
-}
-
-/// Evidence lines quoting the most relevant log entries.
-pub(crate) fn evidence(snap: &Snapshot, tid: Option<i32>, peer: &str) -> Vec<Evidence> {
-    quotes(snap, tid, peer)
-        .iter()
-        .map(crate::words::log_quote)
-        .collect()
 }
 
 /// The most relevant log entries, as a finding quotes them.

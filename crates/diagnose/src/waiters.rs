@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use hangscope_model::{Evidence, FdKind, Snapshot, Thread, WaitObject};
+use hangscope_model::{FdKind, Snapshot, Thread, WaitObject};
 
 /// What the waiting thread expects from the fd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,11 +85,6 @@ impl Waiter<'_> {
     pub fn source(&self, pid: i32) -> String {
         format!("/proc/{pid}/task/{}/syscall", self.thread.tid)
     }
-
-    /// The "waiting in" evidence: the call as strace would show it, and where it was read.
-    pub fn evidence(&self, pid: i32) -> Evidence {
-        Evidence::new("waiting in", self.strace(), self.source(pid))
-    }
 }
 
 /// The glibc mutex a thread waits for in futex(), and its owner's TID, when the threads collector
@@ -103,12 +98,6 @@ pub(crate) fn mutex_wait(t: &Thread) -> Option<(u64, i32)> {
         } => Some((*addr, *owner)),
         _ => None,
     })
-}
-
-/// The evidence of a finding about a wait, opened with the waiting thread's call when a thread
-/// waits.
-pub(crate) fn evidence_from(waiter: Option<&Waiter<'_>>, pid: i32) -> Vec<Evidence> {
-    waiter.map(|w| w.evidence(pid)).into_iter().collect()
 }
 
 pub(crate) struct Waiters<'a> {

@@ -1,7 +1,7 @@
 //! How findings say things: durations, sizes and names in the words a reader of ss, lsof and
 //! strace output already uses. Kept here so every rule words the same fact the same way.
 
-use hangscope_model::{LogEntry, LogLevel, Thread};
+use hangscope_model::{LogEntry, LogLevel};
 
 /// "850 ms", "7.9 s", "3 min 20 s", "2 h 5 min".
 pub(crate) fn duration(ms: u64) -> String {
@@ -48,15 +48,6 @@ pub(crate) fn micros(us: u32) -> String {
         format!("{:.1} ms", us as f64 / 1000.0)
     } else {
         duration(u64::from(us / 1000))
-    }
-}
-
-/// "Thread 31576 (dump_meta)".
-pub(crate) fn thread(t: &Thread) -> String {
-    if t.name.is_empty() {
-        format!("Thread {}", t.tid)
-    } else {
-        format!("Thread {} ({})", t.tid, t.name)
     }
 }
 

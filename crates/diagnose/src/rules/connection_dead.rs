@@ -1,30 +1,88 @@
 //! Dead or half-open connections: keepalive probes go unanswered while a thread waits on the
 //! connection, or the peer closed it (CLOSE-WAIT: FIN received) and a thread still waits on it
-//! or nobody ever closes it.
+//! or nobody ever closes it. Words in `words/connection_dead.rs`.
 //!
 //! Facts from sock_diag (ss -tio): state, timer:(keepalive,...,probes), tcp_info probes and
 //! last_ack_recv; waiters from /proc/PID/task/TID/syscall.
 
-use hangscope_model::{Cause, Evidence, Finding, Severity, TimerKind};
+use hangscope_model::{Cause, Next, Severity, Subject, TimerKind};
+use serde::Serialize;
 
 use crate::connection::Conn;
-use crate::rules::no_threads_note;
-use crate::{Ctx, Found, STUCK_MS, waiters, wording};
+use crate::facts::{ConnFacts, HostAlive, RuleFacts, ThreadWait};
+use crate::{Ctx, STUCK_MS};
 
-pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ConnectionDead {
+    /// The process, whose code the next step points at when the peer closed.
+    pub pid: i32,
+    pub conn: ConnFacts,
+    /// The first thread waiting on the connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiter: Option<ThreadWait>,
+    /// Whether thread states were read at all.
+    pub threads_known: bool,
+    pub stuck_ms: u64,
+    #[serde(flatten)]
+    pub shape: Dead,
+    /// Other connections to the same host answer (set by the same-host rule).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_alive: Option<HostAlive>,
+}
+
+/// Which way the connection is dead.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "shape", rename_all = "snake_case")]
+pub(crate) enum Dead {
+    /// Keepalive probes go unanswered (cause `connection_dead`).
+    KeepaliveUnanswered {
+        /// Probes unanswered: the larger of the keepalive timer's count and tcp_info's.
+        probes: u8,
+        /// tcp_info's probes, as ss prints them.
+        tcp_info_probes: u8,
+        /// Since the peer's kernel last ACKed (tcp_info last_ack_recv).
+        last_ack_ms: u64,
+    },
+    /// The peer closed it, CLOSE-WAIT (cause `peer_closed`).
+    PeerClosed {
+        /// Since the last packet from the peer, which bounds when its FIN came; `None` without
+        /// tcp_info.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        since_ms: Option<u64>,
+        /// Bytes it sent that are still unread (Recv-Q).
+        unread: u32,
+    },
+}
+
+pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<ConnectionDead> {
     let mut out = Vec::new();
     for conn in Conn::tcp(ctx) {
-        let found = match conn.state() {
-            "ESTAB" => keepalive_unanswered(ctx, conn),
+        let shape = match conn.state() {
+            "ESTAB" => keepalive_unanswered(conn),
             "CLOSE-WAIT" => peer_closed(ctx, conn),
             _ => None,
         };
-        out.extend(found);
+        let Some(shape) = shape else { continue };
+        let pid = ctx.snap.process.pid;
+        let w = ctx.waiters.first_on(&conn.fds);
+        let stuck_ms = match &shape {
+            Dead::KeepaliveUnanswered { last_ack_ms, .. } => *last_ack_ms,
+            Dead::PeerClosed { since_ms, .. } => since_ms.unwrap_or(0),
+        };
+        out.push(ConnectionDead {
+            pid,
+            conn: ConnFacts::of(conn, pid),
+            waiter: w.map(|w| ThreadWait::of(w, pid)),
+            threads_known: ctx.waiters.known,
+            stuck_ms,
+            shape,
+            host_alive: None,
+        });
     }
     out
 }
 
-fn keepalive_unanswered(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
+fn keepalive_unanswered(conn: &Conn<'_>) -> Option<Dead> {
     let info = conn.info()?;
     let timer_probes = conn
         .inet
@@ -41,149 +99,87 @@ fn keepalive_unanswered(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
     if silent_ms < STUCK_MS {
         return None;
     }
-    let w = ctx.waiters.first_on(&conn.fds);
-    let severity = if w.is_some() {
-        Severity::Cause
-    } else {
-        Severity::Warning
-    };
-    let peer = conn.peer();
-    let what = format!(
-        "{} got no answer and nothing came from the peer for {}; {} is down or the path to it \
-         is cut, and the kernel drops the connection only after the last probe fails.",
-        wording::plural(u64::from(probes), "keepalive probe", "keepalive probes"),
-        wording::duration(silent_ms),
-        conn.inet.peer.addr
-    );
-    let summary = match w {
-        Some(w) => format!(
-            "{} waits in {} on a dead connection to {peer}: {what}",
-            wording::thread(w.thread),
-            w.how()
-        ),
-        None => format!(
-            "The connection to {peer} on {} is dead: {what}{}",
-            conn.fd_text(),
-            no_threads_note(ctx)
-        ),
-    };
-    let mut evidence = waiters::evidence_from(w, ctx.snap.process.pid);
-    evidence.push(Evidence::new(
-        "keepalive",
-        format!(
-            "{} unanswered, last ACK {} ago",
-            wording::plural(u64::from(probes), "probe", "probes"),
-            wording::duration(silent_ms)
-        ),
-        format!(
-            "ss: {} probes:{} lastack:{}",
-            conn.timer_text().unwrap_or_default(),
-            info.probes,
-            info.last_ack_recv_ms
-        ),
-    ));
-    evidence.extend(conn.window_evidence());
-    Some(Found {
-        finding: Finding {
-            severity,
-            cause: Cause::ConnectionDead,
-            summary,
-            subject: conn.subject(w),
-            evidence,
-            ruled_out: vec![],
-            next_step: format!(
-                "Check whether {} is up and reachable (ping {}); the program should time out \
-                 its wait instead of relying on keepalive.",
-                conn.inet.peer.addr, conn.inet.peer.addr
-            ),
-            ..Finding::default()
-        },
-        stuck_ms: silent_ms,
+    Some(Dead::KeepaliveUnanswered {
+        probes,
+        tcp_info_probes: info.probes,
+        last_ack_ms: silent_ms,
     })
 }
 
-fn peer_closed(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
+fn peer_closed(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Dead> {
     if !ctx.waiters.known {
         return None;
     }
-    let w = ctx.waiters.first_on(&conn.fds);
     // When the FIN came is not recorded; the last packet from the peer bounds it.
     let since_ms = conn
         .info()
         .map(|i| u64::from(i.last_ack_recv_ms.min(i.last_data_recv_ms)));
-    let peer = conn.peer();
-    let fd = conn.fd_text();
-    let unread = u64::from(conn.inet.recv_q);
-    let unread_text = if unread > 0 {
-        format!(" with {} still unread", wording::bytes(unread))
-    } else {
-        String::new()
-    };
-    let (severity, summary, next_step) = match w {
-        Some(w) => (
-            Severity::Cause,
-            format!(
-                "{} waits in {} on {fd}, but {peer} closed that connection{unread_text} \
-                 (CLOSE-WAIT): the program missed the end of the stream and waits for data \
-                 that cannot come.",
-                wording::thread(w.thread),
-                w.how()
-            ),
-            format!(
-                "Fix the program so it handles end-of-file on {fd} (a read returning 0) and \
-                 closes the socket; with edge-triggered epoll, read until EAGAIN."
-            ),
-        ),
-        None => {
-            // A server closes its end right after the FIN; only a lasting CLOSE-WAIT matters.
-            if since_ms.is_none_or(|ms| ms < STUCK_MS) {
-                return None;
-            }
-            (
-                Severity::Warning,
-                format!(
-                    "{peer} closed its connection on {fd}{unread_text} and the program has not \
-                     closed its end (CLOSE-WAIT); no thread waits on it."
-                ),
-                format!(
-                    "Find the code that owns {fd}: it stopped using the connection without \
-                     closing it, or the thread that would close it is stuck."
-                ),
-            )
-        }
-    };
-    let mut evidence = waiters::evidence_from(w, ctx.snap.process.pid);
-    evidence.push(Evidence::new(
-        "state",
-        match since_ms {
-            Some(ms) => format!(
-                "CLOSE-WAIT, Recv-Q {unread}, last packet from the peer {} ago",
-                wording::duration(ms)
-            ),
-            None => format!("CLOSE-WAIT, Recv-Q {unread}"),
-        },
-        "ss: CLOSE-WAIT",
-    ));
-    evidence.extend(conn.window_evidence());
-    Some(Found {
-        finding: Finding {
-            severity,
-            cause: Cause::PeerClosed,
-            summary,
-            subject: conn.subject(w),
-            evidence,
-            ruled_out: vec![],
-            next_step,
-            ..Finding::default()
-        },
-        stuck_ms: since_ms.unwrap_or(0),
+    // A server closes its end right after the FIN; only a lasting CLOSE-WAIT matters, unless
+    // a thread waits on it.
+    if ctx.waiters.first_on(&conn.fds).is_none() && since_ms.is_none_or(|ms| ms < STUCK_MS) {
+        return None;
+    }
+    Some(Dead::PeerClosed {
+        since_ms,
+        unread: conn.inet.recv_q,
     })
+}
+
+impl RuleFacts for ConnectionDead {
+    const RULE: &'static str = "connection_dead";
+
+    fn cause(&self) -> Cause {
+        match self.shape {
+            Dead::KeepaliveUnanswered { .. } => Cause::ConnectionDead,
+            Dead::PeerClosed { .. } => Cause::PeerClosed,
+        }
+    }
+
+    fn severity(&self) -> Severity {
+        if self.waiter.is_some() {
+            Severity::Cause
+        } else {
+            Severity::Warning
+        }
+    }
+
+    fn stuck_ms(&self) -> u64 {
+        self.stuck_ms
+    }
+
+    fn subject(&self) -> Subject {
+        self.conn.subject(self.waiter.as_ref())
+    }
+
+    fn next(&self) -> Option<Next> {
+        Some(match (&self.shape, &self.waiter) {
+            (Dead::KeepaliveUnanswered { .. }, _) => {
+                let host = &self.conn.peer.addr;
+                Next::host_port(host.clone(), self.conn.peer.port)
+                    .with_command(format!("ping {host}"))
+            }
+            // The fix is in this process: the thread that misses the end of the stream, or
+            // whatever owns the fd.
+            (Dead::PeerClosed { .. }, Some(w)) => Next::thread(self.pid, w.tid),
+            (Dead::PeerClosed { .. }, None) => Next::process(self.pid),
+        })
+    }
+
+    fn words(&self) -> crate::facts::Words {
+        crate::words::connection_dead::words(self)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testkit::*;
+    use hangscope_model::Finding;
+
+    /// The findings the rule makes of a snapshot, worded.
+    fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
+        super::find(ctx).iter().map(crate::facts::finding).collect()
+    }
 
     #[test]
     fn keepalive_probes_unanswered_under_a_waiting_thread() {
@@ -203,7 +199,7 @@ mod tests {
         ));
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1);
-        let f = &found[0].finding;
+        let f = &found[0];
         assert_eq!(
             (f.severity, f.cause),
             (Severity::Cause, Cause::ConnectionDead)
@@ -229,7 +225,7 @@ mod tests {
         ));
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1);
-        let f = &found[0].finding;
+        let f = &found[0];
         assert_eq!(
             (f.severity, f.cause, f.subject.fd),
             (Severity::Cause, Cause::PeerClosed, Some(8))
@@ -251,5 +247,72 @@ mod tests {
         snap.threads
             .push(thread(1, "server", "accept4", vec![], None));
         assert!(find(&Ctx::new(&snap)).is_empty());
+    }
+
+    #[test]
+    fn facts_tell_the_two_shapes_apart() {
+        let mut snap = base(1, "client");
+        let mut s = tcp(3, "10.2.0.1:40000", "10.2.0.9:6379", "ESTAB");
+        timer(&mut s, TimerKind::Keepalive, 1000, 4);
+        let i = info_of(&mut s);
+        i.probes = 2;
+        i.last_ack_recv_ms = 64_000;
+        add_socket(&mut snap, 8, s);
+        snap.threads.push(thread(
+            2,
+            "redis-io",
+            "poll",
+            vec![fd_wait(8, &["POLLIN"])],
+            Some(2000),
+        ));
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(
+            (f.rule.as_str(), f.cause),
+            ("connection_dead", Cause::ConnectionDead)
+        );
+        let facts = &f.facts;
+        assert_eq!(facts["shape"], "keepalive_unanswered");
+        assert_eq!(
+            (facts["probes"].as_u64(), facts["tcp_info_probes"].as_u64()),
+            (Some(4), Some(2))
+        );
+        assert_eq!(facts["last_ack_ms"], 64_000);
+        assert_eq!(facts["waiter"]["tid"], 2);
+        assert_eq!(facts["waiter"]["fd"], 8);
+        assert_eq!(facts["conn"]["socket_inode"], 3);
+        let next = f.next.as_ref().expect("next");
+        assert_eq!(
+            (next.kind, next.host.as_deref(), next.port),
+            (
+                hangscope_model::NextKind::HostPort,
+                Some("10.2.0.9"),
+                Some(6379)
+            )
+        );
+
+        // The peer closed: the fix is in this process, at the thread that missed the end.
+        let mut snap = base(1, "proxy");
+        let mut s = tcp(3, "10.2.0.1:40000", "10.2.0.9:80", "CLOSE-WAIT");
+        inet_of(&mut s).recv_q = 12;
+        info_of(&mut s).last_ack_recv_ms = 4000;
+        info_of(&mut s).last_data_recv_ms = 3000;
+        add_socket(&mut snap, 8, s);
+        snap.threads.push(thread(
+            5,
+            "proxy",
+            "read",
+            vec![fd_wait(8, &[])],
+            Some(2000),
+        ));
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(
+            (f.rule.as_str(), f.cause),
+            ("connection_dead", Cause::PeerClosed)
+        );
+        assert_eq!(f.facts["shape"], "peer_closed");
+        assert_eq!(f.facts["since_ms"], 3000);
+        assert_eq!(f.facts["unread"], 12);
+        assert_eq!(f.stuck_ms, Some(3000));
+        assert_eq!(f.next, Some(Next::thread(1, 5)));
     }
 }

@@ -1,21 +1,49 @@
 //! Local process not reading: data arrived on a socket (Recv-Q > 0) and has sat there, and no
 //! thread of the process is in read, recv, poll or epoll_wait on it. Whatever should read it is
-//! busy or blocked elsewhere.
+//! busy or blocked elsewhere. Words in `words/local_not_reading.rs`.
 //!
 //! Facts from sock_diag (ss -tn Recv-Q, tcp_info last_data_recv) and
 //! /proc/PID/task/TID/syscall for every thread.
 
-use hangscope_model::{Cause, Evidence, Finding, Severity, Thread};
+use hangscope_model::{Cause, Next, Severity, Subject};
+use serde::Serialize;
 
 use crate::connection::{Conn, Proto};
-use crate::{Ctx, Found, STUCK_MS, wording};
+use crate::facts::{BlockedThread, ConnFacts, RuleFacts};
+use crate::{Ctx, STUCK_MS};
 
-pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
+/// Threads named one by one; the rest are counted.
+const SHOWN: usize = 3;
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct LocalNotReading {
+    pub pid: i32,
+    pub conn: ConnFacts,
+    /// Bytes unread (Recv-Q).
+    pub queued: u32,
+    /// Since the newest byte arrived (tcp_info last_data_recv), which bounds how long the
+    /// oldest has waited; `None` for UDP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<u64>,
+    /// How many of the process's threads are blocked (none of them reading this socket).
+    pub blocked_count: usize,
+    /// The first few of them.
+    pub blocked: Vec<BlockedThread>,
+}
+
+pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<LocalNotReading> {
+    let pid = ctx.snap.process.pid;
     let mut out = Vec::new();
     // Without thread states there is no telling whether someone is about to read.
     if !ctx.waiters.known {
         return out;
     }
+    let blocked: Vec<_> = ctx
+        .snap
+        .threads
+        .iter()
+        .filter(|t| t.syscall.as_ref().is_some_and(|s| !s.running))
+        .collect();
     for conn in Conn::all(ctx) {
         if conn.inet.recv_q == 0 || !matches!(conn.state(), "ESTAB" | "UNCONN") {
             continue;
@@ -24,120 +52,72 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         if waiters.iter().any(|w| w.wants_read()) {
             continue;
         }
-        // How long the newest byte has waited bounds how long the oldest has.
         let waited_ms = conn.info().map(|i| u64::from(i.last_data_recv_ms));
-        let severity = match (conn.proto, waited_ms) {
-            (Proto::Tcp, Some(ms)) if ms >= STUCK_MS => Severity::Cause,
-            (Proto::Tcp, Some(_)) => continue,
-            _ => Severity::Warning,
-        };
-        let queued = u64::from(conn.inet.recv_q);
-        let fd = conn.fd_text();
-        let others: Vec<&Thread> = ctx
-            .snap
-            .threads
-            .iter()
-            .filter(|t| t.syscall.as_ref().is_some_and(|s| !s.running))
-            .take(3)
-            .collect();
-        // The verdict names what the threads do; which thread is in which call is evidence.
-        let blocked = ctx
-            .snap
-            .threads
-            .iter()
-            .filter(|t| t.syscall.as_ref().is_some_and(|s| !s.running))
-            .count();
-        let mut calls: Vec<String> = Vec::new();
-        for t in &others {
-            let name = t
-                .syscall
-                .as_ref()
-                .map(|s| s.name.as_str())
-                .unwrap_or_default();
-            let call = wording::call(name);
-            if !calls.contains(&call) {
-                calls.push(call);
-            }
+        // Data that just arrived on a busy connection is about to be read.
+        if conn.proto == Proto::Tcp && waited_ms.is_some_and(|ms| ms < STUCK_MS) {
+            continue;
         }
-        let newest = match waited_ms {
-            Some(ms) => format!(", the newest arrived {} ago", wording::duration(ms)),
-            None => String::new(),
-        };
-        let elsewhere = match blocked {
-            0 => String::new(),
-            1 => format!(": its one waiting thread is in {}", calls.join(", ")),
-            n => format!(": its {n} waiting threads are in {}", calls.join(", ")),
-        };
-        let summary = format!(
-            "Data from {} sits unread in the receive queue of {fd} ({}{newest}), and no \
-             thread reads it{elsewhere}.",
-            conn.peer(),
-            wording::bytes(queued),
-        );
-        let mut evidence = vec![Evidence::new(
-            "receive queue",
-            format!(
-                "{} unread{}",
-                wording::bytes(queued),
-                match waited_ms {
-                    Some(ms) => format!(", last data arrived {} ago", wording::duration(ms)),
-                    None => String::new(),
-                }
-            ),
-            match waited_ms {
-                Some(ms) => format!("ss: Recv-Q {} lastrcv:{ms}", conn.inet.recv_q),
-                None => format!("ss: Recv-Q {}", conn.inet.recv_q),
-            },
-        )];
-        evidence.extend(conn.window_evidence());
-        for t in &others {
-            if let Some(sc) = &t.syscall {
-                let what = if sc.summary.is_empty() {
-                    wording::call(&sc.name)
-                } else {
-                    sc.summary.clone()
-                };
-                evidence.push(Evidence::new(
-                    format!("thread {} ({})", t.tid, t.name),
-                    what,
-                    format!("/proc/{}/task/{}/syscall", ctx.snap.process.pid, t.tid),
-                ));
-            }
-        }
-        let next_step = match others.first() {
-            Some(t) => format!(
-                "Find why the code that reads {fd} does not run: look at what {} waits for \
-                 (/proc/{}/task/{}/stack, or a debugger backtrace).",
-                wording::thread(t).to_lowercase(),
-                ctx.snap.process.pid,
-                t.tid
-            ),
-            None => format!("Find why the code that reads {fd} does not run."),
-        };
-        out.push(Found {
-            finding: Finding {
-                severity,
-                cause: Cause::LocalNotReading,
-                summary,
-                subject: conn.subject(None),
-                evidence,
-                ruled_out: vec![format!(
-                    "the peer: it sent the data, {} is waiting here",
-                    wording::bytes(queued)
-                )],
-                next_step,
-                ..Finding::default()
-            },
-            stuck_ms: waited_ms.unwrap_or(0),
+        out.push(LocalNotReading {
+            pid,
+            conn: ConnFacts::of(conn, pid),
+            queued: conn.inet.recv_q,
+            waited_ms,
+            blocked_count: blocked.len(),
+            blocked: blocked
+                .iter()
+                .take(SHOWN)
+                .map(|t| BlockedThread::of(t))
+                .collect(),
         });
     }
     out
+}
+
+impl RuleFacts for LocalNotReading {
+    const RULE: &'static str = "local_not_reading";
+
+    fn cause(&self) -> Cause {
+        Cause::LocalNotReading
+    }
+
+    fn severity(&self) -> Severity {
+        // TCP says how long the data has waited; a datagram's wait is not known.
+        match (self.conn.proto, self.waited_ms) {
+            (Proto::Tcp, Some(_)) => Severity::Cause,
+            _ => Severity::Warning,
+        }
+    }
+
+    fn stuck_ms(&self) -> u64 {
+        self.waited_ms.unwrap_or(0)
+    }
+
+    fn subject(&self) -> Subject {
+        self.conn.subject(None)
+    }
+
+    fn next(&self) -> Option<Next> {
+        Some(match self.blocked.first() {
+            Some(t) => Next::thread(self.pid, t.tid),
+            None => Next::process(self.pid),
+        })
+    }
+
+    fn words(&self) -> crate::facts::Words {
+        crate::words::local_not_reading::words(self)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testkit::*;
+    use hangscope_model::Finding;
+
+    /// The findings the rule makes of a snapshot, worded.
+    fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
+        super::find(ctx).iter().map(crate::facts::finding).collect()
+    }
     use hangscope_model::WaitObject;
 
     fn unread(snap: &mut hangscope_model::Snapshot, last_recv_ms: u32) {
@@ -165,7 +145,7 @@ mod tests {
         ));
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1, "{found:#?}");
-        let f = &found[0].finding;
+        let f = &found[0];
         assert_eq!(f.severity, Severity::Cause);
         assert_eq!(f.subject.fd, Some(3));
         assert_eq!(
@@ -189,7 +169,7 @@ mod tests {
         snap.threads
             .push(thread(403, "consumer", "clock_nanosleep", vec![], None));
         let found = find(&Ctx::new(&snap));
-        let f = &found[0].finding;
+        let f = &found[0];
         assert!(
             f.summary.ends_with(
                 "no thread reads it: its 3 waiting threads are in futex(), clock_nanosleep()."
@@ -231,7 +211,6 @@ mod tests {
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1, "{found:#?}");
         let e = found[0]
-            .finding
             .evidence
             .iter()
             .find(|e| e.label == "watched")
@@ -265,5 +244,44 @@ mod tests {
         let mut snap = base(400, "consumer");
         unread(&mut snap, 3500);
         assert!(find(&Ctx::new(&snap)).is_empty(), "threads not read");
+    }
+
+    #[test]
+    fn facts_name_the_queue_and_where_the_threads_are() {
+        let mut snap = base(400, "client");
+        unread(&mut snap, 1500);
+        snap.threads
+            .push(thread(400, "client", "futex", vec![], Some(1000)));
+        let mut sleeper = thread(402, "consumer", "clock_nanosleep", vec![], Some(1000));
+        sleeper.syscall.as_mut().unwrap().summary = "clock_nanosleep(1 h)".into();
+        snap.threads.push(sleeper);
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.rule, "local_not_reading");
+        let facts = &f.facts;
+        assert_eq!(facts["conn"]["socket_inode"], 40);
+        assert_eq!(facts["conn"]["fd"], 3);
+        assert_eq!(facts["conn"]["proto"], "tcp");
+        assert_eq!(facts["queued"], 4096);
+        assert_eq!(facts["waited_ms"], 1500);
+        assert_eq!(facts["blocked_count"], 2);
+        assert_eq!(facts["blocked"][0]["tid"], 400);
+        assert_eq!(facts["blocked"][1]["call"], "clock_nanosleep(1 h)");
+        assert_eq!(f.next, Some(Next::thread(400, 400)));
+
+        // A datagram's wait is not known: a warning.
+        let mut snap = base(400, "collector");
+        let mut s = udp(41, "10.0.0.5:5000", "10.0.0.9:6000");
+        inet_of(&mut s).recv_q = 700;
+        add_socket(&mut snap, 4, s);
+        snap.threads
+            .push(thread(400, "collector", "futex", vec![], Some(1000)));
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(f.facts["conn"]["proto"], "udp");
+        assert!(f.facts.get("waited_ms").is_none());
+        assert_eq!(
+            f.subject.connection.as_deref(),
+            Some("UDP 10.0.0.5:5000 -> 10.0.0.9:6000")
+        );
     }
 }

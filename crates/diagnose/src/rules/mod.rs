@@ -3,53 +3,34 @@
 //! context rules that read those causes (other connections to the same host, a loop waiting
 //! for the stuck thread).
 
+use crate::Ctx;
 use crate::facts::Facts;
-use crate::{Candidate, Ctx, Found};
 
 pub(crate) mod busy;
-mod connection_dead;
+pub(crate) mod connection_dead;
 pub(crate) mod exited;
-mod local_not_reading;
+pub(crate) mod local_not_reading;
 pub(crate) mod lock_wait;
 pub(crate) mod mutex_deadlock;
 pub(crate) mod mutex_holder_blocked;
-mod name_resolution;
-mod not_visible;
-mod peer_not_reading;
+pub(crate) mod name_resolution;
+pub(crate) mod not_visible;
+pub(crate) mod peer_not_reading;
 pub(crate) mod peer_silent;
-mod peer_unreachable;
+pub(crate) mod peer_unreachable;
 pub(crate) mod pipe_wait;
 pub(crate) mod same_host;
-mod unanswered;
+pub(crate) mod unanswered;
 pub(crate) mod uninterruptible;
-mod unix_peer_wait;
+pub(crate) mod unix_peer_wait;
 pub(crate) mod waiting_loop;
 
-/// A rule that still words its findings itself, with its stable id.
-type WordedRule = (&'static str, fn(&Ctx<'_>) -> Vec<Found>);
-
-const WORDED: &[WordedRule] = &[
-    ("peer_unreachable", peer_unreachable::find),
-    ("peer_not_reading", peer_not_reading::find),
-    ("local_not_reading", local_not_reading::find),
-    ("connection_dead", connection_dead::find),
-    ("name_resolution", name_resolution::find),
-    ("unix_peer_wait", unix_peer_wait::find),
-    ("unanswered", unanswered::find),
-    ("not_visible", not_visible::find),
-];
-
-pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Candidate> {
-    let mut found: Vec<Candidate> = peer_silent::find(ctx)
+pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Facts> {
+    let mut found: Vec<Facts> = peer_silent::find(ctx)
         .into_iter()
-        .map(|f| Candidate::Facts(Facts::PeerSilent(Box::new(f))))
+        .map(|f| Facts::PeerSilent(Box::new(f)))
         .collect();
-    for (rule, find) in WORDED {
-        found.extend(find(ctx).into_iter().map(|found| Candidate::Worded {
-            rule,
-            found: Box::new(found),
-        }));
-    }
+    network(ctx, &mut found);
     // Waits inside this host.
     let local = (lock_wait::find(ctx).into_iter().map(Facts::LockWait))
         .chain(
@@ -69,28 +50,29 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Candidate> {
             uninterruptible::find(ctx)
                 .into_iter()
                 .map(Facts::KernelWait),
-        );
-    found.extend(local.map(Candidate::Facts));
+        )
+        .chain(not_visible::find(ctx).into_iter().map(Facts::NotVisible));
+    found.extend(local);
     same_host::corroborate(ctx, &mut found);
     let loops = waiting_loop::find(ctx, &found);
-    found.extend(
-        loops
-            .into_iter()
-            .map(|f| Candidate::Facts(Facts::WaitingLoop(f))),
-    );
+    found.extend(loops.into_iter().map(Facts::WaitingLoop));
     found
+}
+
+/// The rules about connections and sockets.
+fn network(ctx: &Ctx<'_>, found: &mut Vec<Facts>) {
+    fn add<F>(found: &mut Vec<Facts>, facts: Vec<F>, variant: fn(Box<F>) -> Facts) {
+        found.extend(facts.into_iter().map(|f| variant(Box::new(f))));
+    }
+    add(found, peer_unreachable::find(ctx), Facts::PeerUnreachable);
+    add(found, peer_not_reading::find(ctx), Facts::PeerNotReading);
+    add(found, local_not_reading::find(ctx), Facts::LocalNotReading);
+    add(found, connection_dead::find(ctx), Facts::ConnectionDead);
+    add(found, name_resolution::find(ctx), Facts::NameResolution);
+    add(found, unix_peer_wait::find(ctx), Facts::UnixPeerWait);
+    add(found, unanswered::find(ctx), Facts::Unanswered);
 }
 
 /// The sentence rules add when thread states were not read.
 pub(crate) const NO_THREADS: &str =
     "Thread states were not read, so whether a thread waits on it is not known.";
-
-/// The end of a summary that names no waiting thread: " " and [`NO_THREADS`] when thread states
-/// were not read, nothing when they were.
-pub(crate) fn no_threads_note(ctx: &Ctx<'_>) -> String {
-    if ctx.waiters.known {
-        String::new()
-    } else {
-        format!(" {NO_THREADS}")
-    }
-}

@@ -1,71 +1,61 @@
 //! Waiting on name resolution: a thread waits on a socket to a DNS server (UDP or TCP to port
 //! 53) or on a unix socket to nscd or sssd, the services glibc's NSS modules ask (libnss_sss).
 //! glibc keeps these sockets only for the length of a lookup, so one with a waiting thread is a
-//! lookup in progress.
+//! lookup in progress. Words in `words/name_resolution.rs`.
 //!
 //! Facts from sock_diag (peer address, unix peer path and owner) and
 //! /proc/PID/task/TID/syscall.
 
-use hangscope_model::{Cause, Evidence, Finding, Severity, Socket, SocketDetail};
+use hangscope_model::{Cause, Next, Severity, Socket, SocketDetail, Subject};
+use serde::Serialize;
 
 use crate::connection::{Conn, socket_fds};
-use crate::{Ctx, Found, STUCK_MS, wording};
+use crate::facts::{ConnFacts, RuleFacts, ThreadWait};
+use crate::{Ctx, STUCK_MS};
 
-/// Who answers the lookup, in the reader's words, and the next step for it.
-struct Resolver {
-    who: String,
-    next_step: String,
-    source: String,
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct NameResolution {
+    pub waiter: ThreadWait,
+    pub socket_inode: u64,
+    pub resolver: Resolver,
 }
 
-pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
+/// Who answers the lookup.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum Resolver {
+    /// A DNS server, over UDP or TCP.
+    Dns { conn: Box<ConnFacts> },
+    /// nscd, which caches name lookups.
+    Nscd(UnixService),
+    /// sssd, which answers user and host lookups through libnss_sss.
+    Sssd(UnixService),
+}
+
+/// The process at the other end of a unix socket, and the path it is bound to.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct UnixService {
+    /// Empty when the peer is not bound to a path.
+    pub path: String,
+    pub pid: i32,
+    pub name: String,
+}
+
+pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<NameResolution> {
+    let pid = ctx.snap.process.pid;
     let mut out = Vec::new();
     for sock in &ctx.snap.sockets {
-        let Some(r) = resolver(ctx, sock) else {
+        let Some(resolver) = resolver(ctx, sock) else {
             continue;
         };
         let fds = socket_fds(ctx.snap, sock);
         let Some(w) = ctx.waiters.on_any(&fds).into_iter().next() else {
             continue;
         };
-        let blocked = w.blocked_ms();
-        let severity = if blocked.is_some_and(|ms| ms >= STUCK_MS) {
-            Severity::Cause
-        } else {
-            Severity::Warning
-        };
-        let waited = match blocked {
-            Some(ms) => format!("has waited {} in {}", wording::duration(ms), w.how()),
-            None => format!("waits in {}", w.how()),
-        };
-        let summary = format!(
-            "{} {waited} for an answer from {}: a name lookup is stuck, and whatever needed \
-             the name waits with it.",
-            wording::thread(w.thread),
-            r.who
-        );
-        let subject = hangscope_model::Subject {
-            tid: Some(w.thread.tid),
-            thread_name: Some(w.thread.name.clone()).filter(|n| !n.is_empty()),
-            fd: Some(w.fd),
-            socket_inode: Some(sock.inode),
-            connection: Some(r.source.clone()),
-        };
-        out.push(Found {
-            finding: Finding {
-                severity,
-                cause: Cause::NameResolution,
-                summary,
-                subject,
-                evidence: vec![
-                    w.evidence(ctx.snap.process.pid),
-                    Evidence::new("socket", r.source, "sock_diag"),
-                ],
-                ruled_out: vec![],
-                next_step: r.next_step,
-                ..Finding::default()
-            },
-            stuck_ms: blocked.unwrap_or(0),
+        out.push(NameResolution {
+            waiter: ThreadWait::of(w, pid),
+            socket_inode: sock.inode,
+            resolver,
         });
     }
     out
@@ -79,42 +69,22 @@ pub(crate) fn resolves_names(ctx: &Ctx<'_>, sock: &Socket) -> bool {
 fn resolver(ctx: &Ctx<'_>, sock: &Socket) -> Option<Resolver> {
     match &sock.detail {
         SocketDetail::Udp(i) | SocketDetail::Tcp(i) if i.peer.port == 53 => {
-            let conn = Conn::all(ctx)
-                .into_iter()
-                .find(|c| c.sock.inode == sock.inode)?;
-            let host = &i.peer.addr;
-            Some(Resolver {
-                who: format!("the DNS server {}", i.peer),
-                next_step: format!(
-                    "Check the DNS server {host}: dig @{host} <name>; is it reachable from \
-                     here? See /etc/resolv.conf for the servers, timeout and attempts."
-                ),
-                source: conn.label(),
+            let conn = Conn::all(ctx).find(|c| c.sock.inode == sock.inode)?;
+            Some(Resolver::Dns {
+                conn: Box::new(ConnFacts::of(conn, ctx.snap.process.pid)),
             })
         }
         SocketDetail::Unix(u) => {
             let peer = u.peer.as_ref()?;
-            let path = peer.path.clone().unwrap_or_default();
-            let label = format!("unix socket to {} ({}, pid {})", path, peer.name, peer.pid);
-            if path.contains("nscd") || peer.name == "nscd" {
-                Some(Resolver {
-                    who: format!("nscd ({path})"),
-                    next_step: "Check nscd, which caches name lookups: systemctl status nscd; \
-                                nscd -g; restart it if it does not answer."
-                        .into(),
-                    source: label,
-                })
-            } else if path.contains("/sss/") || peer.name.starts_with("sssd") {
-                Some(Resolver {
-                    who: format!(
-                        "sssd ({path}), which answers user and host lookups through \
-                                  libnss_sss"
-                    ),
-                    next_step: "Check sssd: systemctl status sssd; the logs in /var/log/sssd/; \
-                                whether its LDAP or AD servers answer (sssctl domain-status)."
-                        .into(),
-                    source: label,
-                })
+            let service = UnixService {
+                path: peer.path.clone().unwrap_or_default(),
+                pid: peer.pid,
+                name: peer.name.clone(),
+            };
+            if service.path.contains("nscd") || peer.name == "nscd" {
+                Some(Resolver::Nscd(service))
+            } else if service.path.contains("/sss/") || peer.name.starts_with("sssd") {
+                Some(Resolver::Sssd(service))
             } else {
                 None
             }
@@ -123,10 +93,75 @@ fn resolver(ctx: &Ctx<'_>, sock: &Socket) -> Option<Resolver> {
     }
 }
 
+impl NameResolution {
+    /// "UDP 10.0.0.5:39000 -> 10.0.0.53:53" or "unix socket to /var/lib/sss/pipes/nss (sssd_nss,
+    /// pid 640)".
+    pub fn label(&self) -> String {
+        match &self.resolver {
+            Resolver::Dns { conn } => conn.label(),
+            Resolver::Nscd(s) | Resolver::Sssd(s) => {
+                format!("unix socket to {} ({}, pid {})", s.path, s.name, s.pid)
+            }
+        }
+    }
+}
+
+impl RuleFacts for NameResolution {
+    const RULE: &'static str = "name_resolution";
+
+    fn cause(&self) -> Cause {
+        Cause::NameResolution
+    }
+
+    fn severity(&self) -> Severity {
+        if self.waiter.blocked_ms.is_some_and(|ms| ms >= STUCK_MS) {
+            Severity::Cause
+        } else {
+            Severity::Warning
+        }
+    }
+
+    fn stuck_ms(&self) -> u64 {
+        self.waiter.blocked_ms.unwrap_or(0)
+    }
+
+    fn subject(&self) -> Subject {
+        Subject {
+            tid: Some(self.waiter.tid),
+            thread_name: Some(self.waiter.name.clone()).filter(|n| !n.is_empty()),
+            fd: Some(self.waiter.fd),
+            socket_inode: Some(self.socket_inode),
+            connection: Some(self.label()),
+        }
+    }
+
+    fn next(&self) -> Option<Next> {
+        Some(match &self.resolver {
+            Resolver::Dns { conn } => {
+                let host = &conn.peer.addr;
+                Next::host_port(host.clone(), conn.peer.port)
+                    .with_command(format!("dig @{host} <name>"))
+            }
+            Resolver::Nscd(s) => Next::process(s.pid).with_command("systemctl status nscd"),
+            Resolver::Sssd(s) => Next::process(s.pid).with_command("systemctl status sssd"),
+        })
+    }
+
+    fn words(&self) -> crate::facts::Words {
+        crate::words::name_resolution::words(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testkit::*;
+    use hangscope_model::Finding;
+
+    /// The findings the rule makes of a snapshot, worded.
+    fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
+        super::find(ctx).iter().map(crate::facts::finding).collect()
+    }
 
     #[test]
     fn dns_over_udp() {
@@ -139,7 +174,7 @@ mod tests {
             vec![fd_wait(5, &["POLLIN"])],
             Some(4000),
         ));
-        let f = &find(&Ctx::new(&snap))[0].finding;
+        let f = &find(&Ctx::new(&snap))[0];
         assert_eq!(
             (f.severity, f.cause, f.subject.fd),
             (Severity::Cause, Cause::NameResolution, Some(5))
@@ -170,7 +205,7 @@ mod tests {
             vec![fd_wait(6, &["POLLIN"])],
             Some(30_000),
         ));
-        let f = &find(&Ctx::new(&snap))[0].finding;
+        let f = &find(&Ctx::new(&snap))[0];
         assert_eq!(f.severity, Severity::Cause);
         assert!(
             f.summary.contains("sssd (/var/lib/sss/pipes/nss)"),
@@ -196,5 +231,59 @@ mod tests {
             Some(4000),
         ));
         assert!(find(&Ctx::new(&snap)).is_empty());
+    }
+
+    #[test]
+    fn facts_name_the_resolver() {
+        let mut snap = base(5, "curl");
+        add_socket(&mut snap, 5, udp(9, "10.0.0.5:39000", "10.0.0.53:53"));
+        snap.threads.push(thread(
+            5,
+            "curl",
+            "poll",
+            vec![fd_wait(5, &["POLLIN"])],
+            Some(4000),
+        ));
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.rule, "name_resolution");
+        assert_eq!(f.facts["resolver"]["kind"], "dns");
+        assert_eq!(f.facts["resolver"]["conn"]["proto"], "udp");
+        assert_eq!(f.facts["resolver"]["conn"]["peer"]["addr"], "10.0.0.53");
+        assert_eq!(f.facts["waiter"]["tid"], 5);
+        assert_eq!(f.facts["waiter"]["fd"], 5);
+        assert_eq!(f.facts["waiter"]["blocked_ms"], 4000);
+        assert_eq!(f.facts["socket_inode"], 9);
+        assert_eq!(
+            f.subject.connection.as_deref(),
+            Some("UDP 10.0.0.5:39000 -> 10.0.0.53:53")
+        );
+        let next = f.next.as_ref().expect("next");
+        assert_eq!(
+            (next.kind, next.host.as_deref(), next.port),
+            (
+                hangscope_model::NextKind::HostPort,
+                Some("10.0.0.53"),
+                Some(53)
+            )
+        );
+
+        let mut snap = base(5, "id");
+        add_socket(&mut snap, 6, unix_to(100, "/var/run/nscd/socket", "nscd"));
+        snap.threads.push(thread(
+            7,
+            "id",
+            "poll",
+            vec![fd_wait(6, &["POLLIN"])],
+            Some(300),
+        ));
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(f.facts["resolver"]["kind"], "nscd");
+        assert_eq!(f.facts["resolver"]["pid"], 4242);
+        let next = f.next.as_ref().expect("next");
+        assert_eq!(
+            (next.pid, next.command.as_deref()),
+            (Some(4242), Some("systemctl status nscd"))
+        );
     }
 }

@@ -1,13 +1,40 @@
 //! Not visible: the kernel refused the fd table or what the threads wait in. Every other rule
 //! reads those, so finding nothing then says nothing about the process; the report must not
 //! read "Nothing looks stuck". The gaps carry the privilege that was missing (collect computes
-//! it from the credentials of both processes).
+//! it from the credentials of both processes). Words in `words/not_visible.rs`.
 
-use hangscope_model::{Cause, Evidence, Finding, Gap, GapReason, Severity, Subject};
+use hangscope_model::{Cause, Gap, GapReason, Next, Severity, Subject};
+use serde::Serialize;
 
-use crate::{Ctx, Found};
+use crate::Ctx;
+use crate::facts::RuleFacts;
 
-pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct NotVisible {
+    pub pid: i32,
+    pub name: String,
+    /// What could not be read, the fd table first.
+    pub unseen: Vec<Unseen>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Unseen {
+    pub part: Part,
+    /// The gap: what was refused, the error, and the privilege that would have allowed it.
+    pub what: String,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub needs: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Part {
+    FdTable,
+    Syscalls,
+}
+
+pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<NotVisible> {
     let p = &ctx.snap.process;
     let denied = |g: &&Gap| g.reason == GapReason::Permission;
     let fd_table = ctx
@@ -20,55 +47,66 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         ctx.snap.gaps.iter().filter(denied).find(|g| {
             g.what.starts_with("syscall of ") || g.what == format!("/proc/{}/task", p.pid)
         });
-    let unseen: Vec<(&Gap, &str)> = [
-        fd_table.map(|g| (g, "its fd table")),
-        syscalls.map(|g| (g, "what its threads wait in")),
+    let unseen: Vec<Unseen> = [
+        fd_table.map(|g| (g, Part::FdTable)),
+        syscalls.map(|g| (g, Part::Syscalls)),
     ]
     .into_iter()
     .flatten()
+    .map(|(g, part)| Unseen {
+        part,
+        what: g.what.clone(),
+        detail: g.detail.clone(),
+        needs: g.needs.clone(),
+    })
     .collect();
     if unseen.is_empty() {
         return vec![];
     }
-    let parts: Vec<&str> = unseen.iter().map(|(_, words)| *words).collect();
-    let needs: Vec<&str> = unseen
-        .iter()
-        .filter_map(|(g, _)| g.needs.as_deref())
-        .collect();
-    // The fd table's needs name the most (both checks), so they lead.
-    let first_needs = needs.first().copied().unwrap_or("root");
-    vec![Found {
-        finding: Finding {
-            severity: Severity::Warning,
-            cause: Cause::NotVisible,
-            summary: format!(
-                "Could not see inside process {} ({}): {} could not be read (permission \
-                 denied), so this report cannot tell whether it is stuck; finding nothing here \
-                 does not mean it is healthy. Missing: {first_needs}.",
-                p.pid,
-                p.name,
-                parts.join(" and ")
-            ),
-            subject: Subject::default(),
-            evidence: unseen
-                .iter()
-                .map(|(g, _)| Evidence::new("not readable", g.detail.clone(), g.what.clone()))
-                .collect(),
-            ruled_out: vec![],
-            next_step: format!(
-                "Run hangscope again with that privilege, e.g. as root: sudo hangscope {}.",
-                p.pid
-            ),
-            ..Finding::default()
-        },
-        stuck_ms: 0,
+    vec![NotVisible {
+        pid: p.pid,
+        name: p.name.clone(),
+        unseen,
     }]
+}
+
+impl RuleFacts for NotVisible {
+    const RULE: &'static str = "not_visible";
+
+    fn cause(&self) -> Cause {
+        Cause::NotVisible
+    }
+
+    fn severity(&self) -> Severity {
+        Severity::Warning
+    }
+
+    fn stuck_ms(&self) -> u64 {
+        0
+    }
+
+    fn subject(&self) -> Subject {
+        Subject::default()
+    }
+
+    fn next(&self) -> Option<Next> {
+        Some(Next::command(format!("sudo hangscope {}", self.pid)))
+    }
+
+    fn words(&self) -> crate::facts::Words {
+        crate::words::not_visible::words(self)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testkit::*;
+    use hangscope_model::Finding;
+
+    fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
+        super::find(ctx).iter().map(crate::facts::finding).collect()
+    }
 
     #[test]
     fn a_denied_fd_table_is_not_a_healthy_process() {
@@ -88,7 +126,12 @@ mod tests {
         ));
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1);
-        let f = &found[0].finding;
+        let f = &found[0];
+        assert_eq!(f.facts["unseen"][0]["part"], "fd_table");
+        assert_eq!(
+            f.next.as_ref().and_then(|n| n.command.as_deref()),
+            Some("sudo hangscope 700")
+        );
         assert_eq!(f.cause, Cause::NotVisible);
         assert_eq!(f.severity, Severity::Warning);
         assert!(

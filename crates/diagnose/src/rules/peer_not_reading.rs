@@ -1,17 +1,60 @@
 //! Peer not reading: the peer's kernel is alive (it answers window probes) but its receive
 //! buffer is full because the process at the other end stopped reading. The sender sees a
-//! zero window, a persist timer, a full Send-Q, and a thread blocked in write.
+//! zero window, a persist timer, a full Send-Q, and a thread blocked in write. Words in
+//! `words/peer_not_reading.rs`.
 //!
 //! Facts from sock_diag (ss -tio): snd_wnd (since Linux 6.2), timer:(persist,...), probes,
 //! Send-Q, skmem w/tb; the writer from /proc/PID/task/TID/syscall.
 
-use hangscope_model::{Cause, Evidence, Finding, Severity, TimerKind};
+use hangscope_model::{Cause, Next, Severity, Subject, TimerKind};
+use serde::Serialize;
 
 use crate::connection::Conn;
-use crate::rules::NO_THREADS;
-use crate::{Ctx, Found, STUCK_MS, wording};
+use crate::facts::{ConnFacts, HostAlive, RuleFacts, ThreadWait};
+use crate::{Ctx, STUCK_MS};
 
-pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PeerNotReading {
+    pub conn: ConnFacts,
+    /// The thread blocked writing; `None` when none is, or thread states were not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writer: Option<ThreadWait>,
+    /// Whether thread states were read at all.
+    pub threads_known: bool,
+    /// The peer's receive window is closed; otherwise the send buffer is full.
+    pub zero_window: bool,
+    pub send_q: u32,
+    /// The peer's advertised window (tcp_info snd_wnd, Linux 6.2+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snd_wnd: Option<u32>,
+    /// Zero-window probes sent (tcp_info probes).
+    pub probes: u8,
+    /// Since data last went out (tcp_info last_data_sent; probes do not count).
+    pub closed_ms: u64,
+    /// The longer of that and the writer's measured wait.
+    pub stuck_ms: u64,
+    /// Since the peer's kernel last ACKed (tcp_info last_ack_recv).
+    pub last_ack_ms: u64,
+    /// The peer's kernel ACKed since data stopped going out: it answers the window probes.
+    pub acked_since_closed: bool,
+    /// skmem's t (wmem_alloc) and tb (SO_SNDBUF), when read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_buffer: Option<SendBuffer>,
+    /// Other connections to the same host answer (set by the same-host rule).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_alive: Option<HostAlive>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct SendBuffer {
+    /// What is handed to the device (skmem t), often 0 while the queue is full.
+    pub wmem_alloc: u32,
+    /// The limit (skmem tb).
+    pub sndbuf: u32,
+}
+
+pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<PeerNotReading> {
+    let pid = ctx.snap.process.pid;
     let mut out = Vec::new();
     for conn in Conn::tcp(ctx) {
         if !matches!(conn.state(), "ESTAB" | "CLOSE-WAIT") {
@@ -40,147 +83,72 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         if stuck_ms < STUCK_MS {
             continue;
         }
-        let peer = conn.peer();
-        let acked_recently = u64::from(info.last_ack_recv_ms) < closed_ms;
-        let window = if zero_window {
-            "the peer's receive window is closed (0 bytes)"
-        } else {
-            "the send buffer is full"
-        };
-        let alive = if acked_recently {
-            format!(
-                "its kernel answers (last ACK {} ago), so the process at {peer} has stopped \
-                 reading its socket.",
-                wording::duration(u64::from(info.last_ack_recv_ms))
-            )
-        } else {
-            format!("the process at {peer} has stopped reading its socket, or its host is gone.")
-        };
-        let (severity, summary) = match writer {
-            Some(w) => (
-                Severity::Cause,
-                format!(
-                    "{} has been blocked {} in {}, writing to {peer}: {window} and {} wait in \
-                     Send-Q; {alive}",
-                    wording::thread(w.thread),
-                    wording::duration(stuck_ms),
-                    w.how(),
-                    wording::bytes(send_q)
-                ),
-            ),
-            None => (
-                Severity::Warning,
-                format!(
-                    "{} to {peer} on {} could not be sent for {}: {window}; {alive}{}",
-                    wording::bytes(send_q),
-                    conn.fd_text(),
-                    wording::duration(stuck_ms),
-                    if ctx.waiters.known {
-                        " No thread is blocked writing it, so the program buffers or drops the data."
-                            .to_string()
-                    } else {
-                        format!(" {NO_THREADS}")
-                    }
-                ),
-            ),
-        };
-        let summary = match conn.local_peer_sentence(ctx.snap.process.pid) {
-            Some(s) => format!("{summary} {s}"),
-            None => summary,
-        };
-        let mut evidence = crate::waiters::evidence_from(writer, ctx.snap.process.pid);
-        let src = format!(
-            "ss: Send-Q {} snd_wnd:{} probes:{} lastsnd:{} lastack:{}",
-            conn.inet.send_q,
-            info.snd_wnd
-                .map(|w| w.to_string())
-                .unwrap_or_else(|| "?".into()),
-            info.probes,
-            info.last_data_sent_ms,
-            info.last_ack_recv_ms
-        );
-        evidence.push(Evidence::new(
-            "window",
-            format!(
-                "{window}, {} queued, nothing sent for {}",
-                wording::bytes(send_q),
-                wording::duration(closed_ms)
-            ),
-            conn.with_timer(src),
-        ));
-        evidence.extend(conn.window_evidence());
-        // skmem's t (wmem_alloc) counts only what is handed to the device, often 0 while the
-        // queue is full; the queue is Send-Q, the limit tb (SO_SNDBUF).
-        if let (Some(w), Some(b)) = (conn.inet.wmem_alloc, conn.inet.sndbuf) {
-            evidence.push(Evidence::new(
-                "send buffer",
-                format!(
-                    "{} queued of a {} buffer",
-                    wording::bytes(send_q),
-                    wording::bytes(u64::from(b))
-                ),
-                format!("ss: Send-Q {send_q} skmem:(t{w},tb{b})"),
-            ));
-        }
-        let ruled_out = if acked_recently {
-            vec![format!(
-                "network loss and host down: the peer's kernel answers window probes (last \
-                 ACK {} ago)",
-                wording::duration(u64::from(info.last_ack_recv_ms))
-            )]
-        } else {
-            vec![]
-        };
-        let pid = ctx.snap.process.pid;
-        evidence.extend(conn.local_peer_evidence(pid));
-        evidence.extend(conn.local_peer_threads(pid));
-        let port = conn.inet.peer.port;
-        let next_step = format!(
-            "Find why the process at {peer} does not read: {} and look at what its reading \
-             thread waits on.",
-            if let Some(who) = conn.local_holder(pid) {
-                let on = match conn
-                    .inet
-                    .local_peer
-                    .as_ref()
-                    .and_then(|p| p.holder.as_ref())
-                {
-                    Some(h) if h.pid != pid => format!(" (hangscope {})", h.pid),
-                    _ => String::new(),
-                };
-                format!("it is {who} on this host{on},")
-            } else if wording::is_loopback(&conn.inet.peer.addr) {
-                format!(
-                    "find it with ss -tnp 'sport = :{port}' (on this host), run hangscope on it,"
-                )
-            } else {
-                format!(
-                    "on {} run hangscope on the process that owns port {port},",
-                    conn.inet.peer.addr
-                )
-            }
-        );
-        out.push(Found {
-            finding: Finding {
-                severity,
-                cause: Cause::PeerNotReading,
-                summary,
-                subject: conn.subject(writer),
-                evidence,
-                ruled_out,
-                next_step,
-                ..Finding::default()
-            },
+        let last_ack_ms = u64::from(info.last_ack_recv_ms);
+        out.push(PeerNotReading {
+            conn: ConnFacts::of(conn, pid),
+            writer: writer.map(|w| ThreadWait::of(w, pid)),
+            threads_known: ctx.waiters.known,
+            zero_window,
+            send_q: conn.inet.send_q,
+            snd_wnd: info.snd_wnd,
+            probes: info.probes,
+            closed_ms,
             stuck_ms,
+            last_ack_ms,
+            acked_since_closed: last_ack_ms < closed_ms,
+            send_buffer: match (conn.inet.wmem_alloc, conn.inet.sndbuf) {
+                (Some(wmem_alloc), Some(sndbuf)) => Some(SendBuffer { wmem_alloc, sndbuf }),
+                _ => None,
+            },
+            host_alive: None,
         });
     }
     out
+}
+
+impl RuleFacts for PeerNotReading {
+    const RULE: &'static str = "peer_not_reading";
+
+    fn cause(&self) -> Cause {
+        Cause::PeerNotReading
+    }
+
+    fn severity(&self) -> Severity {
+        // Without a blocked writer the program buffers or drops the data: it may cope.
+        if self.writer.is_some() {
+            Severity::Cause
+        } else {
+            Severity::Warning
+        }
+    }
+
+    fn stuck_ms(&self) -> u64 {
+        self.stuck_ms
+    }
+
+    fn subject(&self) -> Subject {
+        self.conn.subject(self.writer.as_ref())
+    }
+
+    fn next(&self) -> Option<Next> {
+        Some(self.conn.next())
+    }
+
+    fn words(&self) -> crate::facts::Words {
+        crate::words::peer_not_reading::words(self)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testkit::*;
+    use hangscope_model::Finding;
+
+    /// The findings the rule makes of a snapshot, worded.
+    fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
+        super::find(ctx).iter().map(crate::facts::finding).collect()
+    }
 
     fn zero_window(snap: &mut hangscope_model::Snapshot) {
         let mut s = tcp(9, "127.0.0.1:48000", "127.0.0.1:9000", "ESTAB");
@@ -204,7 +172,7 @@ mod tests {
         snap.threads[0].syscall.as_mut().unwrap().args = vec![4, 0, 65536];
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1, "{found:#?}");
-        let f = &found[0].finding;
+        let f = &found[0];
         assert_eq!(f.severity, Severity::Cause);
         assert_eq!((f.subject.tid, f.subject.fd), (Some(301), Some(4)));
         assert!(f.summary.starts_with("Thread 301 (sender) has been blocked 5.2 s in write(), writing to 127.0.0.1:9000: the peer's receive window is closed (0 bytes) and 2.5 MiB wait in Send-Q; its kernel answers (last ACK 400 ms ago)"), "{}", f.summary);
@@ -229,7 +197,6 @@ mod tests {
         snap.threads[0].syscall.as_mut().unwrap().args = vec![4, 0, 65536];
         let found = find(&Ctx::new(&snap));
         let e = found[0]
-            .finding
             .evidence
             .iter()
             .find(|e| e.label == "send buffer")
@@ -244,8 +211,103 @@ mod tests {
         snap.threads
             .push(thread(300, "main", "epoll_wait", vec![], None));
         let found = find(&Ctx::new(&snap));
-        assert_eq!(found[0].finding.severity, Severity::Warning);
+        assert_eq!(found[0].severity, Severity::Warning);
         socket_info(&mut snap, 9).last_data_sent_ms = 20;
         assert!(find(&Ctx::new(&snap)).is_empty());
+    }
+
+    #[test]
+    fn facts_name_the_writer_the_window_and_the_reader_on_this_host() {
+        let mut snap = base(300, "uploader");
+        zero_window(&mut snap);
+        inet_of(&mut snap.sockets[0]).local_peer = Some(Box::new(hangscope_model::LocalPeer {
+            inode: 91,
+            state: "ESTAB".into(),
+            recv_q: 4_000_000,
+            holder: Some(hangscope_model::PeerHolder {
+                pid: 4242,
+                name: "sink".into(),
+                fd: 11,
+                threads: None,
+            }),
+            ..Default::default()
+        }));
+        snap.threads
+            .push(thread(301, "sender", "write", vec![], Some(2000)));
+        snap.threads[0].syscall.as_mut().unwrap().args = vec![4, 0, 65536];
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.rule, "peer_not_reading");
+        let facts = &f.facts;
+        assert_eq!(facts["writer"]["tid"], 301);
+        assert_eq!(facts["writer"]["fd"], 4);
+        assert_eq!(facts["conn"]["socket_inode"], 9);
+        assert_eq!(facts["conn"]["fd"], 4);
+        assert_eq!(facts["zero_window"], true);
+        assert_eq!(facts["snd_wnd"], 0);
+        assert_eq!(facts["send_q"], 2_621_440);
+        assert_eq!(
+            (facts["closed_ms"].as_u64(), facts["last_ack_ms"].as_u64()),
+            (Some(5200), Some(400))
+        );
+        assert_eq!(facts["acked_since_closed"], true);
+        let end = &facts["conn"]["other_end"];
+        assert_eq!(end["kind"], "held");
+        assert_eq!(
+            (end["inode"].as_u64(), end["recv_q"].as_u64()),
+            (Some(91), Some(4_000_000))
+        );
+        assert_eq!(end["holder"]["pid"], 4242);
+        assert_eq!(f.next, Some(Next::process(4242)));
+        assert!(
+            f.next_step
+                .contains("it is fd 11 of process 4242 (sink) on this host (hangscope 4242)"),
+            "{}",
+            f.next_step
+        );
+
+        // Nobody here: the service on its port.
+        let mut snap = base(300, "uploader");
+        zero_window(&mut snap);
+        let f = &find(&Ctx::new(&snap))[0];
+        assert!(f.facts.get("writer").is_none());
+        assert_eq!(f.facts["threads_known"], false);
+        let next = f.next.as_ref().expect("next");
+        assert_eq!(next.kind, hangscope_model::NextKind::HostPort);
+        assert_eq!(
+            (next.host.as_deref(), next.port),
+            (Some("127.0.0.1"), Some(9000))
+        );
+    }
+
+    #[test]
+    fn an_other_end_not_accepted_says_why_as_the_lookup_did() {
+        let mut snap = base(300, "uploader");
+        zero_window(&mut snap);
+        let why = "not accepted yet: the connection waits in the accept queue of the socket \
+                   listening on port 9000";
+        inet_of(&mut snap.sockets[0]).local_peer = Some(Box::new(hangscope_model::LocalPeer {
+            inode: 0,
+            state: "ESTAB".into(),
+            recv_q: 2_000_000,
+            unresolved: Some(why.into()),
+            ..Default::default()
+        }));
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.facts["conn"]["other_end"]["kind"], "not_accepted");
+        assert_eq!(f.facts["conn"]["other_end"]["reason"], why);
+        let e = f
+            .evidence
+            .iter()
+            .find(|e| e.label == "other end")
+            .expect("other end");
+        assert_eq!(e.value, why);
+        assert!(
+            f.summary.ends_with(
+                "The server on :9000 has not even accepted the connection: it waits \
+                            in the accept queue of the listening socket."
+            ),
+            "{}",
+            f.summary
+        );
     }
 }

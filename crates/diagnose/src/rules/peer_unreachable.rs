@@ -1,18 +1,70 @@
 //! Peer unreachable: the peer's kernel does not answer at all. Either a connect() whose SYNs go
 //! unanswered (SYN-SENT), or data sent on an open connection that is never acknowledged while
-//! the retransmit timer backs off.
+//! the retransmit timer backs off. Words in `words/peer_unreachable.rs`.
 //!
 //! Facts from sock_diag (ss -tio): state, timer:(on,...,N), tcp_info retransmits, backoff, rto,
 //! unacked, last_ack_recv.
 
-use hangscope_model::{Cause, Evidence, Finding, Severity, TimerKind};
+use hangscope_model::{Cause, Next, Severity, Subject, TimerKind};
+use serde::Serialize;
 
 use crate::connection::Conn;
-use crate::rules::no_threads_note;
-use crate::waiters::{self, Waiter};
-use crate::{Ctx, Found, STUCK_MS, log_quotes, wording};
+use crate::facts::{ConnFacts, HostAlive, LogQuote, OtherEnd, RuleFacts, ThreadWait};
+use crate::waiters::Waiter;
+use crate::{Ctx, STUCK_MS, log_quotes};
 
-pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PeerUnreachable {
+    pub conn: ConnFacts,
+    /// The first thread waiting on the connection; `None` when none does or thread states were
+    /// not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiter: Option<ThreadWait>,
+    /// Whether thread states were read at all.
+    pub threads_known: bool,
+    /// Retransmissions so far: the larger of the timer's count and tcp_info's retransmits and
+    /// backoff.
+    pub retries: u32,
+    pub stuck_ms: u64,
+    #[serde(flatten)]
+    pub shape: Unreachable,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<LogQuote>,
+    /// Other connections to the same host answer (set by the same-host rule).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_alive: Option<HostAlive>,
+}
+
+/// Which of the two ways the peer does not answer.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "shape", rename_all = "snake_case")]
+pub(crate) enum Unreachable {
+    /// A connect() whose SYNs go unanswered.
+    SynSent {
+        /// tcp_info's retransmit timeout and backoff; `None` without tcp_info.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rto_ms: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        backoff: Option<u8>,
+        /// The server is on this host (`conn.other_end` is its listener) and its accept queue is
+        /// over its backlog: the kernel drops the SYNs (sk_acceptq_is_full).
+        accept_queue_full: bool,
+    },
+    /// Data sent on an open connection that is never acknowledged.
+    Unacked {
+        send_q: u32,
+        /// Segments in flight (tcp_info unacked).
+        unacked: u32,
+        retransmits: u8,
+        total_retrans: u32,
+        backoff: u8,
+        rto_ms: u64,
+        /// Since the peer's kernel last ACKed (tcp_info last_ack_recv).
+        last_ack_ms: u64,
+    },
+}
+
+pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<PeerUnreachable> {
     let mut out = Vec::new();
     for conn in Conn::tcp(ctx) {
         let found = match conn.state() {
@@ -39,58 +91,29 @@ fn retries(conn: &Conn<'_>) -> u32 {
     timer.max(info)
 }
 
-fn severity(ctx: &Ctx<'_>, w: Option<&Waiter<'_>>) -> Severity {
-    match w {
-        Some(_) => Severity::Cause,
-        // The peer not answering at all is a fault whoever waits; without thread states it is
-        // still the best lead, but say so.
-        None if !ctx.waiters.known => Severity::Cause,
-        None => Severity::Warning,
-    }
-}
-
-/// The finding either shape makes: the waiting thread's call, then `facts`, then what the logs
-/// say about the peer.
-fn found(
+/// The facts either shape makes: the waiting thread, then what the logs say about the peer.
+fn facts(
     ctx: &Ctx<'_>,
     conn: &Conn<'_>,
     w: Option<&Waiter<'_>>,
-    summary: String,
-    facts: Vec<Evidence>,
+    retries: u32,
     stuck_ms: u64,
-) -> Found {
-    let mut evidence = waiters::evidence_from(w, ctx.snap.process.pid);
-    evidence.extend(facts);
-    evidence.extend(log_quotes::evidence(
-        ctx.snap,
-        w.map(|w| w.thread.tid),
-        &conn.peer(),
-    ));
-    Found {
-        finding: Finding {
-            severity: severity(ctx, w),
-            cause: Cause::PeerUnreachable,
-            summary,
-            subject: conn.subject(w),
-            evidence,
-            ruled_out: vec![],
-            next_step: path_step(conn),
-            ..Finding::default()
-        },
+    shape: Unreachable,
+) -> PeerUnreachable {
+    let pid = ctx.snap.process.pid;
+    PeerUnreachable {
+        conn: ConnFacts::of(conn, pid),
+        waiter: w.map(|w| ThreadWait::of(w, pid)),
+        threads_known: ctx.waiters.known,
+        retries,
         stuck_ms,
+        shape,
+        log: log_quotes::quotes(ctx.snap, w.map(|w| w.thread.tid), &conn.peer()),
+        host_alive: None,
     }
 }
 
-fn path_step(conn: &Conn<'_>) -> String {
-    let host = &conn.inet.peer.addr;
-    let port = conn.inet.peer.port;
-    format!(
-        "Check that {host} is up and reachable from here on port {port}: ping {host}; \
-         nc -vz {host} {port}; look for a firewall or route change dropping the packets."
-    )
-}
-
-fn syn_sent(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
+fn syn_sent(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<PeerUnreachable> {
     let n = retries(conn);
     let w = ctx.waiters.first_on(&conn.fds);
     // SYNs are retried after 1 s, then 2, 4, 8 s (2^b - 1 s after b doublings, the backoff), or,
@@ -105,96 +128,34 @@ fn syn_sent(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
     if n == 0 && stuck_ms < STUCK_MS {
         return None;
     }
-    let peer = conn.peer();
-    let attempts = wording::plural(
-        u64::from(n) + 1,
-        "connection attempt (SYN)",
-        "connection attempts (SYN)",
+    let mut f = facts(
+        ctx,
+        conn,
+        w,
+        n,
+        stuck_ms,
+        Unreachable::SynSent {
+            rto_ms: conn.info().map(|i| u64::from(i.rto_us / 1000)),
+            backoff: conn.info().map(|i| i.backoff),
+            accept_queue_full: false,
+        },
     );
-    let listener = Listener::of(ctx, conn);
-    let what = match &listener {
-        Some(l) if l.full => format!(
-            "{attempts} got no answer because the server on :{} is on this host and its \
-             listening socket ({}) has a full accept queue ({} waiting, backlog {}): it does \
-             not accept() connections, so the kernel drops the SYNs.",
-            conn.inet.peer.port, l.who, l.queued, l.backlog
-        ),
-        _ => format!(
-            "{attempts} got no answer; {} is down or unreachable, or a firewall drops the \
-             packets.",
-            conn.inet.peer.addr
-        ),
-    };
-    let summary = match w {
-        Some(w) => format!(
-            "{} has waited at least {} in {} for a connection to {peer}: {what}",
-            wording::thread(w.thread),
-            wording::duration(stuck_ms),
-            w.how()
-        ),
-        None => format!(
-            "The connection to {peer} on {} has been opening for at least {}: {what}{}",
-            conn.fd_text(),
-            wording::duration(stuck_ms),
-            no_threads_note(ctx)
-        ),
-    };
-    let mut facts = vec![Evidence::new(
-        "state",
-        format!(
-            "SYN-SENT, {} so far",
-            wording::plural(u64::from(n), "retry", "retries")
-        ),
-        conn.with_timer("ss: SYN-SENT".to_string()),
-    )];
-    if let Some(i) = conn.info() {
-        facts.push(Evidence::new(
-            "retransmit timeout",
-            wording::duration(u64::from(i.rto_us / 1000)),
-            format!("ss: rto:{} backoff:{}", i.rto_us / 1000, i.backoff),
-        ));
-    }
-    facts.extend(conn.local_peer_evidence(ctx.snap.process.pid));
-    facts.extend(conn.local_peer_threads(ctx.snap.process.pid));
-    let mut f = found(ctx, conn, w, summary, facts, stuck_ms);
-    if let Some(l) = listener.filter(|l| l.full) {
-        f.finding.next_step = l.next_step;
+    // The lookup of the connection's reversed pair finds the listener when the server is on
+    // this host and no connection exists yet.
+    let full = matches!(
+        f.conn.other_end,
+        Some(OtherEnd::Listener { accept_queue, backlog, .. }) if accept_queue > backlog
+    );
+    if let Unreachable::SynSent {
+        accept_queue_full, ..
+    } = &mut f.shape
+    {
+        *accept_queue_full = full;
     }
     Some(f)
 }
 
-/// The socket listening on a SYN-SENT connection's port, when the server is on this host: a
-/// lookup of the connection's reversed pair finds the listener when no connection exists.
-struct Listener {
-    /// "fd 3 of process 4242 (metad)".
-    who: String,
-    queued: u32,
-    backlog: u32,
-    /// The accept queue is over its backlog: the kernel drops new SYNs (sk_acceptq_is_full).
-    full: bool,
-    next_step: String,
-}
-
-impl Listener {
-    fn of(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Listener> {
-        let p = conn.inet.local_peer.as_deref()?;
-        if p.state != "LISTEN" {
-            return None;
-        }
-        let pid = ctx.snap.process.pid;
-        let who = conn.local_holder(pid)?;
-        let h = p.holder.as_ref()?;
-        Some(Listener {
-            who,
-            queued: p.recv_q,
-            backlog: p.send_q,
-            full: p.recv_q > p.send_q,
-            next_step: crate::other_end::accept_step(h, pid),
-        })
-    }
-}
-
-fn unacked(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
+fn unacked(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<PeerUnreachable> {
     let info = conn.info()?;
     if info.unacked == 0 {
         return None;
@@ -213,63 +174,90 @@ fn unacked(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Found> {
     if silent_ms < STUCK_MS {
         return None;
     }
-    let peer = conn.peer();
-    let queued = u64::from(conn.inet.send_q);
-    let amount = wording::bytes(queued.max(u64::from(info.unacked)));
-    let what = format!(
-        "{amount} sent there {} not acknowledged: no ACK for {}, {}, retransmit timeout backed \
-         off to {}. The peer's kernel does not answer: {} is down, or the path to it drops \
-         packets.",
-        if amount.ends_with(" bytes") {
-            "are"
-        } else {
-            "is"
+    Some(facts(
+        ctx,
+        conn,
+        w,
+        n,
+        stuck_ms,
+        Unreachable::Unacked {
+            send_q: conn.inet.send_q,
+            unacked: info.unacked,
+            retransmits: info.retransmits,
+            total_retrans: info.total_retrans,
+            backoff: info.backoff,
+            rto_ms: u64::from(info.rto_us / 1000),
+            last_ack_ms: silent_ms,
         },
-        wording::duration(silent_ms),
-        wording::plural(u64::from(n), "retransmit", "retransmits"),
-        wording::duration(u64::from(info.rto_us / 1000)),
-        conn.inet.peer.addr
-    );
-    let summary = match w {
-        Some(w) => format!(
-            "{} has waited {} in {} on {peer}; {what}",
-            wording::thread(w.thread),
-            wording::duration(stuck_ms),
-            w.how()
-        ),
-        None => format!(
-            "Data to {peer} on {} is not getting through: {what}{}",
-            conn.fd_text(),
-            no_threads_note(ctx)
-        ),
-    };
-    let src = format!(
-        "ss: Send-Q {} unacked:{} retrans:{}/{} backoff:{} rto:{} lastack:{}",
-        conn.inet.send_q,
-        info.unacked,
-        info.retransmits,
-        info.total_retrans,
-        info.backoff,
-        info.rto_us / 1000,
-        info.last_ack_recv_ms
-    );
-    let facts = vec![Evidence::new(
-        "unacknowledged",
-        format!(
-            "{} in Send-Q, {} in flight, last ACK {} ago",
-            wording::bytes(queued),
-            wording::plural(u64::from(info.unacked), "segment", "segments"),
-            wording::duration(silent_ms)
-        ),
-        conn.with_timer(src),
-    )];
-    Some(found(ctx, conn, w, summary, facts, stuck_ms))
+    ))
+}
+
+impl PeerUnreachable {
+    /// The listener whose full accept queue drops the SYNs, when that is why.
+    pub fn full_listener(&self) -> Option<&crate::facts::Holder> {
+        match (&self.shape, &self.conn.other_end) {
+            (
+                Unreachable::SynSent {
+                    accept_queue_full: true,
+                    ..
+                },
+                Some(OtherEnd::Listener { holder, .. }),
+            ) => Some(holder),
+            _ => None,
+        }
+    }
+}
+
+impl RuleFacts for PeerUnreachable {
+    const RULE: &'static str = "peer_unreachable";
+
+    fn cause(&self) -> Cause {
+        Cause::PeerUnreachable
+    }
+
+    fn severity(&self) -> Severity {
+        match &self.waiter {
+            Some(_) => Severity::Cause,
+            // The peer not answering at all is a fault whoever waits; without thread states it
+            // is still the best lead, but the words say so.
+            None if !self.threads_known => Severity::Cause,
+            None => Severity::Warning,
+        }
+    }
+
+    fn stuck_ms(&self) -> u64 {
+        self.stuck_ms
+    }
+
+    fn subject(&self) -> Subject {
+        self.conn.subject(self.waiter.as_ref())
+    }
+
+    fn next(&self) -> Option<Next> {
+        Some(match self.full_listener() {
+            Some(h) => Next::process(h.pid),
+            None => {
+                let (host, port) = (&self.conn.peer.addr, self.conn.peer.port);
+                Next::host_port(host.clone(), port).with_command(format!("nc -vz {host} {port}"))
+            }
+        })
+    }
+
+    fn words(&self) -> crate::facts::Words {
+        crate::words::peer_unreachable::words(self)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testkit::*;
+    use hangscope_model::Finding;
+
+    /// The findings the rule makes of a snapshot, worded.
+    fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
+        super::find(ctx).iter().map(crate::facts::finding).collect()
+    }
 
     #[test]
     fn syn_sent_with_retries_and_a_connecting_thread() {
@@ -284,7 +272,7 @@ mod tests {
         snap.threads[0].syscall.as_mut().unwrap().args = vec![6, 0, 16];
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1, "{found:#?}");
-        let f = &found[0].finding;
+        let f = &found[0];
         assert_eq!(f.severity, Severity::Cause);
         assert_eq!((f.subject.tid, f.subject.fd), (Some(700), Some(6)));
         assert!(
@@ -328,7 +316,7 @@ mod tests {
     #[test]
     fn a_local_server_with_a_full_accept_queue_is_named() {
         let snap = to_local_listener(129, 128);
-        let f = &find(&Ctx::new(&snap))[0].finding;
+        let f = &find(&Ctx::new(&snap))[0];
         assert!(
             f.summary.contains(
                 "its listening socket (fd 3 of process 4242 (metad)) has a full accept queue \
@@ -349,7 +337,7 @@ mod tests {
         );
         // A queue with room does not explain the dropped SYNs: the usual words stand.
         let snap = to_local_listener(3, 128);
-        let f = &find(&Ctx::new(&snap))[0].finding;
+        let f = &find(&Ctx::new(&snap))[0];
         assert!(!f.summary.contains("accept queue"), "{}", f.summary);
         assert!(
             f.next_step.contains("nc -vz 127.0.0.1 8080"),
@@ -367,7 +355,7 @@ mod tests {
         timer(&mut s, TimerKind::On, 1000, 4);
         add_socket(&mut snap, 6, s);
         let found = find(&Ctx::new(&snap));
-        let f = &found[0].finding;
+        let f = &found[0];
         assert!(f.summary.contains("for at least 4.0 s"), "{}", f.summary);
     }
 
@@ -394,7 +382,7 @@ mod tests {
         ));
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1, "{found:#?}");
-        let f = &found[0].finding;
+        let f = &found[0];
         assert_eq!(f.severity, Severity::Cause);
         assert!(
             f.summary.contains(
@@ -428,7 +416,7 @@ mod tests {
             Some(2800),
         ));
         let found = find(&Ctx::new(&snap));
-        let f = &found[0].finding;
+        let f = &found[0];
         assert_eq!(
             f.summary,
             "Thread 22 (dump_meta) has waited 4.3 s in poll() on 10.250.0.2:32951; 34 bytes \
@@ -469,5 +457,86 @@ mod tests {
             tcp(5, "10.0.0.1:50000", "10.0.0.2:873", "SYN-SENT"),
         );
         assert!(find(&Ctx::new(&snap)).is_empty());
+    }
+
+    #[test]
+    fn facts_name_the_connection_the_waiter_and_where_to_look() {
+        let snap = to_local_listener(129, 128);
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.rule, "peer_unreachable");
+        let facts = &f.facts;
+        assert_eq!(facts["shape"], "syn_sent");
+        assert_eq!(facts["accept_queue_full"], true);
+        assert_eq!(facts["retries"], 2);
+        assert_eq!(facts["conn"]["socket_inode"], 5);
+        assert_eq!(facts["conn"]["fd"], 6);
+        assert_eq!(facts["conn"]["state"], "SYN-SENT");
+        let end = &facts["conn"]["other_end"];
+        assert_eq!(end["kind"], "listener");
+        assert_eq!(
+            (end["inode"].as_u64(), end["accept_queue"].as_u64()),
+            (Some(90), Some(129))
+        );
+        assert_eq!(end["holder"]["pid"], 4242);
+        // The listener that does not accept is where to look, not the network.
+        assert_eq!(f.next, Some(Next::process(4242)));
+
+        let snap = to_local_listener(3, 128);
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.facts["accept_queue_full"], false);
+        let next = f.next.as_ref().expect("next");
+        assert_eq!(next.kind, hangscope_model::NextKind::HostPort);
+        assert_eq!(
+            (next.host.as_deref(), next.port),
+            (Some("127.0.0.1"), Some(8080))
+        );
+    }
+
+    #[test]
+    fn facts_of_unacknowledged_data() {
+        let mut snap = base(20, "client");
+        let mut s = tcp(6, "10.250.0.1:57664", "10.250.0.2:32951", "ESTAB");
+        timer(&mut s, TimerKind::On, 292, 3);
+        inet_of(&mut s).send_q = 34;
+        let i = info_of(&mut s);
+        i.unacked = 1;
+        i.retransmits = 3;
+        i.backoff = 3;
+        i.rto_us = 1_632_000;
+        i.last_ack_recv_ms = 4312;
+        add_socket(&mut snap, 3, s);
+        snap.threads.push(thread(
+            22,
+            "dump_meta",
+            "poll",
+            vec![fd_wait(3, &["POLLIN"])],
+            Some(2800),
+        ));
+        let f = &find(&Ctx::new(&snap))[0];
+        let facts = &f.facts;
+        assert_eq!(facts["shape"], "unacked");
+        assert_eq!(facts["waiter"]["tid"], 22);
+        assert_eq!(facts["waiter"]["fd"], 3);
+        assert_eq!(facts["conn"]["socket_inode"], 6);
+        assert_eq!(facts["conn"]["peer"]["port"], 32951);
+        assert_eq!(
+            (facts["send_q"].as_u64(), facts["unacked"].as_u64()),
+            (Some(34), Some(1))
+        );
+        assert_eq!(facts["last_ack_ms"], 4312);
+        assert_eq!(facts["rto_ms"], 1632);
+        assert_eq!(facts["stuck_ms"], 4312);
+        assert_eq!(f.stuck_ms, Some(4312));
+        assert!(facts.get("other_end").is_none() && facts["conn"].get("other_end").is_none());
+        let next = f.next.as_ref().expect("next");
+        assert_eq!(next.kind, hangscope_model::NextKind::HostPort);
+        assert_eq!(
+            (next.host.as_deref(), next.port, next.command.as_deref()),
+            (
+                Some("10.250.0.2"),
+                Some(32951),
+                Some("nc -vz 10.250.0.2 32951")
+            )
+        );
     }
 }

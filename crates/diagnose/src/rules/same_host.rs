@@ -8,9 +8,9 @@
 use hangscope_model::{Cause, Next, Severity, Subject};
 use serde::Serialize;
 
+use crate::Ctx;
 use crate::connection::Conn;
 use crate::facts::{AliveConn, Facts, HostAlive, RuleFacts};
-use crate::{Candidate, Ctx};
 
 /// The context finding: other connections to a host with a stuck one are alive.
 #[derive(Debug, Clone, Serialize)]
@@ -20,7 +20,7 @@ pub(crate) struct SameHostAlive {
     pub stuck_port: u16,
 }
 
-pub(crate) fn corroborate(ctx: &Ctx<'_>, found: &mut Vec<Candidate>) {
+pub(crate) fn corroborate(ctx: &Ctx<'_>, found: &mut Vec<Facts>) {
     let conns: Vec<&Conn> = Conn::tcp(ctx).collect();
     let mut extra = Vec::new();
     let mut hosts_done: Vec<String> = Vec::new();
@@ -75,46 +75,21 @@ pub(crate) fn corroborate(ctx: &Ctx<'_>, found: &mut Vec<Candidate>) {
             host: host.clone(),
             conns: answered,
         };
-        match f {
-            Candidate::Facts(facts) => match facts.host_alive_mut() {
-                Some(slot) => *slot = Some(alive.clone()),
-                None => continue,
-            },
-            Candidate::Worded { found, .. } => {
-                let finding = &mut found.finding;
-                finding
-                    .ruled_out
-                    .push(crate::words::host_alive_ruled_out(&alive));
-                // The verdict says it too, unless the stuck connection's own ACKs already did.
-                if !finding.summary.contains("host and network are alive")
-                    && let Some(sentence) = crate::words::host_alive_sentence(&alive)
-                {
-                    insert_sentence(&mut finding.summary, &sentence);
-                }
-            }
-        }
+        // Only a rule whose facts have room for it says so; the others' words do not use it.
+        let Some(slot) = f.host_alive_mut() else {
+            continue;
+        };
+        *slot = Some(alive.clone());
         if hosts_done.contains(&host) {
             continue;
         }
         hosts_done.push(host);
-        extra.push(Candidate::Facts(Facts::SameHostAlive(SameHostAlive {
+        extra.push(Facts::SameHostAlive(SameHostAlive {
             alive,
             stuck_port: stuck.inet.peer.port,
-        })));
+        }));
     }
     found.extend(extra);
-}
-
-/// Puts `sentence` after the summary's statement of the cause and before its history ("Before
-/// that, ..."), which reads better last. Only for the rules that still word their own findings.
-fn insert_sentence(summary: &mut String, sentence: &str) {
-    match summary.find(" Before that, ") {
-        Some(at) => summary.insert_str(at, &format!(" {sentence}")),
-        None => {
-            summary.push(' ');
-            summary.push_str(sentence);
-        }
-    }
 }
 
 impl RuleFacts for SameHostAlive {
@@ -223,5 +198,76 @@ mod tests {
         socket_info(&mut snap, 692518611).last_ack_recv_ms = 60_000;
         let findings = crate::diagnose(&snap);
         assert!(findings.iter().all(|f| f.cause != Cause::SameHostAlive));
+    }
+
+    /// The seed's connection to :10100 stuck another way, with :2181 on the same host answering.
+    fn seed_stuck(rule: &str) -> hangscope_model::Snapshot {
+        let mut snap = seed();
+        let i = socket_info(&mut snap, 692518610);
+        match rule {
+            "peer_unreachable" => {
+                i.unacked = 1;
+                i.retransmits = 3;
+                i.backoff = 3;
+                i.last_ack_recv_ms = 9000;
+            }
+            "peer_not_reading" => {
+                i.snd_wnd = Some(0);
+                i.last_ack_recv_ms = 300;
+            }
+            _ => {
+                i.probes = 5;
+                i.last_ack_recv_ms = 60_000;
+            }
+        }
+        if rule != "connection_dead" {
+            inet_of(socket_mut(&mut snap, 692518610)).send_q = 500;
+        }
+        snap
+    }
+
+    #[test]
+    fn the_rules_it_corroborates_carry_it_in_their_facts_and_words() {
+        for (rule, cause) in [
+            ("peer_unreachable", Cause::PeerUnreachable),
+            ("peer_not_reading", Cause::PeerNotReading),
+            ("connection_dead", Cause::ConnectionDead),
+        ] {
+            let findings = crate::diagnose(&seed_stuck(rule));
+            let top = &findings[0];
+            assert_eq!(
+                (top.rule.as_str(), top.cause),
+                (rule, cause),
+                "{findings:#?}"
+            );
+            let alive = &top.facts["host_alive"];
+            assert_eq!(alive["host"], "10.0.130.72", "{rule}");
+            assert_eq!(alive["conns"][0]["socket_inode"], 692518576, "{rule}");
+            assert_eq!(alive["conns"][0]["data_ago_ms"], 1209, "{rule}");
+            assert!(
+                top.summary.ends_with(
+                    "Another connection to 10.0.130.72 (:2181) sent data 1.2 s ago, so host \
+                     and network are alive."
+                ),
+                "{rule}: {}",
+                top.summary
+            );
+            assert_eq!(
+                top.ruled_out.last().map(String::as_str),
+                Some(
+                    "host down or network loss: other connections to 10.0.130.72 answer \
+                     (:2181 sent data 1.2 s ago; :10101 idle, its kernel ACKed 678 ms ago)"
+                ),
+                "{rule}"
+            );
+            assert_eq!(
+                findings
+                    .iter()
+                    .filter(|f| f.cause == Cause::SameHostAlive)
+                    .count(),
+                1,
+                "{rule}"
+            );
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! a client's data came in after the last data that went out, was read (Recv-Q 0), and nothing
 //! has been sent back for a while. Run on the process a client's verdict pointed at, this says
 //! which clients wait and which of its threads have been blocked as long, the likely reason.
+//! Words in `words/unanswered.rs`.
 //!
 //! A warning, not a cause: a long-poll or subscription protocol also leaves a request unanswered
 //! on purpose. One finding for all such connections, since a stuck server may owe hundreds.
@@ -10,15 +11,45 @@
 //! connections, the other end's process when it is on this host, and the threads' syscalls and
 //! how long each has been blocked.
 
-use hangscope_model::{Cause, Evidence, Finding, Severity, Subject, Thread, WaitObject};
+use hangscope_model::{Cause, Next, Severity, Subject, Thread, WaitObject};
+use serde::Serialize;
 
 use crate::connection::Conn;
-use crate::{Ctx, Found, STUCK_MS, wording};
+use crate::facts::{BlockedThread, ConnFacts, RuleFacts, ThreadWait};
+use crate::{Ctx, STUCK_MS};
 
 /// Connections and threads named one by one; the rest are counted.
-const SHOWN: usize = 3;
+pub(crate) const SHOWN: usize = 3;
 
-pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Unanswered {
+    pub pid: i32,
+    /// How many accepted connections have a request unanswered.
+    pub count: usize,
+    /// The first few of them, the oldest first.
+    pub requests: Vec<Request>,
+    /// A thread waiting to read more on one of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reader: Option<ThreadWait>,
+    /// Threads blocked at least as long as a request may wait, longest first (the first few),
+    /// leaving out accept loops and threads that made progress.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<BlockedThread>,
+}
+
+/// A client's request, read and not answered.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Request {
+    pub conn: ConnFacts,
+    /// Since the request came in (tcp_info last_data_recv).
+    pub waited_ms: u64,
+    /// Since data last went out (tcp_info last_data_sent).
+    pub last_sent_ms: u64,
+    pub bytes_received: u64,
+    pub bytes_acked: u64,
+}
+
+pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Unanswered> {
     let pid = ctx.snap.process.pid;
     let mut owed: Vec<(&Conn<'_>, u64)> = Conn::tcp(ctx)
         .filter(|c| c.state() == "ESTAB" && c.is_inbound(ctx))
@@ -28,138 +59,39 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         return vec![];
     }
     owed.sort_by_key(|o| std::cmp::Reverse(o.1));
-    let (oldest, oldest_ms) = owed[0];
-    let blocked = blocked_threads(ctx);
     let all_fds: Vec<i32> = owed
         .iter()
         .flat_map(|(c, _)| c.fds.iter().copied())
         .collect();
-    let readers: Vec<_> = ctx
+    let reader = ctx
         .waiters
         .on_any(&all_fds)
         .into_iter()
-        .filter(|w| w.wants_read())
+        .find(|w| w.wants_read());
+    let requests = owed
+        .iter()
+        .take(SHOWN)
+        .filter_map(|(c, ms)| {
+            let i = c.info()?;
+            Some(Request {
+                conn: ConnFacts::of(c, pid),
+                waited_ms: *ms,
+                last_sent_ms: u64::from(i.last_data_sent_ms),
+                bytes_received: i.bytes_received.unwrap_or(0),
+                bytes_acked: i.bytes_acked.unwrap_or(0),
+            })
+        })
         .collect();
-
-    let from = |c: &Conn<'_>| match c.local_holder(pid) {
-        Some(who) => format!("{} ({who})", c.peer()),
-        None => c.peer(),
-    };
-    let requests = if owed.len() == 1 {
-        format!("A request from {}", from(oldest))
-    } else {
-        format!(
-            "{} requests from clients have had no reply; the oldest, from {},",
-            owed.len(),
-            from(oldest)
-        )
-    };
-    let mut summary = format!(
-        "{requests} came {} ago on {} and nothing has been sent back since.",
-        wording::duration(oldest_ms),
-        oldest.fd_text()
-    );
-    if let Some(w) = readers.first() {
-        summary.push_str(&format!(
-            " {} waits on fd {} in {} for more of it: the client may consider the request \
-             complete while this side expects more.",
-            wording::thread(w.thread),
-            w.fd,
-            w.how()
-        ));
-    } else if let Some((t, ms)) = blocked.first() {
-        summary.push_str(&format!(
-            " No thread waits on {}. {} has been blocked at least {} in {}, and what should \
-             answer likely waits behind it.",
-            if owed.len() == 1 {
-                "it"
-            } else {
-                "those connections"
-            },
-            wording::thread(t),
-            wording::duration(*ms),
-            t.syscall
-                .as_ref()
-                .map_or_else(|| "an unknown call".into(), |s| wording::call(&s.name))
-        ));
-    }
-    summary.push_str(" (A long-poll or subscription protocol also leaves requests waiting.)");
-
-    let mut evidence = Vec::new();
-    for (c, ms) in owed.iter().take(SHOWN) {
-        let Some(i) = c.info() else { continue };
-        evidence.push(Evidence::new(
-            format!("request on fd {}", c.fd().unwrap_or(-1)),
-            format!(
-                "from {}: last data in {} ago, last data out {} ago",
-                from(c),
-                wording::duration(*ms),
-                wording::duration(u64::from(i.last_data_sent_ms))
-            ),
-            format!(
-                "ss: bytes_received:{} bytes_acked:{} lastrcv:{} lastsnd:{} Recv-Q 0",
-                i.bytes_received.unwrap_or(0),
-                i.bytes_acked.unwrap_or(0),
-                i.last_data_recv_ms,
-                i.last_data_sent_ms
-            ),
-        ));
-    }
-    if owed.len() > SHOWN {
-        evidence.push(Evidence::new(
-            "more requests",
-            format!("{} more connections like these", owed.len() - SHOWN),
-            "sock_diag",
-        ));
-    }
-    for w in readers.iter().take(1) {
-        evidence.push(w.evidence(pid));
-    }
-    for (t, ms) in blocked.iter().take(SHOWN) {
-        evidence.push(Evidence::new(
-            format!("thread {} ({})", t.tid, t.name),
-            format!(
-                "blocked at least {} in {}",
-                wording::duration(*ms),
-                call_of(t)
-            ),
-            format!("/proc/{pid}/task/{}/syscall, sampled", t.tid),
-        ));
-    }
-    let next_step = match blocked.first() {
-        Some((t, _)) if readers.is_empty() => format!(
-            "See what thread {} waits for: /proc/{pid}/task/{}/stack, or a debugger backtrace \
-             (gdb -p {pid}, thread apply all bt); the code that answers these requests likely \
-             waits behind it.",
-            t.tid, t.tid
-        ),
-        _ => format!(
-            "Find why the code that answers these requests does not run: a debugger backtrace \
-             (gdb -p {pid}, thread apply all bt)."
-        ),
-    };
-    let tid = readers
-        .first()
-        .map(|w| w.thread)
-        .or(blocked.first().map(|(t, _)| *t));
-    vec![Found {
-        finding: Finding {
-            severity: Severity::Warning,
-            cause: Cause::Unanswered,
-            summary,
-            subject: Subject {
-                tid: tid.map(|t| t.tid),
-                thread_name: tid.map(|t| t.name.clone()).filter(|n| !n.is_empty()),
-                fd: oldest.fd(),
-                socket_inode: Some(oldest.sock.inode),
-                connection: Some(oldest.label()),
-            },
-            evidence,
-            ruled_out: vec![],
-            next_step,
-            ..Finding::default()
-        },
-        stuck_ms: oldest_ms,
+    vec![Unanswered {
+        pid,
+        count: owed.len(),
+        requests,
+        reader: reader.map(|w| ThreadWait::of(w, pid)),
+        blocked: blocked_threads(ctx)
+            .into_iter()
+            .take(SHOWN)
+            .map(|(t, _)| BlockedThread::of(t))
+            .collect(),
     }]
 }
 
@@ -220,12 +152,46 @@ fn blocked_threads<'a>(ctx: &Ctx<'a>) -> Vec<(&'a Thread, u64)> {
     out
 }
 
-/// "futex wait on 0x5599…" or "poll()": the thread's call as the threads table shows it.
-fn call_of(t: &Thread) -> String {
-    match &t.syscall {
-        Some(s) if !s.summary.is_empty() => s.summary.clone(),
-        Some(s) => wording::call(&s.name),
-        None => "an unknown call".into(),
+impl RuleFacts for Unanswered {
+    const RULE: &'static str = "unanswered";
+
+    fn cause(&self) -> Cause {
+        Cause::Unanswered
+    }
+
+    fn severity(&self) -> Severity {
+        Severity::Warning
+    }
+
+    fn stuck_ms(&self) -> u64 {
+        self.requests.first().map_or(0, |r| r.waited_ms)
+    }
+
+    fn subject(&self) -> Subject {
+        let (tid, name) = match (&self.reader, self.blocked.first()) {
+            (Some(w), _) => (Some(w.tid), Some(&w.name)),
+            (None, Some(t)) => (Some(t.tid), Some(&t.name)),
+            (None, None) => (None, None),
+        };
+        let Some(oldest) = self.requests.first() else {
+            return Subject::default();
+        };
+        Subject {
+            tid,
+            thread_name: name.filter(|n| !n.is_empty()).cloned(),
+            ..oldest.conn.subject(None)
+        }
+    }
+
+    fn next(&self) -> Option<Next> {
+        Some(match self.blocked.first() {
+            Some(t) if self.reader.is_none() => Next::thread(self.pid, t.tid),
+            _ => Next::process(self.pid).with_command(format!("gdb -p {}", self.pid)),
+        })
+    }
+
+    fn words(&self) -> crate::facts::Words {
+        crate::words::unanswered::words(self)
     }
 }
 
@@ -233,6 +199,12 @@ fn call_of(t: &Thread) -> String {
 mod tests {
     use super::*;
     use crate::testkit::*;
+    use hangscope_model::Finding;
+
+    /// The findings the rule makes of a snapshot, worded.
+    fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
+        super::find(ctx).iter().map(crate::facts::finding).collect()
+    }
     use hangscope_model::{LocalPeer, PeerHolder, Snapshot};
 
     /// A server (pid 900) listening on :8080, with an accepted connection on fd 7 from a local
@@ -282,7 +254,7 @@ mod tests {
     fn a_request_read_and_never_answered_names_the_client_and_the_blocked_thread() {
         let found = find(&Ctx::new(&server(9000, 1)));
         assert_eq!(found.len(), 1);
-        let f = &found[0].finding;
+        let f = &found[0];
         assert_eq!(
             (f.severity, f.cause),
             (Severity::Warning, Cause::Unanswered)
@@ -328,12 +300,53 @@ mod tests {
     fn a_thread_waiting_for_more_of_the_request_is_named() {
         let mut snap = server(9000, 1);
         snap.threads[1] = thread(901, "handler", "read", vec![fd_wait(7, &[])], Some(4900));
-        let f = &find(&Ctx::new(&snap))[0].finding;
+        let f = &find(&Ctx::new(&snap))[0];
         assert!(
             f.summary
                 .contains("Thread 901 (handler) waits on fd 7 in read() for more of it"),
             "{}",
             f.summary
+        );
+    }
+
+    #[test]
+    fn facts_name_the_requests_and_the_blocked_thread() {
+        let f = &find(&Ctx::new(&server(9000, 1)))[0];
+        assert_eq!(f.rule, "unanswered");
+        let facts = &f.facts;
+        assert_eq!(facts["count"], 1);
+        let r = &facts["requests"][0];
+        assert_eq!(r["conn"]["socket_inode"], 11);
+        assert_eq!(r["conn"]["fd"], 7);
+        assert_eq!(r["waited_ms"], 4900);
+        assert_eq!(r["last_sent_ms"], 9000);
+        assert_eq!(r["bytes_received"], 120);
+        let end = &r["conn"]["other_end"];
+        assert_eq!(
+            (end["kind"].as_str(), end["inode"].as_u64()),
+            (Some("held"), Some(12))
+        );
+        assert_eq!(end["holder"]["pid"], 950);
+        assert_eq!(facts["blocked"][0]["tid"], 901);
+        assert_eq!(facts["blocked"][0]["blocked_ms"], 4900);
+        assert!(facts.get("reader").is_none());
+        assert_eq!(f.stuck_ms, Some(4900));
+        assert_eq!(f.next, Some(Next::thread(900, 901)));
+
+        // A thread waits for more of the request: the process's code, not that thread.
+        let mut snap = server(9000, 1);
+        snap.threads[1] = thread(901, "handler", "read", vec![fd_wait(7, &[])], Some(4900));
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.facts["reader"]["tid"], 901);
+        assert_eq!(f.facts["reader"]["fd"], 7);
+        let next = f.next.as_ref().expect("next");
+        assert_eq!(
+            (next.kind, next.pid, next.command.as_deref()),
+            (
+                hangscope_model::NextKind::Process,
+                Some(900),
+                Some("gdb -p 900")
+            )
         );
     }
 }

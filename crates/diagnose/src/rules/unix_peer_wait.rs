@@ -3,23 +3,75 @@
 //! the socket's buffer is full because that process does not read: a cause. Blocked reading
 //! while what was sent still sits unread at the other end: the request was never even read, a
 //! cause. Blocked reading with everything read: it waits for that process to answer — a warning
-//! that names the process, as the pipe rule does, since an idle client also waits so.
+//! that names the process, as the pipe rule does, since an idle client also waits so; a cause
+//! when a thread of that process waits to read too. Words in `words/unix_peer_wait.rs`.
 //!
 //! Facts from unix_diag (ss -x: Recv-Q is bytes unread here; Send-Q is the socket memory of
 //! what was sent and the peer has not read yet, skb truesize rather than bytes), the peer's
 //! holder from /proc/*/fd, and /proc/PID/task/TID/syscall.
 
-use hangscope_model::{
-    Cause, Evidence, Finding, Severity, Snapshot, Socket, SocketDetail, Subject, UnixSocket,
-};
+use hangscope_model::{Cause, Next, Severity, SocketDetail, Subject};
+use serde::Serialize;
 
 use crate::connection::socket_fds;
-use crate::other_end::{holder_words, peer_threads_evidence, peer_threads_sentence};
+use crate::facts::{Holder, OtherThreads, RuleFacts, ThreadWait};
 use crate::rules::name_resolution;
-use crate::waiters::{Waiter, Want};
-use crate::{Ctx, Found, STUCK_MS, wording};
+use crate::waiters::Want;
+use crate::{Ctx, STUCK_MS};
 
-pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct UnixPeerWait {
+    pub pid: i32,
+    pub waiter: ThreadWait,
+    pub socket_inode: u64,
+    /// "STREAM" or "SEQPACKET".
+    pub sock_type: String,
+    /// Bytes unread here.
+    pub recv_q: u32,
+    /// Socket memory of what was sent and the other end has not read (not bytes).
+    pub send_q: u32,
+    pub peer_inode: u64,
+    /// The other end's path, or this end's when only it is bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub blocked: Blocked,
+    pub other_end: UnixOtherEnd,
+    pub stuck_ms: u64,
+}
+
+/// What the thread is blocked on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Blocked {
+    /// Sending, on a full buffer (cause `peer_not_reading`).
+    Writing,
+    /// Waiting for a reply to what the other end has not even read (cause `peer_not_reading`).
+    RequestUnread,
+    /// Waiting for a reply to what the other end read (cause `peer_silent`).
+    Reply,
+}
+
+/// Who holds the other end.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum UnixOtherEnd {
+    Held {
+        holder: Holder,
+        /// What that process's threads were in, when they were looked at.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        threads: Option<Box<OtherThreads>>,
+        /// When this process holds it: the thread waiting on it there, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        waiter_there: Option<Box<ThreadWait>>,
+    },
+    /// No process visible here holds it.
+    Unheld {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<UnixPeerWait> {
     let pid = ctx.snap.process.pid;
     let mut out = Vec::new();
     for sock in &ctx.snap.sockets {
@@ -48,222 +100,110 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
         if !writing && u.recv_q > 0 {
             continue;
         }
-        let unread_there = u.send_q > 0;
-        let stuck_ms = w.blocked_ms().unwrap_or(0);
-        let other = OtherEnd::of(ctx.snap, u);
-        let fd = w.fd;
-        // What the other process's threads do there, when it was looked at.
-        let (theirs, both_reading) = u
-            .peer
-            .as_ref()
-            .filter(|p| p.pid != pid)
-            .and_then(|p| Some(peer_threads_sentence(p.threads.as_ref()?, p.fd)))
-            .unwrap_or_default();
-        let (severity, cause, mut summary) = if writing {
-            (
-                Severity::Cause,
-                Cause::PeerNotReading,
-                format!(
-                    "{} has been blocked for at least {} in {} sending on unix socket fd {fd}: \
-                     its buffer is full because the other end{}, {}, does not read.",
-                    wording::thread(w.thread),
-                    wording::duration(stuck_ms),
-                    w.how(),
-                    other.on,
-                    other.owner
-                ),
-            )
-        } else if unread_there {
-            (
-                Severity::Cause,
-                Cause::PeerNotReading,
-                format!(
-                    "{} has waited at least {} in {} for a reply on unix socket fd {fd}, but \
-                     what it sent has not been read at the other end{}: {} does not read.",
-                    wording::thread(w.thread),
-                    wording::duration(stuck_ms),
-                    w.how(),
-                    other.on,
-                    other.owner
-                ),
-            )
+        let blocked = if writing {
+            Blocked::Writing
+        } else if u.send_q > 0 {
+            Blocked::RequestUnread
         } else {
-            (
-                // Both ends waiting to read is stuck for good; one waiting alone may be idle.
-                if both_reading {
-                    Severity::Cause
-                } else {
-                    Severity::Warning
-                },
-                Cause::PeerSilent,
-                format!(
-                    "{} has waited at least {} in {} on unix socket fd {fd}, whose other end{} \
-                     is {}: everything sent has been read there, and no answer has come.",
-                    wording::thread(w.thread),
-                    wording::duration(stuck_ms),
-                    w.how(),
-                    other.on,
-                    other.owner
-                ),
-            )
+            Blocked::Reply
         };
-        summary.push_str(&theirs);
-        let mut evidence = vec![w.evidence(pid), socket_evidence(sock, u)];
-        let waiter_there = other.same_process_waiter(ctx);
-        evidence.extend(other.evidence);
-        evidence.extend(waiter_there);
-        if let Some(p) = &u.peer
-            && let Some(t) = &p.threads
-        {
-            evidence.push(peer_threads_evidence(p.pid, p.fd, t));
-        }
-        out.push(Found {
-            finding: Finding {
-                severity,
-                cause,
-                summary,
-                subject: subject(w, sock, &other.label),
-                evidence,
-                ruled_out: vec![],
-                next_step: other.next_step,
-                ..Finding::default()
+        let other_end = match &u.peer {
+            Some(p) => UnixOtherEnd::Held {
+                holder: Holder::new(p.pid, &p.name, p.fd, pid),
+                threads: p.threads.as_ref().map(|t| Box::new(OtherThreads::of(t))),
+                waiter_there: (p.pid == pid)
+                    .then(|| ctx.waiters.first_on(&[p.fd]))
+                    .flatten()
+                    .map(|w| Box::new(ThreadWait::of(w, pid))),
             },
-            stuck_ms,
+            None => UnixOtherEnd::Unheld {
+                reason: u.peer_unresolved.clone(),
+            },
+        };
+        out.push(UnixPeerWait {
+            pid,
+            waiter: ThreadWait::of(w, pid),
+            socket_inode: sock.inode,
+            sock_type: u.sock_type.clone(),
+            recv_q: u.recv_q,
+            send_q: u.send_q,
+            peer_inode: u.peer_inode,
+            path: u
+                .peer
+                .as_ref()
+                .and_then(|p| p.path.clone())
+                .or_else(|| u.path.clone()),
+            blocked,
+            other_end,
+            stuck_ms: w.blocked_ms().unwrap_or(0),
         });
     }
     out
 }
 
-/// Who holds the other end, in the reader's words, with the evidence and where to look next.
-struct OtherEnd {
-    /// " (/run/metad.sock)", or nothing when neither end is bound to a path.
-    on: String,
-    /// "fd 20 of process 4242 (metad)".
-    owner: String,
+impl UnixPeerWait {
+    /// A thread of the other process waits to read its end too: both ends wait for the other.
+    pub fn both_reading(&self) -> bool {
+        matches!(
+            &self.other_end,
+            UnixOtherEnd::Held { holder, threads: Some(t), .. }
+                if !holder.this_process && t.reads_too.is_some()
+        )
+    }
+
     /// "unix socket to /run/metad.sock".
-    label: String,
-    evidence: Option<Evidence>,
-    next_step: String,
-    /// The other end's fd when this same process holds it.
-    own_fd: Option<i32>,
+    pub fn label(&self) -> String {
+        match &self.path {
+            Some(p) => format!("unix socket to {p}"),
+            None => format!("unix socket to socket inode {}", self.peer_inode),
+        }
+    }
 }
 
-impl OtherEnd {
-    fn of(snap: &Snapshot, u: &UnixSocket) -> Self {
-        let path = u
-            .peer
-            .as_ref()
-            .and_then(|p| p.path.clone())
-            .or_else(|| u.path.clone());
-        let on = path
-            .as_deref()
-            .map(|p| format!(" ({p})"))
-            .unwrap_or_default();
-        let label = match &path {
-            Some(p) => format!("unix socket to {p}"),
-            None => format!("unix socket to socket inode {}", u.peer_inode),
-        };
-        let Some(peer) = &u.peer else {
-            let why = u
-                .peer_unresolved
-                .clone()
-                .unwrap_or_else(|| "held by no process visible here".into());
-            return OtherEnd {
-                on,
-                owner: format!("socket inode {}, {why}", u.peer_inode),
-                label,
-                evidence: None,
-                next_step: format!(
-                    "Find the process that holds socket inode {}: ss -xp | grep {} (from the \
-                     host's PID namespace if it runs in a container), then run hangscope on it.",
-                    u.peer_inode, u.peer_inode
-                ),
-                own_fd: None,
-            };
-        };
-        let evidence = Some(Evidence::new(
-            "other end",
-            format!("process {} ({}) fd {}", peer.pid, peer.name, peer.fd),
-            format!(
-                "/proc/{}/fd/{} -> socket:[{}]",
-                peer.pid, peer.fd, u.peer_inode
-            ),
-        ));
-        let owner = holder_words(peer.pid, &peer.name, peer.fd, snap.process.pid);
-        if peer.pid == snap.process.pid {
-            return OtherEnd {
-                on,
-                owner,
-                label,
-                evidence,
-                next_step: format!(
-                    "Find the code of this process that should serve fd {}, and why it does \
-                     not run: see what its threads wait for above.",
-                    peer.fd
-                ),
-                own_fd: Some(peer.fd),
-            };
-        }
-        OtherEnd {
-            on,
-            owner,
-            label,
-            evidence,
-            next_step: format!(
-                "Look at process {} ({}): hangscope {}.",
-                peer.pid, peer.name, peer.pid
-            ),
-            own_fd: None,
+impl RuleFacts for UnixPeerWait {
+    const RULE: &'static str = "unix_peer_wait";
+
+    fn cause(&self) -> Cause {
+        match self.blocked {
+            Blocked::Writing | Blocked::RequestUnread => Cause::PeerNotReading,
+            Blocked::Reply => Cause::PeerSilent,
         }
     }
 
-    /// When this process holds the other end too: which of its threads waits there, if any.
-    fn same_process_waiter(&self, ctx: &Ctx<'_>) -> Option<Evidence> {
-        let fd = self.own_fd?;
-        let pid = ctx.snap.process.pid;
-        Some(match ctx.waiters.first_on(&[fd]) {
-            Some(w) => Evidence::new(
-                format!("fd {fd}"),
-                format!("{} waits on it in {}", wording::thread(w.thread), w.how()),
-                w.source(pid),
-            ),
-            None => Evidence::new(
-                format!("fd {fd}"),
-                "no thread of this process waits on it",
-                format!("/proc/{pid}/task/*/syscall"),
-            ),
+    fn severity(&self) -> Severity {
+        match self.blocked {
+            Blocked::Writing | Blocked::RequestUnread => Severity::Cause,
+            // Both ends waiting to read is stuck for good; one waiting alone may be idle.
+            Blocked::Reply if self.both_reading() => Severity::Cause,
+            Blocked::Reply => Severity::Warning,
+        }
+    }
+
+    fn stuck_ms(&self) -> u64 {
+        self.stuck_ms
+    }
+
+    fn subject(&self) -> Subject {
+        Subject {
+            tid: Some(self.waiter.tid),
+            thread_name: Some(self.waiter.name.clone()).filter(|n| !n.is_empty()),
+            fd: Some(self.waiter.fd),
+            socket_inode: Some(self.socket_inode),
+            connection: Some(self.label()),
+        }
+    }
+
+    fn next(&self) -> Option<Next> {
+        Some(match &self.other_end {
+            UnixOtherEnd::Held { holder, .. } => Next::process(holder.pid),
+            UnixOtherEnd::Unheld { .. } => {
+                Next::command(format!("ss -xp | grep {}", self.peer_inode))
+            }
         })
     }
-}
 
-fn socket_evidence(sock: &Socket, u: &UnixSocket) -> Evidence {
-    // Send-Q counts the buffers the peer still holds, not bytes: say only whether it is empty.
-    let unread = if u.send_q > 0 {
-        ", what it sent not yet all read by the other end"
-    } else {
-        ", everything it sent read by the other end"
-    };
-    Evidence::new(
-        "socket",
-        format!(
-            "unix {}, {} unread here{unread}",
-            u.sock_type.to_lowercase(),
-            wording::bytes(u64::from(u.recv_q))
-        ),
-        format!(
-            "ss -x: Recv-Q {} Send-Q {} inode {} peer {}",
-            u.recv_q, u.send_q, sock.inode, u.peer_inode
-        ),
-    )
-}
-
-fn subject(w: &Waiter<'_>, sock: &Socket, label: &str) -> Subject {
-    Subject {
-        tid: Some(w.thread.tid),
-        thread_name: Some(w.thread.name.clone()).filter(|n| !n.is_empty()),
-        fd: Some(w.fd),
-        socket_inode: Some(sock.inode),
-        connection: Some(label.to_string()),
+    fn words(&self) -> crate::facts::Words {
+        crate::words::unix_peer_wait::words(self)
     }
 }
 
@@ -271,6 +211,12 @@ fn subject(w: &Waiter<'_>, sock: &Socket, label: &str) -> Subject {
 mod tests {
     use super::*;
     use crate::testkit::*;
+    use hangscope_model::{Finding, Snapshot, UnixSocket};
+
+    /// The findings the rule makes of a snapshot, worded.
+    fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
+        super::find(ctx).iter().map(crate::facts::finding).collect()
+    }
 
     /// Process 800 (client), thread 801 in `syscall` on fd 5, a unix stream to /run/metad.sock
     /// whose other end process 4242 (metad) holds as fd 20.
@@ -303,7 +249,7 @@ mod tests {
     fn waiting_for_an_answer_after_the_request_was_read_names_the_peer() {
         let found = find(&Ctx::new(&unix_wait("read", &[], 0, 0)));
         assert_eq!(found.len(), 1);
-        let f = &found[0].finding;
+        let f = &found[0];
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(f.cause, Cause::PeerSilent);
         assert_eq!(
@@ -341,7 +287,7 @@ mod tests {
                 events: vec![],
             }]));
         }
-        let f = &find(&Ctx::new(&snap))[0].finding;
+        let f = &find(&Ctx::new(&snap))[0];
         assert_eq!(f.severity, Severity::Cause);
         assert!(
             f.summary.ends_with(
@@ -363,7 +309,7 @@ mod tests {
         if let Some(p) = unix_mut(&mut snap).peer.as_mut() {
             p.threads = Some(peer_threads(vec![]));
         }
-        let f = &find(&Ctx::new(&snap))[0].finding;
+        let f = &find(&Ctx::new(&snap))[0];
         assert_eq!(f.severity, Severity::Warning);
         assert!(
             f.summary.ends_with(
@@ -378,7 +324,7 @@ mod tests {
     #[test]
     fn a_request_the_peer_never_read_is_a_cause() {
         let found = find(&Ctx::new(&unix_wait("poll", &["POLLIN"], 0, 768)));
-        let f = &found[0].finding;
+        let f = &found[0];
         assert_eq!(f.severity, Severity::Cause);
         assert_eq!(f.cause, Cause::PeerNotReading);
         assert!(
@@ -394,7 +340,7 @@ mod tests {
     #[test]
     fn a_writer_blocked_on_a_full_socket_is_a_cause() {
         let found = find(&Ctx::new(&unix_wait("sendmsg", &[], 0, 212_992)));
-        let f = &found[0].finding;
+        let f = &found[0];
         assert_eq!(f.severity, Severity::Cause);
         assert_eq!(f.cause, Cause::PeerNotReading);
         assert!(f.summary.contains("its buffer is full"), "{}", f.summary);
@@ -441,7 +387,7 @@ mod tests {
         let u = unix_mut(&mut snap);
         u.peer = None;
         u.peer_unresolved = Some("held by no process visible here".into());
-        let f = &find(&Ctx::new(&snap))[0].finding;
+        let f = &find(&Ctx::new(&snap))[0];
         assert!(
             f.summary
                 .contains("socket inode 7001, held by no process visible here"),
@@ -471,7 +417,7 @@ mod tests {
             Some(6_000),
         ));
         let found = find(&Ctx::new(&snap));
-        let f = &found[0].finding;
+        let f = &found[0];
         assert!(
             f.summary.contains("is fd 6 of this same process"),
             "{}",
@@ -484,5 +430,53 @@ mod tests {
             "{:?}",
             f.evidence
         );
+    }
+
+    #[test]
+    fn facts_decide_the_severity_and_name_the_other_end() {
+        let f = &find(&Ctx::new(&unix_wait("read", &[], 0, 0)))[0];
+        assert_eq!(
+            (f.rule.as_str(), f.cause),
+            ("unix_peer_wait", Cause::PeerSilent)
+        );
+        let facts = &f.facts;
+        assert_eq!(facts["blocked"], "reply");
+        assert_eq!(facts["waiter"]["tid"], 801);
+        assert_eq!(facts["waiter"]["fd"], 5);
+        assert_eq!(facts["socket_inode"], 7000);
+        assert_eq!(facts["peer_inode"], 7001);
+        assert_eq!(facts["stuck_ms"], 6000);
+        assert_eq!(facts["other_end"]["kind"], "held");
+        assert_eq!(facts["other_end"]["holder"]["pid"], 4242);
+        assert_eq!(facts["other_end"]["holder"]["fd"], 20);
+        assert_eq!(f.next, Some(Next::process(4242)));
+
+        // The other process's thread waiting to read too is a fact, and makes it a cause.
+        let mut snap = unix_wait("read", &[], 0, 0);
+        if let Some(p) = unix_mut(&mut snap).peer.as_mut() {
+            p.threads = Some(peer_threads(vec![hangscope_model::PeerThread {
+                tid: 4250,
+                name: "session".into(),
+                call: "read(20, 0x7f00, 4096)".into(),
+                syscall: "read".into(),
+                events: vec![],
+            }]));
+        }
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.severity, Severity::Cause);
+        assert_eq!(f.facts["other_end"]["threads"]["reads_too"][0], 4250);
+
+        let f = &find(&Ctx::new(&unix_wait("sendmsg", &[], 0, 212_992)))[0];
+        assert_eq!(
+            (f.facts["blocked"].as_str(), f.cause),
+            (Some("writing"), Cause::PeerNotReading)
+        );
+
+        let mut snap = unix_wait("read", &[], 0, 0);
+        unix_mut(&mut snap).peer = None;
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.facts["other_end"]["kind"], "unheld");
+        let next = f.next.as_ref().expect("next");
+        assert_eq!(next.command.as_deref(), Some("ss -xp | grep 7001"));
     }
 }

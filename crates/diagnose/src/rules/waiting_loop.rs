@@ -7,8 +7,9 @@
 use hangscope_model::{Cause, Next, Severity, Subject, Thread, WaitObject};
 use serde::Serialize;
 
+use crate::Ctx;
+use crate::facts::Facts;
 use crate::facts::{RuleFacts, ThreadRef};
-use crate::{Candidate, Ctx};
 
 /// Loops listed one by one; beyond that, one finding for all (a JVM has a dozen timed waits).
 const MAX_SINGLE: usize = 3;
@@ -72,7 +73,7 @@ impl Loop {
     }
 }
 
-pub(crate) fn find(ctx: &Ctx<'_>, found: &[Candidate]) -> Vec<WaitingLoop> {
+pub(crate) fn find(ctx: &Ctx<'_>, found: &[Facts]) -> Vec<WaitingLoop> {
     let pid = ctx.snap.process.pid;
     let stuck: Vec<ThreadRef> = found
         .iter()

@@ -2,11 +2,13 @@
 //! the phrases several rules share — a waiting thread, the other end of a connection, the
 //! window, log quotes. Nothing here decides anything; it only says what the facts say.
 
-use hangscope_model::{Evidence, TimerKind};
+use hangscope_model::{Evidence, PeerThreads, TimerKind};
 
 use crate::facts::{
-    ConnFacts, EarlierFailure, HostAlive, LogQuote, OtherEnd, OtherThreads, ThreadWait,
+    BlockedThread, ConnFacts, EarlierFailure, HostAlive, LogQuote, OtherEnd, OtherThreads,
+    ThreadWait,
 };
+use crate::rules::NO_THREADS;
 use crate::wording::{self, bytes, duration, plural};
 
 pub(crate) mod peer_silent;
@@ -17,16 +19,48 @@ pub(crate) mod exited;
 pub(crate) mod lock_wait;
 pub(crate) mod mutex_deadlock;
 pub(crate) mod mutex_holder_blocked;
+pub(crate) mod not_visible;
 pub(crate) mod pipe_wait;
 pub(crate) mod uninterruptible;
 pub(crate) mod waiting_loop;
 
+pub(crate) mod connection_dead;
+pub(crate) mod local_not_reading;
+pub(crate) mod name_resolution;
+pub(crate) mod peer_not_reading;
+pub(crate) mod peer_unreachable;
+pub(crate) mod unanswered;
+pub(crate) mod unix_peer_wait;
+
 /// "Thread 31576 (dump_meta)".
 pub(crate) fn thread(w: &ThreadWait) -> String {
-    if w.name.is_empty() {
-        format!("Thread {}", w.tid)
+    thread_of(w.tid, &w.name)
+}
+
+/// "Thread 31576 (dump_meta)", of any thread.
+pub(crate) fn thread_of(tid: i32, name: &str) -> String {
+    if name.is_empty() {
+        format!("Thread {tid}")
     } else {
-        format!("Thread {} ({})", w.tid, w.name)
+        format!("Thread {tid} ({name})")
+    }
+}
+
+/// "fd 29", or "a socket" when no fd of the process was matched to it.
+pub(crate) fn fd_text(c: &ConnFacts) -> String {
+    match c.fd {
+        Some(fd) => format!("fd {fd}"),
+        None => "a socket".into(),
+    }
+}
+
+/// The end of a summary that names no waiting thread: " " and [`NO_THREADS`] when thread states
+/// were not read, nothing when they were.
+pub(crate) fn no_threads_note(threads_known: bool) -> String {
+    if threads_known {
+        String::new()
+    } else {
+        format!(" {NO_THREADS}")
     }
 }
 
@@ -36,6 +70,15 @@ pub(crate) fn how(w: &ThreadWait) -> String {
     match w.via_epoll {
         Some(ep) => format!("{call} (through epoll fd {ep})"),
         None => call,
+    }
+}
+
+/// "futex wait on 0x5599" or "poll()": a blocked thread's call as the threads table shows it.
+pub(crate) fn blocked_call(t: &BlockedThread) -> String {
+    if t.call.is_empty() {
+        wording::call(&t.syscall)
+    } else {
+        t.call.clone()
     }
 }
 
@@ -71,12 +114,11 @@ pub(crate) fn earlier_failure(f: &EarlierFailure) -> String {
 
 /// "fd 7 of process 4242 (metad)", or "fd 7 of this same process".
 pub(crate) fn holder(h: &crate::facts::Holder) -> String {
-    crate::other_end::holder_words(
-        h.pid,
-        &h.name,
-        h.fd,
-        if h.this_process { h.pid } else { -1 },
-    )
+    if h.this_process {
+        format!("fd {} of this same process", h.fd)
+    } else {
+        format!("fd {} of process {} ({})", h.fd, h.pid, h.name)
+    }
 }
 
 /// What the other end did with what was sent: the sentence a rule appends to its summary.
@@ -160,6 +202,7 @@ pub(crate) fn other_end_evidence(c: &ConnFacts) -> Option<Evidence> {
             recv_q,
             send_q,
             listener,
+            reason,
         } => {
             let value = match listener.as_deref() {
                 Some(OtherEnd::Listener {
@@ -172,7 +215,8 @@ pub(crate) fn other_end_evidence(c: &ConnFacts) -> Option<Evidence> {
                      {accept_queue}, backlog {backlog}",
                     holder(h)
                 ),
-                _ => "not accepted yet".to_string(),
+                // The reason the sockets collector gave, as the report has always quoted it.
+                _ => reason.clone().unwrap_or_else(|| state.clone()),
             };
             (
                 value,
@@ -257,9 +301,26 @@ pub(crate) fn other_threads_evidence(c: &ConnFacts) -> Option<Evidence> {
         },
         OtherEnd::Unheld { .. } => return None,
     };
-    Some(crate::other_end::peer_threads_evidence(
-        h.pid, h.fd, &t.threads,
-    ))
+    Some(peer_threads_evidence(h.pid, h.fd, &t.threads))
+}
+
+/// The other end's threads as evidence: those on its fd (`fd` of process `pid`) with their
+/// calls, or where the others are.
+pub(crate) fn peer_threads_evidence(pid: i32, fd: i32, t: &PeerThreads) -> Evidence {
+    let value = if t.on_fd.is_empty() {
+        format!(
+            "none of its {} threads waits on fd {fd}; they are in {}",
+            t.count,
+            t.elsewhere.join(", ")
+        )
+    } else {
+        t.on_fd
+            .iter()
+            .map(|r| format!("thread {} ({}) in {}", r.tid, r.name, r.call))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Evidence::new("its threads", value, format!("/proc/{pid}/task/*/syscall"))
 }
 
 /// Where to look next for the process at the other end of `c`.
@@ -299,7 +360,7 @@ pub(crate) fn other_end_step(c: &ConnFacts) -> String {
 }
 
 /// The next step when a listener does not accept: where its accept loop should run.
-fn accept_step(h: &crate::facts::Holder) -> String {
+pub(crate) fn accept_step(h: &crate::facts::Holder) -> String {
     if h.this_process {
         format!(
             "The listener is fd {} of this same process: find the thread that should call \
@@ -422,6 +483,14 @@ pub(crate) fn host_alive_sentence(h: &HostAlive) -> Option<String> {
         "Another connection to {} ({port}) {what}, so host and network are alive.",
         h.host
     ))
+}
+
+/// Ends `summary` with the sentence that other connections to the same host answer, when they do.
+pub(crate) fn push_host_alive(summary: &mut String, alive: Option<&HostAlive>) {
+    if let Some(sentence) = alive.and_then(host_alive_sentence) {
+        summary.push(' ');
+        summary.push_str(&sentence);
+    }
 }
 
 // Phrases of the rules about waits inside this host: locks, mutexes, pipes, threads.
