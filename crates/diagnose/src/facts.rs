@@ -10,7 +10,7 @@
 
 use hangscope_model::{
     Cause, ConnectionWindow, Endpoint, Evidence, Finding, LocalPeer, Next, PeerHolder, PeerThreads,
-    Severity, SocketTimer, Subject,
+    Severity, SocketTimer, Subject, Text,
 };
 use serde::Serialize;
 
@@ -113,7 +113,7 @@ impl Facts {
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ThreadWait {
     pub tid: i32,
-    pub name: String,
+    pub name: Text,
     /// The syscall, e.g. "poll"; empty when not known.
     pub syscall: String,
     /// The fd it waits on.
@@ -152,7 +152,7 @@ impl ThreadWait {
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Holder {
     pub pid: i32,
-    pub name: String,
+    pub name: Text,
     pub fd: i32,
     /// The target itself holds it.
     pub this_process: bool,
@@ -176,7 +176,7 @@ pub(crate) struct OtherThreads {
     pub threads: PeerThreads,
     /// One of them waits to read its end too, blocked on it: both ends wait for the other.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reads_too: Option<(i32, String)>,
+    pub reads_too: Option<(i32, Text)>,
 }
 
 impl OtherThreads {

@@ -44,7 +44,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Found> {
             .path
             .clone()
             .or_else(|| ctx.snap.fd(fd).map(|f| f.target.clone()))
-            .unwrap_or_else(|| format!("inode {}", req.inode));
+            .unwrap_or_else(|| format!("inode {}", req.inode).into());
         let kind = match req.access {
             LockAccess::Read => "read lock",
             LockAccess::Write => "write lock",

@@ -14,7 +14,10 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Candidate]) -> Vec<Found> {
         .filter(|f| f.severity() == Severity::Cause)
         .filter_map(|f| {
             let subject = f.subject();
-            Some((subject.tid?, subject.thread_name.unwrap_or_default()))
+            Some((
+                subject.tid?,
+                subject.thread_name.map(String::from).unwrap_or_default(),
+            ))
         })
         .collect();
     if stuck.is_empty() {
@@ -94,7 +97,7 @@ fn summarise_rest(ctx: &Ctx<'_>, rest: &[(&hangscope_model::Thread, String)]) ->
             if t.name.is_empty() {
                 t.tid.to_string()
             } else {
-                t.name.clone()
+                t.name.to_string()
             }
         })
         .collect();
