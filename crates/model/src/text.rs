@@ -107,11 +107,21 @@ impl std::borrow::Borrow<str> for Text {
     }
 }
 
-/// The lossy string, as a `String` would print: callers that build sentences keep working, and
-/// text output escapes those sentences as a whole.
+/// The string, with `\xNN` for each byte that is not UTF-8 (where `as_str` has U+FFFD), and
+/// controls as they are: a sentence that names the value (a finding's summary) shows the same
+/// bytes as the value once text output escapes the sentence.
 impl fmt::Display for Text {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.lossy)
+        let Some(raw) = &self.raw else {
+            return f.write_str(&self.lossy);
+        };
+        for chunk in raw.utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            for b in chunk.invalid() {
+                write!(f, "\\x{b:02x}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -417,6 +427,8 @@ mod tests {
         assert!(!t.is_utf8());
         assert_eq!(t.as_str(), "log\u{fffd}\u{fffd}\u{1b}.txt");
         assert_eq!(t.escaped(), "log\\xff\\xfe\\e.txt");
+        // A sentence naming it, escaped as a whole, shows the same.
+        assert_eq!(escape(&format!("in {t}")), "in log\\xff\\xfe\\e.txt");
         assert_eq!(t.as_bytes(), b"log\xff\xfe\x1b.txt");
         let json = serde_json::to_string(&t).unwrap();
         assert_eq!(
