@@ -26,6 +26,8 @@ const SOCK: &[u8] = b"s\x1b[31m\n\xff";
 const ABSTRACT: &[u8] = b"abs\x1b]0;x\x07\n\xff";
 const LOCK: &[u8] = b"l\x1b[5m\n\xff.lock";
 const ARG: &str = "arg\nwith\x1b[31m escape </script>";
+/// The start of each log line's message (the target's argv[3]); then " N \xff " and words.
+const LOG: &str = "boom \x1b]0;pwned\x07 \x1b[2J\u{9b}\u{202e} tail";
 /// Arguments of 128,000 bytes each (one argument may not exceed 128 KiB): ~1 MB of argv.
 const BIG_ARGS: usize = 8;
 const BIG_ARG: usize = 128_000;
@@ -66,8 +68,8 @@ l = os.open(d + b"/" + lock, os.O_CREAT | os.O_RDWR, 0o600)
 fcntl.flock(l, fcntl.LOCK_EX)
 log = open(d + b"/app.log", "ab", buffering=0)
 for i in range(3):
-    log.write(b"2026-12-01 09:00:0%d ERROR boom \x1b]0;pwned\x07 \x1b[2J\xc2\x9b\xe2\x80\xae tail %d "
-              b"and enough plain words after it to read as a text log\n" % (i, i))
+    log.write(b"2026-12-01 09:00:0%d ERROR " % i + sys.argv[3].encode() + b" %d \xff " % i
+              + b"and enough plain words after it to read as a text log\n")
 ready = threading.Event()
 def worker():
     name(thread)
@@ -127,6 +129,7 @@ fn start() -> Target {
         .arg(SCRIPT)
         .arg(dir.path())
         .arg(&names)
+        .arg(LOG)
         .arg(ARG)
         .args(std::iter::repeat_n(&big, BIG_ARGS))
         .stdin(Stdio::null())
@@ -273,7 +276,7 @@ fn the_text_report_escapes_every_name_and_cuts_a_huge_argv() {
         "s\\e[31m\\n\\xff",
         &format!("@abs\\e]0;x\\a\\n\\xff{pid}"),
         "l\\e[5m\\n\\xff.lock",
-        "boom \\e]0;pwned\\a \\e[2J\\u{9b}\\u{202e} tail 2",
+        "boom \\e]0;pwned\\a \\e[2J\\u{9b}\\u{202e} tail 2 \\xff and enough",
         // The unix peer, named by its escaped comm.
         &format!("pid {} (\\e[2Jkid\\n\\xfe) fd", t.kid),
     ] {
@@ -310,15 +313,17 @@ fn the_json_keeps_every_name_exactly() {
     let t = start();
     let pid = t.pid.to_string();
     let out = hangscope(&[&pid, "--json"]);
+    // JSON escapes what a terminal would act on, too.
+    assert_no_raw_controls("--json", &out.stdout);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let p = &json["snapshot"]["process"];
     assert_eq!(p["name"]["hex"], hex(COMM), "{}", p["name"]);
     let argv: Vec<&serde_json::Value> = p["cmdline"].as_array().expect("cmdline").iter().collect();
-    assert_eq!(argv.len(), 6 + BIG_ARGS);
+    assert_eq!(argv.len(), 7 + BIG_ARGS);
     assert_eq!(argv[2].as_str(), Some(SCRIPT));
-    assert_eq!(argv[5].as_str(), Some(ARG));
+    assert_eq!(argv[6].as_str(), Some(ARG));
     assert!(
-        argv[6..]
+        argv[7..]
             .iter()
             .all(|a| a.as_str().map(str::len) == Some(BIG_ARG))
     );
@@ -362,6 +367,18 @@ fn the_json_keeps_every_name_exactly() {
         .find_map(|u| u.peer.as_ref())
         .expect("the unix peer");
     assert_eq!((peer.pid, peer.name.as_bytes()), (t.kid, CHILD_COMM));
+    let messages: Vec<&[u8]> = snap
+        .logs
+        .iter()
+        .flat_map(|l| &l.entries)
+        .map(|e| e.message.as_bytes())
+        .collect();
+    let line = [
+        LOG.as_bytes(),
+        b" 2 \xff and enough plain words after it to read as a text log",
+    ]
+    .concat();
+    assert!(messages.contains(&&line[..]), "{messages:?}");
     let writer = snap.fds.iter().flat_map(|f| &f.pipe_peers).next();
     assert_eq!(
         writer.map(|w| (w.pid, w.name.as_bytes())),

@@ -95,30 +95,11 @@ pub fn render_html(doc: &Document) -> String {
         },
     );
     let _ = write!(out, "<h2>Report</h2>\n<pre>{}</pre>\n", esc(&text));
-    let json = script_safe_json(&serde_json::to_string(doc).unwrap_or_default());
+    let json = crate::json::to_script_json(doc);
     let _ = write!(
         out,
         "<script type=\"application/json\" id=\"hangscope-document\">{json}</script>\n</body></html>\n"
     );
-    out
-}
-
-/// JSON that a script element holds as it is: the characters that could end the element,
-/// open a comment in it, or end a line for a JavaScript parser, written as JSON `\u` escapes.
-/// They occur only inside strings (JSON's own syntax has none), where the escape means the
-/// same character.
-fn script_safe_json(json: &str) -> String {
-    let mut out = String::with_capacity(json.len());
-    for c in json.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
     out
 }
 

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use hangscope_model::{LogEntry, LogFormat, LogSource, Snapshot};
+use hangscope_model::{LogEntry, LogFormat, LogSource, Snapshot, Text};
 
 use super::Style;
 use crate::human_bytes;
@@ -132,8 +132,13 @@ fn entry_line(out: &mut String, snap: &Snapshot, e: &LogEntry, st: &Style) {
     }
     // The message's own lines are shown as continuation lines, each escaped (a CR, an escape
     // sequence) and cut; a line break the target wrote cannot start a line of the report.
-    let mut lines = e.message.lines();
-    let first = st.show(lines.next().unwrap_or(""));
+    let lines: Vec<Text> = e
+        .message
+        .as_bytes()
+        .split(|&b| b == b'\n')
+        .map(|l| Text::from_bytes(l.strip_suffix(b"\r").unwrap_or(l)))
+        .collect();
+    let first = lines.first().map(|l| st.show(l)).unwrap_or_default();
     let text = format!("{prefix}{first}");
     let text = if e.is_problem() {
         st.yellow(&text)
@@ -141,9 +146,9 @@ fn entry_line(out: &mut String, snap: &Snapshot, e: &LogEntry, st: &Style) {
         text
     };
     let _ = writeln!(out, "    {text}");
-    let rest: Vec<&str> = lines.collect();
+    let rest = lines.get(1..).unwrap_or_default();
     for l in rest.iter().take(SHOWN_CONTINUATION) {
-        let _ = writeln!(out, "      {}", st.show(*l));
+        let _ = writeln!(out, "      {}", st.show(l));
     }
     if rest.len() > SHOWN_CONTINUATION {
         let _ = writeln!(
