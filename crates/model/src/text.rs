@@ -337,6 +337,13 @@ pub fn escape_cut(s: &str, max: usize) -> String {
 }
 
 fn escape_bytes_cut(bytes: &[u8], max: usize) -> String {
+    // Nearly every value: short, UTF-8, nothing to escape.
+    if bytes.len() <= max
+        && let Ok(s) = std::str::from_utf8(bytes)
+        && !s.chars().any(needs_escape)
+    {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(bytes.len().min(max.saturating_add(32)));
     let mut shown = 0usize;
     let mut pos = 0usize;
