@@ -740,4 +740,18 @@ mod tests {
         assert!(d.deleted);
         assert_eq!(d.target, "/tmp/x");
     }
+
+    #[test]
+    fn a_link_that_is_not_utf8_keeps_its_bytes() {
+        let m = classify_bytes(5, b"/memfd:a\xff\x1b (deleted)");
+        assert_eq!(m.kind, FdKind::Memfd);
+        assert!(m.deleted);
+        assert_eq!(m.target.as_bytes(), b"/memfd:a\xff\x1b");
+        let f = classify_bytes(6, b"/tmp/\xfe");
+        assert_eq!(
+            (f.kind, f.target.as_bytes()),
+            (FdKind::File, &b"/tmp/\xfe"[..])
+        );
+        assert!(classify_bytes(7, b"/tmp/ok").target.is_utf8());
+    }
 }

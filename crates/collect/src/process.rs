@@ -2,7 +2,6 @@
 //! proc_pid_status(5).
 
 use std::io;
-
 use std::os::unix::ffi::OsStringExt;
 
 use hangscope_model::{Gap, GapReason, Process, Text};
