@@ -65,6 +65,14 @@ impl<F> Safe<F> {
 
 impl<F: Formatter> Formatter for Safe<F> {
     fn write_string_fragment<W: ?Sized + Write>(&mut self, w: &mut W, s: &str) -> io::Result<()> {
+        // Every character escaped here is DEL or beyond ASCII, but for the HTML three.
+        let html = self.html;
+        if !s
+            .bytes()
+            .any(|b| b >= 0x7f || (html && matches!(b, b'<' | b'>' | b'&')))
+        {
+            return w.write_all(s.as_bytes());
+        }
         let mut start = 0;
         for (i, c) in s.char_indices() {
             if self.escapes(c) {
