@@ -60,7 +60,7 @@ fn inspect_arg(target: &str, output: &OutputArgs, collect: &CollectArgs) -> i32 
         Ok(id) if id > 0 => match resolve::by_id(&ProcRoot::default(), id) {
             Ok(r) => inspect(r, output, collect),
             Err(e) => {
-                eprintln!("hangscope: {e}");
+                say(&e);
                 exit::NOTHING_READABLE
             }
         },
@@ -76,11 +76,11 @@ fn inspect_name(name: &str, output: &OutputArgs, collect: &CollectArgs) -> i32 {
     match resolve::by_name(&ProcRoot::default(), name) {
         Ok(r) => inspect(r, output, collect),
         Err(e @ resolve::ResolveError::Ambiguous { .. }) => {
-            eprintln!("hangscope: {e}");
+            say(&e);
             exit::USAGE
         }
         Err(e) => {
-            eprintln!("hangscope: {e}");
+            say(&e);
             exit::NOTHING_READABLE
         }
     }
@@ -120,7 +120,7 @@ pub(crate) fn inspect(
     let snap = match collected {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("hangscope: {e}");
+            say(&e);
             return match e {
                 CollectError::Other(_) => exit::FAILURE,
                 _ => exit::NOTHING_READABLE,
@@ -160,6 +160,16 @@ fn start_watchdog(deadline: Duration) -> std::sync::mpsc::Sender<()> {
     disarm
 }
 
+/// A message on stderr. Errors name processes, files and paths (a candidate's command line, a
+/// `--log` path, a file in a snapshot): escaped by the text rule, so a name cannot reach the
+/// terminal raw; the lines the message itself has are kept.
+pub(crate) fn say(msg: &dyn std::fmt::Display) {
+    eprintln!(
+        "hangscope: {}",
+        hangscope_model::text::escape_keep_lines(&msg.to_string())
+    );
+}
+
 fn generator() -> String {
     format!("hangscope {}", env!("CARGO_PKG_VERSION"))
 }
@@ -173,18 +183,18 @@ pub(crate) fn emit(doc: &Document, output: &OutputArgs) -> i32 {
     if let Some(path) = &output.save {
         let written = std::fs::File::create(path).and_then(|f| write_json(doc, f, output.pretty));
         if let Err(e) = written {
-            eprintln!(
-                "hangscope: warning: cannot save to {}: {e}; the report is printed anyway",
+            say(&format!(
+                "warning: cannot save to {}: {e}; the report is printed anyway",
                 path.display()
-            );
+            ));
         }
     }
     if let Some(path) = &output.html {
         if let Err(e) = std::fs::write(path, hangscope_render::html::render_html(doc)) {
-            eprintln!(
-                "hangscope: warning: cannot write {}: {e}; the report is printed anyway",
+            say(&format!(
+                "warning: cannot write {}: {e}; the report is printed anyway",
                 path.display()
-            );
+            ));
         }
     }
     let stdout = std::io::stdout().lock();
@@ -211,7 +221,7 @@ pub(crate) fn emit(doc: &Document, output: &OutputArgs) -> i32 {
         // `hangscope PID | head` is a normal way to read a long report.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         Err(e) => {
-            eprintln!("hangscope: cannot write the report: {e}");
+            say(&format!("cannot write the report: {e}"));
             return exit::FAILURE;
         }
     }

@@ -16,7 +16,7 @@ pub fn run(file: &Path, max_size: u64, output: &OutputArgs) -> i32 {
     let mut doc = match read(file, max_size) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("hangscope: {}: {e}", file.display());
+            crate::say(&format!("{}: {e}", file.display()));
             return exit::NOTHING_READABLE;
         }
     };

@@ -13,7 +13,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use hangscope_model::{Access, Fd, FdKind, FileStat, Gap, GapReason};
+use hangscope_model::{Access, Fd, FdKind, FileStat, Gap, GapReason, Text};
 use nix::dir::Dir;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
@@ -369,7 +369,7 @@ impl ChunkReader<'_> {
                 break;
             }
             match read_link(self.fd_dir, n, &mut link) {
-                Ok(target) => out.fds.push(classify(n, &target)),
+                Ok(target) => out.fds.push(classify_bytes(n, target)),
                 // Closed between the listing and the readlink.
                 Err(nix::errno::Errno::ENOENT) => out.vanished += usize::from(!guessed),
                 // Listed but unreadable (e.g. EACCES under an LSM): keep the number.
@@ -457,11 +457,7 @@ impl ChunkReader<'_> {
 const LINK_MAX: usize = libc::PATH_MAX as usize;
 
 /// readlink of fd `fd` into `buf`, without an allocation per fd.
-fn read_link<'b>(
-    dir: BorrowedFd,
-    fd: i32,
-    buf: &'b mut [u8; LINK_MAX],
-) -> nix::Result<std::borrow::Cow<'b, str>> {
+fn read_link<'b>(dir: BorrowedFd, fd: i32, buf: &'b mut [u8; LINK_MAX]) -> nix::Result<&'b [u8]> {
     let name = FdName::new(fd);
     // SAFETY: valid dirfd, NUL-terminated name, and a buffer of the length passed.
     let n = unsafe {
@@ -473,8 +469,7 @@ fn read_link<'b>(
         )
     };
     let n = usize::try_from(n).map_err(|_| nix::errno::Errno::last())?;
-    // Link texts are paths, which need not be UTF-8: such a path is kept lossily.
-    Ok(String::from_utf8_lossy(buf.get(..n).unwrap_or_default()))
+    Ok(buf.get(..n).unwrap_or_default())
 }
 
 /// Reads a small generated file relative to `dir` with one open and as few reads as it takes.
@@ -499,6 +494,20 @@ fn read_small<'b>(
 
 /// What proc appends to the link of an fd whose file's name was removed.
 const DELETED_MARK: &str = " (deleted)";
+
+/// `classify` for a link as read: a path need not be UTF-8, and its bytes are kept exactly.
+pub fn classify_bytes(fd: i32, link: &[u8]) -> Fd {
+    match std::str::from_utf8(link) {
+        Ok(text) => classify(fd, text),
+        Err(_) => {
+            // Only a path can be invalid UTF-8; the kernel's own link texts are ASCII.
+            let mut out = classify(fd, &String::from_utf8_lossy(link));
+            let bare = link.strip_suffix(DELETED_MARK.as_bytes());
+            out.target = Text::from_bytes(bare.filter(|_| out.deleted).unwrap_or(link));
+            out
+        }
+    }
+}
 
 /// Types an fd from its link text alone, which never touches the file. A link ending in
 /// " (deleted)" is taken as deleted until a statx, where one is safe, says otherwise.
@@ -730,5 +739,19 @@ mod tests {
         let d = classify(4, "/tmp/x (deleted)");
         assert!(d.deleted);
         assert_eq!(d.target, "/tmp/x");
+    }
+
+    #[test]
+    fn a_link_that_is_not_utf8_keeps_its_bytes() {
+        let m = classify_bytes(5, b"/memfd:a\xff\x1b (deleted)");
+        assert_eq!(m.kind, FdKind::Memfd);
+        assert!(m.deleted);
+        assert_eq!(m.target.as_bytes(), b"/memfd:a\xff\x1b");
+        let f = classify_bytes(6, b"/tmp/\xfe");
+        assert_eq!(
+            (f.kind, f.target.as_bytes()),
+            (FdKind::File, &b"/tmp/\xfe"[..])
+        );
+        assert!(classify_bytes(7, b"/tmp/ok").target.is_utf8());
     }
 }

@@ -12,6 +12,8 @@ use nix::dir::Dir;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
+use hangscope_model::Text;
+
 use crate::{Deadline, ProcRoot};
 
 /// The kind of object, by the prefix of its fd link.
@@ -117,17 +119,13 @@ pub fn scan(
 
 /// Process names (`comm`) by PID, each read once.
 #[derive(Debug, Default)]
-pub struct Names(HashMap<i32, String>);
+pub struct Names(HashMap<i32, Text>);
 
 impl Names {
-    pub fn of(&mut self, root: &ProcRoot, pid: i32) -> String {
+    pub fn of(&mut self, root: &ProcRoot, pid: i32) -> Text {
         self.0
             .entry(pid)
-            .or_insert_with(|| {
-                root.read_pid(pid, "comm")
-                    .map(|c| c.trim_end().to_string())
-                    .unwrap_or_default()
-            })
+            .or_insert_with(|| root.comm(pid).unwrap_or_default())
             .clone()
     }
 }

@@ -147,7 +147,7 @@ fn first_fd(fds_by_ino: &HashMap<u64, Vec<&Fd>>, ino: u64) -> Option<i32> {
     fds_by_ino.get(&ino)?.first().map(|f| f.fd)
 }
 
-fn path_of(fds: &[Fd], fd: i32) -> Option<String> {
+fn path_of(fds: &[Fd], fd: i32) -> Option<hangscope_model::Text> {
     fds.iter().find(|f| f.fd == fd).map(|f| f.target.clone())
 }
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use hangscope_model::{
-    Fd, PeerThread, PeerThreads, Snapshot, SocketDetail, SyscallState, WaitObject,
+    Fd, PeerThread, PeerThreads, Snapshot, SocketDetail, SyscallState, Text, WaitObject,
 };
 
 use crate::threads::{memory, syscall, task};
@@ -45,7 +45,7 @@ pub fn read_for_waits(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Opt
             wanted.push(h);
         }
     }
-    let mut looks: BTreeMap<i32, Vec<(i32, String, SyscallState)>> = BTreeMap::new();
+    let mut looks: BTreeMap<i32, Vec<(i32, Text, SyscallState)>> = BTreeMap::new();
     for &p in wanted.iter().take(MAX_PROCESSES) {
         if let Some(threads) = glance(root, p, &opts.deadline) {
             looks.insert(p, threads);
@@ -84,7 +84,7 @@ fn glance(
     root: &ProcRoot,
     pid: i32,
     deadline: &Deadline,
-) -> Option<Vec<(i32, String, SyscallState)>> {
+) -> Option<Vec<(i32, Text, SyscallState)>> {
     let tids: Vec<i32> = std::fs::read_dir(root.pid(pid).join("task"))
         .ok()?
         .flatten()
@@ -129,7 +129,7 @@ fn glance(
 }
 
 /// Which of `threads` wait on `fd`, and where the others are.
-fn on_fd(threads: &[(i32, String, SyscallState)], fd: i32) -> PeerThreads {
+fn on_fd(threads: &[(i32, Text, SyscallState)], fd: i32) -> PeerThreads {
     let mut on = Vec::new();
     let mut elsewhere: BTreeMap<&str, u32> = BTreeMap::new();
     for (tid, name, s) in threads {
@@ -194,15 +194,15 @@ mod tests {
     #[test]
     fn threads_on_the_fd_and_the_calls_of_the_others() {
         let threads = vec![
-            (10, "main".to_string(), blocked("futex", vec![])),
-            (11, "worker".to_string(), blocked("futex", vec![])),
+            (10, Text::from("main"), blocked("futex", vec![])),
+            (11, Text::from("worker"), blocked("futex", vec![])),
             (
                 12,
-                "io".to_string(),
+                Text::from("io"),
                 blocked("epoll_wait", vec![on(7, &["EPOLLIN"])]),
             ),
-            (13, "writer".to_string(), blocked("write", vec![on(7, &[])])),
-            (14, "other".to_string(), blocked("read", vec![on(9, &[])])),
+            (13, Text::from("writer"), blocked("write", vec![on(7, &[])])),
+            (14, Text::from("other"), blocked("read", vec![on(9, &[])])),
         ];
         let p = on_fd(&threads, 7);
         assert_eq!(p.count, 5);

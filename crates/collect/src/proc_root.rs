@@ -3,6 +3,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use hangscope_model::Text;
+
 #[derive(Debug, Clone)]
 pub struct ProcRoot {
     path: PathBuf,
@@ -42,4 +44,26 @@ impl ProcRoot {
     pub fn read_pid(&self, pid: i32, file: &str) -> io::Result<String> {
         self.read(format!("{pid}/{file}"))
     }
+
+    /// A /proc file as bytes: for names and arguments, which need not be UTF-8.
+    pub fn read_pid_bytes(&self, pid: i32, file: &str) -> io::Result<Vec<u8>> {
+        std::fs::read(self.path.join(format!("{pid}/{file}")))
+    }
+
+    /// /proc/PID/comm, exactly (without its newline).
+    pub fn comm(&self, pid: i32) -> io::Result<Text> {
+        let mut bytes = self.read_pid_bytes(pid, "comm")?;
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+        }
+        Ok(Text::from_bytes(bytes))
+    }
+}
+
+/// The comm in a stat line, exactly: between the first '(' and the last ')', as the kernel
+/// writes "pid (comm) state ..." and a comm may hold both.
+pub fn comm_of_stat(stat: &[u8]) -> Option<Text> {
+    let open = stat.iter().position(|&b| b == b'(')?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    stat.get(open + 1..close).map(Text::from_bytes)
 }

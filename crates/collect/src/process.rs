@@ -2,8 +2,9 @@
 //! proc_pid_status(5).
 
 use std::io;
+use std::os::unix::ffi::OsStringExt;
 
-use hangscope_model::{Gap, GapReason, Process};
+use hangscope_model::{Gap, GapReason, Process, Text};
 use procfs_core::process::{Stat, Status};
 use procfs_core::{FromBufRead, FromRead};
 
@@ -50,8 +51,8 @@ pub fn read(
     pid: i32,
     gaps: &mut Vec<Gap>,
 ) -> Result<(Process, u64), CollectError> {
-    let stat_text = root
-        .read_pid(pid, "stat")
+    let stat_bytes = root
+        .read_pid_bytes(pid, "stat")
         .map_err(|e| match e.raw_os_error() {
             Some(libc::ENOENT) | Some(libc::ESRCH) => CollectError::NoSuchProcess(pid),
             Some(libc::EACCES) | Some(libc::EPERM) => CollectError::NotPermitted {
@@ -60,12 +61,13 @@ pub fn read(
             },
             _ => CollectError::Other(format!("/proc/{pid}/stat: {e}")),
         })?;
-    let stat = parse_stat(&stat_text)
+    let stat = parse_stat(&String::from_utf8_lossy(&stat_bytes))
         .map_err(|e| CollectError::Other(format!("/proc/{pid}/stat: malformed: {e}")))?;
 
     let mut p = Process {
         pid,
-        name: stat.comm.clone(),
+        name: crate::proc_root::comm_of_stat(&stat_bytes)
+            .unwrap_or_else(|| stat.comm.clone().into()),
         ppid: stat.ppid,
         state: stat.state.to_string(),
         num_threads: stat.num_threads.max(0) as u32,
@@ -74,11 +76,7 @@ pub fn read(
         ..Process::default()
     };
 
-    p.parent_name = root
-        .read_pid(p.ppid, "comm")
-        .ok()
-        .map(|c| c.trim_end().to_string())
-        .filter(|c| !c.is_empty());
+    p.parent_name = root.comm(p.ppid).ok().filter(|c| !c.is_empty());
 
     match root.read_pid(pid, "status") {
         Ok(text) => match parse_status(&text) {
@@ -95,19 +93,19 @@ pub fn read(
         Err(e) => gaps.push(gap_of(format!("/proc/{pid}/status"), &e)),
     }
 
-    match root.read_pid(pid, "cmdline") {
-        Ok(text) => {
-            p.cmdline = text
-                .split('\0')
+    match root.read_pid_bytes(pid, "cmdline") {
+        Ok(bytes) => {
+            p.cmdline = bytes
+                .split(|&b| b == 0)
                 .filter(|s| !s.is_empty())
-                .map(str::to_string)
+                .map(Text::from_bytes)
                 .collect();
         }
         Err(e) => gaps.push(gap_of(format!("/proc/{pid}/cmdline"), &e)),
     }
 
     match std::fs::read_link(root.pid(pid).join("exe")) {
-        Ok(path) => p.exe = Some(path.to_string_lossy().into_owned()),
+        Ok(path) => p.exe = Some(Text::from_bytes(path.into_os_string().into_vec())),
         // Kernel threads have no exe; that is not worth a gap.
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         Err(e) => gaps.push(gap_of(format!("/proc/{pid}/exe"), &e)),

@@ -1,5 +1,7 @@
 //! Turns what the user typed (a PID, a thread id from a log line, a process name) into a PID.
 
+use hangscope_model::Text;
+
 use crate::ProcRoot;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,13 +20,17 @@ pub enum ResolveError {
     #[error("{name:?} matches {} processes:\n{}\npick one by PID", candidates.len(), list(candidates))]
     Ambiguous {
         name: String,
-        candidates: Vec<(i32, String)>,
+        /// PID and command line (or comm), as the process has them.
+        candidates: Vec<(i32, Text)>,
     },
 }
 
-fn list(c: &[(i32, String)]) -> String {
+/// Longest command line shown per candidate, escaped; the rest is cut with a marker.
+const CANDIDATE_MAX: usize = 200;
+
+fn list(c: &[(i32, Text)]) -> String {
     c.iter()
-        .map(|(pid, cmd)| format!("  {pid:>7}  {cmd}"))
+        .map(|(pid, cmd)| format!("  {pid:>7}  {}", cmd.escaped_cut(CANDIDATE_MAX)))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -71,15 +77,14 @@ pub fn by_name(root: &ProcRoot, name: &str) -> Result<Resolved, ResolveError> {
             .map(|p| base(&p.to_string_lossy()))
             .unwrap_or_default();
         if comm.trim_end() == name || base(argv0) == name || exe == name {
-            let shown = cmdline.replace('\0', " ").trim().to_string();
-            found.push((
-                pid,
-                if shown.is_empty() {
-                    comm.trim().to_string()
-                } else {
-                    shown
-                },
-            ));
+            let args = root.read_pid_bytes(pid, "cmdline").unwrap_or_default();
+            let args: Vec<&[u8]> = args.split(|&b| b == 0).filter(|a| !a.is_empty()).collect();
+            let shown = if args.is_empty() {
+                root.comm(pid).unwrap_or_default()
+            } else {
+                Text::from_bytes(args.join(&b' '))
+            };
+            found.push((pid, shown));
         }
     }
     found.sort();

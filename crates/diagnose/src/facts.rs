@@ -10,7 +10,7 @@
 
 use hangscope_model::{
     Cause, ConnectionWindow, Endpoint, Evidence, Finding, LocalPeer, Next, PeerHolder, PeerThreads,
-    Severity, SocketTimer, Subject,
+    Severity, SocketTimer, Subject, Text,
 };
 use serde::Serialize;
 
@@ -185,7 +185,7 @@ impl Facts {
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ThreadWait {
     pub tid: i32,
-    pub name: String,
+    pub name: Text,
     /// The syscall, e.g. "poll"; empty when not known.
     pub syscall: String,
     /// The fd it waits on.
@@ -224,7 +224,7 @@ impl ThreadWait {
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Holder {
     pub pid: i32,
-    pub name: String,
+    pub name: Text,
     pub fd: i32,
     /// The target itself holds it.
     pub this_process: bool,
@@ -239,7 +239,7 @@ impl Holder {
     pub fn new(holder: i32, name: &str, fd: i32, pid: i32) -> Self {
         Holder {
             pid: holder,
-            name: name.to_string(),
+            name: name.into(),
             fd,
             this_process: holder == pid,
         }
@@ -253,7 +253,7 @@ pub(crate) struct OtherThreads {
     pub threads: PeerThreads,
     /// One of them waits to read its end too, blocked on it: both ends wait for the other.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reads_too: Option<(i32, String)>,
+    pub reads_too: Option<(i32, Text)>,
 }
 
 impl OtherThreads {
@@ -544,7 +544,7 @@ pub(crate) struct AliveConn {
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct BlockedThread {
     pub tid: i32,
-    pub name: String,
+    pub name: Text,
     /// The syscall, e.g. "futex".
     pub syscall: String,
     /// The call as the threads collector summed it up, e.g. "futex wait on 0x5599"; empty when
@@ -576,7 +576,7 @@ impl BlockedThread {
 pub(crate) struct ThreadRef {
     pub tid: i32,
     /// Its `comm`; empty when not known.
-    pub name: String,
+    pub name: Text,
 }
 
 impl ThreadRef {

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Text;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Fd {
     pub fd: i32,
@@ -9,7 +11,7 @@ pub struct Fd {
     /// The readlink target as the kernel printed it, e.g. "/var/log/x.log", `socket:[692518610]`,
     /// `anon_inode:[eventpoll]`. The kernel's " (deleted)" mark is stripped into `deleted`,
     /// except where a statx shows the file still has a link: then it is part of the name.
-    pub target: String,
+    pub target: Text,
     #[serde(default, skip_serializing_if = "crate::is_false")]
     pub deleted: bool,
     /// For socket fds: the socket inode, the key into `Snapshot::sockets`.
@@ -43,7 +45,7 @@ pub struct Fd {
 
 impl Fd {
     /// An fd known only by number, kind and link text; everything else still to be read.
-    pub fn new(fd: i32, kind: FdKind, target: impl Into<String>) -> Fd {
+    pub fn new(fd: i32, kind: FdKind, target: impl Into<Text>) -> Fd {
         Fd {
             fd,
             kind,
@@ -115,7 +117,7 @@ impl Access {
 pub struct PipeEnd {
     pub pid: i32,
     /// Its `comm`.
-    pub name: String,
+    pub name: Text,
     pub fd: i32,
     /// "read", "write" or "read-write", from its fdinfo flags; `None` when not readable.
     #[serde(skip_serializing_if = "Option::is_none")]

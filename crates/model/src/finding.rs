@@ -224,7 +224,7 @@ impl Cause {
 #[serde(default)]
 pub struct Subject {
     pub tid: Option<i32>,
-    pub thread_name: Option<String>,
+    pub thread_name: Option<crate::Text>,
     pub fd: Option<i32>,
     /// Socket inode, when the subject is a connection.
     pub socket_inode: Option<u64>,

@@ -16,6 +16,7 @@ mod lock;
 mod log;
 mod process;
 mod socket;
+pub mod text;
 mod thread;
 
 pub use document::{Document, DocumentError, SCHEMA_VERSION, Verdict, Window, json_schema};
@@ -30,6 +31,7 @@ pub use socket::{
     PeerThread, PeerThreads, Socket, SocketDetail, SocketFamily, SocketTimer, StateChange, TcpInfo,
     TimerKind, UnixPeer, UnixSocket,
 };
+pub use text::{Escape, Text};
 pub use thread::{Activity, SyscallArg, SyscallState, Thread, WaitObject};
 
 /// For `skip_serializing_if`: absent in JSON means false, which keeps 20,000-fd documents small.

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Text;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FileLock {
     /// The ordinal /proc/locks gives the lock; waiters ("->" lines) share the holder's.
@@ -33,7 +35,7 @@ pub struct FileLock {
     pub holder_pid: Option<i32>,
     /// The file's path, from the target's fd or the holder's, when known.
     #[serde(default)]
-    pub path: Option<String>,
+    pub path: Option<Text>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -150,8 +150,8 @@ pub struct LogEntry {
     pub tid: Option<i32>,
     /// Source location, e.g. "dump_meta.cc:104".
     pub location: Option<String>,
-    /// The message, continuation lines joined with "\n".
-    pub message: String,
+    /// The message, continuation lines joined with "\n", as the file has it.
+    pub message: crate::Text,
     /// Peer addresses ("10.0.130.72:10100") the message names.
     pub peers: Vec<String>,
     /// The line could not be parsed; `message` holds it verbatim.

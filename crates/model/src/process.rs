@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use crate::Text;
+
 /// The machine the snapshot was taken on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
@@ -19,14 +21,14 @@ pub struct Host {
 pub struct Process {
     pub pid: i32,
     /// `comm`, at most 15 bytes.
-    pub name: String,
-    pub cmdline: Vec<String>,
+    pub name: Text,
+    pub cmdline: Vec<Text>,
     /// readlink of /proc/PID/exe.
-    pub exe: Option<String>,
+    pub exe: Option<Text>,
     pub ppid: i32,
     /// The parent's `comm`, when readable.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent_name: Option<String>,
+    pub parent_name: Option<Text>,
     /// One letter from /proc/PID/stat: R S D T t Z X I.
     pub state: String,
     pub uid: Option<u32>,

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Text;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Socket {
     pub inode: u64,
@@ -140,7 +142,7 @@ pub struct LocalPeer {
 #[serde(default)]
 pub struct PeerHolder {
     pub pid: i32,
-    pub name: String,
+    pub name: Text,
     pub fd: i32,
     /// What its threads were in, when a thread of the target waits on this connection.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -164,7 +166,7 @@ pub struct PeerThreads {
 #[serde(default)]
 pub struct PeerThread {
     pub tid: i32,
-    pub name: String,
+    pub name: Text,
     /// The call as strace shows it, e.g. "read(7, 0x7f.., 4096)".
     pub call: String,
     /// The syscall's name, e.g. "read", "epoll_wait".
@@ -367,7 +369,7 @@ pub struct UnixSocket {
     pub state: String,
     /// Bound path; abstract names start with "@".
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    pub path: Option<Text>,
     pub recv_q: u32,
     pub send_q: u32,
     /// Inode of the peer socket, 0 when unconnected.
@@ -384,11 +386,11 @@ pub struct UnixSocket {
 #[serde(default)]
 pub struct UnixPeer {
     pub pid: i32,
-    pub name: String,
+    pub name: Text,
     pub fd: i32,
     /// The peer's bound path, if any (e.g. "/run/systemd/journal/stdout").
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    pub path: Option<Text>,
     /// What its threads were in, when a thread of the target waits on this socket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threads: Option<PeerThreads>,

@@ -3,12 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Text;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Thread {
     pub tid: i32,
     /// `comm` of the thread, e.g. "dump_meta".
-    pub name: String,
+    pub name: Text,
     /// One letter: R S D T t Z X I.
     pub state: String,
     /// Kernel function the thread sleeps in, e.g. "do_sys_poll"; `None` when not readable.

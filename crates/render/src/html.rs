@@ -1,13 +1,19 @@
 //! `--html FILE`: one self-contained page to attach to a ticket — the verdict and findings as
 //! HTML, then the full text report, then the JSON document for tools.
+//!
+//! Values are escaped twice over: by the text rule (`hangscope_model::text`, so a control
+//! character is visible as `\e` rather than hidden) and then for HTML. The embedded JSON has
+//! `<`, `>`, `&`, U+2028 and U+2029 as `\u003c`-style escapes: still the same JSON, and no
+//! `</script>` or `<!--` can end or hide the element early.
 
 use std::fmt::Write;
 
-use hangscope_model::{Document, Severity};
+use hangscope_model::{Document, Escape, Severity};
 
 use crate::{TextOptions, render_text};
 
 fn esc(s: &str) -> String {
+    let s = s.escaped();
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -25,7 +31,7 @@ fn esc(s: &str) -> String {
 pub fn render_html(doc: &Document) -> String {
     let p = &doc.snapshot.process;
     let mut out = String::new();
-    let title = format!("hangscope: {} (pid {})", p.name, p.pid);
+    let title = format!("hangscope: {} (pid {})", p.name.escaped(), p.pid);
     let _ = write!(
         out,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -89,10 +95,7 @@ pub fn render_html(doc: &Document) -> String {
         },
     );
     let _ = write!(out, "<h2>Report</h2>\n<pre>{}</pre>\n", esc(&text));
-    // The JSON inside a script element: `</` is escaped so the document cannot end it early.
-    let json = serde_json::to_string(doc)
-        .unwrap_or_default()
-        .replace("</", "<\\/");
+    let json = crate::json::to_script_json(doc);
     let _ = write!(
         out,
         "<script type=\"application/json\" id=\"hangscope-document\">{json}</script>\n</body></html>\n"
@@ -135,8 +138,9 @@ mod tests {
         );
         let start = html.find("id=\"hangscope-document\">").unwrap() + 24;
         let end = html.rfind("</script>").unwrap();
-        let json = html[start..end].replace("<\\/", "</");
-        assert_eq!(Document::from_json(&json).unwrap(), doc);
+        let json = &html[start..end];
+        assert!(!json.contains('<'), "{json}");
+        assert_eq!(Document::from_json(json).unwrap(), doc);
     }
 
     #[test]

@@ -1,9 +1,15 @@
 //! The report a person reads: header, verdict and findings first, then the tables.
+//!
+//! Every value that came from the target (names, paths, arguments, log lines) and every
+//! sentence that embeds one (a finding's summary) goes through [`Style::show`] as it is put into
+//! the text: escaped by the rule of `hangscope_model::text` and cut to a bound, so the report
+//! cannot move the operator's cursor, retitle the terminal, or break a row. Colour is added
+//! after, around escaped text.
 
 use std::fmt::Write;
 
 use hangscope_model::{
-    Access, Document, Fd, FdKind, FileLock, LockAccess, LockClass, Severity, Snapshot,
+    Access, Document, Escape, Fd, FdKind, FileLock, LockAccess, LockClass, Severity, Snapshot, Text,
 };
 
 mod threads;
@@ -25,9 +31,37 @@ pub struct TextOptions {
 
 struct Style {
     on: bool,
+    /// Longest value shown, in characters of its escaped form.
+    max: usize,
 }
 
+/// A value is cut after this many characters, with -v after `VALUE_MAX_VERBOSE`: a path fits
+/// whole in the first, PATH_MAX bytes escaped in the second; a 1 MB argv fits in neither.
+const VALUE_MAX: usize = 512;
+const VALUE_MAX_VERBOSE: usize = 16 * 1024;
+
 impl Style {
+    fn new(opts: &TextOptions) -> Style {
+        Style {
+            on: opts.color,
+            max: if opts.verbose {
+                VALUE_MAX_VERBOSE
+            } else {
+                VALUE_MAX
+            },
+        }
+    }
+
+    /// A value from the target, or a sentence embedding one, as it may be printed.
+    fn show(&self, value: &(impl Escape + ?Sized)) -> String {
+        value.escaped_cut(self.max)
+    }
+
+    #[cfg(test)]
+    fn plain() -> Style {
+        Style::new(&TextOptions::default())
+    }
+
     fn paint(&self, code: &str, s: &str) -> String {
         if self.on {
             format!("\x1b[{code}m{s}\x1b[0m")
@@ -57,7 +91,7 @@ impl Style {
 }
 
 pub fn render_text(doc: &Document, opts: &TextOptions) -> String {
-    let st = Style { on: opts.color };
+    let st = Style::new(opts);
     let snap = &doc.snapshot;
     let mut out = String::new();
     header(&mut out, snap, &st);
@@ -92,9 +126,9 @@ fn header(out: &mut String, snap: &Snapshot, st: &Style) {
     };
     let mut line = format!(
         "{}  pid {}  state {}  threads {}  fds {}  {}",
-        st.bold(&p.name),
+        st.bold(&st.show(&p.name)),
         p.pid,
-        p.state,
+        st.show(&p.state),
         p.num_threads,
         fds,
         netns
@@ -110,7 +144,13 @@ fn header(out: &mut String, snap: &Snapshot, st: &Style) {
     let _ = writeln!(out, "{line}");
     let mut sub = Vec::new();
     if !p.cmdline.is_empty() {
-        sub.push(format!("cmd {}", p.cmdline.join(" ")));
+        // Joined as bytes and cut as one value: the arguments of a `python3 -c` script are
+        // not each a few words.
+        let args: Vec<&[u8]> = p.cmdline.iter().map(Text::as_bytes).collect();
+        sub.push(format!(
+            "cmd {}",
+            st.show(&Text::from_bytes(args.join(&b' ')))
+        ));
     }
     if let Some(age) = p.age_s {
         sub.push(format!("up {}", human_ms(age * 1000.0)));
@@ -118,7 +158,8 @@ fn header(out: &mut String, snap: &Snapshot, st: &Style) {
     if !snap.host.hostname.is_empty() {
         sub.push(format!(
             "host {} ({})",
-            snap.host.hostname, snap.host.kernel
+            st.show(&snap.host.hostname),
+            st.show(&snap.host.kernel)
         ));
     }
     if !sub.is_empty() {
@@ -139,14 +180,14 @@ fn findings(out: &mut String, doc: &Document, st: &Style) {
         (st.bold("VERDICT"), 7)
     };
     let indent = width + 2;
-    let _ = writeln!(out, "{label}  {}", wrap(&v.summary, indent, 88));
+    let _ = writeln!(out, "{label}  {}", wrap(&st.show(&v.summary), indent, 88));
     if !v.next_step.is_empty() {
         let _ = writeln!(
             out,
             "{}{}{}",
             st.bold("NEXT"),
             " ".repeat(indent - 4),
-            wrap(&v.next_step, indent, 88)
+            wrap(&st.show(&v.next_step), indent, 88)
         );
     }
     out.push('\n');
@@ -162,14 +203,19 @@ fn findings(out: &mut String, doc: &Document, st: &Style) {
         };
         let mut subject = Vec::new();
         if let Some(tid) = f.subject.tid {
-            let name = f.subject.thread_name.clone().unwrap_or_default();
+            let name = f
+                .subject
+                .thread_name
+                .as_ref()
+                .map(|n| st.show(n))
+                .unwrap_or_default();
             subject.push(format!("thread {tid} {name}").trim_end().to_string());
         }
         if let Some(fd) = f.subject.fd {
             subject.push(format!("fd {fd}"));
         }
         if let Some(c) = &f.subject.connection {
-            subject.push(c.clone());
+            subject.push(st.show(c));
         }
         // At least one space: "peer not reading" fills the column.
         let pad = 16usize.saturating_sub(f.cause.label().len()).max(1);
@@ -183,24 +229,32 @@ fn findings(out: &mut String, doc: &Document, st: &Style) {
         let is_verdict = v.cause_found && v.finding == Some(i);
         // The verdict's summary was printed above; its entry shows only the evidence.
         if !is_verdict {
-            let _ = writeln!(out, "                   {}", wrap(&f.summary, 19, 88));
+            let _ = writeln!(
+                out,
+                "                   {}",
+                wrap(&st.show(&f.summary), 19, 88)
+            );
         }
         for e in &f.evidence {
-            let line = format!("{}: {}", e.label, e.value);
+            let line = format!("{}: {}", st.show(&e.label), st.show(&e.value));
             let _ = writeln!(out, "                   {line}");
             if !e.source.is_empty() {
-                let _ = writeln!(out, "                     {}", st.dim(&e.source));
+                let _ = writeln!(out, "                     {}", st.dim(&st.show(&e.source)));
             }
         }
         for r in &f.ruled_out {
-            let _ = writeln!(out, "                   ruled out: {}", wrap(r, 30, 88));
+            let _ = writeln!(
+                out,
+                "                   ruled out: {}",
+                wrap(&st.show(r), 30, 88)
+            );
         }
         // Context findings need no step of their own.
         if !is_verdict && f.severity != Severity::Info {
             let _ = writeln!(
                 out,
                 "                   next: {}",
-                wrap(&f.next_step, 25, 88)
+                wrap(&st.show(&f.next_step), 25, 88)
             );
         }
     }
@@ -294,7 +348,7 @@ pub(super) fn keep_rows<T>(
 }
 
 /// "… 8,970 more: 8,960 in /srv/data/, 10 in /tmp/ (-v shows all)".
-fn summarise_rest(rest: &[&Fd]) -> String {
+fn summarise_rest(rest: &[&Fd], st: &Style) -> String {
     let mut by_dir: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for f in rest {
         let dir = match f.target.rfind('/') {
@@ -308,7 +362,7 @@ fn summarise_rest(rest: &[&Fd]) -> String {
     let mut parts: Vec<String> = dirs
         .iter()
         .take(4)
-        .map(|(d, n)| format!("{n} in {d}"))
+        .map(|(d, n)| format!("{n} in {}", st.show(*d)))
         .collect();
     if dirs.len() > 4 {
         parts.push(format!(
@@ -349,12 +403,12 @@ fn files(out: &mut String, snap: &Snapshot, st: &Style, verbose: bool) {
             .and_then(|i| i.ino)
             .map(|n| n.to_string())
             .unwrap_or_default();
-        let mut name = f.target.clone();
+        let mut name = st.show(&f.target);
         if f.deleted {
             name.push_str(" (deleted)");
         }
         if let Some(why) = &f.stat_skipped {
-            name.push_str(&format!("  [{why}]"));
+            name.push_str(&format!("  [{}]", st.show(why)));
         }
         t.push(vec![
             fd_col(f),
@@ -370,7 +424,7 @@ fn files(out: &mut String, snap: &Snapshot, st: &Style, verbose: bool) {
         let _ = writeln!(out, "{}", st.bold("FILES"));
         out.push_str(&t.render(2, st.header()));
         if !rest.is_empty() {
-            let _ = writeln!(out, "  {}", st.dim(&summarise_rest(&rest)));
+            let _ = writeln!(out, "  {}", st.dim(&summarise_rest(&rest, st)));
         }
         out.push('\n');
     }
@@ -379,7 +433,11 @@ fn files(out: &mut String, snap: &Snapshot, st: &Style, verbose: bool) {
 fn anonymous(out: &mut String, snap: &Snapshot, st: &Style) {
     let mut t = Table::new(&["FD", "TYPE", "DETAIL"]);
     for f in snap.fds.iter().filter(|f| f.kind.is_anon()) {
-        t.push(vec![fd_col(f), f.kind.as_str().to_string(), anon_detail(f)]);
+        t.push(vec![
+            fd_col(f),
+            f.kind.as_str().to_string(),
+            st.show(&anon_detail(f)),
+        ]);
     }
     if t.len() > 0 {
         let _ = writeln!(out, "{}", st.bold("ANONYMOUS"));
@@ -429,9 +487,10 @@ fn ranges(nums: &[i32]) -> String {
     parts.join(" ")
 }
 
+/// Escaped by the caller: it holds the target's anon name or a signal mask as read.
 fn anon_detail(f: &Fd) -> String {
     let Some(info) = &f.info else {
-        return f.target.clone();
+        return f.target.to_string();
     };
     match f.kind {
         FdKind::Eventpoll => {
@@ -468,15 +527,15 @@ fn anon_detail(f: &Fd) -> String {
                     format!("once, in {next}")
                 }
             }
-            None => f.target.clone(),
+            None => f.target.to_string(),
         },
         FdKind::Signalfd => format!("mask {}", info.sigmask.clone().unwrap_or_default()),
         FdKind::Inotify => format!("{} watches", info.inotify_watches.len()),
         FdKind::Pidfd => match info.pidfd_pid {
             Some(p) => format!("process {p}"),
-            None => f.target.clone(),
+            None => f.target.to_string(),
         },
-        _ => f.target.clone(),
+        _ => f.target.to_string(),
     }
 }
 
@@ -501,9 +560,10 @@ fn locks(out: &mut String, snap: &Snapshot, st: &Style) {
                 None => format!("{}-EOF", l.start),
             },
             lock_state(l, snap.process.pid),
-            l.path
-                .clone()
-                .unwrap_or_else(|| format!("{} inode {}", l.dev, l.inode)),
+            match &l.path {
+                Some(path) => st.show(path),
+                None => st.show(&format!("{} inode {}", l.dev, l.inode)),
+            },
         ]);
     }
     let _ = writeln!(out, "{}", st.bold("LOCKS"));
@@ -545,20 +605,20 @@ fn gaps(out: &mut String, snap: &Snapshot, st: &Style) {
         let needs = g
             .needs
             .as_ref()
-            .map(|n| format!("; needs {n}"))
+            .map(|n| format!("; needs {}", st.show(n)))
             .unwrap_or_default();
         // "permission denied (Permission denied (os error 13))" says it twice.
         let detail = if g.detail.to_lowercase().starts_with(g.reason.as_str()) {
             String::new()
         } else {
-            g.detail.clone()
+            st.show(&g.detail)
         };
         let paren = match (detail.is_empty(), needs.is_empty()) {
             (true, true) => String::new(),
             (true, false) => format!(" ({})", needs.trim_start_matches("; ")),
             _ => format!(" ({detail}{needs})"),
         };
-        let _ = writeln!(out, "  {}: {}{paren}", g.what, g.reason.as_str());
+        let _ = writeln!(out, "  {}: {}{paren}", st.show(&g.what), g.reason.as_str());
     }
 }
 
@@ -739,5 +799,154 @@ mod tests {
     #[test]
     fn wraps_words() {
         assert_eq!(wrap("a bb ccc", 2, 6), "a bb\n  ccc");
+    }
+}
+
+#[cfg(test)]
+mod hostile {
+    //! Every string of a real snapshot made hostile: whatever field a renderer prints, nothing
+    //! raw may reach the terminal.
+
+    use super::*;
+
+    const HOSTILE: &str = "\x1b]0;pwned\x07\r\nZZ\u{9b}2J\u{202e}\x7f";
+
+    /// Appends `HOSTILE` to every string that is data, not a tag the types are told apart by.
+    fn poison(v: &mut serde_json::Value, key: &str) {
+        const TAGS: &[&str] = &[
+            "schema_version",
+            "kind",
+            "type",
+            "severity",
+            "cause",
+            "reason",
+            "format",
+            "level",
+            "class",
+            "access",
+            "link_access",
+            "outcome",
+            "event",
+            "family",
+        ];
+        match v {
+            // A log message's own lines are shown as its continuation lines, by design.
+            serde_json::Value::String(s) if key == "message" => {
+                s.push_str(&HOSTILE.replace("\r\n", " "));
+            }
+            serde_json::Value::String(s) if !TAGS.contains(&key) => s.push_str(HOSTILE),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| poison(x, key)),
+            serde_json::Value::Object(o) => o.iter_mut().for_each(|(k, x)| poison(x, k)),
+            _ => {}
+        }
+    }
+
+    fn assert_clean(text: &str) {
+        for (n, line) in text.lines().enumerate() {
+            for c in line.chars() {
+                assert!(
+                    !(c.is_control() || matches!(c, '\u{202a}'..='\u{202e}')),
+                    "raw {c:?} on line {n}: {line:?}"
+                );
+            }
+            // The newline after the BEL was escaped: no line starts with what followed it.
+            assert!(!line.trim_start().starts_with("ZZ"), "line {n}: {line:?}");
+        }
+    }
+
+    /// What the fixtures lack: a pipe with a writer, a unix peer, a local TCP peer, a lock, a
+    /// waiting thread with a stack, gaps and findings with every part.
+    fn the_rest(v: &mut serde_json::Value) {
+        let extra = serde_json::json!({
+            "threads": [{
+                "tid": 90, "name": "w", "state": "S", "wchan": "pipe_read",
+                "stack": ["pipe_read+0x1/0x2"], "stack_unavailable": null, "focus": true,
+                "syscall": { "nr": 0, "name": "read", "summary": "read(40, \"x\", 1)",
+                    "decode_error": "partial", "timeout_ms": -1,
+                    "waits_on": [{ "kind": "fd", "fd": 40, "events": ["POLLIN"] },
+                                 { "kind": "fd", "fd": 41 }, { "kind": "fd", "fd": 42 }] }
+            }, {
+                "tid": 91, "name": "m", "state": "S",
+                "syscall": { "nr": 202, "name": "futex", "waits_on": [{ "kind": "futex",
+                    "addr": 1, "owner_tid": 90, "waiters": 2 }] }
+            }, {
+                "tid": 92, "name": "l", "state": "S",
+                "syscall": { "nr": 73, "name": "flock", "waits_on": [{ "kind": "lock",
+                    "fd": 43, "op": "LOCK_EX" }] }
+            }],
+            "fds": [
+                { "fd": 40, "kind": "pipe", "target": "pipe:[7]", "pipe_inode": 7,
+                  "pipe_peers": [{ "pid": 5, "name": "writer", "fd": 1, "access": "write" }] },
+                { "fd": 41, "kind": "socket", "target": "socket:[8]", "socket_inode": 8 },
+                { "fd": 42, "kind": "socket", "target": "socket:[9]", "socket_inode": 9 },
+                { "fd": 43, "kind": "regular", "target": "/l", "stat_skipped": "on fuse" },
+                { "fd": 44, "kind": "anon_inode", "target": "anon_inode:[x]" }
+            ],
+            "sockets": [
+                { "inode": 8, "fds": [41], "family": "unix", "source": "sock_diag",
+                  "detail": { "type": "unix", "sock_type": "STREAM", "state": "ESTAB",
+                    "path": "/s", "peer_inode": 10, "peer_unresolved": "gone",
+                    "peer": { "pid": 6, "name": "peer", "fd": 3, "path": "/p" } } },
+                { "inode": 9, "fds": [42], "family": "inet", "source": "sock_diag",
+                  "detail": { "type": "tcp", "state": "ESTAB",
+                    "local": { "addr": "127.0.0.1", "port": 1, "service": "svc" },
+                    "peer": { "addr": "127.0.0.1", "port": 2 }, "congestion": "cubic",
+                    "tcp_info": { "len": 200 },
+                    "local_peer": { "inode": 11, "state": "ESTAB", "recv_q": 3,
+                      "holder": { "pid": 7, "name": "srv", "fd": 4 } } } },
+                { "inode": 12, "fds": [45], "family": "other", "source": "none",
+                  "detail": { "type": "unknown" }, "not_found_reason": "raced" }
+            ],
+            "locks": [{ "id": 1, "class": "flock", "access": "write", "mode": "ADVISORY",
+                        "dev": "0:1", "inode": 2, "start": 0, "waiting": true, "fd": 43,
+                        "pid": 1, "holder_pid": 3, "path": "/l" }],
+            "gaps": [{ "what": "/proc/1/x", "reason": "other", "detail": "d", "needs": "n" }]
+        });
+        let snap = &mut v["snapshot"];
+        for key in ["threads", "fds", "sockets", "locks", "gaps"] {
+            if let (Some(to), Some(from)) = (snap[key].as_array_mut(), extra[key].as_array()) {
+                to.extend(from.iter().cloned());
+            }
+        }
+        let finding = serde_json::json!({
+            "severity": "cause", "cause": "pipe_wait", "summary": "s", "next_step": "n",
+            "subject": { "tid": 90, "thread_name": "w", "fd": 40, "connection": "c" },
+            "evidence": [{ "label": "l", "value": "v", "source": "src" }],
+            "ruled_out": ["r"]
+        });
+        let mut second = finding.clone();
+        second["severity"] = "warning".into();
+        v["findings"] = serde_json::json!([finding, second]);
+    }
+
+    #[test]
+    fn no_field_reaches_the_terminal_raw() {
+        for fixture in [
+            include_str!("../../../tests/fixtures/snapshots/seed-zbs-metad-peer-silent.json"),
+            include_str!("../../../tests/fixtures/snapshots/busy-echo-server.json"),
+            include_str!("../../../tests/fixtures/snapshots/idle-server.json"),
+        ] {
+            let mut v: serde_json::Value = serde_json::from_str(fixture).unwrap();
+            the_rest(&mut v);
+            poison(&mut v, "");
+            let doc = Document::from_json(&v.to_string()).unwrap();
+            assert!(doc.snapshot.process.name.ends_with(HOSTILE));
+            for verbose in [false, true] {
+                let opts = TextOptions {
+                    color: true,
+                    verbose,
+                };
+                let text = render_text(&doc, &opts);
+                // Colour codes are hangscope's own; they are all this may contain of ESC.
+                let text = text
+                    .replace("\x1b[0m", "")
+                    .replace("\x1b[1;31m", "")
+                    .replace("\x1b[1m", "")
+                    .replace("\x1b[2m", "")
+                    .replace("\x1b[33m", "");
+                assert_clean(&text);
+                assert!(text.contains("\\e]0;pwned\\a\\r\\nZZ\\u{9b}2J\\u{202e}\\x7f"));
+            }
+        }
     }
 }

@@ -92,13 +92,13 @@ pub fn parse(text: &str, format: LogFormat, ctx: &TimeContext) -> Vec<LogEntry> 
             && is_texty(line);
         match out.last_mut() {
             Some(last) if can_continue => {
-                last.message.push('\n');
+                last.message.push_str("\n");
                 last.message.push_str(line);
                 continued += 1;
             }
             _ => {
                 out.push(LogEntry {
-                    message: line.to_string(),
+                    message: line.into(),
                     malformed: true,
                     ..LogEntry::default()
                 });
@@ -107,6 +107,13 @@ pub fn parse(text: &str, format: LogFormat, ctx: &TimeContext) -> Vec<LogEntry> 
         }
     }
     for e in &mut out {
+        // The message keeps the bytes that were not UTF-8; the fields parsed from the header
+        // are plain strings.
+        e.message = super::tail::exact(&e.message);
+        super::tail::lossy(&mut e.time_text);
+        if let Some(loc) = &mut e.location {
+            super::tail::lossy(loc);
+        }
         peers::annotate(e);
     }
     out

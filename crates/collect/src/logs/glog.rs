@@ -59,7 +59,7 @@ pub fn parse_line(line: &str, ctx: &TimeContext) -> Option<LogEntry> {
         level: Some(level),
         tid: Some(tid),
         location: Some(location.to_string()),
-        message: message.to_string(),
+        message: message.into(),
         ..LogEntry::default()
     })
 }

@@ -38,9 +38,9 @@ pub fn parse_line(line: &str, ctx: &TimeContext) -> Option<LogEntry> {
         .find_map(|k| obj.get(*k).and_then(Value::as_str))
         .map(str::to_string);
     entry.message = match first(&obj, &MESSAGE_KEYS) {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => String::new(),
+        Some(Value::String(s)) => s.clone().into(),
+        Some(other) => other.to_string().into(),
+        None => Default::default(),
     };
     // Other fields (error, peer, addr, ...) often carry what the message leaves out; keep
     // them after the message so peer extraction and the reader see them.
@@ -62,7 +62,7 @@ pub fn parse_line(line: &str, ctx: &TimeContext) -> Option<LogEntry> {
         .collect();
     if !extra.is_empty() {
         if !entry.message.is_empty() {
-            entry.message.push(' ');
+            entry.message.push_str(" ");
         }
         entry.message.push_str(&extra.join(" "));
     }

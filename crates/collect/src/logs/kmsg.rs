@@ -213,7 +213,7 @@ pub fn select(records: &[Record], target: &Target, since_us: u64, clock: &Clock)
                 time_ms: Some(clock.wall_ms_of(r.ts_us)),
                 level: Some(level_of(r.priority)),
                 tid,
-                message: r.message.clone(),
+                message: r.message.clone().into(),
                 event: Some(event),
                 ..LogEntry::default()
             })

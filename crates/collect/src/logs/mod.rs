@@ -245,7 +245,7 @@ fn read_fd_log(
     gaps: &mut Vec<Gap>,
 ) -> (LogSource, bool) {
     let mut source = LogSource {
-        path: f.target.clone(),
+        path: f.target.to_string(),
         fd: Some(f.fd),
         reason,
         ..LogSource::default()
@@ -574,7 +574,10 @@ fn journal_reason(root: &ProcRoot, pid: i32, snap: &Snapshot) -> Option<String> 
         if let SocketDetail::Unix(u) = &s.detail {
             known = true;
             let peer = u.peer.as_ref();
-            let path = peer.and_then(|p| p.path.clone()).unwrap_or_default();
+            let path = peer
+                .and_then(|p| p.path.as_ref())
+                .map(|p| p.to_string())
+                .unwrap_or_default();
             let name = peer.map(|p| p.name.as_str()).unwrap_or("");
             if path.contains("journal") || name.starts_with("systemd-journal") {
                 let by = if path.is_empty() {
@@ -678,8 +681,8 @@ fn read_kmsg(
     if tids.is_empty() {
         tids = snap.threads.iter().map(|t| t.tid).collect();
     }
-    let mut names: Vec<String> = std::iter::once(snap.process.name.clone())
-        .chain(snap.threads.iter().map(|t| t.name.clone()))
+    let mut names: Vec<String> = std::iter::once(snap.process.name.to_string())
+        .chain(snap.threads.iter().map(|t| t.name.to_string()))
         .filter(|n| !n.is_empty())
         .collect();
     names.sort();

@@ -36,7 +36,7 @@ pub fn parse_line(line: &str, ctx: &TimeContext) -> Option<LogEntry> {
     let (level, tid, message) = level_and_tid(rest);
     entry.level = level;
     entry.tid = tid;
-    entry.message = message.to_string();
+    entry.message = message.into();
     Some(entry)
 }
 

@@ -10,6 +10,8 @@ use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
+use hangscope_model::Text;
+
 #[derive(Debug, Clone, Default)]
 pub struct Tail {
     /// The text read, from the first whole line on.
@@ -97,7 +99,7 @@ impl Tail {
             tail.binary = true;
             return tail;
         }
-        let text = String::from_utf8_lossy(body);
+        let text = decode(body);
         let lines: Vec<&str> = text.lines().collect();
         let skip = lines.len().saturating_sub(max_lines);
         if skip > 0 {
@@ -105,6 +107,60 @@ impl Tail {
         }
         tail.text = lines[skip..].join("\n");
         tail
+    }
+}
+
+/// Where a byte that is not UTF-8 sits in decoded log text: U+10FF00 + the byte, in a private
+/// use area no log writes. The parsers see one character per such byte, and [`exact`] turns a
+/// message back into its bytes.
+const MARK: u32 = 0x10_ff00;
+
+/// The body as text for the parsers, each invalid byte marked. A body that already holds
+/// characters of the marked range is decoded lossily instead, so a mark is never misread.
+fn decode(body: &[u8]) -> String {
+    let Err(_) = std::str::from_utf8(body) else {
+        return String::from_utf8_lossy(body).into_owned();
+    };
+    let mut out = String::with_capacity(body.len() + 16);
+    for chunk in body.utf8_chunks() {
+        if chunk.valid().chars().any(is_mark) {
+            return String::from_utf8_lossy(body).into_owned();
+        }
+        out.push_str(chunk.valid());
+        for &b in chunk.invalid() {
+            out.extend(char::from_u32(MARK + u32::from(b)));
+        }
+    }
+    out
+}
+
+fn is_mark(c: char) -> bool {
+    (MARK..=MARK + 0xff).contains(&(c as u32))
+}
+
+/// Decoded text back as the bytes it was read from.
+pub fn exact(text: &str) -> Text {
+    if !text.chars().any(is_mark) {
+        return Text::from(text);
+    }
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut utf8 = [0u8; 4];
+    for c in text.chars() {
+        match (c as u32).checked_sub(MARK) {
+            Some(b) if is_mark(c) => bytes.push(b as u8),
+            _ => bytes.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes()),
+        }
+    }
+    Text::from_bytes(bytes)
+}
+
+/// Decoded text as a plain string: each marked byte as U+FFFD, as a lossy read has it.
+pub fn lossy(text: &mut String) {
+    if text.chars().any(is_mark) {
+        *text = text
+            .chars()
+            .map(|c| if is_mark(c) { '\u{fffd}' } else { c })
+            .collect();
     }
 }
 
@@ -168,5 +224,20 @@ mod tests {
         let p = temp("000003.log", b"\x00\x00\x01\x02\x03rocksdb wal");
         assert!(read(&p, 1024, 10).unwrap().binary);
         assert!(read(p.parent().unwrap(), 1024, 10).is_err());
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_survive_the_parsers() {
+        let text = decode(b"a\xff\xfeb\n\xc3");
+        assert_eq!(text.chars().count(), 6);
+        assert_eq!(exact(&text).as_bytes(), b"a\xff\xfeb\n\xc3");
+        let mut plain = text.clone();
+        lossy(&mut plain);
+        assert_eq!(plain, "a\u{fffd}\u{fffd}b\n\u{fffd}");
+        // Text that already holds the marked range is read lossily: no mark is misread.
+        let mut both = "\u{10ff41}".as_bytes().to_vec();
+        both.push(0xff);
+        assert_eq!(decode(&both), "\u{10ff41}\u{fffd}");
+        assert_eq!(exact("plain").as_bytes(), b"plain");
     }
 }

@@ -101,7 +101,11 @@ pub fn parse_unix(text: &str) -> Result<Vec<UnixEntry>, String> {
                     _ => "UNCONN",
                 }
                 .into(),
-                path: e.path.map(|p| p.to_string_lossy().into_owned()),
+                path: e.path.map(|p| {
+                    hangscope_model::Text::from_bytes(std::os::unix::ffi::OsStringExt::into_vec(
+                        p.into_os_string(),
+                    ))
+                }),
                 ..UnixSocket::default()
             },
         })

@@ -9,7 +9,7 @@ use netlink_packet_core::{Emitable, NLA_TYPE_MASK, NlasIterator};
 use netlink_packet_sock_diag::constants::{UNIX_DIAG_NAME, UNIX_DIAG_PEER, UNIX_DIAG_RQLEN};
 use netlink_packet_sock_diag::unix::{ShowFlags, StateFlags, UnixRequest};
 
-use hangscope_model::UnixSocket;
+use hangscope_model::{Text, UnixSocket};
 
 use super::inet_diag::state_name;
 
@@ -81,12 +81,12 @@ pub fn parse(msg: &[u8]) -> Result<UnixEntry, String> {
 
 /// sun_path as ss prints it: abstract names (leading NUL) get "@"; a path may or may not carry
 /// its terminating NUL.
-fn path_of(raw: &[u8]) -> String {
+fn path_of(raw: &[u8]) -> Text {
     match raw.split_first() {
-        Some((0, rest)) => format!("@{}", String::from_utf8_lossy(rest)),
+        Some((0, rest)) => Text::from_bytes([b"@", rest].concat()),
         _ => {
             let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-            String::from_utf8_lossy(&raw[..end]).into_owned()
+            Text::from_bytes(&raw[..end])
         }
     }
 }

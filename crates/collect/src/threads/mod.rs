@@ -429,7 +429,8 @@ pub(crate) fn ensure_fd(root: &ProcRoot, pid: i32, fds: &mut Vec<Fd>, n: i32, ga
         Ok(i) => i,
         Err(i) => match std::fs::read_link(root.pid(pid).join("fd").join(n.to_string())) {
             Ok(link) => {
-                fds.insert(i, fd::classify(n, &link.to_string_lossy()));
+                let link = std::os::unix::ffi::OsStrExt::as_bytes(link.as_os_str());
+                fds.insert(i, fd::classify_bytes(n, link));
                 i
             }
             // Closed since: the syscall will fail with EBADF or already has.

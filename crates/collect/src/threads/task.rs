@@ -21,7 +21,7 @@ use crate::process::{parse_stat, parse_status, ticks_per_second};
 #[derive(Debug, Default)]
 pub struct TaskRead {
     pub tid: i32,
-    pub name: String,
+    pub name: hangscope_model::Text,
     pub state: char,
     pub utime_ms: u64,
     pub stime_ms: u64,
@@ -73,8 +73,10 @@ pub fn read(root: &ProcRoot, pid: i32, tid: i32, full: bool) -> Option<TaskRead>
     };
     let stat_text = read_at(&dir, "stat", &mut buf).ok()?;
     let stat = parse_stat(&stat_text).ok()?;
+    // `buf` still holds the bytes: the name is kept exactly, not as the lossy text.
+    let name = crate::proc_root::comm_of_stat(&buf);
     let tick_ms = 1000 / ticks_per_second().max(1);
-    t.name = stat.comm.clone();
+    t.name = name.unwrap_or_else(|| stat.comm.clone().into());
     t.state = stat.state;
     t.utime_ms = stat.utime * tick_ms;
     t.stime_ms = stat.stime * tick_ms;

@@ -3,6 +3,7 @@
 //! a supervisor, waits for nothing; the parent is where to look.
 
 use hangscope_model::{Cause, Next, Severity, Subject};
+use hangscope_model::Text;
 use serde::Serialize;
 
 use crate::Ctx;
@@ -11,11 +12,11 @@ use crate::facts::RuleFacts;
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Exited {
     pub pid: i32,
-    pub name: String,
+    pub name: Text,
     /// The parent that has not reaped it.
     pub ppid: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent_name: Option<String>,
+    pub parent_name: Option<Text>,
 }
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Exited> {

@@ -3,6 +3,7 @@
 //! lists the blocked request ("->" line) behind the holder's lock.
 
 use hangscope_model::{Cause, LockAccess, Next, Severity, Subject, WaitObject};
+use hangscope_model::Text;
 use serde::Serialize;
 
 use crate::facts::{RuleFacts, ThreadRef};
@@ -21,7 +22,7 @@ pub(crate) struct LockWait {
     pub blocked_ms: Option<u64>,
     /// The locked file: /proc/locks' path, else the fd's target; `None` when neither is known.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    pub path: Option<Text>,
     pub inode: u64,
     /// The blocked request, as /proc/locks lists it.
     pub access: LockAccess,

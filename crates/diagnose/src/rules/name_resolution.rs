@@ -7,6 +7,7 @@
 //! /proc/PID/task/TID/syscall.
 
 use hangscope_model::{Cause, Next, Severity, Socket, SocketDetail, Subject};
+use hangscope_model::Text;
 use serde::Serialize;
 
 use crate::connection::{Conn, socket_fds};
@@ -36,9 +37,9 @@ pub(crate) enum Resolver {
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct UnixService {
     /// Empty when the peer is not bound to a path.
-    pub path: String,
+    pub path: Text,
     pub pid: i32,
-    pub name: String,
+    pub name: Text,
 }
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<NameResolution> {

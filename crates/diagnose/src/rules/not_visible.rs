@@ -4,6 +4,7 @@
 //! it from the credentials of both processes). Words in `words/not_visible.rs`.
 
 use hangscope_model::{Cause, Gap, GapReason, Next, Severity, Subject};
+use hangscope_model::Text;
 use serde::Serialize;
 
 use crate::Ctx;
@@ -12,7 +13,7 @@ use crate::facts::RuleFacts;
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct NotVisible {
     pub pid: i32,
-    pub name: String,
+    pub name: Text,
     /// What could not be read, the fd table first.
     pub unseen: Vec<Unseen>,
 }

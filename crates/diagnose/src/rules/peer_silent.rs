@@ -427,7 +427,10 @@ mod tests {
         // Two replicas on one host behind different ports: the earlier timeout names the other.
         let mut snap = seed();
         let e = &mut snap.logs[0].entries[3];
-        e.message = e.message.replace("10.0.130.73:10100", "10.0.130.72:10200");
+        e.message = e
+            .message
+            .replace("10.0.130.73:10100", "10.0.130.72:10200")
+            .into();
         e.peers = vec!["10.0.130.72:10200".into()];
         let found = find(&Ctx::new(&snap));
         let f = &found[0];

@@ -7,6 +7,7 @@
 //! end they hold (/proc/*/fd links and fdinfo flags, `Fd::pipe_peers`).
 
 use hangscope_model::{Cause, FdKind, Next, PipeEnd, Severity, Subject};
+use hangscope_model::Text;
 use serde::Serialize;
 
 use crate::facts::{RuleFacts, ThreadWait};
@@ -20,7 +21,7 @@ pub(crate) struct PipeWait {
     /// The pipe's fd in this process.
     pub fd: i32,
     /// Its link, e.g. "pipe:[4242]".
-    pub target: String,
+    pub target: Text,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pipe_inode: Option<u64>,
     /// Blocked writing (the pipe is full); else reading.

@@ -7,6 +7,7 @@
 //! thread waits on and their mounts when the syscall names an fd.
 
 use hangscope_model::{Cause, Next, Severity, Subject, Thread, WaitObject};
+use hangscope_model::Text;
 use serde::Serialize;
 
 use crate::facts::{RuleFacts, ThreadRef};
@@ -42,7 +43,7 @@ pub(crate) struct KernelWait {
 pub(crate) struct WaitedFile {
     pub fd: i32,
     /// The fd's link, e.g. "/mnt/nfs/data.db".
-    pub target: String,
+    pub target: Text,
 }
 
 /// What a thread the kernel holds waits for, from its kernel frames.
@@ -178,7 +179,7 @@ impl RuleFacts for KernelWait {
     /// snapshot does not name the mount a file is on, so the file stands for it.
     fn next(&self) -> Option<Next> {
         let path = match &self.file {
-            Some(f) if f.target.starts_with('/') => f.target.clone(),
+            Some(f) if f.target.starts_with('/') => f.target.to_string(),
             _ => format!("/proc/{}/mountinfo", self.pid),
         };
         Some(Next::file(path).with_command("dmesg"))

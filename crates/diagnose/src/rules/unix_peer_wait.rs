@@ -11,6 +11,7 @@
 //! holder from /proc/*/fd, and /proc/PID/task/TID/syscall.
 
 use hangscope_model::{Cause, Next, Severity, SocketDetail, Subject};
+use hangscope_model::Text;
 use serde::Serialize;
 
 use crate::connection::socket_fds;
@@ -33,7 +34,7 @@ pub(crate) struct UnixPeerWait {
     pub peer_inode: u64,
     /// The other end's path, or this end's when only it is bound.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    pub path: Option<Text>,
     pub blocked: Blocked,
     pub other_end: UnixOtherEnd,
     pub stuck_ms: u64,

@@ -10,7 +10,8 @@ use crate::wording::{call, duration};
 pub(crate) fn words(f: &LockWait) -> Words {
     let path = f
         .path
-        .clone()
+        .as_ref()
+        .map(|p| p.to_string())
         .unwrap_or_else(|| format!("inode {}", f.inode));
     let kind = match f.access {
         LockAccess::Read => "read lock",

@@ -51,7 +51,7 @@ pub(crate) fn words(f: &WaitingLoop) -> Words {
                     if l.thread.name.is_empty() {
                         l.thread.tid.to_string()
                     } else {
-                        l.thread.name.clone()
+                        l.thread.name.to_string()
                     }
                 })
                 .collect();

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use hangscope_model::{LogEntry, LogFormat, LogSource, Snapshot};
+use hangscope_model::{LogEntry, LogFormat, LogSource, Snapshot, Text};
 
 use super::Style;
 use crate::human_bytes;
@@ -27,7 +27,7 @@ pub(super) fn logs(out: &mut String, snap: &Snapshot, st: &Style) {
 }
 
 fn source_block(out: &mut String, snap: &Snapshot, s: &LogSource, st: &Style) {
-    let mut head = vec![s.path.clone()];
+    let mut head = vec![st.show(&s.path)];
     if let Some(fd) = s.fd {
         head.push(format!("fd {fd}"));
     }
@@ -49,20 +49,20 @@ fn source_block(out: &mut String, snap: &Snapshot, s: &LogSource, st: &Style) {
         head.push(what);
     }
     let _ = writeln!(out, "  {}", head.join("  "));
-    let mut sub = vec![s.reason.clone()];
+    let mut sub = vec![st.show(&s.reason)];
     if let (Some(year), Some(from)) = (s.year, &s.year_from) {
-        sub.push(format!("year {year} from {from}"));
+        sub.push(format!("year {year} from {}", st.show(from)));
     }
     if let Some(z) = &s.utc_offset {
-        sub.push(format!("local times UTC{z}"));
+        sub.push(format!("local times UTC{}", st.show(z)));
     }
-    sub.extend(s.notes.iter().cloned());
+    sub.extend(s.notes.iter().map(|n| st.show(n)));
     let _ = writeln!(out, "    {}", st.dim(&sub.join("; ")));
 
     for i in pick(&s.entries, s.format == LogFormat::Unknown) {
         entry_line(out, snap, &s.entries[i], st);
     }
-    timeline(out, s);
+    timeline(out, s, st);
 }
 
 fn format_name(f: LogFormat) -> &'static str {
@@ -109,7 +109,7 @@ fn entry_line(out: &mut String, snap: &Snapshot, e: &LogEntry, st: &Style) {
         prefix.push(' ');
     }
     if !e.time_text.is_empty() {
-        prefix.push_str(&e.time_text);
+        prefix.push_str(&st.show(&e.time_text));
         prefix.push(' ');
     }
     if let Some(tid) = e.tid {
@@ -117,8 +117,8 @@ fn entry_line(out: &mut String, snap: &Snapshot, e: &LogEntry, st: &Style) {
         let name = e
             .thread_tid
             .and_then(|t| snap.thread(t))
-            .map(|t| t.name.clone())
-            .or_else(|| e.thread_name.clone());
+            .map(|t| st.show(&t.name))
+            .or_else(|| e.thread_name.as_ref().map(|n| st.show(n)));
         if let Some(name) = name {
             let _ = write!(prefix, " ({name})");
         }
@@ -128,10 +128,17 @@ fn entry_line(out: &mut String, snap: &Snapshot, e: &LogEntry, st: &Style) {
         prefix.push(' ');
     }
     if let Some(loc) = &e.location {
-        let _ = write!(prefix, "{loc}] ");
+        let _ = write!(prefix, "{}] ", st.show(loc));
     }
-    let mut lines = e.message.lines();
-    let first = lines.next().unwrap_or("");
+    // The message's own lines are shown as continuation lines, each escaped (a CR, an escape
+    // sequence) and cut; a line break the target wrote cannot start a line of the report.
+    let lines: Vec<Text> = e
+        .message
+        .as_bytes()
+        .split(|&b| b == b'\n')
+        .map(|l| Text::from_bytes(l.strip_suffix(b"\r").unwrap_or(l)))
+        .collect();
+    let first = lines.first().map(|l| st.show(l)).unwrap_or_default();
     let text = format!("{prefix}{first}");
     let text = if e.is_problem() {
         st.yellow(&text)
@@ -139,9 +146,9 @@ fn entry_line(out: &mut String, snap: &Snapshot, e: &LogEntry, st: &Style) {
         text
     };
     let _ = writeln!(out, "    {text}");
-    let rest: Vec<&str> = lines.collect();
+    let rest = lines.get(1..).unwrap_or_default();
     for l in rest.iter().take(SHOWN_CONTINUATION) {
-        let _ = writeln!(out, "      {l}");
+        let _ = writeln!(out, "      {}", st.show(l));
     }
     if rest.len() > SHOWN_CONTINUATION {
         let _ = writeln!(
@@ -167,7 +174,7 @@ fn entry_line(out: &mut String, snap: &Snapshot, e: &LogEntry, st: &Style) {
     }
 }
 
-fn timeline(out: &mut String, s: &LogSource) {
+fn timeline(out: &mut String, s: &LogSource, st: &Style) {
     if s.peer_timeline.is_empty() {
         return;
     }
@@ -182,7 +189,12 @@ fn timeline(out: &mut String, s: &LogSource) {
                 .last()
                 .map(|t| t.split('.').next().unwrap_or(t))
                 .unwrap_or("");
-            format!("{clock} {} {}", a.peer, a.outcome.as_str())
+            format!(
+                "{} {} {}",
+                st.show(clock),
+                st.show(&a.peer),
+                a.outcome.as_str()
+            )
         })
         .collect();
     let _ = writeln!(out, "    peers: {}", steps.join(" → "));
@@ -250,7 +262,7 @@ mod tests {
             ..Snapshot::default()
         };
         let mut out = String::new();
-        logs(&mut out, &snap, &Style { on: false });
+        logs(&mut out, &snap, &Style::plain());
         let text = out;
         assert!(
             text.contains("fd 7  glog  21 entries + 1 unparsed lines, 4.0 KiB read"),

@@ -72,7 +72,7 @@ pub(super) fn sockets(out: &mut String, snap: &Snapshot, st: &Style, verbose: bo
     let _ = writeln!(out, "{}", st.bold("SOCKETS"));
     let notable = super::notable_fds(snap);
     for (g, list) in groups {
-        let _ = writeln!(out, "  {}", st.bold(&g.title()));
+        let _ = writeln!(out, "  {}", st.bold(&st.show(&g.title())));
         let (list, rest) = if verbose {
             (list, Vec::new())
         } else {
@@ -87,7 +87,9 @@ pub(super) fn sockets(out: &mut String, snap: &Snapshot, st: &Style, verbose: bo
         // aligned as one table, then the detail lines are interleaved.
         let mut pending: Vec<(Vec<String>, Vec<String>)> = Vec::new();
         for s in list {
-            let row = row(s);
+            // Names and paths are escaped where they are put in, the rest (kernel words) with
+            // the cell.
+            let row: Vec<String> = row(s, st).iter().map(|c| st.show(c)).collect();
             let mut info = Vec::new();
             if verbose {
                 info.extend(tcp_detail(s));
@@ -108,7 +110,7 @@ pub(super) fn sockets(out: &mut String, snap: &Snapshot, st: &Style, verbose: bo
             for ((_, info), line) in pending.iter().zip(lines) {
                 let _ = writeln!(out, "{line}");
                 for i in info {
-                    let _ = writeln!(out, "{}", st.dim(&format!("{:6}{i}", "")));
+                    let _ = writeln!(out, "{}", st.dim(&format!("{:6}{}", "", st.show(i))));
                 }
             }
         } else {
@@ -118,7 +120,7 @@ pub(super) fn sockets(out: &mut String, snap: &Snapshot, st: &Style, verbose: bo
             out.push_str(&t.render(4, st.header()));
         }
         if !rest.is_empty() {
-            let _ = writeln!(out, "    {}", st.dim(&summarise(&rest)));
+            let _ = writeln!(out, "    {}", st.dim(&st.show(&summarise(&rest))));
         }
     }
     out.push('\n');
@@ -182,7 +184,7 @@ fn summarise(rest: &[&Socket]) -> String {
     )
 }
 
-fn row(s: &Socket) -> Vec<String> {
+fn row(s: &Socket, st: &Style) -> Vec<String> {
     let fds = s
         .fds
         .iter()
@@ -198,8 +200,8 @@ fn row(s: &Socket) -> Vec<String> {
         notes.push("from /proc/net".into());
     }
     let mut r = match &s.detail {
-        SocketDetail::Tcp(i) => inet_row("tcp", i),
-        SocketDetail::Udp(i) => inet_row("udp", i),
+        SocketDetail::Tcp(i) => inet_row("tcp", i, st),
+        SocketDetail::Udp(i) => inet_row("udp", i, st),
         SocketDetail::Unix(u) => {
             let netid = match u.sock_type.as_str() {
                 "STREAM" => "u_str",
@@ -209,9 +211,9 @@ fn row(s: &Socket) -> Vec<String> {
             };
             let peer = match (&u.peer, &u.peer_unresolved) {
                 (Some(p), _) => {
-                    let mut s = format!("pid {} ({}) fd {}", p.pid, p.name, p.fd);
+                    let mut s = format!("pid {} ({}) fd {}", p.pid, st.show(&p.name), p.fd);
                     if let Some(path) = &p.path {
-                        s.push_str(&format!(" {path}"));
+                        s.push_str(&format!(" {}", st.show(path)));
                     }
                     s
                 }
@@ -226,7 +228,10 @@ fn row(s: &Socket) -> Vec<String> {
                 u.state.clone(),
                 u.recv_q.to_string(),
                 u.send_q.to_string(),
-                u.path.clone().unwrap_or_else(|| "*".into()),
+                u.path
+                    .as_ref()
+                    .map(|p| st.show(p))
+                    .unwrap_or_else(|| "*".into()),
                 peer,
                 String::new(),
             ]
@@ -289,14 +294,14 @@ fn row(s: &Socket) -> Vec<String> {
     full
 }
 
-fn inet_row(netid: &str, i: &InetSocket) -> Vec<String> {
+fn inet_row(netid: &str, i: &InetSocket, st: &Style) -> Vec<String> {
     let peer = if i.peer.port == 0 {
         "*".to_string()
     } else {
         endpoint(&i.peer)
     };
     let mut detail: Vec<String> = i.timer.as_ref().map(timer).into_iter().collect();
-    detail.extend(i.local_peer.as_deref().map(other_end));
+    detail.extend(i.local_peer.as_deref().map(|p| other_end(p, st)));
     detail.extend(window_note(netid, i));
     vec![
         netid.into(),
@@ -311,17 +316,25 @@ fn inet_row(netid: &str, i: &InetSocket) -> Vec<String> {
 
 /// The other end on this host, as the unix rows name theirs: "peer pid 4242 (metad) fd 7",
 /// with what it has not read, or why it has no holder.
-fn other_end(p: &LocalPeer) -> String {
+fn other_end(p: &LocalPeer, st: &Style) -> String {
+    let name = |h: &hangscope_model::PeerHolder| st.show(&h.name);
     match &p.holder {
         Some(h) if p.state == "LISTEN" => format!(
             "listener pid {} ({}) fd {} queue {}/{}",
-            h.pid, h.name, h.fd, p.recv_q, p.send_q
+            h.pid,
+            name(h),
+            h.fd,
+            p.recv_q,
+            p.send_q
         ),
         Some(h) if p.recv_q > 0 => format!(
             "peer pid {} ({}) fd {} Recv-Q {}",
-            h.pid, h.name, h.fd, p.recv_q
+            h.pid,
+            name(h),
+            h.fd,
+            p.recv_q
         ),
-        Some(h) => format!("peer pid {} ({}) fd {}", h.pid, h.name, h.fd),
+        Some(h) => format!("peer pid {} ({}) fd {}", h.pid, name(h), h.fd),
         None if p.inode == 0 && p.state != "TIME-WAIT" => "peer not accepted yet".into(),
         None => format!("peer socket:[{}] ?", p.inode),
     }
@@ -581,7 +594,7 @@ mod tests {
             i.state = "CLOSE-WAIT".into();
         }
         let mut out = String::new();
-        sockets(&mut out, &snap, &Style { on: false }, false);
+        sockets(&mut out, &snap, &Style::plain(), false);
         assert!(
             out.lines()
                 .any(|l| l.trim_start().starts_with("90 ") && l.contains(" 4096 ")),
@@ -593,7 +606,7 @@ mod tests {
             "{out}"
         );
         let mut all = String::new();
-        sockets(&mut all, &snap, &Style { on: false }, true);
+        sockets(&mut all, &snap, &Style::plain(), true);
         assert!(
             !all.contains("more:") && all.lines().any(|l| l.trim_start().starts_with("109 ")),
             "{all}"
@@ -653,7 +666,7 @@ mod tests {
             fds_changed: vec![],
         };
         snap.sockets = vec![l, u, unknown, a];
-        let st = Style { on: false };
+        let st = Style::plain();
         let mut out = String::new();
         sockets(&mut out, &snap, &st, false);
         let to = out.find("  to 10.0.130.71").expect("peer group");
@@ -738,7 +751,7 @@ mod tests {
             ..Snapshot::default()
         };
         let mut out = String::new();
-        sockets(&mut out, &snap, &Style { on: false }, false);
+        sockets(&mut out, &snap, &Style::plain(), false);
         let line = |fd: &str| {
             out.lines()
                 .find(|l| l.trim_start().starts_with(fd))
@@ -823,7 +836,7 @@ mod tests {
             sockets: vec![silent, busy, closing, closed],
             ..Snapshot::default()
         };
-        let st = Style { on: false };
+        let st = Style::plain();
         let mut out = String::new();
         sockets(&mut out, &snap, &st, false);
         assert!(out.contains("127.0.0.1:9000  idle 2.0 s"), "{out}");

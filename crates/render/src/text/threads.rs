@@ -29,7 +29,7 @@ pub(super) fn threads(out: &mut String, snap: &Snapshot, verbose: bool, st: &Sty
     // Group by (state, wait); the focus thread always stands alone.
     let mut groups: Vec<(String, Vec<&Thread>)> = Vec::new();
     for t in &snap.threads {
-        let key = format!("{}|{}", t.state, wait_text(t, snap));
+        let key = format!("{}|{}", t.state, wait_text(t, snap, st));
         match groups
             .iter_mut()
             .find(|(k, members)| *k == key && !members[0].focus)
@@ -56,9 +56,9 @@ fn thread_line(out: &mut String, t: &Thread, snap: &Snapshot, verbose: bool, st:
     let line = format!(
         "{mark}{:>7} {:<15} {}  {}{}",
         t.tid,
-        t.name,
-        t.state,
-        wait_text(t, snap),
+        st.show(&t.name),
+        st.show(&t.state),
+        wait_text(t, snap, st),
         if act.is_empty() {
             String::new()
         } else {
@@ -74,7 +74,8 @@ fn thread_line(out: &mut String, t: &Thread, snap: &Snapshot, verbose: bool, st:
 
 fn group_line(out: &mut String, members: &[&Thread], snap: &Snapshot, verbose: bool, st: &Style) {
     let first = members[0];
-    let names = name_pattern(members.iter().map(|t| t.name.as_str()));
+    let shown: Vec<String> = members.iter().map(|t| st.show(&t.name)).collect();
+    let names = name_pattern(shown.iter().map(String::as_str));
     // The shortest block among them is the group's lower bound.
     let blocked = members
         .iter()
@@ -90,8 +91,8 @@ fn group_line(out: &mut String, members: &[&Thread], snap: &Snapshot, verbose: b
         out,
         " {:>7} threads {}  {}  names {names}{act}",
         members.len(),
-        first.state,
-        wait_text(first, snap),
+        st.show(&first.state),
+        wait_text(first, snap, st),
     );
     if verbose {
         let tids: Vec<String> = members.iter().map(|t| t.tid.to_string()).collect();
@@ -118,28 +119,32 @@ fn details(out: &mut String, t: &Thread, st: &Style) {
         facts.push(format!("last cpu {cpu}"));
     }
     if let Some(w) = &t.wchan {
-        facts.push(format!("wchan {w}"));
+        facts.push(format!("wchan {}", st.show(w)));
     }
     let _ = writeln!(out, "          {}", st.dim(&facts.join("  ")));
     if let Some(s) = &t.syscall {
         if !s.summary.is_empty() && !s.running {
-            let _ = writeln!(out, "          {}", st.dim(&s.summary));
+            let _ = writeln!(out, "          {}", st.dim(&st.show(&s.summary)));
         }
         if let Some(e) = &s.decode_error {
-            let _ = writeln!(out, "          {}", st.dim(&format!("not decoded: {e}")));
+            let _ = writeln!(
+                out,
+                "          {}",
+                st.dim(&format!("not decoded: {}", st.show(e)))
+            );
         }
     }
     match (&t.stack, &t.stack_unavailable) {
         (Some(stack), _) => {
             for f in stack {
-                let _ = writeln!(out, "            {}", st.dim(f));
+                let _ = writeln!(out, "            {}", st.dim(&st.show(f)));
             }
         }
         (None, Some(why)) => {
             let _ = writeln!(
                 out,
                 "          {}",
-                st.dim(&format!("stack not read: {why}"))
+                st.dim(&format!("stack not read: {}", st.show(why)))
             );
         }
         _ => {}
@@ -176,7 +181,14 @@ fn name_pattern<'a>(names: impl Iterator<Item = &'a str>) -> String {
 
 /// What the thread waits in and on, e.g.
 /// `poll(fd 29 POLLIN, timeout 10000 ms) → TCP 10.0.0.1:4242 → 10.0.0.2:10100 ESTABLISHED`.
-pub(super) fn wait_text(t: &Thread, snap: &Snapshot) -> String {
+/// Escaped: it names files and processes.
+pub(super) fn wait_text(t: &Thread, snap: &Snapshot, st: &Style) -> String {
+    // Each value is escaped and cut where it is put in; the whole is escaped once more for
+    // what the syscall decoder copied from the target's memory.
+    st.show(&wait_words(t, snap, st))
+}
+
+fn wait_words(t: &Thread, snap: &Snapshot, st: &Style) -> String {
     let Some(s) = &t.syscall else {
         let wchan = t
             .wchan
@@ -226,7 +238,10 @@ pub(super) fn wait_text(t: &Thread, snap: &Snapshot) -> String {
             } => {
                 let mut text = format!("futex wait on {addr:#x}");
                 if let Some(o) = owner_tid {
-                    let name = snap.thread(*o).map(|t| t.name.as_str()).unwrap_or("");
+                    let name = snap
+                        .thread(*o)
+                        .map(|t| st.show(&t.name))
+                        .unwrap_or_default();
                     let _ = write!(text, ", mutex held by {o} {name}");
                     text = text.trim_end().to_string();
                 }
@@ -249,7 +264,7 @@ pub(super) fn wait_text(t: &Thread, snap: &Snapshot) -> String {
                 };
             }
             WaitObject::Lock { fd, op } => {
-                let mut text = format!("{}(fd {fd} {op}) → {}", s.name, fd_target(snap, *fd));
+                let mut text = format!("{}(fd {fd} {op}) → {}", s.name, fd_target(snap, *fd, st));
                 let holder = snap
                     .locks
                     .iter()
@@ -291,13 +306,13 @@ pub(super) fn wait_text(t: &Thread, snap: &Snapshot) -> String {
         direct
             .iter()
             .take(3)
-            .map(|(fd, _)| fd_target(snap, *fd))
+            .map(|(fd, _)| fd_target(snap, *fd, st))
             .collect()
     } else {
         watched
             .iter()
             .take(3)
-            .map(|fd| format!("fd {fd} {}", fd_target(snap, *fd)))
+            .map(|fd| format!("fd {fd} {}", fd_target(snap, *fd, st)))
             .collect()
     };
     let more = direct.len().max(watched.len()).saturating_sub(3);
@@ -311,7 +326,7 @@ pub(super) fn wait_text(t: &Thread, snap: &Snapshot) -> String {
 }
 
 /// An fd's object: the connection when the socket is known, else the link target.
-fn fd_target(snap: &Snapshot, fd: i32) -> String {
+fn fd_target(snap: &Snapshot, fd: i32, st: &Style) -> String {
     if let Some(sock) = snap.socket_of_fd(fd) {
         match &sock.detail {
             SocketDetail::Tcp(i) => {
@@ -319,17 +334,17 @@ fn fd_target(snap: &Snapshot, fd: i32) -> String {
                     .local_peer
                     .as_ref()
                     .and_then(|p| p.holder.as_ref())
-                    .map(|h| format!(" ↔ {} ({}) fd {}", h.pid, h.name, h.fd))
+                    .map(|h| format!(" ↔ {} ({}) fd {}", h.pid, st.show(&h.name), h.fd))
                     .unwrap_or_default();
                 return format!("TCP {} → {} {}{held}", i.local, i.peer, i.state);
             }
             SocketDetail::Udp(i) => return format!("UDP {} → {}", i.local, i.peer),
             SocketDetail::Unix(u) => {
-                let path = u.path.clone().unwrap_or_default();
+                let path = u.path.as_ref().map(|p| st.show(p)).unwrap_or_default();
                 let peer = u
                     .peer
                     .as_ref()
-                    .map(|p| format!(" ↔ {} ({}) fd {}", p.pid, p.name, p.fd))
+                    .map(|p| format!(" ↔ {} ({}) fd {}", p.pid, st.show(&p.name), p.fd))
                     .unwrap_or_default();
                 return format!("unix {} {path}{peer}", u.state).replace("  ", " ");
             }
@@ -339,7 +354,7 @@ fn fd_target(snap: &Snapshot, fd: i32) -> String {
     let Some(f) = snap.fd(fd) else {
         return format!("fd {fd} (not open)");
     };
-    let mut text = f.target.clone();
+    let mut text = st.show(&f.target);
     if f.kind == FdKind::Pipe {
         // The other end, when this process holds it too.
         let others: Vec<String> = snap
@@ -357,7 +372,13 @@ fn fd_target(snap: &Snapshot, fd: i32) -> String {
                 .as_deref()
                 .map(|a| format!("{a} end"))
                 .unwrap_or("end".into());
-            let _ = write!(text, " ({end}: process {} ({}) fd {})", p.pid, p.name, p.fd);
+            let _ = write!(
+                text,
+                " ({end}: process {} ({}) fd {})",
+                p.pid,
+                st.show(&p.name),
+                p.fd
+            );
         }
     }
     if f.churn > 0 {
@@ -429,7 +450,7 @@ mod tests {
     fn worker(tid: i32) -> Thread {
         Thread {
             tid,
-            name: format!("worker-{tid}"),
+            name: format!("worker-{tid}").into(),
             state: "S".into(),
             syscall: Some(SyscallState {
                 nr: 202,
@@ -470,7 +491,7 @@ mod tests {
             ..Snapshot::default()
         };
         let mut out = String::new();
-        threads(&mut out, &snap, false, &Style { on: false });
+        threads(&mut out, &snap, false, &Style::plain());
         assert!(
             out.contains(
                 "   31576 dump_meta       S  poll(fd 29 POLLIN, timeout 10000 ms) → socket:[692518610]  blocked ≥7.9 s\n"
