@@ -284,3 +284,33 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("logs", logs),
     ("kmsg", kmsg),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every input a fuzz target once crashed on, kept in tests/fixtures/fuzz-regressions/TARGET/,
+    /// runs through its target again (each also has a unit test beside the parser it broke).
+    #[test]
+    fn kept_crash_inputs_run_through_their_targets() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/fuzz-regressions"
+        );
+        let mut ran = 0;
+        for (name, target) in TARGETS {
+            let Ok(entries) = std::fs::read_dir(format!("{dir}/{name}")) else {
+                continue;
+            };
+            for e in entries {
+                let path = e.unwrap().path();
+                let data = std::fs::read(&path).unwrap();
+                // A panic here names the input.
+                eprintln!("{name}: {}", path.display());
+                target(&data);
+                ran += 1;
+            }
+        }
+        assert!(ran > 0, "no inputs under {dir}");
+    }
+}
