@@ -224,6 +224,36 @@ seed(
 for name in sorted(os.listdir(os.path.join(FIX, "snapshots"))):
     seed("snapshot", name.removesuffix(".json"), fixture("snapshots", name))
 
+# A libFuzzer dictionary for the snapshot target: the document's field names and enum values,
+# from the committed JSON Schema.
+import json
+
+with open(os.path.join(ROOT, "docs", "snapshot-schema.json")) as f:
+    schema = json.load(f)
+words = set()
+
+
+def walk(o):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if k == "properties" and isinstance(v, dict):
+                words.update('"%s":' % name for name in v)
+            if k == "enum" and isinstance(v, list):
+                words.update('"%s"' % x for x in v if isinstance(x, str))
+            if k == "const" and isinstance(v, str):
+                words.add('"%s"' % v)
+            walk(v)
+    elif isinstance(o, list):
+        for x in o:
+            walk(x)
+
+
+walk(schema)
+with open(os.path.join(ROOT, "fuzz", "snapshot.dict"), "w") as f:
+    f.write("# Written by fuzz/make-seeds.py from docs/snapshot-schema.json.\n")
+    for w in sorted(words):
+        f.write('"%s"\n' % w.replace("\\", "\\\\").replace('"', '\\"'))
+
 if os.path.isdir(OUT):
     shutil.rmtree(OUT)
 for target, files in seeds.items():

@@ -49,9 +49,13 @@ run_one() {
   if [[ -d ../tests/fixtures/fuzz-regressions/$t ]]; then
     kept=("../tests/fixtures/fuzz-regressions/$t")
   fi
+  local dict=()
+  if [[ -f $t.dict ]]; then
+    dict=("-dict=$t.dict")
+  fi
   cargo fuzz run "${build_flags[@]}" "$t" "$work" "corpus/$t" "${kept[@]}" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    >"$logs/$t.log" 2>&1
+    "${dict[@]}" >"$logs/$t.log" 2>&1
 }
 
 declare -A status
