@@ -24,6 +24,8 @@ mod deadline;
 mod error;
 pub mod fd;
 pub mod fdinfo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod holders;
 pub mod isolate;
 pub mod locks;

@@ -161,7 +161,7 @@ pub fn check_same(root: &ProcRoot, pid: i32, start_ticks: u64) -> Result<(), Col
 }
 
 /// "Max open files  1024  524288  files" → 1024.
-fn parse_nofile_soft_limit(text: &str) -> Option<u64> {
+pub(crate) fn parse_nofile_soft_limit(text: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("Max open files"))?;
     let soft = line
         .trim_start_matches("Max open files")
@@ -183,7 +183,7 @@ fn own_netns_inode() -> io::Result<u64> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unexpected ns link"))
 }
 
-fn parse_ns_link(link: &str) -> Option<u64> {
+pub(crate) fn parse_ns_link(link: &str) -> Option<u64> {
     let start = link.find('[')? + 1;
     let end = link[start..].find(']')? + start;
     link[start..end].parse().ok()

@@ -178,7 +178,7 @@ pub fn says_log(path: &str) -> bool {
     })
 }
 
-fn time_context_for(name: &str, mtime_s: i64) -> (TimeContext, &'static str) {
+pub(crate) fn time_context_for(name: &str, mtime_s: i64) -> (TimeContext, &'static str) {
     let offset = local_utc_offset(mtime_s);
     match year_month_from_file_name(name) {
         Some((year, month)) => (
@@ -202,7 +202,7 @@ fn time_context_for(name: &str, mtime_s: i64) -> (TimeContext, &'static str) {
 }
 
 /// Parses a tail into `source`, dating year-less lines from the file name or mtime.
-fn fill(source: &mut LogSource, name: &str, t: &tail::Tail) {
+pub(crate) fn fill(source: &mut LogSource, name: &str, t: &tail::Tail) {
     source.bytes_read = t.bytes_read;
     source.truncated = t.truncated;
     if t.binary {
@@ -307,7 +307,7 @@ fn read_fd_log(
 
 /// The part of a log's name its rotated siblings share: glog's "prog.log." before
 /// "DATE-TIME.PID", else the whole name ("app.log" → "app.log.1", "app.log-20230918").
-fn rotation_stem(name: &str) -> (String, bool) {
+pub(crate) fn rotation_stem(name: &str) -> (String, bool) {
     let parts: Vec<&str> = name.rsplitn(3, '.').collect();
     if parts.len() == 3 {
         let (pid, date) = (parts[0], parts[1]);
@@ -322,7 +322,7 @@ fn rotation_stem(name: &str) -> (String, bool) {
 }
 
 /// The pid at the end of a glog file name, "zbs-metad.log.20230918-075346.31516" → 31516.
-fn glog_pid(name: &str) -> Option<i32> {
+pub(crate) fn glog_pid(name: &str) -> Option<i32> {
     let (_, is_glog) = rotation_stem(name);
     if !is_glog {
         return None;
@@ -330,7 +330,7 @@ fn glog_pid(name: &str) -> Option<i32> {
     name.rsplit('.').next()?.parse().ok()
 }
 
-fn is_sibling(stem: &str, glog: bool, current: &str, candidate: &str) -> bool {
+pub(crate) fn is_sibling(stem: &str, glog: bool, current: &str, candidate: &str) -> bool {
     if candidate == current {
         return false;
     }

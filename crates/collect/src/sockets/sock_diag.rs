@@ -151,46 +151,60 @@ impl SockDiag {
                     format!("netlink batch of {n} bytes exceeds the {RECV_BUF}-byte buffer"),
                 ));
             }
-            let buf = &self.buf[..];
-            if buf.is_empty() {
+            if self.buf.is_empty() {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "netlink socket closed mid-dump",
                 ));
             }
-            let mut off = 0usize;
-            while off + NLMSG_HDRLEN <= buf.len() {
-                let nl = NetlinkBuffer::new_checked(&buf[off..])
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-                let len = nl.length() as usize;
-                if len < NLMSG_HDRLEN {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("netlink message of length {len}"),
-                    ));
-                }
-                if nl.flags() & NLM_F_DUMP_INTR != 0 {
-                    interrupted = true;
-                }
-                let payload = nl.payload();
-                if nl.sequence_number() == seq {
-                    match nl.message_type() {
-                        NLMSG_DONE => return Ok(interrupted),
-                        NLMSG_ERROR => {
-                            let errno = error_of(payload);
-                            if errno == 0 {
-                                return Ok(interrupted); // an ACK
-                            }
-                            return Err(io::Error::from_raw_os_error(-errno));
-                        }
-                        _ => each(payload),
-                    }
-                }
-                // Messages are 4-byte aligned (NLMSG_ALIGN).
-                off += (len + 3) & !3;
+            if walk_batch(&self.buf, seq, &mut interrupted, each)? {
+                return Ok(interrupted);
             }
         }
     }
+}
+
+/// Walks the messages of one received batch, handing the bodies of the replies to request
+/// `seq` to `each`. True when the dump ended in it (NLMSG_DONE, or an ACK); an NLMSG_ERROR or
+/// a malformed header is an error. Apart from the socket so it is tested (and fuzzed) on bytes.
+pub(crate) fn walk_batch(
+    buf: &[u8],
+    seq: u32,
+    interrupted: &mut bool,
+    each: &mut dyn FnMut(&[u8]),
+) -> io::Result<bool> {
+    let mut off = 0usize;
+    while off + NLMSG_HDRLEN <= buf.len() {
+        let nl = NetlinkBuffer::new_checked(&buf[off..])
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        let len = nl.length() as usize;
+        if len < NLMSG_HDRLEN {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("netlink message of length {len}"),
+            ));
+        }
+        if nl.flags() & NLM_F_DUMP_INTR != 0 {
+            *interrupted = true;
+        }
+        let payload = nl.payload();
+        if nl.sequence_number() == seq {
+            match nl.message_type() {
+                NLMSG_DONE => return Ok(true),
+                NLMSG_ERROR => {
+                    let errno = error_of(payload);
+                    if errno == 0 {
+                        return Ok(true); // an ACK
+                    }
+                    return Err(io::Error::from_raw_os_error(-errno));
+                }
+                _ => each(payload),
+            }
+        }
+        // Messages are 4-byte aligned (NLMSG_ALIGN).
+        off += (len + 3) & !3;
+    }
+    Ok(false)
 }
 
 /// The (negative) errno of an NLMSG_ERROR body; 0 is an ACK.

@@ -379,7 +379,10 @@ impl Decoder<'_, '_> {
         } else {
             // struct timeval: seconds, microseconds.
             match self.ctx.mem.read_i64_pair(t) {
-                Ok((s, us)) => self.st.timeout_ms = Some(s * 1000 + us / 1000),
+                // The target's memory: any values, not only those select accepts.
+                Ok((s, us)) => {
+                    self.st.timeout_ms = Some(s.saturating_mul(1000).saturating_add(us / 1000))
+                }
                 Err(e) => self.fail(format!("timeval at {t:#x}: {e}")),
             }
         }
@@ -563,7 +566,9 @@ impl Decoder<'_, '_> {
                 let range = if len == 0 {
                     format!("{start}-EOF")
                 } else {
-                    format!("{start}-{}", start + len - 1)
+                    // Read from the target's memory, so not necessarily a range the kernel
+                    // accepts (it refuses one past i64::MAX with EOVERFLOW).
+                    format!("{start}-{}", start.saturating_add(len).saturating_sub(1))
                 };
                 self.arg(
                     "lock",
@@ -786,6 +791,44 @@ mod tests {
         assert_eq!(st.timeout_ms, Some(2500));
         assert_eq!(st.summary, "select(8, [3 7], NULL, NULL, 2500 ms)");
         assert_eq!(st.waits_on.len(), 2);
+    }
+
+    /// Found by fuzz/ (tests/fixtures/fuzz-regressions/syscall/select-timeval-overflow):
+    /// the timeval is the target's memory, read after the call started.
+    #[test]
+    fn select_timeval_of_any_value_is_a_timeout_not_a_panic() {
+        let mut tv = Vec::new();
+        tv.extend_from_slice(&i64::MAX.to_ne_bytes());
+        tv.extend_from_slice(&5i64.to_ne_bytes());
+        let mem = FakeMemory(vec![(0x200, tv)]);
+        let raw = RawSyscall::Blocked {
+            nr: 23,
+            args: [0, 0, 0, 0, 0x200, 0],
+            sp: 0,
+            pc: 0,
+        };
+        let st = decode(&raw, &ctx(&mem, &[]));
+        assert_eq!(st.timeout_ms, Some(i64::MAX));
+        assert_eq!(st.decode_error, None);
+    }
+
+    /// Found by fuzz/ (tests/fixtures/fuzz-regressions/syscall/fcntl-range-overflow).
+    #[test]
+    fn fcntl_lock_range_past_i64_max_is_shown_not_a_panic() {
+        let mut fl = vec![0u8; 32];
+        fl[0..2].copy_from_slice(&1i16.to_ne_bytes()); // F_WRLCK
+        fl[8..16].copy_from_slice(&(i64::MAX - 1).to_ne_bytes());
+        fl[16..24].copy_from_slice(&10i64.to_ne_bytes());
+        let mem = FakeMemory(vec![(0x300, fl)]);
+        let raw = RawSyscall::Blocked {
+            nr: 72,
+            args: [4, 7, 0x300, 0, 0, 0],
+            sp: 0,
+            pc: 0,
+        };
+        let st = decode(&raw, &ctx(&mem, &[]));
+        let op = format!("F_SETLKW F_WRLCK {}-{}", i64::MAX - 1, i64::MAX - 1);
+        assert_eq!(st.waits_on, vec![WaitObject::Lock { fd: 4, op }]);
     }
 
     #[test]
