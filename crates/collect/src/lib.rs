@@ -21,6 +21,7 @@ mod deadline;
 mod error;
 pub mod fd;
 pub mod fdinfo;
+pub mod freezer;
 pub mod holders;
 pub mod locks;
 pub mod logs;

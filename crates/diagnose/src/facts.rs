@@ -63,6 +63,7 @@ pub(crate) fn finding<F: RuleFacts>(facts: &F) -> Finding {
 pub(crate) enum Facts {
     PeerSilent(Box<crate::rules::peer_silent::PeerSilent>),
     SameHostAlive(crate::rules::same_host::SameHostAlive),
+    Stopped(crate::rules::stopped::Stopped),
 }
 
 /// Calls `$e` with the rule's facts, whichever rule it is.
@@ -71,6 +72,7 @@ macro_rules! each {
         match $facts {
             Facts::PeerSilent($f) => $e,
             Facts::SameHostAlive($f) => $e,
+            Facts::Stopped($f) => $e,
         }
     };
 }
@@ -96,6 +98,7 @@ impl Facts {
         match self {
             Facts::PeerSilent(f) => finding(f.as_ref()),
             Facts::SameHostAlive(f) => finding(f),
+            Facts::Stopped(f) => finding(f),
         }
     }
 
@@ -104,7 +107,7 @@ impl Facts {
     pub fn host_alive_mut(&mut self) -> Option<&mut Option<HostAlive>> {
         match self {
             Facts::PeerSilent(f) => Some(&mut f.host_alive),
-            Facts::SameHostAlive(_) => None,
+            Facts::SameHostAlive(_) | Facts::Stopped(_) => None,
         }
     }
 }
@@ -177,6 +180,37 @@ pub(crate) struct OtherThreads {
     /// One of them waits to read its end too, blocked on it: both ends wait for the other.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reads_too: Option<(i32, String)>,
+    /// Something outside the process holds it from running: whatever its threads wait in,
+    /// it answers nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<PeerHold>,
+}
+
+/// What holds the process at the other end from running.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum PeerHold {
+    /// A stop signal (state T).
+    Signal,
+    /// A tracing stop (state t) by its tracer.
+    Debugger { tracer: hangscope_model::Tracer },
+    /// Its cgroup is frozen or freezing.
+    Frozen { freezer: hangscope_model::Freezer },
+}
+
+impl PeerHold {
+    fn of(t: &PeerThreads) -> Option<Self> {
+        if let Some(f) = &t.freezer {
+            return Some(PeerHold::Frozen { freezer: f.clone() });
+        }
+        match (t.state.as_str(), &t.tracer) {
+            ("t", Some(tracer)) => Some(PeerHold::Debugger {
+                tracer: tracer.clone(),
+            }),
+            ("T" | "t", _) => Some(PeerHold::Signal),
+            _ => None,
+        }
+    }
 }
 
 impl OtherThreads {
@@ -193,6 +227,7 @@ impl OtherThreads {
         OtherThreads {
             threads: t.clone(),
             reads_too: reading.map(|r| (r.tid, r.name.clone())),
+            held: PeerHold::of(t),
         }
     }
 }
@@ -303,6 +338,17 @@ impl OtherEnd {
                 send_q: p.send_q,
                 reason: p.unresolved.clone(),
             },
+        }
+    }
+
+    /// What holds the process at the other end (or the listener's) from running, if anything.
+    pub fn held(&self) -> Option<&PeerHold> {
+        match self {
+            OtherEnd::Held { threads, .. } | OtherEnd::Listener { threads, .. } => {
+                threads.as_ref()?.held.as_ref()
+            }
+            OtherEnd::NotAccepted { listener, .. } => listener.as_deref()?.held(),
+            OtherEnd::Unheld { .. } => None,
         }
     }
 

@@ -184,6 +184,8 @@ pub enum Cause {
     /// Clients' requests this process read and has not answered (the server side of a silent
     /// peer).
     Unanswered,
+    /// The process cannot run: stopped by a signal or a debugger, or frozen by its cgroup.
+    Stopped,
     #[serde(other)]
     #[default]
     Other,
@@ -210,6 +212,7 @@ impl Cause {
             Cause::DiskWait => "kernel wait (D)",
             Cause::Exited => "exited",
             Cause::Unanswered => "unanswered",
+            Cause::Stopped => "stopped",
             Cause::Other => "other",
         }
     }

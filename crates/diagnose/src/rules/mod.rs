@@ -19,6 +19,7 @@ pub(crate) mod peer_silent;
 mod peer_unreachable;
 mod pipe_wait;
 pub(crate) mod same_host;
+pub(crate) mod stopped;
 mod unanswered;
 mod uninterruptible;
 mod unix_peer_wait;
@@ -49,6 +50,11 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Candidate> {
         .into_iter()
         .map(|f| Candidate::Facts(Facts::PeerSilent(Box::new(f))))
         .collect();
+    found.extend(
+        stopped::find(ctx)
+            .into_iter()
+            .map(|f| Candidate::Facts(Facts::Stopped(f))),
+    );
     for (rule, find) in WORDED {
         found.extend(find(ctx).into_iter().map(|found| Candidate::Worded {
             rule,

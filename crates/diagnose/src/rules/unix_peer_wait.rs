@@ -326,6 +326,7 @@ mod tests {
             count: 3,
             on_fd,
             elsewhere: vec!["futex ×2".into()],
+            ..Default::default()
         }
     }
 
