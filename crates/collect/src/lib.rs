@@ -24,6 +24,7 @@ mod deadline;
 mod error;
 pub mod fd;
 pub mod fdinfo;
+pub mod freezer;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod holders;

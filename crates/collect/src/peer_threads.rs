@@ -46,9 +46,13 @@ pub fn read_for_waits(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Opt
         }
     }
     let mut looks: BTreeMap<i32, Vec<(i32, Text, SyscallState)>> = BTreeMap::new();
+    // Whether something outside it holds the other process: a stopped or frozen server is
+    // why nothing answers, whatever its threads wait in.
+    let mut holds = BTreeMap::new();
     for &p in wanted.iter().take(MAX_PROCESSES) {
         if let Some(threads) = glance(root, p, &opts.deadline) {
             looks.insert(p, threads);
+            holds.insert(p, crate::process::hold(root, p));
         }
     }
     for s in &mut snap.sockets {
@@ -74,7 +78,13 @@ pub fn read_for_waits(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Opt
             _ => continue,
         };
         if let Some(threads) = looks.get(&holder_pid) {
-            *slot = Some(on_fd(threads, holder_fd));
+            let mut seen = on_fd(threads, holder_fd);
+            if let Some((state, tracer, freezer)) = holds.get(&holder_pid) {
+                seen.state = state.clone().unwrap_or_default();
+                seen.tracer = tracer.clone();
+                seen.freezer = freezer.clone();
+            }
+            *slot = Some(seen);
         }
     }
 }
@@ -167,6 +177,7 @@ fn on_fd(threads: &[(i32, Text, SyscallState)], fd: i32) -> PeerThreads {
                 }
             })
             .collect(),
+        ..PeerThreads::default()
     }
 }
 

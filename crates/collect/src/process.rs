@@ -83,6 +83,9 @@ pub fn read(
             Ok(st) => {
                 p.uid = Some(st.ruid);
                 p.nspid = st.nspid.unwrap_or_default();
+                if st.tracerpid > 0 {
+                    p.tracer = Some(tracer(root, st.tracerpid));
+                }
             }
             Err(e) => gaps.push(Gap::new(
                 format!("/proc/{pid}/status"),
@@ -91,6 +94,12 @@ pub fn read(
             )),
         },
         Err(e) => gaps.push(gap_of(format!("/proc/{pid}/status"), &e)),
+    }
+
+    // A missing cgroup file (no cgroups in this kernel, a recorded tree without one) means no
+    // freezer, which is what the report then says.
+    if let Ok(text) = root.read_pid(pid, "cgroup") {
+        p.freezer = crate::freezer::read(&text, &crate::freezer::own_mounts());
     }
 
     match root.read_pid_bytes(pid, "cmdline") {
@@ -158,6 +167,45 @@ pub fn check_same(root: &ProcRoot, pid: i32, start_ticks: u64) -> Result<(), Col
         });
     }
     Ok(())
+}
+
+/// What may hold another process from running: its state letter, its tracer and its cgroup
+/// freezer, for the other end of a connection a thread of the target waits on.
+pub fn hold(
+    root: &ProcRoot,
+    pid: i32,
+) -> (
+    Option<String>,
+    Option<hangscope_model::Tracer>,
+    Option<hangscope_model::Freezer>,
+) {
+    let state = root
+        .read_pid(pid, "stat")
+        .ok()
+        .and_then(|t| parse_stat(&t).ok())
+        .map(|s| s.state.to_string());
+    let tracer = root
+        .read_pid(pid, "status")
+        .ok()
+        .and_then(|t| parse_status(&t).ok())
+        .filter(|st| st.tracerpid > 0)
+        .map(|st| tracer(root, st.tracerpid));
+    let freezer = root
+        .read_pid(pid, "cgroup")
+        .ok()
+        .and_then(|t| crate::freezer::read(&t, &crate::freezer::own_mounts()));
+    (state, tracer, freezer)
+}
+
+/// The tracing process, named when its stat is readable.
+fn tracer(root: &ProcRoot, pid: i32) -> hangscope_model::Tracer {
+    let stat = root.read_pid(pid, "stat").ok();
+    let stat = stat.as_deref().and_then(|t| parse_stat(t).ok());
+    hangscope_model::Tracer {
+        pid,
+        name: root.comm(pid).ok().filter(|c| !c.is_empty()),
+        state: stat.map(|s| s.state.to_string()),
+    }
 }
 
 /// "Max open files  1024  524288  files" → 1024.

@@ -81,6 +81,7 @@ pub(crate) enum Facts {
     KernelWait(crate::rules::uninterruptible::KernelWait),
     WaitingLoop(crate::rules::waiting_loop::WaitingLoop),
     NotVisible(crate::rules::not_visible::NotVisible),
+    Stopped(crate::rules::stopped::Stopped),
 }
 
 /// Calls `$e` with the rule's facts, whichever rule it is.
@@ -107,6 +108,7 @@ macro_rules! each {
             Facts::KernelWait($f) => $e,
             Facts::WaitingLoop($f) => $e,
             Facts::NotVisible($f) => $e,
+            Facts::Stopped($f) => $e,
         }
     };
 }
@@ -150,6 +152,7 @@ impl Facts {
             Facts::KernelWait(f) => finding(f),
             Facts::WaitingLoop(f) => finding(f),
             Facts::NotVisible(f) => finding(f),
+            Facts::Stopped(f) => finding(f),
         }
     }
 
@@ -158,7 +161,7 @@ impl Facts {
     pub fn host_alive_mut(&mut self) -> Option<&mut Option<HostAlive>> {
         match self {
             Facts::PeerSilent(f) => Some(&mut f.host_alive),
-            Facts::SameHostAlive(_) => None,
+            Facts::SameHostAlive(_) | Facts::Stopped(_) => None,
             // The network rules.
             Facts::PeerUnreachable(f) => Some(&mut f.host_alive),
             Facts::PeerNotReading(f) => Some(&mut f.host_alive),
@@ -254,6 +257,37 @@ pub(crate) struct OtherThreads {
     /// One of them waits to read its end too, blocked on it: both ends wait for the other.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reads_too: Option<(i32, Text)>,
+    /// Something outside the process holds it from running: whatever its threads wait in,
+    /// it answers nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<PeerHold>,
+}
+
+/// What holds the process at the other end from running.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum PeerHold {
+    /// A stop signal (state T).
+    Signal,
+    /// A tracing stop (state t) by its tracer.
+    Debugger { tracer: hangscope_model::Tracer },
+    /// Its cgroup is frozen or freezing.
+    Frozen { freezer: hangscope_model::Freezer },
+}
+
+impl PeerHold {
+    fn of(t: &PeerThreads) -> Option<Self> {
+        if let Some(f) = &t.freezer {
+            return Some(PeerHold::Frozen { freezer: f.clone() });
+        }
+        match (t.state.as_str(), &t.tracer) {
+            ("t", Some(tracer)) => Some(PeerHold::Debugger {
+                tracer: tracer.clone(),
+            }),
+            ("T" | "t", _) => Some(PeerHold::Signal),
+            _ => None,
+        }
+    }
 }
 
 impl OtherThreads {
@@ -270,6 +304,7 @@ impl OtherThreads {
         OtherThreads {
             threads: t.clone(),
             reads_too: reading.map(|r| (r.tid, r.name.clone())),
+            held: PeerHold::of(t),
         }
     }
 }
@@ -384,6 +419,17 @@ impl OtherEnd {
                 send_q: p.send_q,
                 reason: p.unresolved.clone(),
             },
+        }
+    }
+
+    /// What holds the process at the other end (or the listener's) from running, if anything.
+    pub fn held(&self) -> Option<&PeerHold> {
+        match self {
+            OtherEnd::Held { threads, .. } | OtherEnd::Listener { threads, .. } => {
+                threads.as_ref()?.held.as_ref()
+            }
+            OtherEnd::NotAccepted { listener, .. } => listener.as_deref()?.held(),
+            OtherEnd::Unheld { .. } => None,
         }
     }
 

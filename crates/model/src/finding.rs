@@ -187,6 +187,8 @@ pub enum Cause {
     /// The process could not be seen: its fd table or its threads' system calls were denied,
     /// so no verdict about it is possible (not "nothing stuck").
     NotVisible,
+    /// The process cannot run: stopped by a signal or a debugger, or frozen by its cgroup.
+    Stopped,
     #[serde(other)]
     #[default]
     Other,
@@ -214,6 +216,7 @@ impl Cause {
             Cause::Exited => "exited",
             Cause::Unanswered => "unanswered",
             Cause::NotVisible => "not seen",
+            Cause::Stopped => "stopped",
             Cause::Other => "other",
         }
     }

@@ -48,4 +48,40 @@ pub struct Process {
     pub fd_count: u32,
     /// The soft RLIMIT_NOFILE, when readable.
     pub fd_limit: Option<u64>,
+    /// The process that traces it (ptrace: a debugger, strace), from `TracerPid` in
+    /// /proc/PID/status (since 1.4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracer: Option<Tracer>,
+    /// The cgroup freezer holding it, when its cgroup is frozen or freezing (since 1.4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub freezer: Option<Freezer>,
+}
+
+/// A process attached with ptrace to another.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct Tracer {
+    pub pid: i32,
+    /// Its `comm`, when readable, e.g. "gdb".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Text>,
+    /// Its state letter, when readable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+/// A cgroup freezer that holds the process: cgroup v2's `cgroup.freeze`, or v1's freezer
+/// controller (`freezer.state`), as el7 hosts have it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct Freezer {
+    /// 2 for the unified hierarchy, 1 for the v1 freezer controller.
+    pub version: u8,
+    /// The process's cgroup, as /proc/PID/cgroup names it, e.g. "/batch/job-7".
+    pub cgroup: String,
+    /// Frozen, or still freezing (a task has not stopped yet).
+    pub frozen: bool,
+    /// The files whose setting freezes it, nearest cgroup first: write 0 to a v2
+    /// `cgroup.freeze`, THAWED to a v1 `freezer.state`, to let it run.
+    pub set_in: Vec<String>,
 }

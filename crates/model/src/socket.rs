@@ -160,6 +160,15 @@ pub struct PeerThreads {
     pub on_fd: Vec<PeerThread>,
     /// The calls the others are in, most common first, e.g. "futex ×10", "epoll_wait".
     pub elsewhere: Vec<String>,
+    /// The process's state letter, e.g. "S", or "T" when a signal stopped it (since 1.4).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub state: String,
+    /// Its tracer, when one is attached (since 1.4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracer: Option<crate::Tracer>,
+    /// The cgroup freezer holding it (since 1.4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub freezer: Option<crate::Freezer>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -2,8 +2,8 @@
 //! and its parent has not collected its exit status (wait4). Whatever waits for it, a client or
 //! a supervisor, waits for nothing; the parent is where to look.
 
-use hangscope_model::{Cause, Next, Severity, Subject};
 use hangscope_model::Text;
+use hangscope_model::{Cause, Next, Severity, Subject};
 use serde::Serialize;
 
 use crate::Ctx;

@@ -2,8 +2,8 @@
 //! (or this one, through another fd) holds. Joined with /proc/locks (see proc_locks(5)), which
 //! lists the blocked request ("->" line) behind the holder's lock.
 
-use hangscope_model::{Cause, LockAccess, Next, Severity, Subject, WaitObject};
 use hangscope_model::Text;
+use hangscope_model::{Cause, LockAccess, Next, Severity, Subject, WaitObject};
 use serde::Serialize;
 
 use crate::facts::{RuleFacts, ThreadRef};

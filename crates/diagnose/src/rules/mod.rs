@@ -20,6 +20,7 @@ pub(crate) mod peer_silent;
 pub(crate) mod peer_unreachable;
 pub(crate) mod pipe_wait;
 pub(crate) mod same_host;
+pub(crate) mod stopped;
 pub(crate) mod unanswered;
 pub(crate) mod uninterruptible;
 pub(crate) mod unix_peer_wait;
@@ -53,6 +54,7 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Facts> {
         )
         .chain(not_visible::find(ctx).into_iter().map(Facts::NotVisible));
     found.extend(local);
+    found.extend(stopped::find(ctx).into_iter().map(Facts::Stopped));
     same_host::corroborate(ctx, &mut found);
     let loops = waiting_loop::find(ctx, &found);
     found.extend(loops.into_iter().map(Facts::WaitingLoop));

@@ -6,8 +6,8 @@
 //! Facts from sock_diag (peer address, unix peer path and owner) and
 //! /proc/PID/task/TID/syscall.
 
-use hangscope_model::{Cause, Next, Severity, Socket, SocketDetail, Subject};
 use hangscope_model::Text;
+use hangscope_model::{Cause, Next, Severity, Socket, SocketDetail, Subject};
 use serde::Serialize;
 
 use crate::connection::{Conn, socket_fds};

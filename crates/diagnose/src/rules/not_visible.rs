@@ -3,8 +3,8 @@
 //! read "Nothing looks stuck". The gaps carry the privilege that was missing (collect computes
 //! it from the credentials of both processes). Words in `words/not_visible.rs`.
 
-use hangscope_model::{Cause, Gap, GapReason, Next, Severity, Subject};
 use hangscope_model::Text;
+use hangscope_model::{Cause, Gap, GapReason, Next, Severity, Subject};
 use serde::Serialize;
 
 use crate::Ctx;

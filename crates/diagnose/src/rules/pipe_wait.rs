@@ -6,8 +6,8 @@
 //! Facts: the thread's syscall and fd (threads collector), the pipe's other holders and which
 //! end they hold (/proc/*/fd links and fdinfo flags, `Fd::pipe_peers`).
 
-use hangscope_model::{Cause, FdKind, Next, PipeEnd, Severity, Subject};
 use hangscope_model::Text;
+use hangscope_model::{Cause, FdKind, Next, PipeEnd, Severity, Subject};
 use serde::Serialize;
 
 use crate::facts::{RuleFacts, ThreadWait};

@@ -6,8 +6,8 @@
 //! Facts: state, wchan and kernel stack (/proc/PID/task/TID/{stat,wchan,stack}); the files the
 //! thread waits on and their mounts when the syscall names an fd.
 
-use hangscope_model::{Cause, Next, Severity, Subject, Thread, WaitObject};
 use hangscope_model::Text;
+use hangscope_model::{Cause, Next, Severity, Subject, Thread, WaitObject};
 use serde::Serialize;
 
 use crate::facts::{RuleFacts, ThreadRef};

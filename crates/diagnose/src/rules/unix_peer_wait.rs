@@ -10,8 +10,8 @@
 //! what was sent and the peer has not read yet, skb truesize rather than bytes), the peer's
 //! holder from /proc/*/fd, and /proc/PID/task/TID/syscall.
 
-use hangscope_model::{Cause, Next, Severity, SocketDetail, Subject};
 use hangscope_model::Text;
+use hangscope_model::{Cause, Next, Severity, SocketDetail, Subject};
 use serde::Serialize;
 
 use crate::connection::socket_fds;
@@ -273,6 +273,7 @@ mod tests {
             count: 3,
             on_fd,
             elsewhere: vec!["futex ×2".into()],
+            ..Default::default()
         }
     }
 

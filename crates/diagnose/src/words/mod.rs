@@ -6,7 +6,7 @@ use hangscope_model::{Evidence, PeerThreads, TimerKind};
 
 use crate::facts::{
     BlockedThread, ConnFacts, EarlierFailure, HostAlive, LogQuote, OtherEnd, OtherThreads,
-    ThreadWait,
+    PeerHold, ThreadWait,
 };
 use crate::rules::NO_THREADS;
 use crate::wording::{self, bytes, duration, plural};
@@ -29,6 +29,7 @@ pub(crate) mod local_not_reading;
 pub(crate) mod name_resolution;
 pub(crate) mod peer_not_reading;
 pub(crate) mod peer_unreachable;
+pub(crate) mod stopped;
 pub(crate) mod unanswered;
 pub(crate) mod unix_peer_wait;
 
@@ -126,13 +127,21 @@ pub(crate) fn other_end_sentence(end: &OtherEnd, port: u16) -> Option<String> {
     match end {
         OtherEnd::Listener { .. } => None, // the opening rule speaks of listeners
         OtherEnd::NotAccepted { listener, .. } => {
-            let listener = match listener.as_deref().and_then(OtherEnd::holder) {
+            let end = listener.as_deref();
+            let listener = match end.and_then(OtherEnd::holder) {
                 Some(h) => format!("the socket listening there, {}", holder(h)),
                 None => "the listening socket".into(),
             };
+            let held = match end {
+                Some(l) => match (l.holder(), l.held()) {
+                    (Some(h), Some(held)) => held_sentence(h, held),
+                    _ => String::new(),
+                },
+                None => String::new(),
+            };
             Some(format!(
                 "The server on :{port} has not even accepted the connection: it waits in the \
-                 accept queue of {listener}."
+                 accept queue of {listener}.{held}"
             ))
         }
         OtherEnd::Held {
@@ -151,13 +160,65 @@ pub(crate) fn other_end_sentence(end: &OtherEnd, port: u16) -> Option<String> {
             }
             let threads = threads
                 .as_ref()
-                .map(|t| other_threads_sentence(t, h.fd))
+                .map(|t| match &t.held {
+                    Some(held) => held_sentence(h, held),
+                    None => other_threads_sentence(t, h.fd),
+                })
                 .unwrap_or_default();
             Some(format!(
                 "The other end is {who} on this host, which has read everything sent.{threads}"
             ))
         }
         OtherEnd::Unheld { .. } => None,
+    }
+}
+
+/// What holds the process at the other end, as a sentence for a summary.
+pub(crate) fn held_sentence(h: &crate::facts::Holder, held: &PeerHold) -> String {
+    let who = format!("Process {} ({})", h.pid, h.name);
+    match held {
+        PeerHold::Signal => format!(
+            " {who} is stopped by a signal (state T): it answers nothing until it gets SIGCONT."
+        ),
+        PeerHold::Debugger { tracer } => format!(
+            " {who} is held in a tracing stop by process {}{}: it answers nothing until its debugger resumes or detaches it.",
+            tracer.pid,
+            tracer
+                .name
+                .as_ref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        ),
+        PeerHold::Frozen { freezer } => format!(
+            " {who} is frozen by its cgroup {} (cgroup v{} freezer): it answers nothing until the cgroup is thawed.",
+            freezer.cgroup, freezer.version
+        ),
+    }
+}
+
+/// The next step when the process at the other end is held: let it run.
+fn held_step(h: &crate::facts::Holder, held: &PeerHold) -> String {
+    match held {
+        PeerHold::Signal => format!(
+            "Resume process {} ({}), which is stopped: kill -CONT {}; then find what stopped it (hangscope {}).",
+            h.pid, h.name, h.pid, h.pid
+        ),
+        PeerHold::Debugger { tracer } => format!(
+            "Look at process {}, the debugger holding process {} ({}): continue or detach there.",
+            tracer.pid, h.pid, h.name
+        ),
+        PeerHold::Frozen { freezer } => match freezer.set_in.first() {
+            Some(file) => format!(
+                "Thaw the cgroup of process {} ({}) when it should run: {}.",
+                h.pid,
+                h.name,
+                crate::rules::stopped::thaw_command(freezer, file)
+            ),
+            None => format!(
+                "Find which cgroup above {} freezes process {} and thaw it.",
+                freezer.cgroup, h.pid
+            ),
+        },
     }
 }
 
@@ -327,6 +388,11 @@ pub(crate) fn peer_threads_evidence(pid: i32, fd: i32, t: &PeerThreads) -> Evide
 pub(crate) fn other_end_step(c: &ConnFacts) -> String {
     let host = &c.peer.addr;
     let port = c.peer.port;
+    if let Some(end) = &c.other_end
+        && let (Some(h), Some(held)) = (end.holder(), end.held())
+    {
+        return held_step(h, held);
+    }
     if let Some(OtherEnd::NotAccepted { listener, .. }) = &c.other_end
         && let Some(h) = listener.as_deref().and_then(OtherEnd::holder)
     {

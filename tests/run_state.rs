@@ -1,0 +1,303 @@
+//! A process that cannot run because something outside it holds it: stopped by a signal (job
+//! control, SIGSTOP), held by a debugger left attached, frozen by its cgroup. Real programs
+//! (Debian's redis-server and redis-cli, gdb, strace, coreutils' sleep), each case with a healthy
+//! twin that gets no cause: the same process let go, or traced by a tracer that lets it run.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+/// A process this test started, killed and reaped on drop (SIGCONT first, so a stopped one
+/// dies at once).
+struct Proc(Child);
+
+impl Proc {
+    fn spawn(cmd: &mut Command) -> Proc {
+        Proc(
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("start {cmd:?}: {e}")),
+        )
+    }
+
+    fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on a child this test started and has not reaped.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn state_of(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+fn tracer_of(pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+fn redis(port: u16) -> Proc {
+    let server = Proc::spawn(Command::new("redis-server").args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]));
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        }),
+        "redis-server did not listen on {port} (installed by .ci/run)"
+    );
+    server
+}
+
+fn top(doc: &serde_json::Value) -> &serde_json::Value {
+    &doc["findings"][0]
+}
+
+#[test]
+fn a_stopped_server_is_the_cause_and_its_client_says_so() {
+    let port = free_port();
+    let server = redis(port);
+    server.signal(libc::SIGSTOP);
+    assert!(
+        wait_until(Duration::from_secs(10), || state_of(server.pid())
+            == Some('T')),
+        "redis-server did not stop"
+    );
+    let (code, doc) = inspect(server.pid(), &["--window", "1s"]);
+    let f = top(&doc);
+    assert_eq!(f["rule"], "stopped", "{doc:#}");
+    assert_eq!(f["severity"], "cause");
+    assert_eq!(f["facts"]["hold"]["kind"], "signal");
+    assert_eq!(f["next"]["command"], format!("kill -CONT {}", server.pid()));
+    assert_eq!(code, 1);
+
+    // A client's request waits in the accept queue of a server that cannot run.
+    let client = Proc::spawn(Command::new("redis-cli").args(["-p", &port.to_string(), "PING"]));
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, doc) = inspect(client.pid(), &["--window", "1s"]);
+    let f = top(&doc);
+    let summary = f["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains(&format!(
+            "Process {} (redis-server) is stopped",
+            server.pid()
+        )),
+        "{doc:#}"
+    );
+    assert!(
+        f["next_step"]
+            .as_str()
+            .is_some_and(|s| s.contains(&format!("kill -CONT {}", server.pid()))),
+        "{f:#}"
+    );
+    assert_eq!(code, 1);
+
+    // Let go, it answers, and nothing is stuck.
+    server.signal(libc::SIGCONT);
+    assert!(wait_until(Duration::from_secs(10), || state_of(
+        server.pid()
+    ) != Some('T')));
+    let (code, doc) = inspect(server.pid(), &["--window", "1s"]);
+    assert!(causes(&doc).is_empty(), "{doc:#}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_debugger_left_attached_is_named_and_a_tracer_that_lets_it_run_is_not_a_cause() {
+    let target = Proc::spawn(Command::new("sleep").arg("300"));
+    // gdb attaches (the target stops in a tracing stop) and stays attached while its shell
+    // command runs.
+    let gdb = Proc::spawn(Command::new("gdb").args([
+        "-nx",
+        "-batch",
+        "-p",
+        &target.pid().to_string(),
+        "-ex",
+        "shell sleep 120",
+    ]));
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            tracer_of(target.pid()) == Some(gdb.pid()) && state_of(target.pid()) == Some('t')
+        }),
+        "gdb did not attach"
+    );
+    let (code, doc) = inspect(target.pid(), &["--window", "1s"]);
+    let f = top(&doc);
+    assert_eq!(f["rule"], "stopped", "{doc:#}");
+    assert_eq!(f["facts"]["hold"]["kind"], "debugger");
+    assert_eq!(f["facts"]["hold"]["tracer"]["pid"], gdb.pid());
+    assert_eq!(f["next"]["pid"], gdb.pid());
+    assert!(
+        f["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains(&format!("process {} (gdb)", gdb.pid()))),
+        "{f:#}"
+    );
+    assert_eq!(code, 1);
+    // hangscope itself never changed that: still gdb's, still in the tracing stop.
+    assert_eq!(tracer_of(target.pid()), Some(gdb.pid()));
+    drop(gdb);
+    assert!(
+        wait_until(Duration::from_secs(10), || tracer_of(target.pid())
+            == Some(0)),
+        "the target was not detached when gdb ended"
+    );
+
+    // strace lets it run: context, not a cause.
+    let strace = Proc::spawn(Command::new("strace").args(["-p", &target.pid().to_string()]));
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            tracer_of(target.pid()) == Some(strace.pid()) && state_of(target.pid()) == Some('S')
+        }),
+        "strace did not attach"
+    );
+    let (code, doc) = inspect(target.pid(), &["--window", "1s"]);
+    assert!(causes(&doc).is_empty(), "{doc:#}");
+    let traced = doc["findings"]
+        .as_array()
+        .and_then(|fs| fs.iter().find(|f| f["rule"] == "stopped"))
+        .unwrap_or_else(|| panic!("no finding about the tracer: {doc:#}"));
+    assert_eq!(traced["severity"], "info");
+    assert_eq!(traced["facts"]["hold"]["kind"], "traced");
+    assert_eq!(code, 0);
+}
+
+/// A cgroup this test makes under a hierarchy's mount point, removed on drop once empty.
+struct TestCgroup(std::path::PathBuf);
+
+impl TestCgroup {
+    fn new(mount: &str, tag: &str) -> Option<TestCgroup> {
+        let dir = std::path::Path::new(mount)
+            .join(format!("hangscope-test-{tag}-{}", std::process::id()));
+        std::fs::create_dir(&dir).ok()?;
+        Some(TestCgroup(dir))
+    }
+
+    fn write(&self, file: &str, value: &str) {
+        std::fs::write(self.0.join(file), value)
+            .unwrap_or_else(|e| panic!("{}/{file}: {e}", self.0.display()));
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("cgroup.freeze"), "0");
+        let _ = std::fs::write(self.0.join("freezer.state"), "THAWED");
+        // The process is killed before the cgroup is dropped; removal waits for it to go.
+        wait_until(Duration::from_secs(5), || {
+            std::fs::remove_dir(&self.0).is_ok()
+        });
+    }
+}
+
+/// Mount points of the cgroup2 hierarchy and of the v1 freezer, from mountinfo.
+fn cgroup_mounts() -> (Option<String>, Option<String>) {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut v2 = None;
+    let mut v1 = None;
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(sep) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
+        let (Some(point), Some(fs), Some(opts)) =
+            (fields.get(4), fields.get(sep + 1), fields.get(sep + 3))
+        else {
+            continue;
+        };
+        if fields.get(3) != Some(&"/") {
+            continue;
+        }
+        if *fs == "cgroup2" && v2.is_none() {
+            v2 = Some(point.to_string());
+        }
+        if *fs == "cgroup" && opts.split(',').any(|o| o == "freezer") && v1.is_none() {
+            v1 = Some(point.to_string());
+        }
+    }
+    (v2, v1)
+}
+
+fn frozen_case(version: u8, mount: &str) {
+    let Some(cg) = TestCgroup::new(mount, &format!("v{version}")) else {
+        eprintln!("skipped: cannot make a cgroup under {mount}");
+        return;
+    };
+    let target = Proc::spawn(Command::new("sleep").arg("300"));
+    cg.write("cgroup.procs", &target.pid().to_string());
+    let (file, freeze, thaw) = if version == 2 {
+        ("cgroup.freeze", "1", "0")
+    } else {
+        ("freezer.state", "FROZEN", "THAWED")
+    };
+    cg.write(file, freeze);
+    std::thread::sleep(Duration::from_millis(1200));
+    let (code, doc) = inspect(target.pid(), &["--window", "1s"]);
+    let f = top(&doc);
+    assert_eq!(f["rule"], "stopped", "{doc:#}");
+    assert_eq!(f["facts"]["hold"]["kind"], "frozen");
+    assert_eq!(f["facts"]["hold"]["freezer"]["version"], version);
+    let control = cg.0.join(file).to_string_lossy().into_owned();
+    assert_eq!(f["next"]["path"], control.as_str(), "{f:#}");
+    assert!(
+        f["next_step"]
+            .as_str()
+            .is_some_and(|s| s.contains(&format!("> {control}"))),
+        "{f:#}"
+    );
+    assert_eq!(code, 1);
+
+    cg.write(file, thaw);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, doc) = inspect(target.pid(), &["--window", "1s"]);
+    assert!(causes(&doc).is_empty(), "{doc:#}");
+    assert_eq!(code, 0);
+    drop(target);
+}
+
+#[test]
+fn a_frozen_cgroup_is_the_cause_and_names_the_file_that_thaws_it() {
+    let (v2, v1) = cgroup_mounts();
+    match &v2 {
+        Some(m) => frozen_case(2, m),
+        None => eprintln!("skipped: no cgroup2 hierarchy is mounted"),
+    }
+    match &v1 {
+        Some(m) => frozen_case(1, m),
+        None => eprintln!("skipped: no v1 freezer hierarchy is mounted"),
+    }
+}
