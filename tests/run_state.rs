@@ -196,15 +196,17 @@ fn a_debugger_left_attached_is_named_and_a_tracer_that_lets_it_run_is_not_a_caus
     assert_eq!(code, 0);
 }
 
-/// A cgroup this test makes under a hierarchy's mount point, removed on drop once empty.
-struct TestCgroup(std::path::PathBuf);
+/// A cgroup this test makes under a hierarchy's mount point, with the processes the test put
+/// in it. On drop (also when an assertion fails) it is thawed first — a frozen process cannot
+/// die — then its processes are killed and reaped, then it is removed.
+struct TestCgroup(std::path::PathBuf, Vec<Proc>);
 
 impl TestCgroup {
     fn new(mount: &str, tag: &str) -> Option<TestCgroup> {
         let dir = std::path::Path::new(mount)
             .join(format!("hangscope-test-{tag}-{}", std::process::id()));
         std::fs::create_dir(&dir).ok()?;
-        Some(TestCgroup(dir))
+        Some(TestCgroup(dir, Vec::new()))
     }
 
     fn write(&self, file: &str, value: &str) {
@@ -253,12 +255,14 @@ fn cgroup_mounts() -> (Option<String>, Option<String>) {
 }
 
 fn frozen_case(version: u8, mount: &str) {
-    let Some(cg) = TestCgroup::new(mount, &format!("v{version}")) else {
+    let Some(mut cg) = TestCgroup::new(mount, &format!("v{version}")) else {
         eprintln!("skipped: cannot make a cgroup under {mount}");
         return;
     };
     let target = Proc::spawn(Command::new("sleep").arg("300"));
-    cg.write("cgroup.procs", &target.pid().to_string());
+    let pid = target.pid();
+    cg.1.push(target);
+    cg.write("cgroup.procs", &pid.to_string());
     let (file, freeze, thaw) = if version == 2 {
         ("cgroup.freeze", "1", "0")
     } else {
@@ -266,7 +270,7 @@ fn frozen_case(version: u8, mount: &str) {
     };
     cg.write(file, freeze);
     std::thread::sleep(Duration::from_millis(1200));
-    let (code, doc) = inspect(target.pid(), &["--window", "1s"]);
+    let (code, doc) = inspect(pid, &["--window", "1s"]);
     let f = top(&doc);
     assert_eq!(f["rule"], "stopped", "{doc:#}");
     assert_eq!(f["facts"]["hold"]["kind"], "frozen");
@@ -283,10 +287,9 @@ fn frozen_case(version: u8, mount: &str) {
 
     cg.write(file, thaw);
     std::thread::sleep(Duration::from_millis(300));
-    let (code, doc) = inspect(target.pid(), &["--window", "1s"]);
+    let (code, doc) = inspect(pid, &["--window", "1s"]);
     assert!(causes(&doc).is_empty(), "{doc:#}");
     assert_eq!(code, 0);
-    drop(target);
 }
 
 #[test]

@@ -26,6 +26,8 @@ pub(crate) struct Stopped {
     /// It has not run for at least this long: since the last of its threads ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_run_ms: Option<u64>,
+    /// The longest any of its threads has been blocked in a call, over the window.
+    pub longest_wait_ms: u64,
     /// Its parent, which for a job stopped with Ctrl-Z is the shell.
     pub ppid: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,6 +73,12 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Stopped> {
     } else {
         return vec![];
     };
+    // Every wait of its threads is the hold's doing, so it ranks above them.
+    let longest_wait_ms = threads
+        .iter()
+        .filter_map(|t| t.activity.as_ref()?.blocked_at_least_ms)
+        .max()
+        .unwrap_or(0);
     // The process has been held at least since the most recent run of any of its threads.
     let not_run_ms = threads
         .iter()
@@ -85,6 +93,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Stopped> {
         threads_stopped,
         threads: threads.len() as u32,
         not_run_ms,
+        longest_wait_ms,
         ppid: p.ppid,
         parent_name: p.parent_name.clone(),
     }]
@@ -105,10 +114,14 @@ impl RuleFacts for Stopped {
     }
 
     fn stuck_ms(&self) -> u64 {
-        // Nothing in the process can end any wait while it is held: rank it above them.
+        // Nothing in the process can end any wait while it is held: it ranks with the longest.
         match self.hold {
             Hold::Traced { .. } => 0,
-            _ => self.not_run_ms.unwrap_or(u64::MAX / 2).max(crate::STUCK_MS),
+            _ => self
+                .not_run_ms
+                .unwrap_or(0)
+                .max(self.longest_wait_ms)
+                .max(crate::STUCK_MS),
         }
     }
 

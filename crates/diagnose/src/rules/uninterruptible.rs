@@ -108,6 +108,11 @@ fn waits_for(t: &Thread) -> WaitsFor {
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<KernelWait> {
     let pid = ctx.snap.process.pid;
     let mut out = Vec::new();
+    // A frozen cgroup puts its tasks in D under the v1 freezer: that is the freezer's doing (the
+    // stopped rule says so), not a wait on a file system or device.
+    if ctx.snap.process.freezer.is_some() {
+        return out;
+    }
     for t in ctx
         .snap
         .threads
