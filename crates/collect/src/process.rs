@@ -21,7 +21,10 @@ pub fn ticks_per_second() -> u64 {
 pub fn parse_stat(text: &str) -> Result<Stat, String> {
     // procfs-core slices between the first '(' and the last ')', and from two bytes past it,
     // without checking (panics on garbage, found by tests/garbage.rs); the kernel always
-    // writes "pid (comm) state ...".
+    // writes "pid (comm) state ...". It trims the line first, so the checks look at the
+    // trimmed line too: a ')' followed only by spaces passed an untrimmed check and then
+    // panicked (found by fuzz/proc_pid).
+    let text = text.trim();
     let well_formed = match (text.find('('), text.rfind(')')) {
         (Some(open), Some(close)) => {
             let pid = &text[..open];
@@ -30,6 +33,7 @@ pub fn parse_stat(text: &str) -> Result<Stat, String> {
                 && !pid.trim_end().is_empty()
                 && pid.trim_end().bytes().all(|b| b.is_ascii_digit())
                 && text.get(close + 1..close + 2) == Some(" ")
+                && text.len() > close + 2
         }
         _ => false,
     };
@@ -259,6 +263,7 @@ mod tests {
     #[test]
     fn garbage_stat_is_an_error_not_a_panic() {
         assert!(parse_stat("garbage").is_err());
+        assert!(parse_stat("1 (x)   \n").is_err());
         assert!(parse_stat("").is_err());
     }
 
