@@ -202,9 +202,8 @@ fn a_debugger_left_attached_is_named_and_a_tracer_that_lets_it_run_is_not_a_caus
 struct TestCgroup(std::path::PathBuf, Vec<Proc>);
 
 impl TestCgroup {
-    fn new(mount: &str, tag: &str) -> Option<TestCgroup> {
-        let dir = std::path::Path::new(mount)
-            .join(format!("hangscope-test-{tag}-{}", std::process::id()));
+    fn new(mount: &std::path::Path, tag: &str) -> Option<TestCgroup> {
+        let dir = mount.join(format!("hangscope-test-{tag}-{}", std::process::id()));
         std::fs::create_dir(&dir).ok()?;
         Some(TestCgroup(dir, Vec::new()))
     }
@@ -226,37 +225,9 @@ impl Drop for TestCgroup {
     }
 }
 
-/// Mount points of the cgroup2 hierarchy and of the v1 freezer, from mountinfo.
-fn cgroup_mounts() -> (Option<String>, Option<String>) {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut v2 = None;
-    let mut v1 = None;
-    for line in text.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(sep) = fields.iter().position(|f| *f == "-") else {
-            continue;
-        };
-        let (Some(point), Some(fs), Some(opts)) =
-            (fields.get(4), fields.get(sep + 1), fields.get(sep + 3))
-        else {
-            continue;
-        };
-        if fields.get(3) != Some(&"/") {
-            continue;
-        }
-        if *fs == "cgroup2" && v2.is_none() {
-            v2 = Some(point.to_string());
-        }
-        if *fs == "cgroup" && opts.split(',').any(|o| o == "freezer") && v1.is_none() {
-            v1 = Some(point.to_string());
-        }
-    }
-    (v2, v1)
-}
-
-fn frozen_case(version: u8, mount: &str) {
+fn frozen_case(version: u8, mount: &std::path::Path) {
     let Some(mut cg) = TestCgroup::new(mount, &format!("v{version}")) else {
-        eprintln!("skipped: cannot make a cgroup under {mount}");
+        eprintln!("skipped: cannot make a cgroup under {}", mount.display());
         return;
     };
     let target = Proc::spawn(Command::new("sleep").arg("300"));
@@ -294,12 +265,13 @@ fn frozen_case(version: u8, mount: &str) {
 
 #[test]
 fn a_frozen_cgroup_is_the_cause_and_names_the_file_that_thaws_it() {
-    let (v2, v1) = cgroup_mounts();
-    match &v2 {
+    // Where the hierarchies are mounted, found as hangscope finds them.
+    let mounts = hangscope_collect::freezer::own_mounts();
+    match &mounts.unified {
         Some(m) => frozen_case(2, m),
         None => eprintln!("skipped: no cgroup2 hierarchy is mounted"),
     }
-    match &v1 {
+    match &mounts.freezer_v1 {
         Some(m) => frozen_case(1, m),
         None => eprintln!("skipped: no v1 freezer hierarchy is mounted"),
     }

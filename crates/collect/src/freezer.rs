@@ -146,11 +146,15 @@ pub fn read(cgroup: &str, mounts: &CgroupMounts) -> Option<Freezer> {
     None
 }
 
-/// The mounts as hangscope sees them; `Default` (no freezer known) when unreadable.
-pub fn own_mounts() -> CgroupMounts {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|t| parse_mounts(&t))
-        .unwrap_or_default()
+/// The mounts as hangscope sees them; `Default` (no freezer known) when unreadable. Read once
+/// per run: the target and each other end looked at ask for them.
+pub fn own_mounts() -> &'static CgroupMounts {
+    static MOUNTS: std::sync::OnceLock<CgroupMounts> = std::sync::OnceLock::new();
+    MOUNTS.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .map(|t| parse_mounts(&t))
+            .unwrap_or_default()
+    })
 }
 
 #[cfg(test)]

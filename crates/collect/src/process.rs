@@ -103,7 +103,7 @@ pub fn read(
     // A missing cgroup file (no cgroups in this kernel, a recorded tree without one) means no
     // freezer, which is what the report then says.
     if let Ok(text) = root.read_pid(pid, "cgroup") {
-        p.freezer = crate::freezer::read(&text, &crate::freezer::own_mounts());
+        p.freezer = crate::freezer::read(&text, crate::freezer::own_mounts());
     }
 
     match root.read_pid_bytes(pid, "cmdline") {
@@ -197,7 +197,7 @@ pub fn hold(
     let freezer = root
         .read_pid(pid, "cgroup")
         .ok()
-        .and_then(|t| crate::freezer::read(&t, &crate::freezer::own_mounts()));
+        .and_then(|t| crate::freezer::read(&t, crate::freezer::own_mounts()));
     (state, tracer, freezer)
 }
 
