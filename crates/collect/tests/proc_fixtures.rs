@@ -103,7 +103,7 @@ fn locks_held_waited_and_ofd() {
         fd_from("fdinfo-holder-ofd", 4),
         fd_from("fdinfo-holder-flock", 5),
     ];
-    let held = locks::join(holder, &all, &holder_fds);
+    let (held, _) = locks::join(holder, &all, &holder_fds);
     let class_fd = |c: LockClass| {
         held.iter()
             .find(|l| l.class == c && !l.waiting)
@@ -121,10 +121,18 @@ fn locks_held_waited_and_ofd() {
         "the holder sees its waiter"
     );
 
-    let waiting = locks::join(waiter, &all, &[fd_from("fdinfo-waiter", 3)]);
-    assert_eq!(waiting.len(), 1);
+    let (waiting, left_out) = locks::join(waiter, &all, &[fd_from("fdinfo-waiter", 3)]);
+    assert_eq!((waiting.len(), left_out), (2, 0));
     assert!(waiting[0].waiting);
     assert_eq!(waiting[0].holder_pid, Some(holder));
     assert_eq!(waiting[0].fd, Some(3));
     assert_eq!(waiting[0].path.as_deref(), Some("/tmp/hs-lockrec"));
+    // The lock it waits behind, held by another process on the file it has open.
+    let other = &waiting[1];
+    assert!(other.other_owner && !other.waiting);
+    assert_eq!((other.pid, other.fd), (Some(holder), Some(3)));
+    assert!(
+        !held.iter().any(|l| l.other_owner),
+        "the holder's own locks are its own"
+    );
 }

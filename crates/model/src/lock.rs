@@ -36,6 +36,14 @@ pub struct FileLock {
     /// The file's path, from the target's fd or the holder's, when known.
     #[serde(default)]
     pub path: Option<Text>,
+    /// A lock another owner holds on a file the target has open: another process's, or an
+    /// OFD lock held through none of the target's fds. `fd` is then the target's fd on the
+    /// file, not one the lock is held through (since 1.5).
+    #[serde(default, skip_serializing_if = "crate::is_false")]
+    pub other_owner: bool,
+    /// The name (comm) of the process `pid` names, for a lock another owner holds (since 1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_name: Option<Text>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -559,7 +559,7 @@ fn locks(out: &mut String, snap: &Snapshot, st: &Style) {
                 Some(e) => format!("{}-{e}", l.start),
                 None => format!("{}-EOF", l.start),
             },
-            lock_state(l, snap.process.pid),
+            lock_state(l, snap.process.pid, st),
             match &l.path {
                 Some(path) => st.show(path),
                 None => st.show(&format!("{} inode {}", l.dev, l.inode)),
@@ -582,7 +582,14 @@ fn lock_class(l: &FileLock) -> &'static str {
     }
 }
 
-fn lock_state(l: &FileLock, pid: i32) -> String {
+fn lock_state(l: &FileLock, pid: i32, st: &Style) -> String {
+    if l.other_owner {
+        return match (l.pid, &l.owner_name) {
+            (Some(p), Some(name)) => format!("held by process {p} ({})", st.show(name)),
+            (Some(p), None) => format!("held by process {p}"),
+            (None, _) => "held by another open file".into(),
+        };
+    }
     if !l.waiting {
         return "held".into();
     }
