@@ -73,6 +73,7 @@ pub(crate) enum Facts {
     NameResolution(Box<crate::rules::name_resolution::NameResolution>),
     // Waits inside this host.
     LockWait(crate::rules::lock_wait::LockWait),
+    LockRetry(crate::rules::lock_retry::LockRetry),
     MutexDeadlock(crate::rules::mutex_deadlock::MutexDeadlock),
     MutexHolderBlocked(crate::rules::mutex_holder_blocked::MutexHolderBlocked),
     PipeWait(crate::rules::pipe_wait::PipeWait),
@@ -100,6 +101,7 @@ macro_rules! each {
             Facts::NameResolution($f) => $e,
             // Waits inside this host.
             Facts::LockWait($f) => $e,
+            Facts::LockRetry($f) => $e,
             Facts::MutexDeadlock($f) => $e,
             Facts::MutexHolderBlocked($f) => $e,
             Facts::PipeWait($f) => $e,
@@ -144,6 +146,7 @@ impl Facts {
             Facts::NameResolution(f) => finding(f.as_ref()),
             // Waits inside this host.
             Facts::LockWait(f) => finding(f),
+            Facts::LockRetry(f) => finding(f),
             Facts::MutexDeadlock(f) => finding(f),
             Facts::MutexHolderBlocked(f) => finding(f),
             Facts::PipeWait(f) => finding(f),
@@ -172,6 +175,7 @@ impl Facts {
             | Facts::NameResolution(_) => None,
             // Waits inside this host: no connection to corroborate.
             Facts::LockWait(_)
+            | Facts::LockRetry(_)
             | Facts::MutexDeadlock(_)
             | Facts::MutexHolderBlocked(_)
             | Facts::PipeWait(_)

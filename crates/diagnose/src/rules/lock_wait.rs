@@ -185,6 +185,8 @@ mod tests {
             fd: Some(3),
             holder_pid: Some(77),
             path: Some("/var/lock/backup.lock".into()),
+            other_owner: false,
+            owner_name: None,
         });
         snap
     }

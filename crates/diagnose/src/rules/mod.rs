@@ -10,6 +10,7 @@ pub(crate) mod busy;
 pub(crate) mod connection_dead;
 pub(crate) mod exited;
 pub(crate) mod local_not_reading;
+pub(crate) mod lock_retry;
 pub(crate) mod lock_wait;
 pub(crate) mod mutex_deadlock;
 pub(crate) mod mutex_holder_blocked;
@@ -34,6 +35,7 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Facts> {
     network(ctx, &mut found);
     // Waits inside this host.
     let local = (lock_wait::find(ctx).into_iter().map(Facts::LockWait))
+        .chain(lock_retry::find(ctx).into_iter().map(Facts::LockRetry))
         .chain(
             mutex_deadlock::find(ctx)
                 .into_iter()

@@ -50,7 +50,7 @@ pub(crate) struct Loop {
 }
 
 impl Loop {
-    fn of(t: &Thread, periodic: String) -> Self {
+    pub(crate) fn of(t: &Thread, periodic: String) -> Self {
         let sc = t.syscall.as_ref();
         let sleep = sc
             .iter()

@@ -16,6 +16,7 @@ pub(crate) mod same_host;
 // Waits inside this host.
 pub(crate) mod busy;
 pub(crate) mod exited;
+pub(crate) mod lock_retry;
 pub(crate) mod lock_wait;
 pub(crate) mod mutex_deadlock;
 pub(crate) mod mutex_holder_blocked;
