@@ -38,6 +38,9 @@ pub(crate) struct LockRetry {
     pub thread: ThreadRef,
     /// The loop it was seen in over the window.
     pub looping: Loop,
+    /// How often it retries: its sleep, or the loop's rate where the sleep is absolute or
+    /// unread.
+    pub every_ms: u64,
     /// Seen looping this long: the sampling window.
     pub for_at_least_ms: u64,
     /// Its fd on the file.
@@ -142,10 +145,12 @@ pub(crate) fn conflict(pid: i32, other: &FileLock, ours: &[&FileLock]) -> Option
 }
 
 /// A thread re-entering a short sleep over the window: a sleep call, or a poll/select on no fd
-/// with a timeout, of at most [`MAX_PERIOD_MS`].
-fn short_sleep_loop(t: &Thread) -> Option<Loop> {
+/// with a timeout, re-entered about every [`MAX_PERIOD_MS`] or more often. Returns the loop
+/// and its period.
+fn short_sleep_loop(t: &Thread) -> Option<(Loop, f64)> {
     let a = t.activity.as_ref()?;
     let periodic = a.periodic.clone()?;
+    let rate = a.rate_per_s.filter(|r| *r > 0.0)?;
     let sc = t.syscall.as_ref()?;
     let sleeps = match sc.name.as_str() {
         "nanosleep" | "clock_nanosleep" | "clock_nanosleep_time64" => true,
@@ -159,9 +164,23 @@ fn short_sleep_loop(t: &Thread) -> Option<Loop> {
         return None;
     }
     let l = Loop::of(t, periodic);
-    l.period_ms
-        .is_some_and(|ms| ms > 0.0 && ms <= MAX_PERIOD_MS)
-        .then_some(l)
+    // An absolute sleep decodes as the time left of it, not its length, and an unread one
+    // as zero: then the rate is the period.
+    let absolute = sc
+        .decoded
+        .iter()
+        .any(|arg| arg.name == "flags" && arg.value.contains("TIMER_ABSTIME"));
+    let sleep = l.period_ms.filter(|ms| *ms > 0.0 && !absolute);
+    if sleep.is_some_and(|ms| ms > MAX_PERIOD_MS) {
+        return None;
+    }
+    // The rate is counted over a window of a few periods: a loop of MAX_PERIOD_MS may show a
+    // wake-up fewer.
+    if rate < 0.75 * 1000.0 / MAX_PERIOD_MS {
+        return None;
+    }
+    let period = sleep.unwrap_or(1000.0 / rate);
+    Some((l, period))
 }
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<LockRetry> {
@@ -170,7 +189,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<LockRetry> {
     let Some(window) = snap.window.as_ref() else {
         return vec![];
     };
-    let mut loops: Vec<(&Thread, Loop)> = snap
+    let mut loops: Vec<(&Thread, (Loop, f64))> = snap
         .threads
         .iter()
         .filter_map(|t| Some((t, short_sleep_loop(t)?)))
@@ -181,7 +200,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<LockRetry> {
     // The main thread first: in a single-threaded tool (sqlite3, a script) it is the only one.
     loops.sort_by_key(|(t, _)| t.tid != pid);
     let other_loops = (loops.len() - 1) as u32;
-    let (_, looping) = loops.swap_remove(0);
+    let (_, (looping, every_ms)) = loops.swap_remove(0);
 
     // The files others lock, in the order /proc/locks lists them.
     let mut inodes: Vec<u64> = Vec::new();
@@ -235,6 +254,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<LockRetry> {
             pid,
             thread: looping.thread.clone(),
             looping: looping.clone(),
+            every_ms: every_ms.round() as u64,
             for_at_least_ms: window.duration_ms,
             fd,
             path: path.or_else(|| snap.fd(fd).map(|f| f.target.clone())),
@@ -559,6 +579,30 @@ mod tests {
                 .any(|f| f.rule == "lock_wait" && f.subject.tid == Some(790))
         );
         assert!(!all.iter().any(|f| f.rule == "lock_retry"), "{all:#?}");
+    }
+
+    #[test]
+    fn the_rate_decides_where_the_sleep_is_absolute_or_unread() {
+        // An absolute 5 s sleep decodes as the 35 ms left of it; its rate gives it away.
+        let mut snap = sqlite_waiter();
+        let t = &mut snap.threads[0];
+        t.syscall.as_mut().unwrap().waits_on = vec![WaitObject::Sleep { ns: 35_000_000 }];
+        t.syscall.as_mut().unwrap().decoded = vec![hangscope_model::SyscallArg {
+            name: "flags".into(),
+            value: "TIMER_ABSTIME".into(),
+        }];
+        t.activity.as_mut().unwrap().rate_per_s = Some(0.2);
+        assert!(find(&snap).is_empty());
+        // Absolute every 100 ms (Python's time.sleep): every ~100 ms, from the rate.
+        snap.threads[0].activity.as_mut().unwrap().rate_per_s = Some(10.0);
+        let f = find(&snap);
+        assert_eq!(f[0].facts["every_ms"], 100, "{:#}", f[0].facts);
+        assert!(f[0].summary.contains("every ~100 ms"), "{}", f[0].summary);
+        // Its memory unread (no process_vm_readv): the sleep is 0, the rate still says.
+        let mut snap = sqlite_waiter();
+        snap.threads[0].syscall.as_mut().unwrap().waits_on = vec![WaitObject::Sleep { ns: 0 }];
+        snap.threads[0].activity.as_mut().unwrap().rate_per_s = Some(5.0);
+        assert_eq!(find(&snap)[0].facts["every_ms"], 200);
     }
 
     #[test]

@@ -16,10 +16,6 @@ pub(crate) fn words(f: &LockRetry) -> Words {
         .as_ref()
         .map(|p| p.to_string())
         .unwrap_or_else(|| format!("inode {}", f.inode));
-    let every = match f.looping.period_ms {
-        Some(ms) => format!(" every ~{}", duration(ms.round() as u64)),
-        None => String::new(),
-    };
     // The first lock in the way speaks for the rest: most often the only one.
     let first = &f.blocking[0];
     let why = match first.conflict {
@@ -35,8 +31,9 @@ pub(crate) fn words(f: &LockRetry) -> Words {
         n => format!(" ({n} more in its way)"),
     };
     let summary = format!(
-        "{} retries a lock on {path}{every} for at least {}; held by {}, {why}{more}.",
+        "{} retries a lock on {path} every ~{} for at least {}; held by {}, {why}{more}.",
         thread_ref(&f.thread),
+        duration(f.every_ms),
         duration(f.for_at_least_ms),
         owner(first)
     );
