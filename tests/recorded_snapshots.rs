@@ -80,6 +80,30 @@ const EXPECTED: &[(&str, Option<(&str, Severity)>)] = &[
         "seed_incident-silent_peer_after_failover",
         Some(("peer_silent", Severity::Cause)),
     ),
+    (
+        "sqlite_lock-a_writer_retrying_behind_an_open_transaction_names_the_holder_and_the_file-2",
+        Some(("pipe_wait", Severity::Warning)),
+    ),
+    (
+        "sqlite_lock-a_writer_retrying_behind_an_open_transaction_names_the_holder_and_the_file",
+        Some(("lock_retry", Severity::Cause)),
+    ),
+    (
+        "sqlite_lock-a_writer_waiting_for_a_reader_to_finish_names_the_reader-2",
+        Some(("pipe_wait", Severity::Warning)),
+    ),
+    (
+        "sqlite_lock-a_writer_waiting_for_a_reader_to_finish_names_the_reader",
+        Some(("lock_retry", Severity::Cause)),
+    ),
+    (
+        "sqlite_lock-the_writer_alone_finishes_and_an_idle_shell_beside_a_lock_is_not_a_cause-2",
+        Some(("pipe_wait", Severity::Warning)),
+    ),
+    (
+        "sqlite_lock-the_writer_alone_finishes_and_an_idle_shell_beside_a_lock_is_not_a_cause",
+        Some(("pipe_wait", Severity::Warning)),
+    ),
     ("the_other_end_is_found_over_ipv6_and_dual_stack-2", None),
     ("the_other_end_is_found_over_ipv6_and_dual_stack", None),
     (
