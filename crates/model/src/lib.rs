@@ -8,6 +8,7 @@
 //! do not know and treat missing optional fields as absent, so additive changes (a MINOR bump)
 //! load both ways; a different MAJOR is refused with a message that names both versions.
 
+mod chain;
 mod document;
 mod fd;
 mod finding;
@@ -19,7 +20,10 @@ mod socket;
 pub mod text;
 mod thread;
 
-pub use document::{Document, DocumentError, SCHEMA_VERSION, Verdict, Window, json_schema};
+pub use chain::{Chain, ChainEnd, Hop};
+pub use document::{
+    Document, DocumentError, RootVerdict, SCHEMA_VERSION, Verdict, Window, json_schema,
+};
 pub use fd::{Access, EpollWatch, Fd, FdInfo, FdKind, FileStat, PipeEnd, TimerfdSettings};
 pub use finding::{Cause, Evidence, Finding, Next, NextKind, Severity, Subject};
 pub use gap::{Gap, GapReason};
