@@ -151,15 +151,16 @@ fn follow(
     const LOOK_TIME: Duration = Duration::from_millis(150);
     // Two looks: what moved between them, and how long a thread has been in its wait, are
     // what most rules need; a single look tells neither.
-    const HOP_WINDOW: Duration = Duration::from_millis(300);
+    // Without them a process would look idle for want of time, so a hop that does not fit
+    // before the deadline is not read at all.
+    const HOP_WINDOW: Duration = Duration::from_millis(200);
     let root = ProcRoot::default();
     walk(snap, findings, &mut |pid| {
-        let left = opts.deadline.remaining();
-        if left < LOOK_TIME {
+        if opts.deadline.remaining() < HOP_WINDOW + LOOK_TIME * 2 {
             return Look::Deadline;
         }
         let hop_opts = hangscope_collect::Options {
-            window: HOP_WINDOW.min(left.saturating_sub(LOOK_TIME * 2)),
+            window: HOP_WINDOW,
             focus_tid: None,
             progress: false,
             log_paths: Vec::new(),

@@ -20,6 +20,7 @@
 //! so both describe the same moment; the other ends of waited-on pipes; last, the logs, which
 //! are tied to the threads and connections read before them.
 
+pub mod children;
 mod deadline;
 mod error;
 pub mod fd;
@@ -153,6 +154,7 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     pipes::read_peers(root, pid, &mut snap, opts);
     // After the threads: only the other ends a thread of the target waits on are looked at.
     peer_threads::read_for_waits(root, pid, &mut snap, opts);
+    children::read_for_waits(root, pid, &mut snap, opts);
 
     // Last: logs are tied to the threads and sockets read above.
     stage::enter("the logs");

@@ -8,7 +8,7 @@
 //! or the snapshots a saved document carries, so replay walks the same chain.
 
 use hangscope_model::{
-    Chain, ChainEnd, Finding, Hop, Next, NextKind, Severity, Snapshot, Verdict, text,
+    Chain, ChainEnd, Finding, GapReason, Hop, Next, NextKind, Severity, Snapshot, Verdict, text,
 };
 
 /// Processes followed after the target, at most.
@@ -77,14 +77,43 @@ fn walk_with(
                         reason: "its fds or system calls could not be read".into(),
                     };
                 }
-                hops.push(hop(&snap, &found, next.tid));
+                let h = hop(&snap, &found, next.tid);
+                // Cut short by the deadline, a process with no finding is not known to be
+                // idle: what it waits on may be what was not read.
+                let cut = snap.gaps.iter().any(|g| g.reason == GapReason::Deadline);
+                if h.rule.is_empty() && cut {
+                    break ChainEnd::Deadline { pid };
+                }
+                hops.push(h);
                 others.push(*snap);
             }
             Look::NotSeen(reason) => break ChainEnd::NotSeen { pid, reason },
             Look::Deadline => break ChainEnd::Deadline { pid },
         }
     };
+    // A process not stuck itself, whose wait leads only to others not stuck either (a shell
+    // waiting for its busy-free child), has no chain to tell.
+    let stuck = |h: &Hop| h.severity.is_some_and(|s| s >= Severity::Warning);
+    if !hops.iter().any(stuck) && !matches!(end, ChainEnd::Cycle { .. }) {
+        hops.truncate(1);
+        others.clear();
+        return (
+            Chain {
+                hops,
+                end: ChainEnd::Here,
+            },
+            others,
+        );
+    }
     (Chain { hops, end }, others)
+}
+
+/// Whether a finding's next step is another process on this host.
+fn points_away(next: Option<&Next>, own: i32) -> bool {
+    next.is_some_and(|n| {
+        matches!(n.kind, NextKind::Process | NextKind::Thread)
+            && n.pid.is_some_and(|p| p != own && p > 0)
+    })
 }
 
 /// The end of a chain whose last hop points at no other process.
@@ -123,12 +152,22 @@ fn hop(snap: &Snapshot, findings: &[Finding], tid: Option<i32>) -> Hop {
             .find(|f| f.severity >= Severity::Warning && f.subject.tid == Some(t))
     });
     let verdict = Verdict::of(findings);
-    let chosen = on_thread.or_else(|| verdict.finding.and_then(|i| findings.get(i)));
+    // With nothing wrong of its own, a process may still wait on another (a holder waiting
+    // for its child): that context finding is the edge.
+    let edge = || {
+        findings
+            .iter()
+            .find(|f| f.severity == Severity::Info && points_away(f.next.as_ref(), p.pid))
+    };
+    let chosen = on_thread
+        .or_else(|| verdict.finding.and_then(|i| findings.get(i)))
+        .or_else(edge);
     match chosen {
         Some(f) => {
             h.tid = f.subject.tid.or(tid);
             h.rule = f.rule.clone();
             h.cause = Some(f.cause);
+            h.severity = Some(f.severity);
             h.summary = f.summary.clone();
             h.next_step = f.next_step.clone();
             h.facts = f.facts.clone();
@@ -155,17 +194,13 @@ fn idle(snap: &Snapshot, tid: Option<i32>) -> String {
             p.name, p.pid, t.tid
         ),
         Some((t, s)) if !s.summary.is_empty() => format!(
-            "{} {} is not stuck itself; it holds what the others wait for while thread {} \
-             waits in {}.",
+            "{} {} has no finding of its own: thread {} waits in {}.",
             p.name,
             p.pid,
             t.tid,
             text::escape_cut(&s.summary, 120)
         ),
-        _ => format!(
-            "{} {} is not stuck itself; it holds what the others wait for.",
-            p.name, p.pid
-        ),
+        _ => format!("{} {} has no finding of its own.", p.name, p.pid),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Cause, Next, Text};
+use crate::{Cause, Next, Severity, Text};
 
 /// The walk from the target to the root of its wait.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -33,6 +33,8 @@ pub struct Hop {
     pub rule: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<Cause>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
     /// That finding's summary, or for an idle root what its threads do.
     pub summary: String,
     /// That finding's next step.
@@ -62,7 +64,7 @@ pub enum ChainEnd {
         #[serde(skip_serializing_if = "Option::is_none")]
         why: Option<Cause>,
         /// The root's process has no finding: it is idle while the others wait on it.
-        #[serde(skip_serializing_if = "crate::is_false")]
+        #[serde(default, skip_serializing_if = "crate::is_false")]
         idle: bool,
     },
     /// The last hop waits on a process already in the chain: a cycle (a deadlock across
