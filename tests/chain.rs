@@ -5,47 +5,12 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hangscope_model::{ChainEnd, Document};
+use support::procs::*;
 use support::*;
-
-/// A process this test started, killed and reaped on drop (SIGCONT first, so a stopped one
-/// dies at once).
-struct Proc(Child);
-
-impl Proc {
-    fn spawn(cmd: &mut Command) -> Proc {
-        Proc(
-            cmd.stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("start {cmd:?}: {e}")),
-        )
-    }
-
-    fn pid(&self) -> i32 {
-        self.0.id() as i32
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on a child this test started and has not reaped.
-        unsafe { libc::kill(self.pid(), sig) };
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.signal(libc::SIGCONT);
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn state_of(pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(") ")?.1.chars().next()
-}
 
 fn syscall_name_is(pid: i32, nr: i64) -> bool {
     syscall_nr(pid, pid) == Some(nr)
@@ -350,4 +315,32 @@ fn a_long_chain_stops_at_the_bound_within_the_deadline() {
     // The deadline bounds collection, hops included; the watchdog's grace is 3 s.
     assert!(took < Duration::from_secs(8), "took {took:?}");
     drop(crowd);
+}
+
+/// redis-cli waits on redis-server, which gdb holds in a tracing stop; gdb itself waits for
+/// the shell command it runs. The chain goes from the client through the server to gdb: the
+/// root is the debugger left attached, told from the client.
+#[test]
+fn a_client_of_a_server_held_by_a_debugger_leads_to_the_debugger() {
+    let port = free_port();
+    let server = redis(port);
+    let gdb = gdb_holding(server.pid());
+    let client = Proc::quiet(Command::new("redis-cli").args(["-p", &port.to_string(), "PING"]));
+    std::thread::sleep(Duration::from_millis(1500));
+    let doc = document(client.pid(), &["--window", "1s"]);
+    let pids = chain_pids(&doc);
+    assert_eq!(pids[..2], [client.pid(), server.pid()], "{:#?}", doc.chain);
+    let chain = doc.chain.as_ref().expect("a chain");
+    assert_eq!(chain.hops[1].rule, "stopped", "{:#?}", chain.hops);
+    assert_eq!(
+        chain.hops[1].next.as_ref().and_then(|n| n.pid),
+        Some(gdb.pid()),
+        "the server's hop names its tracer"
+    );
+    assert_eq!(pids.get(2), Some(&gdb.pid()), "{:#?}", chain.hops);
+    // gdb waits for its shell command: context the chain follows, not a cause in gdb.
+    assert_eq!(chain.hops[2].rule, "child_wait");
+    // hangscope changed nothing: the server is still gdb's, still in its tracing stop.
+    assert_eq!(tracer_of(server.pid()), Some(gdb.pid()));
+    assert_eq!(state_of(server.pid()), Some('t'));
 }
