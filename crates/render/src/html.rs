@@ -60,7 +60,7 @@ pub fn render_html(doc: &Document) -> String {
             let _ = writeln!(
                 out,
                 "<li><b>{} {}</b>: {}</li>",
-                esc(&h.name.to_string()),
+                esc(h.name.as_ref()),
                 h.pid,
                 esc(&h.summary)
             );
