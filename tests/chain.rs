@@ -140,6 +140,15 @@ fn a_lock_holder_waiting_on_its_child_leads_to_the_child() {
         "flock started sleep"
     );
     let child = sleep_pid().expect("sleep's pid");
+    // flock's child holds the lock's fd too: it must die with the test, not outlive it.
+    struct KillOnDrop(i32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) on the child of a process this test started.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let _child_guard = KillOnDrop(child);
 
     // The twin first: the holder alone waits for its child, which is what parents do.
     let doc = document(holder.pid(), &["--window", "500ms"]);

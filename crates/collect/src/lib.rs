@@ -26,6 +26,7 @@ mod error;
 pub mod fd;
 pub mod fdinfo;
 pub mod freezer;
+pub mod fuse;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod holders;
@@ -155,6 +156,7 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     // After the threads: only the other ends a thread of the target waits on are looked at.
     peer_threads::read_for_waits(root, pid, &mut snap, opts);
     children::read_for_waits(root, pid, &mut snap, opts);
+    fuse::read_for_waits(root, pid, &mut snap, &mounts, opts);
 
     // Last: logs are tied to the threads and sockets read above.
     stage::enter("the logs");

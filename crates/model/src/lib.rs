@@ -71,6 +71,45 @@ pub struct Snapshot {
     pub window: Option<Window>,
     /// What could not be read, and why. Never silently dropped.
     pub gaps: Vec<Gap>,
+    /// FUSE mounts a thread waits on, with the processes that may serve them (since 1.5).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fuse: Vec<FuseMount>,
+}
+
+/// A FUSE mount whose server a thread waits for.
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(default)]
+pub struct FuseMount {
+    pub mount_point: Text,
+    /// "fuse.sshfs", "fuseblk", ...
+    pub fs_type: String,
+    /// The mount's source field, e.g. "host:/export".
+    pub source: Option<String>,
+    /// The threads waiting on it.
+    pub tids: Vec<i32>,
+    /// The path the first of them asked for, when its call names one.
+    pub path: Option<Text>,
+    /// Every process holding /dev/fuse (the server is among them).
+    pub holders: Vec<FuseServer>,
+    /// The holder that serves this mount, when it could be told.
+    pub server: Option<i32>,
+    /// How: "cmdline" (its command line names the mount point) or "only_holder" (the only
+    /// process holding /dev/fuse); empty when not told.
+    pub matched_by: String,
+}
+
+/// A process holding /dev/fuse.
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(default)]
+pub struct FuseServer {
+    pub pid: i32,
+    pub name: Text,
+    pub fd: i32,
+    pub cmdline: Vec<Text>,
 }
 
 impl Snapshot {
