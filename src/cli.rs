@@ -122,6 +122,9 @@ pub struct CollectArgs {
     /// Also read this log file (repeatable); logs the process has open are found anyway.
     #[arg(long = "log", value_name = "PATH")]
     pub log: Vec<PathBuf>,
+    /// Stop at the target: do not follow its wait to the processes it waits on.
+    #[arg(long)]
+    pub no_chain: bool,
 }
 
 /// "5s", "800ms", "2m", or a bare number of seconds.

@@ -87,7 +87,10 @@ pub fn run(output: &OutputArgs, collect: &CollectArgs) -> i32 {
 fn run_inner(output: &OutputArgs, collect: &CollectArgs) -> Result<i32, String> {
     let (_replica_a, mut a_out) = start(&["silent-server"], Stdio::inherit())?;
     let peer_a = format!("127.0.0.1:{}", expect_line(&mut a_out, "port")?);
-    let (_replica_b, mut b_out) = start(&["silent-server"], Stdio::inherit())?;
+    // The second replica reads the request and then blocks on its store lock, which another
+    // of its threads holds: the chain goes on from the client into it.
+    let (_replica_b, mut b_out) = start(&["silent-server", "--handler-lock"], Stdio::inherit())?;
+    expect_line(&mut b_out, "compactor")?;
     let peer_b = format!("127.0.0.1:{}", expect_line(&mut b_out, "port")?);
     let (_healthy, mut h_out) = start(&["echo-server"], Stdio::inherit())?;
     let healthy = format!("127.0.0.1:{}", expect_line(&mut h_out, "port")?);

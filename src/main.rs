@@ -114,9 +114,6 @@ pub(crate) fn inspect(
     };
     let watchdog = start_watchdog(collect.deadline);
     let collected = hangscope_collect::collect(&ProcRoot::default(), target.pid, &opts);
-    // Collection is what the deadline bounds; the report is written in full however slowly
-    // it is read (`hangscope PID | less`).
-    drop(watchdog);
     let snap = match collected {
         Ok(s) => s,
         Err(e) => {
@@ -128,11 +125,52 @@ pub(crate) fn inspect(
         }
     };
     let findings = hangscope_diagnose::diagnose(&snap);
-    let doc = Document::new(generator(), snap, findings);
+    let chain = (!collect.no_chain).then(|| follow(&snap, &findings, &opts));
+    // Collection is what the deadline bounds; the report is written in full however slowly
+    // it is read (`hangscope PID | less`).
+    drop(watchdog);
+    let mut doc = Document::new(generator(), snap, findings);
+    if let Some((chain, others)) = chain {
+        doc.set_chain(chain, others);
+    }
     let code = emit(&doc, output);
     // The process exits next: freeing a 20,000-fd document piece by piece only costs time.
     std::mem::forget(doc);
     code
+}
+
+/// Follows the target's wait to the processes it waits on, each read in one look within what
+/// is left of the run's deadline.
+fn follow(
+    snap: &hangscope_model::Snapshot,
+    findings: &[hangscope_model::Finding],
+    opts: &hangscope_collect::Options,
+) -> (hangscope_model::Chain, Vec<hangscope_model::Snapshot>) {
+    use hangscope_diagnose::chain::{Look, walk};
+    // A look at a process takes tens of milliseconds, more with many fds.
+    const LOOK_TIME: Duration = Duration::from_millis(150);
+    // Two looks: what moved between them, and how long a thread has been in its wait, are
+    // what most rules need; a single look tells neither.
+    // Without them a process would look idle for want of time, so a hop that does not fit
+    // before the deadline is not read at all.
+    const HOP_WINDOW: Duration = Duration::from_millis(200);
+    let root = ProcRoot::default();
+    walk(snap, findings, &mut |pid| {
+        if opts.deadline.remaining() < HOP_WINDOW + LOOK_TIME * 2 {
+            return Look::Deadline;
+        }
+        let hop_opts = hangscope_collect::Options {
+            window: HOP_WINDOW,
+            focus_tid: None,
+            progress: false,
+            log_paths: Vec::new(),
+            ..opts.clone()
+        };
+        match hangscope_collect::collect(&root, pid, &hop_opts) {
+            Ok(s) => Look::Read(Box::new(s)),
+            Err(e) => Look::NotSeen(e.to_string()),
+        }
+    })
 }
 
 /// The last line of defence for "every run has a deadline": readers check the deadline between

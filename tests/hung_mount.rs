@@ -264,9 +264,32 @@ fn a_thread_stuck_in_the_kernel_on_a_hung_mount_is_the_cause() {
     assert_eq!(top["rule"], "uninterruptible");
     assert_eq!(top["facts"]["waits_for"], "fuse_server", "{top}");
     assert_eq!(top["facts"]["thread"]["tid"], tid);
-    // A stat by path names no fd, and the snapshot names no mount: the mounts to look in.
-    assert_eq!(top["next"]["kind"], "file");
-    assert_eq!(top["next"]["path"], format!("/proc/{pid}/mountinfo"));
+    // The server of the mount the stat's path is on: the process holding /dev/fuse whose
+    // command line names the mount point.
+    let server = mount.server.id() as i32;
+    assert_eq!(
+        top["facts"]["fuse"]["mount_point"],
+        mount.mountpoint(),
+        "{top}"
+    );
+    assert_eq!(top["facts"]["fuse"]["server"]["pid"], server, "{top}");
+    assert_eq!(top["facts"]["fuse"]["matched_by"], "cmdline");
+    assert_eq!(top["next"]["kind"], "process");
+    assert_eq!(top["next"]["pid"], server);
+    // The chain goes on to the server, which has nothing of its own: the root.
+    let hops: Vec<i64> = doc["chain"]["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["pid"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        hops,
+        [i64::from(pid), i64::from(server)],
+        "{:#}",
+        doc["chain"]
+    );
+    assert_eq!(doc["verdict"]["root"]["pid"], server);
     drop(mount);
 }
 

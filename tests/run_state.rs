@@ -5,83 +5,11 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use support::procs::*;
 use support::*;
-
-/// A process this test started, killed and reaped on drop (SIGCONT first, so a stopped one
-/// dies at once).
-struct Proc(Child);
-
-impl Proc {
-    fn spawn(cmd: &mut Command) -> Proc {
-        Proc(
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("start {cmd:?}: {e}")),
-        )
-    }
-
-    fn pid(&self) -> i32 {
-        self.0.id() as i32
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on a child this test started and has not reaped.
-        unsafe { libc::kill(self.pid(), sig) };
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.signal(libc::SIGCONT);
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn state_of(pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(") ")?.1.chars().next()
-}
-
-fn tracer_of(pid: i32) -> Option<i32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("TracerPid:"))?
-        .trim()
-        .parse()
-        .ok()
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-fn redis(port: u16) -> Proc {
-    let server = Proc::spawn(Command::new("redis-server").args([
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ]));
-    assert!(
-        wait_until(Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        }),
-        "redis-server did not listen on {port} (installed by .ci/run)"
-    );
-    server
-}
 
 fn top(doc: &serde_json::Value) -> &serde_json::Value {
     &doc["findings"][0]
@@ -106,7 +34,7 @@ fn a_stopped_server_is_the_cause_and_its_client_says_so() {
     assert_eq!(code, 1);
 
     // A client's request waits in the accept queue of a server that cannot run.
-    let client = Proc::spawn(Command::new("redis-cli").args(["-p", &port.to_string(), "PING"]));
+    let client = Proc::quiet(Command::new("redis-cli").args(["-p", &port.to_string(), "PING"]));
     std::thread::sleep(Duration::from_millis(1500));
     let (code, doc) = inspect(client.pid(), &["--window", "1s"]);
     let f = top(&doc);
@@ -138,10 +66,10 @@ fn a_stopped_server_is_the_cause_and_its_client_says_so() {
 
 #[test]
 fn a_debugger_left_attached_is_named_and_a_tracer_that_lets_it_run_is_not_a_cause() {
-    let target = Proc::spawn(Command::new("sleep").arg("300"));
+    let target = Proc::quiet(Command::new("sleep").arg("300"));
     // gdb attaches (the target stops in a tracing stop) and stays attached while its shell
     // command runs.
-    let gdb = Proc::spawn(Command::new("gdb").args([
+    let gdb = Proc::quiet(Command::new("gdb").args([
         "-nx",
         "-batch",
         "-p",
@@ -178,7 +106,7 @@ fn a_debugger_left_attached_is_named_and_a_tracer_that_lets_it_run_is_not_a_caus
     );
 
     // strace lets it run: context, not a cause.
-    let strace = Proc::spawn(Command::new("strace").args(["-p", &target.pid().to_string()]));
+    let strace = Proc::quiet(Command::new("strace").args(["-p", &target.pid().to_string()]));
     assert!(
         wait_until(Duration::from_secs(10), || {
             tracer_of(target.pid()) == Some(strace.pid()) && state_of(target.pid()) == Some('S')
@@ -230,7 +158,7 @@ fn frozen_case(version: u8, mount: &std::path::Path) {
         eprintln!("skipped: cannot make a cgroup under {}", mount.display());
         return;
     };
-    let target = Proc::spawn(Command::new("sleep").arg("300"));
+    let target = Proc::quiet(Command::new("sleep").arg("300"));
     let pid = target.pid();
     cg.1.push(target);
     cg.write("cgroup.procs", &pid.to_string());

@@ -5,17 +5,53 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use super::threads::{SharedMutex, park_forever, spawn};
 use super::{announce, flag, flags, glog, tid};
 
+/// The store lock of `silent-server --handler-lock`.
+static STORE: SharedMutex =
+    SharedMutex(std::cell::UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER));
+
 /// Accepts connections, reads what arrives, never answers: the seed's peer application.
+///
+/// With `--handler-lock`, the seed's server side: each request gets a handler thread that
+/// reads it and then takes the store lock, which a `compactor` thread took at start and holds
+/// while it sleeps in a long back-off; so no handler ever answers.
 pub(super) fn silent_server(args: &[String]) -> Result<(), String> {
     let addr = flag(args, "--listen").unwrap_or("127.0.0.1:0");
+    let handler_lock = args.iter().any(|a| a == "--handler-lock");
     let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    if handler_lock {
+        let (held, holding) = std::sync::mpsc::channel();
+        spawn("compactor", move || {
+            // SAFETY: a static, initialised mutex, never moved; locked through pthread only.
+            unsafe {
+                libc::pthread_mutex_lock(STORE.0.get());
+            }
+            let _ = held.send(tid());
+            std::thread::sleep(Duration::from_secs(3600));
+        })?;
+        let compactor = holding.recv().map_err(|e| e.to_string())?;
+        announce(&format!("compactor {compactor}"));
+    }
     announce(&format!("port {port}"));
     let mut held = Vec::new();
     for conn in listener.incoming() {
         let Ok(mut conn) = conn else { continue };
+        if handler_lock {
+            spawn("MetaService", move || {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                // SAFETY: as above. Never returns: the compactor holds the lock.
+                unsafe {
+                    libc::pthread_mutex_lock(STORE.0.get());
+                }
+                let _ = conn.write_all(b"never");
+                park_forever();
+            })?;
+            continue;
+        }
         // Drain the request so it is acknowledged and not left in Recv-Q, then say nothing.
         let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
         let mut buf = [0u8; 4096];

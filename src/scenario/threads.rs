@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::{announce, flag, tid};
 
 /// A pthread mutex shared by the threads of the scenario; glibc keeps the owner's TID in it.
-struct SharedMutex(std::cell::UnsafeCell<libc::pthread_mutex_t>);
+pub(super) struct SharedMutex(pub(super) std::cell::UnsafeCell<libc::pthread_mutex_t>);
 // SAFETY: a pthread mutex is made to be shared between threads; it is only used through
 // pthread_mutex_lock/unlock.
 unsafe impl Sync for SharedMutex {}
@@ -27,7 +27,7 @@ fn lock_shared_mutex() {
     }
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
+pub(super) fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
     std::thread::Builder::new()
         .name(name.into())
         .stack_size(256 * 1024)
@@ -36,7 +36,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
         .map_err(|e| format!("spawn {name}: {e}"))
 }
 
-fn park_forever() -> ! {
+pub(super) fn park_forever() -> ! {
     loop {
         std::thread::park();
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod procs;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};

@@ -57,10 +57,53 @@ pub fn scan(
     target: i32,
     deadline: &Deadline,
 ) -> Scan {
-    let mut out = Scan::default();
     if wanted.is_empty() {
-        return out;
+        return Scan::default();
     }
+    walk(
+        root,
+        deadline,
+        |holders, pid, fd, link| {
+            let ino = link
+                .strip_prefix(kind.prefix())
+                .and_then(|s| s.strip_suffix(']'))
+                .and_then(|s| s.parse::<u64>().ok());
+            if let Some(ino) = ino.filter(|i| wanted.contains(i)) {
+                holders.entry(ino).or_default().push(Holder { pid, fd });
+            }
+        },
+        |holders| {
+            wanted.iter().all(|ino| {
+                holders
+                    .get(ino)
+                    .is_some_and(|h| h.iter().any(|h| h.pid != target))
+            })
+        },
+    )
+}
+
+/// Every fd of every process whose link is exactly `link` (e.g. "/dev/fuse"), keyed under 0.
+pub fn scan_link(root: &ProcRoot, link: &str, deadline: &Deadline) -> Scan {
+    walk(
+        root,
+        deadline,
+        |holders, pid, fd, l| {
+            if l == link {
+                holders.entry(0).or_default().push(Holder { pid, fd });
+            }
+        },
+        |_| false,
+    )
+}
+
+/// Reads every process's fd links once, in pid order, until `done` or the deadline.
+fn walk(
+    root: &ProcRoot,
+    deadline: &Deadline,
+    mut on_link: impl FnMut(&mut HashMap<u64, Vec<Holder>>, i32, i32, &str),
+    done: impl Fn(&HashMap<u64, Vec<Holder>>) -> bool,
+) -> Scan {
+    let mut out = Scan::default();
     let Ok(entries) = std::fs::read_dir(root.path()) else {
         return out;
     };
@@ -93,24 +136,9 @@ pub fn scan(
             let Ok(link) = nix::fcntl::readlinkat(borrowed, name) else {
                 continue;
             };
-            let link = link.to_string_lossy();
-            let Some(ino) = link
-                .strip_prefix(kind.prefix())
-                .and_then(|s| s.strip_suffix(']'))
-                .and_then(|s| s.parse::<u64>().ok())
-            else {
-                continue;
-            };
-            if wanted.contains(&ino) {
-                out.holders.entry(ino).or_default().push(Holder { pid, fd });
-            }
+            on_link(&mut out.holders, pid, fd, &link.to_string_lossy());
         }
-        let done = wanted.iter().all(|ino| {
-            out.holders
-                .get(ino)
-                .is_some_and(|h| h.iter().any(|h| h.pid != target))
-        });
-        if done {
+        if done(&out.holders) {
             break;
         }
     }

@@ -20,11 +20,13 @@
 //! so both describe the same moment; the other ends of waited-on pipes; last, the logs, which
 //! are tied to the threads and connections read before them.
 
+pub mod children;
 mod deadline;
 mod error;
 pub mod fd;
 pub mod fdinfo;
 pub mod freezer;
+pub mod fuse;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod holders;
@@ -153,6 +155,8 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     pipes::read_peers(root, pid, &mut snap, opts);
     // After the threads: only the other ends a thread of the target waits on are looked at.
     peer_threads::read_for_waits(root, pid, &mut snap, opts);
+    children::read_for_waits(root, pid, &mut snap, opts);
+    fuse::read_for_waits(root, pid, &mut snap, &mounts, opts);
 
     // Last: logs are tied to the threads and sockets read above.
     stage::enter("the logs");

@@ -57,6 +57,14 @@ impl Mounts {
             .map(|(id, m)| (*id, m))
     }
 
+    /// The mounts whose type starts with `prefix` ("fuse" matches "fuse.sshfs", "fuseblk").
+    pub fn of_type_prefix(&self, prefix: &str) -> Vec<&Mount> {
+        self.by_id
+            .values()
+            .filter(|m| m.fs_type.starts_with(prefix))
+            .collect()
+    }
+
     /// Mount points of the file systems that are not known to be local (network, FUSE, ...).
     pub fn not_local_points(&self) -> Vec<&str> {
         self.by_id

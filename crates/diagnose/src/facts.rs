@@ -79,6 +79,7 @@ pub(crate) enum Facts {
     PipeWait(crate::rules::pipe_wait::PipeWait),
     Busy(crate::rules::busy::Busy),
     Exited(crate::rules::exited::Exited),
+    ChildWait(crate::rules::child_wait::ChildWait),
     KernelWait(crate::rules::uninterruptible::KernelWait),
     WaitingLoop(crate::rules::waiting_loop::WaitingLoop),
     NotVisible(crate::rules::not_visible::NotVisible),
@@ -107,6 +108,7 @@ macro_rules! each {
             Facts::PipeWait($f) => $e,
             Facts::Busy($f) => $e,
             Facts::Exited($f) => $e,
+            Facts::ChildWait($f) => $e,
             Facts::KernelWait($f) => $e,
             Facts::WaitingLoop($f) => $e,
             Facts::NotVisible($f) => $e,
@@ -152,6 +154,7 @@ impl Facts {
             Facts::PipeWait(f) => finding(f),
             Facts::Busy(f) => finding(f),
             Facts::Exited(f) => finding(f),
+            Facts::ChildWait(f) => finding(f),
             Facts::KernelWait(f) => finding(f),
             Facts::WaitingLoop(f) => finding(f),
             Facts::NotVisible(f) => finding(f),
@@ -181,6 +184,7 @@ impl Facts {
             | Facts::PipeWait(_)
             | Facts::Busy(_)
             | Facts::Exited(_)
+            | Facts::ChildWait(_)
             | Facts::KernelWait(_)
             | Facts::WaitingLoop(_)
             | Facts::NotVisible(_) => None,

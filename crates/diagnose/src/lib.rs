@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use hangscope_model::{Finding, Snapshot, SocketDetail};
 
+pub mod chain;
 mod connection;
 mod facts;
 mod log_quotes;

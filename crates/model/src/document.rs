@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Cause, Finding, Severity, Snapshot};
+use crate::{Cause, Chain, ChainEnd, Finding, Severity, Snapshot};
 
 /// "MAJOR.MINOR". MINOR grows with additive changes; MAJOR changes break readers.
 pub const SCHEMA_VERSION: &str = "1.5";
@@ -21,6 +21,14 @@ pub struct Document {
     /// Ranked findings, most important first. Empty when nothing looks stuck.
     #[serde(default)]
     pub findings: Vec<Finding>,
+    /// The wait followed from the target, process to process, to its root (since 1.5; absent
+    /// when not walked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<Chain>,
+    /// The snapshots of the chain's processes after the target, in the chain's order, so a
+    /// saved document replays the whole chain (since 1.5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub others: Vec<Snapshot>,
 }
 
 /// What the report's VERDICT and NEXT lines say.
@@ -44,6 +52,25 @@ pub struct Verdict {
     /// That finding's place in `findings`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finding: Option<usize>,
+    /// When the wait leads through other processes (`chain`), the one at its end and what
+    /// holds it; `next_step` is then the root's (since 1.5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<RootVerdict>,
+}
+
+/// The root of a wait chain, as the verdict tells it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct RootVerdict {
+    pub pid: i32,
+    pub name: crate::Text,
+    /// The root's own words: its finding's summary, or what it does when it is idle.
+    pub summary: String,
+    /// How many processes the wait passes through before the root.
+    pub hops: usize,
+    /// The chain ends in a cycle.
+    #[serde(skip_serializing_if = "crate::is_false")]
+    pub cycle: bool,
 }
 
 /// The verdict when no finding is a cause or a warning.
@@ -63,6 +90,7 @@ impl Verdict {
                 next_step: f.next_step.clone(),
                 rule: f.rule.clone(),
                 finding: Some(i),
+                root: None,
             };
         }
         // Before any warning: what was not seen makes every other absence meaningless.
@@ -75,6 +103,7 @@ impl Verdict {
                 next_step: f.next_step.clone(),
                 rule: f.rule.clone(),
                 finding: Some(i),
+                root: None,
             };
         }
         if let Some(i) = pick(Severity::Warning) {
@@ -86,11 +115,32 @@ impl Verdict {
                 next_step: f.next_step.clone(),
                 rule: f.rule.clone(),
                 finding: Some(i),
+                root: None,
             };
         }
         Verdict {
             summary: NOTHING_STUCK.to_string(),
             ..Verdict::default()
+        }
+    }
+}
+
+impl Verdict {
+    /// With a chain that reaches past the target, the root and where to look are the root's.
+    fn apply_chain(&mut self, chain: &Chain) {
+        if chain.followed() == 0 {
+            return;
+        }
+        let Some(root) = chain.root() else { return };
+        self.root = Some(RootVerdict {
+            pid: root.pid,
+            name: root.name.clone(),
+            summary: root.summary.clone(),
+            hops: chain.followed(),
+            cycle: matches!(chain.end, ChainEnd::Cycle { .. }),
+        });
+        if !root.next_step.is_empty() {
+            self.next_step = root.next_step.clone();
         }
     }
 }
@@ -142,12 +192,25 @@ impl Document {
             snapshot,
             verdict: Verdict::of(&findings),
             findings,
+            chain: None,
+            others: Vec::new(),
         }
+    }
+
+    /// Adds the wait chain and the snapshots it read, and tells the verdict its root.
+    pub fn set_chain(&mut self, chain: Chain, others: Vec<Snapshot>) {
+        self.verdict = Verdict::of(&self.findings);
+        self.verdict.apply_chain(&chain);
+        self.chain = Some(chain);
+        self.others = others;
     }
 
     /// Replaces the findings, and the verdict made from them.
     pub fn set_findings(&mut self, findings: Vec<Finding>) {
         self.verdict = Verdict::of(&findings);
+        if let Some(chain) = &self.chain {
+            self.verdict.apply_chain(chain);
+        }
         self.findings = findings;
     }
 

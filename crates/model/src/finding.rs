@@ -189,6 +189,8 @@ pub enum Cause {
     NotVisible,
     /// The process cannot run: stopped by a signal or a debugger, or frozen by its cgroup.
     Stopped,
+    /// A thread waits for a child process to exit (context; a wait chain goes on there).
+    ChildWait,
     #[serde(other)]
     #[default]
     Other,
@@ -217,6 +219,7 @@ impl Cause {
             Cause::Unanswered => "unanswered",
             Cause::NotVisible => "not seen",
             Cause::Stopped => "stopped",
+            Cause::ChildWait => "child wait",
             Cause::Other => "other",
         }
     }

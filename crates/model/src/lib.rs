@@ -8,6 +8,7 @@
 //! do not know and treat missing optional fields as absent, so additive changes (a MINOR bump)
 //! load both ways; a different MAJOR is refused with a message that names both versions.
 
+mod chain;
 mod document;
 mod fd;
 mod finding;
@@ -19,13 +20,16 @@ mod socket;
 pub mod text;
 mod thread;
 
-pub use document::{Document, DocumentError, SCHEMA_VERSION, Verdict, Window, json_schema};
+pub use chain::{Chain, ChainEnd, Hop};
+pub use document::{
+    Document, DocumentError, RootVerdict, SCHEMA_VERSION, Verdict, Window, json_schema,
+};
 pub use fd::{Access, EpollWatch, Fd, FdInfo, FdKind, FileStat, PipeEnd, TimerfdSettings};
 pub use finding::{Cause, Evidence, Finding, Next, NextKind, Severity, Subject};
 pub use gap::{Gap, GapReason};
 pub use lock::{FileLock, LockAccess, LockClass};
 pub use log::{LogEntry, LogEvent, LogFormat, LogLevel, LogSource, PeerAttempt, PeerOutcome};
-pub use process::{Freezer, Host, Process, Tracer};
+pub use process::{Child, Freezer, Host, Process, Tracer};
 pub use socket::{
     ConnectionWindow, Endpoint, InetSocket, LocalPeer, NetlinkSocket, PacketSocket, PeerHolder,
     PeerThread, PeerThreads, Socket, SocketDetail, SocketFamily, SocketTimer, StateChange, TcpInfo,
@@ -67,6 +71,45 @@ pub struct Snapshot {
     pub window: Option<Window>,
     /// What could not be read, and why. Never silently dropped.
     pub gaps: Vec<Gap>,
+    /// FUSE mounts a thread waits on, with the processes that may serve them (since 1.5).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fuse: Vec<FuseMount>,
+}
+
+/// A FUSE mount whose server a thread waits for.
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(default)]
+pub struct FuseMount {
+    pub mount_point: Text,
+    /// "fuse.sshfs", "fuseblk", ...
+    pub fs_type: String,
+    /// The mount's source field, e.g. "host:/export".
+    pub source: Option<String>,
+    /// The threads waiting on it.
+    pub tids: Vec<i32>,
+    /// The path the first of them asked for, when its call names one.
+    pub path: Option<Text>,
+    /// Every process holding /dev/fuse (the server is among them).
+    pub holders: Vec<FuseServer>,
+    /// The holder that serves this mount, when it could be told.
+    pub server: Option<i32>,
+    /// How: "cmdline" (its command line names the mount point) or "only_holder" (the only
+    /// process holding /dev/fuse); empty when not told.
+    pub matched_by: String,
+}
+
+/// A process holding /dev/fuse.
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(default)]
+pub struct FuseServer {
+    pub pid: i32,
+    pub name: Text,
+    pub fd: i32,
+    pub cmdline: Vec<Text>,
 }
 
 impl Snapshot {

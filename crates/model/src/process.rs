@@ -55,6 +55,19 @@ pub struct Process {
     /// The cgroup freezer holding it, when its cgroup is frozen or freezing (since 1.4).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub freezer: Option<Freezer>,
+    /// The children a thread waits for (wait4, waitid); read only when one does (since 1.5).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<Child>,
+}
+
+/// A child process, as its parent's wait sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct Child {
+    pub pid: i32,
+    pub name: Text,
+    /// Its state letter: R S D T t Z.
+    pub state: String,
 }
 
 /// A process attached with ptrace to another.

@@ -58,6 +58,13 @@ pub struct SyscallState {
     pub summary: String,
     /// Why some arguments could not be decoded (e.g. process_vm_readv refused).
     pub decode_error: Option<String>,
+    /// The path a call on a path names (stat, open, ...), exactly as the target passed it:
+    /// relative to its cwd, or to `path_dirfd` (since 1.5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<Text>,
+    /// The directory fd the path is relative to, when not the cwd.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_dirfd: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -53,6 +53,27 @@ pub fn render_html(doc: &Document) -> String {
         "<h2>Verdict</h2>"
     };
     let _ = writeln!(out, "{heading}\n<p>{}</p>", esc(&v.summary));
+    if let Some(chain) = doc.chain.as_ref().filter(|c| c.hops.len() > 1) {
+        // The target's own words are the verdict's; each process after it says its own.
+        out.push_str("<h3>Wait chain</h3>\n<ol>\n");
+        for h in &chain.hops {
+            let _ = writeln!(
+                out,
+                "<li><b>{} {}</b>: {}</li>",
+                esc(h.name.as_ref()),
+                h.pid,
+                esc(&h.summary)
+            );
+        }
+        out.push_str("</ol>\n");
+        if let hangscope_model::ChainEnd::Cycle { back_to } = chain.end {
+            let _ = writeln!(
+                out,
+                "<p>The last waits on process {}: a cycle.</p>",
+                chain.hops.get(back_to).map_or(0, |h| h.pid)
+            );
+        }
+    }
     if !v.next_step.is_empty() {
         let _ = writeln!(out, "<p><b>Next:</b> {}</p>", esc(&v.next_step));
     }

@@ -9,7 +9,8 @@
 use std::fmt::Write;
 
 use hangscope_model::{
-    Access, Document, Escape, Fd, FdKind, FileLock, LockAccess, LockClass, Severity, Snapshot, Text,
+    Access, Chain, ChainEnd, Document, Escape, Fd, FdKind, FileLock, Hop, LockAccess, LockClass,
+    Severity, Snapshot, Text,
 };
 
 mod threads;
@@ -168,6 +169,54 @@ fn header(out: &mut String, snap: &Snapshot, st: &Style) {
     out.push('\n');
 }
 
+/// The wait chain under the verdict: the processes in a line, then each one after the target
+/// with its own words (the target's are the verdict's).
+fn chain_lines(out: &mut String, chain: &Chain, indent: usize, st: &Style) {
+    let name = |h: &Hop| format!("{} {}", st.show(&h.name), h.pid);
+    let mut line: Vec<String> = chain.hops.iter().map(name).collect();
+    match &chain.end {
+        ChainEnd::Here => {}
+        ChainEnd::Root { idle, .. } => {
+            if let Some(last) = line.last_mut() {
+                last.push_str(if *idle { " (root, idle)" } else { " (root)" });
+            }
+        }
+        ChainEnd::Cycle { back_to } => {
+            let back = chain.hops.get(*back_to).map(name).unwrap_or_default();
+            line.push(format!("back to {back} (a cycle)"));
+        }
+        ChainEnd::OtherHost { host, port } => line.push(match port {
+            Some(p) => format!("{}:{p} (another host)", st.show(host)),
+            None => format!("{} (another host)", st.show(host)),
+        }),
+        ChainEnd::NotSeen { pid, reason } => {
+            line.push(format!("{pid} (not read: {})", st.show(reason)))
+        }
+        ChainEnd::HopLimit { limit } => line.push(format!("… (stopped after {limit} processes)")),
+        ChainEnd::Deadline { pid } => line.push(format!("{pid} (not read: the deadline came)")),
+    }
+    let _ = writeln!(
+        out,
+        "{}{}{}",
+        st.bold("CHAIN"),
+        " ".repeat(indent - 5),
+        wrap(&line.join(" → "), indent, 88)
+    );
+    for (i, h) in chain.hops.iter().enumerate().skip(1) {
+        let head = format!("{:>2} ", i + 1);
+        let _ = writeln!(
+            out,
+            "{}{head}{}",
+            " ".repeat(indent),
+            wrap(
+                &format!("{}: {}", name(h), st.show(&h.summary)),
+                indent + head.len(),
+                88
+            )
+        );
+    }
+}
+
 fn findings(out: &mut String, doc: &Document, st: &Style) {
     // What was ruled out is listed under the finding; the summary already says it in words.
     let v = &doc.verdict;
@@ -181,6 +230,13 @@ fn findings(out: &mut String, doc: &Document, st: &Style) {
     };
     let indent = width + 2;
     let _ = writeln!(out, "{label}  {}", wrap(&st.show(&v.summary), indent, 88));
+    if let Some(chain) = doc
+        .chain
+        .as_ref()
+        .filter(|c| c.hops.len() > 1 || c.end.unread())
+    {
+        chain_lines(out, chain, indent, st);
+    }
     if !v.next_step.is_empty() {
         let _ = writeln!(
             out,

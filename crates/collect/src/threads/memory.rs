@@ -27,6 +27,28 @@ pub trait Memory {
     }
 }
 
+/// The longest path read from the target: PATH_MAX.
+pub const MAX_PATH: usize = 4096;
+
+/// A NUL-terminated string at `addr`, at most [`MAX_PATH`] bytes, read a page at a time so a
+/// string that ends just before an unmapped page is still read whole.
+pub fn read_c_string(mem: &dyn Memory, addr: u64) -> Result<Vec<u8>, String> {
+    const PAGE: u64 = 4096;
+    let mut out = Vec::new();
+    let mut at = addr;
+    while out.len() < MAX_PATH {
+        let to_page_end = (PAGE - at % PAGE) as usize;
+        let chunk = mem.read(at, to_page_end.min(MAX_PATH - out.len()))?;
+        if let Some(end) = chunk.iter().position(|&b| b == 0) {
+            out.extend_from_slice(&chunk[..end]);
+            return Ok(out);
+        }
+        out.extend_from_slice(&chunk);
+        at += chunk.len() as u64;
+    }
+    Err(format!("no end of string in {MAX_PATH} bytes at {addr:#x}"))
+}
+
 pub fn i64_at(b: &[u8], off: usize) -> i64 {
     let mut w = [0u8; 8];
     if let Some(s) = b.get(off..off + 8) {

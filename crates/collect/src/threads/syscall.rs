@@ -208,6 +208,13 @@ impl Decoder<'_, '_> {
             "fcntl" => self.fcntl(),
             "io_getevents" | "io_pgetevents" => self.io_getevents(),
             "io_uring_enter" => self.io_uring_enter(),
+            // A path as the first argument, or the second after a directory fd.
+            "stat" | "lstat" | "open" | "creat" | "access" | "readlink" | "statfs" | "truncate"
+            | "chdir" | "mkdir" | "rmdir" | "unlink" | "execve" | "getxattr" | "lgetxattr"
+            | "listxattr" | "chmod" | "chown" | "lchown" | "utime" | "utimes" => self.path(None, 0),
+            "newfstatat" | "fstatat64" | "statx" | "openat" | "openat2" | "faccessat"
+            | "faccessat2" | "readlinkat" | "mkdirat" | "unlinkat" | "fchmodat" | "fchownat"
+            | "utimensat" | "execveat" | "name_to_handle_at" => self.path(Some(0), 1),
             "pause" => {
                 self.st.waits_on.push(WaitObject::Signal);
                 self.st.summary = "pause()".into();
@@ -268,6 +275,34 @@ impl Decoder<'_, '_> {
             self.arg(n, v);
         }
         self.wait_fd(fd);
+    }
+
+    /// A call on a path: the path from the target's memory (untrusted bytes, kept exact in
+    /// `path`, quoted in the summary), and the directory it is relative to.
+    fn path(&mut self, dirfd_arg: Option<usize>, path_arg: usize) {
+        let dirfd = dirfd_arg.map(|i| self.fd(i));
+        if let Some(d) = dirfd {
+            self.arg(
+                "dirfd",
+                if d == libc::AT_FDCWD {
+                    "AT_FDCWD".to_string()
+                } else {
+                    d.to_string()
+                },
+            );
+        }
+        match super::memory::read_c_string(self.ctx.mem, self.a[path_arg]) {
+            Ok(bytes) => {
+                let text = hangscope_model::Text::from_bytes(bytes);
+                self.arg("pathname", format!("\"{}\"", text.escaped_cut(256)));
+                self.st.path = Some(text);
+                self.st.path_dirfd = dirfd.filter(|&d| d != libc::AT_FDCWD);
+            }
+            Err(e) => {
+                self.arg("pathname", format!("{:#x}", self.a[path_arg]));
+                self.fail(e);
+            }
+        }
     }
 
     fn two_fds(&mut self) {
@@ -707,6 +742,41 @@ mod tests {
         assert!(parse("").is_err());
         assert!(parse("7 0x1").is_err());
         assert!(parse("-1 zz").is_err());
+    }
+
+    #[test]
+    fn a_path_argument_is_read_across_a_page_and_kept_exact() {
+        // newfstatat(AT_FDCWD, path, ...) with the path's last bytes on the next page, and
+        // bytes that are not UTF-8.
+        let addr = 0x2000 - 4;
+        let mut bytes = b"/mnt/x\xff/file".to_vec();
+        bytes.push(0);
+        // Memory is mapped in whole pages: the second page is all readable.
+        let mut next_page = bytes[4..].to_vec();
+        next_page.resize(4096, b'z');
+        let mem = FakeMemory(vec![(addr, bytes[..4].to_vec()), (0x2000, next_page)]);
+        let raw = RawSyscall::Blocked {
+            nr: 262,
+            args: [libc::AT_FDCWD as u64, addr, 0, 0, 0, 0],
+            sp: 0,
+            pc: 0,
+        };
+        let st = decode(&raw, &ctx(&mem, &[]));
+        assert_eq!(st.name, "newfstatat");
+        assert_eq!(
+            st.path.as_ref().map(|p| p.as_bytes().to_vec()),
+            Some(b"/mnt/x\xff/file".to_vec())
+        );
+        assert_eq!(st.path_dirfd, None);
+        assert!(
+            st.summary.starts_with("newfstatat(AT_FDCWD, \"/mnt/x"),
+            "{}",
+            st.summary
+        );
+        // An unreadable pointer: no path, and the reason.
+        let st = decode(&raw, &ctx(&FakeMemory(vec![]), &[]));
+        assert_eq!(st.path, None);
+        assert!(st.decode_error.is_some());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::Ctx;
 use crate::facts::Facts;
 
 pub(crate) mod busy;
+pub(crate) mod child_wait;
 pub(crate) mod connection_dead;
 pub(crate) mod exited;
 pub(crate) mod local_not_reading;
@@ -49,6 +50,7 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Facts> {
         .chain(pipe_wait::find(ctx).into_iter().map(Facts::PipeWait))
         .chain(busy::find(ctx).into_iter().map(Facts::Busy))
         .chain(exited::find(ctx).into_iter().map(Facts::Exited))
+        .chain(child_wait::find(ctx).into_iter().map(Facts::ChildWait))
         .chain(
             uninterruptible::find(ctx)
                 .into_iter()

@@ -37,6 +37,23 @@ pub(crate) struct KernelWait {
     /// The innermost kernel stack frames (up to 4); empty when the stack was not read.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stack_top: Vec<String>,
+    /// For a FUSE request: the mount and the process serving it, when collect told it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fuse: Option<FuseFacts>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct FuseFacts {
+    pub mount_point: Text,
+    pub fs_type: String,
+    /// The process holding /dev/fuse for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<crate::facts::Holder>,
+    /// How the server was told: "cmdline" or "only_holder".
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub matched_by: String,
+    /// Processes holding /dev/fuse, when the server could not be told.
+    pub holders: Vec<i32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -136,12 +153,32 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<KernelWait> {
                 fd: f.fd,
                 target: f.target.clone(),
             });
+        let waits = waits_for(t);
+        let fuse = (waits == WaitsFor::FuseServer)
+            .then(|| ctx.snap.fuse.iter().find(|m| m.tids.contains(&t.tid)))
+            .flatten()
+            .map(|m| FuseFacts {
+                mount_point: m.mount_point.clone(),
+                fs_type: m.fs_type.clone(),
+                server: m.server.and_then(|p| {
+                    let h = m.holders.iter().find(|h| h.pid == p)?;
+                    Some(crate::facts::Holder {
+                        pid: h.pid,
+                        name: h.name.clone(),
+                        fd: h.fd,
+                        this_process: h.pid == pid,
+                    })
+                }),
+                matched_by: m.matched_by.clone(),
+                holders: m.holders.iter().map(|h| h.pid).collect(),
+            });
         out.push(KernelWait {
+            fuse,
             pid,
             thread: ThreadRef::of(t),
             uninterruptible: t.state == "D",
             stuck_ms,
-            waits_for: waits_for(t),
+            waits_for: waits,
             syscall: t
                 .syscall
                 .as_ref()
@@ -183,6 +220,9 @@ impl RuleFacts for KernelWait {
     /// The file it waits on; without one, the mounts to find the server or device in. The
     /// snapshot does not name the mount a file is on, so the file stands for it.
     fn next(&self) -> Option<Next> {
+        if let Some(server) = self.fuse.as_ref().and_then(|f| f.server.as_ref()) {
+            return Some(Next::process(server.pid));
+        }
         let path = match &self.file {
             Some(f) if f.target.starts_with('/') => f.target.to_string(),
             _ => format!("/proc/{}/mountinfo", self.pid),

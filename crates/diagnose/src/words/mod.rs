@@ -15,6 +15,7 @@ pub(crate) mod peer_silent;
 pub(crate) mod same_host;
 // Waits inside this host.
 pub(crate) mod busy;
+pub(crate) mod child_wait;
 pub(crate) mod exited;
 pub(crate) mod lock_retry;
 pub(crate) mod lock_wait;

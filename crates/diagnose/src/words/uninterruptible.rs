@@ -76,6 +76,50 @@ pub(crate) fn words(f: &KernelWait) -> Words {
             duration(f.stuck_ms)
         )
     };
+    if let Some(fuse) = &f.fuse {
+        let how = match fuse.matched_by.as_str() {
+            "cmdline" => "its command line names the mount point",
+            "only_holder" => "the only process holding /dev/fuse",
+            _ => "",
+        };
+        let value = match &fuse.server {
+            Some(s) => format!(
+                "{} ({}): process {} ({}) fd {}, {how}",
+                fuse.mount_point, fuse.fs_type, s.pid, s.name, s.fd
+            ),
+            None => format!(
+                "{} ({}): not told apart among the holders of /dev/fuse: {}",
+                fuse.mount_point,
+                fuse.fs_type,
+                fuse.holders
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        evidence.push(Evidence::new(
+            "FUSE server",
+            value,
+            "/proc/*/fd -> /dev/fuse, /proc/PID/cmdline, mountinfo",
+        ));
+        if let Some(s) = &fuse.server {
+            return Words {
+                summary: format!(
+                    "{summary} The server of {} is process {} ({}).",
+                    fuse.mount_point, s.pid, s.name
+                ),
+                evidence,
+                ruled_out: vec![],
+                next_step: format!(
+                    "Look at the FUSE server, process {} ({}): hangscope {}; if it cannot be \
+                     made to answer, `umount -l {}` or writing to \
+                     /sys/fs/fuse/connections/*/abort ends the waits.",
+                    s.pid, s.name, s.pid, fuse.mount_point
+                ),
+            };
+        }
+    }
     Words {
         summary,
         evidence,
