@@ -141,6 +141,20 @@ struct PinnedVerdict {
     next_step: String,
     rule: String,
     finding: Option<usize>,
+    root: Option<PinnedRoot>,
+}
+
+/// The root of the wait chain, as the verdict names it (since 1.5).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PinnedRoot {
+    pid: i32,
+    name: String,
+    summary: String,
+    hops: usize,
+    #[serde(default)]
+    cycle: bool,
 }
 
 /// The document's findings and verdict, read strictly; every finding names its rule.

@@ -144,7 +144,21 @@ fn silent_peer_after_failover() {
     assert_eq!(verdict.rule, "peer_silent");
     assert_eq!(verdict.finding, Some(0));
     assert_eq!(verdict.summary, top.summary);
-    assert_eq!(verdict.next_step, top.next_step);
+    // The wait goes on into the replica on this host, which read the request and never
+    // answered: the root, whose next step is the verdict's.
+    let root = verdict.root.as_ref().expect("the chain's root");
+    assert_eq!((root.pid, root.hops), (b.pid(), 1), "{root:?}");
+    assert_eq!(
+        doc["chain"]["hops"][1]["rule"], "unanswered",
+        "{:#}",
+        doc["chain"]
+    );
+    assert_eq!(
+        verdict.next_step,
+        doc["chain"]["hops"][1]["next_step"]
+            .as_str()
+            .unwrap_or_default()
+    );
     assert!(top.stuck_ms >= 1000, "{top:?}");
     assert_eq!(top.facts["waiter"]["tid"], worker);
     assert_eq!(top.facts["waiter"]["syscall"], "poll");
