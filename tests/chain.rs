@@ -353,3 +353,98 @@ fn a_client_of_a_server_held_by_a_debugger_leads_to_the_debugger() {
     assert_eq!(tracer_of(server.pid()), Some(gdb.pid()));
     assert_eq!(state_of(server.pid()), Some('t'));
 }
+
+/// A silent DNS resolver on this host, for `answer` false; one that answers every query with
+/// NXDOMAIN otherwise. Bound to 127.53.0.1:53 (free on a test machine: not systemd-resolved's
+/// 127.0.0.53).
+fn resolver(answer: bool) -> Proc {
+    let script = "import socket, sys\n\
+                  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                  s.bind(('127.53.0.1', 53))\n\
+                  print('ready', flush=True)\n\
+                  while True:\n\
+                  \x20   q, peer = s.recvfrom(4096)\n\
+                  \x20   if sys.argv[1] == 'answer':\n\
+                  \x20       s.sendto(q[:2] + b'\\x81\\x83' + q[4:6] + bytes(6) + q[12:], peer)\n";
+    let mut p = Proc::spawn(
+        Command::new("python3")
+            .args(["-c", script, if answer { "answer" } else { "silent" }])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped()),
+    );
+    let mut line = String::new();
+    let out = p.0.stdout.take().expect("stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).expect("ready");
+    assert_eq!(
+        line.trim(),
+        "ready",
+        "the resolver did not bind 127.53.0.1:53"
+    );
+    p
+}
+
+/// glibc's resolver (getent hosts), pointed at the local resolver by a resolv.conf bind-mounted
+/// in a mount namespace of its own, so the host's resolv.conf is untouched.
+fn lookup(dir: &TempDir) -> Proc {
+    let conf = format!("{}/resolv.conf", dir.path());
+    std::fs::write(
+        &conf,
+        "nameserver 127.53.0.1\noptions timeout:30 attempts:1\n",
+    )
+    .expect("resolv.conf");
+    Proc::quiet(Command::new("unshare").args([
+        "-m",
+        "sh",
+        "-c",
+        &format!("mount --bind {conf} /etc/resolv.conf && exec getent hosts example.invalid"),
+    ]))
+}
+
+/// A lookup waits on a resolver on this host that never answers: the chain goes from the
+/// client to the resolver's process. The twin, a resolver that answers, ends the lookup.
+#[test]
+fn a_lookup_on_a_silent_local_resolver_leads_to_the_resolver() {
+    let dir = TempDir::new("chain-dns");
+    let silent = resolver(false);
+    let client = lookup(&dir);
+    // unshare execs sh, which execs getent: the same pid, once it is in poll().
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            std::fs::read_to_string(format!("/proc/{}/comm", client.pid()))
+                .is_ok_and(|c| c.trim() == "getent")
+                && support::in_poll(client.pid(), client.pid())
+        }),
+        "getent waits for an answer"
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    let doc = document(client.pid(), &["--window", "1s"]);
+    let top = &doc.findings[0];
+    assert_eq!(top.rule, "name_resolution", "{top:#?}");
+    assert_eq!(top.next.as_ref().and_then(|n| n.pid), Some(silent.pid()));
+    assert!(
+        top.summary
+            .contains(&format!("process {} (python3) on this host", silent.pid())),
+        "{}",
+        top.summary
+    );
+    assert_eq!(chain_pids(&doc), [client.pid(), silent.pid()]);
+    drop(client);
+    drop(silent);
+
+    let answering = resolver(true);
+    let mut client = lookup(&dir);
+    let started = Instant::now();
+    let status = loop {
+        if let Ok(Some(s)) = client.0.try_wait() {
+            break Some(s);
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // getent's exit code 2: the name was not found, which is the answer it was given.
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "the lookup ends");
+    let doc = document(answering.pid(), &["--window", "500ms"]);
+    assert!(!doc.verdict.cause_found, "{:?}", doc.verdict);
+}

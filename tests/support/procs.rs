@@ -33,8 +33,11 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        self.signal(libc::SIGCONT);
-        let _ = self.0.kill();
+        // Only while it is unreaped is the pid still this test's.
+        if let Ok(None) = self.0.try_wait() {
+            self.signal(libc::SIGCONT);
+            let _ = self.0.kill();
+        }
         let _ = self.0.wait();
     }
 }

@@ -90,6 +90,13 @@ pub fn request(family: u8, protocol: u8) -> Vec<u8> {
 /// established socket by its address pair. The cookie is all ones, "any socket" (the kernel's
 /// INET_DIAG_NOCOOKIE).
 pub fn lookup_request(local: SocketAddr, remote: SocketAddr) -> Vec<u8> {
+    lookup_request_for(IPPROTO_TCP, local, remote)
+}
+
+/// The body of an exact lookup for `protocol`. For UDP the kernel (udp_dump_one) finds the
+/// socket a datagram from `local` to `remote` would be delivered to: for a client's connected
+/// socket, pass its own end as `local` and its peer as `remote` to get the server's socket.
+pub fn lookup_request_for(protocol: u8, local: SocketAddr, remote: SocketAddr) -> Vec<u8> {
     let family = if local.is_ipv4() && remote.is_ipv4() {
         netlink_packet_sock_diag::AF_INET
     } else {
@@ -101,7 +108,7 @@ pub fn lookup_request(local: SocketAddr, remote: SocketAddr) -> Vec<u8> {
     };
     let req = InetRequest {
         family,
-        protocol: IPPROTO_TCP,
+        protocol,
         extensions: ExtensionFlags::SKMEMINFO,
         states: StateFlags::from_bits_retain(u32::MAX),
         socket_id: SocketId {

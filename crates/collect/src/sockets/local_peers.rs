@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 use hangscope_model::LocalPeer;
-use netlink_packet_sock_diag::IPPROTO_TCP;
+use netlink_packet_sock_diag::{IPPROTO_TCP, IPPROTO_UDP};
 
 use super::Dumps;
 use super::inet_diag::{self, InetEntry};
@@ -102,6 +102,26 @@ pub(super) fn find(nl: &mut SockDiag, d: &mut Dumps, deadline: &Deadline) {
             found.push((end.as_peer.inode, o));
         }
     }
+    // A connected UDP socket to this host (a query to a local resolver): the socket its
+    // datagrams are delivered to, which the kernel's own lookup names.
+    let udp: Vec<(u64, SocketAddr, SocketAddr)> = d
+        .inet
+        .values()
+        .filter(|e| e.protocol == IPPROTO_UDP && e.peer_addr.port() != 0)
+        .map(|e| (e.inode, wire(e.local_addr), wire(e.peer_addr)))
+        .filter(|(_, _, peer)| peer.ip().is_loopback() || host.contains(&peer.ip()))
+        .collect();
+    for (inode, local, peer) in udp {
+        if lookups >= MAX_LOOKUPS || deadline.passed() {
+            d.peers_not_looked_up += 1;
+            continue;
+        }
+        lookups += 1;
+        if let Some(o) = look_up_proto(nl, d, IPPROTO_UDP, local, peer).filter(|o| o.inode != inode)
+        {
+            found.push((inode, o));
+        }
+    }
     for (inode, o) in found {
         if let Some(e) = d.inet.get_mut(&inode) {
             e.socket.local_peer = Some(Box::new(o));
@@ -125,11 +145,22 @@ fn look_up(
     local: SocketAddr,
     remote: SocketAddr,
 ) -> Option<LocalPeer> {
-    match nl.lookup(&inet_diag::lookup_request(local, remote)) {
-        Ok(Some(m)) => match inet_diag::parse(IPPROTO_TCP, &m) {
+    look_up_proto(nl, d, IPPROTO_TCP, local, remote)
+}
+
+fn look_up_proto(
+    nl: &mut SockDiag,
+    d: &mut Dumps,
+    protocol: u8,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> Option<LocalPeer> {
+    match nl.lookup(&inet_diag::lookup_request_for(protocol, local, remote)) {
+        Ok(Some(m)) => match inet_diag::parse(protocol, &m) {
             Ok(o) => Some(local_peer_of(&o)),
             Err(why) => {
-                d.malformed.push(format!("tcp lookup of {local}: {why}"));
+                d.malformed
+                    .push(format!("protocol {protocol} lookup of {local}: {why}"));
                 None
             }
         },

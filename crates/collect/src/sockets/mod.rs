@@ -641,7 +641,7 @@ fn resolve_peers(
         .iter()
         .flat_map(|s| match &s.detail {
             SocketDetail::Unix(u) => [Some(u.peer_inode), None],
-            SocketDetail::Tcp(i) => match i.local_peer.as_deref() {
+            SocketDetail::Tcp(i) | SocketDetail::Udp(i) => match i.local_peer.as_deref() {
                 Some(p) => [Some(p.inode), p.listener.as_ref().map(|l| l.inode)],
                 None => [None, None],
             },
@@ -743,7 +743,7 @@ fn resolve_peers(
                     }
                 }
             }
-            SocketDetail::Tcp(i) => {
+            SocketDetail::Tcp(i) | SocketDetail::Udp(i) => {
                 let port = i.peer.port;
                 let Some(p) = i.local_peer.as_deref_mut() else {
                     continue;

@@ -140,8 +140,12 @@ impl RuleFacts for NameResolution {
         Some(match &self.resolver {
             Resolver::Dns { conn } => {
                 let host = &conn.peer.addr;
-                Next::host_port(host.clone(), conn.peer.port)
-                    .with_command(format!("dig @{host} <name>"))
+                // A resolver on this host (a caching stub, dnsmasq): the process itself.
+                match conn.other_end.as_ref().and_then(|o| o.holder()) {
+                    Some(h) if !h.this_process => Next::process(h.pid),
+                    _ => Next::host_port(host.clone(), conn.peer.port),
+                }
+                .with_command(format!("dig @{host} <name>"))
             }
             Resolver::Nscd(s) => Next::process(s.pid).with_command("systemctl status nscd"),
             Resolver::Sssd(s) => Next::process(s.pid).with_command("systemctl status sssd"),

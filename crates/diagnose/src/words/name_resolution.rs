@@ -12,13 +12,27 @@ pub(crate) fn words(f: &NameResolution) -> Words {
     let (who, next_step) = match &f.resolver {
         Resolver::Dns { conn } => {
             let host = &conn.peer.addr;
-            (
-                format!("the DNS server {}", conn.peer),
-                format!(
-                    "Check the DNS server {host}: dig @{host} <name>; is it reachable from \
-                     here? See /etc/resolv.conf for the servers, timeout and attempts."
+            match conn.other_end.as_ref().and_then(|o| o.holder()) {
+                Some(h) if !h.this_process => (
+                    format!(
+                        "the DNS server {}, which is process {} ({}) on this host (fd {})",
+                        conn.peer, h.pid, h.name, h.fd
+                    ),
+                    format!(
+                        "Look at the resolver, process {} ({}): hangscope {}; dig @{host} \
+                         <name> asks it directly.",
+                        h.pid, h.name, h.pid
+                    ),
                 ),
-            )
+                _ => (
+                    format!("the DNS server {}", conn.peer),
+                    format!(
+                        "Check the DNS server {host}: dig @{host} <name>; is it reachable \
+                         from here? See /etc/resolv.conf for the servers, timeout and \
+                         attempts."
+                    ),
+                ),
+            }
         }
         Resolver::Nscd(s) => (
             format!("nscd ({})", s.path),
