@@ -40,6 +40,8 @@ struct Style {
 /// whole in the first, PATH_MAX bytes escaped in the second; a 1 MB argv fits in neither.
 const VALUE_MAX: usize = 512;
 const VALUE_MAX_VERBOSE: usize = 16 * 1024;
+/// A sentence holds this many values' worth.
+const SENTENCE_VALUES: usize = 4;
 
 impl Style {
     fn new(opts: &TextOptions) -> Style {
@@ -56,6 +58,12 @@ impl Style {
     /// A value from the target, or a sentence embedding one, as it may be printed.
     fn show(&self, value: &(impl Escape + ?Sized)) -> String {
         value.escaped_cut(self.max)
+    }
+
+    /// One of hangscope's own sentences (a summary, a next step): its words are not cut at a
+    /// value's bound, only the whole is bounded, for the values it embeds.
+    fn sentence(&self, value: &(impl Escape + ?Sized)) -> String {
+        value.escaped_cut(self.max * SENTENCE_VALUES)
     }
 
     #[cfg(test)]
@@ -209,7 +217,7 @@ fn chain_lines(out: &mut String, chain: &Chain, indent: usize, st: &Style) {
             "{}{head}{}",
             " ".repeat(indent),
             wrap(
-                &format!("{}: {}", name(h), st.show(&h.summary)),
+                &format!("{}: {}", name(h), st.sentence(&h.summary)),
                 indent + head.len(),
                 88
             )
@@ -229,7 +237,11 @@ fn findings(out: &mut String, doc: &Document, st: &Style) {
         (st.bold("VERDICT"), 7)
     };
     let indent = width + 2;
-    let _ = writeln!(out, "{label}  {}", wrap(&st.show(&v.summary), indent, 88));
+    let _ = writeln!(
+        out,
+        "{label}  {}",
+        wrap(&st.sentence(&v.summary), indent, 88)
+    );
     if let Some(chain) = doc
         .chain
         .as_ref()
@@ -243,7 +255,7 @@ fn findings(out: &mut String, doc: &Document, st: &Style) {
             "{}{}{}",
             st.bold("NEXT"),
             " ".repeat(indent - 4),
-            wrap(&st.show(&v.next_step), indent, 88)
+            wrap(&st.sentence(&v.next_step), indent, 88)
         );
     }
     out.push('\n');
@@ -288,7 +300,7 @@ fn findings(out: &mut String, doc: &Document, st: &Style) {
             let _ = writeln!(
                 out,
                 "                   {}",
-                wrap(&st.show(&f.summary), 19, 88)
+                wrap(&st.sentence(&f.summary), 19, 88)
             );
         }
         for e in &f.evidence {
@@ -310,7 +322,7 @@ fn findings(out: &mut String, doc: &Document, st: &Style) {
             let _ = writeln!(
                 out,
                 "                   next: {}",
-                wrap(&st.show(&f.next_step), 25, 88)
+                wrap(&st.sentence(&f.next_step), 25, 88)
             );
         }
     }
