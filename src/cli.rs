@@ -125,6 +125,15 @@ pub struct CollectArgs {
     /// Stop at the target: do not follow its wait to the processes it waits on.
     #[arg(long)]
     pub no_chain: bool,
+    /// Do not ask a managed runtime for its own view of its threads (a JVM's thread dump over
+    /// its attach socket, a Go program's pprof goroutine dump, py-spy for CPython).
+    #[arg(long)]
+    pub no_runtime_tools: bool,
+    /// When a JVM's attach listener is not running, start it as jcmd does, by sending the JVM
+    /// SIGQUIT; only when the JVM catches SIGQUIT (not with -Xrs, where it would kill it).
+    /// Off by default: by default nothing is sent to the target.
+    #[arg(long, conflicts_with = "no_runtime_tools")]
+    pub jvm_attach: bool,
 }
 
 /// "5s", "800ms", "2m", or a bare number of seconds.

@@ -111,6 +111,10 @@ pub(crate) fn inspect(
         log_paths: collect.log.clone(),
         // This very binary, whatever its path or whether it was replaced since it started.
         reader: Some("/proc/self/exe".into()),
+        runtime_tools: hangscope_collect::runtime::Tools {
+            enabled: !collect.no_runtime_tools,
+            jvm_signal: collect.jvm_attach,
+        },
     };
     let watchdog = start_watchdog(collect.deadline);
     let collected = hangscope_collect::collect(&ProcRoot::default(), target.pid, &opts);

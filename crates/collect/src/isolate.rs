@@ -99,7 +99,8 @@ fn list_raw(fd: RawFd, max_entries: usize) -> io::Result<Vec<OsString>> {
 
 /// Runs `helper __read ARGS` with `file` on fd 3 and returns what it printed, at most `cap`
 /// bytes, or `TimedOut` (and the child killed, not waited for) if it did not end in `limit`.
-fn ask(
+/// The answer starts with a header line, "ok ..." or "err ERRNO" (see [`split_answer`]).
+pub(crate) fn ask(
     helper: &Path,
     file: BorrowedFd<'_>,
     args: &[&str],
@@ -205,7 +206,7 @@ fn collect_answer(
 }
 
 /// The header line of an answer and what follows it: "ok ..." or "err ERRNO".
-fn split_answer(bytes: &[u8]) -> io::Result<(Vec<&str>, &[u8])> {
+pub(crate) fn split_answer(bytes: &[u8]) -> io::Result<(Vec<&str>, &[u8])> {
     let bad = || io::Error::other("the reading process gave no answer");
     let nl = bytes.iter().position(|&b| b == b'\n').ok_or_else(bad)?;
     let header = std::str::from_utf8(&bytes[..nl]).map_err(|_| bad())?;
@@ -281,7 +282,11 @@ pub fn serve(args: &[OsString]) -> i32 {
             }),
             Err(e) => error_line(&mut out, &e),
         },
-        _ => return 2,
+        Some(mode) => match crate::runtime::serve(mode, &args[1..], &mut out) {
+            Some(r) => r,
+            None => return 2,
+        },
+        None => return 2,
     };
     if written.and_then(|_| out.flush()).is_err() {
         return 1;
@@ -289,7 +294,7 @@ pub fn serve(args: &[OsString]) -> i32 {
     0
 }
 
-fn error_line(out: &mut impl Write, e: &io::Error) -> io::Result<()> {
+pub(crate) fn error_line(out: &mut impl Write, e: &io::Error) -> io::Result<()> {
     writeln!(out, "err {}", e.raw_os_error().unwrap_or(libc::EIO))
 }
 

@@ -18,7 +18,9 @@
 //! links, then fdinfo and statx where they are read; the sockets joined to their fds;
 //! the locks; the threads over the sampling window, with the connections re-dumped at its looks
 //! so both describe the same moment; the other ends of waited-on pipes; last, the logs, which
-//! are tied to the threads and connections read before them.
+//! are tied to the threads and connections read before them. A managed runtime (JVM, Go,
+//! CPython) is recognised with the process and asked for its own view of its threads after
+//! them (`runtime`), Go once more before the window.
 
 pub mod children;
 mod deadline;
@@ -40,6 +42,7 @@ mod privilege;
 mod proc_root;
 pub mod process;
 pub mod resolve;
+pub mod runtime;
 pub mod safe_path;
 pub mod sockets;
 pub mod stage;
@@ -72,6 +75,9 @@ pub struct Options {
     /// The hangscope binary that opens and reads the target's files (`isolate`); `None`
     /// reads them in this process, as the library's own tests do.
     pub reader: Option<std::path::PathBuf>,
+    /// Whether and how to ask a managed runtime (JVM, Go, CPython) for its own view of its
+    /// threads.
+    pub runtime_tools: runtime::Tools,
 }
 
 impl Default for Options {
@@ -84,6 +90,7 @@ impl Default for Options {
             progress: false,
             log_paths: Vec::new(),
             reader: None,
+            runtime_tools: runtime::Tools::default(),
         }
     }
 }
@@ -103,6 +110,7 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     let (process, start_ticks) = process::read(root, pid, &mut snap.gaps)?;
     snap.process = process;
     let privileges = Privileges::of(root, pid);
+    snap.process.runtime = runtime::recognise(root, pid, opts, &mut snap.gaps);
 
     stage::enter("the fds");
     let mut pending_locks = Some(locks::start(root));
@@ -140,6 +148,9 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     // that measure movement (e.g. per-connection bytes and segments from sock_diag).
     let mut conns = sockets::window::ConnWindow::new(root, pid, &snap.sockets, &snap.process, opts);
     let mut on_look = |look: &threads::Look| conns.look(look);
+    // Go: the first of two goroutine dumps, so the second can tell a wait that lasted.
+    stage::enter("the runtime's own view");
+    let first_dump = runtime::before_window(&mut snap, opts);
     stage::enter("the threads");
     threads::collect(root, pid, opts, &mut snap, &mut on_look);
     // TCP and UDP sockets as of the last look, like the threads, with what moved over the window.
@@ -157,6 +168,10 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     peer_threads::read_for_waits(root, pid, &mut snap, opts);
     children::read_for_waits(root, pid, &mut snap, opts);
     fuse::read_for_waits(root, pid, &mut snap, &mounts, opts);
+
+    // After the threads, so the runtime's view is of the moment they describe.
+    stage::enter("the runtime's own view");
+    runtime::ask(root, pid, &mut snap, opts, first_dump);
 
     // Last: logs are tied to the threads and sockets read above.
     stage::enter("the logs");

@@ -84,6 +84,7 @@ pub(crate) enum Facts {
     WaitingLoop(crate::rules::waiting_loop::WaitingLoop),
     NotVisible(crate::rules::not_visible::NotVisible),
     Stopped(crate::rules::stopped::Stopped),
+    ManagedRuntime(Box<crate::rules::managed_runtime::ManagedRuntime>),
 }
 
 /// Calls `$e` with the rule's facts, whichever rule it is.
@@ -113,6 +114,7 @@ macro_rules! each {
             Facts::WaitingLoop($f) => $e,
             Facts::NotVisible($f) => $e,
             Facts::Stopped($f) => $e,
+            Facts::ManagedRuntime($f) => $e,
         }
     };
 }
@@ -159,6 +161,7 @@ impl Facts {
             Facts::WaitingLoop(f) => finding(f),
             Facts::NotVisible(f) => finding(f),
             Facts::Stopped(f) => finding(f),
+            Facts::ManagedRuntime(f) => finding(f.as_ref()),
         }
     }
 
@@ -167,7 +170,7 @@ impl Facts {
     pub fn host_alive_mut(&mut self) -> Option<&mut Option<HostAlive>> {
         match self {
             Facts::PeerSilent(f) => Some(&mut f.host_alive),
-            Facts::SameHostAlive(_) | Facts::Stopped(_) => None,
+            Facts::SameHostAlive(_) | Facts::Stopped(_) | Facts::ManagedRuntime(_) => None,
             // The network rules.
             Facts::PeerUnreachable(f) => Some(&mut f.host_alive),
             Facts::PeerNotReading(f) => Some(&mut f.host_alive),

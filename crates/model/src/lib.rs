@@ -29,7 +29,10 @@ pub use finding::{Cause, Evidence, Finding, Next, NextKind, Severity, Subject};
 pub use gap::{Gap, GapReason};
 pub use lock::{FileLock, LockAccess, LockClass};
 pub use log::{LogEntry, LogEvent, LogFormat, LogLevel, LogSource, PeerAttempt, PeerOutcome};
-pub use process::{Child, Freezer, Host, Process, Tracer};
+pub use process::{
+    Child, DeadlockLink, Freezer, Host, Process, Runtime, RuntimeDeadlock, RuntimeKind,
+    RuntimeThread, RuntimeView, Tracer, UnavailableReason, ViewUnavailable,
+};
 pub use socket::{
     ConnectionWindow, Endpoint, InetSocket, LocalPeer, NetlinkSocket, PacketSocket, PeerHolder,
     PeerThread, PeerThreads, Socket, SocketDetail, SocketFamily, SocketTimer, StateChange, TcpInfo,

@@ -58,6 +58,9 @@ pub struct Process {
     /// The children a thread waits for (wait4, waitid); read only when one does (since 1.5).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<Child>,
+    /// The managed runtime it runs in (JVM, Go, CPython), when recognised (since 1.5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<Runtime>,
 }
 
 /// A child process, as its parent's wait sees it.
@@ -97,4 +100,158 @@ pub struct Freezer {
     /// The files whose setting freezes it, nearest cgroup first: write 0 to a v2
     /// `cgroup.freeze`, THAWED to a v1 `freezer.state`, to let it run.
     pub set_in: Vec<String>,
+}
+
+/// The managed runtime a process runs in, whose locks and threads the kernel does not see: a
+/// JVM's monitors, Go's goroutines and sync.Mutex, CPython's GIL and threading locks all wait
+/// in futexes (or an epoll) with timeouts, so kernel state alone shows only sleeping threads
+/// (since 1.5).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct Runtime {
+    pub kind: RuntimeKind,
+    /// "17.0.15" (JVM), "go1.19.8" (Go), "3.11" (CPython), when it could be told.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<Text>,
+    /// What it was recognised by, e.g. "/proc/PID/maps: /usr/lib/jvm/.../libjvm.so".
+    pub recognised_by: Text,
+    /// Go: the main module's path from the build info, e.g. "example.com/server".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<Text>,
+    /// Whether the process catches SIGQUIT (`SigCgt` in /proc/PID/status): a JVM does unless
+    /// started with -Xrs, and then SIGQUIT (which starts its attach listener) would kill it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catches_sigquit: Option<bool>,
+    /// The runtime's own view of its threads, when it was asked for and answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view: Option<RuntimeView>,
+    /// Why there is no view: the tool is absent, not allowed, or did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<ViewUnavailable>,
+}
+
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeKind {
+    /// A Java virtual machine (HotSpot: libjvm.so).
+    Jvm,
+    /// A Go program (its executable carries Go build info).
+    Go,
+    /// The CPython interpreter.
+    Cpython,
+    #[serde(other)]
+    #[default]
+    Other,
+}
+
+impl RuntimeKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            RuntimeKind::Jvm => "JVM",
+            RuntimeKind::Go => "Go program",
+            RuntimeKind::Cpython => "CPython interpreter",
+            RuntimeKind::Other => "managed runtime",
+        }
+    }
+}
+
+/// What the runtime said about its own threads (a thread dump, a goroutine profile).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct RuntimeView {
+    /// How it was asked, as a person would do it, e.g. "jcmd 4242 Thread.print (HotSpot
+    /// attach API, /proc/4242/root/tmp/.java_pid4242)".
+    pub tool: Text,
+    /// How long the answer took, milliseconds.
+    pub took_ms: u64,
+    /// Deadlocks the runtime itself found (HotSpot's "Found one Java-level deadlock").
+    pub deadlocks: Vec<RuntimeDeadlock>,
+    /// The threads (goroutines) that wait on a lock, and those the kernel showed waiting
+    /// (matched by native thread id); at most 64.
+    pub threads: Vec<RuntimeThread>,
+    /// How many threads (goroutines) the dump listed in all.
+    pub threads_total: u32,
+    /// Go: the time between two goroutine dumps, over the sampling window; a goroutine in
+    /// the same wait in both has waited at least this long.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub between_dumps_ms: Option<u64>,
+}
+
+/// One cycle of threads each waiting for a lock the next holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct RuntimeDeadlock {
+    pub links: Vec<DeadlockLink>,
+}
+
+/// "Thread-1" waits to lock monitor 0x7f.. (object 0x.., a java.lang.Object), held by
+/// "Thread-0".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct DeadlockLink {
+    pub thread: Text,
+    /// The lock, as the runtime names it.
+    pub waits_for: Text,
+    pub held_by: Text,
+}
+
+/// A thread (or goroutine) as the runtime describes it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct RuntimeThread {
+    /// The thread's name ("worker-1"), or "goroutine 18".
+    pub name: Text,
+    /// The native thread id (HotSpot's nid), as the target's PID namespace numbers it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tid: Option<i32>,
+    /// "BLOCKED (on object monitor)", "semacquire", "sync.Mutex.Lock".
+    pub state: Text,
+    /// The lock it waits for, e.g. "<0x000000062ac3e8b0> (a java.lang.Object)" or
+    /// "sync.(*Mutex).Lock".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<Text>,
+    /// Go: how long the goroutine has waited, as the runtime counts it (whole minutes, shown
+    /// from one minute on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_minutes: Option<u64>,
+    /// Go: in the same wait in two dumps `between_dumps_ms` apart.
+    #[serde(skip_serializing_if = "crate::is_false")]
+    pub same_in_both_dumps: bool,
+    /// The innermost frames of its own code (at most 4), e.g. "Deadlock.lambda$main$1
+    /// (Deadlock.java:21)", "main.worker (/tmp/x/main.go:17)".
+    pub frames: Vec<Text>,
+}
+
+/// Why the runtime's own view is missing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct ViewUnavailable {
+    pub reason: UnavailableReason,
+    /// The error or explanation, e.g. "/proc/4242/root/tmp/.java_pid4242 does not exist".
+    pub detail: Text,
+}
+
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum UnavailableReason {
+    /// Not asked: `--no-runtime-tools`, or a replayed snapshot.
+    Disabled,
+    /// The JVM's attach listener is not running (no socket), and starting it takes a SIGQUIT.
+    NoAttachListener,
+    /// No pprof endpoint answered on the process's own listeners (or it has none).
+    NoEndpoint,
+    /// The tool is not installed (py-spy).
+    ToolAbsent,
+    /// Asked, and the answer did not come in time.
+    TimedOut,
+    /// No time was left before the run's deadline.
+    Deadline,
+    /// Asked, and it failed or answered something else.
+    #[serde(other)]
+    #[default]
+    Failed,
 }

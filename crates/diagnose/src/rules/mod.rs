@@ -13,6 +13,7 @@ pub(crate) mod exited;
 pub(crate) mod local_not_reading;
 pub(crate) mod lock_retry;
 pub(crate) mod lock_wait;
+pub(crate) mod managed_runtime;
 pub(crate) mod mutex_deadlock;
 pub(crate) mod mutex_holder_blocked;
 pub(crate) mod name_resolution;
@@ -62,6 +63,9 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Facts> {
     same_host::corroborate(ctx, &mut found);
     let loops = waiting_loop::find(ctx, &found);
     found.extend(loops.into_iter().map(Facts::WaitingLoop));
+    // Last: whether another rule found a cause decides how much this one says.
+    let runtime = managed_runtime::find(ctx, &found);
+    found.extend(runtime.map(|f| Facts::ManagedRuntime(Box::new(f))));
     found
 }
 

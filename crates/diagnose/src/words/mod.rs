@@ -19,6 +19,7 @@ pub(crate) mod child_wait;
 pub(crate) mod exited;
 pub(crate) mod lock_retry;
 pub(crate) mod lock_wait;
+pub(crate) mod managed_runtime;
 pub(crate) mod mutex_deadlock;
 pub(crate) mod mutex_holder_blocked;
 pub(crate) mod not_visible;

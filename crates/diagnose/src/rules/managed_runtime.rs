@@ -1,0 +1,290 @@
+//! Managed runtime: the process runs in a JVM, Go or CPython, whose locks are words in its own
+//! memory. A thread waiting for a Java monitor, a goroutine waiting for a sync.Mutex, a Python
+//! thread in `Lock.acquire` all look to the kernel like an idle thread in a futex (or an
+//! epoll), so no kernel-side rule can tell a deadlock from an idle pool. This rule says so and
+//! reports what the runtime itself said (collect's `runtime`): a deadlock HotSpot found, or
+//! goroutines that stayed in `sync.(*Mutex).Lock` across two dumps (or for minutes, as Go
+//! counts) are causes; a view that shows nothing stuck is context; no view at all is a
+//! warning that says how to get one. Words in `words/managed_runtime.rs`.
+
+use hangscope_model::{
+    Cause, Next, RuntimeKind, RuntimeThread, Severity, Subject, Text, UnavailableReason,
+    ViewUnavailable,
+};
+use serde::Serialize;
+
+use crate::Ctx;
+use crate::facts::{Facts, RuleFacts};
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ManagedRuntime {
+    pub pid: i32,
+    pub kind: RuntimeKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<Text>,
+    pub recognised_by: Text,
+    /// Threads the kernel shows waiting in a call for at least a second, and how many of
+    /// those wait in a futex.
+    pub kernel_waiting: u32,
+    pub kernel_futex: u32,
+    pub longest_wait_ms: u64,
+    /// What the runtime said.
+    pub seen: Seen,
+    /// Another rule found a cause: this finding is then only context.
+    pub other_cause: bool,
+}
+
+/// What the runtime's own view showed, or why there is none.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum Seen {
+    /// HotSpot found a Java-level deadlock: each thread waits for a lock the next holds.
+    Deadlock { tool: Text, threads: Vec<Locked> },
+    /// Goroutines (or Python threads) waiting to take a lock.
+    LockWaits {
+        tool: Text,
+        threads: Vec<Locked>,
+        /// All of them stayed in the same wait across two dumps this far apart, or (Go) the
+        /// runtime counts their wait in minutes: a wait that lasts, not contention.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        lasted_ms: Option<u64>,
+        threads_total: u32,
+    },
+    /// The view shows no thread waiting for a lock.
+    Nothing { tool: Text, threads_total: u32 },
+    /// No view.
+    Unavailable {
+        why: ViewUnavailable,
+        /// JVM: whether it catches SIGQUIT, which starting its attach listener sends.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        catches_sigquit: Option<bool>,
+    },
+}
+
+/// A thread (goroutine) waiting for a lock, as the runtime names it, with the kernel's view of
+/// the same thread when it could be matched by its native id.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Locked {
+    pub name: Text,
+    pub state: Text,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waits_for: Option<Text>,
+    /// The thread holding it (JVM deadlock).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<Text>,
+    /// Its innermost own frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_minutes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tid: Option<i32>,
+    /// The kernel's call for that thread, e.g. "futex()" or "futex() in a loop: futex timeout
+    /// 574 ms, ~1.0/s", and how long it has been in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_call: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_blocked_ms: Option<u64>,
+}
+
+pub(crate) fn find(ctx: &Ctx<'_>, found: &[Facts]) -> Option<ManagedRuntime> {
+    let snap = ctx.snap;
+    let rt = snap.process.runtime.as_ref()?;
+    if rt.kind == RuntimeKind::Other {
+        return None;
+    }
+    // Waiting: in a call and not spinning, blocked for a second or re-entering a timed wait
+    // (HotSpot's monitor waits time out and retry, ~1/s).
+    let waiting: Vec<_> = snap
+        .threads
+        .iter()
+        .filter_map(|t| {
+            let sc = t.syscall.as_ref().filter(|s| !s.running && s.nr >= 0)?;
+            let Some(a) = t.activity.as_ref() else {
+                return Some((sc.name.as_str(), 0));
+            };
+            let ms = a.blocked_at_least_ms.unwrap_or(0);
+            (!a.busy && (ms >= crate::STUCK_MS || a.periodic.is_some()))
+                .then_some((sc.name.as_str(), ms))
+        })
+        .collect();
+    let kernel_waiting = waiting.len() as u32;
+    let kernel_futex = waiting.iter().filter(|(n, _)| *n == "futex").count() as u32;
+    let longest_wait_ms = waiting.iter().map(|(_, ms)| *ms).max().unwrap_or(0);
+    let kernel_of = |tid: Option<i32>| {
+        let t = snap.thread(tid?)?;
+        let sc = t.syscall.as_ref().filter(|s| !s.running)?;
+        let a = t.activity.as_ref();
+        let call = match a.and_then(|a| a.periodic.as_ref()) {
+            Some(p) => format!("{}() in a loop: {p}", sc.name),
+            None => format!("{}()", sc.name),
+        };
+        Some((call, a.and_then(|a| a.blocked_at_least_ms)))
+    };
+    let locked = |t: &RuntimeThread, held_by: Option<Text>, waits_for: Option<Text>| {
+        let k = kernel_of(t.tid);
+        Locked {
+            name: t.name.clone(),
+            state: t.state.clone(),
+            waits_for: waits_for.or_else(|| t.waiting_for.clone()),
+            held_by,
+            at: t.frames.first().cloned(),
+            wait_minutes: t.wait_minutes,
+            tid: t.tid,
+            kernel_call: k.as_ref().map(|(c, _)| c.clone()),
+            kernel_blocked_ms: k.and_then(|(_, ms)| ms),
+        }
+    };
+    let seen = match (&rt.view, &rt.unavailable) {
+        (Some(v), _) if !v.deadlocks.is_empty() => Seen::Deadlock {
+            tool: v.tool.clone(),
+            threads: v
+                .deadlocks
+                .iter()
+                .flat_map(|d| &d.links)
+                .map(|l| {
+                    let own = v.threads.iter().find(|t| t.name == l.thread);
+                    let base = own.cloned().unwrap_or_else(|| RuntimeThread {
+                        name: l.thread.clone(),
+                        ..RuntimeThread::default()
+                    });
+                    locked(&base, Some(l.held_by.clone()), Some(l.waits_for.clone()))
+                })
+                .collect(),
+        },
+        (Some(v), _) => {
+            let waits: Vec<&RuntimeThread> = v
+                .threads
+                .iter()
+                .filter(|t| t.waiting_for.is_some())
+                .collect();
+            if waits.is_empty() {
+                Seen::Nothing {
+                    tool: v.tool.clone(),
+                    threads_total: v.threads_total,
+                }
+            } else {
+                let by_minutes = waits.iter().all(|t| t.wait_minutes.is_some_and(|m| m >= 1));
+                let by_dumps = v
+                    .between_dumps_ms
+                    .filter(|ms| *ms >= crate::STUCK_MS)
+                    .filter(|_| waits.iter().all(|t| t.same_in_both_dumps));
+                let lasted_ms = match (by_dumps, by_minutes) {
+                    (Some(ms), _) => Some(ms),
+                    (None, true) => waits
+                        .iter()
+                        .filter_map(|t| t.wait_minutes)
+                        .min()
+                        .map(|m| m * 60_000),
+                    (None, false) => None,
+                };
+                Seen::LockWaits {
+                    tool: v.tool.clone(),
+                    threads: waits.iter().map(|t| locked(t, None, None)).collect(),
+                    lasted_ms,
+                    threads_total: v.threads_total,
+                }
+            }
+        }
+        (None, Some(why)) => Seen::Unavailable {
+            why: why.clone(),
+            catches_sigquit: rt.catches_sigquit,
+        },
+        (None, None) => Seen::Unavailable {
+            why: ViewUnavailable {
+                reason: UnavailableReason::Disabled,
+                detail: "not asked".into(),
+            },
+            catches_sigquit: rt.catches_sigquit,
+        },
+    };
+    let other_cause = found.iter().any(|f| f.severity() == Severity::Cause);
+    Some(ManagedRuntime {
+        pid: snap.process.pid,
+        kind: rt.kind,
+        version: rt.version.clone(),
+        recognised_by: rt.recognised_by.clone(),
+        kernel_waiting,
+        kernel_futex,
+        longest_wait_ms,
+        seen,
+        other_cause,
+    })
+}
+
+impl ManagedRuntime {
+    /// Whether the runtime's view proves a wait that should have ended.
+    pub fn proven(&self) -> bool {
+        match &self.seen {
+            Seen::Deadlock { .. } => true,
+            Seen::LockWaits { lasted_ms, .. } => lasted_ms.is_some_and(|ms| ms >= crate::STUCK_MS),
+            _ => false,
+        }
+    }
+
+    pub fn first_locked(&self) -> Option<&Locked> {
+        match &self.seen {
+            Seen::Deadlock { threads, .. } | Seen::LockWaits { threads, .. } => threads.first(),
+            _ => None,
+        }
+    }
+}
+
+impl RuleFacts for ManagedRuntime {
+    const RULE: &'static str = "managed_runtime";
+
+    fn cause(&self) -> Cause {
+        match &self.seen {
+            Seen::Deadlock { .. } => Cause::Deadlock,
+            Seen::LockWaits { .. } if self.proven() => Cause::LockWait,
+            _ => Cause::Other,
+        }
+    }
+
+    fn severity(&self) -> Severity {
+        if self.proven() {
+            Severity::Cause
+        } else if self.other_cause || matches!(self.seen, Seen::Nothing { .. }) {
+            Severity::Info
+        } else if self.kernel_futex > 0 || matches!(self.seen, Seen::LockWaits { .. }) {
+            // Threads wait in futexes, which is where the runtime's locks wait, and the runtime
+            // was not heard: only it can tell a lock wait from an idle thread. A process only
+            // sleeping or polling has no lock to wait for.
+            Severity::Warning
+        } else {
+            Severity::Info
+        }
+    }
+
+    fn stuck_ms(&self) -> u64 {
+        match &self.seen {
+            Seen::Deadlock { threads, .. } => threads
+                .iter()
+                .filter_map(|t| t.kernel_blocked_ms)
+                .max()
+                .unwrap_or(self.longest_wait_ms)
+                .max(crate::STUCK_MS),
+            Seen::LockWaits { lasted_ms, .. } => lasted_ms.unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    fn subject(&self) -> Subject {
+        match self.first_locked() {
+            Some(t) if self.proven() => Subject {
+                tid: t.tid,
+                thread_name: Some(t.name.clone()),
+                ..Subject::default()
+            },
+            _ => Subject::default(),
+        }
+    }
+
+    fn next(&self) -> Option<Next> {
+        Some(Next::command(crate::words::managed_runtime::command(self)))
+    }
+
+    fn words(&self) -> crate::facts::Words {
+        crate::words::managed_runtime::words(self)
+    }
+}
