@@ -288,3 +288,270 @@ impl RuleFacts for ManagedRuntime {
         crate::words::managed_runtime::words(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::*;
+    use hangscope_model::{
+        DeadlockLink, Runtime, RuntimeDeadlock, RuntimeView, Snapshot, WaitObject,
+    };
+
+    fn futex() -> Vec<WaitObject> {
+        vec![WaitObject::Futex {
+            addr: 0x7f00,
+            op: "FUTEX_WAIT_PRIVATE".into(),
+            owner_tid: None,
+            other_waiters: vec![],
+            waiters: 1,
+        }]
+    }
+
+    fn jvm(view: Option<RuntimeView>, unavailable: Option<ViewUnavailable>) -> Snapshot {
+        let mut snap = base(4000, "java");
+        snap.threads = vec![
+            thread(4000, "java", "futex", futex(), Some(9_000)),
+            thread(4013, "left-worker", "futex", futex(), Some(8_000)),
+            thread(4014, "right-worker", "futex", futex(), Some(8_000)),
+        ];
+        snap.process.runtime = Some(Runtime {
+            kind: RuntimeKind::Jvm,
+            version: Some("17.0.15".into()),
+            recognised_by: "/proc/4000/maps: /usr/lib/jvm/java-17/lib/server/libjvm.so".into(),
+            catches_sigquit: Some(true),
+            view,
+            unavailable,
+            ..Runtime::default()
+        });
+        snap
+    }
+
+    fn findings(snap: &Snapshot) -> Vec<hangscope_model::Finding> {
+        find(&Ctx::new(snap), &[])
+            .iter()
+            .map(crate::facts::finding)
+            .collect()
+    }
+
+    fn blocked(name: &str, tid: i32, lock: &str) -> RuntimeThread {
+        RuntimeThread {
+            name: name.into(),
+            tid: Some(tid),
+            state: "BLOCKED (on object monitor)".into(),
+            waiting_for: Some(lock.into()),
+            frames: vec![format!("Bank.{name}(Bank.java:12)").into()],
+            ..RuntimeThread::default()
+        }
+    }
+
+    #[test]
+    fn a_deadlock_the_jvm_found_is_the_cause_with_both_threads() {
+        let view = RuntimeView {
+            tool: "jcmd 4000 Thread.print".into(),
+            deadlocks: vec![RuntimeDeadlock {
+                links: vec![
+                    DeadlockLink {
+                        thread: "left-worker".into(),
+                        waits_for: "monitor 0x1 (object 0xa, a java.lang.Object)".into(),
+                        held_by: "right-worker".into(),
+                    },
+                    DeadlockLink {
+                        thread: "right-worker".into(),
+                        waits_for: "monitor 0x2 (object 0xb, a java.lang.Object)".into(),
+                        held_by: "left-worker".into(),
+                    },
+                ],
+            }],
+            threads: vec![
+                blocked("left-worker", 4013, "<0xb>"),
+                blocked("right-worker", 4014, "<0xa>"),
+            ],
+            threads_total: 3,
+            ..RuntimeView::default()
+        };
+        let f = &findings(&jvm(Some(view), None))[0];
+        assert_eq!(f.severity, Severity::Cause);
+        assert_eq!(f.cause, Cause::Deadlock);
+        assert!(
+            f.summary.starts_with(
+                "This is a JVM (OpenJDK 17.0.15): its locks (Java monitors) are inside the \
+                 runtime, the kernel shows only futex waits (3 threads), but its own thread \
+                 dump found a Java-level deadlock: \"left-worker\" waits for a lock held by \
+                 \"right-worker\""
+            ),
+            "{}",
+            f.summary
+        );
+        assert_eq!(f.subject.tid, Some(4013));
+        assert_eq!(f.stuck_ms, Some(8_000));
+        assert!(
+            f.evidence
+                .iter()
+                .any(|e| e.value.contains("thread 4014 in the kernel: futex()")),
+            "{:?}",
+            f.evidence
+        );
+        assert_eq!(f.facts["seen"]["threads"][1]["held_by"], "left-worker");
+    }
+
+    #[test]
+    fn no_attach_listener_is_a_warning_and_a_jvm_that_ignores_sigquit_is_not_sent_to_jcmd() {
+        let why = ViewUnavailable {
+            reason: UnavailableReason::NoAttachListener,
+            detail: "/proc/4000/root/tmp/.java_pid4000 does not exist".into(),
+        };
+        let f = &findings(&jvm(None, Some(why.clone())))[0];
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(
+            f.summary.contains("its attach listener is not running"),
+            "{}",
+            f.summary
+        );
+        assert!(f.next_step.contains("--jvm-attach"), "{}", f.next_step);
+        let mut snap = jvm(None, Some(why));
+        if let Some(rt) = snap.process.runtime.as_mut() {
+            rt.catches_sigquit = Some(false);
+        }
+        let f = &findings(&snap)[0];
+        assert!(
+            f.next_step.starts_with("Do not run jcmd on it"),
+            "{}",
+            f.next_step
+        );
+        assert!(
+            f.next_step.contains("SIGQUIT would kill it"),
+            "{}",
+            f.next_step
+        );
+    }
+
+    #[test]
+    fn another_cause_makes_it_context() {
+        let mut snap = jvm(
+            None,
+            Some(ViewUnavailable {
+                reason: UnavailableReason::Disabled,
+                detail: "not asked".into(),
+            }),
+        );
+        assert_eq!(findings(&snap)[0].severity, Severity::Warning);
+        snap.process.state = "T".into();
+        let ctx = Ctx::new(&snap);
+        let found: Vec<Facts> = crate::rules::stopped::find(&ctx)
+            .into_iter()
+            .map(Facts::Stopped)
+            .collect();
+        assert_eq!(found.len(), 1);
+        let f = find(&ctx, &found).map(|f| crate::facts::finding(&f));
+        assert_eq!(f.map(|f| f.severity), Some(Severity::Info));
+    }
+
+    fn go(between: Option<u64>, same: bool) -> Snapshot {
+        let mut snap = base(5000, "server");
+        snap.threads = vec![
+            thread(5000, "server", "futex", futex(), Some(3_000)),
+            thread(5001, "server", "epoll_pwait", vec![], Some(3_000)),
+        ];
+        let g = |id: u32| RuntimeThread {
+            name: format!("goroutine {id}").into(),
+            state: "semacquire".into(),
+            waiting_for: Some("sync.(*Mutex).Lock".into()),
+            same_in_both_dumps: same,
+            frames: vec!["main.transfer (/src/main.go:17)".into()],
+            ..RuntimeThread::default()
+        };
+        snap.process.runtime = Some(Runtime {
+            kind: RuntimeKind::Go,
+            version: Some("go1.19.8".into()),
+            recognised_by: "/proc/5000/exe: .go.buildinfo".into(),
+            view: Some(RuntimeView {
+                tool: "curl 'http://127.0.0.1:6060/debug/pprof/goroutine?debug=2' (net/http/pprof)"
+                    .into(),
+                threads: vec![g(6), g(7)],
+                threads_total: 5,
+                between_dumps_ms: between,
+                ..RuntimeView::default()
+            }),
+            ..Runtime::default()
+        });
+        snap
+    }
+
+    #[test]
+    fn goroutines_in_the_same_lock_wait_across_two_dumps_are_the_cause() {
+        let f = &findings(&go(Some(2_100), true))[0];
+        assert_eq!(f.severity, Severity::Cause);
+        assert_eq!(f.cause, Cause::LockWait);
+        assert!(
+            f.summary.contains(
+                "its own goroutine dump (pprof) shows 2 goroutines (of 5) waiting to lock \
+                 sync.Mutex for at least 2.1 s: goroutine 6 waits for sync.(*Mutex).Lock at \
+                 main.transfer (/src/main.go:17)"
+            ),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.next_step
+                .contains("curl 'http://127.0.0.1:6060/debug/pprof/goroutine?debug=2'"),
+            "{}",
+            f.next_step
+        );
+        // One dump, or a goroutine that moved between them: contention, not a proof.
+        assert_eq!(findings(&go(None, false))[0].severity, Severity::Warning);
+        assert_eq!(
+            findings(&go(Some(2_100), false))[0].severity,
+            Severity::Warning
+        );
+        // Go's own count of minutes proves it with one dump.
+        let mut snap = go(None, false);
+        if let Some(v) = snap.process.runtime.as_mut().and_then(|r| r.view.as_mut()) {
+            v.threads.iter_mut().for_each(|t| t.wait_minutes = Some(5));
+        }
+        let f = &findings(&snap)[0];
+        assert_eq!(f.severity, Severity::Cause);
+        assert!(
+            f.summary.contains("for at least 5 min 0 s"),
+            "{}",
+            f.summary
+        );
+    }
+
+    #[test]
+    fn a_sleeping_interpreter_without_its_view_is_only_context() {
+        let mut snap = base(6000, "python3");
+        snap.threads = vec![thread(
+            6000,
+            "python3",
+            "clock_nanosleep",
+            vec![WaitObject::Sleep {
+                ns: 600_000_000_000,
+            }],
+            Some(5_000),
+        )];
+        snap.process.runtime = Some(Runtime {
+            kind: RuntimeKind::Cpython,
+            version: Some("3.11".into()),
+            recognised_by: "/proc/6000/exe: /usr/bin/python3.11".into(),
+            unavailable: Some(ViewUnavailable {
+                reason: UnavailableReason::ToolAbsent,
+                detail: "py-spy is not installed".into(),
+            }),
+            ..Runtime::default()
+        });
+        assert_eq!(findings(&snap)[0].severity, Severity::Info);
+        snap.threads[0] = thread(6000, "python3", "futex", futex(), Some(5_000));
+        let f = &findings(&snap)[0];
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(
+            f.summary.starts_with("This is CPython 3.11:"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.next_step.contains("py-spy dump --nonblocking --pid 6000"),
+            "{}",
+            f.next_step
+        );
+    }
+}
