@@ -625,3 +625,59 @@ fn an_idle_python_is_not_stuck() {
     assert_eq!(doc["snapshot"]["process"]["runtime"]["kind"], "cpython");
     assert_eq!(top(&doc)["cause_found"], false, "{:#}", top(&doc));
 }
+
+// ---------------------------------------------------------------------------------------
+// Bounds
+
+/// A process that looks like a JVM (it maps a file named libjvm.so) and serves an attach
+/// socket that accepts and never answers: the question is given up in time, and said so.
+const PY_SILENT_JVM: &str = r#"
+import mmap, os, socket, sys
+lib = os.path.join(sys.argv[1], "libjvm.so")
+with open(lib, "wb") as f: f.write(b"\0" * 4096)
+f = open(lib, "rb")
+m = mmap.mmap(f.fileno(), 4096, prot=mmap.PROT_READ)
+s = socket.socket(socket.AF_UNIX)
+s.bind("/tmp/.java_pid%d" % os.getpid())
+s.listen(8)
+print("ready", flush=True)
+held = []
+while True:
+    held.append(s.accept())
+"#;
+
+#[test]
+fn an_attach_socket_that_never_answers_is_given_up_within_the_deadline() {
+    let Some(py) = python() else {
+        eprintln!("skipped: python3 not installed");
+        return;
+    };
+    let dir = TempDir::new("silent-jvm");
+    let mut p = Program::start(Command::new(&py).args(["-c", PY_SILENT_JVM, dir.path()]));
+    p.expect("ready");
+    let sock = format!("/tmp/.java_pid{}", p.pid());
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _remove = Remove(sock);
+    let started = std::time::Instant::now();
+    let doc = inspect_json(p.pid(), &["--window", "0", "--deadline", "3s"]);
+    let took = started.elapsed();
+    record_verdict("a fake JVM whose attach socket never answers", &doc);
+    let rt = &doc["snapshot"]["process"]["runtime"];
+    assert_eq!(rt["kind"], "jvm", "{rt:#}");
+    assert_eq!(rt["unavailable"]["reason"], "timed_out", "{rt:#}");
+    // At most 2 s for the question, within the 3 s deadline.
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    assert!(
+        doc["snapshot"]["collect_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms < 3_000),
+        "{}",
+        doc["snapshot"]["collect_ms"]
+    );
+    assert_eq!(top(&doc)["cause_found"], false, "{:#}", top(&doc));
+}

@@ -96,6 +96,19 @@ pub(crate) fn recognise(
     })
 }
 
+/// Whether the mappings hold a Go heap arena: the Go runtime asks for its first arenas at
+/// 0x00c000000000, then 0x01c000000000 ... 0x7fc000000000 (runtime/malloc.go, 64-bit), so
+/// every Go program maps one there. A cheap test on text already read, so the executable is
+/// read (in a helper process) only for a likely Go program, not for every target.
+pub(crate) fn has_heap_arena(maps: &str) -> bool {
+    maps.lines().any(|l| {
+        l.split('-')
+            .next()
+            .and_then(|a| u64::from_str_radix(a, 16).ok())
+            .is_some_and(|a| a & ((1 << 40) - 1) == 0xc0 << 32)
+    })
+}
+
 /// The build info of the ELF executable at `path`, reading at most `max` bytes of it beyond
 /// its headers. Not a Go executable: `NotFound`.
 pub fn read_buildinfo(path: &Path, max: usize) -> io::Result<BuildInfo> {
@@ -529,6 +542,20 @@ mod tests {
         t.resize(32, 0);
         t.push(0x7f);
         assert_eq!(parse_buildinfo(&t), None);
+    }
+
+    #[test]
+    fn go_heap_arenas_in_the_mappings() {
+        assert!(has_heap_arena(
+            "c000000000-c000400000 rw-p 00000000 00:00 0 \n"
+        ));
+        assert!(has_heap_arena(
+            "55d0-55e0 r-xp 0 08:01 1 /srv/app\n1c000000000-1c000400000 rw-p 0 00:00 0\n"
+        ));
+        assert!(!has_heap_arena(
+            "55d0c0000000-55d0c0001000 r-xp 0 08:01 1 /usr/bin/sleep\n"
+        ));
+        assert!(!has_heap_arena("garbage\n-\n"));
     }
 
     #[test]

@@ -203,17 +203,12 @@ pub(crate) fn attach_at(
         }
         (r, _) => r?,
     };
+    // The errors cross the helper's pipe as errno values only.
     if !meta.file_type().is_socket() {
-        return Err(io::Error::other(format!(
-            "{} is not a socket",
-            socket_name(nspid)
-        )));
+        return Err(io::Error::from_raw_os_error(libc::ENOTSOCK));
     }
     if meta.uid() != uid {
-        return Err(io::Error::other(format!(
-            "the socket is owned by uid {}, not the JVM's uid {uid}",
-            meta.uid()
-        )));
+        return Err(io::Error::from_raw_os_error(libc::EACCES));
     }
     let limit = end
         .saturating_duration_since(Instant::now())

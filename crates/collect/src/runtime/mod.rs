@@ -82,8 +82,10 @@ pub fn recognise(
         }
     } else if let Some(rt) = python::recognise(pid, &maps, exe.as_deref()) {
         rt
-    } else {
+    } else if go::has_heap_arena(&maps) {
         go::recognise(root, pid, opts, gaps)?
+    } else {
+        return None;
     };
     if rt.kind != RuntimeKind::Jvm {
         rt.catches_sigquit = None;
