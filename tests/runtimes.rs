@@ -21,6 +21,8 @@ struct Program {
     child: Child,
     lines: Receiver<String>,
     seen: Vec<String>,
+    /// Files it leaves when killed (a JVM's attach socket), removed after it.
+    leaves: Vec<std::path::PathBuf>,
 }
 
 impl Program {
@@ -44,6 +46,7 @@ impl Program {
             child,
             lines,
             seen: Vec::new(),
+            leaves: Vec::new(),
         }
     }
 
@@ -79,6 +82,9 @@ impl Drop for Program {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for f in &self.leaves {
+            let _ = std::fs::remove_file(f);
+        }
     }
 }
 
@@ -185,6 +191,8 @@ fn java(mode: &str, attach_listener: bool) -> Option<Program> {
         .arg(classes)
         .args(["Stuck", mode]);
     let mut p = Program::start(&mut cmd);
+    // HotSpot removes its socket when it exits, not when it is killed.
+    p.leaves = vec![format!("/tmp/.java_pid{}", p.pid()).into()];
     p.expect("ready");
     if attach_listener {
         let sock = format!("/tmp/.java_pid{}", p.pid());
@@ -255,6 +263,104 @@ fn a_java_monitor_deadlock_is_named_from_the_jvms_own_thread_dump() {
         "disabled"
     );
     assert!(doc["snapshot"]["process"]["runtime"]["view"].is_null());
+}
+
+/// The process's children's PIDs, from /proc/PID/task/*/children.
+fn children(pid: i32) -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| t.ok())
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
+}
+
+/// A JVM in PID and mount namespaces of its own, with its own /tmp (a tmpfs): its attach
+/// socket is /tmp/.java_pid<its PID there>, seen from here only as
+/// /proc/PID/root/tmp/.java_pid<NSPID>.
+#[test]
+fn a_jvm_in_its_own_pid_and_mount_namespaces_is_reached_by_its_pid_there() {
+    let Some(classes) = java_classes() else {
+        eprintln!("skipped: javac/java not installed (Debian: openjdk-17-jdk-headless)");
+        return;
+    };
+    let ns_ok = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ns_ok {
+        eprintln!("skipped: cannot make PID and mount namespaces (unshare)");
+        return;
+    }
+    // The shell stays the namespace's init (PID 1), so the JVM is PID 2 there; the class is
+    // copied, through the working directory, into the new /tmp (java would look for "." by
+    // its absolute path, under the tmpfs).
+    let script = "mount -t tmpfs tmpfs /tmp && mkdir /tmp/c && cp Stuck.class /tmp/c/ && \
+                  { java -XX:+StartAttachListener -XX:TieredStopAtLevel=1 -Xmx64m -cp /tmp/c \
+                  Stuck deadlock & wait; }";
+    let mut ns = Program::start(
+        Command::new("unshare")
+            .args([
+                "--pid",
+                "--kill-child",
+                "--mount",
+                "--mount-proc",
+                "sh",
+                "-c",
+                script,
+            ])
+            .current_dir(classes),
+    );
+    ns.expect("ready");
+    let mut jvm = None;
+    assert!(wait_until(Duration::from_secs(20), || {
+        jvm = children(ns.pid()).into_iter().flat_map(children).find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "java")
+        });
+        jvm.is_some()
+    }));
+    let pid = jvm.expect("the JVM's PID");
+    let nspid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .and_then(|l| l.split_whitespace().last().map(str::to_string))
+        .expect("NSpid");
+    assert_ne!(
+        nspid,
+        pid.to_string(),
+        "the JVM has a PID of its own in its namespace"
+    );
+    let inside = format!("/proc/{pid}/root/tmp/.java_pid{nspid}");
+    assert!(
+        wait_until(Duration::from_secs(20), || Path::new(&inside).exists()),
+        "{inside} did not appear"
+    );
+    assert!(!Path::new(&format!("/tmp/.java_pid{nspid}")).exists() || nspid == "1");
+    let doc = inspect_json(pid, &[]);
+    record_verdict("JVM deadlock in its own PID and mount namespaces", &doc);
+    let v = top(&doc);
+    assert_eq!(v["cause_found"], true, "{v:#}");
+    assert!(
+        v["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("Java-level deadlock")),
+        "{v:#}"
+    );
+    let tool = doc["snapshot"]["process"]["runtime"]["view"]["tool"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        tool.contains(&format!("/proc/{pid}/root/tmp/.java_pid{nspid}")),
+        "{tool}"
+    );
 }
 
 #[test]
