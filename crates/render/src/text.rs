@@ -164,6 +164,15 @@ fn header(out: &mut String, snap: &Snapshot, st: &Style) {
     if let Some(age) = p.age_s {
         sub.push(format!("up {}", human_ms(age * 1000.0)));
     }
+    // Its locks are the runtime's: the kernel's view below does not show them.
+    if let Some(rt) = &p.runtime {
+        let version = rt
+            .version
+            .as_ref()
+            .map(|v| format!(" {}", st.show(v)))
+            .unwrap_or_default();
+        sub.push(format!("runtime {}{version}", rt.kind.label()));
+    }
     if !snap.host.hostname.is_empty() {
         sub.push(format!(
             "host {} ({})",
