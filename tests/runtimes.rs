@@ -171,6 +171,11 @@ fn java_classes() -> Option<&'static Path> {
             .expect("run javac")
             .success();
         assert!(ok, "javac failed");
+        // Readable by the other user a test runs the JVM as, whatever the umask.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+        mode(&dir.0, 0o755).expect("chmod");
+        mode(&dir.0.join("Stuck.class"), 0o644).expect("chmod");
         Some(dir)
     })
     .as_ref()
@@ -178,11 +183,23 @@ fn java_classes() -> Option<&'static Path> {
 }
 
 fn java(mode: &str, attach_listener: bool) -> Option<Program> {
+    java_as(&[], mode, attach_listener)
+}
+
+/// `java` run through `prefix` (e.g. setpriv to another user), which must exec it.
+fn java_as(prefix: &[&str], mode: &str, attach_listener: bool) -> Option<Program> {
     let Some(classes) = java_classes() else {
         eprintln!("skipped: javac/java not installed (Debian: openjdk-17-jdk-headless)");
         return None;
     };
-    let mut cmd = Command::new("java");
+    let mut cmd = match prefix.split_first() {
+        Some((p, rest)) => {
+            let mut c = Command::new(p);
+            c.args(rest).arg("java");
+            c
+        }
+        None => Command::new("java"),
+    };
     if attach_listener {
         cmd.arg("-XX:+StartAttachListener");
     }
@@ -263,6 +280,44 @@ fn a_java_monitor_deadlock_is_named_from_the_jvms_own_thread_dump() {
         "disabled"
     );
     assert!(doc["snapshot"]["process"]["runtime"]["view"].is_null());
+}
+
+/// A JVM of another user: HotSpot accepts root as a peer, and its socket is owned by that
+/// user, as the check before connecting wants.
+#[test]
+fn a_jvm_of_another_user_is_asked_as_root() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let prefix = [
+        "setpriv",
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+    ];
+    let Some(jvm) = java_as(&prefix, "deadlock", true) else {
+        return;
+    };
+    let status = std::fs::read_to_string(format!("/proc/{}/status", jvm.pid())).expect("status");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.contains("65534")),
+        "{status}"
+    );
+    let doc = inspect_json(jvm.pid(), &[]);
+    record_verdict("JVM deadlock, JVM as uid 65534, hangscope as root", &doc);
+    assert_eq!(
+        top(&doc)["cause_found"],
+        true,
+        "{:#}",
+        doc["snapshot"]["process"]["runtime"]
+    );
+    assert_eq!(top(&doc)["rule"], "managed_runtime");
 }
 
 /// The process's children's PIDs, from /proc/PID/task/*/children.
