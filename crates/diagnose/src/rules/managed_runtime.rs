@@ -30,8 +30,11 @@ pub(crate) struct ManagedRuntime {
     pub longest_wait_ms: u64,
     /// What the runtime said.
     pub seen: Seen,
-    /// Another rule found a cause: this finding is then only context.
-    pub other_cause: bool,
+    /// Another rule found something about the process (a cause, or context such as the
+    /// child a thread waits for): it explains its waits better, and this finding is then only
+    /// context unless the runtime proved a deadlock. A host that embeds libpython (gdb) is
+    /// the case in point.
+    pub other_finding: bool,
 }
 
 /// What the runtime's own view showed, or why there is none.
@@ -198,7 +201,7 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Facts]) -> Option<ManagedRuntime> {
             catches_sigquit: rt.catches_sigquit,
         },
     };
-    let other_cause = found.iter().any(|f| f.severity() == Severity::Cause);
+    let other_finding = !found.is_empty();
     Some(ManagedRuntime {
         pid: snap.process.pid,
         kind: rt.kind,
@@ -208,7 +211,7 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Facts]) -> Option<ManagedRuntime> {
         kernel_futex,
         longest_wait_ms,
         seen,
-        other_cause,
+        other_finding,
     })
 }
 
@@ -244,7 +247,7 @@ impl RuleFacts for ManagedRuntime {
     fn severity(&self) -> Severity {
         if self.proven() {
             Severity::Cause
-        } else if self.other_cause || matches!(self.seen, Seen::Nothing { .. }) {
+        } else if self.other_finding || matches!(self.seen, Seen::Nothing { .. }) {
             Severity::Info
         } else if self.kernel_futex > 0 || matches!(self.seen, Seen::LockWaits { .. }) {
             // Threads wait in futexes, which is where the runtime's locks wait, and the runtime
@@ -426,7 +429,7 @@ mod tests {
     }
 
     #[test]
-    fn another_cause_makes_it_context() {
+    fn another_finding_makes_it_context() {
         let mut snap = jvm(
             None,
             Some(ViewUnavailable {
@@ -442,6 +445,22 @@ mod tests {
             .map(Facts::Stopped)
             .collect();
         assert_eq!(found.len(), 1);
+        let f = find(&ctx, &found).map(|f| crate::facts::finding(&f));
+        assert_eq!(f.map(|f| f.severity), Some(Severity::Info));
+        // Context explains the waits too: a tracer that lets it run, as gdb (which embeds
+        // libpython) waiting for its child is explained by child_wait.
+        snap.process.state = "S".into();
+        snap.process.tracer = Some(hangscope_model::Tracer {
+            pid: 4300,
+            name: Some("strace".into()),
+            state: Some("S".into()),
+        });
+        let ctx = Ctx::new(&snap);
+        let found: Vec<Facts> = crate::rules::stopped::find(&ctx)
+            .into_iter()
+            .map(Facts::Stopped)
+            .collect();
+        assert_eq!(found[0].severity(), Severity::Info);
         let f = find(&ctx, &found).map(|f| crate::facts::finding(&f));
         assert_eq!(f.map(|f| f.severity), Some(Severity::Info));
     }
