@@ -90,6 +90,9 @@ pub struct Dumps {
     pub peers_not_looked_up: usize,
     /// Exact lookups of a connection's other end that failed, with the first error.
     pub peer_lookup_failures: (usize, Option<String>),
+    /// Every TCP listening address of the namespace, whoever holds it (IPv4-mapped addresses
+    /// as IPv4): complete only when `inet_ok`.
+    pub listeners: HashSet<std::net::SocketAddr>,
 }
 
 impl Dumps {
@@ -170,6 +173,11 @@ pub fn dump_all(mut wanted: WantedInodes, timeout: Duration) -> Dumps {
             names.push(what.clone());
             let name = names.len() - 1;
             let mut each = |m: &[u8]| {
+                if proto == IPPROTO_TCP
+                    && let Some(l) = inet_diag::listener_of(m)
+                {
+                    d.listeners.insert(l);
+                }
                 let set = match wanted.peek() {
                     Some(set) => {
                         // Sized once: growing a map of 10,000 entries rehashes it a dozen times.
@@ -569,6 +577,9 @@ pub fn read(
     sockets.sort_by_key(|s| s.fds.first().copied().unwrap_or(i32::MAX));
 
     // 4. The slower joins.
+    if dumps.inet_ok {
+        mark_accepted(&mut sockets, &dumps.listeners);
+    }
     resolve_peers(root, process, &mut sockets, &socket_fds, &dumps, opts, gaps);
     name_ports(&mut sockets, &Services::load(), &ephemeral_range(root));
     sockets
@@ -773,6 +784,32 @@ fn resolve_peers(
     }
 }
 
+/// Sets `accepted` on each TCP connection: whether a socket of the namespace listens on its
+/// local port, on its address or on any. The listener decides it, not the port numbers: a
+/// server may listen in the ephemeral range, and its workers (a forked PostgreSQL backend)
+/// hold no listener of their own.
+fn mark_accepted(sockets: &mut [Socket], listeners: &HashSet<std::net::SocketAddr>) {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    for s in sockets.iter_mut() {
+        let SocketDetail::Tcp(i) = &mut s.detail else {
+            continue;
+        };
+        if i.state == "LISTEN" || i.peer.port == 0 {
+            continue;
+        }
+        let Ok(ip) = i.local.addr.parse::<IpAddr>() else {
+            continue;
+        };
+        let port = i.local.port;
+        let on = |ip: IpAddr| listeners.contains(&SocketAddr::new(ip, port));
+        i.accepted = Some(
+            on(ip.to_canonical())
+                || on(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+                || on(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+        );
+    }
+}
+
 /// /proc/sys/net/ipv4/ip_local_port_range: ports handed out to clients, not named.
 fn ephemeral_range(root: &ProcRoot) -> (u16, u16) {
     root.read("sys/net/ipv4/ip_local_port_range")
@@ -796,9 +833,10 @@ fn name_ports(sockets: &mut [Socket], services: &Services, eph: &(u16, u16)) {
         if inet.peer.port != 0 {
             inet.peer.service = services.name(inet.peer.port, proto).map(String::from);
         }
-        let serving = inet.state == "LISTEN" || inet.peer.port == 0;
+        let serving = inet.state == "LISTEN" || inet.peer.port == 0 || inet.accepted == Some(true);
+        // The port range is a guess, for when the listeners are not known.
         let ephemeral = (eph.0..=eph.1).contains(&inet.local.port);
-        if inet.local.port != 0 && (serving || !ephemeral) {
+        if inet.local.port != 0 && (serving || (inet.accepted.is_none() && !ephemeral)) {
             inet.local.service = services.name(inet.local.port, proto).map(String::from);
         }
     }

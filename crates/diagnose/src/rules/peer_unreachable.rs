@@ -13,6 +13,11 @@ use crate::facts::{ConnFacts, HostAlive, LogQuote, OtherEnd, RuleFacts, ThreadWa
 use crate::waiters::Waiter;
 use crate::{Ctx, STUCK_MS, log_quotes};
 
+/// Retransmit timeouts in a row, each twice the last, after which unacknowledged data is no
+/// passing loss: at the 200 ms minimum RTO, three take 1.4 s without an ACK, and one lost
+/// segment on a working path is recovered by the first.
+const BACKOFF_DEAD: u8 = 3;
+
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct PeerUnreachable {
     pub conn: ConnFacts,
@@ -22,6 +27,8 @@ pub(crate) struct PeerUnreachable {
     pub waiter: Option<ThreadWait>,
     /// Whether thread states were read at all.
     pub threads_known: bool,
+    /// The process opened the connection (it was not accepted from a listener).
+    pub opened_here: bool,
     /// Retransmissions so far: the larger of the timer's count and tcp_info's retransmits and
     /// backoff.
     pub retries: u32,
@@ -105,6 +112,7 @@ fn facts(
         conn: ConnFacts::of(conn, pid),
         waiter: w.map(|w| ThreadWait::of(w, pid)),
         threads_known: ctx.waiters.known,
+        opened_here: !conn.is_inbound(ctx),
         retries,
         stuck_ms,
         shape,
@@ -193,6 +201,11 @@ fn unacked(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<PeerUnreachable> {
 }
 
 impl PeerUnreachable {
+    /// Data unacknowledged through `BACKOFF_DEAD` retransmit timeouts or more.
+    pub fn backed_off(&self) -> bool {
+        matches!(self.shape, Unreachable::Unacked { backoff, .. } if backoff >= BACKOFF_DEAD)
+    }
+
     /// The listener whose full accept queue drops the SYNs, when that is why.
     pub fn full_listener(&self) -> Option<&crate::facts::Holder> {
         match (&self.shape, &self.conn.other_end) {
@@ -221,6 +234,12 @@ impl RuleFacts for PeerUnreachable {
             // The peer not answering at all is a fault whoever waits; without thread states it
             // is still the best lead, but the words say so.
             None if !self.threads_known => Severity::Cause,
+            // Data this process sent on a connection it opened, retransmitted through backed
+            // off timeouts: the peer or the path has stopped acknowledging, and whatever in the
+            // process needs the answer (a retry loop, a thread waiting elsewhere for its
+            // result) waits for it. On an accepted connection it is a client gone away, which
+            // leaves a server waiting for nothing.
+            None if self.opened_here && self.backed_off() => Severity::Cause,
             None => Severity::Warning,
         }
     }
