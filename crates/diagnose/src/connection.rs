@@ -138,8 +138,12 @@ impl<'a> Conn<'a> {
     }
 
     /// Who sent the last data on the connection, and what told; `None` when nothing does.
-    pub fn last_word(&self) -> Option<LastWord> {
-        last_word(self.info()?, self.inet.local_peer.as_deref())
+    pub fn last_word(&self, ctx: &Ctx<'_>) -> Option<LastWord> {
+        last_word(
+            self.info()?,
+            self.inet.local_peer.as_deref(),
+            !self.is_inbound(ctx),
+        )
     }
 }
 
@@ -184,8 +188,17 @@ pub(crate) struct LastWord {
     pub ack_ms: u32,
 }
 
-/// One end's view: who spoke last as its own tcp_info tells it, with `Us` meaning that end.
-fn own_view(i: &TcpInfo) -> Option<LastWord> {
+/// Payload bytes the other end acknowledged. The end that opened the connection counts its SYN
+/// in bytes_acked; an accepted one does not (its socket is made when the SYN-ACK is already
+/// acknowledged): measured 108 and 415 on the two ends of a psql connection that sent 107 and
+/// 415 bytes.
+fn payload_acked(i: &TcpInfo, opened: bool) -> Option<u64> {
+    i.bytes_acked.map(|b| b.saturating_sub(u64::from(opened)))
+}
+
+/// One end's view: who spoke last as its own tcp_info tells it, with `Us` meaning that end,
+/// which `opened` the connection or accepted it.
+fn own_view(i: &TcpInfo, opened: bool) -> Option<LastWord> {
     let word = |speaker, by, ack_after_ms| {
         Some(LastWord {
             speaker,
@@ -210,8 +223,7 @@ fn own_view(i: &TcpInfo) -> Option<LastWord> {
             None,
         );
     }
-    let payload_sent = i.bytes_acked.map(|b| b.saturating_sub(1));
-    match (payload_sent, i.bytes_received) {
+    match (payload_acked(i, opened), i.bytes_received) {
         (Some(0), Some(0)) => return None,
         (_, Some(0)) => return word(Speaker::Us, TurnBy::OneWay, None),
         (Some(0), _) => return word(Speaker::Peer, TurnBy::OneWay, None),
@@ -231,14 +243,18 @@ fn own_view(i: &TcpInfo) -> Option<LastWord> {
 /// read only when its counters show the same bytes as ours, all delivered and all read —
 /// it was read before the window, and anything that moved since makes its ages another
 /// moment's. An answer both ends contradict is no answer.
-pub(crate) fn last_word(ours: &TcpInfo, peer: Option<&LocalPeer>) -> Option<LastWord> {
-    let mine = own_view(ours);
+pub(crate) fn last_word(
+    ours: &TcpInfo,
+    peer: Option<&LocalPeer>,
+    opened: bool,
+) -> Option<LastWord> {
+    let mine = own_view(ours, opened);
     if mine.is_some_and(|w| w.by != TurnBy::BareAck) {
         return mine;
     }
     let theirs = peer
-        .filter(|p| same_bytes(ours, p))
-        .and_then(|p| own_view(p.tcp_info.as_deref()?))
+        .filter(|p| same_bytes(ours, p, opened))
+        .and_then(|p| own_view(p.tcp_info.as_deref()?, !opened))
         .map(|w| LastWord {
             speaker: match w.speaker {
                 Speaker::Us => Speaker::Peer,
@@ -257,18 +273,18 @@ pub(crate) fn last_word(ours: &TcpInfo, peer: Option<&LocalPeer>) -> Option<Last
 
 /// Whether the other end has received and read every byte this end sent, and sent nothing
 /// this end has not received: both counted the same conversation.
-fn same_bytes(ours: &TcpInfo, peer: &LocalPeer) -> bool {
+fn same_bytes(ours: &TcpInfo, peer: &LocalPeer, opened: bool) -> bool {
     let Some(theirs) = peer.tcp_info.as_deref() else {
         return false;
     };
-    let payload = |acked: Option<u64>| acked.map(|b| b.saturating_sub(1));
+    let sent = payload_acked(ours, opened);
     peer.recv_q == 0
         && peer.send_q == 0
         && ours.unacked == 0
-        && payload(ours.bytes_acked).is_some()
-        && payload(ours.bytes_acked) == theirs.bytes_received
+        && sent.is_some()
+        && sent == theirs.bytes_received
         && ours.bytes_received.is_some()
-        && ours.bytes_received == payload(theirs.bytes_acked)
+        && ours.bytes_received == payload_acked(theirs, !opened)
 }
 
 #[cfg(test)]
@@ -287,6 +303,12 @@ mod tests {
             bytes_received: Some(back),
             ..TcpInfo::default()
         }
+    }
+
+    /// The end that accepted the connection: its bytes_acked has no SYN.
+    fn accepted(mut i: TcpInfo) -> TcpInfo {
+        i.bytes_acked = i.bytes_acked.map(|b| b - 1);
+        i
     }
 
     fn other_end(i: TcpInfo) -> LocalPeer {
@@ -313,7 +335,7 @@ mod tests {
 
     #[test]
     fn a_bare_ack_after_a_tie_says_the_request_is_the_last_word() {
-        let w = last_word(&psql_waiting(), None).expect("decided");
+        let w = last_word(&psql_waiting(), None, true).expect("decided");
         assert_eq!(
             (w.speaker, w.by, w.other_end, w.ack_after_ms),
             (Speaker::Us, TurnBy::BareAck, false, Some(44))
@@ -326,17 +348,17 @@ mod tests {
             data_segs_out: None,
             ..psql_waiting()
         };
-        assert_eq!(last_word(&old, None), Some(w));
+        assert_eq!(last_word(&old, None, true), Some(w));
     }
 
     #[test]
     fn a_reply_in_the_same_millisecond_carried_the_ack() {
         // The reply came with the ACK of the request: nothing here says who spoke last.
         let answered = info(2020, 2020, 2020, 107, 600);
-        assert_eq!(last_word(&answered, None), None);
+        assert_eq!(last_word(&answered, None, true), None);
         // A keepalive's ACK long after the last data is no delayed ACK.
         let keepalive = info(80_000, 80_000, 20_000, 107, 600);
-        assert_eq!(last_word(&keepalive, None), None);
+        assert_eq!(last_word(&keepalive, None, true), None);
     }
 
     #[test]
@@ -344,39 +366,39 @@ mod tests {
         // This end answered in the millisecond the request came; the client's delayed ACK of
         // the answer reached the server 44 ms later.
         let client = info(2020, 2020, 2020, 107, 600);
-        let server = other_end(info(2020, 2020, 1976, 600, 107));
-        let w = last_word(&client, Some(&server)).expect("decided there");
+        let server = other_end(accepted(info(2020, 2020, 1976, 600, 107)));
+        let w = last_word(&client, Some(&server), true).expect("decided there");
         assert_eq!(
             (w.speaker, w.by, w.other_end, w.ack_after_ms),
             (Speaker::Peer, TurnBy::BareAck, true, Some(44))
         );
         // The backend of the row-lock wait: its own ages tie three ways (it ACKed nothing
         // late); the client's end has the delayed ACK, so the client spoke last.
-        let backend = info(6200, 6200, 6200, 415, 107);
+        let backend = accepted(info(6200, 6200, 6200, 415, 107));
         let psql = other_end(psql_waiting());
-        let w = last_word(&backend, Some(&psql)).expect("decided at psql's end");
+        let w = last_word(&backend, Some(&psql), false).expect("decided at psql's end");
         assert_eq!((w.speaker, w.other_end), (Speaker::Peer, true));
         assert_eq!((w.sent_ms, w.recv_ms, w.ack_ms), (2020, 2020, 1976));
     }
 
     #[test]
     fn the_other_end_counts_only_when_it_saw_the_same_bytes() {
-        let backend = info(6200, 6200, 6200, 415, 107);
+        let backend = accepted(info(6200, 6200, 6200, 415, 107));
         // It was read before more data came: its ages are another moment's.
         let behind = other_end(info(2020, 2020, 1976, 50, 415));
-        assert_eq!(last_word(&backend, Some(&behind)), None);
+        assert_eq!(last_word(&backend, Some(&behind), false), None);
         // Data it has not read yet.
         let unread = LocalPeer {
             recv_q: 20,
             ..other_end(psql_waiting())
         };
-        assert_eq!(last_word(&backend, Some(&unread)), None);
+        assert_eq!(last_word(&backend, Some(&unread), false), None);
         // No tcp_info there (an older snapshot).
         let bare = LocalPeer {
             tcp_info: None,
             ..other_end(psql_waiting())
         };
-        assert_eq!(last_word(&backend, Some(&bare)), None);
+        assert_eq!(last_word(&backend, Some(&bare), false), None);
     }
 
     #[test]
@@ -384,22 +406,28 @@ mod tests {
         // Both ends got an ACK with no data after their last data: one of them is not what
         // it seems (a window update), so neither is taken.
         let ours = psql_waiting();
-        let theirs = other_end(info(2020, 2020, 1976, 415, 107));
-        assert_eq!(last_word(&ours, Some(&theirs)), None);
+        let theirs = other_end(accepted(info(2020, 2020, 1976, 415, 107)));
+        assert_eq!(last_word(&ours, Some(&theirs), true), None);
     }
 
     #[test]
     fn ages_that_differ_decide_alone() {
-        let w = last_word(&info(100, 5000, 60, 10, 10), None).expect("ages");
+        let w = last_word(&info(100, 5000, 60, 10, 10), None, true).expect("ages");
         assert_eq!((w.speaker, w.by), (Speaker::Us, TurnBy::Ages));
-        let w = last_word(&info(5000, 100, 60, 10, 10), None).expect("ages");
+        let w = last_word(&info(5000, 100, 60, 10, 10), None, true).expect("ages");
         assert_eq!((w.speaker, w.by), (Speaker::Peer, TurnBy::Ages));
         // Nothing ever came back: connect() stamped the receive age.
-        let w = last_word(&info(3000, 3000, 2990, 32, 0), None).expect("one way");
+        let w = last_word(&info(3000, 3000, 2990, 32, 0), None, true).expect("one way");
         assert_eq!((w.speaker, w.by), (Speaker::Us, TurnBy::OneWay));
         // Nothing ever went out: accept() stamped the send age.
-        let w = last_word(&info(3000, 3000, 3000, 0, 32), None).expect("one way");
+        let w = last_word(&accepted(info(3000, 3000, 3000, 0, 32)), None, false).expect("one way");
         assert_eq!((w.speaker, w.by), (Speaker::Peer, TurnBy::OneWay));
-        assert_eq!(last_word(&info(3000, 3000, 3000, 0, 0), None), None);
+        // A server's one-byte answer (PostgreSQL's 'N' to an SSLRequest) is not nothing: its
+        // bytes_acked has no SYN in it.
+        assert_eq!(
+            last_word(&accepted(info(3000, 3000, 3000, 1, 8)), None, false),
+            None
+        );
+        assert_eq!(last_word(&info(3000, 3000, 3000, 0, 0), None, true), None);
     }
 }

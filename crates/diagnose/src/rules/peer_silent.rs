@@ -84,7 +84,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<PeerSilent> {
         }
         // The request went out after the last data that came in (see `last_word` for the
         // same millisecond both ways).
-        let Some(last_word) = conn.last_word().filter(|w| w.speaker == Speaker::Us) else {
+        let Some(last_word) = conn.last_word(ctx).filter(|w| w.speaker == Speaker::Us) else {
             continue;
         };
         // Many data segments out and not one byte ever back: a one-way stream (metrics,

@@ -55,7 +55,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Unanswered> {
     let pid = ctx.snap.process.pid;
     let mut owed: Vec<(&Conn<'_>, (u64, LastWord))> = Conn::tcp(ctx)
         .filter(|c| c.state() == "ESTAB" && c.is_inbound(ctx))
-        .filter_map(|c| Some((c, unanswered_ms(c)?)))
+        .filter_map(|c| Some((c, unanswered_ms(ctx, c)?)))
         .collect();
     if owed.is_empty() {
         return vec![];
@@ -101,7 +101,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Unanswered> {
 /// How long a request on this accepted connection has waited for its answer, and what told
 /// that it came after the last data that went out: all of it was read, nothing is queued to
 /// send, and it did not move over the window.
-fn unanswered_ms(c: &Conn<'_>) -> Option<(u64, LastWord)> {
+fn unanswered_ms(ctx: &Ctx<'_>, c: &Conn<'_>) -> Option<(u64, LastWord)> {
     let i = c.info()?;
     // Unread data is the local-not-reading rule's; queued or unacked data the peer rules'.
     if c.inet.recv_q > 0 || c.inet.send_q > 0 || i.unacked > 0 {
@@ -110,7 +110,7 @@ fn unanswered_ms(c: &Conn<'_>) -> Option<(u64, LastWord)> {
     if i.bytes_received == Some(0) {
         return None;
     }
-    let last_word = c.last_word().filter(|w| w.speaker == Speaker::Peer)?;
+    let last_word = c.last_word(ctx).filter(|w| w.speaker == Speaker::Peer)?;
     let waited = u64::from(i.last_data_recv_ms);
     if waited < STUCK_MS {
         return None;
@@ -309,7 +309,7 @@ mod tests {
         snap.fds.remove(0);
         let sock = socket_mut(&mut snap, 11);
         let i = info_of(sock);
-        (i.bytes_acked, i.bytes_received) = (Some(416), Some(107));
+        (i.bytes_acked, i.bytes_received) = (Some(415), Some(107));
         (i.last_data_sent_ms, i.last_data_recv_ms, i.last_ack_recv_ms) = (4900, 4900, 4900);
         let inet = inet_of(sock);
         inet.accepted = Some(true);
