@@ -493,9 +493,14 @@ pub fn read(
     // 2. The fallback, only for what netlink could not give.
     let need_inet = !dumps.inet_ok;
     let need_unix = !dumps.unix_ok;
+    // The namespace's TCP listeners, when every table that has them was read.
+    let mut listeners = dumps.inet_ok.then(|| std::mem::take(&mut dumps.listeners));
     let (fb_inet, fb_unix) = if need_inet || need_unix {
         let mut errors = Vec::new();
         let r = proc_net::read(root, pid, need_inet, need_unix, &mut errors);
+        if need_inet && errors.is_empty() {
+            listeners = Some(proc_net::listeners(&r.0));
+        }
         let tables = match (need_inet, need_unix) {
             (true, true) => "tcp, tcp6, udp, udp6, unix",
             (true, false) => "tcp, tcp6, udp, udp6",
@@ -577,8 +582,8 @@ pub fn read(
     sockets.sort_by_key(|s| s.fds.first().copied().unwrap_or(i32::MAX));
 
     // 4. The slower joins.
-    if dumps.inet_ok {
-        mark_accepted(&mut sockets, &dumps.listeners);
+    if let Some(listeners) = &listeners {
+        mark_accepted(&mut sockets, listeners);
     }
     resolve_peers(root, process, &mut sockets, &socket_fds, &dumps, opts, gaps);
     name_ports(&mut sockets, &Services::load(), &ephemeral_range(root));
@@ -905,6 +910,75 @@ mod tests {
         let why = not_found_reason(&s, &reread, &all_ok(), None, "netns 9");
         assert!(why.contains("not yet bound or connected"), "{why}");
         assert!(why.contains("netns 9"), "{why}");
+    }
+
+    fn tcp_conn(local: &str, peer: &str) -> Socket {
+        let ep = |s: &str| {
+            let a: std::net::SocketAddr = s.parse().expect("address");
+            hangscope_model::Endpoint {
+                addr: a.ip().to_string(),
+                port: a.port(),
+                service: None,
+            }
+        };
+        Socket {
+            inode: 1,
+            fds: vec![3],
+            family: SocketFamily::Inet,
+            detail: SocketDetail::Tcp(hangscope_model::InetSocket {
+                state: "ESTAB".into(),
+                local: ep(local),
+                peer: ep(peer),
+                ..Default::default()
+            }),
+            source: SOURCE_SOCK_DIAG.into(),
+            not_found_reason: None,
+            fds_changed: vec![],
+        }
+    }
+
+    fn accepted(s: &Socket) -> Option<bool> {
+        match &s.detail {
+            SocketDetail::Tcp(i) => i.accepted,
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_connection_on_a_listened_port_was_accepted_whatever_the_port() {
+        // A server listening in the ephemeral range (PostgreSQL on 45432) with a client on
+        // 38108, a dual-stack listener on [::]:8080, and a client on a low port to 45432.
+        let listeners: HashSet<std::net::SocketAddr> = ["127.0.0.1:45432", "[::]:8080"]
+            .iter()
+            .map(|a| a.parse().expect("address"))
+            .collect();
+        let mut sockets = vec![
+            tcp_conn("127.0.0.1:45432", "127.0.0.1:38108"),
+            tcp_conn("127.0.0.1:38108", "127.0.0.1:45432"),
+            tcp_conn("10.0.0.1:8080", "10.0.0.2:51000"),
+            tcp_conn("10.0.0.1:1022", "10.0.0.9:45432"),
+            // The same port on another address is another listener's, if any.
+            tcp_conn("10.0.0.1:45432", "10.0.0.2:51000"),
+        ];
+        mark_accepted(&mut sockets, &listeners);
+        let got: Vec<Option<bool>> = sockets.iter().map(accepted).collect();
+        assert_eq!(
+            got,
+            [
+                Some(true),
+                Some(false),
+                Some(true),
+                Some(false),
+                Some(false)
+            ]
+        );
+        // The port is named as a server's once it is known to be one.
+        let services = Services::parse("pgx 45432/tcp\n");
+        name_ports(&mut sockets, &services, &(32768, 60999));
+        let SocketDetail::Tcp(i) = &sockets[0].detail else {
+            panic!("tcp")
+        };
+        assert_eq!(i.local.service.as_deref(), Some("pgx"));
     }
 
     #[test]
