@@ -454,6 +454,50 @@ mod tests {
         );
     }
 
+    /// A request cut off on the path with `backoff` timeouts so far, on a connection opened
+    /// here or `accepted`, while the process's only thread sleeps in a retry loop.
+    fn dropped_under_a_sleep_loop(backoff: u8, accepted: bool) -> hangscope_model::Snapshot {
+        let mut snap = base(20, "client");
+        let mut s = tcp(6, "10.250.0.1:57664", "10.250.0.2:32951", "ESTAB");
+        timer(&mut s, TimerKind::On, 800, backoff);
+        inet_of(&mut s).send_q = 160;
+        inet_of(&mut s).accepted = Some(accepted);
+        let i = info_of(&mut s);
+        i.unacked = 1;
+        i.retransmits = 1;
+        i.backoff = backoff;
+        i.rto_us = 200_000 << backoff;
+        i.last_ack_recv_ms = 4312;
+        add_socket(&mut snap, 3, s);
+        snap.threads.push(sleeper(20, "client", 100));
+        snap
+    }
+
+    #[test]
+    fn data_backed_off_on_a_connection_opened_here_is_a_cause_with_no_thread_on_it() {
+        // As ss showed it: retrans:1/4 backoff:4, a retransmit timer running.
+        let f = &find(&Ctx::new(&dropped_under_a_sleep_loop(4, false)))[0];
+        assert_eq!(f.severity, Severity::Cause, "{}", f.summary);
+        assert!(
+            f.summary
+                .contains("No thread is blocked on it; this process opened it"),
+            "{}",
+            f.summary
+        );
+        assert_eq!(f.facts["opened_here"], true);
+        // One or two timeouts may still be a loss the next retransmit repairs.
+        let f = &find(&Ctx::new(&dropped_under_a_sleep_loop(2, false)))[0];
+        assert_eq!(f.severity, Severity::Warning);
+        // A server's answer to a client gone away: the server waits for nothing.
+        let f = &find(&Ctx::new(&dropped_under_a_sleep_loop(4, true)))[0];
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(
+            f.summary.contains("a client that went away"),
+            "{}",
+            f.summary
+        );
+    }
+
     #[test]
     fn one_fresh_retransmit_or_closed_window_is_not_unreachable() {
         let mut snap = base(10, "x");
