@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod postgres;
 pub mod procs;
 
 use std::io::{BufRead, BufReader};

@@ -110,6 +110,12 @@ pub struct InetSocket {
     /// once, before the sampling window.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_peer: Option<Box<LocalPeer>>,
+    /// For a connection: whether a TCP socket of its network namespace listens on its local
+    /// port (whichever process holds it: a server's workers often do not), so that it was
+    /// accepted rather than opened with connect(). Absent when the namespace's listeners are
+    /// not known (the dump failed, or an older hangscope; since 1.5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<bool>,
 }
 
 /// The other end of a TCP connection whose peer is on this host, found with an exact
@@ -135,6 +141,10 @@ pub struct LocalPeer {
     /// queue as Recv-Q and its backlog as Send-Q, and who holds it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listener: Option<Box<LocalPeer>>,
+    /// Its struct tcp_info, read with its queues: its byte counters and last-data ages say
+    /// what it received, read and sent, from its side (since 1.5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_info: Option<Box<TcpInfo>>,
 }
 
 /// A process and fd that hold a socket.

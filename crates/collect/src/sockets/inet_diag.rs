@@ -109,7 +109,12 @@ pub fn lookup_request_for(protocol: u8, local: SocketAddr, remote: SocketAddr) -
     let req = InetRequest {
         family,
         protocol,
-        extensions: ExtensionFlags::SKMEMINFO,
+        // TCP_INFO too: the other end's counters and ages say what it read and sent.
+        extensions: if protocol == IPPROTO_TCP {
+            ExtensionFlags::SKMEMINFO | ExtensionFlags::INFO
+        } else {
+            ExtensionFlags::SKMEMINFO
+        },
         states: StateFlags::from_bits_retain(u32::MAX),
         socket_id: SocketId {
             source_port: local.port(),
@@ -222,6 +227,31 @@ pub fn inode_of(msg: &[u8]) -> Option<u64> {
     Some(u64::from(u32::from_ne_bytes([b[0], b[1], b[2], b[3]])))
 }
 
+/// TCP_LISTEN in include/net/tcp_states.h.
+const LISTEN: u8 = 10;
+
+/// The address a TCP socket listens on, read from the fixed header alone (idiag_state,
+/// idiag_sport and idiag_src, network byte order), for every socket of a dump: the listeners
+/// that tell an accepted connection from one the target opened are seldom the target's own.
+/// `None` for a socket in any other state.
+pub fn listener_of(msg: &[u8]) -> Option<SocketAddr> {
+    if *msg.get(1)? != LISTEN {
+        return None;
+    }
+    let port = u16::from_be_bytes([*msg.get(4)?, *msg.get(5)?]);
+    let src = msg.get(8..24)?;
+    let ip = match *msg.first()? {
+        netlink_packet_sock_diag::AF_INET => IpAddr::from([src[0], src[1], src[2], src[3]]),
+        netlink_packet_sock_diag::AF_INET6 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(src);
+            IpAddr::from(a)
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip.to_canonical(), port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +302,25 @@ mod tests {
         assert_eq!(t.len, 280);
         assert_eq!(t.bytes_acked, Some(6));
         assert!(e.undecoded.is_empty());
+    }
+
+    #[test]
+    fn a_listener_is_read_from_the_header_alone() {
+        let mut msg = fixture("inet_diag_msg-tcp-linux-6.18.hex");
+        assert_eq!(listener_of(&msg), None, "an established socket");
+        msg[1] = LISTEN;
+        assert_eq!(
+            listener_of(&msg),
+            Some("127.0.0.1:55290".parse().expect("address"))
+        );
+        // An IPv6 listener on [::ffff:127.0.0.1] is the same address as IPv4 sees it.
+        msg[0] = netlink_packet_sock_diag::AF_INET6;
+        msg[8..24].copy_from_slice(&std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped().octets());
+        assert_eq!(
+            listener_of(&msg),
+            Some("127.0.0.1:55290".parse().expect("address"))
+        );
+        assert_eq!(listener_of(&msg[..20]), None, "cut short");
     }
 
     #[test]

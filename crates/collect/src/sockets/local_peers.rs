@@ -55,7 +55,8 @@ pub(super) fn find(nl: &mut SockDiag, d: &mut Dumps, deadline: &Deadline) {
         ends.push(OwnEnd {
             local,
             peer,
-            as_peer: local_peer_of(e),
+            inode: e.inode,
+            unconnected: matches!(e.socket.state.as_str(), "LISTEN" | "TIME-WAIT" | "CLOSE"),
         });
     }
     let mut lookups = 0usize;
@@ -63,14 +64,17 @@ pub(super) fn find(nl: &mut SockDiag, d: &mut Dumps, deadline: &Deadline) {
     for end in &ends {
         let (local, peer) = (end.local, end.peer);
         if peer.port() == 0
-            || matches!(end.as_peer.state.as_str(), "LISTEN" | "TIME-WAIT" | "CLOSE")
+            || end.unconnected
             || !(peer.ip().is_loopback() || host.contains(&peer.ip()))
         {
             continue;
         }
         let other = match own.get(&(peer, local)) {
             // Both ends are the target's: no lookup needed.
-            Some(&i) => ends.get(i).map(|o| o.as_peer.clone()),
+            Some(&i) => ends
+                .get(i)
+                .and_then(|o| d.inet.get(&o.inode))
+                .map(local_peer_of),
             None if lookups >= MAX_LOOKUPS || deadline.passed() => {
                 d.peers_not_looked_up += 1;
                 continue;
@@ -99,7 +103,7 @@ pub(super) fn find(nl: &mut SockDiag, d: &mut Dumps, deadline: &Deadline) {
             }
         };
         if let Some(o) = other {
-            found.push((end.as_peer.inode, o));
+            found.push((end.inode, o));
         }
     }
     // A connected UDP socket to this host (a query to a local resolver): the socket its
@@ -133,8 +137,9 @@ pub(super) fn find(nl: &mut SockDiag, d: &mut Dumps, deadline: &Deadline) {
 struct OwnEnd {
     local: SocketAddr,
     peer: SocketAddr,
-    /// What the other end of its connection learns of it.
-    as_peer: LocalPeer,
+    inode: u64,
+    /// Listening, closing or closed: no other end to find.
+    unconnected: bool,
 }
 
 /// The TCP socket whose local end is `local` and remote end `remote`, by an exact lookup;
@@ -184,5 +189,6 @@ fn local_peer_of(e: &InetEntry) -> LocalPeer {
         holder: None,
         unresolved: None,
         listener: None,
+        tcp_info: e.socket.tcp_info.clone(),
     }
 }

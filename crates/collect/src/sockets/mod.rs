@@ -90,6 +90,9 @@ pub struct Dumps {
     pub peers_not_looked_up: usize,
     /// Exact lookups of a connection's other end that failed, with the first error.
     pub peer_lookup_failures: (usize, Option<String>),
+    /// Every TCP listening address of the namespace, whoever holds it (IPv4-mapped addresses
+    /// as IPv4): complete only when `inet_ok`.
+    pub listeners: HashSet<std::net::SocketAddr>,
 }
 
 impl Dumps {
@@ -170,6 +173,11 @@ pub fn dump_all(mut wanted: WantedInodes, timeout: Duration) -> Dumps {
             names.push(what.clone());
             let name = names.len() - 1;
             let mut each = |m: &[u8]| {
+                if proto == IPPROTO_TCP
+                    && let Some(l) = inet_diag::listener_of(m)
+                {
+                    d.listeners.insert(l);
+                }
                 let set = match wanted.peek() {
                     Some(set) => {
                         // Sized once: growing a map of 10,000 entries rehashes it a dozen times.
@@ -485,9 +493,14 @@ pub fn read(
     // 2. The fallback, only for what netlink could not give.
     let need_inet = !dumps.inet_ok;
     let need_unix = !dumps.unix_ok;
+    // The namespace's TCP listeners, when every table that has them was read.
+    let mut listeners = dumps.inet_ok.then(|| std::mem::take(&mut dumps.listeners));
     let (fb_inet, fb_unix) = if need_inet || need_unix {
         let mut errors = Vec::new();
         let r = proc_net::read(root, pid, need_inet, need_unix, &mut errors);
+        if need_inet && errors.is_empty() {
+            listeners = Some(proc_net::listeners(&r.0));
+        }
         let tables = match (need_inet, need_unix) {
             (true, true) => "tcp, tcp6, udp, udp6, unix",
             (true, false) => "tcp, tcp6, udp, udp6",
@@ -569,6 +582,9 @@ pub fn read(
     sockets.sort_by_key(|s| s.fds.first().copied().unwrap_or(i32::MAX));
 
     // 4. The slower joins.
+    if let Some(listeners) = &listeners {
+        mark_accepted(&mut sockets, listeners);
+    }
     resolve_peers(root, process, &mut sockets, &socket_fds, &dumps, opts, gaps);
     name_ports(&mut sockets, &Services::load(), &ephemeral_range(root));
     sockets
@@ -773,6 +789,32 @@ fn resolve_peers(
     }
 }
 
+/// Sets `accepted` on each TCP connection: whether a socket of the namespace listens on its
+/// local port, on its address or on any. The listener decides it, not the port numbers: a
+/// server may listen in the ephemeral range, and its workers (a forked PostgreSQL backend)
+/// hold no listener of their own.
+fn mark_accepted(sockets: &mut [Socket], listeners: &HashSet<std::net::SocketAddr>) {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    for s in sockets.iter_mut() {
+        let SocketDetail::Tcp(i) = &mut s.detail else {
+            continue;
+        };
+        if i.state == "LISTEN" || i.peer.port == 0 {
+            continue;
+        }
+        let Ok(ip) = i.local.addr.parse::<IpAddr>() else {
+            continue;
+        };
+        let port = i.local.port;
+        let on = |ip: IpAddr| listeners.contains(&SocketAddr::new(ip, port));
+        i.accepted = Some(
+            on(ip.to_canonical())
+                || on(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+                || on(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+        );
+    }
+}
+
 /// /proc/sys/net/ipv4/ip_local_port_range: ports handed out to clients, not named.
 fn ephemeral_range(root: &ProcRoot) -> (u16, u16) {
     root.read("sys/net/ipv4/ip_local_port_range")
@@ -796,9 +838,10 @@ fn name_ports(sockets: &mut [Socket], services: &Services, eph: &(u16, u16)) {
         if inet.peer.port != 0 {
             inet.peer.service = services.name(inet.peer.port, proto).map(String::from);
         }
-        let serving = inet.state == "LISTEN" || inet.peer.port == 0;
+        let serving = inet.state == "LISTEN" || inet.peer.port == 0 || inet.accepted == Some(true);
+        // The port range is a guess, for when the listeners are not known.
         let ephemeral = (eph.0..=eph.1).contains(&inet.local.port);
-        if inet.local.port != 0 && (serving || !ephemeral) {
+        if inet.local.port != 0 && (serving || (inet.accepted.is_none() && !ephemeral)) {
             inet.local.service = services.name(inet.local.port, proto).map(String::from);
         }
     }
@@ -867,6 +910,75 @@ mod tests {
         let why = not_found_reason(&s, &reread, &all_ok(), None, "netns 9");
         assert!(why.contains("not yet bound or connected"), "{why}");
         assert!(why.contains("netns 9"), "{why}");
+    }
+
+    fn tcp_conn(local: &str, peer: &str) -> Socket {
+        let ep = |s: &str| {
+            let a: std::net::SocketAddr = s.parse().expect("address");
+            hangscope_model::Endpoint {
+                addr: a.ip().to_string(),
+                port: a.port(),
+                service: None,
+            }
+        };
+        Socket {
+            inode: 1,
+            fds: vec![3],
+            family: SocketFamily::Inet,
+            detail: SocketDetail::Tcp(hangscope_model::InetSocket {
+                state: "ESTAB".into(),
+                local: ep(local),
+                peer: ep(peer),
+                ..Default::default()
+            }),
+            source: SOURCE_SOCK_DIAG.into(),
+            not_found_reason: None,
+            fds_changed: vec![],
+        }
+    }
+
+    fn accepted(s: &Socket) -> Option<bool> {
+        match &s.detail {
+            SocketDetail::Tcp(i) => i.accepted,
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_connection_on_a_listened_port_was_accepted_whatever_the_port() {
+        // A server listening in the ephemeral range (PostgreSQL on 45432) with a client on
+        // 38108, a dual-stack listener on [::]:8080, and a client on a low port to 45432.
+        let listeners: HashSet<std::net::SocketAddr> = ["127.0.0.1:45432", "[::]:8080"]
+            .iter()
+            .map(|a| a.parse().expect("address"))
+            .collect();
+        let mut sockets = vec![
+            tcp_conn("127.0.0.1:45432", "127.0.0.1:38108"),
+            tcp_conn("127.0.0.1:38108", "127.0.0.1:45432"),
+            tcp_conn("10.0.0.1:8080", "10.0.0.2:51000"),
+            tcp_conn("10.0.0.1:1022", "10.0.0.9:45432"),
+            // The same port on another address is another listener's, if any.
+            tcp_conn("10.0.0.1:45432", "10.0.0.2:51000"),
+        ];
+        mark_accepted(&mut sockets, &listeners);
+        let got: Vec<Option<bool>> = sockets.iter().map(accepted).collect();
+        assert_eq!(
+            got,
+            [
+                Some(true),
+                Some(false),
+                Some(true),
+                Some(false),
+                Some(false)
+            ]
+        );
+        // The port is named as a server's once it is known to be one.
+        let services = Services::parse("pgx 45432/tcp\n");
+        name_ports(&mut sockets, &services, &(32768, 60999));
+        let SocketDetail::Tcp(i) = &sockets[0].detail else {
+            panic!("tcp")
+        };
+        assert_eq!(i.local.service.as_deref(), Some("pgx"));
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! Parsed with procfs-core. These tables carry state, addresses, queues and uid, but no TCP_INFO,
 //! no timers and no UNIX peers, which is why they are only the fallback.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Cursor;
+use std::net::SocketAddr;
 
 use hangscope_model::{Endpoint, InetSocket, UnixSocket};
 use procfs_core::net::{TcpNetEntries, UdpNetEntries, UnixNetEntries};
@@ -153,6 +154,16 @@ pub fn read(
     (inet_out, unix_out)
 }
 
+/// The TCP listening addresses among `entries` (IPv4-mapped ones as IPv4), as the dumps'
+/// `Dumps::listeners` has them.
+pub fn listeners(entries: &HashMap<u64, InetEntry>) -> HashSet<SocketAddr> {
+    entries
+        .values()
+        .filter(|e| e.protocol == IPPROTO_TCP && e.socket.state == "LISTEN")
+        .map(|e| SocketAddr::new(e.local_addr.ip().to_canonical(), e.local_addr.port()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +191,18 @@ mod tests {
         assert_eq!(server.socket.recv_q, 5);
         assert_eq!(server.socket.peer.port, 0xEE04);
         assert!(server.socket.tcp_info.is_none());
+    }
+
+    #[test]
+    fn the_tables_listeners() {
+        let v = parse_tcp(&fixture("tcp-linux-6.18")).expect("parses");
+        let all: HashMap<u64, InetEntry> = v.into_iter().map(|e| (e.inode, e)).collect();
+        let l = listeners(&all);
+        assert_eq!(
+            l,
+            HashSet::from(["127.0.0.1:2181".parse().expect("address")]),
+            "the listener, not the connections"
+        );
     }
 
     #[test]

@@ -299,14 +299,17 @@ impl ConnWindow {
             w.looks = t.looks;
             w.looks_moving = t.looks_moving;
             w.closed_during_window = closed;
-            // Port names and the other end were read once, before the window; they stay.
+            // Port names, the other end and the listeners were read once, before the window;
+            // they stay.
             let (local_service, peer_service) =
                 (inet.local.service.take(), inet.peer.service.take());
             let local_peer = inet.local_peer.take();
+            let accepted = inet.accepted;
             *inet = t.last;
             inet.local.service = local_service;
             inet.peer.service = peer_service;
             inet.local_peer = local_peer;
+            inet.accepted = accepted;
             inet.window = Some(Box::new(w));
         }
     }
@@ -622,6 +625,7 @@ mod tests {
         };
         if let SocketDetail::Tcp(i) = &mut s.detail {
             i.peer.service = Some("eforward".into());
+            i.accepted = Some(false);
         }
         s
     }
@@ -681,6 +685,7 @@ mod tests {
             "last look's values"
         );
         assert_eq!(one.peer.service.as_deref(), Some("eforward"), "names kept");
+        assert_eq!(one.accepted, Some(false), "the listeners' answer kept");
         assert_eq!((w1.duration_ms, w1.looks, w1.looks_moving), (2000, 3, 2));
         assert_eq!(w1.bytes_received, Some(300));
         assert!(w1.moving && !w1.closed_during_window);

@@ -8,7 +8,7 @@
 use hangscope_model::{Cause, Next, Severity, Subject, TimerKind};
 use serde::Serialize;
 
-use crate::connection::Conn;
+use crate::connection::{Conn, LastWord, Speaker};
 use crate::facts::{ConnFacts, EarlierFailure, HostAlive, LogQuote, RuleFacts, ThreadWait};
 use crate::{Ctx, STUCK_MS, log_quotes};
 
@@ -35,6 +35,8 @@ pub(crate) struct PeerSilent {
     pub last_recv_ms: u64,
     /// Since the peer's kernel last ACKed (tcp_info last_ack_recv).
     pub last_ack_ms: u64,
+    /// What told that the request is the last data on the connection.
+    pub last_word: LastWord,
     /// The peer's kernel ACKed after the request's own ACK: it is up (keepalives, or
     /// window probes, answered).
     pub acked_since_request: bool,
@@ -80,15 +82,11 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<PeerSilent> {
         if sent == Some(0) {
             continue;
         }
-        // The request went out after the last data that came in. The same millisecond counts
-        // only when nothing ever came back: connect() sets the receive timestamp, so a request
-        // sent right after connecting shows lastsnd == lastrcv; with data received, the same
-        // millisecond is as likely a reply that came at once.
-        let after = info.last_data_sent_ms < info.last_data_recv_ms
-            || (info.last_data_sent_ms == info.last_data_recv_ms && info.bytes_received == Some(0));
-        if !after {
+        // The request went out after the last data that came in (see `last_word` for the
+        // same millisecond both ways).
+        let Some(last_word) = conn.last_word(ctx).filter(|w| w.speaker == Speaker::Us) else {
             continue;
-        }
+        };
         // Many data segments out and not one byte ever back: a one-way stream (metrics,
         // logs), where silence is the protocol, not a fault.
         if info.bytes_received == Some(0) && info.data_segs_out.unwrap_or(0) > ONE_WAY_SEGMENTS {
@@ -115,6 +113,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<PeerSilent> {
             stuck_ms,
             last_recv_ms: u64::from(info.last_data_recv_ms),
             last_ack_ms: u64::from(info.last_ack_recv_ms),
+            last_word,
             acked_since_request: info.last_ack_recv_ms.saturating_add(ACK_SLACK_MS)
                 < info.last_data_sent_ms,
             keepalive: conn.timer_is(TimerKind::Keepalive),
@@ -571,6 +570,105 @@ mod tests {
             Some(2000),
         ));
         assert!(find(&Ctx::new(&snap)).is_empty());
+    }
+
+    /// psql (pid 4111) whose UPDATE waits on a row lock, as measured on PostgreSQL 15: the
+    /// query went out the millisecond the server's "ready for query" came, and the server's
+    /// delayed ACK followed 44 ms later with no data.
+    fn psql_on_a_row_lock() -> Snapshot {
+        let mut snap = base(4111, "psql");
+        let mut s = tcp(838196, "127.0.0.1:38108", "127.0.0.1:45432", "ESTAB");
+        let i = info_of(&mut s);
+        i.bytes_acked = Some(108);
+        i.bytes_received = Some(415);
+        i.data_segs_out = Some(3);
+        i.data_segs_in = Some(2);
+        i.last_data_sent_ms = 2468;
+        i.last_data_recv_ms = 2468;
+        i.last_ack_recv_ms = 2424;
+        i.ato_us = 40_000;
+        add_socket(&mut snap, 3, s);
+        snap.threads.push(thread(
+            4111,
+            "psql",
+            "poll",
+            vec![fd_wait(3, &["POLLIN", "POLLERR"])],
+            Some(2400),
+        ));
+        snap
+    }
+
+    #[test]
+    fn a_request_sent_the_millisecond_the_last_reply_came_is_told_by_the_late_ack() {
+        let snap = psql_on_a_row_lock();
+        let found = find(&Ctx::new(&snap));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let f = &found[0];
+        assert_eq!(f.severity, Severity::Cause);
+        assert!(
+            f.summary.starts_with(
+                "Thread 4111 (psql) has waited 2.5 s in poll() for a reply from \
+                 127.0.0.1:45432 that is not coming: the 107-byte request was acknowledged"
+            ),
+            "{}",
+            f.summary
+        );
+        let e = f
+            .evidence
+            .iter()
+            .find(|e| e.label == "last word")
+            .expect("what decided the tie");
+        assert!(
+            e.value.contains("an ACK with no data came 44 ms later"),
+            "{}",
+            e.value
+        );
+        assert_eq!(e.source, "ss: lastsnd:2468 lastrcv:2468 lastack:2424");
+        assert_eq!(f.facts["last_word"]["by"], "bare_ack");
+        assert_eq!(f.facts["last_word"]["ack_after_ms"], 44);
+
+        // The same tie with the ACK on the reply itself: a reply that came at once.
+        let mut snap = psql_on_a_row_lock();
+        socket_info(&mut snap, 838196).last_ack_recv_ms = 2468;
+        assert!(find(&Ctx::new(&snap)).is_empty());
+    }
+
+    #[test]
+    fn a_connection_accepted_from_a_listener_is_not_a_request_of_ours() {
+        // A PostgreSQL backend (it holds no listener: the postmaster does) on a port in the
+        // ephemeral range, idle after answering psql on :38108.
+        let backend = |accepted: Option<bool>| {
+            let mut snap = base(4112, "postgres");
+            let mut s = tcp(838880, "127.0.0.1:45432", "127.0.0.1:38108", "ESTAB");
+            let i = info_of(&mut s);
+            i.bytes_acked = Some(900);
+            i.bytes_received = Some(300);
+            i.last_data_sent_ms = 3000;
+            i.last_data_recv_ms = 3050;
+            i.last_ack_recv_ms = 2960;
+            inet_of(&mut s).accepted = accepted;
+            add_socket(&mut snap, 7, s);
+            add_epoll(&mut snap, 9, &[7]);
+            snap.threads.push(thread(
+                4112,
+                "postgres",
+                "epoll_wait",
+                vec![fd_wait(9, &[])],
+                Some(3000),
+            ));
+            snap
+        };
+        assert!(find(&Ctx::new(&backend(Some(true)))).is_empty());
+        // Listeners not known (an older snapshot): the ports are all there is, and both are
+        // in the ephemeral range, so it reads as a connection the backend opened.
+        assert_eq!(find(&Ctx::new(&backend(None))).len(), 1);
+        // And a client on a low port to a server in the ephemeral range is ours when the
+        // listeners say so, whatever the ports suggest.
+        let mut snap = psql_on_a_row_lock();
+        let i = inet_of(socket_mut(&mut snap, 838196));
+        i.local = endpoint("127.0.0.1:1022");
+        i.accepted = Some(false);
+        assert_eq!(find(&Ctx::new(&snap)).len(), 1);
     }
 
     #[test]

@@ -13,6 +13,11 @@ use crate::facts::{ConnFacts, HostAlive, LogQuote, OtherEnd, RuleFacts, ThreadWa
 use crate::waiters::Waiter;
 use crate::{Ctx, STUCK_MS, log_quotes};
 
+/// Retransmit timeouts in a row, each twice the last, after which unacknowledged data is no
+/// passing loss: at the 200 ms minimum RTO, three take 1.4 s without an ACK, and one lost
+/// segment on a working path is recovered by the first.
+const BACKOFF_DEAD: u8 = 3;
+
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct PeerUnreachable {
     pub conn: ConnFacts,
@@ -22,6 +27,8 @@ pub(crate) struct PeerUnreachable {
     pub waiter: Option<ThreadWait>,
     /// Whether thread states were read at all.
     pub threads_known: bool,
+    /// The process opened the connection (it was not accepted from a listener).
+    pub opened_here: bool,
     /// Retransmissions so far: the larger of the timer's count and tcp_info's retransmits and
     /// backoff.
     pub retries: u32,
@@ -105,6 +112,7 @@ fn facts(
         conn: ConnFacts::of(conn, pid),
         waiter: w.map(|w| ThreadWait::of(w, pid)),
         threads_known: ctx.waiters.known,
+        opened_here: !conn.is_inbound(ctx),
         retries,
         stuck_ms,
         shape,
@@ -193,6 +201,11 @@ fn unacked(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<PeerUnreachable> {
 }
 
 impl PeerUnreachable {
+    /// Data unacknowledged through `BACKOFF_DEAD` retransmit timeouts or more.
+    pub fn backed_off(&self) -> bool {
+        matches!(self.shape, Unreachable::Unacked { backoff, .. } if backoff >= BACKOFF_DEAD)
+    }
+
     /// The listener whose full accept queue drops the SYNs, when that is why.
     pub fn full_listener(&self) -> Option<&crate::facts::Holder> {
         match (&self.shape, &self.conn.other_end) {
@@ -221,6 +234,12 @@ impl RuleFacts for PeerUnreachable {
             // The peer not answering at all is a fault whoever waits; without thread states it
             // is still the best lead, but the words say so.
             None if !self.threads_known => Severity::Cause,
+            // Data this process sent on a connection it opened, retransmitted through backed
+            // off timeouts: the peer or the path has stopped acknowledging, and whatever in the
+            // process needs the answer (a retry loop, a thread waiting elsewhere for its
+            // result) waits for it. On an accepted connection it is a client gone away, which
+            // leaves a server waiting for nothing.
+            None if self.opened_here && self.backed_off() => Severity::Cause,
             None => Severity::Warning,
         }
     }
@@ -432,6 +451,50 @@ mod tests {
         assert_eq!(
             e.value,
             "34 bytes in Send-Q, 1 segment in flight, last ACK 4.3 s ago"
+        );
+    }
+
+    /// A request cut off on the path with `backoff` timeouts so far, on a connection opened
+    /// here or `accepted`, while the process's only thread sleeps in a retry loop.
+    fn dropped_under_a_sleep_loop(backoff: u8, accepted: bool) -> hangscope_model::Snapshot {
+        let mut snap = base(20, "client");
+        let mut s = tcp(6, "10.250.0.1:57664", "10.250.0.2:32951", "ESTAB");
+        timer(&mut s, TimerKind::On, 800, backoff);
+        inet_of(&mut s).send_q = 160;
+        inet_of(&mut s).accepted = Some(accepted);
+        let i = info_of(&mut s);
+        i.unacked = 1;
+        i.retransmits = 1;
+        i.backoff = backoff;
+        i.rto_us = 200_000 << backoff;
+        i.last_ack_recv_ms = 4312;
+        add_socket(&mut snap, 3, s);
+        snap.threads.push(sleeper(20, "client", 100));
+        snap
+    }
+
+    #[test]
+    fn data_backed_off_on_a_connection_opened_here_is_a_cause_with_no_thread_on_it() {
+        // As ss showed it: retrans:1/4 backoff:4, a retransmit timer running.
+        let f = &find(&Ctx::new(&dropped_under_a_sleep_loop(4, false)))[0];
+        assert_eq!(f.severity, Severity::Cause, "{}", f.summary);
+        assert!(
+            f.summary
+                .contains("No thread is blocked on it; this process opened it"),
+            "{}",
+            f.summary
+        );
+        assert_eq!(f.facts["opened_here"], true);
+        // One or two timeouts may still be a loss the next retransmit repairs.
+        let f = &find(&Ctx::new(&dropped_under_a_sleep_loop(2, false)))[0];
+        assert_eq!(f.severity, Severity::Warning);
+        // A server's answer to a client gone away: the server waits for nothing.
+        let f = &find(&Ctx::new(&dropped_under_a_sleep_loop(4, true)))[0];
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(
+            f.summary.contains("a client that went away"),
+            "{}",
+            f.summary
         );
     }
 

@@ -14,7 +14,7 @@
 use hangscope_model::{Cause, Next, Severity, Subject, Thread, WaitObject};
 use serde::Serialize;
 
-use crate::connection::Conn;
+use crate::connection::{Conn, LastWord, Speaker};
 use crate::facts::{BlockedThread, ConnFacts, RuleFacts, ThreadWait};
 use crate::{Ctx, STUCK_MS};
 
@@ -45,20 +45,22 @@ pub(crate) struct Request {
     pub waited_ms: u64,
     /// Since data last went out (tcp_info last_data_sent).
     pub last_sent_ms: u64,
+    /// What told that the request came after the last data that went out.
+    pub last_word: LastWord,
     pub bytes_received: u64,
     pub bytes_acked: u64,
 }
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Unanswered> {
     let pid = ctx.snap.process.pid;
-    let mut owed: Vec<(&Conn<'_>, u64)> = Conn::tcp(ctx)
+    let mut owed: Vec<(&Conn<'_>, (u64, LastWord))> = Conn::tcp(ctx)
         .filter(|c| c.state() == "ESTAB" && c.is_inbound(ctx))
-        .filter_map(|c| Some((c, unanswered_ms(c)?)))
+        .filter_map(|c| Some((c, unanswered_ms(ctx, c)?)))
         .collect();
     if owed.is_empty() {
         return vec![];
     }
-    owed.sort_by_key(|o| std::cmp::Reverse(o.1));
+    owed.sort_by_key(|o| std::cmp::Reverse(o.1.0));
     let all_fds: Vec<i32> = owed
         .iter()
         .flat_map(|(c, _)| c.fds.iter().copied())
@@ -71,11 +73,12 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Unanswered> {
     let requests = owed
         .iter()
         .take(SHOWN)
-        .filter_map(|(c, ms)| {
+        .filter_map(|(c, (ms, last_word))| {
             let i = c.info()?;
             Some(Request {
                 conn: ConnFacts::of(c, pid),
                 waited_ms: *ms,
+                last_word: *last_word,
                 last_sent_ms: u64::from(i.last_data_sent_ms),
                 bytes_received: i.bytes_received.unwrap_or(0),
                 bytes_acked: i.bytes_acked.unwrap_or(0),
@@ -95,10 +98,10 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Unanswered> {
     }]
 }
 
-/// How long a request on this accepted connection has waited for its answer: data came in
-/// after the last data went out, all of it was read, nothing is queued to send, and it did
-/// not move over the window.
-fn unanswered_ms(c: &Conn<'_>) -> Option<u64> {
+/// How long a request on this accepted connection has waited for its answer, and what told
+/// that it came after the last data that went out: all of it was read, nothing is queued to
+/// send, and it did not move over the window.
+fn unanswered_ms(ctx: &Ctx<'_>, c: &Conn<'_>) -> Option<(u64, LastWord)> {
     let i = c.info()?;
     // Unread data is the local-not-reading rule's; queued or unacked data the peer rules'.
     if c.inet.recv_q > 0 || c.inet.send_q > 0 || i.unacked > 0 {
@@ -107,15 +110,15 @@ fn unanswered_ms(c: &Conn<'_>) -> Option<u64> {
     if i.bytes_received == Some(0) {
         return None;
     }
-    let after = i.last_data_recv_ms < i.last_data_sent_ms || c.bytes_sent() == Some(0);
+    let last_word = c.last_word(ctx).filter(|w| w.speaker == Speaker::Peer)?;
     let waited = u64::from(i.last_data_recv_ms);
-    if !after || waited < STUCK_MS {
+    if waited < STUCK_MS {
         return None;
     }
     if c.window().is_some_and(|w| w.looks_moving > 0) {
         return None;
     }
-    Some(waited)
+    Some((waited, last_word))
 }
 
 /// Threads blocked at least STUCK_MS in one wait, longest first — leaving out accept loops and
@@ -293,6 +296,63 @@ mod tests {
             i.local = endpoint("127.0.0.1:41000");
             i.peer = endpoint("127.0.0.1:8080");
         }
+        assert!(find(&Ctx::new(&snap)).is_empty());
+    }
+
+    #[test]
+    fn a_request_in_the_millisecond_of_the_last_reply_is_told_by_the_other_end() {
+        // The backend of psql's row-lock wait: the query came the millisecond "ready for
+        // query" went out, and this end ACKed it with nothing else, so its own ages tie three
+        // ways. psql's end, on this host, got that ACK 44 ms after its query.
+        let mut snap = server(4900, 1);
+        snap.sockets.remove(0);
+        snap.fds.remove(0);
+        let sock = socket_mut(&mut snap, 11);
+        let i = info_of(sock);
+        (i.bytes_acked, i.bytes_received) = (Some(415), Some(107));
+        (i.last_data_sent_ms, i.last_data_recv_ms, i.last_ack_recv_ms) = (4900, 4900, 4900);
+        let inet = inet_of(sock);
+        inet.accepted = Some(true);
+        let peer = inet.local_peer.as_mut().expect("other end");
+        peer.tcp_info = Some(Box::new(hangscope_model::TcpInfo {
+            bytes_acked: Some(108),
+            bytes_received: Some(415),
+            last_data_sent_ms: 4900,
+            last_data_recv_ms: 4900,
+            last_ack_recv_ms: 4856,
+            ..Default::default()
+        }));
+        let found = find(&Ctx::new(&snap));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let f = &found[0];
+        assert!(
+            f.summary.starts_with("A request from 127.0.0.1:58252"),
+            "{}",
+            f.summary
+        );
+        let e = f
+            .evidence
+            .iter()
+            .find(|e| e.label == "last word")
+            .expect("what decided the tie");
+        assert!(
+            e.value
+                .contains("at the other end, on this host, an ACK with no data came 44 ms"),
+            "{}",
+            e.value
+        );
+        let w = &f.facts["requests"][0]["last_word"];
+        assert_eq!(
+            (w["speaker"].as_str(), w["other_end"].as_bool()),
+            (Some("peer"), Some(true))
+        );
+
+        // Without the other end's view the tie decides nothing, and nothing is claimed.
+        inet_of(socket_mut(&mut snap, 11))
+            .local_peer
+            .as_mut()
+            .expect("other end")
+            .tcp_info = None;
         assert!(find(&Ctx::new(&snap)).is_empty());
     }
 

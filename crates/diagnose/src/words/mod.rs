@@ -28,6 +28,7 @@ pub(crate) mod uninterruptible;
 pub(crate) mod waiting_loop;
 
 pub(crate) mod connection_dead;
+pub(crate) mod last_word;
 pub(crate) mod local_not_reading;
 pub(crate) mod name_resolution;
 pub(crate) mod peer_not_reading;

@@ -104,6 +104,7 @@ pub(crate) fn words(f: &PeerSilent) -> Words {
             f.bytes_received, f.last_recv_ms
         ),
     ));
+    evidence.extend(super::last_word::evidence(&f.last_word));
     // Over the window, the same silence measured rather than inferred from ages.
     evidence.extend(window_evidence(&f.conn));
     let mut kernel = format!(

@@ -48,9 +48,22 @@ pub(crate) fn words(f: &PeerUnreachable) -> Words {
                     how(w)
                 ),
                 None => format!(
-                    "Data to {peer} on {} is not getting through: {what}{}",
+                    "Data to {peer} on {} is not getting through: {what}{}{}",
                     fd_text(&f.conn),
-                    no_threads_note(f.threads_known)
+                    no_threads_note(f.threads_known),
+                    match (f.threads_known, f.opened_here) {
+                        (false, _) => "",
+                        (true, true) if !f.backed_off() => "",
+                        (true, true) => {
+                            " No thread is blocked on it; this process opened it, so what \
+                             needs the answer (a retry loop, a thread waiting for its result) \
+                             waits for it."
+                        }
+                        (true, false) => {
+                            " No thread waits on it: a client that went away leaves its reply \
+                             unacknowledged like this."
+                        }
+                    }
                 ),
             };
             let src = format!(

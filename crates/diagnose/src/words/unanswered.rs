@@ -66,6 +66,8 @@ pub(crate) fn words(f: &Unanswered) -> Words {
             ),
         ));
     }
+    // Why the oldest request is the last word, when its ages alone do not say.
+    evidence.extend(super::last_word::evidence(&oldest.last_word));
     if f.count > SHOWN {
         evidence.push(Evidence::new(
             "more requests",
