@@ -35,9 +35,21 @@ impl Netns {
     /// Creates the namespace `hs-TAG-PID` and its link; `tag` tells tests apart.
     pub fn create(tag: &str) -> Netns {
         let pid = std::process::id();
-        // 10.250.0.0/16 cut into /30s: 16384 of them, picked by PID.
-        let base = (pid % 16384) * 4;
-        let net = |host: u32| format!("10.250.{}.{}", (base + host) >> 8, (base + host) & 255);
+        // 198.18.0.0/15 (RFC 2544's benchmarking range, never routed) cut into /30s: 32768
+        // of them, picked by PID and by a count within the test binary, whose tests run in
+        // parallel with one PID.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let base = (pid.wrapping_mul(16).wrapping_add(n) % 32768) * 4;
+        let net = |host: u32| {
+            let off = base + host;
+            format!(
+                "198.{}.{}.{}",
+                18 + (off >> 16),
+                (off >> 8) & 255,
+                off & 255
+            )
+        };
         let ns = Netns {
             name: format!("hs-{tag}-{pid}"),
             inner_if: format!("hs{tag}{pid}i"),
