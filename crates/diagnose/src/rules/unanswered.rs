@@ -5,7 +5,16 @@
 //! Words in `words/unanswered.rs`.
 //!
 //! A warning, not a cause: a long-poll or subscription protocol also leaves a request unanswered
-//! on purpose. One finding for all such connections, since a stuck server may owe hundreds.
+//! on purpose, and an event loop idle with the request read (Redis serving BLPOP, a long poll)
+//! looks the same as one that lost it. A cause when a thread of the process went into a wait
+//! when the request came and is still there, and nothing waits to read the connection on its
+//! own: the thread that took the request is stuck in that wait (Redis's main thread in a
+//! `DEBUG SLEEP`, a database backend waiting for a lock). Threads parked before the request
+//! came (background workers on their condition variable) are idle by design and named only
+//! after it. One finding for all such connections, since a stuck server may owe hundreds.
+//!
+//! Only a thread reading that very fd (read or recv on it, a poll on it alone) waits "for more
+//! of the request"; an event loop watching it among other fds waits for any of them.
 //!
 //! Facts from tcp_info (ss -ti lastrcv, lastsnd, bytes_received, bytes_acked) of accepted
 //! connections, the other end's process when it is on this host, and the threads' syscalls and
@@ -28,9 +37,16 @@ pub(crate) struct Unanswered {
     pub count: usize,
     /// The first few of them, the oldest first.
     pub requests: Vec<Request>,
-    /// A thread waiting to read more on one of them.
+    /// A thread waiting to read more on one of them, on that fd alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reader: Option<ThreadWait>,
+    /// An event loop watching one of them among other fds: idle, with the request read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watching: Option<ThreadWait>,
+    /// The thread that went into its wait when the oldest request came, and is still in it:
+    /// the one that took the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub took_it: Option<BlockedThread>,
     /// Threads blocked at least as long as a request may wait, longest first (the first few),
     /// leaving out accept loops and threads that made progress.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -65,11 +81,37 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Unanswered> {
         .iter()
         .flat_map(|(c, _)| c.fds.iter().copied())
         .collect();
-    let reader = ctx
-        .waiters
-        .on_any(&all_fds)
+    let waiting = ctx.waiters.on_any(&all_fds);
+    let reader = waiting
+        .iter()
+        .find(|w| w.wants_read() && w.alone())
+        .copied();
+    let watching = waiting
+        .iter()
+        .find(|w| w.wants_read() && !w.alone())
+        .copied();
+    let on_conns: Vec<i32> = waiting.iter().map(|w| w.thread.tid).collect();
+    let blocked: Vec<(&Thread, u64)> = blocked_threads(ctx)
         .into_iter()
-        .find(|w| w.wants_read());
+        .filter(|(t, _)| !on_conns.contains(&t.tid))
+        .collect();
+    let oldest = owed[0].1.0;
+    // The thread whose wait began closest to the request's arrival, if close enough — and not
+    // at the process's start: a thread parked since then was not woken by the request, however
+    // soon after the start it came.
+    // The age is read before the window, the waits at its end.
+    let window_ms = ctx.snap.window.as_ref().map_or(0, |w| w.duration_ms);
+    let age_ms = ctx
+        .snap
+        .process
+        .age_s
+        .map(|s| (s * 1000.0) as u64 + window_ms);
+    let took_it = blocked
+        .iter()
+        .filter(|(_, ms)| ms.abs_diff(oldest) <= TOOK_SLACK_MS)
+        .filter(|(_, ms)| age_ms.is_none_or(|age| ms + TOOK_SLACK_MS < age))
+        .min_by_key(|(_, ms)| ms.abs_diff(oldest))
+        .map(|(t, _)| *t);
     let requests = owed
         .iter()
         .take(SHOWN)
@@ -90,13 +132,27 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Unanswered> {
         count: owed.len(),
         requests,
         reader: reader.map(|w| ThreadWait::of(w, pid)),
-        blocked: blocked_threads(ctx)
+        watching: watching.map(|w| ThreadWait::of(w, pid)),
+        took_it: took_it.map(BlockedThread::of),
+        // The one that took it first; then those blocked longest.
+        blocked: took_it
             .into_iter()
+            .chain(
+                blocked
+                    .iter()
+                    .map(|(t, _)| *t)
+                    .filter(|t| took_it.is_none_or(|k| k.tid != t.tid)),
+            )
             .take(SHOWN)
-            .map(|(t, _)| BlockedThread::of(t))
+            .map(BlockedThread::of)
             .collect(),
     }]
 }
+
+/// A thread that went into its wait this close to a request's arrival took that request: it
+/// read it and went on to wait (tcp_info's age and the thread's time off CPU are both in ms,
+/// read at the same look, and reading the request takes the thread a moment).
+const TOOK_SLACK_MS: u64 = 1000;
 
 /// How long a request on this accepted connection has waited for its answer, and what told
 /// that it came after the last data that went out: all of it was read, nothing is queued to
@@ -163,7 +219,12 @@ impl RuleFacts for Unanswered {
     }
 
     fn severity(&self) -> Severity {
-        Severity::Warning
+        // A thread reading on for more of it: the request may be incomplete, or long-polled.
+        if self.took_it.is_some() && self.reader.is_none() {
+            Severity::Cause
+        } else {
+            Severity::Warning
+        }
     }
 
     fn stuck_ms(&self) -> u64 {
@@ -171,10 +232,14 @@ impl RuleFacts for Unanswered {
     }
 
     fn subject(&self) -> Subject {
-        let (tid, name) = match (&self.reader, self.blocked.first()) {
-            (Some(w), _) => (Some(w.tid), Some(&w.name)),
-            (None, Some(t)) => (Some(t.tid), Some(&t.name)),
-            (None, None) => (None, None),
+        let (tid, name) = match (&self.reader, &self.took_it, &self.watching) {
+            (Some(w), _, _) => (Some(w.tid), Some(&w.name)),
+            (None, Some(t), _) => (Some(t.tid), Some(&t.name)),
+            (None, None, Some(w)) => (Some(w.tid), Some(&w.name)),
+            (None, None, None) => match self.blocked.first() {
+                Some(t) => (Some(t.tid), Some(&t.name)),
+                None => (None, None),
+            },
         };
         let Some(oldest) = self.requests.first() else {
             return Subject::default();
@@ -187,8 +252,12 @@ impl RuleFacts for Unanswered {
     }
 
     fn next(&self) -> Option<Next> {
-        Some(match self.blocked.first() {
-            Some(t) if self.reader.is_none() => Next::thread(self.pid, t.tid),
+        let first = self.took_it.as_ref().or(self.blocked.first());
+        Some(match first {
+            Some(t) if self.reader.is_none() && self.watching.is_none() => {
+                Next::thread(self.pid, t.tid)
+            }
+            Some(t) if self.took_it.is_some() => Next::thread(self.pid, t.tid),
             _ => Next::process(self.pid).with_command(format!("gdb -p {}", self.pid)),
         })
     }
@@ -208,7 +277,7 @@ mod tests {
     fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
         super::find(ctx).iter().map(crate::facts::finding).collect()
     }
-    use hangscope_model::{LocalPeer, PeerHolder, Snapshot};
+    use hangscope_model::{LocalPeer, PeerHolder, Snapshot, WaitObject};
 
     /// A server (pid 900) listening on :8080, with an accepted connection on fd 7 from a local
     /// client (pid 950, fd 3) that sent 120 bytes 4.9 s ago; nothing went back. Thread 901 has
@@ -234,6 +303,7 @@ mod tests {
                 name: "client".into(),
                 fd: 3,
                 threads: None,
+                opened: vec![],
             }),
             ..LocalPeer::default()
         }));
@@ -254,24 +324,22 @@ mod tests {
     }
 
     #[test]
-    fn a_request_read_and_never_answered_names_the_client_and_the_blocked_thread() {
+    fn a_request_read_and_never_answered_names_the_client_and_the_thread_that_took_it() {
         let found = find(&Ctx::new(&server(9000, 1)));
         assert_eq!(found.len(), 1);
         let f = &found[0];
+        // The handler went into its wait when the request came (4.9 s, as old as the request).
+        assert_eq!((f.severity, f.cause), (Severity::Cause, Cause::Unanswered));
         assert_eq!(
-            (f.severity, f.cause),
-            (Severity::Warning, Cause::Unanswered)
-        );
-        assert!(
-            f.summary.starts_with(
-                "A request from 127.0.0.1:58252 (fd 3 of process 950 (client)) came 4.9 s ago \
-                 on fd 7 and nothing has been sent back since. No thread waits on it. Thread \
-                 901 (handler) has been blocked at least 4.9 s in futex()"
-            ),
-            "{}",
-            f.summary
+            f.summary,
+            "A request from 127.0.0.1:58252 (fd 3 of process 950 (client)) came 4.9 s ago on \
+             fd 7 and nothing has been sent back since. No thread waits on it, directly or in \
+             an event loop. Thread 901 (handler) went into futex wait on 0x5599 when the \
+             request came and has been there at least 4.9 s: the thread that took the request \
+             is stuck in that wait, not waiting for the client."
         );
         assert_eq!((f.subject.tid, f.subject.fd), (Some(901), Some(7)));
+        assert_eq!(f.facts["took_it"]["tid"], 901);
         assert!(
             f.next_step.contains("/proc/900/task/901/stack"),
             "{}",
@@ -281,6 +349,73 @@ mod tests {
             f.evidence
                 .iter()
                 .any(|e| e.label == "request on fd 7" && e.source.contains("lastrcv:4900"))
+        );
+    }
+
+    #[test]
+    fn threads_parked_before_the_request_came_did_not_take_it() {
+        // Background workers on their condition variable since long before the request (a
+        // Redis bio thread): a warning, and the sleeping main thread is the one named.
+        let mut snap = server(9000, 1);
+        snap.threads[1] = thread(901, "bio_close_file", "futex", vec![], Some(60_000));
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.severity, Severity::Warning, "{}", f.summary);
+        assert!(f.facts.get("took_it").is_none());
+        let mut sleeper = thread(
+            902,
+            "redis-server",
+            "clock_nanosleep",
+            vec![WaitObject::Sleep { ns: 30_000_000_000 }],
+            Some(4800),
+        );
+        if let Some(sc) = sleeper.syscall.as_mut() {
+            sc.summary = "clock_nanosleep 30.0 s".into();
+        }
+        snap.threads.push(sleeper);
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.severity, Severity::Cause);
+        assert_eq!(f.facts["took_it"]["tid"], 902);
+        assert_eq!(
+            f.facts["blocked"][0]["tid"], 902,
+            "the one that took it first"
+        );
+        assert!(
+            f.summary.contains(
+                "Thread 902 (redis-server) went into clock_nanosleep 30.0 s when the request came"
+            ),
+            "{}",
+            f.summary
+        );
+        assert_eq!(f.next, Some(Next::thread(900, 902)));
+        // In that wait since the process started: it was there before the request came.
+        snap.process.age_s = Some(3.0);
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.severity, Severity::Warning, "{}", f.summary);
+        snap.process.age_s = Some(600.0);
+        assert_eq!(find(&Ctx::new(&snap))[0].severity, Severity::Cause);
+    }
+
+    #[test]
+    fn an_event_loop_watching_the_connection_among_others_is_idle_not_reading_more() {
+        // Redis serving BLPOP: its loop waits in epoll_wait over the listener and the client,
+        // waking every 100 ms; the request was read. Not "expects more of it", not a cause.
+        let mut snap = server(9000, 1);
+        let waits = add_epoll(&mut snap, 5, &[3, 7]);
+        snap.threads[0] = thread(900, "redis-server", "epoll_wait", waits, None);
+        snap.threads[1] = thread(901, "bio_close_file", "futex", vec![], Some(60_000));
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(f.facts.get("reader").is_none(), "{}", f.facts);
+        assert_eq!(f.facts["watching"]["tid"], 900);
+        assert!(!f.summary.contains("for more of it"), "{}", f.summary);
+        assert!(
+            f.summary.contains(
+                "Thread 900 (redis-server) is idle in its event loop, in epoll_wait() (through \
+                 epoll fd 5) watching fd 7 among other fds: it read the request and waits for \
+                 anything to happen; a blocking command or a long poll looks the same."
+            ),
+            "{}",
+            f.summary
         );
     }
 
