@@ -47,6 +47,15 @@ pub(crate) struct Unanswered {
     /// the one that took the request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub took_it: Option<BlockedThread>,
+    /// With no thread known to have taken it: the thread blocked longest among those whose
+    /// wait began after the request came, what should answer may wait behind. Threads already
+    /// in their waits before (a watchdog, a parked pool) are only listed in `blocked`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspect: Option<BlockedThread>,
+    /// An epoll fd of the process that watches one of the connections, and no thread waits in
+    /// it: the event loop that serves them is not running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_loop: Option<i32>,
     /// Threads blocked at least as long as a request may wait, longest first (the first few),
     /// leaving out accept loops and threads that made progress.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -106,8 +115,17 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Unanswered> {
         .process
         .age_s
         .map(|s| (s * 1000.0) as u64 + window_ms);
+    // Only with the loop that serves the connections stopped: an epoll instance watches one of
+    // them and no thread waits in it. A blocking server's threads may go into any wait at any
+    // time; the coincidence alone says little.
+    let stopped_loop = if waiting.is_empty() {
+        stopped_loop(ctx, &all_fds)
+    } else {
+        None
+    };
     let took_it = blocked
         .iter()
+        .filter(|_| stopped_loop.is_some())
         .filter(|(_, ms)| ms.abs_diff(oldest) <= TOOK_SLACK_MS)
         .filter(|(_, ms)| age_ms.is_none_or(|age| ms + TOOK_SLACK_MS < age))
         .min_by_key(|(_, ms)| ms.abs_diff(oldest))
@@ -134,6 +152,12 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Unanswered> {
         reader: reader.map(|w| ThreadWait::of(w, pid)),
         watching: watching.map(|w| ThreadWait::of(w, pid)),
         took_it: took_it.map(BlockedThread::of),
+        suspect: blocked
+            .iter()
+            .filter(|_| took_it.is_none())
+            .find(|(_, ms)| *ms <= oldest + TOOK_SLACK_MS)
+            .map(|(t, _)| BlockedThread::of(t)),
+        stopped_loop,
         // The one that took it first; then those blocked longest.
         blocked: took_it
             .into_iter()
@@ -147,6 +171,27 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Unanswered> {
             .map(BlockedThread::of)
             .collect(),
     }]
+}
+
+/// An epoll fd whose watch list has one of `fds` and in which no thread waits.
+fn stopped_loop(ctx: &Ctx<'_>, fds: &[i32]) -> Option<i32> {
+    ctx.snap
+        .fds
+        .iter()
+        .filter(|f| f.kind == hangscope_model::FdKind::Eventpoll)
+        .filter(|f| {
+            f.info
+                .as_ref()
+                .is_some_and(|i| i.epoll_watches.iter().any(|w| fds.contains(&w.tfd)))
+        })
+        .map(|f| f.fd)
+        .find(|&ep| {
+            !ctx.snap.threads.iter().any(|t| {
+                t.syscall.as_ref().is_some_and(|s| {
+                    !s.running && s.fd_waits().iter().any(|w| w.2 == Some(ep) || w.0 == ep)
+                })
+            })
+        })
 }
 
 /// A thread that went into its wait this close to a request's arrival took that request: it
@@ -236,7 +281,7 @@ impl RuleFacts for Unanswered {
             (Some(w), _, _) => (Some(w.tid), Some(&w.name)),
             (None, Some(t), _) => (Some(t.tid), Some(&t.name)),
             (None, None, Some(w)) => (Some(w.tid), Some(&w.name)),
-            (None, None, None) => match self.blocked.first() {
+            (None, None, None) => match &self.suspect {
                 Some(t) => (Some(t.tid), Some(&t.name)),
                 None => (None, None),
             },
@@ -252,7 +297,7 @@ impl RuleFacts for Unanswered {
     }
 
     fn next(&self) -> Option<Next> {
-        let first = self.took_it.as_ref().or(self.blocked.first());
+        let first = self.took_it.as_ref().or(self.suspect.as_ref());
         Some(match first {
             Some(t) if self.reader.is_none() && self.watching.is_none() => {
                 Next::thread(self.pid, t.tid)
@@ -325,7 +370,10 @@ mod tests {
 
     #[test]
     fn a_request_read_and_never_answered_names_the_client_and_the_thread_that_took_it() {
-        let found = find(&Ctx::new(&server(9000, 1)));
+        // Its event loop's epoll fd 5 watches fd 7, and no thread waits in it.
+        let mut snap = server(9000, 1);
+        add_epoll(&mut snap, 5, &[7]);
+        let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1);
         let f = &found[0];
         // The handler went into its wait when the request came (4.9 s, as old as the request).
@@ -334,12 +382,14 @@ mod tests {
             f.summary,
             "A request from 127.0.0.1:58252 (fd 3 of process 950 (client)) came 4.9 s ago on \
              fd 7 and nothing has been sent back since. No thread waits on it, directly or in \
-             an event loop. Thread 901 (handler) went into futex wait on 0x5599 when the \
+             its event loop: epoll fd 5, which watches it, has no thread in it. Thread 901 \
+             (handler) went into futex wait on 0x5599 when the \
              request came and has been there at least 4.9 s: the thread that took the request \
              is stuck in that wait, not waiting for the client."
         );
         assert_eq!((f.subject.tid, f.subject.fd), (Some(901), Some(7)));
         assert_eq!(f.facts["took_it"]["tid"], 901);
+        assert_eq!(f.facts["stopped_loop"], 5);
         assert!(
             f.next_step.contains("/proc/900/task/901/stack"),
             "{}",
@@ -353,14 +403,52 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_blocked_since_the_request_in_a_server_without_a_loop_is_only_named() {
+        // A blocking server (accept loop, no epoll): a thread that went into a wait at about
+        // the time the request came may be a coincidence (a watchdog started with the process).
+        let f = &find(&Ctx::new(&server(9000, 1)))[0];
+        assert_eq!(f.severity, Severity::Warning, "{}", f.summary);
+        assert!(f.facts.get("took_it").is_none(), "{}", f.facts);
+        assert!(
+            f.summary.contains(
+                "No thread waits on it. Thread 901 (handler) has been blocked at least 4.9 s in \
+                 futex(), and what should answer likely waits behind it."
+            ),
+            "{}",
+            f.summary
+        );
+        // Its loop serving the connection runs: not stopped.
+        let mut snap = server(9000, 1);
+        let waits = add_epoll(&mut snap, 5, &[3, 7]);
+        snap.threads[0] = thread(900, "httpd", "epoll_wait", waits, None);
+        assert!(
+            find(&Ctx::new(&snap))[0]
+                .facts
+                .get("stopped_loop")
+                .is_none()
+        );
+    }
+
+    #[test]
     fn threads_parked_before_the_request_came_did_not_take_it() {
         // Background workers on their condition variable since long before the request (a
         // Redis bio thread): a warning, and the sleeping main thread is the one named.
         let mut snap = server(9000, 1);
+        add_epoll(&mut snap, 5, &[7]);
         snap.threads[1] = thread(901, "bio_close_file", "futex", vec![], Some(60_000));
         let f = &find(&Ctx::new(&snap))[0];
         assert_eq!(f.severity, Severity::Warning, "{}", f.summary);
         assert!(f.facts.get("took_it").is_none());
+        assert!(f.facts.get("suspect").is_none());
+        assert!(
+            f.summary.contains(
+                "No thread waits on it; its blocked threads were already in their waits before \
+                 the request came."
+            ),
+            "{}",
+            f.summary
+        );
+        assert_eq!(f.next.as_ref().and_then(|n| n.tid), None);
         let mut sleeper = thread(
             902,
             "redis-server",
@@ -403,8 +491,13 @@ mod tests {
         let waits = add_epoll(&mut snap, 5, &[3, 7]);
         snap.threads[0] = thread(900, "redis-server", "epoll_wait", waits, None);
         snap.threads[1] = thread(901, "bio_close_file", "futex", vec![], Some(60_000));
+        // A background thread that parked just when the request came (jemalloc's, started
+        // lazily) did not take it while the loop watches the connection.
+        snap.threads
+            .push(thread(902, "jemalloc_bg_thd", "futex", vec![], Some(4800)));
         let f = &find(&Ctx::new(&snap))[0];
         assert_eq!(f.severity, Severity::Warning);
+        assert!(f.facts.get("took_it").is_none(), "{}", f.facts);
         assert!(f.facts.get("reader").is_none(), "{}", f.facts);
         assert_eq!(f.facts["watching"]["tid"], 900);
         assert!(!f.summary.contains("for more of it"), "{}", f.summary);

@@ -46,7 +46,13 @@ pub(crate) fn words(f: &Unanswered) -> Words {
         }
         let loop_ = match &f.watching {
             Some(w) => format!(" {} still watches {it} in its event loop, but", thread(w)),
-            None => format!(" No thread waits on {it}, directly or in an event loop."),
+            None => match f.stopped_loop {
+                Some(ep) => format!(
+                    " No thread waits on {it}, directly or in its event loop: epoll fd {ep}, \
+                     which watches {it}, has no thread in it."
+                ),
+                None => format!(" No thread waits on {it}, directly or in an event loop."),
+            },
         };
         summary.push_str(&format!(
             "{loop_} {} went into {} when the request came and has been there at least {}: \
@@ -65,13 +71,18 @@ pub(crate) fn words(f: &Unanswered) -> Words {
             how(w),
             w.fd
         ));
-    } else if let Some(t) = f.blocked.first() {
+    } else if let Some(t) = &f.suspect {
         summary.push_str(&format!(
             " No thread waits on {it}. {} has been blocked at least {} in {}, and what should \
              answer likely waits behind it.",
             thread_of(t.tid, &t.name),
             duration(t.blocked_ms.unwrap_or(0)),
             wording::call(&t.syscall)
+        ));
+    } else if !f.blocked.is_empty() {
+        summary.push_str(&format!(
+            " No thread waits on {it}; its blocked threads were already in their waits before \
+             the request came."
         ));
     }
     if f.took_it.is_none() && f.watching.is_none() {
@@ -115,7 +126,7 @@ pub(crate) fn words(f: &Unanswered) -> Words {
             format!("/proc/{pid}/task/{}/syscall, sampled", t.tid),
         ));
     }
-    let next_step = match f.took_it.as_ref().or(f.blocked.first()) {
+    let next_step = match f.took_it.as_ref().or(f.suspect.as_ref()) {
         Some(t) if f.reader.is_none() && (f.watching.is_none() || f.took_it.is_some()) => format!(
             "See what thread {} waits for: /proc/{pid}/task/{}/stack, or a debugger backtrace \
              (gdb -p {pid}, thread apply all bt); the code that answers these requests likely \
