@@ -19,6 +19,9 @@ const MAX_PROCESSES: usize = 8;
 const MAX_THREADS: usize = 1024;
 /// Most fds of a process at the other end read for its own connections.
 const MAX_FDS: usize = 4096;
+/// Looks again at threads caught running, at most this many times, this far apart.
+const RUNNING_RELOOKS: usize = 5;
+const RELOOK_AFTER: std::time::Duration = std::time::Duration::from_millis(15);
 /// Most threads kept with their calls among those not on the fd.
 const MAX_BUSY: usize = 4;
 /// Most of its own connections kept per process.
@@ -216,6 +219,28 @@ fn glance(
         }
         if let Some(t) = task::read(root, pid, tid, false) {
             reads.push(t);
+        }
+    }
+    // An event loop that wakes on a timer (Redis every 100 ms) is now and then caught awake,
+    // between two waits: look again at a thread caught running, a few times, before saying it
+    // is not in its wait.
+    for _ in 0..RUNNING_RELOOKS {
+        let awake: Vec<usize> = (0..reads.len())
+            .filter(|&i| {
+                !matches!(
+                    &reads[i].syscall,
+                    Some(Ok(syscall::RawSyscall::Blocked { .. }))
+                )
+            })
+            .collect();
+        if awake.is_empty() || deadline.passed() {
+            break;
+        }
+        std::thread::sleep(RELOOK_AFTER);
+        for i in awake {
+            if let Some(t) = task::read(root, pid, reads[i].tid, false) {
+                reads[i] = t;
+            }
         }
     }
     // Epoll instances need their watch lists to tell which fds their waiters wait on.
