@@ -7,7 +7,7 @@
 //! A warning, not a cause: a long-poll or subscription protocol also leaves a request unanswered
 //! on purpose, and an event loop idle with the request read (Redis serving BLPOP, a long poll)
 //! looks the same as one that lost it. A cause when a thread of the process went into a wait
-//! when the request came and is still there, and nothing waits to read the connection on its
+//! after the request came and is still there, and nothing waits to read the connection on its
 //! own: the thread that took the request is stuck in that wait (Redis's main thread in a
 //! `DEBUG SLEEP`, a database backend waiting for a lock). Threads parked before the request
 //! came (background workers on their condition variable) are idle by design and named only
@@ -126,7 +126,9 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Unanswered> {
     let took_it = blocked
         .iter()
         .filter(|_| stopped_loop.is_some())
-        .filter(|(_, ms)| ms.abs_diff(oldest) <= TOOK_SLACK_MS)
+        // Its wait began after the request came, not before; it may have worked on it first,
+        // or waited once already (PostgreSQL waits deadlock_timeout, checks, then waits again).
+        .filter(|(_, ms)| *ms <= oldest + TOOK_SLACK_MS)
         .filter(|(_, ms)| age_ms.is_none_or(|age| ms + TOOK_SLACK_MS < age))
         .min_by_key(|(_, ms)| ms.abs_diff(oldest))
         .map(|(t, _)| *t);
@@ -194,9 +196,9 @@ fn stopped_loop(ctx: &Ctx<'_>, fds: &[i32]) -> Option<i32> {
         })
 }
 
-/// A thread that went into its wait this close to a request's arrival took that request: it
-/// read it and went on to wait (tcp_info's age and the thread's time off CPU are both in ms,
-/// read at the same look, and reading the request takes the thread a moment).
+/// A thread whose wait began no earlier than this before the request's arrival may have taken
+/// that request (tcp_info's age and the thread's time off CPU are both in ms, read at the same
+/// look, and reading the request takes the thread a moment).
 const TOOK_SLACK_MS: u64 = 1000;
 
 /// How long a request on this accepted connection has waited for its answer, and what told
@@ -376,20 +378,27 @@ mod tests {
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1);
         let f = &found[0];
-        // The handler went into its wait when the request came (4.9 s, as old as the request).
+        // The handler went into its wait after the request came (4.9 s, as old as the request).
         assert_eq!((f.severity, f.cause), (Severity::Cause, Cause::Unanswered));
         assert_eq!(
             f.summary,
             "A request from 127.0.0.1:58252 (fd 3 of process 950 (client)) came 4.9 s ago on \
              fd 7 and nothing has been sent back since. No thread waits on it, directly or in \
              its event loop: epoll fd 5, which watches it, has no thread in it. Thread 901 \
-             (handler) went into futex wait on 0x5599 when the \
+             (handler) went into futex wait on 0x5599 after the \
              request came and has been there at least 4.9 s: the thread that took the request \
              is stuck in that wait, not waiting for the client."
         );
         assert_eq!((f.subject.tid, f.subject.fd), (Some(901), Some(7)));
         assert_eq!(f.facts["took_it"]["tid"], 901);
         assert_eq!(f.facts["stopped_loop"], 5);
+        // Its wait began later than the request (a PostgreSQL backend waits deadlock_timeout,
+        // checks for a deadlock, then waits again): it still took it.
+        let mut later = snap.clone();
+        later.threads[1] = thread(901, "postgres", "epoll_wait", vec![], Some(3800));
+        let f2 = &find(&Ctx::new(&later))[0];
+        assert_eq!(f2.severity, Severity::Cause, "{}", f2.summary);
+        assert_eq!(f2.facts["took_it"]["tid"], 901);
         assert!(
             f.next_step.contains("/proc/900/task/901/stack"),
             "{}",
@@ -469,7 +478,7 @@ mod tests {
         );
         assert!(
             f.summary.contains(
-                "Thread 902 (redis-server) went into clock_nanosleep 30.0 s when the request came"
+                "Thread 902 (redis-server) went into clock_nanosleep 30.0 s after the request came"
             ),
             "{}",
             f.summary

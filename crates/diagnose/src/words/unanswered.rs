@@ -55,7 +55,7 @@ pub(crate) fn words(f: &Unanswered) -> Words {
             },
         };
         summary.push_str(&format!(
-            "{loop_} {} went into {} when the request came and has been there at least {}: \
+            "{loop_} {} went into {} after the request came and has been there at least {}: \
              the thread that took the request is stuck in that wait, not waiting for the \
              client.",
             who,
