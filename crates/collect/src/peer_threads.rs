@@ -17,6 +17,15 @@ use crate::{Deadline, Options, ProcRoot};
 const MAX_PROCESSES: usize = 8;
 /// Most threads read per process: enough to find the ones on one fd in a large server.
 const MAX_THREADS: usize = 1024;
+/// Most fds of a process at the other end read for its own connections.
+const MAX_FDS: usize = 4096;
+/// Looks again at threads caught running, at most this many times, this far apart.
+const RUNNING_RELOOKS: usize = 5;
+const RELOOK_AFTER: std::time::Duration = std::time::Duration::from_millis(15);
+/// Most threads kept with their calls among those not on the fd.
+const MAX_BUSY: usize = 4;
+/// Most of its own connections kept per process.
+const MAX_OPENED: usize = 8;
 
 /// Fills `threads` of the holders of the other ends that threads of the target wait on.
 pub fn read_for_waits(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Options) {
@@ -87,6 +96,107 @@ pub fn read_for_waits(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Opt
             *slot = Some(seen);
         }
     }
+    read_opened(root, snap, &looks, opts);
+}
+
+/// Fills `opened` of the TCP peers' holders that were looked at: the connections each opened
+/// itself, which is where a proxy at the other end forwards the request and waits. Their
+/// tcp_info comes from one sock_diag dump in the target's namespace, which the holder of a
+/// connection to this host shares.
+fn read_opened<T>(root: &ProcRoot, snap: &mut Snapshot, looked: &BTreeMap<i32, T>, opts: &Options) {
+    let mut fds_of: BTreeMap<i32, Vec<(i32, u64)>> = BTreeMap::new();
+    for s in &snap.sockets {
+        if let SocketDetail::Tcp(i) = &s.detail
+            && let Some(h) = i.local_peer.as_deref().and_then(|p| p.holder.as_ref())
+            && looked.contains_key(&h.pid)
+            && !fds_of.contains_key(&h.pid)
+        {
+            fds_of.insert(h.pid, socket_fds(root, h.pid, &opts.deadline));
+        }
+    }
+    let inodes: std::collections::HashSet<u64> =
+        fds_of.values().flatten().map(|&(_, ino)| ino).collect();
+    if inodes.is_empty() || opts.deadline.passed() {
+        return;
+    }
+    // Best effort: without them the other end is still named, only not its upstream.
+    let Ok(dumped) = crate::sockets::tcp_of(root, &snap.process, inodes, opts) else {
+        return;
+    };
+    for s in &mut snap.sockets {
+        let SocketDetail::Tcp(i) = &mut s.detail else {
+            continue;
+        };
+        let our_sent = i.tcp_info.as_deref().map(|t| t.last_data_sent_ms);
+        let Some(p) = i.local_peer.as_deref_mut() else {
+            continue;
+        };
+        let peer_inode = p.inode;
+        let (Some(h), Some(our_sent)) = (p.holder.as_mut(), our_sent) else {
+            continue;
+        };
+        let Some(fds) = fds_of.get(&h.pid) else {
+            continue;
+        };
+        let fd_of = |ino: u64| fds.iter().find(|f| f.1 == ino).map(|f| f.0);
+        let mine: Vec<&hangscope_model::Socket> =
+            dumped.iter().filter(|d| fd_of(d.inode).is_some()).collect();
+        let listening: Vec<u16> = mine
+            .iter()
+            .filter_map(|d| match &d.detail {
+                SocketDetail::Tcp(t) if t.state == "LISTEN" => Some(t.local.port),
+                _ => None,
+            })
+            .collect();
+        let mut opened: Vec<hangscope_model::Socket> = mine
+            .into_iter()
+            .filter(|d| d.inode != peer_inode)
+            .filter(|d| {
+                matches!(&d.detail, SocketDetail::Tcp(t)
+                    if t.state == "ESTAB" && !listening.contains(&t.local.port))
+            })
+            .cloned()
+            .collect();
+        let sent = |d: &hangscope_model::Socket| match &d.detail {
+            SocketDetail::Tcp(t) => t.tcp_info.as_deref().map(|t| t.last_data_sent_ms),
+            _ => None,
+        };
+        opened.sort_by_key(|d| sent(d).map_or(u32::MAX, |ms| ms.abs_diff(our_sent)));
+        opened.truncate(MAX_OPENED);
+        for d in &mut opened {
+            d.fds = fd_of(d.inode).into_iter().collect();
+        }
+        h.opened = opened;
+    }
+}
+
+/// The socket fds of process `pid`: (fd, inode), at most `MAX_FDS`.
+fn socket_fds(root: &ProcRoot, pid: i32, deadline: &Deadline) -> Vec<(i32, u64)> {
+    let dir = root.pid(pid).join("fd");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten().take(MAX_FDS) {
+        if deadline.passed() {
+            break;
+        }
+        let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(link) = std::fs::read_link(e.path()) else {
+            continue;
+        };
+        let inode = link
+            .to_str()
+            .and_then(|l| l.strip_prefix("socket:["))
+            .and_then(|l| l.strip_suffix(']'))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(inode) = inode {
+            out.push((fd, inode));
+        }
+    }
+    out
 }
 
 /// One look at the threads of `pid`: (tid, name, decoded syscall) each.
@@ -109,6 +219,28 @@ fn glance(
         }
         if let Some(t) = task::read(root, pid, tid, false) {
             reads.push(t);
+        }
+    }
+    // An event loop that wakes on a timer (Redis every 100 ms) is now and then caught awake,
+    // between two waits: look again at a thread caught running, a few times, before saying it
+    // is not in its wait.
+    for _ in 0..RUNNING_RELOOKS {
+        let awake: Vec<usize> = (0..reads.len())
+            .filter(|&i| {
+                !matches!(
+                    &reads[i].syscall,
+                    Some(Ok(syscall::RawSyscall::Blocked { .. }))
+                )
+            })
+            .collect();
+        if awake.is_empty() || deadline.passed() {
+            break;
+        }
+        std::thread::sleep(RELOOK_AFTER);
+        for i in awake {
+            if let Some(t) = task::read(root, pid, reads[i].tid, false) {
+                reads[i] = t;
+            }
         }
     }
     // Epoll instances need their watch lists to tell which fds their waiters wait on.
@@ -141,12 +273,11 @@ fn glance(
 /// Which of `threads` wait on `fd`, and where the others are.
 fn on_fd(threads: &[(i32, Text, SyscallState)], fd: i32) -> PeerThreads {
     let mut on = Vec::new();
+    let mut busy = Vec::new();
     let mut elsewhere: BTreeMap<&str, u32> = BTreeMap::new();
     for (tid, name, s) in threads {
-        let wait = s.waits_on.iter().find_map(|w| match w {
-            WaitObject::Fd { fd: f, events, .. } if *f == fd => Some(events),
-            _ => None,
-        });
+        let set = s.fd_waits();
+        let wait = set.iter().find(|w| w.0 == fd).map(|w| w.1);
         match wait {
             Some(events) if !s.running => on.push(PeerThread {
                 tid: *tid,
@@ -157,9 +288,37 @@ fn on_fd(threads: &[(i32, Text, SyscallState)], fd: i32) -> PeerThreads {
                     s.summary.clone()
                 },
                 syscall: s.name.clone(),
-                events: events.clone(),
+                events: events.to_vec(),
+                among: u32::try_from(set.len()).unwrap_or(u32::MAX),
             }),
-            _ => *elsewhere.entry(s.name.as_str()).or_default() += 1,
+            _ => {
+                *elsewhere.entry(s.name.as_str()).or_default() += 1;
+                // A futex wait with no owner is a thread parked until work comes.
+                let parked = s.name.starts_with("futex")
+                    && !s.waits_on.iter().any(|w| {
+                        matches!(
+                            w,
+                            WaitObject::Futex {
+                                owner_tid: Some(_),
+                                ..
+                            }
+                        )
+                    });
+                if !parked && busy.len() < MAX_BUSY {
+                    busy.push(PeerThread {
+                        tid: *tid,
+                        name: name.clone(),
+                        call: if s.summary.is_empty() {
+                            s.name.clone()
+                        } else {
+                            s.summary.clone()
+                        },
+                        syscall: s.name.clone(),
+                        events: Vec::new(),
+                        among: 0,
+                    });
+                }
+            }
         }
     }
     let mut counted: Vec<(&str, u32)> = elsewhere.into_iter().collect();
@@ -177,6 +336,7 @@ fn on_fd(threads: &[(i32, Text, SyscallState)], fd: i32) -> PeerThreads {
                 }
             })
             .collect(),
+        busy,
         ..PeerThreads::default()
     }
 }
@@ -233,5 +393,28 @@ mod tests {
             p.elsewhere,
             vec!["futex ×2".to_string(), "read".to_string()]
         );
+        // Each on its own fd: a set of one.
+        assert!(p.on_fd.iter().all(|t| t.among == 1));
+        // Parked on futexes with no owner: not busy; the read of another fd is.
+        let busy: Vec<i32> = p.busy.iter().map(|t| t.tid).collect();
+        assert_eq!(busy, vec![14]);
+    }
+
+    #[test]
+    fn an_epoll_set_counts_its_watch_list_not_the_epoll_fd() {
+        let mut ep = blocked("epoll_wait", vec![on(5, &[])]);
+        for fd in [3, 6, 7] {
+            ep.waits_on.push(WaitObject::Fd {
+                fd,
+                events: vec!["EPOLLIN".into()],
+                via_epoll: Some(5),
+            });
+        }
+        let threads = vec![(10, Text::from("redis-server"), ep)];
+        let p = on_fd(&threads, 7);
+        assert_eq!(p.on_fd.len(), 1);
+        assert_eq!(p.on_fd[0].among, 3);
+        // The epoll fd itself is not waited on as a member.
+        assert!(on_fd(&threads, 5).on_fd.is_empty());
     }
 }

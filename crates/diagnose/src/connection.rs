@@ -320,6 +320,7 @@ mod tests {
                 name: "postgres".into(),
                 fd: 7,
                 threads: None,
+                opened: vec![],
             }),
             tcp_info: Some(Box::new(i)),
             ..LocalPeer::default()

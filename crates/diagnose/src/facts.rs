@@ -10,7 +10,7 @@
 
 use hangscope_model::{
     Cause, ConnectionWindow, Endpoint, Evidence, Finding, LocalPeer, Next, PeerHolder, PeerThreads,
-    Severity, SocketTimer, Subject, Text,
+    Severity, SocketDetail, SocketTimer, Subject, Text,
 };
 use serde::Serialize;
 
@@ -265,13 +265,85 @@ impl Holder {
 pub(crate) struct OtherThreads {
     #[serde(flatten)]
     pub threads: PeerThreads,
-    /// One of them waits to read its end too, blocked on it: both ends wait for the other.
+    /// What it does with its end, from its threads (`other_end_activity`).
+    pub activity: EndActivity,
+    /// A thread blocked reading that very fd, as `activity` `reads_it` says: both ends wait
+    /// for the other.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reads_too: Option<(i32, Text)>,
     /// Something outside the process holds it from running: whatever its threads wait in,
     /// it answers nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held: Option<PeerHold>,
+}
+
+/// What the process at the other end of a connection does with its end, from one look at its
+/// threads. Only a thread blocked reading that very fd waits for this connection; an event
+/// loop watching it among other fds waits for whichever speaks first, as every idle server
+/// does, and as one holding a request on purpose (a blocking command, a long poll) does too.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum EndActivity {
+    /// A thread blocks reading that fd: read or recv on it, or a poll or epoll whose set is
+    /// only it. Both ends wait for the other.
+    ReadsIt { tid: i32, name: Text, call: String },
+    /// An event loop watches the fd among `among` fds and waits there: it has read what came
+    /// and waits for anything; an idle server and a blocking command look the same.
+    IdleLoop {
+        tid: i32,
+        name: Text,
+        call: String,
+        syscall: String,
+        among: u32,
+    },
+    /// No thread waits on the fd: what should answer is blocked or busy elsewhere (a lock, a
+    /// sleep, a wait on something other than this client).
+    Elsewhere,
+    /// A thread waits on the fd otherwise (to write, or in a call that names no direction).
+    Other { tid: i32, name: Text, call: String },
+}
+
+/// What the process at the other end does with its end of the connection, from its threads'
+/// waits on `t.on_fd` (the fd it holds) — the question every "both ends wait" claim asks: a
+/// protocol deadlock only when a thread blocks reading that very fd, not when an event loop
+/// watches it among others.
+pub(crate) fn other_end_activity(t: &PeerThreads) -> EndActivity {
+    // A call that names no direction and waits on no events (ioctl, fsync) is not a read.
+    let reads =
+        |r: &&hangscope_model::PeerThread| match crate::waiters::want_of(&r.syscall, &r.events) {
+            Want::Read => true,
+            Want::Either => !r.events.is_empty(),
+            Want::Write | Want::Connect => false,
+        };
+    // A set of unknown size (an older document) is taken as a set unless the call reads
+    // one fd by its nature.
+    let alone = |r: &hangscope_model::PeerThread| {
+        r.among == 1 || (r.among == 0 && crate::waiters::one_fd_call(&r.syscall))
+    };
+    if let Some(r) = t.on_fd.iter().filter(reads).find(|r| alone(r)) {
+        return EndActivity::ReadsIt {
+            tid: r.tid,
+            name: r.name.clone(),
+            call: r.call.clone(),
+        };
+    }
+    if let Some(r) = t.on_fd.iter().find(reads) {
+        return EndActivity::IdleLoop {
+            tid: r.tid,
+            name: r.name.clone(),
+            call: r.call.clone(),
+            syscall: r.syscall.clone(),
+            among: r.among,
+        };
+    }
+    match t.on_fd.first() {
+        Some(r) => EndActivity::Other {
+            tid: r.tid,
+            name: r.name.clone(),
+            call: r.call.clone(),
+        },
+        None => EndActivity::Elsewhere,
+    }
 }
 
 /// What holds the process at the other end from running.
@@ -303,20 +375,21 @@ impl PeerHold {
 
 impl OtherThreads {
     pub fn of(t: &PeerThreads) -> Self {
-        // A call that names no direction and waits on no events (ioctl, fsync) is not a read.
-        let reading =
-            t.on_fd
-                .iter()
-                .find(|r| match crate::waiters::want_of(&r.syscall, &r.events) {
-                    Want::Read => true,
-                    Want::Either => !r.events.is_empty(),
-                    Want::Write | Want::Connect => false,
-                });
+        let activity = other_end_activity(t);
         OtherThreads {
             threads: t.clone(),
-            reads_too: reading.map(|r| (r.tid, r.name.clone())),
+            reads_too: match &activity {
+                EndActivity::ReadsIt { tid, name, .. } => Some((*tid, name.clone())),
+                _ => None,
+            },
+            activity,
             held: PeerHold::of(t),
         }
+    }
+
+    /// Its event loop watches the fd among others and waits: nothing says it owes an answer.
+    pub fn idle_loop(&self) -> bool {
+        self.held.is_none() && matches!(self.activity, EndActivity::IdleLoop { .. })
     }
 }
 
@@ -458,6 +531,71 @@ impl OtherEnd {
     pub fn next(&self) -> Option<Next> {
         let h = self.holder()?;
         Some(Next::process(h.pid))
+    }
+}
+
+/// A connection the process at the other end opened itself and waits on: our request reached
+/// it, its own request went out to `peer` no earlier, and nothing came back — a proxy waiting on
+/// its upstream.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Upstream {
+    /// Its fd for it, in the process at the other end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fd: Option<i32>,
+    pub local: Endpoint,
+    pub peer: Endpoint,
+    /// Payload bytes of its request the upstream's kernel acknowledged.
+    pub request_bytes: u64,
+    /// Bytes of its request not acknowledged yet.
+    pub unacked: u32,
+    /// Since its request went out (tcp_info last_data_sent, at the later look).
+    pub silent_ms: u64,
+    /// Since the upstream last sent anything on it.
+    pub last_recv_ms: u64,
+}
+
+/// Our request may have reached the other end this long before its own went out and still be
+/// what it forwarded: the two were read at different looks.
+const FORWARD_SLACK_MS: u64 = 1000;
+
+impl Upstream {
+    /// Of the connections the holder at the other end of `ours` opened, the one it waits on for
+    /// our request: sent no earlier than ours (give or take the looks' gap), nothing back
+    /// since, for long enough; the closest in time when several are.
+    pub fn of(ours: &Conn<'_>, holder: &PeerHolder) -> Option<Upstream> {
+        let our_sent = u64::from(ours.info()?.last_data_sent_ms);
+        holder
+            .opened
+            .iter()
+            .filter_map(|s| {
+                let SocketDetail::Tcp(i) = &s.detail else {
+                    return None;
+                };
+                let t = i.tcp_info.as_deref()?;
+                let sent = u64::from(t.last_data_sent_ms);
+                let waits = t.bytes_acked.unwrap_or(0) > 1 || t.unacked > 0;
+                // Nothing came back since it sent: the receive age is older, or it never
+                // received (connect() sets both to the same moment).
+                let unanswered =
+                    t.last_data_sent_ms < t.last_data_recv_ms || t.bytes_received == Some(0);
+                let fits = sent <= our_sent + FORWARD_SLACK_MS && sent >= crate::STUCK_MS;
+                (i.state == "ESTAB" && i.recv_q == 0 && waits && unanswered && fits).then(|| {
+                    (
+                        sent.abs_diff(our_sent),
+                        Upstream {
+                            fd: s.fds.first().copied(),
+                            local: i.local.clone(),
+                            peer: i.peer.clone(),
+                            request_bytes: t.bytes_acked.unwrap_or(0).saturating_sub(1),
+                            unacked: t.unacked,
+                            silent_ms: sent,
+                            last_recv_ms: u64::from(t.last_data_recv_ms),
+                        },
+                    )
+                })
+            })
+            .min_by_key(|(gap, _)| *gap)
+            .map(|(_, u)| u)
     }
 }
 

@@ -81,13 +81,13 @@ pub fn unix_to(inode: u64, peer_path: &str, peer_name: &str) -> Socket {
             state: "ESTAB".into(),
             path: None,
             peer_inode: inode + 1,
-            peer: Some(UnixPeer {
+            peer: Some(Box::new(UnixPeer {
                 pid: 4242,
                 name: peer_name.into(),
                 fd: 20,
                 path: Some(peer_path.into()),
                 threads: None,
-            }),
+            })),
             ..UnixSocket::default()
         }),
         source: "sock_diag".into(),
@@ -142,7 +142,9 @@ pub fn add_socket(snap: &mut Snapshot, n: i32, mut sock: Socket) {
     snap.sockets.push(sock);
 }
 
-pub fn add_epoll(snap: &mut Snapshot, n: i32, watched: &[i32]) {
+/// An epoll fd `n` watching `watched` for input; returns what the threads collector decodes for
+/// a thread in epoll_wait on it: the epoll fd, then each watched fd through it.
+pub fn add_epoll(snap: &mut Snapshot, n: i32, watched: &[i32]) -> Vec<WaitObject> {
     let mut f = fd(n, FdKind::Eventpoll, "anon_inode:[eventpoll]".into());
     f.info = Some(Box::new(FdInfo {
         flags: 0o2,
@@ -159,6 +161,13 @@ pub fn add_epoll(snap: &mut Snapshot, n: i32, watched: &[i32]) {
         ..FdInfo::default()
     }));
     push_fd(snap, f);
+    std::iter::once(fd_wait(n, &[]))
+        .chain(watched.iter().map(|&tfd| WaitObject::Fd {
+            fd: tfd,
+            events: vec!["EPOLLIN".into(), "EPOLLERR".into(), "EPOLLHUP".into()],
+            via_epoll: Some(n),
+        }))
+        .collect()
 }
 
 pub fn fd_wait(fd: i32, events: &[&str]) -> WaitObject {

@@ -3,13 +3,18 @@
 //!
 //! A thread waits on an fd directly (poll, select, read, write, connect) or through an epoll
 //! instance (epoll_wait on an epoll fd whose watch list, from /proc/PID/fdinfo, names the fd).
-//! The threads collector may already have expanded epoll watch lists into `WaitObject::Fd` with
-//! `via_epoll`; where it did not, the expansion happens here from the epoll fd's fdinfo, so a
-//! rule never has to care which of the two it got.
+//! The threads collector decodes both (`collect/src/threads/syscall.rs`: the fd argument of
+//! an fd syscall, a poll array, an fd set, an epoll fd's watch list as `WaitObject::Fd` with
+//! `via_epoll`); this index only reads what it decoded, so the two cannot disagree.
+//!
+//! A wait over a set of fds is a wait on the set: an event loop in epoll_wait over a listener,
+//! a control channel and its clients waits for whichever speaks first, not for each of them.
+//! `Waiter::among` says how many fds the call waits on, so a rule blames one member's other end
+//! only on evidence specific to that member.
 
 use std::collections::HashMap;
 
-use hangscope_model::{FdKind, Snapshot, Thread, WaitObject};
+use hangscope_model::{FdKind, Snapshot, Thread};
 
 /// What the waiting thread expects from the fd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,9 +36,18 @@ pub(crate) struct Waiter<'a> {
     /// The epoll fd the thread waits in, when it reaches `fd` through one.
     pub via_epoll: Option<i32>,
     pub want: Want,
+    /// How many fds the call waits on, this one included: 1 for a read, a recv or a poll on
+    /// this fd alone; more for an event loop watching it among others. An epoll fd counts as
+    /// its watch list; 0 when not known (an epoll fd whose watch list was not read).
+    pub among: usize,
 }
 
 impl Waiter<'_> {
+    /// The call waits on this fd alone: what it waits for is this fd's other end.
+    pub fn alone(&self) -> bool {
+        self.among == 1
+    }
+
     pub fn wants_read(&self) -> bool {
         matches!(self.want, Want::Read | Want::Either)
     }
@@ -115,7 +129,6 @@ const WRITES: &[&str] = &[
     "write", "writev", "pwrite64", "pwritev", "pwritev2", "sendto", "sendmsg", "sendmmsg",
     "sendfile", "splice",
 ];
-const EPOLLS: &[&str] = &["epoll_wait", "epoll_pwait", "epoll_pwait2"];
 
 impl<'a> Waiters<'a> {
     pub fn new(snap: &'a Snapshot) -> Self {
@@ -126,64 +139,21 @@ impl<'a> Waiters<'a> {
             if sc.running {
                 continue;
             }
-            let by_name = want_of_syscall(&sc.name);
-            let mut found: Vec<Waiter<'a>> = Vec::new();
-            for w in &sc.waits_on {
-                if let WaitObject::Fd {
-                    fd,
-                    events,
-                    via_epoll,
-                } = w
-                {
-                    let want = want_of(&sc.name, events);
-                    found.push(Waiter {
-                        thread: t,
-                        fd: *fd,
-                        via_epoll: *via_epoll,
-                        want,
-                    });
-                }
-            }
-            // The collector named no fd: the first argument of an fd syscall is the fd.
-            let fd_syscall = READS.contains(&sc.name.as_str())
-                || WRITES.contains(&sc.name.as_str())
-                || EPOLLS.contains(&sc.name.as_str())
-                || sc.name == "connect";
-            let first_arg = sc.args.first().and_then(|a| i32::try_from(*a).ok());
-            if let (true, true, Some(fd)) = (found.is_empty(), fd_syscall, first_arg) {
-                found.push(Waiter {
+            let fds = sc.fd_waits();
+            // An epoll fd alone is one whose watch list was not read: a set of unknown size.
+            let unread_epoll = |fd: i32| snap.fd(fd).is_some_and(|f| f.kind == FdKind::Eventpoll);
+            let among = match fds.as_slice() {
+                [(fd, _, None)] if unread_epoll(*fd) => 0,
+                _ => fds.len(),
+            };
+            for (fd, events, via_epoll) in fds {
+                by_fd.entry(fd).or_default().push(Waiter {
                     thread: t,
                     fd,
-                    via_epoll: None,
-                    want: by_name,
+                    via_epoll,
+                    want: want_of(&sc.name, events),
+                    among,
                 });
-            }
-            // An epoll fd waited on directly stands for every fd on its watch list.
-            let mut expanded = Vec::new();
-            for w in &found {
-                if w.via_epoll.is_some() {
-                    continue;
-                }
-                let Some(f) = snap.fd(w.fd) else { continue };
-                if f.kind != FdKind::Eventpoll {
-                    continue;
-                }
-                let Some(info) = &f.info else { continue };
-                for watch in &info.epoll_watches {
-                    if found.iter().any(|x| x.fd == watch.tfd) {
-                        continue;
-                    }
-                    expanded.push(Waiter {
-                        thread: t,
-                        fd: watch.tfd,
-                        via_epoll: Some(w.fd),
-                        want: want_of_events(&watch.events_decoded).unwrap_or(Want::Either),
-                    });
-                }
-            }
-            found.extend(expanded);
-            for w in found {
-                by_fd.entry(w.fd).or_default().push(w);
             }
         }
         Waiters { by_fd, known }
@@ -210,6 +180,11 @@ impl<'a> Waiters<'a> {
 /// there are any (poll, epoll), else the call's name (read, write).
 pub(crate) fn want_of(syscall: &str, events: &[String]) -> Want {
     want_of_events(events).unwrap_or_else(|| want_of_syscall(syscall))
+}
+
+/// A call that waits on one fd by its nature (read, recv, accept, write...), not on a set.
+pub(crate) fn one_fd_call(name: &str) -> bool {
+    READS.contains(&name) || WRITES.contains(&name)
 }
 
 fn want_of_syscall(name: &str) -> Want {

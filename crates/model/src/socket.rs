@@ -157,6 +157,12 @@ pub struct PeerHolder {
     /// What its threads were in, when a thread of the target waits on this connection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threads: Option<PeerThreads>,
+    /// The TCP connections it opened itself (ESTAB, from a port it does not listen on), read
+    /// with their tcp_info when a thread of the target waits on this connection: where a proxy
+    /// forwards the request (since 1.5). At most 8, those whose last data went out closest to
+    /// this connection's first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub opened: Vec<Socket>,
 }
 
 /// What the threads of the process at the other end were in, at one look after the window:
@@ -170,6 +176,11 @@ pub struct PeerThreads {
     pub on_fd: Vec<PeerThread>,
     /// The calls the others are in, most common first, e.g. "futex ×10", "epoll_wait".
     pub elsewhere: Vec<String>,
+    /// Of the others, those not parked on a futex with no owner (a condition variable, an idle
+    /// pool's queue), with their calls: where what should answer may be instead, e.g. a main
+    /// thread in clock_nanosleep (since 1.5). At most 4.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub busy: Vec<PeerThread>,
     /// The process's state letter, e.g. "S", or "T" when a signal stopped it (since 1.4).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub state: String,
@@ -193,6 +204,12 @@ pub struct PeerThread {
     /// The events it waits for on the fd (poll, epoll), e.g. ["POLLIN"]; empty for a read or
     /// write, whose direction is its name.
     pub events: Vec<String>,
+    /// How many fds the call waits on, this one included (since 1.5): 1 for a read, a recv or
+    /// a poll on this fd alone; more for an event loop (epoll_wait, poll, select) watching it
+    /// among others; 0 when not known (an older document, or an epoll fd whose watch list was
+    /// not read).
+    #[serde(skip_serializing_if = "crate::is_zero")]
+    pub among: u32,
 }
 
 /// One TCP or UDP socket over the sampling window: the counters' change between the first and
@@ -395,7 +412,7 @@ pub struct UnixSocket {
     pub peer_inode: u64,
     /// Who holds the peer socket, when it could be resolved.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub peer: Option<UnixPeer>,
+    pub peer: Option<Box<UnixPeer>>,
     /// Why a connected socket's peer has no holder, e.g. "held by no process visible here".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_unresolved: Option<String>,

@@ -67,6 +67,41 @@ pub struct SyscallState {
     pub path_dirfd: Option<i32>,
 }
 
+impl SyscallState {
+    /// The fds the call waits on, as the threads collector decoded them: (fd, events, the
+    /// epoll fd it is reached through). An epoll fd whose watch list was decoded stands for
+    /// that list and is left out; one whose list could not be read stays, the only fd known.
+    /// Diagnosis and the look at the other end's threads both count a call's set from this.
+    pub fn fd_waits(&self) -> Vec<(i32, &[String], Option<i32>)> {
+        let epolls: Vec<i32> = self
+            .waits_on
+            .iter()
+            .filter_map(|w| match w {
+                WaitObject::Fd {
+                    via_epoll: Some(ep),
+                    ..
+                } => Some(*ep),
+                _ => None,
+            })
+            .collect();
+        let mut out: Vec<(i32, &[String], Option<i32>)> = Vec::new();
+        for w in &self.waits_on {
+            if let WaitObject::Fd {
+                fd,
+                events,
+                via_epoll,
+            } = w
+            {
+                if (via_epoll.is_none() && epolls.contains(fd)) || out.iter().any(|o| o.0 == *fd) {
+                    continue;
+                }
+                out.push((*fd, events.as_slice(), *via_epoll));
+            }
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SyscallArg {
     pub name: String,

@@ -813,13 +813,13 @@ mod tests {
             fds: vec![1, 2],
             family: hangscope_model::SocketFamily::Unix,
             detail: SocketDetail::Unix(hangscope_model::UnixSocket {
-                peer: Some(hangscope_model::UnixPeer {
+                peer: Some(Box::new(hangscope_model::UnixPeer {
                     pid: 1,
                     name: "systemd-journal".into(),
                     fd: 40,
                     path: Some("/run/systemd/journal/stdout".into()),
                     threads: None,
-                }),
+                })),
                 ..Default::default()
             }),
             source: "sock_diag".into(),

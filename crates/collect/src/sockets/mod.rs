@@ -590,6 +590,47 @@ pub fn read(
     sockets
 }
 
+/// The TCP sockets among `inodes`, dumped with their tcp_info in the network namespace of
+/// `process` (the target's): for the sockets of the process at the other end of a connection,
+/// which shares it.
+pub(crate) fn tcp_of(
+    root: &ProcRoot,
+    process: &Process,
+    inodes: HashSet<u64>,
+    opts: &Options,
+) -> Result<Vec<Socket>, String> {
+    let ns = if process.netns_same_as_tool == Some(true) {
+        None
+    } else {
+        let path = root.pid(process.pid).join("ns/net");
+        Some(std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?)
+    };
+    let timeout = opts
+        .deadline
+        .remaining()
+        .clamp(Duration::from_millis(1), RECV_TIMEOUT);
+    let kinds = [(AF_INET, IPPROTO_TCP), (AF_INET6, IPPROTO_TCP)];
+    let entries = netns::run_in(ns, &opts.deadline, move || {
+        window::dump_entries(&kinds, &inodes, timeout)
+    })??;
+    Ok(entries
+        .into_iter()
+        .map(|e| {
+            let mut s = Socket {
+                inode: e.inode,
+                fds: Vec::new(),
+                family: SocketFamily::Other,
+                detail: SocketDetail::Unknown,
+                source: SOURCE_SOCK_DIAG.into(),
+                not_found_reason: None,
+                fds_changed: Vec::new(),
+            };
+            set_inet(&mut s, e);
+            s
+        })
+        .collect())
+}
+
 fn set_inet(s: &mut Socket, e: InetEntry) {
     s.family = if e.family == AF_INET6 {
         SocketFamily::Inet6
@@ -731,6 +772,7 @@ fn resolve_peers(
             },
             fd: h.fd,
             threads: None,
+            opened: Vec::new(),
         })
     };
     for s in sockets.iter_mut() {
@@ -742,13 +784,13 @@ fn resolve_peers(
                     .and_then(|e| e.socket.path.clone());
                 match holder_named(u.peer_inode) {
                     Some(h) => {
-                        u.peer = Some(UnixPeer {
+                        u.peer = Some(Box::new(UnixPeer {
                             pid: h.pid,
                             name: h.name,
                             fd: h.fd,
                             path: peer_path,
                             threads: None,
-                        });
+                        }));
                     }
                     None => {
                         let mut why = not_found(u.peer_inode);

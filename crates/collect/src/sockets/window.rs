@@ -315,6 +315,20 @@ impl ConnWindow {
     }
 }
 
+/// The sockets of `kinds` whose inode is in `wanted`, from one dump in the calling thread's
+/// namespace; the first failure when every dump failed.
+pub(super) fn dump_entries(
+    kinds: &[(u8, u8)],
+    wanted: &HashSet<u64>,
+    timeout: Duration,
+) -> Result<Vec<InetEntry>, String> {
+    let d = dump(kinds, wanted, timeout);
+    match d.failures.first() {
+        Some(why) if d.failures.len() >= kinds.len() => Err(why.clone()),
+        _ => Ok(d.entries),
+    }
+}
+
 /// Dumps the `kinds` (family, protocol) of the calling thread's namespace, keeping the sockets
 /// whose inode is in `wanted`.
 fn dump(kinds: &[(u8, u8)], wanted: &HashSet<u64>, timeout: Duration) -> InetDump {

@@ -215,14 +215,9 @@ mod tests {
             8,
             tcp(3, "10.2.0.1:40000", "10.2.0.9:80", "CLOSE-WAIT"),
         );
-        add_epoll(&mut snap, 4, &[8]);
-        snap.threads.push(thread(
-            1,
-            "proxy",
-            "epoll_wait",
-            vec![fd_wait(4, &[])],
-            Some(2000),
-        ));
+        let waits = add_epoll(&mut snap, 4, &[8]);
+        snap.threads
+            .push(thread(1, "proxy", "epoll_wait", waits, Some(2000)));
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1);
         let f = &found[0];

@@ -167,8 +167,13 @@ mod tests {
     fn writer_blocked_on_zero_window() {
         let mut snap = base(300, "uploader");
         zero_window(&mut snap);
-        snap.threads
-            .push(thread(301, "sender", "write", vec![], Some(2000)));
+        snap.threads.push(thread(
+            301,
+            "sender",
+            "write",
+            vec![fd_wait(4, &[])],
+            Some(2000),
+        ));
         snap.threads[0].syscall.as_mut().unwrap().args = vec![4, 0, 65536];
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1, "{found:#?}");
@@ -192,8 +197,13 @@ mod tests {
         inet.send_q = 24_576;
         inet.wmem_alloc = Some(0);
         inet.sndbuf = Some(32_768);
-        snap.threads
-            .push(thread(301, "sender", "sendto", vec![], Some(2000)));
+        snap.threads.push(thread(
+            301,
+            "sender",
+            "sendto",
+            vec![fd_wait(4, &[])],
+            Some(2000),
+        ));
         snap.threads[0].syscall.as_mut().unwrap().args = vec![4, 0, 65536];
         let found = find(&Ctx::new(&snap));
         let e = found[0]
@@ -229,11 +239,17 @@ mod tests {
                 name: "sink".into(),
                 fd: 11,
                 threads: None,
+                opened: vec![],
             }),
             ..Default::default()
         }));
-        snap.threads
-            .push(thread(301, "sender", "write", vec![], Some(2000)));
+        snap.threads.push(thread(
+            301,
+            "sender",
+            "write",
+            vec![fd_wait(4, &[])],
+            Some(2000),
+        ));
         snap.threads[0].syscall.as_mut().unwrap().args = vec![4, 0, 65536];
         let f = &find(&Ctx::new(&snap))[0];
         assert_eq!(f.rule, "peer_not_reading");

@@ -9,7 +9,9 @@ use hangscope_model::{Cause, Next, Severity, Subject, TimerKind};
 use serde::Serialize;
 
 use crate::connection::{Conn, LastWord, Speaker};
-use crate::facts::{ConnFacts, EarlierFailure, HostAlive, LogQuote, RuleFacts, ThreadWait};
+use crate::facts::{
+    ConnFacts, EarlierFailure, HostAlive, LogQuote, OtherEnd, RuleFacts, ThreadWait, Upstream,
+};
 use crate::{Ctx, STUCK_MS, log_quotes};
 
 /// More requests than this without a single byte back is not request/reply traffic.
@@ -60,6 +62,10 @@ pub(crate) struct PeerSilent {
     /// Other connections to the same host answer (set by the same-host rule).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_alive: Option<HostAlive>,
+    /// The process at the other end, on this host, forwarded the request and waits on this
+    /// connection of its own: a proxy waiting on its upstream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Upstream>,
 }
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<PeerSilent> {
@@ -129,9 +135,29 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<PeerSilent> {
                 .and_then(|w| log_quotes::earlier_failure(ctx.snap, w.thread.tid, &peer, port)),
             log: log_quotes::quotes(ctx.snap, reader.map(|w| w.thread.tid), &peer),
             host_alive: None,
+            upstream: conn
+                .inet
+                .local_peer
+                .as_deref()
+                .and_then(|p| p.holder.as_ref())
+                .filter(|h| h.pid != pid)
+                .and_then(|h| Upstream::of(conn, h)),
         });
     }
     out
+}
+
+impl PeerSilent {
+    /// The process at the other end read the request and idles in its event loop, which
+    /// watches this connection among others: a blocking command or a long poll looks the same,
+    /// so nothing says an answer is owed yet.
+    pub fn other_end_idle(&self) -> bool {
+        self.upstream.is_none()
+            && matches!(
+                &self.conn.other_end,
+                Some(OtherEnd::Held { recv_q: 0, threads: Some(t), .. }) if t.idle_loop()
+            )
+    }
 }
 
 impl RuleFacts for PeerSilent {
@@ -146,6 +172,7 @@ impl RuleFacts for PeerSilent {
             // An event loop that keeps serving other connections is not stuck as a whole;
             // this one request is.
             Some(_) if self.loop_still_serving => Severity::Warning,
+            Some(_) if self.other_end_idle() => Severity::Warning,
             Some(_) => Severity::Cause,
             None => Severity::Warning,
         }
@@ -160,7 +187,10 @@ impl RuleFacts for PeerSilent {
     }
 
     fn next(&self) -> Option<Next> {
-        Some(self.conn.next())
+        Some(match &self.upstream {
+            Some(u) => Next::host_port(u.peer.addr.clone(), u.peer.port),
+            None => self.conn.next(),
+        })
     }
 
     fn words(&self) -> crate::facts::Words {
@@ -178,7 +208,7 @@ mod tests {
     fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
         super::find(ctx).iter().map(crate::facts::finding).collect()
     }
-    use hangscope_model::{LocalPeer, PeerHolder, Severity, Snapshot};
+    use hangscope_model::{LocalPeer, PeerHolder, PeerThread, PeerThreads, Severity, Snapshot};
 
     #[test]
     fn seed_incident_names_thread_fd_and_peer() {
@@ -257,6 +287,7 @@ mod tests {
                 name: name.into(),
                 fd,
                 threads: None,
+                opened: vec![],
             }),
             ..LocalPeer::default()
         }
@@ -300,6 +331,171 @@ mod tests {
                 .contains("which has not read it: 32 bytes wait in its receive queue"),
             "{}",
             f.summary
+        );
+    }
+
+    fn peer_thread(tid: i32, name: &str, syscall: &str, call: &str, among: u32) -> PeerThread {
+        PeerThread {
+            tid,
+            name: name.into(),
+            call: call.into(),
+            syscall: syscall.into(),
+            events: if syscall == "read" {
+                vec![]
+            } else {
+                vec!["EPOLLIN".into()]
+            },
+            among,
+        }
+    }
+
+    /// The seed's request, its other end held by process 4242 (redis-server) as fd 7, whose
+    /// threads are `t`.
+    fn with_peer_threads(t: PeerThreads) -> Snapshot {
+        let mut peer = held_by(4242, "redis-server", 7, 0);
+        if let Some(h) = peer.holder.as_mut() {
+            h.threads = Some(t);
+        }
+        seed_with_local_peer(peer)
+    }
+
+    #[test]
+    fn the_other_end_idle_in_its_event_loop_is_no_cause() {
+        // Redis serving BLPOP: the server read the request; its loop watches fd 7 among 3 fds.
+        let snap = with_peer_threads(PeerThreads {
+            count: 5,
+            on_fd: vec![peer_thread(
+                4242,
+                "redis-server",
+                "epoll_wait",
+                "epoll_wait(5, ..)",
+                3,
+            )],
+            elsewhere: vec!["futex ×4".into()],
+            ..PeerThreads::default()
+        });
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.severity, Severity::Warning, "{}", f.summary);
+        assert!(!f.summary.contains("both ends wait"), "{}", f.summary);
+        assert!(!f.summary.contains("not coming"), "{}", f.summary);
+        assert!(
+            f.summary.contains(
+                "Its thread 4242 (redis-server) is idle in its event loop, in epoll_wait() over 3 \
+                 fds, fd 7 among them: it read the request and waits for anything to happen; a \
+                 blocking command or a long poll looks the same."
+            ),
+            "{}",
+            f.summary
+        );
+        assert_eq!(
+            f.facts["conn"]["other_end"]["threads"]["activity"]["kind"],
+            "idle_loop"
+        );
+        // A set of that fd alone, or a read on it: both ends wait, a cause.
+        for (syscall, among) in [("epoll_wait", 1), ("read", 1), ("read", 0)] {
+            let snap = with_peer_threads(PeerThreads {
+                count: 1,
+                on_fd: vec![peer_thread(4242, "redis-server", syscall, "call", among)],
+                ..PeerThreads::default()
+            });
+            let f = &find(&Ctx::new(&snap))[0];
+            assert_eq!(f.severity, Severity::Cause, "{syscall} {among}");
+            assert!(f.summary.contains("both ends wait"), "{}", f.summary);
+        }
+        // An older document's epoll wait, set size unknown: not claimed a deadlock.
+        let snap = with_peer_threads(PeerThreads {
+            count: 1,
+            on_fd: vec![peer_thread(4242, "redis-server", "epoll_wait", "call", 0)],
+            ..PeerThreads::default()
+        });
+        let f = &find(&Ctx::new(&snap))[0];
+        assert!(!f.summary.contains("both ends wait"), "{}", f.summary);
+    }
+
+    #[test]
+    fn the_other_end_blocked_elsewhere_names_the_thread_that_is() {
+        // Redis in DEBUG SLEEP: no thread on fd 7; the main thread sleeps, bio threads parked.
+        let snap = with_peer_threads(PeerThreads {
+            count: 5,
+            elsewhere: vec!["futex ×4".into(), "clock_nanosleep".into()],
+            busy: vec![peer_thread(
+                4242,
+                "redis-server",
+                "clock_nanosleep",
+                "clock_nanosleep 30.0 s",
+                0,
+            )],
+            ..PeerThreads::default()
+        });
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.severity, Severity::Cause);
+        assert!(
+            f.summary.contains(
+                "None of its 5 threads waits on fd 7, directly or in an event loop (futex ×4, \
+                 clock_nanosleep), so it read the request and did not go back to wait for more: \
+                 thread 4242 (redis-server) is in clock_nanosleep 30.0 s."
+            ),
+            "{}",
+            f.summary
+        );
+    }
+
+    #[test]
+    fn a_proxy_at_the_other_end_names_the_upstream_it_waits_on() {
+        // nginx read the request (sent 7.9 s ago) and forwarded it 2 ms later to its upstream,
+        // which has not answered.
+        let mut up = tcp(900, "127.0.0.1:39230", "127.0.0.1:18081", "ESTAB");
+        let i = info_of(&mut up);
+        i.bytes_acked = Some(101);
+        i.bytes_received = Some(0);
+        i.last_data_sent_ms = 7876;
+        i.last_data_recv_ms = 7876;
+        up.fds = vec![9];
+        // An idle keep-alive upstream connection that answered long ago is not it.
+        let mut old = tcp(901, "127.0.0.1:39240", "127.0.0.1:18082", "ESTAB");
+        let i = info_of(&mut old);
+        i.bytes_acked = Some(101);
+        i.bytes_received = Some(300);
+        i.last_data_sent_ms = 60_000;
+        i.last_data_recv_ms = 59_990;
+        let mut peer = held_by(3347, "nginx", 5, 0);
+        if let Some(h) = peer.holder.as_mut() {
+            h.threads = Some(PeerThreads {
+                count: 1,
+                on_fd: vec![peer_thread(
+                    3347,
+                    "nginx",
+                    "epoll_wait",
+                    "epoll_wait(7, ..)",
+                    4,
+                )],
+                ..PeerThreads::default()
+            });
+            h.opened = vec![old, up];
+        }
+        let snap = seed_with_local_peer(peer);
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.severity, Severity::Cause);
+        assert!(
+            f.summary.contains(
+                "The other end is fd 5 of process 3347 (nginx) on this host, which passed the \
+                 request on and waits itself on the upstream 127.0.0.1:18081 (its fd 9): its \
+                 100-byte request went there 2 ms after ours came in, and nothing has come back \
+                 in 7.9 s."
+            ),
+            "{}",
+            f.summary
+        );
+        assert!(!f.summary.contains("not answering"), "{}", f.summary);
+        assert_eq!(f.facts["upstream"]["peer"]["port"], 18081);
+        assert_eq!(f.facts["upstream"]["fd"], 9);
+        assert_eq!(f.next, Some(Next::host_port("127.0.0.1", 18081)));
+        assert!(f.next_step.contains("port 18081"), "{}", f.next_step);
+        assert!(
+            f.evidence.iter().any(|e| e.label == "its upstream"
+                && e.value == "127.0.0.1:39230 -> 127.0.0.1:18081: 100 bytes sent 7.9 s ago, nothing back"),
+            "{:?}",
+            f.evidence
         );
     }
 
@@ -471,14 +667,9 @@ mod tests {
         i.last_data_recv_ms = 4300;
         i.last_ack_recv_ms = 4150;
         add_socket(&mut snap, 11, s);
-        add_epoll(&mut snap, 5, &[11]);
-        snap.threads.push(thread(
-            901,
-            "db-pool",
-            "epoll_wait",
-            vec![fd_wait(5, &[])],
-            Some(4100),
-        ));
+        let waits = add_epoll(&mut snap, 5, &[11]);
+        snap.threads
+            .push(thread(901, "db-pool", "epoll_wait", waits, Some(4100)));
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1, "{found:#?}");
         let f = &found[0];
@@ -539,14 +730,9 @@ mod tests {
         i.last_data_sent_ms = 1500;
         i.last_data_recv_ms = 3_600_000;
         add_socket(&mut snap, 9, s);
-        add_epoll(&mut snap, 4, &[9]);
-        snap.threads.push(thread(
-            70,
-            "relay",
-            "epoll_wait",
-            vec![fd_wait(4, &[])],
-            Some(2000),
-        ));
+        let waits = add_epoll(&mut snap, 4, &[9]);
+        snap.threads
+            .push(thread(70, "relay", "epoll_wait", waits, Some(2000)));
         assert!(find(&Ctx::new(&snap)).is_empty());
     }
 
@@ -648,14 +834,9 @@ mod tests {
             i.last_ack_recv_ms = 2960;
             inet_of(&mut s).accepted = accepted;
             add_socket(&mut snap, 7, s);
-            add_epoll(&mut snap, 9, &[7]);
-            snap.threads.push(thread(
-                4112,
-                "postgres",
-                "epoll_wait",
-                vec![fd_wait(9, &[])],
-                Some(3000),
-            ));
+            let waits = add_epoll(&mut snap, 9, &[7]);
+            snap.threads
+                .push(thread(4112, "postgres", "epoll_wait", waits, Some(3000)));
             snap
         };
         assert!(find(&Ctx::new(&backend(Some(true)))).is_empty());

@@ -287,7 +287,7 @@ mod tests {
         info_of(&mut s).backoff = 3;
         add_socket(&mut snap, 6, s);
         snap.threads
-            .push(thread(700, "agent", "connect", vec![], None));
+            .push(thread(700, "agent", "connect", vec![fd_wait(6, &[])], None));
         snap.threads[0].syscall.as_mut().unwrap().args = vec![6, 0, 16];
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1, "{found:#?}");
@@ -325,6 +325,7 @@ mod tests {
                 name: "metad".into(),
                 fd: 3,
                 threads: None,
+                opened: vec![],
             }),
             ..Default::default()
         }));

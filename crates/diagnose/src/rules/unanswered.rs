@@ -5,7 +5,16 @@
 //! Words in `words/unanswered.rs`.
 //!
 //! A warning, not a cause: a long-poll or subscription protocol also leaves a request unanswered
-//! on purpose. One finding for all such connections, since a stuck server may owe hundreds.
+//! on purpose, and an event loop idle with the request read (Redis serving BLPOP, a long poll)
+//! looks the same as one that lost it. A cause when a thread of the process went into a wait
+//! after the request came and is still there, and nothing waits to read the connection on its
+//! own: the thread that took the request is stuck in that wait (Redis's main thread in a
+//! `DEBUG SLEEP`, a database backend waiting for a lock). Threads parked before the request
+//! came (background workers on their condition variable) are idle by design and named only
+//! after it. One finding for all such connections, since a stuck server may owe hundreds.
+//!
+//! Only a thread reading that very fd (read or recv on it, a poll on it alone) waits "for more
+//! of the request"; an event loop watching it among other fds waits for any of them.
 //!
 //! Facts from tcp_info (ss -ti lastrcv, lastsnd, bytes_received, bytes_acked) of accepted
 //! connections, the other end's process when it is on this host, and the threads' syscalls and
@@ -28,9 +37,25 @@ pub(crate) struct Unanswered {
     pub count: usize,
     /// The first few of them, the oldest first.
     pub requests: Vec<Request>,
-    /// A thread waiting to read more on one of them.
+    /// A thread waiting to read more on one of them, on that fd alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reader: Option<ThreadWait>,
+    /// An event loop watching one of them among other fds: idle, with the request read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watching: Option<ThreadWait>,
+    /// The thread that went into its wait when the oldest request came, and is still in it:
+    /// the one that took the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub took_it: Option<BlockedThread>,
+    /// With no thread known to have taken it: the thread blocked longest among those whose
+    /// wait began after the request came, what should answer may wait behind. Threads already
+    /// in their waits before (a watchdog, a parked pool) are only listed in `blocked`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspect: Option<BlockedThread>,
+    /// An epoll fd of the process that watches one of the connections, and no thread waits in
+    /// it: the event loop that serves them is not running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_loop: Option<i32>,
     /// Threads blocked at least as long as a request may wait, longest first (the first few),
     /// leaving out accept loops and threads that made progress.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -65,11 +90,48 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Unanswered> {
         .iter()
         .flat_map(|(c, _)| c.fds.iter().copied())
         .collect();
-    let reader = ctx
-        .waiters
-        .on_any(&all_fds)
+    let waiting = ctx.waiters.on_any(&all_fds);
+    let reader = waiting
+        .iter()
+        .find(|w| w.wants_read() && w.alone())
+        .copied();
+    let watching = waiting
+        .iter()
+        .find(|w| w.wants_read() && !w.alone())
+        .copied();
+    let on_conns: Vec<i32> = waiting.iter().map(|w| w.thread.tid).collect();
+    let blocked: Vec<(&Thread, u64)> = blocked_threads(ctx)
         .into_iter()
-        .find(|w| w.wants_read());
+        .filter(|(t, _)| !on_conns.contains(&t.tid))
+        .collect();
+    let oldest = owed[0].1.0;
+    // The thread whose wait began closest to the request's arrival, if close enough — and not
+    // at the process's start: a thread parked since then was not woken by the request, however
+    // soon after the start it came.
+    // The age is read before the window, the waits at its end.
+    let window_ms = ctx.snap.window.as_ref().map_or(0, |w| w.duration_ms);
+    let age_ms = ctx
+        .snap
+        .process
+        .age_s
+        .map(|s| (s * 1000.0) as u64 + window_ms);
+    // Only with the loop that serves the connections stopped: an epoll instance watches one of
+    // them and no thread waits in it. A blocking server's threads may go into any wait at any
+    // time; the coincidence alone says little.
+    let stopped_loop = if waiting.is_empty() {
+        stopped_loop(ctx, &all_fds)
+    } else {
+        None
+    };
+    let took_it = blocked
+        .iter()
+        .filter(|_| stopped_loop.is_some())
+        // Its wait began after the request came, not before; it may have worked on it first,
+        // or waited once already (PostgreSQL waits deadlock_timeout, checks, then waits again).
+        .filter(|(_, ms)| *ms <= oldest + TOOK_SLACK_MS)
+        .filter(|(_, ms)| age_ms.is_none_or(|age| ms + TOOK_SLACK_MS < age))
+        .min_by_key(|(_, ms)| ms.abs_diff(oldest))
+        .map(|(t, _)| *t);
     let requests = owed
         .iter()
         .take(SHOWN)
@@ -90,13 +152,54 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Unanswered> {
         count: owed.len(),
         requests,
         reader: reader.map(|w| ThreadWait::of(w, pid)),
-        blocked: blocked_threads(ctx)
+        watching: watching.map(|w| ThreadWait::of(w, pid)),
+        took_it: took_it.map(BlockedThread::of),
+        suspect: blocked
+            .iter()
+            .filter(|_| took_it.is_none())
+            .find(|(_, ms)| *ms <= oldest + TOOK_SLACK_MS)
+            .map(|(t, _)| BlockedThread::of(t)),
+        stopped_loop,
+        // The one that took it first; then those blocked longest.
+        blocked: took_it
             .into_iter()
+            .chain(
+                blocked
+                    .iter()
+                    .map(|(t, _)| *t)
+                    .filter(|t| took_it.is_none_or(|k| k.tid != t.tid)),
+            )
             .take(SHOWN)
-            .map(|(t, _)| BlockedThread::of(t))
+            .map(BlockedThread::of)
             .collect(),
     }]
 }
+
+/// An epoll fd whose watch list has one of `fds` and in which no thread waits.
+fn stopped_loop(ctx: &Ctx<'_>, fds: &[i32]) -> Option<i32> {
+    ctx.snap
+        .fds
+        .iter()
+        .filter(|f| f.kind == hangscope_model::FdKind::Eventpoll)
+        .filter(|f| {
+            f.info
+                .as_ref()
+                .is_some_and(|i| i.epoll_watches.iter().any(|w| fds.contains(&w.tfd)))
+        })
+        .map(|f| f.fd)
+        .find(|&ep| {
+            !ctx.snap.threads.iter().any(|t| {
+                t.syscall.as_ref().is_some_and(|s| {
+                    !s.running && s.fd_waits().iter().any(|w| w.2 == Some(ep) || w.0 == ep)
+                })
+            })
+        })
+}
+
+/// A thread whose wait began no earlier than this before the request's arrival may have taken
+/// that request (tcp_info's age and the thread's time off CPU are both in ms, read at the same
+/// look, and reading the request takes the thread a moment).
+const TOOK_SLACK_MS: u64 = 1000;
 
 /// How long a request on this accepted connection has waited for its answer, and what told
 /// that it came after the last data that went out: all of it was read, nothing is queued to
@@ -163,7 +266,12 @@ impl RuleFacts for Unanswered {
     }
 
     fn severity(&self) -> Severity {
-        Severity::Warning
+        // A thread reading on for more of it: the request may be incomplete, or long-polled.
+        if self.took_it.is_some() && self.reader.is_none() {
+            Severity::Cause
+        } else {
+            Severity::Warning
+        }
     }
 
     fn stuck_ms(&self) -> u64 {
@@ -171,10 +279,14 @@ impl RuleFacts for Unanswered {
     }
 
     fn subject(&self) -> Subject {
-        let (tid, name) = match (&self.reader, self.blocked.first()) {
-            (Some(w), _) => (Some(w.tid), Some(&w.name)),
-            (None, Some(t)) => (Some(t.tid), Some(&t.name)),
-            (None, None) => (None, None),
+        let (tid, name) = match (&self.reader, &self.took_it, &self.watching) {
+            (Some(w), _, _) => (Some(w.tid), Some(&w.name)),
+            (None, Some(t), _) => (Some(t.tid), Some(&t.name)),
+            (None, None, Some(w)) => (Some(w.tid), Some(&w.name)),
+            (None, None, None) => match &self.suspect {
+                Some(t) => (Some(t.tid), Some(&t.name)),
+                None => (None, None),
+            },
         };
         let Some(oldest) = self.requests.first() else {
             return Subject::default();
@@ -187,8 +299,12 @@ impl RuleFacts for Unanswered {
     }
 
     fn next(&self) -> Option<Next> {
-        Some(match self.blocked.first() {
-            Some(t) if self.reader.is_none() => Next::thread(self.pid, t.tid),
+        let first = self.took_it.as_ref().or(self.suspect.as_ref());
+        Some(match first {
+            Some(t) if self.reader.is_none() && self.watching.is_none() => {
+                Next::thread(self.pid, t.tid)
+            }
+            Some(t) if self.took_it.is_some() => Next::thread(self.pid, t.tid),
             _ => Next::process(self.pid).with_command(format!("gdb -p {}", self.pid)),
         })
     }
@@ -208,7 +324,7 @@ mod tests {
     fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
         super::find(ctx).iter().map(crate::facts::finding).collect()
     }
-    use hangscope_model::{LocalPeer, PeerHolder, Snapshot};
+    use hangscope_model::{LocalPeer, PeerHolder, Snapshot, WaitObject};
 
     /// A server (pid 900) listening on :8080, with an accepted connection on fd 7 from a local
     /// client (pid 950, fd 3) that sent 120 bytes 4.9 s ago; nothing went back. Thread 901 has
@@ -234,6 +350,7 @@ mod tests {
                 name: "client".into(),
                 fd: 3,
                 threads: None,
+                opened: vec![],
             }),
             ..LocalPeer::default()
         }));
@@ -254,24 +371,34 @@ mod tests {
     }
 
     #[test]
-    fn a_request_read_and_never_answered_names_the_client_and_the_blocked_thread() {
-        let found = find(&Ctx::new(&server(9000, 1)));
+    fn a_request_read_and_never_answered_names_the_client_and_the_thread_that_took_it() {
+        // Its event loop's epoll fd 5 watches fd 7, and no thread waits in it.
+        let mut snap = server(9000, 1);
+        add_epoll(&mut snap, 5, &[7]);
+        let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1);
         let f = &found[0];
+        // The handler went into its wait after the request came (4.9 s, as old as the request).
+        assert_eq!((f.severity, f.cause), (Severity::Cause, Cause::Unanswered));
         assert_eq!(
-            (f.severity, f.cause),
-            (Severity::Warning, Cause::Unanswered)
-        );
-        assert!(
-            f.summary.starts_with(
-                "A request from 127.0.0.1:58252 (fd 3 of process 950 (client)) came 4.9 s ago \
-                 on fd 7 and nothing has been sent back since. No thread waits on it. Thread \
-                 901 (handler) has been blocked at least 4.9 s in futex()"
-            ),
-            "{}",
-            f.summary
+            f.summary,
+            "A request from 127.0.0.1:58252 (fd 3 of process 950 (client)) came 4.9 s ago on \
+             fd 7 and nothing has been sent back since. No thread waits on it, directly or in \
+             its event loop: epoll fd 5, which watches it, has no thread in it. Thread 901 \
+             (handler) went into futex wait on 0x5599 after the \
+             request came and has been there at least 4.9 s: the thread that took the request \
+             is stuck in that wait, not waiting for the client."
         );
         assert_eq!((f.subject.tid, f.subject.fd), (Some(901), Some(7)));
+        assert_eq!(f.facts["took_it"]["tid"], 901);
+        assert_eq!(f.facts["stopped_loop"], 5);
+        // Its wait began later than the request (a PostgreSQL backend waits deadlock_timeout,
+        // checks for a deadlock, then waits again): it still took it.
+        let mut later = snap.clone();
+        later.threads[1] = thread(901, "postgres", "epoll_wait", vec![], Some(3800));
+        let f2 = &find(&Ctx::new(&later))[0];
+        assert_eq!(f2.severity, Severity::Cause, "{}", f2.summary);
+        assert_eq!(f2.facts["took_it"]["tid"], 901);
         assert!(
             f.next_step.contains("/proc/900/task/901/stack"),
             "{}",
@@ -281,6 +408,116 @@ mod tests {
             f.evidence
                 .iter()
                 .any(|e| e.label == "request on fd 7" && e.source.contains("lastrcv:4900"))
+        );
+    }
+
+    #[test]
+    fn a_thread_blocked_since_the_request_in_a_server_without_a_loop_is_only_named() {
+        // A blocking server (accept loop, no epoll): a thread that went into a wait at about
+        // the time the request came may be a coincidence (a watchdog started with the process).
+        let f = &find(&Ctx::new(&server(9000, 1)))[0];
+        assert_eq!(f.severity, Severity::Warning, "{}", f.summary);
+        assert!(f.facts.get("took_it").is_none(), "{}", f.facts);
+        assert!(
+            f.summary.contains(
+                "No thread waits on it. Thread 901 (handler) has been blocked at least 4.9 s in \
+                 futex(), and what should answer likely waits behind it."
+            ),
+            "{}",
+            f.summary
+        );
+        // Its loop serving the connection runs: not stopped.
+        let mut snap = server(9000, 1);
+        let waits = add_epoll(&mut snap, 5, &[3, 7]);
+        snap.threads[0] = thread(900, "httpd", "epoll_wait", waits, None);
+        assert!(
+            find(&Ctx::new(&snap))[0]
+                .facts
+                .get("stopped_loop")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn threads_parked_before_the_request_came_did_not_take_it() {
+        // Background workers on their condition variable since long before the request (a
+        // Redis bio thread): a warning, and the sleeping main thread is the one named.
+        let mut snap = server(9000, 1);
+        add_epoll(&mut snap, 5, &[7]);
+        snap.threads[1] = thread(901, "bio_close_file", "futex", vec![], Some(60_000));
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.severity, Severity::Warning, "{}", f.summary);
+        assert!(f.facts.get("took_it").is_none());
+        assert!(f.facts.get("suspect").is_none());
+        assert!(
+            f.summary.contains(
+                "No thread waits on it; its blocked threads were already in their waits before \
+                 the request came."
+            ),
+            "{}",
+            f.summary
+        );
+        assert_eq!(f.next.as_ref().and_then(|n| n.tid), None);
+        let mut sleeper = thread(
+            902,
+            "redis-server",
+            "clock_nanosleep",
+            vec![WaitObject::Sleep { ns: 30_000_000_000 }],
+            Some(4800),
+        );
+        if let Some(sc) = sleeper.syscall.as_mut() {
+            sc.summary = "clock_nanosleep 30.0 s".into();
+        }
+        snap.threads.push(sleeper);
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.severity, Severity::Cause);
+        assert_eq!(f.facts["took_it"]["tid"], 902);
+        assert_eq!(
+            f.facts["blocked"][0]["tid"], 902,
+            "the one that took it first"
+        );
+        assert!(
+            f.summary.contains(
+                "Thread 902 (redis-server) went into clock_nanosleep 30.0 s after the request came"
+            ),
+            "{}",
+            f.summary
+        );
+        assert_eq!(f.next, Some(Next::thread(900, 902)));
+        // In that wait since the process started: it was there before the request came.
+        snap.process.age_s = Some(3.0);
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.severity, Severity::Warning, "{}", f.summary);
+        snap.process.age_s = Some(600.0);
+        assert_eq!(find(&Ctx::new(&snap))[0].severity, Severity::Cause);
+    }
+
+    #[test]
+    fn an_event_loop_watching_the_connection_among_others_is_idle_not_reading_more() {
+        // Redis serving BLPOP: its loop waits in epoll_wait over the listener and the client,
+        // waking every 100 ms; the request was read. Not "expects more of it", not a cause.
+        let mut snap = server(9000, 1);
+        let waits = add_epoll(&mut snap, 5, &[3, 7]);
+        snap.threads[0] = thread(900, "redis-server", "epoll_wait", waits, None);
+        snap.threads[1] = thread(901, "bio_close_file", "futex", vec![], Some(60_000));
+        // A background thread that parked just when the request came (jemalloc's, started
+        // lazily) did not take it while the loop watches the connection.
+        snap.threads
+            .push(thread(902, "jemalloc_bg_thd", "futex", vec![], Some(4800)));
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(f.facts.get("took_it").is_none(), "{}", f.facts);
+        assert!(f.facts.get("reader").is_none(), "{}", f.facts);
+        assert_eq!(f.facts["watching"]["tid"], 900);
+        assert!(!f.summary.contains("for more of it"), "{}", f.summary);
+        assert!(
+            f.summary.contains(
+                "Thread 900 (redis-server) is idle in its event loop, in epoll_wait() (through \
+                 epoll fd 5) watching fd 7 among other fds: it read the request and waits for \
+                 anything to happen; a blocking command or a long poll looks the same."
+            ),
+            "{}",
+            f.summary
         );
     }
 

@@ -6,6 +6,11 @@
 //! that names the process, as the pipe rule does, since an idle client also waits so; a cause
 //! when a thread of that process waits to read too. Words in `words/unix_peer_wait.rs`.
 //!
+//! A wait over a set (an event loop in epoll_wait over a listener, a control channel, its
+//! clients) is a wait on the set: an idle nginx worker watching its master's channel waits for
+//! whichever fd speaks first, not for its master. Through a set, only evidence about this
+//! socket counts — what it sent still unread there, or a full buffer — never "no answer yet".
+//!
 //! Facts from unix_diag (ss -x: Recv-Q is bytes unread here; Send-Q is the socket memory of
 //! what was sent and the peer has not read yet, skb truesize rather than bytes), the peer's
 //! holder from /proc/*/fd, and /proc/PID/task/TID/syscall.
@@ -108,6 +113,10 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<UnixPeerWait> {
         } else {
             Blocked::Reply
         };
+        // Nothing about this member says a reply is owed: the set waits for any of them.
+        if blocked == Blocked::Reply && !w.alone() {
+            continue;
+        }
         let other_end = match &u.peer {
             Some(p) => UnixOtherEnd::Held {
                 holder: Holder::new(p.pid, &p.name, p.fd, pid),
@@ -287,6 +296,7 @@ mod tests {
                 call: "read(20, 0x7f00, 4096)".into(),
                 syscall: "read".into(),
                 events: vec![],
+                among: 1,
             }]));
         }
         let f = &find(&Ctx::new(&snap))[0];
@@ -357,6 +367,28 @@ mod tests {
         // A loop that keeps serving other fds is not stuck on this one.
         snap.threads[0] = thread(801, "rpc", "read", vec![fd_wait(5, &[])], None);
         assert!(find(&Ctx::new(&snap)).is_empty());
+    }
+
+    #[test]
+    fn an_event_loop_over_several_fds_owes_no_reply_on_one() {
+        // An idle nginx worker: epoll_wait over its listener, an eventfd and the channel to its
+        // master. Nothing about the channel says an answer is owed.
+        let mut snap = unix_wait("read", &[], 0, 0);
+        let waits = add_epoll(&mut snap, 7, &[4, 5, 8]);
+        snap.threads[0] = thread(801, "rpc", "epoll_wait", waits, Some(60_000));
+        assert!(find(&Ctx::new(&snap)).is_empty());
+        // What it sent still unread at the other end is about this socket: still a cause.
+        unix_mut(&mut snap).send_q = 768;
+        let f = &find(&Ctx::new(&snap))[0];
+        assert_eq!(
+            (f.severity, f.cause),
+            (Severity::Cause, Cause::PeerNotReading)
+        );
+        // The epoll set of that one socket alone is a wait on it.
+        let mut snap = unix_wait("read", &[], 0, 0);
+        let waits = add_epoll(&mut snap, 7, &[5]);
+        snap.threads[0] = thread(801, "rpc", "epoll_wait", waits, Some(60_000));
+        assert_eq!(find(&Ctx::new(&snap)).len(), 1);
     }
 
     #[test]
@@ -462,6 +494,7 @@ mod tests {
                 call: "read(20, 0x7f00, 4096)".into(),
                 syscall: "read".into(),
                 events: vec![],
+                among: 1,
             }]));
         }
         let f = &find(&Ctx::new(&snap))[0];

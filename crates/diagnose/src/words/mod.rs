@@ -5,8 +5,8 @@
 use hangscope_model::{Evidence, PeerThreads, TimerKind};
 
 use crate::facts::{
-    BlockedThread, ConnFacts, EarlierFailure, HostAlive, LogQuote, OtherEnd, OtherThreads,
-    PeerHold, ThreadWait,
+    BlockedThread, ConnFacts, EarlierFailure, EndActivity, HostAlive, LogQuote, OtherEnd,
+    OtherThreads, PeerHold, ThreadWait,
 };
 use crate::rules::NO_THREADS;
 use crate::wording::{self, bytes, duration, plural};
@@ -228,29 +228,63 @@ fn held_step(h: &crate::facts::Holder, held: &PeerHold) -> String {
 
 /// What the other end's threads say, as a sentence for a summary.
 pub(crate) fn other_threads_sentence(t: &OtherThreads, fd: i32) -> String {
-    if let Some((tid, name)) = &t.reads_too {
-        return format!(
+    match &t.activity {
+        EndActivity::ReadsIt { tid, name, .. } => format!(
             " Its thread {tid} ({name}) waits to read fd {fd} too: both ends wait for the other, \
              so the request is likely incomplete (a missing terminator or length, or not \
              flushed) or the two disagree on the protocol."
-        );
+        ),
+        EndActivity::IdleLoop {
+            tid,
+            name,
+            syscall,
+            among,
+            ..
+        } => {
+            let set = if *among > 1 {
+                format!("over {among} fds, fd {fd} among them")
+            } else {
+                format!("watching fd {fd} among others")
+            };
+            format!(
+                " Its thread {tid} ({name}) is idle in its event loop, in {} {set}: it read the \
+                 request and waits for anything to happen; a blocking command or a long poll \
+                 looks the same.",
+                wording::call(syscall)
+            )
+        }
+        EndActivity::Other { tid, name, call } => {
+            format!(" Its thread {tid} ({name}) is in {call} on fd {fd}.")
+        }
+        EndActivity::Elsewhere => {
+            let where_ = if t.threads.elsewhere.is_empty() {
+                String::new()
+            } else {
+                format!(" (they are in {})", t.threads.elsewhere.join(", "))
+            };
+            let busy: Vec<String> = t
+                .threads
+                .busy
+                .iter()
+                .map(|b| format!("thread {} ({}) is in {}", b.tid, b.name, b.call))
+                .collect();
+            if busy.is_empty() {
+                format!(
+                    " None of its {} threads waits on fd {fd}{where_}: what should answer is \
+                     busy or blocked elsewhere.",
+                    t.threads.count
+                )
+            } else {
+                format!(
+                    " None of its {} threads waits on fd {fd}, directly or in an event loop \
+                     ({}), so it read the request and did not go back to wait for more: {}.",
+                    t.threads.count,
+                    t.threads.elsewhere.join(", "),
+                    busy.join("; ")
+                )
+            }
+        }
     }
-    if let Some(w) = t.threads.on_fd.first() {
-        return format!(
-            " Its thread {} ({}) is in {} on fd {fd}.",
-            w.tid, w.name, w.call
-        );
-    }
-    let where_ = if t.threads.elsewhere.is_empty() {
-        String::new()
-    } else {
-        format!(" (they are in {})", t.threads.elsewhere.join(", "))
-    };
-    format!(
-        " None of its {} threads waits on fd {fd}{where_}: what should answer is busy or \
-         blocked elsewhere.",
-        t.threads.count
-    )
 }
 
 /// The other end on this host as evidence: its holder and its queues.

@@ -3,11 +3,11 @@
 use hangscope_model::Evidence;
 
 use super::{
-    earlier_failure, host_alive_ruled_out, host_alive_sentence, how, log_quote, other_end_evidence,
-    other_end_sentence, other_end_step, other_threads_evidence, thread, waiting_in,
-    window_evidence, with_timer,
+    earlier_failure, holder, host_alive_ruled_out, host_alive_sentence, how, log_quote,
+    other_end_evidence, other_end_sentence, other_end_step, other_threads_evidence, thread,
+    waiting_in, window_evidence, with_timer,
 };
-use crate::facts::Words;
+use crate::facts::{Holder, OtherEnd, Upstream, Words};
 use crate::rules::NO_THREADS;
 use crate::rules::peer_silent::PeerSilent;
 use crate::wording::{bytes, duration, micros, plural};
@@ -20,7 +20,12 @@ pub(crate) fn words(f: &PeerSilent) -> Words {
         None => "the request".into(),
     };
     let retransmits = plural(u64::from(f.total_retrans), "retransmit", "retransmits");
-    let alive = if f.acked_since_request {
+    let idle = f.other_end_idle();
+    let alive = if idle || f.upstream.is_some() {
+        // Its process idles in its loop with the request read, or waits on its own upstream:
+        // not "the service is not answering".
+        format!(" and nothing came back in {}.", duration(f.silent_ms))
+    } else if f.acked_since_request {
         format!(
             ", and {} (last ACK {} ago), so host and network are alive; the service on \
              :{port} is not answering.",
@@ -40,11 +45,12 @@ pub(crate) fn words(f: &PeerSilent) -> Words {
     };
     let mut summary = match &f.waiter {
         Some(w) => format!(
-            "{} has waited {} in {} for a reply from {peer} that is not coming: {request} was \
-             acknowledged by the peer's kernel{alive}",
+            "{} has waited {} in {} for a reply from {peer}{}: {request} was acknowledged by \
+             the peer's kernel{alive}",
             thread(w),
             duration(f.stuck_ms),
-            how(w)
+            how(w),
+            if idle { "" } else { " that is not coming" },
         ),
         None => format!(
             "A request to {peer} on {} got no reply for {}: {request} was acknowledged by the \
@@ -57,12 +63,17 @@ pub(crate) fn words(f: &PeerSilent) -> Words {
         ),
     };
     let mut sentences = Vec::new();
-    sentences.extend(
-        f.conn
-            .other_end
-            .as_ref()
-            .and_then(|e| other_end_sentence(e, port)),
-    );
+    match (&f.upstream, &f.conn.other_end) {
+        (Some(u), Some(OtherEnd::Held { holder: h, .. })) => {
+            sentences.push(upstream_sentence(h, u, f.silent_ms))
+        }
+        _ => sentences.extend(
+            f.conn
+                .other_end
+                .as_ref()
+                .and_then(|e| other_end_sentence(e, port)),
+        ),
+    }
     // The stuck connection's own ACKs may have said it already.
     if !f.acked_since_request {
         sentences.extend(f.host_alive.as_ref().and_then(host_alive_sentence));
@@ -122,6 +133,12 @@ pub(crate) fn words(f: &PeerSilent) -> Words {
     ));
     evidence.extend(other_end_evidence(&f.conn));
     evidence.extend(other_threads_evidence(&f.conn));
+    if let (Some(u), Some(h)) = (
+        &f.upstream,
+        f.conn.other_end.as_ref().and_then(OtherEnd::holder),
+    ) {
+        evidence.push(upstream_evidence(h, u));
+    }
     evidence.extend(f.log.iter().map(log_quote));
 
     let mut ruled_out = vec![format!(
@@ -138,6 +155,88 @@ pub(crate) fn words(f: &PeerSilent) -> Words {
         summary,
         evidence,
         ruled_out,
-        next_step: other_end_step(&f.conn),
+        next_step: match (
+            &f.upstream,
+            f.conn.other_end.as_ref().and_then(OtherEnd::holder),
+        ) {
+            (Some(u), Some(h)) => upstream_step(h, u),
+            _ if idle => idle_step(&f.conn),
+            _ => other_end_step(&f.conn),
+        },
+    }
+}
+
+/// "The other end is fd 5 of process 3347 (nginx) on this host, which forwarded the request
+/// and waits itself on 127.0.0.1:18081: ..."
+fn upstream_sentence(h: &Holder, u: &Upstream, our_silent_ms: u64) -> String {
+    let after = our_silent_ms.saturating_sub(u.silent_ms);
+    let answered = if u.unacked > 0 {
+        format!(
+            "{} of it not even acknowledged",
+            bytes(u64::from(u.unacked))
+        )
+    } else {
+        format!("nothing has come back in {}", duration(u.silent_ms))
+    };
+    format!(
+        "The other end is {} on this host, which passed the request on and waits itself on the \
+         upstream {}{}: its {}-byte request went there {} after ours came in, and {answered}.",
+        holder(h),
+        u.peer,
+        u.fd.map(|fd| format!(" (its fd {fd})")).unwrap_or_default(),
+        u.request_bytes,
+        duration(after),
+    )
+}
+
+fn upstream_evidence(h: &Holder, u: &Upstream) -> Evidence {
+    Evidence::new(
+        "its upstream",
+        format!(
+            "{} -> {}: {} sent {} ago, nothing back",
+            u.local,
+            u.peer,
+            bytes(u.request_bytes),
+            duration(u.silent_ms)
+        ),
+        format!(
+            "sock_diag of process {}'s sockets{}: lastsnd:{} lastrcv:{} unacked:{}",
+            h.pid,
+            u.fd.map(|fd| format!(" (fd {fd})")).unwrap_or_default(),
+            u.silent_ms,
+            u.last_recv_ms,
+            u.unacked
+        ),
+    )
+}
+
+fn upstream_step(h: &Holder, u: &Upstream) -> String {
+    let port = u.peer.port;
+    if crate::wording::is_loopback(&u.peer.addr) {
+        format!(
+            "Look at the upstream on this host that owns port {port}, which process {} ({}) \
+             waits on (ss -tnp 'sport = :{port}'), e.g. run hangscope on it.",
+            h.pid, h.name
+        )
+    } else {
+        format!(
+            "Look at the upstream {} that process {} ({}) waits on (e.g. run hangscope there on \
+             the process listening on {port}).",
+            u.peer, h.pid, h.name
+        )
+    }
+}
+
+/// With the other end idle in its loop: whether the request is held on purpose is the
+/// application's to say.
+fn idle_step(c: &crate::facts::ConnFacts) -> String {
+    match c.other_end.as_ref().and_then(OtherEnd::holder) {
+        Some(h) => format!(
+            "If this request should have been answered by now, ask process {} ({}) what it holds \
+             it for (a blocking command, a long poll, a subscription); its threads show no \
+             stuck wait.",
+            h.pid, h.name
+        ),
+        None => other_end_step(c),
     }
 }

@@ -26,6 +26,11 @@ pub(crate) fn words(f: &Unanswered) -> Words {
         duration(oldest.waited_ms),
         fd_text(&oldest.conn)
     );
+    let it = if f.count == 1 {
+        "it"
+    } else {
+        "those connections"
+    };
     if let Some(w) = &f.reader {
         summary.push_str(&format!(
             " {} waits on fd {} in {} for more of it: the client may consider the request \
@@ -34,21 +39,55 @@ pub(crate) fn words(f: &Unanswered) -> Words {
             w.fd,
             how(w)
         ));
-    } else if let Some(t) = f.blocked.first() {
-        summary.push_str(&format!(
-            " No thread waits on {}. {} has been blocked at least {} in {}, and what should \
-             answer likely waits behind it.",
-            if f.count == 1 {
-                "it"
-            } else {
-                "those connections"
+    } else if let Some(t) = &f.took_it {
+        let mut who = thread_of(t.tid, &t.name);
+        if f.watching.is_some() {
+            who = who.replacen("Thread", "thread", 1);
+        }
+        let loop_ = match &f.watching {
+            Some(w) => format!(" {} still watches {it} in its event loop, but", thread(w)),
+            None => match f.stopped_loop {
+                Some(ep) => format!(
+                    " No thread waits on {it}, directly or in its event loop: epoll fd {ep}, \
+                     which watches {it}, has no thread in it."
+                ),
+                None => format!(" No thread waits on {it}, directly or in an event loop."),
             },
+        };
+        summary.push_str(&format!(
+            "{loop_} {} went into {} after the request came and has been there at least {}: \
+             the thread that took the request is stuck in that wait, not waiting for the \
+             client.",
+            who,
+            blocked_call(t),
+            duration(t.blocked_ms.unwrap_or(0)),
+        ));
+    } else if let Some(w) = &f.watching {
+        summary.push_str(&format!(
+            " {} is idle in its event loop, in {} watching fd {} among other fds: it read the \
+             request and waits for anything to happen; a blocking command or a long poll looks \
+             the same.",
+            thread(w),
+            how(w),
+            w.fd
+        ));
+    } else if let Some(t) = &f.suspect {
+        summary.push_str(&format!(
+            " No thread waits on {it}. {} has been blocked at least {} in {}, and what should \
+             answer likely waits behind it.",
             thread_of(t.tid, &t.name),
             duration(t.blocked_ms.unwrap_or(0)),
             wording::call(&t.syscall)
         ));
+    } else if !f.blocked.is_empty() {
+        summary.push_str(&format!(
+            " No thread waits on {it}; its blocked threads were already in their waits before \
+             the request came."
+        ));
     }
-    summary.push_str(" (A long-poll or subscription protocol also leaves requests waiting.)");
+    if f.took_it.is_none() && f.watching.is_none() {
+        summary.push_str(" (A long-poll or subscription protocol also leaves requests waiting.)");
+    }
 
     let mut evidence = Vec::new();
     for r in &f.requests {
@@ -75,7 +114,7 @@ pub(crate) fn words(f: &Unanswered) -> Words {
             "sock_diag",
         ));
     }
-    evidence.extend(f.reader.iter().map(waiting_in));
+    evidence.extend(f.reader.iter().chain(&f.watching).map(waiting_in));
     for t in &f.blocked {
         evidence.push(Evidence::new(
             format!("thread {} ({})", t.tid, t.name),
@@ -87,12 +126,17 @@ pub(crate) fn words(f: &Unanswered) -> Words {
             format!("/proc/{pid}/task/{}/syscall, sampled", t.tid),
         ));
     }
-    let next_step = match f.blocked.first() {
-        Some(t) if f.reader.is_none() => format!(
+    let next_step = match f.took_it.as_ref().or(f.suspect.as_ref()) {
+        Some(t) if f.reader.is_none() && (f.watching.is_none() || f.took_it.is_some()) => format!(
             "See what thread {} waits for: /proc/{pid}/task/{}/stack, or a debugger backtrace \
              (gdb -p {pid}, thread apply all bt); the code that answers these requests likely \
              waits behind it.",
             t.tid, t.tid
+        ),
+        _ if f.watching.is_some() && f.reader.is_none() => format!(
+            "If these requests should have been answered by now, ask the application what it \
+             holds them for (a blocking command, a long poll, a subscription); its threads \
+             show no stuck wait. Else a debugger backtrace: gdb -p {pid}, thread apply all bt."
         ),
         _ => format!(
             "Find why the code that answers these requests does not run: a debugger backtrace \

@@ -643,13 +643,13 @@ mod tests {
                 sock_type: "STREAM".into(),
                 state: "ESTAB".into(),
                 peer_inode: 78,
-                peer: Some(UnixPeer {
+                peer: Some(Box::new(UnixPeer {
                     pid: 4321,
                     name: "child".into(),
                     fd: 4,
                     path: None,
                     threads: None,
-                }),
+                })),
                 ..UnixSocket::default()
             }),
             source: "sock_diag".into(),
@@ -717,6 +717,7 @@ mod tests {
             name: "metad".into(),
             fd: 7,
             threads: None,
+            opened: vec![],
         };
         let snap = Snapshot {
             sockets: vec![
