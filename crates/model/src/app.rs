@@ -123,3 +123,11 @@ impl PgView {
         self.backends.iter().find(|b| b.pid == pid)
     }
 }
+
+/// Whether an executable's path (readlink of /proc/PID/exe) is PostgreSQL's server:
+/// `postgres`, or `postmaster` as older packages link it.
+pub fn is_postgres_exe(exe: &[u8]) -> bool {
+    let exe = exe.strip_suffix(b" (deleted)").unwrap_or(exe);
+    let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(exe);
+    base == b"postgres" || base == b"postmaster"
+}

@@ -21,7 +21,7 @@ mod socket;
 pub mod text;
 mod thread;
 
-pub use app::{AppView, PgBackend, PgLockWait, PgServer, PgView};
+pub use app::{AppView, PgBackend, PgLockWait, PgServer, PgView, is_postgres_exe};
 pub use chain::{Chain, ChainEnd, Hop};
 pub use document::{
     Document, DocumentError, RootVerdict, SCHEMA_VERSION, Verdict, Window, json_schema,

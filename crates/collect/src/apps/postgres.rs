@@ -99,12 +99,9 @@ pub struct Server {
     pub exe: PathBuf,
 }
 
-/// Whether an executable's path is PostgreSQL's server: `postgres`, or `postmaster` as older
-/// packages link it.
+/// Whether an executable's path is PostgreSQL's server.
 pub fn is_server_exe(exe: &[u8]) -> bool {
-    let exe = exe.strip_suffix(b" (deleted)").unwrap_or(exe);
-    let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(exe);
-    base == b"postgres" || base == b"postmaster"
+    hangscope_model::is_postgres_exe(exe)
 }
 
 fn exe_of(root: &ProcRoot, pid: i32) -> Option<PathBuf> {
@@ -399,17 +396,26 @@ fn psql_beside(exe: &Path) -> PathBuf {
 /// Runs the child to its end or until `limit`: its stdout (at most `MAX_OUTPUT` + 1 bytes),
 /// its stderr (at most `MAX_STDERR`), and how it ended; `None` when it was killed for taking
 /// too long or saying too much.
-fn run_bounded(mut child: Child, limit: Duration) -> (Vec<u8>, Vec<u8>, Option<std::process::ExitStatus>) {
+fn run_bounded(
+    mut child: Child,
+    limit: Duration,
+) -> (Vec<u8>, Vec<u8>, Option<std::process::ExitStatus>) {
     let end = Instant::now() + limit;
     let mut out = Vec::new();
     let mut err = Vec::new();
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
-    for p in [stdout.as_ref().map(|s| s.as_fd()), stderr.as_ref().map(|s| s.as_fd())]
-        .into_iter()
-        .flatten()
+    for p in [
+        stdout.as_ref().map(|s| s.as_fd()),
+        stderr.as_ref().map(|s| s.as_fd()),
+    ]
+    .into_iter()
+    .flatten()
     {
-        let _ = nix::fcntl::fcntl(p, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+        let _ = nix::fcntl::fcntl(
+            p,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
     }
     let mut chunk = vec![0u8; 64 * 1024];
     let mut too_much = false;
@@ -566,8 +572,8 @@ pub fn parse(out: &[u8]) -> Result<PgView, String> {
     if text.is_empty() {
         return Err("psql answered nothing".into());
     }
-    let a: Answer =
-        serde_json::from_str(text).map_err(|e| format!("psql's answer is not the JSON asked: {e}"))?;
+    let a: Answer = serde_json::from_str(text)
+        .map_err(|e| format!("psql's answer is not the JSON asked: {e}"))?;
     let backends: Vec<PgBackend> = a
         .backends
         .into_iter()
@@ -578,7 +584,10 @@ pub fn parse(out: &[u8]) -> Result<PgView, String> {
             state: b.state.filter(|s| !s.is_empty()),
             wait_event_type: b.wait_event_type,
             wait_event: b.wait_event,
-            query: b.query.filter(|q| !q.is_empty()).map(|q| cut(q, QUERY_CHARS)),
+            query: b
+                .query
+                .filter(|q| !q.is_empty())
+                .map(|q| cut(q, QUERY_CHARS)),
             state_ms: ms(b.state_ms),
             xact_ms: ms(b.xact_ms),
             query_ms: ms(b.query_ms),
@@ -620,7 +629,9 @@ mod tests {
     fn recognises_the_server_by_its_executable() {
         assert!(is_server_exe(b"/usr/lib/postgresql/15/bin/postgres"));
         assert!(is_server_exe(b"/usr/pgsql-9.6/bin/postmaster"));
-        assert!(is_server_exe(b"/usr/lib/postgresql/15/bin/postgres (deleted)"));
+        assert!(is_server_exe(
+            b"/usr/lib/postgresql/15/bin/postgres (deleted)"
+        ));
         assert!(!is_server_exe(b"/usr/bin/psql"));
         assert!(!is_server_exe(b"/usr/bin/postgres_exporter"));
         assert!(!is_server_exe(b"/opt/postgres/bin/pgbouncer"));
@@ -692,7 +703,10 @@ mod tests {
             .iter()
             .find_map(|b| b.query.as_ref().filter(|q| q.contains("evil")))
             .unwrap();
-        assert!(q.contains('\n') && q.contains('\u{1f}') && q.contains('"'), "{q:?}");
+        assert!(
+            q.contains('\n') && q.contains('\u{1f}') && q.contains('"'),
+            "{q:?}"
+        );
         assert!(q.chars().count() <= QUERY_CHARS);
     }
 

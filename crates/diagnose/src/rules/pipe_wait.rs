@@ -51,7 +51,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<PipeWait> {
             .filter(|p| p.access.as_deref().is_none_or(|a| a.contains(wanted)))
             .cloned()
             .collect();
-        if others.is_empty() {
+        if others.is_empty() || postmaster_alive_pipe(ctx, writing, &others) {
             continue;
         }
         out.push(PipeWait {
@@ -66,6 +66,18 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<PipeWait> {
         });
     }
     out
+}
+
+/// PostgreSQL's postmaster-death pipe: every backend watches its read end, in each wait, for
+/// the EOF its postmaster's exit would bring; the postmaster never writes to it. Waiting there
+/// says nothing about the backend (what it waits for is the server's to say, `pg_lock_wait`).
+fn postmaster_alive_pipe(ctx: &Ctx<'_>, writing: bool, writers: &[PipeEnd]) -> bool {
+    let p = &ctx.snap.process;
+    !writing
+        && p.exe
+            .as_ref()
+            .is_some_and(|e| hangscope_model::is_postgres_exe(e.as_bytes()))
+        && writers.iter().all(|w| w.pid == p.ppid)
 }
 
 impl RuleFacts for PipeWait {
@@ -158,6 +170,17 @@ mod tests {
              whose write end is held by process 801 (tar) fd 1: it waits for that process to write."
         );
         assert_eq!(f.next_step, "Look at process 801 (tar): hangscope 801.");
+    }
+
+    #[test]
+    fn a_postgres_backend_watching_its_postmaster_pipe_is_nothing() {
+        let mut snap = pipe_snapshot("epoll_wait", &["EPOLLIN"], "write");
+        snap.process.exe = Some("/usr/lib/postgresql/15/bin/postgres".into());
+        snap.process.ppid = 801;
+        assert!(find(&Ctx::new(&snap)).is_empty());
+        // Another program's parent that does not write is still named.
+        snap.process.exe = Some("/usr/bin/make".into());
+        assert_eq!(find(&Ctx::new(&snap)).len(), 1);
     }
 
     #[test]
