@@ -1,0 +1,236 @@
+//! PostgreSQL's own edges, on a real server: session A (psql over TCP) updates a row in an open
+//! transaction and sends nothing more; session B updates the same row and waits. hangscope on
+//! B's backend names A's backend as the lock's holder; on A's backend, that it is idle in
+//! transaction and that its client is A's psql process on this host. With
+//! `--no-app-introspection` the server is not asked at all. The healthy twins — an idle
+//! session, an open transaction that blocks nobody — get no cause.
+//!
+//! Skipped (with a note) when PostgreSQL is not installed; CI installs the `postgresql`
+//! package.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::pg_cluster::Cluster;
+use support::*;
+
+/// The findings of a rule.
+fn by_rule<'a>(doc: &'a Value, rule: &str) -> Vec<&'a Value> {
+    doc["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["rule"] == rule)
+        .collect()
+}
+
+fn verdict(doc: &Value) -> String {
+    doc["verdict"]["summary"].as_str().unwrap_or("").to_string()
+}
+
+/// How many times hangscope connected, from the server's log (log_connections).
+fn hangscope_connections(c: &Cluster) -> usize {
+    c.log().matches("application_name=hangscope").count()
+}
+
+#[test]
+fn a_row_lock_chain_is_followed_from_the_waiter_to_the_holder_to_its_client() {
+    let Some(c) = Cluster::start("pg-chain") else {
+        return;
+    };
+    let mut a = c.session_tcp();
+    let mut b = c.session_tcp();
+    a.send("BEGIN; UPDATE t SET v = v + 1 WHERE id = 1;");
+    let a_state = format!(
+        "SELECT state FROM pg_stat_activity WHERE pid = {}",
+        a.backend()
+    );
+    assert!(
+        c.wait_for(&a_state, "idle in transaction", Duration::from_secs(20)),
+        "A did not go idle in transaction"
+    );
+    b.send("UPDATE t SET v = v + 1 WHERE id = 1;");
+    // B waits for A's transaction, for more than a second: pg_locks' waitstart says so.
+    let b_wait = format!(
+        "SELECT wait_event_type = 'Lock' AND (SELECT clock_timestamp() - waitstart > '1.2 s' \
+         FROM pg_locks WHERE pid = {0} AND NOT granted LIMIT 1) FROM pg_stat_activity \
+         WHERE pid = {0}",
+        b.backend()
+    );
+    assert!(
+        c.wait_for(&b_wait, "t", Duration::from_secs(20)),
+        "B did not wait for the lock"
+    );
+
+    // The waiter: the lock, held by A's backend, where to look next.
+    let doc = inspect_json(b.backend(), &["--window", "500ms"]);
+    let v = verdict(&doc);
+    eprintln!("verdict on B's backend {}: {v}", b.backend());
+    assert_eq!(doc["verdict"]["rule"], "pg_lock_wait", "{v}");
+    assert_eq!(doc["verdict"]["cause_found"], true);
+    let f = by_rule(&doc, "pg_lock_wait")[0];
+    assert_eq!(f["severity"], "cause");
+    assert_eq!(f["facts"]["backend"]["pid"], b.backend());
+    assert_eq!(f["facts"]["holder"]["pid"], a.backend());
+    assert_eq!(f["facts"]["holder"]["state"], "idle in transaction");
+    assert_eq!(f["facts"]["lock"]["relation"], "t");
+    assert_eq!(f["next"]["kind"], "process");
+    assert_eq!(f["next"]["pid"], a.backend());
+    assert!(
+        v.contains(&format!("held by backend {}", a.backend())),
+        "{v}"
+    );
+    // The server's own view is in the snapshot, without hangscope's session.
+    let app = &doc["snapshot"]["app"];
+    assert_eq!(app["kind"], "postgres");
+    assert_eq!(app["server"]["postmaster_pid"], c.postmaster());
+    assert_eq!(app["server"]["port"], c.port);
+    let backends = app["backends"].as_array().expect("backends");
+    assert!(
+        backends
+            .iter()
+            .all(|x| x["application_name"] != "hangscope"),
+        "{backends:?}"
+    );
+    // No pipe wait on the postmaster-death pipe stands in for the real wait.
+    assert!(
+        by_rule(&doc, "pipe_wait").is_empty(),
+        "{:#}",
+        doc["findings"]
+    );
+
+    // The holder: idle in transaction, blocking B, its client A's psql on this host.
+    let doc = inspect_json(a.backend(), &["--window", "500ms"]);
+    let v = verdict(&doc);
+    eprintln!("verdict on A's backend {}: {v}", a.backend());
+    assert_eq!(doc["verdict"]["rule"], "pg_idle_in_transaction", "{v}");
+    let f = by_rule(&doc, "pg_idle_in_transaction")[0];
+    assert_eq!(f["severity"], "cause");
+    assert_eq!(f["facts"]["blocks"], serde_json::json!([b.backend()]));
+    assert_eq!(f["facts"]["client"]["kind"], "process");
+    assert_eq!(f["facts"]["client"]["pid"], a.pid());
+    assert_eq!(f["next"]["pid"], a.pid());
+    assert!(
+        f["next_step"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("pg_terminate_backend({})", a.backend())),
+        "{}",
+        f["next_step"]
+    );
+
+    // The postmaster sees both, the holder first (the root of the wait).
+    let doc = inspect_json(c.postmaster(), &["--window", "0"]);
+    eprintln!(
+        "verdict on the postmaster {}: {}",
+        c.postmaster(),
+        verdict(&doc)
+    );
+    assert_eq!(doc["verdict"]["rule"], "pg_idle_in_transaction");
+    assert_eq!(by_rule(&doc, "pg_lock_wait").len(), 1);
+
+    // Opted out: no view, a gap that says so, and no connection at all.
+    let before = hangscope_connections(&c);
+    assert!(
+        before >= 3,
+        "hangscope's connections not logged: {}",
+        c.log()
+    );
+    let doc = inspect_json(b.backend(), &["--window", "0", "--no-app-introspection"]);
+    eprintln!(
+        "verdict on B's backend, --no-app-introspection: {}",
+        verdict(&doc)
+    );
+    assert!(
+        doc["snapshot"].get("app").is_none(),
+        "{:#}",
+        doc["snapshot"]["app"]
+    );
+    let gaps = doc["snapshot"]["gaps"].as_array().expect("gaps");
+    assert!(
+        gaps.iter()
+            .any(|g| g["reason"] == "skipped"
+                && g["what"].as_str().unwrap_or("").contains("PostgreSQL")),
+        "{gaps:?}"
+    );
+    assert!(by_rule(&doc, "pg_lock_wait").is_empty());
+    // The server logs a connection as it authorizes it: give a late one time to show.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        hangscope_connections(&c),
+        before,
+        "hangscope connected anyway"
+    );
+}
+
+#[test]
+fn an_idle_session_and_an_open_transaction_blocking_nobody_are_not_causes() {
+    let Some(c) = Cluster::start("pg-healthy") else {
+        return;
+    };
+    let mut idle = c.session_tcp();
+    idle.send("SELECT 1;");
+    let mut open = c.session_tcp();
+    open.send("BEGIN; UPDATE t SET v = v + 1 WHERE id = 2;");
+    let state = |pid: i32| format!("SELECT state FROM pg_stat_activity WHERE pid = {pid}");
+    assert!(c.wait_for(&state(idle.backend()), "idle", Duration::from_secs(20)));
+    assert!(c.wait_for(
+        &state(open.backend()),
+        "idle in transaction",
+        Duration::from_secs(20)
+    ));
+    // Long enough that a wait would count.
+    std::thread::sleep(Duration::from_millis(1200));
+
+    let doc = inspect_json(idle.backend(), &["--window", "500ms"]);
+    eprintln!(
+        "verdict on an idle backend {}: {}",
+        idle.backend(),
+        verdict(&doc)
+    );
+    assert_eq!(
+        doc["verdict"]["cause_found"], false,
+        "{:#}",
+        doc["findings"]
+    );
+    assert!(
+        doc["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .all(|f| !f["rule"].as_str().unwrap_or("").starts_with("pg_"))
+    );
+    // The view was read: the healthy answer is not for want of asking.
+    assert_eq!(doc["snapshot"]["app"]["kind"], "postgres");
+
+    let doc = inspect_json(open.backend(), &["--window", "500ms"]);
+    eprintln!(
+        "verdict on an idle-in-transaction backend blocking nobody {}: {}",
+        open.backend(),
+        verdict(&doc)
+    );
+    assert_eq!(
+        doc["verdict"]["cause_found"], false,
+        "{:#}",
+        doc["findings"]
+    );
+    let f = by_rule(&doc, "pg_idle_in_transaction");
+    assert_eq!(f.len(), 1, "{:#}", doc["findings"]);
+    assert_eq!(f[0]["severity"], "info");
+    assert_eq!(f[0]["facts"]["client"]["pid"], open.pid());
+
+    // The postmaster of a healthy server: nothing stuck.
+    let doc = inspect_json(c.postmaster(), &["--window", "0"]);
+    eprintln!(
+        "verdict on a healthy postmaster {}: {}",
+        c.postmaster(),
+        verdict(&doc)
+    );
+    assert_eq!(
+        doc["verdict"]["cause_found"], false,
+        "{:#}",
+        doc["findings"]
+    );
+}
