@@ -43,10 +43,10 @@ pub(crate) fn words(f: &PgIdleInTransaction) -> Words {
     };
     let terminate = format!("SELECT pg_terminate_backend({pid})");
     let next_step = match &f.client {
-        _ if f.blocks.is_empty() => format!(
-            "Nothing waits for it yet; a client that leaves transactions open will block others \
-             (idle_in_transaction_session_timeout ends such sessions)."
-        ),
+        _ if f.blocks.is_empty() => "Nothing waits for it yet; a client that leaves \
+                                     transactions open will block others \
+                                     (idle_in_transaction_session_timeout ends such sessions)."
+            .to_string(),
         PgClient::Process { pid: c, name, .. } => format!(
             "The transaction waits for its client, {name} {c}: commit or roll back there \
              (hangscope {c}), or end the session: {terminate}."
