@@ -234,3 +234,81 @@ fn an_idle_session_and_an_open_transaction_blocking_nobody_are_not_causes() {
         doc["findings"]
     );
 }
+
+/// A process that looks like a postmaster (an executable named `postgres` with a listening
+/// `.s.PGSQL.PORT` socket) but never answers: psql is killed at its time limit, the gap says
+/// so, the run stays within its bound, and no psql is left behind.
+#[test]
+fn a_server_that_never_answers_is_a_gap_within_the_limit() {
+    let Some(bin) = ["/usr/lib/postgresql"]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .find(|b| b.join("psql").is_file())
+    else {
+        eprintln!("skipped: PostgreSQL's psql is not installed");
+        return;
+    };
+    let dir = TempDir::new("pg-silent");
+    let fake = format!("{}/postgres", dir.path());
+    std::fs::copy("/usr/bin/python3", &fake).expect("copy python3 as postgres");
+    std::os::unix::fs::symlink(bin.join("psql"), format!("{}/psql", dir.path()))
+        .expect("psql beside it");
+    let script = "import socket, sys\n\
+        s = socket.socket(socket.AF_UNIX)\n\
+        s.bind(sys.argv[1] + '/.s.PGSQL.5999')\n\
+        s.listen(8)\n\
+        print('ready', flush=True)\n\
+        held = []\n\
+        while True:\n    held.append(s.accept())\n";
+    let mut server = std::process::Command::new(&fake)
+        .args(["-c", script, dir.path()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the silent server");
+    let mut ready = String::new();
+    let out = server.stdout.take().expect("stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut ready).expect("ready");
+    assert_eq!(ready.trim(), "ready");
+    let pid = server.id() as i32;
+
+    let started = std::time::Instant::now();
+    let doc = inspect_json(pid, &["--window", "0"]);
+    let took = started.elapsed();
+    eprintln!("verdict on a silent fake postmaster: {}", verdict(&doc));
+    let gaps = doc["snapshot"]["gaps"].as_array().expect("gaps");
+    let gap = gaps
+        .iter()
+        .find(|g| g["what"].as_str().unwrap_or("").contains("PostgreSQL"))
+        .unwrap_or_else(|| panic!("no PostgreSQL gap: {gaps:?}"));
+    assert!(
+        gap["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("did not answer within 1500 ms and was killed"),
+        "{gap}"
+    );
+    assert!(doc["snapshot"].get("app").is_none());
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    // The psql it started is gone (killed and reaped), not left connected.
+    let psql_left = || {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .any(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("psql") && c.contains(dir.path())
+            })
+    };
+    assert!(
+        wait_until(Duration::from_secs(2), || !psql_left()),
+        "psql left behind"
+    );
+    // Our own child, by its PID.
+    let _ = server.kill();
+    let _ = server.wait();
+}
