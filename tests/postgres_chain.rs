@@ -181,8 +181,10 @@ fn an_idle_session_and_an_open_transaction_blocking_nobody_are_not_causes() {
         "idle in transaction",
         Duration::from_secs(20)
     ));
-    // Long enough that a wait would count.
-    std::thread::sleep(Duration::from_millis(1200));
+    // Long enough that a wait would count, and that the backend's last answer to its client
+    // is seconds old (read as a request nobody answers if its connection is not known as
+    // inbound: its port is the postmaster's, an ephemeral one here).
+    std::thread::sleep(Duration::from_millis(2000));
 
     let doc = inspect_json(idle.backend(), &["--window", "500ms"]);
     eprintln!(

@@ -17,6 +17,7 @@ mod threads;
 
 use crate::table::Table;
 
+mod app;
 mod logs;
 use crate::{human_bytes, human_ms};
 
@@ -111,6 +112,7 @@ pub fn render_text(doc: &Document, opts: &TextOptions) -> String {
     anonymous(&mut out, snap, &st);
     unreadable(&mut out, snap, &st);
     locks(&mut out, snap, &st);
+    app::app(&mut out, snap, &st);
     logs::logs(&mut out, snap, &st);
     gaps(&mut out, snap, &st);
     out
