@@ -314,3 +314,78 @@ fn a_server_that_never_answers_is_a_gap_within_the_limit() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// The server is asked only as its own OS user, and a refusal is a gap quoting it: a cluster
+/// whose pg_hba.conf rejects its unix socket, and hangscope run as uid 65534 with
+/// CAP_SYS_PTRACE (it sees a postmaster, but cannot ask as the server's user, so does not ask).
+#[test]
+fn a_refused_or_unprivileged_ask_is_a_gap_and_no_connection() {
+    let Some(c) = Cluster::start_refusing_local("pg-refused") else {
+        return;
+    };
+    let gap_of = |doc: &Value| {
+        doc["snapshot"]["gaps"]
+            .as_array()
+            .expect("gaps")
+            .iter()
+            .find(|g| g["what"].as_str().unwrap_or("").contains("PostgreSQL"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no PostgreSQL gap: {:#}", doc["snapshot"]["gaps"]))
+    };
+    let doc = inspect_json(c.postmaster(), &["--window", "0"]);
+    eprintln!(
+        "verdict on a postmaster refusing its socket: {}",
+        verdict(&doc)
+    );
+    let gap = gap_of(&doc);
+    assert_eq!(gap["reason"], "permission", "{gap}");
+    assert!(
+        gap["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("pg_hba.conf rejects connection"),
+        "{gap}"
+    );
+    assert!(doc["snapshot"].get("app").is_none());
+
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: cannot run hangscope as another user");
+        return;
+    }
+    let before = c.log().matches("connection received").count();
+    let bin = PublicBinary::new();
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=+sys_ptrace",
+            "--ambient-caps=+sys_ptrace",
+        ])
+        .arg(bin.path())
+        .args([&c.postmaster().to_string(), "--json", "--window", "0"])
+        .output()
+        .expect("setpriv (util-linux) runs");
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    eprintln!(
+        "verdict on a postmaster, hangscope as uid 65534: {}",
+        verdict(&doc)
+    );
+    // With CAP_SYS_PTRACE its executable says PostgreSQL, but psql could only run as uid
+    // 65534, not as the server's user: not asked.
+    let gap = gap_of(&doc);
+    assert_eq!(gap["reason"], "permission", "{gap}");
+    assert!(
+        gap["detail"].as_str().unwrap_or("").contains("not asked"),
+        "{gap}"
+    );
+    assert!(doc["snapshot"].get("app").is_none());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        c.log().matches("connection received").count(),
+        before,
+        "hangscope connected as uid 65534"
+    );
+}

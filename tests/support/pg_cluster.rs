@@ -52,6 +52,18 @@ impl Cluster {
     /// A running cluster with a table `t (id int primary key, v int)` holding rows 1 and 2, in
     /// database `postgres`; `None` when PostgreSQL is absent.
     pub fn start(tag: &str) -> Option<Cluster> {
+        let c = Cluster::start_with(tag, &["-A", "trust"])?;
+        c.sql("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0), (2, 0);");
+        Some(c)
+    }
+
+    /// A running cluster that refuses every connection over its unix socket (pg_hba.conf
+    /// `local all all reject`) and trusts TCP from loopback; no table.
+    pub fn start_refusing_local(tag: &str) -> Option<Cluster> {
+        Cluster::start_with(tag, &["--auth-local=reject", "--auth-host=trust"])
+    }
+
+    fn start_with(tag: &str, auth: &[&str]) -> Option<Cluster> {
         let Some(bin) = bin_dir() else {
             eprintln!("skipped: PostgreSQL is not installed (no /usr/lib/postgresql/*/bin)");
             return None;
@@ -73,7 +85,9 @@ impl Cluster {
             run_as,
         };
         let data = c.data();
-        c.tool("initdb", &["-A", "trust", "-U", "postgres", "-D", &data]);
+        let mut initdb = auth.to_vec();
+        initdb.extend(["-U", "postgres", "-D", &data]);
+        c.tool("initdb", &initdb);
         let opts = format!(
             "-k {} -p {} -c listen_addresses=127.0.0.1 -c log_connections=on -c fsync=off",
             c.dir.path(),
@@ -95,7 +109,6 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(c.postmaster > 0, "the server did not start: {}", c.log());
-        c.sql("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0), (2, 0);");
         Some(c)
     }
 

@@ -266,6 +266,7 @@ fn ask(root: &ProcRoot, server: &Server, opts: &Options) -> Result<PgView, Gap> 
         let text = String::from_utf8_lossy(&err);
         let reason = if text.contains("authentication failed")
             || text.contains("no pg_hba.conf entry")
+            || text.contains("pg_hba.conf rejects")
             || text.contains("permission denied")
             || text.contains("does not exist")
         {
