@@ -389,3 +389,38 @@ fn a_refused_or_unprivileged_ask_is_a_gap_and_no_connection() {
         "hangscope connected as uid 65534"
     );
 }
+
+/// A server whose socket directory is a mount only its own mount namespace has: it is asked
+/// through /proc/PM/root, on the postmaster and on a backend.
+#[test]
+fn a_server_in_another_mount_namespace_is_asked_through_its_root() {
+    let Some(c) = Cluster::start_in_private_mount_ns("pg-mntns") else {
+        return;
+    };
+    let socket = format!("{}/.s.PGSQL.{}", c.socket_dir(), c.port);
+    assert!(
+        !std::path::Path::new(&socket).exists(),
+        "{socket} is visible here: the namespace is not private"
+    );
+    let doc = inspect_json(c.postmaster(), &["--window", "0"]);
+    eprintln!(
+        "verdict on a postmaster in its own mount namespace: {}",
+        verdict(&doc)
+    );
+    let app = &doc["snapshot"]["app"];
+    assert_eq!(app["kind"], "postgres", "{:#}", doc["snapshot"]["gaps"]);
+    assert_eq!(app["server"]["socket_dir"], c.socket_dir());
+    let mut s = c.session_tcp();
+    s.send("SELECT 1;");
+    let doc = inspect_json(s.backend(), &["--window", "0"]);
+    let app = &doc["snapshot"]["app"];
+    assert_eq!(app["server"]["postmaster_pid"], c.postmaster());
+    assert!(
+        app["backends"]
+            .as_array()
+            .expect("backends")
+            .iter()
+            .any(|b| b["pid"] == s.backend()),
+        "{app:#}"
+    );
+}

@@ -21,6 +21,10 @@ pub struct Cluster {
     postmaster: i32,
     /// Run the server's tools as this user (root cannot run them).
     run_as: Option<&'static str>,
+    /// The directory of its unix socket, in the server's mount namespace.
+    sock: String,
+    /// The socket directory is a mount only the server sees: ask over TCP.
+    private_socket: bool,
 }
 
 /// The bin directory of the newest PostgreSQL installed (/usr/lib/postgresql/N/bin).
@@ -63,7 +67,22 @@ impl Cluster {
         Cluster::start_with(tag, &["--auth-local=reject", "--auth-host=trust"])
     }
 
+    /// A running trusting cluster (no table) whose unix socket is in `socket_dir()` on a tmpfs
+    /// mounted only in the server's own mount namespace: from the test's namespace the
+    /// directory is empty. Needs root; `None` (with a note) otherwise.
+    pub fn start_in_private_mount_ns(tag: &str) -> Option<Cluster> {
+        if !is_root() {
+            eprintln!("skipped: a mount namespace needs root");
+            return None;
+        }
+        Cluster::start_inner(tag, &["-A", "trust"], true)
+    }
+
     fn start_with(tag: &str, auth: &[&str]) -> Option<Cluster> {
+        Cluster::start_inner(tag, auth, false)
+    }
+
+    fn start_inner(tag: &str, auth: &[&str], private_socket: bool) -> Option<Cluster> {
         let Some(bin) = bin_dir() else {
             eprintln!("skipped: PostgreSQL is not installed (no /usr/lib/postgresql/*/bin)");
             return None;
@@ -77,12 +96,21 @@ impl Cluster {
                 .is_ok_and(|s| s.success());
             assert!(ok, "chown postgres {}", dir.path());
         }
+        let sock = if private_socket {
+            let sock = format!("{}/sock", dir.path());
+            std::fs::create_dir(&sock).expect("mkdir sock");
+            sock
+        } else {
+            dir.path().to_string()
+        };
         let mut c = Cluster {
             dir,
             bin,
             port: free_port(),
             postmaster: 0,
             run_as,
+            sock,
+            private_socket,
         };
         let data = c.data();
         let mut initdb = auth.to_vec();
@@ -90,16 +118,41 @@ impl Cluster {
         c.tool("initdb", &initdb);
         let opts = format!(
             "-k {} -p {} -c listen_addresses=127.0.0.1 -c log_connections=on -c fsync=off",
-            c.dir.path(),
-            c.port
+            c.sock, c.port
         );
         let log = c.log_path();
-        c.tool(
-            "pg_ctl",
-            &[
-                "-D", &data, "-l", &log, "-o", &opts, "-w", "-t", "60", "start",
-            ],
-        );
+        let start = [
+            "-D", &data, "-l", &log, "-o", &opts, "-w", "-t", "60", "start",
+        ];
+        if private_socket {
+            // pg_ctl's server inherits the namespace, and the tmpfs only it sees.
+            let pg_ctl = c.bin.join("pg_ctl");
+            let script = "mount -t tmpfs -o mode=0755 tmpfs \"$0\" && chown postgres: \"$0\" \
+                          && exec runuser -u postgres -- \"$@\"";
+            let out = Command::new("unshare")
+                .args([
+                    "-m",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    script,
+                    &c.sock,
+                ])
+                .arg(pg_ctl)
+                .args(start)
+                .stdin(Stdio::null())
+                .current_dir("/")
+                .output()
+                .expect("run unshare");
+            assert!(
+                out.status.success(),
+                "unshare pg_ctl start: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        } else {
+            c.tool("pg_ctl", &start);
+        }
         let deadline = Instant::now() + START_WITHIN;
         while c.postmaster == 0 && Instant::now() < deadline {
             c.postmaster = std::fs::read_to_string(format!("{data}/postmaster.pid"))
@@ -130,7 +183,7 @@ impl Cluster {
     }
 
     pub fn socket_dir(&self) -> &str {
-        self.dir.path()
+        &self.sock
     }
 
     fn command(&self, tool: &str) -> Command {
@@ -167,7 +220,11 @@ impl Cluster {
         let out = self
             .command("psql")
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
-            .arg(self.dir.path())
+            .arg(if self.private_socket {
+                "127.0.0.1"
+            } else {
+                self.sock.as_str()
+            })
             .args(["-p", &port, "-U", "postgres", "-d", "postgres", "-c", sql])
             .env("PGAPPNAME", "test-admin")
             .stdin(Stdio::null())
