@@ -121,6 +121,13 @@ fn a_row_lock_chain_is_followed_from_the_waiter_to_the_holder_to_its_client() {
         f["next_step"]
     );
 
+    // The clients, for the record: B's psql waits on its backend (the client-side hop, which
+    // peer_silent makes), A's psql reads the pipe this test never writes again.
+    for (who, pid) in [("B's psql", b.pid()), ("A's psql", a.pid())] {
+        let doc = inspect_json(pid, &["--window", "500ms"]);
+        eprintln!("verdict on {who} {pid}: {}", verdict(&doc));
+    }
+
     // The postmaster sees both, the holder first (the root of the wait).
     let doc = inspect_json(c.postmaster(), &["--window", "0"]);
     eprintln!(

@@ -268,7 +268,7 @@ fn ask(root: &ProcRoot, server: &Server, opts: &Options) -> Result<PgView, Gap> 
             || text.contains("no pg_hba.conf entry")
             || text.contains("pg_hba.conf rejects")
             || text.contains("permission denied")
-            || text.contains("does not exist")
+            || (text.contains("role") && text.contains("does not exist"))
         {
             GapReason::Permission
         } else {
