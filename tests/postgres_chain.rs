@@ -431,3 +431,43 @@ fn a_server_in_another_mount_namespace_is_asked_through_its_root() {
         "{app:#}"
     );
 }
+
+/// The holder's client over the unix socket: the process at the other end of the backend's
+/// unix connection.
+#[test]
+fn a_holder_over_the_unix_socket_names_its_client_process() {
+    let Some(c) = Cluster::start("pg-unix") else {
+        return;
+    };
+    let mut a = c.session_unix();
+    let mut b = c.session_tcp();
+    a.send("BEGIN; UPDATE t SET v = v + 1 WHERE id = 1;");
+    let a_state = format!(
+        "SELECT state FROM pg_stat_activity WHERE pid = {}",
+        a.backend()
+    );
+    assert!(c.wait_for(&a_state, "idle in transaction", Duration::from_secs(20)));
+    b.send("UPDATE t SET v = v + 1 WHERE id = 1;");
+    let b_wait = format!(
+        "SELECT wait_event_type FROM pg_stat_activity WHERE pid = {}",
+        b.backend()
+    );
+    assert!(c.wait_for(&b_wait, "Lock", Duration::from_secs(20)));
+    std::thread::sleep(Duration::from_millis(1100));
+    let doc = inspect_json(a.backend(), &["--window", "0"]);
+    eprintln!(
+        "verdict on A's backend, a unix-socket client: {}",
+        verdict(&doc)
+    );
+    let f = by_rule(&doc, "pg_idle_in_transaction");
+    assert_eq!(f.len(), 1, "{:#}", doc["findings"]);
+    assert_eq!(f[0]["severity"], "cause");
+    assert_eq!(
+        f[0]["facts"]["client"]["kind"], "process",
+        "{:#}",
+        f[0]["facts"]
+    );
+    assert_eq!(f[0]["facts"]["client"]["pid"], a.pid());
+    assert_eq!(f[0]["facts"]["client"]["address"], "local");
+    assert_eq!(f[0]["next"]["pid"], a.pid());
+}

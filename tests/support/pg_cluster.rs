@@ -242,9 +242,20 @@ impl Cluster {
     /// A psql session over TCP to 127.0.0.1, fed from a pipe the test holds: the psql process
     /// is this test's child, and its backend pid is known.
     pub fn session_tcp(&self) -> Session {
+        self.session("127.0.0.1")
+    }
+
+    /// A psql session over the server's unix socket (trust lets this test's user be
+    /// `postgres`), fed from a pipe the test holds.
+    pub fn session_unix(&self) -> Session {
+        let sock = self.sock.clone();
+        self.session(&sock)
+    }
+
+    fn session(&self, host: &str) -> Session {
         let port = self.port.to_string();
         let mut child = Command::new(self.bin.join("psql"))
-            .args(["-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", &port])
+            .args(["-X", "-q", "-A", "-t", "-h", host, "-p", &port])
             .args(["-U", "postgres", "-d", "postgres"])
             .env("PGAPPNAME", "test-session")
             .stdin(Stdio::piped())

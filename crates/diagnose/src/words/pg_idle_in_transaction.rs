@@ -37,7 +37,18 @@ pub(crate) fn words(f: &PgIdleInTransaction) -> Words {
             name,
             address,
             ..
+        } if address == "local" => {
+            format!("its client is {name} {c} on this host, over the server's unix socket")
+        }
+        PgClient::Process {
+            pid: c,
+            name,
+            address,
+            ..
         } => format!("its client is {name} {c} on this host ({address})"),
+        PgClient::Address { address, .. } if address == "local" => {
+            "its client is on this host, over the server's unix socket".to_string()
+        }
         PgClient::Address { address, .. } => format!("its client is {address}"),
         PgClient::Unknown => "its client is not known".to_string(),
     };
