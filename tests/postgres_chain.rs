@@ -272,11 +272,14 @@ fn a_server_that_never_answers_is_a_gap_within_the_limit() {
         print('ready', flush=True)\n\
         held = []\n\
         while True:\n    held.append(s.accept())\n";
-    let mut server = std::process::Command::new(&fake)
-        .args(["-c", script, dir.path()])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the silent server");
+    let mut server = Killed(
+        std::process::Command::new(&fake)
+            .args(["-c", script, dir.path()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the silent server"),
+    );
+    let server = &mut server.0;
     let mut ready = String::new();
     let out = server.stdout.take().expect("stdout");
     std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut ready).expect("ready");
@@ -317,9 +320,38 @@ fn a_server_that_never_answers_is_a_gap_within_the_limit() {
         wait_until(Duration::from_secs(2), || !psql_left()),
         "psql left behind"
     );
+
+    // hangscope killed while psql waits: psql goes with it (its parent-death signal).
+    let mut run = Killed(
+        std::process::Command::new(HANGSCOPE)
+            .args([&pid.to_string(), "--window", "0", "--json"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start hangscope"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), psql_left),
+        "hangscope started no psql"
+    );
     // Our own child, by its PID.
-    let _ = server.kill();
-    let _ = server.wait();
+    let _ = run.0.kill();
+    let _ = run.0.wait();
+    // Sooner than its own connect timeout (2 s) would end it.
+    assert!(
+        wait_until(Duration::from_millis(1000), || !psql_left()),
+        "psql outlived hangscope"
+    );
+}
+
+/// A child of this test, killed by its PID and reaped when dropped, also when the test fails.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The server is asked only as its own OS user, and a refusal is a gap quoting it: a cluster

@@ -238,6 +238,18 @@ fn ask(root: &ProcRoot, server: &Server, opts: &Options) -> Result<PgView, Gap> 
     if me != uid {
         cmd.uid(uid).gid(gid);
     }
+    // SAFETY: between fork and exec the closure only calls prctl, which is async-signal-safe.
+    // It runs after the uid change, which would clear the setting.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Killed with hangscope, should hangscope die before it can kill it: a psql left
+            // connected to a server that stopped answering would wait for ever.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let child = cmd.spawn().map_err(|e| {
         let reason = match e.kind() {
             io::ErrorKind::NotFound => GapReason::Unsupported,
