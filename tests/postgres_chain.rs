@@ -121,11 +121,25 @@ fn a_row_lock_chain_is_followed_from_the_waiter_to_the_holder_to_its_client() {
         f["next_step"]
     );
 
-    // The clients, for the record: B's psql waits on its backend (the client-side hop, which
-    // peer_silent makes), A's psql reads the pipe this test never writes again.
+    // The clients: B's psql waits on its backend (the client-side hop, which peer_silent
+    // makes), A's psql reads the pipe this test never writes again.
     for (who, pid) in [("B's psql", b.pid()), ("A's psql", a.pid())] {
         let doc = inspect_json(pid, &["--window", "500ms"]);
         eprintln!("verdict on {who} {pid}: {}", verdict(&doc));
+        if pid == b.pid() {
+            // The chain walked from B's client: its backend, the backend holding the row, and
+            // that backend's client. (It goes on from there to this test, which holds A's
+            // psql's stdin: a harness's pipe, not the server's business.)
+            let hops: Vec<i64> = doc["chain"]["hops"]
+                .as_array()
+                .map(|h| h.iter().filter_map(|x| x["pid"].as_i64()).collect())
+                .unwrap_or_default();
+            let want: Vec<i64> = [b.pid(), b.backend(), a.backend(), a.pid()]
+                .iter()
+                .map(|&p| i64::from(p))
+                .collect();
+            assert_eq!(hops.get(..4), Some(&want[..]), "{:#}", doc["chain"]);
+        }
     }
 
     // The postmaster sees both, the holder first (the root of the wait).
