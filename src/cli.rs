@@ -134,6 +134,10 @@ pub struct CollectArgs {
     /// Off by default: by default nothing is sent to the target.
     #[arg(long, conflicts_with = "no_runtime_tools")]
     pub jvm_attach: bool,
+    /// Do not ask a server the process belongs to about its sessions (PostgreSQL's
+    /// pg_stat_activity, over its unix socket as its OS user).
+    #[arg(long)]
+    pub no_app_introspection: bool,
 }
 
 /// "5s", "800ms", "2m", or a bare number of seconds.

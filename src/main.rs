@@ -115,6 +115,7 @@ pub(crate) fn inspect(
             enabled: !collect.no_runtime_tools,
             jvm_signal: collect.jvm_attach,
         },
+        app_introspection: !collect.no_app_introspection,
     };
     let watchdog = start_watchdog(collect.deadline);
     let collected = hangscope_collect::collect(&ProcRoot::default(), target.pid, &opts);

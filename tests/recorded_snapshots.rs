@@ -76,6 +76,23 @@ const EXPECTED: &[(&str, Option<(&str, Severity)>)] = &[
     ("reports_every_kind_of_fd_with_its_details", None),
     ("save_and_replay_give_the_same_report-2", None),
     ("save_and_replay_give_the_same_report", None),
+    ("postgres-a_fake_server_that_never_answers", None),
+    ("postgres-healthy-an_idle_backend", None),
+    ("postgres-healthy-open_transaction_blocking_nobody", None),
+    ("postgres-healthy-the_postmaster", None),
+    ("postgres-lock_chain-no_app_introspection", None),
+    (
+        "postgres-lock_chain-the_idle_holder",
+        Some(("pg_idle_in_transaction", Severity::Cause)),
+    ),
+    (
+        "postgres-lock_chain-the_postmaster",
+        Some(("pg_idle_in_transaction", Severity::Cause)),
+    ),
+    (
+        "postgres-lock_chain-the_waiting_backend",
+        Some(("pg_lock_wait", Severity::Cause)),
+    ),
     (
         "seed_incident-silent_peer_after_failover",
         Some(("peer_silent", Severity::Cause)),

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod pg_cluster;
 pub mod postgres;
 pub mod procs;
 

@@ -20,8 +20,10 @@
 //! so both describe the same moment; the other ends of waited-on pipes; last, the logs, which
 //! are tied to the threads and connections read before them. A managed runtime (JVM, Go,
 //! CPython) is recognised with the process and asked for its own view of its threads after
-//! them (`runtime`), Go once more before the window.
+//! them (`runtime`), Go once more before the window. A server's own view of its sessions
+//! (`apps`) is read after the threads and the other ends, before the logs.
 
+pub mod apps;
 pub mod children;
 mod deadline;
 mod error;
@@ -78,6 +80,9 @@ pub struct Options {
     /// Whether and how to ask a managed runtime (JVM, Go, CPython) for its own view of its
     /// threads.
     pub runtime_tools: runtime::Tools,
+    /// Ask a server the target belongs to (PostgreSQL) about its sessions, over its unix
+    /// socket as its OS user (`apps`); off with `--no-app-introspection`.
+    pub app_introspection: bool,
 }
 
 impl Default for Options {
@@ -91,6 +96,7 @@ impl Default for Options {
             log_paths: Vec::new(),
             reader: None,
             runtime_tools: runtime::Tools::default(),
+            app_introspection: true,
         }
     }
 }
@@ -172,6 +178,11 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     // After the threads, so the runtime's view is of the moment they describe.
     stage::enter("the runtime's own view");
     runtime::ask(root, pid, &mut snap, opts, first_dump);
+
+    // After the threads and sockets, so the server's sessions are seen at the moment the
+    // process's own waits were; before the logs, which are the least urgent.
+    stage::enter("the server's own view of its sessions");
+    snap.app = apps::read(root, pid, &mut snap, opts);
 
     // Last: logs are tied to the threads and sockets read above.
     stage::enter("the logs");

@@ -2,6 +2,7 @@
 //! characters real input is made of (digits, separators, multi-byte UTF-8). Nothing may panic.
 //! The generator is a fixed-seed xorshift, so a failure reproduces.
 
+use hangscope_collect::apps::postgres;
 use hangscope_collect::logs::civil_time::TimeContext;
 use hangscope_collect::logs::{entries, glog, json_lines, kmsg, peers, plain};
 use hangscope_collect::sockets::{
@@ -122,6 +123,8 @@ fn text_parsers_survive_garbage() {
         let _ = proc_net::parse_tcp(&t);
         let _ = proc_net::parse_udp(&t);
         let _ = proc_net::parse_unix(&t);
+        let _ = postgres::listening_sockets(&t);
+        let _ = postgres::parse(t.as_bytes());
         let _ = sched::parse(&t);
         let _ = task::parse_stack(&t);
         if let Ok(raw) = syscall::parse(&t) {
@@ -160,5 +163,38 @@ fn netlink_parsers_survive_garbage() {
         let _ = unix_diag::parse(&b);
         let _ = netlink_diag::parse(&b);
         let _ = packet_diag::parse(&b);
+    }
+}
+
+/// psql's recorded answer (the server chooses all of it), cut short, with bytes flipped, and
+/// with its numbers out of range: the parser refuses or reads it, never panics.
+#[test]
+fn postgres_answers_survive_mutation() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/postgres/lock_chain.out"
+    );
+    let answer = std::fs::read(path).expect("fixture");
+    let mut rng = Rng(0x51_7cc1_b727_220a);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    for big in [
+        "99999999999999999999",
+        "-99999999999999999999",
+        "1e308",
+        "-1",
+        "null",
+        "\"x\"",
+    ] {
+        let _ = postgres::parse(text.replace("11180", big).as_bytes());
+        let _ = postgres::parse(text.replace("11280", big).as_bytes());
+    }
+    for _ in 0..3000 {
+        let mut b = answer.clone();
+        for _ in 0..rng.below(4) {
+            let i = rng.below(b.len());
+            b[i] = rng.next() as u8;
+        }
+        b.truncate(rng.below(b.len() + 1));
+        let _ = postgres::parse(&b);
     }
 }

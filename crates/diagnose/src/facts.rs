@@ -85,6 +85,9 @@ pub(crate) enum Facts {
     NotVisible(crate::rules::not_visible::NotVisible),
     Stopped(crate::rules::stopped::Stopped),
     ManagedRuntime(Box<crate::rules::managed_runtime::ManagedRuntime>),
+    // What a server says of its own sessions.
+    PgLockWait(Box<crate::rules::pg_lock_wait::PgLockWait>),
+    PgIdleInTransaction(Box<crate::rules::pg_idle_in_transaction::PgIdleInTransaction>),
 }
 
 /// Calls `$e` with the rule's facts, whichever rule it is.
@@ -115,6 +118,8 @@ macro_rules! each {
             Facts::NotVisible($f) => $e,
             Facts::Stopped($f) => $e,
             Facts::ManagedRuntime($f) => $e,
+            Facts::PgLockWait($f) => $e,
+            Facts::PgIdleInTransaction($f) => $e,
         }
     };
 }
@@ -162,6 +167,8 @@ impl Facts {
             Facts::NotVisible(f) => finding(f),
             Facts::Stopped(f) => finding(f),
             Facts::ManagedRuntime(f) => finding(f.as_ref()),
+            Facts::PgLockWait(f) => finding(f.as_ref()),
+            Facts::PgIdleInTransaction(f) => finding(f.as_ref()),
         }
     }
 
@@ -171,6 +178,8 @@ impl Facts {
         match self {
             Facts::PeerSilent(f) => Some(&mut f.host_alive),
             Facts::SameHostAlive(_) | Facts::Stopped(_) | Facts::ManagedRuntime(_) => None,
+            // A server's own view: no connection of the target's to corroborate.
+            Facts::PgLockWait(_) | Facts::PgIdleInTransaction(_) => None,
             // The network rules.
             Facts::PeerUnreachable(f) => Some(&mut f.host_alive),
             Facts::PeerNotReading(f) => Some(&mut f.host_alive),

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use hangscope_model::{Finding, Snapshot, SocketDetail};
+use hangscope_model::{AppView, Finding, Snapshot, SocketDetail};
 
 pub mod chain;
 mod connection;
@@ -37,7 +37,7 @@ pub(crate) struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(snap: &'a Snapshot) -> Self {
-        let listen_ports = snap
+        let mut listen_ports: HashSet<u16> = snap
             .sockets
             .iter()
             .filter_map(|s| match &s.detail {
@@ -45,6 +45,13 @@ impl<'a> Ctx<'a> {
                 _ => None,
             })
             .collect();
+        // A PostgreSQL backend does not hold the listening socket (its postmaster does), yet
+        // its connection on the server's port is one a client opened to it.
+        if let Some(AppView::Postgres(v)) = &snap.app
+            && v.server.port != 0
+        {
+            listen_ports.insert(v.server.port);
+        }
         Ctx {
             snap,
             waiters: waiters::Waiters::new(snap),

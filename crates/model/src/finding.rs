@@ -191,6 +191,9 @@ pub enum Cause {
     Stopped,
     /// A thread waits for a child process to exit (context; a wait chain goes on there).
     ChildWait,
+    /// A database session idle inside an open transaction, holding locks others wait for:
+    /// its client has not ended the transaction (since 1.5).
+    IdleInTransaction,
     #[serde(other)]
     #[default]
     Other,
@@ -220,6 +223,7 @@ impl Cause {
             Cause::NotVisible => "not seen",
             Cause::Stopped => "stopped",
             Cause::ChildWait => "child wait",
+            Cause::IdleInTransaction => "idle in transaction",
             Cause::Other => "other",
         }
     }

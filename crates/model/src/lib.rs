@@ -8,6 +8,7 @@
 //! do not know and treat missing optional fields as absent, so additive changes (a MINOR bump)
 //! load both ways; a different MAJOR is refused with a message that names both versions.
 
+mod app;
 mod chain;
 mod document;
 mod fd;
@@ -20,6 +21,7 @@ mod socket;
 pub mod text;
 mod thread;
 
+pub use app::{AppView, PgBackend, PgLockWait, PgServer, PgView, is_postgres_exe};
 pub use chain::{Chain, ChainEnd, Hop};
 pub use document::{
     Document, DocumentError, RootVerdict, SCHEMA_VERSION, Verdict, Window, json_schema,
@@ -72,6 +74,10 @@ pub struct Snapshot {
     pub logs: Vec<LogSource>,
     /// The sampling window, when more than one look was taken.
     pub window: Option<Window>,
+    /// What the server the process belongs to says about itself, through its own
+    /// introspection (PostgreSQL's `pg_stat_activity`), when it is such a server (since 1.5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppView>,
     /// What could not be read, and why. Never silently dropped.
     pub gaps: Vec<Gap>,
     /// FUSE mounts a thread waits on, with the processes that may serve them (since 1.5).

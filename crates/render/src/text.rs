@@ -17,6 +17,7 @@ mod threads;
 
 use crate::table::Table;
 
+mod app;
 mod logs;
 use crate::{human_bytes, human_ms};
 
@@ -111,6 +112,7 @@ pub fn render_text(doc: &Document, opts: &TextOptions) -> String {
     anonymous(&mut out, snap, &st);
     unreadable(&mut out, snap, &st);
     locks(&mut out, snap, &st);
+    app::app(&mut out, snap, &st);
     logs::logs(&mut out, snap, &st);
     gaps(&mut out, snap, &st);
     out
@@ -987,6 +989,21 @@ mod hostile {
             "gaps": [{ "what": "/proc/1/x", "reason": "other", "detail": "d", "needs": "n" }]
         });
         let snap = &mut v["snapshot"];
+        // A PostgreSQL server's view: statements, states, names, all the server's (and its
+        // clients') choice. The target is the postmaster, so every client backend is listed.
+        let pid = snap["process"]["pid"].clone();
+        snap["app"] = serde_json::json!({
+            "kind": "postgres",
+            "server": { "postmaster_pid": pid, "port": 5432, "socket_dir": "/run/pg",
+                        "version": "15" },
+            "backends": [{ "pid": 7, "backend_type": "client backend", "state": "active",
+                "wait_event_type": "Lock", "wait_event": "tuple", "query": "UPDATE x",
+                "client_addr": "10.0.0.1", "client_port": 5, "usename": "u", "datname": "d",
+                "application_name": "a", "blocked_by": [8],
+                "lock_wait": { "locktype": "tuple", "mode": "m", "relation": "r" } },
+              { "pid": 8, "backend_type": "client backend", "state": "idle in transaction",
+                "query": "SELECT 1" }]
+        });
         for key in ["threads", "fds", "sockets", "locks", "gaps"] {
             if let (Some(to), Some(from)) = (snap[key].as_array_mut(), extra[key].as_array()) {
                 to.extend(from.iter().cloned());
@@ -1030,6 +1047,7 @@ mod hostile {
                     .replace("\x1b[33m", "");
                 assert_clean(&text);
                 assert!(text.contains("\\e]0;pwned\\a\\r\\nZZ\\u{9b}2J\\u{202e}\\x7f"));
+                assert!(text.contains("POSTGRESQL"), "{text}");
             }
         }
     }

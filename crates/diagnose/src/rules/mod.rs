@@ -21,6 +21,8 @@ pub(crate) mod not_visible;
 pub(crate) mod peer_not_reading;
 pub(crate) mod peer_silent;
 pub(crate) mod peer_unreachable;
+pub(crate) mod pg_idle_in_transaction;
+pub(crate) mod pg_lock_wait;
 pub(crate) mod pipe_wait;
 pub(crate) mod same_host;
 pub(crate) mod stopped;
@@ -60,6 +62,13 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Facts> {
         .chain(not_visible::find(ctx).into_iter().map(Facts::NotVisible));
     found.extend(local);
     found.extend(stopped::find(ctx).into_iter().map(Facts::Stopped));
+    // What a server says of its own sessions (Snapshot::app).
+    for f in pg_lock_wait::find(ctx) {
+        found.push(Facts::PgLockWait(Box::new(f)));
+    }
+    for f in pg_idle_in_transaction::find(ctx) {
+        found.push(Facts::PgIdleInTransaction(Box::new(f)));
+    }
     same_host::corroborate(ctx, &mut found);
     let loops = waiting_loop::find(ctx, &found);
     found.extend(loops.into_iter().map(Facts::WaitingLoop));

@@ -251,6 +251,25 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_postgres_backends_connection_on_its_servers_port_is_inbound() {
+        // The seed's silent connection, as if its local port were a PostgreSQL server's that
+        // the target serves as a backend (the postmaster, not the backend, listens there).
+        let mut snap = seed();
+        assert!(!find(&Ctx::new(&snap)).is_empty());
+        snap.app = Some(hangscope_model::AppView::Postgres(
+            hangscope_model::PgView {
+                server: hangscope_model::PgServer {
+                    postmaster_pid: 1,
+                    port: 42428,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        ));
+        assert!(find(&Ctx::new(&snap)).is_empty());
+    }
+
     /// The seed's connection as a 2.0 s window of 15 looks measured it: nothing moved.
     fn silent_window() -> hangscope_model::ConnectionWindow {
         hangscope_model::ConnectionWindow {

@@ -216,6 +216,17 @@ mod tests {
     }
 
     #[test]
+    fn a_postgres_backend_watching_its_postmaster_pipe_is_nothing() {
+        let mut snap = pipe_snapshot("epoll_wait", &["EPOLLIN"], "write");
+        snap.process.exe = Some("/usr/lib/postgresql/15/bin/postgres".into());
+        snap.process.ppid = 801;
+        assert!(find(&Ctx::new(&snap)).is_empty());
+        // Another program's parent that does not write is still named.
+        snap.process.exe = Some("/usr/bin/make".into());
+        assert_eq!(find(&Ctx::new(&snap)).len(), 1);
+    }
+
+    #[test]
     fn writing_to_a_full_pipe_nobody_reads_is_a_cause() {
         let found = find(&Ctx::new(&pipe_snapshot("write", &[], "read")));
         assert_eq!(found[0].severity, Severity::Cause);

@@ -33,6 +33,8 @@ pub(crate) mod local_not_reading;
 pub(crate) mod name_resolution;
 pub(crate) mod peer_not_reading;
 pub(crate) mod peer_unreachable;
+pub(crate) mod pg_idle_in_transaction;
+pub(crate) mod pg_lock_wait;
 pub(crate) mod stopped;
 pub(crate) mod unanswered;
 pub(crate) mod unix_peer_wait;

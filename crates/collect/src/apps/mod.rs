@@ -1,0 +1,18 @@
+//! Servers' own introspection: when the target is a server hangscope knows (PostgreSQL), what
+//! that server says about its sessions — who waits for whom, who sits idle in a transaction —
+//! read the way its administrator would on that host: its unix socket, as its OS user, with
+//! none of hangscope's own credentials. Read-only, bounded in time, and never tried when the
+//! target is not such a server; `Options::app_introspection` turns it off.
+
+pub mod postgres;
+
+use hangscope_model::{AppView, Snapshot};
+
+use crate::{Options, ProcRoot};
+
+/// The server's view for the snapshot of `pid`, when the target is a server hangscope knows;
+/// what could not be read becomes a gap.
+pub fn read(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Options) -> Option<AppView> {
+    let server = postgres::recognise(root, pid, &snap.process)?;
+    postgres::read(root, &server, snap, opts).map(AppView::Postgres)
+}
