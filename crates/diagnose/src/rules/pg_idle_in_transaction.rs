@@ -221,7 +221,7 @@ mod tests {
                 pid: 11172,
                 name: "psql".into(),
                 fd: 3,
-                threads: None,
+                ..PeerHolder::default()
             }),
             ..LocalPeer::default()
         }));
