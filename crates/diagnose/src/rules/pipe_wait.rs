@@ -216,13 +216,20 @@ mod tests {
     }
 
     #[test]
-    fn a_postgres_backend_watching_its_postmaster_pipe_is_nothing() {
+    fn a_child_watching_its_parents_death_pipe_with_its_siblings_is_nothing() {
+        // A PostgreSQL backend and its postmaster: only the parent holds the write end, and
+        // the other children share the read end.
         let mut snap = pipe_snapshot("epoll_wait", &["EPOLLIN"], "write");
-        snap.process.exe = Some("/usr/lib/postgresql/15/bin/postgres".into());
         snap.process.ppid = 801;
+        snap.fds[0].pipe_peers.push(PipeEnd {
+            pid: 802,
+            name: "postgres".into(),
+            fd: 5,
+            access: Some("read".into()),
+        });
         assert!(find(&Ctx::new(&snap)).is_empty());
-        // Another program's parent that does not write is still named.
-        snap.process.exe = Some("/usr/bin/make".into());
+        // A parent's pipe read by this child alone and on its own: the parent is named.
+        snap.fds[0].pipe_peers.pop();
         assert_eq!(find(&Ctx::new(&snap)).len(), 1);
     }
 
