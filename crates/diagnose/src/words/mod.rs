@@ -264,12 +264,26 @@ pub(crate) fn other_threads_sentence(t: &OtherThreads, fd: i32) -> String {
             } else {
                 format!(" (they are in {})", t.threads.elsewhere.join(", "))
             };
-            let busy: Vec<String> = t
+            // The calls by name only, and the first few: the full calls are in the evidence,
+            // and the verdict must stay a sentence one reads to its end.
+            const NAMED: usize = 3;
+            let mut busy: Vec<String> = t
                 .threads
                 .busy
                 .iter()
-                .map(|b| format!("thread {} ({}) is in {}", b.tid, b.name, b.call))
+                .take(NAMED)
+                .map(|b| {
+                    let call = if b.syscall.is_empty() {
+                        b.call.clone()
+                    } else {
+                        wording::call(&b.syscall)
+                    };
+                    format!("thread {} ({}) is in {call}", b.tid, b.name)
+                })
                 .collect();
+            if t.threads.busy.len() > NAMED {
+                busy.push(format!("{} more", t.threads.busy.len() - NAMED));
+            }
             if busy.is_empty() {
                 format!(
                     " None of its {} threads waits on fd {fd}{where_}: what should answer is \
@@ -278,10 +292,9 @@ pub(crate) fn other_threads_sentence(t: &OtherThreads, fd: i32) -> String {
                 )
             } else {
                 format!(
-                    " None of its {} threads waits on fd {fd}, directly or in an event loop \
-                     ({}), so it read the request and did not go back to wait for more: {}.",
+                    " None of its {} threads waits on fd {fd}, directly or in an event loop, \
+                     so it read the request and did not go back to wait for more: {}.",
                     t.threads.count,
-                    t.threads.elsewhere.join(", "),
                     busy.join("; ")
                 )
             }
