@@ -139,8 +139,17 @@ impl Verdict {
             hops: chain.followed(),
             cycle: matches!(chain.end, ChainEnd::Cycle { .. }),
         });
-        if !root.next_step.is_empty() {
-            self.next_step = root.next_step.clone();
+        // An idle root has no step of its own: the step is that of the hop that waits on it
+        // (a session idle in transaction: end it).
+        if let Some(step) = chain
+            .hops
+            .iter()
+            .skip(1)
+            .rev()
+            .map(|h| &h.next_step)
+            .find(|s| !s.is_empty())
+        {
+            self.next_step = step.clone();
         }
     }
 }
