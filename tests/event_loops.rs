@@ -430,8 +430,24 @@ fn nginx_in_front_of_a_silent_upstream_names_it_on_the_client_and_the_worker() {
     );
     assert_eq!(f["facts"]["upstream"]["peer"]["port"], up_port, "{f:#}");
     assert!(f["facts"]["upstream"]["silent_ms"].as_u64() >= Some(1000));
-    assert_eq!(f["next"]["kind"], "host_port");
-    assert_eq!(f["next"]["port"], up_port);
+    // Where to look is the proxy, whose own finding names the upstream: the chain goes
+    // client → nginx worker → the upstream's process.
+    assert_eq!(f["next"]["kind"], "process", "{f:#}");
+    assert_eq!(f["next"]["pid"], worker);
+    let hops: Vec<i64> = doc["chain"]["hops"]
+        .as_array()
+        .map(|h| h.iter().filter_map(|x| x["pid"].as_i64()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        hops,
+        [
+            i64::from(client.pid()),
+            i64::from(worker),
+            i64::from(upstream.pid())
+        ],
+        "{:#}",
+        doc["chain"]
+    );
 
     // The worker: the upstream that has not answered, not its master, not the client.
     let (code, doc) = inspect(worker, &WINDOW);

@@ -186,11 +186,10 @@ impl RuleFacts for PeerSilent {
         self.conn.subject(self.waiter.as_ref())
     }
 
+    /// The other end; for a proxy, still the proxy: its own diagnosis is what names its
+    /// upstream (a process on this host, or another host), so a wait chain goes through it.
     fn next(&self) -> Option<Next> {
-        Some(match &self.upstream {
-            Some(u) => Next::host_port(u.peer.addr.clone(), u.peer.port),
-            None => self.conn.next(),
-        })
+        Some(self.conn.next())
     }
 
     fn words(&self) -> crate::facts::Words {
@@ -508,7 +507,8 @@ mod tests {
         assert!(!f.summary.contains("not answering"), "{}", f.summary);
         assert_eq!(f.facts["upstream"]["peer"]["port"], 18081);
         assert_eq!(f.facts["upstream"]["fd"], 9);
-        assert_eq!(f.next, Some(Next::host_port("127.0.0.1", 18081)));
+        // Followed through the proxy, whose own finding names the upstream.
+        assert_eq!(f.next, Some(Next::process(3347)));
         assert!(f.next_step.contains("port 18081"), "{}", f.next_step);
         assert!(
             f.evidence.iter().any(|e| e.label == "its upstream"
