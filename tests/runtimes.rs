@@ -162,7 +162,7 @@ fn java_classes() -> Option<&'static Path> {
         if !have("javac") || !have("java") {
             return None;
         }
-        let dir = TempDir::new("java");
+        let dir = TempDir::for_binary("java");
         std::fs::write(dir.0.join("Stuck.java"), JAVA).expect("write Stuck.java");
         let ok = Command::new("javac")
             .arg("Stuck.java")
@@ -555,7 +555,7 @@ fn go_binary() -> Option<&'static Path> {
         if !have("go") {
             return None;
         }
-        let dir = TempDir::new("go");
+        let dir = TempDir::for_binary("go");
         std::fs::write(dir.0.join("main.go"), GO).expect("write main.go");
         std::fs::write(
             dir.0.join("go.mod"),

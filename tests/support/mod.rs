@@ -330,6 +330,29 @@ impl TempDir {
     pub fn path(&self) -> &str {
         self.0.to_str().expect("utf-8 temp path")
     }
+
+    /// A directory that lives as long as the test binary: held in a static, which is never
+    /// dropped, so it is not removed at exit. The ones earlier binaries left with this tag
+    /// are removed instead, once their process is gone.
+    pub fn for_binary(tag: &str) -> TempDir {
+        let prefix = format!("hangscope-test-{tag}-");
+        if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+                    continue;
+                };
+                let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+                let gone = pid.is_some_and(|p| {
+                    p != std::process::id() && !std::path::Path::new(&format!("/proc/{p}")).exists()
+                });
+                if gone {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        TempDir::new(tag)
+    }
 }
 
 impl Drop for TempDir {
