@@ -42,21 +42,20 @@ pub fn read_for_waits(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Opt
     pids.dedup();
     // A wait for one pid, or for a group, only concerns those children.
     let any = waited.contains(&-1);
-    let pgid_of = |c: i32| {
-        root.read_pid(c, "stat")
-            .ok()
-            .and_then(|t| crate::process::parse_stat(&t).ok())
-            .map(|s| s.pgrp)
-    };
     snap.process.children = pids
         .into_iter()
-        .filter(|&c| {
-            any || waited.contains(&c)
+        .filter_map(|c| Some((c, crate::process::stat_of(root, c)?)))
+        .filter(|(c, stat)| {
+            any || waited.contains(c)
                 || waited
                     .iter()
-                    .any(|&w| (w == 0 || w < -1) && pgid_of(c).is_some_and(|g| w == 0 || g == -w))
+                    .any(|&w| w == 0 || (w < -1 && stat.pgrp == -w))
         })
-        .filter_map(|c| child(root, c))
+        .map(|(c, stat)| Child {
+            pid: c,
+            name: root.comm(c).unwrap_or_else(|_| stat.comm.as_str().into()),
+            state: stat.state.to_string(),
+        })
         .collect();
 }
 
@@ -100,25 +99,11 @@ fn scanned_children(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Vec<i32
         else {
             continue;
         };
-        let ppid = root
-            .read_pid(c, "stat")
-            .ok()
-            .and_then(|t| crate::process::parse_stat(&t).ok())
-            .map(|s| s.ppid);
-        if ppid == Some(pid) {
+        if crate::process::stat_of(root, c).is_some_and(|s| s.ppid == pid) {
             out.push(c);
         }
     }
     Ok(out)
-}
-
-fn child(root: &ProcRoot, pid: i32) -> Option<Child> {
-    let stat = crate::process::parse_stat(&root.read_pid(pid, "stat").ok()?).ok()?;
-    Some(Child {
-        pid,
-        name: root.comm(pid).unwrap_or_else(|_| stat.comm.as_str().into()),
-        state: stat.state.to_string(),
-    })
 }
 
 #[cfg(test)]

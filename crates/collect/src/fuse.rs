@@ -152,13 +152,7 @@ fn waited_path(root: &ProcRoot, pid: i32, snap: &Snapshot, t: &Thread) -> Option
 
 fn cmdline(root: &ProcRoot, pid: i32) -> Vec<Text> {
     root.read_pid_bytes(pid, "cmdline")
-        .map(|b| {
-            b.split(|&c| c == 0)
-                .filter(|a| !a.is_empty())
-                .take(64)
-                .map(|a| Text::from_bytes(a.to_vec()))
-                .collect()
-        })
+        .map(|b| crate::process::parse_cmdline(&b).take(64).collect())
         .unwrap_or_default()
 }
 

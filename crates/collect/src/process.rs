@@ -107,13 +107,7 @@ pub fn read(
     }
 
     match root.read_pid_bytes(pid, "cmdline") {
-        Ok(bytes) => {
-            p.cmdline = bytes
-                .split(|&b| b == 0)
-                .filter(|s| !s.is_empty())
-                .map(Text::from_bytes)
-                .collect();
-        }
+        Ok(bytes) => p.cmdline = parse_cmdline(&bytes).collect(),
         Err(e) => gaps.push(gap_of(format!("/proc/{pid}/cmdline"), &e)),
     }
 
@@ -173,6 +167,19 @@ pub fn check_same(root: &ProcRoot, pid: i32, start_ticks: u64) -> Result<(), Col
     Ok(())
 }
 
+/// /proc/PID/cmdline: its arguments, NUL-separated, exactly as bytes.
+pub fn parse_cmdline(bytes: &[u8]) -> impl Iterator<Item = Text> + '_ {
+    bytes
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(Text::from_bytes)
+}
+
+/// Another process's /proc/PID/stat, when it is there and well formed.
+pub fn stat_of(root: &ProcRoot, pid: i32) -> Option<Stat> {
+    parse_stat(&root.read_pid(pid, "stat").ok()?).ok()
+}
+
 /// What may hold another process from running: its state letter, its tracer and its cgroup
 /// freezer, for the other end of a connection a thread of the target waits on.
 pub fn hold(
@@ -183,11 +190,7 @@ pub fn hold(
     Option<hangscope_model::Tracer>,
     Option<hangscope_model::Freezer>,
 ) {
-    let state = root
-        .read_pid(pid, "stat")
-        .ok()
-        .and_then(|t| parse_stat(&t).ok())
-        .map(|s| s.state.to_string());
+    let state = stat_of(root, pid).map(|s| s.state.to_string());
     let tracer = root
         .read_pid(pid, "status")
         .ok()
@@ -203,8 +206,7 @@ pub fn hold(
 
 /// The tracing process, named when its stat is readable.
 fn tracer(root: &ProcRoot, pid: i32) -> hangscope_model::Tracer {
-    let stat = root.read_pid(pid, "stat").ok();
-    let stat = stat.as_deref().and_then(|t| parse_stat(t).ok());
+    let stat = stat_of(root, pid);
     hangscope_model::Tracer {
         pid,
         name: root.comm(pid).ok().filter(|c| !c.is_empty()),
