@@ -149,14 +149,7 @@ fn start(prefix: &[&str], name: &str, args: &[&str], dir: Option<TempDir>) -> St
         .spawn()
         .expect("start scenario");
     let out = child.stdout.take().expect("stdout");
-    let (tx, lines) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = lines_of(out);
     Started {
         child,
         lines,
@@ -309,6 +302,20 @@ pub fn wait_steady(limit: Duration, hold: Duration, mut cond: impl FnMut() -> bo
         std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+/// The lines a child prints, as they come, read on a thread of their own so a wait for one
+/// can be bounded (`recv_timeout`).
+pub fn lines_of(out: std::process::ChildStdout) -> Receiver<String> {
+    let (tx, lines) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
 }
 
 /// A directory removed on drop.

@@ -10,6 +10,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::TempDir;
+use super::procs::free_port;
 
 /// How long the server gets to start.
 const START_WITHIN: Duration = Duration::from_secs(60);
@@ -40,11 +41,6 @@ fn bin_dir() -> Option<PathBuf> {
         .collect();
     found.sort();
     found.pop().map(|(_, b)| b)
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
 }
 
 fn is_root() -> bool {

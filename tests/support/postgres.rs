@@ -15,14 +15,15 @@
 //! PostgreSQL refuses to run as root: as root, everything runs as user `postgres` through
 //! setpriv, which execs, so a session's PID is psql's own. Drop sessions before their cluster.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use super::TempDir;
+use super::procs::free_port;
 
 /// How long the server may take to start, and psql to answer: the machine is shared and busy.
 const WITHIN: Duration = Duration::from_secs(60);
@@ -103,14 +104,6 @@ fn postgres_user() -> Option<(u32, u32)> {
         (f.first() == Some(&"postgres"))
             .then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
     })
-}
-
-/// A port free on 127.0.0.1 now, picked by the kernel.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 impl Cluster {
@@ -259,14 +252,7 @@ impl Cluster {
             .spawn()
             .expect("start psql");
         let out = child.stdout.take().expect("stdout");
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = super::lines_of(out);
         Session {
             stdin: child.stdin.take(),
             child,
