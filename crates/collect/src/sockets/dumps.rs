@@ -1,0 +1,252 @@
+//! The sock_diag dumps of the target's network namespace, and the wait for its socket inodes
+//! that filters them.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::time::Duration;
+
+use hangscope_model::{NetlinkSocket, PacketSocket};
+use netlink_packet_sock_diag::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
+
+use super::inet_diag::{self, InetEntry};
+use super::sock_diag::SockDiag;
+use super::unix_diag::{self, UnixEntry};
+use super::{local_peers, netlink_diag, packet_diag};
+use crate::Deadline;
+
+/// What the dumps returned, already filtered to the sockets that matter.
+#[derive(Debug, Default)]
+pub struct Dumps {
+    pub inet: HashMap<u64, InetEntry>,
+    /// Every UNIX socket of the namespace: peers' names are looked up here too.
+    pub unix: HashMap<u64, UnixEntry>,
+    pub netlink: HashMap<u64, NetlinkSocket>,
+    pub packet: HashMap<u64, PacketSocket>,
+    pub inet_ok: bool,
+    pub unix_ok: bool,
+    pub netlink_ok: bool,
+    pub packet_ok: bool,
+    /// (what, error) of each dump that failed.
+    pub failures: Vec<(String, io::Error)>,
+    /// Dumps the kernel flagged NLM_F_DUMP_INTR.
+    pub interrupted: Vec<String>,
+    /// Reply messages that did not parse.
+    pub malformed: Vec<String>,
+    /// Connections to this host whose other end was not looked up: over the cap or the deadline.
+    pub peers_not_looked_up: usize,
+    /// Exact lookups of a connection's other end that failed, with the first error.
+    pub peer_lookup_failures: (usize, Option<String>),
+    /// Every TCP listening address of the namespace, whoever holds it (IPv4-mapped addresses
+    /// as IPv4): complete only when `inet_ok`.
+    pub listeners: HashSet<std::net::SocketAddr>,
+}
+
+impl Dumps {
+    /// Whether any dump returned the socket with this inode.
+    pub fn contains(&self, inode: u64) -> bool {
+        self.inet.contains_key(&inode)
+            || self.unix.contains_key(&inode)
+            || self.netlink.contains_key(&inode)
+            || self.packet.contains_key(&inode)
+    }
+}
+
+/// The target's socket inodes, which are known only once its fd links are read: the dumps
+/// start before that, on the other core, and keep what arrives early as raw messages.
+pub struct WantedInodes {
+    rx: std::sync::mpsc::Receiver<HashSet<u64>>,
+    known: Option<HashSet<u64>>,
+    deadline: Deadline,
+}
+
+/// Where the inode set is sent from, once the links are read. Dropped unsent means none.
+pub type WantedSender = std::sync::mpsc::SyncSender<HashSet<u64>>;
+
+impl WantedInodes {
+    pub fn channel(deadline: Deadline) -> (WantedSender, WantedInodes) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let wanted = WantedInodes {
+            rx,
+            known: None,
+            deadline,
+        };
+        (tx, wanted)
+    }
+
+    /// The set if it has arrived, without waiting.
+    fn peek(&mut self) -> Option<&HashSet<u64>> {
+        if self.known.is_none() {
+            self.known = self.rx.try_recv().ok();
+        }
+        self.known.as_ref()
+    }
+
+    /// The set, waiting for it until the deadline; empty if it never comes.
+    fn wait(&mut self) -> &HashSet<u64> {
+        if self.known.is_none() {
+            let set = self.rx.recv_timeout(self.deadline.remaining()).ok();
+            self.known = Some(set.unwrap_or_default());
+        }
+        self.known.get_or_insert_with(HashSet::new)
+    }
+}
+
+/// Raw inet replies held until the inode set is known beyond this size; then the dump waits.
+const EARLY_BYTES: usize = 8 << 20;
+
+/// Runs every dump in the calling thread's network namespace, keeping the inet, netlink and
+/// packet sockets whose inode is in `wanted`.
+pub fn dump_all(mut wanted: WantedInodes, timeout: Duration) -> Dumps {
+    let mut d = Dumps::default();
+    let mut nl = match SockDiag::open(timeout) {
+        Ok(s) => s,
+        Err(e) => {
+            d.failures.push(("NETLINK_SOCK_DIAG socket".into(), e));
+            return d;
+        }
+    };
+    let mut inet_failed = false;
+    // (protocol, dump name, message) received before the inode set was known.
+    let mut early: Vec<(u8, usize, Vec<u8>)> = Vec::new();
+    let mut early_bytes = 0usize;
+    let mut names = Vec::new();
+    for (family, fam_name) in [(AF_INET, "4"), (AF_INET6, "6")] {
+        for (proto, proto_name) in [(IPPROTO_TCP, "tcp"), (IPPROTO_UDP, "udp")] {
+            if wanted.peek().is_some_and(|set| set.is_empty()) {
+                return d; // no socket fds: nothing to join
+            }
+            let what = format!("{proto_name}{fam_name}");
+            names.push(what.clone());
+            let name = names.len() - 1;
+            let mut each = |m: &[u8]| {
+                if proto == IPPROTO_TCP
+                    && let Some(l) = inet_diag::listener_of(m)
+                {
+                    d.listeners.insert(l);
+                }
+                let set = match wanted.peek() {
+                    Some(set) => {
+                        // Sized once: growing a map of 10,000 entries rehashes it a dozen times.
+                        d.inet.reserve(set.len().saturating_sub(d.inet.len()));
+                        set
+                    }
+                    None if early_bytes < EARLY_BYTES => {
+                        early_bytes += m.len();
+                        early.push((proto, name, m.to_vec()));
+                        return;
+                    }
+                    None => wanted.wait(),
+                };
+                keep_inet(&mut d, set, proto, &what, m);
+            };
+            match nl.dump_each(&inet_diag::request(family, proto), &mut each) {
+                Ok(interrupted) => {
+                    if interrupted {
+                        d.interrupted.push(what.clone());
+                    }
+                }
+                Err(e) => {
+                    inet_failed = true;
+                    d.failures.push((format!("{what} dump"), e));
+                }
+            }
+        }
+    }
+    d.inet_ok = !inet_failed;
+    let deadline = wanted.deadline;
+    let wanted = wanted.wait();
+    d.inet.reserve(wanted.len().saturating_sub(d.inet.len()));
+    for (proto, name, m) in early {
+        keep_inet(&mut d, wanted, proto, &names[name], &m);
+    }
+    local_peers::find(&mut nl, &mut d, &deadline);
+    if wanted.is_empty() {
+        // No socket fds after all (or none known before the deadline): nothing to join.
+        return d;
+    }
+    match nl.dump(&unix_diag::request()) {
+        Ok(dump) => {
+            d.unix_ok = true;
+            if dump.interrupted {
+                d.interrupted.push("unix".into());
+            }
+            for m in &dump.messages {
+                match unix_diag::parse(m) {
+                    Ok(e) => {
+                        d.unix.insert(e.inode, e);
+                    }
+                    Err(why) => d.malformed.push(format!("unix: {why}")),
+                }
+            }
+        }
+        Err(e) => d.failures.push(("unix dump".into(), e)),
+    }
+    match nl.dump(&netlink_diag::request()) {
+        Ok(dump) => {
+            d.netlink_ok = true;
+            for m in &dump.messages {
+                match netlink_diag::parse(m) {
+                    Ok((ino, s)) if wanted.contains(&ino) => {
+                        d.netlink.insert(ino, s);
+                    }
+                    Ok(_) => {}
+                    Err(why) => d.malformed.push(format!("netlink: {why}")),
+                }
+            }
+        }
+        Err(e) => d.failures.push(("netlink dump".into(), e)),
+    }
+    match nl.dump(&packet_diag::request()) {
+        Ok(dump) => {
+            d.packet_ok = true;
+            for m in &dump.messages {
+                match packet_diag::parse(m) {
+                    Ok((ino, s)) if wanted.contains(&ino) => {
+                        d.packet.insert(ino, s);
+                    }
+                    Ok(_) => {}
+                    Err(why) => d.malformed.push(format!("packet: {why}")),
+                }
+            }
+        }
+        Err(e) => d.failures.push(("packet dump".into(), e)),
+    }
+    d
+}
+
+/// Parses one inet reply and keeps it if it is one of `wanted`.
+fn keep_inet(d: &mut Dumps, wanted: &HashSet<u64>, proto: u8, what: &str, m: &[u8]) {
+    // The inode first: most of a busy namespace's sockets are not the target's.
+    if inet_diag::inode_of(m).is_some_and(|i| !wanted.contains(&i)) {
+        return;
+    }
+    match inet_diag::parse(proto, m) {
+        Ok(e) if wanted.contains(&e.inode) => {
+            for u in &e.undecoded {
+                d.malformed
+                    .push(format!("{what} socket:[{}]: {u}", e.inode));
+            }
+            d.inet.insert(e.inode, e);
+        }
+        Ok(_) => {}
+        Err(why) => d.malformed.push(format!("{what}: {why}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wanted_inodes_arrive_later_or_never() {
+        let (tx, mut wanted) = WantedInodes::channel(Deadline::after(Duration::from_secs(5)));
+        assert!(wanted.peek().is_none(), "not sent yet");
+        tx.send(HashSet::from([7, 9])).unwrap();
+        assert_eq!(wanted.peek(), Some(&HashSet::from([7, 9])));
+        assert_eq!(wanted.wait(), &HashSet::from([7, 9]));
+
+        let (tx, mut never) = WantedInodes::channel(Deadline::after(Duration::from_secs(5)));
+        drop(tx); // the fd listing failed before it knew any socket
+        assert!(never.wait().is_empty());
+    }
+}
