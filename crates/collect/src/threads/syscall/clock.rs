@@ -15,6 +15,21 @@ pub fn clock_name(id: i32) -> String {
     }
 }
 
+/// The time now on a clock id, to turn an absolute timeout into the time left. Injected into
+/// decoding so that conversion is tested against a fixed time, not the test machine's uptime.
+pub trait Clock {
+    fn now_ns(&self, id: i32) -> u64;
+}
+
+/// The host's clocks, which are the target's: it runs on the same kernel.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ns(&self, id: i32) -> u64 {
+        clock_now_ns(id)
+    }
+}
+
 /// The current time on a clock, for absolute timeouts. CPU-time clocks read as 0.
 pub fn clock_now_ns(id: i32) -> u64 {
     let clock = match id {

@@ -4,12 +4,18 @@
 use hangscope_model::{SyscallArg, SyscallState, WaitObject};
 
 use super::arch::name;
+use super::clock::{Clock, SystemClock};
 use super::context::Context;
 use super::futex;
 use super::raw::RawSyscall;
 
-/// Decodes one thread's syscall file.
+/// Decodes one thread's syscall file, absolute timeouts against the host's clocks.
 pub fn decode(raw: &RawSyscall, ctx: &Context) -> SyscallState {
+    decode_with(raw, ctx, &SystemClock)
+}
+
+/// Decodes one thread's syscall file, absolute timeouts against `clock`.
+pub fn decode_with(raw: &RawSyscall, ctx: &Context, clock: &dyn Clock) -> SyscallState {
     match *raw {
         RawSyscall::Running => SyscallState {
             running: true,
@@ -27,6 +33,7 @@ pub fn decode(raw: &RawSyscall, ctx: &Context) -> SyscallState {
         RawSyscall::Blocked { nr, args, .. } => {
             let mut d = Decoder {
                 ctx,
+                clock,
                 st: SyscallState {
                     nr,
                     name: name(ctx.arch, nr),
@@ -43,6 +50,7 @@ pub fn decode(raw: &RawSyscall, ctx: &Context) -> SyscallState {
 
 pub(super) struct Decoder<'a, 'b> {
     pub(super) ctx: &'b Context<'a>,
+    pub(super) clock: &'b dyn Clock,
     pub(super) st: SyscallState,
     pub(super) a: [u64; 6],
 }
@@ -92,8 +100,8 @@ impl Decoder<'_, '_> {
             | "fdatasync" | "ioctl" | "getdents64" | "sync_file_range" | "fallocate"
             | "ftruncate" | "close" | "shutdown" => self.on_fd(),
             "sendfile" | "splice" | "copy_file_range" | "tee" => self.two_fds(),
-            "futex" => futex::decode_futex(self.ctx, &self.a, &mut self.st),
-            "futex_wait" => futex::decode_futex_wait(self.ctx, &self.a, &mut self.st),
+            "futex" => futex::decode_futex(self.ctx, self.clock, &self.a, &mut self.st),
+            "futex_wait" => futex::decode_futex_wait(self.ctx, self.clock, &self.a, &mut self.st),
             "nanosleep" => self.nanosleep(),
             "clock_nanosleep" => self.clock_nanosleep(),
             "wait4" => self.wait4(),

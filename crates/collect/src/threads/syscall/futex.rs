@@ -11,7 +11,7 @@
 use hangscope_model::{SyscallState, WaitObject};
 
 use super::super::memory;
-use super::clock::clock_now_ns;
+use super::clock::Clock;
 use super::context::Context;
 
 const FUTEX_PRIVATE_FLAG: u64 = 128;
@@ -39,7 +39,7 @@ fn op_name(cmd: u64) -> &'static str {
 }
 
 /// futex(uaddr, op, val, timeout, uaddr2, val3).
-pub fn decode_futex(ctx: &Context, a: &[u64; 6], st: &mut SyscallState) {
+pub fn decode_futex(ctx: &Context, clock: &dyn Clock, a: &[u64; 6], st: &mut SyscallState) {
     let addr = a[0];
     let cmd = a[1] & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
     let mut op = op_name(cmd).to_string();
@@ -65,8 +65,8 @@ pub fn decode_futex(ctx: &Context, a: &[u64; 6], st: &mut SyscallState) {
             match ctx.mem.read_i64_pair(a[3]) {
                 Ok((s, ns)) => {
                     let mut t = s as i128 * 1_000_000_000 + ns as i128;
-                    if let Some(clock) = abs_clock {
-                        t -= clock_now_ns(clock) as i128;
+                    if let Some(id) = abs_clock {
+                        t -= clock.now_ns(id) as i128;
                     }
                     timeout_text = format!("{{tv_sec={s}, tv_nsec={ns}}}");
                     Some((t.max(0) / 1_000_000) as i64)
@@ -117,13 +117,13 @@ pub fn decode_futex(ctx: &Context, a: &[u64; 6], st: &mut SyscallState) {
 }
 
 /// futex_wait(uaddr, val, mask, flags, timeout, clockid), Linux 6.7+: absolute timeout.
-pub fn decode_futex_wait(ctx: &Context, a: &[u64; 6], st: &mut SyscallState) {
+pub fn decode_futex_wait(ctx: &Context, clock: &dyn Clock, a: &[u64; 6], st: &mut SyscallState) {
     let addr = a[0];
     st.timeout_ms = if a[4] == 0 {
         Some(-1)
     } else {
         ctx.mem.read_i64_pair(a[4]).ok().map(|(s, ns)| {
-            let t = s as i128 * 1_000_000_000 + ns as i128 - clock_now_ns(a[5] as i32) as i128;
+            let t = s as i128 * 1_000_000_000 + ns as i128 - clock.now_ns(a[5] as i32) as i128;
             (t.max(0) / 1_000_000) as i64
         })
     };

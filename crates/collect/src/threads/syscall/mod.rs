@@ -25,8 +25,8 @@ mod tests;
 mod wait;
 
 pub use arch::{Arch, name};
-pub use clock::{clock_name, clock_now_ns};
+pub use clock::{Clock, SystemClock, clock_name, clock_now_ns};
 pub use context::Context;
-pub use decoder::decode;
+pub use decoder::{decode, decode_with};
 pub use poll::poll_events;
 pub use raw::{RawSyscall, parse};

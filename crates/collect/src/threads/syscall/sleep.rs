@@ -2,7 +2,7 @@
 
 use hangscope_model::WaitObject;
 
-use super::clock::{clock_name, clock_now_ns};
+use super::clock::clock_name;
 use super::decoder::Decoder;
 
 impl Decoder<'_, '_> {
@@ -32,7 +32,7 @@ impl Decoder<'_, '_> {
             Ok((s, ns)) => {
                 let mut total = (s as i128) * 1_000_000_000 + ns as i128;
                 if abs {
-                    total -= clock_now_ns(clock) as i128;
+                    total -= self.clock.now_ns(clock) as i128;
                 }
                 let total = total.max(0) as u64;
                 self.st.timeout_ms = Some((total / 1_000_000) as i64);

@@ -228,3 +228,61 @@ fn epoll_without_fdinfo_says_so() {
     assert!(st.decode_error.is_some());
     assert_eq!(st.summary, "epoll_wait(5, 0x10, 16, -1)");
 }
+
+/// A clock stopped at the given ns on every id, for absolute timeouts.
+struct FixedClock(u64);
+
+impl Clock for FixedClock {
+    fn now_ns(&self, _id: i32) -> u64 {
+        self.0
+    }
+}
+
+fn timespec(s: i64, ns: i64) -> Vec<u8> {
+    let mut b = s.to_ne_bytes().to_vec();
+    b.extend_from_slice(&ns.to_ne_bytes());
+    b
+}
+
+#[test]
+fn an_absolute_sleep_is_the_time_left_on_the_injected_clock() {
+    // clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, {105 s, 250 ms}) at 100 s.
+    let mem = FakeMemory(vec![(0x1000, timespec(105, 250_000_000))]);
+    let raw = RawSyscall::Blocked {
+        nr: 230,
+        args: [1, 1, 0x1000, 0, 0, 0],
+        sp: 0,
+        pc: 0,
+    };
+    let st = decode_with(&raw, &ctx(&mem, &[]), &FixedClock(100_000_000_000));
+    assert_eq!(st.timeout_ms, Some(5250));
+    assert_eq!(st.waits_on, vec![WaitObject::Sleep { ns: 5_250_000_000 }]);
+    // Past its deadline: nothing left, not a negative time.
+    let st = decode_with(&raw, &ctx(&mem, &[]), &FixedClock(200_000_000_000));
+    assert_eq!(st.timeout_ms, Some(0));
+}
+
+#[test]
+fn an_absolute_futex_timeout_is_the_time_left_on_the_injected_clock() {
+    // futex(addr, FUTEX_WAIT_BITSET_PRIVATE, 0, {50 s, 0}) at 48 s on CLOCK_MONOTONIC; and
+    // futex_wait (6.7+), whose timeout is always absolute.
+    let mem = FakeMemory(vec![(0x1000, timespec(50, 0)), (0x2000, vec![0; 12])]);
+    let clock = FixedClock(48_000_000_000);
+    let bitset = RawSyscall::Blocked {
+        nr: 202,
+        args: [0x2000, 9 | 128, 0, 0x1000, 0, 0xffff_ffff],
+        sp: 0,
+        pc: 0,
+    };
+    let st = decode_with(&bitset, &ctx(&mem, &[]), &clock);
+    assert_eq!(st.timeout_ms, Some(2000));
+    let futex_wait = RawSyscall::Blocked {
+        nr: 455,
+        args: [0x2000, 0, 0xffff_ffff, 0, 0x1000, 1],
+        sp: 0,
+        pc: 0,
+    };
+    let st = decode_with(&futex_wait, &ctx(&mem, &[]), &clock);
+    assert_eq!(st.name, "futex_wait");
+    assert_eq!(st.timeout_ms, Some(2000));
+}
