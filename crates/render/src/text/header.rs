@@ -2,9 +2,9 @@
 
 use std::fmt::Write;
 
-use hangscope_model::{Snapshot, Text};
+use hangscope_model::{Document, Snapshot, Text};
 
-use super::Style;
+use super::{Style, TextOptions};
 use crate::human_ms;
 
 pub(super) fn header(out: &mut String, snap: &Snapshot, st: &Style) {
@@ -75,4 +75,84 @@ pub(super) fn header(out: &mut String, snap: &Snapshot, st: &Style) {
         let _ = writeln!(out, "{}", st.dim(&sub.join("  ")));
     }
     out.push('\n');
+}
+
+/// When, where and by what the snapshot was taken, and on `replay` from which file: what a
+/// ticket needs to place the report.
+pub(super) fn provenance(out: &mut String, doc: &Document, opts: &TextOptions, st: &Style) {
+    let snap = &doc.snapshot;
+    if snap.taken_at_ms == 0 {
+        return;
+    }
+    let when = captured_at(snap.taken_at_ms, opts.local_time.as_ref());
+    let by = if doc.generator.is_empty() {
+        String::new()
+    } else {
+        format!(" by {}", st.show(&doc.generator))
+    };
+    let line = match &opts.replayed_from {
+        Some(file) => format!("replayed from {}, captured {when}{by}", st.show(file)),
+        None => format!("captured {when}{by}"),
+    };
+    // Under the header's own lines, before the blank line that ends it.
+    if out.ends_with("\n\n") {
+        out.pop();
+    }
+    let _ = writeln!(out, "{}\n", st.dim(&line));
+}
+
+/// "2026-12-01 15:22:28 UTC (16:22:28 CET)": the UTC time a log is compared with, and the
+/// local clock the operator lived it by.
+pub fn captured_at(ms: u64, local: Option<&(i64, String)>) -> String {
+    let at = |offset_s: i64| {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+        let t = if offset_s >= 0 {
+            t + std::time::Duration::from_secs(offset_s.unsigned_abs())
+        } else {
+            t - std::time::Duration::from_secs(offset_s.unsigned_abs())
+        };
+        // "2026-12-01T15:22:28Z": the date and the clock, without the T and the Z.
+        humantime::format_rfc3339_seconds(t)
+            .to_string()
+            .trim_end_matches('Z')
+            .replacen('T', " ", 1)
+    };
+    let utc = at(0);
+    match local {
+        Some((offset, zone)) if *offset != 0 || zone != "UTC" => {
+            let local = at(*offset);
+            // The date too when it is another day there.
+            let shown = if local.get(..10) == utc.get(..10) {
+                local.get(11..).unwrap_or_default().to_string()
+            } else {
+                local
+            };
+            format!("{utc} UTC ({shown} {zone})")
+        }
+        _ => format!("{utc} UTC"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_time_in_utc_and_local() {
+        // 2026-12-01 15:22:28.5 UTC.
+        let ms = 1_796_138_548_500;
+        assert_eq!(captured_at(ms, None), "2026-12-01 15:22:28 UTC");
+        assert_eq!(
+            captured_at(ms, Some(&(3600, "CET".into()))),
+            "2026-12-01 15:22:28 UTC (16:22:28 CET)"
+        );
+        assert_eq!(
+            captured_at(ms, Some(&(10 * 3600, "AEST".into()))),
+            "2026-12-01 15:22:28 UTC (2026-12-02 01:22:28 AEST)"
+        );
+        assert_eq!(
+            captured_at(ms, Some(&(0, "UTC".into()))),
+            "2026-12-01 15:22:28 UTC"
+        );
+    }
 }
