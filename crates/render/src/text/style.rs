@@ -91,7 +91,9 @@ pub(super) fn wrap(text: &str, indent: usize, width: usize) -> String {
     let opts = textwrap::Options::new(width)
         .initial_indent(&pad)
         .subsequent_indent(&pad)
-        .break_words(false);
+        .break_words(false)
+        // A name is not cut at its hyphen: "meta-replica-b" stays one word to copy.
+        .word_splitter(textwrap::WordSplitter::NoHyphenation);
     let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let filled = textwrap::fill(&words, opts);
     filled.get(indent..).unwrap_or_default().to_string()
@@ -106,5 +108,9 @@ mod tests {
         assert_eq!(wrap("a bb ccc", 2, 6), "a bb\n  ccc");
         assert_eq!(wrap("a  bb", 0, 80), "a bb");
         assert_eq!(wrap("/a/long/path x", 4, 8), "/a/long/path\n    x");
+        assert_eq!(
+            wrap("process (meta-replica-b)", 0, 20),
+            "process\n(meta-replica-b)"
+        );
     }
 }
