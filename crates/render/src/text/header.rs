@@ -11,7 +11,10 @@ pub(super) fn header(out: &mut String, snap: &Snapshot, st: &Style) {
     let p = &snap.process;
     let netns = match p.netns_same_as_tool {
         Some(true) => "netns host".to_string(),
-        Some(false) => format!("netns {}", p.netns_inode.unwrap_or(0)),
+        Some(false) => match &p.netns_name {
+            Some(name) => format!("netns {} ({})", st.show(name), p.netns_inode.unwrap_or(0)),
+            None => format!("netns {}", p.netns_inode.unwrap_or(0)),
+        },
         None => "netns ?".to_string(),
     };
     // An fd table the kernel refused is not an empty one.
@@ -24,10 +27,17 @@ pub(super) fn header(out: &mut String, snap: &Snapshot, st: &Style) {
     } else {
         snap.fds.len().to_string()
     };
+    // In a container, the PID its own tools (and its logs) know it by.
+    let pid = match p.nspid.last() {
+        Some(inner) if p.nspid.len() > 1 && *inner != p.pid => {
+            format!("{} ({inner} in its namespace)", p.pid)
+        }
+        _ => p.pid.to_string(),
+    };
     let mut line = format!(
         "{}  pid {}  state {}  threads {}  fds {}  {}",
         st.bold(&st.show(&p.name)),
-        p.pid,
+        pid,
         st.show(&p.state),
         p.num_threads,
         fds,
@@ -43,6 +53,10 @@ pub(super) fn header(out: &mut String, snap: &Snapshot, st: &Style) {
     }
     let _ = writeln!(out, "{line}");
     let mut sub = Vec::new();
+    // A thread id was asked about (from a log line): say whose it is.
+    if let Some(t) = snap.threads.iter().find(|t| t.focus && t.tid != p.pid) {
+        sub.push(format!("thread {} of process {}", t.tid, p.pid));
+    }
     if !p.cmdline.is_empty() {
         // Joined as bytes and cut as one value: the arguments of a `python3 -c` script are
         // not each a few words.
@@ -136,6 +150,30 @@ pub fn captured_at(ms: u64, local: Option<&(i64, String)>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_a_person_can_act_on() {
+        let mut snap = Snapshot::default();
+        snap.process.name = "metad".into();
+        snap.process.pid = 1200;
+        snap.process.nspid = vec![1200, 7];
+        snap.process.netns_same_as_tool = Some(false);
+        snap.process.netns_inode = Some(4026532400);
+        snap.process.netns_name = Some("blue".into());
+        snap.threads.push(hangscope_model::Thread {
+            tid: 1234,
+            focus: true,
+            ..Default::default()
+        });
+        let mut out = String::new();
+        header(&mut out, &snap, &Style::plain());
+        assert!(
+            out.starts_with("metad  pid 1200 (7 in its namespace)  "),
+            "{out}"
+        );
+        assert!(out.contains("  netns blue (4026532400)"), "{out}");
+        assert!(out.contains("\nthread 1234 of process 1200"), "{out}");
+    }
 
     #[test]
     fn capture_time_in_utc_and_local() {
