@@ -76,6 +76,13 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) or the man page
+    /// (man), generated from this command line's definition.
+    #[command(name = "__generate", hide = true)]
+    Generate {
+        /// bash, zsh, fish, elvish, powershell, or man.
+        what: String,
+    },
     /// Processes used by the demo and the test suite. Not for users.
     #[command(name = "__scenario", hide = true)]
     Scenario {

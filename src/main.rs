@@ -7,6 +7,7 @@ mod replay;
 mod scenario;
 mod terminal;
 
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ fn run() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Scenario { name, args }) => scenario::run(&name, &args),
+        Some(Command::Generate { what }) => generate(&what),
         Some(Command::Demo { output, collect }) => demo::run(&output, &collect),
         Some(Command::Inspect {
             target,
@@ -53,6 +55,38 @@ fn run() -> i32 {
                 exit::USAGE
             }
         },
+    }
+}
+
+/// `hangscope __generate bash|zsh|fish|elvish|powershell|man`: from the clap definition, so
+/// they cannot drift from the flags.
+fn generate(what: &str) -> i32 {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut out = std::io::stdout().lock();
+    let written = if what == "man" {
+        clap_mangen::Man::new(cmd).render(&mut out)
+    } else {
+        match what.parse::<clap_complete::Shell>() {
+            Ok(shell) => {
+                // Into memory first: clap_complete panics on a write error (`| head`).
+                let mut script = Vec::new();
+                clap_complete::generate(shell, &mut cmd, "hangscope", &mut script);
+                out.write_all(&script)
+            }
+            Err(_) => {
+                eprintln!("hangscope: {what:?}: give bash, zsh, fish, elvish, powershell or man");
+                return exit::USAGE;
+            }
+        }
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => exit::OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+        Err(e) => {
+            say(&format!("cannot write: {e}"));
+            exit::FAILURE
+        }
     }
 }
 

@@ -336,3 +336,24 @@ fn saved_as_zst_redacted_or_as_the_page_it_replays() {
 fn zstd_decode(path: &str) -> Vec<u8> {
     zstd::decode_all(std::fs::File::open(path).unwrap()).unwrap()
 }
+
+/// Completions and the man page come from the command line's definition: they name its flags.
+#[test]
+fn completions_and_man_page_are_generated_from_the_cli() {
+    for (what, expect) in [
+        ("bash", "complete -F _hangscope"),
+        ("zsh", "#compdef hangscope"),
+        ("fish", "complete -c hangscope"),
+        ("man", ".TH hangscope 1"),
+    ] {
+        let out = hangscope(&["__generate", what]);
+        assert_eq!(out.status.code(), Some(0), "{what}");
+        // roff writes a hyphen as \-.
+        let text = String::from_utf8(out.stdout).unwrap().replace("\\-", "-");
+        assert!(text.contains(expect), "{what}: {text}");
+        for flag in ["no-pager", "redact", "deadline"] {
+            assert!(text.contains(flag), "{what} lacks --{flag}");
+        }
+    }
+    assert_eq!(hangscope(&["__generate", "tcsh"]).status.code(), Some(2));
+}
