@@ -66,7 +66,7 @@ pub enum Command {
         #[command(flatten)]
         collect: CollectArgs,
     },
-    /// Diagnose and print a snapshot saved earlier with --save.
+    /// Diagnose and print a snapshot saved earlier with --save (JSON or .zst) or --html.
     Replay {
         file: PathBuf,
         /// Refuse a file larger than this (e.g. 256MiB, 2GiB): reading costs a few times its
@@ -75,6 +75,13 @@ pub enum Command {
         max_size: u64,
         #[command(flatten)]
         output: OutputArgs,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) or the man page
+    /// (man), generated from this command line's definition.
+    #[command(name = "__generate", hide = true)]
+    Generate {
+        /// bash, zsh, fish, elvish, powershell, or man.
+        what: String,
     },
     /// Processes used by the demo and the test suite. Not for users.
     #[command(name = "__scenario", hide = true)]
@@ -93,15 +100,24 @@ pub struct OutputArgs {
     /// Indent the JSON (with --json or --save); compact by default, like `ip -j`.
     #[arg(long)]
     pub pretty: bool,
-    /// Also save the JSON document to FILE (read it back with `hangscope replay FILE`).
+    /// Also save the JSON document to FILE, compressed with zstd when FILE ends in .zst (read
+    /// it back with `hangscope replay FILE`).
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
+    /// In what is saved (--save, --html) and in --json, replace addresses, host names, paths
+    /// and log text with tokens (addr-1, host-1, /path-1, log-1), to share outside the company.
+    #[arg(long)]
+    pub redact: bool,
     /// Also write a self-contained HTML page (verdict, findings, report, JSON) to FILE.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
-    /// Never colour the text report (it is coloured only on a terminal anyway).
+    /// Never colour the text report (it is coloured only on a terminal anyway, and follows
+    /// NO_COLOR and CLICOLOR_FORCE).
     #[arg(long)]
     pub no_color: bool,
+    /// Print a long report straight to the terminal instead of through $PAGER (less).
+    #[arg(long)]
+    pub no_pager: bool,
     /// Show every detail: TCP_INFO of each connection, full kernel stacks.
     #[arg(short, long)]
     pub verbose: bool,
@@ -109,14 +125,16 @@ pub struct OutputArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct CollectArgs {
-    /// Stop reading after this long and report what was read (e.g. 5s, 800ms).
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
-    pub deadline: Duration,
+    /// Stop reading after this long and report what was read (e.g. 5s, 800ms, 1m30s; default
+    /// 5s, or the --window and 3s more when the window is longer).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub deadline: Option<Duration>,
     /// Read fdinfo of every fd: sockets too, and every file of a target with more than 1,024
     /// files open, not only stdio and files deleted, named like logs, locked or waited on.
     #[arg(long)]
     pub all_fdinfo: bool,
-    /// Watch the process this long, looking every ~150 ms, to see what moves (0: one look).
+    /// Watch the process this long, looking every ~150 ms, to see what moves (e.g. 2s, 1m;
+    /// 0: one look).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     pub window: Duration,
     /// Also read this log file (repeatable); logs the process has open are found anyway.
@@ -140,26 +158,37 @@ pub struct CollectArgs {
     pub no_app_introspection: bool,
 }
 
-/// "5s", "800ms", "2m", or a bare number of seconds.
+/// The default `--deadline`.
+pub const DEADLINE: Duration = Duration::from_secs(5);
+
+impl CollectArgs {
+    /// `--deadline`, or the default one, raised to fit a longer `--window`.
+    pub fn deadline(&self) -> Duration {
+        self.deadline.unwrap_or_else(|| {
+            if self.window.is_zero() {
+                DEADLINE
+            } else {
+                DEADLINE.max(self.window + Duration::from_secs(3))
+            }
+        })
+    }
+}
+
+/// "5s", "800ms", "1m30s", "2h" (humantime's words), or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 5s or 800ms"))?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" | "min" => n * 60.0,
-        other => return Err(format!("unknown unit {other:?} in {s:?}; use ms, s or m")),
+    let d = match s.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && (0.0..=86400.0).contains(&secs) => {
+            Duration::from_secs_f64(secs)
+        }
+        Ok(_) => return Err(format!("{s:?} is out of range")),
+        Err(_) => humantime::parse_duration(s)
+            .map_err(|e| format!("{s:?} is not a duration like 5s, 800ms or 1m30s ({e})"))?,
     };
-    if !secs.is_finite() || !(0.0..=86400.0).contains(&secs) {
-        return Err(format!("{s:?} is out of range"));
+    if d > Duration::from_secs(86400) {
+        return Err(format!("{s:?} is out of range (at most a day)"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(d)
 }
 
 /// "256MiB", "2GiB", "500M" (powers of 1024 either way, as `ls -h` counts), or bytes.
@@ -202,8 +231,11 @@ mod tests {
         assert_eq!(parse_duration("800ms").unwrap(), Duration::from_millis(800));
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("2d").is_err(), "more than a day");
     }
 
     #[test]
@@ -232,5 +264,12 @@ mod tests {
         assert_eq!(c.collect.window, Duration::ZERO);
         let c = Cli::try_parse_from(["hangscope", "7"]).unwrap();
         assert_eq!(c.collect.window, Duration::from_secs(2));
+        assert_eq!(c.collect.deadline(), DEADLINE);
+        // A window longer than the default deadline raises it; a deadline given is kept.
+        let c = Cli::try_parse_from(["hangscope", "7", "--window", "1m"]).unwrap();
+        assert_eq!(c.collect.deadline(), Duration::from_secs(63));
+        let c =
+            Cli::try_parse_from(["hangscope", "7", "--window", "1m", "--deadline", "10s"]).unwrap();
+        assert_eq!(c.collect.deadline(), Duration::from_secs(10));
     }
 }

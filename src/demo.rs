@@ -5,6 +5,7 @@
 //! removes its log file on every path out.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,12 +39,19 @@ impl Drop for LogFile {
     }
 }
 
-fn start(args: &[&str], stderr: Stdio) -> Result<(Started, BufReader<ChildStdout>), String> {
+/// Starts a scenario process as `role`: its argv[0] and its comm, so the report names the
+/// part it plays ("meta-replica-b"), not the tool that staged it.
+fn start(
+    role: &str,
+    args: &[&str],
+    stderr: Stdio,
+) -> Result<(Started, BufReader<ChildStdout>), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
     let mut child = Command::new(exe)
+        .arg0(role)
         .arg("__scenario")
         .args(args)
-        .args(["--max-seconds", "60"])
+        .args(["--max-seconds", "60", "--role", role])
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
@@ -85,14 +93,18 @@ pub fn run(output: &OutputArgs, collect: &CollectArgs) -> i32 {
 }
 
 fn run_inner(output: &OutputArgs, collect: &CollectArgs) -> Result<i32, String> {
-    let (_replica_a, mut a_out) = start(&["silent-server"], Stdio::inherit())?;
+    let (_replica_a, mut a_out) = start("meta-replica-a", &["silent-server"], Stdio::inherit())?;
     let peer_a = format!("127.0.0.1:{}", expect_line(&mut a_out, "port")?);
     // The second replica reads the request and then blocks on its store lock, which another
     // of its threads holds: the chain goes on from the client into it.
-    let (_replica_b, mut b_out) = start(&["silent-server", "--handler-lock"], Stdio::inherit())?;
+    let (_replica_b, mut b_out) = start(
+        "meta-replica-b",
+        &["silent-server", "--handler-lock"],
+        Stdio::inherit(),
+    )?;
     expect_line(&mut b_out, "compactor")?;
     let peer_b = format!("127.0.0.1:{}", expect_line(&mut b_out, "port")?);
-    let (_healthy, mut h_out) = start(&["echo-server"], Stdio::inherit())?;
+    let (_healthy, mut h_out) = start("heartbeat-svc", &["echo-server"], Stdio::inherit())?;
     let healthy = format!("127.0.0.1:{}", expect_line(&mut h_out, "port")?);
 
     let log = LogFile(std::env::temp_dir().join(format!(
@@ -105,6 +117,7 @@ fn run_inner(output: &OutputArgs, collect: &CollectArgs) -> Result<i32, String> 
     let timeout_ms = timeout.as_millis().to_string();
     // Its stderr is not the demo's terminal, so the report does not quote the demo's own output.
     let (client, mut c_out) = start(
+        "meta-client",
         &[
             "meta-client",
             "--peer",

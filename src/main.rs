@@ -2,10 +2,13 @@
 
 mod cli;
 mod demo;
+mod redact;
 mod replay;
 mod scenario;
+mod terminal;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
+use std::path::Path;
 use std::time::Duration;
 
 use clap::Parser;
@@ -32,6 +35,7 @@ fn run() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Scenario { name, args }) => scenario::run(&name, &args),
+        Some(Command::Generate { what }) => generate(&what),
         Some(Command::Demo { output, collect }) => demo::run(&output, &collect),
         Some(Command::Inspect {
             target,
@@ -51,6 +55,38 @@ fn run() -> i32 {
                 exit::USAGE
             }
         },
+    }
+}
+
+/// `hangscope __generate bash|zsh|fish|elvish|powershell|man`: from the clap definition, so
+/// they cannot drift from the flags.
+fn generate(what: &str) -> i32 {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut out = std::io::stdout().lock();
+    let written = if what == "man" {
+        clap_mangen::Man::new(cmd).render(&mut out)
+    } else {
+        match what.parse::<clap_complete::Shell>() {
+            Ok(shell) => {
+                // Into memory first: clap_complete panics on a write error (`| head`).
+                let mut script = Vec::new();
+                clap_complete::generate(shell, &mut cmd, "hangscope", &mut script);
+                out.write_all(&script)
+            }
+            Err(_) => {
+                eprintln!("hangscope: {what:?}: give bash, zsh, fish, elvish, powershell or man");
+                return exit::USAGE;
+            }
+        }
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => exit::OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+        Err(e) => {
+            say(&format!("cannot write: {e}"));
+            exit::FAILURE
+        }
     }
 }
 
@@ -91,19 +127,21 @@ pub(crate) fn inspect(
     output: &OutputArgs,
     collect: &CollectArgs,
 ) -> i32 {
-    // The window is part of the run, so it must leave time for the reading around it.
-    if !collect.window.is_zero() && collect.window + Duration::from_millis(500) > collect.deadline {
+    // The window is part of the run, so it must leave time for the reading around it. Only a
+    // --deadline given gets here too short: the default one grows with the window.
+    let deadline = collect.deadline();
+    if !collect.window.is_zero() && collect.window + Duration::from_millis(500) > deadline {
         eprintln!(
             "hangscope: --window {:.1}s does not fit in --deadline {:.1}s; raise --deadline \
              (e.g. --deadline {:.0}s) or shorten --window",
             collect.window.as_secs_f64(),
-            collect.deadline.as_secs_f64(),
+            deadline.as_secs_f64(),
             (collect.window.as_secs_f64() + 3.0).ceil()
         );
         return exit::USAGE;
     }
     let opts = hangscope_collect::Options {
-        deadline: Deadline::after(collect.deadline),
+        deadline: Deadline::after(deadline),
         all_fdinfo: collect.all_fdinfo,
         window: collect.window,
         focus_tid: target.focus_tid,
@@ -117,7 +155,7 @@ pub(crate) fn inspect(
         },
         app_introspection: !collect.no_app_introspection,
     };
-    let watchdog = start_watchdog(collect.deadline);
+    let watchdog = start_watchdog(deadline);
     let collected = hangscope_collect::collect(&ProcRoot::default(), target.pid, &opts);
     let snap = match collected {
         Ok(s) => s,
@@ -138,7 +176,7 @@ pub(crate) fn inspect(
     if let Some((chain, others)) = chain {
         doc.set_chain(chain, others);
     }
-    let code = emit(&doc, output);
+    let code = emit(&doc, output, None);
     // The process exits next: freeing a 20,000-fd document piece by piece only costs time.
     std::mem::forget(doc);
     code
@@ -213,6 +251,19 @@ pub(crate) fn say(msg: &dyn std::fmt::Display) {
     );
 }
 
+/// `--save FILE`: the JSON document, compressed with zstd when FILE ends in `.zst`
+/// (a 6,000-fd snapshot is 6 MB of JSON and a few hundred KB compressed).
+fn save(doc: &Document, path: &Path, pretty: bool) -> std::io::Result<()> {
+    let file = std::fs::File::create(path)?;
+    if path.extension().is_some_and(|e| e == "zst") {
+        let mut enc = zstd::stream::write::Encoder::new(file, 3)?;
+        write_json(doc, &mut enc, pretty)?;
+        enc.finish()?.sync_all()
+    } else {
+        write_json(doc, file, pretty)
+    }
+}
+
 fn generator() -> String {
     format!("hangscope {}", env!("CARGO_PKG_VERSION"))
 }
@@ -222,10 +273,24 @@ fn generator() -> String {
 /// A file that cannot be written costs only that file: the report is still printed, with a
 /// warning on stderr, and the exit code stays the diagnosis's (the report is what the operator
 /// needs on a bad day; a typo in `--save` must not take it away).
-pub(crate) fn emit(doc: &Document, output: &OutputArgs) -> i32 {
+pub(crate) fn emit(doc: &Document, output: &OutputArgs, replayed_from: Option<&Path>) -> i32 {
+    // What leaves the machine is redacted; the operator's own screen is not.
+    let redacted = if output.redact {
+        match redact::redact(doc) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                say(&format!(
+                    "cannot redact the document: {e}; nothing is saved"
+                ));
+                return exit::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let shared = redacted.as_ref().unwrap_or(doc);
     if let Some(path) = &output.save {
-        let written = std::fs::File::create(path).and_then(|f| write_json(doc, f, output.pretty));
-        if let Err(e) = written {
+        if let Err(e) = save(shared, path, output.pretty) {
             say(&format!(
                 "warning: cannot save to {}: {e}; the report is printed anyway",
                 path.display()
@@ -233,31 +298,27 @@ pub(crate) fn emit(doc: &Document, output: &OutputArgs) -> i32 {
         }
     }
     if let Some(path) = &output.html {
-        if let Err(e) = std::fs::write(path, hangscope_render::html::render_html(doc)) {
+        if let Err(e) = std::fs::write(path, hangscope_render::html::render_html(shared)) {
             say(&format!(
                 "warning: cannot write {}: {e}; the report is printed anyway",
                 path.display()
             ));
         }
     }
-    let stdout = std::io::stdout().lock();
     let written = if output.json {
-        write_json(doc, stdout, output.pretty)
+        write_json(shared, std::io::stdout().lock(), output.pretty)
     } else {
-        let color = !output.no_color
-            && std::io::stdout().is_terminal()
-            && std::env::var_os("NO_COLOR").is_none();
         let text = render_text(
             doc,
             &TextOptions {
-                color,
+                color: terminal::color(output.no_color),
                 verbose: output.verbose,
+                width: terminal::width(),
+                local_time: terminal::local_time(doc.snapshot.taken_at_ms),
+                replayed_from: replayed_from.map(|p| p.display().to_string()),
             },
         );
-        let mut stdout = stdout;
-        stdout
-            .write_all(text.as_bytes())
-            .and_then(|_| stdout.flush())
+        terminal::print(&text, output.no_pager)
     };
     match written {
         Ok(()) => {}

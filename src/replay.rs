@@ -1,4 +1,5 @@
-//! `hangscope replay FILE`: a saved snapshot, diagnosed again. The file is input like any
+//! `hangscope replay FILE`: a saved snapshot (JSON, JSON.zst, or the HTML page), diagnosed
+//! again. The file is input like any
 //! other, so it is bounded: only a regular file, no larger than `--max-size`, read streaming.
 
 use std::fs::File;
@@ -42,15 +43,46 @@ pub fn run(file: &Path, max_size: u64, output: &OutputArgs) -> i32 {
             });
         doc.set_chain(chain, others);
     }
-    let code = crate::emit(&doc, output);
+    let code = crate::emit(&doc, output, Some(file));
     // As after a live run: freeing a large document piece by piece before exit only costs time.
     std::mem::forget(doc);
     code
 }
 
-/// Opens, checks and parses the snapshot; the error is a sentence for the operator.
+/// zstd's frame magic, as the file starts (RFC 8878).
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// Where the HTML page (`--html`) holds the document.
+const HTML_START: &str = "<script type=\"application/json\" id=\"hangscope-document\">";
+
+/// Opens, checks and parses the snapshot: the JSON document as `--save` writes it, the same
+/// compressed with zstd, or the HTML page that embeds it. The error is a sentence for the
+/// operator.
 fn read(path: &Path, max_size: u64) -> Result<Document, String> {
-    let file = open_regular(path, max_size)?;
+    let mut file = open_regular(path, max_size)?;
+    let mut head = [0u8; 16];
+    let n = file.read(&mut head).map_err(|e| e.to_string())?;
+    file.rewind().map_err(|e| e.to_string())?;
+    let head = &head[..n];
+    if head.starts_with(&ZSTD_MAGIC) {
+        // The limit is on what it expands to: that is what parsing costs.
+        let dec = zstd::stream::read::Decoder::new(file)
+            .map_err(|e| format!("cannot read as zstd: {e}"))?;
+        let json = read_bounded(dec, max_size)?;
+        return Document::from_reader(std::io::Cursor::new(json)).map_err(|e| e.to_string());
+    }
+    if head.trim_ascii_start().starts_with(b"<") {
+        let page = read_bounded(file, max_size)?;
+        let page = String::from_utf8_lossy(&page);
+        let json = page
+            .find(HTML_START)
+            .map(|i| &page[i + HTML_START.len()..])
+            .and_then(|rest| rest.find("</script>").map(|end| &rest[..end]))
+            .ok_or(
+                "an HTML page without a hangscope document in it: replay reads a page \
+                    written with --html",
+            )?;
+        return Document::from_json(json).map_err(|e| e.to_string());
+    }
     // The size was checked, but a file can grow while it is read: the reader stops at the
     // limit, which the parser then sees as a truncated document.
     let mut limited = Limited {
@@ -64,6 +96,18 @@ fn read(path: &Path, max_size: u64) -> Result<Document, String> {
         Err(_) if limited.cut => Err(too_large(max_size, None)),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// All of `r`, refused past `max_size` bytes.
+fn read_bounded(r: impl Read, max_size: u64) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    r.take(max_size.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if buf.len() as u64 > max_size {
+        return Err(too_large(max_size, None));
+    }
+    Ok(buf)
 }
 
 /// Opens `path` without blocking (a FIFO's open waits for a writer; O_NONBLOCK returns at

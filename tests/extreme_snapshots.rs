@@ -70,6 +70,7 @@ fn extreme_numbers_do_not_panic_diagnosis_or_rendering() {
                     &TextOptions {
                         color: true,
                         verbose: true,
+                        ..TextOptions::default()
                     },
                 );
                 let _ = render_text(&doc, &TextOptions::default());

@@ -211,6 +211,11 @@ fn connection_in_another_network_namespace_is_found() {
     // `ip netns exec` execs the command, so the child's PID is the scenario's.
     let doc = inspect_until(holder.pid(), value(&holder, "client_fd"), acked_request);
     assert_eq!(doc.snapshot.process.netns_same_as_tool, Some(false));
+    // Named as `ip netns` names it, beside its inode.
+    assert_eq!(
+        doc.snapshot.process.netns_name.as_deref(),
+        Some(ns.name.as_str())
+    );
     let client = socket_of_fd(&doc, value(&holder, "client_fd"));
     assert_eq!(client.source, "sock_diag");
     let c = tcp(client);

@@ -207,6 +207,13 @@ fn a_thread_id_puts_that_thread_first_with_its_wait_on_one_line() {
         .find(|l| l.contains(" pipe_reader "))
         .unwrap_or_else(|| panic!("{text}"));
     assert!(line.starts_with('▶'), "{line}");
+    // The header says whose thread it is.
+    assert!(
+        text.lines()
+            .take(3)
+            .any(|l| l.starts_with(&format!("thread {tid} of process {}", z.pid()))),
+        "{text}"
+    );
     assert!(
         line.contains(&format!("read(fd {pipe_r}) → pipe:[")),
         "{line}"

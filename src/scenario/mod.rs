@@ -21,6 +21,11 @@ pub fn run(name: &str, args: &[String]) -> i32 {
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
     }
+    // Named for its part in the story, so a report's "look at process N (NAME)" says which
+    // part; threads started from here on inherit the name.
+    if let Some(role) = flag(args, "--role") {
+        set_name(role);
+    }
     let max = flag(args, "--max-seconds")
         .and_then(|s| s.parse().ok())
         .unwrap_or(120u64);
@@ -61,6 +66,17 @@ pub fn run(name: &str, args: &[String]) -> i32 {
             eprintln!("scenario {name}: {e}");
             exit::FAILURE
         }
+    }
+}
+
+/// Sets this process's comm (what /proc/PID/comm, ps and the report's names show), cut to the
+/// kernel's 15 bytes.
+fn set_name(name: &str) {
+    let mut bytes: Vec<u8> = name.bytes().filter(|b| *b != 0).take(15).collect();
+    bytes.push(0);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes, which `bytes` is.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, bytes.as_ptr());
     }
 }
 

@@ -27,6 +27,15 @@ fn demo_explains_the_seed_and_cleans_up() {
         "{}",
         findings_text(&doc)
     );
+    // The staged processes carry their roles' names, not the tool's.
+    assert_eq!(doc["snapshot"]["process"]["name"], "meta-client");
+    assert_eq!(doc["snapshot"]["process"]["cmdline"][0], "meta-client");
+    let verdict = doc["verdict"]["summary"].as_str().expect("verdict");
+    assert!(
+        verdict.contains("process") && verdict.contains("(meta-replica-b)"),
+        "{verdict}"
+    );
+    assert!(!verdict.contains("(hangscope)"), "{verdict}");
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -129,6 +129,9 @@ pub fn read(
         Ok(ino) => {
             p.netns_inode = Some(ino);
             p.netns_same_as_tool = own_netns_inode().ok().map(|own| own == ino);
+            if p.netns_same_as_tool == Some(false) {
+                p.netns_name = netns_name(std::path::Path::new(NETNS_DIR), ino);
+            }
         }
         Err(e) => gaps.push(gap_of(format!("/proc/{pid}/ns/net"), &e)),
     }
@@ -229,6 +232,23 @@ pub fn netns_inode(root: &ProcRoot, pid: i32) -> io::Result<u64> {
     let link = std::fs::read_link(root.pid(pid).join("ns/net"))?;
     parse_ns_link(&link.to_string_lossy())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unexpected ns link"))
+}
+
+/// Where `ip netns add` bind-mounts the namespaces it names (ip-netns(8)).
+const NETNS_DIR: &str = "/run/netns";
+/// Names looked at, at most: a host with thousands of namespaces is not read whole.
+const NETNS_NAMES_MAX: usize = 4096;
+
+/// The name under `dir` whose file is the namespace `ino` (a bind mount of an nsfs inode has
+/// that inode). The directory is the host's, not the target's, and a tmpfs: nothing blocks.
+pub(crate) fn netns_name(dir: &std::path::Path, ino: u64) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .ok()?
+        .take(NETNS_NAMES_MAX)
+        .flatten()
+        .find(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.ino() == ino))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
 }
 
 fn own_netns_inode() -> io::Result<u64> {

@@ -42,6 +42,10 @@ pub struct Process {
     pub netns_inode: Option<u64>,
     /// Whether the target shares hangscope's network namespace.
     pub netns_same_as_tool: Option<bool>,
+    /// The name `ip netns` knows the target's network namespace by (a bind mount under
+    /// /run/netns of the same inode), when it has one (since 1.6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns_name: Option<String>,
     /// PIDs of the process in each nested PID namespace, outermost first (NSpid).
     pub nspid: Vec<i32>,
     /// Number of open fds (may exceed `Snapshot::fds` when the deadline cut the listing).

@@ -113,6 +113,7 @@ pub fn render_html(doc: &Document) -> String {
         &TextOptions {
             color: false,
             verbose: true,
+            ..TextOptions::default()
         },
     );
     let _ = write!(out, "<h2>Report</h2>\n<pre>{}</pre>\n", esc(&text));
@@ -190,6 +191,7 @@ mod tests {
             &TextOptions {
                 color: false,
                 verbose: false,
+                ..TextOptions::default()
             },
         );
         assert!(

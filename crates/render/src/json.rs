@@ -84,6 +84,17 @@ impl<F: Formatter> Formatter for Safe<F> {
         w.write_all(&s.as_bytes()[start..])
     }
 
+    /// Measured values are said to the thousandth (a millisecond of an age in seconds, a
+    /// microsecond of a time in milliseconds): `57.120000000000005` is binary noise, not data.
+    fn write_f64<W: ?Sized + Write>(&mut self, w: &mut W, value: f64) -> io::Result<()> {
+        let rounded = (value * 1000.0).round() / 1000.0;
+        self.inner
+            .write_f64(w, if rounded.is_finite() { rounded } else { value })
+    }
+    fn write_f32<W: ?Sized + Write>(&mut self, w: &mut W, value: f32) -> io::Result<()> {
+        self.write_f64(w, f64::from(value))
+    }
+
     fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
         self.inner.begin_array(w)
     }
@@ -157,5 +168,22 @@ mod tests {
         );
         assert!(!script.contains(['<', '>', '&']));
         assert_eq!(Document::from_json(&script).unwrap(), doc);
+    }
+
+    #[test]
+    fn measured_floats_are_said_to_the_thousandth() {
+        let mut snap = Snapshot::default();
+        snap.process.age_s = Some(57.120000000000005);
+        snap.threads.push(hangscope_model::Thread {
+            last_ran_ms_ago: Some(0.000_4),
+            ..Default::default()
+        });
+        let doc = Document::new("t", snap, vec![]);
+        let mut out = Vec::new();
+        write_json(&doc, &mut out, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(r#""age_s":57.12,"#), "{text}");
+        assert!(text.contains(r#""last_ran_ms_ago":0.0"#), "{text}");
+        assert!(!text.contains("0000"), "{text}");
     }
 }

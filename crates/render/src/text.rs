@@ -28,15 +28,26 @@ pub struct TextOptions {
     pub color: bool,
     /// Show every detail (TCP_INFO, full stacks).
     pub verbose: bool,
+    /// Columns to wrap sentences to; 0 is [`DEFAULT_WIDTH`].
+    pub width: usize,
+    /// Where the report was captured, seen from the reader: the offset of local time from UTC
+    /// at the capture time, and the zone's abbreviation. None: UTC only.
+    pub local_time: Option<(i64, String)>,
+    /// `replay`: the file the snapshot was read from, said in the header.
+    pub replayed_from: Option<String>,
 }
+
+/// The width when it is not known (not a terminal): what the recorded reports were written at.
+pub const DEFAULT_WIDTH: usize = 88;
 
 pub fn render_text(doc: &Document, opts: &TextOptions) -> String {
     let st = Style::new(opts);
     let snap = &doc.snapshot;
     let mut out = String::new();
     header::header(&mut out, snap, &st);
+    header::provenance(&mut out, doc, opts, &st);
     verdict::findings(&mut out, doc, &st);
-    threads::threads(&mut out, snap, opts.verbose, &st);
+    threads::threads(&mut out, snap, &threads::flagged(doc), opts.verbose, &st);
     fds::files(&mut out, snap, &st, opts.verbose);
     sockets::sockets(&mut out, snap, &st, opts.verbose);
     fds::anonymous(&mut out, snap, &st);

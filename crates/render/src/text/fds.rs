@@ -190,7 +190,7 @@ pub(super) fn unreadable(out: &mut String, snap: &Snapshot, st: &Style) {
         out,
         "  {} fds not readable: {}\n",
         nums.len(),
-        wrap(&ranges(&nums), 2, 88)
+        wrap(&ranges(&nums), 2, st.width)
     );
 }
 

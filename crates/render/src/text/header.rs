@@ -2,16 +2,19 @@
 
 use std::fmt::Write;
 
-use hangscope_model::{Snapshot, Text};
+use hangscope_model::{Document, Snapshot, Text};
 
-use super::Style;
+use super::{Style, TextOptions};
 use crate::human_ms;
 
 pub(super) fn header(out: &mut String, snap: &Snapshot, st: &Style) {
     let p = &snap.process;
     let netns = match p.netns_same_as_tool {
         Some(true) => "netns host".to_string(),
-        Some(false) => format!("netns {}", p.netns_inode.unwrap_or(0)),
+        Some(false) => match &p.netns_name {
+            Some(name) => format!("netns {} ({})", st.show(name), p.netns_inode.unwrap_or(0)),
+            None => format!("netns {}", p.netns_inode.unwrap_or(0)),
+        },
         None => "netns ?".to_string(),
     };
     // An fd table the kernel refused is not an empty one.
@@ -24,10 +27,17 @@ pub(super) fn header(out: &mut String, snap: &Snapshot, st: &Style) {
     } else {
         snap.fds.len().to_string()
     };
+    // In a container, the PID its own tools (and its logs) know it by.
+    let pid = match p.nspid.last() {
+        Some(inner) if p.nspid.len() > 1 && *inner != p.pid => {
+            format!("{} ({inner} in its namespace)", p.pid)
+        }
+        _ => p.pid.to_string(),
+    };
     let mut line = format!(
         "{}  pid {}  state {}  threads {}  fds {}  {}",
         st.bold(&st.show(&p.name)),
-        p.pid,
+        pid,
         st.show(&p.state),
         p.num_threads,
         fds,
@@ -43,6 +53,10 @@ pub(super) fn header(out: &mut String, snap: &Snapshot, st: &Style) {
     }
     let _ = writeln!(out, "{line}");
     let mut sub = Vec::new();
+    // A thread id was asked about (from a log line): say whose it is.
+    if let Some(t) = snap.threads.iter().find(|t| t.focus && t.tid != p.pid) {
+        sub.push(format!("thread {} of process {}", t.tid, p.pid));
+    }
     if !p.cmdline.is_empty() {
         // Joined as bytes and cut as one value: the arguments of a `python3 -c` script are
         // not each a few words.
@@ -75,4 +89,108 @@ pub(super) fn header(out: &mut String, snap: &Snapshot, st: &Style) {
         let _ = writeln!(out, "{}", st.dim(&sub.join("  ")));
     }
     out.push('\n');
+}
+
+/// When, where and by what the snapshot was taken, and on `replay` from which file: what a
+/// ticket needs to place the report.
+pub(super) fn provenance(out: &mut String, doc: &Document, opts: &TextOptions, st: &Style) {
+    let snap = &doc.snapshot;
+    if snap.taken_at_ms == 0 {
+        return;
+    }
+    let when = captured_at(snap.taken_at_ms, opts.local_time.as_ref());
+    let by = if doc.generator.is_empty() {
+        String::new()
+    } else {
+        format!(" by {}", st.show(&doc.generator))
+    };
+    let line = match &opts.replayed_from {
+        Some(file) => format!("replayed from {}, captured {when}{by}", st.show(file)),
+        None => format!("captured {when}{by}"),
+    };
+    // Under the header's own lines, before the blank line that ends it.
+    if out.ends_with("\n\n") {
+        out.pop();
+    }
+    let _ = writeln!(out, "{}\n", st.dim(&line));
+}
+
+/// "2026-12-01 15:22:28 UTC (16:22:28 CET)": the UTC time a log is compared with, and the
+/// local clock the operator lived it by.
+pub fn captured_at(ms: u64, local: Option<&(i64, String)>) -> String {
+    let at = |offset_s: i64| {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+        let t = if offset_s >= 0 {
+            t + std::time::Duration::from_secs(offset_s.unsigned_abs())
+        } else {
+            t - std::time::Duration::from_secs(offset_s.unsigned_abs())
+        };
+        // "2026-12-01T15:22:28Z": the date and the clock, without the T and the Z.
+        humantime::format_rfc3339_seconds(t)
+            .to_string()
+            .trim_end_matches('Z')
+            .replacen('T', " ", 1)
+    };
+    let utc = at(0);
+    match local {
+        Some((offset, zone)) if *offset != 0 || zone != "UTC" => {
+            let local = at(*offset);
+            // The date too when it is another day there.
+            let shown = if local.get(..10) == utc.get(..10) {
+                local.get(11..).unwrap_or_default().to_string()
+            } else {
+                local
+            };
+            format!("{utc} UTC ({shown} {zone})")
+        }
+        _ => format!("{utc} UTC"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_a_person_can_act_on() {
+        let mut snap = Snapshot::default();
+        snap.process.name = "metad".into();
+        snap.process.pid = 1200;
+        snap.process.nspid = vec![1200, 7];
+        snap.process.netns_same_as_tool = Some(false);
+        snap.process.netns_inode = Some(4026532400);
+        snap.process.netns_name = Some("blue".into());
+        snap.threads.push(hangscope_model::Thread {
+            tid: 1234,
+            focus: true,
+            ..Default::default()
+        });
+        let mut out = String::new();
+        header(&mut out, &snap, &Style::plain());
+        assert!(
+            out.starts_with("metad  pid 1200 (7 in its namespace)  "),
+            "{out}"
+        );
+        assert!(out.contains("  netns blue (4026532400)"), "{out}");
+        assert!(out.contains("\nthread 1234 of process 1200"), "{out}");
+    }
+
+    #[test]
+    fn capture_time_in_utc_and_local() {
+        // 2026-12-01 15:22:28.5 UTC.
+        let ms = 1_796_138_548_500;
+        assert_eq!(captured_at(ms, None), "2026-12-01 15:22:28 UTC");
+        assert_eq!(
+            captured_at(ms, Some(&(3600, "CET".into()))),
+            "2026-12-01 15:22:28 UTC (16:22:28 CET)"
+        );
+        assert_eq!(
+            captured_at(ms, Some(&(10 * 3600, "AEST".into()))),
+            "2026-12-01 15:22:28 UTC (2026-12-02 01:22:28 AEST)"
+        );
+        assert_eq!(
+            captured_at(ms, Some(&(0, "UTC".into()))),
+            "2026-12-01 15:22:28 UTC"
+        );
+    }
 }

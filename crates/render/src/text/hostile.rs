@@ -144,6 +144,7 @@ fn no_field_reaches_the_terminal_raw() {
             let opts = TextOptions {
                 color: true,
                 verbose,
+                ..TextOptions::default()
             };
             let text = render_text(&doc, &opts);
             // Colour codes are hangscope's own; they are all this may contain of ESC.

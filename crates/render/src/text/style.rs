@@ -9,12 +9,16 @@ pub(super) struct Style {
     pub(super) on: bool,
     /// Longest value shown, in characters of its escaped form.
     pub(super) max: usize,
+    /// Columns sentences are wrapped to.
+    pub(super) width: usize,
 }
 
 /// A value is cut after this many characters, with -v after `VALUE_MAX_VERBOSE`: a path fits
 /// whole in the first, PATH_MAX bytes escaped in the second; a 1 MB argv fits in neither.
 const VALUE_MAX: usize = 512;
 const VALUE_MAX_VERBOSE: usize = 16 * 1024;
+/// The narrowest width wrapped to.
+const MIN_WIDTH: usize = 40;
 /// A sentence holds this many values' worth.
 const SENTENCE_VALUES: usize = 4;
 
@@ -26,6 +30,11 @@ impl Style {
                 VALUE_MAX_VERBOSE
             } else {
                 VALUE_MAX
+            },
+            width: match opts.width {
+                0 => super::DEFAULT_WIDTH,
+                // Narrower than this, the continuation lines' indent leaves no room for words.
+                w => w.max(MIN_WIDTH),
             },
         }
     }
@@ -74,24 +83,20 @@ impl Style {
     }
 }
 
-/// Word-wraps `text` to `width` columns, continuation lines indented by `indent`.
+/// Word-wraps `text` to `width` columns, as if it started at column `indent`; continuation
+/// lines are indented by `indent`. Words longer than a line are left whole (a path is copied
+/// whole from a terminal).
 pub(super) fn wrap(text: &str, indent: usize, width: usize) -> String {
-    let mut out = String::new();
-    let mut col = indent;
-    for word in text.split_whitespace() {
-        let w = word.chars().count();
-        if col > indent && col + 1 + w > width {
-            out.push('\n');
-            out.push_str(&" ".repeat(indent));
-            col = indent;
-        } else if col > indent {
-            out.push(' ');
-            col += 1;
-        }
-        out.push_str(word);
-        col += w;
-    }
-    out
+    let pad = " ".repeat(indent);
+    let opts = textwrap::Options::new(width)
+        .initial_indent(&pad)
+        .subsequent_indent(&pad)
+        .break_words(false)
+        // A name is not cut at its hyphen: "meta-replica-b" stays one word to copy.
+        .word_splitter(textwrap::WordSplitter::NoHyphenation);
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let filled = textwrap::fill(&words, opts);
+    filled.get(indent..).unwrap_or_default().to_string()
 }
 
 #[cfg(test)]
@@ -101,5 +106,11 @@ mod tests {
     #[test]
     fn wraps_words() {
         assert_eq!(wrap("a bb ccc", 2, 6), "a bb\n  ccc");
+        assert_eq!(wrap("a  bb", 0, 80), "a bb");
+        assert_eq!(wrap("/a/long/path x", 4, 8), "/a/long/path\n    x");
+        assert_eq!(
+            wrap("process (meta-replica-b)", 0, 20),
+            "process\n(meta-replica-b)"
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use hangscope_model::{FdKind, Snapshot, SocketDetail, Thread, WaitObject};
+use hangscope_model::{Document, FdKind, Severity, Snapshot, SocketDetail, Thread, WaitObject};
 
 use super::Style;
 use crate::human_ms;
@@ -11,7 +11,13 @@ use crate::human_ms;
 /// Threads with the same state and wait collapse into one line from this many on.
 const GROUP_FROM: usize = 3;
 
-pub(super) fn threads(out: &mut String, snap: &Snapshot, verbose: bool, st: &Style) {
+pub(super) fn threads(
+    out: &mut String,
+    snap: &Snapshot,
+    flagged: &[(i32, Severity)],
+    verbose: bool,
+    st: &Style,
+) {
     if snap.threads.is_empty() {
         return;
     }
@@ -38,6 +44,8 @@ pub(super) fn threads(out: &mut String, snap: &Snapshot, verbose: bool, st: &Sty
             _ => groups.push((key, vec![t])),
         }
     }
+    // The threads a reader came for first: the one asked about, then those a finding names.
+    groups.sort_by_key(|(_, members)| rank(members, flagged));
     for (_, members) in &groups {
         if members.len() >= GROUP_FROM {
             group_line(out, members, snap, verbose, st);
@@ -48,6 +56,37 @@ pub(super) fn threads(out: &mut String, snap: &Snapshot, verbose: bool, st: &Sty
         }
     }
     out.push('\n');
+}
+
+/// The threads the findings name, with the finding's severity; a thread named twice keeps the
+/// gravest.
+pub(super) fn flagged(doc: &Document) -> Vec<(i32, Severity)> {
+    doc.findings
+        .iter()
+        .filter_map(|f| f.subject.tid.map(|t| (t, f.severity)))
+        .collect()
+}
+
+/// 0 the focus thread, 1 named by a cause or warning, 2 by context, 3 the rest.
+fn rank(members: &[&Thread], flagged: &[(i32, Severity)]) -> u8 {
+    members
+        .iter()
+        .map(|t| {
+            if t.focus {
+                return 0;
+            }
+            flagged
+                .iter()
+                .filter(|(tid, _)| *tid == t.tid)
+                .map(|(_, sev)| match sev {
+                    Severity::Cause | Severity::Warning => 1,
+                    Severity::Info => 2,
+                })
+                .min()
+                .unwrap_or(3)
+        })
+        .min()
+        .unwrap_or(3)
 }
 
 fn thread_line(out: &mut String, t: &Thread, snap: &Snapshot, verbose: bool, st: &Style) {
@@ -491,7 +530,7 @@ mod tests {
             ..Snapshot::default()
         };
         let mut out = String::new();
-        threads(&mut out, &snap, false, &Style::plain());
+        threads(&mut out, &snap, &[], false, &Style::plain());
         assert!(
             out.contains(
                 "   31576 dump_meta       S  poll(fd 29 POLLIN, timeout 10000 ms) → socket:[692518610]  blocked ≥7.9 s\n"

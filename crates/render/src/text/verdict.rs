@@ -37,7 +37,7 @@ fn chain_lines(out: &mut String, chain: &Chain, indent: usize, st: &Style) {
         "{}{}{}",
         st.bold("CHAIN"),
         " ".repeat(indent - 5),
-        wrap(&line.join(" → "), indent, 88)
+        wrap(&line.join(" → "), indent, st.width)
     );
     for (i, h) in chain.hops.iter().enumerate().skip(1) {
         let head = format!("{:>2} ", i + 1);
@@ -48,7 +48,7 @@ fn chain_lines(out: &mut String, chain: &Chain, indent: usize, st: &Style) {
             wrap(
                 &format!("{}: {}", name(h), st.sentence(&h.summary)),
                 indent + head.len(),
-                88
+                st.width
             )
         );
     }
@@ -69,7 +69,7 @@ pub(super) fn findings(out: &mut String, doc: &Document, st: &Style) {
     let _ = writeln!(
         out,
         "{label}  {}",
-        wrap(&st.sentence(&v.summary), indent, 88)
+        wrap(&st.sentence(&v.summary), indent, st.width)
     );
     if let Some(chain) = doc
         .chain
@@ -84,7 +84,7 @@ pub(super) fn findings(out: &mut String, doc: &Document, st: &Style) {
             "{}{}{}",
             st.bold("NEXT"),
             " ".repeat(indent - 4),
-            wrap(&st.sentence(&v.next_step), indent, 88)
+            wrap(&st.sentence(&v.next_step), indent, st.width)
         );
     }
     out.push('\n');
@@ -129,7 +129,7 @@ pub(super) fn findings(out: &mut String, doc: &Document, st: &Style) {
             let _ = writeln!(
                 out,
                 "                   {}",
-                wrap(&st.sentence(&f.summary), 19, 88)
+                wrap(&st.sentence(&f.summary), 19, st.width)
             );
         }
         for e in &f.evidence {
@@ -143,7 +143,7 @@ pub(super) fn findings(out: &mut String, doc: &Document, st: &Style) {
             let _ = writeln!(
                 out,
                 "                   ruled out: {}",
-                wrap(&st.show(r), 30, 88)
+                wrap(&st.show(r), 30, st.width)
             );
         }
         // Context findings need no step of their own.
@@ -151,7 +151,7 @@ pub(super) fn findings(out: &mut String, doc: &Document, st: &Style) {
             let _ = writeln!(
                 out,
                 "                   next: {}",
-                wrap(&st.sentence(&f.next_step), 25, 88)
+                wrap(&st.sentence(&f.next_step), 25, st.width)
             );
         }
     }
