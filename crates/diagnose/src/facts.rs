@@ -76,6 +76,7 @@ pub(crate) enum Facts {
     LockRetry(crate::rules::lock_retry::LockRetry),
     MutexDeadlock(crate::rules::mutex_deadlock::MutexDeadlock),
     MutexHolderBlocked(crate::rules::mutex_holder_blocked::MutexHolderBlocked),
+    SharedMutexWait(crate::rules::shared_mutex_wait::SharedMutexWait),
     PipeWait(crate::rules::pipe_wait::PipeWait),
     Busy(crate::rules::busy::Busy),
     Exited(crate::rules::exited::Exited),
@@ -109,6 +110,7 @@ macro_rules! each {
             Facts::LockRetry($f) => $e,
             Facts::MutexDeadlock($f) => $e,
             Facts::MutexHolderBlocked($f) => $e,
+            Facts::SharedMutexWait($f) => $e,
             Facts::PipeWait($f) => $e,
             Facts::Busy($f) => $e,
             Facts::Exited($f) => $e,
@@ -158,6 +160,7 @@ impl Facts {
             Facts::LockRetry(f) => finding(f),
             Facts::MutexDeadlock(f) => finding(f),
             Facts::MutexHolderBlocked(f) => finding(f),
+            Facts::SharedMutexWait(f) => finding(f),
             Facts::PipeWait(f) => finding(f),
             Facts::Busy(f) => finding(f),
             Facts::Exited(f) => finding(f),
@@ -193,6 +196,7 @@ impl Facts {
             | Facts::LockRetry(_)
             | Facts::MutexDeadlock(_)
             | Facts::MutexHolderBlocked(_)
+            | Facts::SharedMutexWait(_)
             | Facts::PipeWait(_)
             | Facts::Busy(_)
             | Facts::Exited(_)

@@ -25,6 +25,7 @@ pub(crate) mod pg_idle_in_transaction;
 pub(crate) mod pg_lock_wait;
 pub(crate) mod pipe_wait;
 pub(crate) mod same_host;
+pub(crate) mod shared_mutex_wait;
 pub(crate) mod stopped;
 pub(crate) mod unanswered;
 pub(crate) mod uninterruptible;
@@ -49,6 +50,11 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Facts> {
             mutex_holder_blocked::find(ctx)
                 .into_iter()
                 .map(Facts::MutexHolderBlocked),
+        )
+        .chain(
+            shared_mutex_wait::find(ctx)
+                .into_iter()
+                .map(Facts::SharedMutexWait),
         )
         .chain(pipe_wait::find(ctx).into_iter().map(Facts::PipeWait))
         .chain(busy::find(ctx).into_iter().map(Facts::Busy))
