@@ -89,6 +89,7 @@ pub(crate) enum Facts {
     // What a server says of its own sessions.
     PgLockWait(Box<crate::rules::pg_lock_wait::PgLockWait>),
     PgIdleInTransaction(Box<crate::rules::pg_idle_in_transaction::PgIdleInTransaction>),
+    MariaLockWait(Box<crate::rules::mariadb_lock_wait::MariaLockWait>),
 }
 
 /// Calls `$e` with the rule's facts, whichever rule it is.
@@ -122,6 +123,7 @@ macro_rules! each {
             Facts::ManagedRuntime($f) => $e,
             Facts::PgLockWait($f) => $e,
             Facts::PgIdleInTransaction($f) => $e,
+            Facts::MariaLockWait($f) => $e,
         }
     };
 }
@@ -172,6 +174,7 @@ impl Facts {
             Facts::ManagedRuntime(f) => finding(f.as_ref()),
             Facts::PgLockWait(f) => finding(f.as_ref()),
             Facts::PgIdleInTransaction(f) => finding(f.as_ref()),
+            Facts::MariaLockWait(f) => finding(f.as_ref()),
         }
     }
 
@@ -182,7 +185,7 @@ impl Facts {
             Facts::PeerSilent(f) => Some(&mut f.host_alive),
             Facts::SameHostAlive(_) | Facts::Stopped(_) | Facts::ManagedRuntime(_) => None,
             // A server's own view: no connection of the target's to corroborate.
-            Facts::PgLockWait(_) | Facts::PgIdleInTransaction(_) => None,
+            Facts::PgLockWait(_) | Facts::PgIdleInTransaction(_) | Facts::MariaLockWait(_) => None,
             // The network rules.
             Facts::PeerUnreachable(f) => Some(&mut f.host_alive),
             Facts::PeerNotReading(f) => Some(&mut f.host_alive),

@@ -4,6 +4,7 @@
 //! none of hangscope's own credentials. Read-only, bounded in time, and never tried when the
 //! target is not such a server; `Options::app_introspection` turns it off.
 
+pub mod mariadb;
 pub mod postgres;
 
 use hangscope_model::{AppView, Snapshot};
@@ -13,6 +14,9 @@ use crate::{Options, ProcRoot};
 /// The server's view for the snapshot of `pid`, when the target is a server hangscope knows;
 /// what could not be read becomes a gap.
 pub fn read(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Options) -> Option<AppView> {
+    if mariadb::recognise(&snap.process) {
+        return mariadb::read(root, pid, snap, opts).map(AppView::Mariadb);
+    }
     let server = postgres::recognise(root, pid, &snap.process)?;
     postgres::read(root, &server, snap, opts).map(AppView::Postgres)
 }

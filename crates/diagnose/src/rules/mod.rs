@@ -14,6 +14,7 @@ pub(crate) mod local_not_reading;
 pub(crate) mod lock_retry;
 pub(crate) mod lock_wait;
 pub(crate) mod managed_runtime;
+pub(crate) mod mariadb_lock_wait;
 pub(crate) mod mutex_deadlock;
 pub(crate) mod mutex_holder_blocked;
 pub(crate) mod name_resolution;
@@ -74,6 +75,9 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Facts> {
     }
     for f in pg_idle_in_transaction::find(ctx) {
         found.push(Facts::PgIdleInTransaction(Box::new(f)));
+    }
+    for f in mariadb_lock_wait::find(ctx) {
+        found.push(Facts::MariaLockWait(Box::new(f)));
     }
     same_host::corroborate(ctx, &mut found);
     let loops = waiting_loop::find(ctx, &found);
