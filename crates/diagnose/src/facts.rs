@@ -90,6 +90,7 @@ pub(crate) enum Facts {
     PgLockWait(Box<crate::rules::pg_lock_wait::PgLockWait>),
     PgIdleInTransaction(Box<crate::rules::pg_idle_in_transaction::PgIdleInTransaction>),
     MariaLockWait(Box<crate::rules::mariadb_lock_wait::MariaLockWait>),
+    RedisBlocked(crate::rules::redis_blocked::RedisBlocked),
 }
 
 /// Calls `$e` with the rule's facts, whichever rule it is.
@@ -124,6 +125,7 @@ macro_rules! each {
             Facts::PgLockWait($f) => $e,
             Facts::PgIdleInTransaction($f) => $e,
             Facts::MariaLockWait($f) => $e,
+            Facts::RedisBlocked($f) => $e,
         }
     };
 }
@@ -175,6 +177,7 @@ impl Facts {
             Facts::PgLockWait(f) => finding(f.as_ref()),
             Facts::PgIdleInTransaction(f) => finding(f.as_ref()),
             Facts::MariaLockWait(f) => finding(f.as_ref()),
+            Facts::RedisBlocked(f) => finding(f),
         }
     }
 
@@ -185,7 +188,10 @@ impl Facts {
             Facts::PeerSilent(f) => Some(&mut f.host_alive),
             Facts::SameHostAlive(_) | Facts::Stopped(_) | Facts::ManagedRuntime(_) => None,
             // A server's own view: no connection of the target's to corroborate.
-            Facts::PgLockWait(_) | Facts::PgIdleInTransaction(_) | Facts::MariaLockWait(_) => None,
+            Facts::PgLockWait(_)
+            | Facts::PgIdleInTransaction(_)
+            | Facts::MariaLockWait(_)
+            | Facts::RedisBlocked(_) => None,
             // The network rules.
             Facts::PeerUnreachable(f) => Some(&mut f.host_alive),
             Facts::PeerNotReading(f) => Some(&mut f.host_alive),

@@ -14,6 +14,9 @@ pub enum AppView {
     Postgres(PgView),
     /// A MariaDB (or MySQL) server, `mariadbd` / `mysqld` (since 1.6).
     Mariadb(MariaView),
+    /// A client of a redis-server on this host: the server's `CLIENT LIST` entries for the
+    /// target's connections to it (since 1.6).
+    Redis(RedisView),
     /// A kind this reader does not know (written by a newer hangscope).
     #[serde(other)]
     Unknown,
@@ -225,4 +228,54 @@ pub fn is_mariadb_exe(exe: &[u8]) -> bool {
     let exe = exe.strip_suffix(b" (deleted)").unwrap_or(exe);
     let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(exe);
     base == b"mariadbd" || base == b"mysqld"
+}
+
+/// What a redis-server on this host says of the target's connections to it, from `CLIENT
+/// LIST` over the same loopback address the target uses (since 1.6).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct RedisView {
+    pub server_pid: i32,
+    /// The address asked, "127.0.0.1:6379".
+    pub address: String,
+    /// The entries whose `addr` is one of the target's connections.
+    pub clients: Vec<RedisClient>,
+}
+
+/// One `CLIENT LIST` entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct RedisClient {
+    pub id: u64,
+    /// The client's end, "127.0.0.1:40112".
+    pub addr: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Text>,
+    /// Seconds since it connected.
+    pub age_s: u64,
+    /// Seconds since its last command.
+    pub idle_s: u64,
+    /// e.g. "b" (blocked in a blocking command), "N" (nothing special), "x" (in MULTI).
+    pub flags: String,
+    /// Its last or current command, e.g. "blpop", "xread", "client|list".
+    pub cmd: String,
+    pub db: i64,
+}
+
+impl RedisClient {
+    /// Blocked in a blocking command (BLPOP, XREAD BLOCK, WAIT, ...): flag `b`.
+    pub fn blocked(&self) -> bool {
+        self.flags.contains('b')
+    }
+}
+
+/// Whether an executable's path is a Redis (or Valkey) server; Debian's `redis-server` is a
+/// link to `redis-check-rdb`, which /proc/PID/exe names.
+pub fn is_redis_exe(exe: &[u8]) -> bool {
+    let exe = exe.strip_suffix(b" (deleted)").unwrap_or(exe);
+    let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(exe);
+    matches!(
+        base,
+        b"redis-server" | b"redis-check-rdb" | b"valkey-server" | b"valkey-check-rdb"
+    )
 }

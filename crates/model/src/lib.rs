@@ -23,7 +23,7 @@ mod thread;
 
 pub use app::{
     AppView, MariaServer, MariaSession, MariaView, PgBackend, PgLockWait, PgServer, PgView,
-    is_mariadb_exe, is_postgres_exe,
+    RedisClient, RedisView, is_mariadb_exe, is_postgres_exe, is_redis_exe,
 };
 pub use chain::{Chain, ChainEnd, Hop};
 pub use document::{

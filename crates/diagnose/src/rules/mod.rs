@@ -25,6 +25,7 @@ pub(crate) mod peer_unreachable;
 pub(crate) mod pg_idle_in_transaction;
 pub(crate) mod pg_lock_wait;
 pub(crate) mod pipe_wait;
+pub(crate) mod redis_blocked;
 pub(crate) mod same_host;
 pub(crate) mod shared_mutex_wait;
 pub(crate) mod stopped;
@@ -79,6 +80,16 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Facts> {
     for f in mariadb_lock_wait::find(ctx) {
         found.push(Facts::MariaLockWait(Box::new(f)));
     }
+    // A client blocked by design (the server says so): its silent connection is not a
+    // finding of its own.
+    let by_design = redis_blocked::find(ctx);
+    found.retain(|f| match f {
+        Facts::PeerSilent(p) => !by_design
+            .iter()
+            .any(|b| b.socket_inode == p.conn.socket_inode),
+        _ => true,
+    });
+    found.extend(by_design.into_iter().map(Facts::RedisBlocked));
     same_host::corroborate(ctx, &mut found);
     let loops = waiting_loop::find(ctx, &found);
     found.extend(loops.into_iter().map(Facts::WaitingLoop));

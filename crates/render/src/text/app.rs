@@ -19,6 +19,7 @@ pub(super) fn app(out: &mut String, snap: &Snapshot, st: &Style) {
     match &snap.app {
         Some(AppView::Postgres(v)) => postgres(out, snap.process.pid, v, st),
         Some(AppView::Mariadb(v)) => mariadb(out, v, st),
+        Some(AppView::Redis(_)) => {}
         Some(AppView::Unknown) | None => {}
     }
 }
