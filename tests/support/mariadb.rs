@@ -150,10 +150,10 @@ impl Server {
     /// the session stays open and its client waits on a process that is not the test. Its
     /// stdout lines come back on the receiver.
     pub fn session(&self, sql: &str) -> Session {
-        let script = format!("printf '%s\\n' \"$1\"; exec sleep 600");
+        let script = "printf '%s\\n' \"$1\"; exec sleep 600";
         let mut feeder = Command::new("sh");
         feeder
-            .args(["-c", &script, "feeder", sql])
+            .args(["-c", script, "feeder", sql])
             .stdin(Stdio::null())
             .stdout(Stdio::piped());
         let mut feeder = Proc::spawn(&mut feeder);
