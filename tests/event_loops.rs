@@ -199,7 +199,45 @@ fn an_idle_redis_and_a_client_blocked_in_blpop_get_no_cause() {
     report("redis-cli BLPOP", &doc);
     assert_eq!(doc["verdict"]["cause_found"], false, "{doc:#}");
     assert_eq!(code, 0);
-    // What it may say: the server read the request and idles in its event loop.
+    // The server's CLIENT LIST says the client is blocked in BLPOP: a wait by design, said
+    // as such, and no silence finding beside it.
+    let f = &doc["findings"][0];
+    assert_eq!(f["rule"], "redis_blocked", "{doc:#}");
+    assert_eq!(
+        (f["severity"].as_str(), f["cause"].as_str()),
+        (Some("info"), Some("by_design"))
+    );
+    assert_eq!(f["facts"]["command"], "BLPOP", "{f:#}");
+    assert_eq!(f["facts"]["server_pid"], server.pid(), "{f:#}");
+    assert_eq!(f["subject"]["tid"], client.pid(), "{f:#}");
+    let v = doc["verdict"]["summary"].as_str().unwrap_or_default();
+    assert!(
+        v.starts_with("Nothing looks stuck: ")
+            && v.contains("in BLPOP on redis-server")
+            && v.contains("by design"),
+        "{v}"
+    );
+    assert!(
+        doc["findings"]
+            .as_array()
+            .is_some_and(|fs| fs.iter().all(|f| f["rule"] != "peer_silent")),
+        "{doc:#}"
+    );
+    assert_eq!(doc["snapshot"]["app"]["kind"], "redis");
+
+    // Not asked (--no-app-introspection): a gap says so, and what the connection alone shows
+    // is told: the server read the request and idles in its event loop.
+    let (code, doc) = inspect(
+        client.pid(),
+        &[WINDOW[0], WINDOW[1], "--no-app-introspection"],
+    );
+    assert_eq!(code, 0);
+    let gaps = doc["snapshot"]["gaps"].as_array().expect("gaps");
+    assert!(
+        gaps.iter().any(|g| g["reason"] == "skipped"
+            && g["what"].as_str().unwrap_or("").contains("Redis")),
+        "{gaps:?}"
+    );
     let f = &doc["findings"][0];
     assert_eq!(f["rule"], "peer_silent", "{doc:#}");
     assert_eq!(f["severity"], "warning");

@@ -40,9 +40,10 @@ fn a_row_lock_chain_is_followed_from_the_waiter_to_the_holder_to_its_client() {
     let Some(c) = Cluster::start("pg-chain") else {
         return;
     };
-    let mut a = c.session_tcp();
+    // A is fed by a process of its own (sh, then sleep), so the chain's end is not the test.
+    let a = c.session_fed("BEGIN; UPDATE t SET v = v + 1 WHERE id = 1;");
+    let feeder = a.feeder().expect("A's feeder");
     let mut b = c.session_tcp();
-    a.send("BEGIN; UPDATE t SET v = v + 1 WHERE id = 1;");
     let a_state = format!(
         "SELECT state FROM pg_stat_activity WHERE pid = {}",
         a.backend()
@@ -122,23 +123,30 @@ fn a_row_lock_chain_is_followed_from_the_waiter_to_the_holder_to_its_client() {
     );
 
     // The clients: B's psql waits on its backend (the client-side hop, which peer_silent
-    // makes), A's psql reads the pipe this test never writes again.
+    // makes), A's psql reads the pipe its feeder never writes again.
     for (who, pid) in [("B's psql", b.pid()), ("A's psql", a.pid())] {
         let doc = inspect_json(pid, &["--window", "500ms"]);
         eprintln!("verdict on {who} {pid}: {}", verdict(&doc));
         if pid == b.pid() {
-            // The chain walked from B's client: its backend, the backend holding the row, and
-            // that backend's client. (It goes on from there to this test, which holds A's
-            // psql's stdin: a harness's pipe, not the server's business.)
+            // The chain walked from B's client: its backend, the backend holding the row,
+            // that backend's client, and the process feeding that client, idle in sleep: the
+            // end of the chain.
             let hops: Vec<i64> = doc["chain"]["hops"]
                 .as_array()
                 .map(|h| h.iter().filter_map(|x| x["pid"].as_i64()).collect())
                 .unwrap_or_default();
-            let want: Vec<i64> = [b.pid(), b.backend(), a.backend(), a.pid()]
+            let want: Vec<i64> = [b.pid(), b.backend(), a.backend(), a.pid(), feeder]
                 .iter()
                 .map(|&p| i64::from(p))
                 .collect();
-            assert_eq!(hops.get(..4), Some(&want[..]), "{:#}", doc["chain"]);
+            assert_eq!(hops, want, "{:#}", doc["chain"]);
+            assert_eq!(doc["chain"]["end"]["kind"], "root", "{:#}", doc["chain"]);
+            assert_eq!(doc["chain"]["end"]["idle"], true, "{:#}", doc["chain"]);
+            assert_eq!(
+                doc["verdict"]["root"]["pid"], feeder,
+                "{:#}",
+                doc["verdict"]
+            );
         }
     }
 

@@ -12,6 +12,7 @@ use crate::cli::exit;
 mod files;
 mod logs;
 mod network;
+mod shared_mutex;
 mod sockets;
 mod threads;
 mod verdict;
@@ -57,6 +58,7 @@ pub fn run(name: &str, args: &[String]) -> i32 {
         "thread-zoo" => threads::zoo(args),
         "many-threads" => threads::many(args),
         "mutex-deadlock" => threads::mutex_deadlock(args),
+        "shared-mutex" => shared_mutex::shared_mutex(args),
         "log-writer" => logs::log_writer(args),
         _ => Err(format!("unknown scenario {name:?}")),
     };

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod mariadb;
 pub mod netns;
 pub mod pg_cluster;
 pub mod postgres;

@@ -1,6 +1,6 @@
 //! A private PostgreSQL cluster for a test: initdb in a temp dir owned by the server's user,
 //! the server on a free loopback port with its unix socket in that dir, sessions as real psql
-//! processes fed through a pipe the test holds. Stopped by its PID when dropped.
+//! processes fed through a pipe the test holds, or by a process of their own. Stopped by its PID when dropped.
 //!
 //! `Cluster::start()` is `None` (with a note on stderr) when PostgreSQL is not installed.
 
@@ -248,18 +248,44 @@ impl Cluster {
         self.session(&sock)
     }
 
+    /// A psql session over TCP whose stdin is a pipe from `sh`, which writes `sql` and then
+    /// becomes `sleep`: the session stays open, and psql waits on a process that is not the
+    /// test (so a wait chain through it ends at that `sleep`, not in the test harness).
+    pub fn session_fed(&self, sql: &str) -> Session {
+        let mut feeder = Command::new("sh")
+            .args([
+                "-c",
+                "printf '%s\\n' 'SELECT pg_backend_pid();' \"$1\"; exec sleep 600",
+                "feeder",
+                sql,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the feeder");
+        let from = feeder.stdout.take().expect("feeder's stdout");
+        let mut s = self.start_session("127.0.0.1", Stdio::from(from), false);
+        s.feeder = Some(feeder);
+        s
+    }
+
     fn session(&self, host: &str) -> Session {
+        self.start_session(host, Stdio::piped(), true)
+    }
+
+    fn start_session(&self, host: &str, input: Stdio, ask_backend: bool) -> Session {
         let port = self.port.to_string();
         let mut child = Command::new(self.bin.join("psql"))
             .args(["-X", "-q", "-A", "-t", "-h", host, "-p", &port])
             .args(["-U", "postgres", "-d", "postgres"])
             .env("PGAPPNAME", "test-session")
-            .stdin(Stdio::piped())
+            .stdin(input)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start psql");
-        let stdin = child.stdin.take().expect("psql stdin");
+        let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().expect("psql stdout"));
         // Lines arrive on a thread, so a wait for one is bounded; it ends with psql's stdout.
         let (tx, lines) = std::sync::mpsc::channel();
@@ -276,8 +302,11 @@ impl Cluster {
             stdin,
             lines,
             backend: 0,
+            feeder: None,
         };
-        s.send("SELECT pg_backend_pid();");
+        if ask_backend {
+            s.send("SELECT pg_backend_pid();");
+        }
         s.backend = s
             .line(Duration::from_secs(30))
             .trim()
@@ -323,9 +352,12 @@ impl Drop for Cluster {
 /// A psql client process and the backend serving it.
 pub struct Session {
     child: Child,
-    stdin: ChildStdin,
+    /// Its stdin, when the test feeds it.
+    stdin: Option<ChildStdin>,
     lines: std::sync::mpsc::Receiver<String>,
     backend: i32,
+    /// The process feeding its stdin instead (see [`Cluster::session_fed`]).
+    feeder: Option<Child>,
 }
 
 impl Session {
@@ -339,9 +371,15 @@ impl Session {
         self.backend
     }
 
+    /// The process feeding its stdin, for a session made by [`Cluster::session_fed`].
+    pub fn feeder(&self) -> Option<i32> {
+        self.feeder.as_ref().map(|f| f.id() as i32)
+    }
+
     pub fn send(&mut self, sql: &str) {
-        writeln!(self.stdin, "{sql}").expect("write to psql");
-        self.stdin.flush().expect("flush to psql");
+        let stdin = self.stdin.as_mut().expect("a session the test feeds");
+        writeln!(stdin, "{sql}").expect("write to psql");
+        stdin.flush().expect("flush to psql");
     }
 
     /// The next line psql prints; panics if none comes within `limit`.
@@ -354,8 +392,12 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        // Our own child, by its PID.
+        // Our own children, by their PIDs.
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(f) = self.feeder.as_mut() {
+            let _ = f.kill();
+            let _ = f.wait();
+        }
     }
 }

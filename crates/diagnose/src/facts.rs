@@ -76,6 +76,7 @@ pub(crate) enum Facts {
     LockRetry(crate::rules::lock_retry::LockRetry),
     MutexDeadlock(crate::rules::mutex_deadlock::MutexDeadlock),
     MutexHolderBlocked(crate::rules::mutex_holder_blocked::MutexHolderBlocked),
+    SharedMutexWait(crate::rules::shared_mutex_wait::SharedMutexWait),
     PipeWait(crate::rules::pipe_wait::PipeWait),
     Busy(crate::rules::busy::Busy),
     Exited(crate::rules::exited::Exited),
@@ -88,6 +89,8 @@ pub(crate) enum Facts {
     // What a server says of its own sessions.
     PgLockWait(Box<crate::rules::pg_lock_wait::PgLockWait>),
     PgIdleInTransaction(Box<crate::rules::pg_idle_in_transaction::PgIdleInTransaction>),
+    MariaLockWait(Box<crate::rules::mariadb_lock_wait::MariaLockWait>),
+    RedisBlocked(crate::rules::redis_blocked::RedisBlocked),
 }
 
 /// Calls `$e` with the rule's facts, whichever rule it is.
@@ -109,6 +112,7 @@ macro_rules! each {
             Facts::LockRetry($f) => $e,
             Facts::MutexDeadlock($f) => $e,
             Facts::MutexHolderBlocked($f) => $e,
+            Facts::SharedMutexWait($f) => $e,
             Facts::PipeWait($f) => $e,
             Facts::Busy($f) => $e,
             Facts::Exited($f) => $e,
@@ -120,6 +124,8 @@ macro_rules! each {
             Facts::ManagedRuntime($f) => $e,
             Facts::PgLockWait($f) => $e,
             Facts::PgIdleInTransaction($f) => $e,
+            Facts::MariaLockWait($f) => $e,
+            Facts::RedisBlocked($f) => $e,
         }
     };
 }
@@ -158,6 +164,7 @@ impl Facts {
             Facts::LockRetry(f) => finding(f),
             Facts::MutexDeadlock(f) => finding(f),
             Facts::MutexHolderBlocked(f) => finding(f),
+            Facts::SharedMutexWait(f) => finding(f),
             Facts::PipeWait(f) => finding(f),
             Facts::Busy(f) => finding(f),
             Facts::Exited(f) => finding(f),
@@ -169,6 +176,8 @@ impl Facts {
             Facts::ManagedRuntime(f) => finding(f.as_ref()),
             Facts::PgLockWait(f) => finding(f.as_ref()),
             Facts::PgIdleInTransaction(f) => finding(f.as_ref()),
+            Facts::MariaLockWait(f) => finding(f.as_ref()),
+            Facts::RedisBlocked(f) => finding(f),
         }
     }
 
@@ -179,7 +188,10 @@ impl Facts {
             Facts::PeerSilent(f) => Some(&mut f.host_alive),
             Facts::SameHostAlive(_) | Facts::Stopped(_) | Facts::ManagedRuntime(_) => None,
             // A server's own view: no connection of the target's to corroborate.
-            Facts::PgLockWait(_) | Facts::PgIdleInTransaction(_) => None,
+            Facts::PgLockWait(_)
+            | Facts::PgIdleInTransaction(_)
+            | Facts::MariaLockWait(_)
+            | Facts::RedisBlocked(_) => None,
             // The network rules.
             Facts::PeerUnreachable(f) => Some(&mut f.host_alive),
             Facts::PeerNotReading(f) => Some(&mut f.host_alive),
@@ -193,6 +205,7 @@ impl Facts {
             | Facts::LockRetry(_)
             | Facts::MutexDeadlock(_)
             | Facts::MutexHolderBlocked(_)
+            | Facts::SharedMutexWait(_)
             | Facts::PipeWait(_)
             | Facts::Busy(_)
             | Facts::Exited(_)

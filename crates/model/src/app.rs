@@ -12,6 +12,11 @@ use crate::Text;
 pub enum AppView {
     /// A PostgreSQL server process: the postmaster or one of its backends.
     Postgres(PgView),
+    /// A MariaDB (or MySQL) server, `mariadbd` / `mysqld` (since 1.6).
+    Mariadb(MariaView),
+    /// A client of a redis-server on this host: the server's `CLIENT LIST` entries for the
+    /// target's connections to it (since 1.6).
+    Redis(RedisView),
     /// A kind this reader does not know (written by a newer hangscope).
     #[serde(other)]
     Unknown,
@@ -130,4 +135,147 @@ pub fn is_postgres_exe(exe: &[u8]) -> bool {
     let exe = exe.strip_suffix(b" (deleted)").unwrap_or(exe);
     let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(exe);
     base == b"postgres" || base == b"postmaster"
+}
+
+/// A MariaDB server's sessions, from information_schema `PROCESSLIST`, `INNODB_TRX`,
+/// `INNODB_LOCK_WAITS` and `INNODB_LOCKS`, over the server's unix socket as its OS user (or
+/// root), with unix_socket authentication (since 1.6).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct MariaView {
+    pub server: MariaServer,
+    /// Every connection but hangscope's own.
+    pub sessions: Vec<MariaSession>,
+    /// Connections the server had beyond those listed (the listing is bounded).
+    #[serde(skip_serializing_if = "crate::is_zero")]
+    pub sessions_cut: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct MariaServer {
+    pub pid: i32,
+    /// The unix socket used, as the server sees it (its mount namespace).
+    pub socket: Text,
+    /// `VERSION()`, e.g. "10.11.19-MariaDB-0+deb12u1".
+    pub version: String,
+    /// The OS user the client ran as ("mysql", "root").
+    pub asked_as: String,
+}
+
+/// One connection: a row of `PROCESSLIST`, with its InnoDB transaction when it has one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct MariaSession {
+    /// The connection id (`ID`, what `KILL` takes).
+    pub id: u64,
+    /// The server's OS thread serving it (`TID`, 10.5 and later).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tid: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<Text>,
+    /// `HOST`: "host:port" for a TCP client (the host may be a name), "localhost" for a unix
+    /// socket client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db: Option<Text>,
+    /// `COMMAND`: "Query", "Sleep", "Daemon", ...
+    pub command: String,
+    /// Time in the current command (`TIME_MS`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The statement running (`INFO`), cut to 200 characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<Text>,
+    /// Its InnoDB transaction's state ("RUNNING", "LOCK WAIT"); absent with no transaction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trx_state: Option<String>,
+    /// Time since its transaction began.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trx_ms: Option<u64>,
+    /// Time since it began waiting for a lock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+    /// The connections holding the lock it waits for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocked_by: Vec<u64>,
+    /// The table of the lock it waits for, e.g. "`shop`.`ledger`".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_table: Option<Text>,
+    /// That lock's mode ("X", "S", ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_mode: Option<String>,
+}
+
+impl MariaSession {
+    /// Idle (`Sleep`) with a transaction open: it holds its locks until its client ends it.
+    pub fn idle_in_transaction(&self) -> bool {
+        self.command == "Sleep" && self.trx_state.is_some()
+    }
+}
+
+impl MariaView {
+    pub fn session(&self, id: u64) -> Option<&MariaSession> {
+        self.sessions.iter().find(|s| s.id == id)
+    }
+}
+
+/// Whether an executable's path is MariaDB's or MySQL's server.
+pub fn is_mariadb_exe(exe: &[u8]) -> bool {
+    let exe = exe.strip_suffix(b" (deleted)").unwrap_or(exe);
+    let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(exe);
+    base == b"mariadbd" || base == b"mysqld"
+}
+
+/// What a redis-server on this host says of the target's connections to it, from `CLIENT
+/// LIST` over the same loopback address the target uses (since 1.6).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct RedisView {
+    pub server_pid: i32,
+    /// The address asked, "127.0.0.1:6379".
+    pub address: String,
+    /// The entries whose `addr` is one of the target's connections.
+    pub clients: Vec<RedisClient>,
+}
+
+/// One `CLIENT LIST` entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct RedisClient {
+    pub id: u64,
+    /// The client's end, "127.0.0.1:40112".
+    pub addr: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Text>,
+    /// Seconds since it connected.
+    pub age_s: u64,
+    /// Seconds since its last command.
+    pub idle_s: u64,
+    /// e.g. "b" (blocked in a blocking command), "N" (nothing special), "x" (in MULTI).
+    pub flags: String,
+    /// Its last or current command, e.g. "blpop", "xread", "client|list".
+    pub cmd: String,
+    pub db: i64,
+}
+
+impl RedisClient {
+    /// Blocked in a blocking command (BLPOP, XREAD BLOCK, WAIT, ...): flag `b`.
+    pub fn blocked(&self) -> bool {
+        self.flags.contains('b')
+    }
+}
+
+/// Whether an executable's path is a Redis (or Valkey) server; Debian's `redis-server` is a
+/// link to `redis-check-rdb`, which /proc/PID/exe names.
+pub fn is_redis_exe(exe: &[u8]) -> bool {
+    let exe = exe.strip_suffix(b" (deleted)").unwrap_or(exe);
+    let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(exe);
+    matches!(
+        base,
+        b"redis-server" | b"redis-check-rdb" | b"valkey-server" | b"valkey-check-rdb"
+    )
 }

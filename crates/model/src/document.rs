@@ -43,7 +43,8 @@ pub struct Verdict {
     pub not_seen: bool,
     /// The verdict in words: the top cause's summary; with no cause, the summary of a
     /// `not_visible` finding, else the top warning's summary after "No cause found, but: "; or
-    /// "Nothing looks stuck: ...".
+    /// "Nothing looks stuck: ...", followed by a wait by design's summary (cause `by_design`,
+    /// since 1.6) when there is one.
     pub summary: String,
     /// Where to look next; empty when nothing looks stuck.
     pub next_step: String,
@@ -116,6 +117,17 @@ impl Verdict {
                 rule: f.rule.clone(),
                 finding: Some(i),
                 root: None,
+            };
+        }
+        // A wait the program asked for (a client in BLPOP) is the one thing worth saying.
+        if let Some(i) = findings.iter().position(|f| f.cause == Cause::ByDesign) {
+            let f = &findings[i];
+            return Verdict {
+                summary: format!("Nothing looks stuck: {}", f.summary),
+                next_step: f.next_step.clone(),
+                rule: f.rule.clone(),
+                finding: Some(i),
+                ..Verdict::default()
             };
         }
         Verdict {

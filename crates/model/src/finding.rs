@@ -194,6 +194,9 @@ pub enum Cause {
     /// A database session idle inside an open transaction, holding locks others wait for:
     /// its client has not ended the transaction (since 1.5).
     IdleInTransaction,
+    /// A wait the program asked for and that ends on an event it chose: a client blocked in
+    /// Redis's BLPOP until a value is pushed (since 1.6).
+    ByDesign,
     #[serde(other)]
     #[default]
     Other,
@@ -224,6 +227,7 @@ impl Cause {
             Cause::Stopped => "stopped",
             Cause::ChildWait => "child wait",
             Cause::IdleInTransaction => "idle in transaction",
+            Cause::ByDesign => "by design",
             Cause::Other => "other",
         }
     }

@@ -21,7 +21,10 @@ mod socket;
 pub mod text;
 mod thread;
 
-pub use app::{AppView, PgBackend, PgLockWait, PgServer, PgView, is_postgres_exe};
+pub use app::{
+    AppView, MariaServer, MariaSession, MariaView, PgBackend, PgLockWait, PgServer, PgView,
+    RedisClient, RedisView, is_mariadb_exe, is_postgres_exe, is_redis_exe,
+};
 pub use chain::{Chain, ChainEnd, Hop};
 pub use document::{
     Document, DocumentError, RootVerdict, SCHEMA_VERSION, Verdict, Window, json_schema,

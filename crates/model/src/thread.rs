@@ -121,7 +121,7 @@ pub enum WaitObject {
         #[serde(default)]
         via_epoll: Option<i32>,
     },
-    /// A futex word; `owner_tid` for a glibc mutex whose owner could be read.
+    /// A futex word; `owner_tid` for a glibc mutex (or PI futex) whose owner could be read.
     Futex {
         addr: u64,
         #[serde(default)]
@@ -135,6 +135,14 @@ pub enum WaitObject {
         /// Threads of the process waiting on this address, this one included.
         #[serde(default)]
         waiters: u32,
+        /// The owner's process, when `owner_tid` is a thread of another process: a
+        /// process-shared mutex in memory both map (since 1.6).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner_pid: Option<i32>,
+        /// The file both processes map the mutex from, as the waiter's maps name it
+        /// ("/dev/shm/ledger", "/memfd:locks (deleted)"), when the owner is in another process.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shared_file: Option<Text>,
     },
     /// A child process (wait4 / waitid); -1 means any child.
     Process { pid: i32 },

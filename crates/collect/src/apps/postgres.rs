@@ -303,7 +303,7 @@ fn ask(root: &ProcRoot, server: &Server, opts: &Options) -> Result<PgView, Gap> 
 }
 
 /// The real uid and gid of a process, from /proc/PID/status.
-fn owner(root: &ProcRoot, pid: i32) -> Option<(u32, u32)> {
+pub(crate) fn owner(root: &ProcRoot, pid: i32) -> Option<(u32, u32)> {
     let text = root.read_pid(pid, "status").ok()?;
     let first = |key: &str| {
         text.lines()
@@ -387,7 +387,7 @@ pub fn listening_sockets(table: &str) -> Vec<(u64, String, u16)> {
 
 /// The socket directory as hangscope reaches it: as it is when the postmaster shares
 /// hangscope's mount namespace, else through /proc/PM/root.
-fn reachable_dir(root: &ProcRoot, pm: i32, dir: &str) -> String {
+pub(crate) fn reachable_dir(root: &ProcRoot, pm: i32, dir: &str) -> String {
     let ns = |p: PathBuf| std::fs::read_link(p).ok();
     let theirs = ns(root.pid(pm).join("ns/mnt"));
     let ours = ns(root.path().join("self/ns/mnt"));
@@ -409,7 +409,7 @@ fn psql_beside(exe: &Path) -> PathBuf {
 /// Runs the child to its end or until `limit`: its stdout (at most `MAX_OUTPUT` + 1 bytes),
 /// its stderr (at most `MAX_STDERR`), and how it ended; `None` when it was killed for taking
 /// too long or saying too much.
-fn run_bounded(
+pub(crate) fn run_bounded(
     mut child: Child,
     limit: Duration,
 ) -> (Vec<u8>, Vec<u8>, Option<std::process::ExitStatus>) {

@@ -328,6 +328,7 @@ fn build(
         });
     }
     futex::join_waiters(&mut threads);
+    futex::resolve_shared_owners(root, pid, &mut threads);
 
     // fdinfo of every fd a thread waits on, even where the fd listing skipped it (sockets).
     let waited: BTreeSet<i32> = threads

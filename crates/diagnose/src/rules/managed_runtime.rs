@@ -307,6 +307,8 @@ mod tests {
             owner_tid: None,
             other_waiters: vec![],
             waiters: 1,
+            owner_pid: None,
+            shared_file: None,
         }]
     }
 

@@ -14,6 +14,7 @@ pub(crate) mod local_not_reading;
 pub(crate) mod lock_retry;
 pub(crate) mod lock_wait;
 pub(crate) mod managed_runtime;
+pub(crate) mod mariadb_lock_wait;
 pub(crate) mod mutex_deadlock;
 pub(crate) mod mutex_holder_blocked;
 pub(crate) mod name_resolution;
@@ -24,7 +25,9 @@ pub(crate) mod peer_unreachable;
 pub(crate) mod pg_idle_in_transaction;
 pub(crate) mod pg_lock_wait;
 pub(crate) mod pipe_wait;
+pub(crate) mod redis_blocked;
 pub(crate) mod same_host;
+pub(crate) mod shared_mutex_wait;
 pub(crate) mod stopped;
 pub(crate) mod unanswered;
 pub(crate) mod uninterruptible;
@@ -50,6 +53,11 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Facts> {
                 .into_iter()
                 .map(Facts::MutexHolderBlocked),
         )
+        .chain(
+            shared_mutex_wait::find(ctx)
+                .into_iter()
+                .map(Facts::SharedMutexWait),
+        )
         .chain(pipe_wait::find(ctx).into_iter().map(Facts::PipeWait))
         .chain(busy::find(ctx).into_iter().map(Facts::Busy))
         .chain(exited::find(ctx).into_iter().map(Facts::Exited))
@@ -69,6 +77,19 @@ pub(crate) fn run(ctx: &Ctx<'_>) -> Vec<Facts> {
     for f in pg_idle_in_transaction::find(ctx) {
         found.push(Facts::PgIdleInTransaction(Box::new(f)));
     }
+    for f in mariadb_lock_wait::find(ctx) {
+        found.push(Facts::MariaLockWait(Box::new(f)));
+    }
+    // A client blocked by design (the server says so): its silent connection is not a
+    // finding of its own.
+    let by_design = redis_blocked::find(ctx);
+    found.retain(|f| match f {
+        Facts::PeerSilent(p) => !by_design
+            .iter()
+            .any(|b| b.socket_inode == p.conn.socket_inode),
+        _ => true,
+    });
+    found.extend(by_design.into_iter().map(Facts::RedisBlocked));
     same_host::corroborate(ctx, &mut found);
     let loops = waiting_loop::find(ctx, &found);
     found.extend(loops.into_iter().map(Facts::WaitingLoop));

@@ -188,6 +188,8 @@ mod tests {
                 owner_tid: Some(owner),
                 other_waiters: vec![],
                 waiters: 1,
+                owner_pid: None,
+                shared_file: None,
             }],
             Some(blocked),
         )

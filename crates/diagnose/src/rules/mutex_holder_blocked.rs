@@ -147,6 +147,8 @@ mod tests {
                 owner_tid: Some(owner),
                 other_waiters: vec![],
                 waiters: 3,
+                owner_pid: None,
+                shared_file: None,
             }],
             Some(6000),
         )

@@ -20,10 +20,13 @@ pub(crate) mod exited;
 pub(crate) mod lock_retry;
 pub(crate) mod lock_wait;
 pub(crate) mod managed_runtime;
+pub(crate) mod mariadb_lock_wait;
 pub(crate) mod mutex_deadlock;
 pub(crate) mod mutex_holder_blocked;
 pub(crate) mod not_visible;
 pub(crate) mod pipe_wait;
+pub(crate) mod redis_blocked;
+pub(crate) mod shared_mutex_wait;
 pub(crate) mod uninterruptible;
 pub(crate) mod waiting_loop;
 

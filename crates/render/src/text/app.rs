@@ -18,6 +18,8 @@ const QUERY_CHARS: usize = 60;
 pub(super) fn app(out: &mut String, snap: &Snapshot, st: &Style) {
     match &snap.app {
         Some(AppView::Postgres(v)) => postgres(out, snap.process.pid, v, st),
+        Some(AppView::Mariadb(v)) => mariadb(out, v, st),
+        Some(AppView::Redis(_)) => {}
         Some(AppView::Unknown) | None => {}
     }
 }
@@ -102,6 +104,69 @@ fn postgres(out: &mut String, pid: i32, v: &PgView, st: &Style) {
     }
     if more > 0 {
         let _ = writeln!(out, "  {}", st.dim(&format!("... {more} more backends")));
+    }
+    out.push('\n');
+}
+
+/// MariaDB: the connections in a transaction, waiting ones first (the server's order).
+fn mariadb(out: &mut String, v: &hangscope_model::MariaView, st: &Style) {
+    let s = &v.server;
+    let _ = writeln!(
+        out,
+        "{} {} (mariadbd {}, socket {}, asked as {})",
+        st.bold("MARIADB"),
+        st.show(&s.version),
+        s.pid,
+        st.show(&s.socket),
+        st.show(&s.asked_as)
+    );
+    let ms = |v: Option<u64>| {
+        v.map(|ms| human_ms(ms as f64))
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut t = Table::new(&[
+        "ID",
+        "TID",
+        "CLIENT",
+        "COMMAND",
+        "FOR",
+        "TRX",
+        "BLOCKED BY",
+        "QUERY",
+    ]);
+    let rows: Vec<_> = v
+        .sessions
+        .iter()
+        .filter(|x| x.trx_state.is_some())
+        .collect();
+    for x in rows.iter().take(SHOWN) {
+        t.push(vec![
+            x.id.to_string(),
+            x.tid.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+            x.host
+                .as_ref()
+                .map(|h| st.show(h))
+                .unwrap_or_else(|| "-".into()),
+            st.show(&x.command),
+            ms(x.time_ms),
+            ms(x.trx_ms),
+            if x.blocked_by.is_empty() {
+                "-".into()
+            } else {
+                x.blocked_by
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
+            x.info
+                .as_ref()
+                .map(|q| q.escaped_cut(QUERY_CHARS))
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    if !rows.is_empty() {
+        out.push_str(&t.render(2, st.header()));
     }
     out.push('\n');
 }

@@ -273,10 +273,13 @@ fn wait_words(t: &Thread, snap: &Snapshot, st: &Style) -> String {
                 addr,
                 owner_tid,
                 waiters,
+                owner_pid,
                 ..
             } => {
                 let mut text = format!("futex wait on {addr:#x}");
-                if let Some(o) = owner_tid {
+                if let (Some(o), Some(p)) = (owner_tid, owner_pid) {
+                    let _ = write!(text, ", shared mutex held by {o} of process {p}");
+                } else if let Some(o) = owner_tid {
                     let name = snap
                         .thread(*o)
                         .map(|t| st.show(&t.name))
@@ -501,6 +504,8 @@ mod tests {
                     owner_tid: Some(1),
                     other_waiters: vec![],
                     waiters: 3,
+                    owner_pid: None,
+                    shared_file: None,
                 }],
                 ..SyscallState::default()
             }),

@@ -113,6 +113,8 @@ pub fn decode_futex(ctx: &Context, clock: &dyn Clock, a: &[u64; 6], st: &mut Sys
         owner_tid,
         other_waiters: vec![],
         waiters: 1,
+        owner_pid: None,
+        shared_file: None,
     });
 }
 
@@ -140,6 +142,8 @@ pub fn decode_futex_wait(ctx: &Context, clock: &dyn Clock, a: &[u64; 6], st: &mu
         owner_tid,
         other_waiters: vec![],
         waiters: 1,
+        owner_pid: None,
+        shared_file: None,
     });
 }
 
@@ -185,6 +189,8 @@ mod tests {
                 owner_tid: Some(4242),
                 other_waiters: vec![],
                 waiters: 1,
+                owner_pid: None,
+                shared_file: None,
             }]
         );
         assert_eq!(st.timeout_ms, Some(-1));
