@@ -231,7 +231,7 @@ pub fn netns_inode(root: &ProcRoot, pid: i32) -> io::Result<u64> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unexpected ns link"))
 }
 
-fn own_netns_inode() -> io::Result<u64> {
+pub(crate) fn own_netns_inode() -> io::Result<u64> {
     let link = std::fs::read_link("/proc/self/ns/net")?;
     parse_ns_link(&link.to_string_lossy())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unexpected ns link"))
