@@ -37,6 +37,8 @@ const MAX_STDERR: usize = 4096;
 /// each host's document is diagnosed again here and joined into the chain; a host that could
 /// not be followed is a gap, and its reason is in the chain's text.
 pub fn follow(doc: &mut Document, deadline: &Deadline, args: &FollowArgs) {
+    // Each join starts again from the chain on this host, with every host so far.
+    let here = doc.chain.clone();
     for _ in 0..args.hops {
         let Some((addr, port, from)) = hangscope_diagnose::hosts::next_host(doc) else {
             break;
@@ -74,6 +76,7 @@ pub fn follow(doc: &mut Document, deadline: &Deadline, args: &FollowArgs) {
         }
         let failed = hop.failure.is_some();
         doc.hosts.push(hop);
+        doc.chain = here.clone();
         hangscope_diagnose::hosts::join(doc);
         if failed {
             break;
@@ -234,7 +237,14 @@ fn run_there(
         match child.try_wait() {
             Ok(Some(s)) => break Some(s),
             Ok(None) if deadline.passed() => {
-                // Only this ssh, which this run started: its PID is still its own, unreaped.
+                // Only this ssh, which this run started, and what it started (a ProxyCommand):
+                // the session setsid made for it, whose id is its PID, still unreaped.
+                if let Ok(pid) = i32::try_from(child.id()) {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;

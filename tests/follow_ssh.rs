@@ -418,6 +418,48 @@ fn the_seed_is_followed_to_the_meta_server_on_the_other_host() {
         "{text}"
     );
 
+    // A host whose key ssh does not know: BatchMode refuses it, nothing is asked.
+    let unknown = ssh.replace(&keys.path("known_hosts"), "/dev/null");
+    let args = with(&["--ssh", &unknown, "--json"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, json, stderr) = hangscope_in(&pair, &args);
+    let doc = parse(&json, &stderr);
+    assert_eq!(code, 1);
+    let failure = doc.hosts[0].failure.as_ref().expect("the hop failed");
+    assert_eq!(failure.kind, HopFailureKind::HostKey, "{failure:?}");
+
+    // Something that is not hangscope answers: its output is not taken for a document.
+    let args = with(&["--ssh", &ssh, "--json", "--remote-hangscope", "/bin/echo"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_, json, stderr) = hangscope_in(&pair, &args);
+    let doc = parse(&json, &stderr);
+    let failure = doc.hosts[0].failure.as_ref().expect("the hop failed");
+    assert_eq!(failure.kind, HopFailureKind::BadOutput, "{failure:?}");
+
+    // An ssh that never answers is given up at the run's deadline, and the report printed.
+    let started = Instant::now();
+    let (code, json, stderr) = hangscope_in(
+        &pair,
+        &[
+            &pid,
+            "--follow",
+            "--deadline",
+            "5s",
+            "--json",
+            "--ssh",
+            "sh -c 'sleep 60'",
+        ],
+    );
+    let doc = parse(&json, &stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(code, 1);
+    let failure = doc.hosts[0].failure.as_ref().expect("the hop failed");
+    assert_eq!(failure.kind, HopFailureKind::Timeout, "{failure:?}");
+
     // No hangscope at that path there; then this one shipped over the same ssh.
     let args = with(&[
         "--ssh",

@@ -54,9 +54,9 @@ pub fn next_host(doc: &Document) -> Option<(String, u16, Option<String>)> {
     }
 }
 
-/// Joins the document's chain with the chains of the hosts it was followed to (`hosts`, in
-/// order): each host's hops are appended, marked with the address the host was reached at, and
-/// the verdict is told across them.
+/// Joins the document's chain, as walked on this host, with the chains of the hosts it was
+/// followed to (`hosts`, in order): each host's hops are appended, marked with the address the
+/// host was reached at, and the verdict is told across them.
 pub fn join(doc: &mut Document) {
     let Some(chain) = doc.chain.take() else {
         return;
@@ -112,13 +112,12 @@ pub fn join(doc: &mut Document) {
             other => other,
         };
     }
-    if crossings.is_empty() {
-        doc.chain = Some(Chain { hops, end });
-        return;
-    }
     let joined = Chain { hops, end };
     let others = std::mem::take(&mut doc.others);
     doc.set_chain(joined, others);
+    if crossings.is_empty() {
+        return;
+    }
     let summary = across(doc, &crossings);
     let chain = doc.chain.as_ref();
     if let Some(root) = chain
@@ -167,7 +166,7 @@ fn across(doc: &Document, crossings: &[(usize, usize)]) -> String {
         // The hops on the host before this crossing, the last of which waits on the peer.
         for i in start..base {
             let Some(hop) = chain.hops.get(i) else { break };
-            let here = where_is(doc, crossings, i, n == 0 && i == 0);
+            let here = where_is(doc, crossings, n == 0 && i == 0);
             if i + 1 < base {
                 parts.push(format!(
                     "{}{here} waits on {}",
@@ -187,7 +186,6 @@ fn across(doc: &Document, crossings: &[(usize, usize)]) -> String {
                 ));
             }
         }
-        start = base;
         let Some(remote) = h.document.as_deref() else {
             break;
         };
@@ -230,7 +228,6 @@ fn across(doc: &Document, crossings: &[(usize, usize)]) -> String {
             f.0.addr, f.0.port, f.1.reason
         ));
     }
-    let _ = start;
     if !s.ends_with('.') {
         s.push('.');
     }
@@ -259,7 +256,7 @@ fn who(doc: &Document, crossings: &[(usize, usize)], i: usize, hop: &Hop) -> Str
 
 /// " on 198.18.0.1": this host's address on the connection, for the first hop; " there" is said
 /// of the others.
-fn where_is(doc: &Document, crossings: &[(usize, usize)], i: usize, first: bool) -> String {
+fn where_is(doc: &Document, crossings: &[(usize, usize)], first: bool) -> String {
     if !first {
         return String::new();
     }
@@ -268,7 +265,6 @@ fn where_is(doc: &Document, crossings: &[(usize, usize)], i: usize, first: bool)
         .and_then(|(_, h)| doc.hosts.get(*h))
         .map(|h| h.from.as_str())
         .unwrap_or_default();
-    let _ = i;
     match from.rsplit_once(':') {
         Some((addr, _)) if !addr.is_empty() => {
             format!(" on {}", addr.trim_start_matches('[').trim_end_matches(']'))
@@ -330,10 +326,226 @@ fn lower_first(s: &str) -> String {
     s.to_string()
 }
 
+/// A sentence that starts with "thread" starts with a capital; one that starts with a
+/// process's name keeps it as it is.
 fn upper_first(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
+    match s.strip_prefix("thread ") {
+        Some(rest) => format!("Thread {rest}"),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hangscope_model::{
+        Cause, Finding, HopFailure, HopFailureKind, HostHop, Next, Process, Served, Severity,
+        Subject,
+    };
+
+    fn snapshot(pid: i32, name: &str) -> Snapshot {
+        Snapshot {
+            process: Process {
+                pid,
+                name: name.into(),
+                ..Process::default()
+            },
+            ..Snapshot::default()
+        }
+    }
+
+    fn finding(summary: &str, cause: Cause, next: Option<Next>) -> Finding {
+        Finding {
+            rule: "r".into(),
+            severity: Severity::Cause,
+            cause,
+            summary: summary.into(),
+            next_step: format!("step of {summary}"),
+            subject: Subject::default(),
+            next,
+            ..Finding::default()
+        }
+    }
+
+    fn hop_of(doc: &Document) -> Hop {
+        let f = &doc.findings[0];
+        Hop {
+            pid: doc.snapshot.process.pid,
+            name: doc.snapshot.process.name.clone(),
+            rule: f.rule.clone(),
+            cause: Some(f.cause),
+            severity: Some(f.severity),
+            summary: f.summary.clone(),
+            next_step: f.next_step.clone(),
+            next: f.next.clone(),
+            ..Hop::default()
+        }
+    }
+
+    /// The client on this host, its chain ending at 198.18.0.2:10100, and that host's
+    /// document: meta 4, whose handler waits on a lock.
+    fn docs() -> (Document, Document) {
+        let mut local = Document::new(
+            "t",
+            snapshot(10, "client"),
+            vec![finding(
+                "Thread 10 waits for a reply",
+                Cause::PeerSilent,
+                Some(Next::host_port("198.18.0.2", 10100)),
+            )],
+        );
+        let end = ChainEnd::OtherHost {
+            host: "198.18.0.2".into(),
+            port: Some(10100),
+            from: Some("198.18.0.1:4000".into()),
+        };
+        let hops = vec![hop_of(&local)];
+        local.set_chain(Chain { hops, end }, Vec::new());
+        let mut remote = Document::new(
+            "t",
+            snapshot(4, "meta"),
+            vec![finding("Thread 7 waits on a mutex", Cause::LockWait, None)],
+        );
+        let hops = vec![hop_of(&remote)];
+        remote.set_chain(
+            Chain {
+                hops,
+                end: ChainEnd::Here,
+            },
+            Vec::new(),
+        );
+        remote.served = Some(Served {
+            local: "198.18.0.2:10100".into(),
+            remote: "198.18.0.1:4000".into(),
+            socket_inode: 99,
+            fd: 5,
+            ..Served::default()
+        });
+        (local, remote)
+    }
+
+    fn host(document: Option<Document>, failure: Option<HopFailure>) -> HostHop {
+        HostHop {
+            addr: "198.18.0.2".into(),
+            port: 10100,
+            from: "198.18.0.1:4000".into(),
+            document: document.map(Box::new),
+            failure,
+            ..HostHop::default()
+        }
+    }
+
+    #[test]
+    fn the_chain_goes_on_with_the_other_hosts_hops() {
+        let (mut doc, remote) = docs();
+        doc.hosts.push(host(Some(remote), None));
+        join(&mut doc);
+        let chain = doc.chain.clone().expect("chain");
+        let hops: Vec<_> = chain
+            .hops
+            .iter()
+            .map(|h| (h.pid, h.reached_at.as_deref()))
+            .collect();
+        assert_eq!(hops, [(10, None), (4, Some("198.18.0.2"))]);
+        assert_eq!(
+            chain.end,
+            ChainEnd::Root {
+                why: Some(Cause::LockWait),
+                idle: false
+            }
+        );
+        let root = doc.verdict.root.clone().expect("root");
+        assert_eq!((root.pid, root.host.as_deref()), (4, Some("198.18.0.2")));
+        let v = &doc.verdict.summary;
+        assert!(
+            v.starts_with("client 10 on 198.18.0.1 waits for 198.18.0.2:10100 (peer silent) → "),
+            "{v}"
+        );
+        assert!(v.contains("process 4 (meta) there"), "{v}");
+        assert!(v.contains("; thread 7 waits on a mutex"), "{v}");
+        assert_eq!(
+            doc.verdict.next_step,
+            "On 198.18.0.2: step of Thread 7 waits on a mutex"
+        );
+        // Joined once: a second join changes nothing.
+        let before = doc.clone();
+        join(&mut doc);
+        assert_eq!(doc, before);
+    }
+
+    #[test]
+    fn a_host_not_followed_leaves_the_local_verdict() {
+        let (mut doc, _) = docs();
+        let before = doc.verdict.clone();
+        doc.hosts.push(host(
+            None,
+            Some(HopFailure {
+                kind: HopFailureKind::Auth,
+                reason: "ssh was refused".into(),
+            }),
+        ));
+        join(&mut doc);
+        assert_eq!(doc.verdict, before);
+        assert!(matches!(
+            doc.chain.as_ref().map(|c| &c.end),
+            Some(ChainEnd::OtherHost { .. })
+        ));
+        // A host's document for another connection is not this chain's.
+        let (mut doc, remote) = docs();
+        let mut other = host(Some(remote), None);
+        other.from = "198.18.0.1:4001".into();
+        doc.hosts.push(other);
+        join(&mut doc);
+        assert_eq!(doc.chain.as_ref().map(|c| c.hops.len()), Some(1));
+    }
+
+    #[test]
+    fn a_chain_crosses_two_hosts_in_order() {
+        let (mut doc, mut b) = docs();
+        // B's process waits on a third host, C, which the run followed next.
+        if let Some(chain) = b.chain.as_mut() {
+            chain.end = ChainEnd::OtherHost {
+                host: "198.18.0.6".into(),
+                port: Some(2181),
+                from: Some("198.18.0.2:5000".into()),
+            };
+        }
+        let mut c = Document::new(
+            "t",
+            snapshot(8, "zk"),
+            vec![finding("Thread 9 waits in D", Cause::Stopped, None)],
+        );
+        let hops = vec![hop_of(&c)];
+        c.set_chain(
+            Chain {
+                hops,
+                end: ChainEnd::Here,
+            },
+            Vec::new(),
+        );
+        doc.hosts.push(host(Some(b), None));
+        let mut third = host(Some(c), None);
+        third.addr = "198.18.0.6".into();
+        third.port = 2181;
+        third.from = "198.18.0.2:5000".into();
+        doc.hosts.push(third);
+        join(&mut doc);
+        let chain = doc.chain.clone().expect("chain");
+        let hops: Vec<_> = chain
+            .hops
+            .iter()
+            .map(|h| (h.pid, h.reached_at.as_deref()))
+            .collect();
+        assert_eq!(
+            hops,
+            [(10, None), (4, Some("198.18.0.2")), (8, Some("198.18.0.6"))]
+        );
+        let root = doc.verdict.root.clone().expect("root");
+        assert_eq!((root.pid, root.host.as_deref()), (8, Some("198.18.0.6")));
+        assert!(
+            doc.verdict.summary.contains("→ process 8 (zk) there"),
+            "{}",
+            doc.verdict.summary
+        );
     }
 }
