@@ -544,3 +544,91 @@ fn a_client_answered_across_hosts_is_not_followed() {
     assert!(!doc.verdict.cause_found);
     assert!(doc.hosts.is_empty(), "nothing to follow: {:?}", doc.hosts);
 }
+
+/// `hangscope peer` run on the host itself, outside the namespace the server is in: the
+/// connection is found in that namespace by its reversed address pair, among all of the host's;
+/// a pair no socket has (as behind NAT) gets the listener on the port, said to be only that.
+#[test]
+fn peer_finds_the_connection_in_any_namespace_of_the_host() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP: needs root (network namespaces)");
+        return;
+    }
+    let pair = Pair::create("fp");
+    let listen = format!("{}:10100", pair.b_addr);
+    let mut server = scenario_via(&pair.exec(&pair.b), "silent-server", &["--listen", &listen]);
+    server.expect("port");
+    let mut client = scenario_via(
+        &pair.exec(&pair.a),
+        "meta-client",
+        &["--peer", &listen, "--timeout-ms", "600000"],
+    );
+    client.expect("connected");
+    // The client's end, from its namespace's table (ss -N enters it).
+    let mut from = String::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let out = Command::new("ss")
+                .args(["-H", "-t", "-n", "-N", &pair.a, "state", "established"])
+                .output()
+                .expect("ss");
+            from = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .find(|l| l.contains(&listen))
+                .and_then(|l| l.split_whitespace().nth(2))
+                .unwrap_or_default()
+                .to_string();
+            !from.is_empty()
+        }),
+        "the client's connection"
+    );
+    let ns_inode = |pid: i32| {
+        std::fs::read_link(format!("/proc/{pid}/ns/net"))
+            .expect("ns link")
+            .to_string_lossy()
+            .into_owned()
+    };
+    let peer = |remote: &str| {
+        let out = hangscope(&[
+            "peer", "--local", &listen, "--remote", remote, "--json", "--window", "0",
+        ]);
+        parse(
+            &String::from_utf8_lossy(&out.stdout),
+            &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let doc = peer(&from);
+    let served = doc.served.as_ref().expect("served");
+    assert_eq!(doc.snapshot.process.pid, server.pid());
+    assert_eq!(served.found_by, hangscope_model::FoundBy::Connection);
+    assert_eq!(
+        format!("net:[{}]", served.netns_inode.expect("netns")),
+        ns_inode(server.pid())
+    );
+    assert_ne!(ns_inode(server.pid()), ns_inode(std::process::id() as i32));
+    assert!(served.namespaces >= 3, "{served:?}");
+    assert!(
+        doc.snapshot
+            .sockets
+            .iter()
+            .any(|s| s.inode == served.socket_inode && s.fds.contains(&served.fd)),
+        "the snapshot has that socket at that fd"
+    );
+    // NAT: the caller's end is not what this host sees.
+    let doc = peer(&format!("{}:1", pair.a_addr));
+    let served = doc.served.as_ref().expect("served");
+    assert_eq!(served.found_by, hangscope_model::FoundBy::Listener);
+    assert_eq!(doc.snapshot.process.pid, server.pid());
+    // Nothing on that port: no document, and why.
+    let out = hangscope(&[
+        "peer",
+        "--local",
+        &format!("{}:10199", pair.b_addr),
+        "--remote",
+        &from,
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("no socket of"), "{said}");
+}
