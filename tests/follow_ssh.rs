@@ -340,6 +340,16 @@ fn the_seed_is_followed_to_the_meta_server_on_the_other_host() {
         .expect("the server host says how it found the connection");
     assert_eq!(served.found_by, hangscope_model::FoundBy::Connection);
     assert_eq!(served.local, listen);
+    // The host there was given what was left of the run's deadline, less ssh's share.
+    let given = hop
+        .command
+        .last()
+        .and_then(|c| c.split("'--deadline' '").nth(1))
+        .and_then(|d| d.split("ms'").next())
+        .and_then(|d| d.parse::<u64>().ok())
+        .expect("the remote command has --deadline");
+    assert!(given < 20_000 - 1_500, "{given} ms");
+    assert!(hop.elapsed_ms < 20_000, "{}", hop.elapsed_ms);
     let root = doc.verdict.root.as_ref().expect("a root");
     assert_eq!(
         (root.pid, root.host.as_deref()),
@@ -613,6 +623,16 @@ fn peer_finds_the_connection_in_any_namespace_of_the_host() {
             .iter()
             .any(|s| s.inode == served.socket_inode && s.fds.contains(&served.fd)),
         "the snapshot has that socket at that fd"
+    );
+    let text = hangscope(&[
+        "peer", "--local", &listen, "--remote", &from, "--window", "0",
+    ]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!(
+            "PEER     this process holds {listen} of the connection from {from}"
+        )),
+        "{text}"
     );
     // NAT: the caller's end is not what this host sees.
     let doc = peer(&format!("{}:1", pair.a_addr));

@@ -118,6 +118,34 @@ pub(super) fn findings(out: &mut String, doc: &Document, st: &Style) {
     {
         chain_lines(out, chain, &doc.hosts, indent, st);
     }
+    if let Some(sv) = &doc.served {
+        let how = match sv.found_by {
+            hangscope_model::FoundBy::Connection => format!(
+                "this process holds {} of the connection from {} (fd {}; network namespace \
+                 {}, one of {} searched)",
+                st.show(&sv.local),
+                st.show(&sv.remote),
+                sv.fd,
+                sv.netns_inode.unwrap_or_default(),
+                sv.namespaces
+            ),
+            hangscope_model::FoundBy::Listener => format!(
+                "no socket here has the connection from {} to {} (NAT or a proxy in between): \
+                 this process holds the listener on that port (fd {}), the likely one, not a \
+                 certain one",
+                st.show(&sv.remote),
+                st.show(&sv.local),
+                sv.fd
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "{}{}{}",
+            st.bold("PEER"),
+            " ".repeat(indent - 4),
+            wrap(&how, indent, 88)
+        );
+    }
     if !v.next_step.is_empty() {
         let _ = writeln!(
             out,
