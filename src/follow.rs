@@ -373,6 +373,7 @@ fn classify(code: Option<i32>, said: &str, args: &FollowArgs) -> (HopFailureKind
     {
         HopFailureKind::Unreachable
     } else if code == Some(127)
+        || (code == Some(2) && has("unrecognized subcommand"))
         || (code == Some(125) && has("the shipped hangscope is"))
         || has("not found")
         || has("No such file")
@@ -388,6 +389,11 @@ fn classify(code: Option<i32>, said: &str, args: &FollowArgs) -> (HopFailureKind
         HopFailureKind::Auth => "ssh was refused: no key it offered was accepted (hangscope never asks for a password)".to_string(),
         HopFailureKind::Unreachable => "ssh could not connect".to_string(),
         HopFailureKind::NoHangscope if code == Some(125) => "--ship needs the same architecture there; install hangscope on that host".to_string(),
+        HopFailureKind::NoHangscope if code == Some(2) => format!(
+            "the {} there is too old to follow a chain (it has no `peer` command); update it, \
+             or --ship this one",
+            args.remote_hangscope
+        ),
         HopFailureKind::NoHangscope => format!(
             "no {} there; install it, give its path with --remote-hangscope, or --ship this one",
             args.remote_hangscope
@@ -458,6 +464,15 @@ mod tests {
                 "hangscope: this host is aarch64, the shipped hangscope is x86_64"
             ),
             HopFailureKind::NoHangscope
+        );
+        assert_eq!(
+            c(2, "error: unrecognized subcommand 'peer'"),
+            HopFailureKind::NoHangscope
+        );
+        assert!(
+            classify(Some(2), "error: unrecognized subcommand 'peer'", &args)
+                .1
+                .contains("too old")
         );
         assert_eq!(
             c(

@@ -273,10 +273,14 @@ fn the_seed_is_followed_to_the_meta_server_on_the_other_host() {
             "the server host has PIDs of its own"
         );
     }
+    // The seed's healthy service on the same host, which the client's heartbeat uses.
+    let side = format!("{}:2181", pair.b_addr);
+    let mut healthy = scenario_via(&enter, "echo-server", &["--listen", &side]);
+    healthy.expect("port");
     let mut client = scenario_via(
         &pair.exec(&pair.a),
         "meta-client",
-        &["--peer", &listen, "--timeout-ms", "600000"],
+        &["--peer", &listen, "--side", &side, "--timeout-ms", "600000"],
     );
     let worker: i32 = client.expect("worker").parse().expect("worker tid");
     client.expect("connected");
@@ -509,6 +513,7 @@ fn the_seed_is_followed_to_the_meta_server_on_the_other_host() {
     assert_eq!(left, 0, "the shipped binary was removed");
     drop(client);
     drop(server);
+    drop(healthy);
     drop(sshd);
 }
 
