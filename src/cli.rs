@@ -83,6 +83,22 @@ pub enum Command {
         /// bash, zsh, fish, elvish, powershell, or man.
         what: String,
     },
+    /// On the host at the far end of a connection: find that connection's socket, in every
+    /// network namespace of this host, and report on the process holding it (its chain
+    /// included); with no such socket (NAT, a proxy), the listener on the port. `--follow`
+    /// runs this over ssh.
+    Peer {
+        /// This host's end of the connection, ADDR:PORT (e.g. 198.18.0.2:10100).
+        #[arg(long, value_name = "ADDR:PORT")]
+        local: std::net::SocketAddr,
+        /// The other host's end, ADDR:PORT, as that host sees it.
+        #[arg(long, value_name = "ADDR:PORT")]
+        remote: std::net::SocketAddr,
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        collect: CollectArgs,
+    },
     /// Processes used by the demo and the test suite. Not for users.
     #[command(name = "__scenario", hide = true)]
     Scenario {
@@ -156,6 +172,62 @@ pub struct CollectArgs {
     /// pg_stat_activity, over its unix socket as its OS user).
     #[arg(long)]
     pub no_app_introspection: bool,
+    #[command(flatten)]
+    pub follow: FollowArgs,
+}
+
+/// Following the chain to other hosts, over ssh.
+#[derive(Debug, Clone, Args)]
+pub struct FollowArgs {
+    /// When the wait ends at a peer on another host, run hangscope there over ssh (`hangscope
+    /// peer`) and follow the chain on, within --deadline; the hosts' documents are kept with
+    /// --save.
+    #[arg(long)]
+    pub follow: bool,
+    /// The ssh command, split into words like a shell would (but run without one); the host
+    /// ([USER@]ADDR) and the remote command are appended. Your ssh config, keys, known_hosts
+    /// and ProxyJump apply. hangscope never asks for a password.
+    #[arg(long, value_name = "CMD", default_value = "ssh -o BatchMode=yes")]
+    pub ssh: String,
+    /// The user to log in as on the other hosts.
+    #[arg(long, value_name = "USER", value_parser = parse_user)]
+    pub ssh_user: Option<String>,
+    /// hangscope on the other hosts: a name on their PATH, or an absolute path.
+    #[arg(long, value_name = "PATH", default_value = "hangscope")]
+    pub remote_hangscope: String,
+    /// Copy this binary to a private temp file on the other host, run it, remove it (same
+    /// architecture only), instead of --remote-hangscope.
+    #[arg(long)]
+    pub ship: bool,
+    /// Follow at most this many other hosts.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub hops: usize,
+}
+
+impl Default for FollowArgs {
+    fn default() -> Self {
+        FollowArgs {
+            follow: false,
+            ssh: "ssh -o BatchMode=yes".into(),
+            ssh_user: None,
+            remote_hangscope: "hangscope".into(),
+            ship: false,
+            hops: 3,
+        }
+    }
+}
+
+/// A login name: never an option to ssh, nor a second host.
+fn parse_user(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && !s.starts_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a user name"))
+    }
 }
 
 /// The default `--deadline`.

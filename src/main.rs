@@ -2,6 +2,8 @@
 
 mod cli;
 mod demo;
+mod follow;
+mod peer;
 mod redact;
 mod replay;
 mod scenario;
@@ -42,6 +44,12 @@ fn run() -> i32 {
             output,
             collect,
         }) => inspect_arg(&target, &output, &collect),
+        Some(Command::Peer {
+            local,
+            remote,
+            output,
+            collect,
+        }) => peer::run(local, remote, &output, &collect),
         Some(Command::Replay {
             file,
             max_size,
@@ -127,6 +135,25 @@ pub(crate) fn inspect(
     output: &OutputArgs,
     collect: &CollectArgs,
 ) -> i32 {
+    match document_of(target, collect, None) {
+        Ok(doc) => {
+            let code = emit(&doc, output, None);
+            // The process exits next: freeing a 20,000-fd document piece by piece only costs
+            // time.
+            std::mem::forget(doc);
+            code
+        }
+        Err(code) => code,
+    }
+}
+
+/// Collects and diagnoses the target, follows its chain (to other hosts with `--follow`), all
+/// within the deadline; the error is the exit code, its reason already said.
+pub(crate) fn document_of(
+    target: resolve::Resolved,
+    collect: &CollectArgs,
+    served: Option<hangscope_model::Served>,
+) -> Result<Document, i32> {
     // The window is part of the run, so it must leave time for the reading around it. Only a
     // --deadline given gets here too short: the default one grows with the window.
     let deadline = collect.deadline();
@@ -138,7 +165,7 @@ pub(crate) fn inspect(
             deadline.as_secs_f64(),
             (collect.window.as_secs_f64() + 3.0).ceil()
         );
-        return exit::USAGE;
+        return Err(exit::USAGE);
     }
     let opts = hangscope_collect::Options {
         deadline: Deadline::after(deadline),
@@ -161,25 +188,26 @@ pub(crate) fn inspect(
         Ok(s) => s,
         Err(e) => {
             say(&e);
-            return match e {
+            return Err(match e {
                 CollectError::Other(_) => exit::FAILURE,
                 _ => exit::NOTHING_READABLE,
-            };
+            });
         }
     };
     let findings = hangscope_diagnose::diagnose(&snap);
     let chain = (!collect.no_chain).then(|| follow(&snap, &findings, &opts));
+    let mut doc = Document::new(generator(), snap, findings);
+    doc.served = served;
+    if let Some((chain, others)) = chain {
+        doc.set_chain(chain, others);
+        if collect.follow.follow {
+            follow::follow(&mut doc, &opts.deadline, &collect.follow);
+        }
+    }
     // Collection is what the deadline bounds; the report is written in full however slowly
     // it is read (`hangscope PID | less`).
     drop(watchdog);
-    let mut doc = Document::new(generator(), snap, findings);
-    if let Some((chain, others)) = chain {
-        doc.set_chain(chain, others);
-    }
-    let code = emit(&doc, output, None);
-    // The process exits next: freeing a 20,000-fd document piece by piece only costs time.
-    std::mem::forget(doc);
-    code
+    Ok(doc)
 }
 
 /// Follows the target's wait to the processes it waits on, each read in one look within what

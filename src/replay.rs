@@ -21,28 +21,10 @@ pub fn run(file: &Path, max_size: u64, output: &OutputArgs) -> i32 {
             return exit::NOTHING_READABLE;
         }
     };
-    // Diagnose again: rules may have improved since the file was saved.
-    doc.set_findings(hangscope_diagnose::diagnose(&doc.snapshot));
-    // The chain too, from the processes' snapshots the file carries: none is read live.
-    if doc.chain.is_some() {
-        let mut others: Vec<_> = std::mem::take(&mut doc.others)
-            .into_iter()
-            .map(Some)
-            .collect();
-        let (chain, others) =
-            hangscope_diagnose::chain::walk(&doc.snapshot, &doc.findings, &mut |pid| {
-                let saved = others
-                    .iter_mut()
-                    .find(|s| s.as_ref().is_some_and(|s| s.process.pid == pid));
-                match saved.and_then(Option::take) {
-                    Some(s) => hangscope_diagnose::chain::Look::Read(Box::new(s)),
-                    None => {
-                        hangscope_diagnose::chain::Look::NotSeen("not in the saved file".into())
-                    }
-                }
-            });
-        doc.set_chain(chain, others);
-    }
+    // Diagnose again: rules may have improved since the file was saved. The chain too, from
+    // the processes' snapshots the file carries (none is read live), across the hosts it
+    // reached.
+    hangscope_diagnose::hosts::rediagnose(&mut doc);
     let code = crate::emit(&doc, output, Some(file));
     // As after a live run: freeing a large document piece by piece before exit only costs time.
     std::mem::forget(doc);

@@ -31,25 +31,30 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// A /30 of its own for each namespace, as a function from host number (1, 2) to address:
+/// 198.18.0.0/15 (RFC 2544's benchmarking range, never routed) cut into /30s, 32768 of them,
+/// picked by PID and by a count within the test binary, whose tests run in parallel with one
+/// PID.
+fn subnet() -> impl Fn(u32) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let base = (std::process::id().wrapping_mul(16).wrapping_add(n) % 32768) * 4;
+    move |host: u32| {
+        let off = base + host;
+        format!(
+            "198.{}.{}.{}",
+            18 + (off >> 16),
+            (off >> 8) & 255,
+            off & 255
+        )
+    }
+}
+
 impl Netns {
     /// Creates the namespace `hs-TAG-PID` and its link; `tag` tells tests apart.
     pub fn create(tag: &str) -> Netns {
         let pid = std::process::id();
-        // 198.18.0.0/15 (RFC 2544's benchmarking range, never routed) cut into /30s: 32768
-        // of them, picked by PID and by a count within the test binary, whose tests run in
-        // parallel with one PID.
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let base = (pid.wrapping_mul(16).wrapping_add(n) % 32768) * 4;
-        let net = |host: u32| {
-            let off = base + host;
-            format!(
-                "198.{}.{}.{}",
-                18 + (off >> 16),
-                (off >> 8) & 255,
-                off & 255
-            )
-        };
+        let net = subnet();
         let ns = Netns {
             name: format!("hs-{tag}-{pid}"),
             inner_if: format!("hs{tag}{pid}i"),
@@ -110,5 +115,66 @@ impl Drop for Netns {
         // process has (the tests drop their processes before this guard).
         let _ = ip(&["link", "del", &self.outer_if]);
         let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// Two namespaces joined by a veth pair, as two hosts with nothing else on the link (the root
+/// namespace has no address on it): `hs-TAG-PID-a` at .1, `hs-TAG-PID-b` at .2 of a /30.
+/// Removed on drop, both.
+pub struct Pair {
+    pub a: String,
+    pub b: String,
+    pub a_addr: String,
+    pub b_addr: String,
+    veth: (String, String),
+}
+
+impl Pair {
+    pub fn create(tag: &str) -> Pair {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid = std::process::id();
+        let net = subnet();
+        let pair = Pair {
+            a: format!("hs-{tag}-{pid}-{n}a"),
+            b: format!("hs-{tag}-{pid}-{n}b"),
+            a_addr: net(1),
+            b_addr: net(2),
+            veth: (format!("hsa{pid}x{n}"), format!("hsb{pid}x{n}")),
+        };
+        if let Err(e) = pair.setup() {
+            drop(pair);
+            panic!("cannot set up the network namespaces: {e}");
+        }
+        pair
+    }
+
+    fn setup(&self) -> Result<(), String> {
+        ip(&["netns", "add", &self.a])?;
+        ip(&["netns", "add", &self.b])?;
+        let (va, vb) = &self.veth;
+        ip(&[
+            "link", "add", va, "netns", &self.a, "type", "veth", "peer", "name", vb, "netns",
+            &self.b,
+        ])?;
+        for (ns, dev, addr) in [(&self.a, va, &self.a_addr), (&self.b, vb, &self.b_addr)] {
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", dev])?;
+            ip(&["-n", ns, "link", "set", dev, "up"])?;
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        }
+        Ok(())
+    }
+
+    /// The prefix that runs a command in namespace `ns` (`ip netns exec` execs it).
+    pub fn exec<'a>(&'a self, ns: &'a str) -> [&'a str; 4] {
+        ["ip", "netns", "exec", ns]
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        // The veth goes with its namespaces.
+        let _ = ip(&["netns", "del", &self.a]);
+        let _ = ip(&["netns", "del", &self.b]);
     }
 }

@@ -251,7 +251,7 @@ pub(crate) fn netns_name(dir: &std::path::Path, ino: u64) -> Option<String> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
 }
 
-fn own_netns_inode() -> io::Result<u64> {
+pub(crate) fn own_netns_inode() -> io::Result<u64> {
     let link = std::fs::read_link("/proc/self/ns/net")?;
     parse_ns_link(&link.to_string_lossy())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unexpected ns link"))

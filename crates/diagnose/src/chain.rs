@@ -53,9 +53,14 @@ fn walk_with(
             (NextKind::Process | NextKind::Thread, Some(pid)) if pid != here && pid > 0 => pid,
             (NextKind::HostPort, _) => match next.host {
                 Some(host) if !is_this_host(&host) => {
+                    let snap = others.last().unwrap_or(target);
+                    let from = next
+                        .port
+                        .and_then(|port| local_end(snap, last, &host, port));
                     break ChainEnd::OtherHost {
                         host,
                         port: next.port,
+                        from,
                     };
                 }
                 _ => break end_at(&hops),
@@ -124,6 +129,36 @@ fn end_at(hops: &[Hop]) -> ChainEnd {
             why: last.cause,
             idle: last.rule.is_empty(),
         },
+    }
+}
+
+/// This host's end of the TCP connection `hop` waits on to `host:port`, "addr:port": the one
+/// its finding names, else the only one established to that peer.
+fn local_end(snap: &Snapshot, hop: &Hop, host: &str, port: u16) -> Option<String> {
+    use hangscope_model::SocketDetail;
+    let named = hop
+        .facts
+        .get("conn")
+        .and_then(|c| c.get("socket_inode"))
+        .and_then(serde_json::Value::as_u64);
+    let to_peer = |s: &&hangscope_model::Socket| match &s.detail {
+        SocketDetail::Tcp(t) => t.state == "ESTAB" && t.peer.addr == host && t.peer.port == port,
+        _ => false,
+    };
+    let chosen = match named.and_then(|i| snap.socket(i)).filter(to_peer) {
+        Some(s) => s,
+        None => {
+            let mut all = snap.sockets.iter().filter(to_peer);
+            let first = all.next()?;
+            if all.next().is_some() {
+                return None;
+            }
+            first
+        }
+    };
+    match &chosen.detail {
+        SocketDetail::Tcp(t) => Some(t.local.to_string()),
+        _ => None,
     }
 }
 
@@ -352,7 +387,8 @@ mod tests {
             chain.end,
             ChainEnd::OtherHost {
                 host: "10.0.130.72".into(),
-                port: Some(10100)
+                port: Some(10100),
+                from: None,
             }
         );
         // A loopback address is this host: nothing to follow by address.

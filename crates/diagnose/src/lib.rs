@@ -13,6 +13,7 @@ use hangscope_model::{AppView, Finding, Snapshot, SocketDetail};
 pub mod chain;
 mod connection;
 mod facts;
+pub mod hosts;
 mod log_quotes;
 mod rules;
 mod waiters;

@@ -28,6 +28,10 @@ pub struct Hop {
     pub name: Text,
     /// The host the process runs on (its hostname).
     pub host: String,
+    /// For a process on another host: the address that host was reached at, the peer address
+    /// of the connection the chain followed there (since 1.6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reached_at: Option<String>,
     /// The rule whose finding this hop is; empty when the process has no finding (an idle
     /// root).
     pub rule: String,
@@ -75,6 +79,10 @@ pub enum ChainEnd {
         host: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         port: Option<u16>,
+        /// This host's end of that connection, "198.18.0.1:42428", when known: the host there
+        /// finds the connection by it (since 1.6).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
     },
     /// The next process could not be read (it exited, or it is not visible).
     NotSeen { pid: i32, reason: String },

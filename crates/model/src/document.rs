@@ -29,6 +29,14 @@ pub struct Document {
     /// saved document replays the whole chain (since 1.5).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub others: Vec<Snapshot>,
+    /// The hosts the chain was followed to over ssh (`--follow`), in order, each with its own
+    /// document or why there is none (since 1.6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<crate::HostHop>,
+    /// In a document of `hangscope peer`: the connection whose process this is, and how it was
+    /// found (since 1.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served: Option<crate::Served>,
 }
 
 /// What the report's VERDICT and NEXT lines say.
@@ -72,6 +80,10 @@ pub struct RootVerdict {
     /// The chain ends in a cycle.
     #[serde(skip_serializing_if = "crate::is_false")]
     pub cycle: bool,
+    /// The root is on another host: the address it was reached at; `pid` is its PID there
+    /// (since 1.6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// The verdict when no finding is a cause or a warning.
@@ -150,6 +162,7 @@ impl Verdict {
             summary: root.summary.clone(),
             hops: chain.followed(),
             cycle: matches!(chain.end, ChainEnd::Cycle { .. }),
+            host: root.reached_at.clone(),
         });
         // An idle root has no step of its own: the step is that of the hop that waits on it
         // (a session idle in transaction: end it).
@@ -215,6 +228,8 @@ impl Document {
             findings,
             chain: None,
             others: Vec::new(),
+            hosts: Vec::new(),
+            served: None,
         }
     }
 

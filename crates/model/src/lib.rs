@@ -14,6 +14,7 @@ mod document;
 mod fd;
 mod finding;
 mod gap;
+mod hosts;
 mod lock;
 mod log;
 mod process;
@@ -32,6 +33,7 @@ pub use document::{
 pub use fd::{Access, EpollWatch, Fd, FdInfo, FdKind, FileStat, PipeEnd, TimerfdSettings};
 pub use finding::{Cause, Evidence, Finding, Next, NextKind, Severity, Subject};
 pub use gap::{Gap, GapReason};
+pub use hosts::{FoundBy, HopFailure, HopFailureKind, HostHop, Served};
 pub use lock::{FileLock, LockAccess, LockClass};
 pub use log::{LogEntry, LogEvent, LogFormat, LogLevel, LogSource, PeerAttempt, PeerOutcome};
 pub use process::{

@@ -17,6 +17,7 @@ pub mod inet_diag;
 mod local_peers;
 pub mod netlink_diag;
 pub mod netns;
+pub mod owner;
 pub mod packet_diag;
 pub mod proc_net;
 pub mod services;

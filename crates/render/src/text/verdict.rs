@@ -8,9 +8,32 @@ use super::{Style, wrap};
 
 /// The wait chain under the verdict: the processes in a line, then each one after the target
 /// with its own words (the target's are the verdict's).
-fn chain_lines(out: &mut String, chain: &Chain, indent: usize, st: &Style) {
+fn chain_lines(
+    out: &mut String,
+    chain: &Chain,
+    hosts: &[hangscope_model::HostHop],
+    indent: usize,
+    st: &Style,
+) {
     let name = |h: &Hop| format!("{} {}", st.show(&h.name), h.pid);
-    let mut line: Vec<String> = chain.hops.iter().map(name).collect();
+    // A process on another host says which, where the chain crosses to it.
+    let mut line: Vec<String> = Vec::new();
+    for (i, h) in chain.hops.iter().enumerate() {
+        let before = i.checked_sub(1).and_then(|p| chain.hops.get(p));
+        match &h.reached_at {
+            Some(at) if before.is_none_or(|b| b.reached_at.as_ref() != Some(at)) => {
+                line.push(format!("{} on {}", name(h), st.show(at)))
+            }
+            _ => line.push(name(h)),
+        }
+    }
+    let failed = match &chain.end {
+        ChainEnd::OtherHost { host, port, .. } => hosts
+            .iter()
+            .find(|h| &h.addr == host && Some(h.port) == *port)
+            .and_then(|h| h.failure.as_ref()),
+        _ => None,
+    };
     match &chain.end {
         ChainEnd::Here => {}
         ChainEnd::Root { idle, .. } => {
@@ -22,9 +45,10 @@ fn chain_lines(out: &mut String, chain: &Chain, indent: usize, st: &Style) {
             let back = chain.hops.get(*back_to).map(name).unwrap_or_default();
             line.push(format!("back to {back} (a cycle)"));
         }
-        ChainEnd::OtherHost { host, port } => line.push(match port {
-            Some(p) => format!("{}:{p} (another host)", st.show(host)),
-            None => format!("{} (another host)", st.show(host)),
+        ChainEnd::OtherHost { host, port, .. } => line.push(match (port, failed) {
+            (Some(p), Some(_)) => format!("{}:{p} (another host, not followed)", st.show(host)),
+            (Some(p), None) => format!("{}:{p} (another host)", st.show(host)),
+            (None, _) => format!("{} (another host)", st.show(host)),
         }),
         ChainEnd::NotSeen { pid, reason } => {
             line.push(format!("{pid} (not read: {})", st.show(reason)))
@@ -52,6 +76,22 @@ fn chain_lines(out: &mut String, chain: &Chain, indent: usize, st: &Style) {
             )
         );
     }
+    if let (Some(f), ChainEnd::OtherHost { host, .. }) = (failed, &chain.end) {
+        let _ = writeln!(
+            out,
+            "{}{}",
+            " ".repeat(indent),
+            wrap(
+                &format!(
+                    "{} was not followed: {}",
+                    st.show(host),
+                    st.sentence(&f.reason)
+                ),
+                indent,
+                88
+            )
+        );
+    }
 }
 
 pub(super) fn findings(out: &mut String, doc: &Document, st: &Style) {
@@ -74,9 +114,37 @@ pub(super) fn findings(out: &mut String, doc: &Document, st: &Style) {
     if let Some(chain) = doc
         .chain
         .as_ref()
-        .filter(|c| c.hops.len() > 1 || c.end.unread())
+        .filter(|c| c.hops.len() > 1 || c.end.unread() || !doc.hosts.is_empty())
     {
-        chain_lines(out, chain, indent, st);
+        chain_lines(out, chain, &doc.hosts, indent, st);
+    }
+    if let Some(sv) = &doc.served {
+        let how = match sv.found_by {
+            hangscope_model::FoundBy::Connection => format!(
+                "this process holds {} of the connection from {} (fd {}; network namespace \
+                 {}, one of {} searched)",
+                st.show(&sv.local),
+                st.show(&sv.remote),
+                sv.fd,
+                sv.netns_inode.unwrap_or_default(),
+                sv.namespaces
+            ),
+            hangscope_model::FoundBy::Listener => format!(
+                "no socket here has the connection from {} to {} (NAT or a proxy in between): \
+                 this process holds the listener on that port (fd {}), the likely one, not a \
+                 certain one",
+                st.show(&sv.remote),
+                st.show(&sv.local),
+                sv.fd
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "{}{}{}",
+            st.bold("PEER"),
+            " ".repeat(indent - 4),
+            wrap(&how, indent, 88)
+        );
     }
     if !v.next_step.is_empty() {
         let _ = writeln!(

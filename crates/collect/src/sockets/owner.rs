@@ -1,0 +1,231 @@
+//! The process at this host's end of a connection another host names (`hangscope peer`): the
+//! socket found by its address pair reversed, in every network namespace of the host (a
+//! server in a container has its own), then its holder among every process's fds.
+//!
+//! Namespaces are known by the processes in them (`/proc/PID/ns/net`, one process per
+//! namespace); each is searched with the kernel's exact lookup (inet_diag_find_one_icsk), not a
+//! dump, so a host with thousands of connections costs one round trip per namespace. When NAT or
+//! a proxy rewrote the pair, no socket has it: the listener on the port is the next best answer,
+//! and is said to be only that.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use hangscope_model::FoundBy;
+use netlink_packet_sock_diag::IPPROTO_TCP;
+
+use super::inet_diag;
+use super::netns;
+use super::sock_diag::SockDiag;
+use crate::holders::{self, Kind};
+use crate::{Deadline, ProcRoot};
+
+/// The socket and the process that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub pid: i32,
+    pub fd: i32,
+    pub socket_inode: u64,
+    pub netns_inode: u64,
+    pub found_by: FoundBy,
+    /// Network namespaces searched.
+    pub namespaces: usize,
+    /// Processes holding the socket.
+    pub holders: usize,
+}
+
+/// One network namespace, and a process in it whose `ns/net` enters it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Namespace {
+    inode: u64,
+    pid: i32,
+}
+
+/// The host's network namespaces, by the processes in them, the tool's own first.
+fn namespaces(root: &ProcRoot, deadline: &Deadline) -> Vec<Namespace> {
+    let own = crate::process::own_netns_inode().ok();
+    let mut seen: HashMap<u64, i32> = HashMap::new();
+    let Ok(entries) = std::fs::read_dir(root.path()) else {
+        return Vec::new();
+    };
+    let mut pids: Vec<i32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .collect();
+    pids.sort_unstable();
+    for pid in pids {
+        if deadline.passed() {
+            break;
+        }
+        if let Ok(inode) = crate::process::netns_inode(root, pid) {
+            seen.entry(inode).or_insert(pid);
+        }
+    }
+    let mut out: Vec<Namespace> = seen
+        .into_iter()
+        .map(|(inode, pid)| Namespace { inode, pid })
+        .collect();
+    out.sort_by_key(|n| (Some(n.inode) != own, n.pid));
+    out
+}
+
+/// What one namespace has for the pair: the connection's socket, else a listener on its port.
+#[derive(Debug, Default)]
+struct Hit {
+    connection: Option<u64>,
+    listener: Option<u64>,
+}
+
+fn search(local: SocketAddr, remote: SocketAddr, timeout: Duration) -> Result<Hit, String> {
+    let mut nl = SockDiag::open(timeout).map_err(|e| format!("sock_diag: {e}"))?;
+    let mut hit = Hit::default();
+    let inode_in = |nl: &mut SockDiag, l: SocketAddr, r: SocketAddr, listen: bool| {
+        let m = nl.lookup(&inet_diag::lookup_request(l, r)).ok()??;
+        let e = inet_diag::parse(IPPROTO_TCP, &m).ok()?;
+        // A socket in TIME-WAIT or not yet accepted has no inode: no process holds it.
+        let wanted = if listen {
+            e.socket.state == "LISTEN"
+        } else {
+            e.socket.state != "LISTEN"
+        };
+        (wanted && e.inode != 0).then_some(e.inode)
+    };
+    hit.connection = inode_in(&mut nl, local, remote, false);
+    if hit.connection.is_none() {
+        let any = SocketAddr::new(
+            match local.ip() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            },
+            0,
+        );
+        // The kernel's listener lookup for that address and port: bound to it or to any.
+        hit.listener = inode_in(&mut nl, local, any, true).or_else(|| {
+            // NAT may have rewritten the address too: a listener on the port, bound to any.
+            let anywhere = SocketAddr::new(any.ip(), local.port());
+            inode_in(&mut nl, anywhere, any, true)
+        });
+    }
+    Ok(hit)
+}
+
+/// Finds the socket whose local end is `local` and remote end `remote` in every network
+/// namespace of the host, and the process holding it; else the listener on `local`'s port. The
+/// error is a sentence for the caller's report.
+pub fn find(
+    root: &ProcRoot,
+    local: SocketAddr,
+    remote: SocketAddr,
+    deadline: &Deadline,
+) -> Result<Owner, String> {
+    let own = crate::process::own_netns_inode().ok();
+    let all = namespaces(root, deadline);
+    let mut listener: Option<(u64, u64)> = None;
+    let mut failures = Vec::new();
+    let mut found = None;
+    for ns in &all {
+        if deadline.passed() {
+            failures.push("the deadline came before every namespace was searched".to_string());
+            break;
+        }
+        let file = if Some(ns.inode) == own {
+            None
+        } else {
+            match std::fs::File::open(root.pid(ns.pid).join("ns/net")) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    failures.push(format!("netns {} (of {}): {e}", ns.inode, ns.pid));
+                    continue;
+                }
+            }
+        };
+        let timeout = deadline
+            .remaining()
+            .clamp(Duration::from_millis(1), Duration::from_secs(2));
+        match netns::run_in(file, deadline, move || search(local, remote, timeout)) {
+            Ok(Ok(hit)) => {
+                if let Some(inode) = hit.connection {
+                    found = Some((inode, ns.inode, FoundBy::Connection));
+                    break;
+                }
+                if listener.is_none() {
+                    listener = hit.listener.map(|l| (l, ns.inode));
+                }
+            }
+            Ok(Err(e)) | Err(e) => failures.push(format!("netns {}: {e}", ns.inode)),
+        }
+    }
+    let (inode, netns_inode, found_by) = match (found, listener) {
+        (Some(f), _) => f,
+        (None, Some((l, ns))) => (l, ns, FoundBy::Listener),
+        (None, None) => {
+            let mut why = format!(
+                "no socket of {local} connected to {remote}, and no listener on port {}, in \
+                 the {} network namespace{} searched",
+                local.port(),
+                all.len(),
+                if all.len() == 1 { "" } else { "s" }
+            );
+            if !failures.is_empty() {
+                why.push_str(&format!(" ({})", failures.join("; ")));
+            }
+            return Err(why);
+        }
+    };
+    let scan = holders::scan(root, Kind::Socket, &HashSet::from([inode]), 0, deadline);
+    let held = scan.holders.get(&inode).cloned().unwrap_or_default();
+    let Some(first) = held.first() else {
+        return Err(format!(
+            "socket {inode} ({} of {local}) is held by no process visible here{}",
+            match found_by {
+                FoundBy::Connection => "the connection",
+                FoundBy::Listener => "the listener",
+            },
+            if scan.cut_by_deadline {
+                ": the deadline came during the search"
+            } else {
+                ""
+            }
+        ));
+    };
+    let pids: HashSet<i32> = held.iter().map(|h| h.pid).collect();
+    Ok(Owner {
+        pid: first.pid,
+        fd: first.fd,
+        socket_inode: inode,
+        netns_inode,
+        found_by,
+        namespaces: all.len(),
+        holders: pids.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn finds_the_holder_of_a_loopback_connection_by_its_reversed_pair() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server_addr = listener.local_addr().unwrap();
+        let mut client = std::net::TcpStream::connect(server_addr).unwrap();
+        let (mut served, _) = listener.accept().unwrap();
+        client.write_all(b"x").unwrap();
+        let mut b = [0u8; 1];
+        served.read_exact(&mut b).unwrap();
+        let client_addr = client.local_addr().unwrap();
+        let deadline = Deadline::after(Duration::from_secs(10));
+        let owner = find(&ProcRoot::default(), server_addr, client_addr, &deadline).unwrap();
+        assert_eq!(owner.pid, std::process::id() as i32);
+        assert_eq!(owner.found_by, FoundBy::Connection);
+        assert_eq!(owner.fd, std::os::fd::AsRawFd::as_raw_fd(&served));
+        assert!(owner.namespaces >= 1);
+
+        // A pair no socket has: the listener on the port, said to be only that.
+        let gone: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let owner = find(&ProcRoot::default(), server_addr, gone, &deadline).unwrap();
+        assert_eq!(owner.found_by, FoundBy::Listener);
+        assert_eq!(owner.fd, std::os::fd::AsRawFd::as_raw_fd(&listener));
+    }
+}
