@@ -116,6 +116,10 @@ pub(crate) fn inspect(
             jvm_signal: collect.jvm_attach,
         },
         app_introspection: !collect.no_app_introspection,
+        stacks: match collect.stacks.as_str() {
+            "off" => hangscope_collect::stacks::StackMode::Off,
+            _ => hangscope_collect::stacks::StackMode::Copy,
+        },
     };
     let watchdog = start_watchdog(collect.deadline);
     let collected = hangscope_collect::collect(&ProcRoot::default(), target.pid, &opts);

@@ -47,6 +47,7 @@ pub mod resolve;
 pub mod runtime;
 pub mod safe_path;
 pub mod sockets;
+pub mod stacks;
 pub mod stage;
 pub mod threads;
 
@@ -83,6 +84,8 @@ pub struct Options {
     /// Ask a server the target belongs to (PostgreSQL) about its sessions, over its unix
     /// socket as its OS user (`apps`); off with `--no-app-introspection`.
     pub app_introspection: bool,
+    /// User-space stacks of the blocked threads (`--stacks`).
+    pub stacks: stacks::StackMode,
 }
 
 impl Default for Options {
@@ -97,6 +100,7 @@ impl Default for Options {
             reader: None,
             runtime_tools: runtime::Tools::default(),
             app_introspection: true,
+            stacks: stacks::StackMode::default(),
         }
     }
 }
@@ -159,6 +163,9 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     let first_dump = runtime::before_window(&mut snap, opts);
     stage::enter("the threads");
     threads::collect(root, pid, opts, &mut snap, &mut on_look);
+    // Right after the last look, so the frames are those of the waits it saw.
+    stage::enter("the user-space stacks");
+    stacks::collect(root, pid, &mounts, opts, &mut snap);
     // TCP and UDP sockets as of the last look, like the threads, with what moved over the window.
     conns.apply(&mut snap.sockets, &mut snap.gaps);
     // Before reading through the target's fds again (pipes, logs): still the same process?
