@@ -84,3 +84,83 @@ impl Frame {
         }
     }
 }
+
+impl UserStack {
+    /// The frames that say what the code was doing: from the first one outside the C
+    /// library's and the dynamic loader's wrappers around the syscall (all of them when
+    /// every frame is in those), at most `max`, as [`Frame::short`] gives them.
+    pub fn path(&self, max: usize) -> Vec<String> {
+        let wrapper = |f: &Frame| {
+            f.module.as_ref().is_some_and(|m| {
+                let base = m.as_str().rsplit('/').next().unwrap_or("");
+                ["libc.so", "libc-", "libpthread", "ld-linux", "libstdc++"]
+                    .iter()
+                    .any(|p| base.starts_with(p))
+            })
+        };
+        let start = self.frames.iter().position(|f| !wrapper(f)).unwrap_or(0);
+        self.frames
+            .iter()
+            .skip(start)
+            .take(max)
+            .map(Frame::short)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(module: &str, function: Option<&str>, file: Option<&str>, line: Option<u32>) -> Frame {
+        Frame {
+            module: Some(module.into()),
+            function: function.map(Into::into),
+            file: file.map(Into::into),
+            line,
+            offset: 0x10a3f,
+            ..Frame::default()
+        }
+    }
+
+    #[test]
+    fn path_skips_the_syscall_wrappers() {
+        let s = UserStack {
+            frames: vec![
+                frame(
+                    "/lib/x86_64-linux-gnu/libc.so.6",
+                    Some("__GI___poll"),
+                    None,
+                    None,
+                ),
+                frame(
+                    "/srv/client",
+                    Some("wait_for_socket"),
+                    Some("/src/net.c"),
+                    Some(12),
+                ),
+                frame(
+                    "/srv/client",
+                    Some("fetch_reply"),
+                    Some("/src/client.c"),
+                    Some(88),
+                ),
+                frame("/srv/client", None, None, None),
+            ],
+            ..UserStack::default()
+        };
+        assert_eq!(
+            s.path(3),
+            [
+                "wait_for_socket (net.c:12)",
+                "fetch_reply (client.c:88)",
+                "client+0x10a3f"
+            ]
+        );
+        let only_libc = UserStack {
+            frames: vec![frame("/lib/libc.so.6", Some("clone3"), None, None)],
+            ..UserStack::default()
+        };
+        assert_eq!(only_libc.path(3), ["clone3"]);
+    }
+}

@@ -13,6 +13,7 @@ use hangscope_model::{
     Severity, Snapshot, Text,
 };
 
+mod stacks;
 mod threads;
 
 use crate::table::Table;

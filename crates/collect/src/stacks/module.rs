@@ -32,13 +32,29 @@ pub const DEBUG_DIR: &str = "/usr/lib/debug";
 #[derive(Debug, Default)]
 pub struct Symbols(Vec<(u64, u64, String)>);
 
+/// The largest module whose symbols are read: the file is read whole, as the symbol names
+/// are read one by one.
+const MAX_SYMBOL_FILE: u64 = 1 << 30;
+
+/// The whole file, if not larger than [`MAX_SYMBOL_FILE`].
+pub fn read_whole(file: &File) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata().ok()?.len();
+    if len > MAX_SYMBOL_FILE {
+        return None;
+    }
+    let mut bytes = vec![0u8; len as usize];
+    file.read_exact_at(&mut bytes, 0).ok()?;
+    Some(bytes)
+}
+
 /// The text symbols of an ELF file.
-pub fn symbols_from<'a>(obj: &object::File<'a, &'a ReadCache<File>>) -> Symbols {
+pub fn symbols_from<'a>(obj: &object::File<'a, &'a [u8]>) -> Symbols {
     Symbols::of(obj)
 }
 
 impl Symbols {
-    fn of<'a>(obj: &object::File<'a, &'a ReadCache<File>>) -> Symbols {
+    fn of<'a>(obj: &object::File<'a, &'a [u8]>) -> Symbols {
         let mut v: Vec<(u64, u64, String)> = obj
             .symbols()
             .chain(obj.dynamic_symbols())
@@ -78,7 +94,22 @@ pub struct Module {
     pub file: File,
     pub build_id: Option<Vec<u8>>,
     pub debuglink: Option<Vec<u8>>,
-    pub symbols: Symbols,
+    /// The ELF entry point (`_start` of an executable).
+    pub entry: u64,
+    /// Read at the first lookup: a large binary has 100,000 symbols, most runs need few.
+    symbols: std::cell::OnceCell<Symbols>,
+}
+
+impl Module {
+    pub fn symbols(&self) -> &Symbols {
+        self.symbols.get_or_init(|| {
+            let Some(bytes) = read_whole(&self.file) else {
+                return Symbols::default();
+            };
+            object::File::parse(bytes.as_slice())
+                .map_or_else(|_| Symbols::default(), |o| Symbols::of(&o))
+        })
+    }
 }
 
 /// What the loader needs besides the maps: where the target's /proc is, its mounts, the leases.
@@ -126,13 +157,32 @@ pub fn load(
     let obj = object::File::parse(&cache).map_err(|e| format!("not a readable ELF file: {e}"))?;
     // The exec mapping at file offset `m.offset` lies in the PT_LOAD segment holding that
     // offset; its address there gives the bias.
-    let svma_at_start = obj
+    // The kernel maps from the page holding p_offset, which lld does not page-align: the
+    // segment is matched by its page-aligned start, and the executable one preferred.
+    let executable = |s: &object::read::elf::ElfSegment64<
+        '_,
+        '_,
+        object::Endianness,
+        &ReadCache<File>,
+    >| {
+        matches!(s.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & object::elf::PF_X != 0)
+    };
+    let holds = |off: u64, size: u64| (off & !0xfff) <= m.offset && m.offset < off + size.max(1);
+    let object::File::Elf64(elf) = &obj else {
+        return Err("not a 64-bit ELF file".into());
+    };
+    let segment = elf
         .segments()
-        .find_map(|s| {
+        .filter(|s| {
             let (off, size) = s.file_range();
-            (off <= m.offset && m.offset < off + size).then(|| s.address() + (m.offset - off))
+            holds(off, size)
         })
+        .max_by_key(|s| executable(s))
         .ok_or("no loadable segment holds the mapped offset")?;
+    let (off, _) = segment.file_range();
+    // The address at the mapping's start: the segment's address less the part of the page
+    // before p_offset (wrapping: that page may begin below the segment).
+    let svma_at_start = segment.address().wrapping_sub(off.wrapping_sub(m.offset));
     let bias = m.start.wrapping_sub(svma_at_start);
     let section = |name: &str| obj.section_by_name(name);
     let range = |name: &str| section(name).map(|s| s.address()..s.address() + s.size());
@@ -143,8 +193,9 @@ pub fn load(
     };
     let info = framehop::ExplicitModuleSectionInfo {
         base_svma: 0,
+        // Not the code itself: framehop reads it only to tell a prologue or epilogue, and a
+        // thread in a syscall is in neither; a large binary's text is not copied for nothing.
         text_svma: range(".text"),
-        text: data(".text"),
         got_svma: range(".got"),
         eh_frame_svma: range(".eh_frame"),
         eh_frame: data(".eh_frame"),
@@ -161,7 +212,7 @@ pub fn load(
         .ok()
         .flatten()
         .map(|(name, _crc)| name.to_vec());
-    let symbols = Symbols::of(&obj);
+    let entry = obj.entry();
     drop(obj);
     Ok((
         Module {
@@ -171,7 +222,8 @@ pub fn load(
             file: cache.into_inner(),
             build_id,
             debuglink,
-            symbols,
+            entry,
+            symbols: std::cell::OnceCell::new(),
         },
         unwind,
     ))

@@ -10,7 +10,7 @@ use addr2line::gimli;
 use object::read::ReadCache;
 use object::{Object, ObjectSection};
 
-use super::module::{Module, Symbols};
+use super::module::Module;
 
 /// One function at an address: the innermost (an inlined one) first.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -22,30 +22,43 @@ pub struct Place {
 
 /// The places of each of `svmas` (addresses in the module's own numbering, already moved back
 /// into the call instruction for return addresses). `debug` is the separate debug file, if any.
-pub fn symbolize(module: &Module, debug: Option<File>, svmas: &[u64]) -> BTreeMap<u64, Vec<Place>> {
+/// Only `dwarf` (a subset of `svmas`, empty to skip DWARF) are looked up in DWARF.
+pub fn symbolize(
+    module: &Module,
+    debug: Option<File>,
+    dwarf: &[u64],
+    svmas: &[u64],
+) -> BTreeMap<u64, Vec<Place>> {
     let mut out = BTreeMap::new();
     let debug_symbols = match debug {
         Some(f) => {
             let cache = ReadCache::new(f);
-            dwarf_places(&cache, svmas, &mut out);
-            match object::File::parse(&cache) {
-                Ok(obj) if module.symbols.is_empty() => Some(symbols_of(&obj)),
-                _ => None,
+            dwarf_places(&cache, dwarf, &mut out);
+            let missing = svmas.iter().any(|a| out.get(a).is_none_or(Vec::is_empty));
+            if missing && module.symbols().is_empty() {
+                super::module::read_whole(&cache.into_inner()).and_then(|bytes| {
+                    object::File::parse(bytes.as_slice())
+                        .ok()
+                        .map(|o| super::module::symbols_from(&o))
+                })
+            } else {
+                None
             }
         }
         None => None,
     };
-    if out.len() < svmas.len()
+    if !dwarf.is_empty()
+        && out.len() < dwarf.len()
         && let Ok(f) = module.file.try_clone()
     {
         let cache = ReadCache::new(f);
         let mut own = BTreeMap::new();
-        dwarf_places(&cache, svmas, &mut own);
+        dwarf_places(&cache, dwarf, &mut own);
         for (a, p) in own {
             out.entry(a).or_insert(p);
         }
     }
-    let symbols = debug_symbols.as_ref().unwrap_or(&module.symbols);
+    let symbols = debug_symbols.as_ref().unwrap_or_else(|| module.symbols());
     for &a in svmas {
         let places = out.entry(a).or_insert_with(Vec::new);
         let outer_has_name = places.last().is_some_and(|p| p.function.is_some());
@@ -60,10 +73,6 @@ pub fn symbolize(module: &Module, debug: Option<File>, svmas: &[u64]) -> BTreeMa
         }
     }
     out
-}
-
-fn symbols_of<'a>(obj: &object::File<'a, &'a ReadCache<File>>) -> Symbols {
-    super::module::symbols_from(obj)
 }
 
 /// DWARF's places for the addresses it covers; nothing if the file has no DWARF.

@@ -24,6 +24,7 @@ pub(crate) mod mutex_deadlock;
 pub(crate) mod mutex_holder_blocked;
 pub(crate) mod not_visible;
 pub(crate) mod pipe_wait;
+pub(crate) mod stack;
 pub(crate) mod uninterruptible;
 pub(crate) mod waiting_loop;
 
