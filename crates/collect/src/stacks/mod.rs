@@ -20,6 +20,7 @@ mod unwind;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IoSliceMut;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hangscope_model::{Frame, Gap, GapReason, Snapshot, StackSource, Text, UserStack};
@@ -33,8 +34,8 @@ use crate::{Deadline, Options, ProcRoot};
 /// Stack bytes copied per thread, above SP.
 pub const MAX_STACK: usize = 256 * 1024;
 /// The most the stacks take of what is left of the deadline, and at most this long.
-const SHARE_OF_DEADLINE: u32 = 2;
-const MAX_TIME: Duration = Duration::from_secs(3);
+const SHARE_OF_DEADLINE: u32 = 3;
+const MAX_TIME: Duration = Duration::from_secs(2);
 
 /// Whether and how stacks are read (`--stacks`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -83,12 +84,21 @@ pub fn collect(root: &ProcRoot, pid: i32, mounts: &Mounts, opts: &Options, snap:
     }
     let worker_deadline = Deadline::after(budget);
     let (tx, rx) = std::sync::mpsc::channel();
+    // What the worker has so far: the frames once unwound, then names module by module, so a
+    // worker cut short still leaves frames (module+offset at least).
+    let latest: Arc<Mutex<Stacks>> = Arc::default();
     let root2 = root.clone();
     let mounts2 = mounts.clone();
+    let latest2 = latest.clone();
     let spawned = std::thread::Builder::new()
         .name("stacks".into())
         .spawn(move || {
-            let out = work(&root2, pid, &mounts2, &tids, worker_deadline);
+            let publish = |s: Stacks| {
+                if let Ok(mut l) = latest2.lock() {
+                    *l = s;
+                }
+            };
+            let out = work(&root2, pid, &mounts2, &tids, worker_deadline, &publish);
             let _ = tx.send(out);
         });
     if let Err(e) = spawned {
@@ -99,22 +109,37 @@ pub fn collect(root: &ProcRoot, pid: i32, mounts: &Mounts, opts: &Options, snap:
     // A little past the worker's own deadline: it stops between items, not inside one.
     match rx.recv_timeout(budget + Duration::from_millis(200)) {
         Ok((stacks, gaps)) => {
-            for t in &mut snap.threads {
-                if let Some(s) = stacks.get(&t.tid) {
-                    t.user_stack = Some(s.clone());
-                }
-            }
+            attach(snap, &stacks);
             snap.gaps.extend(gaps);
         }
-        Err(_) => snap.gaps.push(Gap::new(
-            "user stacks",
-            GapReason::Deadline,
-            format!(
-                "not read within {} ms: opening or reading a module blocked; the reading \
-                 thread was left behind",
-                budget.as_millis()
-            ),
-        )),
+        Err(_) => {
+            let so_far = latest.lock().map(|l| l.clone()).unwrap_or_default();
+            attach(snap, &so_far);
+            let had = if so_far.is_empty() {
+                "no stack was unwound"
+            } else {
+                "the stacks are as far as they were named"
+            };
+            snap.gaps.push(Gap::new(
+                "user stacks",
+                GapReason::Deadline,
+                format!(
+                    "not finished within {} ms ({had}): reading the modules' symbols took \
+                     longer, or an open blocked; the reading thread was left behind",
+                    budget.as_millis()
+                ),
+            ));
+        }
+    }
+}
+
+type Stacks = BTreeMap<i32, UserStack>;
+
+fn attach(snap: &mut Snapshot, stacks: &Stacks) {
+    for t in &mut snap.threads {
+        if let Some(s) = stacks.get(&t.tid) {
+            t.user_stack = Some(s.clone());
+        }
     }
 }
 
@@ -162,9 +187,10 @@ fn work(
     mounts: &Mounts,
     tids: &[i32],
     deadline: Deadline,
-) -> (BTreeMap<i32, UserStack>, Vec<Gap>) {
+    publish: &dyn Fn(Stacks),
+) -> (Stacks, Vec<Gap>) {
     let mut gaps = Vec::new();
-    let mut out = BTreeMap::new();
+    let out = BTreeMap::new();
     let maps_text = match root.read_pid_bytes(pid, "maps") {
         Ok(t) => t,
         Err(e) => {
@@ -238,7 +264,7 @@ fn work(
     };
 
     let mut cache = framehop::x86_64::CacheX86_64::new();
-    let mut raw: BTreeMap<i32, (Vec<RawFrame>, Option<String>, bool)> = BTreeMap::new();
+    let mut raw: Raw = BTreeMap::new();
     let mut thread_troubles = Troubles::default();
     for &tid in tids {
         if deadline.passed() {
@@ -286,7 +312,8 @@ fn work(
             }
         }
     }
-    let mut places: BTreeMap<usize, BTreeMap<u64, Vec<symbolize::Place>>> = BTreeMap::new();
+    let mut places: Places = BTreeMap::new();
+    publish(assemble(&raw, &modules, &places));
     // The smallest modules first: the program's own code is what the report needs most, and
     // a system library's compressed DWARF (libc6-dbg) is the slowest to read.
     let mut order: Vec<(u64, usize, Vec<u64>)> = wanted
@@ -301,19 +328,26 @@ fn work(
         })
         .collect();
     order.sort();
+    // First the symbol tables alone, fast: names for every frame before any DWARF is read.
+    for (_, m, svmas) in &order {
+        if let Some(module) = modules.get(*m) {
+            places.insert(*m, symbolize::symbolize(module, None, &[], svmas));
+        }
+    }
+    publish(assemble(&raw, &modules, &places));
     let mut late = Vec::new();
     for (_, m, svmas) in order {
         let Some(module) = modules.get(m) else {
             continue;
         };
         if deadline.passed() {
-            // The symbol table alone, without DWARF: names but no lines or inlined frames.
-            places.insert(m, symbolize::symbolize(module, None, &[], &svmas));
+            // Named from the symbol table above: no lines or inlined frames.
             late.push(String::from_utf8_lossy(&module.name).into_owned());
             continue;
         }
         let debug = module::debug_file(&env, module);
         places.insert(m, symbolize::symbolize(module, debug, &svmas, &svmas));
+        publish(assemble(&raw, &modules, &places));
     }
     if !late.is_empty() {
         gaps.push(Gap::new(
@@ -324,11 +358,20 @@ fn work(
         ));
     }
 
+    (assemble(&raw, &modules, &places), gaps)
+}
+
+type Places = BTreeMap<usize, BTreeMap<u64, Vec<symbolize::Place>>>;
+type Raw = BTreeMap<i32, (Vec<RawFrame>, Option<String>, bool)>;
+
+/// The stacks from the unwound frames and the places found so far.
+fn assemble(raw: &Raw, modules: &[module::Module], places: &Places) -> Stacks {
+    let mut out = BTreeMap::new();
     for (tid, (frames, incomplete, guessed)) in raw {
         let mut stack = UserStack {
             source: StackSource::Syscall,
-            incomplete,
-            frame_pointer_guessed: guessed,
+            incomplete: incomplete.clone(),
+            frame_pointer_guessed: *guessed,
             ..UserStack::default()
         };
         for f in frames {
@@ -359,9 +402,9 @@ fn work(
                 _ => stack.frames.push(base),
             }
         }
-        out.insert(tid, stack);
+        out.insert(*tid, stack);
     }
-    (out, gaps)
+    out
 }
 
 /// Where threads start: nothing above these is a caller.

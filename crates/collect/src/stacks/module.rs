@@ -18,7 +18,7 @@ use hangscope_model::FileLock;
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 use object::read::ReadCache;
-use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
+use object::{Object, ObjectSection, ObjectSegment};
 
 use super::maps::Mapping;
 use crate::ProcRoot;
@@ -32,35 +32,54 @@ pub const DEBUG_DIR: &str = "/usr/lib/debug";
 #[derive(Debug, Default)]
 pub struct Symbols(Vec<(u64, u64, String)>);
 
-/// The largest module whose symbols are read: the file is read whole, as the symbol names
-/// are read one by one.
-const MAX_SYMBOL_FILE: u64 = 1 << 30;
-
-/// The whole file, if not larger than [`MAX_SYMBOL_FILE`].
-pub fn read_whole(file: &File) -> Option<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
-    let len = file.metadata().ok()?.len();
-    if len > MAX_SYMBOL_FILE {
-        return None;
+/// The function symbols of an ELF file (.symtab and .dynsym). Each table and its strings are
+/// read in one piece: names one at a time through the cache would be a read each.
+pub fn symbols_of_file(file: &File) -> Symbols {
+    use object::elf::{STT_FUNC, STT_GNU_IFUNC, Sym64};
+    use object::read::elf::Sym;
+    let Ok(f) = file.try_clone() else {
+        return Symbols::default();
+    };
+    let cache = ReadCache::new(f);
+    let Ok(object::File::Elf64(elf)) = object::File::parse(&cache) else {
+        return Symbols::default();
+    };
+    let endian = elf.endian();
+    let mut v: Vec<(u64, u64, String)> = Vec::new();
+    for (table, strings) in [(".symtab", ".strtab"), (".dynsym", ".dynstr")] {
+        let data = |name: &str| {
+            elf.section_by_name(name)
+                .and_then(|s| s.data().ok())
+                .unwrap_or(&[])
+        };
+        let (syms, strs) = (data(table), data(strings));
+        let Ok(syms) = object::pod::slice_from_all_bytes::<Sym64<object::Endianness>>(
+            &syms[..syms.len() - syms.len() % std::mem::size_of::<Sym64<object::Endianness>>()],
+        ) else {
+            continue;
+        };
+        for sym in syms {
+            let kind = sym.st_type();
+            let addr = sym.st_value(endian);
+            if !(kind == STT_FUNC || kind == STT_GNU_IFUNC) || addr == 0 {
+                continue;
+            }
+            let Some(name) = strs.get(sym.st_name(endian) as usize..) else {
+                continue;
+            };
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            v.push((
+                addr,
+                sym.st_size(endian),
+                String::from_utf8_lossy(name).into_owned(),
+            ));
+        }
     }
-    let mut bytes = vec![0u8; len as usize];
-    file.read_exact_at(&mut bytes, 0).ok()?;
-    Some(bytes)
-}
-
-/// The text symbols of an ELF file.
-pub fn symbols_from<'a>(obj: &object::File<'a, &'a [u8]>) -> Symbols {
-    Symbols::of(obj)
+    Symbols::from_entries(v)
 }
 
 impl Symbols {
-    fn of<'a>(obj: &object::File<'a, &'a [u8]>) -> Symbols {
-        let mut v: Vec<(u64, u64, String)> = obj
-            .symbols()
-            .chain(obj.dynamic_symbols())
-            .filter(|s| s.kind() == object::SymbolKind::Text && s.address() != 0)
-            .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?.to_string())))
-            .collect();
+    fn from_entries(mut v: Vec<(u64, u64, String)>) -> Symbols {
         // Aliases at one address (poll, __poll, __GI___poll): the exported name, the one with
         // the fewest leading underscores, is kept first.
         v.sort_by(|a, b| {
@@ -102,13 +121,7 @@ pub struct Module {
 
 impl Module {
     pub fn symbols(&self) -> &Symbols {
-        self.symbols.get_or_init(|| {
-            let Some(bytes) = read_whole(&self.file) else {
-                return Symbols::default();
-            };
-            object::File::parse(bytes.as_slice())
-                .map_or_else(|_| Symbols::default(), |o| Symbols::of(&o))
-        })
+        self.symbols.get_or_init(|| symbols_of_file(&self.file))
     }
 }
 

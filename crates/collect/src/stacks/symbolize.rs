@@ -32,28 +32,15 @@ pub fn symbolize(
     let mut out = BTreeMap::new();
     let debug_symbols = match debug {
         Some(f) => {
-            let cache = ReadCache::new(f);
-            dwarf_places(&cache, dwarf, &mut out);
+            dwarf_places(&f, dwarf, &mut out);
             let missing = svmas.iter().any(|a| out.get(a).is_none_or(Vec::is_empty));
-            if missing && module.symbols().is_empty() {
-                super::module::read_whole(&cache.into_inner()).and_then(|bytes| {
-                    object::File::parse(bytes.as_slice())
-                        .ok()
-                        .map(|o| super::module::symbols_from(&o))
-                })
-            } else {
-                None
-            }
+            (missing && module.symbols().is_empty()).then(|| super::module::symbols_of_file(&f))
         }
         None => None,
     };
-    if !dwarf.is_empty()
-        && out.len() < dwarf.len()
-        && let Ok(f) = module.file.try_clone()
-    {
-        let cache = ReadCache::new(f);
+    if !dwarf.is_empty() && out.len() < dwarf.len() {
         let mut own = BTreeMap::new();
-        dwarf_places(&cache, dwarf, &mut own);
+        dwarf_places(&module.file, dwarf, &mut own);
         for (a, p) in own {
             out.entry(a).or_insert(p);
         }
@@ -76,13 +63,26 @@ pub fn symbolize(
 }
 
 /// DWARF's places for the addresses it covers; nothing if the file has no DWARF.
-fn dwarf_places(cache: &ReadCache<File>, svmas: &[u64], out: &mut BTreeMap<u64, Vec<Place>>) {
-    let Ok(obj) = object::File::parse(cache) else {
-        return;
-    };
-    if obj.section_by_name(".debug_info").is_none() {
+fn dwarf_places(file: &File, svmas: &[u64], out: &mut BTreeMap<u64, Vec<Place>>) {
+    if svmas.is_empty() {
         return;
     }
+    // Whether there is DWARF at all, from the headers alone.
+    let has_dwarf = file.try_clone().is_ok_and(|f| {
+        let cache = ReadCache::new(f);
+        object::File::parse(&cache).is_ok_and(|o| o.section_by_name(".debug_info").is_some())
+    });
+    if !has_dwarf {
+        return;
+    }
+    // Then the file whole, in one read: DWARF is most of it, and gimli wants its sections
+    // as slices.
+    let Some(bytes) = read_whole(file) else {
+        return;
+    };
+    let Ok(obj) = object::File::parse(bytes.as_slice()) else {
+        return;
+    };
     let endian = if obj.is_little_endian() {
         gimli::RunTimeEndian::Little
     } else {
@@ -125,6 +125,20 @@ fn dwarf_places(cache: &ReadCache<File>, svmas: &[u64], out: &mut BTreeMap<u64, 
             out.insert(a, places);
         }
     }
+}
+
+/// The largest file whose DWARF is read (it is read whole).
+const MAX_DWARF_FILE: u64 = 1 << 30;
+
+fn read_whole(file: &File) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata().ok()?.len();
+    if len > MAX_DWARF_FILE {
+        return None;
+    }
+    let mut bytes = vec![0u8; len as usize];
+    file.read_exact_at(&mut bytes, 0).ok()?;
+    Some(bytes)
 }
 
 /// A Rust name without its hash, a C++ name as written, anything else as it is.
