@@ -173,6 +173,9 @@ fn follow(
             focus_tid: None,
             progress: false,
             log_paths: Vec::new(),
+            // The target's stacks say where its code waits; a hop is looked at briefly, and
+            // its stacks would take the time the rest of the chain needs.
+            stacks: hangscope_collect::stacks::StackMode::Off,
             ..opts.clone()
         };
         match hangscope_collect::collect(&root, pid, &hop_opts) {

@@ -55,14 +55,29 @@ fn blocked_tids(snap: &Snapshot) -> Vec<i32> {
         .collect()
 }
 
-/// Reads the stacks of the blocked threads into `snap.threads[..].user_stack`.
-pub fn collect(root: &ProcRoot, pid: i32, mounts: &Mounts, opts: &Options, snap: &mut Snapshot) {
+/// The worker started by [`start`], collected by [`Pending::finish`].
+pub struct Pending {
+    rx: std::sync::mpsc::Receiver<(Stacks, Vec<Gap>)>,
+    latest: Arc<Mutex<Stacks>>,
+    budget: Duration,
+    until: std::time::Instant,
+}
+
+/// Starts reading the stacks of the blocked threads, on a worker that runs while the rest of
+/// the collection goes on; [`Pending::finish`] puts them in `snap.threads[..].user_stack`.
+pub fn start(
+    root: &ProcRoot,
+    pid: i32,
+    mounts: &Mounts,
+    opts: &Options,
+    snap: &mut Snapshot,
+) -> Option<Pending> {
     if opts.stacks == StackMode::Off || snap.process.kernel_thread {
-        return;
+        return None;
     }
     let tids = blocked_tids(snap);
     if tids.is_empty() {
-        return;
+        return None;
     }
     if syscall::Arch::host() != syscall::Arch::X86_64 {
         snap.gaps.push(Gap::new(
@@ -71,7 +86,7 @@ pub fn collect(root: &ProcRoot, pid: i32, mounts: &Mounts, opts: &Options, snap:
             "unwinding from the syscall file needs x86_64: on this architecture the innermost \
              return address is in a register the file does not give",
         ));
-        return;
+        return None;
     }
     let budget = (opts.deadline.remaining() / SHARE_OF_DEADLINE).min(MAX_TIME);
     if budget.is_zero() {
@@ -80,7 +95,7 @@ pub fn collect(root: &ProcRoot, pid: i32, mounts: &Mounts, opts: &Options, snap:
             GapReason::Deadline,
             "not read before the deadline",
         ));
-        return;
+        return None;
     }
     let worker_deadline = Deadline::after(budget);
     let (tx, rx) = std::sync::mpsc::channel();
@@ -104,10 +119,38 @@ pub fn collect(root: &ProcRoot, pid: i32, mounts: &Mounts, opts: &Options, snap:
     if let Err(e) = spawned {
         snap.gaps
             .push(Gap::new("user stacks", GapReason::Other, e.to_string()));
-        return;
+        return None;
     }
-    // A little past the worker's own deadline: it stops between items, not inside one.
-    match rx.recv_timeout(budget + Duration::from_millis(200)) {
+    Some(Pending {
+        rx,
+        latest,
+        budget,
+        // A little past the worker's own deadline: it stops between items, not inside one.
+        until: std::time::Instant::now() + budget + Duration::from_millis(200),
+    })
+}
+
+impl Pending {
+    /// Waits for the worker until its time is up, and keeps what it has.
+    pub fn finish(self, snap: &mut Snapshot) {
+        let Pending {
+            rx,
+            latest,
+            budget,
+            until,
+        } = self;
+        finish(snap, rx, latest, budget, until);
+    }
+}
+
+fn finish(
+    snap: &mut Snapshot,
+    rx: std::sync::mpsc::Receiver<(Stacks, Vec<Gap>)>,
+    latest: Arc<Mutex<Stacks>>,
+    budget: Duration,
+    until: std::time::Instant,
+) {
+    match rx.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
         Ok((stacks, gaps)) => {
             attach(snap, &stacks);
             snap.gaps.extend(gaps);
