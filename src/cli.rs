@@ -172,6 +172,10 @@ pub struct CollectArgs {
     /// pg_stat_activity, over its unix socket as its OS user).
     #[arg(long)]
     pub no_app_introspection: bool,
+    /// User-space stacks of the threads blocked in a syscall: `copy` unwinds a copy of each
+    /// stack, never stopping a thread; `off` reads none.
+    #[arg(long, value_name = "MODE", default_value = "copy", value_parser = ["copy", "off"])]
+    pub stacks: String,
     #[command(flatten)]
     pub follow: FollowArgs,
 }

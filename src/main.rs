@@ -181,6 +181,10 @@ pub(crate) fn document_of(
             jvm_signal: collect.jvm_attach,
         },
         app_introspection: !collect.no_app_introspection,
+        stacks: match collect.stacks.as_str() {
+            "off" => hangscope_collect::stacks::StackMode::Off,
+            _ => hangscope_collect::stacks::StackMode::Copy,
+        },
     };
     let watchdog = start_watchdog(deadline);
     let collected = hangscope_collect::collect(&ProcRoot::default(), target.pid, &opts);
@@ -235,6 +239,9 @@ fn follow(
             focus_tid: None,
             progress: false,
             log_paths: Vec::new(),
+            // The target's stacks say where its code waits; a hop is looked at briefly, and
+            // its stacks would take the time the rest of the chain needs.
+            stacks: hangscope_collect::stacks::StackMode::Off,
             ..opts.clone()
         };
         match hangscope_collect::collect(&root, pid, &hop_opts) {

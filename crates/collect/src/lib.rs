@@ -17,7 +17,8 @@
 //! keep their replies until the fd links say which socket inodes are the target's; the fd
 //! links, then fdinfo and statx where they are read; the sockets joined to their fds;
 //! the locks; the threads over the sampling window, with the connections re-dumped at its looks
-//! so both describe the same moment; the other ends of waited-on pipes; last, the logs, which
+//! so both describe the same moment; the user-space stacks started on a worker (collected before
+//! the logs); the other ends of waited-on pipes; last, the logs, which
 //! are tied to the threads and connections read before them. A managed runtime (JVM, Go,
 //! CPython) is recognised with the process and asked for its own view of its threads after
 //! them (`runtime`), Go once more before the window. A server's own view of its sessions
@@ -47,6 +48,7 @@ pub mod resolve;
 pub mod runtime;
 pub mod safe_path;
 pub mod sockets;
+pub mod stacks;
 pub mod stage;
 pub mod threads;
 
@@ -83,6 +85,8 @@ pub struct Options {
     /// Ask a server the target belongs to (PostgreSQL) about its sessions, over its unix
     /// socket as its OS user (`apps`); off with `--no-app-introspection`.
     pub app_introspection: bool,
+    /// User-space stacks of the blocked threads (`--stacks`).
+    pub stacks: stacks::StackMode,
 }
 
 impl Default for Options {
@@ -97,6 +101,7 @@ impl Default for Options {
             reader: None,
             runtime_tools: runtime::Tools::default(),
             app_introspection: true,
+            stacks: stacks::StackMode::default(),
         }
     }
 }
@@ -159,6 +164,9 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     let first_dump = runtime::before_window(&mut snap, opts);
     stage::enter("the threads");
     threads::collect(root, pid, opts, &mut snap, &mut on_look);
+    // Right after the last look, so the frames are those of the waits it saw; read on a
+    // worker while the rest goes on, and collected before the logs.
+    let stacks = stacks::start(root, pid, &mounts, opts, &mut snap);
     // TCP and UDP sockets as of the last look, like the threads, with what moved over the window.
     conns.apply(&mut snap.sockets, &mut snap.gaps);
     // Before reading through the target's fds again (pipes, logs): still the same process?
@@ -183,6 +191,11 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     // process's own waits were; before the logs, which are the least urgent.
     stage::enter("the server's own view of its sessions");
     snap.app = apps::read(root, pid, &mut snap, opts);
+
+    stage::enter("the user-space stacks");
+    if let Some(s) = stacks {
+        s.finish(&mut snap);
+    }
 
     // Last: logs are tied to the threads and sockets read above.
     stage::enter("the logs");

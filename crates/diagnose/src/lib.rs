@@ -73,5 +73,16 @@ pub fn diagnose(snap: &Snapshot) -> Vec<Finding> {
             .then(b.stuck_ms.cmp(&a.stuck_ms))
             .then(b.evidence.len().cmp(&a.evidence.len()))
     });
+    // After ranking, so a thread's stack does not weigh in it: where its code was.
+    for f in &mut found {
+        if let Some(e) = f
+            .subject
+            .tid
+            .and_then(|tid| snap.threads.iter().find(|t| t.tid == tid))
+            .and_then(words::stack::code_path)
+        {
+            f.evidence.push(e);
+        }
+    }
     found
 }

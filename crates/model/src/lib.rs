@@ -19,6 +19,7 @@ mod lock;
 mod log;
 mod process;
 mod socket;
+mod stack;
 pub mod text;
 mod thread;
 
@@ -45,6 +46,7 @@ pub use socket::{
     PeerThread, PeerThreads, Socket, SocketDetail, SocketFamily, SocketTimer, StateChange, TcpInfo,
     TimerKind, UnixPeer, UnixSocket,
 };
+pub use stack::{Frame, StackSource, UserStack};
 pub use text::{Escape, Text};
 pub use thread::{Activity, SyscallArg, SyscallState, Thread, WaitObject};
 

@@ -33,6 +33,9 @@ pub struct Thread {
     pub last_ran_ms_ago: Option<f64>,
     /// What the sampling window showed; `None` with a single look.
     pub activity: Option<Activity>,
+    /// The user-space stack, unwound from a copy (since 1.6); `None` when not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_stack: Option<crate::UserStack>,
 }
 
 /// /proc/PID/task/TID/syscall, decoded.

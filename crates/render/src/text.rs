@@ -15,6 +15,7 @@ mod header;
 mod locks;
 mod logs;
 mod sockets;
+mod stacks;
 mod style;
 mod threads;
 mod verdict;

@@ -325,6 +325,7 @@ fn build(
             last_cpu: t.last_cpu,
             last_ran_ms_ago,
             activity,
+            user_stack: None,
         });
     }
     futex::join_waiters(&mut threads);

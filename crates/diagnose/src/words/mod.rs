@@ -27,6 +27,7 @@ pub(crate) mod not_visible;
 pub(crate) mod pipe_wait;
 pub(crate) mod redis_blocked;
 pub(crate) mod shared_mutex_wait;
+pub(crate) mod stack;
 pub(crate) mod uninterruptible;
 pub(crate) mod waiting_loop;
 

@@ -106,6 +106,7 @@ fn thread_line(out: &mut String, t: &Thread, snap: &Snapshot, verbose: bool, st:
     );
     let line = if t.focus { st.bold(&line) } else { line };
     let _ = writeln!(out, "{line}");
+    super::stacks::under(out, &[t], verbose, st);
     if verbose {
         details(out, t, st);
     }
@@ -133,6 +134,7 @@ fn group_line(out: &mut String, members: &[&Thread], snap: &Snapshot, verbose: b
         st.show(&first.state),
         wait_text(first, snap, st),
     );
+    super::stacks::under(out, members, verbose, st);
     if verbose {
         let tids: Vec<String> = members.iter().map(|t| t.tid.to_string()).collect();
         let _ = writeln!(

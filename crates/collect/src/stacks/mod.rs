@@ -1,0 +1,528 @@
+//! User-space stacks of the threads blocked in a system call, without stopping them.
+//!
+//! A thread in a syscall has its user SP and PC in /proc/PID/task/TID/syscall. Its stack above
+//! SP is copied with process_vm_readv(2) (at most [`MAX_STACK`] bytes), the syscall file read
+//! again to be sure the thread did not move meanwhile, and the copy unwound with framehop
+//! ([`unwind`]) against the unwind tables of the modules in /proc/PID/maps ([`module`]); the
+//! addresses are then symbolized ([`symbolize`]). The target is never stopped or traced.
+//!
+//! Runs on a worker thread, waited for at most a share of what is left of the run's deadline:
+//! opening a module could block where the target's files are (a fanotify listener), and
+//! hangscope must not. The worker checks the deadline between modules and threads.
+//!
+//! x86_64 only: on aarch64 the return address of the innermost frame is in LR, which the
+//! syscall file does not give, so there is nothing to unwind from without a stop.
+
+mod maps;
+pub mod module;
+mod symbolize;
+mod unwind;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IoSliceMut;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hangscope_model::{Frame, Gap, GapReason, Snapshot, StackSource, Text, UserStack};
+use nix::sys::uio::{RemoteIoVec, process_vm_readv};
+use nix::unistd::Pid;
+
+use crate::mountinfo::Mounts;
+use crate::threads::syscall::{self, RawSyscall};
+use crate::{Deadline, Options, ProcRoot};
+
+/// Stack bytes copied per thread, above SP.
+pub const MAX_STACK: usize = 256 * 1024;
+/// The most the stacks take of what is left of the deadline, and at most this long.
+const SHARE_OF_DEADLINE: u32 = 3;
+const MAX_TIME: Duration = Duration::from_secs(2);
+
+/// Whether and how stacks are read (`--stacks`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StackMode {
+    Off,
+    /// From a copy, for the threads blocked in a syscall.
+    #[default]
+    Copy,
+}
+
+/// The threads to unwind: those blocked in a syscall (or outside one, "-1 SP PC").
+fn blocked_tids(snap: &Snapshot) -> Vec<i32> {
+    snap.threads
+        .iter()
+        .filter(|t| t.syscall.as_ref().is_some_and(|s| !s.running))
+        .map(|t| t.tid)
+        .collect()
+}
+
+/// The worker started by [`start`], collected by [`Pending::finish`].
+pub struct Pending {
+    rx: std::sync::mpsc::Receiver<(Stacks, Vec<Gap>)>,
+    latest: Arc<Mutex<Stacks>>,
+    budget: Duration,
+    until: std::time::Instant,
+}
+
+/// Starts reading the stacks of the blocked threads, on a worker that runs while the rest of
+/// the collection goes on; [`Pending::finish`] puts them in `snap.threads[..].user_stack`.
+pub fn start(
+    root: &ProcRoot,
+    pid: i32,
+    mounts: &Mounts,
+    opts: &Options,
+    snap: &mut Snapshot,
+) -> Option<Pending> {
+    if opts.stacks == StackMode::Off || snap.process.kernel_thread {
+        return None;
+    }
+    let tids = blocked_tids(snap);
+    if tids.is_empty() {
+        return None;
+    }
+    if syscall::Arch::host() != syscall::Arch::X86_64 {
+        snap.gaps.push(Gap::new(
+            "user stacks",
+            GapReason::Unsupported,
+            "unwinding from the syscall file needs x86_64: on this architecture the innermost \
+             return address is in a register the file does not give",
+        ));
+        return None;
+    }
+    let budget = (opts.deadline.remaining() / SHARE_OF_DEADLINE).min(MAX_TIME);
+    if budget.is_zero() {
+        snap.gaps.push(Gap::new(
+            "user stacks",
+            GapReason::Deadline,
+            "not read before the deadline",
+        ));
+        return None;
+    }
+    let worker_deadline = Deadline::after(budget);
+    let (tx, rx) = std::sync::mpsc::channel();
+    // What the worker has so far: the frames once unwound, then names module by module, so a
+    // worker cut short still leaves frames (module+offset at least).
+    let latest: Arc<Mutex<Stacks>> = Arc::default();
+    let root2 = root.clone();
+    let mounts2 = mounts.clone();
+    let latest2 = latest.clone();
+    let spawned = std::thread::Builder::new()
+        .name("stacks".into())
+        .spawn(move || {
+            let publish = |s: Stacks| {
+                if let Ok(mut l) = latest2.lock() {
+                    *l = s;
+                }
+            };
+            let out = work(&root2, pid, &mounts2, &tids, worker_deadline, &publish);
+            let _ = tx.send(out);
+        });
+    if let Err(e) = spawned {
+        snap.gaps
+            .push(Gap::new("user stacks", GapReason::Other, e.to_string()));
+        return None;
+    }
+    Some(Pending {
+        rx,
+        latest,
+        budget,
+        // A little past the worker's own deadline: it stops between items, not inside one.
+        until: std::time::Instant::now() + budget + Duration::from_millis(200),
+    })
+}
+
+impl Pending {
+    /// Waits for the worker until its time is up, and keeps what it has.
+    pub fn finish(self, snap: &mut Snapshot) {
+        let Pending {
+            rx,
+            latest,
+            budget,
+            until,
+        } = self;
+        finish(snap, rx, latest, budget, until);
+    }
+}
+
+fn finish(
+    snap: &mut Snapshot,
+    rx: std::sync::mpsc::Receiver<(Stacks, Vec<Gap>)>,
+    latest: Arc<Mutex<Stacks>>,
+    budget: Duration,
+    until: std::time::Instant,
+) {
+    match rx.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
+        Ok((stacks, gaps)) => {
+            attach(snap, &stacks);
+            snap.gaps.extend(gaps);
+        }
+        Err(_) => {
+            let so_far = latest.lock().map(|l| l.clone()).unwrap_or_default();
+            attach(snap, &so_far);
+            let had = if so_far.is_empty() {
+                "no stack was unwound"
+            } else {
+                "the stacks are as far as they were named"
+            };
+            snap.gaps.push(Gap::new(
+                "user stacks",
+                GapReason::Deadline,
+                format!(
+                    "not finished within {} ms ({had}): reading the modules' symbols took \
+                     longer, or an open blocked; the reading thread was left behind",
+                    budget.as_millis()
+                ),
+            ));
+        }
+    }
+}
+
+type Stacks = BTreeMap<i32, UserStack>;
+
+fn attach(snap: &mut Snapshot, stacks: &Stacks) {
+    for t in &mut snap.threads {
+        if let Some(s) = stacks.get(&t.tid) {
+            t.user_stack = Some(s.clone());
+        }
+    }
+}
+
+/// Counts of the same trouble over threads or modules, for one gap each.
+#[derive(Default)]
+struct Troubles(Vec<(GapReason, String, Vec<String>)>);
+
+impl Troubles {
+    fn add(&mut self, reason: GapReason, why: String, what: String) {
+        match self
+            .0
+            .iter_mut()
+            .find(|(r, w, _)| *r == reason && *w == why)
+        {
+            Some((_, _, whats)) => whats.push(what),
+            None => self.0.push((reason, why, vec![what])),
+        }
+    }
+
+    fn gaps(self, noun: &str) -> Vec<Gap> {
+        self.0
+            .into_iter()
+            .map(|(reason, why, whats)| {
+                let what = match whats.as_slice() {
+                    [one] => one.clone(),
+                    many => format!("{} {noun}", many.len()),
+                };
+                Gap::new(what, reason, why)
+            })
+            .collect()
+    }
+}
+
+/// A raw frame: which module (index) and the address to look up in it.
+struct RawFrame {
+    address: u64,
+    module: Option<usize>,
+    lookup_svma: u64,
+    offset: u64,
+}
+
+fn work(
+    root: &ProcRoot,
+    pid: i32,
+    mounts: &Mounts,
+    tids: &[i32],
+    deadline: Deadline,
+    publish: &dyn Fn(Stacks),
+) -> (Stacks, Vec<Gap>) {
+    let mut gaps = Vec::new();
+    let out = BTreeMap::new();
+    let maps_text = match root.read_pid_bytes(pid, "maps") {
+        Ok(t) => t,
+        Err(e) => {
+            gaps.push(crate::error::gap_of(format!("/proc/{pid}/maps"), &e));
+            return (out, gaps);
+        }
+    };
+    let maps = maps::parse(&maps_text);
+    let locks_text = std::fs::read(root.path().join("locks")).unwrap_or_default();
+    let (locks, _) = crate::locks::parse_all(&String::from_utf8_lossy(&locks_text));
+    let leases: Vec<_> = locks
+        .into_iter()
+        .filter(|l| {
+            matches!(
+                l.class,
+                hangscope_model::LockClass::Lease | hangscope_model::LockClass::Delegation
+            )
+        })
+        .collect();
+    let mut own_gaps = Vec::new();
+    let own_mounts = crate::mountinfo::read(root, std::process::id() as i32, &mut own_gaps);
+    let env = module::Env {
+        root,
+        pid,
+        mounts,
+        leases: &leases,
+        own_mounts: &own_mounts,
+    };
+
+    // Every executable module: a return address can be in any of them.
+    let mut modules: Vec<module::Module> = Vec::new();
+    let mut unwinder = framehop::x86_64::UnwinderX86_64::new();
+    let mut module_troubles = Troubles::default();
+    for (m, avma) in module::exec_modules(&maps) {
+        if deadline.passed() {
+            gaps.push(Gap::new(
+                "modules for user stacks",
+                GapReason::Deadline,
+                "not all modules were read before the deadline",
+            ));
+            break;
+        }
+        match module::load(&env, &m, avma) {
+            Ok((module, unwind)) => {
+                framehop::Unwinder::add_module(&mut unwinder, unwind);
+                modules.push(module);
+            }
+            Err(why) => module_troubles.add(
+                if why.contains("could hang") || why.contains("lease") {
+                    GapReason::Unsafe
+                } else {
+                    GapReason::Other
+                },
+                why,
+                String::from_utf8_lossy(m.path.as_deref().unwrap_or_default()).into_owned(),
+            ),
+        }
+    }
+    gaps.extend(module_troubles.gaps("modules"));
+    let module_of = |addr: u64| modules.iter().position(|m| m.avma.contains(&addr));
+    let in_code = |addr: u64| module_of(addr).is_some();
+    let is_root = |addr: u64| {
+        module_of(addr)
+            .and_then(|i| modules.get(i))
+            .is_some_and(|m| {
+                let svma = addr.wrapping_sub(m.bias);
+                // _start: a return address in it is that of its call of __libc_start_main.
+                svma.wrapping_sub(m.entry) < 64
+                    || m.symbols().lookup(svma).is_some_and(is_thread_root)
+            })
+    };
+
+    let mut cache = framehop::x86_64::CacheX86_64::new();
+    let mut raw: Raw = BTreeMap::new();
+    let mut thread_troubles = Troubles::default();
+    for &tid in tids {
+        if deadline.passed() {
+            thread_troubles.add(
+                GapReason::Deadline,
+                "not unwound before the deadline".into(),
+                format!("thread {tid}"),
+            );
+            continue;
+        }
+        let copied = match copy_stack(root, pid, tid, &maps) {
+            Ok(c) => c,
+            Err((reason, why)) => {
+                thread_troubles.add(reason, why, format!("thread {tid}"));
+                continue;
+            }
+        };
+        let (copy, pc, sp) = copied;
+        let w = unwind::walk(&unwinder, &mut cache, &copy, pc, sp, &is_root, &in_code);
+        let frames = w
+            .frames
+            .iter()
+            .map(|f| {
+                let lookup = f.address_for_lookup();
+                let module = module_of(f.address());
+                let bias = module.and_then(|i| modules.get(i)).map_or(0, |m| m.bias);
+                RawFrame {
+                    address: f.address(),
+                    module,
+                    lookup_svma: lookup.wrapping_sub(bias),
+                    offset: f.address().wrapping_sub(bias),
+                }
+            })
+            .collect();
+        raw.insert(tid, (frames, w.incomplete, w.guessed_bp));
+    }
+    gaps.extend(thread_troubles.gaps("threads' user stacks"));
+
+    // Each module's addresses, symbolized at once.
+    let mut wanted: BTreeMap<usize, BTreeSet<u64>> = BTreeMap::new();
+    for (frames, _, _) in raw.values() {
+        for f in frames {
+            if let Some(m) = f.module {
+                wanted.entry(m).or_default().insert(f.lookup_svma);
+            }
+        }
+    }
+    let mut places: Places = BTreeMap::new();
+    publish(assemble(&raw, &modules, &places));
+    // The smallest modules first: the program's own code is what the report needs most, and
+    // a system library's compressed DWARF (libc6-dbg) is the slowest to read.
+    let mut order: Vec<(u64, usize, Vec<u64>)> = wanted
+        .into_iter()
+        .filter_map(|(m, svmas)| {
+            let len = modules
+                .get(m)?
+                .file
+                .metadata()
+                .map_or(u64::MAX, |md| md.len());
+            Some((len, m, svmas.into_iter().collect()))
+        })
+        .collect();
+    order.sort();
+    // First the symbol tables alone, fast: names for every frame before any DWARF is read.
+    for (_, m, svmas) in &order {
+        if let Some(module) = modules.get(*m) {
+            places.insert(*m, symbolize::symbolize(module, None, &[], svmas));
+        }
+    }
+    publish(assemble(&raw, &modules, &places));
+    let mut late = Vec::new();
+    for (_, m, svmas) in order {
+        let Some(module) = modules.get(m) else {
+            continue;
+        };
+        if deadline.passed() {
+            // Named from the symbol table above: no lines or inlined frames.
+            late.push(String::from_utf8_lossy(&module.name).into_owned());
+            continue;
+        }
+        let debug = module::debug_file(&env, module);
+        places.insert(m, symbolize::symbolize(module, debug, &svmas, &svmas));
+        publish(assemble(&raw, &modules, &places));
+    }
+    if !late.is_empty() {
+        gaps.push(Gap::new(
+            format!("DWARF of {}", late.join(", ")),
+            GapReason::Deadline,
+            "not read before the deadline: their frames have names from the symbol table, \
+             without files, lines or inlined functions",
+        ));
+    }
+
+    (assemble(&raw, &modules, &places), gaps)
+}
+
+type Places = BTreeMap<usize, BTreeMap<u64, Vec<symbolize::Place>>>;
+type Raw = BTreeMap<i32, (Vec<RawFrame>, Option<String>, bool)>;
+
+/// The stacks from the unwound frames and the places found so far.
+fn assemble(raw: &Raw, modules: &[module::Module], places: &Places) -> Stacks {
+    let mut out = BTreeMap::new();
+    for (tid, (frames, incomplete, guessed)) in raw {
+        let mut stack = UserStack {
+            source: StackSource::Syscall,
+            incomplete: incomplete.clone(),
+            frame_pointer_guessed: *guessed,
+            ..UserStack::default()
+        };
+        for f in frames {
+            let module = f.module.and_then(|i| modules.get(i));
+            let found = f
+                .module
+                .and_then(|i| places.get(&i))
+                .and_then(|p| p.get(&f.lookup_svma));
+            let base = Frame {
+                address: f.address,
+                module: module.map(|m| Text::from_bytes(m.name.clone())),
+                offset: f.offset,
+                ..Frame::default()
+            };
+            match found {
+                Some(ps) if !ps.is_empty() => {
+                    let n = ps.len();
+                    for (i, p) in ps.iter().enumerate() {
+                        stack.frames.push(Frame {
+                            function: p.function.clone().map(Text::from),
+                            file: p.file.clone().map(Text::from),
+                            line: p.line,
+                            inlined: i + 1 < n,
+                            ..base.clone()
+                        });
+                    }
+                }
+                _ => stack.frames.push(base),
+            }
+        }
+        out.insert(*tid, stack);
+    }
+    out
+}
+
+/// Where threads start: nothing above these is a caller.
+fn is_thread_root(name: &str) -> bool {
+    let bare = name.trim_start_matches('_');
+    matches!(
+        bare,
+        "start" | "clone" | "clone3" | "GI___clone" | "GI___clone3"
+    )
+}
+
+/// Reads the syscall file, copies the stack above SP, and reads the file again: the copy
+/// stands for the thread only if it did not move meanwhile.
+fn copy_stack(
+    root: &ProcRoot,
+    pid: i32,
+    tid: i32,
+    maps: &[maps::Mapping],
+) -> Result<(unwind::StackCopy, u64, u64), (GapReason, String)> {
+    let read = || -> Result<RawSyscall, (GapReason, String)> {
+        let path = root.task(pid, tid).join("syscall");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| (crate::error::reason_of(&e), e.to_string()))?;
+        syscall::parse(&text).map_err(|e| (GapReason::Malformed, e))
+    };
+    let first = read()?;
+    let (sp, pc) = match first {
+        RawSyscall::Blocked { sp, pc, .. } | RawSyscall::NotInSyscall { sp, pc } => (sp, pc),
+        RawSyscall::Running => {
+            return Err((
+                GapReason::Vanished,
+                "running when its stack was to be copied".into(),
+            ));
+        }
+    };
+    let mapping = maps
+        .iter()
+        .find(|m| m.contains(sp))
+        .ok_or((GapReason::Malformed, "SP is in no mapping".to_string()))?;
+    let len = ((mapping.end - sp) as usize).min(MAX_STACK);
+    let mut bytes = vec![0u8; len];
+    let n = process_vm_readv(
+        Pid::from_raw(tid),
+        &mut [IoSliceMut::new(&mut bytes)],
+        &[RemoteIoVec {
+            base: sp as usize,
+            len,
+        }],
+    )
+    .map_err(|e| match e {
+        nix::errno::Errno::EPERM => (
+            GapReason::Permission,
+            "process_vm_readv refused (EPERM): needs root or CAP_SYS_PTRACE over the target"
+                .to_string(),
+        ),
+        e => (
+            GapReason::Other,
+            format!("process_vm_readv of the stack: {}", e.desc()),
+        ),
+    })?;
+    bytes.truncate(n);
+    if read()? != first {
+        return Err((
+            GapReason::Vanished,
+            "it left its syscall while its stack was copied".into(),
+        ));
+    }
+    Ok((unwind::StackCopy { base: sp, bytes }, pc, sp))
+}
+
+/// For the tests: the frames of `tid` with `function` set, innermost first.
+pub fn function_names(stack: &UserStack) -> Vec<&str> {
+    stack
+        .frames
+        .iter()
+        .filter_map(|f| f.function.as_ref().map(Text::as_str))
+        .collect()
+}

@@ -1,0 +1,379 @@
+//! The modules (ELF files) mapped in the target: opened without walking into a mount that can
+//! hang, their unwind tables for framehop, their symbol tables, and their separate debug files.
+//!
+//! A module is opened through /proc/PID/map_files/START-END, the very file the target mapped
+//! (even if deleted or in another mount namespace); without CAP_SYS_ADMIN that link is refused
+//! and the path is walked from /proc/PID/root with `safe_path`. Either way the file's mount
+//! (by its path in the target's mountinfo) must be local, the inode must be the one maps
+//! names, and no lease may be on it (/proc/locks): an open breaks a write lease. The file is
+//! read with object's `ReadCache`, which reads the headers and the sections asked for, not the
+//! whole file.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::ops::Range;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use hangscope_model::FileLock;
+use nix::fcntl::{OFlag, open};
+use nix::sys::stat::Mode;
+use object::read::ReadCache;
+use object::{Object, ObjectSection, ObjectSegment};
+
+use super::maps::Mapping;
+use crate::ProcRoot;
+use crate::mountinfo::{self, Mounts};
+use crate::safe_path;
+
+/// Where separate debug files are installed (Debian's *-dbg and *-dbgsym packages).
+pub const DEBUG_DIR: &str = "/usr/lib/debug";
+
+/// A module's symbol table, owned: (address, size, name), sorted by address.
+#[derive(Debug, Default)]
+pub struct Symbols(Vec<(u64, u64, String)>);
+
+/// The function symbols of an ELF file (.symtab and .dynsym). Each table and its strings are
+/// read in one piece: names one at a time through the cache would be a read each.
+pub fn symbols_of_file(file: &File) -> Symbols {
+    use object::elf::{STT_FUNC, STT_GNU_IFUNC, Sym64};
+    use object::read::elf::Sym;
+    let Ok(f) = file.try_clone() else {
+        return Symbols::default();
+    };
+    let cache = ReadCache::new(f);
+    let Ok(object::File::Elf64(elf)) = object::File::parse(&cache) else {
+        return Symbols::default();
+    };
+    let endian = elf.endian();
+    let mut v: Vec<(u64, u64, String)> = Vec::new();
+    for (table, strings) in [(".symtab", ".strtab"), (".dynsym", ".dynstr")] {
+        let data = |name: &str| {
+            elf.section_by_name(name)
+                .and_then(|s| s.data().ok())
+                .unwrap_or(&[])
+        };
+        let (syms, strs) = (data(table), data(strings));
+        let Ok(syms) = object::pod::slice_from_all_bytes::<Sym64<object::Endianness>>(
+            &syms[..syms.len() - syms.len() % std::mem::size_of::<Sym64<object::Endianness>>()],
+        ) else {
+            continue;
+        };
+        for sym in syms {
+            let kind = sym.st_type();
+            let addr = sym.st_value(endian);
+            if !(kind == STT_FUNC || kind == STT_GNU_IFUNC) || addr == 0 {
+                continue;
+            }
+            let Some(name) = strs.get(sym.st_name(endian) as usize..) else {
+                continue;
+            };
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            v.push((
+                addr,
+                sym.st_size(endian),
+                String::from_utf8_lossy(name).into_owned(),
+            ));
+        }
+    }
+    Symbols::from_entries(v)
+}
+
+impl Symbols {
+    fn from_entries(mut v: Vec<(u64, u64, String)>) -> Symbols {
+        // Aliases at one address (poll, __poll, __GI___poll): the exported name, the one with
+        // the fewest leading underscores, is kept first.
+        v.sort_by(|a, b| {
+            (a.0, a.2.starts_with('_'), a.2.len()).cmp(&(b.0, b.2.starts_with('_'), b.2.len()))
+        });
+        v.dedup_by_key(|s| s.0);
+        Symbols(v)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The function covering `svma`: one whose size covers it, or the nearest below when
+    /// sizes are not given.
+    pub fn lookup(&self, svma: u64) -> Option<&str> {
+        let i = self.0.partition_point(|s| s.0 <= svma).checked_sub(1)?;
+        let (addr, size, name) = self.0.get(i)?;
+        (*size == 0 || svma < addr + size).then_some(name.as_str())
+    }
+}
+
+/// One module the target has mapped.
+pub struct Module {
+    /// The path maps gives.
+    pub name: Vec<u8>,
+    /// Its executable mappings, first to last.
+    pub avma: Range<u64>,
+    /// Load bias: an address in the target minus the module's own (ELF) address.
+    pub bias: u64,
+    pub file: File,
+    pub build_id: Option<Vec<u8>>,
+    pub debuglink: Option<Vec<u8>>,
+    /// The ELF entry point (`_start` of an executable).
+    pub entry: u64,
+    /// Read at the first lookup: a large binary has 100,000 symbols, most runs need few.
+    symbols: std::cell::OnceCell<Symbols>,
+}
+
+impl Module {
+    pub fn symbols(&self) -> &Symbols {
+        self.symbols.get_or_init(|| symbols_of_file(&self.file))
+    }
+}
+
+/// What the loader needs besides the maps: where the target's /proc is, its mounts, the leases.
+pub struct Env<'a> {
+    pub root: &'a ProcRoot,
+    pub pid: i32,
+    pub mounts: &'a Mounts,
+    pub leases: &'a [FileLock],
+    /// The view of hangscope's own /, for the debug files.
+    pub own_mounts: &'a Mounts,
+}
+
+/// The executable file mappings grouped by file: (first exec mapping, exec range).
+pub fn exec_modules(maps: &[Mapping]) -> Vec<(Mapping, Range<u64>)> {
+    let mut out: Vec<(Mapping, Range<u64>)> = Vec::new();
+    let mut by_file: HashMap<(u64, Vec<u8>), usize> = HashMap::new();
+    for m in maps.iter().filter(|m| m.exec && m.is_file()) {
+        let key = (m.inode, m.path.clone().unwrap_or_default());
+        match by_file.get(&key) {
+            Some(&i) => {
+                if let Some((_, r)) = out.get_mut(i) {
+                    r.start = r.start.min(m.start);
+                    r.end = r.end.max(m.end);
+                }
+            }
+            None => {
+                by_file.insert(key, out.len());
+                out.push((m.clone(), m.start..m.end));
+            }
+        }
+    }
+    out
+}
+
+/// Opens and reads module `m` (its first executable mapping, spanning `avma`); returns it and
+/// its unwind sections for framehop.
+pub fn load(
+    env: &Env,
+    m: &Mapping,
+    avma: Range<u64>,
+) -> Result<(Module, framehop::Module<Vec<u8>>), String> {
+    let path = m.path.clone().unwrap_or_default();
+    let file = open_mapped(env, m)?;
+    let cache = ReadCache::new(file);
+    let obj = object::File::parse(&cache).map_err(|e| format!("not a readable ELF file: {e}"))?;
+    // The exec mapping at file offset `m.offset` lies in the PT_LOAD segment holding that
+    // offset; its address there gives the bias.
+    // The kernel maps from the page holding p_offset, which lld does not page-align: the
+    // segment is matched by its page-aligned start, and the executable one preferred.
+    let executable = |s: &object::read::elf::ElfSegment64<
+        '_,
+        '_,
+        object::Endianness,
+        &ReadCache<File>,
+    >| {
+        matches!(s.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & object::elf::PF_X != 0)
+    };
+    let holds = |off: u64, size: u64| (off & !0xfff) <= m.offset && m.offset < off + size.max(1);
+    let object::File::Elf64(elf) = &obj else {
+        return Err("not a 64-bit ELF file".into());
+    };
+    let segment = elf
+        .segments()
+        .filter(|s| {
+            let (off, size) = s.file_range();
+            holds(off, size)
+        })
+        .max_by_key(|s| executable(s))
+        .ok_or("no loadable segment holds the mapped offset")?;
+    let (off, _) = segment.file_range();
+    // The address at the mapping's start: the segment's address less the part of the page
+    // before p_offset (wrapping: that page may begin below the segment).
+    let svma_at_start = segment.address().wrapping_sub(off.wrapping_sub(m.offset));
+    let bias = m.start.wrapping_sub(svma_at_start);
+    let section = |name: &str| obj.section_by_name(name);
+    let range = |name: &str| section(name).map(|s| s.address()..s.address() + s.size());
+    let data = |name: &str| {
+        section(name)
+            .and_then(|s| s.uncompressed_data().ok())
+            .map(|d| d.into_owned())
+    };
+    let info = framehop::ExplicitModuleSectionInfo {
+        base_svma: 0,
+        // Not the code itself: framehop reads it only to tell a prologue or epilogue, and a
+        // thread in a syscall is in neither; a large binary's text is not copied for nothing.
+        text_svma: range(".text"),
+        got_svma: range(".got"),
+        eh_frame_svma: range(".eh_frame"),
+        eh_frame: data(".eh_frame"),
+        eh_frame_hdr_svma: range(".eh_frame_hdr"),
+        eh_frame_hdr: data(".eh_frame_hdr"),
+        debug_frame: data(".debug_frame"),
+        ..Default::default()
+    };
+    let name = String::from_utf8_lossy(&path).into_owned();
+    let unwind = framehop::Module::new(name, avma.clone(), bias, info);
+    let build_id = obj.build_id().ok().flatten().map(<[u8]>::to_vec);
+    let debuglink = obj
+        .gnu_debuglink()
+        .ok()
+        .flatten()
+        .map(|(name, _crc)| name.to_vec());
+    let entry = obj.entry();
+    drop(obj);
+    Ok((
+        Module {
+            name: path,
+            avma,
+            bias,
+            file: cache.into_inner(),
+            build_id,
+            debuglink,
+            entry,
+            symbols: std::cell::OnceCell::new(),
+        },
+        unwind,
+    ))
+}
+
+/// The file behind mapping `m`, opened for reading only if that is safe (see the module
+/// documentation).
+fn open_mapped(env: &Env, m: &Mapping) -> Result<File, String> {
+    let raw = m.path.as_deref().unwrap_or_default();
+    let text = String::from_utf8_lossy(raw);
+    let path = text.strip_suffix(" (deleted)").unwrap_or(&text);
+    match env.mounts.containing(path) {
+        Some(mount) if !mountinfo::is_local(&mount.fs_type) => {
+            return Err(format!(
+                "on a {} mount ({}): opening it could hang",
+                mount.fs_type, mount.mount_point
+            ));
+        }
+        _ => {}
+    }
+    let link = env
+        .root
+        .pid(env.pid)
+        .join("map_files")
+        .join(format!("{:x}-{:x}", m.start, m.end));
+    let opath = match open(&link, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()) {
+        Ok(fd) => fd,
+        // map_files needs CAP_SYS_ADMIN: walk the path from the target's root instead.
+        Err(_) => {
+            let root = open(
+                &env.root.pid(env.pid).join("root"),
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| format!("/proc/{}/root: {}", env.pid, e.desc()))?;
+            safe_path::resolve(root.as_fd(), path, env.mounts)
+                .map_err(|r| r.why("opening"))?
+                .fd
+        }
+    };
+    if let Some(inode) = inode_of(&opath)?
+        && inode != m.inode
+    {
+        return Err("the file at that path is not the one mapped (replaced since)".into());
+    }
+    reopen(&opath, env.leases)
+}
+
+fn inode_of(fd: &OwnedFd) -> Result<Option<u64>, String> {
+    let st = nix::sys::stat::fstat(fd).map_err(|e| e.desc().to_string())?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err("not a regular file".into());
+    }
+    Ok(Some(st.st_ino))
+}
+
+/// Opens the `O_PATH` fd for reading, unless a lease is on the file.
+fn reopen(opath: &OwnedFd, leases: &[FileLock]) -> Result<File, String> {
+    let st = nix::sys::stat::fstat(opath).map_err(|e| e.desc().to_string())?;
+    let dev = format!(
+        "{:02x}:{:02x}",
+        libc::major(st.st_dev),
+        libc::minor(st.st_dev)
+    );
+    if leases.iter().any(|l| l.inode == st.st_ino && l.dev == dev) {
+        return Err("a file lease is held on it: opening it could break the lease".into());
+    }
+    let fd = open(
+        format!("/proc/self/fd/{}", opath.as_raw_fd()).as_str(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| e.desc().to_string())?;
+    Ok(File::from(fd))
+}
+
+/// The separate debug file of `module`, if one is installed: by build-id, then by
+/// debuglink (beside the module, in its .debug/, under /usr/lib/debug), checked to carry the
+/// same build-id when the module has one.
+pub fn debug_file(env: &Env, module: &Module) -> Option<File> {
+    let mut candidates: Vec<String> = Vec::new();
+    if let Some(id) = module.build_id.as_deref()
+        && id.len() >= 2
+    {
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        candidates.push(format!(
+            "{DEBUG_DIR}/.build-id/{}/{}.debug",
+            &hex[..2],
+            &hex[2..]
+        ));
+    }
+    if let Some(link) = module.debuglink.as_deref() {
+        let link = String::from_utf8_lossy(link);
+        let path = String::from_utf8_lossy(&module.name);
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        candidates.push(format!("{dir}/{link}"));
+        candidates.push(format!("{dir}/.debug/{link}"));
+        candidates.push(format!("{DEBUG_DIR}{dir}/{link}"));
+    }
+    let root = open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    for c in candidates {
+        // Beside the module: a path in the target's view. The others are hangscope's own.
+        let found = if c.starts_with(DEBUG_DIR) {
+            safe_path::resolve(root.as_fd(), &c, env.own_mounts)
+        } else {
+            let troot = open(
+                &env.root.pid(env.pid).join("root"),
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()?;
+            safe_path::resolve(troot.as_fd(), &c, env.mounts)
+        };
+        let Ok(found) = found else { continue };
+        if !matches!(inode_of(&found.fd), Ok(Some(_))) {
+            continue;
+        }
+        let Ok(file) = reopen(&found.fd, env.leases) else {
+            continue;
+        };
+        let cache = ReadCache::new(file);
+        let same = match object::File::parse(&cache) {
+            Ok(obj) => match (&module.build_id, obj.build_id().ok().flatten()) {
+                (Some(want), Some(got)) => want.as_slice() == got,
+                (Some(_), None) => false,
+                (None, _) => true,
+            },
+            Err(_) => false,
+        };
+        if same {
+            return Some(cache.into_inner());
+        }
+    }
+    None
+}

@@ -1,0 +1,166 @@
+//! A thread's user-space stack, unwound from a copy of its memory (since 1.6).
+
+use serde::{Deserialize, Serialize};
+
+use crate::Text;
+
+/// How the registers the unwinding started from were obtained.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum StackSource {
+    /// SP and PC from /proc/PID/task/TID/syscall, the stack copied with process_vm_readv:
+    /// the thread was never stopped.
+    #[default]
+    Syscall,
+    /// Registers taken in a brief ptrace stop (`--stacks=stop`).
+    Stopped,
+}
+
+/// The frames of one thread, innermost first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct UserStack {
+    pub source: StackSource,
+    pub frames: Vec<Frame>,
+    /// Why the unwinding stopped before the outermost frame, e.g. "return address 0x... is in
+    /// no known module"; `None` when it reached the thread's first function.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
+    /// The frame pointer was not known at the syscall and was guessed from the stack copy to
+    /// go on past a frame-pointer frame.
+    #[serde(skip_serializing_if = "crate::is_false")]
+    pub frame_pointer_guessed: bool,
+    /// How long the thread was stopped, microseconds (`--stacks=stop` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_us: Option<u64>,
+}
+
+/// One frame. Inlined functions come as frames of their own at the same address, the
+/// innermost first, with `inlined` set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct Frame {
+    /// The address in the target: the PC for the innermost frame, a return address otherwise.
+    pub address: u64,
+    /// The file mapped there, as /proc/PID/maps names it; `None` for anonymous code (JIT).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<Text>,
+    /// The address relative to the module's ELF addresses (what addr2line -e MODULE takes).
+    pub offset: u64,
+    /// The function, demangled; `None` when no symbol covers the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    #[serde(skip_serializing_if = "crate::is_false")]
+    pub inlined: bool,
+}
+
+impl Frame {
+    /// "fetch_reply (client.c:88)", "poll", or "libc.so.6+0x10a3f" without a symbol; the file
+    /// by its last component. Escaping is the caller's (these are the target's strings).
+    pub fn short(&self) -> String {
+        let name = match &self.function {
+            Some(f) => f.as_str().to_string(),
+            None => {
+                let m = self
+                    .module
+                    .as_ref()
+                    .map(|m| m.as_str().rsplit('/').next().unwrap_or("").to_string())
+                    .unwrap_or_else(|| "?".into());
+                format!("{m}+{:#x}", self.offset)
+            }
+        };
+        match (&self.file, self.line) {
+            (Some(f), Some(l)) => {
+                let base = f.as_str().rsplit('/').next().unwrap_or("");
+                format!("{name} ({base}:{l})")
+            }
+            _ => name,
+        }
+    }
+}
+
+impl UserStack {
+    /// The frames that say what the code was doing: from the first one outside the C
+    /// library's and the dynamic loader's wrappers around the syscall (all of them when
+    /// every frame is in those), at most `max`, as [`Frame::short`] gives them.
+    pub fn path(&self, max: usize) -> Vec<String> {
+        let wrapper = |f: &Frame| {
+            f.module.as_ref().is_some_and(|m| {
+                let base = m.as_str().rsplit('/').next().unwrap_or("");
+                ["libc.so", "libc-", "libpthread", "ld-linux", "libstdc++"]
+                    .iter()
+                    .any(|p| base.starts_with(p))
+            })
+        };
+        let start = self.frames.iter().position(|f| !wrapper(f)).unwrap_or(0);
+        self.frames
+            .iter()
+            .skip(start)
+            .take(max)
+            .map(Frame::short)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(module: &str, function: Option<&str>, file: Option<&str>, line: Option<u32>) -> Frame {
+        Frame {
+            module: Some(module.into()),
+            function: function.map(Into::into),
+            file: file.map(Into::into),
+            line,
+            offset: 0x10a3f,
+            ..Frame::default()
+        }
+    }
+
+    #[test]
+    fn path_skips_the_syscall_wrappers() {
+        let s = UserStack {
+            frames: vec![
+                frame(
+                    "/lib/x86_64-linux-gnu/libc.so.6",
+                    Some("__GI___poll"),
+                    None,
+                    None,
+                ),
+                frame(
+                    "/srv/client",
+                    Some("wait_for_socket"),
+                    Some("/src/net.c"),
+                    Some(12),
+                ),
+                frame(
+                    "/srv/client",
+                    Some("fetch_reply"),
+                    Some("/src/client.c"),
+                    Some(88),
+                ),
+                frame("/srv/client", None, None, None),
+            ],
+            ..UserStack::default()
+        };
+        assert_eq!(
+            s.path(3),
+            [
+                "wait_for_socket (net.c:12)",
+                "fetch_reply (client.c:88)",
+                "client+0x10a3f"
+            ]
+        );
+        let only_libc = UserStack {
+            frames: vec![frame("/lib/libc.so.6", Some("clone3"), None, None)],
+            ..UserStack::default()
+        };
+        assert_eq!(only_libc.path(3), ["clone3"]);
+    }
+}

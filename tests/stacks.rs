@@ -1,0 +1,246 @@
+//! User-space stacks from a copy (crates/collect/src/stacks): a C program whose threads block
+//! in poll, futex, nanosleep and read under functions of their own names; hangscope must name
+//! those functions on each thread's stack, and never stop a thread while it reads them.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use support::{TempDir, hangscope, inspect_json};
+
+const SOURCE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/stacks/blocked.c"
+);
+
+/// The C program, built with `flags`; `None` (and a note) without a C compiler.
+fn build(dir: &TempDir, name: &str, flags: &[&str]) -> Option<String> {
+    let out = format!("{}/{name}", dir.path());
+    let built = Command::new("cc")
+        .args(flags)
+        .args(["-g", "-pthread", SOURCE, "-o", &out])
+        .status();
+    match built {
+        Ok(s) if s.success() => Some(out),
+        other => {
+            eprintln!("skipped: no C compiler (cc {flags:?}: {other:?}); Debian package gcc");
+            None
+        }
+    }
+}
+
+/// The running program, killed on drop.
+struct Target(Child);
+
+impl Target {
+    fn start(path: &str, pollers: usize) -> Target {
+        let mut child = Command::new(path)
+            .arg(pollers.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the C program");
+        let out = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(out)
+            .read_line(&mut line)
+            .expect("ready line");
+        assert_eq!(line.trim(), "ready");
+        let t = Target(child);
+        let pid = t.pid();
+        // Every thread in its syscall, bounded.
+        let settled = support::wait_until(Duration::from_secs(5), || {
+            std::fs::read_dir(format!("/proc/{pid}/task"))
+                .map(|d| {
+                    d.flatten().all(|e| {
+                        std::fs::read_to_string(e.path().join("syscall"))
+                            .is_ok_and(|s| s != "running\n")
+                    })
+                })
+                .unwrap_or(false)
+        });
+        assert!(settled, "the threads did not block");
+        t
+    }
+
+    fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Samples every thread's State and TracerPid until stopped (bounded to 60 s); returns what
+/// was seen that a stop would show: "TID: State t" or "TID: TracerPid N".
+fn watch_states(pid: i32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(Vec<String>, usize)> {
+    std::thread::spawn(move || {
+        let mut bad = Vec::new();
+        let mut samples = 0;
+        let until = Instant::now() + Duration::from_secs(60);
+        while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+            if let Ok(d) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+                for e in d.flatten() {
+                    let Ok(status) = std::fs::read_to_string(e.path().join("status")) else {
+                        continue;
+                    };
+                    for l in status.lines() {
+                        let stopped = l.starts_with("State:")
+                            && (l.contains("(stopped)") || l.contains("(tracing stop)"));
+                        let traced = l.starts_with("TracerPid:") && l.trim_end() != "TracerPid:\t0";
+                        if stopped || traced {
+                            bad.push(format!("{:?}: {l}", e.file_name()));
+                        }
+                    }
+                }
+                samples += 1;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        (bad, samples)
+    })
+}
+
+/// The function names on the stack of the thread blocked in `call`, innermost first.
+fn functions_in(doc: &serde_json::Value, call: &str) -> Vec<Vec<String>> {
+    doc["snapshot"]["threads"]
+        .as_array()
+        .expect("threads")
+        .iter()
+        .filter(|t| t["syscall"]["name"] == call)
+        .map(|t| {
+            t["user_stack"]["frames"]
+                .as_array()
+                .map(|fs| {
+                    fs.iter()
+                        .filter_map(|f| f["function"].as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn assert_path(doc: &serde_json::Value, call: &str, want: &[&str]) {
+    let stacks = functions_in(doc, call);
+    assert!(!stacks.is_empty(), "no thread in {call}");
+    assert!(
+        stacks.iter().any(|names| {
+            // In this order, innermost first, with anything between them.
+            let mut it = names.iter();
+            want.iter().all(|w| it.any(|n| n == w))
+        }),
+        "{call}: want {want:?} in order on a stack, got {stacks:?}; gaps {}",
+        doc["snapshot"]["gaps"]
+    );
+}
+
+fn check(flags: &[&str], tag: &str) {
+    let dir = TempDir::new(tag);
+    let Some(path) = build(&dir, tag, flags) else {
+        return;
+    };
+    let target = Target::start(&path, 1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch_states(target.pid(), stop.clone());
+    let doc = inspect_json(target.pid(), &["--window", "0"]);
+    stop.store(true, Ordering::Relaxed);
+    let (bad, samples) = watcher.join().expect("watcher");
+    assert!(samples > 0, "the states were never sampled");
+    assert!(bad.is_empty(), "a thread was stopped or traced: {bad:?}");
+    assert_path(
+        &doc,
+        "poll",
+        &["wait_for_socket", "fetch_reply", "poller", "start_thread"],
+    );
+    assert_path(&doc, "futex", &["wait_for_work", "condwaiter"]);
+    assert_path(&doc, "clock_nanosleep", &["nap_between_rounds", "sleeper"]);
+    assert_path(&doc, "read", &["read_command", "reader"]);
+    // The main thread, in pthread_join: down to main.
+    assert_path(&doc, "futex", &["main"]);
+    // File and line, from DWARF.
+    let poll = doc["snapshot"]["threads"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["syscall"]["name"] == "poll")
+        .expect("poller");
+    let frame = poll["user_stack"]["frames"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["function"] == "fetch_reply")
+        .expect("fetch_reply frame");
+    assert!(
+        frame["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("blocked.c"))
+            && frame["line"].as_u64() == Some(19),
+        "fetch_reply's place: {frame}"
+    );
+}
+
+#[test]
+fn c_with_frame_pointers_at_o0() {
+    // -O0 keeps RBP-based frames: the wrapper in libc does not save RBP, so it is found in
+    // the copy.
+    check(&["-O0"], "stacks-o0");
+}
+
+#[test]
+fn c_without_frame_pointers_at_o2() {
+    check(&["-O2", "-fomit-frame-pointer"], "stacks-o2");
+}
+
+#[test]
+fn threads_section_shows_the_path_and_shares_one_stack() {
+    let dir = TempDir::new("stacks-text");
+    let Some(path) = build(&dir, "blocked", &["-O0"]) else {
+        return;
+    };
+    // Eight pollers: one wait, one stack, printed once with the count.
+    let target = Target::start(&path, 8);
+    let out = hangscope(&[&target.pid().to_string(), "--window", "0", "--no-color"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let threads = text.split("THREADS").nth(1).expect("a THREADS section");
+    assert!(
+        threads.contains("8 × from wait_for_socket (blocked.c:17) ← fetch_reply (blocked.c:19)"),
+        "{threads}"
+    );
+    assert!(
+        threads.contains("from read_command (blocked.c:37) ← reader"),
+        "{threads}"
+    );
+    let verbose = hangscope(&[
+        &target.pid().to_string(),
+        "--window",
+        "0",
+        "--no-color",
+        "-v",
+    ]);
+    let v = String::from_utf8_lossy(&verbose.stdout);
+    assert_eq!(v.matches("8 × user stack:").count(), 1, "{v}");
+}
+
+#[test]
+fn off_reads_no_stack() {
+    let dir = TempDir::new("stacks-off");
+    let Some(path) = build(&dir, "blocked", &["-O2"]) else {
+        return;
+    };
+    let target = Target::start(&path, 1);
+    let doc = inspect_json(target.pid(), &["--window", "0", "--stacks", "off"]);
+    let any = doc["snapshot"]["threads"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|t| t.get("user_stack").is_some());
+    assert!(!any);
+}
