@@ -76,6 +76,9 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Look at every thread of the host, then read in full only the processes that look
+    /// stuck: one ranked line per stuck process, with its cause and the next command.
+    Scan(crate::scan::ScanArgs),
     /// Processes used by the demo and the test suite. Not for users.
     #[command(name = "__scenario", hide = true)]
     Scenario {

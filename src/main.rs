@@ -3,6 +3,7 @@
 mod cli;
 mod demo;
 mod replay;
+mod scan;
 mod scenario;
 
 use std::io::{IsTerminal, Write};
@@ -32,6 +33,7 @@ fn run() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Scenario { name, args }) => scenario::run(&name, &args),
+        Some(Command::Scan(args)) => scan::run(&args),
         Some(Command::Demo { output, collect }) => demo::run(&output, &collect),
         Some(Command::Inspect {
             target,
@@ -146,7 +148,7 @@ pub(crate) fn inspect(
 
 /// Follows the target's wait to the processes it waits on, each read in one look within what
 /// is left of the run's deadline.
-fn follow(
+pub(crate) fn follow(
     snap: &hangscope_model::Snapshot,
     findings: &[hangscope_model::Finding],
     opts: &hangscope_collect::Options,
@@ -183,7 +185,7 @@ fn follow(
 /// done a grace period after the deadline, say so and exit rather than hang. Dropping the
 /// returned sender disarms it. The exit can complete: the reads that can block for good (a
 /// target's files) run in helper processes that are abandoned, not in this process's threads.
-fn start_watchdog(deadline: Duration) -> std::sync::mpsc::Sender<()> {
+pub(crate) fn start_watchdog(deadline: Duration) -> std::sync::mpsc::Sender<()> {
     const GRACE: Duration = Duration::from_secs(3);
     let limit = deadline + GRACE;
     let (disarm, disarmed) = std::sync::mpsc::channel::<()>();
@@ -213,7 +215,7 @@ pub(crate) fn say(msg: &dyn std::fmt::Display) {
     );
 }
 
-fn generator() -> String {
+pub(crate) fn generator() -> String {
     format!("hangscope {}", env!("CARGO_PKG_VERSION"))
 }
 

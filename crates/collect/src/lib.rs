@@ -34,6 +34,7 @@ pub mod fuse;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod holders;
+pub mod host_scan;
 pub mod isolate;
 pub mod locks;
 pub mod logs;
@@ -212,7 +213,8 @@ pub fn monotonic_ns() -> u64 {
         .unwrap_or(0)
 }
 
-fn host() -> Host {
+/// The host this runs on, as a snapshot names it.
+pub fn host() -> Host {
     let uts = nix::sys::utsname::uname().ok();
     let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
         uts.as_ref()

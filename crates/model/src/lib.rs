@@ -17,6 +17,7 @@ mod gap;
 mod lock;
 mod log;
 mod process;
+mod scan;
 mod socket;
 pub mod text;
 mod thread;
@@ -35,6 +36,7 @@ pub use process::{
     Child, DeadlockLink, Freezer, Host, Process, Runtime, RuntimeDeadlock, RuntimeKind,
     RuntimeThread, RuntimeView, Tracer, UnavailableReason, ViewUnavailable,
 };
+pub use scan::{Container, EntryStatus, SCAN_SCHEMA_VERSION, ScanEntry, ScanReport};
 pub use socket::{
     ConnectionWindow, Endpoint, InetSocket, LocalPeer, NetlinkSocket, PacketSocket, PeerHolder,
     PeerThread, PeerThreads, Socket, SocketDetail, SocketFamily, SocketTimer, StateChange, TcpInfo,
