@@ -412,12 +412,20 @@ fn render(r: &ScanReport) -> String {
             e.pid,
             e.name.escaped_cut(15),
             stuck,
-            hangscope_model::text::escape(&e.summary),
+            hangscope_model::text::escape(first_sentence(&e.summary)),
             container,
             next
         );
     }
     out
+}
+
+/// A line per process: the summary's first sentence; the rest is in `hangscope PID` and the JSON.
+fn first_sentence(s: &str) -> &str {
+    match s.find(". ") {
+        Some(i) => &s[..=i],
+        None => s,
+    }
 }
 
 fn now_ms() -> u64 {
