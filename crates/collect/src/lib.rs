@@ -126,7 +126,7 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     let mut lock_table = None;
     snap.fds = fd::read_all(root, pid, &mounts, opts, &mut snap.gaps, |fds| {
         // The dump thread may already be waiting for these; a send only fails if it is gone.
-        let _ = socket_inodes.send(fds.iter().filter_map(|f| f.socket_inode).collect());
+        let _ = socket_inodes.send(sockets::Wanted::of(fds));
         // Ready by now; whether the target may hold a lock decides how much of its files
         // the second pass reads.
         let table = pending_locks.take().map(locks::wait);
