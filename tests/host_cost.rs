@@ -58,8 +58,8 @@ fn strace_works() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Same sockets either way; with strace, the exact way duplicated each socket fd and the
-/// forced dump none.
+/// Same sockets either way; with strace, the exact way duplicated each socket fd (and the
+/// fds of a peer on this host whose connections it reads) and the forced dump none.
 fn assert_same_either_way(pid: i32, socket_fds: usize) {
     let exact = run(pid, false, None);
     let dumped = run(pid, true, None);
@@ -87,7 +87,12 @@ fn assert_same_either_way(pid: i32, socket_fds: usize) {
             .filter(|l| l.contains("pidfd_getfd(") && !l.contains("= -1"))
             .count()
     };
-    assert_eq!(count(false), socket_fds, "one duplicate per socket fd");
+    // The target's socket fds, and those of a peer on this host whose connections are read.
+    let duplicated = count(false);
+    assert!(
+        duplicated >= socket_fds,
+        "one duplicate per socket fd: {duplicated}"
+    );
     assert_eq!(count(true), 0, "the forced fallback duplicates nothing");
 }
 

@@ -117,6 +117,96 @@ pub fn read(
     Ok(out)
 }
 
+/// The TCP sockets `holders` (pid, its (fd, inode) pairs) hold, by exact lookups: what the
+/// TCP dumps filtered to their inodes return. `Err`: dump instead.
+pub fn tcp_sockets(
+    holders: &[(i32, Vec<(i32, u64)>)],
+    timeout: std::time::Duration,
+) -> Result<Vec<inet_diag::InetEntry>, String> {
+    if std::env::var_os(FORCE_DUMP_ENV).is_some() {
+        return Err(format!("{FORCE_DUMP_ENV} is set"));
+    }
+    if holders.iter().map(|(_, f)| f.len()).sum::<usize>() > MAX_SOCKETS {
+        return Err("too many sockets".into());
+    }
+    let mut nl = SockDiag::open(timeout).map_err(|e| e.to_string())?;
+    let mut out: Vec<inet_diag::InetEntry> = Vec::new();
+    for (pid, fds) in holders {
+        let pidfd = pidfd_open(*pid)?;
+        for &(fd, inode) in fds {
+            if out.iter().any(|e| e.inode == inode) {
+                continue;
+            }
+            if let Kind::Inet {
+                protocol: IPPROTO_TCP,
+                family,
+                local,
+                peer,
+            } = kind_of(&pidfd, fd, inode)?
+            {
+                out.push(look_up_own(
+                    &mut nl,
+                    IPPROTO_TCP,
+                    family,
+                    local,
+                    peer,
+                    inode,
+                )?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One of the target's TCP or UDP sockets as a snapshot has it: enough to look it up again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Own {
+    family: u8,
+    protocol: u8,
+    local: SocketAddr,
+    peer: Option<SocketAddr>,
+    inode: u64,
+}
+
+impl Own {
+    pub fn of(
+        family: u8,
+        protocol: u8,
+        s: &hangscope_model::InetSocket,
+        inode: u64,
+    ) -> Option<Own> {
+        let addr = |e: &hangscope_model::Endpoint| {
+            e.addr
+                .parse::<IpAddr>()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, e.port))
+        };
+        let peer = addr(&s.peer)?;
+        Some(Own {
+            family,
+            protocol,
+            local: addr(&s.local)?,
+            peer: (peer.port() != 0).then_some(peer),
+            inode,
+        })
+    }
+}
+
+/// The sockets `own` by their exact lookups, for the looks of the window; `Err` when one is
+/// not found as it was (closed, changed): the look dumps instead.
+pub fn look_up_all(
+    own: &[Own],
+    timeout: std::time::Duration,
+) -> Result<Vec<inet_diag::InetEntry>, String> {
+    if std::env::var_os(FORCE_DUMP_ENV).is_some() {
+        return Err(format!("{FORCE_DUMP_ENV} is set"));
+    }
+    let mut nl = SockDiag::open(timeout).map_err(|e| e.to_string())?;
+    own.iter()
+        .map(|o| look_up_own(&mut nl, o.protocol, o.family, o.local, o.peer, o.inode))
+        .collect()
+}
+
 fn pidfd_open(pid: i32) -> Result<OwnedFd, String> {
     // SAFETY: pidfd_open(2) takes a pid and flags and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
