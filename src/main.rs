@@ -5,6 +5,7 @@ mod demo;
 mod replay;
 mod scan;
 mod scenario;
+mod watch;
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -34,6 +35,7 @@ fn run() -> i32 {
     match cli.command {
         Some(Command::Scenario { name, args }) => scenario::run(&name, &args),
         Some(Command::Scan(args)) => scan::run(&args),
+        Some(Command::Watch(args)) => watch::run(&args),
         Some(Command::Demo { output, collect }) => demo::run(&output, &collect),
         Some(Command::Inspect {
             target,
