@@ -88,10 +88,10 @@ for w in 0 2s; do
   "$bin" scan --window "$w" --json | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
-n = max(r["processes"], 1)
-print(f"scan --window {sys.argv[1]}: {r[\"processes\"]} processes, {r[\"threads\"]} threads; "
-      f"looks {r[\"look_cpu_ms\"]} ms CPU ({1000 * r[\"look_cpu_ms\"] / n:.0f} us per process); "
-      f"{r[\"suspects\"]} suspects, {r[\"diagnosed\"]} read in full")' "$w"
+n, cpu = max(r["processes"], 1), r["look_cpu_ms"]
+print("scan --window %s: %d processes, %d threads; the looks %d ms CPU (%.0f us per process);"
+      " %d suspects, %d read in full" % (sys.argv[1], r["processes"], r["threads"], cpu,
+      1000.0 * cpu / n, r["suspects"], r["diagnosed"]))' "$w" || true
 done
 
 echo

@@ -109,13 +109,19 @@ fn scan(args: &ScanArgs, deadline: Deadline) -> ScanReport {
     // The looks may use at most half the run: the suspects need the rest.
     let looks_deadline = Deadline::after(deadline.remaining() / 2 + args.window / 2);
     let cpu_before = thread_cpu();
-    let first = host_scan::look(&root, Scope::All, None, looks_deadline);
+    let first = host_scan::look(
+        &root,
+        Scope::All,
+        None,
+        !args.window.is_zero(),
+        looks_deadline,
+    );
     let (before, now, window_ms) = if args.window.is_zero() {
         (None, first, 0)
     } else {
         let wait = args.window.min(looks_deadline.remaining());
         std::thread::sleep(wait);
-        let second = host_scan::look(&root, Scope::All, Some(&first), looks_deadline);
+        let second = host_scan::look(&root, Scope::All, Some(&first), false, looks_deadline);
         let ms = second.mono_ns.saturating_sub(first.mono_ns) / 1_000_000;
         (Some(first), second, ms)
     };

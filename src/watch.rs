@@ -187,7 +187,7 @@ pub fn run(args: &WatchArgs) -> i32 {
             None => Scope::All,
             Some(p) => Scope::Pids(p),
         };
-        let now = host_scan::look(&root, scope, prev.as_ref(), deadline);
+        let now = host_scan::look(&root, scope, prev.as_ref(), prev.is_none(), deadline);
         if let Targets::Named { name, pids } = &mut targets {
             let alive: Vec<i32> = pids
                 .iter()

@@ -30,6 +30,9 @@ use crate::{Deadline, ProcRoot};
 /// How often the loop over threads looks at the clock.
 const DEADLINE_CHECK_EVERY: usize = 64;
 
+/// The state of a thread whose `stat` a look did not read.
+pub const UNKNOWN_STATE: char = '?';
+
 /// PF_KTHREAD (include/linux/sched.h).
 const PF_KTHREAD: u64 = 0x0020_0000;
 
@@ -94,13 +97,14 @@ pub enum Scope<'a> {
     Pids(&'a [i32]),
 }
 
-/// Looks at every thread in `scope`. With `prev`, `syscall` and `wchan` are read only for a
-/// thread that did not move since `prev` (and any in D or T state); without, for every
-/// thread that is not running.
+/// Looks at every thread in `scope`. With `prev`, `stat`, `syscall` and `wchan` are read only
+/// for a thread that did not move since `prev`; without, for every thread, unless the look is
+/// a `baseline` for a later one (only `schedstat` then, and the main thread's `stat`).
 pub fn look(
     root: &ProcRoot,
     scope: Scope,
     prev: Option<&HostLook>,
+    baseline: bool,
     deadline: Deadline,
 ) -> HostLook {
     let mut out = HostLook {
@@ -124,7 +128,7 @@ pub fn look(
             break;
         }
         let before = prev.and_then(|h| h.get(pid));
-        match look_at_process(root, pid, before, &mut buf, &mut read, deadline) {
+        match look_at_process(root, pid, before, baseline, &mut buf, &mut read, deadline) {
             Some(Some(p)) => out.procs.push(p),
             Some(None) => {}
             None => out.unreadable += 1,
@@ -151,6 +155,7 @@ fn look_at_process(
     root: &ProcRoot,
     pid: i32,
     prev: Option<&ProcLook>,
+    baseline: bool,
     buf: &mut Vec<u8>,
     read: &mut usize,
     deadline: Deadline,
@@ -178,38 +183,48 @@ fn look_at_process(
         if (*read).is_multiple_of(DEADLINE_CHECK_EVERY) && deadline.passed() {
             break;
         }
-        let stat = if tid == pid {
-            main.clone()
-        } else {
-            match read_stat(&task_dir, tid, buf) {
-                Ok(s) => s,
-                Err(_) => continue,
-            }
-        };
+        let before = prev.and_then(|q| q.threads.iter().find(|b| b.tid == tid));
         let mut t = ThreadLook {
             tid,
-            state: stat.state,
-            cpu_ns: stat.cpu_ticks.saturating_mul(ns_per_tick()),
+            state: UNKNOWN_STATE,
             ..ThreadLook::default()
         };
+        let mut scheduled = false;
         match read_at(&task_dir, &format!("{tid}/schedstat"), buf) {
             Ok(text) => {
                 if let Some((cpu, switches)) = parse_schedstat(&text) {
                     t.cpu_ns = cpu;
                     t.switches = Some(switches);
+                    scheduled = true;
                 }
             }
             Err(e) if is_gone(&e) => continue,
-            Err(_) => {
+            Err(_) => {}
+        }
+        // The state is not needed where schedstat already tells enough: at a baseline look
+        // (only what moves since is compared), and for a thread that moved since `prev`.
+        let need_stat =
+            tid == pid || !scheduled || !(baseline || before.is_some_and(|b| moved(b, &t)));
+        if need_stat {
+            let stat = if tid == pid {
+                main.clone()
+            } else {
+                match read_stat(&task_dir, tid, buf) {
+                    Ok(s) => s,
+                    Err(_) => continue,
+                }
+            };
+            t.state = stat.state;
+            if !scheduled {
+                t.cpu_ns = stat.cpu_ticks.saturating_mul(ns_per_tick());
                 if let Ok(text) = read_at(&task_dir, &format!("{tid}/status"), buf) {
                     t.switches = parse_status_switches(&text);
                 }
             }
         }
-        let before = prev.and_then(|q| q.threads.iter().find(|b| b.tid == tid));
         let details = match before {
             Some(b) => !moved(b, &t) || matches!(t.state, 'D' | 'T' | 't'),
-            None => prev.is_none() && t.state != 'R',
+            None => prev.is_none() && !baseline && t.state != 'R',
         };
         if details {
             if let Ok(text) = read_at(&task_dir, &format!("{tid}/syscall"), buf) {
@@ -476,17 +491,18 @@ pub fn suspects(before: Option<&HostLook>, now: &HostLook, own_pid: i32) -> Vec<
                 reasons.push(Reason::Frozen { tid: t.tid });
                 continue;
             }
-            if t.state == 'D' && still && b.is_none_or(|b| b.state == 'D') {
+            if t.state == 'D' && still && b.is_none_or(|b| matches!(b.state, 'D' | UNKNOWN_STATE)) {
                 reasons.push(Reason::Uninterruptible { tid: t.tid });
                 continue;
             }
             if let (Some(b), Some(w)) = (b, window_ns) {
-                // 90% of the window on a CPU, and in R at both looks.
+                // 90% of the window on a CPU, and runnable at both looks (as far as read).
                 let spun = t.cpu_ns.saturating_sub(b.cpu_ns);
+                let running = |c: char| matches!(c, 'R' | UNKNOWN_STATE);
                 if w > 0
                     && spun.saturating_mul(10) >= w.saturating_mul(9)
-                    && t.state == 'R'
-                    && b.state == 'R'
+                    && running(t.state)
+                    && running(b.state)
                 {
                     reasons.push(Reason::Spinning { tid: t.tid });
                     continue;
@@ -724,7 +740,8 @@ mod tests {
                 proc_of(20, vec![thread(20, 'T', 5, 3)]),
                 proc_of(21, vec![thread(21, 'D', 5, 3)]),
                 proc_of(22, vec![thread(22, 'S', 5, 3)]),
-                proc_of(23, vec![thread(23, 'R', 0, 3)]),
+                // A baseline look read no state: runnable as far as it knows.
+                proc_of(23, vec![thread(23, UNKNOWN_STATE, 0, 3)]),
                 // Busy, but it sleeps half the time: not a spin.
                 proc_of(24, vec![thread(24, 'R', 0, 3)]),
             ],
