@@ -99,6 +99,12 @@ pub enum Command {
         #[command(flatten)]
         collect: CollectArgs,
     },
+    /// Look at every thread of the host, then read in full only the processes that look
+    /// stuck: one ranked line per stuck process, with its cause and the next command.
+    Scan(crate::scan::ScanArgs),
+    /// Look at a process (or every one) again and again at low cost; when one stays stuck,
+    /// read it in full, and on a cause save one snapshot per incident and run a hook.
+    Watch(crate::watch::WatchArgs),
     /// Processes used by the demo and the test suite. Not for users.
     #[command(name = "__scenario", hide = true)]
     Scenario {

@@ -6,8 +6,10 @@ mod follow;
 mod peer;
 mod redact;
 mod replay;
+mod scan;
 mod scenario;
 mod terminal;
+mod watch;
 
 use std::io::Write;
 use std::path::Path;
@@ -38,6 +40,8 @@ fn run() -> i32 {
     match cli.command {
         Some(Command::Scenario { name, args }) => scenario::run(&name, &args),
         Some(Command::Generate { what }) => generate(&what),
+        Some(Command::Scan(args)) => scan::run(&args),
+        Some(Command::Watch(args)) => watch::run(&args),
         Some(Command::Demo { output, collect }) => demo::run(&output, &collect),
         Some(Command::Inspect {
             target,
@@ -216,7 +220,7 @@ pub(crate) fn document_of(
 
 /// Follows the target's wait to the processes it waits on, each read in one look within what
 /// is left of the run's deadline.
-fn follow(
+pub(crate) fn follow(
     snap: &hangscope_model::Snapshot,
     findings: &[hangscope_model::Finding],
     opts: &hangscope_collect::Options,
@@ -256,7 +260,7 @@ fn follow(
 /// done a grace period after the deadline, say so and exit rather than hang. Dropping the
 /// returned sender disarms it. The exit can complete: the reads that can block for good (a
 /// target's files) run in helper processes that are abandoned, not in this process's threads.
-fn start_watchdog(deadline: Duration) -> std::sync::mpsc::Sender<()> {
+pub(crate) fn start_watchdog(deadline: Duration) -> std::sync::mpsc::Sender<()> {
     const GRACE: Duration = Duration::from_secs(3);
     let limit = deadline + GRACE;
     let (disarm, disarmed) = std::sync::mpsc::channel::<()>();
@@ -299,7 +303,7 @@ fn save(doc: &Document, path: &Path, pretty: bool) -> std::io::Result<()> {
     }
 }
 
-fn generator() -> String {
+pub(crate) fn generator() -> String {
     format!("hangscope {}", env!("CARGO_PKG_VERSION"))
 }
 

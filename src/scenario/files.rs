@@ -75,10 +75,15 @@ pub(super) fn many_fds(args: &[String]) -> Result<(), String> {
         .unwrap_or(5000);
     raise_nofile_limit();
     let mut held_files = Vec::with_capacity(files);
+    // `--devnull`: the files are /dev/null, opened again and again (a character device).
+    let devnull = args.iter().any(|a| a == "--devnull");
     for i in 0..files {
-        let f =
-            std::fs::File::create(format!("{dir}/f{i}")).map_err(|e| format!("file {i}: {e}"))?;
-        held_files.push(f);
+        let f = if devnull {
+            std::fs::File::open("/dev/null")
+        } else {
+            std::fs::File::create(format!("{dir}/f{i}"))
+        };
+        held_files.push(f.map_err(|e| format!("file {i}: {e}"))?);
     }
     if args.iter().any(|a| a == "--sparse") {
         // Holes below the open count, and one fd far above it: a table that is not dense.

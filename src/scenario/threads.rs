@@ -176,9 +176,16 @@ pub(super) fn many(args: &[String]) -> Result<(), String> {
     let count: usize = flag(args, "--count")
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
+    // `--sleep`: healthy threads, each in a one-second sleep loop (the host a scan reads).
+    let sleep = args.iter().any(|a| a == "--sleep");
     lock_shared_mutex();
     for i in 0..count {
-        spawn(&format!("worker-{i}"), || {
+        spawn(&format!("worker-{i}"), move || {
+            if sleep {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+            }
             lock_shared_mutex();
             park_forever();
         })?;

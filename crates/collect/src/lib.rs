@@ -35,6 +35,7 @@ pub mod fuse;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod holders;
+pub mod host_scan;
 pub mod isolate;
 pub mod locks;
 pub mod logs;
@@ -130,7 +131,7 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     let mut lock_table = None;
     snap.fds = fd::read_all(root, pid, &mounts, opts, &mut snap.gaps, |fds| {
         // The dump thread may already be waiting for these; a send only fails if it is gone.
-        let _ = socket_inodes.send(fds.iter().filter_map(|f| f.socket_inode).collect());
+        let _ = socket_inodes.send(sockets::Wanted::of(fds));
         // Ready by now; whether the target may hold a lock decides how much of its files
         // the second pass reads.
         let table = pending_locks.take().map(locks::wait);
@@ -225,7 +226,8 @@ pub fn monotonic_ns() -> u64 {
         .unwrap_or(0)
 }
 
-fn host() -> Host {
+/// The host this runs on, as a snapshot names it.
+pub fn host() -> Host {
     let uts = nix::sys::utsname::uname().ok();
     let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
         uts.as_ref()

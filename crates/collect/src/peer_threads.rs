@@ -120,7 +120,9 @@ fn read_opened<T>(root: &ProcRoot, snap: &mut Snapshot, looked: &BTreeMap<i32, T
         return;
     }
     // Best effort: without them the other end is still named, only not its upstream.
-    let Ok(dumped) = crate::sockets::tcp_of(root, &snap.process, inodes, opts) else {
+    let holders: Vec<(i32, Vec<(i32, u64)>)> =
+        fds_of.iter().map(|(p, f)| (*p, f.clone())).collect();
+    let Ok(dumped) = crate::sockets::tcp_of(root, &snap.process, inodes, holders, opts) else {
         return;
     };
     for s in &mut snap.sockets {

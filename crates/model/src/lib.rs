@@ -18,6 +18,7 @@ mod hosts;
 mod lock;
 mod log;
 mod process;
+mod scan;
 mod socket;
 mod stack;
 pub mod text;
@@ -41,6 +42,7 @@ pub use process::{
     Child, DeadlockLink, Freezer, Host, Process, Runtime, RuntimeDeadlock, RuntimeKind,
     RuntimeThread, RuntimeView, Tracer, UnavailableReason, ViewUnavailable,
 };
+pub use scan::{Container, EntryStatus, SCAN_SCHEMA_VERSION, ScanEntry, ScanReport};
 pub use socket::{
     ConnectionWindow, Endpoint, InetSocket, LocalPeer, NetlinkSocket, PacketSocket, PeerHolder,
     PeerThread, PeerThreads, Socket, SocketDetail, SocketFamily, SocketTimer, StateChange, TcpInfo,

@@ -51,16 +51,34 @@ impl Dumps {
     }
 }
 
+/// The target's socket fds, known once its fd links are read.
+#[derive(Debug, Default)]
+pub struct Wanted {
+    pub inodes: HashSet<u64>,
+    /// (fd, inode) of each socket fd: for the exact lookups of a target with few.
+    pub fds: Vec<(i32, u64)>,
+}
+
+impl Wanted {
+    pub fn of(fds: &[hangscope_model::Fd]) -> Wanted {
+        let fds = super::exact::pairs(fds);
+        Wanted {
+            inodes: fds.iter().map(|&(_, i)| i).collect(),
+            fds,
+        }
+    }
+}
+
 /// The target's socket inodes, which are known only once its fd links are read: the dumps
 /// start before that, on the other core, and keep what arrives early as raw messages.
 pub struct WantedInodes {
-    rx: std::sync::mpsc::Receiver<HashSet<u64>>,
-    known: Option<HashSet<u64>>,
+    rx: std::sync::mpsc::Receiver<Wanted>,
+    known: Option<Wanted>,
     deadline: Deadline,
 }
 
 /// Where the inode set is sent from, once the links are read. Dropped unsent means none.
-pub type WantedSender = std::sync::mpsc::SyncSender<HashSet<u64>>;
+pub type WantedSender = std::sync::mpsc::SyncSender<Wanted>;
 
 impl WantedInodes {
     pub fn channel(deadline: Deadline) -> (WantedSender, WantedInodes) {
@@ -78,6 +96,17 @@ impl WantedInodes {
         if self.known.is_none() {
             self.known = self.rx.try_recv().ok();
         }
+        self.known.as_ref().map(|w| &w.inodes)
+    }
+
+    /// The fds if they arrive within `limit` (and the deadline).
+    fn wait_for(&mut self, limit: Duration) -> Option<&Wanted> {
+        if self.known.is_none() {
+            self.known = self
+                .rx
+                .recv_timeout(limit.min(self.deadline.remaining()))
+                .ok();
+        }
         self.known.as_ref()
     }
 
@@ -87,16 +116,28 @@ impl WantedInodes {
             let set = self.rx.recv_timeout(self.deadline.remaining()).ok();
             self.known = Some(set.unwrap_or_default());
         }
-        self.known.get_or_insert_with(HashSet::new)
+        &self.known.get_or_insert_with(Wanted::default).inodes
     }
 }
 
 /// Raw inet replies held until the inode set is known beyond this size; then the dump waits.
 const EARLY_BYTES: usize = 8 << 20;
 
+/// How long the dump thread waits for the fds of a target that looks small (`fd_hint`, the
+/// size of /proc/PID/fd: its count on Linux 6.2+, 0 before) before it starts the dumps: a
+/// listing of a few hundred fds takes a millisecond.
+fn exact_wait(fd_hint: u64) -> Option<Duration> {
+    match fd_hint {
+        0 => Some(Duration::from_millis(5)),
+        1..=256 => Some(Duration::from_millis(50)),
+        _ => None,
+    }
+}
+
 /// Runs every dump in the calling thread's network namespace, keeping the inet, netlink and
-/// packet sockets whose inode is in `wanted`.
-pub fn dump_all(mut wanted: WantedInodes, timeout: Duration) -> Dumps {
+/// packet sockets whose inode is in `wanted`; or for a target `pid` with few sockets, reads
+/// them by exact lookups instead (`exact`), which give the same answer.
+pub fn dump_all(mut wanted: WantedInodes, timeout: Duration, pid: i32, fd_hint: u64) -> Dumps {
     let mut d = Dumps::default();
     let mut nl = match SockDiag::open(timeout) {
         Ok(s) => s,
@@ -105,6 +146,26 @@ pub fn dump_all(mut wanted: WantedInodes, timeout: Duration) -> Dumps {
             return d;
         }
     };
+    if let Some(limit) = exact_wait(fd_hint)
+        && let Some(w) = wanted.wait_for(limit)
+        && !w.fds.is_empty()
+        && w.fds.len() <= super::exact::MAX_SOCKETS
+    {
+        let mut exact = Dumps::default();
+        // On Err the namespace is dumped instead: see `exact`.
+        if let Ok(x) = super::exact::read(&mut nl, pid, &w.fds, &mut exact) {
+            let inodes = w.inodes.clone();
+            if x.need_small_dumps {
+                small_dumps(&mut nl, &mut exact, &inodes);
+            } else {
+                exact.netlink_ok = true;
+                exact.packet_ok = true;
+            }
+            let deadline = wanted.deadline;
+            local_peers::find(&mut nl, &mut exact, &deadline);
+            return exact;
+        }
+    }
     let mut inet_failed = false;
     // (protocol, dump name, message) received before the inode set was known.
     let mut early: Vec<(u8, usize, Vec<u8>)> = Vec::new();
@@ -181,6 +242,12 @@ pub fn dump_all(mut wanted: WantedInodes, timeout: Duration) -> Dumps {
         }
         Err(e) => d.failures.push(("unix dump".into(), e)),
     }
+    small_dumps(&mut nl, &mut d, wanted);
+    d
+}
+
+/// The netlink and packet dumps, keeping the sockets in `wanted`.
+fn small_dumps(nl: &mut SockDiag, d: &mut Dumps, wanted: &HashSet<u64>) {
     match nl.dump(&netlink_diag::request()) {
         Ok(dump) => {
             d.netlink_ok = true;
@@ -211,7 +278,6 @@ pub fn dump_all(mut wanted: WantedInodes, timeout: Duration) -> Dumps {
         }
         Err(e) => d.failures.push(("packet dump".into(), e)),
     }
-    d
 }
 
 /// Parses one inet reply and keeps it if it is one of `wanted`.
@@ -241,7 +307,11 @@ mod tests {
     fn wanted_inodes_arrive_later_or_never() {
         let (tx, mut wanted) = WantedInodes::channel(Deadline::after(Duration::from_secs(5)));
         assert!(wanted.peek().is_none(), "not sent yet");
-        tx.send(HashSet::from([7, 9])).unwrap();
+        tx.send(Wanted {
+            inodes: HashSet::from([7, 9]),
+            fds: vec![(3, 7), (4, 9)],
+        })
+        .unwrap();
         assert_eq!(wanted.peek(), Some(&HashSet::from([7, 9])));
         assert_eq!(wanted.wait(), &HashSet::from([7, 9]));
 

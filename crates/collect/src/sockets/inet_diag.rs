@@ -130,6 +130,44 @@ pub fn lookup_request_for(protocol: u8, local: SocketAddr, remote: SocketAddr) -
     buf
 }
 
+/// An exact lookup of one of the target's own sockets, asking for what the dump asks for
+/// ([`request`]), in the socket's own `family` (a dual-stack socket is AF_INET6 with
+/// IPv4-mapped addresses).
+pub fn own_lookup_request(
+    family: u8,
+    protocol: u8,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> Vec<u8> {
+    let as_family = |a: SocketAddr| match (family, a.ip()) {
+        (netlink_packet_sock_diag::AF_INET6, IpAddr::V4(v4)) => {
+            SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), a.port())
+        }
+        _ => a,
+    };
+    let (local, remote) = (as_family(local), as_family(remote));
+    let mut req = InetRequest {
+        family,
+        protocol,
+        extensions: ExtensionFlags::SKMEMINFO,
+        states: StateFlags::from_bits_retain(u32::MAX),
+        socket_id: SocketId {
+            source_port: local.port(),
+            destination_port: remote.port(),
+            source_address: local.ip(),
+            destination_address: remote.ip(),
+            interface_id: 0,
+            cookie: [0xff; 8],
+        },
+    };
+    if protocol == IPPROTO_TCP {
+        req.extensions |= ExtensionFlags::INFO | ExtensionFlags::CONG;
+    }
+    let mut buf = vec![0u8; req.buffer_len()];
+    req.emit(&mut buf);
+    buf
+}
+
 /// Parses one reply body (struct inet_diag_msg and its attributes).
 pub fn parse(protocol: u8, msg: &[u8]) -> Result<InetEntry, String> {
     if msg.len() < MSG_LEN {

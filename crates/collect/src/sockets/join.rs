@@ -199,11 +199,13 @@ pub fn read(
 
 /// The TCP sockets among `inodes`, dumped with their tcp_info in the network namespace of
 /// `process` (the target's): for the sockets of the process at the other end of a connection,
-/// which shares it.
+/// which shares it. `holders` (pid, its (fd, inode) pairs) are the processes holding them:
+/// when they hold few, they are read by exact lookups instead of the dump (`exact`).
 pub(crate) fn tcp_of(
     root: &ProcRoot,
     process: &Process,
     inodes: HashSet<u64>,
+    holders: Vec<(i32, Vec<(i32, u64)>)>,
     opts: &Options,
 ) -> Result<Vec<Socket>, String> {
     let ns = if process.netns_same_as_tool == Some(true) {
@@ -217,8 +219,11 @@ pub(crate) fn tcp_of(
         .remaining()
         .clamp(Duration::from_millis(1), RECV_TIMEOUT);
     let kinds = [(AF_INET, IPPROTO_TCP), (AF_INET6, IPPROTO_TCP)];
-    let entries = netns::run_in(ns, &opts.deadline, move || {
-        window::dump_entries(&kinds, &inodes, timeout)
+    let entries = netns::run_in(ns, &opts.deadline, move || match super::exact::tcp_sockets(
+        &holders, timeout,
+    ) {
+        Ok(entries) => Ok(entries),
+        Err(_) => window::dump_entries(&kinds, &inodes, timeout),
     })??;
     Ok(entries
         .into_iter()

@@ -50,12 +50,13 @@ use std::time::Duration;
 use hangscope_model::GapReason;
 
 mod dumps;
+pub mod exact;
 mod join;
 mod peers;
 mod pending;
 mod ports;
 
-pub use dumps::{Dumps, WantedInodes, WantedSender, dump_all};
+pub use dumps::{Dumps, Wanted, WantedInodes, WantedSender, dump_all};
 pub use join::read;
 pub(crate) use join::tcp_of;
 pub use pending::{PendingDumps, start_dumps};

@@ -55,6 +55,8 @@ pub fn start_dumps(
             .deadline
             .remaining()
             .clamp(Duration::from_millis(1), RECV_TIMEOUT);
+        // The fd count, on Linux 6.2+ (0 before): whether the target may have few sockets.
+        let fd_hint = std::fs::metadata(root.pid(pid).join("fd")).map_or(0, |m| m.len());
         let ns = if process.netns_same_as_tool == Some(true) {
             Ok(None)
         } else {
@@ -67,7 +69,7 @@ pub fn start_dumps(
             })
         };
         match ns {
-            Ok(ns) => match netns::spawn_in(ns, move || dump_all(wanted, timeout)) {
+            Ok(ns) => match netns::spawn_in(ns, move || dump_all(wanted, timeout, pid, fd_hint)) {
                 Ok(p) => PendingState::Running(p),
                 Err(why) => PendingState::Failed(
                     Gap::new(

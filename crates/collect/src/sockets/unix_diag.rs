@@ -35,6 +35,20 @@ pub fn request() -> Vec<u8> {
     buf
 }
 
+/// The body of an exact lookup of the UNIX socket with inode `inode` (unix_diag_get_exact),
+/// asking for what the dump asks for.
+pub fn lookup_request(inode: u32) -> Vec<u8> {
+    let req = UnixRequest {
+        state_flags: StateFlags::from_bits_retain(u32::MAX),
+        inode,
+        show_flags: ShowFlags::NAME | ShowFlags::PEER | ShowFlags::RQLEN,
+        cookie: [0xff; 8],
+    };
+    let mut buf = vec![0u8; req.buffer_len()];
+    req.emit(&mut buf);
+    buf
+}
+
 /// "STREAM", "DGRAM", "SEQPACKET" for SOCK_* (include/linux/net.h).
 pub fn sock_type_name(t: u8) -> String {
     match t {

@@ -83,6 +83,8 @@ struct Track {
 pub struct ConnWindow {
     runner: Option<Runner>,
     wanted: Arc<HashSet<u64>>,
+    /// For a target with few sockets, each one's exact lookup instead of the dump.
+    exact: Arc<Vec<super::exact::Own>>,
     kinds: Arc<Vec<(u8, u8)>>,
     deadline: Deadline,
     per_look: bool,
@@ -108,6 +110,7 @@ impl ConnWindow {
         let mut w = ConnWindow {
             runner: None,
             wanted: Arc::new(HashSet::new()),
+            exact: Arc::new(Vec::new()),
             kinds: Arc::new(Vec::new()),
             deadline: opts.deadline,
             per_look: true,
@@ -119,6 +122,7 @@ impl ConnWindow {
         };
         let mut wanted = HashSet::new();
         let mut kinds = Vec::new();
+        let mut exact = Vec::new();
         for s in sockets {
             if s.source != super::SOURCE_SOCK_DIAG {
                 continue;
@@ -134,6 +138,11 @@ impl ConnWindow {
                 _ => continue,
             };
             wanted.insert(s.inode);
+            if let SocketDetail::Tcp(i) | SocketDetail::Udp(i) = &s.detail
+                && let Some(own) = super::exact::Own::of(family, proto, i, s.inode)
+            {
+                exact.push(own);
+            }
             if !kinds.contains(&(family, proto)) {
                 kinds.push((family, proto));
             }
@@ -142,6 +151,9 @@ impl ConnWindow {
             return w;
         }
         w.tracks.reserve(wanted.len());
+        if exact.len() == wanted.len() && exact.len() <= super::exact::MAX_SOCKETS {
+            w.exact = Arc::new(exact);
+        }
         w.wanted = Arc::new(wanted);
         w.kinds = Arc::new(kinds);
         if process.netns_same_as_tool == Some(true) {
@@ -183,10 +195,13 @@ impl ConnWindow {
             .remaining()
             .clamp(Duration::from_millis(1), super::RECV_TIMEOUT);
         let (wanted, kinds) = (Arc::clone(&self.wanted), Arc::clone(&self.kinds));
+        let exact = Arc::clone(&self.exact);
         let started = Instant::now();
         let result = match runner {
-            Runner::Here => Ok(dump(&kinds, &wanted, timeout)),
-            Runner::Netns(h) => h.run(&self.deadline, move || dump(&kinds, &wanted, timeout)),
+            Runner::Here => Ok(look_up_or_dump(&exact, &kinds, &wanted, timeout)),
+            Runner::Netns(h) => h.run(&self.deadline, move || {
+                look_up_or_dump(&exact, &kinds, &wanted, timeout)
+            }),
         };
         let cost = started.elapsed();
         // The moment the dump describes: its middle (it takes a few ms).
@@ -327,6 +342,28 @@ pub(super) fn dump_entries(
         Some(why) if d.failures.len() >= kinds.len() => Err(why.clone()),
         _ => Ok(d.entries),
     }
+}
+
+/// The sockets by their exact lookups when `exact` has them all, else by [`dump`]: the same
+/// sockets either way (a lookup that misses one makes the look a dump).
+fn look_up_or_dump(
+    exact: &[super::exact::Own],
+    kinds: &[(u8, u8)],
+    wanted: &HashSet<u64>,
+    timeout: Duration,
+) -> InetDump {
+    if !exact.is_empty() {
+        let started = Instant::now();
+        if let Ok(entries) = super::exact::look_up_all(exact, timeout) {
+            return InetDump {
+                walked: entries.len(),
+                entries,
+                took: started.elapsed(),
+                failures: Vec::new(),
+            };
+        }
+    }
+    dump(kinds, wanted, timeout)
 }
 
 /// Dumps the `kinds` (family, protocol) of the calling thread's namespace, keeping the sockets
@@ -648,6 +685,7 @@ mod tests {
         ConnWindow {
             runner: Some(Runner::Here),
             wanted: Arc::new(inodes.iter().copied().collect()),
+            exact: Arc::new(Vec::new()),
             kinds: Arc::new(vec![(AF_INET, IPPROTO_TCP)]),
             deadline: Deadline::after(Duration::from_secs(5)),
             per_look: true,

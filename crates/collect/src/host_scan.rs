@@ -1,0 +1,799 @@
+//! One cheap look at every thread of the host, for `scan` and `watch`: which processes deserve
+//! the full look of [`crate::collect`].
+//!
+//! A look reads, per thread, `/proc/PID/task/TID/stat` (state, CPU ticks, flags) and
+//! `schedstat` (CPU time in ns and the number of times it was scheduled, which moves at every
+//! context switch); `status` only where `schedstat` is missing (CONFIG_SCHED_INFO off). A
+//! thread that did not move between two looks, or every thread at a single look, also has its
+//! `syscall` and `wchan` read. Nothing else: no fd table, no cmdline (which takes the target's
+//! mmap lock, held for good by a process stuck in a page fault), no netlink. Kernel threads
+//! are skipped: hangscope explains processes.
+//!
+//! Suspects are picked by [`suspects`] from two looks (or one, with `--window 0`): a thread in
+//! D state, stopped or traced, frozen, spinning on a CPU, or still in a wait that should end
+//! (a lock, I/O on a socket or pipe, connect, poll on a few fds, a futex with no timeout).
+//! Waits that are idle by design (epoll_wait, accept, nanosleep, wait4, a read of a terminal)
+//! are not suspects: an idle server or a shell is what most of a host is.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::Mode;
+
+use crate::threads::syscall::{self, Arch, RawSyscall};
+use crate::threads::task::is_gone;
+use crate::{Deadline, ProcRoot};
+
+/// How often the loop over threads looks at the clock.
+const DEADLINE_CHECK_EVERY: usize = 64;
+
+/// The state of a thread whose `stat` a look did not read.
+pub const UNKNOWN_STATE: char = '?';
+
+/// PF_KTHREAD (include/linux/sched.h).
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// One thread at one look.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ThreadLook {
+    pub tid: i32,
+    pub state: char,
+    /// CPU time: schedstat's ns, or stat's ticks in ns where schedstat is missing.
+    pub cpu_ns: u64,
+    /// Times the thread was switched in (schedstat), or its context switches (status).
+    pub switches: Option<u64>,
+    /// Read only for a thread that did not move (or at a single look).
+    pub syscall: Option<RawSyscall>,
+    pub wchan: Option<String>,
+    /// The file the fd of a blocked read or write names, for a read of a terminal.
+    pub fd_target: Option<String>,
+}
+
+/// One process at one look.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcLook {
+    pub pid: i32,
+    pub name: hangscope_model::Text,
+    pub ppid: i32,
+    /// Clock ticks after boot (stat field 22): with the PID, names one process.
+    pub start_ticks: u64,
+    pub threads: Vec<ThreadLook>,
+}
+
+/// Every process of the host at one look.
+#[derive(Debug, Clone, Default)]
+pub struct HostLook {
+    pub procs: Vec<ProcLook>,
+    /// CLOCK_MONOTONIC when the look began, ns.
+    pub mono_ns: u64,
+    /// The deadline came before every process was read.
+    pub cut_short: bool,
+    /// Processes listed in /proc whose main thread could not be read (gone, or hidden).
+    pub unreadable: u32,
+}
+
+impl HostLook {
+    pub fn threads(&self) -> usize {
+        self.procs.iter().map(|p| p.threads.len()).sum()
+    }
+
+    pub fn get(&self, pid: i32) -> Option<&ProcLook> {
+        self.procs
+            .binary_search_by_key(&pid, |p| p.pid)
+            .ok()
+            .and_then(|i| self.procs.get(i))
+    }
+}
+
+/// Which processes a look reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Every process of the host.
+    All,
+    /// Only these PIDs (sorted or not).
+    Pids(&'a [i32]),
+}
+
+/// Looks at every thread in `scope`. With `prev`, `stat`, `syscall` and `wchan` are read only
+/// for a thread that did not move since `prev`; without, for every thread, unless the look is
+/// a `baseline` for a later one (only `schedstat` then, and the main thread's `stat`).
+pub fn look(
+    root: &ProcRoot,
+    scope: Scope,
+    prev: Option<&HostLook>,
+    baseline: bool,
+    deadline: Deadline,
+) -> HostLook {
+    let mut out = HostLook {
+        mono_ns: crate::monotonic_ns(),
+        ..HostLook::default()
+    };
+    let pids: Vec<i32> = match scope {
+        Scope::All => list_pids(root),
+        Scope::Pids(p) => {
+            let mut p = p.to_vec();
+            p.sort_unstable();
+            p.dedup();
+            p
+        }
+    };
+    let mut buf = Vec::with_capacity(1024);
+    let mut read = 0usize;
+    for pid in pids {
+        if deadline.passed() {
+            out.cut_short = true;
+            break;
+        }
+        let before = prev.and_then(|h| h.get(pid));
+        match look_at_process(root, pid, before, baseline, &mut buf, &mut read, deadline) {
+            Some(Some(p)) => out.procs.push(p),
+            Some(None) => {}
+            None => out.unreadable += 1,
+        }
+    }
+    out
+}
+
+/// The numeric entries of /proc, sorted.
+pub fn list_pids(root: &ProcRoot) -> Vec<i32> {
+    let mut pids: Vec<i32> = std::fs::read_dir(root.path())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+                .filter(|&p| p > 0)
+                .collect()
+        })
+        .unwrap_or_default();
+    pids.sort_unstable();
+    pids
+}
+
+/// `None`: unreadable; `Some(None)`: a kernel thread, skipped.
+fn look_at_process(
+    root: &ProcRoot,
+    pid: i32,
+    prev: Option<&ProcLook>,
+    baseline: bool,
+    buf: &mut Vec<u8>,
+    read: &mut usize,
+    deadline: Deadline,
+) -> Option<Option<ProcLook>> {
+    let task_dir: OwnedFd = File::open(root.pid(pid).join("task")).ok()?.into();
+    let main = read_stat(&task_dir, pid, buf).ok()?;
+    if main.flags & PF_KTHREAD != 0 {
+        return Some(None);
+    }
+    let mut p = ProcLook {
+        pid,
+        name: main.name.clone(),
+        ppid: main.ppid,
+        start_ticks: main.start_ticks,
+        threads: Vec::with_capacity(main.num_threads.max(1) as usize),
+    };
+    // A PID reused since the previous look is another process: nothing of it moved or not.
+    let prev = prev.filter(|q| q.start_ticks == main.start_ticks);
+    let mut tids = list_tids(root, pid);
+    if tids.is_empty() {
+        tids.push(pid);
+    }
+    for tid in tids {
+        *read += 1;
+        if (*read).is_multiple_of(DEADLINE_CHECK_EVERY) && deadline.passed() {
+            break;
+        }
+        let before = prev.and_then(|q| q.threads.iter().find(|b| b.tid == tid));
+        let mut t = ThreadLook {
+            tid,
+            state: UNKNOWN_STATE,
+            ..ThreadLook::default()
+        };
+        let mut scheduled = false;
+        match read_at(&task_dir, &format!("{tid}/schedstat"), buf) {
+            Ok(text) => {
+                if let Some((cpu, switches)) = parse_schedstat(&text) {
+                    t.cpu_ns = cpu;
+                    t.switches = Some(switches);
+                    scheduled = true;
+                }
+            }
+            Err(e) if is_gone(&e) => continue,
+            Err(_) => {}
+        }
+        // The state is not needed where schedstat already tells enough: at a baseline look
+        // (only what moves since is compared), and for a thread that moved since `prev`.
+        let need_stat =
+            tid == pid || !scheduled || !(baseline || before.is_some_and(|b| moved(b, &t)));
+        if need_stat {
+            let stat = if tid == pid {
+                main.clone()
+            } else {
+                match read_stat(&task_dir, tid, buf) {
+                    Ok(s) => s,
+                    Err(_) => continue,
+                }
+            };
+            t.state = stat.state;
+            if !scheduled {
+                t.cpu_ns = stat.cpu_ticks.saturating_mul(ns_per_tick());
+                if let Ok(text) = read_at(&task_dir, &format!("{tid}/status"), buf) {
+                    t.switches = parse_status_switches(&text);
+                }
+            }
+        }
+        let details = match before {
+            Some(b) => !moved(b, &t) || matches!(t.state, 'D' | 'T' | 't'),
+            None => prev.is_none() && !baseline && t.state != 'R',
+        };
+        if details {
+            if let Ok(text) = read_at(&task_dir, &format!("{tid}/syscall"), buf) {
+                t.syscall = syscall::parse(&text).ok();
+            }
+            if let Ok(text) = read_at(&task_dir, &format!("{tid}/wchan"), buf) {
+                let w = text.trim();
+                if !w.is_empty() && w != "0" {
+                    t.wchan = Some(w.to_string());
+                }
+            }
+            if let Some(RawSyscall::Blocked { nr, args, .. }) = t.syscall
+                && is_read_or_write(&syscall::name(Arch::host(), nr))
+            {
+                let link = root.pid(pid).join("fd").join((args[0] as i32).to_string());
+                t.fd_target = std::fs::read_link(link)
+                    .ok()
+                    .map(|l| l.to_string_lossy().into_owned());
+            }
+        }
+        p.threads.push(t);
+    }
+    Some(Some(p))
+}
+
+fn list_tids(root: &ProcRoot, pid: i32) -> Vec<i32> {
+    let mut tids: Vec<i32> = std::fs::read_dir(root.pid(pid).join("task"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    tids.sort_unstable();
+    tids
+}
+
+fn ns_per_tick() -> u64 {
+    1_000_000_000 / crate::process::ticks_per_second().max(1)
+}
+
+/// Whether the thread ran between the two looks.
+fn moved(before: &ThreadLook, now: &ThreadLook) -> bool {
+    before.cpu_ns != now.cpu_ns || before.switches != now.switches
+}
+
+fn read_at(dir: &OwnedFd, name: &str, buf: &mut Vec<u8>) -> io::Result<String> {
+    let fd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(io::Error::from)?;
+    buf.clear();
+    File::from(fd).read_to_end(buf)?;
+    Ok(String::from_utf8_lossy(buf).into_owned())
+}
+
+/// The fields of a stat line a look needs.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct StatFields {
+    name: hangscope_model::Text,
+    state: char,
+    ppid: i32,
+    flags: u64,
+    cpu_ticks: u64,
+    num_threads: i64,
+    start_ticks: u64,
+}
+
+fn read_stat(task_dir: &OwnedFd, tid: i32, buf: &mut Vec<u8>) -> io::Result<StatFields> {
+    read_at(task_dir, &format!("{tid}/stat"), buf)?;
+    parse_stat_fields(buf)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat line"))
+}
+
+/// "pid (comm) state ppid ..." (proc_pid_stat(5)); the comm may hold spaces and parentheses,
+/// so the fields are counted from the last ')'.
+fn parse_stat_fields(line: &[u8]) -> Option<StatFields> {
+    let name = crate::proc_root::comm_of_stat(line)?;
+    let close = line.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(line.get(close + 1..)?).ok()?;
+    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // f[0] is field 3 (state): field N is f[N - 3].
+    let num = |n: usize| f.get(n - 3).and_then(|v| v.parse::<i64>().ok());
+    let state = f.first()?.chars().next()?;
+    Some(StatFields {
+        name,
+        state,
+        ppid: num(4)? as i32,
+        flags: num(9)? as u64,
+        cpu_ticks: (num(14)?.max(0) + num(15)?.max(0)) as u64,
+        num_threads: num(20)?,
+        start_ticks: num(22)?.max(0) as u64,
+    })
+}
+
+/// "runtime_ns run_delay_ns timeslices" (Documentation/scheduler/sched-stats.rst).
+pub fn parse_schedstat(text: &str) -> Option<(u64, u64)> {
+    let mut it = text.split_ascii_whitespace();
+    let cpu = it.next()?.parse().ok()?;
+    let _delay: u64 = it.next()?.parse().ok()?;
+    let slices = it.next()?.parse().ok()?;
+    Some((cpu, slices))
+}
+
+fn parse_status_switches(text: &str) -> Option<u64> {
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    Some(field("voluntary_ctxt_switches:")? + field("nonvoluntary_ctxt_switches:")?)
+}
+
+/// Why a process deserves the full look.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reason {
+    /// Stopped by a signal or traced (state T or t).
+    Stopped { tid: i32 },
+    /// In the kernel's uninterruptible sleep, and did not move.
+    Uninterruptible { tid: i32 },
+    /// Held by a cgroup freezer (wchan of the freezer's trap).
+    Frozen { tid: i32 },
+    /// Still in a wait that should end: a lock, I/O, connect, a poll on a few fds, a futex.
+    Waiting { tid: i32, syscall: String },
+    /// On a CPU for (nearly) the whole window.
+    Spinning { tid: i32 },
+}
+
+impl Reason {
+    /// Short words for a line of `scan`.
+    pub fn describe(&self) -> String {
+        match self {
+            Reason::Stopped { tid } => format!("thread {tid} stopped"),
+            Reason::Uninterruptible { tid } => format!("thread {tid} in D state"),
+            Reason::Frozen { tid } => format!("thread {tid} frozen"),
+            Reason::Waiting { tid, syscall } => format!("thread {tid} still in {syscall}"),
+            Reason::Spinning { tid } => format!("thread {tid} on a CPU throughout"),
+        }
+    }
+}
+
+/// A process picked for the full look, with why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suspect {
+    pub pid: i32,
+    pub name: hangscope_model::Text,
+    pub reasons: Vec<Reason>,
+}
+
+impl Suspect {
+    /// The strongest reason first: a stopped, D-state or frozen process is read before one
+    /// that only waits, when there is not time for all.
+    pub fn rank(&self) -> u8 {
+        self.reasons
+            .iter()
+            .map(|r| match r {
+                Reason::Stopped { .. } | Reason::Uninterruptible { .. } | Reason::Frozen { .. } => {
+                    0
+                }
+                Reason::Waiting { syscall, .. } if !is_soft_wait(syscall) => 1,
+                Reason::Waiting { .. } => 2,
+                Reason::Spinning { .. } => 2,
+            })
+            .min()
+            .unwrap_or(3)
+    }
+}
+
+/// Waits that usually mean "waiting for something that should have ended".
+fn is_stuck_wait(name: &str) -> bool {
+    is_read_or_write(name)
+        || matches!(
+            name,
+            "flock"
+                | "fcntl"
+                | "connect"
+                | "open"
+                | "openat"
+                | "openat2"
+                | "sendfile"
+                | "splice"
+                | "fsync"
+                | "fdatasync"
+                | "msync"
+                | "poll"
+                | "ppoll"
+                | "select"
+                | "pselect6"
+                | "futex"
+                | "futex_waitv"
+        )
+}
+
+/// Waits that are as often idle as stuck: read after the others when time is short.
+fn is_soft_wait(name: &str) -> bool {
+    matches!(
+        name,
+        "poll" | "ppoll" | "select" | "pselect6" | "futex" | "futex_waitv"
+    )
+}
+
+fn is_read_or_write(name: &str) -> bool {
+    matches!(
+        name,
+        "read"
+            | "readv"
+            | "pread64"
+            | "preadv"
+            | "preadv2"
+            | "recvfrom"
+            | "recvmsg"
+            | "recvmmsg"
+            | "write"
+            | "writev"
+            | "pwrite64"
+            | "pwritev"
+            | "pwritev2"
+            | "sendto"
+            | "sendmsg"
+            | "sendmmsg"
+    )
+}
+
+/// A terminal: a shell or REPL reading its tty is idle, not stuck.
+fn is_terminal(target: &str) -> bool {
+    target.starts_with("/dev/pts/")
+        || target.starts_with("/dev/tty")
+        || target == "/dev/console"
+        || target == "/dev/ptmx"
+}
+
+/// The wchan of a thread held by the cgroup freezer: v2's trap, v1's refrigerator.
+fn is_freezer_wchan(w: &str) -> bool {
+    matches!(w, "do_freezer_trap" | "__refrigerator" | "refrigerator")
+}
+
+/// Most fds a poll may watch for the wait to count as a client's (a server polls many).
+const FEW_FDS: u64 = 8;
+
+/// Picks the suspects from the last look `now`, and `before` over `window_ns` when the scan
+/// looked twice. Sorted by [`Suspect::rank`], then PID.
+pub fn suspects(before: Option<&HostLook>, now: &HostLook, own_pid: i32) -> Vec<Suspect> {
+    let arch = Arch::host();
+    let window_ns = before.map(|b| now.mono_ns.saturating_sub(b.mono_ns));
+    let mut out = Vec::new();
+    for p in &now.procs {
+        if p.pid == own_pid {
+            continue;
+        }
+        let prev = before
+            .and_then(|b| b.get(p.pid))
+            .filter(|q| q.start_ticks == p.start_ticks);
+        let mut reasons = Vec::new();
+        for t in &p.threads {
+            let b = prev.and_then(|q| q.threads.iter().find(|x| x.tid == t.tid));
+            // With two looks, a thread that moved is not stuck; with one, nothing is known.
+            let still = match (before, b) {
+                (Some(_), Some(b)) => !moved(b, t),
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
+            if matches!(t.state, 'T' | 't') {
+                reasons.push(Reason::Stopped { tid: t.tid });
+                continue;
+            }
+            if t.wchan.as_deref().is_some_and(is_freezer_wchan) {
+                reasons.push(Reason::Frozen { tid: t.tid });
+                continue;
+            }
+            if t.state == 'D' && still && b.is_none_or(|b| matches!(b.state, 'D' | UNKNOWN_STATE)) {
+                reasons.push(Reason::Uninterruptible { tid: t.tid });
+                continue;
+            }
+            if let (Some(b), Some(w)) = (b, window_ns) {
+                // 90% of the window on a CPU, and runnable at both looks (as far as read).
+                let spun = t.cpu_ns.saturating_sub(b.cpu_ns);
+                let running = |c: char| matches!(c, 'R' | UNKNOWN_STATE);
+                if w > 0
+                    && spun.saturating_mul(10) >= w.saturating_mul(9)
+                    && running(t.state)
+                    && running(b.state)
+                {
+                    reasons.push(Reason::Spinning { tid: t.tid });
+                    continue;
+                }
+            }
+            if !still {
+                continue;
+            }
+            let Some(RawSyscall::Blocked { nr, args, .. }) = t.syscall else {
+                continue;
+            };
+            let name = syscall::name(arch, nr);
+            if !is_stuck_wait(&name) {
+                continue;
+            }
+            let idle = match name.as_str() {
+                _ if is_read_or_write(&name) => t.fd_target.as_deref().is_some_and(is_terminal),
+                "poll" | "ppoll" => args[1] > FEW_FDS,
+                // nfds is the highest fd + 1: a bound, not a count.
+                "select" | "pselect6" => args[0] > 64,
+                // A futex wait with a timeout is a timed sleep or a condition with a limit.
+                "futex" => args[3] != 0,
+                _ => false,
+            };
+            if !idle {
+                reasons.push(Reason::Waiting {
+                    tid: t.tid,
+                    syscall: name,
+                });
+            }
+        }
+        if !reasons.is_empty() {
+            reasons.sort();
+            reasons.dedup();
+            out.push(Suspect {
+                pid: p.pid,
+                name: p.name.clone(),
+                reasons,
+            });
+        }
+    }
+    out.sort_by_key(|s| (s.rank(), s.pid));
+    out
+}
+
+/// The cgroup a process is in, and the container its path names, from /proc/PID/cgroup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Container {
+    /// The unified (v2) path, or the first v1 path.
+    pub cgroup: String,
+    /// The 64-hex container id in the path (docker, containerd, CRI-O, podman), if any.
+    pub id: Option<String>,
+    /// Who made it, when the path says: "docker", "containerd", "crio", "podman", "kubepods".
+    pub runtime: Option<String>,
+}
+
+/// The last 64-hex segment of a cgroup path: docker's "docker-ID.scope" or "/docker/ID",
+/// containerd's "cri-containerd-ID.scope", CRI-O's "crio-ID.scope", podman's "libpod-ID".
+fn container_id(path: &str) -> Option<String> {
+    path.split(['/', '-', '.', ':'])
+        .rev()
+        .find(|seg| seg.len() == 64 && seg.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_string)
+}
+
+pub fn container_of(root: &ProcRoot, pid: i32) -> Option<Container> {
+    root.read_pid(pid, "cgroup")
+        .ok()
+        .map(|t| parse_container(&t))
+}
+
+pub fn parse_container(cgroup: &str) -> Container {
+    let unified = crate::freezer::parse_cgroup(cgroup).unified;
+    let v1 = cgroup.lines().filter_map(|l| l.splitn(3, ':').nth(2));
+    // A v1 host's unified line is often "/": the path that names a container is a v1 one.
+    let paths: Vec<&str> = unified.as_deref().into_iter().chain(v1).collect();
+    let named = paths
+        .iter()
+        .find_map(|p| container_id(p).map(|id| (p.to_string(), id)));
+    let (path, id) = match named {
+        Some((p, id)) => (p, Some(id)),
+        None => (
+            paths.first().map(|p| p.to_string()).unwrap_or_default(),
+            None,
+        ),
+    };
+    let runtime = [
+        ("docker", "docker"),
+        ("cri-containerd", "containerd"),
+        ("crio", "crio"),
+        ("libpod", "podman"),
+        ("kubepods", "kubepods"),
+    ]
+    .iter()
+    .find(|(k, _)| path.contains(k))
+    .map(|(_, r)| r.to_string());
+    Container {
+        cgroup: path,
+        id,
+        runtime,
+    }
+}
+
+/// What moved, per process, between two looks: for `--all`'s one line on a healthy process.
+pub fn moving_threads(before: &HostLook, now: &HostLook) -> BTreeMap<i32, usize> {
+    now.procs
+        .iter()
+        .map(|p| {
+            let prev = before.get(p.pid).filter(|q| q.start_ticks == p.start_ticks);
+            let n = p
+                .threads
+                .iter()
+                .filter(|t| {
+                    prev.and_then(|q| q.threads.iter().find(|b| b.tid == t.tid))
+                        .is_none_or(|b| moved(b, t))
+                })
+                .count();
+            (p.pid, n)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thread(tid: i32, state: char, cpu_ns: u64, switches: u64) -> ThreadLook {
+        ThreadLook {
+            tid,
+            state,
+            cpu_ns,
+            switches: Some(switches),
+            ..ThreadLook::default()
+        }
+    }
+
+    fn blocked(mut t: ThreadLook, nr: i64, args: [u64; 6]) -> ThreadLook {
+        t.syscall = Some(RawSyscall::Blocked {
+            nr,
+            args,
+            sp: 0,
+            pc: 0,
+        });
+        t
+    }
+
+    fn host(mono_ns: u64, procs: Vec<ProcLook>) -> HostLook {
+        HostLook {
+            procs,
+            mono_ns,
+            ..HostLook::default()
+        }
+    }
+
+    fn proc_of(pid: i32, threads: Vec<ThreadLook>) -> ProcLook {
+        ProcLook {
+            pid,
+            name: "p".into(),
+            ppid: 1,
+            start_ticks: 7,
+            threads,
+        }
+    }
+
+    #[test]
+    fn stat_fields_are_counted_from_the_last_paren() {
+        let line = b"42 (a) b) S 1 42 42 0 -1 4194560 100 0 0 0 30 12 0 0 20 0 3 0 555 0 0";
+        let s = parse_stat_fields(line).unwrap();
+        assert_eq!(s.name, "a) b");
+        assert_eq!(s.state, 'S');
+        assert_eq!(s.ppid, 1);
+        assert_eq!(s.flags, 4194560);
+        assert_eq!(s.cpu_ticks, 42);
+        assert_eq!(s.num_threads, 3);
+        assert_eq!(s.start_ticks, 555);
+        assert!(parse_stat_fields(b"garbage").is_none());
+        assert!(parse_stat_fields(b"1 (x) S 1").is_none());
+    }
+
+    #[test]
+    fn schedstat_and_status() {
+        assert_eq!(parse_schedstat("123 45 6\n"), Some((123, 6)));
+        assert_eq!(parse_schedstat("123"), None);
+        let status = "Name:\tx\nvoluntary_ctxt_switches:\t5\nnonvoluntary_ctxt_switches:\t2\n";
+        assert_eq!(parse_status_switches(status), Some(7));
+    }
+
+    #[test]
+    fn still_waits_that_should_end_are_suspects_and_idle_ones_are_not() {
+        let flock = libc::SYS_flock;
+        let epoll = libc::SYS_epoll_wait;
+        let read = libc::SYS_read;
+        let before = host(
+            0,
+            vec![
+                proc_of(10, vec![thread(10, 'S', 5, 3)]),
+                proc_of(11, vec![thread(11, 'S', 5, 3)]),
+                proc_of(12, vec![thread(12, 'S', 5, 3)]),
+                proc_of(13, vec![thread(13, 'S', 5, 3)]),
+                proc_of(14, vec![thread(14, 'S', 5, 3)]),
+            ],
+        );
+        let mut tty = blocked(thread(13, 'S', 5, 3), read, [0; 6]);
+        tty.fd_target = Some("/dev/pts/3".into());
+        let mut sock = blocked(thread(14, 'S', 5, 3), read, [0; 6]);
+        sock.fd_target = Some("socket:[1234]".into());
+        let now = host(
+            2_000_000_000,
+            vec![
+                proc_of(10, vec![blocked(thread(10, 'S', 5, 3), flock, [0; 6])]),
+                proc_of(11, vec![blocked(thread(11, 'S', 5, 3), epoll, [0; 6])]),
+                // Moved: the same flock is a new one, not a stuck one.
+                proc_of(12, vec![blocked(thread(12, 'S', 5, 4), flock, [0; 6])]),
+                proc_of(13, vec![tty]),
+                proc_of(14, vec![sock]),
+            ],
+        );
+        let s = suspects(Some(&before), &now, 0);
+        let pids: Vec<i32> = s.iter().map(|s| s.pid).collect();
+        assert_eq!(pids, [10, 14]);
+        assert_eq!(
+            s[0].reasons,
+            [Reason::Waiting {
+                tid: 10,
+                syscall: "flock".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn stopped_d_state_frozen_and_spinning_are_suspects() {
+        let before = host(
+            0,
+            vec![
+                proc_of(20, vec![thread(20, 'T', 5, 3)]),
+                proc_of(21, vec![thread(21, 'D', 5, 3)]),
+                proc_of(22, vec![thread(22, 'S', 5, 3)]),
+                // A baseline look read no state: runnable as far as it knows.
+                proc_of(23, vec![thread(23, UNKNOWN_STATE, 0, 3)]),
+                // Busy, but it sleeps half the time: not a spin.
+                proc_of(24, vec![thread(24, 'R', 0, 3)]),
+            ],
+        );
+        let mut frozen = thread(22, 'S', 5, 3);
+        frozen.wchan = Some("do_freezer_trap".into());
+        let now = host(
+            1_000_000_000,
+            vec![
+                proc_of(20, vec![thread(20, 'T', 5, 3)]),
+                proc_of(21, vec![thread(21, 'D', 5, 3)]),
+                proc_of(22, vec![frozen]),
+                proc_of(23, vec![thread(23, 'R', 990_000_000, 3)]),
+                proc_of(24, vec![thread(24, 'R', 500_000_000, 900)]),
+            ],
+        );
+        let s = suspects(Some(&before), &now, 0);
+        let got: Vec<(i32, Reason)> = s.iter().map(|s| (s.pid, s.reasons[0].clone())).collect();
+        assert_eq!(
+            got,
+            [
+                (20, Reason::Stopped { tid: 20 }),
+                (21, Reason::Uninterruptible { tid: 21 }),
+                (22, Reason::Frozen { tid: 22 }),
+                (23, Reason::Spinning { tid: 23 }),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reused_pid_is_not_compared_with_its_predecessor() {
+        let before = host(0, vec![proc_of(30, vec![thread(30, 'S', 5, 3)])]);
+        let mut reborn = proc_of(
+            30,
+            vec![blocked(thread(30, 'S', 5, 3), libc::SYS_flock, [0; 6])],
+        );
+        reborn.start_ticks = 99;
+        let now = host(1_000_000_000, vec![reborn]);
+        assert!(suspects(Some(&before), &now, 0).is_empty());
+    }
+
+    #[test]
+    fn containers_are_named_from_the_cgroup_path() {
+        let id = "a".repeat(64);
+        let c = parse_container(&format!("0::/system.slice/docker-{id}.scope\n"));
+        assert_eq!(c.id.as_deref(), Some(id.as_str()));
+        assert_eq!(c.runtime.as_deref(), Some("docker"));
+        let c = parse_container(&format!("12:freezer:/kubepods/burstable/pod1/{id}\n0::/\n"));
+        assert_eq!(c.cgroup, format!("/kubepods/burstable/pod1/{id}"));
+        assert_eq!(c.id.as_deref(), Some(id.as_str()));
+        let c = parse_container("0::/user.slice/user-0.slice/session-1.scope\n");
+        assert_eq!(c.id, None);
+        assert_eq!(c.runtime, None);
+    }
+}

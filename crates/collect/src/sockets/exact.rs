@@ -1,0 +1,392 @@
+//! A target with few sockets, read without dumping its network namespace: each socket fd is
+//! duplicated into this process with pidfd_getfd(2) (Linux 5.6+), its family, protocol and
+//! address pair read with getsockopt/getsockname/getpeername, the duplicate closed at once;
+//! then the kernel's exact lookups fetch what the dump would have returned for that socket
+//! (inet_diag by address pair, with TCP_INFO, congestion control and skmeminfo; unix_diag by
+//! inode, and the peer's by its inode). Netlink and packet sockets are still dumped (a
+//! namespace has few), and only when the target holds one.
+//!
+//! The duplicate holds a reference to the target's open file for the few microseconds of the
+//! reads: nothing is sent on the socket, no option set, no lock taken; the target's own fd is
+//! untouched. Whenever the answer might differ from the dump's — pidfd_getfd missing (< 5.6) or
+//! refused, an fd replaced in between, a lookup that finds nothing or another socket (a bound
+//! socket that is not listening, a SO_REUSEPORT group) — the caller dumps instead, so both
+//! ways give the same answer. `HANGSCOPE_NO_PIDFD_GETFD=1` forces the dump, as on 5.4.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use netlink_packet_sock_diag::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
+
+use super::dumps::Dumps;
+use super::inet_diag;
+use super::sock_diag::SockDiag;
+use super::unix_diag;
+
+/// Most socket fds a target may hold for its sockets to be looked up one by one: each costs
+/// two or three netlink round trips, a dump of a busy namespace a few hundred.
+pub const MAX_SOCKETS: usize = 64;
+
+/// The environment variable that forces the dump, as on a kernel without pidfd_getfd.
+pub const FORCE_DUMP_ENV: &str = "HANGSCOPE_NO_PIDFD_GETFD";
+
+/// What one socket fd of the target is, read through its duplicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Inet {
+        protocol: u8,
+        family: u8,
+        local: SocketAddr,
+        peer: Option<SocketAddr>,
+    },
+    Unix,
+    /// Netlink or packet: found by their (small) dumps.
+    Dumped,
+    /// No dump has it (raw, SCTP, vsock, ...): not found either way.
+    Other,
+}
+
+/// What the caller needs besides the sockets: whether the netlink and packet dumps must run.
+#[derive(Debug, Default)]
+pub struct Exact {
+    pub need_small_dumps: bool,
+}
+
+/// Reads the sockets of `fds` ((fd, inode) of the target `pid`) into `d` by exact lookups.
+/// `Err` means: dump instead (the reason is for a test or a debugger, not for the report).
+pub fn read(
+    nl: &mut SockDiag,
+    pid: i32,
+    fds: &[(i32, u64)],
+    d: &mut Dumps,
+) -> Result<Exact, String> {
+    if std::env::var_os(FORCE_DUMP_ENV).is_some() {
+        return Err(format!("{FORCE_DUMP_ENV} is set"));
+    }
+    if fds.len() > MAX_SOCKETS {
+        return Err(format!("{} socket fds", fds.len()));
+    }
+    let pidfd = pidfd_open(pid)?;
+    let mut kinds: Vec<(u64, Kind)> = Vec::with_capacity(fds.len());
+    for &(fd, inode) in fds {
+        kinds.push((inode, kind_of(&pidfd, fd, inode)?));
+    }
+    let mut out = Exact::default();
+    let mut unix_peers = Vec::new();
+    for (inode, kind) in kinds {
+        if d.contains(inode) {
+            continue; // two fds of one socket
+        }
+        match kind {
+            Kind::Inet {
+                protocol,
+                family,
+                local,
+                peer,
+            } => {
+                let e = look_up_own(nl, protocol, family, local, peer, inode)?;
+                if protocol == IPPROTO_TCP && e.socket.state != "LISTEN" && e.peer_addr.port() != 0
+                {
+                    note_listener(nl, d, local);
+                }
+                d.inet.insert(inode, e);
+            }
+            Kind::Unix => {
+                let e = look_up_unix(nl, inode)?.ok_or("a unix socket not found by its inode")?;
+                if e.socket.peer_inode != 0 {
+                    unix_peers.push(e.socket.peer_inode);
+                }
+                d.unix.insert(inode, e);
+            }
+            Kind::Dumped => out.need_small_dumps = true,
+            Kind::Other => {}
+        }
+    }
+    // The peers' names: the dump's map held every socket of the namespace.
+    for peer in unix_peers {
+        if d.unix.contains_key(&peer) {
+            continue;
+        }
+        // Gone, or in another namespace, where the dump would not have had it either.
+        if let Some(e) = look_up_unix(nl, peer)? {
+            d.unix.insert(peer, e);
+        }
+    }
+    d.inet_ok = true;
+    d.unix_ok = true;
+    Ok(out)
+}
+
+/// The TCP sockets `holders` (pid, its (fd, inode) pairs) hold, by exact lookups: what the
+/// TCP dumps filtered to their inodes return. `Err`: dump instead.
+pub fn tcp_sockets(
+    holders: &[(i32, Vec<(i32, u64)>)],
+    timeout: std::time::Duration,
+) -> Result<Vec<inet_diag::InetEntry>, String> {
+    if std::env::var_os(FORCE_DUMP_ENV).is_some() {
+        return Err(format!("{FORCE_DUMP_ENV} is set"));
+    }
+    if holders.iter().map(|(_, f)| f.len()).sum::<usize>() > MAX_SOCKETS {
+        return Err("too many sockets".into());
+    }
+    let mut nl = SockDiag::open(timeout).map_err(|e| e.to_string())?;
+    let mut out: Vec<inet_diag::InetEntry> = Vec::new();
+    for (pid, fds) in holders {
+        let pidfd = pidfd_open(*pid)?;
+        for &(fd, inode) in fds {
+            if out.iter().any(|e| e.inode == inode) {
+                continue;
+            }
+            if let Kind::Inet {
+                protocol: IPPROTO_TCP,
+                family,
+                local,
+                peer,
+            } = kind_of(&pidfd, fd, inode)?
+            {
+                out.push(look_up_own(
+                    &mut nl,
+                    IPPROTO_TCP,
+                    family,
+                    local,
+                    peer,
+                    inode,
+                )?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One of the target's TCP or UDP sockets as a snapshot has it: enough to look it up again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Own {
+    family: u8,
+    protocol: u8,
+    local: SocketAddr,
+    peer: Option<SocketAddr>,
+    inode: u64,
+}
+
+impl Own {
+    pub fn of(
+        family: u8,
+        protocol: u8,
+        s: &hangscope_model::InetSocket,
+        inode: u64,
+    ) -> Option<Own> {
+        let addr = |e: &hangscope_model::Endpoint| {
+            e.addr
+                .parse::<IpAddr>()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, e.port))
+        };
+        let peer = addr(&s.peer)?;
+        Some(Own {
+            family,
+            protocol,
+            local: addr(&s.local)?,
+            peer: (peer.port() != 0).then_some(peer),
+            inode,
+        })
+    }
+}
+
+/// The sockets `own` by their exact lookups, for the looks of the window; `Err` when one is
+/// not found as it was (closed, changed): the look dumps instead.
+pub fn look_up_all(
+    own: &[Own],
+    timeout: std::time::Duration,
+) -> Result<Vec<inet_diag::InetEntry>, String> {
+    if std::env::var_os(FORCE_DUMP_ENV).is_some() {
+        return Err(format!("{FORCE_DUMP_ENV} is set"));
+    }
+    let mut nl = SockDiag::open(timeout).map_err(|e| e.to_string())?;
+    own.iter()
+        .map(|o| look_up_own(&mut nl, o.protocol, o.family, o.local, o.peer, o.inode))
+        .collect()
+}
+
+fn pidfd_open(pid: i32) -> Result<OwnedFd, String> {
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(format!("pidfd_open: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: the fd was just returned to this process and is owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Duplicates fd `fd` of the target, reads what it is, and closes the duplicate.
+fn kind_of(pidfd: &OwnedFd, fd: i32, inode: u64) -> Result<Kind, String> {
+    // SAFETY: pidfd_getfd(2) takes a pidfd, a target fd and flags; returns a new fd or -1.
+    let dup = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if dup < 0 {
+        return Err(format!("pidfd_getfd: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: the fd was just returned to this process; dropping it closes it.
+    let dup = unsafe { OwnedFd::from_raw_fd(dup as i32) };
+    let st = nix::sys::stat::fstat(&dup).map_err(|e| format!("fstat: {e}"))?;
+    if st.st_ino != inode {
+        return Err(format!("fd {fd} is now another file"));
+    }
+    let domain = sockopt_int(&dup, libc::SO_DOMAIN)?;
+    Ok(match domain {
+        libc::AF_INET | libc::AF_INET6 => {
+            let protocol = sockopt_int(&dup, libc::SO_PROTOCOL)?;
+            let protocol = match protocol {
+                libc::IPPROTO_TCP => IPPROTO_TCP,
+                libc::IPPROTO_UDP => IPPROTO_UDP,
+                _ => return Ok(Kind::Other),
+            };
+            let local = address(&dup, false)?.ok_or("no local address")?;
+            Kind::Inet {
+                protocol,
+                family: if domain == libc::AF_INET6 {
+                    AF_INET6
+                } else {
+                    AF_INET
+                },
+                local,
+                peer: address(&dup, true)?,
+            }
+        }
+        libc::AF_UNIX => Kind::Unix,
+        libc::AF_NETLINK | libc::AF_PACKET => Kind::Dumped,
+        _ => Kind::Other,
+    })
+}
+
+fn sockopt_int(fd: &OwnedFd, opt: libc::c_int) -> Result<libc::c_int, String> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `v`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "getsockopt {opt}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(v)
+}
+
+/// getsockname (or getpeername with `peer`); `None` for a socket not connected.
+fn address(fd: &OwnedFd, peer: bool) -> Result<Option<SocketAddr>, String> {
+    // SAFETY: an all-zero sockaddr_storage is a valid value to be written over.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let p = (&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr>();
+    // SAFETY: both calls write at most `len` bytes into `ss`.
+    let rc = unsafe {
+        if peer {
+            libc::getpeername(fd.as_raw_fd(), p, &mut len)
+        } else {
+            libc::getsockname(fd.as_raw_fd(), p, &mut len)
+        }
+    };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOTCONN) if peer => Ok(None),
+            _ => Err(format!(
+                "get{}name: {e}",
+                if peer { "peer" } else { "sock" }
+            )),
+        };
+    }
+    Ok(match ss.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in for AF_INET.
+            let a: libc::sockaddr_in = unsafe { *(p as *const libc::sockaddr_in) };
+            Some(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))),
+                u16::from_be(a.sin_port),
+            ))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the kernel wrote a sockaddr_in6 for AF_INET6.
+            let a: libc::sockaddr_in6 = unsafe { *(p as *const libc::sockaddr_in6) };
+            Some(SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::from(a.sin6_addr.s6_addr)),
+                u16::from_be(a.sin6_port),
+            ))
+        }
+        _ => None,
+    })
+}
+
+fn unspecified(like: SocketAddr) -> SocketAddr {
+    match like {
+        SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+    }
+}
+
+/// The target's own socket, by the lookup that names it: TCP by its pair (a listener by its
+/// address alone); UDP as the socket a datagram from its peer (or from anywhere) to its
+/// address is delivered to. Must be the socket with `inode`, or the dump decides.
+fn look_up_own(
+    nl: &mut SockDiag,
+    protocol: u8,
+    family: u8,
+    local: SocketAddr,
+    peer: Option<SocketAddr>,
+    inode: u64,
+) -> Result<inet_diag::InetEntry, String> {
+    if local.port() == 0 {
+        // Not bound: in no table a dump walks, so the dump says it better (not found).
+        return Err("a socket not bound yet".into());
+    }
+    let remote = peer.unwrap_or_else(|| unspecified(local));
+    let req = match protocol {
+        IPPROTO_TCP => inet_diag::own_lookup_request(family, protocol, local, remote),
+        _ => inet_diag::own_lookup_request(family, protocol, remote, local),
+    };
+    let m = nl
+        .lookup(&req)
+        .map_err(|e| format!("lookup of {local}: {e}"))?
+        .ok_or_else(|| format!("no socket at {local}"))?;
+    let e = inet_diag::parse(protocol, &m)?;
+    if e.inode != inode {
+        return Err(format!("the lookup of {local} found another socket"));
+    }
+    Ok(e)
+}
+
+/// Whether a socket listens where this connection's local end is: the accepted side of a
+/// connection (see `ports::mark_accepted`). The lookup with no remote end finds the listener.
+fn note_listener(nl: &mut SockDiag, d: &mut Dumps, local: SocketAddr) {
+    let req = inet_diag::lookup_request(local, unspecified(local));
+    if let Ok(Some(m)) = nl.lookup(&req)
+        && let Some(l) = inet_diag::listener_of(&m)
+    {
+        d.listeners.insert(l);
+    }
+}
+
+fn look_up_unix(nl: &mut SockDiag, inode: u64) -> Result<Option<unix_diag::UnixEntry>, String> {
+    let Ok(ino) = u32::try_from(inode) else {
+        return Err("an inode beyond unix_diag's 32 bits".into());
+    };
+    match nl.lookup(&unix_diag::lookup_request(ino)) {
+        Ok(Some(m)) => unix_diag::parse(&m).map(Some),
+        Ok(None) => Ok(None),
+        Err(e) => Err(format!("unix lookup of {inode}: {e}")),
+    }
+}
+
+/// The (fd, inode) pairs of the socket fds, for [`read`].
+pub fn pairs(fds: &[hangscope_model::Fd]) -> Vec<(i32, u64)> {
+    fds.iter()
+        .filter_map(|f| f.socket_inode.map(|i| (f.fd, i)))
+        .collect()
+}

@@ -1,0 +1,189 @@
+//! `hangscope scan` on real processes: four stuck ones of different classes among dozens of
+//! healthy ones. The scan names each stuck one's cause, lists them before anything healthy,
+//! and gives no healthy one a cause. Only the processes this test started are asserted on:
+//! the host has others. Programs: coreutils (sleep), util-linux flock, sh.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use hangscope_model::{Cause, EntryStatus, SCAN_SCHEMA_VERSION, ScanReport};
+use support::procs::*;
+use support::*;
+
+/// Kills a process this test did not spawn itself (flock's child) on drop, by PID.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the child of a process this test started.
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
+}
+
+fn scan(args: &[&str]) -> (i32, ScanReport, String) {
+    let mut all = vec!["scan"];
+    all.extend_from_slice(args);
+    let out = hangscope(&all);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let code = out.status.code().unwrap_or(-1);
+    let report = if args.contains(&"--json") {
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("scan --json: not a report ({e}): {stdout}\n{stderr}"))
+    } else {
+        ScanReport::default()
+    };
+    (code, report, stdout)
+}
+
+#[test]
+fn scan_lists_the_stuck_processes_first_and_no_healthy_one_has_a_cause() {
+    // --- the stuck ones ---
+    // (1) stopped by a signal.
+    let stopped = Proc::quiet(Command::new("sleep").arg("600"));
+    stopped.signal(libc::SIGSTOP);
+
+    // (2) waits for a flock another process holds.
+    let dir = TempDir::new("scan-flock");
+    let lock = format!("{}/lock", dir.path());
+    let holder = Proc::quiet(Command::new("flock").args([&lock, "sleep", "600"]));
+    let holder_child = || {
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", holder.pid()))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<i32>().ok())
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || holder_child().is_some()),
+        "flock started sleep"
+    );
+    let _child_guard = KillOnDrop(holder_child().expect("sleep's pid"));
+    let waiter = Proc::quiet(Command::new("flock").args([&lock, "true"]));
+
+    // (3) a client whose request a silent peer never answers.
+    let mut silent = scenario("silent-server", &[]);
+    let port = silent.expect("port");
+    let peer = format!("127.0.0.1:{port}");
+    let mut client = scenario("meta-client", &["--peer", &peer, "--timeout-ms", "60000"]);
+    let worker: i32 = client.expect("worker").parse().expect("worker tid");
+
+    // (4) a sender blocked on a peer that does not read.
+    let mut deaf = scenario("deaf-server", &[]);
+    let deaf_peer = format!("127.0.0.1:{}", deaf.expect("port"));
+    let mut flood = scenario("flood-client", &["--peer", &deaf_peer]);
+    let sender: i32 = flood.expect("sender").parse().expect("sender tid");
+
+    // --- dozens of healthy ones ---
+    let mut healthy: Vec<i32> = Vec::new();
+    let mut keep = Vec::new();
+    for _ in 0..10 {
+        let mut s = scenario("idle-server", &[]);
+        s.expect("port");
+        healthy.push(s.pid());
+        keep.push(s);
+    }
+    let mut procs = Vec::new();
+    for _ in 0..8 {
+        let p = Proc::quiet(Command::new("sh").args(["-c", "while :; do sleep 0.2; done"]));
+        healthy.push(p.pid());
+        procs.push(p);
+    }
+    for _ in 0..8 {
+        let p = Proc::quiet(Command::new("sleep").arg("600"));
+        healthy.push(p.pid());
+        procs.push(p);
+    }
+    // A busy, healthy client/server pair.
+    let mut echo = scenario("echo-server", &[]);
+    let echo_peer = format!("127.0.0.1:{}", echo.expect("port"));
+    let mut echo_client = scenario("echo-client", &["--peer", &echo_peer, "--conns", "2"]);
+    echo_client.expect("conns");
+    healthy.extend([echo.pid(), echo_client.pid()]);
+
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            state_of(stopped.pid()) == Some('T')
+                && syscall_nr(waiter.pid(), waiter.pid()) == Some(libc::SYS_flock)
+                && in_poll(client.pid(), worker)
+                && syscall_nr(flood.pid(), sender) == Some(libc::SYS_sendto)
+        }),
+        "the four stuck processes are in their waits"
+    );
+    // Long enough that each wait is one that should have ended.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let (code, report, _) = scan(&["--json", "--all", "--window", "1s"]);
+    assert_eq!(code, 1, "a cause was found: {report:#?}");
+    assert_eq!(report.scan_schema_version, SCAN_SCHEMA_VERSION);
+    assert!(report.processes as usize >= healthy.len() + 6);
+    let at: BTreeMap<i32, usize> = report
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.pid, i))
+        .collect();
+    let entry = |pid: i32| {
+        at.get(&pid)
+            .map(|&i| &report.entries[i])
+            .unwrap_or_else(|| panic!("no entry for {pid}: {report:#?}"))
+    };
+
+    let stuck = [
+        (stopped.pid(), Cause::Stopped),
+        (waiter.pid(), Cause::LockWait),
+        (client.pid(), Cause::PeerSilent),
+        (flood.pid(), Cause::PeerNotReading),
+    ];
+    for (pid, cause) in stuck {
+        let e = entry(pid);
+        assert_eq!(e.status, EntryStatus::Cause, "{e:#?}");
+        assert_eq!(e.cause, Some(cause), "{e:#?}");
+        assert!(!e.picked.is_empty(), "the cheap look picked it: {e:#?}");
+        assert!(!e.next_step.is_empty(), "{e:#?}");
+        assert!(
+            e.container.as_ref().is_some_and(|c| !c.cgroup.is_empty()),
+            "its cgroup is named: {e:#?}"
+        );
+    }
+    // The lock waiter's chain goes through the holder, and it is listed under its root.
+    let w = entry(waiter.pid());
+    assert_eq!(w.chain.get(1), Some(&holder.pid()), "{w:#?}");
+    let root = w.root_pid.expect("the waiter's root");
+    assert!(
+        at[&root] < at[&waiter.pid()],
+        "the root comes before its waiter"
+    );
+
+    let last_stuck = stuck.iter().map(|(p, _)| at[p]).max().expect("four");
+    for pid in &healthy {
+        let e = entry(*pid);
+        assert_eq!(e.cause, None, "a healthy process has no cause: {e:#?}");
+        assert!(matches!(e.status, EntryStatus::Healthy), "healthy: {e:#?}");
+        assert!(at[pid] > last_stuck, "listed after every stuck one: {e:#?}");
+    }
+
+    // Without --all, the text lists the stuck ones and none of the healthy ones.
+    let (code, _, text) = scan(&["--window", "500ms"]);
+    eprintln!("{text}");
+    assert_eq!(code, 1, "{text}");
+    let listed: Vec<i32> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            l.trim_start_matches("  └ ")
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .collect();
+    for (pid, _) in stuck {
+        assert!(listed.contains(&pid), "{pid} listed:\n{text}");
+    }
+    for pid in &healthy {
+        assert!(!listed.contains(pid), "healthy {pid} not listed:\n{text}");
+    }
+    drop((keep, procs, silent, deaf));
+}

@@ -1,0 +1,179 @@
+//! `hangscope watch` on real processes: a hang that starts after the watch is caught, saved
+//! once (not once per look) and handed to the hook; the healthy process before it fires
+//! nothing; a target restarted under the same name is picked up again; SIGTERM stops the watch
+//! cleanly. The target is a copy of sleep(1) under a name no other process has.
+//! Programs: coreutils (sleep), sh.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use hangscope_model::Document;
+use support::procs::*;
+use support::*;
+
+/// A copy of sleep under a unique name, in its own dir.
+struct Sleeper {
+    dir: TempDir,
+    name: String,
+}
+
+impl Sleeper {
+    fn new(tag: &str) -> Sleeper {
+        let dir = TempDir::new(tag);
+        // comm is at most 15 bytes.
+        let name = format!("hw{}{}", tag.len(), std::process::id() % 1_000_000);
+        let exe = format!("{}/{name}", dir.path());
+        let sleep = ["/bin/sleep", "/usr/bin/sleep"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("sleep(1)");
+        std::fs::copy(sleep, &exe).expect("copy sleep");
+        Sleeper { dir, name }
+    }
+
+    fn start(&self) -> Proc {
+        Proc::quiet(Command::new(format!("{}/{}", self.dir.path(), self.name)).arg("600"))
+    }
+}
+
+fn watch(target: &str, save_dir: &str, extra: &[&str]) -> (Proc, Receiver<String>) {
+    let mut cmd = Command::new(HANGSCOPE);
+    cmd.args([
+        "watch",
+        target,
+        "--every",
+        "300ms",
+        "--for",
+        "1s",
+        "--save-dir",
+        save_dir,
+    ]);
+    cmd.args(extra);
+    let mut p = Proc::spawn(cmd.stdin(Stdio::null()).stdout(Stdio::piped()));
+    let out = p.0.stdout.take().expect("watch's stdout");
+    (p, lines_of(out))
+}
+
+/// Waits (bounded) for a line with `what`; returns it and every line before it.
+fn line_with(lines: &Receiver<String>, what: &str, seen: &mut Vec<String>) -> String {
+    let end = Instant::now() + Duration::from_secs(40);
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(l) => {
+                seen.push(l.clone());
+                if l.contains(what) {
+                    return l;
+                }
+            }
+            Err(e) => panic!("no line with {what:?} ({e:?}); got {seen:#?}"),
+        }
+    }
+}
+
+fn saved(dir: &str) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path().display().to_string())
+                .filter(|p| p.ends_with(".json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+#[test]
+fn watch_catches_a_hang_that_starts_after_it_and_saves_one_snapshot() {
+    let sleeper = Sleeper::new("catch");
+    let target = sleeper.start();
+    let save = TempDir::new("watch-save");
+    let hook_log = format!("{}/hook.log", save.path());
+    let hook = format!("echo \"$1\" >> '{hook_log}'");
+    let (watcher, lines) = watch(&sleeper.name, save.path(), &["--exec", &hook]);
+    let mut seen = Vec::new();
+    let line = line_with(&lines, "watching", &mut seen);
+    assert!(line.contains(&format!("pid {}", target.pid())), "{line}");
+    // Healthy first: several looks past --for, and nothing fires.
+    std::thread::sleep(Duration::from_millis(2500));
+    target.signal(libc::SIGSTOP);
+    let cause = line_with(&lines, "CAUSE", &mut seen);
+    assert!(
+        !seen[..seen.len() - 1].iter().any(|l| l.contains("CAUSE")),
+        "nothing fired while it was healthy: {seen:#?}"
+    );
+    assert!(cause.contains(&format!("pid {}", target.pid())), "{cause}");
+    assert!(cause.contains("kill -CONT"), "{cause}");
+    // More looks while it stays stopped: still one snapshot.
+    std::thread::sleep(Duration::from_millis(2000));
+    let files = saved(save.path());
+    assert_eq!(files.len(), 1, "one snapshot per incident: {files:?}");
+    let doc = Document::from_json(&std::fs::read_to_string(&files[0]).expect("read snapshot"))
+        .expect("a document");
+    assert!(doc.verdict.cause_found, "{:?}", doc.verdict);
+    assert_eq!(doc.snapshot.process.pid, target.pid());
+    assert!(
+        wait_until(Duration::from_secs(10), || std::fs::read_to_string(
+            &hook_log
+        )
+        .is_ok_and(|l| l.lines().count() == 1)),
+        "the hook ran once"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&hook_log).expect("hook log").trim(),
+        files[0],
+        "the hook got the snapshot's path"
+    );
+    target.signal(libc::SIGCONT);
+    let resolved = line_with(&lines, "RESOLVED", &mut seen);
+    assert!(
+        resolved.contains(&format!("pid {}", target.pid())),
+        "{resolved}"
+    );
+
+    watcher.signal(libc::SIGTERM);
+    let mut watcher = watcher;
+    let status = wait_exit(&mut watcher);
+    line_with(&lines, "stopped", &mut seen);
+    assert_eq!(status, Some(0), "a clean stop on SIGTERM");
+}
+
+fn wait_exit(p: &mut Proc) -> Option<i32> {
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        if let Ok(Some(s)) = p.0.try_wait() {
+            return s.code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn a_target_restarted_under_watch_is_picked_up_again() {
+    let sleeper = Sleeper::new("restart");
+    let first = sleeper.start();
+    let save = TempDir::new("watch-restart");
+    let (_watcher, lines) = watch(&sleeper.name, save.path(), &["--exit-on-cause"]);
+    let mut seen = Vec::new();
+    let line = line_with(&lines, "watching", &mut seen);
+    assert!(line.contains(&format!("pid {}", first.pid())), "{line}");
+    let old = first.pid();
+    drop(first);
+    line_with(&lines, "gone", &mut seen);
+    let second = sleeper.start();
+    let line = line_with(&lines, &format!("pid {}", second.pid()), &mut seen);
+    assert!(line.contains("watching"), "{line}");
+    second.signal(libc::SIGSTOP);
+    let cause = line_with(&lines, "CAUSE", &mut seen);
+    assert!(cause.contains(&format!("pid {}", second.pid())), "{cause}");
+    assert!(!cause.contains(&format!("pid {old}")), "{cause}");
+    let files = saved(save.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mut watcher = _watcher;
+    assert_eq!(wait_exit(&mut watcher), Some(1), "--exit-on-cause exits 1");
+}
