@@ -79,16 +79,6 @@ fn cmdline(pid: i32) -> String {
         .unwrap_or_default()
 }
 
-/// A free port below the ephemeral range, where servers usually listen (5432 and the like):
-/// which end accepted is then plain from the ports too.
-fn free_server_port() -> u16 {
-    let base = 20_000 + (std::process::id() % 5_000) as u16;
-    (0..2_000u16)
-        .map(|i| base + i)
-        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
-        .unwrap_or_else(free_port)
-}
-
 fn listening(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
@@ -502,76 +492,9 @@ fn nginx_in_front_of_a_silent_upstream_names_it_on_the_client_and_the_worker() {
 
 // PostgreSQL.
 
-/// A PostgreSQL 15 cluster in a temp dir, its postmaster a child of the test, on a free
-/// loopback port. Minimal on purpose (tests/support/postgres.rs, on another branch, is the
-/// shared one): initdb with trust auth, then postgres in the foreground as user postgres when
-/// run as root (it refuses root).
-struct Postgres {
-    postmaster: Proc,
-    port: u16,
-    _dir: TempDir,
-}
-
-fn postgres() -> Option<Postgres> {
-    const BIN: &str = "/usr/lib/postgresql/15/bin";
-    let initdb = program("initdb", &[&format!("{BIN}/initdb")])?;
-    let server = program("postgres", &[&format!("{BIN}/postgres")])?;
-    let root = unsafe { libc::geteuid() } == 0;
-    let as_user = |cmd: &str| -> Command {
-        if root {
-            let mut c = Command::new("setpriv");
-            c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", cmd]);
-            c
-        } else {
-            Command::new(cmd)
-        }
-    };
-    let dir = TempDir::new("postgres");
-    let data = format!("{}/data", dir.path());
-    if root {
-        let ok = Command::new("chown")
-            .args(["postgres:postgres", dir.path()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "chown the cluster's dir to postgres");
-    }
-    let out = as_user(&initdb)
-        .args(["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"])
-        .output()
-        .expect("run initdb");
-    assert!(
-        out.status.success(),
-        "initdb: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let port = free_server_port();
-    let postmaster = Proc::spawn(
-        as_user(&server)
-            .args(["-D", &data, "-p", &port.to_string(), "-k", dir.path()])
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
-            .stdin(Stdio::null()),
-    );
-    // It listens before it accepts sessions ("the database system is starting up").
-    let ready = format!("{BIN}/pg_isready");
-    assert!(
-        wait_until(Duration::from_secs(30), || {
-            Command::new(&ready)
-                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
-                .status()
-                .is_ok_and(|s| s.success())
-        }),
-        "postgres did not accept sessions on {port}"
-    );
-    Some(Postgres {
-        postmaster,
-        port,
-        _dir: dir,
-    })
-}
-
 #[test]
 fn an_idle_postgres_backend_and_its_postmaster_get_nothing() {
-    let Some(pg) = postgres() else {
+    let Some(pg) = support::pg_cluster::Cluster::start_empty("event-loops") else {
         return;
     };
     let Some(psql) = program(
@@ -590,13 +513,13 @@ fn an_idle_postgres_backend_and_its_postmaster_get_nothing() {
     let mut backend = None;
     assert!(
         wait_until(Duration::from_secs(20), || {
-            backend = children_of(pg.postmaster.pid())
+            backend = children_of(pg.postmaster())
                 .into_iter()
                 .find(|&c| cmdline(c).contains(" idle"));
             backend.is_some()
         }),
         "no idle backend: {:?}",
-        children_of(pg.postmaster.pid())
+        children_of(pg.postmaster())
             .into_iter()
             .map(cmdline)
             .collect::<Vec<_>>()
@@ -607,7 +530,7 @@ fn an_idle_postgres_backend_and_its_postmaster_get_nothing() {
     // client socket. The postmaster: select over its listeners.
     for (what, pid) in [
         ("postgres backend idle", backend),
-        ("postmaster", pg.postmaster.pid()),
+        ("postmaster", pg.postmaster()),
     ] {
         let (code, doc) = inspect(pid, &WINDOW);
         report(what, &doc);

@@ -1,4 +1,4 @@
-//! Debian's PostgreSQL and psql, over TCP on loopback (tests/support/postgres.rs): a client
+//! Debian's PostgreSQL and psql, over TCP on loopback (tests/support/pg_cluster.rs): a client
 //! waiting on a query blocked by a row lock, a client waiting on a long query, and their
 //! healthy twin, an idle session. Run on the client and on the backend that serves it.
 //!
@@ -11,7 +11,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::postgres::{Backend, Cluster, Session};
+use support::pg_cluster::{Backend, Cluster, Session};
 use support::*;
 
 /// Long enough for a wait to be stuck (1 s), with the window on top.
@@ -53,8 +53,8 @@ fn ephemeral_range() -> (u16, u16) {
 
 /// A table with one row, and a session holding that row's lock in an open transaction.
 fn row_locked(pg: &Cluster) -> Session {
-    pg.query("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0);");
-    let mut holder = pg.session("holder");
+    pg.sql("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0);");
+    let mut holder = pg.session_named("holder");
     holder.run("BEGIN; UPDATE t SET v = v + 1 WHERE id = 1;");
     holder
 }
@@ -65,7 +65,7 @@ fn waits_on_lock(b: &Backend) -> bool {
 
 #[test]
 fn a_client_waiting_on_a_row_lock_is_told_the_server_read_its_query() {
-    let Some(pg) = Cluster::start("lock") else {
+    let Some(pg) = Cluster::start_empty("lock") else {
         return;
     };
     let (lo, hi) = ephemeral_range();
@@ -159,10 +159,10 @@ fn a_client_waiting_on_a_row_lock_is_told_the_server_read_its_query() {
 
 #[test]
 fn an_idle_session_and_its_backend_have_no_cause() {
-    let Some(pg) = Cluster::start("idle") else {
+    let Some(pg) = Cluster::start_empty("idle") else {
         return;
     };
-    let mut idle = pg.session("idle");
+    let mut idle = pg.session_named("idle");
     // The last answer goes out strictly after the query came, so the backend's own ages say
     // it spoke last: a connection it had opened would be "a request with no reply".
     idle.run("SELECT pg_sleep(0.1);");
@@ -204,10 +204,10 @@ fn an_idle_session_and_its_backend_have_no_cause() {
 /// operator to judge there (its backend is in a timed wait, pg_stat_activity says PgSleep).
 #[test]
 fn a_client_waiting_on_a_long_query_points_at_its_backend() {
-    let Some(pg) = Cluster::start("sleep") else {
+    let Some(pg) = Cluster::start_empty("sleep") else {
         return;
     };
-    let mut s = pg.session("sleeper");
+    let mut s = pg.session_named("sleeper");
     let start = Instant::now();
     s.send("SELECT pg_sleep(30);");
     let backend = pg.backend(&s, |b| b.state == "active" && b.wait_event == "PgSleep");

@@ -5,7 +5,6 @@
 pub mod mariadb;
 pub mod netns;
 pub mod pg_cluster;
-pub mod postgres;
 pub mod procs;
 
 use std::io::{BufRead, BufReader};

@@ -57,6 +57,11 @@ impl Cluster {
         Some(c)
     }
 
+    /// A running trusting cluster with no table.
+    pub fn start_empty(tag: &str) -> Option<Cluster> {
+        Cluster::start_with(tag, &["-A", "trust"])
+    }
+
     /// A running cluster that refuses every connection over its unix socket (pg_hba.conf
     /// `local all all reject`) and trusts TCP from loopback; no table.
     pub fn start_refusing_local(tag: &str) -> Option<Cluster> {
@@ -182,7 +187,7 @@ impl Cluster {
         &self.sock
     }
 
-    fn command(&self, tool: &str) -> Command {
+    fn tool_command(&self, tool: &str) -> Command {
         let path = self.bin.join(tool);
         match self.run_as {
             Some(user) => {
@@ -196,7 +201,7 @@ impl Cluster {
 
     fn tool(&self, tool: &str, args: &[&str]) {
         let out = self
-            .command(tool)
+            .tool_command(tool)
             .args(args)
             .stdin(Stdio::null())
             .current_dir("/")
@@ -214,7 +219,7 @@ impl Cluster {
     pub fn sql(&self, sql: &str) -> String {
         let port = self.port.to_string();
         let out = self
-            .command("psql")
+            .tool_command("psql")
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(if self.private_socket {
                 "127.0.0.1"
@@ -238,14 +243,76 @@ impl Cluster {
     /// A psql session over TCP to 127.0.0.1, fed from a pipe the test holds: the psql process
     /// is this test's child, and its backend pid is known.
     pub fn session_tcp(&self) -> Session {
-        self.session("127.0.0.1")
+        self.session_at("127.0.0.1")
+    }
+
+    /// A psql session over TCP, fed from a pipe the test holds, with `name` as its
+    /// application_name (how [`Cluster::backend`] finds its backend).
+    pub fn session_named(&self, name: &str) -> Session {
+        self.start_session("127.0.0.1", Stdio::piped(), true, name)
+    }
+
+    /// `psql -c SQL` over TCP, with `name` as its application_name: the query goes out the
+    /// moment the server says it is ready for one. Its backend is not asked for.
+    pub fn command(&self, name: &str, sql: &str) -> Session {
+        let port = self.port.to_string();
+        let mut child = Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", &port])
+            .args(["-U", "postgres", "-d", "postgres", "-c", sql])
+            .env("PGAPPNAME", name)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start psql");
+        let lines = super::lines_of(child.stdout.take().expect("psql stdout"));
+        Session {
+            child,
+            stdin: None,
+            lines,
+            backend: 0,
+            feeder: None,
+            name: name.to_string(),
+            marks: 0,
+        }
+    }
+
+    /// The backend serving `session`, found by its application_name, once it is there and
+    /// `ready` holds for it (bounded).
+    pub fn backend(&self, session: &Session, ready: impl Fn(&Backend) -> bool) -> Backend {
+        let end = Instant::now() + START_WITHIN;
+        let sql = format!(
+            "SELECT pid, state, coalesce(wait_event_type, ''), coalesce(wait_event, '') FROM \
+             pg_stat_activity WHERE application_name = '{}'",
+            session.name
+        );
+        let mut last = String::new();
+        while Instant::now() < end {
+            last = self.sql(&sql);
+            if let [pid, state, wtype, wevent] = last.split('|').collect::<Vec<_>>()[..] {
+                let b = Backend {
+                    pid: pid.parse().expect("backend pid"),
+                    state: state.into(),
+                    wait_event_type: wtype.into(),
+                    wait_event: wevent.into(),
+                };
+                if ready(&b) {
+                    return b;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "no backend of {} as wanted within {START_WITHIN:?}: {last:?}",
+            session.name
+        );
     }
 
     /// A psql session over the server's unix socket (trust lets this test's user be
     /// `postgres`), fed from a pipe the test holds.
     pub fn session_unix(&self) -> Session {
         let sock = self.sock.clone();
-        self.session(&sock)
+        self.session_at(&sock)
     }
 
     /// A psql session over TCP whose stdin is a pipe from `sh`, which writes `sql` and then
@@ -265,21 +332,21 @@ impl Cluster {
             .spawn()
             .expect("start the feeder");
         let from = feeder.stdout.take().expect("feeder's stdout");
-        let mut s = self.start_session("127.0.0.1", Stdio::from(from), false);
+        let mut s = self.start_session("127.0.0.1", Stdio::from(from), false, &session_name());
         s.feeder = Some(feeder);
         s
     }
 
-    fn session(&self, host: &str) -> Session {
-        self.start_session(host, Stdio::piped(), true)
+    fn session_at(&self, host: &str) -> Session {
+        self.start_session(host, Stdio::piped(), true, &session_name())
     }
 
-    fn start_session(&self, host: &str, input: Stdio, ask_backend: bool) -> Session {
+    fn start_session(&self, host: &str, input: Stdio, ask_backend: bool, name: &str) -> Session {
         let port = self.port.to_string();
         let mut child = Command::new(self.bin.join("psql"))
             .args(["-X", "-q", "-A", "-t", "-h", host, "-p", &port])
             .args(["-U", "postgres", "-d", "postgres"])
-            .env("PGAPPNAME", "test-session")
+            .env("PGAPPNAME", name)
             .stdin(input)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -303,6 +370,8 @@ impl Cluster {
             lines,
             backend: 0,
             feeder: None,
+            name: name.to_string(),
+            marks: 0,
         };
         if ask_backend {
             s.send("SELECT pg_backend_pid();");
@@ -332,7 +401,7 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         let data = self.data();
         let _ = self
-            .command("pg_ctl")
+            .tool_command("pg_ctl")
             .args(["-D", &data, "-m", "immediate", "-w", "-t", "10", "stop"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -358,6 +427,30 @@ pub struct Session {
     backend: i32,
     /// The process feeding its stdin instead (see [`Cluster::session_fed`]).
     feeder: Option<Child>,
+    /// Its application_name.
+    pub name: String,
+    /// `\echo` marks sent by [`Session::run`].
+    marks: u32,
+}
+
+/// The server process behind a session, as pg_stat_activity shows it.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub pid: i32,
+    /// "idle", "active", "idle in transaction".
+    pub state: String,
+    /// "Lock", "Timeout", "Client"... empty when it waits for nothing.
+    pub wait_event_type: String,
+    pub wait_event: String,
+}
+
+/// A new application_name for a session, unique in the test binary.
+fn session_name() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!(
+        "test-session-{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 impl Session {
@@ -380,6 +473,22 @@ impl Session {
         let stdin = self.stdin.as_mut().expect("a session the test feeds");
         writeln!(stdin, "{sql}").expect("write to psql");
         stdin.flush().expect("flush to psql");
+    }
+
+    /// Sends SQL and waits (bounded) until psql has done it.
+    pub fn run(&mut self, sql: &str) {
+        self.marks += 1;
+        let mark = format!("hangscope-done-{}", self.marks);
+        self.send(&format!("{sql}\n\\echo {mark}"));
+        let end = Instant::now() + START_WITHIN;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.trim() == mark => return,
+                Ok(_) => {}
+                Err(e) => panic!("psql {} did not finish {sql:?}: {e}", self.name),
+            }
+        }
     }
 
     /// The next line psql prints; panics if none comes within `limit`.
