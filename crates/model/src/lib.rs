@@ -41,12 +41,12 @@ pub use process::{
     RuntimeThread, RuntimeView, Tracer, UnavailableReason, ViewUnavailable,
 };
 pub use socket::{
-    ConnectionWindow, Endpoint, InetSocket, LocalPeer, NetlinkSocket, PacketSocket, PeerHolder,
-    PeerThread, PeerThreads, Socket, SocketDetail, SocketFamily, SocketTimer, StateChange, TcpInfo,
-    TimerKind, UnixPeer, UnixSocket,
+    ConnectionLook, ConnectionWindow, Endpoint, InetSocket, LocalPeer, NetlinkSocket, PacketSocket,
+    PeerHolder, PeerThread, PeerThreads, Socket, SocketDetail, SocketFamily, SocketTimer,
+    StateChange, TcpInfo, TimerKind, UnixPeer, UnixSocket,
 };
 pub use text::{Escape, Text};
-pub use thread::{Activity, SyscallArg, SyscallState, Thread, WaitObject};
+pub use thread::{Activity, SyscallArg, SyscallState, Thread, ThreadLook, WaitObject};
 
 /// For `skip_serializing_if`: absent in JSON means false, which keeps 20,000-fd documents small.
 pub(crate) fn is_zero(n: &u32) -> bool {

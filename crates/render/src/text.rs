@@ -22,6 +22,8 @@ mod verdict;
 use fds::{keep_rows, notable_fds};
 use style::{Style, wrap};
 
+pub(crate) use header::captured_at;
+
 #[derive(Debug, Clone, Default)]
 pub struct TextOptions {
     /// ANSI colour; only on a terminal, never with --no-color.
