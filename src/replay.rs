@@ -33,8 +33,6 @@ pub fn run(file: &Path, max_size: u64, output: &OutputArgs) -> i32 {
 
 /// zstd's frame magic, as the file starts (RFC 8878).
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
-/// Where the HTML page (`--html`) holds the document.
-const HTML_START: &str = "<script type=\"application/json\" id=\"hangscope-document\">";
 
 /// Opens, checks and parses the snapshot: the JSON document as `--save` writes it, the same
 /// compressed with zstd, or the HTML page that embeds it. The error is a sentence for the
@@ -54,16 +52,9 @@ fn read(path: &Path, max_size: u64) -> Result<Document, String> {
     }
     if head.trim_ascii_start().starts_with(b"<") {
         let page = read_bounded(file, max_size)?;
-        let page = String::from_utf8_lossy(&page);
-        let json = page
-            .find(HTML_START)
-            .map(|i| &page[i + HTML_START.len()..])
-            .and_then(|rest| rest.find("</script>").map(|end| &rest[..end]))
-            .ok_or(
-                "an HTML page without a hangscope document in it: replay reads a page \
-                    written with --html",
-            )?;
-        return Document::from_json(json).map_err(|e| e.to_string());
+        let json =
+            hangscope_render::html::embedded_document(&String::from_utf8_lossy(&page), max_size)?;
+        return Document::from_json(&json).map_err(|e| e.to_string());
     }
     // The size was checked, but a file can grow while it is read: the reader stops at the
     // limit, which the parser then sees as a truncated document.

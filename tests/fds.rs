@@ -119,7 +119,7 @@ fn save_and_replay_give_the_same_report() {
     assert_eq!(live.status.code(), Some(0));
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.starts_with("<!doctype html>"));
-    assert!(page.contains(&format!("(pid {pid})")) && page.contains("FILES"));
+    assert!(page.contains(&format!("(pid {pid})")) && page.contains("<summary>Open files ("));
     let saved = std::fs::read(&file).unwrap();
     assert_eq!(
         saved, live.stdout,

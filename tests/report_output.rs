@@ -357,3 +357,143 @@ fn completions_and_man_page_are_generated_from_the_cli() {
     }
     assert_eq!(hangscope(&["__generate", "tcsh"]).status.code(), Some(2));
 }
+
+/// The page of a real run, loaded in headless Chromium: the DOM has the verdict, and a
+/// timeline with one track per thread the document has looks for; a screenshot is saved in
+/// the test's directory. Skipped when Chromium is not installed (Debian package `chromium`).
+#[test]
+fn the_page_of_a_real_run_renders_in_chromium_with_a_track_per_thread() {
+    let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) else {
+        eprintln!("skipped: no chromium (Debian package chromium)");
+        return;
+    };
+    let dir = TempDir::new("page");
+    let page = format!("{}/page.html", dir.path());
+    // The demo's client: real processes, stuck on a silent peer, watched for a second.
+    let out = hangscope(&["demo", "--window", "1s", "--json", "--html", &page]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tracked: Vec<i64> = doc["snapshot"]["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| {
+            t["activity"]["looks"]
+                .as_array()
+                .is_some_and(|l| l.len() >= 2)
+        })
+        .filter_map(|t| t["tid"].as_i64())
+        .collect();
+    assert!(
+        tracked.len() >= 3,
+        "the client's threads have looks: {tracked:?}"
+    );
+    let stuck = doc["findings"][0]["subject"]["tid"].as_i64().unwrap();
+
+    let run = |extra: &[&str]| {
+        let mut cmd = Command::new(chromium);
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1280,1600",
+        ])
+        .arg(format!("--user-data-dir={}/profile", dir.path()))
+        .args(extra)
+        .arg(format!("file://{page}"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null());
+        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stdout.read_to_string(&mut s);
+            s
+        });
+        let start = Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(90) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("chromium did not finish in 90 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        reader.join().unwrap()
+    };
+    let dom = run(&["--dump-dom"]);
+    let verdict = doc["verdict"]["summary"].as_str().unwrap();
+    let first_words: String = verdict.chars().take(40).collect();
+    assert!(dom.contains("id=\"verdict\""), "{dom}");
+    assert!(
+        dom.contains(&first_words),
+        "the verdict in the DOM: {first_words}"
+    );
+    let threads_svg = dom
+        .split("data-kind=\"threads\"")
+        .nth(1)
+        .and_then(|s| s.split("</svg>").next())
+        .unwrap_or_else(|| panic!("no thread timeline: {dom}"));
+    for tid in &tracked {
+        assert_eq!(
+            threads_svg.matches(&format!("data-tid=\"{tid}\"")).count(),
+            1,
+            "one track for thread {tid}"
+        );
+    }
+    assert_eq!(
+        threads_svg.matches("<g class=\"track").count(),
+        tracked.len()
+    );
+    assert!(
+        threads_svg.contains(&format!("class=\"track stuck\" data-tid=\"{stuck}\"")),
+        "the stuck thread is highlighted"
+    );
+    // A track per connection when each look dumped them (not when the first dump was too
+    // slow, as on a loaded machine, and only the first and last were taken).
+    let sampled = doc["snapshot"]["sockets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["detail"]["window"]["samples"]
+                .as_array()
+                .is_some_and(|l| l.len() >= 2)
+        })
+        .count();
+    let conns_svg = dom
+        .split("data-kind=\"connections\"")
+        .nth(1)
+        .and_then(|s| s.split("</svg>").next())
+        .unwrap_or_default();
+    assert_eq!(
+        conns_svg.matches("<g class=\"track").count(),
+        sampled,
+        "a track per sampled connection"
+    );
+    // The script ran: the download link points at the embedded document.
+    assert!(dom.contains("href=\"blob:"), "download link: {dom}");
+
+    let shot = format!("{}/page.png", dir.path());
+    run(&[&format!("--screenshot={shot}")]);
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+}

@@ -44,13 +44,13 @@ pub use process::{
 };
 pub use scan::{Container, EntryStatus, SCAN_SCHEMA_VERSION, ScanEntry, ScanReport};
 pub use socket::{
-    ConnectionWindow, Endpoint, InetSocket, LocalPeer, NetlinkSocket, PacketSocket, PeerHolder,
-    PeerThread, PeerThreads, Socket, SocketDetail, SocketFamily, SocketTimer, StateChange, TcpInfo,
-    TimerKind, UnixPeer, UnixSocket,
+    ConnectionLook, ConnectionWindow, Endpoint, InetSocket, LocalPeer, NetlinkSocket, PacketSocket,
+    PeerHolder, PeerThread, PeerThreads, Socket, SocketDetail, SocketFamily, SocketTimer,
+    StateChange, TcpInfo, TimerKind, UnixPeer, UnixSocket,
 };
 pub use stack::{Frame, StackSource, UserStack};
 pub use text::{Escape, Text};
-pub use thread::{Activity, SyscallArg, SyscallState, Thread, WaitObject};
+pub use thread::{Activity, SyscallArg, SyscallState, Thread, ThreadLook, WaitObject};
 
 /// For `skip_serializing_if`: absent in JSON means false, which keeps 20,000-fd documents small.
 pub(crate) fn is_zero(n: &u32) -> bool {

@@ -264,6 +264,31 @@ pub struct ConnectionWindow {
     /// Data moved over the window: bytes (or data segments, or the last-data ages when the
     /// kernel has no byte counters) changed; for UDP, a queue changed.
     pub moving: bool,
+    /// Each dump of the window that returned the connection, oldest first, for a timeline
+    /// (since 1.6); empty when the target has more than 256 TCP/UDP sockets or the window
+    /// dumped only at its first and last look.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<ConnectionLook>,
+}
+
+/// A TCP connection at one look of the window, as tcp_info gave it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct ConnectionLook {
+    /// Milliseconds since the window's first dump.
+    pub at_ms: u64,
+    /// Counters since the connection began (not since the window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_sent: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_received: Option<u64>,
+    pub unacked: u32,
+    pub retrans: u32,
+    pub rtt_us: u32,
+    /// Age of the last data received, milliseconds.
+    pub last_data_recv_ms: u32,
+    pub recv_q: u32,
+    pub send_q: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -178,4 +178,26 @@ pub struct Activity {
     pub involuntary_switches: u64,
     /// Distinct syscall states seen.
     pub syscall_changes: u32,
+    /// Each look at the thread, oldest first, for a timeline (since 1.6); empty for a process
+    /// of more than 256 threads, whose looks would make the document large.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub looks: Vec<ThreadLook>,
+}
+
+/// One look at a thread during the window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct ThreadLook {
+    /// Milliseconds since the window's first look.
+    pub at_ms: u64,
+    /// The state letter of `stat` ("S", "R", "D", ...).
+    pub state: String,
+    /// The syscall it was in ("poll"), "running", "user" (blocked outside a syscall), or
+    /// empty when not readable.
+    pub call: String,
+    /// CPU time used since the first look, milliseconds.
+    pub cpu_ms: f64,
+    /// Time since it last ran, milliseconds, when it was not running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub off_cpu_ms: Option<u64>,
 }

@@ -23,6 +23,8 @@ mod verdict;
 use fds::{keep_rows, notable_fds};
 use style::{Style, wrap};
 
+pub(crate) use header::captured_at;
+
 #[derive(Debug, Clone, Default)]
 pub struct TextOptions {
     /// ANSI colour; only on a terminal, never with --no-color.
@@ -67,6 +69,43 @@ mod tests {
 
     fn fd(n: i32, link: &str, kind: FdKind) -> Fd {
         Fd::new(n, kind, link)
+    }
+
+    /// THREADS lists the thread a cause names before the others, whatever their order.
+    #[test]
+    fn threads_a_finding_names_come_first() {
+        use hangscope_model::{Cause, Finding, Subject, Thread};
+        let mut snap = Snapshot::default();
+        // Each in its own state, so none are grouped.
+        for (tid, name, state) in [(1, "main", "S"), (2, "idle", "I"), (3, "worker", "D")] {
+            snap.threads.push(Thread {
+                tid,
+                name: name.into(),
+                state: state.into(),
+                ..Thread::default()
+            });
+        }
+        let doc = Document::new(
+            "t",
+            snap,
+            vec![Finding {
+                severity: Severity::Cause,
+                cause: Cause::PeerSilent,
+                summary: "Thread 3 waits.".into(),
+                subject: Subject {
+                    tid: Some(3),
+                    ..Subject::default()
+                },
+                ..Finding::default()
+            }],
+        );
+        let text = render_text(&doc, &TextOptions::default());
+        let table = &text[text.find("THREADS").unwrap()..];
+        let order: Vec<usize> = ["worker", "main", "idle"]
+            .iter()
+            .map(|n| table.find(&format!(" {n} ")).unwrap())
+            .collect();
+        assert!(order[0] < order[1] && order[1] < order[2], "{table}");
     }
 
     #[test]

@@ -76,6 +76,26 @@ struct Track {
     last_dump: u32,
     looks: u32,
     looks_moving: u32,
+    /// Every look, for a timeline, when few connections are watched (`SERIES_UP_TO`).
+    series: Vec<hangscope_model::ConnectionLook>,
+}
+
+/// Up to this many watched connections, each keeps every look (`ConnectionWindow::samples`).
+const SERIES_UP_TO: usize = 256;
+
+fn sample_of(s: &InetSocket, at_ms: u64) -> hangscope_model::ConnectionLook {
+    let info = s.tcp_info.as_deref();
+    hangscope_model::ConnectionLook {
+        at_ms,
+        bytes_sent: info.and_then(|i| i.bytes_sent),
+        bytes_received: info.and_then(|i| i.bytes_received),
+        unacked: info.map_or(0, |i| i.unacked),
+        retrans: info.map_or(0, |i| i.total_retrans),
+        rtt_us: info.map_or(0, |i| i.rtt_us),
+        last_data_recv_ms: info.map_or(0, |i| i.last_data_recv_ms),
+        recv_q: s.recv_q,
+        send_q: s.send_q,
+    }
 }
 
 /// The per-look sampler; see the module header. Inactive (every call a no-op) with a zero window
@@ -97,6 +117,8 @@ pub struct ConnWindow {
     /// the default run's peak memory.
     tracks: HashMap<u64, Box<Track>>,
     gaps: Vec<Gap>,
+    /// When the first dump was made: the timelines' zero.
+    first_dump_at: Option<Instant>,
 }
 
 impl ConnWindow {
@@ -119,6 +141,7 @@ impl ConnWindow {
             last_missing: None,
             tracks: HashMap::new(),
             gaps: Vec::new(),
+            first_dump_at: None,
         };
         let mut wanted = HashSet::new();
         let mut kinds = Vec::new();
@@ -235,9 +258,15 @@ impl ConnWindow {
         } else if last {
             self.last_missing = Some((GapReason::Other, d.failures.join("; ")));
         }
+        let zero = *self.first_dump_at.get_or_insert(at);
+        let at_ms = at.saturating_duration_since(zero).as_millis() as u64;
+        let keep_series = self.per_look && self.wanted.len() <= SERIES_UP_TO;
         for e in d.entries {
             match self.tracks.get_mut(&e.inode) {
                 Some(t) => {
+                    if keep_series {
+                        t.series.push(sample_of(&e.socket, at_ms));
+                    }
                     let elapsed = at.saturating_duration_since(t.last_at).as_millis() as u64;
                     if data_moved(&Reading::of(&t.last), &Reading::of(&e.socket), elapsed) {
                         t.looks_moving += 1;
@@ -248,9 +277,15 @@ impl ConnWindow {
                     t.looks += 1;
                 }
                 None => {
+                    let series = if keep_series {
+                        vec![sample_of(&e.socket, at_ms)]
+                    } else {
+                        Vec::new()
+                    };
                     self.tracks.insert(
                         e.inode,
                         Box::new(Track {
+                            series,
                             first: Reading::of(&e.socket),
                             first_state: e.socket.state.clone(),
                             first_at: at,
@@ -313,6 +348,10 @@ impl ConnWindow {
             let mut w = window_between(&t.first_state, &t.first, &t.last, duration_ms);
             w.looks = t.looks;
             w.looks_moving = t.looks_moving;
+            // Dumped only at the first and last look: two points are no timeline.
+            if self.per_look {
+                w.samples = t.series;
+            }
             w.closed_during_window = closed;
             // Port names, the other end and the listeners were read once, before the window;
             // they stay.
@@ -694,6 +733,7 @@ mod tests {
             last_missing: None,
             tracks: HashMap::new(),
             gaps: Vec::new(),
+            first_dump_at: None,
         }
     }
 
@@ -741,6 +781,13 @@ mod tests {
         assert_eq!((w1.duration_ms, w1.looks, w1.looks_moving), (2000, 3, 2));
         assert_eq!(w1.bytes_received, Some(300));
         assert!(w1.moving && !w1.closed_during_window);
+        // Every look kept, for the page's timeline, timed from the first dump.
+        let seen: Vec<(u64, Option<u64>)> = w1
+            .samples
+            .iter()
+            .map(|s| (s.at_ms, s.bytes_received))
+            .collect();
+        assert_eq!(seen, [(0, Some(0)), (150, Some(100)), (2000, Some(300))]);
 
         let two = inet(&sockets[1]);
         let w2 = two.window.as_ref().expect("window");

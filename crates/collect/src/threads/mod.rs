@@ -135,6 +135,38 @@ fn note_exit(
     ));
 }
 
+/// A process of at most this many threads keeps each look at each thread (`Activity::looks`),
+/// for the page's timelines; beyond, the document would grow by a look per thread per look.
+const LOOKS_KEPT_UP_TO: usize = 256;
+
+/// A thread's samples as the document keeps them: times from the first look.
+fn looks_of(arch: syscall::Arch, samples: &[Sample]) -> Vec<hangscope_model::ThreadLook> {
+    let Some(first) = samples.first() else {
+        return Vec::new();
+    };
+    samples
+        .iter()
+        .map(|s| {
+            let running = s.state == 'R' || s.syscall == Some(syscall::RawSyscall::Running);
+            hangscope_model::ThreadLook {
+                at_ms: (s.mono_ms - first.mono_ms).max(0.0).round() as u64,
+                state: s.state.to_string(),
+                call: match s.syscall {
+                    Some(syscall::RawSyscall::Blocked { nr, .. }) => syscall::name(arch, nr),
+                    Some(syscall::RawSyscall::Running) => "running".into(),
+                    Some(syscall::RawSyscall::NotInSyscall { .. }) => "user".into(),
+                    None => String::new(),
+                },
+                cpu_ms: (s.cpu_ms - first.cpu_ms).max(0.0),
+                off_cpu_ms: s
+                    .exec_start_ms
+                    .filter(|_| !running)
+                    .map(|e| (s.mono_ms - e).max(0.0).round() as u64),
+            }
+        })
+        .collect()
+}
+
 /// The fds the threads wait on: directly (read, poll, ...) or through an epoll instance whose
 /// watch list names them.
 pub fn fds_waited_on(threads: &[Thread]) -> BTreeSet<i32> {
@@ -302,6 +334,11 @@ fn build(
             .and_then(|s| s.exec_start_ms)
             .map(|e| (mono_ms - e).max(0.0));
         let mut activity = series.get(&t.tid).and_then(|s| classify(s));
+        if series.len() <= LOOKS_KEPT_UP_TO
+            && let (Some(a), Some(samples)) = (activity.as_mut(), series.get(&t.tid))
+        {
+            a.looks = looks_of(arch, samples);
+        }
         if let (Some(a), Some(s)) = (activity.as_mut(), syscall.as_ref())
             && let Some(rate) = a.rate_per_s
         {

@@ -118,23 +118,29 @@ pub(super) fn provenance(out: &mut String, doc: &Document, opts: &TextOptions, s
 /// "2026-12-01 15:22:28 UTC (16:22:28 CET)": the UTC time a log is compared with, and the
 /// local clock the operator lived it by.
 pub fn captured_at(ms: u64, local: Option<&(i64, String)>) -> String {
-    let at = |offset_s: i64| {
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    // The time is the target's machine's word: a clock far off (or a hostile file) gives a
+    // year past 9999 or past what SystemTime holds, said as the number it is.
+    let at = |offset_s: i64| -> Option<String> {
+        let t = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(ms))?;
+        let shift = std::time::Duration::from_secs(offset_s.unsigned_abs());
         let t = if offset_s >= 0 {
-            t + std::time::Duration::from_secs(offset_s.unsigned_abs())
+            t.checked_add(shift)?
         } else {
-            t - std::time::Duration::from_secs(offset_s.unsigned_abs())
+            t.checked_sub(shift)?
         };
+        let mut s = String::new();
+        write!(s, "{}", humantime::format_rfc3339_seconds(t)).ok()?;
         // "2026-12-01T15:22:28Z": the date and the clock, without the T and the Z.
-        humantime::format_rfc3339_seconds(t)
-            .to_string()
-            .trim_end_matches('Z')
-            .replacen('T', " ", 1)
+        Some(s.trim_end_matches('Z').replacen('T', " ", 1))
     };
-    let utc = at(0);
-    match local {
-        Some((offset, zone)) if *offset != 0 || zone != "UTC" => {
-            let local = at(*offset);
+    let Some(utc) = at(0) else {
+        return format!("at {ms} ms after 1970 (not a date this can write)");
+    };
+    match local.and_then(|(offset, zone)| {
+        (*offset != 0 || zone != "UTC").then_some(())?;
+        Some((at(*offset)?, zone))
+    }) {
+        Some((local, zone)) => {
             // The date too when it is another day there.
             let shown = if local.get(..10) == utc.get(..10) {
                 local.get(11..).unwrap_or_default().to_string()
@@ -143,7 +149,7 @@ pub fn captured_at(ms: u64, local: Option<&(i64, String)>) -> String {
             };
             format!("{utc} UTC ({shown} {zone})")
         }
-        _ => format!("{utc} UTC"),
+        None => format!("{utc} UTC"),
     }
 }
 
@@ -191,6 +197,11 @@ mod tests {
         assert_eq!(
             captured_at(ms, Some(&(0, "UTC".into()))),
             "2026-12-01 15:22:28 UTC"
+        );
+        assert!(captured_at(u64::MAX, Some(&(3600, "CET".into()))).contains("ms after 1970"));
+        assert!(
+            captured_at(253_402_300_800_000, None).contains("ms after 1970"),
+            "year 10000"
         );
     }
 }
