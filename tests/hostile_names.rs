@@ -249,10 +249,23 @@ fn the_text_report_escapes_every_name_and_cuts_a_huge_argv() {
     assert_eq!(lines.next(), Some(""), "{text}");
     assert!(text.len() < 64 * 1024, "{} bytes of report", text.len());
 
-    // Every THREADS line is a thread's: its tid first.
+    // Every THREADS line is a thread's, its tid first, or the code path printed under one
+    // ("from f ← g", "3 × from f ← g"): no name breaks a row.
     let threads = section(&text, "THREADS");
     assert!(threads.len() >= 2, "{text}");
-    for l in &threads {
+    let code_path = |l: &str| {
+        let l = l.trim_start();
+        let l = l
+            .split_once(" × ")
+            .filter(|(n, _)| n.parse::<u32>().is_ok())
+            .map_or(l, |(_, rest)| rest);
+        l.starts_with("from ")
+    };
+    assert!(
+        threads.first().is_some_and(|l| !code_path(l)),
+        "THREADS starts with a row: {text}"
+    );
+    for l in threads.iter().filter(|l| !code_path(l)) {
         let tid = l
             .trim_start_matches('▶')
             .split_whitespace()
