@@ -249,10 +249,18 @@ fn the_text_report_escapes_every_name_and_cuts_a_huge_argv() {
     assert_eq!(lines.next(), Some(""), "{text}");
     assert!(text.len() < 64 * 1024, "{} bytes of report", text.len());
 
-    // Every THREADS line is a thread's: its tid first.
+    // Every THREADS line is a thread's (its tid first), or the code path under one
+    // ("from f ← g", "3 × from f"), indented.
     let threads = section(&text, "THREADS");
     assert!(threads.len() >= 2, "{text}");
-    for l in &threads {
+    let is_path = |l: &str| {
+        let t = l.trim_start();
+        l.starts_with("          ")
+            && (t.starts_with("from ")
+                || t.split_once(" × from ")
+                    .is_some_and(|(n, _)| n.parse::<u32>().is_ok()))
+    };
+    for l in threads.iter().filter(|l| !is_path(l)) {
         let tid = l
             .trim_start_matches('▶')
             .split_whitespace()
