@@ -158,7 +158,9 @@ fn check(flags: &[&str], tag: &str) {
     assert_path(
         &doc,
         "poll",
-        &["wait_for_socket", "fetch_reply", "poller", "start_thread"],
+        // The program's own frames: libc's (start_thread) need libc6-dbg's DWARF, which a
+        // loaded machine may not read within the stacks' time (a gap then says so).
+        &["wait_for_socket", "fetch_reply", "poller"],
     );
     assert_path(&doc, "futex", &["wait_for_work", "condwaiter"]);
     assert_path(&doc, "clock_nanosleep", &["nap_between_rounds", "sleeper"]);

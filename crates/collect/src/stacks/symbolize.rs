@@ -89,6 +89,14 @@ fn dwarf_places(file: &File, svmas: &[u64], out: &mut BTreeMap<u64, Vec<Place>>)
         gimli::RunTimeEndian::Big
     };
     let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, gimli::Error> {
+        // Variable locations are not needed for names and lines, and are among the largest
+        // sections to decompress.
+        if matches!(
+            id,
+            gimli::SectionId::DebugLoc | gimli::SectionId::DebugLocLists
+        ) {
+            return Ok(Cow::Borrowed(&[]));
+        }
         Ok(obj
             .section_by_name(id.name())
             .and_then(|s| s.uncompressed_data().ok())
