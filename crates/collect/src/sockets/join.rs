@@ -4,14 +4,14 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use hangscope_model::{Fd, Gap, GapReason, Process, Socket, SocketDetail, SocketFamily};
+use hangscope_model::{Fd, Gap, GapReason, PortRange, Process, Socket, SocketDetail, SocketFamily};
 use netlink_packet_sock_diag::{AF_INET, AF_INET6, IPPROTO_TCP};
 
 use super::dumps::Dumps;
 use super::inet_diag::InetEntry;
 use super::peers::resolve_peers;
 use super::pending::{PendingDumps, ns_label};
-use super::ports::{ephemeral_range, mark_accepted, name_ports};
+use super::ports::{mark_accepted, name_ports};
 use super::services::Services;
 use super::{RECV_TIMEOUT, SOURCE_NONE, SOURCE_PROC_NET, SOURCE_SOCK_DIAG};
 use super::{netns, proc_net, reason_of, window};
@@ -63,6 +63,7 @@ pub fn read(
         return Vec::new();
     }
     let ns_label = ns_label(pid, process);
+    let ephemeral = pending.ephemeral_ports();
     let (mut dumps, ns_problem) = pending.finish(&opts.deadline, gaps);
 
     // Only fds whose socket no dump returned can have changed in a way that matters: a socket
@@ -193,7 +194,11 @@ pub fn read(
         mark_accepted(&mut sockets, listeners);
     }
     resolve_peers(root, process, &mut sockets, &socket_fds, &dumps, opts, gaps);
-    name_ports(&mut sockets, &Services::load(), &ephemeral_range(root));
+    name_ports(
+        &mut sockets,
+        &Services::load(),
+        ephemeral.unwrap_or(PortRange::LINUX_DEFAULT),
+    );
     sockets
 }
 
