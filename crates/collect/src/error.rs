@@ -27,6 +27,9 @@ pub enum CollectError {
 
 /// Classifies an I/O error from /proc into a gap reason.
 pub(crate) fn reason_of(err: &io::Error) -> GapReason {
+    if err.kind() == io::ErrorKind::InvalidData {
+        return GapReason::Malformed;
+    }
     match err.raw_os_error() {
         Some(libc::EACCES) | Some(libc::EPERM) => GapReason::Permission,
         Some(libc::ENOENT) | Some(libc::ESRCH) => GapReason::Vanished,
