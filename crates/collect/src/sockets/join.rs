@@ -14,7 +14,7 @@ use super::pending::{PendingDumps, ns_label};
 use super::ports::{mark_accepted, name_ports};
 use super::services::Services;
 use super::{RECV_TIMEOUT, SOURCE_NONE, SOURCE_PROC_NET, SOURCE_SOCK_DIAG};
-use super::{netns, proc_net, reason_of, window};
+use super::{netns, proc_net, sock_diag_reason, window};
 use crate::{Options, ProcRoot};
 
 /// Reads the socket fds of `pid` again, right after the dumps: fd → current socket inode
@@ -107,7 +107,7 @@ pub fn read(
     for (what, e) in &dumps.failures {
         gaps.push(Gap::new(
             format!("sock_diag {what} in {ns_label}"),
-            reason_of(e),
+            sock_diag_reason(e),
             e.to_string(),
         ));
     }

@@ -7,8 +7,9 @@ use hangscope_model::{Gap, GapReason, PortRange, Process};
 
 use super::dumps::{Dumps, WantedInodes, WantedSender, dump_all};
 use super::ports::ephemeral_ports;
-use super::{RECV_TIMEOUT, netns, reason_of};
+use super::{RECV_TIMEOUT, netns};
 use crate::Deadline;
+use crate::error::reason_of;
 use crate::{Options, ProcRoot};
 
 pub(super) fn ns_label(pid: i32, process: &Process) -> String {
