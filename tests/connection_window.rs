@@ -8,7 +8,9 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use hangscope_model::{ConnectionWindow, Document, Finding, InetSocket, Socket, SocketDetail};
+use hangscope_model::{
+    ConnectionWindow, Document, Finding, InetSocket, Socket, SocketDetail, TcpState,
+};
 use support::netns::Netns;
 use support::{HANGSCOPE, Started, scenario, scenario_via, wait_until};
 
@@ -47,7 +49,7 @@ fn window(i: &InetSocket) -> &ConnectionWindow {
 /// The request went out and the peer's kernel acknowledged it.
 fn acked(doc: &Document, fd: i32) -> bool {
     let (_, i) = tcp_of_fd(doc, fd);
-    i.state == "ESTAB" && i.tcp_info.as_ref().and_then(|t| t.bytes_acked) > Some(1)
+    i.state == TcpState::Established && i.tcp_info.as_ref().and_then(|t| t.bytes_acked) > Some(1)
 }
 
 /// Starts a silent server and a meta-client whose one request it never answers; returns both

@@ -6,7 +6,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use hangscope_model::{Document, InetSocket, Socket, SocketDetail, SocketFamily};
+use hangscope_model::{
+    Document, InetSocket, PeerEnd, Socket, SocketDetail, SocketFamily, TcpState,
+};
 
 use support::netns::Netns;
 use support::*;
@@ -46,7 +48,7 @@ fn inspect_until(pid: i32, fd: i64, ok: impl Fn(&Socket) -> bool) -> Document {
 
 fn acked_request(s: &Socket) -> bool {
     let i = tcp(s);
-    i.state == "ESTAB"
+    i.state == TcpState::Established
         && i.tcp_info
             .as_ref()
             .and_then(|t| t.bytes_acked)
@@ -80,7 +82,7 @@ fn client_on_silent_server_and_one_of_each_kind() {
     assert_eq!(client.source, "sock_diag");
     assert_eq!(client.family, SocketFamily::Inet);
     let c = tcp(client);
-    assert_eq!(c.state, "ESTAB");
+    assert_eq!(c.state, TcpState::Established);
     assert_eq!(i64::from(c.peer.port), port);
     assert_eq!(c.peer.addr, "127.0.0.1");
     assert_eq!(i64::from(c.local.port), value(&holder, "client_port"));
@@ -96,23 +98,23 @@ fn client_on_silent_server_and_one_of_each_kind() {
 
     // The other end of a connection to this host: the server process, which read the request.
     let other = c.local_peer.as_ref().expect("the silent server's end");
-    let by = other.holder.as_ref().expect("its holder");
+    let by = other.holder().expect("its holder");
     assert_eq!(by.pid, server.pid(), "{other:?}");
     assert_eq!(
-        (other.state.as_str(), other.recv_q),
-        ("ESTAB", 0),
+        (other.state, other.recv_q),
+        (TcpState::Established, 0),
         "{other:?}"
     );
 
     // The listener.
     let l = tcp(socket_of_fd(&doc, value(&holder, "listen_fd")));
-    assert_eq!(l.state, "LISTEN");
+    assert_eq!(l.state, TcpState::Listen);
     assert_eq!(i64::from(l.local.port), value(&holder, "listen_port"));
 
     // A connection whose both ends the target holds: the other end is its own fd, no lookup.
     let paired = tcp(socket_of_fd(&doc, value(&holder, "paired_fd")));
     let other = paired.local_peer.as_ref().expect("the accepted end");
-    let by = other.holder.as_ref().expect("its holder");
+    let by = other.holder().expect("its holder");
     assert_eq!(
         (by.pid, i64::from(by.fd)),
         (pid, value(&holder, "accepted_fd"))
@@ -123,18 +125,15 @@ fn client_on_silent_server_and_one_of_each_kind() {
         .local_peer
         .as_ref()
         .expect("the end in the accept queue");
-    assert_eq!((other.inode, other.holder.as_ref()), (0, None), "{other:?}");
+    assert_eq!((other.inode, other.holder()), (0, None), "{other:?}");
     assert!(
-        other
-            .unresolved
-            .as_deref()
-            .is_some_and(|r| r.contains("not accepted yet")),
+        matches!(other.end, Some(PeerEnd::NotAccepted { .. })),
         "{other:?}"
     );
     // ... and the socket listening on the port, which should accept it, is named instead.
-    let listener = other.listener.as_ref().expect("the listener");
-    assert_eq!(listener.state, "LISTEN");
-    let by = listener.holder.as_ref().expect("its holder");
+    let listener = other.listener().expect("the listener");
+    assert_eq!(listener.state, TcpState::Listen);
+    let by = listener.holder().expect("its holder");
     assert_eq!(
         (by.pid, i64::from(by.fd)),
         (pid, value(&holder, "listen_fd"))
@@ -148,7 +147,7 @@ fn client_on_silent_server_and_one_of_each_kind() {
     let udp = socket_of_fd(&doc, value(&holder, "udp_fd"));
     match &udp.detail {
         SocketDetail::Udp(u) => {
-            assert_eq!(u.state, "UNCONN");
+            assert_eq!(u.state, TcpState::Unconnected);
             assert_eq!(i64::from(u.local.port), value(&holder, "udp_port"));
         }
         other => panic!("not UDP: {other:?}"),
@@ -159,7 +158,7 @@ fn client_on_silent_server_and_one_of_each_kind() {
     match &unix.detail {
         SocketDetail::Unix(u) => {
             assert_eq!(u.sock_type, "STREAM");
-            assert_eq!(u.state, "ESTAB");
+            assert_eq!(u.state, TcpState::Established);
             assert_ne!(u.peer_inode, 0);
             let p = u.peer.as_ref().expect("peer resolved");
             assert_eq!(i64::from(p.pid), value(&holder, "child_pid"));
@@ -219,7 +218,7 @@ fn connection_in_another_network_namespace_is_found() {
     let client = socket_of_fd(&doc, value(&holder, "client_fd"));
     assert_eq!(client.source, "sock_diag");
     let c = tcp(client);
-    assert_eq!(c.state, "ESTAB");
+    assert_eq!(c.state, TcpState::Established);
     assert_eq!(i64::from(c.peer.port), port);
     assert!(
         c.tcp_info
@@ -232,10 +231,10 @@ fn connection_in_another_network_namespace_is_found() {
         .local_peer
         .as_ref()
         .expect("the server's end, in the namespace");
-    assert_eq!(other.holder.as_ref().map(|h| h.pid), Some(server.pid()));
+    assert_eq!(other.holder().map(|h| h.pid), Some(server.pid()));
     // The namespace's own listener is there too, not the root namespace's sockets.
     let l = tcp(socket_of_fd(&doc, value(&holder, "listen_fd")));
-    assert_eq!(l.state, "LISTEN");
+    assert_eq!(l.state, TcpState::Listen);
     drop(holder);
     drop(server);
     drop(ns);
@@ -265,7 +264,7 @@ fn the_other_end_is_found_over_ipv6_and_dual_stack() {
             .as_ref()
             .unwrap_or_else(|| panic!("{listen}: {c:?}"));
         assert_eq!(
-            other.holder.as_ref().map(|h| h.pid),
+            other.holder().map(|h| h.pid),
             Some(server.pid()),
             "{listen}: {other:?}"
         );

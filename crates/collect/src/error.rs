@@ -27,10 +27,18 @@ pub enum CollectError {
 
 /// Classifies an I/O error from /proc into a gap reason.
 pub(crate) fn reason_of(err: &io::Error) -> GapReason {
+    if err.kind() == io::ErrorKind::InvalidData {
+        return GapReason::Malformed;
+    }
     match err.raw_os_error() {
         Some(libc::EACCES) | Some(libc::EPERM) => GapReason::Permission,
         Some(libc::ENOENT) | Some(libc::ESRCH) => GapReason::Vanished,
-        Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => GapReason::Unsupported,
+        Some(libc::EINVAL)
+        | Some(libc::EOPNOTSUPP)
+        | Some(libc::EPROTONOSUPPORT)
+        | Some(libc::EAFNOSUPPORT) => GapReason::Unsupported,
+        // A receive timeout (SO_RCVTIMEO), which the deadline sets.
+        Some(libc::EAGAIN) => GapReason::Deadline,
         _ => GapReason::Other,
     }
 }

@@ -143,6 +143,7 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     });
     snap.process.fd_count = snap.fds.len() as u32;
     stage::enter("the sockets");
+    snap.ephemeral_ports = dumps.ephemeral_ports();
     snap.sockets = sockets::read(
         root,
         pid,

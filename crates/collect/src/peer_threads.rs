@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use hangscope_model::{
-    Fd, PeerThread, PeerThreads, Snapshot, SocketDetail, SyscallState, Text, WaitObject,
+    Fd, LocalPeer, PeerThread, PeerThreads, Snapshot, SocketDetail, SyscallState, TcpState, Text,
+    WaitObject,
 };
 
 use crate::threads::{memory, syscall, task};
@@ -42,12 +43,11 @@ pub fn read_for_waits(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Opt
         }
         let holder = match &s.detail {
             SocketDetail::Unix(u) => u.peer.as_ref().map(|p| p.pid),
-            SocketDetail::Tcp(i) => i.local_peer.as_deref().and_then(|p| {
-                p.holder
-                    .as_ref()
-                    .or(p.listener.as_deref().and_then(|l| l.holder.as_ref()))
-                    .map(|h| h.pid)
-            }),
+            SocketDetail::Tcp(i) => i
+                .local_peer
+                .as_deref()
+                .and_then(LocalPeer::acting_holder)
+                .map(|h| h.pid),
             _ => None,
         };
         if let Some(h) = holder.filter(|&h| h != pid && !wanted.contains(&h)) {
@@ -74,12 +74,7 @@ pub fn read_for_waits(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Opt
                 let Some(p) = i.local_peer.as_deref_mut() else {
                     continue;
                 };
-                let end = if p.holder.is_some() {
-                    p.holder.as_mut()
-                } else {
-                    p.listener.as_deref_mut().and_then(|l| l.holder.as_mut())
-                };
-                match end {
+                match p.acting_holder_mut() {
                     Some(h) => (h.pid, h.fd, &mut h.threads),
                     None => continue,
                 }
@@ -107,7 +102,7 @@ fn read_opened<T>(root: &ProcRoot, snap: &mut Snapshot, looked: &BTreeMap<i32, T
     let mut fds_of: BTreeMap<i32, Vec<(i32, u64)>> = BTreeMap::new();
     for s in &snap.sockets {
         if let SocketDetail::Tcp(i) = &s.detail
-            && let Some(h) = i.local_peer.as_deref().and_then(|p| p.holder.as_ref())
+            && let Some(h) = i.local_peer.as_deref().and_then(LocalPeer::holder)
             && looked.contains_key(&h.pid)
             && !fds_of.contains_key(&h.pid)
         {
@@ -134,7 +129,7 @@ fn read_opened<T>(root: &ProcRoot, snap: &mut Snapshot, looked: &BTreeMap<i32, T
             continue;
         };
         let peer_inode = p.inode;
-        let (Some(h), Some(our_sent)) = (p.holder.as_mut(), our_sent) else {
+        let (Some(h), Some(our_sent)) = (p.holder_mut(), our_sent) else {
             continue;
         };
         let Some(fds) = fds_of.get(&h.pid) else {
@@ -146,7 +141,7 @@ fn read_opened<T>(root: &ProcRoot, snap: &mut Snapshot, looked: &BTreeMap<i32, T
         let listening: Vec<u16> = mine
             .iter()
             .filter_map(|d| match &d.detail {
-                SocketDetail::Tcp(t) if t.state == "LISTEN" => Some(t.local.port),
+                SocketDetail::Tcp(t) if t.state == TcpState::Listen => Some(t.local.port),
                 _ => None,
             })
             .collect();
@@ -155,7 +150,7 @@ fn read_opened<T>(root: &ProcRoot, snap: &mut Snapshot, looked: &BTreeMap<i32, T
             .filter(|d| d.inode != peer_inode)
             .filter(|d| {
                 matches!(&d.detail, SocketDetail::Tcp(t)
-                    if t.state == "ESTAB" && !listening.contains(&t.local.port))
+                    if t.state == TcpState::Established && !listening.contains(&t.local.port))
             })
             .cloned()
             .collect();

@@ -142,7 +142,11 @@ fn local_end(snap: &Snapshot, hop: &Hop, host: &str, port: u16) -> Option<String
         .and_then(|c| c.get("socket_inode"))
         .and_then(serde_json::Value::as_u64);
     let to_peer = |s: &&hangscope_model::Socket| match &s.detail {
-        SocketDetail::Tcp(t) => t.state == "ESTAB" && t.peer.addr == host && t.peer.port == port,
+        SocketDetail::Tcp(t) => {
+            t.state == hangscope_model::TcpState::Established
+                && t.peer.addr == host
+                && t.peer.port == port
+        }
         _ => false,
     };
     let chosen = match named.and_then(|i| snap.socket(i)).filter(to_peer) {

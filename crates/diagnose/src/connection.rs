@@ -5,14 +5,10 @@
 use hangscope_model::{
     ConnectionWindow, InetSocket, LocalPeer, Snapshot, Socket, SocketDetail, TcpInfo, TimerKind,
 };
+use hangscope_model::{PortRange, TcpState};
 use serde::Serialize;
 
 use crate::Ctx;
-
-/// Linux's default ip_local_port_range starts here; a peer port at or above it on a socket whose
-/// own port is below it is most likely a client that connected to us. Only a guess, for when
-/// the namespace's listeners are not known.
-const EPHEMERAL_START: u16 = 32768;
 
 /// The longest a receiver holds back the ACK of data it has nothing to answer with: Linux's
 /// TCP_DELACK_MAX is 200 ms, RFC 1122 allows 500. A keepalive's ACK comes a keepalive time
@@ -77,8 +73,8 @@ impl<'a> Conn<'a> {
         ctx.conns.iter().filter(|c| c.proto == Proto::Tcp)
     }
 
-    pub fn state(&self) -> &str {
-        &self.inet.state
+    pub fn state(&self) -> TcpState {
+        self.inet.state
     }
 
     pub fn info(&self) -> Option<&'a TcpInfo> {
@@ -128,9 +124,16 @@ impl<'a> Conn<'a> {
         if let Some(accepted) = self.inet.accepted {
             return accepted;
         }
+        // A peer port in the ephemeral range on a socket whose own port is below it is most
+        // likely a client that connected to us. Only a guess, for when the namespace's
+        // listeners are not known.
+        let first = ctx
+            .snap
+            .ephemeral_ports
+            .unwrap_or(PortRange::LINUX_DEFAULT)
+            .first;
         let local = self.inet.local.port;
-        ctx.listen_ports.contains(&local)
-            || (local < EPHEMERAL_START && self.inet.peer.port >= EPHEMERAL_START)
+        ctx.listen_ports.contains(&local) || (local < first && self.inet.peer.port >= first)
     }
 
     pub fn timer_is(&self, kind: TimerKind) -> bool {
@@ -315,12 +318,14 @@ mod tests {
         LocalPeer {
             inode: 9,
             state: "ESTAB".into(),
-            holder: Some(PeerHolder {
-                pid: 4112,
-                name: "postgres".into(),
-                fd: 7,
-                threads: None,
-                opened: vec![],
+            end: Some(hangscope_model::PeerEnd::Held {
+                holder: PeerHolder {
+                    pid: 4112,
+                    name: "postgres".into(),
+                    fd: 7,
+                    threads: None,
+                    opened: vec![],
+                },
             }),
             tcp_info: Some(Box::new(i)),
             ..LocalPeer::default()
@@ -430,5 +435,31 @@ mod tests {
             None
         );
         assert_eq!(last_word(&info(3000, 3000, 3000, 0, 0), None, true), None);
+    }
+
+    #[test]
+    fn the_client_side_guess_uses_the_ephemeral_range_the_snapshot_carries() {
+        use crate::testkit::{add_socket, base, tcp};
+        // A server on :8000 with a client on 15000, listeners unknown: inbound only if 15000
+        // is a client's port, which the host's range says and Linux's default does not.
+        let mut snap = base(10, "server");
+        add_socket(
+            &mut snap,
+            3,
+            tcp(1, "10.0.0.1:8000", "10.0.0.2:15000", "ESTAB"),
+        );
+        let inbound = |snap: &Snapshot| {
+            let ctx = Ctx::new(snap);
+            Conn::tcp(&ctx)
+                .next()
+                .expect("the connection")
+                .is_inbound(&ctx)
+        };
+        assert!(!inbound(&snap), "Linux's default range starts at 32768");
+        snap.ephemeral_ports = Some(PortRange {
+            first: 10000,
+            last: 20000,
+        });
+        assert!(inbound(&snap), "the host's range has 15000");
     }
 }

@@ -12,6 +12,7 @@ use hangscope_model::{
     Cause, ConnectionWindow, Endpoint, Evidence, Finding, LocalPeer, Next, PeerHolder, PeerThreads,
     Severity, SocketDetail, SocketTimer, Subject, Text,
 };
+use hangscope_model::{PeerEnd, TcpState};
 use serde::Serialize;
 
 use crate::connection::{Conn, Proto};
@@ -422,7 +423,7 @@ pub(crate) enum OtherEnd {
     /// A connected socket that a process holds.
     Held {
         inode: u64,
-        state: String,
+        state: TcpState,
         /// What it received and its process has not read.
         recv_q: u32,
         send_q: u32,
@@ -443,20 +444,17 @@ pub(crate) enum OtherEnd {
     },
     /// In the accept queue of a listener that has not accepted it (inode 0).
     NotAccepted {
-        state: String,
+        state: TcpState,
         recv_q: u32,
         send_q: u32,
         /// The listener, when found.
         #[serde(skip_serializing_if = "Option::is_none")]
         listener: Option<Box<OtherEnd>>,
-        /// Why no process holds it, as the sockets collector put it.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
     },
     /// Found, but whose it is could not be told.
     Unheld {
         inode: u64,
-        state: String,
+        state: TcpState,
         recv_q: u32,
         send_q: u32,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -480,50 +478,45 @@ impl OtherEnd {
                 .filter(|_| h.pid != pid)
                 .map(OtherThreads::of)
         };
-        if p.inode == 0 && p.state == "TIME-WAIT" {
-            // Closed at the other end: a timewait socket, which no process holds.
-            return OtherEnd::Unheld {
-                inode: 0,
-                state: p.state.clone(),
+        match &p.end {
+            Some(PeerEnd::NotAccepted { listener }) => OtherEnd::NotAccepted {
+                state: p.state,
                 recv_q: p.recv_q,
                 send_q: p.send_q,
-                reason: p.unresolved.clone(),
-            };
-        }
-        if p.inode == 0 {
-            return OtherEnd::NotAccepted {
-                state: p.state.clone(),
-                recv_q: p.recv_q,
-                send_q: p.send_q,
-                listener: p
-                    .listener
+                listener: listener
                     .as_deref()
                     .map(|l| Box::new(OtherEnd::of_peer(l, pid))),
-                reason: p.unresolved.clone(),
-            };
-        }
-        match &p.holder {
-            Some(h) if p.state == "LISTEN" => OtherEnd::Listener {
+            },
+            Some(PeerEnd::Held { holder: h }) if p.state == TcpState::Listen => {
+                OtherEnd::Listener {
+                    inode: p.inode,
+                    accept_queue: p.recv_q,
+                    backlog: p.send_q,
+                    holder: Holder::of(h, pid),
+                    threads: threads(h),
+                }
+            }
+            Some(PeerEnd::Held { holder: h }) => OtherEnd::Held {
                 inode: p.inode,
-                accept_queue: p.recv_q,
-                backlog: p.send_q,
+                state: p.state,
+                recv_q: p.recv_q,
+                send_q: p.send_q,
                 holder: Holder::of(h, pid),
                 threads: threads(h),
             },
-            Some(h) => OtherEnd::Held {
+            Some(PeerEnd::Unheld { reason }) => OtherEnd::Unheld {
                 inode: p.inode,
-                state: p.state.clone(),
+                state: p.state,
                 recv_q: p.recv_q,
                 send_q: p.send_q,
-                holder: Holder::of(h, pid),
-                threads: threads(h),
+                reason: Some(reason.clone()),
             },
             None => OtherEnd::Unheld {
                 inode: p.inode,
-                state: p.state.clone(),
+                state: p.state,
                 recv_q: p.recv_q,
                 send_q: p.send_q,
-                reason: p.unresolved.clone(),
+                reason: None,
             },
         }
     }
@@ -601,20 +594,21 @@ impl Upstream {
                 let unanswered =
                     t.last_data_sent_ms < t.last_data_recv_ms || t.bytes_received == Some(0);
                 let fits = sent <= our_sent + FORWARD_SLACK_MS && sent >= crate::STUCK_MS;
-                (i.state == "ESTAB" && i.recv_q == 0 && waits && unanswered && fits).then(|| {
-                    (
-                        sent.abs_diff(our_sent),
-                        Upstream {
-                            fd: s.fds.first().copied(),
-                            local: i.local.clone(),
-                            peer: i.peer.clone(),
-                            request_bytes: t.bytes_acked.unwrap_or(0).saturating_sub(1),
-                            unacked: t.unacked,
-                            silent_ms: sent,
-                            last_recv_ms: u64::from(t.last_data_recv_ms),
-                        },
-                    )
-                })
+                (i.state == TcpState::Established && i.recv_q == 0 && waits && unanswered && fits)
+                    .then(|| {
+                        (
+                            sent.abs_diff(our_sent),
+                            Upstream {
+                                fd: s.fds.first().copied(),
+                                local: i.local.clone(),
+                                peer: i.peer.clone(),
+                                request_bytes: t.bytes_acked.unwrap_or(0).saturating_sub(1),
+                                unacked: t.unacked,
+                                silent_ms: sent,
+                                last_recv_ms: u64::from(t.last_data_recv_ms),
+                            },
+                        )
+                    })
             })
             .min_by_key(|(gap, _)| *gap)
             .map(|(_, u)| u)
@@ -632,7 +626,7 @@ pub(crate) struct ConnFacts {
     pub local: Endpoint,
     pub peer: Endpoint,
     /// ss's state name, e.g. "ESTAB".
-    pub state: String,
+    pub state: TcpState,
     /// Its timer, as ss's timer column shows it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timer: Option<SocketTimer>,
@@ -661,7 +655,7 @@ impl ConnFacts {
             fd: conn.fd(),
             local: conn.inet.local.clone(),
             peer: conn.inet.peer.clone(),
-            state: conn.state().to_string(),
+            state: conn.state(),
             timer: conn.inet.timer.clone(),
             other_end: OtherEnd::of(conn, pid),
             window: conn.window().map(|w| WindowFacts {

@@ -42,7 +42,9 @@ impl<'a> Ctx<'a> {
             .sockets
             .iter()
             .filter_map(|s| match &s.detail {
-                SocketDetail::Tcp(i) if i.state == "LISTEN" => Some(i.local.port),
+                SocketDetail::Tcp(i) if i.state == hangscope_model::TcpState::Listen => {
+                    Some(i.local.port)
+                }
                 _ => None,
             })
             .collect();

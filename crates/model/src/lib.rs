@@ -45,8 +45,8 @@ pub use process::{
 pub use scan::{Container, EntryStatus, SCAN_SCHEMA_VERSION, ScanEntry, ScanReport};
 pub use socket::{
     ConnectionLook, ConnectionWindow, Endpoint, InetSocket, LocalPeer, NetlinkSocket, PacketSocket,
-    PeerHolder, PeerThread, PeerThreads, Socket, SocketDetail, SocketFamily, SocketTimer,
-    StateChange, TcpInfo, TimerKind, UnixPeer, UnixSocket,
+    PeerEnd, PeerHolder, PeerThread, PeerThreads, Socket, SocketDetail, SocketFamily, SocketTimer,
+    StateChange, TcpInfo, TcpState, TimerKind, UnixPeer, UnixSocket,
 };
 pub use stack::{Frame, StackSource, UserStack};
 pub use text::{Escape, Text};
@@ -92,6 +92,32 @@ pub struct Snapshot {
     /// FUSE mounts a thread waits on, with the processes that may serve them (since 1.5).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fuse: Vec<FuseMount>,
+    /// The ports the kernel hands out to clients (net.ipv4.ip_local_port_range, as hangscope's
+    /// network namespace has it), when readable (since 1.6): a hint of which end of a
+    /// connection is the client when the listeners are not known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ephemeral_ports: Option<PortRange>,
+}
+
+/// A range of ports, both ends included.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    /// Linux's default ip_local_port_range, for a snapshot that does not say.
+    pub const LINUX_DEFAULT: PortRange = PortRange {
+        first: 32768,
+        last: 60999,
+    };
+
+    pub fn contains(&self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
 }
 
 /// A FUSE mount whose server a thread waits for.

@@ -70,11 +70,127 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
+/// A socket's state in ss's vocabulary (the kernel's TCP_* numbers, which UDP and UNIX sockets
+/// use too): serialized as ss prints it, e.g. "ESTAB", so documents before 1.6, where it was a
+/// plain string, load unchanged. A name this version does not know reads as `UNKNOWN`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+pub enum TcpState {
+    #[serde(rename = "ESTAB")]
+    Established,
+    #[serde(rename = "SYN-SENT")]
+    SynSent,
+    #[serde(rename = "SYN-RECV")]
+    SynRecv,
+    #[serde(rename = "FIN-WAIT-1")]
+    FinWait1,
+    #[serde(rename = "FIN-WAIT-2")]
+    FinWait2,
+    #[serde(rename = "TIME-WAIT")]
+    TimeWait,
+    /// TCP_CLOSE: a socket neither listening nor connected (UDP's usual state).
+    #[serde(rename = "UNCONN")]
+    Unconnected,
+    #[serde(rename = "CLOSE-WAIT")]
+    CloseWait,
+    #[serde(rename = "LAST-ACK")]
+    LastAck,
+    #[serde(rename = "LISTEN")]
+    Listen,
+    #[serde(rename = "CLOSING")]
+    Closing,
+    /// A request socket: a connection whose handshake the listener has not completed.
+    #[serde(rename = "NEW-SYN-RECV")]
+    NewSynRecv,
+    #[default]
+    #[serde(rename = "UNKNOWN", other)]
+    Unknown,
+}
+
+impl TcpState {
+    /// From the kernel's number (include/net/tcp_states.h).
+    pub fn from_kernel(n: u8) -> TcpState {
+        match n {
+            1 => TcpState::Established,
+            2 => TcpState::SynSent,
+            3 => TcpState::SynRecv,
+            4 => TcpState::FinWait1,
+            5 => TcpState::FinWait2,
+            6 => TcpState::TimeWait,
+            7 => TcpState::Unconnected,
+            8 => TcpState::CloseWait,
+            9 => TcpState::LastAck,
+            10 => TcpState::Listen,
+            11 => TcpState::Closing,
+            12 => TcpState::NewSynRecv,
+            _ => TcpState::Unknown,
+        }
+    }
+
+    /// ss's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TcpState::Established => "ESTAB",
+            TcpState::SynSent => "SYN-SENT",
+            TcpState::SynRecv => "SYN-RECV",
+            TcpState::FinWait1 => "FIN-WAIT-1",
+            TcpState::FinWait2 => "FIN-WAIT-2",
+            TcpState::TimeWait => "TIME-WAIT",
+            TcpState::Unconnected => "UNCONN",
+            TcpState::CloseWait => "CLOSE-WAIT",
+            TcpState::LastAck => "LAST-ACK",
+            TcpState::Listen => "LISTEN",
+            TcpState::Closing => "CLOSING",
+            TcpState::NewSynRecv => "NEW-SYN-RECV",
+            TcpState::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// A connection the kernel completed or is completing at this end, which a listener may
+    /// still hold in its accept queue.
+    pub fn in_accept_queue(self) -> bool {
+        // CLOSE-WAIT too: the client may close before the server accepts.
+        matches!(
+            self,
+            TcpState::Established | TcpState::SynRecv | TcpState::NewSynRecv | TcpState::CloseWait
+        )
+    }
+}
+
+impl std::fmt::Display for TcpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// ss's name to the state, for tests and fixtures written as text.
+impl From<&str> for TcpState {
+    fn from(s: &str) -> TcpState {
+        (1..=12)
+            .map(TcpState::from_kernel)
+            .find(|t| t.as_str() == s)
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct InetSocket {
-    /// ss's vocabulary: "ESTAB", "SYN-SENT", "LISTEN", "CLOSE-WAIT", "UNCONN", ...
-    pub state: String,
+    /// ss's vocabulary: "ESTAB", "SYN-SENT", "LISTEN", "CLOSE-WAIT", "UNCONN", ... (a string
+    /// before 1.6, the same names: see `TcpState`).
+    pub state: TcpState,
     pub local: Endpoint,
     pub peer: Endpoint,
     /// Bytes queued to read (ESTAB) or accept backlog (LISTEN).
@@ -121,30 +237,141 @@ pub struct InetSocket {
 /// The other end of a TCP connection whose peer is on this host, found with an exact
 /// sock_diag lookup of the reversed address pair.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(default)]
+#[serde(default, from = "LocalPeerRead")]
 pub struct LocalPeer {
     /// Its inode; 0 when no process holds it yet: a connection the server has not accepted.
     pub inode: u64,
     /// ss's vocabulary, e.g. "ESTAB".
-    pub state: String,
+    pub state: TcpState,
     /// Bytes it has received and its process has not read.
     pub recv_q: u32,
     /// Bytes it has sent that this end has not acknowledged.
     pub send_q: u32,
-    /// Who holds it, when that could be resolved.
+    /// Who holds it, or why nobody does (since 1.6; before, `holder`, `unresolved` and
+    /// `listener`, which still load). Absent when that was not looked for.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub holder: Option<PeerHolder>,
-    /// Why it has no holder, e.g. "not accepted yet".
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unresolved: Option<String>,
-    /// For a connection not accepted yet: the socket listening on its port, with its accept
-    /// queue as Recv-Q and its backlog as Send-Q, and who holds it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub listener: Option<Box<LocalPeer>>,
+    pub end: Option<PeerEnd>,
     /// Its struct tcp_info, read with its queues: its byte counters and last-data ages say
     /// what it received, read and sent, from its side (since 1.5).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp_info: Option<Box<TcpInfo>>,
+}
+
+/// Who holds the socket at the other end of a connection to this host.
+// One per local peer, which `InetSocket` already boxes: the unboxed holder costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PeerEnd {
+    /// A process holds it.
+    Held { holder: PeerHolder },
+    /// No process holds it yet: the kernel completed (or is completing) the connection and it
+    /// waits in the accept queue of the socket listening on its port. `listener` is that socket
+    /// (its accept queue as Recv-Q, its backlog as Send-Q, and its own `end`), when found.
+    NotAccepted {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        listener: Option<Box<LocalPeer>>,
+    },
+    /// No process visible here holds it: why, e.g. "held by no process (TIME-WAIT)".
+    Unheld { reason: String },
+}
+
+impl LocalPeer {
+    /// Who holds it: `None` when nobody was looked for.
+    pub fn holder(&self) -> Option<&PeerHolder> {
+        match &self.end {
+            Some(PeerEnd::Held { holder }) => Some(holder),
+            _ => None,
+        }
+    }
+
+    pub fn holder_mut(&mut self) -> Option<&mut PeerHolder> {
+        match &mut self.end {
+            Some(PeerEnd::Held { holder }) => Some(holder),
+            _ => None,
+        }
+    }
+
+    /// The process that should act on the connection: its holder, or for one not accepted
+    /// yet, the listener's.
+    pub fn acting_holder(&self) -> Option<&PeerHolder> {
+        self.holder()
+            .or_else(|| self.listener().and_then(LocalPeer::holder))
+    }
+
+    pub fn acting_holder_mut(&mut self) -> Option<&mut PeerHolder> {
+        match &mut self.end {
+            Some(PeerEnd::Held { holder }) => Some(holder),
+            Some(PeerEnd::NotAccepted { listener: Some(l) }) => l.holder_mut(),
+            _ => None,
+        }
+    }
+
+    /// The listener that has not accepted it yet, when it is one such and the listener was
+    /// found.
+    pub fn listener(&self) -> Option<&LocalPeer> {
+        match &self.end {
+            Some(PeerEnd::NotAccepted { listener }) => listener.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether a socket with this inode and state, held by nobody, is a connection waiting to
+    /// be accepted: the one place that is decided.
+    pub fn waits_to_be_accepted(inode: u64, state: TcpState) -> bool {
+        inode == 0 && state.in_accept_queue()
+    }
+}
+
+/// A local peer as it is read: documents before 1.6 had `holder`, `unresolved` and `listener`
+/// instead of `end`, and are read into it. The schema describes this, what a reader accepts.
+#[derive(Default, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+struct LocalPeerRead {
+    /// Its inode; 0 when no process holds it yet: a connection the server has not accepted.
+    inode: u64,
+    /// ss's vocabulary, e.g. "ESTAB".
+    state: TcpState,
+    /// Bytes it has received and its process has not read.
+    recv_q: u32,
+    /// Bytes it has sent that this end has not acknowledged.
+    send_q: u32,
+    /// Who holds it, or why nobody does (since 1.6). Absent when that was not looked for.
+    end: Option<PeerEnd>,
+    /// Its struct tcp_info, read with its queues: its byte counters and last-data ages say
+    /// what it received, read and sent, from its side (since 1.5).
+    tcp_info: Option<Box<TcpInfo>>,
+    /// Before 1.6: who holds it.
+    holder: Option<PeerHolder>,
+    /// Before 1.6: why it has no holder, in words.
+    unresolved: Option<String>,
+    /// Before 1.6: for a connection not accepted yet, the socket listening on its port.
+    listener: Option<Box<LocalPeer>>,
+}
+
+impl From<LocalPeerRead> for LocalPeer {
+    fn from(r: LocalPeerRead) -> LocalPeer {
+        let end = r.end.or_else(|| {
+            if LocalPeer::waits_to_be_accepted(r.inode, r.state) {
+                return Some(PeerEnd::NotAccepted {
+                    listener: r.listener,
+                });
+            }
+            match (r.holder, r.unresolved) {
+                (Some(holder), _) => Some(PeerEnd::Held { holder }),
+                (None, Some(reason)) => Some(PeerEnd::Unheld { reason }),
+                (None, None) => None,
+            }
+        });
+        LocalPeer {
+            inode: r.inode,
+            state: r.state,
+            recv_q: r.recv_q,
+            send_q: r.send_q,
+            end,
+            tcp_info: r.tcp_info,
+        }
+    }
 }
 
 /// A process and fd that hold a socket.
@@ -294,8 +521,8 @@ pub struct ConnectionLook {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct StateChange {
-    pub from: String,
-    pub to: String,
+    pub from: TcpState,
+    pub to: TcpState,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -427,7 +654,7 @@ pub struct UnixSocket {
     /// "STREAM", "DGRAM", "SEQPACKET".
     pub sock_type: String,
     /// ss's vocabulary: "ESTAB", "LISTEN", "UNCONN", ...
-    pub state: String,
+    pub state: TcpState,
     /// Bound path; abstract names start with "@".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<Text>,
@@ -473,4 +700,58 @@ pub struct PacketSocket {
     /// Ethernet protocol number.
     pub protocol: u16,
     pub ifindex: Option<i32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_is_written_and_read_as_ss_names_it() {
+        for n in 0..=13u8 {
+            let s = TcpState::from_kernel(n);
+            let json = serde_json::to_value(s).expect("serializes");
+            assert_eq!(json, serde_json::Value::String(s.as_str().into()));
+            assert_eq!(serde_json::from_value::<TcpState>(json).expect("reads"), s);
+            assert_eq!(TcpState::from(s.as_str()), s);
+        }
+        // A document before 1.6 had a plain string; one from a newer kernel, a name not known.
+        let old: InetSocket =
+            serde_json::from_str(r#"{"state": "CLOSE-WAIT"}"#).expect("a 1.5 socket");
+        assert_eq!(old.state, TcpState::CloseWait);
+        let newer: InetSocket =
+            serde_json::from_str(r#"{"state": "BOUND-INACTIVE"}"#).expect("an unknown name");
+        assert_eq!(newer.state, TcpState::Unknown);
+    }
+
+    #[test]
+    fn a_local_peer_of_before_1_6_loads_as_its_end() {
+        let read = |json: &str| -> LocalPeer { serde_json::from_str(json).expect("a 1.5 peer") };
+        let held = read(r#"{"inode": 7, "state": "ESTAB", "holder": {"pid": 42, "fd": 3}}"#);
+        assert_eq!(held.holder().map(|h| h.pid), Some(42));
+        let waiting = read(
+            r#"{"inode": 0, "state": "ESTAB", "unresolved": "not accepted yet: ...",
+                "listener": {"inode": 9, "state": "LISTEN", "holder": {"pid": 43, "fd": 4}}}"#,
+        );
+        let listener = waiting.listener().expect("the listener");
+        assert_eq!(listener.holder().map(|h| h.pid), Some(43));
+        let gone = read(
+            r#"{"inode": 0, "state": "TIME-WAIT", "unresolved": "held by no process (TIME-WAIT)"}"#,
+        );
+        assert_eq!(
+            gone.end,
+            Some(PeerEnd::Unheld {
+                reason: "held by no process (TIME-WAIT)".into()
+            })
+        );
+        // Written back, only `end`: the old fields are not kept twice.
+        let json = serde_json::to_value(&waiting).expect("serializes");
+        assert_eq!(json["end"]["kind"], "not_accepted");
+        assert_eq!(json["end"]["listener"]["end"]["holder"]["pid"], 43);
+        assert!(json.get("listener").is_none() && json.get("unresolved").is_none());
+        assert_eq!(
+            serde_json::from_value::<LocalPeer>(json).expect("reads"),
+            waiting
+        );
+    }
 }

@@ -42,7 +42,7 @@ fn find(root: &ProcRoot, snap: &Snapshot) -> Option<Target> {
         let SocketDetail::Tcp(i) = &s.detail else {
             continue;
         };
-        let Some(h) = i.local_peer.as_ref().and_then(|p| p.holder.as_ref()) else {
+        let Some(h) = i.local_peer.as_ref().and_then(|p| p.holder()) else {
             continue;
         };
         let (Ok(peer), Ok(local)) = (

@@ -18,8 +18,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hangscope_model::{
-    Gap, GapReason, Runtime, RuntimeKind, RuntimeThread, RuntimeView, Snapshot, SocketDetail, Text,
-    UnavailableReason, ViewUnavailable,
+    Gap, GapReason, Runtime, RuntimeKind, RuntimeThread, RuntimeView, Snapshot, SocketDetail,
+    TcpState, Text, UnavailableReason, ViewUnavailable,
 };
 use object::elf::{FileHeader32, FileHeader64};
 use object::read::elf::FileHeader;
@@ -226,7 +226,7 @@ fn listeners(snap: &Snapshot) -> Vec<SocketAddr> {
         .sockets
         .iter()
         .filter_map(|s| match &s.detail {
-            SocketDetail::Tcp(t) if t.state == "LISTEN" => {
+            SocketDetail::Tcp(t) if t.state == TcpState::Listen => {
                 let ip: IpAddr = t.local.addr.parse().ok()?;
                 let ip = match ip {
                     IpAddr::V4(v) if v.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),

@@ -85,7 +85,9 @@ pub fn read(
                 peer,
             } => {
                 let e = look_up_own(nl, protocol, family, local, peer, inode)?;
-                if protocol == IPPROTO_TCP && e.socket.state != "LISTEN" && e.peer_addr.port() != 0
+                if protocol == IPPROTO_TCP
+                    && e.socket.state != hangscope_model::TcpState::Listen
+                    && e.peer_addr.port() != 0
                 {
                     note_listener(nl, d, local);
                 }

@@ -17,32 +17,12 @@ use netlink_packet_sock_diag::inet::{
 
 use std::net::{IpAddr, SocketAddr};
 
-use hangscope_model::{Endpoint, InetSocket, SocketTimer, TimerKind};
+use hangscope_model::{Endpoint, InetSocket, SocketTimer, TcpState, TimerKind};
 
 use super::tcp_info;
 
 /// sizeof(struct inet_diag_msg).
 const MSG_LEN: usize = 72;
-
-/// ss's names for the kernel's TCP states (include/net/tcp_states.h), also used for UDP and
-/// UNIX sockets, whose states borrow the same numbers.
-pub fn state_name(state: u8) -> &'static str {
-    match state {
-        1 => "ESTAB",
-        2 => "SYN-SENT",
-        3 => "SYN-RECV",
-        4 => "FIN-WAIT-1",
-        5 => "FIN-WAIT-2",
-        6 => "TIME-WAIT",
-        7 => "UNCONN",
-        8 => "CLOSE-WAIT",
-        9 => "LAST-ACK",
-        10 => "LISTEN",
-        11 => "CLOSING",
-        12 => "NEW-SYN-RECV",
-        _ => "UNKNOWN",
-    }
-}
 
 /// One socket of the dump.
 #[derive(Debug, Clone)]
@@ -197,7 +177,7 @@ pub fn parse(protocol: u8, msg: &[u8]) -> Result<InetEntry, String> {
         h.socket_id.destination_port,
     );
     let mut socket = InetSocket {
-        state: state_name(h.state).into(),
+        state: TcpState::from_kernel(h.state),
         local: Endpoint {
             addr: h.socket_id.source_address.to_string(),
             port: h.socket_id.source_port,
@@ -329,7 +309,7 @@ mod tests {
         assert_eq!(e.family, netlink_packet_sock_diag::AF_INET);
         assert_eq!(e.inode, 177283);
         let s = &e.socket;
-        assert_eq!(s.state, "ESTAB");
+        assert_eq!(s.state.as_str(), "ESTAB");
         assert_eq!(s.local.to_string(), "127.0.0.1:55290");
         assert_eq!(s.peer.to_string(), "127.0.0.1:33841");
         assert_eq!((s.recv_q, s.send_q), (0, 0));
@@ -365,7 +345,7 @@ mod tests {
     fn linux_4_18_sized_tcp_info_keeps_the_socket() {
         let msg = with_tcp_info_len(&fixture("inet_diag_msg-tcp-linux-6.18.hex"), 200);
         let e = parse(IPPROTO_TCP, &msg).expect("parses");
-        assert_eq!(e.socket.state, "ESTAB");
+        assert_eq!(e.socket.state.as_str(), "ESTAB");
         assert_eq!(
             e.socket.congestion.as_deref(),
             Some("bbr"),

@@ -4,41 +4,69 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use hangscope_model::{Fd, Gap, GapReason, Process, Socket, SocketDetail, SocketFamily};
+use hangscope_model::{Fd, Gap, GapReason, PortRange, Process, Socket, SocketDetail, SocketFamily};
 use netlink_packet_sock_diag::{AF_INET, AF_INET6, IPPROTO_TCP};
 
 use super::dumps::Dumps;
 use super::inet_diag::InetEntry;
 use super::peers::resolve_peers;
 use super::pending::{PendingDumps, ns_label};
-use super::ports::{ephemeral_range, mark_accepted, name_ports};
+use super::ports::{mark_accepted, name_ports};
 use super::services::Services;
 use super::{RECV_TIMEOUT, SOURCE_NONE, SOURCE_PROC_NET, SOURCE_SOCK_DIAG};
-use super::{netns, proc_net, reason_of, window};
+use super::{netns, proc_net, sock_diag_reason, window};
 use crate::{Options, ProcRoot};
 
 /// Reads the socket fds of `pid` again, right after the dumps: fd → current socket inode
 /// (`None` when closed or no longer a socket). readlinkat on the open fd directory, as the
 /// listing does, so the second look is as quick as the first.
-fn reread(root: &ProcRoot, pid: i32, fds: &[(i32, u64)]) -> HashMap<i32, Option<u64>> {
-    let Ok(dir) = nix::dir::Dir::open(
+/// A failed read (other than ENOENT: the fd is closed) is an error, which says nothing of
+/// whether the fd changed: it is not taken for "closed between the listing and the dump".
+fn reread(root: &ProcRoot, pid: i32, fds: &[(i32, u64)]) -> HashMap<i32, Reread> {
+    let dir = match nix::dir::Dir::open(
         &root.pid(pid).join("fd"),
         nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
         nix::sys::stat::Mode::empty(),
-    ) else {
-        return fds.iter().map(|&(fd, _)| (fd, None)).collect();
+    ) {
+        Ok(dir) => dir,
+        // The process is gone: so are its fds.
+        Err(nix::errno::Errno::ENOENT) => {
+            return fds.iter().map(|&(fd, _)| (fd, Ok(None))).collect();
+        }
+        Err(e) => {
+            let why = format!("/proc/{pid}/fd: {}", e.desc());
+            return fds.iter().map(|&(fd, _)| (fd, Err(why.clone()))).collect();
+        }
     };
     fds.iter()
         .map(|&(fd, _)| {
-            let now = nix::fcntl::readlinkat(&dir, fd.to_string().as_str())
-                .ok()
-                .and_then(|t| {
-                    t.to_str()
-                        .and_then(|s| s.strip_prefix("socket:["))
-                        .and_then(|s| s.strip_suffix(']'))
-                        .and_then(|s| s.parse::<u64>().ok())
-                });
+            let now = match nix::fcntl::readlinkat(&dir, fd.to_string().as_str()) {
+                Ok(t) => Ok(t
+                    .to_str()
+                    .and_then(|s| s.strip_prefix("socket:["))
+                    .and_then(|s| s.strip_suffix(']'))
+                    .and_then(|s| s.parse::<u64>().ok())),
+                Err(nix::errno::Errno::ENOENT) => Ok(None),
+                Err(e) => Err(format!("{e}")),
+            };
             (fd, now)
+        })
+        .collect()
+}
+
+/// An fd read again: the socket inode it refers to now (`None`: closed, or no longer a
+/// socket), or why it could not be read.
+type Reread = Result<Option<u64>, String>;
+
+/// The fds of a socket that refer to something else when read again; one that could not be
+/// read again is not among them.
+fn changed_fds(fds: &[i32], inode: u64, reread: &HashMap<i32, Reread>) -> Vec<i32> {
+    fds.iter()
+        .copied()
+        .filter(|fd| {
+            reread
+                .get(fd)
+                .is_some_and(|now| matches!(now, Ok(n) if *n != Some(inode)))
         })
         .collect()
 }
@@ -63,6 +91,7 @@ pub fn read(
         return Vec::new();
     }
     let ns_label = ns_label(pid, process);
+    let ephemeral = pending.ephemeral_ports();
     let (mut dumps, ns_problem) = pending.finish(&opts.deadline, gaps);
 
     // Only fds whose socket no dump returned can have changed in a way that matters: a socket
@@ -78,7 +107,7 @@ pub fn read(
     for (what, e) in &dumps.failures {
         gaps.push(Gap::new(
             format!("sock_diag {what} in {ns_label}"),
-            reason_of(e),
+            sock_diag_reason(e),
             e.to_string(),
         ));
     }
@@ -141,11 +170,7 @@ pub fn read(
     let mut sockets: Vec<Socket> = by_inode
         .into_iter()
         .map(|(inode, fds)| {
-            let fds_changed: Vec<i32> = fds
-                .iter()
-                .copied()
-                .filter(|fd| reread.get(fd).is_some_and(|now| *now != Some(inode)))
-                .collect();
+            let fds_changed = changed_fds(&fds, inode, &reread);
             let mut s = Socket {
                 inode,
                 fds,
@@ -193,7 +218,11 @@ pub fn read(
         mark_accepted(&mut sockets, listeners);
     }
     resolve_peers(root, process, &mut sockets, &socket_fds, &dumps, opts, gaps);
-    name_ports(&mut sockets, &Services::load(), &ephemeral_range(root));
+    name_ports(
+        &mut sockets,
+        &Services::load(),
+        ephemeral.unwrap_or(PortRange::LINUX_DEFAULT),
+    );
     sockets
 }
 
@@ -258,7 +287,7 @@ fn set_inet(s: &mut Socket, e: InetEntry) {
 
 fn not_found_reason(
     s: &Socket,
-    reread: &HashMap<i32, Option<u64>>,
+    reread: &HashMap<i32, Reread>,
     dumps: &Dumps,
     ns_problem: Option<&str>,
     ns_label: &str,
@@ -267,9 +296,9 @@ fn not_found_reason(
         let now: Vec<String> = s
             .fds
             .iter()
-            .map(|fd| match reread.get(fd).copied().flatten() {
-                Some(ino) => format!("fd {fd} is now socket:[{ino}]"),
-                None => format!("fd {fd} is closed or no longer a socket"),
+            .map(|fd| match reread.get(fd) {
+                Some(Ok(Some(ino))) => format!("fd {fd} is now socket:[{ino}]"),
+                _ => format!("fd {fd} is closed or no longer a socket"),
             })
             .collect();
         return format!(
@@ -277,6 +306,27 @@ fn not_found_reason(
             now.join(", ")
         );
     }
+    let unread: Vec<String> = s
+        .fds
+        .iter()
+        .filter_map(|fd| match reread.get(fd) {
+            Some(Err(why)) => Some(format!("fd {fd}: {why}")),
+            _ => None,
+        })
+        .collect();
+    let why = not_dumped_reason(dumps, ns_problem, ns_label);
+    if unread.is_empty() {
+        why
+    } else {
+        format!(
+            "{why}; whether it changed since the fd listing is not known: it could not be \
+             read again ({})",
+            unread.join(", ")
+        )
+    }
+}
+
+fn not_dumped_reason(dumps: &Dumps, ns_problem: Option<&str>, ns_label: &str) -> String {
     if let Some(p) = ns_problem {
         return format!("not dumped: {p}");
     }
@@ -321,7 +371,7 @@ mod tests {
     #[test]
     fn replaced_fd_is_reported_as_closed_between_reads() {
         let s = unknown(vec![7], vec![7]);
-        let reread = HashMap::from([(7, Some(501))]);
+        let reread = HashMap::from([(7, Ok(Some(501)))]);
         let why = not_found_reason(&s, &reread, &all_ok(), None, "netns 1");
         assert!(why.starts_with("closed between"), "{why}");
         assert!(why.contains("fd 7 is now socket:[501]"), "{why}");
@@ -330,7 +380,7 @@ mod tests {
     #[test]
     fn netns_problem_and_plain_absence() {
         let s = unknown(vec![7], vec![]);
-        let reread = HashMap::from([(7, Some(500))]);
+        let reread = HashMap::from([(7, Ok(Some(500)))]);
         let why = not_found_reason(
             &s,
             &reread,
@@ -342,5 +392,22 @@ mod tests {
         let why = not_found_reason(&s, &reread, &all_ok(), None, "netns 9");
         assert!(why.contains("not yet bound or connected"), "{why}");
         assert!(why.contains("netns 9"), "{why}");
+    }
+
+    #[test]
+    fn an_fd_that_could_not_be_read_again_is_not_taken_for_closed() {
+        let reread: HashMap<i32, Reread> = HashMap::from([
+            (7, Err("EACCES: Permission denied".into())),
+            (8, Ok(None)),
+            (9, Ok(Some(500))),
+        ]);
+        assert_eq!(changed_fds(&[7, 8, 9], 500, &reread), [8]);
+        let s = unknown(vec![7], changed_fds(&[7], 500, &reread));
+        let why = not_found_reason(&s, &reread, &all_ok(), None, "netns 9");
+        assert!(!why.starts_with("closed between"), "{why}");
+        assert!(
+            why.ends_with("it could not be read again (fd 7: EACCES: Permission denied)"),
+            "{why}"
+        );
     }
 }

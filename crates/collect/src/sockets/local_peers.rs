@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
-use hangscope_model::LocalPeer;
+use hangscope_model::{LocalPeer, PeerEnd, TcpState};
 use netlink_packet_sock_diag::{IPPROTO_TCP, IPPROTO_UDP};
 
 use super::Dumps;
@@ -56,7 +56,10 @@ pub(super) fn find(nl: &mut SockDiag, d: &mut Dumps, deadline: &Deadline) {
             local,
             peer,
             inode: e.inode,
-            unconnected: matches!(e.socket.state.as_str(), "LISTEN" | "TIME-WAIT" | "CLOSE"),
+            unconnected: matches!(
+                e.socket.state,
+                TcpState::Listen | TcpState::TimeWait | TcpState::Unconnected
+            ),
         });
     }
     let mut lookups = 0usize;
@@ -86,7 +89,7 @@ pub(super) fn find(nl: &mut SockDiag, d: &mut Dumps, deadline: &Deadline) {
                 // port instead — the one lookup with no remote end finds.
                 if let Some(o) = other
                     .as_mut()
-                    .filter(|o| o.inode == 0 && o.state != "TIME-WAIT")
+                    .filter(|o| LocalPeer::waits_to_be_accepted(o.inode, o.state))
                 {
                     let anywhere = SocketAddr::new(
                         match peer.ip() {
@@ -95,9 +98,10 @@ pub(super) fn find(nl: &mut SockDiag, d: &mut Dumps, deadline: &Deadline) {
                         },
                         0,
                     );
-                    o.listener = look_up(nl, d, peer, anywhere)
-                        .filter(|l| l.state == "LISTEN")
+                    let listener = look_up(nl, d, peer, anywhere)
+                        .filter(|l| l.state == TcpState::Listen)
                         .map(Box::new);
+                    o.end = Some(PeerEnd::NotAccepted { listener });
                 }
                 other
             }
@@ -183,12 +187,10 @@ fn look_up_proto(
 fn local_peer_of(e: &InetEntry) -> LocalPeer {
     LocalPeer {
         inode: e.inode,
-        state: e.socket.state.clone(),
+        state: e.socket.state,
         recv_q: e.socket.recv_q,
         send_q: e.socket.send_q,
-        holder: None,
-        unresolved: None,
-        listener: None,
+        end: None,
         tcp_info: e.socket.tcp_info.clone(),
     }
 }

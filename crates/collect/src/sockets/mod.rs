@@ -68,15 +68,35 @@ pub const SOURCE_NONE: &str = "none";
 /// Longest wait for any one netlink reply.
 const RECV_TIMEOUT: Duration = Duration::from_secs(2);
 
-fn reason_of(e: &io::Error) -> GapReason {
+/// Why a sock_diag request failed: as any read, except that ENOENT there means the kernel has
+/// no diag module for the family (inet_diag, unix_diag... not loaded or built), not a process
+/// gone.
+fn sock_diag_reason(e: &io::Error) -> GapReason {
     match e.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::EACCES) => GapReason::Permission,
-        Some(libc::ENOENT)
-        | Some(libc::EINVAL)
-        | Some(libc::EOPNOTSUPP)
-        | Some(libc::EPROTONOSUPPORT)
-        | Some(libc::EAFNOSUPPORT) => GapReason::Unsupported,
-        Some(libc::EAGAIN) => GapReason::Deadline,
-        _ => GapReason::Other,
+        Some(libc::ENOENT) => GapReason::Unsupported,
+        _ => crate::error::reason_of(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_reading_of_errors_with_sock_diag_s_enoent() {
+        let os = io::Error::from_raw_os_error;
+        // The reasons the sockets reader had of its own, now the crate's.
+        assert_eq!(sock_diag_reason(&os(libc::EAGAIN)), GapReason::Deadline);
+        assert_eq!(
+            sock_diag_reason(&os(libc::EAFNOSUPPORT)),
+            GapReason::Unsupported
+        );
+        assert_eq!(sock_diag_reason(&os(libc::EPERM)), GapReason::Permission);
+        // ENOENT: no diag module for the family, where a /proc read means a process gone.
+        assert_eq!(sock_diag_reason(&os(libc::ENOENT)), GapReason::Unsupported);
+        assert_eq!(
+            crate::error::reason_of(&os(libc::ENOENT)),
+            GapReason::Vanished
+        );
     }
 }

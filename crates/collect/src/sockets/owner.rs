@@ -84,9 +84,9 @@ fn search(local: SocketAddr, remote: SocketAddr, timeout: Duration) -> Result<Hi
         let e = inet_diag::parse(IPPROTO_TCP, &m).ok()?;
         // A socket in TIME-WAIT or not yet accepted has no inode: no process holds it.
         let wanted = if listen {
-            e.socket.state == "LISTEN"
+            e.socket.state == hangscope_model::TcpState::Listen
         } else {
-            e.socket.state != "LISTEN"
+            e.socket.state != hangscope_model::TcpState::Listen
         };
         (wanted && e.inode != 0).then_some(e.inode)
     };

@@ -3,7 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use hangscope_model::{Gap, GapReason, PeerHolder, Process, Socket, SocketDetail, UnixPeer};
+use hangscope_model::{
+    Gap, GapReason, PeerEnd, PeerHolder, Process, Socket, SocketDetail, UnixPeer,
+};
 
 use super::dumps::Dumps;
 use super::local_peers;
@@ -29,7 +31,7 @@ pub(super) fn resolve_peers(
         .flat_map(|s| match &s.detail {
             SocketDetail::Unix(u) => [Some(u.peer_inode), None],
             SocketDetail::Tcp(i) | SocketDetail::Udp(i) => match i.local_peer.as_deref() {
-                Some(p) => [Some(p.inode), p.listener.as_ref().map(|l| l.inode)],
+                Some(p) => [Some(p.inode), p.listener().map(|l| l.inode)],
                 None => [None, None],
             },
             _ => [None, None],
@@ -132,28 +134,28 @@ pub(super) fn resolve_peers(
                 }
             }
             SocketDetail::Tcp(i) | SocketDetail::Udp(i) => {
-                let port = i.peer.port;
                 let Some(p) = i.local_peer.as_deref_mut() else {
                     continue;
                 };
                 // Not accepted yet: the socket to name is the listener that should accept it.
-                let end = if p.inode == 0 {
-                    p.unresolved = Some(match p.state.as_str() {
-                        "ESTAB" | "SYN-RECV" | "NEW-SYN-RECV" => format!(
-                            "not accepted yet: the connection waits in the accept queue of \
-                             the socket listening on port {port}"
-                        ),
-                        state => format!("held by no process ({state})"),
-                    });
-                    p.listener.as_deref_mut()
-                } else {
-                    Some(p)
+                let end = match &mut p.end {
+                    Some(PeerEnd::NotAccepted { listener }) => listener.as_deref_mut(),
+                    _ if p.inode == 0 => {
+                        // Closed by its process (an orphan in FIN-WAIT, TIME-WAIT...).
+                        p.end = Some(PeerEnd::Unheld {
+                            reason: format!("held by no process ({})", p.state),
+                        });
+                        None
+                    }
+                    _ => Some(p),
                 };
                 if let Some(end) = end {
-                    match holder_named(end.inode) {
-                        Some(h) => end.holder = Some(h),
-                        None => end.unresolved = Some(not_found(end.inode)),
-                    }
+                    end.end = Some(match holder_named(end.inode) {
+                        Some(holder) => PeerEnd::Held { holder },
+                        None => PeerEnd::Unheld {
+                            reason: not_found(end.inode),
+                        },
+                    });
                 }
             }
             _ => {}

@@ -3,11 +3,13 @@
 
 use std::time::Duration;
 
-use hangscope_model::{Gap, GapReason, Process};
+use hangscope_model::{Gap, GapReason, PortRange, Process};
 
 use super::dumps::{Dumps, WantedInodes, WantedSender, dump_all};
-use super::{RECV_TIMEOUT, netns, reason_of};
+use super::ports::ephemeral_ports;
+use super::{RECV_TIMEOUT, netns};
 use crate::Deadline;
+use crate::error::reason_of;
 use crate::{Options, ProcRoot};
 
 pub(super) fn ns_label(pid: i32, process: &Process) -> String {
@@ -21,6 +23,7 @@ pub(super) fn ns_label(pid: i32, process: &Process) -> String {
 pub struct PendingDumps {
     state: PendingState,
     ns_label: String,
+    ephemeral_ports: Option<PortRange>,
 }
 
 enum PendingState {
@@ -83,10 +86,20 @@ pub fn start_dumps(
             Err((gap, why)) => PendingState::Failed(gap, why),
         }
     };
-    (PendingDumps { state, ns_label }, tx)
+    let pending = PendingDumps {
+        state,
+        ns_label,
+        ephemeral_ports: ephemeral_ports(root),
+    };
+    (pending, tx)
 }
 
 impl PendingDumps {
+    /// The client port range, read as the dumps start.
+    pub fn ephemeral_ports(&self) -> Option<PortRange> {
+        self.ephemeral_ports
+    }
+
     /// Waits for the dumps (bounded by the deadline); failures become gaps, and the second
     /// value says why sockets could not be found, for the not-found reasons.
     pub(super) fn finish(

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use hangscope_model::{Socket, SocketDetail};
+use hangscope_model::{PortRange, Socket, SocketDetail, TcpState};
 
 use super::services::Services;
 use crate::ProcRoot;
@@ -17,7 +17,7 @@ pub(super) fn mark_accepted(sockets: &mut [Socket], listeners: &HashSet<std::net
         let SocketDetail::Tcp(i) = &mut s.detail else {
             continue;
         };
-        if i.state == "LISTEN" || i.peer.port == 0 {
+        if i.state == TcpState::Listen || i.peer.port == 0 {
             continue;
         }
         let Ok(ip) = i.local.addr.parse::<IpAddr>() else {
@@ -34,19 +34,21 @@ pub(super) fn mark_accepted(sockets: &mut [Socket], listeners: &HashSet<std::net
 }
 
 /// /proc/sys/net/ipv4/ip_local_port_range: ports handed out to clients, not named.
-pub(super) fn ephemeral_range(root: &ProcRoot) -> (u16, u16) {
+pub(super) fn ephemeral_ports(root: &ProcRoot) -> Option<PortRange> {
     root.read("sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|t| {
             let mut w = t.split_whitespace().map(|x| x.parse::<u16>().ok());
-            Some((w.next()??, w.next()??))
+            Some(PortRange {
+                first: w.next()??,
+                last: w.next()??,
+            })
         })
-        .unwrap_or((32768, 60999))
 }
 
 /// Names well-known ports from /etc/services: the peer's port always, the local port when it is
 /// not a client's ephemeral one.
-pub(super) fn name_ports(sockets: &mut [Socket], services: &Services, eph: &(u16, u16)) {
+pub(super) fn name_ports(sockets: &mut [Socket], services: &Services, eph: PortRange) {
     for s in sockets.iter_mut() {
         let (inet, proto) = match &mut s.detail {
             SocketDetail::Tcp(i) => (i, "tcp"),
@@ -56,9 +58,10 @@ pub(super) fn name_ports(sockets: &mut [Socket], services: &Services, eph: &(u16
         if inet.peer.port != 0 {
             inet.peer.service = services.name(inet.peer.port, proto).map(String::from);
         }
-        let serving = inet.state == "LISTEN" || inet.peer.port == 0 || inet.accepted == Some(true);
+        let serving =
+            inet.state == TcpState::Listen || inet.peer.port == 0 || inet.accepted == Some(true);
         // The port range is a guess, for when the listeners are not known.
-        let ephemeral = (eph.0..=eph.1).contains(&inet.local.port);
+        let ephemeral = eph.contains(inet.local.port);
         if inet.local.port != 0 && (serving || (inet.accepted.is_none() && !ephemeral)) {
             inet.local.service = services.name(inet.local.port, proto).map(String::from);
         }
@@ -133,7 +136,7 @@ mod tests {
         );
         // The port is named as a server's once it is known to be one.
         let services = Services::parse("pgx 45432/tcp\n");
-        name_ports(&mut sockets, &services, &(32768, 60999));
+        name_ports(&mut sockets, &services, PortRange::LINUX_DEFAULT);
         let SocketDetail::Tcp(i) = &sockets[0].detail else {
             panic!("tcp")
         };
@@ -165,7 +168,7 @@ mod tests {
             not_found_reason: None,
             fds_changed: vec![],
         }];
-        name_ports(&mut sockets, &services, &(32768, 60999));
+        name_ports(&mut sockets, &services, PortRange::LINUX_DEFAULT);
         let SocketDetail::Tcp(i) = &sockets[0].detail else {
             panic!("tcp")
         };

@@ -8,11 +8,11 @@ use std::collections::{HashMap, HashSet};
 use std::io::Cursor;
 use std::net::SocketAddr;
 
-use hangscope_model::{Endpoint, InetSocket, UnixSocket};
+use hangscope_model::{Endpoint, InetSocket, TcpState, UnixSocket};
 use procfs_core::net::{TcpNetEntries, UdpNetEntries, UnixNetEntries};
 use procfs_core::{ExplicitSystemInfo, FromBufRead, FromBufReadSI};
 
-use super::inet_diag::{InetEntry, state_name};
+use super::inet_diag::InetEntry;
 use super::unix_diag::{UnixEntry, sock_type_name};
 use crate::ProcRoot;
 
@@ -56,7 +56,7 @@ macro_rules! parse_inet_table {
                         family: family_of(&e.local_address),
                         protocol: $protocol,
                         socket: InetSocket {
-                            state: state_name(e.state.to_u8()).into(),
+                            state: TcpState::from_kernel(e.state.to_u8()),
                             local: endpoint(e.local_address),
                             peer: endpoint(e.remote_address),
                             recv_q: e.rx_queue,
@@ -95,13 +95,13 @@ pub fn parse_unix(text: &str) -> Result<Vec<UnixEntry>, String> {
             inode: e.inode,
             socket: UnixSocket {
                 sock_type: sock_type_name(e.socket_type as u8),
+                // The socket's SS_* state, which ss names with the TCP ones.
                 state: match e.state.to_u8() {
-                    2 => "SYN-SENT",
-                    3 => "ESTAB",
-                    4 => "CLOSING",
-                    _ => "UNCONN",
-                }
-                .into(),
+                    2 => TcpState::SynSent,
+                    3 => TcpState::Established,
+                    4 => TcpState::Closing,
+                    _ => TcpState::Unconnected,
+                },
                 path: e.path.map(|p| {
                     hangscope_model::Text::from_bytes(std::os::unix::ffi::OsStringExt::into_vec(
                         p.into_os_string(),
@@ -159,7 +159,7 @@ pub fn read(
 pub fn listeners(entries: &HashMap<u64, InetEntry>) -> HashSet<SocketAddr> {
     entries
         .values()
-        .filter(|e| e.protocol == IPPROTO_TCP && e.socket.state == "LISTEN")
+        .filter(|e| e.protocol == IPPROTO_TCP && e.socket.state == TcpState::Listen)
         .map(|e| SocketAddr::new(e.local_addr.ip().to_canonical(), e.local_addr.port()))
         .collect()
 }
@@ -184,10 +184,10 @@ mod tests {
         let v = parse_tcp(&fixture("tcp-linux-6.18")).expect("parses");
         assert_eq!(v.len(), 3);
         let listen = v.iter().find(|e| e.inode == 111726).expect("listener");
-        assert_eq!(listen.socket.state, "LISTEN");
+        assert_eq!(listen.socket.state.as_str(), "LISTEN");
         assert_eq!(listen.socket.local.to_string(), "127.0.0.1:2181");
         let server = v.iter().find(|e| e.inode == 110731).expect("accepted");
-        assert_eq!(server.socket.state, "ESTAB");
+        assert_eq!(server.socket.state.as_str(), "ESTAB");
         assert_eq!(server.socket.recv_q, 5);
         assert_eq!(server.socket.peer.port, 0xEE04);
         assert!(server.socket.tcp_info.is_none());
@@ -210,7 +210,7 @@ mod tests {
         let v = parse_udp(&fixture("udp6-linux-6.18")).expect("parses");
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].family, 10);
-        assert_eq!(v[0].socket.state, "UNCONN");
+        assert_eq!(v[0].socket.state.as_str(), "UNCONN");
         assert_eq!(v[0].socket.local.to_string(), "[::1]:5353");
     }
 
@@ -222,7 +222,7 @@ mod tests {
             .iter()
             .find(|e| e.inode == 110733)
             .expect("socketpair end");
-        assert_eq!(pair.socket.state, "ESTAB");
+        assert_eq!(pair.socket.state.as_str(), "ESTAB");
         assert_eq!(pair.socket.sock_type, "STREAM");
         let abs = v.iter().find(|e| e.inode == 110735).expect("listener");
         assert_eq!(abs.socket.path.as_deref(), Some("@hs-abstract"));

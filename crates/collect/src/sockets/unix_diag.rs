@@ -9,9 +9,7 @@ use netlink_packet_core::{Emitable, NLA_TYPE_MASK, NlasIterator};
 use netlink_packet_sock_diag::constants::{UNIX_DIAG_NAME, UNIX_DIAG_PEER, UNIX_DIAG_RQLEN};
 use netlink_packet_sock_diag::unix::{ShowFlags, StateFlags, UnixRequest};
 
-use hangscope_model::{Text, UnixSocket};
-
-use super::inet_diag::state_name;
+use hangscope_model::{TcpState, Text, UnixSocket};
 
 /// sizeof(struct unix_diag_msg).
 const MSG_LEN: usize = 16;
@@ -69,7 +67,7 @@ pub fn parse(msg: &[u8]) -> Result<UnixEntry, String> {
     let inode = u32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]);
     let mut socket = UnixSocket {
         sock_type: sock_type_name(msg[1]),
-        state: state_name(msg[2]).into(),
+        state: TcpState::from_kernel(msg[2]),
         ..UnixSocket::default()
     };
     for nla in NlasIterator::new(&msg[MSG_LEN..]) {
@@ -133,7 +131,7 @@ mod tests {
         let e = parse(&msg).expect("parses");
         assert_eq!(e.inode, 4242);
         assert_eq!(e.socket.sock_type, "STREAM");
-        assert_eq!(e.socket.state, "ESTAB");
+        assert_eq!(e.socket.state.as_str(), "ESTAB");
         assert_eq!(e.socket.peer_inode, 4343);
         assert_eq!(e.socket.recv_q, 7);
     }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use hangscope_model::{
     ConnectionWindow, Gap, GapReason, InetSocket, Process, Socket, SocketDetail, SocketFamily,
-    StateChange,
+    StateChange, TcpState,
 };
 use netlink_packet_sock_diag::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
 
@@ -68,7 +68,7 @@ enum Runner {
 /// last in full (it becomes the snapshot's).
 struct Track {
     first: Reading,
-    first_state: String,
+    first_state: TcpState,
     first_at: Instant,
     last: InetSocket,
     last_at: Instant,
@@ -287,7 +287,7 @@ impl ConnWindow {
                         Box::new(Track {
                             series,
                             first: Reading::of(&e.socket),
-                            first_state: e.socket.state.clone(),
+                            first_state: e.socket.state,
                             first_at: at,
                             last: e.socket,
                             last_at: at,
@@ -345,7 +345,7 @@ impl ConnWindow {
             };
             let closed = self.last_complete.is_some_and(|c| c > t.last_dump);
             let duration_ms = t.last_at.saturating_duration_since(t.first_at).as_millis() as u64;
-            let mut w = window_between(&t.first_state, &t.first, &t.last, duration_ms);
+            let mut w = window_between(t.first_state, &t.first, &t.last, duration_ms);
             w.looks = t.looks;
             w.looks_moving = t.looks_moving;
             // Dumped only at the first and last look: two points are no timeline.
@@ -528,11 +528,11 @@ fn age_restarted(first: u32, last: u32, elapsed_ms: u64) -> bool {
 
 /// The change from `first` to `last`, `duration_ms` apart (looks and closing are the caller's).
 pub fn window_of(first: &InetSocket, last: &InetSocket, duration_ms: u64) -> ConnectionWindow {
-    window_between(&first.state, &Reading::of(first), last, duration_ms)
+    window_between(first.state, &Reading::of(first), last, duration_ms)
 }
 
 fn window_between(
-    first_state: &str,
+    first_state: TcpState,
     first: &Reading,
     last: &InetSocket,
     duration_ms: u64,
@@ -547,8 +547,8 @@ fn window_between(
     };
     if first_state != last.state {
         w.state_change = Some(StateChange {
-            from: first_state.to_string(),
-            to: last.state.clone(),
+            from: first_state,
+            to: last.state,
         });
     }
     if let (Some(a), Some(b)) = (&first.counters, &last_reading.counters) {
@@ -792,7 +792,7 @@ mod tests {
         let two = inet(&sockets[1]);
         let w2 = two.window.as_ref().expect("window");
         assert!(w2.closed_during_window, "{w2:?}");
-        assert_eq!(two.state, "CLOSE-WAIT", "as last seen");
+        assert_eq!(two.state.as_str(), "CLOSE-WAIT", "as last seen");
         assert_eq!(w2.duration_ms, 150);
         assert_eq!(
             w2.state_change

@@ -213,22 +213,17 @@ fn look_at_threads(
         1
     };
     let chunk = tids.len().div_ceil(workers.max(1)).max(1);
-    let results: Vec<(Vec<TaskRead>, usize)> = std::thread::scope(|scope| {
+    let results: Vec<(usize, PartResult)> = std::thread::scope(|scope| {
         let handles: Vec<_> = tids
             .chunks(chunk)
-            .map(|part| scope.spawn(move || read_part(root, pid, part, full, opts)))
+            .map(|part| {
+                let h = scope.spawn(move || read_part(root, pid, part, full, opts));
+                (part.len(), h)
+            })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect()
+        handles.into_iter().map(|(n, h)| (n, h.join())).collect()
     });
-    let mut out = Vec::with_capacity(tids.len());
-    let mut unread = 0usize;
-    for (reads, left) in results {
-        out.extend(reads);
-        unread += left;
-    }
+    let (mut out, unread) = join_parts(pid, results, gaps);
     if unread > 0 && full {
         gaps.push(Gap::new(
             format!("{unread} of {} threads", tids.len()),
@@ -238,6 +233,43 @@ fn look_at_threads(
     }
     out.sort_by_key(|t| t.tid);
     out
+}
+
+/// One worker's outcome: the threads it read and how many it left at the deadline, or its
+/// panic.
+type PartResult = std::thread::Result<(Vec<TaskRead>, usize)>;
+
+/// The workers' threads, and how many they left unread at the deadline. A worker that
+/// panicked (a parser bug on some thread's files) loses only its own part, and a gap says how
+/// many threads that is, rather than the threads vanishing from the report.
+fn join_parts(
+    pid: i32,
+    results: Vec<(usize, PartResult)>,
+    gaps: &mut Vec<Gap>,
+) -> (Vec<TaskRead>, usize) {
+    let mut out = Vec::new();
+    let mut unread = 0usize;
+    for (n, r) in results {
+        match r {
+            Ok((reads, left)) => {
+                out.extend(reads);
+                unread += left;
+            }
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".into());
+                gaps.push(Gap::new(
+                    format!("{n} threads of /proc/{pid}/task"),
+                    GapReason::Other,
+                    format!("the reader of these threads panicked ({why}): a bug in hangscope"),
+                ));
+            }
+        }
+    }
+    (out, unread)
 }
 
 /// Threads from which reading is split between workers, and how many workers at most.
@@ -517,5 +549,31 @@ mod tests {
             "clock_nanosleep 500 ms, ~2/s"
         );
         assert_eq!(loop_rate(&p, 0.5), 0.5);
+    }
+
+    #[test]
+    fn a_worker_that_panicked_leaves_a_gap_for_its_threads() {
+        let read = |tid| TaskRead {
+            tid,
+            ..TaskRead::default()
+        };
+        // A real panic's payload, as join() hands it over.
+        let panicked =
+            std::thread::spawn(|| -> (Vec<TaskRead>, usize) { panic!("bad stat") }).join();
+        let results = vec![
+            (2, Ok((vec![read(10), read(11)], 0))),
+            (3, panicked),
+            (2, Ok((vec![read(15)], 1))),
+        ];
+        let mut gaps = Vec::new();
+        let (threads, unread) = join_parts(7, results, &mut gaps);
+        assert_eq!(
+            threads.iter().map(|t| t.tid).collect::<Vec<_>>(),
+            [10, 11, 15]
+        );
+        assert_eq!(unread, 1);
+        assert_eq!(gaps.len(), 1, "{gaps:?}");
+        assert_eq!(gaps[0].what, "3 threads of /proc/7/task");
+        assert!(gaps[0].detail.contains("bad stat"), "{:?}", gaps[0]);
     }
 }

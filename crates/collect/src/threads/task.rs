@@ -61,18 +61,37 @@ pub fn is_gone(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH))
 }
 
-/// Reads a thread. `None` when it exited before its `stat` could be read.
+/// Reads a thread. `None` when it exited before its `stat` could be read; a thread whose
+/// directory or `stat` could not be read for another reason, or whose `stat` did not parse, is
+/// kept with state '?' and the error, so it is reported rather than taken for exited.
 pub fn read(root: &ProcRoot, pid: i32, tid: i32, full: bool) -> Option<TaskRead> {
     let path = root.task(pid, tid);
-    let dir: OwnedFd = File::open(&path).ok()?.into();
-    let mut buf = Vec::with_capacity(2048);
     let mut t = TaskRead {
         tid,
+        state: '?',
         mono_ns: crate::monotonic_ns(),
         ..TaskRead::default()
     };
-    let stat_text = read_at(&dir, "stat", &mut buf).ok()?;
-    let stat = parse_stat(&stat_text).ok()?;
+    let unreadable = |mut t: TaskRead, file: &'static str, e: io::Error| {
+        t.name = tid.to_string().into();
+        t.errors.push((file, e));
+        Some(t)
+    };
+    let dir: OwnedFd = match File::open(&path) {
+        Ok(f) => f.into(),
+        Err(e) if is_gone(&e) => return None,
+        Err(e) => return unreadable(t, "task directory", e),
+    };
+    let mut buf = Vec::with_capacity(2048);
+    let stat_text = match read_at(&dir, "stat", &mut buf) {
+        Ok(text) => text,
+        Err(e) if is_gone(&e) => return None,
+        Err(e) => return unreadable(t, "stat", e),
+    };
+    let stat = match parse_stat(&stat_text) {
+        Ok(stat) => stat,
+        Err(why) => return unreadable(t, "stat", io::Error::new(io::ErrorKind::InvalidData, why)),
+    };
     // `buf` still holds the bytes: the name is kept exactly, not as the lossy text.
     let name = crate::proc_root::comm_of_stat(&buf);
     let tick_ms = 1000 / ticks_per_second().max(1);
@@ -155,5 +174,29 @@ mod tests {
             parse_stack(text),
             ["hrtimer_nanosleep+0x74/0xf0", "common_nsleep+0x30/0x60"]
         );
+    }
+
+    #[test]
+    fn a_malformed_stat_is_kept_as_an_error_not_taken_for_an_exit() {
+        let root = std::env::temp_dir().join(format!("hangscope-task-{}", std::process::id()));
+        let task = root.join("7/task/8");
+        std::fs::create_dir_all(&task).expect("fixture dir");
+        std::fs::write(
+            task.join("stat"),
+            "8 garbage without the comm's parentheses\n",
+        )
+        .expect("fixture stat");
+        let proc = ProcRoot::new(&root);
+        let t = read(&proc, 7, 8, false).expect("kept, not taken for exited");
+        let got = t
+            .errors
+            .iter()
+            .map(|(f, e)| (*f, e.kind()))
+            .collect::<Vec<_>>();
+        std::fs::remove_dir_all(&root).expect("fixture removed");
+        assert_eq!(got, [("stat", io::ErrorKind::InvalidData)]);
+        assert_eq!(t.state, '?');
+        // One that is gone is still simply not there.
+        assert!(read(&proc, 7, 9, false).is_none());
     }
 }

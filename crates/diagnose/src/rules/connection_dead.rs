@@ -5,6 +5,7 @@
 //! Facts from sock_diag (ss -tio): state, timer:(keepalive,...,probes), tcp_info probes and
 //! last_ack_recv; waiters from /proc/PID/task/TID/syscall.
 
+use hangscope_model::TcpState;
 use hangscope_model::{Cause, Next, Severity, Subject, TimerKind};
 use serde::Serialize;
 
@@ -58,8 +59,8 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<ConnectionDead> {
     let mut out = Vec::new();
     for conn in Conn::tcp(ctx) {
         let shape = match conn.state() {
-            "ESTAB" => keepalive_unanswered(conn),
-            "CLOSE-WAIT" => peer_closed(ctx, conn),
+            TcpState::Established => keepalive_unanswered(conn),
+            TcpState::CloseWait => peer_closed(ctx, conn),
             _ => None,
         };
         let Some(shape) = shape else { continue };

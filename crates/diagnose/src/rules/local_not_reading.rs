@@ -5,6 +5,7 @@
 //! Facts from sock_diag (ss -tn Recv-Q, tcp_info last_data_recv) and
 //! /proc/PID/task/TID/syscall for every thread.
 
+use hangscope_model::TcpState;
 use hangscope_model::{Cause, Next, Severity, Subject};
 use serde::Serialize;
 
@@ -45,7 +46,9 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<LocalNotReading> {
         .filter(|t| t.syscall.as_ref().is_some_and(|s| !s.running))
         .collect();
     for conn in Conn::all(ctx) {
-        if conn.inet.recv_q == 0 || !matches!(conn.state(), "ESTAB" | "UNCONN") {
+        if conn.inet.recv_q == 0
+            || !matches!(conn.state(), TcpState::Established | TcpState::Unconnected)
+        {
             continue;
         }
         let waiters = ctx.waiters.on_any(&conn.fds);

@@ -123,7 +123,7 @@ fn client_of(ctx: &Ctx<'_>, s: &MariaSession) -> PgClient {
     };
     let found = ctx.snap.sockets.iter().find_map(|sock| match &sock.detail {
         SocketDetail::Tcp(i) if i.peer.port == port && matches_name(&i.peer.addr) => {
-            let h = i.local_peer.as_ref()?.holder.as_ref()?;
+            let h = i.local_peer.as_ref()?.holder()?;
             Some(PgClient::Process {
                 pid: h.pid,
                 name: h.name.clone(),

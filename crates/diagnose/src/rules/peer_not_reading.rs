@@ -6,6 +6,7 @@
 //! Facts from sock_diag (ss -tio): snd_wnd (since Linux 6.2), timer:(persist,...), probes,
 //! Send-Q, skmem w/tb; the writer from /proc/PID/task/TID/syscall.
 
+use hangscope_model::TcpState;
 use hangscope_model::{Cause, Next, Severity, Subject, TimerKind};
 use serde::Serialize;
 
@@ -57,7 +58,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<PeerNotReading> {
     let pid = ctx.snap.process.pid;
     let mut out = Vec::new();
     for conn in Conn::tcp(ctx) {
-        if !matches!(conn.state(), "ESTAB" | "CLOSE-WAIT") {
+        if !matches!(conn.state(), TcpState::Established | TcpState::CloseWait) {
             continue;
         }
         let Some(info) = conn.info() else { continue };
@@ -234,12 +235,14 @@ mod tests {
             inode: 91,
             state: "ESTAB".into(),
             recv_q: 4_000_000,
-            holder: Some(hangscope_model::PeerHolder {
-                pid: 4242,
-                name: "sink".into(),
-                fd: 11,
-                threads: None,
-                opened: vec![],
+            end: Some(hangscope_model::PeerEnd::Held {
+                holder: hangscope_model::PeerHolder {
+                    pid: 4242,
+                    name: "sink".into(),
+                    fd: 11,
+                    threads: None,
+                    opened: vec![],
+                },
             }),
             ..Default::default()
         }));
@@ -296,7 +299,7 @@ mod tests {
     }
 
     #[test]
-    fn an_other_end_not_accepted_says_why_as_the_lookup_did() {
+    fn an_other_end_not_accepted_says_why_as_the_lookup_did_in_words_of_its_own() {
         let mut snap = base(300, "uploader");
         zero_window(&mut snap);
         let why = "not accepted yet: the connection waits in the accept queue of the socket \
@@ -305,12 +308,13 @@ mod tests {
             inode: 0,
             state: "ESTAB".into(),
             recv_q: 2_000_000,
-            unresolved: Some(why.into()),
+            end: Some(hangscope_model::PeerEnd::NotAccepted { listener: None }),
             ..Default::default()
         }));
         let f = &find(&Ctx::new(&snap))[0];
         assert_eq!(f.facts["conn"]["other_end"]["kind"], "not_accepted");
-        assert_eq!(f.facts["conn"]["other_end"]["reason"], why);
+        // The words, not the facts, say it: the facts have the state and the queues.
+        assert_eq!(f.facts["conn"]["other_end"]["state"], "ESTAB");
         let e = f
             .evidence
             .iter()

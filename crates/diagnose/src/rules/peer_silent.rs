@@ -6,6 +6,7 @@
 //! last_data_sent/recv, last_ack_recv; the waiting thread from /proc/PID/task/TID/syscall.
 
 use hangscope_model::{Cause, Next, Severity, Subject, TimerKind};
+use hangscope_model::{LocalPeer, TcpState};
 use serde::Serialize;
 
 use crate::connection::{Conn, LastWord, Speaker};
@@ -72,7 +73,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<PeerSilent> {
     let pid = ctx.snap.process.pid;
     let mut out = Vec::new();
     for conn in Conn::tcp(ctx) {
-        if conn.state() != "ESTAB" || conn.is_inbound(ctx) {
+        if conn.state() != TcpState::Established || conn.is_inbound(ctx) {
             continue;
         }
         let Some(info) = conn.info() else { continue };
@@ -139,7 +140,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<PeerSilent> {
                 .inet
                 .local_peer
                 .as_deref()
-                .and_then(|p| p.holder.as_ref())
+                .and_then(LocalPeer::holder)
                 .filter(|h| h.pid != pid)
                 .and_then(|h| Upstream::of(conn, h)),
         });
@@ -300,12 +301,14 @@ mod tests {
             inode: 777,
             state: "ESTAB".into(),
             recv_q,
-            holder: Some(PeerHolder {
-                pid,
-                name: name.into(),
-                fd,
-                threads: None,
-                opened: vec![],
+            end: Some(hangscope_model::PeerEnd::Held {
+                holder: PeerHolder {
+                    pid,
+                    name: name.into(),
+                    fd,
+                    threads: None,
+                    opened: vec![],
+                },
             }),
             ..LocalPeer::default()
         }
@@ -371,7 +374,7 @@ mod tests {
     /// threads are `t`.
     fn with_peer_threads(t: PeerThreads) -> Snapshot {
         let mut peer = held_by(4242, "redis-server", 7, 0);
-        if let Some(h) = peer.holder.as_mut() {
+        if let Some(h) = peer.holder_mut() {
             h.threads = Some(t);
         }
         seed_with_local_peer(peer)
@@ -477,7 +480,7 @@ mod tests {
         i.last_data_sent_ms = 60_000;
         i.last_data_recv_ms = 59_990;
         let mut peer = held_by(3347, "nginx", 5, 0);
-        if let Some(h) = peer.holder.as_mut() {
+        if let Some(h) = peer.holder_mut() {
             h.threads = Some(PeerThreads {
                 count: 1,
                 on_fd: vec![peer_thread(
@@ -524,7 +527,7 @@ mod tests {
             inode: 0,
             state: "ESTAB".into(),
             recv_q: 32,
-            unresolved: Some("not accepted yet".into()),
+            end: Some(hangscope_model::PeerEnd::NotAccepted { listener: None }),
             ..LocalPeer::default()
         });
         let f = &find(&Ctx::new(&snap))[0];
@@ -539,14 +542,15 @@ mod tests {
             inode: 0,
             state: "ESTAB".into(),
             recv_q: 32,
-            unresolved: Some("not accepted yet".into()),
-            listener: Some(Box::new(LocalPeer {
-                inode: 900,
-                state: "LISTEN".into(),
-                recv_q: 3,
-                send_q: 128,
-                ..held_by(4242, "metad", 3, 3)
-            })),
+            end: Some(hangscope_model::PeerEnd::NotAccepted {
+                listener: Some(Box::new(LocalPeer {
+                    inode: 900,
+                    state: "LISTEN".into(),
+                    recv_q: 3,
+                    send_q: 128,
+                    ..held_by(4242, "metad", 3, 3)
+                })),
+            }),
             ..LocalPeer::default()
         });
         let f = &find(&Ctx::new(&snap))[0];

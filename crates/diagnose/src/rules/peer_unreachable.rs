@@ -5,6 +5,7 @@
 //! Facts from sock_diag (ss -tio): state, timer:(on,...,N), tcp_info retransmits, backoff, rto,
 //! unacked, last_ack_recv.
 
+use hangscope_model::TcpState;
 use hangscope_model::{Cause, Next, Severity, Subject, TimerKind};
 use serde::Serialize;
 
@@ -75,8 +76,11 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<PeerUnreachable> {
     let mut out = Vec::new();
     for conn in Conn::tcp(ctx) {
         let found = match conn.state() {
-            "SYN-SENT" => syn_sent(ctx, conn),
-            "ESTAB" | "CLOSE-WAIT" | "FIN-WAIT-1" | "LAST-ACK" => unacked(ctx, conn),
+            TcpState::SynSent => syn_sent(ctx, conn),
+            TcpState::Established
+            | TcpState::CloseWait
+            | TcpState::FinWait1
+            | TcpState::LastAck => unacked(ctx, conn),
             _ => None,
         };
         out.extend(found);
@@ -320,12 +324,14 @@ mod tests {
             state: "LISTEN".into(),
             recv_q: queued,
             send_q: backlog,
-            holder: Some(hangscope_model::PeerHolder {
-                pid: 4242,
-                name: "metad".into(),
-                fd: 3,
-                threads: None,
-                opened: vec![],
+            end: Some(hangscope_model::PeerEnd::Held {
+                holder: hangscope_model::PeerHolder {
+                    pid: 4242,
+                    name: "metad".into(),
+                    fd: 3,
+                    threads: None,
+                    opened: vec![],
+                },
             }),
             ..Default::default()
         }));

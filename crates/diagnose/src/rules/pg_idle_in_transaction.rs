@@ -7,6 +7,7 @@
 //!
 //! One that blocks nobody is context (info), not a cause: an open transaction is normal.
 
+use hangscope_model::TcpState;
 use hangscope_model::{Cause, Next, Severity, SocketDetail, Subject, Text};
 use serde::Serialize;
 
@@ -91,7 +92,7 @@ fn client_process(
     match (&b.client_addr, b.client_port) {
         (Some(addr), Some(port)) => ctx.snap.sockets.iter().find_map(|s| match &s.detail {
             SocketDetail::Tcp(i) if i.peer.port as i32 == port && same_addr(&i.peer.addr, addr) => {
-                let h = i.local_peer.as_ref()?.holder.as_ref()?;
+                let h = i.local_peer.as_ref()?.holder()?;
                 Some(PgClient::Process {
                     pid: h.pid,
                     name: h.name.clone(),
@@ -104,7 +105,9 @@ fn client_process(
         // A unix-socket client: the backend's one connected stream socket whose peer is not
         // its postmaster.
         (None, _) => ctx.snap.sockets.iter().find_map(|s| match &s.detail {
-            SocketDetail::Unix(u) if u.state == "ESTAB" && u.sock_type == "STREAM" => {
+            SocketDetail::Unix(u)
+                if u.state == TcpState::Established && u.sock_type == "STREAM" =>
+            {
                 let p = u.peer.as_ref().filter(|p| p.pid != postmaster)?;
                 Some(PgClient::Process {
                     pid: p.pid,
@@ -217,11 +220,13 @@ mod tests {
         inet_of(&mut sock).local_peer = Some(Box::new(LocalPeer {
             inode: 842_684,
             state: "ESTAB".into(),
-            holder: Some(PeerHolder {
-                pid: 11172,
-                name: "psql".into(),
-                fd: 3,
-                ..PeerHolder::default()
+            end: Some(hangscope_model::PeerEnd::Held {
+                holder: PeerHolder {
+                    pid: 11172,
+                    name: "psql".into(),
+                    fd: 3,
+                    ..PeerHolder::default()
+                },
             }),
             ..LocalPeer::default()
         }));

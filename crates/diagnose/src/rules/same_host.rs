@@ -5,6 +5,7 @@
 //!
 //! Facts from tcp_info (ss -ti lastrcv, lastack) of the other connections.
 
+use hangscope_model::TcpState;
 use hangscope_model::{Cause, Next, Severity, Subject};
 use serde::Serialize;
 
@@ -46,10 +47,9 @@ pub(crate) fn corroborate(ctx: &Ctx<'_>, found: &mut Vec<Facts>) {
         let quiet_ms = f.stuck_ms();
         let mut answered = Vec::new();
         let mut idle = Vec::new();
-        for c in conns
-            .iter()
-            .filter(|c| c.sock.inode != inode && c.inet.peer.addr == host && c.state() == "ESTAB")
-        {
+        for c in conns.iter().filter(|c| {
+            c.sock.inode != inode && c.inet.peer.addr == host && c.state() == TcpState::Established
+        }) {
             let Some(i) = c.info() else { continue };
             let conn = |data_ago_ms| AliveConn {
                 socket_inode: c.sock.inode,

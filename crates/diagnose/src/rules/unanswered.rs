@@ -20,6 +20,7 @@
 //! connections, the other end's process when it is on this host, and the threads' syscalls and
 //! how long each has been blocked.
 
+use hangscope_model::TcpState;
 use hangscope_model::{Cause, Next, Severity, Subject, Thread, WaitObject};
 use serde::Serialize;
 
@@ -79,7 +80,7 @@ pub(crate) struct Request {
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Unanswered> {
     let pid = ctx.snap.process.pid;
     let mut owed: Vec<(&Conn<'_>, (u64, LastWord))> = Conn::tcp(ctx)
-        .filter(|c| c.state() == "ESTAB" && c.is_inbound(ctx))
+        .filter(|c| c.state() == TcpState::Established && c.is_inbound(ctx))
         .filter_map(|c| Some((c, unanswered_ms(ctx, c)?)))
         .collect();
     if owed.is_empty() {
@@ -232,7 +233,7 @@ fn blocked_threads<'a>(ctx: &Ctx<'a>) -> Vec<(&'a Thread, u64)> {
         .sockets
         .iter()
         .filter(
-            |s| matches!(&s.detail, hangscope_model::SocketDetail::Tcp(i) if i.state == "LISTEN"),
+            |s| matches!(&s.detail, hangscope_model::SocketDetail::Tcp(i) if i.state == TcpState::Listen),
         )
         .flat_map(|s| s.fds.iter().copied())
         .collect();
@@ -345,12 +346,14 @@ mod tests {
         inet_of(&mut s).local_peer = Some(Box::new(LocalPeer {
             inode: 12,
             state: "ESTAB".into(),
-            holder: Some(PeerHolder {
-                pid: 950,
-                name: "client".into(),
-                fd: 3,
-                threads: None,
-                opened: vec![],
+            end: Some(hangscope_model::PeerEnd::Held {
+                holder: PeerHolder {
+                    pid: 950,
+                    name: "client".into(),
+                    fd: 3,
+                    threads: None,
+                    opened: vec![],
+                },
             }),
             ..LocalPeer::default()
         }));

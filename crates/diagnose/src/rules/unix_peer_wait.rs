@@ -15,6 +15,7 @@
 //! what was sent and the peer has not read yet, skb truesize rather than bytes), the peer's
 //! holder from /proc/*/fd, and /proc/PID/task/TID/syscall.
 
+use hangscope_model::TcpState;
 use hangscope_model::Text;
 use hangscope_model::{Cause, Next, Severity, SocketDetail, Subject};
 use serde::Serialize;
@@ -86,7 +87,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<UnixPeerWait> {
         };
         // A datagram socket has no connection to wait on; a name lookup has its own rule.
         if !matches!(u.sock_type.as_str(), "STREAM" | "SEQPACKET")
-            || u.state != "ESTAB"
+            || u.state != TcpState::Established
             || u.peer_inode == 0
             || name_resolution::resolves_names(ctx, sock)
         {

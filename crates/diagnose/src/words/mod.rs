@@ -320,7 +320,6 @@ pub(crate) fn other_end_evidence(c: &ConnFacts) -> Option<Evidence> {
             recv_q,
             send_q,
             listener,
-            reason,
         } => {
             let value = match listener.as_deref() {
                 Some(OtherEnd::Listener {
@@ -333,8 +332,11 @@ pub(crate) fn other_end_evidence(c: &ConnFacts) -> Option<Evidence> {
                      {accept_queue}, backlog {backlog}",
                     holder(h)
                 ),
-                // The reason the sockets collector gave, as the report has always quoted it.
-                _ => reason.clone().unwrap_or_else(|| state.clone()),
+                _ => format!(
+                    "not accepted yet: the connection waits in the accept queue of the socket \
+                     listening on port {}",
+                    c.peer.port
+                ),
             };
             (
                 value,
@@ -386,7 +388,7 @@ pub(crate) fn other_end_evidence(c: &ConnFacts) -> Option<Evidence> {
         } => (
             reason.clone().unwrap_or_else(|| {
                 if *inode == 0 {
-                    state.clone()
+                    state.to_string()
                 } else {
                     format!("socket:[{inode}], holder unknown")
                 }

@@ -90,7 +90,7 @@ pub(super) fn all(out: &mut String, doc: &Document) {
                 } else {
                     "udp"
                 },
-                i.state.clone(),
+                i.state.to_string(),
                 format!("{}:{}", i.local.addr, i.local.port),
                 format!("{}:{}", i.peer.addr, i.peer.port),
                 i.recv_q.to_string(),
@@ -98,7 +98,7 @@ pub(super) fn all(out: &mut String, doc: &Document) {
             ),
             SocketDetail::Unix(u) => (
                 "unix",
-                u.state.clone(),
+                u.state.to_string(),
                 u.path.as_ref().map(|p| p.to_string()).unwrap_or_default(),
                 if u.peer_inode > 0 {
                     format!("inode {}", u.peer_inode)

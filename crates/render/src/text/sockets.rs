@@ -4,8 +4,8 @@
 use std::fmt::Write;
 
 use hangscope_model::{
-    Endpoint, InetSocket, LocalPeer, Snapshot, Socket, SocketDetail, SocketTimer, TcpInfo,
-    TimerKind,
+    Endpoint, InetSocket, LocalPeer, PeerEnd, Snapshot, Socket, SocketDetail, SocketTimer, TcpInfo,
+    TcpState, TimerKind,
 };
 
 use super::Style;
@@ -37,7 +37,7 @@ impl Group {
 fn group_of(s: &Socket) -> Group {
     match &s.detail {
         SocketDetail::Tcp(i) | SocketDetail::Udp(i) => {
-            if i.peer.port == 0 || i.state == "LISTEN" {
+            if i.peer.port == 0 || i.state == TcpState::Listen {
                 Group::Listening
             } else {
                 Group::Peer(i.peer.addr.clone())
@@ -141,8 +141,11 @@ fn cap<'a>(
             || !s.fds_changed.is_empty()
             || match &s.detail {
                 SocketDetail::Tcp(i) | SocketDetail::Udp(i) => {
-                    ((i.recv_q > 0 || i.send_q > 0) && i.state != "LISTEN")
-                        || !matches!(i.state.as_str(), "ESTAB" | "LISTEN" | "UNCONN")
+                    ((i.recv_q > 0 || i.send_q > 0) && i.state != TcpState::Listen)
+                        || !matches!(
+                            i.state,
+                            TcpState::Established | TcpState::Listen | TcpState::Unconnected
+                        )
                 }
                 SocketDetail::Unix(u) => u.recv_q > 0 || u.send_q > 0,
                 SocketDetail::Unknown => true,
@@ -160,9 +163,9 @@ fn summarise(rest: &[&Socket]) -> String {
         let state = match &s.detail {
             SocketDetail::Tcp(i) | SocketDetail::Udp(i) => {
                 *ports.entry(i.peer.port).or_default() += 1;
-                i.state.clone()
+                i.state.to_string()
             }
-            SocketDetail::Unix(u) => u.state.clone(),
+            SocketDetail::Unix(u) => u.state.to_string(),
             _ => "other".into(),
         };
         *states.entry(state).or_default() += 1;
@@ -225,7 +228,7 @@ fn row(s: &Socket, st: &Style) -> Vec<String> {
             }
             vec![
                 netid.into(),
-                u.state.clone(),
+                u.state.to_string(),
                 u.recv_q.to_string(),
                 u.send_q.to_string(),
                 u.path
@@ -305,7 +308,7 @@ fn inet_row(netid: &str, i: &InetSocket, st: &Style) -> Vec<String> {
     detail.extend(window_note(netid, i));
     vec![
         netid.into(),
-        i.state.clone(),
+        i.state.to_string(),
         i.recv_q.to_string(),
         i.send_q.to_string(),
         endpoint(&i.local),
@@ -318,8 +321,8 @@ fn inet_row(netid: &str, i: &InetSocket, st: &Style) -> Vec<String> {
 /// with what it has not read, or why it has no holder.
 fn other_end(p: &LocalPeer, st: &Style) -> String {
     let name = |h: &hangscope_model::PeerHolder| st.show(&h.name);
-    match &p.holder {
-        Some(h) if p.state == "LISTEN" => format!(
+    match &p.end {
+        Some(PeerEnd::Held { holder: h }) if p.state == TcpState::Listen => format!(
             "listener pid {} ({}) fd {} queue {}/{}",
             h.pid,
             name(h),
@@ -327,16 +330,18 @@ fn other_end(p: &LocalPeer, st: &Style) -> String {
             p.recv_q,
             p.send_q
         ),
-        Some(h) if p.recv_q > 0 => format!(
+        Some(PeerEnd::Held { holder: h }) if p.recv_q > 0 => format!(
             "peer pid {} ({}) fd {} Recv-Q {}",
             h.pid,
             name(h),
             h.fd,
             p.recv_q
         ),
-        Some(h) => format!("peer pid {} ({}) fd {}", h.pid, name(h), h.fd),
-        None if p.inode == 0 && p.state != "TIME-WAIT" => "peer not accepted yet".into(),
-        None => format!("peer socket:[{}] ?", p.inode),
+        Some(PeerEnd::Held { holder: h }) => {
+            format!("peer pid {} ({}) fd {}", h.pid, name(h), h.fd)
+        }
+        Some(PeerEnd::NotAccepted { .. }) => "peer not accepted yet".into(),
+        Some(PeerEnd::Unheld { .. }) | None => format!("peer socket:[{}] ?", p.inode),
     }
 }
 
@@ -349,7 +354,7 @@ fn window_note(netid: &str, i: &InetSocket) -> Option<String> {
     if w.closed_during_window {
         return Some("closed during the window".into());
     }
-    if i.state == "LISTEN" || (i.peer.port == 0 && w.state_change.is_none()) {
+    if i.state == TcpState::Listen || (i.peer.port == 0 && w.state_change.is_none()) {
         return None;
     }
     let dur = crate::human_ms(w.duration_ms as f64);
@@ -470,7 +475,7 @@ fn tcp_detail(s: &Socket) -> Option<String> {
     let SocketDetail::Tcp(i) = &s.detail else {
         return None;
     };
-    if i.state == "LISTEN" {
+    if i.state == TcpState::Listen {
         return None; // a listener's tcp_info is all zeros but the backlog
     }
     let t: &TcpInfo = i.tcp_info.as_ref()?;
@@ -726,7 +731,9 @@ mod tests {
                     LocalPeer {
                         inode: 70,
                         state: "ESTAB".into(),
-                        holder: Some(holder.clone()),
+                        end: Some(hangscope_model::PeerEnd::Held {
+                            holder: holder.clone(),
+                        }),
                         ..LocalPeer::default()
                     },
                 ),
@@ -736,7 +743,7 @@ mod tests {
                         inode: 71,
                         state: "ESTAB".into(),
                         recv_q: 512,
-                        holder: Some(holder),
+                        end: Some(hangscope_model::PeerEnd::Held { holder }),
                         ..LocalPeer::default()
                     },
                 ),
@@ -744,7 +751,7 @@ mod tests {
                     5,
                     LocalPeer {
                         state: "ESTAB".into(),
-                        unresolved: Some("not accepted yet".into()),
+                        end: Some(hangscope_model::PeerEnd::NotAccepted { listener: None }),
                         ..LocalPeer::default()
                     },
                 ),

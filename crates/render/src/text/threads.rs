@@ -377,7 +377,7 @@ fn fd_target(snap: &Snapshot, fd: i32, st: &Style) -> String {
                 let held = i
                     .local_peer
                     .as_ref()
-                    .and_then(|p| p.holder.as_ref())
+                    .and_then(|p| p.holder())
                     .map(|h| format!(" ↔ {} ({}) fd {}", h.pid, st.show(&h.name), h.fd))
                     .unwrap_or_default();
                 return format!("TCP {} → {} {}{held}", i.local, i.peer, i.state);

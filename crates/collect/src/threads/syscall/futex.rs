@@ -124,17 +124,28 @@ pub fn decode_futex_wait(ctx: &Context, clock: &dyn Clock, a: &[u64; 6], st: &mu
     st.timeout_ms = if a[4] == 0 {
         Some(-1)
     } else {
-        ctx.mem.read_i64_pair(a[4]).ok().map(|(s, ns)| {
-            let t = s as i128 * 1_000_000_000 + ns as i128 - clock.now_ns(a[5] as i32) as i128;
-            (t.max(0) / 1_000_000) as i64
-        })
+        match ctx.mem.read_i64_pair(a[4]) {
+            Ok((s, ns)) => {
+                let now = clock.now_ns(a[5] as i32) as i128;
+                let t = s as i128 * 1_000_000_000 + ns as i128 - now;
+                Some((t.max(0) / 1_000_000) as i64)
+            }
+            // Unknown, not infinite: say why, as futex() does.
+            Err(e) => {
+                st.decode_error = Some(format!("timeout at {:#x}: {e}", a[4]));
+                None
+            }
+        }
     };
-    let owner_tid = ctx
-        .mem
-        .read(addr, 12)
-        .ok()
-        .map(|b| memory::i32_at(&b, 8))
-        .filter(|t| *t > 0 && ctx.tids.contains(t));
+    let owner_tid = match ctx.mem.read(addr, 12) {
+        Ok(b) => Some(memory::i32_at(&b, 8)).filter(|t| *t > 0 && ctx.tids.contains(t)),
+        Err(e) => {
+            if st.decode_error.is_none() {
+                st.decode_error = Some(format!("futex word at {addr:#x}: {e}"));
+            }
+            None
+        }
+    };
     st.summary = format!("futex_wait({addr:#x}, {}, ...)", a[1]);
     st.waits_on.push(WaitObject::Futex {
         addr,
@@ -211,5 +222,39 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn futex_wait_says_what_it_could_not_read() {
+        // futex_wait(addr, 0, mask, 0, timeout, CLOCK_MONOTONIC) with nothing readable: the
+        // timeout is unknown (not infinite) and the reason is kept, as for futex().
+        let mem = FakeMemory(vec![]);
+        let ctx = Context {
+            arch: Arch::X86_64,
+            mem: &mem,
+            fds: &[],
+            tids: &[1],
+        };
+        let raw = RawSyscall::Blocked {
+            nr: 455,
+            args: [0x7f00_0000_1000, 0, 0xffff_ffff, 0, 0x7f00_0000_2000, 1],
+            sp: 0,
+            pc: 0,
+        };
+        let st = decode(&raw, &ctx);
+        assert_eq!(st.timeout_ms, None);
+        let why = st.decode_error.expect("the read error");
+        assert!(why.starts_with("timeout at 0x7f0000002000"), "{why}");
+        // Without a timeout, the futex word's failure is the one kept.
+        let raw = RawSyscall::Blocked {
+            nr: 455,
+            args: [0x7f00_0000_1000, 0, 0xffff_ffff, 0, 0, 1],
+            sp: 0,
+            pc: 0,
+        };
+        let st = decode(&raw, &ctx);
+        assert_eq!(st.timeout_ms, Some(-1));
+        let why = st.decode_error.expect("the read error");
+        assert!(why.starts_with("futex word at 0x7f0000001000"), "{why}");
     }
 }
