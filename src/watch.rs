@@ -69,10 +69,13 @@ fn install_stop_handlers() {
 /// Which processes are watched.
 enum Targets {
     All,
-    /// By name (pidof's match), with the PIDs it matched last.
+    /// By name (pidof's match), with the PIDs it matched last. `refresh`: looked for again
+    /// now and then for new instances (a name given); else only once none is left (a PID
+    /// given, watched under its name after it exits).
     Named {
         name: String,
         pids: Vec<i32>,
+        refresh: bool,
     },
 }
 
@@ -119,6 +122,7 @@ pub fn run(args: &WatchArgs) -> i32 {
                         .map(|c| c.as_str().to_string())
                         .unwrap_or_default(),
                     pids: vec![r.pid],
+                    refresh: false,
                 },
                 Err(e) => {
                     crate::say(&e);
@@ -128,6 +132,7 @@ pub fn run(args: &WatchArgs) -> i32 {
             _ => Targets::Named {
                 name: t.clone(),
                 pids: by_name(&root, t, std::process::id() as i32),
+                refresh: true,
             },
         },
         (None, false) => return exit::USAGE,
@@ -142,11 +147,11 @@ pub fn run(args: &WatchArgs) -> i32 {
     let mut out = Printer { started };
     match &targets {
         Targets::All => out.line("watching every process"),
-        Targets::Named { name, pids } if pids.is_empty() => out.line(&format!(
+        Targets::Named { name, pids, .. } if pids.is_empty() => out.line(&format!(
             "waiting for a process named {}",
             Text::from(name.as_str()).escaped()
         )),
-        Targets::Named { name, pids } => out.line(&format!(
+        Targets::Named { name, pids, .. } => out.line(&format!(
             "watching {} {}",
             Text::from(name.as_str()).escaped(),
             list(pids)
@@ -162,9 +167,14 @@ pub fn run(args: &WatchArgs) -> i32 {
         {
             break exit::OK;
         }
-        if let Targets::Named { name, pids } = &mut targets {
+        if let Targets::Named {
+            name,
+            pids,
+            refresh,
+        } = &mut targets
+        {
             // Looked for again when none is alive, and now and then for new instances.
-            if pids.is_empty() || tick % 10 == 0 {
+            if pids.is_empty() || (*refresh && tick % 10 == 0) {
                 let now = by_name(&root, name, own);
                 if now != *pids {
                     let (gone, new): (Vec<i32>, Vec<i32>) = (
@@ -188,7 +198,7 @@ pub fn run(args: &WatchArgs) -> i32 {
             Some(p) => Scope::Pids(p),
         };
         let now = host_scan::look(&root, scope, prev.as_ref(), prev.is_none(), deadline);
-        if let Targets::Named { name, pids } = &mut targets {
+        if let Targets::Named { name, pids, .. } = &mut targets {
             let alive: Vec<i32> = pids
                 .iter()
                 .copied()

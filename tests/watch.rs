@@ -1,7 +1,7 @@
 //! `hangscope watch` on real processes: a hang that starts after the watch is caught, saved
 //! once (not once per look) and handed to the hook; the healthy process before it fires
 //! nothing; a target restarted under the same name is picked up again; SIGTERM stops the watch
-//! cleanly. The target is a copy of sleep(1) under a name no other process has.
+//! cleanly. The target is sleep(1) run by a name no other process has.
 //! Programs: coreutils (sleep), sh.
 
 mod support;
@@ -14,7 +14,8 @@ use hangscope_model::Document;
 use support::procs::*;
 use support::*;
 
-/// A copy of sleep under a unique name, in its own dir.
+/// sleep under a unique name (its comm is the name it is executed by: a symlink's, so no copy
+/// is written, which a fork elsewhere in the test binary could hold open: ETXTBSY).
 struct Sleeper {
     dir: TempDir,
     name: String,
@@ -30,7 +31,7 @@ impl Sleeper {
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .expect("sleep(1)");
-        std::fs::copy(sleep, &exe).expect("copy sleep");
+        std::os::unix::fs::symlink(sleep, &exe).expect("link sleep");
         Sleeper { dir, name }
     }
 
