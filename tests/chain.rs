@@ -250,6 +250,90 @@ fn two_processes_waiting_on_each_others_flock_are_a_cycle() {
     }
 }
 
+/// An OFD lock (fcntl F_OFD_SETLKW, as QEMU and some databases take them) belongs to an open
+/// file description: /proc/locks names no process for the holder or the waiter (pid -1). The
+/// waiter's chain still leads to the holder, found by the fdinfo of the fds on that file. Twin:
+/// a holder that lets go leaves the waiter holding the lock, with no cause and no chain.
+#[test]
+fn a_wait_behind_an_ofd_lock_leads_to_its_holder() {
+    let script = "import fcntl, os, struct, sys, time\n\
+                  fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n\
+                  lk = struct.pack('hhqqi', fcntl.F_WRLCK, 0, 0, 0, 0) + bytes(4)\n\
+                  fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, lk)\n\
+                  if sys.argv[2] == 'release':\n    os.close(fd)\n\
+                  time.sleep(600)\n";
+    for release in [false, true] {
+        let dir = TempDir::new("chain-ofd");
+        let file = format!("{}/image.lock", dir.path());
+        let how = if release { "release" } else { "hold" };
+        let spawn = |how: &str| {
+            Proc::spawn(
+                Command::new("python3")
+                    .args(["-c", script, &file, how])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null()),
+            )
+        };
+        let holder = spawn(how);
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                std::fs::read_to_string("/proc/locks")
+                    .is_ok_and(|l| l.lines().any(|l| l.contains("OFDLCK")))
+                    || release
+            }),
+            "the holder takes its lock"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let waiter = spawn("hold");
+        if release {
+            // The waiter gets the lock and sleeps holding it.
+            assert!(
+                wait_steady(Duration::from_secs(10), Duration::from_millis(500), || {
+                    syscall_name_is(waiter.pid(), libc::SYS_clock_nanosleep)
+                        || syscall_name_is(waiter.pid(), libc::SYS_select)
+                }),
+                "the waiter took the released lock"
+            );
+            let doc = document(waiter.pid(), &[]);
+            assert!(!doc.verdict.cause_found, "{:#?}", doc.verdict);
+            assert!(
+                doc.findings.iter().all(|f| f.rule != "lock_wait"),
+                "{:#?}",
+                doc.findings
+            );
+            assert_eq!(chain_pids(&doc), [waiter.pid()]);
+            assert!(doc.verdict.root.is_none());
+            continue;
+        }
+        assert!(
+            wait_until(Duration::from_secs(10), || syscall_name_is(
+                waiter.pid(),
+                libc::SYS_fcntl
+            )),
+            "the waiter blocks in fcntl"
+        );
+        std::thread::sleep(Duration::from_millis(2200));
+        let doc = document(waiter.pid(), &[]);
+        let lock = doc
+            .findings
+            .iter()
+            .find(|f| f.rule == "lock_wait")
+            .unwrap_or_else(|| panic!("no lock_wait: {:#?}", doc.findings));
+        assert_eq!(lock.severity, hangscope_model::Severity::Cause);
+        assert!(
+            lock.summary
+                .contains(&format!("held by process {}", holder.pid())),
+            "{}",
+            lock.summary
+        );
+        assert_eq!(chain_pids(&doc), [waiter.pid(), holder.pid()]);
+        assert!(matches!(
+            doc.chain.as_ref().map(|c| &c.end),
+            Some(ChainEnd::Root { idle: true, .. })
+        ));
+    }
+}
+
 /// On a host with 1,000 more processes, a pipeline longer than the walk's bound, its last
 /// stage stopped: each stage blocks writing to the next. The walk stops at its bound on hops,
 /// within the run's deadline, though every hop's pipe peers come from a scan over all the

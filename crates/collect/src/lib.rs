@@ -155,7 +155,9 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     );
     stage::enter("the file locks");
     let lock_table = lock_table.or_else(|| pending_locks.map(locks::wait));
-    snap.locks = lock_table.map_or_else(Vec::new, |t| t.join(root, pid, &snap.fds, &mut snap.gaps));
+    snap.locks = lock_table.map_or_else(Vec::new, |t| {
+        t.join(root, pid, &snap.fds, &opts.deadline, &mut snap.gaps)
+    });
 
     // Called at every look of the sampling window, after the threads: the hook for collectors
     // that measure movement (e.g. per-connection bytes and segments from sock_diag).

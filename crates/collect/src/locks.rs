@@ -11,8 +11,8 @@ use std::collections::HashMap;
 
 use hangscope_model::{Fd, FileLock, Gap, GapReason, LockAccess, LockClass, Text};
 
-use crate::ProcRoot;
 use crate::error::gap_of;
+use crate::{Deadline, ProcRoot, holders};
 
 /// One line of /proc/locks (or of a `lock:` line in fdinfo).
 pub fn parse_line(line: &str) -> Option<FileLock> {
@@ -151,12 +151,20 @@ pub fn join(pid: i32, all: &[FileLock], fds: &[Fd]) -> (Vec<FileLock>, usize) {
         }
     }
     for l in all.iter().filter(|l| l.waiting) {
-        let ours = l.pid == Some(pid);
+        // An OFD request is listed with pid -1 too: one on a file the target has open may be
+        // its own, and is kept; a thread blocked in F_OFD_SETLKW on that fd tells.
+        let maybe_ours = l.pid.is_none()
+            && l.class == LockClass::Ofd
+            && first_fd(&fds_by_ino, l.inode, &l.dev).is_some();
+        let ours = l.pid == Some(pid) || maybe_ours;
         if !ours && !ours_held.contains(&l.id) {
             continue;
         }
         let mut l = l.clone();
-        l.holder_pid = holders.get(&l.id).and_then(|h| h.pid);
+        l.holder_pid = holders
+            .get(&l.id)
+            .and_then(|h| h.pid)
+            .or_else(|| ours_held.contains(&l.id).then_some(pid));
         if ours {
             l.fd = first_fd(&fds_by_ino, l.inode, &l.dev);
             l.path = l.fd.and_then(|n| path_of(fds, n));
@@ -245,7 +253,14 @@ impl LockTable {
     }
 
     /// The locks that involve `pid`, joined to its fds; the other owners' named.
-    pub fn join(self, root: &ProcRoot, pid: i32, fds: &[Fd], gaps: &mut Vec<Gap>) -> Vec<FileLock> {
+    pub fn join(
+        self,
+        root: &ProcRoot,
+        pid: i32,
+        fds: &[Fd],
+        deadline: &Deadline,
+        gaps: &mut Vec<Gap>,
+    ) -> Vec<FileLock> {
         match self.0 {
             Ok((all, bad)) => {
                 if bad > 0 {
@@ -256,6 +271,7 @@ impl LockTable {
                     ));
                 }
                 let (mut locks, left_out) = join(pid, &all, fds);
+                ofd_holders(root, pid, &all, &mut locks, deadline, gaps);
                 if left_out > 0 {
                     gaps.push(Gap::new(
                         format!("{left_out} locks other processes hold on files it has open"),
@@ -272,6 +288,70 @@ impl LockTable {
             }
         }
     }
+}
+
+/// Holders looked at for one OFD lock: each is one read of a small fdinfo file.
+const MAX_OFD_CANDIDATES: usize = 256;
+
+/// The process holding an OFD lock that a request of the target waits behind. /proc/locks names
+/// no process for an OFD lock (pid -1): the lock belongs to an open file description, and it
+/// shows only in the fdinfo `lock:` lines of the fds sharing it. So the processes with the file
+/// open are found by their fd links (readlink only, as for pipes), and the one whose fdinfo
+/// lists that very lock on that inode holds it. Only run when such a request exists.
+fn ofd_holders(
+    root: &ProcRoot,
+    pid: i32,
+    all: &[FileLock],
+    locks: &mut [FileLock],
+    deadline: &Deadline,
+    gaps: &mut Vec<Gap>,
+) {
+    for l in locks.iter_mut().filter(|l| {
+        l.waiting && l.class == LockClass::Ofd && l.holder_pid.is_none() && l.path.is_some()
+    }) {
+        let Some(held) = all.iter().find(|h| h.id == l.id && !h.waiting) else {
+            continue;
+        };
+        let Some(path) = l
+            .path
+            .as_ref()
+            .filter(|p| p.is_utf8() && p.starts_with('/'))
+        else {
+            continue;
+        };
+        let scan = holders::scan_link(root, path.as_str(), deadline);
+        let candidates = scan.holders.get(&0).map(Vec::as_slice).unwrap_or_default();
+        l.holder_pid = candidates
+            .iter()
+            .filter(|h| h.pid != pid)
+            .take(MAX_OFD_CANDIDATES)
+            .find(|h| fdinfo_holds(root, h.pid, h.fd, held))
+            .map(|h| h.pid);
+        if l.holder_pid.is_none() && scan.cut_by_deadline {
+            gaps.push(Gap::new(
+                format!("the holder of the OFD lock on {}", path.as_str()),
+                GapReason::Deadline,
+                "the search of other processes' fds was cut short",
+            ));
+        }
+    }
+}
+
+/// Whether fd `fd` of `pid` holds `lock`: its fdinfo names the same inode and lists the lock.
+fn fdinfo_holds(root: &ProcRoot, pid: i32, fd: i32, lock: &FileLock) -> bool {
+    let Ok(info) = std::fs::read_to_string(root.pid(pid).join(format!("fdinfo/{fd}"))) else {
+        return false;
+    };
+    let ino = info
+        .lines()
+        .find_map(|l| l.strip_prefix("ino:"))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    ino == Some(lock.inode)
+        && info
+            .lines()
+            .filter_map(|l| l.strip_prefix("lock:"))
+            .filter_map(|l| parse_line(&format!("0: {}", strip_ordinal(l.trim_start()))))
+            .any(|fl| same_lock(&fl, lock) && !fl.waiting)
 }
 
 /// Most processes named: each is one read of a small file.
@@ -382,6 +462,42 @@ mod tests {
         assert_eq!(mine[0].pid, None);
     }
 
+    #[test]
+    fn an_ofd_request_on_a_file_it_has_open_is_kept_with_its_fd() {
+        // Both lines say pid -1: the waiting request on a file the target has open is kept
+        // (its thread in F_OFD_SETLKW on that fd tells whose it is), the lock it waits behind
+        // is another description's, whose holder is looked for in other processes' fdinfo.
+        let (all, _) = parse_all(
+            "7: OFDLCK ADVISORY  WRITE -1 00:2c:77 0 EOF\n\
+             7: -> OFDLCK ADVISORY  WRITE -1 00:2c:77 0 EOF\n",
+        );
+        let f = file(3, "/data/image.lock", 77, "00:2c", &[]);
+        let (mine, _) = join(4242, &all, &[f]);
+        let req = mine
+            .iter()
+            .find(|l| l.waiting)
+            .expect("the request is kept");
+        assert_eq!((req.fd, req.holder_pid), (Some(3), None));
+        // Not on a file it has open: not its request.
+        let other = file(3, "/data/other", 78, "00:2c", &[]);
+        assert!(join(4242, &all, &[other]).0.iter().all(|l| !l.waiting));
+        // Held through its own other fd: it waits for itself.
+        let own = file(
+            5,
+            "/data/image.lock",
+            77,
+            "00:2c",
+            &["1: OFDLCK ADVISORY  WRITE -1 00:2c:77 0 EOF"],
+        );
+        let f = file(3, "/data/image.lock", 77, "00:2c", &[]);
+        let (mine, _) = join(4242, &all, &[own, f]);
+        let req = mine
+            .iter()
+            .find(|l| l.waiting)
+            .expect("the request is kept");
+        assert_eq!(req.holder_pid, Some(4242));
+    }
+
     fn file(fd: i32, path: &str, ino: u64, dev: &str, locks: &[&str]) -> Fd {
         let mut f = classify(fd, path);
         f.info = Some(Box::new(FdInfo {
@@ -478,7 +594,8 @@ mod tests {
         let (all, _) = parse_all(SQLITE_PENDING);
         let reader = file(5, "/data/app.db", 10035247, "254:0", &[]);
         let mut gaps = Vec::new();
-        let locks = LockTable(Ok((all, 0))).join(&root, 4000, &[reader], &mut gaps);
+        let deadline = Deadline::after(std::time::Duration::from_secs(5));
+        let locks = LockTable(Ok((all, 0))).join(&root, 4000, &[reader], &deadline, &mut gaps);
         let _ = std::fs::remove_dir_all(&dir);
         assert!(gaps.is_empty(), "{gaps:?}");
         // 1091 has no comm here (gone): named by nobody, still listed.

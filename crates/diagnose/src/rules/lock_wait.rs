@@ -1,6 +1,7 @@
-//! Lock wait: a thread blocked in flock() or fcntl(F_SETLKW) for a file lock another process
-//! (or this one, through another fd) holds. Joined with /proc/locks (see proc_locks(5)), which
-//! lists the blocked request ("->" line) behind the holder's lock.
+//! Lock wait: a thread blocked in flock() or fcntl(F_SETLKW, F_OFD_SETLKW) for a file lock
+//! another process (or this one, through another fd) holds. Joined with /proc/locks (see
+//! proc_locks(5)), which lists the blocked request ("->" line) behind the holder's lock; an OFD
+//! lock's holder, which /proc/locks does not name, comes from collect's fdinfo search.
 
 use hangscope_model::Text;
 use hangscope_model::{Cause, LockAccess, Next, Severity, Subject, WaitObject};
