@@ -334,6 +334,89 @@ fn a_wait_behind_an_ofd_lock_leads_to_its_holder() {
     }
 }
 
+/// A process holding a write lease (fcntl F_SETLEASE, as Samba and file servers use them)
+/// ignores the SIGIO that asks it to give the lease up: another process's open() of the file
+/// waits in __break_lease, and its chain leads to the lease holder. Twin: a holder that gives
+/// the lease up when asked lets the open go on, with no cause.
+#[test]
+fn an_open_behind_a_lease_leads_to_the_lease_holder() {
+    let holder_script = "import fcntl, os, signal, sys, time\n\
+                         fd = os.open(sys.argv[1], os.O_RDONLY)\n\
+                         give_up = lambda *a: fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)\n\
+                         signal.signal(signal.SIGIO, give_up if sys.argv[2] == 'yield' else (lambda *a: None))\n\
+                         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)\n\
+                         print('leased', flush=True)\n\
+                         time.sleep(600)\n";
+    let opener_script = "import os, sys, time\n\
+                         os.open(sys.argv[1], os.O_RDWR)\n\
+                         time.sleep(600)\n";
+    for give_up in [false, true] {
+        let dir = TempDir::new("chain-lease");
+        let file = format!("{}/share.doc", dir.path());
+        std::fs::write(&file, "x").expect("write the file");
+        let mut holder = Proc::spawn(
+            Command::new("python3")
+                .args([
+                    "-c",
+                    holder_script,
+                    &file,
+                    if give_up { "yield" } else { "hold" },
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped()),
+        );
+        let leased = lines_of(holder.0.stdout.take().expect("stdout"));
+        assert_eq!(
+            leased.recv_timeout(Duration::from_secs(10)).ok().as_deref(),
+            Some("leased")
+        );
+        let opener = Proc::spawn(
+            Command::new("python3")
+                .args(["-c", opener_script, &file])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null()),
+        );
+        if give_up {
+            assert!(
+                wait_steady(Duration::from_secs(10), Duration::from_millis(500), || {
+                    syscall_name_is(opener.pid(), libc::SYS_clock_nanosleep)
+                        || syscall_name_is(opener.pid(), libc::SYS_select)
+                }),
+                "the open went on once the lease was given up"
+            );
+            let doc = document(opener.pid(), &[]);
+            assert!(!doc.verdict.cause_found, "{:#?}", doc.verdict);
+            assert!(doc.findings.iter().all(|f| f.rule != "lock_wait"));
+            assert_eq!(chain_pids(&doc), [opener.pid()]);
+            continue;
+        }
+        assert!(
+            wait_until(Duration::from_secs(10), || syscall_name_is(
+                opener.pid(),
+                libc::SYS_openat
+            )),
+            "the opener blocks in openat"
+        );
+        std::thread::sleep(Duration::from_millis(2200));
+        let doc = document(opener.pid(), &[]);
+        let lock = doc
+            .findings
+            .iter()
+            .find(|f| f.rule == "lock_wait")
+            .unwrap_or_else(|| panic!("no lock_wait: {:#?}", doc.findings));
+        assert_eq!(lock.severity, hangscope_model::Severity::Cause);
+        assert!(
+            lock.summary.contains(&format!(
+                "for process {} to give up its lease on {file}",
+                holder.pid()
+            )),
+            "{}",
+            lock.summary
+        );
+        assert_eq!(chain_pids(&doc), [opener.pid(), holder.pid()]);
+    }
+}
+
 /// On a host with 1,000 more processes, a pipeline longer than the walk's bound, its last
 /// stage stopped: each stage blocks writing to the next. The walk stops at its bound on hops,
 /// within the run's deadline, though every hop's pipe peers come from a scan over all the

@@ -165,6 +165,14 @@ pub fn join(pid: i32, all: &[FileLock], fds: &[Fd]) -> (Vec<FileLock>, usize) {
             .get(&l.id)
             .and_then(|h| h.pid)
             .or_else(|| ours_held.contains(&l.id).then_some(pid));
+        // A lease breaker ("-> LEASE BREAKER … <none>:0", an open() waiting for a lease to be
+        // given up) names no file: it is the blocker's.
+        if l.inode == 0
+            && let Some(h) = holders.get(&l.id)
+        {
+            l.inode = h.inode;
+            l.dev = h.dev.clone();
+        }
         if ours {
             l.fd = first_fd(&fds_by_ino, l.inode, &l.dev);
             l.path = l.fd.and_then(|n| path_of(fds, n));

@@ -4,7 +4,7 @@
 //! lock's holder, which /proc/locks does not name, comes from collect's fdinfo search.
 
 use hangscope_model::Text;
-use hangscope_model::{Cause, LockAccess, Next, Severity, Subject, WaitObject};
+use hangscope_model::{Cause, LockAccess, LockClass, Next, Severity, Subject, WaitObject};
 use serde::Serialize;
 
 use crate::facts::{RuleFacts, ThreadRef};
@@ -16,8 +16,13 @@ pub(crate) struct LockWait {
     pub thread: ThreadRef,
     /// The call it waits in, e.g. "flock".
     pub syscall: String,
-    /// The fd it locks through.
-    pub fd: i32,
+    /// The fd it locks through; none for an open() waiting for a lease to be given up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fd: Option<i32>,
+    /// The lock is a lease (fcntl F_SETLEASE): the call is an open() or truncate() of the
+    /// file, waiting until the holder gives the lease up or the kernel's lease-break-time ends.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lease: bool,
     /// Blocked in the call at least this long, measured over the window.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked_ms: Option<u64>,
@@ -64,16 +69,21 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<LockWait> {
         let by_name = matches!(sc.name.as_str(), "flock" | "fcntl" | "fcntl64")
             .then(|| sc.args.first().and_then(|a| i32::try_from(*a).ok()))
             .flatten();
-        let Some(fd) = lock_fd.or(by_name) else {
+        let fd = lock_fd.or(by_name);
+        // An open() or truncate() of a leased file waits in __break_lease for the holder to
+        // give its lease up; its request is a "LEASE BREAKER" line of this process.
+        let breaking = fd.is_none() && t.wchan.as_deref() == Some("__break_lease");
+        if fd.is_none() && !breaking {
             continue;
-        };
+        }
         // The blocked request in /proc/locks: ours, through this fd when known.
         let Some(req) = ctx
             .snap
             .locks
             .iter()
             .filter(|l| l.waiting && l.pid.is_none_or(|p| p == pid))
-            .find(|l| l.fd.is_none_or(|f| f == fd))
+            .filter(|l| !breaking || (l.class == LockClass::Lease && l.pid == Some(pid)))
+            .find(|l| l.fd.is_none_or(|f| Some(f) == fd))
         else {
             continue;
         };
@@ -83,10 +93,12 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<LockWait> {
             syscall: sc.name.clone(),
             fd,
             blocked_ms: t.activity.as_ref().and_then(|a| a.blocked_at_least_ms),
+            lease: breaking,
             path: req
                 .path
                 .clone()
-                .or_else(|| ctx.snap.fd(fd).map(|f| f.target.clone())),
+                .or_else(|| fd.and_then(|fd| ctx.snap.fd(fd)).map(|f| f.target.clone()))
+                .or_else(|| sc.path.clone()),
             inode: req.inode,
             access: req.access,
             start: req.start,
@@ -126,7 +138,7 @@ impl RuleFacts for LockWait {
 
     fn subject(&self) -> Subject {
         Subject {
-            fd: Some(self.fd),
+            fd: self.fd,
             ..self.thread.subject()
         }
     }

@@ -46,6 +46,9 @@ pub(crate) fn words(f: &LockWait) -> Words {
         Some(ms) => format!("has waited {} in", duration(ms)),
         None => "waits in".into(),
     };
+    if f.lease {
+        return lease_words(f, &path, &waited);
+    }
     Words {
         summary: format!(
             "{} {waited} {} for a {kind} on {path}, {holder}.",
@@ -60,6 +63,44 @@ pub(crate) fn words(f: &LockWait) -> Words {
                 f.end.map(|e| e.to_string()).unwrap_or_else(|| "EOF".into()),
                 f.lock_id
             ),
+            "/proc/locks",
+        )],
+        ruled_out: vec![],
+        next_step,
+    }
+}
+
+/// An open() or truncate() waiting for a lease to be given up: the holder was told (SIGIO, or
+/// the signal it chose with F_SETSIG) and has not released it.
+fn lease_words(f: &LockWait, path: &str, waited: &str) -> Words {
+    let (holder, next_step) = match f.holder {
+        LockHolder::Process { pid: h } => (
+            format!("process {h}"),
+            format!(
+                "Look at process {h}: it was told to give up its lease on {path} and has not \
+                 (hangscope {h}; grep {} /proc/locks).",
+                f.inode
+            ),
+        ),
+        LockHolder::ThisProcess => (
+            "this same process".to_string(),
+            "Find the code that opens a file this process holds a lease on.".to_string(),
+        ),
+        LockHolder::Unknown => (
+            "a process /proc/locks does not name".to_string(),
+            format!("Find the holder: grep {} /proc/locks.", f.inode),
+        ),
+    };
+    Words {
+        summary: format!(
+            "{} {waited} {} for {holder} to give up its lease on {path}: the call goes on when \
+             it does, or when the kernel's lease-break-time ends (/proc/sys/fs/lease-break-time).",
+            thread_ref(&f.thread),
+            call(&f.syscall)
+        ),
+        evidence: vec![Evidence::new(
+            "lock",
+            format!("lease break blocked behind lease {}", f.lock_id),
             "/proc/locks",
         )],
         ruled_out: vec![],
