@@ -107,19 +107,15 @@ fn finishes_within_its_deadline_on_a_hung_fuse_mount() {
     );
 
     let started = Instant::now();
-    let mut hs = Command::new(HANGSCOPE)
+    let hs = Command::new(HANGSCOPE)
         .args([&target.pid().to_string(), "--json", "--deadline", "3s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let finished = wait_until(Duration::from_secs(30), || hs.try_wait().unwrap().is_some());
-    if !finished {
-        let _ = hs.kill();
-        let _ = hs.wait();
+    let Some(out) = finish_within(hs, Duration::from_secs(30)) else {
         panic!("hangscope did not finish within 30 s on a hung mount");
-    }
-    let out = hs.wait_with_output().unwrap();
+    };
     eprintln!("hangscope took {:?} on the hung mount", started.elapsed());
     assert!(
         matches!(out.status.code(), Some(0) | Some(1)),
@@ -346,15 +342,11 @@ fn run_beside_hung_mount(pid: i32, extra: &[&str], cwd: &str, fallback: bool) ->
         cmd.env("HANGSCOPE_NO_OPENAT2", "1");
     }
     let started = Instant::now();
-    let mut hs = cmd.spawn().unwrap();
-    let finished = wait_until(Duration::from_secs(30), || hs.try_wait().unwrap().is_some());
-    if !finished {
-        let _ = hs.kill();
-        let _ = hs.wait();
+    let hs = cmd.spawn().unwrap();
+    let Some(out) = finish_within(hs, Duration::from_secs(30)) else {
         panic!("hangscope {extra:?} did not finish within 30 s beside a hung mount");
-    }
+    };
     let took = started.elapsed();
-    let out = hs.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("hangscope {extra:?} (fallback {fallback}) took {took:?}");
     assert!(
@@ -446,4 +438,40 @@ fn a_hung_mount_point_named_like_a_rotated_log_is_not_stat_ed() {
         assert_eq!(read["entries"].as_array().unwrap().len(), 5, "{read}");
     }
     drop(writer);
+}
+
+/// Waits at most `limit` for `hs` to exit, reading its stdout and stderr meanwhile: a report
+/// larger than the pipe's 64 KiB would otherwise block hangscope's write and look like a hang.
+fn finish_within(mut hs: std::process::Child, limit: Duration) -> Option<std::process::Output> {
+    use std::io::Read;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(
+        hs.stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        hs.stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    if !wait_until(limit, || hs.try_wait().unwrap().is_some()) {
+        let _ = hs.kill();
+        let _ = hs.wait();
+        return None;
+    }
+    let status = hs.wait().unwrap();
+    Some(std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    })
 }
