@@ -32,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
         let opts = TextOptions {
             color: verbose,
             verbose,
+            ..TextOptions::default()
         };
         std::hint::black_box(render_text(&doc, &opts));
     }
