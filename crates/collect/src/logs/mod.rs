@@ -100,7 +100,7 @@ pub fn read(
             sources.push((rotated, same_process));
         }
     }
-    if let Some(j) = read_journal(root, pid, snap, opts) {
+    if let Some(j) = read_journal(root, pid, snap, opts, gaps) {
         sources.push((j, true));
     }
 
@@ -604,7 +604,13 @@ fn journal_reason(root: &ProcRoot, pid: i32, snap: &Snapshot) -> Option<String> 
     ))
 }
 
-fn read_journal(root: &ProcRoot, pid: i32, snap: &Snapshot, opts: &Options) -> Option<LogSource> {
+fn read_journal(
+    root: &ProcRoot,
+    pid: i32,
+    snap: &Snapshot,
+    opts: &Options,
+    gaps: &mut Vec<Gap>,
+) -> Option<LogSource> {
     let reason = journal_reason(root, pid, snap)?;
     let mut source = LogSource {
         path: "journal".into(),
@@ -635,8 +641,14 @@ fn read_journal(root: &ProcRoot, pid: i32, snap: &Snapshot, opts: &Options) -> O
             ));
             t
         }
-        journal::Outcome::Failed(e) => {
-            source.notes.push(format!("{e}; read it with `{cmd}`"));
+        journal::Outcome::Failed { detail, io } => {
+            // A gap, not only a note: the journal was not read, which is not "it was empty".
+            let what = format!("journal of {pid} (`{cmd}`)");
+            gaps.push(match io {
+                Some(e) => Gap::new(what, crate::error::reason_of(&e), detail.clone()),
+                None => Gap::new(what, GapReason::Other, detail.clone()),
+            });
+            source.notes.push(format!("{detail}; read it with `{cmd}`"));
             return Some(source);
         }
     };
