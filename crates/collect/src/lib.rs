@@ -183,7 +183,8 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     stage::enter("the other ends of pipes and sockets");
     pipes::read_peers(root, pid, &mut snap, opts);
     // After the threads: only the other ends a thread of the target waits on are looked at.
-    peer_threads::read_for_waits(root, pid, &mut snap, opts);
+    let peer_gaps = peer_threads::read_for_waits(root, pid, &mut snap, opts);
+    snap.gaps.extend(peer_gaps);
     children::read_for_waits(root, pid, &mut snap, opts);
     fuse::read_for_waits(root, pid, &mut snap, &mounts, opts);
 

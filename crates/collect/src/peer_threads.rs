@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use hangscope_model::{
-    Fd, LocalPeer, PeerThread, PeerThreads, Snapshot, SocketDetail, SyscallState, TcpState, Text,
-    WaitObject,
+    Fd, Gap, GapReason, LocalPeer, PeerThread, PeerThreads, Snapshot, SocketDetail, SyscallState,
+    TcpState, Text, WaitObject,
 };
 
 use crate::threads::{memory, syscall, task};
@@ -28,11 +28,15 @@ const MAX_BUSY: usize = 4;
 /// Most of its own connections kept per process.
 const MAX_OPENED: usize = 8;
 
-/// Fills `threads` of the holders of the other ends that threads of the target wait on.
-pub fn read_for_waits(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Options) {
+/// Fills `threads` of the holders of the other ends that threads of the target wait on, and
+/// returns what could not be looked at: a holder past `MAX_PROCESSES`, or whose threads could
+/// not be read, has no `threads`, and a gap says why.
+#[must_use]
+pub fn read_for_waits(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Options) -> Vec<Gap> {
+    let mut gaps = Vec::new();
     let waited = crate::threads::fds_waited_on(&snap.threads);
     if waited.is_empty() {
-        return;
+        return gaps;
     }
     // The processes to look at, in the order their sockets come. A collected socket lists
     // every fd of the target that holds it.
@@ -58,10 +62,15 @@ pub fn read_for_waits(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Opt
     // Whether something outside it holds the other process: a stopped or frozen server is
     // why nothing answers, whatever its threads wait in.
     let mut holds = BTreeMap::new();
-    for &p in wanted.iter().take(MAX_PROCESSES) {
-        if let Some(threads) = glance(root, p, &opts.deadline) {
-            looks.insert(p, threads);
-            holds.insert(p, crate::process::hold(root, p));
+    let (looked, skipped) = capped(&wanted);
+    gaps.extend(skipped);
+    for &p in looked {
+        match glance(root, p, &opts.deadline) {
+            Ok(threads) => {
+                looks.insert(p, threads);
+                holds.insert(p, crate::process::hold(root, p));
+            }
+            Err(gap) => gaps.push(gap),
         }
     }
     for s in &mut snap.sockets {
@@ -92,6 +101,31 @@ pub fn read_for_waits(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Opt
         }
     }
     read_opened(root, snap, &looks, opts);
+    gaps
+}
+
+/// The processes looked at, and a gap naming those left out past `MAX_PROCESSES`.
+fn capped(wanted: &[i32]) -> (&[i32], Option<Gap>) {
+    if wanted.len() <= MAX_PROCESSES {
+        return (wanted, None);
+    }
+    let (looked, left) = wanted.split_at(MAX_PROCESSES);
+    let shown: Vec<String> = left.iter().take(8).map(|p| p.to_string()).collect();
+    let more = if left.len() > 8 { " …" } else { "" };
+    let gap = Gap::new(
+        format!(
+            "threads of {} more processes at the other ends (PID {}{more})",
+            left.len(),
+            shown.join(", ")
+        ),
+        GapReason::Skipped,
+        format!(
+            "threads of the target wait on connections to {} local processes; the threads of \
+             the first {MAX_PROCESSES} are read",
+            wanted.len()
+        ),
+    );
+    (looked, Some(gap))
 }
 
 /// Fills `opened` of the TCP peers' holders that were looked at: the connections each opened
@@ -196,14 +230,16 @@ fn socket_fds(root: &ProcRoot, pid: i32, deadline: &Deadline) -> Vec<(i32, u64)>
     out
 }
 
-/// One look at the threads of `pid`: (tid, name, decoded syscall) each.
+/// One look at the threads of `pid`: (tid, name, decoded syscall) each, or why there is none.
 fn glance(
     root: &ProcRoot,
     pid: i32,
     deadline: &Deadline,
-) -> Option<Vec<(i32, Text, SyscallState)>> {
-    let tids: Vec<i32> = std::fs::read_dir(root.pid(pid).join("task"))
-        .ok()?
+) -> Result<Vec<(i32, Text, SyscallState)>, Gap> {
+    let what = || format!("threads of {pid} (at the other end)");
+    let dir = root.pid(pid).join("task");
+    let tids: Vec<i32> = std::fs::read_dir(&dir)
+        .map_err(|e| crate::error::gap_of(what(), &e))?
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
         .take(MAX_THREADS)
@@ -212,7 +248,12 @@ fn glance(
     let mut reads = Vec::with_capacity(tids.len());
     for &tid in &tids {
         if deadline.passed() {
-            return None; // half a look would misstate where the threads are
+            // Half a look would misstate where the threads are.
+            return Err(Gap::new(
+                what(),
+                GapReason::Deadline,
+                "not read before the deadline",
+            ));
         }
         if let Some(t) = task::read(root, pid, tid, false) {
             reads.push(t);
@@ -264,7 +305,7 @@ fn glance(
             Some((t.tid, t.name.clone(), syscall::decode(raw, &ctx)))
         })
         .collect();
-    Some(out)
+    Ok(out)
 }
 
 /// Which of `threads` wait on `fd`, and where the others are.
@@ -395,6 +436,35 @@ mod tests {
         // Parked on futexes with no owner: not busy; the read of another fd is.
         let busy: Vec<i32> = p.busy.iter().map(|t| t.tid).collect();
         assert_eq!(busy, vec![14]);
+    }
+
+    #[test]
+    fn holders_past_the_cap_are_a_gap_naming_them() {
+        let wanted: Vec<i32> = (100..110).collect();
+        let (looked, gap) = capped(&wanted);
+        assert_eq!(looked, &wanted[..MAX_PROCESSES]);
+        let gap = gap.expect("two holders left out");
+        assert_eq!(gap.reason, GapReason::Skipped);
+        assert_eq!(
+            gap.what,
+            "threads of 2 more processes at the other ends (PID 108, 109)"
+        );
+        let (all, none) = capped(&wanted[..MAX_PROCESSES]);
+        assert_eq!(all.len(), MAX_PROCESSES);
+        assert!(none.is_none());
+    }
+
+    #[test]
+    fn an_unreadable_holder_is_a_gap() {
+        let root = ProcRoot::default();
+        let gap = glance(
+            &root,
+            i32::MAX,
+            &Deadline::after(std::time::Duration::from_secs(5)),
+        )
+        .expect_err("no such process");
+        assert_eq!(gap.reason, GapReason::Vanished, "{gap:?}");
+        assert!(gap.what.contains(&i32::MAX.to_string()), "{}", gap.what);
     }
 
     #[test]
