@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use hangscope_model::{
-    Fd, Gap, GapReason, LocalPeer, PeerThread, PeerThreads, Snapshot, SocketDetail, SyscallState,
-    TcpState, Text, WaitObject,
+    CallCount, Fd, Gap, GapReason, LocalPeer, PeerThread, PeerThreads, Snapshot, SocketDetail,
+    SyscallState, TcpState, Text, WaitObject,
 };
 
 use crate::threads::{memory, syscall, task};
@@ -366,12 +366,9 @@ fn on_fd(threads: &[(i32, Text, SyscallState)], fd: i32) -> PeerThreads {
         on_fd: on,
         elsewhere: counted
             .into_iter()
-            .map(|(name, n)| {
-                if n == 1 {
-                    name.to_string()
-                } else {
-                    format!("{name} ×{n}")
-                }
+            .map(|(name, count)| CallCount {
+                syscall: name.to_string(),
+                count,
             })
             .collect(),
         busy,
@@ -427,10 +424,12 @@ mod tests {
                 (13, "write", &[][..])
             ]
         );
-        assert_eq!(
-            p.elsewhere,
-            vec!["futex ×2".to_string(), "read".to_string()]
-        );
+        let elsewhere: Vec<(&str, u32)> = p
+            .elsewhere
+            .iter()
+            .map(|c| (c.syscall.as_str(), c.count))
+            .collect();
+        assert_eq!(elsewhere, vec![("futex", 2), ("read", 1)]);
         // Each on its own fd: a set of one.
         assert!(p.on_fd.iter().all(|t| t.among == 1));
         // Parked on futexes with no owner: not busy; the read of another fd is.

@@ -44,9 +44,9 @@ pub use process::{
 };
 pub use scan::{Container, EntryStatus, SCAN_SCHEMA_VERSION, ScanEntry, ScanReport};
 pub use socket::{
-    ConnectionLook, ConnectionWindow, Endpoint, InetSocket, LocalPeer, NetlinkSocket, PacketSocket,
-    PeerEnd, PeerHolder, PeerThread, PeerThreads, Socket, SocketDetail, SocketFamily, SocketTimer,
-    StateChange, TcpInfo, TcpState, TimerKind, UnixPeer, UnixSocket,
+    CallCount, ConnectionLook, ConnectionWindow, Endpoint, InetSocket, LocalPeer, NetlinkSocket,
+    PacketSocket, PeerEnd, PeerHolder, PeerThread, PeerThreads, Socket, SocketDetail, SocketFamily,
+    SocketTimer, StateChange, TcpInfo, TcpState, TimerKind, UnixPeer, UnixSocket,
 };
 pub use stack::{Frame, StackSource, UserStack};
 pub use text::{Escape, Text};

@@ -401,8 +401,10 @@ pub struct PeerThreads {
     pub count: u32,
     /// Those that wait on the holder's fd.
     pub on_fd: Vec<PeerThread>,
-    /// The calls the others are in, most common first, e.g. "futex ×10", "epoll_wait".
-    pub elsewhere: Vec<String>,
+    /// The calls the others are in, most common first, each with how many threads are in it,
+    /// e.g. `{"syscall": "futex", "count": 10}` (since 1.7; before, strings such as
+    /// "futex ×10" or "epoll_wait", which still load).
+    pub elsewhere: Vec<CallCount>,
     /// Of the others, those not parked on a futex with no owner (a condition variable, an idle
     /// pool's queue), with their calls: where what should answer may be instead, e.g. a main
     /// thread in clock_nanosleep (since 1.5). At most 4.
@@ -417,6 +419,62 @@ pub struct PeerThreads {
     /// The cgroup freezer holding it (since 1.4).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub freezer: Option<crate::Freezer>,
+}
+
+/// A system call and how many threads are in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(from = "CallCountRead")]
+pub struct CallCount {
+    /// The syscall's name, e.g. "futex".
+    pub syscall: String,
+    /// Threads in it.
+    pub count: u32,
+}
+
+/// A call count as it is read: before 1.7, one string, the name and " ×N" when more than one.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+enum CallCountRead {
+    Typed {
+        syscall: String,
+        #[serde(default = "one")]
+        count: u32,
+    },
+    Words(String),
+}
+
+/// Reads the pre-1.7 words, "futex ×10" or "read".
+impl From<&str> for CallCount {
+    fn from(words: &str) -> CallCount {
+        CallCountRead::Words(words.to_string()).into()
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl From<CallCountRead> for CallCount {
+    fn from(r: CallCountRead) -> CallCount {
+        match r {
+            CallCountRead::Typed { syscall, count } => CallCount { syscall, count },
+            CallCountRead::Words(w) => {
+                match w
+                    .rsplit_once(" ×")
+                    .map(|(name, n)| (name, n.parse::<u32>()))
+                {
+                    Some((name, Ok(count))) => CallCount {
+                        syscall: name.to_string(),
+                        count,
+                    },
+                    _ => CallCount {
+                        syscall: w,
+                        count: 1,
+                    },
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -722,6 +780,29 @@ mod tests {
         let newer: InetSocket =
             serde_json::from_str(r#"{"state": "BOUND-INACTIVE"}"#).expect("an unknown name");
         assert_eq!(newer.state, TcpState::Unknown);
+    }
+
+    #[test]
+    fn calls_elsewhere_of_before_1_7_load_as_counts() {
+        let t: PeerThreads = serde_json::from_str(
+            r#"{"count": 13, "elsewhere": ["futex ×10", "epoll_wait", "read ×2"]}"#,
+        )
+        .expect("a 1.6 peer's threads");
+        let counts: Vec<(&str, u32)> = t
+            .elsewhere
+            .iter()
+            .map(|c| (c.syscall.as_str(), c.count))
+            .collect();
+        assert_eq!(counts, vec![("futex", 10), ("epoll_wait", 1), ("read", 2)]);
+        let json = serde_json::to_value(&t).expect("serializes");
+        assert_eq!(
+            json["elsewhere"][0],
+            serde_json::json!({"syscall": "futex", "count": 10})
+        );
+        assert_eq!(
+            serde_json::from_value::<PeerThreads>(json).expect("reads"),
+            t
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the phrases several rules share — a waiting thread, the other end of a connection, the
 //! window, log quotes. Nothing here decides anything; it only says what the facts say.
 
-use hangscope_model::{Evidence, PeerThreads, TimerKind};
+use hangscope_model::{CallCount, Evidence, PeerThreads, TimerKind};
 
 use crate::facts::{
     BlockedThread, ConnFacts, EarlierFailure, EndActivity, HostAlive, LogQuote, OtherEnd,
@@ -266,7 +266,7 @@ pub(crate) fn other_threads_sentence(t: &OtherThreads, fd: i32) -> String {
             let where_ = if t.threads.elsewhere.is_empty() {
                 String::new()
             } else {
-                format!(" (they are in {})", t.threads.elsewhere.join(", "))
+                format!(" (they are in {})", calls_of(&t.threads.elsewhere))
             };
             // The calls by name only, and the first few: the full calls are in the evidence,
             // and the verdict must stay a sentence one reads to its end.
@@ -424,6 +424,21 @@ pub(crate) fn other_threads_evidence(c: &ConnFacts) -> Option<Evidence> {
     Some(peer_threads_evidence(h.pid, h.fd, &t.threads))
 }
 
+/// Calls and their thread counts, most common first: "futex ×10, epoll_wait".
+pub(crate) fn calls_of(calls: &[CallCount]) -> String {
+    calls
+        .iter()
+        .map(|c| {
+            if c.count == 1 {
+                c.syscall.clone()
+            } else {
+                format!("{} ×{}", c.syscall, c.count)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The other end's threads as evidence: those on its fd (`fd` of process `pid`) with their
 /// calls, or where the others are.
 pub(crate) fn peer_threads_evidence(pid: i32, fd: i32, t: &PeerThreads) -> Evidence {
@@ -431,7 +446,7 @@ pub(crate) fn peer_threads_evidence(pid: i32, fd: i32, t: &PeerThreads) -> Evide
         format!(
             "none of its {} threads waits on fd {fd}; they are in {}",
             t.count,
-            t.elsewhere.join(", ")
+            calls_of(&t.elsewhere)
         )
     } else {
         t.on_fd
