@@ -114,23 +114,13 @@ fn open_regular(path: &Path, max_size: u64) -> Result<File, String> {
 fn too_large(max_size: u64, size: Option<u64>) -> String {
     let size = size.map_or_else(
         || "more than that".to_string(),
-        |s| format!("{} ({s} bytes)", human_bytes(s)),
+        |s| format!("{} ({s} bytes)", hangscope_model::units::bytes_short(s)),
     );
     format!(
         "larger than --max-size {}: {size}; a snapshot of 19,000 fds is 15 MB, and reading one \
          takes a few times its size in memory; raise --max-size if this file is meant to be read",
-        human_bytes(max_size)
+        hangscope_model::units::bytes_short(max_size)
     )
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [(&str, u32); 4] = [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)];
-    for (unit, shift) in UNITS {
-        if n >= 1 << shift {
-            return format!("{:.1} {unit}", n as f64 / (1u64 << shift) as f64);
-        }
-    }
-    format!("{n} B")
 }
 
 fn kind_name(kind: SFlag) -> &'static str {

@@ -5,39 +5,12 @@ use hangscope_model::{LogEntry, LogLevel};
 
 /// "850 ms", "7.9 s", "3 min 20 s", "2 h 5 min".
 pub(crate) fn duration(ms: u64) -> String {
-    if ms < 1000 {
-        return format!("{ms} ms");
-    }
-    let s = ms as f64 / 1000.0;
-    if s < 60.0 {
-        return format!("{s:.1} s");
-    }
-    let s = ms / 1000;
-    if s < 3600 {
-        return format!("{} min {} s", s / 60, s % 60);
-    }
-    if s < 86400 {
-        return format!("{} h {} min", s / 3600, (s % 3600) / 60);
-    }
-    format!("{} d {} h", s / 86400, (s % 86400) / 3600)
+    hangscope_model::units::duration_ms(ms as f64)
 }
 
 /// "33 bytes", "1 byte", "4.0 KiB", "2.5 MiB".
 pub(crate) fn bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n == 1 {
-        return "1 byte".into();
-    }
-    if n < 1024 {
-        return format!("{n} bytes");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", UNITS[u])
+    hangscope_model::units::bytes_words(n)
 }
 
 /// Microseconds as ss prints round-trip times: "0.088 ms", "12.4 ms", "1.2 s".

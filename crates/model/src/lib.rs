@@ -23,6 +23,7 @@ mod socket;
 mod stack;
 pub mod text;
 mod thread;
+pub mod units;
 
 pub use app::{
     AppView, MariaServer, MariaSession, MariaView, PgBackend, PgLockWait, PgServer, PgView,

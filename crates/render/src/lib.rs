@@ -8,42 +8,15 @@ pub mod text;
 
 pub use text::{TextOptions, render_text};
 
-/// Human durations: "850 ms", "7.9 s", "3 min 20 s", "2 h 5 min".
+/// Human durations: "850 ms", "7.9 s", "3 min 20 s", "2 h 5 min" (the workspace's one
+/// formatter, `hangscope_model::units`).
 pub fn human_ms(ms: f64) -> String {
-    if ms < 0.0 {
-        return "?".into();
-    }
-    if ms < 1000.0 {
-        return format!("{} ms", ms.round() as u64);
-    }
-    let s = ms / 1000.0;
-    if s < 60.0 {
-        return format!("{s:.1} s");
-    }
-    let s = s.round() as u64;
-    if s < 3600 {
-        return format!("{} min {} s", s / 60, s % 60);
-    }
-    if s < 86400 {
-        return format!("{} h {} min", s / 3600, (s % 3600) / 60);
-    }
-    format!("{} d {} h", s / 86400, (s % 86400) / 3600)
+    hangscope_model::units::duration_ms(ms)
 }
 
 /// Human sizes with lsof's habit of exact bytes below a KiB.
 pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    hangscope_model::units::bytes_short(n)
 }
 
 #[cfg(test)]

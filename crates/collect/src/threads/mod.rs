@@ -461,9 +461,12 @@ fn loop_rate(s: &SyscallState, rate: f64) -> f64 {
 
 /// "clock_nanosleep 100 ms, ~10/s".
 fn periodic_text(s: &SyscallState, rate: f64) -> String {
-    let what = sleep_ms(s).map(duration_text);
+    let what = sleep_ms(s).map(hangscope_model::units::period_ms);
     let what = what.or_else(|| match s.timeout_ms {
-        Some(ms) if ms >= 0 => Some(format!("timeout {}", duration_text(ms as f64))),
+        Some(ms) if ms >= 0 => Some(format!(
+            "timeout {}",
+            hangscope_model::units::period_ms(ms as f64)
+        )),
         _ => None,
     });
     let rate = if rate >= 1.0 {
@@ -474,19 +477,6 @@ fn periodic_text(s: &SyscallState, rate: f64) -> String {
     match what {
         Some(w) => format!("{} {w}, ~{rate}/s", s.name),
         None => format!("{}, ~{rate}/s", s.name),
-    }
-}
-
-fn duration_text(ms: f64) -> String {
-    if ms >= 1000.0 {
-        let s = ms / 1000.0;
-        if (s - s.round()).abs() < 0.05 {
-            format!("{s:.0} s")
-        } else {
-            format!("{s:.1} s")
-        }
-    } else {
-        format!("{ms:.0} ms")
     }
 }
 
