@@ -51,7 +51,7 @@ pub use socket::{
 };
 pub use stack::{Frame, StackSource, UserStack};
 pub use text::{Escape, Text};
-pub use thread::{Activity, SyscallArg, SyscallState, Thread, ThreadLook, WaitObject};
+pub use thread::{Activity, Looping, SyscallArg, SyscallState, Thread, ThreadLook, WaitObject};
 
 /// For `skip_serializing_if`: absent in JSON means false, which keeps 20,000-fd documents small.
 pub(crate) fn is_zero(n: &u32) -> bool {

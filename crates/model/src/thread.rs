@@ -167,8 +167,13 @@ pub struct Activity {
     pub progressed: bool,
     /// Spinning: runnable, CPU time growing, no voluntary switches.
     pub busy: bool,
-    /// A loop re-entering the same call, e.g. "clock_nanosleep 100 ms, ~10/s".
+    /// A loop re-entering the same call, in words, e.g. "clock_nanosleep 100 ms, ~10/s";
+    /// `looping` has it as fields.
     pub periodic: Option<String>,
+    /// A loop re-entering the same call, as fields (since 1.7; a document before has only
+    /// `periodic`, and a reader derives these from the thread's syscall).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub looping: Option<Looping>,
     /// How often the loop re-enters the call, per second.
     pub rate_per_s: Option<f64>,
     /// Lower bound on how long the thread has been in its current wait, milliseconds.
@@ -182,6 +187,73 @@ pub struct Activity {
     /// of more than 256 threads, whose looks would make the document large.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub looks: Vec<ThreadLook>,
+}
+
+/// A thread re-entering the same call over the window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct Looping {
+    /// The call it re-enters, e.g. "clock_nanosleep".
+    pub syscall: String,
+    /// The length it waits each time, milliseconds: its sleep, else its timeout; absent when
+    /// the call has neither (a futex woken by another thread).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period_ms: Option<f64>,
+    /// `period_ms` is the call's timeout (poll, epoll_wait), not a sleep.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub timeout: bool,
+}
+
+impl Looping {
+    /// The loop in words at `rate_per_s`: "clock_nanosleep 100 ms, ~10/s", "poll timeout 2 s,
+    /// ~0.5/s", "futex, ~12/s".
+    pub fn words(&self, rate_per_s: f64) -> String {
+        let rate = if rate_per_s >= 1.0 {
+            format!("{rate_per_s:.0}")
+        } else {
+            format!("{rate_per_s:.1}")
+        };
+        match self.period_ms {
+            Some(ms) if self.timeout => format!(
+                "{} timeout {}, ~{rate}/s",
+                self.syscall,
+                crate::units::period_ms(ms)
+            ),
+            Some(ms) => format!(
+                "{} {}, ~{rate}/s",
+                self.syscall,
+                crate::units::period_ms(ms)
+            ),
+            None => format!("{}, ~{rate}/s", self.syscall),
+        }
+    }
+
+    /// The loop of `syscall`, as its decoded arguments set it: its sleep, else its timeout.
+    pub fn of(syscall: &SyscallState) -> Looping {
+        let sleep = syscall.waits_on.iter().find_map(|w| match w {
+            WaitObject::Sleep { ns } => Some(*ns as f64 / 1e6),
+            _ => None,
+        });
+        let timeout = syscall.timeout_ms.filter(|ms| *ms >= 0).map(|ms| ms as f64);
+        Looping {
+            syscall: syscall.name.clone(),
+            period_ms: sleep.or(timeout),
+            timeout: sleep.is_none() && timeout.is_some(),
+        }
+    }
+}
+
+impl Thread {
+    /// The loop it is in, if any: the document's fields, or for a document before 1.7 (only
+    /// `periodic`), derived from its syscall as the collector does.
+    pub fn looping(&self) -> Option<Looping> {
+        let a = self.activity.as_ref()?;
+        if let Some(l) = &a.looping {
+            return Some(l.clone());
+        }
+        a.periodic.as_ref()?;
+        Some(self.syscall.as_ref().map(Looping::of).unwrap_or_default())
+    }
 }
 
 /// One look at a thread during the window.
@@ -200,4 +272,61 @@ pub struct ThreadLook {
     /// Time since it last ran, milliseconds, when it was not running.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub off_cpu_ms: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thread_in(syscall: SyscallState, activity: Activity) -> Thread {
+        Thread {
+            syscall: Some(syscall),
+            activity: Some(activity),
+            ..Thread::default()
+        }
+    }
+
+    #[test]
+    fn a_loop_is_fields_and_its_words_come_from_them() {
+        let sleep = SyscallState {
+            name: "clock_nanosleep".into(),
+            waits_on: vec![WaitObject::Sleep { ns: 100_000_000 }],
+            ..SyscallState::default()
+        };
+        let l = Looping::of(&sleep);
+        assert_eq!(l.period_ms, Some(100.0));
+        assert!(!l.timeout);
+        assert_eq!(l.words(9.8), "clock_nanosleep 100 ms, ~10/s");
+        let poll = SyscallState {
+            name: "poll".into(),
+            timeout_ms: Some(2000),
+            ..SyscallState::default()
+        };
+        assert_eq!(Looping::of(&poll).words(0.5), "poll timeout 2 s, ~0.5/s");
+        // Written with the document and read back.
+        let t = thread_in(
+            sleep.clone(),
+            Activity {
+                rate_per_s: Some(10.0),
+                looping: Some(l.clone()),
+                ..Activity::default()
+            },
+        );
+        let json = serde_json::to_value(&t).expect("serializes");
+        assert_eq!(json["activity"]["looping"]["period_ms"], 100.0);
+        let back: Thread = serde_json::from_value(json).expect("reads");
+        assert_eq!(back.looping(), Some(l.clone()));
+        // A document before 1.7 has only the words: the fields are derived from the syscall.
+        let old = thread_in(
+            sleep,
+            Activity {
+                periodic: Some("clock_nanosleep 100 ms, ~10/s".into()),
+                ..Activity::default()
+            },
+        );
+        assert_eq!(old.looping(), Some(l));
+        // No loop, no fields.
+        let still = thread_in(poll, Activity::default());
+        assert_eq!(still.looping(), None);
+    }
 }

@@ -20,7 +20,9 @@ mod task_clock;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hangscope_model::{Fd, Gap, GapReason, Snapshot, SyscallState, Thread, WaitObject, Window};
+use hangscope_model::{
+    Fd, Gap, GapReason, Looping, Snapshot, SyscallState, Thread, WaitObject, Window,
+};
 
 pub use activity::{Sample, classify};
 pub use sampler::{Look, Outcome, Sampler};
@@ -377,6 +379,7 @@ fn build(
             let rate = loop_rate(s, rate);
             a.rate_per_s = Some(rate);
             a.periodic = Some(periodic_text(s, rate));
+            a.looping = Some(Looping::of(s));
         }
         threads.push(Thread {
             tid: t.tid,
@@ -461,23 +464,7 @@ fn loop_rate(s: &SyscallState, rate: f64) -> f64 {
 
 /// "clock_nanosleep 100 ms, ~10/s".
 fn periodic_text(s: &SyscallState, rate: f64) -> String {
-    let what = sleep_ms(s).map(hangscope_model::units::period_ms);
-    let what = what.or_else(|| match s.timeout_ms {
-        Some(ms) if ms >= 0 => Some(format!(
-            "timeout {}",
-            hangscope_model::units::period_ms(ms as f64)
-        )),
-        _ => None,
-    });
-    let rate = if rate >= 1.0 {
-        format!("{rate:.0}")
-    } else {
-        format!("{rate:.1}")
-    };
-    match what {
-        Some(w) => format!("{} {w}, ~{rate}/s", s.name),
-        None => format!("{}, ~{rate}/s", s.name),
-    }
+    Looping::of(s).words(rate)
 }
 
 /// Makes sure fd `n` is in the table with its fdinfo: read it now if the listing skipped it

@@ -149,7 +149,6 @@ pub(crate) fn conflict(pid: i32, other: &FileLock, ours: &[&FileLock]) -> Option
 /// and its period.
 fn short_sleep_loop(t: &Thread) -> Option<(Loop, f64)> {
     let a = t.activity.as_ref()?;
-    let periodic = a.periodic.clone()?;
     let rate = a.rate_per_s.filter(|r| *r > 0.0)?;
     let sc = t.syscall.as_ref()?;
     let sleeps = match sc.name.as_str() {
@@ -163,14 +162,14 @@ fn short_sleep_loop(t: &Thread) -> Option<(Loop, f64)> {
     if !sleeps {
         return None;
     }
-    let l = Loop::of(t, periodic);
+    let l = Loop::of(t)?;
     // An absolute sleep decodes as the time left of it, not its length, and an unread one
     // as zero: then the rate is the period.
     let absolute = sc
         .decoded
         .iter()
         .any(|arg| arg.name == "flags" && arg.value.contains("TIMER_ABSTIME"));
-    let sleep = l.period_ms.filter(|ms| *ms > 0.0 && !absolute);
+    let sleep = l.looping.period_ms.filter(|ms| *ms > 0.0 && !absolute);
     if sleep.is_some_and(|ms| ms > MAX_PERIOD_MS) {
         return None;
     }

@@ -107,7 +107,7 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Facts]) -> Option<ManagedRuntime> {
                 return Some((sc.name.as_str(), 0));
             };
             let ms = a.blocked_at_least_ms.unwrap_or(0);
-            (!a.busy && (ms >= crate::STUCK_MS || a.periodic.is_some()))
+            (!a.busy && (ms >= crate::STUCK_MS || t.looping().is_some()))
                 .then_some((sc.name.as_str(), ms))
         })
         .collect();
@@ -118,9 +118,10 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Facts]) -> Option<ManagedRuntime> {
         let t = snap.thread(tid?)?;
         let sc = t.syscall.as_ref().filter(|s| !s.running)?;
         let a = t.activity.as_ref();
-        let call = match a.and_then(|a| a.periodic.as_ref()) {
-            Some(p) => format!("{}() in a loop: {p}", sc.name),
-            None => format!("{}()", sc.name),
+        let rate = a.and_then(|a| a.rate_per_s);
+        let call = match (t.looping(), rate) {
+            (Some(l), Some(rate)) => format!("{}() in a loop: {}", sc.name, l.words(rate)),
+            _ => format!("{}()", sc.name),
         };
         Some((call, a.and_then(|a| a.blocked_at_least_ms)))
     };

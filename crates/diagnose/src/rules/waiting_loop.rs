@@ -2,9 +2,9 @@
 //! thread is stuck. Context for the reader: it is waiting, not the cause. Reported only when a
 //! cause was found, since a sleep loop alone is what idle programs do.
 //!
-//! Facts from the sampling window (the threads collector's `Activity::periodic`).
+//! Facts from the sampling window (the threads collector's `Activity::looping`).
 
-use hangscope_model::{Cause, Next, Severity, Subject, Thread, WaitObject};
+use hangscope_model::{Cause, Looping, Next, Severity, Subject, Thread};
 use serde::Serialize;
 
 use crate::Ctx;
@@ -37,39 +37,22 @@ pub(crate) enum WaitingLoop {
 pub(crate) struct Loop {
     #[serde(flatten)]
     pub thread: ThreadRef,
-    /// The call it re-enters, e.g. "clock_nanosleep".
-    pub syscall: String,
-    /// Its sleep, else its timeout; `None` when the call has neither.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub period_ms: Option<f64>,
+    /// The call, and its sleep, else its timeout.
+    #[serde(flatten)]
+    pub looping: Looping,
     /// How often it re-enters the call.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_per_s: Option<f64>,
-    /// The threads collector's line for it, e.g. "clock_nanosleep 100 ms, ~10/s".
-    pub periodic: String,
 }
 
 impl Loop {
-    pub(crate) fn of(t: &Thread, periodic: String) -> Self {
-        let sc = t.syscall.as_ref();
-        let sleep = sc
-            .iter()
-            .flat_map(|s| s.waits_on.iter())
-            .find_map(|w| match w {
-                WaitObject::Sleep { ns } => Some(*ns as f64 / 1e6),
-                _ => None,
-            });
-        let timeout = sc
-            .and_then(|s| s.timeout_ms)
-            .filter(|ms| *ms >= 0)
-            .map(|ms| ms as f64);
-        Loop {
+    /// The loop `t` is in, if any.
+    pub(crate) fn of(t: &Thread) -> Option<Self> {
+        Some(Loop {
             thread: ThreadRef::of(t),
-            syscall: sc.map(|s| s.name.clone()).unwrap_or_default(),
-            period_ms: sleep.or(timeout),
+            looping: t.looping()?,
             rate_per_s: t.activity.as_ref().and_then(|a| a.rate_per_s),
-            periodic,
-        }
+        })
     }
 }
 
@@ -89,15 +72,15 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Facts]) -> Vec<WaitingLoop> {
     if stuck.is_empty() {
         return vec![];
     }
-    let mut looping: Vec<(&Thread, String)> = ctx
+    let mut looping: Vec<Loop> = ctx
         .snap
         .threads
         .iter()
         .filter(|t| !stuck.iter().any(|s| s.tid == t.tid))
-        .filter_map(|t| Some((t, t.activity.as_ref()?.periodic.clone()?)))
+        .filter_map(Loop::of)
         .collect();
     // The main thread first: its loop is the one most likely tied to the stuck thread.
-    looping.sort_by_key(|(t, _)| t.tid != pid);
+    looping.sort_by_key(|l| l.thread.tid != pid);
     let rest = if looping.len() > MAX_SINGLE {
         looping.split_off(MAX_SINGLE - 1)
     } else {
@@ -105,8 +88,8 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Facts]) -> Vec<WaitingLoop> {
     };
     let mut out: Vec<WaitingLoop> = looping
         .into_iter()
-        .map(|(t, periodic)| {
-            let main_thread = t.tid == pid;
+        .map(|l| {
+            let main_thread = l.thread.tid == pid;
             // The main thread looping while a worker is stuck is most often waiting for it (a
             // join, a flag); another thread's loop is its own periodic work (a heartbeat, a
             // timer).
@@ -116,17 +99,14 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Facts]) -> Vec<WaitingLoop> {
             };
             WaitingLoop::One {
                 pid,
-                looping: Loop::of(t, periodic),
+                looping: l,
                 main_thread,
                 likely_waits_for,
             }
         })
         .collect();
     if !rest.is_empty() {
-        out.push(WaitingLoop::Others {
-            pid,
-            loops: rest.into_iter().map(|(t, p)| Loop::of(t, p)).collect(),
-        });
+        out.push(WaitingLoop::Others { pid, loops: rest });
     }
     out
 }
@@ -168,6 +148,33 @@ impl RuleFacts for WaitingLoop {
 mod tests {
     use crate::testkit::*;
     use hangscope_model::Cause;
+
+    #[test]
+    fn the_loop_is_worded_from_its_fields_not_the_collectors_line() {
+        // A 1.7 document: the fields say 250 ms; the line (for older readers) is not read.
+        let mut snap = seed();
+        let t = snap.threads.iter_mut().find(|t| t.tid == 31516).unwrap();
+        let a = t.activity.as_mut().unwrap();
+        a.periodic = Some("not read".into());
+        a.rate_per_s = Some(4.0);
+        a.looping = Some(hangscope_model::Looping {
+            syscall: "clock_nanosleep".into(),
+            period_ms: Some(250.0),
+            timeout: false,
+        });
+        let findings = crate::diagnose(&snap);
+        let l = findings
+            .iter()
+            .find(|f| f.cause == Cause::WaitingLoop)
+            .unwrap();
+        assert!(
+            l.summary
+                .contains("wakes up in a loop (clock_nanosleep 250 ms, ~4/s)"),
+            "{}",
+            l.summary
+        );
+        assert_eq!(l.facts["looping"]["period_ms"], 250.0);
+    }
 
     #[test]
     fn main_loop_in_the_seed_is_context() {
@@ -256,7 +263,6 @@ mod tests {
                     "syscall": "clock_nanosleep",
                     "period_ms": 100.0,
                     "rate_per_s": 10.0,
-                    "periodic": "clock_nanosleep 100 ms, ~10/s",
                 },
                 "main_thread": true,
                 "likely_waits_for": {"tid": 31576, "name": "dump_meta"},

@@ -41,7 +41,7 @@ pub(crate) fn words(f: &LockRetry) -> Words {
         "retry loop",
         format!(
             "{} over the whole window{}",
-            f.looping.periodic,
+            super::waiting_loop::loop_line(&f.looping),
             match f.other_loops {
                 0 => String::new(),
                 n => format!(" ({n} other threads loop too)"),

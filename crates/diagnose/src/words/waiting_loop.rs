@@ -4,7 +4,7 @@ use hangscope_model::Evidence;
 
 use super::thread_ref;
 use crate::facts::Words;
-use crate::rules::waiting_loop::WaitingLoop;
+use crate::rules::waiting_loop::{Loop, WaitingLoop};
 
 /// Names of the other looping threads shown in the summary, and loops quoted in the evidence.
 const NAMES_SHOWN: usize = 4;
@@ -33,11 +33,11 @@ pub(crate) fn words(f: &WaitingLoop) -> Words {
                 summary: format!(
                     "{} wakes up in a loop ({}){waiting_for}",
                     thread_ref(&looping.thread),
-                    looping.periodic
+                    loop_line(looping)
                 ),
                 evidence: vec![Evidence::new(
                     "loop",
-                    looping.periodic.clone(),
+                    loop_line(looping),
                     format!("/proc/{pid}/task/{}/syscall, sampled", looping.thread.tid),
                 )],
                 ruled_out: vec![],
@@ -78,7 +78,7 @@ pub(crate) fn words(f: &WaitingLoop) -> Words {
                     loops
                         .iter()
                         .take(LOOPS_QUOTED)
-                        .map(|l| format!("{} {}: {}", l.thread.tid, l.thread.name, l.periodic))
+                        .map(|l| format!("{} {}: {}", l.thread.tid, l.thread.name, loop_line(l)))
                         .collect::<Vec<_>>()
                         .join("; "),
                     format!("/proc/{pid}/task/*/syscall, sampled"),
@@ -87,5 +87,13 @@ pub(crate) fn words(f: &WaitingLoop) -> Words {
                 next_step: "None: they move on by themselves.".into(),
             }
         }
+    }
+}
+
+/// "clock_nanosleep 100 ms, ~10/s": the loop's call, period and rate.
+pub(crate) fn loop_line(l: &Loop) -> String {
+    match l.rate_per_s {
+        Some(rate) => l.looping.words(rate),
+        None => l.looping.syscall.clone(),
     }
 }
