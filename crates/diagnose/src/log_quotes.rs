@@ -75,7 +75,7 @@ pub(crate) fn earlier_failure(
     Some(EarlierFailure {
         peer: other,
         same_port,
-        error: wording::log_error_name(e),
+        error: e.error.clone(),
         clock: wording::log_clock(e),
     })
 }

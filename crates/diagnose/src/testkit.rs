@@ -242,6 +242,8 @@ fn glog(
         message: msg.into(),
         peers: peers.iter().map(|p| p.to_string()).collect(),
         malformed: false,
+        // As the collector sets it.
+        error: hangscope_model::error_name_in(msg),
         ..LogEntry::default()
     }
 }

@@ -87,18 +87,6 @@ pub(crate) fn log_clock(e: &LogEntry) -> String {
     t.split_whitespace().last().unwrap_or_default().to_string()
 }
 
-/// An error name a log message carries in brackets, e.g. "[ETimedOut]" → "ETimedOut".
-pub(crate) fn log_error_name(e: &LogEntry) -> Option<String> {
-    let msg = &e.message;
-    let start = msg.find("[E")?;
-    let rest = msg.get(start + 1..)?;
-    let end = rest.find(']')?;
-    let name = rest.get(..end)?;
-    name.chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        .then(|| name.to_string())
-}
-
 fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
@@ -139,6 +127,5 @@ mod tests {
              Traceback: [ETimedOut]: failed to read response header"
         );
         assert_eq!(log_clock(&e), "05:25:27");
-        assert_eq!(log_error_name(&e).as_deref(), Some("ETimedOut"));
     }
 }

@@ -255,7 +255,7 @@ impl Document {
     pub fn from_json(text: &str) -> Result<Document, DocumentError> {
         let value: serde_json::Value = serde_json::from_str(text)?;
         check_version(value.get("schema_version").and_then(|v| v.as_str()))?;
-        Ok(serde_json::from_value(value)?)
+        Ok(serde_json::from_value::<Document>(value)?.upgraded())
     }
 
     /// Reads a document from a file or anything seekable, streaming: a parsed
@@ -274,7 +274,29 @@ impl Document {
         reader
             .rewind()
             .map_err(|e| DocumentError::Malformed(serde_json::Error::io(e)))?;
-        Ok(serde_json::from_reader(std::io::BufReader::new(reader))?)
+        Ok(serde_json::from_reader::<_, Document>(std::io::BufReader::new(reader))?.upgraded())
+    }
+
+    /// Fills what a document of an older minor version left to be read from its words: the
+    /// error names of log entries (1.7).
+    fn upgraded(mut self) -> Document {
+        let minor = self
+            .schema_version
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse::<u32>().ok())
+            .unwrap_or(u32::MAX);
+        if minor < 7 {
+            let snapshots = std::iter::once(&mut self.snapshot).chain(self.others.iter_mut());
+            for snap in snapshots {
+                for entry in snap.logs.iter_mut().flat_map(|l| l.entries.iter_mut()) {
+                    if entry.error.is_none() {
+                        entry.error = crate::log::error_name_in(&entry.message);
+                    }
+                }
+            }
+        }
+        self
     }
 
     pub fn to_json_pretty(&self) -> String {
@@ -293,6 +315,29 @@ pub fn json_schema() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_error_names_are_filled_in_a_document_before_1_7_only() {
+        let mut snap = Snapshot::default();
+        snap.logs.push(crate::LogSource {
+            entries: vec![crate::LogEntry {
+                message: "Fail to dump meta st: [ETimedOut]: failed to read".into(),
+                ..crate::LogEntry::default()
+            }],
+            ..crate::LogSource::default()
+        });
+        let mut json = serde_json::to_value(Document::new("t", snap, vec![])).expect("json");
+        let error_of = |d: &Document| d.snapshot.logs[0].entries[0].error.clone();
+        // A 1.7 document says what collect found: nothing here, and it is not re-read.
+        let now = Document::from_json(&json.to_string()).expect("reads");
+        assert_eq!(error_of(&now), None);
+        json["schema_version"] = "1.6".into();
+        let old = Document::from_json(&json.to_string()).expect("reads");
+        assert_eq!(error_of(&old).as_deref(), Some("ETimedOut"));
+        let streamed =
+            Document::from_reader(std::io::Cursor::new(json.to_string())).expect("reads");
+        assert_eq!(error_of(&streamed).as_deref(), Some("ETimedOut"));
+    }
 
     #[test]
     fn a_process_not_seen_has_a_verdict_of_its_own() {

@@ -38,7 +38,9 @@ pub use finding::{Cause, Evidence, Finding, Next, NextKind, Severity, Subject};
 pub use gap::{Gap, GapReason};
 pub use hosts::{FoundBy, HopFailure, HopFailureKind, HostHop, Served};
 pub use lock::{FileLock, LockAccess, LockClass};
-pub use log::{LogEntry, LogEvent, LogFormat, LogLevel, LogSource, PeerAttempt, PeerOutcome};
+pub use log::{
+    LogEntry, LogEvent, LogFormat, LogLevel, LogSource, PeerAttempt, PeerOutcome, error_name_in,
+};
 pub use process::{
     Child, DeadlockLink, Freezer, Host, Process, Runtime, RuntimeDeadlock, RuntimeKind,
     RuntimeThread, RuntimeView, Tracer, UnavailableReason, ViewUnavailable,

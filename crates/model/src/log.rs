@@ -166,6 +166,23 @@ pub struct LogEntry {
     pub socket_inodes: Vec<u64>,
     /// What the line reports, when recognised.
     pub event: Option<LogEvent>,
+    /// The error name the message carries in brackets, e.g. "ETimedOut" for "[ETimedOut]:
+    /// failed to read response header" (since 1.7; set on reading an older document).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// An error name a log message carries in brackets, as brpc-style and glog-style services
+/// write their status codes: "[ETimedOut]" → "ETimedOut". The collector sets `error` with it;
+/// reading a document before 1.7 sets it too.
+pub fn error_name_in(message: &str) -> Option<String> {
+    let start = message.find("[E")?;
+    let rest = message.get(start + 1..)?;
+    let end = rest.find(']')?;
+    let name = rest.get(..end)?;
+    name.chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        .then(|| name.to_string())
 }
 
 impl LogEntry {

@@ -182,6 +182,7 @@ pub fn annotate(entry: &mut LogEntry) {
     if entry.event.is_none() && is_timeout(&lower) {
         entry.event = Some(LogEvent::Timeout);
     }
+    entry.error = hangscope_model::error_name_in(&entry.message);
     entry.peers = peers;
 }
 
@@ -279,7 +280,11 @@ mod tests {
             annotate(e);
         }
         assert_eq!(entries[1].event, Some(LogEvent::Timeout));
+        assert_eq!(entries[1].error.as_deref(), Some("ETimedOut"));
+        assert_eq!(entries[0].error, None);
         assert_eq!(entries[2].event, Some(LogEvent::AddrUpdate));
+        // "[LIBMETA ...]" is a tag, not an error name.
+        assert_eq!(entries[2].error, None);
         assert_eq!(
             entries[2].peers,
             vec!["10.0.130.72:10100", "10.0.130.73:10100"]
