@@ -10,7 +10,8 @@ use crate::wording;
 /// At most this many log lines per finding: enough to show a pattern, short enough to read.
 const MAX_QUOTES: usize = 2;
 
-/// Warnings and errors written by `tid` or naming `peer`, newest first.
+/// Warnings and errors written by `tid` or naming `peer`, newest first: by their level, or by
+/// what the collector recognised in them (a timeout in a line with no level).
 pub(crate) fn about<'a>(
     snap: &'a Snapshot,
     tid: Option<i32>,
@@ -19,7 +20,7 @@ pub(crate) fn about<'a>(
     let mut hits = Vec::new();
     for src in &snap.logs {
         for e in src.entries.iter().rev() {
-            let serious = e.level.is_some_and(|l| l >= LogLevel::Warning);
+            let serious = e.level.is_some_and(|l| l >= LogLevel::Warning) || e.is_problem();
             let by_thread = tid.is_some() && e.tid == tid;
             let names_peer = e.peers.iter().any(|p| p == peer);
             if serious && (by_thread || names_peer) {
@@ -78,4 +79,31 @@ pub(crate) fn earlier_failure(
         error: e.error.clone(),
         clock: wording::log_clock(e),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hangscope_model::{LogEvent, LogSource};
+
+    #[test]
+    fn a_timeout_the_collector_recognised_is_quoted_without_a_level() {
+        let entry = |event| LogEntry {
+            time_text: "12:00:01".into(),
+            tid: Some(7),
+            message: "request to 10.0.0.1:80 timed out".into(),
+            peers: vec!["10.0.0.1:80".into()],
+            event,
+            ..LogEntry::default()
+        };
+        let mut snap = Snapshot::default();
+        snap.logs.push(LogSource {
+            path: "/var/log/app.log".into(),
+            entries: vec![entry(None), entry(Some(LogEvent::Timeout))],
+            ..LogSource::default()
+        });
+        let hits = about(&snap, Some(7), "10.0.0.1:80");
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].1.event, Some(LogEvent::Timeout));
+    }
 }
