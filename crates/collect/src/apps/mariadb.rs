@@ -11,22 +11,19 @@
 //! takes longer than [`LIMIT`] (less when the run's deadline is nearer). The answer is one JSON
 //! document the server built.
 
-use std::io;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use hangscope_model::text::escape_cut;
 use hangscope_model::{Gap, GapReason, MariaServer, MariaSession, MariaView, Process, Text};
 use serde::Deserialize;
 
-use super::postgres::{owner, reachable_dir, run_bounded};
+use super::client::{self, Failure, MAX_OUTPUT};
+use super::postgres::{owner, reachable_dir};
 use crate::{Options, ProcRoot, mountinfo};
 
 /// Longest time the client is given, connection included.
 pub const LIMIT: Duration = Duration::from_millis(1500);
 const MIN_TIME: Duration = Duration::from_millis(100);
-const MAX_OUTPUT: usize = 2 << 20;
 /// Most connections listed.
 const MAX_SESSIONS: usize = 1000;
 const MAX_FDS: usize = 4096;
@@ -204,73 +201,48 @@ fn run_client(
     gid: u32,
     limit: Duration,
 ) -> Result<Vec<u8>, (GapReason, String)> {
-    let client = ["/usr/bin/mariadb", "/usr/bin/mysql"]
+    let program = ["/usr/bin/mariadb", "/usr/bin/mysql"]
         .into_iter()
         .find(|p| std::path::Path::new(p).is_file())
         .unwrap_or("mariadb");
-    let mut cmd = Command::new(client);
+    let mut cmd = client::command(program);
     cmd.args(["--no-defaults", "--batch", "--skip-column-names", "--raw"])
         .args(["--connect-timeout=2", "--protocol=SOCKET"])
         .arg(format!("--socket={socket}"))
-        .args(["-e", QUERY])
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("LC_ALL", "C")
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    if me != uid {
-        cmd.uid(uid).gid(gid);
-    }
-    // SAFETY: between fork and exec the closure only calls prctl, which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().map_err(|e| {
-        let reason = match e.kind() {
-            io::ErrorKind::NotFound => GapReason::Unsupported,
-            io::ErrorKind::PermissionDenied => GapReason::Permission,
-            _ => GapReason::Other,
-        };
-        (reason, format!("cannot run {client}: {e}"))
-    })?;
-    let (out, err, status) = run_bounded(child, limit);
-    let said = || escape_cut(String::from_utf8_lossy(&err).trim(), 600);
-    let Some(status) = status else {
-        return Err((
+        .args(["-e", QUERY]);
+    let said = |err: &[u8]| escape_cut(String::from_utf8_lossy(err).trim(), 600);
+    client::run(cmd, me, uid, gid, limit).map_err(|f| match f {
+        Failure::Spawn(e) => (
+            Failure::spawn_reason(&e),
+            format!("cannot run {program}: {e}"),
+        ),
+        Failure::TimedOut { .. } => (
             GapReason::Other,
             format!(
-                "{client} did not answer within {} ms and was killed",
+                "{program} did not answer within {} ms and was killed",
                 limit.as_millis()
             ),
-        ));
-    };
-    if !status.success() {
-        let text = String::from_utf8_lossy(&err);
-        let reason = if text.contains("Access denied") || text.contains("ERROR 1045") {
-            GapReason::Permission
-        } else {
-            GapReason::Other
-        };
-        return Err((
-            reason,
-            format!("{client} as uid {uid} failed ({status}): {}", said()),
-        ));
-    }
-    if out.len() > MAX_OUTPUT {
-        return Err((
+        ),
+        Failure::Failed { status, stderr } => {
+            let text = String::from_utf8_lossy(&stderr);
+            let reason = if text.contains("Access denied") || text.contains("ERROR 1045") {
+                GapReason::Permission
+            } else {
+                GapReason::Other
+            };
+            (
+                reason,
+                format!(
+                    "{program} as uid {uid} failed ({status}): {}",
+                    said(&stderr)
+                ),
+            )
+        }
+        Failure::TooLong => (
             GapReason::Malformed,
             format!("the answer was longer than {MAX_OUTPUT} bytes"),
-        ));
-    }
-    Ok(out)
+        ),
+    })
 }
 
 /// The server's listening unix socket: one of its fds' inodes in its /proc/PID/net/unix.

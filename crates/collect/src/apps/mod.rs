@@ -6,6 +6,7 @@
 //! target is not such a server (or a client of one); `Options::app_introspection` turns it
 //! off.
 
+mod client;
 pub mod mariadb;
 pub mod postgres;
 pub mod redis;

@@ -15,29 +15,21 @@
 //! output is bounded and parsed by [`parse`] as one JSON document the server built, so no text
 //! from the server (queries hold any byte) is ever split on a separator.
 
-use std::io::{self, Read};
-use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hangscope_model::text::escape_cut;
 use hangscope_model::{Gap, GapReason, PgBackend, PgLockWait, PgServer, PgView, Process, Text};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde::Deserialize;
 
+use super::client::{self, Failure, MAX_OUTPUT};
 use crate::{Options, ProcRoot, mountinfo};
 
 /// Longest time psql is given, connection included.
 pub const LIMIT: Duration = Duration::from_millis(1500);
 /// Below this much time left before the deadline, psql is not started.
 const MIN_TIME: Duration = Duration::from_millis(100);
-/// Most bytes of psql's answer read: 1,000 backends of a few hundred bytes each fit.
-const MAX_OUTPUT: usize = 2 << 20;
-/// Most bytes of psql's complaint kept for the gap.
-const MAX_STDERR: usize = 4096;
 /// Most fds of the postmaster looked at for its listening sockets.
 const MAX_FDS: usize = 4096;
 /// A statement is kept to this many characters (the query cuts it too; the server is not
@@ -211,13 +203,10 @@ fn ask(root: &ProcRoot, server: &Server, opts: &Options) -> Result<PgView, Gap> 
         ));
     }
     let psql = psql_beside(&server.exe);
-    let mut cmd = Command::new(&psql);
+    let mut cmd = client::command(&psql);
     cmd.args(["-X", "-q", "-w", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
         .arg(&host)
         .args(["-p", &port.to_string(), "-d", "postgres", "-c", QUERY])
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("LC_ALL", "C")
         .env("PGCLIENTENCODING", "UTF8")
         // libpq's shortest connect timeout; the kill below bounds it anyway.
         .env("PGCONNECT_TIMEOUT", "2")
@@ -228,72 +217,44 @@ fn ask(root: &ProcRoot, server: &Server, opts: &Options) -> Result<PgView, Gap> 
         )
         .env("PGAPPNAME", APP_NAME)
         // Peer or trust authentication only: no password file, no prompt (-w).
-        .env("PGPASSFILE", "/dev/null")
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own group: a terminal's ^C for hangscope is not delivered to it.
-        .process_group(0);
-    if me != uid {
-        cmd.uid(uid).gid(gid);
-    }
-    // SAFETY: between fork and exec the closure only calls prctl, which is async-signal-safe.
-    // It runs after the uid change, which would clear the setting.
-    unsafe {
-        cmd.pre_exec(|| {
-            // Killed with hangscope, should hangscope die before it can kill it: a psql left
-            // connected to a server that stopped answering would wait for ever.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().map_err(|e| {
-        let reason = match e.kind() {
-            io::ErrorKind::NotFound => GapReason::Unsupported,
-            io::ErrorKind::PermissionDenied => GapReason::Permission,
-            _ => GapReason::Other,
-        };
-        gap(reason, format!("cannot run {}: {e}", psql.display()))
-    })?;
-    let (out, err, status) = run_bounded(child, limit);
-    let said = || escape_cut(String::from_utf8_lossy(&err).trim(), 600);
-    let Some(status) = status else {
-        return Err(gap(
+        .env("PGPASSFILE", "/dev/null");
+    let said = |err: &[u8]| escape_cut(String::from_utf8_lossy(err).trim(), 600);
+    let out = client::run(cmd, me, uid, gid, limit).map_err(|f| match f {
+        Failure::Spawn(e) => gap(
+            Failure::spawn_reason(&e),
+            format!("cannot run {}: {e}", psql.display()),
+        ),
+        Failure::TimedOut { stderr } => gap(
             GapReason::Other,
             format!(
                 "psql did not answer within {} ms and was killed{}",
                 limit.as_millis(),
-                if err.is_empty() {
+                if stderr.is_empty() {
                     String::new()
                 } else {
-                    format!(": {}", said())
+                    format!(": {}", said(&stderr))
                 }
             ),
-        ));
-    };
-    if !status.success() {
-        let text = String::from_utf8_lossy(&err);
-        let reason = if text.contains("authentication failed")
-            || text.contains("no pg_hba.conf entry")
-            || text.contains("pg_hba.conf rejects")
-            || text.contains("permission denied")
-            || (text.contains("role") && text.contains("does not exist"))
-        {
-            GapReason::Permission
-        } else {
-            GapReason::Other
-        };
-        return Err(gap(reason, format!("psql failed ({status}): {}", said())));
-    }
-    if out.len() > MAX_OUTPUT {
-        return Err(gap(
+        ),
+        Failure::Failed { status, stderr } => {
+            let text = String::from_utf8_lossy(&stderr);
+            let reason = if text.contains("authentication failed")
+                || text.contains("no pg_hba.conf entry")
+                || text.contains("pg_hba.conf rejects")
+                || text.contains("permission denied")
+                || (text.contains("role") && text.contains("does not exist"))
+            {
+                GapReason::Permission
+            } else {
+                GapReason::Other
+            };
+            gap(reason, format!("psql failed ({status}): {}", said(&stderr)))
+        }
+        Failure::TooLong => gap(
             GapReason::Malformed,
             format!("psql's answer was longer than {MAX_OUTPUT} bytes"),
-        ));
-    }
+        ),
+    })?;
     let mut view = parse(&out).map_err(|e| gap(GapReason::Malformed, e))?;
     view.server.postmaster_pid = pm;
     view.server.socket_dir = Text::from(dir);
@@ -404,106 +365,6 @@ fn psql_beside(exe: &Path) -> PathBuf {
         .map(|d| d.join("psql"))
         .filter(|p| p.is_file())
         .unwrap_or_else(|| PathBuf::from("psql"))
-}
-
-/// Runs the child to its end or until `limit`: its stdout (at most `MAX_OUTPUT` + 1 bytes),
-/// its stderr (at most `MAX_STDERR`), and how it ended; `None` when it was killed for taking
-/// too long or saying too much.
-pub(crate) fn run_bounded(
-    mut child: Child,
-    limit: Duration,
-) -> (Vec<u8>, Vec<u8>, Option<std::process::ExitStatus>) {
-    let end = Instant::now() + limit;
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    for p in [
-        stdout.as_ref().map(|s| s.as_fd()),
-        stderr.as_ref().map(|s| s.as_fd()),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let _ = nix::fcntl::fcntl(
-            p,
-            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-        );
-    }
-    let mut chunk = vec![0u8; 64 * 1024];
-    let mut too_much = false;
-    while stdout.is_some() || stderr.is_some() {
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() || too_much {
-            break;
-        }
-        let mut fds = Vec::with_capacity(2);
-        if let Some(s) = &stdout {
-            fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
-        }
-        if let Some(s) = &stderr {
-            fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
-        }
-        let timeout =
-            PollTimeout::try_from(left.max(Duration::from_millis(1))).unwrap_or(PollTimeout::MAX);
-        match poll(&mut fds, timeout) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => break,
-        }
-        drop(fds);
-        if drain(&mut stdout, &mut out, &mut chunk, MAX_OUTPUT + 1) {
-            too_much = out.len() > MAX_OUTPUT;
-        }
-        drain(&mut stderr, &mut err, &mut chunk, MAX_STDERR);
-    }
-    if stdout.is_none() && stderr.is_none() && !too_much {
-        // Both closed: it is exiting. Reap it, bounded: its exit could still be held up.
-        while Instant::now() < end {
-            match child.try_wait() {
-                Ok(Some(status)) => return (out, err, Some(status)),
-                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-                Err(_) => break,
-            }
-        }
-    }
-    // Our own child, by its PID.
-    let _ = child.kill();
-    reap_later(child);
-    (out, err, None)
-}
-
-/// Reads what is there from a non-blocking pipe into `into` (kept to `max` bytes); the pipe
-/// is dropped at its end. Whether anything was read.
-fn drain<R: Read>(pipe: &mut Option<R>, into: &mut Vec<u8>, chunk: &mut [u8], max: usize) -> bool {
-    let mut read_any = false;
-    while let Some(p) = pipe.as_mut() {
-        match p.read(chunk) {
-            Ok(0) => *pipe = None,
-            Ok(n) => {
-                read_any = true;
-                let room = max.saturating_sub(into.len());
-                into.extend_from_slice(&chunk[..n.min(room)]);
-                if n > room {
-                    // Over the bound: what it says beyond is not wanted.
-                    into.push(0);
-                    return true;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return read_any,
-        }
-    }
-    read_any
-}
-
-/// Waits for a killed child on a thread of its own, so it does not stay a zombie and nothing
-/// of the run waits for it (a process in the kernel dies when the kernel lets it).
-fn reap_later(mut child: Child) {
-    let _ = std::thread::Builder::new()
-        .name("hs-reap".into())
-        .spawn(move || {
-            let _ = child.wait();
-        });
 }
 
 /// psql's answer, as the query builds it.
