@@ -25,21 +25,136 @@ pub enum CollectError {
     Other(String),
 }
 
-/// Classifies an I/O error from /proc into a gap reason.
-pub(crate) fn reason_of(err: &io::Error) -> GapReason {
-    if err.kind() == io::ErrorKind::InvalidData {
-        return GapReason::Malformed;
+/// What kind of failure a read met, in the terms a gap's reason uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadErrorKind {
+    /// A system call failed with this errno.
+    Errno(i32),
+    /// Read, but not in the form expected.
+    Malformed,
+    /// Not there to be read on this system or for this object (no unix socket to ask, ...).
+    Unsupported,
+    /// The run's deadline passed first.
+    Deadline,
+    /// Anything else: a helper thread that ended without an answer, a search that found
+    /// nothing.
+    Other,
+}
+
+/// A failed read, with what was read (a path, when it has one), the kind of failure and the
+/// words a gap shows: one error type for collect's readers and parsers, as procfs's
+/// `ProcError` is, instead of strings a caller would have to search for "EPERM".
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{detail}")]
+pub struct ReadError {
+    pub kind: ReadErrorKind,
+    /// The file or object read, when the failure is about one.
+    pub path: Option<String>,
+    detail: String,
+}
+
+impl ReadError {
+    pub fn new(kind: ReadErrorKind, detail: impl Into<String>) -> ReadError {
+        ReadError {
+            kind,
+            path: None,
+            detail: detail.into(),
+        }
     }
-    match err.raw_os_error() {
-        Some(libc::EACCES) | Some(libc::EPERM) => GapReason::Permission,
-        Some(libc::ENOENT) | Some(libc::ESRCH) => GapReason::Vanished,
-        Some(libc::EINVAL)
-        | Some(libc::EOPNOTSUPP)
-        | Some(libc::EPROTONOSUPPORT)
-        | Some(libc::EAFNOSUPPORT) => GapReason::Unsupported,
+
+    pub fn malformed(detail: impl Into<String>) -> ReadError {
+        ReadError::new(ReadErrorKind::Malformed, detail)
+    }
+
+    pub fn unsupported(detail: impl Into<String>) -> ReadError {
+        ReadError::new(ReadErrorKind::Unsupported, detail)
+    }
+
+    pub fn deadline(detail: impl Into<String>) -> ReadError {
+        ReadError::new(ReadErrorKind::Deadline, detail)
+    }
+
+    pub fn other(detail: impl Into<String>) -> ReadError {
+        ReadError::new(ReadErrorKind::Other, detail)
+    }
+
+    /// An I/O error, worded "`context`: `err`".
+    pub fn io(context: impl std::fmt::Display, err: &io::Error) -> ReadError {
+        ReadError::new(err.kind_of(), format!("{context}: {err}"))
+    }
+
+    /// An I/O error in its own words.
+    pub fn of_io(err: &io::Error) -> ReadError {
+        ReadError::new(err.kind_of(), err.to_string())
+    }
+
+    /// A failed system call, worded "`context`: `errno`" as nix names it ("EPERM: Operation
+    /// not permitted").
+    pub fn errno(context: impl std::fmt::Display, errno: nix::errno::Errno) -> ReadError {
+        ReadError::new(
+            ReadErrorKind::Errno(errno as i32),
+            format!("{context}: {errno}"),
+        )
+    }
+
+    /// The same error, about `path`.
+    pub fn at(mut self, path: impl Into<String>) -> ReadError {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// A gap for `what`, with the reason of this error's kind and its words.
+    pub(crate) fn gap(&self, what: impl Into<String>) -> Gap {
+        Gap::new(what, reason_of(self), self.detail.clone())
+    }
+}
+
+/// For callers that still carry a failure as words (stacks, the exact lookups).
+impl From<ReadError> for String {
+    fn from(e: ReadError) -> String {
+        e.detail
+    }
+}
+
+/// An error that can say what kind of failure it is, for [`reason_of`].
+pub(crate) trait Classify {
+    fn kind_of(&self) -> ReadErrorKind;
+}
+
+impl Classify for io::Error {
+    fn kind_of(&self) -> ReadErrorKind {
+        if self.kind() == io::ErrorKind::InvalidData {
+            return ReadErrorKind::Malformed;
+        }
+        match self.raw_os_error() {
+            Some(n) => ReadErrorKind::Errno(n),
+            None => ReadErrorKind::Other,
+        }
+    }
+}
+
+impl Classify for ReadError {
+    fn kind_of(&self) -> ReadErrorKind {
+        self.kind
+    }
+}
+
+/// Classifies a failed read (an I/O error from /proc, a netlink or setns failure, a parse)
+/// into a gap reason: the one place that is decided.
+pub(crate) fn reason_of(err: &(impl Classify + ?Sized)) -> GapReason {
+    match err.kind_of() {
+        ReadErrorKind::Malformed => GapReason::Malformed,
+        ReadErrorKind::Unsupported => GapReason::Unsupported,
+        ReadErrorKind::Deadline => GapReason::Deadline,
+        ReadErrorKind::Other => GapReason::Other,
+        ReadErrorKind::Errno(libc::EACCES | libc::EPERM) => GapReason::Permission,
+        ReadErrorKind::Errno(libc::ENOENT | libc::ESRCH) => GapReason::Vanished,
+        ReadErrorKind::Errno(
+            libc::EINVAL | libc::EOPNOTSUPP | libc::EPROTONOSUPPORT | libc::EAFNOSUPPORT,
+        ) => GapReason::Unsupported,
         // A receive timeout (SO_RCVTIMEO), which the deadline sets.
-        Some(libc::EAGAIN) => GapReason::Deadline,
-        _ => GapReason::Other,
+        ReadErrorKind::Errno(libc::EAGAIN) => GapReason::Deadline,
+        ReadErrorKind::Errno(_) => GapReason::Other,
     }
 }
 

@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 use hangscope_model::{Host, Snapshot};
 
 pub use deadline::Deadline;
-pub use error::CollectError;
+pub use error::{CollectError, ReadError, ReadErrorKind};
 use privilege::Privileges;
 pub use proc_root::ProcRoot;
 

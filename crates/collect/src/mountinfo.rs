@@ -1,9 +1,10 @@
 //! /proc/PID/mountinfo, see proc_pid_mountinfo(5): which file system each fd's `mnt_id` is on,
 //! so hangscope never stats into a mount that can hang.
 
+use crate::error::ReadError;
 use std::collections::HashMap;
 
-use hangscope_model::{Gap, GapReason};
+use hangscope_model::Gap;
 use procfs_core::FromBufRead;
 use procfs_core::process::MountInfos;
 
@@ -74,8 +75,9 @@ impl Mounts {
             .collect()
     }
 
-    pub fn parse(text: &str) -> Result<Mounts, String> {
-        let infos = MountInfos::from_buf_read(text.as_bytes()).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<Mounts, ReadError> {
+        let infos = MountInfos::from_buf_read(text.as_bytes())
+            .map_err(|e| ReadError::malformed(e.to_string()))?;
         let by_id = infos
             .0
             .into_iter()
@@ -98,7 +100,7 @@ pub fn read(root: &ProcRoot, pid: i32, gaps: &mut Vec<Gap>) -> Mounts {
     let what = format!("/proc/{pid}/mountinfo");
     match root.read_pid(pid, "mountinfo") {
         Ok(text) => Mounts::parse(&text).unwrap_or_else(|e| {
-            gaps.push(Gap::new(what, GapReason::Malformed, e));
+            gaps.push(e.gap(what));
             Mounts::default()
         }),
         Err(e) => {

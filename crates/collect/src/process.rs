@@ -8,7 +8,7 @@ use hangscope_model::{Gap, GapReason, Process, Text};
 use procfs_core::process::{Stat, Status};
 use procfs_core::{FromBufRead, FromRead};
 
-use crate::error::{gap_of, reason_of};
+use crate::error::{ReadError, gap_of, reason_of};
 use crate::{CollectError, ProcRoot};
 
 /// Clock ticks per second, for the tick counts in `stat`.
@@ -18,7 +18,7 @@ pub fn ticks_per_second() -> u64 {
     if t > 0 { t as u64 } else { 100 }
 }
 
-pub fn parse_stat(text: &str) -> Result<Stat, String> {
+pub fn parse_stat(text: &str) -> Result<Stat, ReadError> {
     // procfs-core slices between the first '(' and the last ')', and from two bytes past it,
     // without checking (panics on garbage, found by tests/garbage.rs); the kernel always
     // writes "pid (comm) state ...". It trims the line first, so the checks look at the
@@ -38,13 +38,15 @@ pub fn parse_stat(text: &str) -> Result<Stat, String> {
         _ => false,
     };
     if !well_formed {
-        return Err("not a \"pid (comm) state ...\" stat line".into());
+        return Err(ReadError::malformed(
+            "not a \"pid (comm) state ...\" stat line",
+        ));
     }
-    Stat::from_read(text.as_bytes()).map_err(|e| e.to_string())
+    Stat::from_read(text.as_bytes()).map_err(|e| ReadError::malformed(e.to_string()))
 }
 
-pub fn parse_status(text: &str) -> Result<Status, String> {
-    Status::from_buf_read(text.as_bytes()).map_err(|e| e.to_string())
+pub fn parse_status(text: &str) -> Result<Status, ReadError> {
+    Status::from_buf_read(text.as_bytes()).map_err(|e| ReadError::malformed(e.to_string()))
 }
 
 /// Reads the process; the one step whose failure ends the run, since without `stat` there is
@@ -91,11 +93,7 @@ pub fn read(
                     p.tracer = Some(tracer(root, st.tracerpid));
                 }
             }
-            Err(e) => gaps.push(Gap::new(
-                format!("/proc/{pid}/status"),
-                GapReason::Malformed,
-                e,
-            )),
+            Err(e) => gaps.push(e.gap(format!("/proc/{pid}/status"))),
         },
         Err(e) => gaps.push(gap_of(format!("/proc/{pid}/status"), &e)),
     }

@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use super::client::{self, Failure, MAX_OUTPUT};
 use super::postgres::{owner, reachable_dir};
+use crate::error::{ReadError, reason_of};
 use crate::{Options, ProcRoot, mountinfo};
 
 /// Longest time the client is given, connection included.
@@ -122,7 +123,7 @@ fn ask(root: &ProcRoot, pid: i32, opts: &Options) -> Result<MariaView, Gap> {
         )
         .needing("root, or running hangscope as the server's user"));
     }
-    let socket = socket_of(root, pid).map_err(|why| gap(GapReason::Unsupported, why))?;
+    let socket = socket_of(root, pid).map_err(|why| gap(reason_of(&why), why.into()))?;
     let mut mgaps = Vec::new();
     let mounts = mountinfo::read(root, pid, &mut mgaps);
     if let Some(m) = mounts.containing(&socket)
@@ -162,7 +163,7 @@ fn ask(root: &ProcRoot, pid: i32, opts: &Options) -> Result<MariaView, Gap> {
         }
         match run_client(&path, me, as_uid, as_gid, left) {
             Ok(out) => {
-                let mut view = parse(&out).map_err(|e| gap(GapReason::Malformed, e))?;
+                let mut view = parse(&out).map_err(|e| gap(reason_of(&e), e.into()))?;
                 view.server.pid = pid;
                 view.server.socket = Text::from(socket);
                 view.server.asked_as = user_name(as_uid);
@@ -246,10 +247,10 @@ fn run_client(
 }
 
 /// The server's listening unix socket: one of its fds' inodes in its /proc/PID/net/unix.
-fn socket_of(root: &ProcRoot, pid: i32) -> Result<String, String> {
+fn socket_of(root: &ProcRoot, pid: i32) -> Result<String, ReadError> {
     let mut inodes = std::collections::HashSet::new();
     let dir = std::fs::read_dir(root.pid(pid).join("fd"))
-        .map_err(|e| format!("the server's fds: /proc/{pid}/fd: {e}"))?;
+        .map_err(|e| ReadError::io(format!("the server's fds: /proc/{pid}/fd"), &e))?;
     for entry in dir.take(MAX_FDS).flatten() {
         if let Ok(link) = std::fs::read_link(entry.path())
             && let Some(ino) = link
@@ -263,12 +264,16 @@ fn socket_of(root: &ProcRoot, pid: i32) -> Result<String, String> {
     }
     let table = root
         .read_pid(pid, "net/unix")
-        .map_err(|e| format!("/proc/{pid}/net/unix: {e}"))?;
+        .map_err(|e| ReadError::io(format!("/proc/{pid}/net/unix"), &e))?;
     listening_paths(&table)
         .into_iter()
         .find(|(ino, _)| inodes.contains(ino))
         .map(|(_, path)| path)
-        .ok_or_else(|| format!("mariadbd {pid} listens on no unix socket (TCP only?)"))
+        .ok_or_else(|| {
+            ReadError::unsupported(format!(
+                "mariadbd {pid} listens on no unix socket (TCP only?)"
+            ))
+        })
 }
 
 /// The listening path-named unix sockets of a /proc/net/unix table: (inode, path). Flag
@@ -343,15 +348,15 @@ struct RawSession {
 }
 
 /// The client's answer: the last non-empty line, the JSON the query built.
-pub fn parse(out: &[u8]) -> Result<MariaView, String> {
+pub fn parse(out: &[u8]) -> Result<MariaView, ReadError> {
     let text = String::from_utf8_lossy(out);
     let line = text
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
-        .ok_or("the client printed nothing")?;
-    let a: Answer =
-        serde_json::from_str(line.trim()).map_err(|e| format!("not the expected JSON: {e}"))?;
+        .ok_or_else(|| ReadError::malformed("the client printed nothing"))?;
+    let a: Answer = serde_json::from_str(line.trim())
+        .map_err(|e| ReadError::malformed(format!("not the expected JSON: {e}")))?;
     let ms = |v: Option<i64>| v.map(|v| v.max(0) as u64);
     let cut = |s: Option<String>, n: usize| s.map(|s| Text::from(escape_cut(&s, n)));
     let listed = a.sessions.len().min(MAX_SESSIONS);

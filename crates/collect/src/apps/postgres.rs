@@ -24,6 +24,7 @@ use hangscope_model::{Gap, GapReason, PgBackend, PgLockWait, PgServer, PgView, P
 use serde::Deserialize;
 
 use super::client::{self, Failure, MAX_OUTPUT};
+use crate::error::{ReadError, reason_of};
 use crate::{Options, ProcRoot, mountinfo};
 
 /// Longest time psql is given, connection included.
@@ -176,7 +177,8 @@ fn ask(root: &ProcRoot, server: &Server, opts: &Options) -> Result<PgView, Gap> 
         )
         .needing("root, or running hangscope as the server's user"));
     }
-    let (dir, port) = socket_of(root, pm).map_err(|why| gap(GapReason::Unsupported, why))?;
+    // A refused /proc/PID/fd is a permission gap, not "no socket".
+    let (dir, port) = socket_of(root, pm).map_err(|why| gap(reason_of(&why), why.into()))?;
     let mut mgaps = Vec::new();
     let mounts = mountinfo::read(root, pm, &mut mgaps);
     if let Some(m) = mounts.containing(&dir)
@@ -255,7 +257,7 @@ fn ask(root: &ProcRoot, server: &Server, opts: &Options) -> Result<PgView, Gap> 
             format!("psql's answer was longer than {MAX_OUTPUT} bytes"),
         ),
     })?;
-    let mut view = parse(&out).map_err(|e| gap(GapReason::Malformed, e))?;
+    let mut view = parse(&out).map_err(|e| gap(reason_of(&e), e.into()))?;
     view.server.postmaster_pid = pm;
     view.server.socket_dir = Text::from(dir);
     // The port of the socket used; the server's own setting agrees unless it lies.
@@ -276,10 +278,10 @@ pub(crate) fn owner(root: &ProcRoot, pid: i32) -> Option<(u32, u32)> {
 }
 
 /// The directory and port of the postmaster's listening unix socket.
-fn socket_of(root: &ProcRoot, pm: i32) -> Result<(String, u16), String> {
+fn socket_of(root: &ProcRoot, pm: i32) -> Result<(String, u16), ReadError> {
     let mut inodes = std::collections::HashSet::new();
     let dir = std::fs::read_dir(root.pid(pm).join("fd"))
-        .map_err(|e| format!("the postmaster's fds: /proc/{pm}/fd: {e}"))?;
+        .map_err(|e| ReadError::io(format!("the postmaster's fds: /proc/{pm}/fd"), &e))?;
     for entry in dir.take(MAX_FDS).flatten() {
         if let Ok(link) = std::fs::read_link(entry.path())
             && let Some(ino) = link
@@ -294,16 +296,16 @@ fn socket_of(root: &ProcRoot, pm: i32) -> Result<(String, u16), String> {
     // The postmaster's network namespace's view: its unix sockets are listed there.
     let table = root
         .read_pid(pm, "net/unix")
-        .map_err(|e| format!("/proc/{pm}/net/unix: {e}"))?;
+        .map_err(|e| ReadError::io(format!("/proc/{pm}/net/unix"), &e))?;
     listening_sockets(&table)
         .into_iter()
         .find(|(ino, _, _)| inodes.contains(ino))
         .map(|(_, dir, port)| (dir, port))
         .ok_or_else(|| {
-            format!(
+            ReadError::unsupported(format!(
                 "postmaster {pm} listens on no unix socket .s.PGSQL.PORT (TCP only, or not a \
                  server yet)"
-            )
+            ))
         })
 }
 
@@ -440,14 +442,15 @@ fn cut(s: String, max: usize) -> Text {
 }
 
 /// Parses psql's answer to [`QUERY`]: one JSON object on one line (psql -A -t).
-pub fn parse(out: &[u8]) -> Result<PgView, String> {
-    let text = std::str::from_utf8(out).map_err(|e| format!("psql's answer is not UTF-8: {e}"))?;
+pub fn parse(out: &[u8]) -> Result<PgView, ReadError> {
+    let text = std::str::from_utf8(out)
+        .map_err(|e| ReadError::malformed(format!("psql's answer is not UTF-8: {e}")))?;
     let text = text.trim();
     if text.is_empty() {
-        return Err("psql answered nothing".into());
+        return Err(ReadError::malformed("psql answered nothing"));
     }
     let a: Answer = serde_json::from_str(text)
-        .map_err(|e| format!("psql's answer is not the JSON asked: {e}"))?;
+        .map_err(|e| ReadError::malformed(format!("psql's answer is not the JSON asked: {e}")))?;
     let backends: Vec<PgBackend> = a
         .backends
         .into_iter()

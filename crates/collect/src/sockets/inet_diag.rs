@@ -7,6 +7,7 @@
 //! kernel) costs that attribute, never the socket. Timer and retransmit count come from the raw
 //! header because the crate drops the probe count of a keepalive timer, which ss prints.
 
+use crate::error::ReadError;
 use netlink_packet_core::{Emitable, NLA_TYPE_MASK, NlasIterator, Parseable};
 use netlink_packet_sock_diag::constants::{
     INET_DIAG_CONG, INET_DIAG_INFO, INET_DIAG_SKMEMINFO, IPPROTO_TCP,
@@ -149,11 +150,15 @@ pub fn own_lookup_request(
 }
 
 /// Parses one reply body (struct inet_diag_msg and its attributes).
-pub fn parse(protocol: u8, msg: &[u8]) -> Result<InetEntry, String> {
+pub fn parse(protocol: u8, msg: &[u8]) -> Result<InetEntry, ReadError> {
     if msg.len() < MSG_LEN {
-        return Err(format!("inet_diag_msg of {} bytes", msg.len()));
+        return Err(ReadError::malformed(format!(
+            "inet_diag_msg of {} bytes",
+            msg.len()
+        )));
     }
-    let h = InetResponseHeader::parse(&msg[..MSG_LEN]).map_err(|e| e.to_string())?;
+    let h = InetResponseHeader::parse(&msg[..MSG_LEN])
+        .map_err(|e| ReadError::malformed(e.to_string()))?;
     let timer_code = msg[2];
     let retrans = msg[3];
     let expires = u32::from_ne_bytes([msg[52], msg[53], msg[54], msg[55]]);

@@ -4,6 +4,7 @@
 //! Hand-written: netlink-packet-sock-diag 0.5 covers only inet and unix. Both structs are a few
 //! fixed fields; only family, protocol and port id are used.
 
+use crate::error::ReadError;
 use hangscope_model::NetlinkSocket;
 
 const AF_NETLINK: u8 = 16;
@@ -52,9 +53,12 @@ pub fn protocol_name(p: u8) -> String {
 }
 
 /// Parses one reply body into (inode, socket).
-pub fn parse(msg: &[u8]) -> Result<(u64, NetlinkSocket), String> {
+pub fn parse(msg: &[u8]) -> Result<(u64, NetlinkSocket), ReadError> {
     if msg.len() < MSG_LEN {
-        return Err(format!("netlink_diag_msg of {} bytes", msg.len()));
+        return Err(ReadError::malformed(format!(
+            "netlink_diag_msg of {} bytes",
+            msg.len()
+        )));
     }
     let u32_at = |o: usize| u32::from_ne_bytes([msg[o], msg[o + 1], msg[o + 2], msg[o + 3]]);
     let protocol = msg[2];

@@ -18,6 +18,7 @@ use netlink_packet_sock_diag::IPPROTO_TCP;
 use super::inet_diag;
 use super::netns;
 use super::sock_diag::SockDiag;
+use crate::error::ReadError;
 use crate::holders::{self, Kind};
 use crate::{Deadline, ProcRoot};
 
@@ -76,8 +77,8 @@ struct Hit {
     listener: Option<u64>,
 }
 
-fn search(local: SocketAddr, remote: SocketAddr, timeout: Duration) -> Result<Hit, String> {
-    let mut nl = SockDiag::open(timeout).map_err(|e| format!("sock_diag: {e}"))?;
+fn search(local: SocketAddr, remote: SocketAddr, timeout: Duration) -> Result<Hit, ReadError> {
+    let mut nl = SockDiag::open(timeout).map_err(|e| ReadError::io("sock_diag", &e))?;
     let mut hit = Hit::default();
     let inode_in = |nl: &mut SockDiag, l: SocketAddr, r: SocketAddr, listen: bool| {
         let m = nl.lookup(&inet_diag::lookup_request(l, r)).ok()??;

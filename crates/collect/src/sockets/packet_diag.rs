@@ -4,6 +4,7 @@
 //! Hand-written: netlink-packet-sock-diag 0.5 covers only inet and unix. Only type, protocol and
 //! the bound interface (PACKET_DIAG_INFO) are used.
 
+use crate::error::ReadError;
 use netlink_packet_core::{NLA_TYPE_MASK, NlasIterator};
 
 use hangscope_model::PacketSocket;
@@ -26,9 +27,12 @@ pub fn request() -> Vec<u8> {
 }
 
 /// Parses one reply body into (inode, socket).
-pub fn parse(msg: &[u8]) -> Result<(u64, PacketSocket), String> {
+pub fn parse(msg: &[u8]) -> Result<(u64, PacketSocket), ReadError> {
     if msg.len() < MSG_LEN {
-        return Err(format!("packet_diag_msg of {} bytes", msg.len()));
+        return Err(ReadError::malformed(format!(
+            "packet_diag_msg of {} bytes",
+            msg.len()
+        )));
     }
     let inode = u32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]);
     let mut s = PacketSocket {

@@ -74,14 +74,9 @@ pub fn start_dumps(
         match ns {
             Ok(ns) => match netns::spawn_in(ns, move || dump_all(wanted, timeout, pid, fd_hint)) {
                 Ok(p) => PendingState::Running(p),
-                Err(why) => PendingState::Failed(
-                    Gap::new(
-                        format!("sock_diag in {ns_label}"),
-                        GapReason::Other,
-                        why.clone(),
-                    ),
-                    why,
-                ),
+                Err(why) => {
+                    PendingState::Failed(why.gap(format!("sock_diag in {ns_label}")), why.into())
+                }
             },
             Err((gap, why)) => PendingState::Failed(gap, why),
         }
@@ -116,15 +111,8 @@ impl PendingDumps {
             PendingState::Running(p) => match p.wait(deadline) {
                 Ok(d) => (d, None),
                 Err(why) => {
-                    let reason = if why.contains("EPERM") {
-                        GapReason::Permission
-                    } else if why.contains("deadline") {
-                        GapReason::Deadline
-                    } else {
-                        GapReason::Other
-                    };
-                    let gap = Gap::new(format!("sock_diag in {ns_label}"), reason, why.clone());
-                    gaps.push(if why.starts_with("setns") {
+                    let gap = why.gap(format!("sock_diag in {ns_label}"));
+                    gaps.push(if gap.reason == GapReason::Permission {
                         gap.needing("root (CAP_SYS_ADMIN) to enter the namespace")
                     } else {
                         gap

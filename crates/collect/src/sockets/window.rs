@@ -31,6 +31,7 @@ use netlink_packet_sock_diag::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
 use super::inet_diag::{self, InetEntry};
 use super::netns;
 use super::sock_diag::SockDiag;
+use crate::error::{ReadError, reason_of};
 use crate::threads::Look;
 use crate::{Deadline, Options, ProcRoot};
 
@@ -185,13 +186,13 @@ impl ConnWindow {
         }
         let ns_path = root.pid(pid).join("ns/net");
         let started = std::fs::File::open(&ns_path)
-            .map_err(|e| format!("{}: {e}", ns_path.display()))
+            .map_err(|e| ReadError::io(ns_path.display(), &e))
             .and_then(|ns| netns::Helper::start(Some(ns), &opts.deadline));
         match started {
             Ok(h) => w.runner = Some(Runner::Netns(h)),
             Err(why) => w.gaps.push(Gap::new(
                 "connections over the window",
-                GapReason::Other,
+                reason_of(&why),
                 format!("not sampled: the target's network namespace: {why}"),
             )),
         }
@@ -233,12 +234,7 @@ impl ConnWindow {
             Ok(d) => d,
             Err(why) => {
                 if look.last {
-                    let reason = if why.contains("deadline") {
-                        GapReason::Deadline
-                    } else {
-                        GapReason::Other
-                    };
-                    self.last_missing = Some((reason, why));
+                    self.last_missing = Some((reason_of(&why), why.into()));
                 }
                 return;
             }

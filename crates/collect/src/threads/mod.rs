@@ -352,12 +352,10 @@ fn build(
             // read as read(0, ...). Its wchan and stack say where it sleeps.
             Some(Ok(_)) if snap.process.kernel_thread => None,
             Some(Ok(raw)) => Some(syscall::decode(raw, &ctx)),
-            Some(Err(why)) if why.starts_with("malformed") => {
-                snap.gaps.push(Gap::new(
-                    format!("/proc/{pid}/task/{}/syscall", t.tid),
-                    GapReason::Malformed,
-                    why.clone(),
-                ));
+            // A refused read is counted with the thread's other file errors above.
+            Some(Err(why)) if why.kind == crate::error::ReadErrorKind::Malformed => {
+                snap.gaps
+                    .push(why.gap(format!("/proc/{pid}/task/{}/syscall", t.tid)));
                 None
             }
             _ => None,

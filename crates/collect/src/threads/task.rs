@@ -5,6 +5,7 @@
 //! Files are opened relative to the thread's directory fd (openat), so a look at 1,000 threads
 //! resolves /proc/PID/task/TID once per thread instead of once per file.
 
+use crate::error::ReadError;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
@@ -30,7 +31,7 @@ pub struct TaskRead {
     pub involuntary: Option<u64>,
     pub sched: Option<Sched>,
     /// The syscall file, or why it could not be read.
-    pub syscall: Option<Result<RawSyscall, String>>,
+    pub syscall: Option<Result<RawSyscall, ReadError>>,
     pub wchan: Option<String>,
     /// The kernel stack, or the error (kept to name the reason once for all threads).
     pub stack: Option<Result<Vec<String>, io::Error>>,
@@ -128,10 +129,10 @@ pub fn read(root: &ProcRoot, pid: i32, tid: i32, full: bool) -> Option<TaskRead>
         }
     }
     match read_at(&dir, "syscall", &mut buf) {
-        Ok(text) => t.syscall = Some(syscall::parse(&text)),
+        Ok(text) => t.syscall = Some(syscall::parse(&text).map_err(ReadError::malformed)),
         Err(e) if is_gone(&e) => return None,
         Err(e) => {
-            t.syscall = Some(Err(e.to_string()));
+            t.syscall = Some(Err(ReadError::of_io(&e)));
             t.errors.push(("syscall", e));
         }
     }
