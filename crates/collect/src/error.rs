@@ -83,6 +83,11 @@ impl ReadError {
         ReadError::new(err.kind_of(), format!("{context}: {err}"))
     }
 
+    /// An I/O error reading `path`, worded "`path`: `err`".
+    pub fn io_at(path: impl std::fmt::Display, err: &io::Error) -> ReadError {
+        ReadError::io(&path, err).at(path.to_string())
+    }
+
     /// An I/O error in its own words.
     pub fn of_io(err: &io::Error) -> ReadError {
         ReadError::new(err.kind_of(), err.to_string())
@@ -233,5 +238,29 @@ impl FdFailures {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_error_keeps_its_path_words_and_kind() {
+        let gone = io::Error::from_raw_os_error(libc::ENOENT);
+        let e = ReadError::io_at("/proc/42/net/unix", &gone);
+        assert_eq!(e.path.as_deref(), Some("/proc/42/net/unix"));
+        assert_eq!(e.kind, ReadErrorKind::Errno(libc::ENOENT));
+        assert_eq!(e.to_string(), format!("/proc/42/net/unix: {gone}"));
+        // The same reason as the io::Error it came from: one reason_of for both.
+        assert_eq!(reason_of(&e), reason_of(&gone));
+        assert_eq!(reason_of(&e), GapReason::Vanished);
+        let g = ReadError::malformed("inet_diag_msg of 3 bytes").gap("sock_diag");
+        assert_eq!(
+            (g.reason, g.detail.as_str()),
+            (GapReason::Malformed, "inet_diag_msg of 3 bytes")
+        );
+        let bad = io::Error::new(io::ErrorKind::InvalidData, "x");
+        assert_eq!(reason_of(&ReadError::of_io(&bad)), GapReason::Malformed);
     }
 }

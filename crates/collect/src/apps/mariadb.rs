@@ -249,8 +249,9 @@ fn run_client(
 /// The server's listening unix socket: one of its fds' inodes in its /proc/PID/net/unix.
 fn socket_of(root: &ProcRoot, pid: i32) -> Result<String, ReadError> {
     let mut inodes = std::collections::HashSet::new();
-    let dir = std::fs::read_dir(root.pid(pid).join("fd"))
-        .map_err(|e| ReadError::io(format!("the server's fds: /proc/{pid}/fd"), &e))?;
+    let dir = std::fs::read_dir(root.pid(pid).join("fd")).map_err(|e| {
+        ReadError::io(format!("the server's fds: /proc/{pid}/fd"), &e).at(format!("/proc/{pid}/fd"))
+    })?;
     for entry in dir.take(MAX_FDS).flatten() {
         if let Ok(link) = std::fs::read_link(entry.path())
             && let Some(ino) = link
@@ -264,7 +265,7 @@ fn socket_of(root: &ProcRoot, pid: i32) -> Result<String, ReadError> {
     }
     let table = root
         .read_pid(pid, "net/unix")
-        .map_err(|e| ReadError::io(format!("/proc/{pid}/net/unix"), &e))?;
+        .map_err(|e| ReadError::io_at(format!("/proc/{pid}/net/unix"), &e))?;
     listening_paths(&table)
         .into_iter()
         .find(|(ino, _)| inodes.contains(ino))

@@ -280,8 +280,10 @@ pub(crate) fn owner(root: &ProcRoot, pid: i32) -> Option<(u32, u32)> {
 /// The directory and port of the postmaster's listening unix socket.
 fn socket_of(root: &ProcRoot, pm: i32) -> Result<(String, u16), ReadError> {
     let mut inodes = std::collections::HashSet::new();
-    let dir = std::fs::read_dir(root.pid(pm).join("fd"))
-        .map_err(|e| ReadError::io(format!("the postmaster's fds: /proc/{pm}/fd"), &e))?;
+    let dir = std::fs::read_dir(root.pid(pm).join("fd")).map_err(|e| {
+        ReadError::io(format!("the postmaster's fds: /proc/{pm}/fd"), &e)
+            .at(format!("/proc/{pm}/fd"))
+    })?;
     for entry in dir.take(MAX_FDS).flatten() {
         if let Ok(link) = std::fs::read_link(entry.path())
             && let Some(ino) = link
@@ -296,7 +298,7 @@ fn socket_of(root: &ProcRoot, pm: i32) -> Result<(String, u16), ReadError> {
     // The postmaster's network namespace's view: its unix sockets are listed there.
     let table = root
         .read_pid(pm, "net/unix")
-        .map_err(|e| ReadError::io(format!("/proc/{pm}/net/unix"), &e))?;
+        .map_err(|e| ReadError::io_at(format!("/proc/{pm}/net/unix"), &e))?;
     listening_sockets(&table)
         .into_iter()
         .find(|(ino, _, _)| inodes.contains(ino))

@@ -186,7 +186,7 @@ impl ConnWindow {
         }
         let ns_path = root.pid(pid).join("ns/net");
         let started = std::fs::File::open(&ns_path)
-            .map_err(|e| ReadError::io(ns_path.display(), &e))
+            .map_err(|e| ReadError::io_at(ns_path.display(), &e))
             .and_then(|ns| netns::Helper::start(Some(ns), &opts.deadline));
         match started {
             Ok(h) => w.runner = Some(Runner::Netns(h)),
