@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Cause, Next, Severity, Text};
 
-/// The walk from the target to the root of its wait.
+/// The walk from the target to the root of its wait (since 1.5, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Chain {
@@ -16,7 +16,7 @@ pub struct Chain {
     pub end: ChainEnd,
 }
 
-/// One process of a chain, and how it waits on the next.
+/// One process of a chain, and how it waits on the next (since 1.5, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Hop {
@@ -54,7 +54,7 @@ pub struct Hop {
     pub stuck_ms: Option<u64>,
 }
 
-/// Why a chain ends at its last hop.
+/// Why a chain ends at its last hop (since 1.5).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ChainEnd {

@@ -39,7 +39,7 @@ pub struct Document {
     pub served: Option<crate::Served>,
 }
 
-/// What the report's VERDICT and NEXT lines say.
+/// What the report's VERDICT and NEXT lines say (since 1.3, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Verdict {

@@ -34,7 +34,7 @@ pub struct Fd {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stat_skipped: Option<String>,
     /// The access mode read from the permission bits of the fd's link in /proc/PID/fd, for a
-    /// path fd whose fdinfo was not read (see `Fd::access`).
+    /// path fd whose fdinfo was not read (see `Fd::access`; since 1.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_access: Option<Access>,
     /// The fd now refers to a different object than in an earlier look (reconnects, reopen).

@@ -36,7 +36,7 @@ pub struct Finding {
 }
 
 /// Where to look next: the process, thread, host and port, file or command a finding points
-/// at. Which fields are set depends on `kind`.
+/// at. Which fields are set depends on `kind` (since 1.3, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Next {

@@ -123,7 +123,7 @@ impl PortRange {
     }
 }
 
-/// A FUSE mount whose server a thread waits for.
+/// A FUSE mount whose server a thread waits for (since 1.5, with its fields).
 #[derive(
     Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
 )]

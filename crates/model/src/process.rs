@@ -161,7 +161,8 @@ impl RuntimeKind {
     }
 }
 
-/// What the runtime said about its own threads (a thread dump, a goroutine profile).
+/// What the runtime said about its own threads (a thread dump, a goroutine profile; since
+/// 1.5, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct RuntimeView {

@@ -223,7 +223,7 @@ pub struct InetSocket {
     pub window: Option<Box<ConnectionWindow>>,
     /// The socket at the other end, when the peer is on this host in the same network
     /// namespace (loopback, or an address of this host): its queues and who holds it. Read
-    /// once, before the sampling window.
+    /// once, before the sampling window (since 1.2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_peer: Option<Box<LocalPeer>>,
     /// For a connection: whether a TCP socket of its network namespace listens on its local
@@ -381,7 +381,8 @@ pub struct PeerHolder {
     pub pid: i32,
     pub name: Text,
     pub fd: i32,
-    /// What its threads were in, when a thread of the target waits on this connection.
+    /// What its threads were in, when a thread of the target waits on this connection
+    /// (since 1.2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threads: Option<PeerThreads>,
     /// The TCP connections it opened itself (ESTAB, from a port it does not listen on), read
@@ -737,7 +738,8 @@ pub struct UnixPeer {
     /// The peer's bound path, if any (e.g. "/run/systemd/journal/stdout").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<Text>,
-    /// What its threads were in, when a thread of the target waits on this socket.
+    /// What its threads were in, when a thread of the target waits on this socket (since
+    /// 1.2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threads: Option<PeerThreads>,
 }
