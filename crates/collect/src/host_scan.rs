@@ -356,10 +356,10 @@ fn look_at_process(
             t.state = stat.state;
             if !scheduled {
                 t.cpu_ns = stat.cpu_ticks.saturating_mul(ns_per_tick());
-                if !matches!(mode, LookMode::Single) {
-                    if let Ok(text) = r.read(&task_dir, tid, "status") {
-                        t.switches = parse_status_switches(&String::from_utf8_lossy(text));
-                    }
+                if !matches!(mode, LookMode::Single)
+                    && let Ok(text) = r.read(&task_dir, tid, "status")
+                {
+                    t.switches = parse_status_switches(&String::from_utf8_lossy(text));
                 }
             }
         }
