@@ -4,9 +4,8 @@
 #     sockets by exact lookups, and with the namespace dump forced (HANGSCOPE_NO_PIDFD_GETFD=1,
 #     as on a kernel before 5.6); beside `ls -l /proc/PID/fd` and `lsof -n -P -p`;
 #  2. the neighbour itself, with regular files and with /dev/null, beside the same two;
-#  3. `scan` on a host of 1,000 more processes / 20,000 threads (started here), beside
-#     `ps -eLo stat,wchan`, with the looks' own CPU time and the cost per process;
-#  4. `watch --every 1s` on the 19,006-fd target for a minute: its CPU share.
+#  3. `watch --every 1s` on the 19,006-fd target for a minute: its CPU share.
+# (`scan` on a host of 1,000 processes: bench/scan.sh.)
 # Prints medians of RUNS runs (default 10), ratios to the first command, and peak memory.
 #   bench/host.sh [RUNS] [WATCH_SECONDS]
 set -euo pipefail
@@ -70,32 +69,7 @@ python3 bench/compare.py "$runs" \
 kill "$null"
 
 echo
-echo "== 3. scan on a host with 1,000 more processes of 20 threads each"
-for _ in $(seq 1000); do
-  "$bin" __scenario many-threads --count 19 --sleep --max-seconds 1800 >/dev/null &
-  pids+=("$!")
-done
-for _ in $(seq 600); do
-  [ "$(ls -d /proc/[0-9]*/task/[0-9]* 2>/dev/null | wc -l)" -ge 20000 ] && break
-  sleep 0.1
-done
-echo "host: $(ls -d /proc/[0-9]* | wc -l) processes, $(ls -d /proc/[0-9]*/task/[0-9]* | wc -l) threads"
-python3 bench/compare.py "$runs" \
-  "scan --window 0=$bin scan --window 0 --json" \
-  "scan --window 2s=$bin scan --window 2s --json" \
-  "ps -eLo stat,wchan=ps -eLo stat,wchan"
-for w in 0 2s; do
-  "$bin" scan --window "$w" --json | python3 -c '
-import json, sys
-r = json.load(sys.stdin)
-n, cpu = max(r["processes"], 1), r["look_cpu_ms"]
-print("scan --window %s: %d processes, %d threads; the looks %d ms CPU (%.0f us per process);"
-      " %d suspects, %d read in full" % (sys.argv[1], r["processes"], r["threads"], cpu,
-      1000.0 * cpu / n, r["suspects"], r["diagnosed"]))' "$w" || true
-done
-
-echo
-echo "== 4. watch --every 1s on the $(ls /proc/$big/fd | wc -l)-fd process for ${watch_for} s"
+echo "== 3. watch --every 1s on the $(ls /proc/$big/fd | wc -l)-fd process for ${watch_for} s"
 if "$bin" watch --help >/dev/null 2>&1; then
   /usr/bin/time -f "%U %S %M" -o "$dir/watch.time" \
     "$bin" watch "$big" --every 1s --for 5s --duration "${watch_for}s" >/dev/null 2>&1 || true

@@ -91,11 +91,12 @@ pub fn run(args: &ScanArgs) -> i32 {
     }
 }
 
-/// CPU time of the calling thread (user + system), for the cost of the looks alone.
-pub(crate) fn thread_cpu() -> Duration {
+/// CPU time of the whole process (user + system), for the cost of the looks alone: a look
+/// runs on several threads, and nothing else works while it does (the watchdog sleeps).
+pub(crate) fn process_cpu() -> Duration {
     // SAFETY: getrusage fills the struct it is given.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) } != 0 {
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
         return Duration::ZERO;
     }
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
@@ -108,7 +109,7 @@ fn scan(args: &ScanArgs, deadline: Deadline) -> ScanReport {
     let taken_at_ms = now_ms();
     // The looks may use at most half the run: the suspects need the rest.
     let looks_deadline = Deadline::after(deadline.remaining() / 2 + args.window / 2);
-    let cpu_before = thread_cpu();
+    let cpu_before = process_cpu();
     let first = host_scan::look(
         &root,
         Scope::All,
@@ -125,7 +126,7 @@ fn scan(args: &ScanArgs, deadline: Deadline) -> ScanReport {
         let ms = second.mono_ns.saturating_sub(first.mono_ns) / 1_000_000;
         (Some(first), second, ms)
     };
-    let look_cpu_ms = (thread_cpu().saturating_sub(cpu_before)).as_millis() as u64;
+    let look_cpu_ms = (process_cpu().saturating_sub(cpu_before)).as_millis() as u64;
     let suspects = host_scan::suspects(before.as_ref(), &now, own);
     let diagnosed = diagnose_all(&suspects, args.jobs, deadline);
 

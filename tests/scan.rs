@@ -114,7 +114,9 @@ fn scan_lists_the_stuck_processes_first_and_no_healthy_one_has_a_cause() {
     // Long enough that each wait is one that should have ended.
     std::thread::sleep(Duration::from_millis(1500));
 
-    let (code, report, _) = scan(&["--json", "--all", "--window", "1s"]);
+    // A longer deadline than the default: on a busy host other processes are suspects too,
+    // and each full read of a debug build takes a while.
+    let (code, report, _) = scan(&["--json", "--all", "--window", "1s", "--deadline", "60s"]);
     assert_eq!(code, 1, "a cause was found: {report:#?}");
     assert_eq!(report.scan_schema_version, SCAN_SCHEMA_VERSION);
     assert!(report.processes as usize >= healthy.len() + 6);
@@ -165,7 +167,7 @@ fn scan_lists_the_stuck_processes_first_and_no_healthy_one_has_a_cause() {
     }
 
     // Without --all, the text lists the stuck ones and none of the healthy ones.
-    let (code, _, text) = scan(&["--window", "500ms"]);
+    let (code, _, text) = scan(&["--window", "500ms", "--deadline", "60s"]);
     eprintln!("{text}");
     assert_eq!(code, 1, "{text}");
     let listed: Vec<i32> = text

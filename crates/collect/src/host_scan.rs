@@ -16,10 +16,12 @@
 //! are not suspects: an idle server or a shell is what most of a host is.
 
 use std::collections::BTreeMap;
+use std::ffi::CStr;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use nix::dir::Dir;
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;
 
@@ -60,7 +62,18 @@ pub struct ProcLook {
     pub ppid: i32,
     /// Clock ticks after boot (stat field 22): with the PID, names one process.
     pub start_ticks: u64,
+    /// In TID order.
     pub threads: Vec<ThreadLook>,
+}
+
+impl ProcLook {
+    /// A thread by TID: a look keeps them in TID order.
+    pub fn thread(&self, tid: i32) -> Option<&ThreadLook> {
+        self.threads
+            .binary_search_by_key(&tid, |t| t.tid)
+            .ok()
+            .and_then(|i| self.threads.get(i))
+    }
 }
 
 /// Every process of the host at one look.
@@ -100,6 +113,9 @@ pub enum Scope<'a> {
 /// Looks at every thread in `scope`. With `prev`, `stat`, `syscall` and `wchan` are read only
 /// for a thread that did not move since `prev`; without, for every thread, unless the look is
 /// a `baseline` for a later one (only `schedstat` then, and the main thread's `stat`).
+///
+/// The processes are shared among a few threads: the reads are system calls that wait on
+/// nothing but the kernel's own locks, so the look's wall time shrinks with the cores.
 pub fn look(
     root: &ProcRoot,
     scope: Scope,
@@ -120,21 +136,86 @@ pub fn look(
             p
         }
     };
-    let mut buf = Vec::with_capacity(1024);
-    let mut read = 0usize;
-    for pid in pids {
-        if deadline.passed() {
-            out.cut_short = true;
-            break;
+    // A File, not a Dir: the workers share it.
+    let Ok(proc_dir) = File::open(root.path()) else {
+        out.unreadable = pids.len() as u32;
+        return out;
+    };
+    let mode = match (prev, baseline) {
+        (Some(p), _) => LookMode::Compare(p),
+        (None, true) => LookMode::Baseline,
+        (None, false) => LookMode::Single,
+    };
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(MAX_WORKERS)
+        .min(pids.len().div_ceil(PIDS_PER_CLAIM))
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut part = Part::default();
+        let mut reader = Reader::new();
+        loop {
+            let from = next.fetch_add(PIDS_PER_CLAIM, Ordering::Relaxed);
+            let claim = pids
+                .get(from..(from + PIDS_PER_CLAIM).min(pids.len()))
+                .unwrap_or_default();
+            if claim.is_empty() {
+                return part;
+            }
+            for &pid in claim {
+                if deadline.passed() {
+                    part.cut_short = true;
+                    return part;
+                }
+                match look_at_process(&proc_dir, pid, mode, &mut reader, deadline) {
+                    Some(Some(p)) => part.procs.push(p),
+                    Some(None) => {}
+                    None => part.unreadable += 1,
+                }
+            }
         }
-        let before = prev.and_then(|h| h.get(pid));
-        match look_at_process(root, pid, before, baseline, &mut buf, &mut read, deadline) {
-            Some(Some(p)) => out.procs.push(p),
-            Some(None) => {}
-            None => out.unreadable += 1,
-        }
+    };
+    let parts: Vec<Part> = if workers == 1 {
+        vec![work()]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers).map(|_| s.spawn(work)).collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        })
+    };
+    for part in parts {
+        out.procs.extend(part.procs);
+        out.cut_short |= part.cut_short;
+        out.unreadable += part.unreadable;
     }
+    out.procs.sort_unstable_by_key(|p| p.pid);
     out
+}
+
+/// Most threads a look uses.
+const MAX_WORKERS: usize = 4;
+/// Processes a worker takes at a time: few enough that the workers end together.
+const PIDS_PER_CLAIM: usize = 16;
+
+/// What a look reads per thread.
+#[derive(Clone, Copy)]
+enum LookMode<'a> {
+    /// For a later look to compare with: only what moves (schedstat).
+    Baseline,
+    /// Compared with a previous look: the state and the wait only of what did not move.
+    Compare(&'a HostLook),
+    /// One look alone: the state and the wait of every thread; nothing to compare.
+    Single,
+}
+
+/// One worker's share of a look.
+#[derive(Default)]
+struct Part {
+    procs: Vec<ProcLook>,
+    cut_short: bool,
+    unreadable: u32,
 }
 
 /// The numeric entries of /proc, sorted.
@@ -152,16 +233,23 @@ pub fn list_pids(root: &ProcRoot) -> Vec<i32> {
 
 /// `None`: unreadable; `Some(None)`: a kernel thread, skipped.
 fn look_at_process(
-    root: &ProcRoot,
+    proc_dir: &File,
     pid: i32,
-    prev: Option<&ProcLook>,
-    baseline: bool,
-    buf: &mut Vec<u8>,
-    read: &mut usize,
+    mode: LookMode,
+    r: &mut Reader,
     deadline: Deadline,
 ) -> Option<Option<ProcLook>> {
-    let task_dir: OwnedFd = File::open(root.pid(pid).join("task")).ok()?.into();
-    let main = read_stat(&task_dir, pid, buf).ok()?;
+    // One open of the task directory per process: every file below is opened relative to it,
+    // and its entries are the TIDs.
+    r.name.set(pid, "task");
+    let mut task_dir = Dir::openat(
+        proc_dir,
+        r.name.as_c_str(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let main = parse_stat_fields(r.read(&task_dir, pid, "stat").ok()?)?;
     if main.flags & PF_KTHREAD != 0 {
         return Some(None);
     }
@@ -173,76 +261,127 @@ fn look_at_process(
         threads: Vec::with_capacity(main.num_threads.max(1) as usize),
     };
     // A PID reused since the previous look is another process: nothing of it moved or not.
-    let prev = prev.filter(|q| q.start_ticks == main.start_ticks);
-    let mut tids = list_tids(root, pid);
+    let prev = match mode {
+        LookMode::Compare(h) => h.get(pid).filter(|q| q.start_ticks == main.start_ticks),
+        _ => None,
+    };
+    let mut tids: Vec<i32> = task_dir
+        .iter()
+        .filter_map(|e| {
+            std::str::from_utf8(e.ok()?.file_name().to_bytes())
+                .ok()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    tids.sort_unstable();
     if tids.is_empty() {
         tids.push(pid);
     }
     for tid in tids {
-        *read += 1;
-        if (*read).is_multiple_of(DEADLINE_CHECK_EVERY) && deadline.passed() {
+        r.count += 1;
+        if r.count.is_multiple_of(DEADLINE_CHECK_EVERY) && deadline.passed() {
             break;
         }
-        let before = prev.and_then(|q| q.threads.iter().find(|b| b.tid == tid));
+        // Threads are kept in TID order, so the previous look's is found by bisection.
+        let before = prev.and_then(|q| q.thread(tid));
         let mut t = ThreadLook {
             tid,
             state: UNKNOWN_STATE,
             ..ThreadLook::default()
         };
+        // One look alone compares nothing: what moves (schedstat) is not read.
         let mut scheduled = false;
-        match read_at(&task_dir, &format!("{tid}/schedstat"), buf) {
-            Ok(text) => {
-                if let Some((cpu, switches)) = parse_schedstat(&text) {
-                    t.cpu_ns = cpu;
-                    t.switches = Some(switches);
-                    scheduled = true;
+        if !matches!(mode, LookMode::Single) {
+            match r.read(&task_dir, tid, "schedstat") {
+                Ok(text) => {
+                    let parsed = std::str::from_utf8(text).ok().and_then(parse_schedstat);
+                    if let Some((cpu, switches)) = parsed {
+                        t.cpu_ns = cpu;
+                        t.switches = Some(switches);
+                        scheduled = true;
+                    }
                 }
+                Err(e) if is_gone(&e) => continue,
+                Err(_) => {}
             }
-            Err(e) if is_gone(&e) => continue,
-            Err(_) => {}
+        }
+        // The wait is read only where it may matter: every thread at a single look, a thread
+        // that did not move since `prev`.
+        let wants_wait = match mode {
+            LookMode::Single => true,
+            LookMode::Compare(_) => before.is_some_and(|b| !moved(b, &t)),
+            LookMode::Baseline => false,
+        };
+        // Most of a host sleeps by design (nanosleep, pause, wait4, epoll_wait, accept), and
+        // wchan alone says so: such a thread is in S (these sleeps are interruptible), not
+        // frozen, and whatever its syscall's arguments not a suspect; its stat and syscall
+        // are not read, one file instead of three. Not when the main thread is in another
+        // state than S or R: a stopped or frozen process (v1's freezer and, since Linux 6.1,
+        // every freezer but v2's parks a sleeping thread where it sleeps, shown as D) has
+        // every thread read in full.
+        let fast = wants_wait
+            && matches!(main.state, 'S' | 'R')
+            // Without schedstat, stat's CPU ticks are what the next look compares.
+            && (matches!(mode, LookMode::Single) || scheduled)
+            && (tid != pid || main.state == 'S');
+        let mut wchan_read = false;
+        if fast && let Ok(w) = r.read(&task_dir, tid, "wchan") {
+            t.wchan = wchan_of(w);
+            wchan_read = true;
+            if t.wchan.as_deref().is_some_and(is_idle_sleep) {
+                t.state = 'S';
+                p.threads.push(t);
+                continue;
+            }
         }
         // The state is not needed where schedstat already tells enough: at a baseline look
         // (only what moves since is compared), and for a thread that moved since `prev`.
-        let need_stat =
-            tid == pid || !scheduled || !(baseline || before.is_some_and(|b| moved(b, &t)));
+        let need_stat = tid == pid
+            || !scheduled
+            || !(matches!(mode, LookMode::Baseline) || before.is_some_and(|b| moved(b, &t)));
         if need_stat {
             let stat = if tid == pid {
                 main.clone()
             } else {
-                match read_stat(&task_dir, tid, buf) {
-                    Ok(s) => s,
-                    Err(_) => continue,
+                match r
+                    .read(&task_dir, tid, "stat")
+                    .ok()
+                    .and_then(parse_stat_fields)
+                {
+                    Some(s) => s,
+                    None => continue,
                 }
             };
             t.state = stat.state;
             if !scheduled {
                 t.cpu_ns = stat.cpu_ticks.saturating_mul(ns_per_tick());
-                if let Ok(text) = read_at(&task_dir, &format!("{tid}/status"), buf) {
-                    t.switches = parse_status_switches(&text);
+                if !matches!(mode, LookMode::Single)
+                    && let Ok(text) = r.read(&task_dir, tid, "status")
+                {
+                    t.switches = parse_status_switches(&String::from_utf8_lossy(text));
                 }
             }
         }
-        let details = match before {
-            Some(b) => !moved(b, &t) || matches!(t.state, 'D' | 'T' | 't'),
-            None => prev.is_none() && !baseline && t.state != 'R',
+        let details = match (mode, before) {
+            (_, Some(b)) => !moved(b, &t) || matches!(t.state, 'D' | 'T' | 't'),
+            // A stopped thread is a suspect whatever its wait: only the others' are read.
+            (LookMode::Single, None) => !matches!(t.state, 'R' | 'T' | 't'),
+            _ => false,
         };
         if details {
-            if let Ok(text) = read_at(&task_dir, &format!("{tid}/syscall"), buf) {
-                t.syscall = syscall::parse(&text).ok();
+            if let Ok(text) = r.read(&task_dir, tid, "syscall") {
+                t.syscall = std::str::from_utf8(text)
+                    .ok()
+                    .and_then(|s| syscall::parse(s).ok());
             }
-            if let Ok(text) = read_at(&task_dir, &format!("{tid}/wchan"), buf) {
-                let w = text.trim();
-                if !w.is_empty() && w != "0" {
-                    t.wchan = Some(w.to_string());
-                }
+            if !wchan_read && let Ok(w) = r.read(&task_dir, tid, "wchan") {
+                t.wchan = wchan_of(w);
             }
             if let Some(RawSyscall::Blocked { nr, args, .. }) = t.syscall
                 && is_read_or_write(&syscall::name(Arch::host(), nr))
             {
-                let link = root.pid(pid).join("fd").join((args[0] as i32).to_string());
-                t.fd_target = std::fs::read_link(link)
-                    .ok()
-                    .map(|l| l.to_string_lossy().into_owned());
+                t.fd_target = r.fd_link(proc_dir, pid, args[0] as i32);
             }
         }
         p.threads.push(t);
@@ -250,15 +389,109 @@ fn look_at_process(
     Some(Some(p))
 }
 
-fn list_tids(root: &ProcRoot, pid: i32) -> Vec<i32> {
-    let mut tids: Vec<i32> = std::fs::read_dir(root.pid(pid).join("task"))
-        .map(|rd| {
-            rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    tids.sort_unstable();
-    tids
+/// A wchan file's function, or `None` for a running thread ("0", or empty).
+fn wchan_of(text: &[u8]) -> Option<String> {
+    let w = String::from_utf8_lossy(text);
+    let w = w.trim();
+    (!w.is_empty() && w != "0").then(|| w.to_string())
+}
+
+/// Where a thread sleeps by design, and only from a syscall that is never a suspect's wait:
+/// nanosleep and clock_nanosleep, pause, wait4 and waitid, rt_sigsuspend, rt_sigtimedwait,
+/// epoll_wait, accept. Each sleep is interruptible (state S). A name the kernel does not use
+/// (another version's) only costs the full read.
+fn is_idle_sleep(wchan: &str) -> bool {
+    // "sigsuspend.isra.0": the compiler's clones keep the name before the first dot.
+    let name = wchan.split('.').next().unwrap_or(wchan);
+    matches!(
+        name,
+        "hrtimer_nanosleep"
+            | "do_nanosleep"
+            | "__do_sys_pause"
+            | "do_sys_pause"
+            | "sys_pause"
+            | "do_wait"
+            | "sigsuspend"
+            | "do_sigtimedwait"
+            | "ep_poll"
+            | "do_epoll_wait"
+            | "inet_csk_accept"
+    )
+}
+
+/// Reads a look's small /proc files with one buffer and one file name, reused: a look reads
+/// tens of thousands of them.
+struct Reader {
+    buf: Vec<u8>,
+    name: NameBuf,
+    /// Threads read, for the deadline's checks.
+    count: usize,
+}
+
+impl Reader {
+    fn new() -> Self {
+        Reader {
+            buf: vec![0; 4096],
+            name: NameBuf::default(),
+            count: 0,
+        }
+    }
+
+    /// The bytes of `dir`/`id`/`file`: an open, one read, a close.
+    fn read(&mut self, dir: &Dir, id: i32, file: &str) -> io::Result<&[u8]> {
+        self.name.set(id, file);
+        let fd = openat(
+            dir,
+            self.name.as_c_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io::Error::from)?;
+        let mut f = File::from(fd);
+        let mut n = 0;
+        loop {
+            if n == self.buf.len() {
+                self.buf.resize(self.buf.len() * 2, 0);
+            }
+            let got = match f.read(self.buf.get_mut(n..).unwrap_or_default()) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            n += got;
+            // Each file is one record, which procfs makes whole at the first read (seq_file's
+            // single_open): a read that did not fill the buffer had all of it, and the read
+            // that would return 0 is saved.
+            if got == 0 || n < self.buf.len() {
+                break;
+            }
+        }
+        Ok(self.buf.get(..n).unwrap_or_default())
+    }
+
+    fn fd_link(&mut self, proc_dir: &File, pid: i32, fd: i32) -> Option<String> {
+        let link = format!("{pid}/fd/{fd}");
+        nix::fcntl::readlinkat(proc_dir, link.as_str())
+            .ok()
+            .map(|l| l.to_string_lossy().into_owned())
+    }
+}
+
+/// "ID/FILE" as a C string, rebuilt in place.
+#[derive(Default)]
+struct NameBuf(Vec<u8>);
+
+impl NameBuf {
+    fn set(&mut self, id: i32, file: &str) {
+        use std::io::Write as _;
+        self.0.clear();
+        // Writing to a Vec cannot fail.
+        let _ = write!(self.0, "{id}/{file}\0");
+    }
+
+    fn as_c_str(&self) -> &CStr {
+        CStr::from_bytes_with_nul(&self.0).unwrap_or_default()
+    }
 }
 
 fn ns_per_tick() -> u64 {
@@ -268,14 +501,6 @@ fn ns_per_tick() -> u64 {
 /// Whether the thread ran between the two looks.
 fn moved(before: &ThreadLook, now: &ThreadLook) -> bool {
     before.cpu_ns != now.cpu_ns || before.switches != now.switches
-}
-
-fn read_at(dir: &OwnedFd, name: &str, buf: &mut Vec<u8>) -> io::Result<String> {
-    let fd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(io::Error::from)?;
-    buf.clear();
-    File::from(fd).read_to_end(buf)?;
-    Ok(String::from_utf8_lossy(buf).into_owned())
 }
 
 /// The fields of a stat line a look needs.
@@ -288,12 +513,6 @@ struct StatFields {
     cpu_ticks: u64,
     num_threads: i64,
     start_ticks: u64,
-}
-
-fn read_stat(task_dir: &OwnedFd, tid: i32, buf: &mut Vec<u8>) -> io::Result<StatFields> {
-    read_at(task_dir, &format!("{tid}/stat"), buf)?;
-    parse_stat_fields(buf)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat line"))
 }
 
 /// "pid (comm) state ppid ..." (proc_pid_stat(5)); the comm may hold spaces and parentheses,
@@ -476,7 +695,7 @@ pub fn suspects(before: Option<&HostLook>, now: &HostLook, own_pid: i32) -> Vec<
             .filter(|q| q.start_ticks == p.start_ticks);
         let mut reasons = Vec::new();
         for t in &p.threads {
-            let b = prev.and_then(|q| q.threads.iter().find(|x| x.tid == t.tid));
+            let b = prev.and_then(|q| q.thread(t.tid));
             // With two looks, a thread that moved is not stuck; with one, nothing is known.
             let still = match (before, b) {
                 (Some(_), Some(b)) => !moved(b, t),
@@ -616,7 +835,7 @@ pub fn moving_threads(before: &HostLook, now: &HostLook) -> BTreeMap<i32, usize>
                 .threads
                 .iter()
                 .filter(|t| {
-                    prev.and_then(|q| q.threads.iter().find(|b| b.tid == t.tid))
+                    prev.and_then(|q| q.thread(t.tid))
                         .is_none_or(|b| moved(b, t))
                 })
                 .count();
@@ -781,6 +1000,47 @@ mod tests {
         reborn.start_ticks = 99;
         let now = host(1_000_000_000, vec![reborn]);
         assert!(suspects(Some(&before), &now, 0).is_empty());
+    }
+
+    #[test]
+    fn idle_sleeps_are_known_by_wchan_alone() {
+        for w in [
+            "hrtimer_nanosleep",
+            "__do_sys_pause",
+            "do_wait",
+            "sigsuspend.isra.0",
+            "ep_poll",
+        ] {
+            assert!(is_idle_sleep(w), "{w}");
+        }
+        // Waits whose syscall (or its arguments, or its fd) decides: read in full.
+        for w in [
+            "futex_do_wait",
+            "anon_pipe_read",
+            "poll_schedule_timeout.constprop.0",
+            "wait_woken",
+            "do_freezer_trap",
+            "do_signal_stop",
+            "0",
+        ] {
+            assert!(!is_idle_sleep(w), "{w}");
+        }
+        assert_eq!(wchan_of(b"0"), None);
+        assert_eq!(wchan_of(b""), None);
+        assert_eq!(wchan_of(b"do_wait"), Some("do_wait".to_string()));
+    }
+
+    #[test]
+    fn the_reader_grows_its_buffer_for_a_long_file() {
+        let dir = std::env::temp_dir().join(format!("hs-reader-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("7")).unwrap();
+        let long: Vec<u8> = (0..10_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        std::fs::write(dir.join("7/f"), &long).unwrap();
+        let d = Dir::open(&dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        let mut r = Reader::new();
+        assert_eq!(r.read(&d, 7, "f").unwrap(), long.as_slice());
+        assert!(r.read(&d, 8, "f").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

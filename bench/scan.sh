@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Benchmark of `hangscope scan` (issue #15): a host of PROCS more processes of THREADS threads
+# each (started here, each thread in a one-second sleep loop, as idle workers are), then, in
+# one run and alternately: one look (`scan --window 0`), the default window (`scan`, 2 s),
+# `ps -eLo stat,wchan` (every thread's state and wait channel, once) and, when installed, psn
+# of 0x.tools (`psn -G syscall,wchan`, 20 Hz sampling for its default 5 s; on PATH or $PSN).
+# Prints medians of RUNS runs of wall and CPU time (user + system of the finished child,
+# wait4's rusage), peak memory, then the looks' own CPU (`look_cpu_ms`, without the suspects'
+# full reads) and the cost per process.
+#   bench/scan.sh [RUNS] [PROCS] [THREADS]        (defaults 10, 1000, 20)
+#   HANGSCOPE=path/to/hangscope bench/scan.sh     (another build, e.g. to compare two commits)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-10}
+procs=${2:-1000}
+threads=${3:-20}
+if [ -z "${HANGSCOPE:-}" ]; then
+  cargo build --release --quiet
+  bin=$PWD/target/release/hangscope
+else
+  bin=$HANGSCOPE
+fi
+pids=()
+cleanup() {
+  # Only the processes started here, by PID.
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+count_threads() { ls -d /proc/[0-9]*/task/[0-9]* 2>/dev/null | wc -l; }
+have=$(count_threads)
+want=$((have + procs * threads))
+room=$(($(cat /proc/sys/kernel/pid_max) - want))
+if [ "$room" -lt 2000 ]; then
+  echo "not enough PIDs: $have threads now, $want wanted, pid_max $(cat /proc/sys/kernel/pid_max)" >&2
+  exit 1
+fi
+
+echo "== scan on a host with $procs more processes of $threads threads each"
+for _ in $(seq "$procs"); do
+  "$bin" __scenario many-threads --count $((threads - 1)) --sleep --max-seconds 1800 >/dev/null &
+  pids+=("$!")
+done
+for _ in $(seq 600); do
+  [ "$(count_threads)" -ge "$want" ] && break
+  sleep 0.1
+done
+echo "host: $(ls -d /proc/[0-9]* | wc -l) processes, $(count_threads) threads; kernel $(uname -r), $(nproc) cpus"
+
+psn=${PSN:-$(command -v psn || true)}
+cmds=(
+  "scan --window 0=$bin scan --window 0 --json"
+  "scan (2 s window)=$bin scan --json"
+  "ps -eLo stat,wchan=ps -eLo stat,wchan"
+)
+if [ -n "$psn" ]; then
+  cmds+=("psn -G syscall,wchan=python3 $psn -G syscall,wchan")
+else
+  echo "(psn not installed: not on PATH and \$PSN unset)"
+fi
+python3 bench/compare.py "$runs" "${cmds[@]}"
+
+echo "-- the looks alone (look_cpu_ms of the JSON), medians of $runs runs"
+for w in 0 2s; do
+  for _ in $(seq "$runs"); do
+    "$bin" scan --window "$w" --json || true
+  done | python3 -c '
+import json, statistics, sys
+rs = [json.loads(l) for l in sys.stdin if l.strip()]
+cpu = statistics.median(r["look_cpu_ms"] for r in rs)
+n = max(statistics.median(r["processes"] for r in rs), 1)
+t = statistics.median(r["threads"] for r in rs)
+s = statistics.median(r["suspects"] for r in rs)
+print("scan --window %-3s %5d processes %6d threads: looks %4d ms CPU, %3.0f us per process;"
+      " %d suspects" % (sys.argv[1], n, t, cpu, 1000.0 * cpu / n, s))' "$w"
+done
