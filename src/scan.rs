@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
@@ -166,27 +166,49 @@ struct Diagnosed {
 }
 
 /// Reads the suspects in full, `jobs` at a time, most suspicious first, until the deadline.
+///
+/// The workers are not joined: a suspect whose full read overruns the deadline (a busy host, a
+/// read the kernel holds) is left to its worker, and the report goes out with the others, that
+/// one marked as not read in full. Joining them would let one slow suspect take the whole
+/// report past the watchdog, which exits without one.
 fn diagnose_all(suspects: &[Suspect], jobs: usize, deadline: Deadline) -> BTreeMap<i32, Diagnosed> {
-    let queue: Mutex<VecDeque<i32>> = Mutex::new(suspects.iter().map(|s| s.pid).collect());
-    let done: Mutex<BTreeMap<i32, Diagnosed>> = Mutex::new(BTreeMap::new());
-    let next = || queue.lock().ok().and_then(|mut q| q.pop_front());
-    std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, 16).min(suspects.len().max(1)) {
-            s.spawn(|| {
-                while let Some(pid) = next() {
+    /// How long after the deadline a suspect's read still counts.
+    const GRACE: Duration = Duration::from_millis(500);
+    let queue: Arc<Mutex<VecDeque<i32>>> =
+        Arc::new(Mutex::new(suspects.iter().map(|s| s.pid).collect()));
+    let (tx, rx) = std::sync::mpsc::channel::<(i32, Diagnosed)>();
+    let workers = jobs.clamp(1, 16).min(suspects.len());
+    for _ in 0..workers {
+        let queue = Arc::clone(&queue);
+        let tx = tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("scan-suspect".into())
+            .spawn(move || {
+                // The guard is consumed by and_then: the lock is not held over a read.
+                while let Some(pid) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
                     if deadline.remaining() < SUSPECT_WINDOW + LOOK_TIME * 2 {
                         break;
                     }
                     if let Some(d) = diagnose_one(pid, deadline) {
-                        if let Ok(mut done) = done.lock() {
-                            done.insert(pid, d);
+                        if tx.send((pid, d)).is_err() {
+                            break;
                         }
                     }
                 }
             });
-        }
-    });
-    done.into_inner().unwrap_or_default()
+        // A worker that cannot start leaves its share to the others, or to "not read in full".
+        drop(spawned);
+    }
+    drop(tx);
+    let until = std::time::Instant::now() + deadline.remaining() + GRACE;
+    let mut done = BTreeMap::new();
+    // Ends when every worker has ended (the channel closes) or at `until`.
+    while let Ok((pid, d)) =
+        rx.recv_timeout(until.saturating_duration_since(std::time::Instant::now()))
+    {
+        done.insert(pid, d);
+    }
+    done
 }
 
 fn diagnose_one(pid: i32, deadline: Deadline) -> Option<Diagnosed> {
