@@ -119,6 +119,8 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
         ..Snapshot::default()
     };
     stage::enter("the process");
+    // On its own thread from the start: the first look needs it, and it sleeps.
+    let task_clock = threads::task_clock::TaskClock::start();
     let (process, start_ticks) = process::read(root, pid, &mut snap.gaps)?;
     snap.process = process;
     let privileges = Privileges::of(root, pid);
@@ -134,11 +136,13 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
         let _ = socket_inodes.send(sockets::Wanted::of(fds));
         // Ready by now; whether the target may hold a lock decides how much of its files
         // the second pass reads.
+        stage::enter("the file locks table (/proc/locks)");
         let table = pending_locks.take().map(locks::wait);
         let files_locked = table
             .as_ref()
             .is_some_and(|t| t.may_involve(root, pid, snap.process.ppid));
         lock_table = table;
+        stage::enter("the fds' fdinfo");
         files_locked
     });
     snap.process.fd_count = snap.fds.len() as u32;
@@ -155,6 +159,8 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     );
     stage::enter("the file locks");
     let lock_table = lock_table.or_else(|| pending_locks.map(locks::wait));
+    // For the logs' lease check: one read of /proc/locks less when it is still fresh.
+    let leases = lock_table.as_ref().and_then(locks::LockTable::leases);
     snap.locks = lock_table.map_or_else(Vec::new, |t| {
         t.join(root, pid, &snap.fds, &opts.deadline, &mut snap.gaps)
     });
@@ -167,7 +173,7 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     stage::enter("the runtime's own view");
     let first_dump = runtime::before_window(&mut snap, opts);
     stage::enter("the threads");
-    threads::collect(root, pid, opts, &mut snap, &mut on_look);
+    threads::collect(root, pid, opts, &mut snap, task_clock, &mut on_look);
     // Right after the last look, so the frames are those of the waits it saw; read on a
     // worker while the rest goes on, and collected before the logs.
     let stacks = stacks::start(root, pid, &mounts, opts, &mut snap);
@@ -205,7 +211,7 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     // Last: logs are tied to the threads and sockets read above.
     stage::enter("the logs");
     let mut log_gaps = Vec::new();
-    snap.logs = logs::read(root, pid, &snap, &mounts, opts, &mut log_gaps);
+    snap.logs = logs::read(root, pid, &snap, &mounts, opts, leases, &mut log_gaps);
     snap.gaps.extend(log_gaps);
     // The logs were read through /proc/PID/fd: a successor's would not be this process's.
     process::check_same(root, pid, start_ticks)?;

@@ -225,28 +225,57 @@ fn path_of(fds: &[Fd], fd: i32) -> Option<hangscope_model::Text> {
 /// /proc/locks being read on its own thread. The kernel takes a lock for that read whose
 /// writer side waits for an RCU grace period (file_rwsem), measured here at 10–20 ms of pure
 /// waiting; started first, it is ready by the time the fds are.
-pub struct PendingLocks(std::thread::JoinHandle<std::io::Result<String>>);
+pub struct PendingLocks(std::thread::JoinHandle<(std::io::Result<String>, std::time::Instant)>);
 
 pub fn start(root: &ProcRoot) -> PendingLocks {
     let path = root.path().join("locks");
     PendingLocks(std::thread::spawn(move || {
-        std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned())
+        let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned());
+        (text, std::time::Instant::now())
     }))
 }
 
 /// /proc/locks as read, before it is joined to the fds.
-pub struct LockTable(std::io::Result<(Vec<FileLock>, usize)>);
+pub struct LockTable(std::io::Result<(Vec<FileLock>, usize)>, std::time::Instant);
 
 /// Waits for the read started by [`start`] and parses it.
 pub fn wait(pending: PendingLocks) -> LockTable {
-    let text = pending
-        .0
-        .join()
-        .unwrap_or_else(|_| Err(std::io::Error::other("the reader thread failed")));
-    LockTable(text.map(|t| parse_all(&t)))
+    let (text, at) = pending.0.join().unwrap_or_else(|_| {
+        (
+            Err(std::io::Error::other("the reader thread failed")),
+            std::time::Instant::now(),
+        )
+    });
+    LockTable(text.map(|t| parse_all(&t)), at)
+}
+
+/// The leases and delegations of /proc/locks as of one read: a log is not opened where one is
+/// held (`logs::open`).
+#[derive(Debug, Clone)]
+pub struct Leases {
+    pub leases: Vec<FileLock>,
+    pub read_at: std::time::Instant,
+}
+
+impl Leases {
+    pub fn of(all: &[FileLock], read_at: std::time::Instant) -> Leases {
+        Leases {
+            leases: all
+                .iter()
+                .filter(|l| matches!(l.class, LockClass::Lease | LockClass::Delegation))
+                .cloned()
+                .collect(),
+            read_at,
+        }
+    }
 }
 
 impl LockTable {
+    /// The table's leases, when it could be read.
+    pub fn leases(&self) -> Option<Leases> {
+        self.0.as_ref().ok().map(|(all, _)| Leases::of(all, self.1))
+    }
+
     /// Whether a lock may be held through an fd of `pid`, so that its files need their fdinfo
     /// read to be matched: a lock /proc/locks names it (or its parent) for; an OFD lock, whose
     /// owner is never named; or a lock named for a process that is gone, as a flock taken
@@ -397,7 +426,7 @@ mod tests {
             std::fs::create_dir_all(root.join(live)).unwrap();
         }
         let root = ProcRoot::new(&root);
-        let table = |text: &str| LockTable(Ok(parse_all(text)));
+        let table = |text: &str| LockTable(Ok(parse_all(text)), std::time::Instant::now());
         let other = "1: FLOCK  ADVISORY  WRITE 300 fe:00:11 0 EOF\n";
         assert!(!table(other).may_involve(&root, 100, 200));
         let ours = "1: POSIX  ADVISORY  WRITE 100 fe:00:11 0 EOF\n";
@@ -408,7 +437,10 @@ mod tests {
         assert!(table(gone).may_involve(&root, 100, 200));
         let ofd = "1: OFDLCK ADVISORY  READ  -1 00:2c:77 100 199\n";
         assert!(table(ofd).may_involve(&root, 100, 200));
-        assert!(!LockTable(Err(std::io::Error::other("x"))).may_involve(&root, 100, 200));
+        assert!(
+            !LockTable(Err(std::io::Error::other("x")), std::time::Instant::now())
+                .may_involve(&root, 100, 200)
+        );
         let _ = std::fs::remove_dir_all(root.path());
     }
 
@@ -603,7 +635,13 @@ mod tests {
         let reader = file(5, "/data/app.db", 10035247, "254:0", &[]);
         let mut gaps = Vec::new();
         let deadline = Deadline::after(std::time::Duration::from_secs(5));
-        let locks = LockTable(Ok((all, 0))).join(&root, 4000, &[reader], &deadline, &mut gaps);
+        let locks = LockTable(Ok((all, 0)), std::time::Instant::now()).join(
+            &root,
+            4000,
+            &[reader],
+            &deadline,
+            &mut gaps,
+        );
         let _ = std::fs::remove_dir_all(&dir);
         assert!(gaps.is_empty(), "{gaps:?}");
         // 1091 has no comm here (gone): named by nobody, still listed.

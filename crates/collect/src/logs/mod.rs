@@ -64,10 +64,11 @@ pub fn read(
     snap: &Snapshot,
     mounts: &Mounts,
     opts: &Options,
+    leases: Option<crate::locks::Leases>,
     gaps: &mut Vec<Gap>,
 ) -> Vec<LogSource> {
     let mut sources: Vec<(LogSource, bool)> = Vec::new();
-    let opener = Opener::new(root, opts);
+    let opener = Opener::new(root, opts, leases);
     for path in &opts.log_paths {
         if let Some(s) = read_given(&opener, path, gaps) {
             sources.push((s, true));
@@ -863,7 +864,7 @@ mod tests {
         f.info.as_mut().unwrap().mnt_id = Some(91);
         let mut gaps = Vec::new();
         let reason = log_reason(&f).unwrap();
-        let opener = Opener::new(&root, &Options::default());
+        let opener = Opener::new(&root, &Options::default(), None);
         let (source, young) = read_fd_log(&opener, &root, 4242, &f, reason, &mounts, &mut gaps);
         assert!(!young);
         assert_eq!(source.read_via, None);

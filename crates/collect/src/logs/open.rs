@@ -12,8 +12,11 @@
 //!   hangscope in the kernel. A stat raises no fanotify event and, on a local mount, answers
 //!   from the inode cache, so stats stay in this process.
 //!
-//! A lease taken between the look at /proc/locks and the open is not seen; the window is the
-//! few milliseconds between the two.
+//! A lease taken between the look at /proc/locks and the open is not seen. Each read of
+//! /proc/locks waits for an RCU grace period (10–20 ms of waiting, see `locks::start`), so the
+//! table the collection read at its start is used when it is at most [`LEASES_FRESH`] old (a
+//! run with `--window 0`); after a sampling window it is read again. Either way the window is
+//! milliseconds.
 
 use std::cell::OnceCell;
 use std::ffi::OsString;
@@ -35,6 +38,9 @@ use crate::{Deadline, Options, ProcRoot};
 /// Time one file's open and read get at most (less when the deadline is nearer): a local
 /// file's tail takes milliseconds.
 pub const TAIL_LIMIT: Duration = Duration::from_secs(1);
+
+/// The oldest table of leases the opener trusts rather than reading /proc/locks again.
+pub const LEASES_FRESH: Duration = Duration::from_millis(250);
 
 pub struct Opener {
     locks_path: PathBuf,
@@ -85,12 +91,17 @@ impl Refusal {
 }
 
 impl Opener {
-    pub fn new(root: &ProcRoot, opts: &Options) -> Opener {
+    /// `early`: the leases of a /proc/locks read earlier in the collection, used if fresh.
+    pub fn new(root: &ProcRoot, opts: &Options, early: Option<crate::locks::Leases>) -> Opener {
+        let leases = OnceCell::new();
+        if let Some(e) = early.filter(|e| e.read_at.elapsed() <= LEASES_FRESH) {
+            let _ = leases.set(e.leases);
+        }
         Opener {
             locks_path: root.path().join("locks"),
             reader: opts.reader.clone(),
             deadline: opts.deadline,
-            leases: OnceCell::new(),
+            leases,
         }
     }
 
@@ -146,9 +157,7 @@ impl Opener {
             // files are read as before.
             let text = std::fs::read(&self.locks_path).unwrap_or_default();
             let (all, _) = crate::locks::parse_all(&String::from_utf8_lossy(&text));
-            all.into_iter()
-                .filter(|l| matches!(l.class, LockClass::Lease | LockClass::Delegation))
-                .collect()
+            crate::locks::Leases::of(&all, std::time::Instant::now()).leases
         })
     }
 }

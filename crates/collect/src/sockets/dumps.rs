@@ -151,6 +151,7 @@ pub fn dump_all(mut wanted: WantedInodes, timeout: Duration, pid: i32, fd_hint: 
         && !w.fds.is_empty()
         && w.fds.len() <= super::exact::MAX_SOCKETS
     {
+        crate::stage::mark("  (sockets) exact lookups");
         let mut exact = Dumps::default();
         // On Err the namespace is dumped instead: see `exact`.
         if let Ok(x) = super::exact::read(&mut nl, pid, &w.fds, &mut exact) {
@@ -162,7 +163,9 @@ pub fn dump_all(mut wanted: WantedInodes, timeout: Duration, pid: i32, fd_hint: 
                 exact.packet_ok = true;
             }
             let deadline = wanted.deadline;
+            crate::stage::mark("  (sockets) local peers");
             local_peers::find(&mut nl, &mut exact, &deadline);
+            crate::stage::mark("  (sockets) done");
             return exact;
         }
     }

@@ -1,6 +1,7 @@
 //! A target with few sockets, read without dumping its network namespace: each socket fd is
-//! duplicated into this process with pidfd_getfd(2) (Linux 5.6+), its family, protocol and
-//! address pair read with getsockopt/getsockname/getpeername, the duplicate closed at once;
+//! duplicated with pidfd_getfd(2) (Linux 5.6+) in a short-lived child ([`probe`]: a number
+//! the target reused may now be a file on a hung mount, whose close could block), its family,
+//! protocol and address pair read with getsockopt/getsockname/getpeername, the duplicate closed;
 //! then the kernel's exact lookups fetch what the dump would have returned for that socket
 //! (inet_diag by address pair, with TCP_INFO, congestion control and skmeminfo; unix_diag by
 //! inode, and the peer's by its inode). Netlink and packet sockets are still dumped (a
@@ -14,12 +15,13 @@
 //! ways give the same answer. `HANGSCOPE_NO_PIDFD_GETFD=1` forces the dump, as on 5.4.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 
 use netlink_packet_sock_diag::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
 
 use super::dumps::Dumps;
 use super::inet_diag;
+use super::probe;
 use super::sock_diag::SockDiag;
 use super::unix_diag;
 
@@ -67,10 +69,7 @@ pub fn read(
         return Err(format!("{} socket fds", fds.len()));
     }
     let pidfd = pidfd_open(pid)?;
-    let mut kinds: Vec<(u64, Kind)> = Vec::with_capacity(fds.len());
-    for &(fd, inode) in fds {
-        kinds.push((inode, kind_of(&pidfd, fd, inode)?));
-    }
+    let kinds = kinds_of(&pidfd, fds)?;
     let mut out = Exact::default();
     let mut unix_peers = Vec::new();
     for (inode, kind) in kinds {
@@ -135,7 +134,7 @@ pub fn tcp_sockets(
     let mut out: Vec<inet_diag::InetEntry> = Vec::new();
     for (pid, fds) in holders {
         let pidfd = pidfd_open(*pid)?;
-        for &(fd, inode) in fds {
+        for (inode, kind) in kinds_of(&pidfd, fds)? {
             if out.iter().any(|e| e.inode == inode) {
                 continue;
             }
@@ -144,7 +143,7 @@ pub fn tcp_sockets(
                 family,
                 local,
                 peer,
-            } = kind_of(&pidfd, fd, inode)?
+            } = kind
             {
                 out.push(look_up_own(
                     &mut nl,
@@ -219,29 +218,42 @@ fn pidfd_open(pid: i32) -> Result<OwnedFd, String> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Duplicates fd `fd` of the target, reads what it is, and closes the duplicate.
-fn kind_of(pidfd: &OwnedFd, fd: i32, inode: u64) -> Result<Kind, String> {
-    // SAFETY: pidfd_getfd(2) takes a pidfd, a target fd and flags; returns a new fd or -1.
-    let dup = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
-    if dup < 0 {
-        return Err(format!("pidfd_getfd: {}", std::io::Error::last_os_error()));
+/// What each of `fds` ((fd, inode) of the process `pidfd` refers to) is, read through its
+/// duplicate in a child process ([`probe`]); `Err` when one is no longer the socket the fd
+/// listing saw: the caller dumps instead.
+fn kinds_of(pidfd: &OwnedFd, fds: &[(i32, u64)]) -> Result<Vec<(u64, Kind)>, String> {
+    let numbers: Vec<i32> = fds.iter().map(|&(fd, _)| fd).collect();
+    let found = probe::read(pidfd, &numbers)?;
+    fds.iter()
+        .zip(found)
+        .map(|(&(fd, inode), f)| kind(fd, inode, f).map(|k| (inode, k)))
+        .collect()
+}
+
+/// The decision on one probed fd: a socket with the inode listed is read; anything else
+/// (another socket, or no socket at all: the fd was closed and its number reused) means the
+/// dump decides.
+fn kind(fd: i32, inode: u64, found: probe::Found) -> Result<Kind, String> {
+    let probe::Found::Socket {
+        inode: now,
+        domain,
+        protocol,
+        local,
+        peer,
+    } = found
+    else {
+        return Err(format!("fd {fd} is no longer a socket"));
+    };
+    if now != inode {
+        return Err(format!("fd {fd} is now another socket"));
     }
-    // SAFETY: the fd was just returned to this process; dropping it closes it.
-    let dup = unsafe { OwnedFd::from_raw_fd(dup as i32) };
-    let st = nix::sys::stat::fstat(&dup).map_err(|e| format!("fstat: {e}"))?;
-    if st.st_ino != inode {
-        return Err(format!("fd {fd} is now another file"));
-    }
-    let domain = sockopt_int(&dup, libc::SO_DOMAIN)?;
     Ok(match domain {
         libc::AF_INET | libc::AF_INET6 => {
-            let protocol = sockopt_int(&dup, libc::SO_PROTOCOL)?;
             let protocol = match protocol {
                 libc::IPPROTO_TCP => IPPROTO_TCP,
                 libc::IPPROTO_UDP => IPPROTO_UDP,
                 _ => return Ok(Kind::Other),
             };
-            let local = address(&dup, false)?.ok_or("no local address")?;
             Kind::Inet {
                 protocol,
                 family: if domain == libc::AF_INET6 {
@@ -249,80 +261,13 @@ fn kind_of(pidfd: &OwnedFd, fd: i32, inode: u64) -> Result<Kind, String> {
                 } else {
                     AF_INET
                 },
-                local,
-                peer: address(&dup, true)?,
+                local: local.ok_or("no local address")?,
+                peer,
             }
         }
         libc::AF_UNIX => Kind::Unix,
         libc::AF_NETLINK | libc::AF_PACKET => Kind::Dumped,
         _ => Kind::Other,
-    })
-}
-
-fn sockopt_int(fd: &OwnedFd, opt: libc::c_int) -> Result<libc::c_int, String> {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `v`.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            opt,
-            (&mut v as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(format!(
-            "getsockopt {opt}: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(v)
-}
-
-/// getsockname (or getpeername with `peer`); `None` for a socket not connected.
-fn address(fd: &OwnedFd, peer: bool) -> Result<Option<SocketAddr>, String> {
-    // SAFETY: an all-zero sockaddr_storage is a valid value to be written over.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let p = (&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr>();
-    // SAFETY: both calls write at most `len` bytes into `ss`.
-    let rc = unsafe {
-        if peer {
-            libc::getpeername(fd.as_raw_fd(), p, &mut len)
-        } else {
-            libc::getsockname(fd.as_raw_fd(), p, &mut len)
-        }
-    };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ENOTCONN) if peer => Ok(None),
-            _ => Err(format!(
-                "get{}name: {e}",
-                if peer { "peer" } else { "sock" }
-            )),
-        };
-    }
-    Ok(match ss.ss_family as libc::c_int {
-        libc::AF_INET => {
-            // SAFETY: the kernel wrote a sockaddr_in for AF_INET.
-            let a: libc::sockaddr_in = unsafe { *(p as *const libc::sockaddr_in) };
-            Some(SocketAddr::new(
-                IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))),
-                u16::from_be(a.sin_port),
-            ))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the kernel wrote a sockaddr_in6 for AF_INET6.
-            let a: libc::sockaddr_in6 = unsafe { *(p as *const libc::sockaddr_in6) };
-            Some(SocketAddr::new(
-                IpAddr::V6(Ipv6Addr::from(a.sin6_addr.s6_addr)),
-                u16::from_be(a.sin6_port),
-            ))
-        }
-        _ => None,
     })
 }
 
@@ -391,4 +336,33 @@ pub fn pairs(fds: &[hangscope_model::Fd]) -> Vec<(i32, u64)> {
     fds.iter()
         .filter_map(|f| f.socket_inode.map(|i| (f.fd, i)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_fd_that_is_no_longer_the_socket_listed_sends_the_look_to_the_dump() {
+        let local: SocketAddr = "127.0.0.1:5432".parse().unwrap();
+        let socket = |inode| probe::Found::Socket {
+            inode,
+            domain: libc::AF_INET,
+            protocol: libc::IPPROTO_TCP,
+            local: Some(local),
+            peer: None,
+        };
+        // Closed and its number reused for a file (perhaps on a hung mount): never read here.
+        assert!(kind(7, 100, probe::Found::NotSocket).is_err());
+        assert!(kind(7, 100, socket(101)).is_err(), "another socket");
+        assert_eq!(
+            kind(7, 100, socket(100)),
+            Ok(Kind::Inet {
+                protocol: IPPROTO_TCP,
+                family: AF_INET,
+                local,
+                peer: None
+            })
+        );
+    }
 }

@@ -93,6 +93,7 @@ pub fn read(
     let ns_label = ns_label(pid, process);
     let ephemeral = pending.ephemeral_ports();
     let (mut dumps, ns_problem) = pending.finish(&opts.deadline, gaps);
+    crate::stage::enter("the sockets joined to their fds");
 
     // Only fds whose socket no dump returned can have changed in a way that matters: a socket
     // that was dumped existed with that inode, so its fd pointed at it when listed. Reading
@@ -217,6 +218,7 @@ pub fn read(
     if let Some(listeners) = &listeners {
         mark_accepted(&mut sockets, listeners);
     }
+    crate::stage::enter("the holders of peer sockets");
     resolve_peers(root, process, &mut sockets, &socket_fds, &dumps, opts, gaps);
     name_ports(
         &mut sockets,

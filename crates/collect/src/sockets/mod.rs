@@ -55,6 +55,7 @@ mod join;
 mod peers;
 mod pending;
 mod ports;
+mod probe;
 
 pub use dumps::{Dumps, Wanted, WantedInodes, WantedSender, dump_all};
 pub use join::read;

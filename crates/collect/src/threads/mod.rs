@@ -16,7 +16,7 @@ pub mod syscall;
 mod syscall_table_aarch64;
 mod syscall_table_x86_64;
 pub mod task;
-mod task_clock;
+pub mod task_clock;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -36,19 +36,22 @@ const DEADLINE_CHECK_EVERY: usize = 64;
 
 /// Reads the threads of `pid` into `snap.threads`, over the sampling window, and the fd churn
 /// into `snap.fds`. `on_look` is called at every look after the threads were read: the place
-/// for other collectors to sample what moves (e.g. per-connection counters).
+/// for other collectors to sample what moves (e.g. per-connection counters). `measuring` is
+/// the task clock's measurement, started by the caller early enough that the first look
+/// does not wait for it (it sleeps and migrates between CPUs: milliseconds on a busy host).
 pub fn collect(
     root: &ProcRoot,
     pid: i32,
     opts: &Options,
     snap: &mut Snapshot,
+    measuring: task_clock::Measuring,
     on_look: &mut dyn FnMut(&Look),
 ) {
     let mut series: BTreeMap<i32, Vec<Sample>> = BTreeMap::new();
     let mut finals: Vec<TaskRead> = Vec::new();
     let mut look_gaps: Vec<Gap> = Vec::new();
     let mut churn = churn::FdChurn::new(&snap.fds);
-    let mut measuring = Some(task_clock::TaskClock::start());
+    let mut measuring = Some(measuring);
     let mut clock: Option<task_clock::TaskClock> = None;
     let outcome = {
         let mut sampler = Sampler::new(opts.window, opts.deadline, opts.progress);
