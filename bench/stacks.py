@@ -64,7 +64,14 @@ def norm(name, lang):
     if lang == "c" or "::" not in name:
         return c
     if lang == "cpp":
-        return name
+        # gdb gives a function without DWARF (libstdc++'s) with its parameters; cpp_demangle
+        # writes a template's integer argument `(unsigned long)0` where GNU's demangler writes
+        # `0ul`, and an empty parameter pack as a trailing `, >`.
+        name = re.sub(r"\(\)(const)?$", "", name)
+        name = re.sub(r"\(unsignedlong\)(\d+)", r"\1ul", name)
+        name = re.sub(r"\(long\)(\d+)", r"\1l", name)
+        name = re.sub(r"\(unsignedint\)(\d+)", r"\1u", name)
+        return name.replace(",>", ">")
     segs = [s for s in re.sub(r"\s+", "", strip_generics(raw)).split("::") if s and not re.fullmatch(r"\{impl#\d+\}", s)]
     segs = ["{closure}" if re.fullmatch(r"\{\{closure\}\}|\{closure#\d+\}", s) else s for s in segs]
     tail = segs[-2:] if segs[-1] == "{closure}" else segs[-1:]
