@@ -259,6 +259,10 @@ fn cpp_names_are_demangled_with_namespaces_and_templates() {
                 "read",
                 &[
                     "work::CommandReader::read_command",
+                    "std::__invoke_impl<void, void (work::CommandReader::*)(), \
+                     work::CommandReader*>",
+                    "std::thread::_Invoker<std::tuple<void (work::CommandReader::*)(), \
+                     work::CommandReader*> >::_M_invoke<0ul, 1ul>",
                     "std::thread::_State_impl<std::thread::_Invoker<std::tuple<void \
                      (work::CommandReader::*)(), work::CommandReader*> > >::_M_run",
                 ],

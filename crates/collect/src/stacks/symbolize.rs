@@ -159,9 +159,46 @@ pub fn demangle(name: &str) -> String {
                 .no_return_type(),
         )
     {
-        return d;
+        return gnu_spelling(&d);
     }
     name.to_string()
+}
+
+/// cpp_demangle's text as GNU's demangler (gdb, c++filt) spells it: an integer template
+/// argument `(unsigned long)0` is `0ul`, and an empty parameter pack leaves no `, >`.
+fn gnu_spelling(d: &str) -> String {
+    const SUFFIXES: &[(&str, &str)] = &[
+        ("(unsigned long long)", "ull"),
+        ("(long long)", "ll"),
+        ("(unsigned long)", "ul"),
+        ("(long)", "l"),
+        ("(unsigned int)", "u"),
+        ("(int)", ""),
+    ];
+    let mut out = String::with_capacity(d.len());
+    let mut rest = d;
+    'outer: while !rest.is_empty() {
+        for (cast, suffix) in SUFFIXES {
+            if let Some(after) = rest.strip_prefix(cast) {
+                let digits = after
+                    .char_indices()
+                    .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && c == '-')))
+                    .map_or(after.len(), |(i, _)| i);
+                if digits > 0 && after[..digits].chars().any(|c| c.is_ascii_digit()) {
+                    out.push_str(&after[..digits]);
+                    out.push_str(suffix);
+                    rest = &after[digits..];
+                    continue 'outer;
+                }
+            }
+        }
+        let mut chars = rest.chars();
+        if let Some(c) = chars.next() {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    out.replace(", >", ">")
 }
 
 #[cfg(test)]
@@ -179,6 +216,17 @@ mod tests {
         assert_eq!(
             demangle("_ZN2ns3BoxIiE3getIlEET_i"),
             "ns::Box<int>::get<long>"
+        );
+        // Integer template arguments and an empty pack, as gdb writes them.
+        assert_eq!(
+            demangle(
+                "_ZNSt6thread8_InvokerISt5tupleIJPFvvEEEE9_M_invokeIJLm0EEEEvSt12_Index_tupleIJXspT_EEE"
+            ),
+            "std::thread::_Invoker<std::tuple<void (*)()> >::_M_invoke<0ul>"
+        );
+        assert_eq!(
+            demangle("_ZSt13__invoke_implIvPFvvEJEET_St14__invoke_otherOT0_DpOT1_"),
+            "std::__invoke_impl<void, void (*)()>"
         );
         assert_eq!(demangle("poll"), "poll");
         assert_eq!(demangle("_Zbogus"), "_Zbogus");
