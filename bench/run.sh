@@ -20,6 +20,7 @@ read -r ready <"$fifo"
 echo "target pid $target: $ready, $(ls /proc/$target/fd | wc -l) fds; kernel $(uname -r), $(nproc) cpus"
 python3 bench/compare.py "$runs" \
   "hangscope --json=$bin $target --json --window 0" \
+  "hangscope --json --stacks off=$bin $target --json --window 0 --stacks off" \
   "lsof -n -P -p=lsof -n -P -p $target" \
   "ls -l /proc/PID/fd=ls -l /proc/$target/fd" \
   "ss -tin=ss -tin"
@@ -35,4 +36,5 @@ echo
 echo "target pid $threads: $(ls /proc/$threads/task | wc -l) threads"
 python3 bench/compare.py "$runs" \
   "hangscope --window 0=$bin $threads --json --window 0" \
+  "hangscope --window 0 --stacks off=$bin $threads --json --window 0 --stacks off" \
   "cat task/*/{stat,syscall,wchan,stack}=sh -c \"cat /proc/$threads/task/*/stat /proc/$threads/task/*/syscall /proc/$threads/task/*/wchan /proc/$threads/task/*/stack\""

@@ -1,6 +1,7 @@
-//! User-space stacks from a copy (crates/collect/src/stacks): a C program whose threads block
-//! in poll, futex, nanosleep and read under functions of their own names; hangscope must name
-//! those functions on each thread's stack, and never stop a thread while it reads them.
+//! User-space stacks from a copy (crates/collect/src/stacks): C, C++ and Rust programs whose
+//! threads block in poll, futex, nanosleep and read under functions of their own names;
+//! hangscope must name those functions on each thread's stack (demangled as gdb names them),
+//! and never stop a thread while it reads them.
 
 mod support;
 
@@ -12,24 +13,38 @@ use std::time::{Duration, Instant};
 
 use support::{TempDir, hangscope, inspect_json};
 
-const SOURCE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/stacks/blocked.c"
-);
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/stacks");
 
 /// The C program, built with `flags`; `None` (and a note) without a C compiler.
 fn build(dir: &TempDir, name: &str, flags: &[&str]) -> Option<String> {
+    let mut args = vec!["-g", "-pthread"];
+    args.extend_from_slice(flags);
+    build_with(dir, name, "cc", "blocked.c", &args, "gcc")
+}
+
+/// Fixture `source` built by `compiler` with `args` (the source and output appended); `None`,
+/// and a note naming the Debian package, when the compiler is not there.
+fn build_with(
+    dir: &TempDir,
+    name: &str,
+    compiler: &str,
+    source: &str,
+    args: &[&str],
+    package: &str,
+) -> Option<String> {
     let out = format!("{}/{name}", dir.path());
-    let built = Command::new("cc")
-        .args(flags)
-        .args(["-g", "-pthread", SOURCE, "-o", &out])
+    let built = Command::new(compiler)
+        .args(args)
+        .arg(format!("{FIXTURES}/{source}"))
+        .args(["-o", &out])
         .status();
     match built {
         Ok(s) if s.success() => Some(out),
-        other => {
-            eprintln!("skipped: no C compiler (cc {flags:?}: {other:?}); Debian package gcc");
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("skipped: no {compiler} ({e}); Debian package {package}");
             None
         }
+        other => panic!("{compiler} {args:?} {source}: {other:?}"),
     }
 }
 
@@ -142,12 +157,9 @@ fn assert_path(doc: &serde_json::Value, call: &str, want: &[&str]) {
     );
 }
 
-fn check(flags: &[&str], tag: &str) {
-    let dir = TempDir::new(tag);
-    let Some(path) = build(&dir, tag, flags) else {
-        return;
-    };
-    let target = Target::start(&path, 1);
+/// hangscope's document on `target` (default `--stacks`), its threads' State and TracerPid
+/// sampled all along: none may be stopped or traced.
+fn inspect_unstopped(target: &Target) -> serde_json::Value {
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch_states(target.pid(), stop.clone());
     let doc = inspect_json(target.pid(), &["--window", "0"]);
@@ -155,6 +167,16 @@ fn check(flags: &[&str], tag: &str) {
     let (bad, samples) = watcher.join().expect("watcher");
     assert!(samples > 0, "the states were never sampled");
     assert!(bad.is_empty(), "a thread was stopped or traced: {bad:?}");
+    doc
+}
+
+fn check(flags: &[&str], tag: &str) {
+    let dir = TempDir::new(tag);
+    let Some(path) = build(&dir, tag, flags) else {
+        return;
+    };
+    let target = Target::start(&path, 1);
+    let doc = inspect_unstopped(&target);
     assert_path(
         &doc,
         "poll",
@@ -199,6 +221,102 @@ fn c_with_frame_pointers_at_o0() {
 #[test]
 fn c_without_frame_pointers_at_o2() {
     check(&["-O2", "-fomit-frame-pointer"], "stacks-o2");
+}
+
+/// C++: methods of namespaced classes and of class templates, named as gdb names them (scope,
+/// template arguments, no parameters), at -O0 (std::thread's own template frames too) and -O2.
+#[test]
+fn cpp_names_are_demangled_with_namespaces_and_templates() {
+    let dir = TempDir::new("stacks-cpp");
+    for opt in ["-O0", "-O2"] {
+        let name = format!("blocked{opt}");
+        let Some(path) = build_with(
+            &dir,
+            &name,
+            "g++",
+            "blocked.cpp",
+            &["-g", "-pthread", opt],
+            "g++",
+        ) else {
+            return;
+        };
+        let target = Target::start(&path, 1);
+        let doc = inspect_unstopped(&target);
+        assert_path(
+            &doc,
+            "poll",
+            &[
+                "meta::RpcChannel<meta::ListDbReply>::wait_reply",
+                "meta::MetaClient::list_db",
+            ],
+        );
+        assert_path(&doc, "futex", &["work::JobQueue::pop"]);
+        assert_path(&doc, "clock_nanosleep", &["work::Backoff<100000>::nap"]);
+        assert_path(&doc, "read", &["work::CommandReader::read_command"]);
+        if opt == "-O0" {
+            assert_path(
+                &doc,
+                "read",
+                &[
+                    "work::CommandReader::read_command",
+                    "std::__invoke_impl<void, void (work::CommandReader::*)(), \
+                     work::CommandReader*>",
+                    "std::thread::_Invoker<std::tuple<void (work::CommandReader::*)(), \
+                     work::CommandReader*> >::_M_invoke<0ul, 1ul>",
+                    "std::thread::_State_impl<std::thread::_Invoker<std::tuple<void \
+                     (work::CommandReader::*)(), work::CommandReader*> > >::_M_run",
+                ],
+            );
+        }
+    }
+}
+
+/// Rust: functions of modules, a method of a generic type and closures, by their demangled
+/// paths without the hash (as Rust's own backtraces print them).
+#[test]
+fn rust_names_are_demangled_paths() {
+    let dir = TempDir::new("stacks-rust");
+    for opt in ["0", "2"] {
+        let name = format!("blocked-o{opt}");
+        let level = format!("-Copt-level={opt}");
+        let Some(path) = build_with(&dir, &name, "rustc", "blocked.rs", &["-g", &level], "rustc")
+        else {
+            return;
+        };
+        let target = Target::start(&path, 1);
+        let doc = inspect_unstopped(&target);
+        assert_path(
+            &doc,
+            "poll",
+            &[
+                "blocked::rpc::Channel<Reply>::wait_reply",
+                "blocked::rpc::MetaClient::list_db",
+            ],
+        );
+        if opt == "0" {
+            // A frame of its own at -O0; inlined at -O2, where only DWARF names it, which a
+            // loaded machine may not read within the stacks' time (a gap then says so).
+            assert_path(
+                &doc,
+                "poll",
+                &[
+                    "blocked::rpc::MetaClient::list_db",
+                    "blocked::main::{{closure}}",
+                ],
+            );
+        }
+        assert_path(&doc, "futex", &["blocked::work::wait_for_job"]);
+        assert_path(
+            &doc,
+            "clock_nanosleep",
+            &["blocked::work::nap_between_rounds"],
+        );
+        if opt == "0" {
+            // At -O2 std's File::read keeps a frame pointer that read_command, built without,
+            // does not: RBP is guessed from the copy, and the guess lands one frame up.
+            assert_path(&doc, "read", &["blocked::work::read_command"]);
+        }
+    }
 }
 
 #[test]

@@ -13,6 +13,7 @@
 //! x86_64 only: on aarch64 the return address of the innermost frame is in LR, which the
 //! syscall file does not give, so there is nothing to unwind from without a stop.
 
+mod dwarf;
 mod maps;
 pub mod module;
 mod symbolize;

@@ -93,6 +93,11 @@ impl Symbols {
         self.0.is_empty()
     }
 
+    #[cfg(test)]
+    pub fn addresses(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0.iter().map(|s| s.0)
+    }
+
     /// The function covering `svma`: one whose size covers it, or the nearest below when
     /// sizes are not given.
     pub fn lookup(&self, svma: u64) -> Option<&str> {

@@ -1,0 +1,402 @@
+//! The DWARF of a file read only as far as the addresses looked up need it.
+//!
+//! addr2line's `Context` reads the header and root entry of every unit of `.debug_info` (with
+//! its abbreviations) before its first lookup, and wants each section whole: on libc6-dbg's
+//! debug file (4,126 units, compressed) that is most of a run, for the ten units a blocked
+//! program's stacks touch. Here `.debug_aranges` says which units hold the addresses; only those
+//! units of `.debug_info` are read (a compressed section is inflated from its start only as far
+//! as the last of them), the bytes between them are covered by one placeholder unit header of
+//! a type unit (which addr2line passes over), and only those units' line programs are read.
+//! The lookups are then addr2line's own.
+//!
+//! [`places`] answers `None` when that cannot be done safely — no `.debug_aranges`, a file
+//! whose units refer to another file (dwz), a unit that does not parse, a lookup that fails
+//! (say a reference into a unit left out) — and the caller reads the file whole instead.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+
+use addr2line::gimli;
+use object::read::ReadCache;
+use object::{CompressionFormat, Object, ObjectSection};
+
+use super::symbolize::{Place, demangle};
+
+/// The most a section is inflated to: more is not DWARF hangscope should spend memory on.
+const MAX_SECTION: u64 = 1 << 30;
+/// A placeholder unit header: unit_length (4), version (2), unit_type (1), address_size (1),
+/// debug_abbrev_offset (4), type_signature (8), type_offset (4).
+const PLACEHOLDER: u64 = 24;
+
+/// A section as far as it was read: bytes at their offsets in the section, zero where not read.
+struct Section<'f> {
+    file: &'f File,
+    source: Source,
+    size: u64,
+    bytes: Vec<u8>,
+}
+
+enum Source {
+    /// Stored as it is, at this offset of the file: read where asked.
+    Plain(u64),
+    /// Compressed: inflated from the start, in order.
+    Zlib(flate2::Decompress, Vec<u8>),
+    /// Another compression (zstd): inflated whole by object at the first use.
+    Whole(Option<Vec<u8>>),
+}
+
+impl<'f> Section<'f> {
+    fn open<'d>(
+        file: &'f File,
+        obj: &object::File<'d, &'d ReadCache<File>>,
+        name: &str,
+    ) -> Option<Section<'f>> {
+        let section = obj.section_by_name(name)?;
+        let range = section.compressed_file_range().ok()?;
+        let source = match range.format {
+            CompressionFormat::None => Source::Plain(range.offset),
+            CompressionFormat::Zlib => {
+                let mut input = vec![0u8; usize::try_from(range.compressed_size).ok()?];
+                file.read_exact_at(&mut input, range.offset).ok()?;
+                Source::Zlib(flate2::Decompress::new(true), input)
+            }
+            _ => Source::Whole(
+                section
+                    .uncompressed_data()
+                    .ok()
+                    .map(|d| d.into_owned())
+                    .filter(|d| d.len() as u64 <= MAX_SECTION),
+            ),
+        };
+        let size = range.uncompressed_size;
+        if size > MAX_SECTION {
+            return None;
+        }
+        Some(Section {
+            file,
+            source,
+            size,
+            bytes: Vec::new(),
+        })
+    }
+
+    /// Makes `range` hold the section's bytes there.
+    fn fill(&mut self, range: Range<u64>) -> Option<()> {
+        if range.end > self.size || range.start > range.end {
+            return None;
+        }
+        let end = range.end as usize;
+        match &mut self.source {
+            Source::Plain(at) => {
+                if self.bytes.len() < end {
+                    self.bytes.resize(end, 0);
+                }
+                let buf = self.bytes.get_mut(range.start as usize..end)?;
+                self.file.read_exact_at(buf, *at + range.start).ok()?;
+            }
+            Source::Zlib(z, input) => {
+                while self.bytes.len() < end {
+                    let want = (end - self.bytes.len()).max(64 * 1024);
+                    let room = (self.size as usize).min(self.bytes.len() + want);
+                    self.bytes.reserve(room - self.bytes.len());
+                    let before = z.total_out();
+                    let from = usize::try_from(z.total_in()).ok()?;
+                    z.decompress_vec(
+                        input.get(from..)?,
+                        &mut self.bytes,
+                        flate2::FlushDecompress::None,
+                    )
+                    .ok()?;
+                    if z.total_out() == before {
+                        return None;
+                    }
+                }
+            }
+            Source::Whole(data) => {
+                let data = data.take()?;
+                self.bytes = data;
+                if self.bytes.len() < end {
+                    return None;
+                }
+                self.source = Source::Whole(None);
+            }
+        }
+        Some(())
+    }
+
+    /// The whole section.
+    fn whole(mut self) -> Option<Vec<u8>> {
+        if !matches!(self.source, Source::Whole(None)) || self.bytes.len() as u64 != self.size {
+            self.fill(0..self.size)?;
+        }
+        self.bytes.truncate(self.size as usize);
+        Some(self.bytes)
+    }
+
+    fn get(&self, range: Range<u64>) -> Option<&[u8]> {
+        self.bytes.get(range.start as usize..range.end as usize)
+    }
+
+    /// The end of the unit or line program at `offset`, from its initial length (32- or
+    /// 64-bit DWARF).
+    fn end_of_unit(&mut self, offset: u64) -> Option<u64> {
+        self.fill(offset..(offset + 12).min(self.size))?;
+        let b = self.get(offset..(offset + 12).min(self.size))?;
+        let len32 = u32::from_le_bytes(b.get(..4)?.try_into().ok()?);
+        let end = if len32 == 0xffff_ffff {
+            let len = u64::from_le_bytes(b.get(4..12)?.try_into().ok()?);
+            offset.checked_add(12)?.checked_add(len)?
+        } else if len32 >= 0xffff_fff0 {
+            return None;
+        } else {
+            offset + 4 + u64::from(len32)
+        };
+        (end <= self.size).then_some(end)
+    }
+}
+
+/// The places of `svmas` from the DWARF of `file`, or `None` if this file must be read whole
+/// (see the module documentation). Addresses no unit of `.debug_aranges` covers have no DWARF
+/// (GCC and rustc list every unit with code there) and get no entry.
+pub fn places(file: &File, svmas: &[u64]) -> Option<BTreeMap<u64, Vec<Place>>> {
+    let handle = file.try_clone().ok()?;
+    let cache = ReadCache::new(handle);
+    let obj = object::File::parse(&cache).ok()?;
+    if !obj.is_little_endian() || obj.section_by_name(".gnu_debugaltlink").is_some() {
+        return None;
+    }
+    let open = |name: &str| Section::open(file, &obj, name);
+    let whole = |name: &str| -> Option<Vec<u8>> {
+        match open(name) {
+            Some(s) => s.whole(),
+            None => Some(Vec::new()),
+        }
+    };
+    let endian = gimli::LittleEndian;
+
+    // Which unit holds each address.
+    let aranges = whole(".debug_aranges")?;
+    if aranges.is_empty() {
+        return None;
+    }
+    let units = units_of(&aranges, svmas)?;
+    let mut out = BTreeMap::new();
+    if units.is_empty() {
+        return Some(out);
+    }
+
+    // Those units of .debug_info, the rest covered by placeholders.
+    let mut info = open(".debug_info")?;
+    let mut kept: Vec<Range<u64>> = Vec::new();
+    for &start in &units {
+        let end = info.end_of_unit(start)?;
+        info.fill(start..end)?;
+        kept.push(start..end);
+    }
+    let last = kept.last()?.end;
+    let mut info_bytes = std::mem::take(&mut info.bytes);
+    info_bytes.resize(last as usize, 0);
+    let mut at = 0u64;
+    for r in &kept {
+        if r.start < at {
+            return None;
+        }
+        let gap = r.start - at;
+        if gap >= PLACEHOLDER && gap - 4 <= u64::from(u32::MAX - 16) {
+            placeholder(&mut info_bytes, at, gap)?;
+        } else if gap > 0 {
+            // Too short for a placeholder: the unit(s) there, as they are.
+            info.bytes = info_bytes;
+            info.fill(at..r.start)?;
+            info_bytes = std::mem::take(&mut info.bytes);
+        }
+        at = r.end;
+    }
+
+    let abbrev = whole(".debug_abbrev")?;
+    let str_ = whole(".debug_str")?;
+    let line_str = whole(".debug_line_str")?;
+    let str_offsets = whole(".debug_str_offsets")?;
+    let addr = whole(".debug_addr")?;
+    let ranges = whole(".debug_ranges")?;
+    let rnglists = whole(".debug_rnglists")?;
+
+    // The line programs of those units.
+    let mut line = open(".debug_line")?;
+    {
+        let dwarf_info = gimli::DebugInfo::new(&info_bytes, endian);
+        let dwarf_abbrev = gimli::DebugAbbrev::new(&abbrev, endian);
+        for r in &kept {
+            let header = dwarf_info
+                .header_from_offset(gimli::DebugInfoOffset(r.start as usize))
+                .ok()?;
+            let abbrevs = header.abbreviations(&dwarf_abbrev).ok()?;
+            let mut entries = header.entries(&abbrevs);
+            let (_, root) = entries.next_dfs().ok()??;
+            if let Some(gimli::AttributeValue::DebugLineRef(o)) =
+                root.attr_value(gimli::DW_AT_stmt_list).ok()?
+            {
+                let start = o.0 as u64;
+                let end = line.end_of_unit(start)?;
+                line.fill(start..end)?;
+            }
+        }
+    }
+    let line_bytes = line.bytes;
+
+    let empty: &[u8] = &[];
+    let sections = gimli::DwarfSections::load(|id| -> Result<Cow<'_, [u8]>, ()> {
+        Ok(Cow::Borrowed(match id {
+            gimli::SectionId::DebugAbbrev => &abbrev,
+            gimli::SectionId::DebugAddr => &addr,
+            gimli::SectionId::DebugAranges => &aranges,
+            gimli::SectionId::DebugInfo => &info_bytes,
+            gimli::SectionId::DebugLine => &line_bytes,
+            gimli::SectionId::DebugLineStr => &line_str,
+            gimli::SectionId::DebugStr => &str_,
+            gimli::SectionId::DebugStrOffsets => &str_offsets,
+            gimli::SectionId::DebugRanges => &ranges,
+            gimli::SectionId::DebugRngLists => &rnglists,
+            _ => empty,
+        }))
+    })
+    .ok()?;
+    let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, endian));
+    let ctx = addr2line::Context::from_dwarf(dwarf).ok()?;
+    for &a in svmas {
+        let mut frames = ctx.find_frames(a).skip_all_loads().ok()?;
+        let mut places = Vec::new();
+        loop {
+            match frames.next() {
+                Ok(Some(f)) => places.push(place(&f)),
+                Ok(None) => break,
+                Err(_) => return None,
+            }
+        }
+        if !places.is_empty() {
+            out.insert(a, places);
+        }
+    }
+    Some(out)
+}
+
+/// One frame of addr2line's as a place.
+pub fn place<R: gimli::Reader>(f: &addr2line::Frame<'_, R>) -> Place {
+    let function = f
+        .function
+        .as_ref()
+        .and_then(|n| n.raw_name().ok())
+        .map(|n| demangle(&n));
+    let (file, line) = f
+        .location
+        .as_ref()
+        .map_or((None, None), |l| (l.file.map(str::to_string), l.line));
+    Place {
+        function,
+        file,
+        line,
+    }
+}
+
+/// The `.debug_info` offsets of the units `.debug_aranges` says hold `svmas`, sorted.
+fn units_of(aranges: &[u8], svmas: &[u64]) -> Option<BTreeSet<u64>> {
+    let section = gimli::DebugAranges::new(aranges, gimli::LittleEndian);
+    let mut spans: Vec<(u64, u64, u64)> = Vec::new();
+    let mut headers = section.headers();
+    while let Some(header) = headers.next().ok()? {
+        let unit = header.debug_info_offset().0 as u64;
+        let mut entries = header.entries();
+        while let Some(e) = entries.next().ok()? {
+            let r = e.range();
+            if r.end > r.begin {
+                spans.push((r.begin, r.end, unit));
+            }
+        }
+    }
+    spans.sort_unstable();
+    let mut units = BTreeSet::new();
+    for &a in svmas {
+        // Spans may overlap (a unit listed twice): any that covers the address will do.
+        let i = spans.partition_point(|s| s.0 <= a);
+        if let Some(&(_, _, unit)) = spans[..i].iter().rev().take(8).find(|s| a < s.1) {
+            units.insert(unit);
+        }
+    }
+    Some(units)
+}
+
+/// Writes at `at` the header of a DWARF 5 type unit `len` bytes long: addr2line skips type
+/// units without reading them, so the units between the kept ones are never parsed.
+fn placeholder(bytes: &mut [u8], at: u64, len: u64) -> Option<()> {
+    let unit_length = u32::try_from(len - 4).ok()?;
+    let mut h = Vec::with_capacity(PLACEHOLDER as usize);
+    h.extend_from_slice(&unit_length.to_le_bytes());
+    h.extend_from_slice(&5u16.to_le_bytes());
+    h.push(gimli::DW_UT_type.0);
+    h.push(8);
+    h.extend_from_slice(&0u32.to_le_bytes());
+    h.extend_from_slice(&0u64.to_le_bytes());
+    h.extend_from_slice(&0u32.to_le_bytes());
+    bytes
+        .get_mut(at as usize..(at + PLACEHOLDER) as usize)?
+        .copy_from_slice(&h);
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The places from the units .debug_aranges names are those addr2line finds in the
+    /// file read whole, for addresses all over it.
+    fn same_as_whole(path: &str) {
+        let file = File::open(path).expect("open");
+        let symbols = super::super::module::symbols_of_file(&file);
+        let addrs: Vec<u64> = symbols
+            .addresses()
+            .step_by(37)
+            .map(|a| a + 1)
+            .take(200)
+            .collect();
+        assert!(addrs.len() > 20, "{path}: few functions");
+        let sparse = places(&file, &addrs).expect("read by units");
+        let mut whole = BTreeMap::new();
+        super::super::symbolize::whole_file_places(&file, &addrs, &mut whole);
+        assert!(whole.len() > addrs.len() / 2, "{path}: little DWARF");
+        assert_eq!(sparse, whole, "{path}");
+    }
+
+    #[test]
+    fn this_test_binary() {
+        let exe = std::env::current_exe().expect("exe");
+        same_as_whole(&exe.to_string_lossy());
+    }
+
+    /// libc6-dbg's debug file: compressed sections, 4,000 units.
+    #[test]
+    fn libc_debug_file() {
+        let libc = "/lib/x86_64-linux-gnu/libc.so.6";
+        let Ok(f) = File::open(libc) else {
+            eprintln!("skipped: no {libc}");
+            return;
+        };
+        let cache = ReadCache::new(f);
+        let Some(id) = object::File::parse(&cache)
+            .ok()
+            .and_then(|o| o.build_id().ok().flatten().map(<[u8]>::to_vec))
+        else {
+            eprintln!("skipped: {libc} has no build-id");
+            return;
+        };
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let debug = format!("/usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..]);
+        if !std::path::Path::new(&debug).exists() {
+            eprintln!("skipped: no {debug} (Debian package libc6-dbg)");
+            return;
+        }
+        same_as_whole(&debug);
+    }
+}
