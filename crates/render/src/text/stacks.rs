@@ -14,6 +14,7 @@ const LISTED_FRAMES: usize = 64;
 
 /// The stacks of `members` (one thread, or a group with one wait), under their line.
 pub(super) fn under(out: &mut String, members: &[&Thread], verbose: bool, st: &Style) {
+    runtime_line(out, members, st);
     // Each distinct stack, how many threads have it, and the longest stop among them.
     let mut distinct: Vec<(&UserStack, usize, Option<u64>)> = Vec::new();
     for t in members {
@@ -71,6 +72,42 @@ pub(super) fn under(out: &mut String, members: &[&Thread], verbose: bool, st: &S
             }
         }
     }
+}
+
+/// What the threads are to the managed runtime, when they all are the same thing: "Python:
+/// worker (deadlock.py:5) ← run (threading.py:982)", "Java thread, 3 JIT-compiled frames".
+pub(super) fn runtime_line(out: &mut String, members: &[&Thread], st: &Style) {
+    let Some(first) = members.first().and_then(|t| t.runtime.as_ref()) else {
+        return;
+    };
+    if !members
+        .iter()
+        .all(|t| t.runtime.as_ref().is_some_and(|r| r.role == first.role))
+    {
+        return;
+    }
+    let mut line = format!("runtime: {}", st.show(&first.role));
+    if let [one] = members {
+        let r = one.runtime.as_ref().unwrap_or(first);
+        if r.jit_frames > 0 {
+            let _ = write!(
+                line,
+                ", {} JIT-compiled frame{} (no module)",
+                r.jit_frames,
+                if r.jit_frames == 1 { "" } else { "s" }
+            );
+        }
+        if !r.frames.is_empty() {
+            let path: Vec<String> = r
+                .frames
+                .iter()
+                .take(PATH_FRAMES)
+                .map(|f| st.show(f))
+                .collect();
+            let _ = write!(line, ": {}", path.join(" ← "));
+        }
+    }
+    let _ = writeln!(out, "          {}", st.dim(&line));
 }
 
 /// "stopped 3 threads for at most 85 µs each, 190 µs in total" (`--stacks=stop`), or `None`
