@@ -171,7 +171,7 @@ fn assert_untouched(pid: i32, what: &str) {
     );
 }
 
-fn thread<'a>(doc: &'a serde_json::Value, tid: i32) -> &'a serde_json::Value {
+fn thread(doc: &serde_json::Value, tid: i32) -> &serde_json::Value {
     doc["snapshot"]["threads"]
         .as_array()
         .into_iter()

@@ -163,12 +163,15 @@ struct JsonThread {
     frames: Vec<JsonFrame>,
 }
 
+/// Each thread's interpreter frames, by native tid.
+pub type ThreadFrames = Vec<(i32, Vec<Text>)>;
+
 /// Per-thread frames kept for the THREADS lines.
 const MAX_THREAD_FRAMES: usize = 16;
 
 /// `py-spy dump --json`: the view (the threads waiting for a lock, as from the text), and each
 /// thread's frames by native tid. `None` when it is not that JSON.
-pub fn parse_json(text: &str) -> Option<(RuntimeView, Vec<(i32, Vec<Text>)>)> {
+pub fn parse_json(text: &str) -> Option<(RuntimeView, ThreadFrames)> {
     let threads: Vec<JsonThread> = serde_json::from_str(text).ok()?;
     let mut view = RuntimeView::default();
     let mut frames_of = Vec::new();
