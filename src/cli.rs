@@ -179,8 +179,10 @@ pub struct CollectArgs {
     #[arg(long)]
     pub no_app_introspection: bool,
     /// User-space stacks of the threads blocked in a syscall: `copy` unwinds a copy of each
-    /// stack, never stopping a thread; `off` reads none.
-    #[arg(long, value_name = "MODE", default_value = "copy", value_parser = ["copy", "off"])]
+    /// stack, never stopping a thread; `stop` also stops each thread the copy cannot unwind
+    /// (running, or its walk failed) for a few microseconds with ptrace to take its
+    /// registers; `off` reads none.
+    #[arg(long, value_name = "MODE", default_value = "copy", value_parser = ["copy", "stop", "off"])]
     pub stacks: String,
     #[command(flatten)]
     pub follow: FollowArgs,

@@ -187,6 +187,7 @@ pub(crate) fn document_of(
         app_introspection: !collect.no_app_introspection,
         stacks: match collect.stacks.as_str() {
             "off" => hangscope_collect::stacks::StackMode::Off,
+            "stop" => hangscope_collect::stacks::StackMode::Stop,
             _ => hangscope_collect::stacks::StackMode::Copy,
         },
     };

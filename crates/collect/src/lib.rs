@@ -207,6 +207,7 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     if let Some(s) = stacks {
         s.finish(&mut snap);
     }
+    runtime::threads::label(&mut snap);
 
     // Last: logs are tied to the threads and sockets read above.
     stage::enter("the logs");

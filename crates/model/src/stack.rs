@@ -37,6 +37,23 @@ pub struct UserStack {
     pub stopped_us: Option<u64>,
 }
 
+/// The managed runtime's side of a thread (since 1.7): what the thread is to the runtime, and
+/// the interpreter's own frames where a tool gave them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct ThreadRuntime {
+    /// "Go", "Java thread", "JVM compiler thread", "JVM internal thread", "Python".
+    pub role: Text,
+    /// Frames of the native stack in anonymous executable memory (no module): a JVM's
+    /// JIT-compiled Java code, which the native unwinding cannot name.
+    #[serde(skip_serializing_if = "crate::is_zero")]
+    pub jit_frames: u32,
+    /// Python: the interpreter's frames from `py-spy dump --nonblocking --json`, innermost
+    /// first, e.g. "worker (deadlock.py:5)".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub frames: Vec<Text>,
+}
+
 /// One frame. Inlined functions come as frames of their own at the same address, the
 /// innermost first, with `inlined` set.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -36,6 +36,9 @@ pub struct Thread {
     /// The user-space stack, unwound from a copy (since 1.6); `None` when not read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_stack: Option<crate::UserStack>,
+    /// What the thread is to the process's managed runtime (since 1.7); `None` without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<crate::ThreadRuntime>,
 }
 
 /// /proc/PID/task/TID/syscall, decoded.

@@ -15,6 +15,7 @@ use hangscope_model::{Document, Escape, Severity, Text};
 
 use crate::human_ms;
 
+mod stacks;
 mod tables;
 mod timeline;
 
@@ -114,6 +115,7 @@ pub fn render_html(doc: &Document) -> String {
          (a tid, an fd, a path, an address)\" aria-label=\"Filter the rows\">\n",
     );
     tables::all(&mut out, doc);
+    stacks::section(&mut out, doc);
     embed(&mut out, doc);
     let _ = write!(out, "<script>{SCRIPT}</script>\n</body></html>\n");
     out

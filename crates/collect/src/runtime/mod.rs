@@ -26,6 +26,7 @@ use crate::{Options, ProcRoot};
 pub mod go;
 pub mod jvm;
 pub mod python;
+pub mod threads;
 
 /// The longest one question to the runtime may take, when the deadline leaves that much.
 pub const TOOL_LIMIT: Duration = Duration::from_secs(2);
@@ -144,7 +145,7 @@ pub fn ask(
         match kind {
             RuntimeKind::Jvm => jvm::ask(root, pid, snap, opts),
             RuntimeKind::Go => go::ask(snap, opts, first),
-            RuntimeKind::Cpython => python::ask(pid, opts),
+            RuntimeKind::Cpython => python::ask(pid, opts, &mut snap.threads),
             RuntimeKind::Other => return,
         }
     };

@@ -70,7 +70,12 @@ fn py_spy() -> Option<PathBuf> {
         })
 }
 
-pub(crate) fn ask(pid: i32, opts: &Options) -> Result<Answer, ViewUnavailable> {
+/// Asks py-spy; the interpreter frames of each thread it names go to `threads[..].runtime`.
+pub(crate) fn ask(
+    pid: i32,
+    opts: &Options,
+    threads: &mut [hangscope_model::Thread],
+) -> Result<Answer, ViewUnavailable> {
     let Some(bin) = py_spy() else {
         return Err(unavailable(
             UnavailableReason::ToolAbsent,
@@ -81,15 +86,37 @@ pub(crate) fn ask(pid: i32, opts: &Options) -> Result<Answer, ViewUnavailable> {
     let Some(limit) = limit(opts) else {
         return Err(no_time());
     };
-    let tool = format!("py-spy dump --nonblocking --pid {pid}");
     let started = Instant::now();
-    let out = run(&bin, pid, limit).map_err(|e| match e {
-        Ran::TimedOut => unavailable(
-            UnavailableReason::TimedOut,
-            format!("{tool}: no answer within {} ms", limit.as_millis()),
-        ),
-        Ran::Failed(e) => unavailable(UnavailableReason::Failed, format!("{tool}: {e}")),
-    })?;
+    // JSON (py-spy 0.3.4+) names each thread by its native tid; the text names it by its
+    // pthread_t, which matches no thread here.
+    let json = run(&bin, pid, limit, true);
+    let json = match json {
+        Ok(out) => parse_json(&out),
+        Err(Ran::Failed(e)) if e.contains("--json") || e.contains("unexpected argument") => None,
+        Err(e) => {
+            return Err(ran_error(
+                e,
+                &format!("py-spy dump --nonblocking --json --pid {pid}"),
+                limit,
+            ));
+        }
+    };
+    if let Some((mut view, frames)) = json {
+        for t in threads.iter_mut() {
+            if let Some((_, f)) = frames.iter().find(|(tid, _)| *tid == t.tid) {
+                t.runtime.get_or_insert_with(Default::default).frames = f.clone();
+            }
+        }
+        view.tool = Text::from(format!("py-spy dump --nonblocking --json --pid {pid}"));
+        view.took_ms = started.elapsed().as_millis() as u64;
+        return Ok(Answer {
+            view,
+            version_from_dump: None,
+        });
+    }
+    let tool = format!("py-spy dump --nonblocking --pid {pid}");
+    let left = limit.saturating_sub(started.elapsed());
+    let out = run(&bin, pid, left, false).map_err(|e| ran_error(e, &tool, left))?;
     let mut view = parse_dump(&out);
     view.tool = Text::from(tool);
     view.took_ms = started.elapsed().as_millis() as u64;
@@ -99,15 +126,125 @@ pub(crate) fn ask(pid: i32, opts: &Options) -> Result<Answer, ViewUnavailable> {
     })
 }
 
+fn ran_error(e: Ran, tool: &str, limit: Duration) -> ViewUnavailable {
+    match e {
+        Ran::TimedOut => unavailable(
+            UnavailableReason::TimedOut,
+            format!("{tool}: no answer within {} ms", limit.as_millis()),
+        ),
+        Ran::Failed(e) => unavailable(UnavailableReason::Failed, format!("{tool}: {e}")),
+    }
+}
+
+/// The interpreter's frame as the text dump shows it: "acquire (threading.py:320)".
+#[derive(serde::Deserialize)]
+struct JsonFrame {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    short_filename: Option<String>,
+    #[serde(default)]
+    filename: Option<String>,
+    #[serde(default)]
+    line: Option<i64>,
+}
+
+#[derive(serde::Deserialize)]
+struct JsonThread {
+    #[serde(default)]
+    thread_name: Option<String>,
+    #[serde(default)]
+    os_thread_id: Option<i64>,
+    #[serde(default)]
+    active: bool,
+    #[serde(default)]
+    owns_gil: bool,
+    #[serde(default)]
+    frames: Vec<JsonFrame>,
+}
+
+/// Each thread's interpreter frames, by native tid.
+pub type ThreadFrames = Vec<(i32, Vec<Text>)>;
+
+/// Per-thread frames kept for the THREADS lines.
+const MAX_THREAD_FRAMES: usize = 16;
+
+/// `py-spy dump --json`: the view (the threads waiting for a lock, as from the text), and each
+/// thread's frames by native tid. `None` when it is not that JSON.
+pub fn parse_json(text: &str) -> Option<(RuntimeView, ThreadFrames)> {
+    let threads: Vec<JsonThread> = serde_json::from_str(text).ok()?;
+    let mut view = RuntimeView::default();
+    let mut frames_of = Vec::new();
+    let mut all = Vec::new();
+    for t in threads.into_iter().take(4096) {
+        let frames: Vec<String> = t
+            .frames
+            .iter()
+            .take(MAX_THREAD_FRAMES)
+            .map(|f| {
+                let file = f
+                    .short_filename
+                    .as_deref()
+                    .or(f.filename.as_deref())
+                    .unwrap_or("?");
+                match f.line {
+                    Some(l) => format!("{} ({file}:{l})", f.name),
+                    None => format!("{} ({file})", f.name),
+                }
+            })
+            .collect();
+        let tid = t.os_thread_id.and_then(|i| i32::try_from(i).ok());
+        let state = match (t.active, t.owns_gil) {
+            (true, true) => "active+gil",
+            (true, false) => "active",
+            (false, true) => "idle+gil",
+            (false, false) => "idle",
+        };
+        let waiting_for = frames
+            .first()
+            .filter(|f| {
+                f.starts_with("acquire ") || f.starts_with("lock ") || f.starts_with("wait ")
+            })
+            .map(|f| Text::from(f.as_str()));
+        if let Some(tid) = tid {
+            frames_of.push((tid, frames.iter().map(|f| Text::from(f.as_str())).collect()));
+        }
+        all.push(RuntimeThread {
+            name: Text::from(t.thread_name.unwrap_or_default()),
+            tid,
+            state: Text::from(state),
+            waiting_for,
+            frames: frames
+                .iter()
+                .take(MAX_FRAMES)
+                .map(|f| Text::from(f.as_str()))
+                .collect(),
+            ..RuntimeThread::default()
+        });
+    }
+    view.threads_total = all.len() as u32;
+    view.threads = all
+        .into_iter()
+        .filter(|t| t.waiting_for.is_some())
+        .take(MAX_THREADS)
+        .collect();
+    Some((view, frames_of))
+}
+
 enum Ran {
     TimedOut,
     Failed(String),
 }
 
 /// Runs py-spy and reads its output within `limit`; killed, by its PID, when late.
-fn run(bin: &Path, pid: i32, limit: Duration) -> Result<String, Ran> {
-    let mut child = Command::new(bin)
-        .args(["dump", "--nonblocking", "--pid", &pid.to_string()])
+fn run(bin: &Path, pid: i32, limit: Duration, json: bool) -> Result<String, Ran> {
+    let mut cmd = Command::new(bin);
+    cmd.args(["dump", "--nonblocking"]);
+    if json {
+        cmd.arg("--json");
+    }
+    let mut child = cmd
+        .args(["--pid", &pid.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -231,5 +368,29 @@ Thread 4244 (active): \"worker\"\n    compute (deadlock.py:20)\n",
         assert_eq!(v.threads[0].name, "left");
         assert_eq!(v.threads[0].tid, Some(4243));
         assert_eq!(v.threads[0].state, "idle");
+    }
+
+    #[test]
+    fn a_py_spy_json_dump() {
+        let (v, frames) = parse_json(
+            r#"[{"pid":1,"thread_id":140,"thread_name":"left","os_thread_id":4243,
+                "active":false,"owns_gil":false,"frames":[
+                {"name":"acquire","filename":"/usr/lib/python3.11/threading.py",
+                 "short_filename":"threading.py","line":1},
+                {"name":"run","filename":"/t/deadlock.py","short_filename":"deadlock.py","line":9}]},
+               {"thread_name":"worker","os_thread_id":4244,"active":true,"owns_gil":true,
+                "frames":[{"name":"compute","short_filename":"deadlock.py","line":20}]}]"#,
+        )
+        .expect("json");
+        assert_eq!(v.threads_total, 2);
+        assert_eq!(v.threads.len(), 1);
+        assert_eq!(v.threads[0].tid, Some(4243));
+        assert_eq!(
+            v.threads[0].waiting_for.as_ref().map(|t| t.as_str()),
+            Some("acquire (threading.py:1)")
+        );
+        assert_eq!(frames[1].0, 4244);
+        assert_eq!(frames[1].1, [Text::from("compute (deadlock.py:20)")]);
+        assert!(parse_json("Thread 1 (idle)").is_none());
     }
 }

@@ -16,6 +16,7 @@
 mod dwarf;
 mod maps;
 pub mod module;
+mod stop;
 mod symbolize;
 mod unwind;
 
@@ -45,6 +46,9 @@ pub enum StackMode {
     /// From a copy, for the threads blocked in a syscall.
     #[default]
     Copy,
+    /// As `Copy`, and the threads it cannot unwind (running, or a walk that failed) from
+    /// their registers in a brief ptrace stop each ([`stop`]).
+    Stop,
 }
 
 /// The threads to unwind: those blocked in a syscall (or outside one, "-1 SP PC").
@@ -77,7 +81,16 @@ pub fn start(
         return None;
     }
     let tids = blocked_tids(snap);
-    if tids.is_empty() {
+    // Every thread whose syscall file was read: which of them get a stop is known after the
+    // copies were unwound.
+    let to_stop: Option<Vec<i32>> = (opts.stacks == StackMode::Stop).then(|| {
+        snap.threads
+            .iter()
+            .filter(|t| t.syscall.is_some())
+            .map(|t| t.tid)
+            .collect()
+    });
+    if tids.is_empty() && to_stop.as_ref().is_none_or(|s| s.is_empty()) {
         return None;
     }
     if syscall::Arch::host() != syscall::Arch::X86_64 {
@@ -114,7 +127,15 @@ pub fn start(
                     *l = s;
                 }
             };
-            let out = work(&root2, pid, &mounts2, &tids, worker_deadline, &publish);
+            let out = work(
+                &root2,
+                pid,
+                &mounts2,
+                &tids,
+                to_stop.as_deref(),
+                worker_deadline,
+                &publish,
+            );
             let _ = tx.send(out);
         });
     if let Err(e) = spawned {
@@ -230,6 +251,7 @@ fn work(
     pid: i32,
     mounts: &Mounts,
     tids: &[i32],
+    to_stop: Option<&[i32]>,
     deadline: Deadline,
     publish: &dyn Fn(Stacks),
 ) -> (Stacks, Vec<Gap>) {
@@ -310,25 +332,11 @@ fn work(
     let mut cache = framehop::x86_64::CacheX86_64::new();
     let mut raw: Raw = BTreeMap::new();
     let mut thread_troubles = Troubles::default();
-    for &tid in tids {
-        if deadline.passed() {
-            thread_troubles.add(
-                GapReason::Deadline,
-                "not unwound before the deadline".into(),
-                format!("thread {tid}"),
-            );
-            continue;
-        }
-        let copied = match copy_stack(root, pid, tid, &maps) {
-            Ok(c) => c,
-            Err((reason, why)) => {
-                thread_troubles.add(reason, why, format!("thread {tid}"));
-                continue;
-            }
-        };
-        let (copy, pc, sp) = copied;
-        let w = unwind::walk(&unwinder, &mut cache, &copy, pc, sp, &is_root, &in_code);
-        let frames = w
+    // Kept apart until the stops: a thread stopped and unwound has no trouble left.
+    let mut copy_troubles: Vec<(i32, (GapReason, String))> = Vec::new();
+    let mut walk = |copy: &unwind::StackCopy, pc: u64, sp: u64, bp: u64| {
+        let w = unwind::walk(&unwinder, &mut cache, copy, pc, sp, bp, &is_root, &in_code);
+        let frames: Vec<RawFrame> = w
             .frames
             .iter()
             .map(|f| {
@@ -343,13 +351,60 @@ fn work(
                 }
             })
             .collect();
-        raw.insert(tid, (frames, w.incomplete, w.guessed_bp));
+        (frames, w.incomplete, w.guessed_bp, None)
+    };
+    for &tid in tids {
+        if deadline.passed() {
+            copy_troubles.push((
+                tid,
+                (
+                    GapReason::Deadline,
+                    "not unwound before the deadline".into(),
+                ),
+            ));
+            continue;
+        }
+        let copied = match copy_stack(root, pid, tid, &maps) {
+            Ok(c) => c,
+            Err(t) => {
+                copy_troubles.push((tid, t));
+                continue;
+            }
+        };
+        let (copy, pc, sp) = copied;
+        raw.insert(tid, walk(&copy, pc, sp, 0));
+    }
+    if let Some(candidates) = to_stop {
+        let need: Vec<i32> = candidates
+            .iter()
+            .copied()
+            .filter(|tid| raw.get(tid).is_none_or(stop::copy_fell_short))
+            .filter(|tid| {
+                // A copy refused for want of privilege: a stop would be refused too.
+                !copy_troubles
+                    .iter()
+                    .any(|(t, (r, _))| t == tid && *r == GapReason::Permission)
+            })
+            .collect();
+        let (stopped, troubles) = stop::stop_all(root, pid, &need, &maps, deadline);
+        for (tid, s) in stopped {
+            let mut r = walk(&s.copy, s.pc, s.sp, s.bp);
+            r.3 = Some(s.stopped_us);
+            copy_troubles.retain(|(t, _)| *t != tid);
+            raw.insert(tid, r);
+        }
+        for (tid, (reason, why)) in troubles {
+            thread_troubles.add(reason, why, format!("thread {tid} (stop)"));
+        }
+    }
+    for (tid, (reason, why)) in copy_troubles {
+        thread_troubles.add(reason, why, format!("thread {tid}"));
     }
     gaps.extend(thread_troubles.gaps("threads' user stacks"));
 
     // Each module's addresses, symbolized at once.
     let mut wanted: BTreeMap<usize, BTreeSet<u64>> = BTreeMap::new();
-    for (frames, _, _) in raw.values() {
+    for (frames, ..) in raw.values() {
         for f in frames {
             if let Some(m) = f.module {
                 wanted.entry(m).or_default().insert(f.lookup_svma);
@@ -406,16 +461,22 @@ fn work(
 }
 
 type Places = BTreeMap<usize, BTreeMap<u64, Vec<symbolize::Place>>>;
-type Raw = BTreeMap<i32, (Vec<RawFrame>, Option<String>, bool)>;
+/// Per thread: frames, why the walk stopped early, frame pointer guessed, stop time (µs).
+type Raw = BTreeMap<i32, (Vec<RawFrame>, Option<String>, bool, Option<u64>)>;
 
 /// The stacks from the unwound frames and the places found so far.
 fn assemble(raw: &Raw, modules: &[module::Module], places: &Places) -> Stacks {
     let mut out = BTreeMap::new();
-    for (tid, (frames, incomplete, guessed)) in raw {
+    for (tid, (frames, incomplete, guessed, stopped_us)) in raw {
         let mut stack = UserStack {
-            source: StackSource::Syscall,
+            source: if stopped_us.is_some() {
+                StackSource::Stopped
+            } else {
+                StackSource::Syscall
+            },
             incomplete: incomplete.clone(),
             frame_pointer_guessed: *guessed,
+            stopped_us: *stopped_us,
             ..UserStack::default()
         };
         for f in frames {
@@ -484,6 +545,22 @@ fn copy_stack(
             ));
         }
     };
+    let copy = copy_from(tid, sp, maps)?;
+    if read()? != first {
+        return Err((
+            GapReason::Vanished,
+            "it left its syscall while its stack was copied".into(),
+        ));
+    }
+    Ok((copy, pc, sp))
+}
+
+/// The stack above `sp`, at most [`MAX_STACK`] bytes, up to the end of its mapping.
+fn copy_from(
+    tid: i32,
+    sp: u64,
+    maps: &[maps::Mapping],
+) -> Result<unwind::StackCopy, (GapReason, String)> {
     let mapping = maps
         .iter()
         .find(|m| m.contains(sp))
@@ -510,13 +587,7 @@ fn copy_stack(
         ),
     })?;
     bytes.truncate(n);
-    if read()? != first {
-        return Err((
-            GapReason::Vanished,
-            "it left its syscall while its stack was copied".into(),
-        ));
-    }
-    Ok((unwind::StackCopy { base: sp, bytes }, pc, sp))
+    Ok(unwind::StackCopy { base: sp, bytes })
 }
 
 /// For the tests: the frames of `tid` with `function` set, innermost first.

@@ -48,20 +48,22 @@ pub struct Walk {
     pub guessed_bp: bool,
 }
 
-/// Walks from `pc`/`sp`. `is_root(addr)` says the function at a frame's lookup address is
+/// Walks from `pc`/`sp` (and `bp`, 0 when unknown). `is_root(addr)` says the function at a frame's lookup address is
 /// where a thread starts (nothing to find above it); `in_code(addr)` that an address is in a
 /// module's executable mapping.
+#[allow(clippy::too_many_arguments)]
 pub fn walk(
     unwinder: &UnwinderX86_64<Vec<u8>>,
     cache: &mut CacheX86_64,
     copy: &StackCopy,
     pc: u64,
     sp: u64,
+    bp: u64,
     is_root: &dyn Fn(u64) -> bool,
     in_code: &dyn Fn(u64) -> bool,
 ) -> Walk {
     let mut read = |addr: u64| copy.word(addr);
-    let mut regs = UnwindRegsX86_64::new(pc, sp, 0);
+    let mut regs = UnwindRegsX86_64::new(pc, sp, bp);
     let mut addr = FrameAddress::from_instruction_pointer(pc);
     let mut w = Walk {
         frames: vec![addr],

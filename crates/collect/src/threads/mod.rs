@@ -399,6 +399,7 @@ fn build(
             last_ran_ms_ago,
             activity,
             user_stack: None,
+            runtime: None,
         });
     }
     futex::join_waiters(&mut threads);

@@ -34,6 +34,12 @@ pub(super) fn all(out: &mut String, doc: &Document) {
             .map(|a| human_ms(a.cpu_ms as f64))
             .unwrap_or_default();
         let stuck = Some(t.tid) == stuck_tid || t.focus;
+        // The code path; every frame is in the stacks section, once per distinct stack.
+        let path = t
+            .user_stack
+            .as_ref()
+            .map(|s| s.path(4).join(" ← "))
+            .unwrap_or_default();
         (
             stuck,
             vec![
@@ -44,6 +50,7 @@ pub(super) fn all(out: &mut String, doc: &Document) {
                 blocked,
                 cpu,
                 t.wchan.clone().unwrap_or_default(),
+                path,
             ],
         )
     });
@@ -51,7 +58,16 @@ pub(super) fn all(out: &mut String, doc: &Document) {
         out,
         "threads",
         "Threads",
-        &["tid", "name", "state", "in", "blocked", "cpu", "wchan"],
+        &[
+            "tid",
+            "name",
+            "state",
+            "in",
+            "blocked",
+            "cpu",
+            "wchan",
+            "code path",
+        ],
         &[0],
         snap.threads.len(),
         rows,

@@ -31,6 +31,9 @@ pub(super) fn threads(
         );
     }
     let _ = writeln!(out, "{}", st.bold(&title));
+    if let Some(line) = super::stacks::stop_summary(snap) {
+        let _ = writeln!(out, "{line}");
+    }
 
     // Group by (state, wait); the focus thread always stands alone.
     let mut groups: Vec<(String, Vec<&Thread>)> = Vec::new();
