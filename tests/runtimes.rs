@@ -747,6 +747,17 @@ fn a_python_threading_deadlock_says_cpython_and_what_would_see_it() {
     );
     if py_spy_installed() {
         assert!(rt["view"].is_object(), "{rt:#}");
+        // py-spy's frames put both threads in their own code (`with y:`), and their native
+        // stacks in CPython's lock acquire: a lock wait, on both.
+        assert_eq!(v["cause_found"], true, "{v:#}");
+        let f = finding(&doc, "managed_runtime");
+        assert_eq!(f["cause"], "lock_wait", "{f:#}");
+        assert!(
+            v["summary"]
+                .as_str()
+                .is_some_and(|s| s.matches("waits for a threading.Lock at take").count() == 2),
+            "{v:#}"
+        );
     } else {
         // Kernel state alone (three futex waits) does not tell a deadlock from idle threads:
         // no cause is claimed, and the report says what would see it.

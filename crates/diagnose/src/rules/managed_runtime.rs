@@ -156,6 +156,21 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Facts]) -> Option<ManagedRuntime> {
                 })
                 .collect(),
         },
+        (Some(v), _) if rt.kind == RuntimeKind::Cpython && !python_lock_waits(snap).is_empty() => {
+            let waits = python_lock_waits(snap);
+            // The kernel's count, for threads it shows in the same futex wait all along.
+            let lasted_ms = waits
+                .iter()
+                .map(|t| kernel_of(t.tid).and_then(|(_, ms)| ms))
+                .min()
+                .flatten();
+            Seen::LockWaits {
+                tool: v.tool.clone(),
+                threads: waits.iter().map(|t| locked(t, None, None)).collect(),
+                lasted_ms,
+                threads_total: v.threads_total,
+            }
+        }
         (Some(v), _) => {
             let waits: Vec<&RuntimeThread> = v
                 .threads
@@ -214,6 +229,64 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Facts]) -> Option<ManagedRuntime> {
         seen,
         other_finding,
     })
+}
+
+/// The native functions of CPython that take a `threading.Lock` or `RLock` (`with lock:` in
+/// 3.11 calls them straight from the bytecode, so no Python frame of its own shows the wait).
+const PYTHON_LOCK_ACQUIRE: [&str; 3] = [
+    "lock_PyThread_acquire_lock",
+    "rlock_acquire",
+    "PyThread_acquire_lock_timed",
+];
+
+/// Python modules whose waits are waits by design: a Condition, Event, Semaphore or Barrier
+/// (threading.py), Thread.join (its tstate lock), a queue's get or put. Their own lock is the
+/// waiter lock of a condition, taken to sleep, not a lock another thread holds.
+const PYTHON_WAITING_MODULES: [&str; 2] = ["threading.py", "queue.py"];
+
+/// Threads of a CPython process blocked in a futex, not moving, whose native stack is in a
+/// lock acquire called from the program's own code (the innermost interpreter frame, from
+/// py-spy, is not in the standard waiting modules): each waits for a lock another thread
+/// holds. Without the native stack (`--stacks off`) nothing is claimed.
+fn python_lock_waits(snap: &hangscope_model::Snapshot) -> Vec<RuntimeThread> {
+    snap.threads
+        .iter()
+        .filter_map(|t| {
+            let sc = t.syscall.as_ref().filter(|s| !s.running)?;
+            let a = t.activity.as_ref()?;
+            if sc.name != "futex" || a.busy || a.progressed {
+                return None;
+            }
+            let native = t.user_stack.as_ref()?;
+            let acquire = native.frames.iter().find_map(|f| {
+                let name = f.function.as_ref()?.as_str();
+                PYTHON_LOCK_ACQUIRE.contains(&name).then_some(name)
+            })?;
+            let frames = &t.runtime.as_ref()?.frames;
+            let at = frames.first()?;
+            if PYTHON_WAITING_MODULES
+                .iter()
+                .any(|m| at.as_str().contains(&format!("({m}:")))
+            {
+                return None;
+            }
+            Some(RuntimeThread {
+                name: t.name.clone(),
+                tid: Some(t.tid),
+                state: "idle".into(),
+                waiting_for: Some(
+                    if acquire == "rlock_acquire" {
+                        "a threading.RLock"
+                    } else {
+                        "a threading.Lock"
+                    }
+                    .into(),
+                ),
+                frames: frames.clone(),
+                ..RuntimeThread::default()
+            })
+        })
+        .collect()
 }
 
 impl ManagedRuntime {
@@ -575,5 +648,73 @@ mod tests {
             "{}",
             f.next_step
         );
+    }
+
+    /// Two Python threads in `with lock:`, each in a futex inside CPython's lock acquire, as
+    /// py-spy and the native stacks show them; the same threads in a Condition's wait
+    /// (queue.get, Event.wait) are idle by design.
+    fn python(at: &str) -> Snapshot {
+        let mut snap = base(7000, "python3");
+        let lock_stack = |tid: i32, at: &str| {
+            let mut t = thread(tid, "python3", "futex", futex(), Some(6_000));
+            t.user_stack = Some(hangscope_model::UserStack {
+                frames: [
+                    "PyThread_acquire_lock_timed",
+                    "acquire_timed",
+                    "lock_PyThread_acquire_lock",
+                ]
+                .iter()
+                .map(|f| hangscope_model::Frame {
+                    function: Some((*f).into()),
+                    ..hangscope_model::Frame::default()
+                })
+                .collect(),
+                ..hangscope_model::UserStack::default()
+            });
+            t.runtime = Some(hangscope_model::ThreadRuntime {
+                role: "Python".into(),
+                frames: vec![at.into(), "Thread.run (threading.py:982)".into()],
+                ..hangscope_model::ThreadRuntime::default()
+            });
+            t
+        };
+        snap.threads = vec![lock_stack(7001, at), lock_stack(7002, at)];
+        snap.process.runtime = Some(Runtime {
+            kind: RuntimeKind::Cpython,
+            version: Some("3.11".into()),
+            recognised_by: "/proc/7000/exe: /usr/bin/python3.11".into(),
+            view: Some(RuntimeView {
+                tool: "py-spy dump --nonblocking --json --pid 7000".into(),
+                threads_total: 3,
+                ..RuntimeView::default()
+            }),
+            ..Runtime::default()
+        });
+        snap
+    }
+
+    #[test]
+    fn python_threads_in_a_lock_acquire_from_their_own_code_are_a_lock_wait() {
+        let f = &findings(&python("take (deadlock.py:7)"))[0];
+        assert_eq!(f.severity, Severity::Cause);
+        assert_eq!(f.cause, Cause::LockWait);
+        assert!(
+            f.summary
+                .contains("waits for a threading.Lock at take (deadlock.py:7)"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.next_step.contains("inside the `with` block"),
+            "{}",
+            f.next_step
+        );
+        // The twin: the same native wait under threading.py's Condition.wait is idle.
+        let f = &findings(&python("Condition.wait (threading.py:320)"))[0];
+        assert_ne!(f.severity, Severity::Cause, "{}", f.summary);
+        // Without the native stack nothing is claimed from py-spy's frames alone.
+        let mut snap = python("take (deadlock.py:7)");
+        snap.threads.iter_mut().for_each(|t| t.user_stack = None);
+        assert_ne!(findings(&snap)[0].severity, Severity::Cause);
     }
 }

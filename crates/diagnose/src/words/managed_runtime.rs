@@ -240,6 +240,13 @@ pub(crate) fn words(f: &ManagedRuntime) -> Words {
                     lock_words(threads)
                 ),
                 match lasted_ms {
+                    Some(_) if f.kind == RuntimeKind::Cpython => format!(
+                        "Find the thread that holds each of those locks: every thread's frames \
+                         ({}) show which one is inside the `with` block or between the \
+                         acquire and release; threads waiting for locks each other holds are a \
+                         lock-order deadlock, which only a restart ends.",
+                        command(f)
+                    ),
                     Some(_) => format!(
                         "Find the goroutine that holds each of those mutexes in the full dump: \
                          {}; goroutines waiting for locks each other holds are a lock-order \
