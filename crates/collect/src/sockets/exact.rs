@@ -325,7 +325,7 @@ fn look_up_unix(nl: &mut SockDiag, inode: u64) -> Result<Option<unix_diag::UnixE
         return Err("an inode beyond unix_diag's 32 bits".into());
     };
     match nl.lookup(&unix_diag::lookup_request(ino)) {
-        Ok(Some(m)) => unix_diag::parse(&m).map(Some),
+        Ok(Some(m)) => unix_diag::parse(&m).map(Some).map_err(|e| e.to_string()),
         Ok(None) => Ok(None),
         Err(e) => Err(format!("unix lookup of {inode}: {e}")),
     }

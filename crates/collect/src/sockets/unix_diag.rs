@@ -9,6 +9,7 @@ use netlink_packet_core::{Emitable, NLA_TYPE_MASK, NlasIterator};
 use netlink_packet_sock_diag::constants::{UNIX_DIAG_NAME, UNIX_DIAG_PEER, UNIX_DIAG_RQLEN};
 use netlink_packet_sock_diag::unix::{ShowFlags, StateFlags, UnixRequest};
 
+use crate::error::ReadError;
 use hangscope_model::{TcpState, Text, UnixSocket};
 
 /// sizeof(struct unix_diag_msg).
@@ -60,9 +61,12 @@ pub fn sock_type_name(t: u8) -> String {
 }
 
 /// Parses one reply body.
-pub fn parse(msg: &[u8]) -> Result<UnixEntry, String> {
+pub fn parse(msg: &[u8]) -> Result<UnixEntry, ReadError> {
     if msg.len() < MSG_LEN {
-        return Err(format!("unix_diag_msg of {} bytes", msg.len()));
+        return Err(ReadError::malformed(format!(
+            "unix_diag_msg of {} bytes",
+            msg.len()
+        )));
     }
     let inode = u32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]);
     let mut socket = UnixSocket {

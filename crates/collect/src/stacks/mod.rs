@@ -533,7 +533,7 @@ fn copy_stack(
         let path = root.task(pid, tid).join("syscall");
         let text = std::fs::read_to_string(&path)
             .map_err(|e| (crate::error::reason_of(&e), e.to_string()))?;
-        syscall::parse(&text).map_err(|e| (GapReason::Malformed, e))
+        syscall::parse(&text).map_err(|e| (GapReason::Malformed, e.to_string()))
     };
     let first = read()?;
     let (sp, pc) = match first {

@@ -129,7 +129,7 @@ pub fn read(root: &ProcRoot, pid: i32, tid: i32, full: bool) -> Option<TaskRead>
         }
     }
     match read_at(&dir, "syscall", &mut buf) {
-        Ok(text) => t.syscall = Some(syscall::parse(&text).map_err(ReadError::malformed)),
+        Ok(text) => t.syscall = Some(syscall::parse(&text)),
         Err(e) if is_gone(&e) => return None,
         Err(e) => {
             t.syscall = Some(Err(ReadError::of_io(&e)));

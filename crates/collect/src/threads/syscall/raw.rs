@@ -3,6 +3,8 @@
 use procfs_core::FromRead;
 use procfs_core::process::Syscall;
 
+use crate::error::ReadError;
+
 /// The file's content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RawSyscall {
@@ -30,7 +32,8 @@ impl RawSyscall {
     }
 }
 
-pub fn parse(text: &str) -> Result<RawSyscall, String> {
+/// A line of the form the kernel writes; any other is malformed (the error quotes it).
+pub fn parse(text: &str) -> Result<RawSyscall, ReadError> {
     let t = text.trim();
     if let Some(rest) = t.strip_prefix("-1 ") {
         let mut it = rest
@@ -38,10 +41,12 @@ pub fn parse(text: &str) -> Result<RawSyscall, String> {
             .map(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16));
         return match (it.next(), it.next()) {
             (Some(Ok(sp)), Some(Ok(pc))) => Ok(RawSyscall::NotInSyscall { sp, pc }),
-            _ => Err(format!("malformed: {t:?}")),
+            _ => Err(ReadError::malformed(format!("malformed: {t:?}"))),
         };
     }
-    match Syscall::from_read(t.as_bytes()).map_err(|e| format!("malformed {t:?}: {e}"))? {
+    match Syscall::from_read(t.as_bytes())
+        .map_err(|e| ReadError::malformed(format!("malformed {t:?}: {e}")))?
+    {
         Syscall::Running => Ok(RawSyscall::Running),
         Syscall::Blocked {
             syscall_number,
@@ -54,6 +59,6 @@ pub fn parse(text: &str) -> Result<RawSyscall, String> {
             sp: stack_pointer,
             pc: program_counter,
         }),
-        _ => Err(format!("unexpected form: {t:?}")),
+        _ => Err(ReadError::malformed(format!("unexpected form: {t:?}"))),
     }
 }

@@ -32,6 +32,8 @@ fn parses_the_three_forms() {
     assert!(parse("").is_err());
     assert!(parse("7 0x1").is_err());
     assert!(parse("-1 zz").is_err());
+    // A malformed line is typed as such, so its gap says "malformed" without reading words.
+    assert!(parse("7 0x1").is_err_and(|e| e.kind == crate::error::ReadErrorKind::Malformed));
 }
 
 #[test]
