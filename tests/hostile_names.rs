@@ -253,19 +253,21 @@ fn the_text_report_escapes_every_name_and_cuts_a_huge_argv() {
     // ("from f ← g", "3 × from f ← g"): no name breaks a row.
     let threads = section(&text, "THREADS");
     assert!(threads.len() >= 2, "{text}");
-    let code_path = |l: &str| {
+    let detail = |l: &str| {
         let l = l.trim_start();
         let l = l
             .split_once(" × ")
             .filter(|(n, _)| n.parse::<u32>().is_ok())
             .map_or(l, |(_, rest)| rest);
-        l.starts_with("from ")
+        // A row's detail lines: its code path, and what it is to the runtime (py-spy's
+        // frames, when py-spy is installed).
+        l.starts_with("from ") || l.starts_with("runtime: ")
     };
     assert!(
-        threads.first().is_some_and(|l| !code_path(l)),
+        threads.first().is_some_and(|l| !detail(l)),
         "THREADS starts with a row: {text}"
     );
-    for l in threads.iter().filter(|l| !code_path(l)) {
+    for l in threads.iter().filter(|l| !detail(l)) {
         let tid = l
             .trim_start_matches('▶')
             .split_whitespace()
