@@ -37,6 +37,10 @@ impl Server {
         }
         let dir = TempDir::new(tag);
         let data = format!("{}/data", dir.path());
+        // Its own tmpdir: a starting mariadbd removes the `#sql*` files it finds in its
+        // tmpdir as leftovers, and in a shared /tmp those are another test's server's.
+        let tmp = format!("{}/tmp", dir.path());
+        std::fs::create_dir(&tmp).expect("create the server's tmpdir");
         let chown = Command::new("chown")
             .args(["-R", "mysql:mysql", dir.path()])
             .status()
@@ -45,6 +49,7 @@ impl Server {
         let out = Command::new(INSTALL)
             .args(["--no-defaults", "--user=mysql", "--skip-test-db"])
             .arg(format!("--datadir={data}"))
+            .arg(format!("--tmpdir={tmp}"))
             .arg("--auth-root-authentication-method=socket")
             .stdin(Stdio::null())
             .output()
@@ -61,6 +66,7 @@ impl Server {
                 .args(["--no-defaults", "--user=mysql", "--skip-log-bin"])
                 .arg(format!("--datadir={data}"))
                 .arg(format!("--socket={socket}"))
+                .arg(format!("--tmpdir={tmp}"))
                 .arg(format!("--port={port}"))
                 .arg("--bind-address=127.0.0.1")
                 .arg(format!("--pid-file={}/pid", dir.path()))
