@@ -222,13 +222,19 @@ pub fn parse_json(text: &str) -> Option<(RuntimeView, ThreadFrames)> {
             ..RuntimeThread::default()
         });
     }
+    keep_waiting(&mut view, all);
+    Some((view, frames_of))
+}
+
+/// The view keeps the count of every thread the dump listed, and the threads waiting for a
+/// lock among them (the text and the JSON dump alike).
+fn keep_waiting(view: &mut RuntimeView, all: Vec<RuntimeThread>) {
     view.threads_total = all.len() as u32;
     view.threads = all
         .into_iter()
         .filter(|t| t.waiting_for.is_some())
         .take(MAX_THREADS)
         .collect();
-    Some((view, frames_of))
 }
 
 enum Ran {
@@ -328,12 +334,7 @@ pub fn parse_dump(text: &str) -> RuntimeView {
             }
         }
     }
-    view.threads_total = all.len() as u32;
-    view.threads = all
-        .into_iter()
-        .filter(|t| t.waiting_for.is_some())
-        .take(MAX_THREADS)
-        .collect();
+    keep_waiting(&mut view, all);
     view
 }
 
