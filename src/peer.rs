@@ -25,7 +25,7 @@ pub fn run(
         {
             Ok(o) => o,
             Err(why) => {
-                crate::say(&why);
+                crate::say(&why.to_string());
                 return exit::NOTHING_READABLE;
             }
         };

@@ -53,7 +53,8 @@ fn read(path: &Path, max_size: u64) -> Result<Document, String> {
     if head.trim_ascii_start().starts_with(b"<") {
         let page = read_bounded(file, max_size)?;
         let json =
-            hangscope_render::html::embedded_document(&String::from_utf8_lossy(&page), max_size)?;
+            hangscope_render::html::embedded_document(&String::from_utf8_lossy(&page), max_size)
+                .map_err(|e| e.to_string())?;
         return Document::from_json(&json).map_err(|e| e.to_string());
     }
     // The size was checked, but a file can grow while it is read: the reader stops at the

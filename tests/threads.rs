@@ -284,8 +284,10 @@ fn a_thousand_threads_on_one_lock_are_one_line() {
 struct NoMemory;
 
 impl Memory for NoMemory {
-    fn read(&self, addr: u64, _len: usize) -> Result<Vec<u8>, String> {
-        Err(format!("not recorded ({addr:#x})"))
+    fn read(&self, addr: u64, _len: usize) -> Result<Vec<u8>, hangscope_collect::ReadError> {
+        Err(hangscope_collect::ReadError::other(format!(
+            "not recorded ({addr:#x})"
+        )))
     }
 }
 

@@ -5,8 +5,9 @@
 //! el7 kernels have it). Where it is absent, /proc/*/stat's ppid says the same, at the cost of
 //! one read per process, bounded by the deadline.
 
-use hangscope_model::{Child, Gap, GapReason, Snapshot, WaitObject};
+use hangscope_model::{Child, Snapshot, WaitObject};
 
+use crate::error::ReadError;
 use crate::{Options, ProcRoot};
 
 /// Fills `snap.process.children` when a thread waits for a child; otherwise reads nothing.
@@ -29,11 +30,8 @@ pub fn read_for_waits(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Opt
         None => match scanned_children(root, pid, opts) {
             Ok(p) => p,
             Err(why) => {
-                snap.gaps.push(Gap::new(
-                    format!("the children of process {pid}"),
-                    GapReason::Deadline,
-                    why,
-                ));
+                snap.gaps
+                    .push(why.gap(format!("the children of process {pid}")));
                 return;
             }
         },
@@ -67,6 +65,8 @@ fn listed_children(root: &ProcRoot, pid: i32, snap: &Snapshot) -> Option<Vec<i32
     }
     let mut found = None;
     for t in &snap.threads {
+        // A thread that exited since the listing has no children to wait for; the file is
+        // world-readable, so any other failure means the kernel has no such file.
         let Ok(text) = root.read(format!("{pid}/task/{}/children", t.tid)) else {
             continue;
         };
@@ -84,13 +84,16 @@ pub fn parse_children(text: &str) -> impl Iterator<Item = i32> + '_ {
         .filter(|&p: &i32| p > 0)
 }
 
-fn scanned_children(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Vec<i32>, String> {
+fn scanned_children(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Vec<i32>, ReadError> {
     let dir =
-        std::fs::read_dir(root.path()).map_err(|e| format!("{}: {e}", root.path().display()))?;
+        std::fs::read_dir(root.path()).map_err(|e| ReadError::io_at(root.path().display(), &e))?;
     let mut out = Vec::new();
+    // An entry that fails to read is a process gone since the listing: not a child then.
     for entry in dir.flatten() {
         if opts.deadline.passed() {
-            return Err("the deadline came while /proc/*/stat was scanned for its children".into());
+            return Err(ReadError::deadline(
+                "the deadline came while /proc/*/stat was scanned for its children",
+            ));
         }
         let Some(c) = entry
             .file_name()

@@ -44,7 +44,7 @@ pub enum ReadErrorKind {
 /// A failed read, with what was read (a path, when it has one), the kind of failure and the
 /// words a gap shows: one error type for collect's readers and parsers, as procfs's
 /// `ProcError` is, instead of strings a caller would have to search for "EPERM".
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{detail}")]
 pub struct ReadError {
     pub kind: ReadErrorKind,
@@ -111,13 +111,6 @@ impl ReadError {
     /// A gap for `what`, with the reason of this error's kind and its words.
     pub(crate) fn gap(&self, what: impl Into<String>) -> Gap {
         Gap::new(what, reason_of(self), self.detail.clone())
-    }
-}
-
-/// For callers that still carry a failure as words (stacks, the exact lookups).
-impl From<ReadError> for String {
-    fn from(e: ReadError) -> String {
-        e.detail
     }
 }
 

@@ -95,12 +95,15 @@ pub fn proc_pid(data: &[u8]) {
 struct InputMemory<'a>(&'a [u8]);
 
 impl Memory for InputMemory<'_> {
-    fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>, String> {
+    fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>, crate::error::ReadError> {
         if addr == 0 || addr >= 1 << 47 || self.0.is_empty() {
-            return Err(format!("EFAULT at {addr:#x}"));
+            return Err(crate::error::ReadError::new(
+                crate::error::ReadErrorKind::Errno(libc::EFAULT),
+                format!("EFAULT at {addr:#x}"),
+            ));
         }
         if len > MAX_READ {
-            return Err(format!("{len} bytes"));
+            return Err(crate::error::ReadError::other(format!("{len} bytes")));
         }
         let start = (addr % self.0.len() as u64) as usize;
         Ok(self

@@ -124,9 +124,27 @@ pub fn render_html(doc: &Document) -> String {
 const PLAIN_START: &str = "<script type=\"application/json\" id=\"hangscope-document\">";
 const ZST_START: &str = "<script type=\"application/zstd+base64\" id=\"hangscope-document-zst\">";
 
+/// Why a page's embedded document could not be had back.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error(
+        "an HTML page without a hangscope document in it: replay reads a page written with \
+         --html"
+    )]
+    NoDocument,
+    #[error("the page's embedded document is damaged: {0}")]
+    Base64(#[from] base64::DecodeError),
+    #[error("the page's embedded document is damaged: {0}")]
+    Zstd(#[from] std::io::Error),
+    #[error("the page's document expands past --max-size {}", crate::human_bytes(*.0))]
+    TooLarge(u64),
+    #[error("the page's embedded document: {0}")]
+    NotUtf8(#[from] std::string::FromUtf8Error),
+}
+
 /// The JSON document a page embeds (plain or compressed), for `replay`; at most `max` bytes
-/// of it once expanded. The error is a sentence for the operator.
-pub fn embedded_document(page: &str, max: u64) -> Result<String, String> {
+/// of it once expanded.
+pub fn embedded_document(page: &str, max: u64) -> Result<String, EmbeddedError> {
     let inner = |start: &str| {
         page.find(start)
             .map(|i| &page[i + start.len()..])
@@ -136,28 +154,18 @@ pub fn embedded_document(page: &str, max: u64) -> Result<String, String> {
         return Ok(json.to_string());
     }
     let Some(b64) = inner(ZST_START) else {
-        return Err(
-            "an HTML page without a hangscope document in it: replay reads a page \
-                    written with --html"
-                .into(),
-        );
+        return Err(EmbeddedError::NoDocument);
     };
     use base64::Engine;
     use std::io::Read;
-    let z = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .map_err(|e| format!("the page's embedded document is damaged: {e}"))?;
+    let z = base64::engine::general_purpose::STANDARD.decode(b64.trim())?;
     let mut json = Vec::new();
     zstd::stream::read::Decoder::new(z.as_slice())
-        .and_then(|d| d.take(max.saturating_add(1)).read_to_end(&mut json))
-        .map_err(|e| format!("the page's embedded document is damaged: {e}"))?;
+        .and_then(|d| d.take(max.saturating_add(1)).read_to_end(&mut json))?;
     if json.len() as u64 > max {
-        return Err(format!(
-            "the page's document expands past --max-size {}",
-            crate::human_bytes(max)
-        ));
+        return Err(EmbeddedError::TooLarge(max));
     }
-    String::from_utf8(json).map_err(|e| format!("the page's embedded document: {e}"))
+    Ok(String::from_utf8(json)?)
 }
 
 /// What, where, when and by what: the lines a ticket needs to place the page.
@@ -536,7 +544,13 @@ mod tests {
         assert!(html.contains("… 4000 more in the embedded document"));
         let back = embedded_document(&html, 64 << 20).unwrap();
         assert_eq!(Document::from_json(&back).unwrap(), doc);
-        assert!(embedded_document(&html, 1000).is_err(), "bounded");
+        assert!(
+            matches!(
+                embedded_document(&html, 1000),
+                Err(EmbeddedError::TooLarge(1000))
+            ),
+            "bounded"
+        );
     }
 
     #[test]

@@ -123,7 +123,7 @@ fn ask(root: &ProcRoot, pid: i32, opts: &Options) -> Result<MariaView, Gap> {
         )
         .needing("root, or running hangscope as the server's user"));
     }
-    let socket = socket_of(root, pid).map_err(|why| gap(reason_of(&why), why.into()))?;
+    let socket = socket_of(root, pid).map_err(|why| gap(reason_of(&why), why.to_string()))?;
     let mut mgaps = Vec::new();
     let mounts = mountinfo::read(root, pid, &mut mgaps);
     if let Some(m) = mounts.containing(&socket)
@@ -163,7 +163,7 @@ fn ask(root: &ProcRoot, pid: i32, opts: &Options) -> Result<MariaView, Gap> {
         }
         match run_client(&path, me, as_uid, as_gid, left) {
             Ok(out) => {
-                let mut view = parse(&out).map_err(|e| gap(reason_of(&e), e.into()))?;
+                let mut view = parse(&out).map_err(|e| gap(reason_of(&e), e.to_string()))?;
                 view.server.pid = pid;
                 view.server.socket = Text::from(socket);
                 view.server.asked_as = user_name(as_uid);

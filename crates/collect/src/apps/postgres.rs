@@ -178,7 +178,7 @@ fn ask(root: &ProcRoot, server: &Server, opts: &Options) -> Result<PgView, Gap> 
         .needing("root, or running hangscope as the server's user"));
     }
     // A refused /proc/PID/fd is a permission gap, not "no socket".
-    let (dir, port) = socket_of(root, pm).map_err(|why| gap(reason_of(&why), why.into()))?;
+    let (dir, port) = socket_of(root, pm).map_err(|why| gap(reason_of(&why), why.to_string()))?;
     let mut mgaps = Vec::new();
     let mounts = mountinfo::read(root, pm, &mut mgaps);
     if let Some(m) = mounts.containing(&dir)
@@ -257,7 +257,7 @@ fn ask(root: &ProcRoot, server: &Server, opts: &Options) -> Result<PgView, Gap> 
             format!("psql's answer was longer than {MAX_OUTPUT} bytes"),
         ),
     })?;
-    let mut view = parse(&out).map_err(|e| gap(reason_of(&e), e.into()))?;
+    let mut view = parse(&out).map_err(|e| gap(reason_of(&e), e.to_string()))?;
     view.server.postmaster_pid = pm;
     view.server.socket_dir = Text::from(dir);
     // The port of the socket used; the server's own setting agrees unless it lies.

@@ -24,6 +24,35 @@ use super::inet_diag;
 use super::probe;
 use super::sock_diag::SockDiag;
 use super::unix_diag;
+use crate::error::ReadError;
+
+/// Why a target's sockets are dumped instead of looked up one by one: never a gap, as the
+/// dump gives the same answer; the reason is for a test or a debugger.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DumpInstead {
+    #[error("{FORCE_DUMP_ENV} is set")]
+    Forced,
+    #[error("{0} socket fds")]
+    TooMany(usize),
+    #[error("fd {0} is no longer a socket")]
+    NotSocket(i32),
+    #[error("fd {0} is now another socket")]
+    OtherSocket(i32),
+    #[error("fd {0}: no local address")]
+    NoLocalAddress(i32),
+    #[error("a socket not bound yet")]
+    NotBound,
+    #[error("no socket at {0}")]
+    NotFound(SocketAddr),
+    #[error("the lookup of {0} found another socket")]
+    FoundAnother(SocketAddr),
+    #[error("a unix socket not found by its inode {0}")]
+    UnixNotFound(u64),
+    #[error("the inode {0} is beyond unix_diag's 32 bits")]
+    InodeTooWide(u64),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
 
 /// Most socket fds a target may hold for its sockets to be looked up one by one: each costs
 /// two or three netlink round trips, a dump of a busy namespace a few hundred.
@@ -61,12 +90,12 @@ pub fn read(
     pid: i32,
     fds: &[(i32, u64)],
     d: &mut Dumps,
-) -> Result<Exact, String> {
+) -> Result<Exact, DumpInstead> {
     if std::env::var_os(FORCE_DUMP_ENV).is_some() {
-        return Err(format!("{FORCE_DUMP_ENV} is set"));
+        return Err(DumpInstead::Forced);
     }
     if fds.len() > MAX_SOCKETS {
-        return Err(format!("{} socket fds", fds.len()));
+        return Err(DumpInstead::TooMany(fds.len()));
     }
     let pidfd = pidfd_open(pid)?;
     let kinds = kinds_of(&pidfd, fds)?;
@@ -93,7 +122,7 @@ pub fn read(
                 d.inet.insert(inode, e);
             }
             Kind::Unix => {
-                let e = look_up_unix(nl, inode)?.ok_or("a unix socket not found by its inode")?;
+                let e = look_up_unix(nl, inode)?.ok_or(DumpInstead::UnixNotFound(inode))?;
                 if e.socket.peer_inode != 0 {
                     unix_peers.push(e.socket.peer_inode);
                 }
@@ -123,14 +152,15 @@ pub fn read(
 pub fn tcp_sockets(
     holders: &[(i32, Vec<(i32, u64)>)],
     timeout: std::time::Duration,
-) -> Result<Vec<inet_diag::InetEntry>, String> {
+) -> Result<Vec<inet_diag::InetEntry>, DumpInstead> {
     if std::env::var_os(FORCE_DUMP_ENV).is_some() {
-        return Err(format!("{FORCE_DUMP_ENV} is set"));
+        return Err(DumpInstead::Forced);
     }
-    if holders.iter().map(|(_, f)| f.len()).sum::<usize>() > MAX_SOCKETS {
-        return Err("too many sockets".into());
+    let count = holders.iter().map(|(_, f)| f.len()).sum::<usize>();
+    if count > MAX_SOCKETS {
+        return Err(DumpInstead::TooMany(count));
     }
-    let mut nl = SockDiag::open(timeout).map_err(|e| e.to_string())?;
+    let mut nl = SockDiag::open(timeout).map_err(|e| ReadError::io("sock_diag", &e))?;
     let mut out: Vec<inet_diag::InetEntry> = Vec::new();
     for (pid, fds) in holders {
         let pidfd = pidfd_open(*pid)?;
@@ -198,21 +228,24 @@ impl Own {
 pub fn look_up_all(
     own: &[Own],
     timeout: std::time::Duration,
-) -> Result<Vec<inet_diag::InetEntry>, String> {
+) -> Result<Vec<inet_diag::InetEntry>, DumpInstead> {
     if std::env::var_os(FORCE_DUMP_ENV).is_some() {
-        return Err(format!("{FORCE_DUMP_ENV} is set"));
+        return Err(DumpInstead::Forced);
     }
-    let mut nl = SockDiag::open(timeout).map_err(|e| e.to_string())?;
+    let mut nl = SockDiag::open(timeout).map_err(|e| ReadError::io("sock_diag", &e))?;
     own.iter()
         .map(|o| look_up_own(&mut nl, o.protocol, o.family, o.local, o.peer, o.inode))
         .collect()
 }
 
-fn pidfd_open(pid: i32) -> Result<OwnedFd, String> {
+fn pidfd_open(pid: i32) -> Result<OwnedFd, ReadError> {
     // SAFETY: pidfd_open(2) takes a pid and flags and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
-        return Err(format!("pidfd_open: {}", std::io::Error::last_os_error()));
+        return Err(ReadError::io(
+            "pidfd_open",
+            &std::io::Error::last_os_error(),
+        ));
     }
     // SAFETY: the fd was just returned to this process and is owned by nothing else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
@@ -221,7 +254,7 @@ fn pidfd_open(pid: i32) -> Result<OwnedFd, String> {
 /// What each of `fds` ((fd, inode) of the process `pidfd` refers to) is, read through its
 /// duplicate in a child process ([`probe`]); `Err` when one is no longer the socket the fd
 /// listing saw: the caller dumps instead.
-fn kinds_of(pidfd: &OwnedFd, fds: &[(i32, u64)]) -> Result<Vec<(u64, Kind)>, String> {
+fn kinds_of(pidfd: &OwnedFd, fds: &[(i32, u64)]) -> Result<Vec<(u64, Kind)>, DumpInstead> {
     let numbers: Vec<i32> = fds.iter().map(|&(fd, _)| fd).collect();
     let found = probe::read(pidfd, &numbers)?;
     fds.iter()
@@ -233,7 +266,7 @@ fn kinds_of(pidfd: &OwnedFd, fds: &[(i32, u64)]) -> Result<Vec<(u64, Kind)>, Str
 /// The decision on one probed fd: a socket with the inode listed is read; anything else
 /// (another socket, or no socket at all: the fd was closed and its number reused) means the
 /// dump decides.
-fn kind(fd: i32, inode: u64, found: probe::Found) -> Result<Kind, String> {
+fn kind(fd: i32, inode: u64, found: probe::Found) -> Result<Kind, DumpInstead> {
     let probe::Found::Socket {
         inode: now,
         domain,
@@ -242,10 +275,10 @@ fn kind(fd: i32, inode: u64, found: probe::Found) -> Result<Kind, String> {
         peer,
     } = found
     else {
-        return Err(format!("fd {fd} is no longer a socket"));
+        return Err(DumpInstead::NotSocket(fd));
     };
     if now != inode {
-        return Err(format!("fd {fd} is now another socket"));
+        return Err(DumpInstead::OtherSocket(fd));
     }
     Ok(match domain {
         libc::AF_INET | libc::AF_INET6 => {
@@ -261,7 +294,7 @@ fn kind(fd: i32, inode: u64, found: probe::Found) -> Result<Kind, String> {
                 } else {
                     AF_INET
                 },
-                local: local.ok_or("no local address")?,
+                local: local.ok_or(DumpInstead::NoLocalAddress(fd))?,
                 peer,
             }
         }
@@ -288,10 +321,10 @@ fn look_up_own(
     local: SocketAddr,
     peer: Option<SocketAddr>,
     inode: u64,
-) -> Result<inet_diag::InetEntry, String> {
+) -> Result<inet_diag::InetEntry, DumpInstead> {
     if local.port() == 0 {
         // Not bound: in no table a dump walks, so the dump says it better (not found).
-        return Err("a socket not bound yet".into());
+        return Err(DumpInstead::NotBound);
     }
     let remote = peer.unwrap_or_else(|| unspecified(local));
     let req = match protocol {
@@ -300,11 +333,11 @@ fn look_up_own(
     };
     let m = nl
         .lookup(&req)
-        .map_err(|e| format!("lookup of {local}: {e}"))?
-        .ok_or_else(|| format!("no socket at {local}"))?;
+        .map_err(|e| ReadError::io(format_args!("lookup of {local}"), &e))?
+        .ok_or(DumpInstead::NotFound(local))?;
     let e = inet_diag::parse(protocol, &m)?;
     if e.inode != inode {
-        return Err(format!("the lookup of {local} found another socket"));
+        return Err(DumpInstead::FoundAnother(local));
     }
     Ok(e)
 }
@@ -320,14 +353,17 @@ fn note_listener(nl: &mut SockDiag, d: &mut Dumps, local: SocketAddr) {
     }
 }
 
-fn look_up_unix(nl: &mut SockDiag, inode: u64) -> Result<Option<unix_diag::UnixEntry>, String> {
+fn look_up_unix(
+    nl: &mut SockDiag,
+    inode: u64,
+) -> Result<Option<unix_diag::UnixEntry>, DumpInstead> {
     let Ok(ino) = u32::try_from(inode) else {
-        return Err("an inode beyond unix_diag's 32 bits".into());
+        return Err(DumpInstead::InodeTooWide(inode));
     };
     match nl.lookup(&unix_diag::lookup_request(ino)) {
-        Ok(Some(m)) => unix_diag::parse(&m).map(Some).map_err(|e| e.to_string()),
+        Ok(Some(m)) => Ok(Some(unix_diag::parse(&m)?)),
         Ok(None) => Ok(None),
-        Err(e) => Err(format!("unix lookup of {inode}: {e}")),
+        Err(e) => Err(ReadError::io(format_args!("unix lookup of {inode}"), &e).into()),
     }
 }
 
@@ -353,8 +389,15 @@ mod tests {
             peer: None,
         };
         // Closed and its number reused for a file (perhaps on a hung mount): never read here.
-        assert!(kind(7, 100, probe::Found::NotSocket).is_err());
-        assert!(kind(7, 100, socket(101)).is_err(), "another socket");
+        assert_eq!(
+            kind(7, 100, probe::Found::NotSocket),
+            Err(DumpInstead::NotSocket(7))
+        );
+        assert_eq!(
+            kind(7, 100, socket(101)),
+            Err(DumpInstead::OtherSocket(7)),
+            "another socket"
+        );
         assert_eq!(
             kind(7, 100, socket(100)),
             Ok(Kind::Inet {

@@ -15,6 +15,7 @@ use super::ports::{mark_accepted, name_ports};
 use super::services::Services;
 use super::{RECV_TIMEOUT, SOURCE_NONE, SOURCE_PROC_NET, SOURCE_SOCK_DIAG};
 use super::{netns, proc_net, sock_diag_reason, window};
+use crate::error::ReadError;
 use crate::{Options, ProcRoot};
 
 /// Reads the socket fds of `pid` again, right after the dumps: fd → current socket inode
@@ -34,7 +35,12 @@ fn reread(root: &ProcRoot, pid: i32, fds: &[(i32, u64)]) -> HashMap<i32, Reread>
             return fds.iter().map(|&(fd, _)| (fd, Ok(None))).collect();
         }
         Err(e) => {
-            let why = format!("/proc/{pid}/fd: {}", e.desc());
+            let path = format!("/proc/{pid}/fd");
+            let why = ReadError::new(
+                crate::ReadErrorKind::Errno(e as i32),
+                format!("{path}: {}", e.desc()),
+            )
+            .at(path);
             return fds.iter().map(|&(fd, _)| (fd, Err(why.clone()))).collect();
         }
     };
@@ -47,7 +53,10 @@ fn reread(root: &ProcRoot, pid: i32, fds: &[(i32, u64)]) -> HashMap<i32, Reread>
                     .and_then(|s| s.strip_suffix(']'))
                     .and_then(|s| s.parse::<u64>().ok())),
                 Err(nix::errno::Errno::ENOENT) => Ok(None),
-                Err(e) => Err(format!("{e}")),
+                Err(e) => Err(
+                    ReadError::new(crate::ReadErrorKind::Errno(e as i32), e.to_string())
+                        .at(format!("/proc/{pid}/fd/{fd}")),
+                ),
             };
             (fd, now)
         })
@@ -56,7 +65,7 @@ fn reread(root: &ProcRoot, pid: i32, fds: &[(i32, u64)]) -> HashMap<i32, Reread>
 
 /// An fd read again: the socket inode it refers to now (`None`: closed, or no longer a
 /// socket), or why it could not be read.
-type Reread = Result<Option<u64>, String>;
+type Reread = Result<Option<u64>, ReadError>;
 
 /// The fds of a socket that refer to something else when read again; one that could not be
 /// read again is not among them.
@@ -151,7 +160,8 @@ pub fn read(
                 if errors.is_empty() {
                     String::new()
                 } else {
-                    format!(" ({})", errors.join("; "))
+                    let words: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                    format!(" ({})", words.join("; "))
                 }
             ),
         ));
@@ -238,12 +248,12 @@ pub(crate) fn tcp_of(
     inodes: HashSet<u64>,
     holders: Vec<(i32, Vec<(i32, u64)>)>,
     opts: &Options,
-) -> Result<Vec<Socket>, String> {
+) -> Result<Vec<Socket>, ReadError> {
     let ns = if process.netns_same_as_tool == Some(true) {
         None
     } else {
         let path = root.pid(process.pid).join("ns/net");
-        Some(std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?)
+        Some(std::fs::File::open(&path).map_err(|e| ReadError::io_at(path.display(), &e))?)
     };
     let timeout = opts
         .deadline
@@ -399,7 +409,13 @@ mod tests {
     #[test]
     fn an_fd_that_could_not_be_read_again_is_not_taken_for_closed() {
         let reread: HashMap<i32, Reread> = HashMap::from([
-            (7, Err("EACCES: Permission denied".into())),
+            (
+                7,
+                Err(ReadError::new(
+                    crate::ReadErrorKind::Errno(libc::EACCES),
+                    "EACCES: Permission denied",
+                )),
+            ),
             (8, Ok(None)),
             (9, Ok(Some(500))),
         ]);

@@ -36,6 +36,55 @@ pub struct Owner {
     pub holders: usize,
 }
 
+/// Why no process was found at this host's end of the connection.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NoOwner {
+    #[error(
+        "no socket of {local} connected to {remote}, and no listener on port {port}, in the \
+         {namespaces} network namespace{s} searched{failed}",
+        port = local.port(),
+        s = if *namespaces == 1 { "" } else { "s" },
+        failed = failed_words(failures, *cut_by_deadline)
+    )]
+    NoSocket {
+        local: SocketAddr,
+        remote: SocketAddr,
+        namespaces: usize,
+        /// The namespaces that could not be searched, by inode, and why.
+        failures: Vec<(u64, ReadError)>,
+        cut_by_deadline: bool,
+    },
+    #[error(
+        "socket {inode} ({what} of {local}) is held by no process visible here{cut}",
+        what = match found_by {
+            FoundBy::Connection => "the connection",
+            FoundBy::Listener => "the listener",
+        },
+        cut = if *cut_by_deadline { ": the deadline came during the search" } else { "" }
+    )]
+    Unheld {
+        inode: u64,
+        local: SocketAddr,
+        found_by: FoundBy,
+        cut_by_deadline: bool,
+    },
+}
+
+fn failed_words(failures: &[(u64, ReadError)], cut_by_deadline: bool) -> String {
+    let mut all: Vec<String> = failures
+        .iter()
+        .map(|(ns, e)| format!("netns {ns}: {e}"))
+        .collect();
+    if cut_by_deadline {
+        all.push("the deadline came before every namespace was searched".into());
+    }
+    if all.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", all.join("; "))
+    }
+}
+
 /// One network namespace, and a process in it whose `ns/net` enters it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Namespace {
@@ -111,31 +160,32 @@ fn search(local: SocketAddr, remote: SocketAddr, timeout: Duration) -> Result<Hi
 }
 
 /// Finds the socket whose local end is `local` and remote end `remote` in every network
-/// namespace of the host, and the process holding it; else the listener on `local`'s port. The
-/// error is a sentence for the caller's report.
+/// namespace of the host, and the process holding it; else the listener on `local`'s port.
 pub fn find(
     root: &ProcRoot,
     local: SocketAddr,
     remote: SocketAddr,
     deadline: &Deadline,
-) -> Result<Owner, String> {
+) -> Result<Owner, NoOwner> {
     let own = crate::process::own_netns_inode().ok();
     let all = namespaces(root, deadline);
     let mut listener: Option<(u64, u64)> = None;
     let mut failures = Vec::new();
+    let mut cut_by_deadline = false;
     let mut found = None;
     for ns in &all {
         if deadline.passed() {
-            failures.push("the deadline came before every namespace was searched".to_string());
+            cut_by_deadline = true;
             break;
         }
         let file = if Some(ns.inode) == own {
             None
         } else {
-            match std::fs::File::open(root.pid(ns.pid).join("ns/net")) {
+            let path = root.pid(ns.pid).join("ns/net");
+            match std::fs::File::open(&path) {
                 Ok(f) => Some(f),
                 Err(e) => {
-                    failures.push(format!("netns {} (of {}): {e}", ns.inode, ns.pid));
+                    failures.push((ns.inode, ReadError::io_at(path.display(), &e)));
                     continue;
                 }
             }
@@ -153,41 +203,31 @@ pub fn find(
                     listener = hit.listener.map(|l| (l, ns.inode));
                 }
             }
-            Ok(Err(e)) | Err(e) => failures.push(format!("netns {}: {e}", ns.inode)),
+            Ok(Err(e)) | Err(e) => failures.push((ns.inode, e)),
         }
     }
     let (inode, netns_inode, found_by) = match (found, listener) {
         (Some(f), _) => f,
         (None, Some((l, ns))) => (l, ns, FoundBy::Listener),
         (None, None) => {
-            let mut why = format!(
-                "no socket of {local} connected to {remote}, and no listener on port {}, in \
-                 the {} network namespace{} searched",
-                local.port(),
-                all.len(),
-                if all.len() == 1 { "" } else { "s" }
-            );
-            if !failures.is_empty() {
-                why.push_str(&format!(" ({})", failures.join("; ")));
-            }
-            return Err(why);
+            return Err(NoOwner::NoSocket {
+                local,
+                remote,
+                namespaces: all.len(),
+                failures,
+                cut_by_deadline,
+            });
         }
     };
     let scan = holders::scan(root, Kind::Socket, &HashSet::from([inode]), 0, deadline);
     let held = scan.holders.get(&inode).cloned().unwrap_or_default();
     let Some(first) = held.first() else {
-        return Err(format!(
-            "socket {inode} ({} of {local}) is held by no process visible here{}",
-            match found_by {
-                FoundBy::Connection => "the connection",
-                FoundBy::Listener => "the listener",
-            },
-            if scan.cut_by_deadline {
-                ": the deadline came during the search"
-            } else {
-                ""
-            }
-        ));
+        return Err(NoOwner::Unheld {
+            inode,
+            local,
+            found_by,
+            cut_by_deadline: scan.cut_by_deadline,
+        });
     };
     let pids: HashSet<i32> = held.iter().map(|h| h.pid).collect();
     Ok(Owner {
@@ -204,6 +244,45 @@ pub fn find(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_owner_says_which_namespaces_failed_and_why() {
+        let local: SocketAddr = "10.0.0.2:5432".parse().unwrap();
+        let remote: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+        let e = NoOwner::NoSocket {
+            local,
+            remote,
+            namespaces: 2,
+            failures: vec![(
+                4026531992,
+                ReadError::io_at(
+                    "/proc/9/ns/net",
+                    &std::io::Error::from_raw_os_error(libc::EACCES),
+                ),
+            )],
+            cut_by_deadline: true,
+        };
+        let words = e.to_string();
+        assert!(
+            words.starts_with(
+                "no socket of 10.0.0.2:5432 connected to 10.0.0.1:40000, and no listener on \
+                 port 5432, in the 2 network namespaces searched (netns 4026531992: \
+                 /proc/9/ns/net: "
+            ),
+            "{words}"
+        );
+        assert!(
+            words.ends_with("; the deadline came before every namespace was searched)"),
+            "{words}"
+        );
+        let NoOwner::NoSocket { failures, .. } = &e else {
+            unreachable!()
+        };
+        assert_eq!(
+            failures[0].1.kind,
+            crate::ReadErrorKind::Errno(libc::EACCES)
+        );
+    }
     use std::io::{Read, Write};
 
     #[test]

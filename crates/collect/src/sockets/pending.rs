@@ -74,9 +74,10 @@ pub fn start_dumps(
         match ns {
             Ok(ns) => match netns::spawn_in(ns, move || dump_all(wanted, timeout, pid, fd_hint)) {
                 Ok(p) => PendingState::Running(p),
-                Err(why) => {
-                    PendingState::Failed(why.gap(format!("sock_diag in {ns_label}")), why.into())
-                }
+                Err(why) => PendingState::Failed(
+                    why.gap(format!("sock_diag in {ns_label}")),
+                    why.to_string(),
+                ),
             },
             Err((gap, why)) => PendingState::Failed(gap, why),
         }

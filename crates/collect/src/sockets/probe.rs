@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
+use crate::error::ReadError;
+
 /// The longest wait for the child's answer: it makes a few dozen non-blocking calls.
 pub const ANSWER_LIMIT: Duration = Duration::from_millis(500);
 
@@ -78,12 +80,12 @@ fn step_name(step: i32) -> &'static str {
 
 /// Duplicates and reads `fds` of the process `pidfd` refers to, in a child; one answer per fd,
 /// in order. `Err` for the whole: no child, no answer in time, or an fd that could not be read.
-pub fn read(pidfd: &OwnedFd, fds: &[i32]) -> Result<Vec<Found>, String> {
+pub fn read(pidfd: &OwnedFd, fds: &[i32]) -> Result<Vec<Found>, ReadError> {
     // SAFETY: all-zero is a valid value of this plain C struct.
     let blank: Raw = unsafe { std::mem::zeroed() };
     let mut raws: Vec<Raw> = fds.iter().map(|&fd| Raw { fd, ..blank }).collect();
-    let (rx, tx) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let (rx, tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| ReadError::errno("pipe", e))?;
     let (pidfd_raw, tx_raw) = (pidfd.as_raw_fd(), tx.as_raw_fd());
     let bytes = std::mem::size_of_val(raws.as_slice());
     let buf = raws.as_mut_ptr();
@@ -92,7 +94,7 @@ pub fn read(pidfd: &OwnedFd, fds: &[i32]) -> Result<Vec<Found>, String> {
     // own copy) and never returns.
     let child = unsafe { libc::fork() };
     if child < 0 {
-        return Err(format!("fork: {}", io::Error::last_os_error()));
+        return Err(ReadError::io("fork", &io::Error::last_os_error()));
     }
     if child == 0 {
         // SAFETY: in the child, on memory allocated before the fork; see `child`.
@@ -107,14 +109,17 @@ pub fn read(pidfd: &OwnedFd, fds: &[i32]) -> Result<Vec<Found>, String> {
     );
     let got = got?;
     if got.len() != bytes {
-        return Err(format!("the probe answered {} of {bytes} bytes", got.len()));
+        return Err(ReadError::malformed(format!(
+            "the probe answered {} of {bytes} bytes",
+            got.len()
+        )));
     }
     // SAFETY: `got` holds exactly `n` Raw values as the child wrote them from the same layout.
     unsafe { std::ptr::copy_nonoverlapping(got.as_ptr(), buf.cast::<u8>(), bytes) };
     raws.iter().map(found).collect()
 }
 
-fn found(r: &Raw) -> Result<Found, String> {
+fn found(r: &Raw) -> Result<Found, ReadError> {
     match r.state {
         1 => Ok(Found::Socket {
             inode: r.ino,
@@ -128,13 +133,15 @@ fn found(r: &Raw) -> Result<Found, String> {
             },
         }),
         2 => Ok(Found::NotSocket),
-        0 => Err(format!("fd {}: not reached by the probe", r.fd)),
-        e => Err(format!(
-            "fd {}: {}: {}",
-            r.fd,
-            step_name(r.step),
-            io::Error::from_raw_os_error(-e)
-        )),
+        0 => Err(ReadError::other(format!(
+            "fd {}: not reached by the probe",
+            r.fd
+        ))),
+        e => Err(ReadError::io(
+            format_args!("fd {}: {}", r.fd, step_name(r.step)),
+            &io::Error::from_raw_os_error(-e),
+        )
+        .at(format!("fd {}", r.fd))),
     }
 }
 
@@ -245,17 +252,17 @@ unsafe fn probe_one(pidfd: i32, r: &mut Raw) {
 }
 
 /// Reads the child's answer to its end (EOF), or fails after `limit`.
-fn read_answer(rx: &OwnedFd, cap: usize, limit: Duration) -> Result<Vec<u8>, String> {
+fn read_answer(rx: &OwnedFd, cap: usize, limit: Duration) -> Result<Vec<u8>, ReadError> {
     let end = Instant::now() + limit;
     let mut got = Vec::with_capacity(cap);
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!(
+            return Err(ReadError::deadline(format!(
                 "no answer from the probe in {} ms",
                 limit.as_millis()
-            ));
+            )));
         }
         let timeout =
             PollTimeout::try_from(left.max(Duration::from_millis(1))).unwrap_or(PollTimeout::MAX);
@@ -263,18 +270,18 @@ fn read_answer(rx: &OwnedFd, cap: usize, limit: Duration) -> Result<Vec<u8>, Str
         match poll(&mut fds, timeout) {
             Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
             Ok(_) => {}
-            Err(e) => return Err(format!("poll: {e}")),
+            Err(e) => return Err(ReadError::errno("poll", e)),
         }
         match nix::unistd::read(rx, &mut chunk) {
             Ok(0) => return Ok(got),
             Ok(k) => {
                 got.extend_from_slice(&chunk[..k]);
                 if got.len() > cap {
-                    return Err("the probe said too much".into());
+                    return Err(ReadError::malformed("the probe said too much"));
                 }
             }
             Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
-            Err(e) => return Err(format!("read: {e}")),
+            Err(e) => return Err(ReadError::errno("read", e)),
         }
     }
 }
@@ -380,6 +387,11 @@ mod tests {
     fn a_closed_fd_is_an_error_not_a_socket() {
         let pidfd = own_pidfd();
         let err = read(&pidfd, &[100_000]).unwrap_err();
-        assert!(err.contains("pidfd_getfd"), "{err}");
+        assert_eq!(
+            err.kind,
+            crate::error::ReadErrorKind::Errno(libc::EBADF),
+            "{err}"
+        );
+        assert_eq!(err.path.as_deref(), Some("fd 100000"));
     }
 }

@@ -15,6 +15,7 @@ use procfs_core::{ExplicitSystemInfo, FromBufRead, FromBufReadSI};
 use super::inet_diag::InetEntry;
 use super::unix_diag::{UnixEntry, sock_type_name};
 use crate::ProcRoot;
+use crate::error::ReadError;
 
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
@@ -46,7 +47,7 @@ fn family_of(a: &std::net::SocketAddr) -> u8 {
 macro_rules! parse_inet_table {
     ($table:ty, $protocol:expr, $text:expr) => {
         <$table>::from_buf_read(Cursor::new($text), &system_info())
-            .map_err(|e| e.to_string())
+            .map_err(|e| ReadError::malformed(e.to_string()))
             .map(|entries| {
                 entries
                     .0
@@ -74,20 +75,21 @@ macro_rules! parse_inet_table {
 }
 
 /// Parses /proc/net/tcp or tcp6 text.
-pub fn parse_tcp(text: &str) -> Result<Vec<InetEntry>, String> {
+pub fn parse_tcp(text: &str) -> Result<Vec<InetEntry>, ReadError> {
     parse_inet_table!(TcpNetEntries, IPPROTO_TCP, text)
 }
 
 /// Parses /proc/net/udp or udp6 text.
-pub fn parse_udp(text: &str) -> Result<Vec<InetEntry>, String> {
+pub fn parse_udp(text: &str) -> Result<Vec<InetEntry>, ReadError> {
     parse_inet_table!(UdpNetEntries, IPPROTO_UDP, text)
 }
 
 /// Parses /proc/net/unix text. Its state column is SS_* (socket layer), not the TCP-style
 /// sk_state of unix_diag: SS_UNCONNECTED reads as UNCONN (or LISTEN with the listening flag),
 /// SS_CONNECTED as ESTAB.
-pub fn parse_unix(text: &str) -> Result<Vec<UnixEntry>, String> {
-    let entries = UnixNetEntries::from_buf_read(Cursor::new(text)).map_err(|e| e.to_string())?;
+pub fn parse_unix(text: &str) -> Result<Vec<UnixEntry>, ReadError> {
+    let entries = UnixNetEntries::from_buf_read(Cursor::new(text))
+        .map_err(|e| ReadError::malformed(e.to_string()))?;
     Ok(entries
         .0
         .into_iter()
@@ -119,7 +121,7 @@ pub fn read(
     pid: i32,
     inet: bool,
     unix: bool,
-    errors: &mut Vec<String>,
+    errors: &mut Vec<ReadError>,
 ) -> (HashMap<u64, InetEntry>, HashMap<u64, UnixEntry>) {
     let mut inet_out = HashMap::new();
     let mut unix_out = HashMap::new();
@@ -131,24 +133,30 @@ pub fn read(
             ("udp6", false),
         ] {
             let rel = format!("net/{file}");
+            let path = format!("/proc/{pid}/{rel}");
             let parsed = root
                 .read_pid(pid, &rel)
-                .map_err(|e| e.to_string())
-                .and_then(|t| if tcp { parse_tcp(&t) } else { parse_udp(&t) });
+                .map_err(|e| ReadError::io_at(&path, &e))
+                .and_then(|t| {
+                    if tcp { parse_tcp(&t) } else { parse_udp(&t) }
+                        .map_err(|e| ReadError::new(e.kind, format!("{path}: {e}")).at(&path))
+                });
             match parsed {
                 Ok(v) => inet_out.extend(v.into_iter().map(|e| (e.inode, e))),
-                Err(e) => errors.push(format!("/proc/{pid}/{rel}: {e}")),
+                Err(e) => errors.push(e),
             }
         }
     }
     if unix {
+        let path = format!("/proc/{pid}/net/unix");
         match root
             .read_pid(pid, "net/unix")
-            .map_err(|e| e.to_string())
-            .and_then(|t| parse_unix(&t))
-        {
+            .map_err(|e| ReadError::io_at(&path, &e))
+            .and_then(|t| {
+                parse_unix(&t).map_err(|e| ReadError::new(e.kind, format!("{path}: {e}")).at(&path))
+            }) {
             Ok(v) => unix_out.extend(v.into_iter().map(|e| (e.inode, e))),
-            Err(e) => errors.push(format!("/proc/{pid}/net/unix: {e}")),
+            Err(e) => errors.push(e),
         }
     }
     (inet_out, unix_out)

@@ -55,8 +55,8 @@ struct InetDump {
     walked: usize,
     /// Time the dump took on the thread that ran it (not counting the hand-off to the helper).
     took: Duration,
-    /// (what, error) of dumps that failed.
-    failures: Vec<String>,
+    /// The dumps that failed, each error naming the dump.
+    failures: Vec<ReadError>,
 }
 
 enum Runner {
@@ -234,7 +234,7 @@ impl ConnWindow {
             Ok(d) => d,
             Err(why) => {
                 if look.last {
-                    self.last_missing = Some((reason_of(&why), why.into()));
+                    self.last_missing = Some((reason_of(&why), why.to_string()));
                 }
                 return;
             }
@@ -249,10 +249,13 @@ impl ConnWindow {
     fn record(&mut self, d: InetDump, at: Instant, last: bool) {
         let index = self.dumps;
         self.dumps += 1;
-        if d.failures.is_empty() {
+        if let Some(first) = d.failures.first() {
+            if last {
+                let words: Vec<String> = d.failures.iter().map(ToString::to_string).collect();
+                self.last_missing = Some((reason_of(first), words.join("; ")));
+            }
+        } else {
             self.last_complete = Some(index);
-        } else if last {
-            self.last_missing = Some((GapReason::Other, d.failures.join("; ")));
         }
         let zero = *self.first_dump_at.get_or_insert(at);
         let at_ms = at.saturating_duration_since(zero).as_millis() as u64;
@@ -371,7 +374,7 @@ pub(super) fn dump_entries(
     kinds: &[(u8, u8)],
     wanted: &HashSet<u64>,
     timeout: Duration,
-) -> Result<Vec<InetEntry>, String> {
+) -> Result<Vec<InetEntry>, ReadError> {
     let d = dump(kinds, wanted, timeout);
     match d.failures.first() {
         Some(why) if d.failures.len() >= kinds.len() => Err(why.clone()),
@@ -409,7 +412,8 @@ fn dump(kinds: &[(u8, u8)], wanted: &HashSet<u64>, timeout: Duration) -> InetDum
     let mut nl = match SockDiag::open(timeout) {
         Ok(s) => s,
         Err(e) => {
-            out.failures.push(format!("NETLINK_SOCK_DIAG socket: {e}"));
+            out.failures
+                .push(ReadError::io("NETLINK_SOCK_DIAG socket", &e));
             return out;
         }
     };
@@ -427,8 +431,9 @@ fn dump(kinds: &[(u8, u8)], wanted: &HashSet<u64>, timeout: Duration) -> InetDum
         };
         match nl.dump_each(&inet_diag::request(family, proto), &mut each) {
             Ok(_) => {}
-            Err(e) => out.failures.push(format!(
-                "inet_diag dump (family {family}, protocol {proto}): {e}"
+            Err(e) => out.failures.push(ReadError::io(
+                format_args!("inet_diag dump (family {family}, protocol {proto})"),
+                &e,
             )),
         }
     }
@@ -809,7 +814,10 @@ mod tests {
         let mut w = sampler(&[1]);
         w.record(dump_of(vec![entry(1, "ESTAB", 0)]), t0, false);
         let failed = InetDump {
-            failures: vec!["inet_diag dump (family 2, protocol 6): EINTR".into()],
+            failures: vec![ReadError::errno(
+                "inet_diag dump (family 2, protocol 6)",
+                nix::errno::Errno::EINTR,
+            )],
             ..InetDump::default()
         };
         w.record(failed, t0 + Duration::from_millis(2000), true);

@@ -305,12 +305,8 @@ fn work(
                 modules.push(module);
             }
             Err(why) => module_troubles.add(
-                if why.contains("could hang") || why.contains("lease") {
-                    GapReason::Unsafe
-                } else {
-                    GapReason::Other
-                },
-                why,
+                why.reason(),
+                why.to_string(),
                 String::from_utf8_lossy(m.path.as_deref().unwrap_or_default()).into_owned(),
             ),
         }

@@ -22,8 +22,60 @@ use object::{Object, ObjectSection, ObjectSegment};
 
 use super::maps::Mapping;
 use crate::ProcRoot;
+use crate::error::{ReadError, reason_of};
 use crate::mountinfo::{self, Mounts};
 use crate::safe_path;
+
+/// Why a module was not read: a refusal (the open could hang or break a lease), a failed
+/// read, or a file that is not the ELF expected.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    #[error("on a {fs_type} mount ({mount_point}): opening it could hang")]
+    RemoteMount {
+        fs_type: String,
+        mount_point: String,
+    },
+    #[error("{0}")]
+    UnsafePath(String),
+    #[error("a file lease is held on it: opening it could break the lease")]
+    Leased,
+    #[error("the file at that path is not the one mapped (replaced since)")]
+    Replaced,
+    #[error("not a regular file")]
+    NotRegular,
+    #[error("not a readable ELF file: {0}")]
+    NotElf(#[source] object::Error),
+    #[error("not a 64-bit ELF file")]
+    NotElf64,
+    #[error("no loadable segment holds the mapped offset")]
+    NoSegment,
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
+impl ModuleError {
+    /// The gap reason: a refusal is `Unsafe` (reading would risk the target), a failed read
+    /// what [`reason_of`] says, anything else `Other`.
+    pub fn reason(&self) -> hangscope_model::GapReason {
+        use hangscope_model::GapReason;
+        match self {
+            ModuleError::RemoteMount { .. } | ModuleError::UnsafePath(_) | ModuleError::Leased => {
+                GapReason::Unsafe
+            }
+            ModuleError::Read(e) => reason_of(e),
+            _ => GapReason::Other,
+        }
+    }
+}
+
+impl From<safe_path::Refused> for ModuleError {
+    fn from(r: safe_path::Refused) -> ModuleError {
+        match r {
+            safe_path::Refused::Io(e) => ModuleError::Read(ReadError::of_io(&e)),
+            other => ModuleError::UnsafePath(other.why("opening")),
+        }
+    }
+}
 
 /// Where separate debug files are installed (Debian's *-dbg and *-dbgsym packages).
 pub const DEBUG_DIR: &str = "/usr/lib/debug";
@@ -168,11 +220,11 @@ pub fn load(
     env: &Env,
     m: &Mapping,
     avma: Range<u64>,
-) -> Result<(Module, framehop::Module<Vec<u8>>), String> {
+) -> Result<(Module, framehop::Module<Vec<u8>>), ModuleError> {
     let path = m.path.clone().unwrap_or_default();
     let file = open_mapped(env, m)?;
     let cache = ReadCache::new(file);
-    let obj = object::File::parse(&cache).map_err(|e| format!("not a readable ELF file: {e}"))?;
+    let obj = object::File::parse(&cache).map_err(ModuleError::NotElf)?;
     // The exec mapping at file offset `m.offset` lies in the PT_LOAD segment holding that
     // offset; its address there gives the bias.
     // The kernel maps from the page holding p_offset, which lld does not page-align: the
@@ -187,7 +239,7 @@ pub fn load(
     };
     let holds = |off: u64, size: u64| (off & !0xfff) <= m.offset && m.offset < off + size.max(1);
     let object::File::Elf64(elf) = &obj else {
-        return Err("not a 64-bit ELF file".into());
+        return Err(ModuleError::NotElf64);
     };
     let segment = elf
         .segments()
@@ -196,7 +248,7 @@ pub fn load(
             holds(off, size)
         })
         .max_by_key(|s| executable(s))
-        .ok_or("no loadable segment holds the mapped offset")?;
+        .ok_or(ModuleError::NoSegment)?;
     let (off, _) = segment.file_range();
     // The address at the mapping's start: the segment's address less the part of the page
     // before p_offset (wrapping: that page may begin below the segment).
@@ -249,16 +301,16 @@ pub fn load(
 
 /// The file behind mapping `m`, opened for reading only if that is safe (see the module
 /// documentation).
-fn open_mapped(env: &Env, m: &Mapping) -> Result<File, String> {
+fn open_mapped(env: &Env, m: &Mapping) -> Result<File, ModuleError> {
     let raw = m.path.as_deref().unwrap_or_default();
     let text = String::from_utf8_lossy(raw);
     let path = text.strip_suffix(" (deleted)").unwrap_or(&text);
     match env.mounts.containing(path) {
         Some(mount) if !mountinfo::is_local(&mount.fs_type) => {
-            return Err(format!(
-                "on a {} mount ({}): opening it could hang",
-                mount.fs_type, mount.mount_point
-            ));
+            return Err(ModuleError::RemoteMount {
+                fs_type: mount.fs_type.clone(),
+                mount_point: mount.mount_point.clone(),
+            });
         }
         _ => {}
     }
@@ -271,50 +323,52 @@ fn open_mapped(env: &Env, m: &Mapping) -> Result<File, String> {
         Ok(fd) => fd,
         // map_files needs CAP_SYS_ADMIN: walk the path from the target's root instead.
         Err(_) => {
+            let root_path = env.root.pid(env.pid).join("root");
             let root = open(
-                &env.root.pid(env.pid).join("root"),
+                &root_path,
                 OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
                 Mode::empty(),
             )
-            .map_err(|e| format!("/proc/{}/root: {}", env.pid, e.desc()))?;
-            safe_path::resolve(root.as_fd(), path, env.mounts)
-                .map_err(|r| r.why("opening"))?
-                .fd
+            .map_err(|e| {
+                ReadError::errno(format_args!("/proc/{}/root", env.pid), e)
+                    .at(root_path.display().to_string())
+            })?;
+            safe_path::resolve(root.as_fd(), path, env.mounts)?.fd
         }
     };
     if let Some(inode) = inode_of(&opath)?
         && inode != m.inode
     {
-        return Err("the file at that path is not the one mapped (replaced since)".into());
+        return Err(ModuleError::Replaced);
     }
     reopen(&opath, env.leases)
 }
 
-fn inode_of(fd: &OwnedFd) -> Result<Option<u64>, String> {
-    let st = nix::sys::stat::fstat(fd).map_err(|e| e.desc().to_string())?;
+fn inode_of(fd: &OwnedFd) -> Result<Option<u64>, ModuleError> {
+    let st = nix::sys::stat::fstat(fd).map_err(|e| ReadError::errno("fstat", e))?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return Err("not a regular file".into());
+        return Err(ModuleError::NotRegular);
     }
     Ok(Some(st.st_ino))
 }
 
 /// Opens the `O_PATH` fd for reading, unless a lease is on the file.
-fn reopen(opath: &OwnedFd, leases: &[FileLock]) -> Result<File, String> {
-    let st = nix::sys::stat::fstat(opath).map_err(|e| e.desc().to_string())?;
+fn reopen(opath: &OwnedFd, leases: &[FileLock]) -> Result<File, ModuleError> {
+    let st = nix::sys::stat::fstat(opath).map_err(|e| ReadError::errno("fstat", e))?;
     let dev = format!(
         "{:02x}:{:02x}",
         libc::major(st.st_dev),
         libc::minor(st.st_dev)
     );
     if leases.iter().any(|l| l.inode == st.st_ino && l.dev == dev) {
-        return Err("a file lease is held on it: opening it could break the lease".into());
+        return Err(ModuleError::Leased);
     }
     let fd = open(
         format!("/proc/self/fd/{}", opath.as_raw_fd()).as_str(),
         OFlag::O_RDONLY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| e.desc().to_string())?;
+    .map_err(|e| ReadError::errno("open", e))?;
     Ok(File::from(fd))
 }
 
@@ -381,4 +435,29 @@ pub fn debug_file(env: &Env, module: &Module) -> Option<File> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hangscope_model::GapReason;
+
+    #[test]
+    fn a_module_s_gap_reason_comes_from_its_error_s_kind_not_its_words() {
+        let remote = ModuleError::RemoteMount {
+            fs_type: "nfs4".into(),
+            mount_point: "/srv".into(),
+        };
+        assert_eq!(remote.reason(), GapReason::Unsafe);
+        assert_eq!(ModuleError::Leased.reason(), GapReason::Unsafe);
+        let unlisted = ModuleError::from(safe_path::Refused::Unlisted { at: "/mnt".into() });
+        assert_eq!(unlisted.reason(), GapReason::Unsafe);
+        // A refused open is a permission gap (its words say nothing of hanging or leases).
+        let refused = ModuleError::from(safe_path::Refused::Io(std::io::Error::from_raw_os_error(
+            libc::EACCES,
+        )));
+        assert_eq!(refused.reason(), GapReason::Permission);
+        assert_eq!(ModuleError::NotElf64.reason(), GapReason::Other);
+        assert_eq!(ModuleError::Replaced.reason(), GapReason::Other);
+    }
 }

@@ -8,20 +8,22 @@ use std::io::IoSliceMut;
 use nix::sys::uio::{RemoteIoVec, process_vm_readv};
 use nix::unistd::Pid;
 
+use crate::error::{ReadError, ReadErrorKind};
+
 /// Largest single read: a pollfd array of 8,192 entries, or a 1,024-fd select set many times.
 pub const MAX_READ: usize = 64 * 1024;
 
 /// Where syscall arguments point. A trait so decoding is tested on recorded bytes.
 pub trait Memory {
     /// Reads exactly `len` bytes at `addr`, or says why not.
-    fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>, String>;
+    fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>, ReadError>;
 
-    fn read_u32(&self, addr: u64) -> Result<u32, String> {
+    fn read_u32(&self, addr: u64) -> Result<u32, ReadError> {
         let b = self.read(addr, 4)?;
         Ok(i32_at(&b, 0) as u32)
     }
 
-    fn read_i64_pair(&self, addr: u64) -> Result<(i64, i64), String> {
+    fn read_i64_pair(&self, addr: u64) -> Result<(i64, i64), ReadError> {
         let b = self.read(addr, 16)?;
         Ok((i64_at(&b, 0), i64_at(&b, 8)))
     }
@@ -32,7 +34,7 @@ pub const MAX_PATH: usize = 4096;
 
 /// A NUL-terminated string at `addr`, at most [`MAX_PATH`] bytes, read a page at a time so a
 /// string that ends just before an unmapped page is still read whole.
-pub fn read_c_string(mem: &dyn Memory, addr: u64) -> Result<Vec<u8>, String> {
+pub fn read_c_string(mem: &dyn Memory, addr: u64) -> Result<Vec<u8>, ReadError> {
     const PAGE: u64 = 4096;
     let mut out = Vec::new();
     let mut at = addr;
@@ -46,7 +48,9 @@ pub fn read_c_string(mem: &dyn Memory, addr: u64) -> Result<Vec<u8>, String> {
         out.extend_from_slice(&chunk);
         at += chunk.len() as u64;
     }
-    Err(format!("no end of string in {MAX_PATH} bytes at {addr:#x}"))
+    Err(ReadError::malformed(format!(
+        "no end of string in {MAX_PATH} bytes at {addr:#x}"
+    )))
 }
 
 pub fn i64_at(b: &[u8], off: usize) -> i64 {
@@ -79,12 +83,17 @@ pub struct LiveMemory {
 }
 
 impl Memory for LiveMemory {
-    fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>, String> {
+    fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>, ReadError> {
         if addr == 0 {
-            return Err("NULL pointer".into());
+            return Err(ReadError::new(
+                ReadErrorKind::Errno(libc::EFAULT),
+                "NULL pointer",
+            ));
         }
         if len > MAX_READ {
-            return Err(format!("{len} bytes is more than hangscope reads at once"));
+            return Err(ReadError::other(format!(
+                "{len} bytes is more than hangscope reads at once"
+            )));
         }
         let mut buf = vec![0u8; len];
         let remote = [RemoteIoVec {
@@ -97,16 +106,19 @@ impl Memory for LiveMemory {
             &remote,
         )
         .map_err(|e| match e {
-            nix::errno::Errno::EPERM => {
-                "process_vm_readv refused (EPERM): needs root or CAP_SYS_PTRACE over the target"
-                    .to_string()
-            }
-            e => format!("process_vm_readv at {addr:#x}: {}", e.desc()),
+            nix::errno::Errno::EPERM => ReadError::new(
+                ReadErrorKind::Errno(libc::EPERM),
+                "process_vm_readv refused (EPERM): needs root or CAP_SYS_PTRACE over the target",
+            ),
+            e => ReadError::new(
+                ReadErrorKind::Errno(e as i32),
+                format!("process_vm_readv at {addr:#x}: {}", e.desc()),
+            ),
         })?;
         if n < len {
-            return Err(format!(
+            return Err(ReadError::other(format!(
                 "process_vm_readv at {addr:#x}: short read {n}/{len}"
-            ));
+            )));
         }
         Ok(buf)
     }
@@ -118,13 +130,13 @@ pub struct FakeMemory(pub Vec<(u64, Vec<u8>)>);
 
 #[cfg(test)]
 impl Memory for FakeMemory {
-    fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>, String> {
+    fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>, ReadError> {
         for (base, bytes) in &self.0 {
             if addr >= *base && addr + len as u64 <= base + bytes.len() as u64 {
                 let off = (addr - base) as usize;
                 return Ok(bytes[off..off + len].to_vec());
             }
         }
-        Err(format!("no recorded memory at {addr:#x}"))
+        Err(ReadError::other(format!("no recorded memory at {addr:#x}")))
     }
 }

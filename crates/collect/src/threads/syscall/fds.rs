@@ -51,7 +51,7 @@ impl Decoder<'_, '_> {
             }
             Err(e) => {
                 self.arg("pathname", format!("{:#x}", self.a[path_arg]));
-                self.fail(e);
+                self.fail(e.to_string());
             }
         }
     }
