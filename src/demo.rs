@@ -140,9 +140,9 @@ fn run_inner(output: &OutputArgs, collect: &CollectArgs) -> Result<i32, String> 
     eprintln!(
         "hangscope demo: a client (pid {pid}) calls a service with two replicas, {peer_a} and \
          {peer_b},\n  that accept and never answer; a heartbeat to {healthy} on the same host \
-         answers.\n  Its thread {worker} (dump_meta) gives up on {peer_a} after {:.1} s and fails \
+         answers.\n  Its thread {worker} (dump_meta) gives up on {peer_a} after {} and fails \
          over to {peer_b}.\n  Waiting for that, then: hangscope {pid}\n",
-        timeout.as_secs_f64()
+        hangscope_model::units::duration(timeout)
     );
 
     let failover = format!("new meta: {peer_b}");

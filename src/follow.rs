@@ -142,8 +142,8 @@ fn run_there(
             &command,
             HopFailureKind::Timeout,
             format!(
-                "only {} ms of the deadline were left for {addr}; raise --deadline",
-                left.as_millis()
+                "only {} of the deadline were left for {addr}; raise --deadline",
+                hangscope_model::units::duration(left)
             ),
         ));
     };

@@ -162,6 +162,7 @@ pub(crate) fn document_of(
     // --deadline given gets here too short: the default one grows with the window.
     let deadline = collect.deadline();
     if !collect.window.is_zero() && collect.window + Duration::from_millis(500) > deadline {
+        // The flags' own syntax, so the operator can type the values back.
         eprintln!(
             "hangscope: --window {:.1}s does not fit in --deadline {:.1}s; raise --deadline \
              (e.g. --deadline {:.0}s) or shorten --window",
@@ -270,10 +271,10 @@ pub(crate) fn start_watchdog(deadline: Duration) -> std::sync::mpsc::Sender<()> 
             return;
         }
         eprintln!(
-            "hangscope: collection still not done {:.1} s after the {:.1} s deadline, while \
-             reading {}: a read is blocked in the kernel; giving up without a report",
-            GRACE.as_secs_f64(),
-            deadline.as_secs_f64(),
+            "hangscope: collection still not done {} after the {} deadline, while reading {}: a \
+             read is blocked in the kernel; giving up without a report",
+            hangscope_model::units::duration(GRACE),
+            hangscope_model::units::duration(deadline),
             hangscope_collect::stage::current(),
         );
         std::process::exit(exit::FAILURE);

@@ -48,6 +48,7 @@ const LOOK_TIME: Duration = Duration::from_millis(150);
 
 pub fn run(args: &ScanArgs) -> i32 {
     if args.window + Duration::from_secs(1) > args.deadline {
+        // The flags' own syntax, so the operator can type the values back.
         eprintln!(
             "hangscope: --window {:.1}s does not fit in --deadline {:.1}s; raise --deadline",
             args.window.as_secs_f64(),
@@ -375,14 +376,6 @@ fn label(s: EntryStatus) -> &'static str {
     }
 }
 
-fn duration_words(ms: u64) -> String {
-    match ms {
-        0..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
-        60_000..=3_599_999 => format!("{}m{:02}s", ms / 60_000, ms / 1000 % 60),
-        _ => format!("{}h{:02}m", ms / 3_600_000, ms / 60_000 % 60),
-    }
-}
-
 fn render(r: &ScanReport) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
@@ -397,7 +390,7 @@ fn render(r: &ScanReport) -> String {
         r.processes,
         r.threads,
         Text::from(r.host.hostname.as_str()).escaped(),
-        duration_words(r.window_ms),
+        hangscope_model::units::duration_short(r.window_ms),
         r.look_cpu_ms,
         r.suspects,
         r.diagnosed,
@@ -415,7 +408,10 @@ fn render(r: &ScanReport) -> String {
             .root_pid
             .is_some_and(|root| r.entries.iter().any(|x| x.pid == root) && root != e.pid);
         let indent = if member { "  └ " } else { "" };
-        let stuck = e.stuck_ms.map(duration_words).unwrap_or_else(|| "-".into());
+        let stuck = e
+            .stuck_ms
+            .map(hangscope_model::units::duration_short)
+            .unwrap_or_else(|| "-".into());
         let container = e
             .container
             .as_ref()

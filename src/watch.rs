@@ -230,10 +230,10 @@ pub fn run(args: &WatchArgs) -> i32 {
                 let keep = same && stuck.contains_key(pid);
                 if !keep && let Some(file) = &w.incident {
                     out.line(&format!(
-                        "RESOLVED pid {pid} ({}) {} after {:.1} s; snapshot {}",
+                        "RESOLVED pid {pid} ({}) {} after {}; snapshot {}",
                         w.name.escaped(),
                         if same { "moves again" } else { "exited" },
-                        w.since.elapsed().as_secs_f64(),
+                        hangscope_model::units::duration(w.since.elapsed()),
                         file.display()
                     ));
                 }
@@ -267,10 +267,10 @@ pub fn run(args: &WatchArgs) -> i32 {
                             Err(e) => format!("NOT saved to {}: {e}", file.display()),
                         };
                         out.line(&format!(
-                            "CAUSE pid {} ({}) stuck {:.1} s: {}  → {}  [{saved_note}]",
+                            "CAUSE pid {} ({}) stuck {}: {}  → {}  [{saved_note}]",
                             s.pid,
                             w.name.escaped(),
-                            w.since.elapsed().as_secs_f64(),
+                            hangscope_model::units::duration(w.since.elapsed()),
                             hangscope_model::text::escape(&doc.verdict.summary),
                             hangscope_model::text::escape(&doc.verdict.next_step),
                         ));
@@ -385,6 +385,7 @@ impl Printer {
     fn line(&mut self, text: &str) {
         use std::io::Write;
         let mut o = std::io::stdout().lock();
+        // A fixed-width clock column (as dmesg's), not a duration in words: lines stay aligned.
         let _ = writeln!(o, "+{:7.1}s  {text}", self.started.elapsed().as_secs_f64());
         let _ = o.flush();
     }

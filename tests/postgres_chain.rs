@@ -321,7 +321,7 @@ fn a_server_that_never_answers_is_a_gap_within_the_limit() {
         gap["detail"]
             .as_str()
             .unwrap_or("")
-            .contains("did not answer within 1500 ms and was killed"),
+            .contains("did not answer within 1.5 s and was killed"),
         "{gap}"
     );
     assert!(doc["snapshot"].get("app").is_none());

@@ -15,13 +15,7 @@ pub(crate) fn bytes(n: u64) -> String {
 
 /// Microseconds as ss prints round-trip times: "0.088 ms", "12.4 ms", "1.2 s".
 pub(crate) fn micros(us: u32) -> String {
-    if us < 10_000 {
-        format!("{:.3} ms", us as f64 / 1000.0)
-    } else if us < 1_000_000 {
-        format!("{:.1} ms", us as f64 / 1000.0)
-    } else {
-        duration(u64::from(us / 1000))
-    }
+    hangscope_model::units::micros(u64::from(us))
 }
 
 /// "poll()" from a syscall name; "a system call" when the name is unknown.

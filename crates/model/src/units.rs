@@ -26,6 +26,31 @@ pub fn duration_ms(ms: f64) -> String {
     format!("{} d {} h", s / 86400, (s % 86400) / 3600)
 }
 
+/// A `Duration` in the words of [`duration_ms`]: a limit or a wait the tool itself chose.
+pub fn duration(d: std::time::Duration) -> String {
+    duration_ms(d.as_secs_f64() * 1000.0)
+}
+
+/// For a table column: "0.9s", "7.9s", "3m20s", "2h05m".
+pub fn duration_short(ms: u64) -> String {
+    match ms {
+        0..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
+        60_000..=3_599_999 => format!("{}m{:02}s", ms / 60_000, ms / 1000 % 60),
+        _ => format!("{}h{:02}m", ms / 3_600_000, ms / 60_000 % 60),
+    }
+}
+
+/// Microseconds as ss prints round-trip times: "0.088 ms", "12.4 ms", "1.2 s".
+pub fn micros(us: u64) -> String {
+    if us < 10_000 {
+        format!("{:.3} ms", us as f64 / 1000.0)
+    } else if us < 1_000_000 {
+        format!("{:.1} ms", us as f64 / 1000.0)
+    } else {
+        duration_ms((us / 1000) as f64)
+    }
+}
+
 /// A length a program chose (a sleep, a timeout), as it would be written: "100 ms", "2 s",
 /// "1.5 s"; longer ones as `duration_ms`.
 pub fn period_ms(ms: f64) -> String {
@@ -85,6 +110,18 @@ mod tests {
         assert_eq!(duration_ms(7_500_000.0), "2 h 5 min");
         assert_eq!(duration_ms(90_000_000.0), "1 d 1 h");
         assert_eq!(duration_ms(-1.0), "?");
+    }
+
+    #[test]
+    fn short_durations_and_micros() {
+        assert_eq!(duration(std::time::Duration::from_millis(1500)), "1.5 s");
+        assert_eq!(duration_short(870), "0.9s");
+        assert_eq!(duration_short(7878), "7.9s");
+        assert_eq!(duration_short(200_000), "3m20s");
+        assert_eq!(duration_short(7_500_000), "2h05m");
+        assert_eq!(micros(88), "0.088 ms");
+        assert_eq!(micros(12_400), "12.4 ms");
+        assert_eq!(micros(1_200_000), "1.2 s");
     }
 
     #[test]

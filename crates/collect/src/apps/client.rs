@@ -242,7 +242,7 @@ mod tests {
         let out = run(sh("echo \"[$HOME] $PWD\""), me(), me(), 0, limit).expect("runs");
         assert_eq!(out, b"[] /\n");
         // Too long an answer is refused, not cut into something that parses, and it is said
-        // so: before, the kill made it "did not answer within 5000 ms".
+        // so: before, the kill made it "did not answer within 5.0 s".
         let big = format!("head -c {} /dev/zero", MAX_OUTPUT + 10);
         assert!(matches!(
             run(sh(&big), me(), me(), 0, limit),

@@ -220,8 +220,8 @@ fn run_client(
         Failure::TimedOut { .. } => (
             GapReason::Other,
             format!(
-                "{program} did not answer within {} ms and was killed",
-                limit.as_millis()
+                "{program} did not answer within {} and was killed",
+                hangscope_model::units::duration(limit)
             ),
         ),
         Failure::Failed { status, stderr } => {

@@ -229,8 +229,8 @@ fn ask(root: &ProcRoot, server: &Server, opts: &Options) -> Result<PgView, Gap> 
         Failure::TimedOut { stderr } => gap(
             GapReason::Other,
             format!(
-                "psql did not answer within {} ms and was killed{}",
-                limit.as_millis(),
+                "psql did not answer within {} and was killed{}",
+                hangscope_model::units::duration(limit),
                 if stderr.is_empty() {
                     String::new()
                 } else {

@@ -139,8 +139,8 @@ fn ask(address: SocketAddr, limit: Duration) -> Result<String, (GapReason, Strin
         (
             GapReason::Other,
             format!(
-                "redis-server at {address} did not {what} within {} ms",
-                limit.as_millis()
+                "redis-server at {address} did not {what} within {}",
+                hangscope_model::units::duration(limit)
             ),
         )
     };

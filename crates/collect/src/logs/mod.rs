@@ -637,8 +637,8 @@ fn read_journal(
         journal::Outcome::Output(t) => t,
         journal::Outcome::TimedOut(t) => {
             source.notes.push(format!(
-                "journalctl took longer than {} ms and was stopped",
-                limit.as_millis()
+                "journalctl took longer than {} and was stopped",
+                hangscope_model::units::duration(limit)
             ));
             t
         }

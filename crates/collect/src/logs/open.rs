@@ -69,9 +69,9 @@ impl Refusal {
                  its holder, so it is not opened"
             ),
             Refusal::TimedOut(d) => format!(
-                "no answer within {} ms: an open or read of it blocked: a fanotify permission \
+                "no answer within {}: an open or read of it blocked: a fanotify permission \
                  listener or a hung file system; the reading process was abandoned",
-                d.as_millis()
+                hangscope_model::units::duration(*d)
             ),
             Refusal::Deadline => "not read before the deadline".into(),
             Refusal::Io(e) => e.to_string(),

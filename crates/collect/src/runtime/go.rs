@@ -77,8 +77,8 @@ pub(crate) fn recognise(
                         format!("/proc/{pid}/exe: Go build info"),
                         GapReason::Unsafe,
                         format!(
-                            "the read of the executable did not end within {} ms",
-                            d.as_millis()
+                            "the read of the executable did not end within {}",
+                            hangscope_model::units::duration(d)
                         ),
                     ));
                     return None;
@@ -273,8 +273,8 @@ fn fetch(addr: SocketAddr, limit: Duration) -> Fetch {
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Fetch::Failed(format!(
-                "{addr}: no whole answer within {} ms",
-                limit.as_millis()
+                "{addr}: no whole answer within {}",
+                hangscope_model::units::duration(limit)
             ));
         }
         if let Err(e) = s.set_read_timeout(Some(left)) {
@@ -296,8 +296,8 @@ fn fetch(addr: SocketAddr, limit: Duration) -> Fetch {
                 ) =>
             {
                 return Fetch::Failed(format!(
-                    "{addr}: no whole answer within {} ms",
-                    limit.as_millis()
+                    "{addr}: no whole answer within {}",
+                    hangscope_model::units::duration(limit)
                 ));
             }
             Err(e) => return Fetch::Failed(format!("{addr}: {e}")),

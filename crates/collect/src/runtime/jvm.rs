@@ -128,7 +128,10 @@ pub(crate) fn ask(
         Outcome::TimedOut(d) => {
             return Err(unavailable(
                 UnavailableReason::TimedOut,
-                format!("{tool}: no answer within {} ms", d.as_millis()),
+                format!(
+                    "{tool}: no answer within {}",
+                    hangscope_model::units::duration(d)
+                ),
             ));
         }
         Outcome::Failed(e) if e.raw_os_error() == Some(libc::ENOENT) => {

@@ -130,7 +130,10 @@ fn ran_error(e: Ran, tool: &str, limit: Duration) -> ViewUnavailable {
     match e {
         Ran::TimedOut => unavailable(
             UnavailableReason::TimedOut,
-            format!("{tool}: no answer within {} ms", limit.as_millis()),
+            format!(
+                "{tool}: no answer within {}",
+                hangscope_model::units::duration(limit)
+            ),
         ),
         Ran::Failed(e) => unavailable(UnavailableReason::Failed, format!("{tool}: {e}")),
     }

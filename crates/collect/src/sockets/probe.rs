@@ -260,8 +260,8 @@ fn read_answer(rx: &OwnedFd, cap: usize, limit: Duration) -> Result<Vec<u8>, Rea
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(ReadError::deadline(format!(
-                "no answer from the probe in {} ms",
-                limit.as_millis()
+                "no answer from the probe in {}",
+                hangscope_model::units::duration(limit)
             )));
         }
         let timeout =

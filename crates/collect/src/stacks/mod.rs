@@ -189,9 +189,9 @@ fn finish(
                 "user stacks",
                 GapReason::Deadline,
                 format!(
-                    "not finished within {} ms ({had}): reading the modules' symbols took \
+                    "not finished within {} ({had}): reading the modules' symbols took \
                      longer, or an open blocked; the reading thread was left behind",
-                    budget.as_millis()
+                    hangscope_model::units::duration(budget)
                 ),
             ));
         }

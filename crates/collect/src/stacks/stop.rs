@@ -278,8 +278,8 @@ fn wait_stopped(p: Pid, limit: Duration, traced: &mut Traced) -> Result<(), Trou
             return Err((
                 GapReason::Deadline,
                 format!(
-                    "did not stop within {} ms of PTRACE_INTERRUPT",
-                    limit.as_millis()
+                    "did not stop within {} of PTRACE_INTERRUPT",
+                    hangscope_model::units::duration(limit)
                 ),
             ));
         }

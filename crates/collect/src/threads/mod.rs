@@ -96,8 +96,8 @@ pub fn collect(
     if outcome.cut_by_deadline {
         snap.gaps.push(Gap::new(
             format!(
-                "sampling window after {:.1} s",
-                outcome.duration.as_secs_f64()
+                "sampling window after {}",
+                hangscope_model::units::duration(outcome.duration)
             ),
             GapReason::Deadline,
             "the window was cut short to finish before the deadline",

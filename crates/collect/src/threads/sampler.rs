@@ -95,6 +95,8 @@ impl<'a> Sampler<'a> {
             }
             if self.progress {
                 let mut err = std::io::stderr().lock();
+                // A meter redrawn in place: fixed-width figures, not units' words, whose
+                // length changes would leave stale characters behind the carriage return.
                 let _ = write!(
                     err,
                     "\rwatching {:.1}/{:.1} s ({} looks)",

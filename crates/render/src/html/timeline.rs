@@ -214,14 +214,14 @@ fn conn_segments(out: &mut String, samples: &[ConnectionLook], span: f64, y: f64
             out,
             "<rect class=\"{class}\" x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\">\
              <title>{}–{}: +{sent} B out, +{recv} B in, {} unacked, +{retr} retransmits, rtt \
-             {:.3} ms, last receive {} ago, Recv-Q {} Send-Q {}</title></rect>",
+             {}, last receive {} ago, Recv-Q {} Send-Q {}</title></rect>",
             y + 2.0,
             (x1 - x0).max(0.5),
             ROW_H - 4.0,
             human_ms(a.at_ms as f64),
             human_ms(b.at_ms as f64),
             b.unacked,
-            f64::from(b.rtt_us) / 1000.0,
+            hangscope_model::units::micros(u64::from(b.rtt_us)),
             human_ms(f64::from(b.last_data_recv_ms)),
             b.recv_q,
             b.send_q

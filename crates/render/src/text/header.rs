@@ -46,8 +46,8 @@ pub(super) fn header(out: &mut String, snap: &Snapshot, st: &Style) {
     if let Some(w) = &snap.window {
         let _ = write!(
             line,
-            "  watched {:.1} s ({} looks)",
-            w.duration_ms as f64 / 1000.0,
+            "  watched {} ({} looks)",
+            crate::human_ms(w.duration_ms as f64),
             w.looks
         );
     }
