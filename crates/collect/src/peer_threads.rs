@@ -11,6 +11,7 @@ use hangscope_model::{
     SyscallState, TcpState, Text, WaitObject,
 };
 
+use crate::error::{FdFailures, ReadError, reason_of};
 use crate::threads::{memory, syscall, task};
 use crate::{Deadline, Options, ProcRoot};
 
@@ -65,7 +66,7 @@ pub fn read_for_waits(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Opt
     let (looked, skipped) = capped(&wanted);
     gaps.extend(skipped);
     for &p in looked {
-        match glance(root, p, &opts.deadline) {
+        match glance(root, p, &opts.deadline, &mut gaps) {
             Ok(threads) => {
                 looks.insert(p, threads);
                 holds.insert(p, crate::process::hold(root, p));
@@ -100,7 +101,7 @@ pub fn read_for_waits(root: &ProcRoot, pid: i32, snap: &mut Snapshot, opts: &Opt
             *slot = Some(seen);
         }
     }
-    read_opened(root, snap, &looks, opts);
+    read_opened(root, snap, &looks, opts, &mut gaps);
     gaps
 }
 
@@ -131,8 +132,15 @@ fn capped(wanted: &[i32]) -> (&[i32], Option<Gap>) {
 /// Fills `opened` of the TCP peers' holders that were looked at: the connections each opened
 /// itself, which is where a proxy at the other end forwards the request and waits. Their
 /// tcp_info comes from one sock_diag dump in the target's namespace, which the holder of a
-/// connection to this host shares.
-fn read_opened<T>(root: &ProcRoot, snap: &mut Snapshot, looked: &BTreeMap<i32, T>, opts: &Options) {
+/// connection to this host shares. What could not be read is a gap: without it the other end
+/// is still named, only not its upstream.
+fn read_opened<T>(
+    root: &ProcRoot,
+    snap: &mut Snapshot,
+    looked: &BTreeMap<i32, T>,
+    opts: &Options,
+    gaps: &mut Vec<Gap>,
+) {
     let mut fds_of: BTreeMap<i32, Vec<(i32, u64)>> = BTreeMap::new();
     for s in &snap.sockets {
         if let SocketDetail::Tcp(i) = &s.detail
@@ -140,7 +148,14 @@ fn read_opened<T>(root: &ProcRoot, snap: &mut Snapshot, looked: &BTreeMap<i32, T
             && looked.contains_key(&h.pid)
             && !fds_of.contains_key(&h.pid)
         {
-            fds_of.insert(h.pid, socket_fds(root, h.pid, &opts.deadline));
+            let what = || format!("the connections opened by {} (at the other end)", h.pid);
+            match socket_fds(root, h.pid, &opts.deadline) {
+                Ok((fds, failures)) => {
+                    gaps.extend(failures.into_gaps("the socket links", h.pid));
+                    fds_of.insert(h.pid, fds);
+                }
+                Err(e) => gaps.push(e.gap(what())),
+            }
         }
     }
     let inodes: std::collections::HashSet<u64> =
@@ -148,11 +163,18 @@ fn read_opened<T>(root: &ProcRoot, snap: &mut Snapshot, looked: &BTreeMap<i32, T
     if inodes.is_empty() || opts.deadline.passed() {
         return;
     }
-    // Best effort: without them the other end is still named, only not its upstream.
     let holders: Vec<(i32, Vec<(i32, u64)>)> =
         fds_of.iter().map(|(p, f)| (*p, f.clone())).collect();
-    let Ok(dumped) = crate::sockets::tcp_of(root, &snap.process, inodes, holders, opts) else {
-        return;
+    let dumped = match crate::sockets::tcp_of(root, &snap.process, inodes, holders, opts) {
+        Ok(d) => d,
+        Err(e) => {
+            let pids: Vec<String> = fds_of.keys().map(i32::to_string).collect();
+            gaps.push(e.gap(format!(
+                "the connections opened by {} (at the other end)",
+                pids.join(", ")
+            )));
+            return;
+        }
     };
     for s in &mut snap.sockets {
         let SocketDetail::Tcp(i) = &mut s.detail else {
@@ -201,13 +223,19 @@ fn read_opened<T>(root: &ProcRoot, snap: &mut Snapshot, looked: &BTreeMap<i32, T
     }
 }
 
-/// The socket fds of process `pid`: (fd, inode), at most `MAX_FDS`.
-fn socket_fds(root: &ProcRoot, pid: i32, deadline: &Deadline) -> Vec<(i32, u64)> {
+/// The socket fds of process `pid`: (fd, inode), at most `MAX_FDS`, and the fds whose link
+/// could not be read (other than closed since the listing); `Err` when the fd directory could
+/// not be listed, which says nothing of what the process holds.
+fn socket_fds(
+    root: &ProcRoot,
+    pid: i32,
+    deadline: &Deadline,
+) -> Result<(Vec<(i32, u64)>, FdFailures), ReadError> {
     let dir = root.pid(pid).join("fd");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
+    let entries = std::fs::read_dir(&dir).map_err(|e| ReadError::io_at(dir.display(), &e))?;
     let mut out = Vec::new();
+    let mut failures = FdFailures::default();
+    // An entry that fails to read is an fd closed during the listing.
     for e in entries.flatten().take(MAX_FDS) {
         if deadline.passed() {
             break;
@@ -215,8 +243,13 @@ fn socket_fds(root: &ProcRoot, pid: i32, deadline: &Deadline) -> Vec<(i32, u64)>
         let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
             continue;
         };
-        let Ok(link) = std::fs::read_link(e.path()) else {
-            continue;
+        let link = match std::fs::read_link(e.path()) {
+            Ok(link) => link,
+            Err(e) if task::is_gone(&e) => continue, // closed since the listing
+            Err(e) => {
+                failures.push(fd, e);
+                continue;
+            }
         };
         let inode = link
             .to_str()
@@ -227,14 +260,17 @@ fn socket_fds(root: &ProcRoot, pid: i32, deadline: &Deadline) -> Vec<(i32, u64)>
             out.push((fd, inode));
         }
     }
-    out
+    Ok((out, failures))
 }
 
 /// One look at the threads of `pid`: (tid, name, decoded syscall) each, or why there is none.
+/// Threads whose syscall could not be read, and epoll fds whose watch list could not, are gaps
+/// in `gaps`: they are not in the look, which must not be read as "no thread waits there".
 fn glance(
     root: &ProcRoot,
     pid: i32,
     deadline: &Deadline,
+    gaps: &mut Vec<Gap>,
 ) -> Result<Vec<(i32, Text, SyscallState)>, Gap> {
     let what = || format!("threads of {pid} (at the other end)");
     let dir = root.pid(pid).join("task");
@@ -255,6 +291,7 @@ fn glance(
                 "not read before the deadline",
             ));
         }
+        // None: the thread exited since the listing, and is in no wait.
         if let Some(t) = task::read(root, pid, tid, false) {
             reads.push(t);
         }
@@ -283,13 +320,15 @@ fn glance(
     }
     // Epoll instances need their watch lists to tell which fds their waiters wait on.
     let mut fds: Vec<Fd> = Vec::new();
-    let mut ignored = Vec::new();
     for t in &reads {
         if let Some(Ok(syscall::RawSyscall::Blocked { nr, args, .. })) = &t.syscall
             && syscall::name(arch, *nr).starts_with("epoll_")
         {
-            crate::threads::ensure_fd(root, pid, &mut fds, args[0] as i32, &mut ignored);
+            crate::threads::ensure_fd(root, pid, &mut fds, args[0] as i32, gaps);
         }
+    }
+    if let Some(gap) = unread_syscalls(pid, &reads) {
+        gaps.push(gap);
     }
     let out = reads
         .into_iter()
@@ -306,6 +345,31 @@ fn glance(
         })
         .collect();
     Ok(out)
+}
+
+/// One gap for the threads of `pid` whose syscall file could not be read, with the reason of
+/// the first.
+fn unread_syscalls(pid: i32, reads: &[task::TaskRead]) -> Option<Gap> {
+    let failed: Vec<(i32, &ReadError)> = reads
+        .iter()
+        .filter_map(|t| match &t.syscall {
+            Some(Err(e)) => Some((t.tid, e)),
+            _ => None,
+        })
+        .collect();
+    let (_, first) = failed.first()?;
+    let shown: Vec<String> = failed.iter().take(5).map(|(t, _)| t.to_string()).collect();
+    let more = if failed.len() > 5 { " …" } else { "" };
+    Some(Gap::new(
+        format!(
+            "syscalls of {} of {} threads of {pid} (at the other end; TID {}{more})",
+            failed.len(),
+            reads.len(),
+            shown.join(", ")
+        ),
+        reason_of(*first),
+        first.to_string(),
+    ))
 }
 
 /// Which of `threads` wait on `fd`, and where the others are.
@@ -453,6 +517,92 @@ mod tests {
         assert!(none.is_none());
     }
 
+    fn fake_root(name: &str) -> (std::path::PathBuf, ProcRoot) {
+        let dir = std::env::temp_dir().join(format!("hs-peer-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        (dir.clone(), ProcRoot::new(dir))
+    }
+
+    #[test]
+    fn an_unlistable_fd_directory_is_an_error_not_no_sockets() {
+        let (dir, root) = fake_root("fds");
+        std::fs::create_dir_all(dir.join("4242")).unwrap();
+        // Not a directory: the listing fails with ENOTDIR (as root too, unlike a mode).
+        std::fs::write(dir.join("4242/fd"), b"").unwrap();
+        let deadline = Deadline::after(std::time::Duration::from_secs(5));
+        let err = socket_fds(&root, 4242, &deadline).expect_err("not listable");
+        assert_eq!(err.kind, crate::ReadErrorKind::Errno(libc::ENOTDIR));
+        assert_eq!(err.path, Some(format!("{}/4242/fd", dir.display())));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_other_end_s_connections_unread_are_a_gap() {
+        let (dir, root) = fake_root("opened");
+        let holder = hangscope_model::PeerHolder {
+            pid: 4242,
+            name: Text::from("proxy"),
+            fd: 9,
+            threads: None,
+            opened: Vec::new(),
+        };
+        let inet = hangscope_model::InetSocket {
+            state: TcpState::Established,
+            local_peer: Some(Box::new(LocalPeer {
+                inode: 77,
+                state: TcpState::Established,
+                end: Some(hangscope_model::PeerEnd::Held { holder }),
+                ..LocalPeer::default()
+            })),
+            ..hangscope_model::InetSocket::default()
+        };
+        let mut snap = Snapshot::default();
+        snap.sockets.push(hangscope_model::Socket {
+            inode: 76,
+            fds: vec![5],
+            family: hangscope_model::SocketFamily::Inet,
+            detail: SocketDetail::Tcp(inet),
+            source: String::new(),
+            not_found_reason: None,
+            fds_changed: Vec::new(),
+        });
+        let looked = BTreeMap::from([(4242, ())]);
+        let mut gaps = Vec::new();
+        // The holder's /proc/4242 is not there: before, an empty fd list, and nothing said.
+        read_opened(&root, &mut snap, &looked, &Options::default(), &mut gaps);
+        assert_eq!(gaps.len(), 1, "{gaps:?}");
+        assert_eq!(
+            gaps[0].what,
+            "the connections opened by 4242 (at the other end)"
+        );
+        assert_eq!(gaps[0].reason, GapReason::Vanished, "{gaps:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn threads_whose_syscall_was_refused_are_a_gap_not_left_out_silently() {
+        let refused = |tid| task::TaskRead {
+            tid,
+            syscall: Some(Err(ReadError::of_io(&std::io::Error::from_raw_os_error(
+                libc::EACCES,
+            )))),
+            ..task::TaskRead::default()
+        };
+        let fine = task::TaskRead {
+            tid: 12,
+            syscall: Some(Ok(syscall::RawSyscall::Running)),
+            ..task::TaskRead::default()
+        };
+        let gap = unread_syscalls(7, &[refused(10), refused(11), fine]).expect("a gap");
+        assert_eq!(
+            gap.what,
+            "syscalls of 2 of 3 threads of 7 (at the other end; TID 10, 11)"
+        );
+        assert_eq!(gap.reason, GapReason::Permission);
+        assert!(unread_syscalls(7, &[]).is_none());
+    }
+
     #[test]
     fn an_unreadable_holder_is_a_gap() {
         let root = ProcRoot::default();
@@ -460,6 +610,7 @@ mod tests {
             &root,
             i32::MAX,
             &Deadline::after(std::time::Duration::from_secs(5)),
+            &mut Vec::new(),
         )
         .expect_err("no such process");
         assert_eq!(gap.reason, GapReason::Vanished, "{gap:?}");

@@ -191,6 +191,8 @@ pub fn hold(
     Option<hangscope_model::Tracer>,
     Option<hangscope_model::Freezer>,
 ) {
+    // stat, status and cgroup are readable by anyone: a failure is the process exiting, whose
+    // hold is then moot.
     let state = stat_of(root, pid).map(|s| s.state.to_string());
     let tracer = root
         .read_pid(pid, "status")

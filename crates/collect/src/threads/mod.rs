@@ -484,7 +484,11 @@ pub(crate) fn ensure_fd(root: &ProcRoot, pid: i32, fds: &mut Vec<Fd>, n: i32, ga
                 i
             }
             // Closed since: the syscall will fail with EBADF or already has.
-            Err(_) => return,
+            Err(e) if task::is_gone(&e) => return,
+            Err(e) => {
+                gaps.push(gap_of(format!("/proc/{pid}/fd/{n}"), &e));
+                return;
+            }
         },
     };
     let Some(f) = fds.get_mut(idx) else { return };
