@@ -148,6 +148,7 @@ fn walk(
     done: impl Fn(&HashMap<u64, Vec<Holder>>) -> bool,
 ) -> Scan {
     let mut out = Scan::default();
+    // /proc itself unreadable: no process is visible, which `processes` (0) says.
     let Ok(entries) = std::fs::read_dir(root.path()) else {
         return out;
     };
@@ -176,6 +177,7 @@ fn walk(
             let Some(fd) = name.to_str().ok().and_then(|s| s.parse::<i32>().ok()) else {
                 continue;
             };
+            // Closed since the listing (the directory opened, so its links are readable).
             let Ok(link) = nix::fcntl::readlinkat(borrowed, name) else {
                 continue;
             };

@@ -376,6 +376,8 @@ fn ofd_holders(
 
 /// Whether fd `fd` of `pid` holds `lock`: its fdinfo names the same inode and lists the lock.
 fn fdinfo_holds(root: &ProcRoot, pid: i32, fd: i32, lock: &FileLock) -> bool {
+    // Unreadable: closed since, or not ours to read; either way not shown to hold it, and the
+    // lock keeps its pid from /proc/locks.
     let Ok(info) = std::fs::read_to_string(root.pid(pid).join(format!("fdinfo/{fd}"))) else {
         return false;
     };
@@ -405,6 +407,7 @@ fn name_owners(root: &ProcRoot, locks: &mut [FileLock]) {
         l.owner_name = names
             .entry(p)
             .or_insert_with(|| {
+                // comm is world-readable: unread, the owner exited; the pid still names it.
                 let bytes = std::fs::read(root.pid(p).join("comm")).ok()?;
                 let name = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
                 Some(Text::from_bytes(name.to_vec()))

@@ -47,6 +47,7 @@ impl Privileges {
     /// needed than is.
     pub fn of(root: &ProcRoot, pid: i32) -> Privileges {
         use std::os::unix::fs::MetadataExt;
+        // status is world-readable: unread, the target exited, and no privilege would help.
         let own = creds(&std::fs::read_to_string("/proc/self/status").unwrap_or_default());
         let target = creds(&root.read_pid(pid, "status").unwrap_or_default());
         // proc gives the entries of a process that is not dumpable to root, not to its euid.

@@ -69,6 +69,8 @@ pub fn by_name(root: &ProcRoot, name: &str) -> Result<Resolved, ResolveError> {
         if pid == own {
             continue;
         }
+        // Unreadable: a process gone since the listing (comm and cmdline are world-readable),
+        // which cannot match.
         let comm = root.read_pid(pid, "comm").unwrap_or_default();
         let cmdline = root.read_pid(pid, "cmdline").unwrap_or_default();
         let argv0 = cmdline.split('\0').next().unwrap_or("");

@@ -252,6 +252,8 @@ fn socket_of(root: &ProcRoot, pid: i32) -> Result<String, ReadError> {
     let dir = std::fs::read_dir(root.pid(pid).join("fd")).map_err(|e| {
         ReadError::io(format!("the server's fds: /proc/{pid}/fd"), &e).at(format!("/proc/{pid}/fd"))
     })?;
+    // An fd closed during the listing is not the listening socket; the server's own fds are
+    // as readable as its fd directory.
     for entry in dir.take(MAX_FDS).flatten() {
         if let Ok(link) = std::fs::read_link(entry.path())
             && let Some(ino) = link

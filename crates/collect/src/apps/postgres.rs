@@ -284,6 +284,8 @@ fn socket_of(root: &ProcRoot, pm: i32) -> Result<(String, u16), ReadError> {
         ReadError::io(format!("the postmaster's fds: /proc/{pm}/fd"), &e)
             .at(format!("/proc/{pm}/fd"))
     })?;
+    // An fd closed during the listing is not the listening socket; the server's own fds are
+    // as readable as its fd directory.
     for entry in dir.take(MAX_FDS).flatten() {
         if let Ok(link) = std::fs::read_link(entry.path())
             && let Some(ino) = link

@@ -595,6 +595,7 @@ fn journal_reason(root: &ProcRoot, pid: i32, snap: &Snapshot) -> Option<String> 
     if known {
         return None;
     }
+    // World-readable: unread, the process exited, and the guess is not made.
     let cgroup = root.read_pid(pid, "cgroup").unwrap_or_default();
     let unit = cgroup
         .lines()

@@ -72,6 +72,7 @@ pub fn recognise(
         .and_then(|t| crate::process::parse_status(&t).ok());
     // SIGQUIT is signal 3: bit 2 of the mask.
     let catches_sigquit = status.as_ref().map(|s| s.sigcgt & (1 << 2) != 0);
+    // Only a hint for the runtime's kind (maps decide): unread, it is not used.
     let exe = std::fs::read_link(root.pid(pid).join("exe")).ok();
     let mut rt = if let Some(path) = mapped(&maps, |name| name == "libjvm.so") {
         Runtime {

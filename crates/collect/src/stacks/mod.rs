@@ -265,7 +265,17 @@ fn work(
         }
     };
     let maps = maps::parse(&maps_text);
-    let locks_text = std::fs::read(root.path().join("locks")).unwrap_or_default();
+    // A module open could break a lease on it: the leases unread are a gap, not "none".
+    let locks_text = match std::fs::read(root.path().join("locks")) {
+        Ok(t) => t,
+        Err(e) => {
+            gaps.push(crate::error::gap_of(
+                "/proc/locks (the leases a module open must not break)",
+                &e,
+            ));
+            Vec::new()
+        }
+    };
     let (locks, _) = crate::locks::parse_all(&String::from_utf8_lossy(&locks_text));
     let leases: Vec<_> = locks
         .into_iter()

@@ -139,6 +139,8 @@ fn owner_elsewhere(
         return None;
     }
     let file_offset = here.offset + (addr - here.start);
+    // The owner is named only when every read agrees; a failed one leaves it unnamed, which
+    // the futex's own decoding (its address and word) still reports.
     let pidns = |dir: std::path::PathBuf| std::fs::read_link(dir.join("ns/pid")).ok();
     let target_ns = pidns(root.pid(pid))?;
     if pidns(root.path().join("self")).as_ref() != Some(&target_ns) {
