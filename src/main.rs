@@ -30,7 +30,7 @@ fn main() {
         .next()
         .is_some_and(|a| a == hangscope_collect::isolate::SUBCOMMAND)
     {
-        std::process::exit(hangscope_collect::isolate::serve(&args.collect::<Vec<_>>()));
+        std::process::exit(hangscope_collect::helper::serve(&args.collect::<Vec<_>>()));
     }
     std::process::exit(run());
 }

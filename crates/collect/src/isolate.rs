@@ -258,40 +258,28 @@ fn reopen(fd: RawFd) -> io::Result<std::fs::File> {
         .open(format!("/proc/self/fd/{fd}"))
 }
 
-/// The child's side: `hangscope __read tail MAX_BYTES` or `__read list MAX_ENTRIES`, with
-/// the file on fd 3. Returns the exit code.
-pub fn serve(args: &[OsString]) -> i32 {
+/// The child's side of the file reads: `hangscope __read tail MAX_BYTES` or `__read list
+/// MAX_ENTRIES`, with the file on fd 3 (`args` from MAX on); `None` for another mode.
+pub(crate) fn serve(mode: &str, args: &[OsString], out: &mut impl Write) -> Option<io::Result<()>> {
     use std::os::unix::ffi::OsStrExt;
-    let arg = |i: usize| args.get(i).and_then(|a| a.to_str());
-    let Some(max) = arg(1).and_then(|a| a.parse::<u64>().ok()) else {
-        return 2;
-    };
-    let mut out = io::stdout().lock();
-    let written = match arg(0) {
-        Some("tail") => match reopen(FILE_FD).and_then(|f| read_raw(&f, max)) {
+    let max = args.first().and_then(|a| a.to_str())?.parse::<u64>().ok()?;
+    Some(match mode {
+        "tail" => match reopen(FILE_FD).and_then(|f| read_raw(&f, max)) {
             Ok(t) => writeln!(out, "ok {} {} {}", t.size, t.mtime_s, t.start)
                 .and_then(|_| out.write_all(&t.bytes)),
-            Err(e) => error_line(&mut out, &e),
+            Err(e) => error_line(out, &e),
         },
-        Some("list") => match list_raw(FILE_FD, max as usize) {
+        "list" => match list_raw(FILE_FD, max as usize) {
             Ok(names) => writeln!(out, "ok").and_then(|_| {
                 names.iter().try_for_each(|n| {
                     out.write_all(n.as_bytes())?;
                     out.write_all(b"\0")
                 })
             }),
-            Err(e) => error_line(&mut out, &e),
+            Err(e) => error_line(out, &e),
         },
-        Some(mode) => match crate::runtime::serve(mode, &args[1..], &mut out) {
-            Some(r) => r,
-            None => return 2,
-        },
-        None => return 2,
-    };
-    if written.and_then(|_| out.flush()).is_err() {
-        return 1;
-    }
-    0
+        _ => return None,
+    })
 }
 
 pub(crate) fn error_line(out: &mut impl Write, e: &io::Error) -> io::Result<()> {

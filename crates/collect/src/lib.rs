@@ -34,6 +34,7 @@ pub mod freezer;
 pub mod fuse;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod helper;
 pub mod holders;
 pub mod host_scan;
 pub mod isolate;

@@ -119,21 +119,6 @@ pub fn parse(text: &str, format: LogFormat, ctx: &TimeContext) -> Vec<LogEntry> 
     out
 }
 
-/// Whether bytes rule out a text log: more than 1 in 10 are NULs or control bytes. A binary
-/// file such as a database's write-ahead "000003.log" is named like a log but is not one,
-/// while a text log with a few garbage lines is still read.
-pub fn looks_binary(bytes: &[u8]) -> bool {
-    if bytes.is_empty() {
-        return false;
-    }
-    let sample = &bytes[..bytes.len().min(8192)];
-    let bad = sample
-        .iter()
-        .filter(|&&b| b == 0 || (b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x1b)))
-        .count();
-    bad * 10 > sample.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::civil_time::seed_context as ctx;
@@ -221,6 +206,7 @@ mod tests {
 
     #[test]
     fn binary_sniff() {
+        use super::super::tail::looks_binary;
         assert!(looks_binary(b"\x00\x01\x02abc"));
         let mut mostly_text = b"I0917 05:25:17.037914 7 a.cc:1] ok\n".repeat(3);
         mostly_text.extend_from_slice(b"\x00\x07 garbage\n");

@@ -95,7 +95,7 @@ impl Tail {
                 None => &[],
             };
         }
-        if super::entries::looks_binary(body) {
+        if looks_binary(body) {
             tail.binary = true;
             return tail;
         }
@@ -162,6 +162,21 @@ pub fn lossy(text: &mut String) {
             .map(|c| if is_mark(c) { '\u{fffd}' } else { c })
             .collect();
     }
+}
+
+/// Whether bytes rule out a text log: more than 1 in 10 are NULs or control bytes. A binary
+/// file such as a database's write-ahead "000003.log" is named like a log but is not one,
+/// while a text log with a few garbage lines is still read.
+pub fn looks_binary(bytes: &[u8]) -> bool {
+    if bytes.is_empty() {
+        return false;
+    }
+    let sample = &bytes[..bytes.len().min(8192)];
+    let bad = sample
+        .iter()
+        .filter(|&&b| b == 0 || (b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x1b)))
+        .count();
+    bad * 10 > sample.len()
 }
 
 #[cfg(test)]

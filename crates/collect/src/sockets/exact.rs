@@ -19,7 +19,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 
 use netlink_packet_sock_diag::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
 
-use super::dumps::Dumps;
+use super::dumped::Dumps;
 use super::inet_diag;
 use super::probe;
 use super::sock_diag::SockDiag;

@@ -49,6 +49,7 @@ use std::time::Duration;
 
 use hangscope_model::GapReason;
 
+mod dumped;
 mod dumps;
 pub mod exact;
 mod join;

@@ -23,7 +23,7 @@ use addr2line::gimli;
 use object::read::ReadCache;
 use object::{CompressionFormat, Object, ObjectSection};
 
-use super::symbolize::{Place, demangle};
+use super::place::{Place, demangle};
 
 /// The most a section is inflated to: more is not DWARF hangscope should spend memory on.
 const MAX_SECTION: u64 = 1 << 30;

@@ -16,6 +16,7 @@
 mod dwarf;
 mod maps;
 pub mod module;
+mod place;
 mod stop;
 mod symbolize;
 mod unwind;
