@@ -30,6 +30,22 @@ const EXPECTED: &[(&str, Option<(&str, Severity)>)] = &[
         Some(("uninterruptible", Severity::Cause)),
     ),
     ("a_young_log_brings_its_rotated_sibling", None),
+    // child_wait is context (info): the holder's wait on its child, no cause.
+    ("a_lock_holder_waiting_on_its_child_leads_to_the_child", None),
+    (
+        "a_lookup_on_a_silent_local_resolver_leads_to_the_resolver",
+        Some(("name_resolution", Severity::Cause)),
+    ),
+    (
+        "a_python_threading_deadlock_says_cpython_and_what_would_see_it",
+        Some(("managed_runtime", Severity::Cause)),
+    ),
+    (
+        "a_waiter_for_a_robust_shared_mutex_leads_to_the_holder_process",
+        Some(("shared_mutex_wait", Severity::Cause)),
+    ),
+    // redis_blocked is context (info): a BLPOP waits by design.
+    ("an_idle_redis_and_a_client_blocked_in_blpop_get_no_cause", None),
     (
         "a_zombie_is_reported_as_exited_with_its_parent",
         Some(("exited", Severity::Cause)),
@@ -126,6 +142,10 @@ const EXPECTED: &[(&str, Option<(&str, Severity)>)] = &[
     (
         "tids_written_inside_a_pid_namespace_map_to_host_threads",
         None,
+    ),
+    (
+        "two_processes_waiting_on_each_others_flock_are_a_cycle",
+        Some(("lock_wait", Severity::Cause)),
     ),
     (
         "unanswered-a_server_that_read_a_request_and_never_answered-2",
