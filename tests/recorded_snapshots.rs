@@ -26,6 +26,10 @@ const EXPECTED: &[(&str, Option<(&str, Severity)>)] = &[
         None,
     ),
     (
+        "a_stopped_server_is_the_cause_and_its_client_says_so",
+        Some(("stopped", Severity::Cause)),
+    ),
+    (
         "a_thread_stuck_in_the_kernel_on_a_hung_mount_is_the_cause",
         Some(("uninterruptible", Severity::Cause)),
     ),
