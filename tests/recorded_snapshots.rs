@@ -35,7 +35,10 @@ const EXPECTED: &[(&str, Option<(&str, Severity)>)] = &[
     ),
     ("a_young_log_brings_its_rotated_sibling", None),
     // child_wait is context (info): the holder's wait on its child, no cause.
-    ("a_lock_holder_waiting_on_its_child_leads_to_the_child", None),
+    (
+        "a_lock_holder_waiting_on_its_child_leads_to_the_child",
+        None,
+    ),
     (
         "a_lookup_on_a_silent_local_resolver_leads_to_the_resolver",
         Some(("name_resolution", Severity::Cause)),
@@ -49,7 +52,10 @@ const EXPECTED: &[(&str, Option<(&str, Severity)>)] = &[
         Some(("shared_mutex_wait", Severity::Cause)),
     ),
     // redis_blocked is context (info): a BLPOP waits by design.
-    ("an_idle_redis_and_a_client_blocked_in_blpop_get_no_cause", None),
+    (
+        "an_idle_redis_and_a_client_blocked_in_blpop_get_no_cause",
+        None,
+    ),
     (
         "a_zombie_is_reported_as_exited_with_its_parent",
         Some(("exited", Severity::Cause)),
