@@ -66,11 +66,12 @@ impl<F> Safe<F> {
 impl<F: Formatter> Formatter for Safe<F> {
     fn write_string_fragment<W: ?Sized + Write>(&mut self, w: &mut W, s: &str) -> io::Result<()> {
         // Every character escaped here is DEL or beyond ASCII, but for the HTML three.
-        let html = self.html;
-        if !s
-            .bytes()
-            .any(|b| b >= 0x7f || (html && matches!(b, b'<' | b'>' | b'&')))
-        {
+        // Every key and value passes here (26 MB for a 19,000-fd target): the common case,
+        // ASCII with no DEL, is told by the word-at-a-time `is_ascii` and a memchr.
+        let plain = s.is_ascii()
+            && !s.as_bytes().contains(&0x7f)
+            && !(self.html && s.bytes().any(|b| matches!(b, b'<' | b'>' | b'&')));
+        if plain {
             return w.write_all(s.as_bytes());
         }
         let mut start = 0;
