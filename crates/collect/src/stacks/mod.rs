@@ -19,6 +19,7 @@ pub mod module;
 mod place;
 mod stop;
 mod symbolize;
+mod tailcall;
 mod unwind;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -245,6 +246,8 @@ struct RawFrame {
     module: Option<usize>,
     lookup_svma: u64,
     offset: u64,
+    /// Rebuilt from DWARF's call sites: a function that tail-called the next-inner one.
+    tail_call: bool,
 }
 
 fn work(
@@ -355,6 +358,7 @@ fn work(
                     module,
                     lookup_svma: lookup.wrapping_sub(bias),
                     offset: f.address().wrapping_sub(bias),
+                    tail_call: false,
                 }
             })
             .collect();
@@ -410,37 +414,23 @@ fn work(
     gaps.extend(thread_troubles.gaps("threads' user stacks"));
 
     // Each module's addresses, symbolized at once.
-    let mut wanted: BTreeMap<usize, BTreeSet<u64>> = BTreeMap::new();
-    for (frames, ..) in raw.values() {
-        for f in frames {
-            if let Some(m) = f.module {
-                wanted.entry(m).or_default().insert(f.lookup_svma);
-            }
-        }
-    }
     let mut places: Places = BTreeMap::new();
     publish(assemble(&raw, &modules, &places));
-    // The smallest modules first: the program's own code is what the report needs most, and
-    // a system library's compressed DWARF (libc6-dbg) is the slowest to read.
-    let mut order: Vec<(u64, usize, Vec<u64>)> = wanted
-        .into_iter()
-        .filter_map(|(m, svmas)| {
-            let len = modules
-                .get(m)?
-                .file
-                .metadata()
-                .map_or(u64::MAX, |md| md.len());
-            Some((len, m, svmas.into_iter().collect()))
-        })
-        .collect();
-    order.sort();
     // First the symbol tables alone, fast: names for every frame before any DWARF is read.
-    for (_, m, svmas) in &order {
+    for (_, m, svmas) in &order_of(&raw, &modules) {
         if let Some(module) = modules.get(*m) {
-            places.insert(*m, symbolize::symbolize(module, None, &[], svmas));
+            places.insert(*m, symbolize::symbolize(module, None, None, &[], svmas));
         }
     }
     publish(assemble(&raw, &modules, &places));
+    let mut dwarfs = tailcall::Dwarfs::new(&env, &modules);
+    for (frames, ..) in raw.values_mut() {
+        if deadline.passed() {
+            break;
+        }
+        insert_tail_calls(frames, &mut dwarfs, &modules);
+    }
+    let order = order_of(&raw, &modules);
     let mut late = Vec::new();
     for (_, m, svmas) in order {
         let Some(module) = modules.get(m) else {
@@ -451,8 +441,14 @@ fn work(
             late.push(String::from_utf8_lossy(&module.name).into_owned());
             continue;
         }
-        let debug = module::debug_file(&env, module);
-        places.insert(m, symbolize::symbolize(module, debug, &svmas, &svmas));
+        let (debug, opened) = match dwarfs.take(m) {
+            Some(mut o) => (o.debug.take(), Some(o)),
+            None => (module::debug_file(&env, module), None),
+        };
+        places.insert(
+            m,
+            symbolize::symbolize(module, debug, opened, &svmas, &svmas),
+        );
         publish(assemble(&raw, &modules, &places));
     }
     if !late.is_empty() {
@@ -465,6 +461,65 @@ fn work(
     }
 
     (assemble(&raw, &modules, &places), gaps)
+}
+
+/// Each module's addresses to look up: (file size, module, addresses), the smallest modules
+/// first: the program's own code is what the report needs most, and a system library's
+/// compressed DWARF (libc6-dbg) is the slowest to read.
+fn order_of(raw: &Raw, modules: &[module::Module]) -> Vec<(u64, usize, Vec<u64>)> {
+    let mut wanted: BTreeMap<usize, BTreeSet<u64>> = BTreeMap::new();
+    for (frames, ..) in raw.values() {
+        for f in frames {
+            if let Some(m) = f.module {
+                wanted.entry(m).or_default().insert(f.lookup_svma);
+            }
+        }
+    }
+    let mut order: Vec<(u64, usize, Vec<u64>)> = wanted
+        .into_iter()
+        .filter_map(|(m, svmas)| {
+            let len = modules
+                .get(m)?
+                .file
+                .metadata()
+                .map_or(u64::MAX, |md| md.len());
+            Some((len, m, svmas.into_iter().collect()))
+        })
+        .collect();
+    order.sort();
+    order
+}
+
+/// Puts between each frame and its caller the frames of the tail calls DWARF says were
+/// made between them ([`tailcall`]).
+fn insert_tail_calls(
+    frames: &mut Vec<RawFrame>,
+    dwarfs: &mut tailcall::Dwarfs,
+    modules: &[module::Module],
+) {
+    let mut out: Vec<RawFrame> = Vec::with_capacity(frames.len());
+    for (i, f) in std::mem::take(frames).into_iter().enumerate() {
+        if i > 0
+            && let Some(inner) = out.last()
+            && let (Some(mi), Some(mo)) = (inner.module, f.module)
+        {
+            let inner_svma = inner.lookup_svma;
+            for (m, ret) in dwarfs.between(mo, f.offset, mi, inner_svma) {
+                let bias = modules.get(m).map_or(0, |md| md.bias);
+                out.push(RawFrame {
+                    address: ret.wrapping_add(bias),
+                    module: Some(m),
+                    // In the jump: the return address of a tail call is past its function's
+                    // end, maybe in the next function.
+                    lookup_svma: ret.wrapping_sub(1),
+                    offset: ret,
+                    tail_call: true,
+                });
+            }
+        }
+        out.push(f);
+    }
+    *frames = out;
 }
 
 type Places = BTreeMap<usize, BTreeMap<u64, Vec<symbolize::Place>>>;
@@ -496,6 +551,7 @@ fn assemble(raw: &Raw, modules: &[module::Module], places: &Places) -> Stacks {
                 address: f.address,
                 module: module.map(|m| Text::from_bytes(m.name.clone())),
                 offset: f.offset,
+                tail_call: f.tail_call,
                 ..Frame::default()
             };
             match found {
@@ -507,6 +563,7 @@ fn assemble(raw: &Raw, modules: &[module::Module], places: &Places) -> Stacks {
                             file: p.file.clone().map(Text::from),
                             line: p.line,
                             inlined: i + 1 < n,
+                            tail_call: f.tail_call,
                             ..base.clone()
                         });
                     }
