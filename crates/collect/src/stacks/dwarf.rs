@@ -264,13 +264,22 @@ impl Sparse {
 
     /// The sections as gimli reads them; `.debug_info` holds the units read, zero elsewhere.
     pub fn dwarf(&self) -> Option<gimli::Dwarf<gimli::EndianSlice<'_, gimli::LittleEndian>>> {
+        self.dwarf_upto(self.info.bytes.len())
+    }
+
+    /// As [`Sparse::dwarf`], with `.debug_info` cut at `info_end`.
+    fn dwarf_upto(
+        &self,
+        info_end: usize,
+    ) -> Option<gimli::Dwarf<gimli::EndianSlice<'_, gimli::LittleEndian>>> {
         let empty: &[u8] = &[];
+        let info = self.info.bytes.get(..info_end)?;
         gimli::Dwarf::load(|id| -> Result<_, ()> {
             let bytes: &[u8] = match id {
                 gimli::SectionId::DebugAbbrev => &self.abbrev,
                 gimli::SectionId::DebugAddr => &self.addr,
                 gimli::SectionId::DebugAranges => &self.aranges,
-                gimli::SectionId::DebugInfo => &self.info.bytes,
+                gimli::SectionId::DebugInfo => info,
                 gimli::SectionId::DebugLine => &self.line.bytes,
                 gimli::SectionId::DebugLineStr => &self.line_str,
                 gimli::SectionId::DebugStr => &self.str_,
@@ -287,36 +296,49 @@ impl Sparse {
     /// The places of `svmas`, or `None` if a lookup failed and the file must be read whole.
     /// Addresses no unit of `.debug_aranges` covers have no DWARF (GCC and rustc list every
     /// unit with code there) and get no entry.
-    pub fn places(mut self, svmas: &[u64]) -> Option<BTreeMap<u64, Vec<Place>>> {
+    pub fn places(&mut self, svmas: &[u64]) -> Option<BTreeMap<u64, Vec<Place>>> {
         for &a in svmas {
             if let Some(u) = self.unit_of(a) {
                 self.load(u)?;
             }
         }
-        let mut out = BTreeMap::new();
         if self.kept.is_empty() {
-            return Some(out);
+            return Some(BTreeMap::new());
         }
         let kept: Vec<Range<u64>> = self.kept.iter().map(|(&s, &e)| s..e).collect();
         let last = kept.last()?.end;
-        let mut info_bytes = std::mem::take(&mut self.info.bytes);
-        info_bytes.resize(last as usize, 0);
+        if (self.info.bytes.len() as u64) < last {
+            self.info.bytes.resize(last as usize, 0);
+        }
+        // The placeholders overwrite the start of each hole, which may hold bytes of units
+        // inflated on the way: put back after the lookups, as more units may be loaded.
+        let mut saved: Vec<(usize, Vec<u8>)> = Vec::new();
         let mut at = 0u64;
         for r in &kept {
             let gap = r.start - at;
             if gap >= PLACEHOLDER && gap - 4 <= u64::from(u32::MAX - 16) {
-                placeholder(&mut info_bytes, at, gap)?;
+                let hole = at as usize..(at + PLACEHOLDER) as usize;
+                saved.push((hole.start, self.info.bytes.get(hole)?.to_vec()));
+                placeholder(&mut self.info.bytes, at, gap)?;
             } else if gap > 0 {
                 // Too short for a placeholder: the unit(s) there, as they are.
-                self.info.bytes = info_bytes;
                 self.info.fill(at..r.start)?;
-                info_bytes = std::mem::take(&mut self.info.bytes);
             }
             at = r.end;
         }
+        let out = self.lookups(svmas, last as usize);
+        for (at, bytes) in saved {
+            self.info
+                .bytes
+                .get_mut(at..at + bytes.len())?
+                .copy_from_slice(&bytes);
+        }
+        out
+    }
 
-        self.info.bytes = info_bytes;
-        let ctx = addr2line::Context::from_dwarf(self.dwarf()?).ok()?;
+    fn lookups(&self, svmas: &[u64], info_end: usize) -> Option<BTreeMap<u64, Vec<Place>>> {
+        let mut out = BTreeMap::new();
+        let ctx = addr2line::Context::from_dwarf(self.dwarf_upto(info_end)?).ok()?;
         for &a in svmas {
             let mut frames = ctx.find_frames(a).skip_all_loads().ok()?;
             let mut places = Vec::new();

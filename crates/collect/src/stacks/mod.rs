@@ -423,33 +423,64 @@ fn work(
         }
     }
     publish(assemble(&raw, &modules, &places));
+    // Module by module, the smallest first: the tail calls of the frames in it (which may add
+    // frames), then its DWARF places.
     let mut dwarfs = tailcall::Dwarfs::new(&env, &modules);
-    for (frames, ..) in raw.values_mut() {
-        if deadline.passed() {
-            break;
-        }
-        insert_tail_calls(frames, &mut dwarfs, &modules);
-    }
-    let order = order_of(&raw, &modules);
+    let mut done: BTreeSet<usize> = BTreeSet::new();
     let mut late = Vec::new();
-    for (_, m, svmas) in order {
+    loop {
+        let next = order_of(&raw, &modules)
+            .into_iter()
+            .find(|(_, m, _)| !done.contains(m));
+        let Some((_, m, _)) = next else {
+            break;
+        };
+        done.insert(m);
         let Some(module) = modules.get(m) else {
             continue;
         };
         if deadline.passed() {
-            // Named from the symbol table above: no lines or inlined frames.
+            // Named from the symbol table above: no lines or inlined functions.
             late.push(String::from_utf8_lossy(&module.name).into_owned());
             continue;
         }
-        let (debug, opened) = match dwarfs.take(m) {
-            Some(mut o) => (o.debug.take(), Some(o)),
-            None => (module::debug_file(&env, module), None),
-        };
-        places.insert(
-            m,
-            symbolize::symbolize(module, debug, opened, &svmas, &svmas),
-        );
+        dwarfs.allowed = Some(done.clone());
+        for (frames, ..) in raw.values_mut() {
+            insert_tail_calls(frames, &mut dwarfs, &modules, Some(m));
+        }
+        name_new_frames(&raw, &modules, &mut places);
+        let svmas: Vec<u64> = order_of(&raw, &modules)
+            .into_iter()
+            .find(|(_, x, _)| *x == m)
+            .map(|o| o.2)
+            .unwrap_or_default();
+        places.insert(m, dwarf_places(&env, module, dwarfs.get(m), &svmas));
         publish(assemble(&raw, &modules, &places));
+    }
+    // The chains that needed the DWARF of a module not read yet at their turn.
+    if dwarfs.deferred && !deadline.passed() {
+        dwarfs.allowed = None;
+        for (frames, ..) in raw.values_mut() {
+            insert_tail_calls(frames, &mut dwarfs, &modules, None);
+        }
+        name_new_frames(&raw, &modules, &mut places);
+        for (_, m, svmas) in order_of(&raw, &modules) {
+            let (Some(module), Some(have)) = (modules.get(m), places.get(&m)) else {
+                continue;
+            };
+            let new: Vec<u64> = svmas
+                .into_iter()
+                .filter(|a| {
+                    have.get(a)
+                        .is_none_or(|p| p.iter().all(|p| p.file.is_none()))
+                })
+                .collect();
+            if new.is_empty() || late.iter().any(|l| l.as_bytes() == module.name.as_slice()) {
+                continue;
+            }
+            let found = dwarf_places(&env, module, dwarfs.get(m), &new);
+            places.entry(m).or_default().extend(found);
+        }
     }
     if !late.is_empty() {
         gaps.push(Gap::new(
@@ -490,18 +521,59 @@ fn order_of(raw: &Raw, modules: &[module::Module]) -> Vec<(u64, usize, Vec<u64>)
     order
 }
 
+/// The places of `svmas` in `module`, from its DWARF (`opened`, as far as it was read, or
+/// opened now) and its symbol table.
+fn dwarf_places(
+    env: &module::Env,
+    module: &module::Module,
+    opened: Option<&mut tailcall::Opened>,
+    svmas: &[u64],
+) -> BTreeMap<u64, Vec<symbolize::Place>> {
+    match opened {
+        Some(o) => {
+            let debug = o.debug.as_ref().and_then(|f| f.try_clone().ok());
+            symbolize::symbolize(module, debug.as_ref(), Some(o), svmas, svmas)
+        }
+        None => {
+            let debug = module::debug_file(env, module);
+            symbolize::symbolize(module, debug.as_ref(), None, svmas, svmas)
+        }
+    }
+}
+
+/// Names from the symbol tables for the frames that have no place yet (those just rebuilt).
+fn name_new_frames(raw: &Raw, modules: &[module::Module], places: &mut Places) {
+    for (_, m, svmas) in order_of(raw, modules) {
+        let Some(module) = modules.get(m) else {
+            continue;
+        };
+        let have = places.entry(m).or_default();
+        let new: Vec<u64> = svmas
+            .into_iter()
+            .filter(|a| !have.contains_key(a))
+            .collect();
+        if !new.is_empty() {
+            have.extend(symbolize::symbolize(module, None, None, &[], &new));
+        }
+    }
+}
+
 /// Puts between each frame and its caller the frames of the tail calls DWARF says were
-/// made between them ([`tailcall`]).
+/// made between them ([`tailcall`]); only for callers in module `only`, when given.
 fn insert_tail_calls(
     frames: &mut Vec<RawFrame>,
     dwarfs: &mut tailcall::Dwarfs,
     modules: &[module::Module],
+    only: Option<usize>,
 ) {
     let mut out: Vec<RawFrame> = Vec::with_capacity(frames.len());
     for (i, f) in std::mem::take(frames).into_iter().enumerate() {
         if i > 0
+            && !f.tail_call
             && let Some(inner) = out.last()
+            && !inner.tail_call
             && let (Some(mi), Some(mo)) = (inner.module, f.module)
+            && only.is_none_or(|o| o == mo)
         {
             let inner_svma = inner.lookup_svma;
             for (m, ret) in dwarfs.between(mo, f.offset, mi, inner_svma) {

@@ -21,22 +21,22 @@ pub use super::place::{Place, demangle};
 /// is the DWARF of one of the two files, already read in part.
 pub fn symbolize(
     module: &Module,
-    debug: Option<File>,
-    opened: Option<Opened>,
+    debug: Option<&File>,
+    opened: Option<&mut Opened>,
     dwarf: &[u64],
     svmas: &[u64],
 ) -> BTreeMap<u64, Vec<Place>> {
     let mut out = BTreeMap::new();
     let (mut for_debug, mut for_own) = match opened {
-        Some(o) if o.from_debug => (Some(o.sparse), None),
-        Some(o) => (None, Some(o.sparse)),
+        Some(o) if o.from_debug => (Some(&mut o.sparse), None),
+        Some(o) => (None, Some(&mut o.sparse)),
         None => (None, None),
     };
     let debug_symbols = match debug {
         Some(f) => {
-            dwarf_places(&f, for_debug.take(), dwarf, &mut out);
+            dwarf_places(f, for_debug.take(), dwarf, &mut out);
             let missing = svmas.iter().any(|a| out.get(a).is_none_or(Vec::is_empty));
-            (missing && module.symbols().is_empty()).then(|| super::module::symbols_of_file(&f))
+            (missing && module.symbols().is_empty()).then(|| super::module::symbols_of_file(f))
         }
         None => None,
     };
@@ -67,7 +67,7 @@ pub fn symbolize(
 /// DWARF's places for the addresses it covers; nothing if the file has no DWARF.
 fn dwarf_places(
     file: &File,
-    opened: Option<Sparse>,
+    opened: Option<&mut Sparse>,
     svmas: &[u64],
     out: &mut BTreeMap<u64, Vec<Place>>,
 ) {

@@ -100,9 +100,9 @@ pub fn unit_calls(sparse: &Sparse, unit: u64) -> Option<UnitCalls> {
         match v {
             AttributeValue::UnitRef(o) => Some(o),
             AttributeValue::DebugInfoRef(o) => {
-                o.0.checked_sub(unit_start).map(UnitOffset).filter(|o| {
-                    o.0 < u.header.length_including_self()
-                })
+                o.0.checked_sub(unit_start)
+                    .map(UnitOffset)
+                    .filter(|o| o.0 < u.header.length_including_self())
             }
             _ => None,
         }
@@ -351,6 +351,12 @@ pub struct Dwarfs<'e, 'a> {
     units: HashMap<(usize, u64), Option<Rc<UnitCalls>>>,
     debug_symbols: HashMap<usize, Symbols>,
     chains: HashMap<(usize, u64, usize, u64), Vec<Func>>,
+    /// The modules whose DWARF may be read now (`None`: all): a chain that needs another's is
+    /// left for later, so that a large library's DWARF is not read before the program's own.
+    pub allowed: Option<std::collections::BTreeSet<usize>>,
+    refused: bool,
+    /// A chain was left for later.
+    pub deferred: bool,
 }
 
 impl<'e, 'a> Dwarfs<'e, 'a> {
@@ -362,6 +368,9 @@ impl<'e, 'a> Dwarfs<'e, 'a> {
             units: HashMap::new(),
             debug_symbols: HashMap::new(),
             chains: HashMap::new(),
+            allowed: None,
+            refused: false,
+            deferred: false,
         }
     }
 
@@ -389,8 +398,11 @@ impl<'e, 'a> Dwarfs<'e, 'a> {
     }
 
     /// The DWARF of module `m` as far as it was read, for its places.
-    pub fn take(&mut self, m: usize) -> Option<Opened> {
-        self.opened.remove(&m).flatten()
+    pub fn get(&mut self, m: usize) -> Option<&mut Opened> {
+        if self.allowed.as_ref().is_some_and(|a| !a.contains(&m)) {
+            return None;
+        }
+        self.opened(m)
     }
 
     /// The frames of the tail calls between a frame whose return address is `return_pc` in
@@ -407,26 +419,36 @@ impl<'e, 'a> Dwarfs<'e, 'a> {
         if let Some(c) = self.chains.get(&key) {
             return c.clone();
         }
+        self.refused = false;
+        // The symbol table first: the callee's module's DWARF may be a large one.
         let entry = self
-            .calls(inner, inner_svma)
-            .and_then(|c| c.entry_of(inner_svma))
+            .modules
+            .get(inner)
+            .and_then(|m| m.symbols().lookup_entry(inner_svma))
+            .map(|e| e.0)
             .or_else(|| {
-                self.modules
-                    .get(inner)
-                    .and_then(|m| m.symbols().lookup_entry(inner_svma))
-                    .map(|e| e.0)
+                self.calls(inner, inner_svma)
+                    .and_then(|c| c.entry_of(inner_svma))
             });
         let found = match entry {
             Some(e) => chain(self, outer, return_pc, (inner, e)),
             None => Vec::new(),
         };
-        self.chains.insert(key, found.clone());
+        if self.refused {
+            self.deferred = true;
+        } else {
+            self.chains.insert(key, found.clone());
+        }
         found
     }
 }
 
 impl Source for Dwarfs<'_, '_> {
     fn calls(&mut self, m: usize, svma: u64) -> Option<Rc<UnitCalls>> {
+        if self.allowed.as_ref().is_some_and(|a| !a.contains(&m)) {
+            self.refused = true;
+            return None;
+        }
         let o = self.opened(m)?;
         let unit = o.sparse.unit_of(svma)?;
         if let Some(c) = self.units.get(&(m, unit)) {
@@ -517,7 +539,10 @@ mod tests {
         let mut return_in = |caller: &str| {
             let e = entry(caller);
             let calls = src.calls(0, e).expect("call sites");
-            let mut calls = calls.sites.iter().filter(|s| s.function == Some(e) && !s.tail);
+            let mut calls = calls
+                .sites
+                .iter()
+                .filter(|s| s.function == Some(e) && !s.tail);
             let site = calls.next().expect("a call");
             assert!(calls.next().is_none(), "one call in {caller}");
             site.return_pc
