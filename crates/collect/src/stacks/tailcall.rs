@@ -87,6 +87,10 @@ struct Die {
     name: Option<String>,
 }
 
+/// A call site as read: return pc, the enclosing function's entry, tail, the callee's DIE (or
+/// a target without one).
+type RawSite = (u64, Option<u64>, bool, Result<UnitOffset, Target>);
+
 /// Reads the call sites and functions of the unit at `unit` (already loaded in `sparse`).
 pub fn unit_calls(sparse: &Sparse, unit: u64) -> Option<UnitCalls> {
     let dwarf = sparse.dwarf()?;
@@ -108,8 +112,7 @@ pub fn unit_calls(sparse: &Sparse, unit: u64) -> Option<UnitCalls> {
         }
     };
     let mut dies: HashMap<UnitOffset, Die> = HashMap::new();
-    // (return pc, enclosing function's entry, tail, callee DIE or target)
-    let mut raw: Vec<(u64, Option<u64>, bool, Result<UnitOffset, Target>)> = Vec::new();
+    let mut raw: Vec<RawSite> = Vec::new();
     let mut functions = Vec::new();
     // The enclosing subprograms: (depth, entry).
     let mut stack: Vec<(isize, Option<u64>)> = Vec::new();
@@ -133,7 +136,7 @@ pub fn unit_calls(sparse: &Sparse, unit: u64) -> Option<UnitCalls> {
                         gimli::DW_AT_name,
                     ]
                     .into_iter()
-                    .find_map(|n| attr(n))
+                    .find_map(&attr)
                     .and_then(|v| dwarf.attr_string(&u, v).ok())
                     .map(|s| String::from_utf8_lossy(s.slice()).into_owned()),
                     ..Die::default()
