@@ -12,8 +12,8 @@ use object::{Object, ObjectSection};
 
 use super::dwarf::Sparse;
 use super::module::Module;
-use super::tailcall::Opened;
 pub use super::place::{Place, demangle};
+use super::tailcall::Opened;
 
 /// The places of each of `svmas` (addresses in the module's own numbering, already moved back
 /// into the call instruction for return addresses). `debug` is the separate debug file, if any.
