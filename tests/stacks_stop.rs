@@ -249,7 +249,10 @@ fn stop_mode_unwinds_a_spinning_thread_and_leaves_blocked_ones_alone() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.lines().any(|l| l.starts_with("stopped ")
-            && l.contains(" threads for at most ")
+            // One thread or more: the main thread, in nanosleep under main built with frame
+            // pointers, unwinds from the copy now that the guessed frame pointer may sit
+            // below a caller's RBP that is not one.
+            && l.contains(" for at most ")
             && l.contains(" µs in total")),
         "no stop summary in:\n{text}"
     );

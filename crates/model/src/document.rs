@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Cause, Chain, ChainEnd, Finding, Severity, Snapshot};
 
 /// "MAJOR.MINOR". MINOR grows with additive changes; MAJOR changes break readers.
-pub const SCHEMA_VERSION: &str = "1.7";
+pub const SCHEMA_VERSION: &str = "1.8";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Document {

@@ -75,6 +75,11 @@ pub struct Frame {
     pub line: Option<u32>,
     #[serde(skip_serializing_if = "crate::is_false")]
     pub inlined: bool,
+    /// Not on the stack: a function that ended in a tail call to the next-inner frame's,
+    /// rebuilt from the DWARF call-site records of its caller and of itself (since 1.8). Its
+    /// address is the return address of that jump.
+    #[serde(skip_serializing_if = "crate::is_false")]
+    pub tail_call: bool,
 }
 
 impl Frame {
@@ -92,12 +97,18 @@ impl Frame {
                 format!("{m}+{:#x}", self.offset)
             }
         };
-        match (&self.file, self.line) {
+        let place = match (&self.file, self.line) {
             (Some(f), Some(l)) => {
                 let base = f.as_str().rsplit('/').next().unwrap_or("");
                 format!("{name} ({base}:{l})")
             }
             _ => name,
+        };
+        // Not read from the stack: the reader must see it was inferred.
+        if self.tail_call {
+            format!("{place} [tail call, inferred]")
+        } else {
+            place
         }
     }
 }

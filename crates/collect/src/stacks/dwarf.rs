@@ -13,8 +13,7 @@
 //! whose units refer to another file (dwz), a unit that does not parse, a lookup that fails
 //! (say a reference into a unit left out) — and the caller reads the file whole instead.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
@@ -32,8 +31,8 @@ const MAX_SECTION: u64 = 1 << 30;
 const PLACEHOLDER: u64 = 24;
 
 /// A section as far as it was read: bytes at their offsets in the section, zero where not read.
-struct Section<'f> {
-    file: &'f File,
+struct Section {
+    file: File,
     source: Source,
     size: u64,
     bytes: Vec<u8>,
@@ -48,12 +47,12 @@ enum Source {
     Whole(Option<Vec<u8>>),
 }
 
-impl<'f> Section<'f> {
+impl Section {
     fn open<'d>(
-        file: &'f File,
+        file: &File,
         obj: &object::File<'d, &'d ReadCache<File>>,
         name: &str,
-    ) -> Option<Section<'f>> {
+    ) -> Option<Section> {
         let section = obj.section_by_name(name)?;
         let range = section.compressed_file_range().ok()?;
         let source = match range.format {
@@ -76,7 +75,7 @@ impl<'f> Section<'f> {
             return None;
         }
         Some(Section {
-            file,
+            file: file.try_clone().ok()?,
             source,
             size,
             bytes: Vec::new(),
@@ -158,129 +157,209 @@ impl<'f> Section<'f> {
     }
 }
 
-/// The places of `svmas` from the DWARF of `file`, or `None` if this file must be read whole
-/// (see the module documentation). Addresses no unit of `.debug_aranges` covers have no DWARF
-/// (GCC and rustc list every unit with code there) and get no entry.
-pub fn places(file: &File, svmas: &[u64]) -> Option<BTreeMap<u64, Vec<Place>>> {
-    let handle = file.try_clone().ok()?;
-    let cache = ReadCache::new(handle);
-    let obj = object::File::parse(&cache).ok()?;
-    if !obj.is_little_endian() || obj.section_by_name(".gnu_debugaltlink").is_some() {
-        return None;
-    }
-    let open = |name: &str| Section::open(file, &obj, name);
-    let whole = |name: &str| -> Option<Vec<u8>> {
-        match open(name) {
-            Some(s) => s.whole(),
-            None => Some(Vec::new()),
-        }
-    };
-    let endian = gimli::LittleEndian;
+/// The DWARF of one file, read unit by unit as lookups need them: the units of
+/// `.debug_info` read so far (the rest zero), the sections units refer to read whole.
+pub struct Sparse {
+    /// `.debug_aranges`' spans: (begin, end, unit offset), sorted.
+    spans: Vec<(u64, u64, u64)>,
+    info: Section,
+    line: Section,
+    /// The units of `info` read: start → end.
+    kept: BTreeMap<u64, u64>,
+    abbrev: Vec<u8>,
+    str_: Vec<u8>,
+    line_str: Vec<u8>,
+    str_offsets: Vec<u8>,
+    addr: Vec<u8>,
+    ranges: Vec<u8>,
+    rnglists: Vec<u8>,
+    aranges: Vec<u8>,
+}
 
-    // Which unit holds each address.
-    let aranges = whole(".debug_aranges")?;
-    if aranges.is_empty() {
-        return None;
-    }
-    let units = units_of(&aranges, svmas)?;
-    let mut out = BTreeMap::new();
-    if units.is_empty() {
-        return Some(out);
-    }
-
-    // Those units of .debug_info, the rest covered by placeholders.
-    let mut info = open(".debug_info")?;
-    let mut kept: Vec<Range<u64>> = Vec::new();
-    for &start in &units {
-        let end = info.end_of_unit(start)?;
-        info.fill(start..end)?;
-        kept.push(start..end);
-    }
-    let last = kept.last()?.end;
-    let mut info_bytes = std::mem::take(&mut info.bytes);
-    info_bytes.resize(last as usize, 0);
-    let mut at = 0u64;
-    for r in &kept {
-        if r.start < at {
+impl Sparse {
+    /// `None` if `file` must be read whole (see the module documentation).
+    pub fn open(file: &File) -> Option<Sparse> {
+        let handle = file.try_clone().ok()?;
+        let cache = ReadCache::new(handle);
+        let obj = object::File::parse(&cache).ok()?;
+        if !obj.is_little_endian() || obj.section_by_name(".gnu_debugaltlink").is_some() {
             return None;
         }
-        let gap = r.start - at;
-        if gap >= PLACEHOLDER && gap - 4 <= u64::from(u32::MAX - 16) {
-            placeholder(&mut info_bytes, at, gap)?;
-        } else if gap > 0 {
-            // Too short for a placeholder: the unit(s) there, as they are.
-            info.bytes = info_bytes;
-            info.fill(at..r.start)?;
-            info_bytes = std::mem::take(&mut info.bytes);
+        let open = |name: &str| Section::open(file, &obj, name);
+        let whole = |name: &str| -> Option<Vec<u8>> {
+            match open(name) {
+                Some(s) => s.whole(),
+                None => Some(Vec::new()),
+            }
+        };
+        let aranges = whole(".debug_aranges")?;
+        if aranges.is_empty() {
+            return None;
         }
-        at = r.end;
+        let spans = spans_of(&aranges)?;
+        Some(Sparse {
+            spans,
+            info: open(".debug_info")?,
+            line: open(".debug_line")?,
+            kept: BTreeMap::new(),
+            abbrev: whole(".debug_abbrev")?,
+            str_: whole(".debug_str")?,
+            line_str: whole(".debug_line_str")?,
+            str_offsets: whole(".debug_str_offsets")?,
+            addr: whole(".debug_addr")?,
+            ranges: whole(".debug_ranges")?,
+            rnglists: whole(".debug_rnglists")?,
+            aranges,
+        })
     }
 
-    let abbrev = whole(".debug_abbrev")?;
-    let str_ = whole(".debug_str")?;
-    let line_str = whole(".debug_line_str")?;
-    let str_offsets = whole(".debug_str_offsets")?;
-    let addr = whole(".debug_addr")?;
-    let ranges = whole(".debug_ranges")?;
-    let rnglists = whole(".debug_rnglists")?;
+    /// The `.debug_info` offset of the unit `.debug_aranges` says holds `svma`.
+    pub fn unit_of(&self, svma: u64) -> Option<u64> {
+        // Spans may overlap (a unit listed twice): any that covers the address will do.
+        let i = self.spans.partition_point(|s| s.0 <= svma);
+        self.spans[..i]
+            .iter()
+            .rev()
+            .take(8)
+            .find(|s| svma < s.1)
+            .map(|s| s.2)
+    }
 
-    // The line programs of those units.
-    let mut line = open(".debug_line")?;
-    {
-        let dwarf_info = gimli::DebugInfo::new(&info_bytes, endian);
-        let dwarf_abbrev = gimli::DebugAbbrev::new(&abbrev, endian);
+    /// Reads the unit at `start`, if not read yet.
+    pub fn load(&mut self, start: u64) -> Option<()> {
+        if self.kept.contains_key(&start) {
+            return Some(());
+        }
+        let end = self.info.end_of_unit(start)?;
+        // Units do not overlap: one that does is not DWARF to go on with.
+        if let Some((_, &e)) = self.kept.range(..start).next_back()
+            && e > start
+        {
+            return None;
+        }
+        if self.kept.range(start..end).next().is_some() {
+            return None;
+        }
+        self.info.fill(start..end)?;
+        self.kept.insert(start, end);
+        // Its line program: gimli reads the header with the unit.
+        let endian = gimli::LittleEndian;
+        let dwarf_info = gimli::DebugInfo::new(&self.info.bytes, endian);
+        let dwarf_abbrev = gimli::DebugAbbrev::new(&self.abbrev, endian);
+        let header = dwarf_info
+            .header_from_offset(gimli::DebugInfoOffset(start as usize))
+            .ok()?;
+        let abbrevs = header.abbreviations(&dwarf_abbrev).ok()?;
+        let mut entries = header.entries(&abbrevs);
+        let (_, root) = entries.next_dfs().ok()??;
+        if let Some(gimli::AttributeValue::DebugLineRef(o)) =
+            root.attr_value(gimli::DW_AT_stmt_list).ok()?
+        {
+            let start = o.0 as u64;
+            let end = self.line.end_of_unit(start)?;
+            self.line.fill(start..end)?;
+        }
+        Some(())
+    }
+
+    /// The sections as gimli reads them; `.debug_info` holds the units read, zero elsewhere.
+    pub fn dwarf(&self) -> Option<gimli::Dwarf<gimli::EndianSlice<'_, gimli::LittleEndian>>> {
+        self.dwarf_upto(self.info.bytes.len())
+    }
+
+    /// As [`Sparse::dwarf`], with `.debug_info` cut at `info_end`.
+    fn dwarf_upto(
+        &self,
+        info_end: usize,
+    ) -> Option<gimli::Dwarf<gimli::EndianSlice<'_, gimli::LittleEndian>>> {
+        let empty: &[u8] = &[];
+        let info = self.info.bytes.get(..info_end)?;
+        gimli::Dwarf::load(|id| -> Result<_, ()> {
+            let bytes: &[u8] = match id {
+                gimli::SectionId::DebugAbbrev => &self.abbrev,
+                gimli::SectionId::DebugAddr => &self.addr,
+                gimli::SectionId::DebugAranges => &self.aranges,
+                gimli::SectionId::DebugInfo => info,
+                gimli::SectionId::DebugLine => &self.line.bytes,
+                gimli::SectionId::DebugLineStr => &self.line_str,
+                gimli::SectionId::DebugStr => &self.str_,
+                gimli::SectionId::DebugStrOffsets => &self.str_offsets,
+                gimli::SectionId::DebugRanges => &self.ranges,
+                gimli::SectionId::DebugRngLists => &self.rnglists,
+                _ => empty,
+            };
+            Ok(gimli::EndianSlice::new(bytes, gimli::LittleEndian))
+        })
+        .ok()
+    }
+
+    /// The places of `svmas`, or `None` if a lookup failed and the file must be read whole.
+    /// Addresses no unit of `.debug_aranges` covers have no DWARF (GCC and rustc list every
+    /// unit with code there) and get no entry.
+    pub fn places(&mut self, svmas: &[u64]) -> Option<BTreeMap<u64, Vec<Place>>> {
+        for &a in svmas {
+            if let Some(u) = self.unit_of(a) {
+                self.load(u)?;
+            }
+        }
+        if self.kept.is_empty() {
+            return Some(BTreeMap::new());
+        }
+        let kept: Vec<Range<u64>> = self.kept.iter().map(|(&s, &e)| s..e).collect();
+        let last = kept.last()?.end;
+        if (self.info.bytes.len() as u64) < last {
+            self.info.bytes.resize(last as usize, 0);
+        }
+        // The placeholders overwrite the start of each hole, which may hold bytes of units
+        // inflated on the way: put back after the lookups, as more units may be loaded.
+        let mut saved: Vec<(usize, Vec<u8>)> = Vec::new();
+        let mut at = 0u64;
         for r in &kept {
-            let header = dwarf_info
-                .header_from_offset(gimli::DebugInfoOffset(r.start as usize))
-                .ok()?;
-            let abbrevs = header.abbreviations(&dwarf_abbrev).ok()?;
-            let mut entries = header.entries(&abbrevs);
-            let (_, root) = entries.next_dfs().ok()??;
-            if let Some(gimli::AttributeValue::DebugLineRef(o)) =
-                root.attr_value(gimli::DW_AT_stmt_list).ok()?
-            {
-                let start = o.0 as u64;
-                let end = line.end_of_unit(start)?;
-                line.fill(start..end)?;
+            let gap = r.start - at;
+            if gap >= PLACEHOLDER && gap - 4 <= u64::from(u32::MAX - 16) {
+                let hole = at as usize..(at + PLACEHOLDER) as usize;
+                saved.push((hole.start, self.info.bytes.get(hole)?.to_vec()));
+                placeholder(&mut self.info.bytes, at, gap)?;
+            } else if gap > 0 {
+                // Too short for a placeholder: the unit(s) there, as they are.
+                self.info.fill(at..r.start)?;
             }
+            at = r.end;
         }
+        let out = self.lookups(svmas, last as usize);
+        for (at, bytes) in saved {
+            self.info
+                .bytes
+                .get_mut(at..at + bytes.len())?
+                .copy_from_slice(&bytes);
+        }
+        out
     }
-    let line_bytes = line.bytes;
 
-    let empty: &[u8] = &[];
-    let sections = gimli::DwarfSections::load(|id| -> Result<Cow<'_, [u8]>, ()> {
-        Ok(Cow::Borrowed(match id {
-            gimli::SectionId::DebugAbbrev => &abbrev,
-            gimli::SectionId::DebugAddr => &addr,
-            gimli::SectionId::DebugAranges => &aranges,
-            gimli::SectionId::DebugInfo => &info_bytes,
-            gimli::SectionId::DebugLine => &line_bytes,
-            gimli::SectionId::DebugLineStr => &line_str,
-            gimli::SectionId::DebugStr => &str_,
-            gimli::SectionId::DebugStrOffsets => &str_offsets,
-            gimli::SectionId::DebugRanges => &ranges,
-            gimli::SectionId::DebugRngLists => &rnglists,
-            _ => empty,
-        }))
-    })
-    .ok()?;
-    let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, endian));
-    let ctx = addr2line::Context::from_dwarf(dwarf).ok()?;
-    for &a in svmas {
-        let mut frames = ctx.find_frames(a).skip_all_loads().ok()?;
-        let mut places = Vec::new();
-        loop {
-            match frames.next() {
-                Ok(Some(f)) => places.push(place(&f)),
-                Ok(None) => break,
-                Err(_) => return None,
+    fn lookups(&self, svmas: &[u64], info_end: usize) -> Option<BTreeMap<u64, Vec<Place>>> {
+        let mut out = BTreeMap::new();
+        let ctx = addr2line::Context::from_dwarf(self.dwarf_upto(info_end)?).ok()?;
+        for &a in svmas {
+            let mut frames = ctx.find_frames(a).skip_all_loads().ok()?;
+            let mut places = Vec::new();
+            loop {
+                match frames.next() {
+                    Ok(Some(f)) => places.push(place(&f)),
+                    Ok(None) => break,
+                    Err(_) => return None,
+                }
+            }
+            if !places.is_empty() {
+                out.insert(a, places);
             }
         }
-        if !places.is_empty() {
-            out.insert(a, places);
-        }
+        Some(out)
     }
-    Some(out)
+}
+
+/// The places of `svmas` from the DWARF of `file`, or `None` if this file must be read whole.
+pub fn places(file: &File, svmas: &[u64]) -> Option<BTreeMap<u64, Vec<Place>>> {
+    Sparse::open(file)?.places(svmas)
 }
 
 /// One frame of addr2line's as a place.
@@ -301,8 +380,8 @@ pub fn place<R: gimli::Reader>(f: &addr2line::Frame<'_, R>) -> Place {
     }
 }
 
-/// The `.debug_info` offsets of the units `.debug_aranges` says hold `svmas`, sorted.
-fn units_of(aranges: &[u8], svmas: &[u64]) -> Option<BTreeSet<u64>> {
+/// `.debug_aranges` as (begin, end, unit offset) spans, sorted.
+fn spans_of(aranges: &[u8]) -> Option<Vec<(u64, u64, u64)>> {
     let section = gimli::DebugAranges::new(aranges, gimli::LittleEndian);
     let mut spans: Vec<(u64, u64, u64)> = Vec::new();
     let mut headers = section.headers();
@@ -317,15 +396,7 @@ fn units_of(aranges: &[u8], svmas: &[u64]) -> Option<BTreeSet<u64>> {
         }
     }
     spans.sort_unstable();
-    let mut units = BTreeSet::new();
-    for &a in svmas {
-        // Spans may overlap (a unit listed twice): any that covers the address will do.
-        let i = spans.partition_point(|s| s.0 <= a);
-        if let Some(&(_, _, unit)) = spans[..i].iter().rev().take(8).find(|s| a < s.1) {
-            units.insert(unit);
-        }
-    }
-    Some(units)
+    Some(spans)
 }
 
 /// Writes at `at` the header of a DWARF 5 type unit `len` bytes long: addr2line skips type

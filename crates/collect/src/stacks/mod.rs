@@ -19,6 +19,7 @@ pub mod module;
 mod place;
 mod stop;
 mod symbolize;
+mod tailcall;
 mod unwind;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -245,6 +246,8 @@ struct RawFrame {
     module: Option<usize>,
     lookup_svma: u64,
     offset: u64,
+    /// Rebuilt from DWARF's call sites: a function that tail-called the next-inner one.
+    tail_call: bool,
 }
 
 fn work(
@@ -355,6 +358,7 @@ fn work(
                     module,
                     lookup_svma: lookup.wrapping_sub(bias),
                     offset: f.address().wrapping_sub(bias),
+                    tail_call: false,
                 }
             })
             .collect();
@@ -410,6 +414,90 @@ fn work(
     gaps.extend(thread_troubles.gaps("threads' user stacks"));
 
     // Each module's addresses, symbolized at once.
+    let mut places: Places = BTreeMap::new();
+    publish(assemble(&raw, &modules, &places));
+    // First the symbol tables alone, fast: names for every frame before any DWARF is read.
+    for (_, m, svmas) in &order_of(&raw, &modules) {
+        if let Some(module) = modules.get(*m) {
+            places.insert(*m, symbolize::symbolize(module, None, None, &[], svmas));
+        }
+    }
+    publish(assemble(&raw, &modules, &places));
+    // Module by module, the smallest first: the tail calls of the frames in it (which may add
+    // frames), then its DWARF places.
+    let mut dwarfs = tailcall::Dwarfs::new(&env, &modules);
+    let mut done: BTreeSet<usize> = BTreeSet::new();
+    let mut late = Vec::new();
+    loop {
+        let next = order_of(&raw, &modules)
+            .into_iter()
+            .find(|(_, m, _)| !done.contains(m));
+        let Some((_, m, _)) = next else {
+            break;
+        };
+        done.insert(m);
+        let Some(module) = modules.get(m) else {
+            continue;
+        };
+        if deadline.passed() {
+            // Named from the symbol table above: no lines or inlined functions.
+            late.push(String::from_utf8_lossy(&module.name).into_owned());
+            continue;
+        }
+        dwarfs.allowed = Some(done.clone());
+        for (frames, ..) in raw.values_mut() {
+            insert_tail_calls(frames, &mut dwarfs, &modules, Some(m));
+        }
+        name_new_frames(&raw, &modules, &mut places);
+        let svmas: Vec<u64> = order_of(&raw, &modules)
+            .into_iter()
+            .find(|(_, x, _)| *x == m)
+            .map(|o| o.2)
+            .unwrap_or_default();
+        places.insert(m, dwarf_places(&env, module, dwarfs.get(m), &svmas));
+        publish(assemble(&raw, &modules, &places));
+    }
+    // The chains that needed the DWARF of a module not read yet at their turn.
+    if dwarfs.deferred && !deadline.passed() {
+        dwarfs.allowed = None;
+        for (frames, ..) in raw.values_mut() {
+            insert_tail_calls(frames, &mut dwarfs, &modules, None);
+        }
+        name_new_frames(&raw, &modules, &mut places);
+        for (_, m, svmas) in order_of(&raw, &modules) {
+            let (Some(module), Some(have)) = (modules.get(m), places.get(&m)) else {
+                continue;
+            };
+            let new: Vec<u64> = svmas
+                .into_iter()
+                .filter(|a| {
+                    have.get(a)
+                        .is_none_or(|p| p.iter().all(|p| p.file.is_none()))
+                })
+                .collect();
+            if new.is_empty() || late.iter().any(|l| l.as_bytes() == module.name.as_slice()) {
+                continue;
+            }
+            let found = dwarf_places(&env, module, dwarfs.get(m), &new);
+            places.entry(m).or_default().extend(found);
+        }
+    }
+    if !late.is_empty() {
+        gaps.push(Gap::new(
+            format!("DWARF of {}", late.join(", ")),
+            GapReason::Deadline,
+            "not read before the deadline: their frames have names from the symbol table, \
+             without files, lines or inlined functions",
+        ));
+    }
+
+    (assemble(&raw, &modules, &places), gaps)
+}
+
+/// Each module's addresses to look up: (file size, module, addresses), the smallest modules
+/// first: the program's own code is what the report needs most, and a system library's
+/// compressed DWARF (libc6-dbg) is the slowest to read.
+fn order_of(raw: &Raw, modules: &[module::Module]) -> Vec<(u64, usize, Vec<u64>)> {
     let mut wanted: BTreeMap<usize, BTreeSet<u64>> = BTreeMap::new();
     for (frames, ..) in raw.values() {
         for f in frames {
@@ -418,10 +506,6 @@ fn work(
             }
         }
     }
-    let mut places: Places = BTreeMap::new();
-    publish(assemble(&raw, &modules, &places));
-    // The smallest modules first: the program's own code is what the report needs most, and
-    // a system library's compressed DWARF (libc6-dbg) is the slowest to read.
     let mut order: Vec<(u64, usize, Vec<u64>)> = wanted
         .into_iter()
         .filter_map(|(m, svmas)| {
@@ -434,37 +518,80 @@ fn work(
         })
         .collect();
     order.sort();
-    // First the symbol tables alone, fast: names for every frame before any DWARF is read.
-    for (_, m, svmas) in &order {
-        if let Some(module) = modules.get(*m) {
-            places.insert(*m, symbolize::symbolize(module, None, &[], svmas));
+    order
+}
+
+/// The places of `svmas` in `module`, from its DWARF (`opened`, as far as it was read, or
+/// opened now) and its symbol table.
+fn dwarf_places(
+    env: &module::Env,
+    module: &module::Module,
+    opened: Option<&mut tailcall::Opened>,
+    svmas: &[u64],
+) -> BTreeMap<u64, Vec<symbolize::Place>> {
+    match opened {
+        Some(o) => {
+            let debug = o.debug.as_ref().and_then(|f| f.try_clone().ok());
+            symbolize::symbolize(module, debug.as_ref(), Some(o), svmas, svmas)
+        }
+        None => {
+            let debug = module::debug_file(env, module);
+            symbolize::symbolize(module, debug.as_ref(), None, svmas, svmas)
         }
     }
-    publish(assemble(&raw, &modules, &places));
-    let mut late = Vec::new();
-    for (_, m, svmas) in order {
+}
+
+/// Names from the symbol tables for the frames that have no place yet (those just rebuilt).
+fn name_new_frames(raw: &Raw, modules: &[module::Module], places: &mut Places) {
+    for (_, m, svmas) in order_of(raw, modules) {
         let Some(module) = modules.get(m) else {
             continue;
         };
-        if deadline.passed() {
-            // Named from the symbol table above: no lines or inlined frames.
-            late.push(String::from_utf8_lossy(&module.name).into_owned());
-            continue;
+        let have = places.entry(m).or_default();
+        let new: Vec<u64> = svmas
+            .into_iter()
+            .filter(|a| !have.contains_key(a))
+            .collect();
+        if !new.is_empty() {
+            have.extend(symbolize::symbolize(module, None, None, &[], &new));
         }
-        let debug = module::debug_file(&env, module);
-        places.insert(m, symbolize::symbolize(module, debug, &svmas, &svmas));
-        publish(assemble(&raw, &modules, &places));
     }
-    if !late.is_empty() {
-        gaps.push(Gap::new(
-            format!("DWARF of {}", late.join(", ")),
-            GapReason::Deadline,
-            "not read before the deadline: their frames have names from the symbol table, \
-             without files, lines or inlined functions",
-        ));
-    }
+}
 
-    (assemble(&raw, &modules, &places), gaps)
+/// Puts between each frame and its caller the frames of the tail calls DWARF says were
+/// made between them ([`tailcall`]); only for callers in module `only`, when given.
+fn insert_tail_calls(
+    frames: &mut Vec<RawFrame>,
+    dwarfs: &mut tailcall::Dwarfs,
+    modules: &[module::Module],
+    only: Option<usize>,
+) {
+    let mut out: Vec<RawFrame> = Vec::with_capacity(frames.len());
+    for (i, f) in std::mem::take(frames).into_iter().enumerate() {
+        if i > 0
+            && !f.tail_call
+            && let Some(inner) = out.last()
+            && !inner.tail_call
+            && let (Some(mi), Some(mo)) = (inner.module, f.module)
+            && only.is_none_or(|o| o == mo)
+        {
+            let inner_svma = inner.lookup_svma;
+            for (m, ret) in dwarfs.between(mo, f.offset, mi, inner_svma) {
+                let bias = modules.get(m).map_or(0, |md| md.bias);
+                out.push(RawFrame {
+                    address: ret.wrapping_add(bias),
+                    module: Some(m),
+                    // In the jump: the return address of a tail call is past its function's
+                    // end, maybe in the next function.
+                    lookup_svma: ret.wrapping_sub(1),
+                    offset: ret,
+                    tail_call: true,
+                });
+            }
+        }
+        out.push(f);
+    }
+    *frames = out;
 }
 
 type Places = BTreeMap<usize, BTreeMap<u64, Vec<symbolize::Place>>>;
@@ -496,6 +623,7 @@ fn assemble(raw: &Raw, modules: &[module::Module], places: &Places) -> Stacks {
                 address: f.address,
                 module: module.map(|m| Text::from_bytes(m.name.clone())),
                 offset: f.offset,
+                tail_call: f.tail_call,
                 ..Frame::default()
             };
             match found {
@@ -507,6 +635,7 @@ fn assemble(raw: &Raw, modules: &[module::Module], places: &Places) -> Stacks {
                             file: p.file.clone().map(Text::from),
                             line: p.line,
                             inlined: i + 1 < n,
+                            tail_call: f.tail_call,
                             ..base.clone()
                         });
                     }

@@ -133,11 +133,16 @@ pub fn symbols_of_file(file: &File) -> Symbols {
 impl Symbols {
     fn from_entries(mut v: Vec<(u64, u64, String)>) -> Symbols {
         // Aliases at one address (poll, __poll, __GI___poll): the exported name, the one with
-        // the fewest leading underscores, is kept first.
+        // the fewest leading underscores, first; the others kept for lookups by name.
         v.sort_by(|a, b| {
-            (a.0, a.2.starts_with('_'), a.2.len()).cmp(&(b.0, b.2.starts_with('_'), b.2.len()))
+            (a.0, a.2.starts_with('_'), a.2.len(), &a.2).cmp(&(
+                b.0,
+                b.2.starts_with('_'),
+                b.2.len(),
+                &b.2,
+            ))
         });
-        v.dedup_by_key(|s| s.0);
+        v.dedup_by(|a, b| a.0 == b.0 && a.2 == b.2);
         Symbols(v)
     }
 
@@ -147,15 +152,36 @@ impl Symbols {
 
     #[cfg(test)]
     pub fn addresses(&self) -> impl Iterator<Item = u64> + '_ {
-        self.0.iter().map(|s| s.0)
+        let mut last = None;
+        self.0.iter().map(|s| s.0).filter(move |&a| {
+            let new = last != Some(a);
+            last = Some(a);
+            new
+        })
     }
 
-    /// The function covering `svma`: one whose size covers it, or the nearest below when
-    /// sizes are not given.
-    pub fn lookup(&self, svma: u64) -> Option<&str> {
+    /// The function covering `svma` (its entry and name): one whose size covers it, or the
+    /// nearest below when sizes are not given.
+    pub fn lookup_entry(&self, svma: u64) -> Option<(u64, &str)> {
         let i = self.0.partition_point(|s| s.0 <= svma).checked_sub(1)?;
-        let (addr, size, name) = self.0.get(i)?;
-        (*size == 0 || svma < addr + size).then_some(name.as_str())
+        let at = self.0.get(i)?.0;
+        // The preferred alias is the first at that address.
+        let first = self.0.partition_point(|s| s.0 < at);
+        // Any alias with a size covering it will do (sizes agree, or some are 0).
+        let covers = self.0[first..=i]
+            .iter()
+            .any(|(a, size, _)| *size == 0 || svma < a + size);
+        let (addr, _, name) = self.0.get(first)?;
+        covers.then_some((*addr, name.as_str()))
+    }
+
+    pub fn lookup(&self, svma: u64) -> Option<&str> {
+        self.lookup_entry(svma).map(|e| e.1)
+    }
+
+    /// The address of the function named `name` (raw, as the symbol table spells it).
+    pub fn address_of(&self, name: &str) -> Option<u64> {
+        self.0.iter().find(|s| s.2 == name).map(|s| s.0)
     }
 }
 

@@ -10,30 +10,39 @@ use addr2line::gimli;
 use object::read::ReadCache;
 use object::{Object, ObjectSection};
 
+use super::dwarf::Sparse;
 use super::module::Module;
 pub use super::place::{Place, demangle};
+use super::tailcall::Opened;
 
 /// The places of each of `svmas` (addresses in the module's own numbering, already moved back
 /// into the call instruction for return addresses). `debug` is the separate debug file, if any.
-/// Only `dwarf` (a subset of `svmas`, empty to skip DWARF) are looked up in DWARF.
+/// Only `dwarf` (a subset of `svmas`, empty to skip DWARF) are looked up in DWARF. `opened`
+/// is the DWARF of one of the two files, already read in part.
 pub fn symbolize(
     module: &Module,
-    debug: Option<File>,
+    debug: Option<&File>,
+    opened: Option<&mut Opened>,
     dwarf: &[u64],
     svmas: &[u64],
 ) -> BTreeMap<u64, Vec<Place>> {
     let mut out = BTreeMap::new();
+    let (mut for_debug, mut for_own) = match opened {
+        Some(o) if o.from_debug => (Some(&mut o.sparse), None),
+        Some(o) => (None, Some(&mut o.sparse)),
+        None => (None, None),
+    };
     let debug_symbols = match debug {
         Some(f) => {
-            dwarf_places(&f, dwarf, &mut out);
+            dwarf_places(f, for_debug.take(), dwarf, &mut out);
             let missing = svmas.iter().any(|a| out.get(a).is_none_or(Vec::is_empty));
-            (missing && module.symbols().is_empty()).then(|| super::module::symbols_of_file(&f))
+            (missing && module.symbols().is_empty()).then(|| super::module::symbols_of_file(f))
         }
         None => None,
     };
     if !dwarf.is_empty() && out.len() < dwarf.len() {
         let mut own = BTreeMap::new();
-        dwarf_places(&module.file, dwarf, &mut own);
+        dwarf_places(&module.file, for_own.take(), dwarf, &mut own);
         for (a, p) in own {
             out.entry(a).or_insert(p);
         }
@@ -56,8 +65,20 @@ pub fn symbolize(
 }
 
 /// DWARF's places for the addresses it covers; nothing if the file has no DWARF.
-fn dwarf_places(file: &File, svmas: &[u64], out: &mut BTreeMap<u64, Vec<Place>>) {
+fn dwarf_places(
+    file: &File,
+    opened: Option<&mut Sparse>,
+    svmas: &[u64],
+    out: &mut BTreeMap<u64, Vec<Place>>,
+) {
     if svmas.is_empty() {
+        return;
+    }
+    if let Some(sparse) = opened {
+        match sparse.places(svmas) {
+            Some(found) => out.extend(found),
+            None => whole_file_places(file, svmas, out),
+        }
         return;
     }
     // Whether there is DWARF at all, from the headers alone.

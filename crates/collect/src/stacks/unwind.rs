@@ -6,7 +6,8 @@
 //! stops at a frame that uses the frame pointer before RBP was recovered (code built with
 //! frame pointers, called from a libc wrapper that did not save RBP), the frame pointer is
 //! guessed from the copy: the first slot above SP that starts a plausible frame record (a saved
-//! RBP pointing further up the stack, or 0, followed by a return address into code).
+//! RBP pointing further up the stack, or 0, or one from which the walk goes on two frames,
+//! followed by a return address into code).
 
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{FrameAddress, Unwinder};
@@ -85,7 +86,29 @@ pub fn walk(
             },
             Ok(None) => {
                 if before.bp() == 0 && !w.guessed_bp && !is_root(addr.address_for_lookup()) {
-                    if let Some(bp) = guess_bp(copy, before.sp(), in_code) {
+                    // Whether the walk goes on two frames from a record at `at`: this frame by
+                    // its frame pointer, and its caller by whatever it uses.
+                    let mut goes_on = |at: u64| -> bool {
+                        let mut r = before;
+                        r.set_bp(at);
+                        let mut read = |a: u64| copy.word(a);
+                        let Ok(Some(ra)) = unwinder.unwind_frame(addr, &mut r, cache, &mut read)
+                        else {
+                            return false;
+                        };
+                        let Some(next) = FrameAddress::from_return_address(ra) else {
+                            return false;
+                        };
+                        if !in_code(ra) {
+                            return false;
+                        }
+                        match unwinder.unwind_frame(next, &mut r, cache, &mut read) {
+                            Ok(Some(ra2)) => in_code(ra2),
+                            Ok(None) => is_root(next.address_for_lookup()),
+                            Err(_) => false,
+                        }
+                    };
+                    if let Some(bp) = guess_bp(copy, before.sp(), in_code, &mut goes_on) {
                         regs = before;
                         regs.set_bp(bp);
                         w.guessed_bp = true;
@@ -109,9 +132,17 @@ pub fn walk(
 }
 
 /// The frame pointer of the frame whose SP is `sp`: the first slot at or above SP holding a
-/// frame record — a saved frame pointer that is 0 or points further up into the copy to
-/// another record, followed by a return address into code.
-fn guess_bp(copy: &StackCopy, sp: u64, in_code: &dyn Fn(u64) -> bool) -> Option<u64> {
+/// frame record, a saved frame pointer followed by a return address into code, where the saved
+/// frame pointer is 0, or points further up into the copy to another record, or `goes_on`
+/// says the walk continues from there by the caller's CFI. The last is the case of code built
+/// with frame pointers (Rust's std) called from code built without (a Rust program at -O):
+/// the caller's RBP, saved in the record, is whatever the caller had in that register.
+fn guess_bp(
+    copy: &StackCopy,
+    sp: u64,
+    in_code: &dyn Fn(u64) -> bool,
+    goes_on: &mut dyn FnMut(u64) -> bool,
+) -> Option<u64> {
     let start = sp.checked_add(7)? & !7;
     let stop = copy.end().min(start.saturating_add(GUESS_SPAN));
     let record = |at: u64| -> Option<u64> {
@@ -121,7 +152,7 @@ fn guess_bp(copy: &StackCopy, sp: u64, in_code: &dyn Fn(u64) -> bool) -> Option<
     };
     (start..stop).step_by(8).find(|&at| match record(at) {
         Some(0) => true,
-        Some(next) => next > at && next < copy.end() && record(next).is_some(),
+        Some(next) => (next > at && next < copy.end() && record(next).is_some()) || goes_on(at),
         None => false,
     })
 }
@@ -144,8 +175,20 @@ mod tests {
         let bytes = words.iter().flat_map(|w| w.to_le_bytes()).collect();
         let copy = StackCopy { base, bytes };
         let in_code = |a: u64| (0x40_0000..0x50_0000).contains(&a);
-        assert_eq!(guess_bp(&copy, base, &in_code), Some(base + 4 * 8));
-        assert_eq!(guess_bp(&copy, base + 6 * 8, &in_code), Some(base + 8 * 8));
-        assert_eq!(guess_bp(&copy, base + 10 * 8, &in_code), None);
+        let no = &mut |_| false;
+        assert_eq!(guess_bp(&copy, base, &in_code, no), Some(base + 4 * 8));
+        assert_eq!(
+            guess_bp(&copy, base + 6 * 8, &in_code, no),
+            Some(base + 8 * 8)
+        );
+        assert_eq!(guess_bp(&copy, base + 10 * 8, &in_code, no), None);
+        // A saved frame pointer that is junk (the caller did not use RBP as one): taken when
+        // the walk goes on from there.
+        words[4] = 0x1234;
+        let bytes = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let copy = StackCopy { base, bytes };
+        assert_eq!(guess_bp(&copy, base, &in_code, no), Some(base + 8 * 8));
+        let at_4 = &mut |at| at == base + 4 * 8;
+        assert_eq!(guess_bp(&copy, base, &in_code, at_4), Some(base + 4 * 8));
     }
 }
