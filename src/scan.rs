@@ -290,8 +290,13 @@ fn entries_of(suspects: &[Suspect], diagnosed: &BTreeMap<i32, Diagnosed>) -> Vec
             ..ScanEntry::default()
         });
         // The root heads its group even when the cheap look did not pick it (an idle server
-        // that never answers, a lock holder asleep).
-        if let Some(h) = root_hop.filter(|h| h.pid != std::process::id() as i32) {
+        // that never answers, a lock holder asleep), but only for a member with a cause: a
+        // reader of an idle process's pipe (a supervisor reading its child's output) is at most
+        // a warning, and its idle writer is not stuck; the member's next step names it.
+        if let Some(h) = root_hop
+            .filter(|h| h.pid != std::process::id() as i32)
+            .filter(|_| status == EntryStatus::Cause)
+        {
             if !suspects.iter().any(|s| s.pid == h.pid) && !roots.iter().any(|r| r.pid == h.pid) {
                 roots.push(ScanEntry {
                     pid: h.pid,
