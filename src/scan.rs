@@ -123,7 +123,10 @@ fn scan(args: &ScanArgs, deadline: Deadline) -> ScanReport {
     } else {
         let wait = args.window.min(looks_deadline.remaining());
         std::thread::sleep(wait);
+        let mut first = first;
         let second = host_scan::look(&root, Scope::All, Some(&first), false, looks_deadline);
+        // Taken: not held over the suspects' reads.
+        first.close_kept();
         let ms = second.mono_ns.saturating_sub(first.mono_ns) / 1_000_000;
         (Some(first), second, ms)
     };
