@@ -32,7 +32,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-count_threads() { ls -d /proc/[0-9]*/task/[0-9]* 2>/dev/null | wc -l; }
+# ls fails on a task that exits between the glob and its stat: with pipefail, not an error.
+count_threads() { { ls -d /proc/[0-9]*/task/[0-9]* 2>/dev/null || true; } | wc -l; }
 have=$(count_threads)
 want=$((have + procs * threads))
 room=$(($(cat /proc/sys/kernel/pid_max) - want))
@@ -50,7 +51,7 @@ for _ in $(seq 600); do
   [ "$(count_threads)" -ge "$want" ] && break
   sleep 0.1
 done
-echo "host: $(ls -d /proc/[0-9]* | wc -l) processes, $(count_threads) threads; kernel $(uname -r), $(nproc) cpus"
+echo "host: $({ ls -d /proc/[0-9]* 2>/dev/null || true; } | wc -l) processes, $(count_threads) threads; kernel $(uname -r), $(nproc) cpus"
 
 psn=${PSN:-$(command -v psn || true)}
 cmds=(
