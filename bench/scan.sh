@@ -9,6 +9,9 @@
 # full reads) and the cost per process.
 #   bench/scan.sh [RUNS] [PROCS] [THREADS]        (defaults 10, 1000, 20)
 #   HANGSCOPE=path/to/hangscope bench/scan.sh     (another build, e.g. to compare two commits)
+#   HANGSCOPE_BASE=path/to/old/hangscope bench/scan.sh
+#       the looks of this build too, alternating with HANGSCOPE's on the same staged host
+#   LOOKS_ONLY=1 bench/scan.sh                    (only the looks' CPU, not the whole runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-10}
@@ -29,7 +32,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-count_threads() { ls -d /proc/[0-9]*/task/[0-9]* 2>/dev/null | wc -l; }
+# ls fails on a task that exits between the glob and its stat: with pipefail, not an error.
+count_threads() { { ls -d /proc/[0-9]*/task/[0-9]* 2>/dev/null || true; } | wc -l; }
 have=$(count_threads)
 want=$((have + procs * threads))
 room=$(($(cat /proc/sys/kernel/pid_max) - want))
@@ -47,7 +51,7 @@ for _ in $(seq 600); do
   [ "$(count_threads)" -ge "$want" ] && break
   sleep 0.1
 done
-echo "host: $(ls -d /proc/[0-9]* | wc -l) processes, $(count_threads) threads; kernel $(uname -r), $(nproc) cpus"
+echo "host: $({ ls -d /proc/[0-9]* 2>/dev/null || true; } | wc -l) processes, $(count_threads) threads; kernel $(uname -r), $(nproc) cpus"
 
 psn=${PSN:-$(command -v psn || true)}
 cmds=(
@@ -60,19 +64,36 @@ if [ -n "$psn" ]; then
 else
   echo "(psn not installed: not on PATH and \$PSN unset)"
 fi
-python3 bench/compare.py "$runs" "${cmds[@]}"
+if [ -z "${LOOKS_ONLY:-}" ]; then
+  python3 bench/compare.py "$runs" "${cmds[@]}"
+fi
 
-echo "-- the looks alone (look_cpu_ms of the JSON), medians of $runs runs"
+# The looks' own CPU does not depend on the suspects' full reads: a short deadline (the looks
+# get half of it) keeps the runs short.
+bins=("$bin")
+[ -n "${HANGSCOPE_BASE:-}" ] && bins=("$HANGSCOPE_BASE" "$bin")
+echo "-- the looks alone (look_cpu_ms of the JSON, --deadline 8s), medians of $runs runs, alternating"
 for w in 0 2s; do
+  out=$(mktemp)
   for _ in $(seq "$runs"); do
-    "$bin" scan --window "$w" --json || true
-  done | python3 -c '
+    for b in "${bins[@]}"; do
+      j=$("$b" scan --window "$w" --deadline 8s --json) || true
+      if [ -n "$j" ]; then printf '%s\t%s\n' "$b" "$j" >>"$out"; fi
+    done
+  done
+  python3 -c '
 import json, statistics, sys
-rs = [json.loads(l) for l in sys.stdin if l.strip()]
-cpu = statistics.median(r["look_cpu_ms"] for r in rs)
-n = max(statistics.median(r["processes"] for r in rs), 1)
-t = statistics.median(r["threads"] for r in rs)
-s = statistics.median(r["suspects"] for r in rs)
-print("scan --window %-3s %5d processes %6d threads: looks %4d ms CPU, %3.0f us per process;"
-      " %d suspects" % (sys.argv[1], n, t, cpu, 1000.0 * cpu / n, s))' "$w"
+by = {}
+for line in open(sys.argv[2]):
+    b, _, j = line.partition("\t")
+    if j.strip():
+        by.setdefault(b, []).append(json.loads(j))
+for b, rs in by.items():
+    cpus = sorted(r["look_cpu_ms"] for r in rs)
+    cpu = statistics.median(cpus)
+    n = max(statistics.median(r["processes"] for r in rs), 1)
+    t = statistics.median(r["threads"] for r in rs)
+    print("%s scan --window %-3s %5d processes %6d threads: looks %4d ms CPU (runs %s), %3.0f us per process"
+          % (b, sys.argv[1], n, t, cpu, cpus, 1000.0 * cpu / n))' "$w" "$out"
+  rm -f "$out"
 done

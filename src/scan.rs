@@ -123,7 +123,10 @@ fn scan(args: &ScanArgs, deadline: Deadline) -> ScanReport {
     } else {
         let wait = args.window.min(looks_deadline.remaining());
         std::thread::sleep(wait);
+        let mut first = first;
         let second = host_scan::look(&root, Scope::All, Some(&first), false, looks_deadline);
+        // Taken: not held over the suspects' reads.
+        first.close_kept();
         let ms = second.mono_ns.saturating_sub(first.mono_ns) / 1_000_000;
         (Some(first), second, ms)
     };
@@ -290,8 +293,13 @@ fn entries_of(suspects: &[Suspect], diagnosed: &BTreeMap<i32, Diagnosed>) -> Vec
             ..ScanEntry::default()
         });
         // The root heads its group even when the cheap look did not pick it (an idle server
-        // that never answers, a lock holder asleep).
-        if let Some(h) = root_hop.filter(|h| h.pid != std::process::id() as i32) {
+        // that never answers, a lock holder asleep), but only for a member with a cause: a
+        // reader of an idle process's pipe (a supervisor reading its child's output) is at most
+        // a warning, and its idle writer is not stuck; the member's next step names it.
+        if let Some(h) = root_hop
+            .filter(|h| h.pid != std::process::id() as i32)
+            .filter(|_| status == EntryStatus::Cause)
+        {
             if !suspects.iter().any(|s| s.pid == h.pid) && !roots.iter().any(|r| r.pid == h.pid) {
                 roots.push(ScanEntry {
                     pid: h.pid,

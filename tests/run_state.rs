@@ -146,7 +146,9 @@ impl Drop for TestCgroup {
     fn drop(&mut self) {
         let _ = std::fs::write(self.0.join("cgroup.freeze"), "0");
         let _ = std::fs::write(self.0.join("freezer.state"), "THAWED");
-        // The process is killed before the cgroup is dropped; removal waits for it to go.
+        // The processes are killed and reaped first (the fields drop only after this body,
+        // which left the cgroup in place): a cgroup with a process in it cannot be removed.
+        self.1.clear();
         wait_until(Duration::from_secs(5), || {
             std::fs::remove_dir(&self.0).is_ok()
         });

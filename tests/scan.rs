@@ -158,6 +158,33 @@ fn scan_lists_the_stuck_processes_first_and_no_healthy_one_has_a_cause() {
         "the root comes before its waiter"
     );
 
+    // Grouped: every entry between the root and the waiter is in the same group.
+    for e in &report.entries[at[&root] + 1..at[&waiter.pid()]] {
+        assert_eq!(e.root_pid, Some(root), "inside the root's group: {e:#?}");
+    }
+    // Causes first, longest stuck first: the groups' heads (this host's other processes too).
+    let heads: Vec<_> = report
+        .entries
+        .iter()
+        .filter(|e| e.root_pid.is_none_or(|r| !at.contains_key(&r)))
+        .collect();
+    let best = |head: i32| {
+        report
+            .entries
+            .iter()
+            .filter(|e| e.pid == head || e.root_pid == Some(head))
+            .map(|e| (e.status, std::cmp::Reverse(e.stuck_ms.unwrap_or(0))))
+            .min()
+            .expect("the head itself")
+    };
+    for pair in heads.windows(2) {
+        assert!(
+            best(pair[0].pid) <= best(pair[1].pid),
+            "ranked by status, then longest stuck: {:#?}",
+            pair
+        );
+    }
+
     let last_stuck = stuck.iter().map(|(p, _)| at[p]).max().expect("four");
     for pid in &healthy {
         let e = entry(*pid);
@@ -183,9 +210,153 @@ fn scan_lists_the_stuck_processes_first_and_no_healthy_one_has_a_cause() {
         .collect();
     for (pid, _) in stuck {
         assert!(listed.contains(&pid), "{pid} listed:\n{text}");
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().any(|w| w == pid.to_string()))
+            .unwrap_or_default();
+        assert!(
+            line.contains("  → "),
+            "the next command on its line: {line}"
+        );
     }
+    let waiter_line = text
+        .lines()
+        .find(|l| l.contains(&format!(" {} ", waiter.pid())))
+        .unwrap_or_default();
+    assert!(
+        waiter_line.starts_with("  └ "),
+        "the waiter is shown under its root: {waiter_line}\n{text}"
+    );
     for pid in &healthy {
         assert!(!listed.contains(pid), "healthy {pid} not listed:\n{text}");
     }
     drop((keep, procs, silent, deaf));
+}
+
+/// A cgroup this test makes, named as a container runtime names its scope, with the processes
+/// put in it; on drop (also when an assertion fails) the processes are killed and reaped
+/// first (a cgroup with a process cannot be removed), then the directories removed.
+struct ContainerCgroup {
+    dirs: Vec<std::path::PathBuf>,
+    procs: Vec<Proc>,
+}
+
+impl Drop for ContainerCgroup {
+    fn drop(&mut self) {
+        self.procs.clear();
+        for d in self.dirs.iter().rev() {
+            wait_until(Duration::from_secs(5), || {
+                std::fs::remove_dir(d).is_ok() || !d.exists()
+            });
+        }
+    }
+}
+
+/// A 64-hex id no runtime made, different per test process and per `n`.
+fn fake_id(n: u64) -> String {
+    let seed = (u64::from(std::process::id()) << 8) | n;
+    (0..4u64)
+        .map(|i| {
+            format!(
+                "{:016x}",
+                seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                    .rotate_left(i as u32 * 16)
+                    ^ i
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn scan_names_the_container_a_stuck_process_runs_in() {
+    // The unified hierarchy where there is one (as docker and podman use on a v2 host), else
+    // a v1 one: /proc/PID/cgroup names the path in both.
+    let mounts = hangscope_collect::freezer::own_mounts();
+    let Some(mount) = mounts.unified.as_ref().or(mounts.freezer_v1.as_ref()) else {
+        eprintln!("skipped: no cgroup hierarchy is mounted");
+        return;
+    };
+    let parent = mount.join(format!("hangscope-test-scan-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir(&parent) {
+        eprintln!(
+            "skipped: cannot make a cgroup under {}: {e}",
+            mount.display()
+        );
+        return;
+    }
+    let mut cg = ContainerCgroup {
+        dirs: vec![parent.clone()],
+        procs: Vec::new(),
+    };
+    // docker's systemd driver and podman's scope names.
+    let cases = [
+        ("docker", format!("docker-{}.scope", fake_id(1)), fake_id(1)),
+        ("podman", format!("libpod-{}.scope", fake_id(2)), fake_id(2)),
+    ];
+    let mut pids = Vec::new();
+    for (_, scope, _) in &cases {
+        let dir = parent.join(scope);
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        cg.dirs.push(dir.clone());
+        let p = Proc::quiet(Command::new("sleep").arg("600"));
+        let pid = p.pid();
+        cg.procs.push(p);
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string())
+            .unwrap_or_else(|e| panic!("{}/cgroup.procs: {e}", dir.display()));
+        // SAFETY: kill(2) on a child this test started and has not reaped.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        pids.push(pid);
+    }
+    // And one healthy process outside any container-like cgroup, for contrast.
+    let plain = Proc::quiet(Command::new("sleep").arg("600"));
+    plain.signal(libc::SIGSTOP);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            pids.iter()
+                .chain([&plain.pid()])
+                .all(|&p| state_of(p) == Some('T'))
+        }),
+        "the processes are stopped"
+    );
+
+    let (code, report, _) = scan(&["--json", "--window", "500ms", "--deadline", "60s"]);
+    assert_eq!(code, 1, "{report:#?}");
+    let entry = |pid: i32| {
+        report
+            .entries
+            .iter()
+            .find(|e| e.pid == pid)
+            .unwrap_or_else(|| panic!("no entry for {pid}: {report:#?}"))
+    };
+    for ((runtime, scope, id), pid) in cases.iter().zip(&pids) {
+        let e = entry(*pid);
+        assert_eq!(e.cause, Some(Cause::Stopped), "{e:#?}");
+        let c = e.container.as_ref().unwrap_or_else(|| panic!("{e:#?}"));
+        assert!(
+            c.cgroup.ends_with(&format!("/{scope}")),
+            "the cgroup path: {c:#?}"
+        );
+        assert_eq!(c.id.as_deref(), Some(id.as_str()), "{c:#?}");
+        assert_eq!(c.runtime.as_deref(), Some(*runtime), "{c:#?}");
+    }
+    let p = entry(plain.pid());
+    let c = p.container.as_ref().expect("its cgroup");
+    assert_eq!(
+        (c.id.as_deref(), c.runtime.as_deref()),
+        (None, None),
+        "{c:#?}"
+    );
+
+    // The text names the runtime and the short id on the process's line.
+    let (_, _, text) = scan(&["--window", "500ms", "--deadline", "60s"]);
+    for ((runtime, _, id), pid) in cases.iter().zip(&pids) {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(&pid.to_string()))
+            .unwrap_or_else(|| panic!("{pid} listed:\n{text}"));
+        assert!(
+            line.contains(&format!("[{runtime} {}]", &id[..12])),
+            "{line}"
+        );
+    }
 }

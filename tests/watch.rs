@@ -1,6 +1,7 @@
 //! `hangscope watch` on real processes: a hang that starts after the watch is caught, saved
 //! once (not once per look) and handed to the hook; the healthy process before it fires
-//! nothing; a target restarted under the same name is picked up again; SIGTERM stops the watch
+//! nothing, nor does a stop shorter than `--for`; one line per change; a target restarted
+//! under the same name is picked up again; Ctrl-C (SIGINT) and SIGTERM stop the watch
 //! cleanly. The target is sleep(1) run by a name no other process has.
 //! Programs: coreutils (sleep), sh.
 
@@ -99,18 +100,39 @@ fn watch_catches_a_hang_that_starts_after_it_and_saves_one_snapshot() {
     let mut seen = Vec::new();
     let line = line_with(&lines, "watching", &mut seen);
     assert!(line.contains(&format!("pid {}", target.pid())), "{line}");
-    // Healthy first: several looks past --for, and nothing fires.
-    std::thread::sleep(Duration::from_millis(2500));
+    // Healthy first: several looks past --for, and nothing fires; nor does a stop shorter
+    // than --for (1 s).
+    std::thread::sleep(Duration::from_millis(1000));
+    target.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(200));
+    target.signal(libc::SIGCONT);
+    std::thread::sleep(Duration::from_millis(1500));
+    let stopped_at = Instant::now();
     target.signal(libc::SIGSTOP);
     let cause = line_with(&lines, "CAUSE", &mut seen);
+    assert!(
+        stopped_at.elapsed() >= Duration::from_secs(1),
+        "fired only once the cause lasted --for: {cause}"
+    );
+    let stuck_for: f64 = cause
+        .split("stuck ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("how long it was stuck: {cause}"));
+    assert!(stuck_for >= 1.0, "{cause}");
     assert!(
         !seen[..seen.len() - 1].iter().any(|l| l.contains("CAUSE")),
         "nothing fired while it was healthy: {seen:#?}"
     );
     assert!(cause.contains(&format!("pid {}", target.pid())), "{cause}");
     assert!(cause.contains("kill -CONT"), "{cause}");
-    // More looks while it stays stopped: still one snapshot.
+    // More looks while it stays stopped: still one snapshot, and no line (one per change).
     std::thread::sleep(Duration::from_millis(2000));
+    let more: Vec<String> = lines.try_iter().collect();
+    assert!(
+        more.is_empty(),
+        "nothing changed, nothing printed: {more:#?}"
+    );
     let files = saved(save.path());
     assert_eq!(files.len(), 1, "one snapshot per incident: {files:?}");
     let doc = Document::from_json(&std::fs::read_to_string(&files[0]).expect("read snapshot"))
@@ -136,11 +158,12 @@ fn watch_catches_a_hang_that_starts_after_it_and_saves_one_snapshot() {
         "{resolved}"
     );
 
-    watcher.signal(libc::SIGTERM);
+    // Ctrl-C.
+    watcher.signal(libc::SIGINT);
     let mut watcher = watcher;
     let status = wait_exit(&mut watcher);
     line_with(&lines, "stopped", &mut seen);
-    assert_eq!(status, Some(0), "a clean stop on SIGTERM");
+    assert_eq!(status, Some(0), "a clean stop on SIGINT");
 }
 
 fn wait_exit(p: &mut Proc) -> Option<i32> {
@@ -177,4 +200,25 @@ fn a_target_restarted_under_watch_is_picked_up_again() {
     assert_eq!(files.len(), 1, "{files:?}");
     let mut watcher = _watcher;
     assert_eq!(wait_exit(&mut watcher), Some(1), "--exit-on-cause exits 1");
+}
+
+#[test]
+fn a_target_given_by_pid_is_watched_under_its_name_and_sigterm_stops_cleanly() {
+    let sleeper = Sleeper::new("bypid");
+    let target = sleeper.start();
+    let save = TempDir::new("watch-pid");
+    let (watcher, lines) = watch(&target.pid().to_string(), save.path(), &[]);
+    let mut seen = Vec::new();
+    let line = line_with(&lines, "watching", &mut seen);
+    assert!(
+        line.contains(&format!("watching {} (pid {})", sleeper.name, target.pid())),
+        "{line}"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    watcher.signal(libc::SIGTERM);
+    let mut watcher = watcher;
+    let status = wait_exit(&mut watcher);
+    line_with(&lines, "stopped", &mut seen);
+    assert_eq!(status, Some(0), "a clean stop on SIGTERM: {seen:#?}");
+    assert!(saved(save.path()).is_empty(), "nothing was stuck");
 }

@@ -5,7 +5,9 @@
 //! `schedstat` (CPU time in ns and the number of times it was scheduled, which moves at every
 //! context switch); `status` only where `schedstat` is missing (CONFIG_SCHED_INFO off). A
 //! thread that did not move between two looks, or every thread at a single look, also has its
-//! `syscall` and `wchan` read. Nothing else: no fd table, no cmdline (which takes the target's
+//! `syscall` and `wchan` read (see [`look`] for what each mode skips). The first look of a
+//! window keeps each thread's `schedstat` open for the second ([`KeptFiles`]). Nothing else:
+//! no fd table, no cmdline (which takes the target's
 //! mmap lock, held for good by a process stuck in a page fault), no netlink. Kernel threads
 //! are skipped: hangscope explains processes.
 //!
@@ -18,7 +20,8 @@
 use std::collections::BTreeMap;
 use std::ffi::CStr;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nix::dir::Dir;
@@ -86,6 +89,99 @@ pub struct HostLook {
     pub cut_short: bool,
     /// Processes listed in /proc whose main thread could not be read (gone, or hidden).
     pub unreadable: u32,
+    /// A baseline look's schedstat files, kept open for the look that compares with it.
+    pub kept: KeptFiles,
+}
+
+/// Each thread's `schedstat`, left open by a baseline look so that the look compared with it
+/// reads it again by `pread` at offset 0 (seq_file makes the record afresh) instead of
+/// opening it by name: the open and close are most of a read's cost (path walk, pid
+/// revalidation, the file and seq_file allocations). A kept file stays bound to its thread:
+/// once that thread is gone its read fails, and a TID reused since is opened by name.
+///
+/// Each one costs the kernel about 4.5 KiB (the file, and the seq_file's page-sized buffer,
+/// kept until close), so at most [`MAX_KEPT`], within RLIMIT_NOFILE (its soft limit raised
+/// towards the hard one for the window, and put back when they are closed). A clone keeps
+/// none.
+#[derive(Default)]
+pub struct KeptFiles {
+    /// Sorted by TID.
+    by_tid: Vec<(i32, OwnedFd)>,
+    /// The RLIMIT_NOFILE to put back once the files are closed, when the look raised it.
+    restore: Option<libc::rlimit>,
+}
+
+/// Most files a baseline look keeps open: about 90 MiB of the kernel's memory for a window.
+pub const MAX_KEPT: usize = 20_000;
+/// Fds left free for everything else while the files are kept.
+const FD_HEADROOM: u64 = 512;
+
+impl KeptFiles {
+    pub fn len(&self) -> usize {
+        self.by_tid.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_tid.is_empty()
+    }
+
+    fn get(&self, tid: i32) -> Option<&OwnedFd> {
+        self.by_tid
+            .binary_search_by_key(&tid, |(t, _)| *t)
+            .ok()
+            .and_then(|i| self.by_tid.get(i))
+            .map(|(_, fd)| fd)
+    }
+
+    /// How many files a look may keep, raising the soft RLIMIT_NOFILE (up to the hard one) so
+    /// that they fit beside the fds already open.
+    fn budget(&mut self) -> usize {
+        // SAFETY: getrlimit fills the struct it is given.
+        let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+            return 0;
+        }
+        let open = std::fs::read_dir("/proc/self/fd")
+            .map(|d| d.count() as u64)
+            .unwrap_or(u64::from(u16::MAX));
+        let wanted = (open + FD_HEADROOM + MAX_KEPT as u64).min(lim.rlim_max);
+        if wanted > lim.rlim_cur {
+            let raised = libc::rlimit {
+                rlim_cur: wanted,
+                rlim_max: lim.rlim_max,
+            };
+            // SAFETY: setrlimit reads the struct it is given; raising the soft limit up to
+            // the hard one needs no privilege.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+                self.restore = Some(lim);
+                lim.rlim_cur = wanted;
+            }
+        }
+        (lim.rlim_cur.saturating_sub(open + FD_HEADROOM) as usize).min(MAX_KEPT)
+    }
+}
+
+impl Clone for KeptFiles {
+    fn clone(&self) -> Self {
+        KeptFiles::default()
+    }
+}
+
+impl std::fmt::Debug for KeptFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeptFiles({})", self.by_tid.len())
+    }
+}
+
+impl Drop for KeptFiles {
+    fn drop(&mut self) {
+        // Closed before the limit goes back down.
+        self.by_tid.clear();
+        if let Some(lim) = self.restore.take() {
+            // SAFETY: setrlimit reads the struct it is given.
+            unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+        }
+    }
 }
 
 impl HostLook {
@@ -98,6 +194,11 @@ impl HostLook {
             .binary_search_by_key(&pid, |p| p.pid)
             .ok()
             .and_then(|i| self.procs.get(i))
+    }
+
+    /// Closes the files kept for the next look (once it has been taken).
+    pub fn close_kept(&mut self) {
+        self.kept = KeptFiles::default();
     }
 }
 
@@ -146,6 +247,10 @@ pub fn look(
         (None, true) => LookMode::Baseline,
         (None, false) => LookMode::Single,
     };
+    let budget = AtomicUsize::new(match mode {
+        LookMode::Baseline => out.kept.budget(),
+        _ => 0,
+    });
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -156,20 +261,23 @@ pub fn look(
     let work = || {
         let mut part = Part::default();
         let mut reader = Reader::new();
+
         loop {
             let from = next.fetch_add(PIDS_PER_CLAIM, Ordering::Relaxed);
             let claim = pids
                 .get(from..(from + PIDS_PER_CLAIM).min(pids.len()))
                 .unwrap_or_default();
             if claim.is_empty() {
+                part.kept = std::mem::take(&mut reader.kept);
                 return part;
             }
             for &pid in claim {
                 if deadline.passed() {
                     part.cut_short = true;
+                    part.kept = std::mem::take(&mut reader.kept);
                     return part;
                 }
-                match look_at_process(&proc_dir, pid, mode, &mut reader, deadline) {
+                match look_at_process(&proc_dir, pid, mode, &mut reader, &budget, deadline) {
                     Some(Some(p)) => part.procs.push(p),
                     Some(None) => {}
                     None => part.unreadable += 1,
@@ -189,8 +297,10 @@ pub fn look(
         out.procs.extend(part.procs);
         out.cut_short |= part.cut_short;
         out.unreadable += part.unreadable;
+        out.kept.by_tid.extend(part.kept);
     }
     out.procs.sort_unstable_by_key(|p| p.pid);
+    out.kept.by_tid.sort_unstable_by_key(|(t, _)| *t);
     out
 }
 
@@ -216,6 +326,7 @@ struct Part {
     procs: Vec<ProcLook>,
     cut_short: bool,
     unreadable: u32,
+    kept: Vec<(i32, OwnedFd)>,
 }
 
 /// The numeric entries of /proc, sorted.
@@ -237,6 +348,7 @@ fn look_at_process(
     pid: i32,
     mode: LookMode,
     r: &mut Reader,
+    budget: &AtomicUsize,
     deadline: Deadline,
 ) -> Option<Option<ProcLook>> {
     // One open of the task directory per process: every file below is opened relative to it,
@@ -293,7 +405,17 @@ fn look_at_process(
         // One look alone compares nothing: what moves (schedstat) is not read.
         let mut scheduled = false;
         if !matches!(mode, LookMode::Single) {
-            match r.read(&task_dir, tid, "schedstat") {
+            let read = match mode {
+                // The previous look's file, when it is this process's (not a reused PID's).
+                LookMode::Compare(h) => match prev.and(h.kept.get(tid)) {
+                    Some(fd) => r
+                        .fill(fd.as_fd())
+                        .or_else(|_| r.read_len(&task_dir, tid, "schedstat", false)),
+                    None => r.read_len(&task_dir, tid, "schedstat", false),
+                },
+                _ => r.read_len(&task_dir, tid, "schedstat", take_one(budget)),
+            };
+            match read.map(|n| r.bytes(n)) {
                 Ok(text) => {
                     let parsed = std::str::from_utf8(text).ok().and_then(parse_schedstat);
                     if let Some((cpu, switches)) = parsed {
@@ -419,6 +541,13 @@ fn is_idle_sleep(wchan: &str) -> bool {
     )
 }
 
+/// Takes one file from a look's budget of kept files, if any is left.
+fn take_one(budget: &AtomicUsize) -> bool {
+    budget
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
+}
+
 /// Reads a look's small /proc files with one buffer and one file name, reused: a look reads
 /// tens of thousands of them.
 struct Reader {
@@ -426,6 +555,8 @@ struct Reader {
     name: NameBuf,
     /// Threads read, for the deadline's checks.
     count: usize,
+    /// The files this worker keeps for the next look, by TID.
+    kept: Vec<(i32, OwnedFd)>,
 }
 
 impl Reader {
@@ -434,29 +565,55 @@ impl Reader {
             buf: vec![0; 4096],
             name: NameBuf::default(),
             count: 0,
+            kept: Vec::new(),
         }
     }
 
-    /// The bytes of `dir`/`id`/`file`: an open, one read, a close.
-    fn read(&mut self, dir: &Dir, id: i32, file: &str) -> io::Result<&[u8]> {
+    fn open(&mut self, dir: &Dir, id: i32, file: &str) -> io::Result<OwnedFd> {
         self.name.set(id, file);
-        let fd = openat(
+        openat(
             dir,
             self.name.as_c_str(),
             OFlag::O_RDONLY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .map_err(io::Error::from)?;
-        let mut f = File::from(fd);
+        .map_err(io::Error::from)
+    }
+
+    /// The bytes of `dir`/`id`/`file`: an open, one read, a close.
+    fn read(&mut self, dir: &Dir, id: i32, file: &str) -> io::Result<&[u8]> {
+        let n = self.read_len(dir, id, file, false)?;
+        Ok(self.bytes(n))
+    }
+
+    /// Reads `dir`/`id`/`file` into the buffer, its length; `keep`: the file is kept open
+    /// (under `id`) for the next look, else closed.
+    fn read_len(&mut self, dir: &Dir, id: i32, file: &str, keep: bool) -> io::Result<usize> {
+        let fd = self.open(dir, id, file)?;
+        let n = self.fill(fd.as_fd())?;
+        if keep {
+            self.kept.push((id, fd));
+        }
+        Ok(n)
+    }
+
+    fn bytes(&self, n: usize) -> &[u8] {
+        self.buf.get(..n).unwrap_or_default()
+    }
+
+    /// Reads the file from its start into the buffer, its length: by pread, so a kept file is
+    /// read again from offset 0, where seq_file makes the record afresh.
+    fn fill(&mut self, fd: std::os::fd::BorrowedFd) -> io::Result<usize> {
         let mut n = 0;
         loop {
             if n == self.buf.len() {
                 self.buf.resize(self.buf.len() * 2, 0);
             }
-            let got = match f.read(self.buf.get_mut(n..).unwrap_or_default()) {
+            let room = self.buf.get_mut(n..).unwrap_or_default();
+            let got = match nix::sys::uio::pread(fd, room, n as libc::off_t) {
                 Ok(got) => got,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
             };
             n += got;
             // Each file is one record, which procfs makes whole at the first read (seq_file's
@@ -466,7 +623,7 @@ impl Reader {
                 break;
             }
         }
-        Ok(self.buf.get(..n).unwrap_or_default())
+        Ok(n)
     }
 
     fn fd_link(&mut self, proc_dir: &File, pid: i32, fd: i32) -> Option<String> {
@@ -1041,6 +1198,55 @@ mod tests {
         assert_eq!(r.read(&d, 7, "f").unwrap(), long.as_slice());
         assert!(r.read(&d, 8, "f").is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn burn_cpu() {
+        let end = std::time::Instant::now() + std::time::Duration::from_millis(30);
+        let mut x = 0u64;
+        while std::time::Instant::now() < end {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+    }
+
+    #[test]
+    fn a_kept_schedstat_read_again_from_offset_0_is_made_afresh() {
+        let d = Dir::open("/proc/thread-self/..", OFlag::O_RDONLY, Mode::empty()).unwrap();
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        let mut r = Reader::new();
+        let n = r.read_len(&d, tid, "schedstat", true).unwrap();
+        let first = parse_schedstat(std::str::from_utf8(r.bytes(n)).unwrap()).unwrap();
+        assert_eq!(r.kept.len(), 1);
+        burn_cpu();
+        let (_, fd) = r.kept.pop().unwrap();
+        let n = r.fill(fd.as_fd()).unwrap();
+        let again = parse_schedstat(std::str::from_utf8(r.bytes(n)).unwrap()).unwrap();
+        assert!(again.0 > first.0, "{first:?} then {again:?}");
+    }
+
+    #[test]
+    fn a_baseline_look_keeps_its_files_for_the_look_that_compares() {
+        let root = ProcRoot::default();
+        let own = [std::process::id() as i32];
+        let deadline = Deadline::after(std::time::Duration::from_secs(10));
+        let mut first = look(&root, Scope::Pids(&own), None, true, deadline);
+        let me = first.get(own[0]).unwrap();
+        assert!(!first.kept.is_empty());
+        assert!(first.kept.len() <= me.threads.len());
+        assert!(first.clone().kept.is_empty(), "a clone keeps no file");
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        assert!(first.kept.get(tid).is_some(), "{:?}", first.kept);
+        burn_cpu();
+        let second = look(&root, Scope::Pids(&own), Some(&first), false, deadline);
+        assert!(second.kept.is_empty(), "only a baseline keeps files");
+        let (a, b) = (
+            first.get(own[0]).unwrap().thread(tid).unwrap(),
+            second.get(own[0]).unwrap().thread(tid).unwrap(),
+        );
+        assert!(b.cpu_ns > a.cpu_ns, "this thread ran: {a:?} {b:?}");
+        first.close_kept();
+        assert!(first.kept.is_empty());
     }
 
     #[test]
