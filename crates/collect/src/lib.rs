@@ -238,7 +238,8 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     // Last: logs are tied to the threads and sockets read above.
     stage::enter("the logs");
     let mut log_gaps = Vec::new();
-    snap.logs = logs::read(root, pid, &snap, &mounts, opts, leases, kmsg, &mut log_gaps);
+    let early = logs::Early { leases, kmsg };
+    snap.logs = logs::read(root, pid, &snap, &mounts, opts, early, &mut log_gaps);
     snap.gaps.extend(log_gaps);
     // The logs were read through /proc/PID/fd: a successor's would not be this process's.
     process::check_same(root, pid, start_ticks)?;

@@ -56,6 +56,14 @@ const JOURNAL_LIMIT: Duration = Duration::from_secs(2);
 /// The kernel's log.
 pub const KMSG: &str = "/dev/kmsg";
 
+/// What the collection read for the logs before their turn: the leases of a /proc/locks read
+/// earlier (used while fresh), and the kernel log read from the start of a one-look run.
+#[derive(Default)]
+pub struct Early {
+    pub leases: Option<crate::locks::Leases>,
+    pub kmsg: Option<kmsg::Pending>,
+}
+
 /// Reads every log of `pid` the snapshot's fds point to, plus `opts.log_paths`, the journal and
 /// the kernel's log, and ties entries to the snapshot's threads and sockets.
 pub fn read(
@@ -64,12 +72,11 @@ pub fn read(
     snap: &Snapshot,
     mounts: &Mounts,
     opts: &Options,
-    leases: Option<crate::locks::Leases>,
-    early_kmsg: Option<kmsg::Pending>,
+    early: Early,
     gaps: &mut Vec<Gap>,
 ) -> Vec<LogSource> {
     let mut sources: Vec<(LogSource, bool)> = Vec::new();
-    let opener = Opener::new(root, opts, leases);
+    let opener = Opener::new(root, opts, early.leases);
     for path in &opts.log_paths {
         if let Some(s) = read_given(&opener, path, gaps) {
             sources.push((s, true));
@@ -107,7 +114,7 @@ pub fn read(
     }
 
     let tasks = task_status::read(root, pid, &opts.deadline, gaps);
-    if let Some(k) = read_kmsg(snap, &tasks, opts, early_kmsg, gaps) {
+    if let Some(k) = read_kmsg(snap, &tasks, opts, early.kmsg, gaps) {
         sources.push((k, true));
     }
     sources
