@@ -8,8 +8,11 @@
 //! network namespace first (a socket stays in the namespace it was made in; another
 //! namespace's processes are read only if a holder is still missing); and in each group the
 //! processes with at most `SMALL_TABLE` fds before the larger ones (the count is the size
-//! `stat` gives /proc/PID/fd, Linux 6.2+; older kernels give 0, which keeps PID order). The
-//! target's own fds are not read again: the caller has them. An object held by no visible
+//! `stat` gives /proc/PID/fd, Linux 6.2+; older kernels give 0, which keeps PID order). That
+//! count also says which processes hold no fd at all (kernel threads, half of a small host's
+//! processes), which are not read: where the kernel does not count (this process's own table,
+//! never empty, has size 0), every process is read. The target's own fds are not read again:
+//! the caller has them. An object held by no visible
 //! process (another PID namespace, closed, or only in flight in an SCM_RIGHTS message) is
 //! reported as not visible.
 
@@ -121,21 +124,39 @@ fn netns_of(root: &ProcRoot, pid: i32) -> Option<String> {
         .map(|l| l.to_string_lossy().into_owned())
 }
 
+/// Whether the size `stat` gives a /proc/PID/fd directory is its number of open fds (Linux
+/// 6.2+): this process's own table is never empty, and older kernels give 0 for every table.
+fn sizes_count_fds(root: &ProcRoot) -> bool {
+    std::fs::metadata(root.path().join("self/fd")).is_ok_and(|m| m.len() > 0)
+}
+
 /// The order to read processes in (see the module header): `netns` first when given, small
-/// fd tables before large ones, then PID. `skip` (the target) is left out.
-fn reading_order(root: &ProcRoot, mut pids: Vec<i32>, skip: i32, netns: Option<&str>) -> Vec<i32> {
+/// fd tables before large ones, then PID. `skip` (the target) is left out, and so are the
+/// processes known to hold no fd, which are returned as a count.
+fn reading_order(
+    root: &ProcRoot,
+    mut pids: Vec<i32>,
+    skip: i32,
+    netns: Option<&str>,
+) -> (Vec<i32>, usize) {
     pids.retain(|&p| p != skip);
+    let counted = sizes_count_fds(root);
+    let mut empty = 0;
     let mut keyed: Vec<(u8, i32)> = pids
         .into_iter()
-        .map(|pid| {
+        .filter_map(|pid| {
+            let size = std::fs::metadata(root.pid(pid).join("fd")).map(|m| m.len());
+            if counted && matches!(size, Ok(0)) {
+                empty += 1;
+                return None;
+            }
             let elsewhere = netns.is_some_and(|ns| netns_of(root, pid).as_deref() != Some(ns));
-            let big =
-                std::fs::metadata(root.pid(pid).join("fd")).is_ok_and(|m| m.len() > SMALL_TABLE);
-            ((u8::from(elsewhere) << 1) | u8::from(big), pid)
+            let big = size.is_ok_and(|n| n > SMALL_TABLE);
+            Some(((u8::from(elsewhere) << 1) | u8::from(big), pid))
         })
         .collect();
     keyed.sort_unstable();
-    keyed.into_iter().map(|(_, pid)| pid).collect()
+    (keyed.into_iter().map(|(_, pid)| pid).collect(), empty)
 }
 
 /// Reads every process's fd links once, in [`reading_order`], until `done` or the deadline.
@@ -155,7 +176,10 @@ fn walk(
     let pids: Vec<i32> = entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .collect();
-    for pid in reading_order(root, pids, skip, netns) {
+    let (order, empty) = reading_order(root, pids, skip, netns);
+    // Read as holding nothing.
+    out.processes = empty;
+    for pid in order {
         if deadline.passed() {
             out.cut_by_deadline = true;
             break;

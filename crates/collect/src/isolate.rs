@@ -4,13 +4,17 @@
 //! listener (`FAN_OPEN_PERM`, `FAN_ACCESS_PERM`) that never answers holds the opener in the
 //! kernel, and so does a disk or a FUSE server that stopped answering. A thread of hangscope
 //! stuck there cannot be cancelled, and the whole process could not even exit (exit_group
-//! waits for every thread). So the open and the reads run in a child, `hangscope __read tail
-//! MAX_BYTES` (the last bytes of a file) or `hangscope __read list MAX_ENTRIES` (the names in a
-//! directory), which is handed the file as an `O_PATH` fd 3 (opened without a path walk, a
-//! lease break or a fanotify event, see `logs::open`), reopens it through /proc/self/fd/3 and
-//! writes back what it read. A child that has not answered by the time limit is killed and
-//! left behind: if it is stuck in the kernel it goes when the kernel lets it, and it holds
-//! none of hangscope's output, so nothing waits for it.
+//! waits for every thread). So the open and the reads run in a child process, handed the file
+//! as an `O_PATH` fd (opened without a path walk, a lease break or a fanotify event, see
+//! `logs::open`), which reopens it through /proc/self/fd and writes back what it read: the
+//! last bytes of a file, or the names in a directory. A child that has not answered by the
+//! time limit is killed and left behind: if it is stuck in the kernel it goes when the kernel
+//! lets it, and it holds none of hangscope's output, so nothing waits for it.
+//!
+//! The logs' child is forked and does not exec (`forked`): the same process boundary, without
+//! loading the binary again. The runtimes' reads, which need more than system calls, run
+//! `hangscope __read MODE ...` with the file on fd 3 (`ask`; `crate::helper`), which serves
+//! the same two file reads as well.
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -25,14 +29,12 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::logs::tail::{RawTail, read_raw};
 
+mod forked;
+
 /// The hidden subcommand of the hangscope binary that serves one read.
 pub const SUBCOMMAND: &str = "__read";
 /// The fd the child finds the file on.
 const FILE_FD: RawFd = 3;
-/// Room for the answer's header line, beyond the bytes read.
-const HEADER_MAX: usize = 128;
-/// A directory entry's name is at most this long (NAME_MAX), plus its separator.
-const ENTRY_MAX: usize = 256;
 
 #[derive(Debug)]
 pub enum Outcome<T> {
@@ -59,15 +61,10 @@ pub fn read_tail(
     max_bytes: u64,
     limit: Duration,
 ) -> Outcome<RawTail> {
-    let Some(helper) = helper else {
+    if helper.is_none() {
         return Outcome::of(reopen(file.as_raw_fd()).and_then(|f| read_raw(&f, max_bytes)));
-    };
-    let cap = max_bytes as usize + HEADER_MAX;
-    match ask(helper, file, &["tail", &max_bytes.to_string()], cap, limit) {
-        Outcome::Done(bytes) => Outcome::of(parse_tail(&bytes)),
-        Outcome::Failed(e) => Outcome::Failed(e),
-        Outcome::TimedOut(d) => Outcome::TimedOut(d),
     }
+    forked::tail(file, max_bytes, limit)
 }
 
 /// At most `max_entries` names in the directory `dir` (an `O_PATH` fd), listed by the
@@ -78,15 +75,10 @@ pub fn list_dir(
     max_entries: usize,
     limit: Duration,
 ) -> Outcome<Vec<OsString>> {
-    let Some(helper) = helper else {
+    if helper.is_none() {
         return Outcome::of(list_raw(dir.as_raw_fd(), max_entries));
-    };
-    let cap = max_entries * ENTRY_MAX + HEADER_MAX;
-    match ask(helper, dir, &["list", &max_entries.to_string()], cap, limit) {
-        Outcome::Done(bytes) => Outcome::of(parse_list(&bytes)),
-        Outcome::Failed(e) => Outcome::Failed(e),
-        Outcome::TimedOut(d) => Outcome::TimedOut(d),
     }
+    forked::list(dir, max_entries, limit)
 }
 
 fn list_raw(fd: RawFd, max_entries: usize) -> io::Result<Vec<OsString>> {
@@ -161,7 +153,7 @@ pub(crate) fn ask(
 
 /// Reads the child's answer to its end, or `None` if it is not complete within `limit`.
 fn collect_answer(
-    mut out: std::process::ChildStdout,
+    mut out: impl Read + AsFd + AsRawFd,
     cap: usize,
     limit: Duration,
 ) -> io::Result<Option<Vec<u8>>> {
@@ -221,34 +213,6 @@ pub(crate) fn split_answer(bytes: &[u8]) -> io::Result<(Vec<&str>, &[u8])> {
     }
 }
 
-/// "ok SIZE MTIME START\n" then the bytes.
-fn parse_tail(bytes: &[u8]) -> io::Result<RawTail> {
-    let (words, body) = split_answer(bytes)?;
-    let num = |i: usize| {
-        words
-            .get(i)
-            .and_then(|v| v.parse::<i64>().ok())
-            .ok_or_else(|| io::Error::other("the reading process gave no answer"))
-    };
-    Ok(RawTail {
-        bytes: body.to_vec(),
-        size: num(0)? as u64,
-        mtime_s: num(1)?,
-        start: num(2)? as u64,
-    })
-}
-
-/// "ok\n" then the names, each ended by a NUL (the one byte no name holds).
-fn parse_list(bytes: &[u8]) -> io::Result<Vec<OsString>> {
-    use std::os::unix::ffi::OsStrExt;
-    let (_, body) = split_answer(bytes)?;
-    Ok(body
-        .split(|&b| b == 0)
-        .filter(|n| !n.is_empty())
-        .map(|n| std::ffi::OsStr::from_bytes(n).to_os_string())
-        .collect())
-}
-
 /// Opens for reading the file an `O_PATH` fd refers to, without a path walk. Non-blocking: a
 /// FIFO or device is never waited on.
 fn reopen(fd: RawFd) -> io::Result<std::fs::File> {
@@ -291,18 +255,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn answers_parse() {
-        let t = parse_tail(b"ok 10 1700000000 4\nabcdef").unwrap();
-        assert_eq!(t.bytes, b"abcdef");
-        assert_eq!((t.size, t.mtime_s, t.start), (10, 1_700_000_000, 4));
-        let e = parse_tail(b"err 13\n").unwrap_err();
+    fn answers_split() {
+        let (words, body) = split_answer(b"ok 10 4\nabc").unwrap();
+        assert_eq!((words, body), (vec!["10", "4"], &b"abc"[..]));
+        let e = split_answer(b"err 13\n").unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EACCES));
-        assert!(parse_tail(b"").is_err());
-        assert!(parse_tail(b"ok 1 2\n").is_err());
-        assert!(parse_tail(b"what\n").is_err());
-        let names = parse_list(b"ok\napp.log.1\0a\nb\0").unwrap();
-        assert_eq!(names, ["app.log.1", "a\nb"]);
-        assert!(parse_list(b"err 2\n").is_err());
+        assert!(split_answer(b"").is_err());
+        assert!(split_answer(b"what\n").is_err());
     }
 
     #[test]
@@ -316,7 +275,13 @@ mod tests {
             .unwrap();
         let file = std::fs::File::open(&fake).unwrap();
         let started = Instant::now();
-        let out = read_tail(Some(&fake), file.as_fd(), 1024, Duration::from_millis(300));
+        let out = ask(
+            &fake,
+            file.as_fd(),
+            &["tail", "1024"],
+            2048,
+            Duration::from_millis(300),
+        );
         let _ = std::fs::remove_dir_all(&dir);
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(matches!(out, Outcome::TimedOut(_)), "{out:?}");

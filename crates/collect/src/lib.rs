@@ -13,7 +13,8 @@
 //! ([`isolate`]) that is abandoned if the open or read blocks.
 //!
 //! Order of a collection (`collect`): the process; /proc/locks started on its own thread (its
-//! read waits for an RCU grace period); the sock_diag dumps started on another thread, which
+//! read waits for an RCU grace period), on a small target's one look only when something needs
+//! it (`locks_need`: else after the fds or the threads, if they show a need); the sock_diag dumps started on another thread, which
 //! keep their replies until the fd links say which socket inodes are the target's; the fd
 //! links, then fdinfo and statx where they are read; the sockets joined to their fds;
 //! the locks; the threads over the sampling window, with the connections re-dumped at its looks
@@ -39,6 +40,7 @@ pub mod holders;
 pub mod host_scan;
 pub mod isolate;
 pub mod locks;
+pub mod locks_need;
 pub mod logs;
 pub mod mountinfo;
 pub mod peer_threads;
@@ -56,7 +58,7 @@ pub mod threads;
 
 use std::time::{Duration, Instant};
 
-use hangscope_model::{Host, Snapshot};
+use hangscope_model::{FdKind, Host, Snapshot};
 
 pub use deadline::Deadline;
 pub use error::{CollectError, ReadError, ReadErrorKind};
@@ -122,23 +124,35 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     stage::enter("the process");
     // On its own thread from the start: the first look needs it, and it sleeps.
     let task_clock = threads::task_clock::TaskClock::start();
+    let kmsg = opts
+        .window
+        .is_zero()
+        .then(|| logs::kmsg::start(logs::KMSG, opts.deadline));
     let (process, start_ticks) = process::read(root, pid, &mut snap.gaps)?;
     snap.process = process;
     let privileges = Privileges::of(root, pid);
     snap.process.runtime = runtime::recognise(root, pid, opts, &mut snap.gaps);
 
     stage::enter("the fds");
-    let mut pending_locks = Some(locks::start(root));
+    // Only when something needs it, on a small target's one look (`locks_need`).
+    let mut pending_locks = locks_need::from_start(root, pid, opts).then(|| locks::start(root));
     let mounts = mountinfo::read(root, pid, &mut snap.gaps);
     let (dumps, socket_inodes) = sockets::start_dumps(root, pid, &snap.process, opts);
     let mut lock_table = None;
     snap.fds = fd::read_all(root, pid, &mounts, opts, &mut snap.gaps, |fds| {
         // The dump thread may already be waiting for these; a send only fails if it is gone.
         let _ = socket_inodes.send(sockets::Wanted::of(fds));
-        // Ready by now; whether the target may hold a lock decides how much of its files
-        // the second pass reads.
+        // Whether the target may hold a lock decides how much of its files the second pass
+        // reads, where it reads only some of them.
+        let files = fds.iter().filter(|f| f.kind == FdKind::File).count();
+        if files <= fd::EVERY_FILE_UPTO || opts.all_fdinfo {
+            return false;
+        }
         stage::enter("the file locks table (/proc/locks)");
-        let table = pending_locks.take().map(locks::wait);
+        let table = pending_locks
+            .take()
+            .or_else(|| Some(locks::start(root)))
+            .map(locks::wait);
         let files_locked = table
             .as_ref()
             .is_some_and(|t| t.may_involve(root, pid, snap.process.ppid));
@@ -147,6 +161,9 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
         files_locked
     });
     snap.process.fd_count = snap.fds.len() as u32;
+    if pending_locks.is_none() && lock_table.is_none() && locks_need::by_fds(&snap.fds) {
+        pending_locks = Some(locks::start(root));
+    }
     stage::enter("the sockets");
     snap.ephemeral_ports = dumps.ephemeral_ports();
     snap.sockets = sockets::read(
@@ -159,10 +176,11 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
         &mut snap.gaps,
     );
     stage::enter("the file locks");
-    let lock_table = lock_table.or_else(|| pending_locks.map(locks::wait));
+    let mut lock_table = lock_table.or_else(|| pending_locks.map(locks::wait));
+    let table_read = lock_table.is_some();
     // For the logs' lease check: one read of /proc/locks less when it is still fresh.
-    let leases = lock_table.as_ref().and_then(locks::LockTable::leases);
-    snap.locks = lock_table.map_or_else(Vec::new, |t| {
+    let mut leases = lock_table.as_ref().and_then(locks::LockTable::leases);
+    snap.locks = lock_table.take().map_or_else(Vec::new, |t| {
         t.join(root, pid, &snap.fds, &opts.deadline, &mut snap.gaps)
     });
 
@@ -175,6 +193,13 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     let first_dump = runtime::before_window(&mut snap, opts);
     stage::enter("the threads");
     threads::collect(root, pid, opts, &mut snap, task_clock, &mut on_look);
+    if !table_read && locks_need::by_threads(&snap.threads) {
+        // A wait the peek at the start missed (it began since).
+        stage::enter("the file locks");
+        let table = locks::wait(locks::start(root));
+        leases = table.leases();
+        snap.locks = table.join(root, pid, &snap.fds, &opts.deadline, &mut snap.gaps);
+    }
     // Right after the last look, so the frames are those of the waits it saw; read on a
     // worker while the rest goes on, and collected before the logs.
     let stacks = stacks::start(root, pid, &mounts, opts, &mut snap);
@@ -213,7 +238,8 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     // Last: logs are tied to the threads and sockets read above.
     stage::enter("the logs");
     let mut log_gaps = Vec::new();
-    snap.logs = logs::read(root, pid, &snap, &mounts, opts, leases, &mut log_gaps);
+    let early = logs::Early { leases, kmsg };
+    snap.logs = logs::read(root, pid, &snap, &mounts, opts, early, &mut log_gaps);
     snap.gaps.extend(log_gaps);
     // The logs were read through /proc/PID/fd: a successor's would not be this process's.
     process::check_same(root, pid, start_ticks)?;

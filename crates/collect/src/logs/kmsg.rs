@@ -234,6 +234,24 @@ pub struct Read {
     pub cut: Option<String>,
 }
 
+/// /dev/kmsg read on a thread of its own, started with a one-look collection (`--window 0`):
+/// a ring buffer of thousands of records is one read() each, a millisecond or more that the
+/// other reads hide. The records are those of the start of the look, milliseconds before its
+/// end; after a window the log is read at the end, so the window's own records are in it.
+pub struct Pending(std::thread::JoinHandle<io::Result<Read>>);
+
+pub fn start(path: &'static str, deadline: Deadline) -> Pending {
+    Pending(std::thread::spawn(move || read_all(path, &deadline)))
+}
+
+impl Pending {
+    pub fn wait(self) -> io::Result<Read> {
+        self.0
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the kernel log's reader thread failed")))
+    }
+}
+
 /// Reads every record currently in the ring buffer, without waiting for new ones.
 pub fn read_all(path: &str, deadline: &Deadline) -> io::Result<Read> {
     let c = std::ffi::CString::new(path).map_err(io::Error::other)?;

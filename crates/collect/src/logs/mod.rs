@@ -54,7 +54,15 @@ const JOURNAL_LINES: usize = 200;
 /// Time journalctl gets at most (less when the run's deadline is nearer).
 const JOURNAL_LIMIT: Duration = Duration::from_secs(2);
 /// The kernel's log.
-const KMSG: &str = "/dev/kmsg";
+pub const KMSG: &str = "/dev/kmsg";
+
+/// What the collection read for the logs before their turn: the leases of a /proc/locks read
+/// earlier (used while fresh), and the kernel log read from the start of a one-look run.
+#[derive(Default)]
+pub struct Early {
+    pub leases: Option<crate::locks::Leases>,
+    pub kmsg: Option<kmsg::Pending>,
+}
 
 /// Reads every log of `pid` the snapshot's fds point to, plus `opts.log_paths`, the journal and
 /// the kernel's log, and ties entries to the snapshot's threads and sockets.
@@ -64,11 +72,11 @@ pub fn read(
     snap: &Snapshot,
     mounts: &Mounts,
     opts: &Options,
-    leases: Option<crate::locks::Leases>,
+    early: Early,
     gaps: &mut Vec<Gap>,
 ) -> Vec<LogSource> {
     let mut sources: Vec<(LogSource, bool)> = Vec::new();
-    let opener = Opener::new(root, opts, leases);
+    let opener = Opener::new(root, opts, early.leases);
     for path in &opts.log_paths {
         if let Some(s) = read_given(&opener, path, gaps) {
             sources.push((s, true));
@@ -106,7 +114,7 @@ pub fn read(
     }
 
     let tasks = task_status::read(root, pid, &opts.deadline, gaps);
-    if let Some(k) = read_kmsg(snap, &tasks, opts, gaps) {
+    if let Some(k) = read_kmsg(snap, &tasks, opts, early.kmsg, gaps) {
         sources.push((k, true));
     }
     sources
@@ -286,9 +294,10 @@ fn read_fd_log(
         return (source, false);
     }
     let via = root.pid(pid).join("fd").join(f.fd.to_string());
+    let fdinfo = root.pid(pid).join("fdinfo").join(f.fd.to_string());
     let read = open_path(&via)
         .map_err(open::Refusal::Io)
-        .and_then(|file| opener.tail(&file));
+        .and_then(|file| opener.tail(&file, Some(&fdinfo)));
     match read {
         Ok(t) => {
             source.read_via = Some(via.to_string_lossy().into_owned());
@@ -459,7 +468,7 @@ fn read_rotated(
             .push(format!("{compressed} older compressed rotations not read"));
     }
     let via = seen_root.join(full.trim_start_matches('/'));
-    let read = opener.tail(&entry);
+    let read = opener.tail(&entry, None);
     match read {
         Ok(t) => {
             source.read_via = Some(via.to_string_lossy().into_owned());
@@ -532,7 +541,7 @@ fn read_given(opener: &Opener, path: &Path, gaps: &mut Vec<Gap>) -> Option<LogSo
             return Some(source);
         }
     }
-    match opener.tail(&found.fd) {
+    match opener.tail(&found.fd, None) {
         Ok(t) => {
             source.read_via = Some(found.path.clone());
             fill(&mut source, base_name(&found.path), &t);
@@ -678,9 +687,11 @@ fn read_kmsg(
     snap: &Snapshot,
     tasks: &task_status::Tasks,
     opts: &Options,
+    early: Option<kmsg::Pending>,
     gaps: &mut Vec<Gap>,
 ) -> Option<LogSource> {
-    let read = match kmsg::read_all(KMSG, &opts.deadline) {
+    let read = match early.map_or_else(|| kmsg::read_all(KMSG, &opts.deadline), kmsg::Pending::wait)
+    {
         Ok(r) => r,
         Err(e) => {
             let mut gap = gap_of(format!("{KMSG} (kernel log)"), &e);

@@ -3,16 +3,18 @@
 //! The file comes as an `O_PATH` fd (a link in /proc/PID/fd, or the end of a `safe_path`
 //! walk), which opens nothing: no lease is broken, no fanotify permission event is raised, no
 //! file system is called. Then:
-//! - a file with a lease on it (/proc/locks, `LEASE` or `DELEG` on its dev:ino) is not opened:
-//!   an open breaks a write lease (and a read lease if for writing), which sends its holder
-//!   SIGIO and makes it give the lease up;
+//! - a file with a lease on it is not opened: an open breaks a write lease (and a read lease
+//!   if for writing), which sends its holder SIGIO and makes it give the lease up. For a file
+//!   the target has open, the lease an open could break shows in that fd's fdinfo (see
+//!   `lease_in_fdinfo`), read just before the open; for another file (rotated, `--log`), and
+//!   where the fdinfo cannot tell, /proc/locks (`LEASE` or `DELEG` on its dev:ino) says;
 //! - the real open and the reads (of a file, or of a directory's names) run in a helper
 //!   process (`crate::isolate`) that is abandoned after a time limit: a fanotify
 //!   `FAN_OPEN_PERM` listener that never answers, or a disk that stopped, would otherwise hold
 //!   hangscope in the kernel. A stat raises no fanotify event and, on a local mount, answers
 //!   from the inode cache, so stats stay in this process.
 //!
-//! A lease taken between the look at /proc/locks and the open is not seen. Each read of
+//! A lease taken between the look at fdinfo or /proc/locks and the open is not seen. Each read of
 //! /proc/locks waits for an RCU grace period (10–20 ms of waiting, see `locks::start`), so the
 //! table the collection read at its start is used when it is at most [`LEASES_FRESH`] old (a
 //! run with `--window 0`); after a sampling window it is read again. Either way the window is
@@ -105,8 +107,9 @@ impl Opener {
         }
     }
 
-    /// The bounded tail of the regular file behind the `O_PATH` fd `file`.
-    pub fn tail(&self, file: &OwnedFd) -> Result<Tail, Refusal> {
+    /// The bounded tail of the regular file behind the `O_PATH` fd `file`; `fdinfo`, when
+    /// the file is one the target has open, is that fd's fdinfo (see [`lease_in_fdinfo`]).
+    pub fn tail(&self, file: &OwnedFd, fdinfo: Option<&Path>) -> Result<Tail, Refusal> {
         let st = nix::sys::stat::fstat(file).map_err(|e| Refusal::Io(e.into()))?;
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             return Err(Refusal::Io(io::Error::new(
@@ -119,12 +122,16 @@ impl Opener {
             libc::major(st.st_dev),
             libc::minor(st.st_dev)
         );
-        if let Some(l) = self
-            .leases()
-            .iter()
-            .find(|l| l.inode == st.st_ino && l.dev == dev)
-        {
-            return Err(Refusal::Leased(describe(l)));
+        let lease = match fdinfo.and_then(|p| lease_in_fdinfo(p, st.st_ino)) {
+            Some(lease) => lease,
+            None => self
+                .leases()
+                .iter()
+                .find(|l| l.inode == st.st_ino && l.dev == dev)
+                .cloned(),
+        };
+        if let Some(l) = lease {
+            return Err(Refusal::Leased(describe(&l)));
         }
         let limit = TAIL_LIMIT.min(self.deadline.remaining());
         if limit.is_zero() {
@@ -160,6 +167,37 @@ impl Opener {
             crate::locks::Leases::of(&all, std::time::Instant::now()).leases
         })
     }
+}
+
+/// The lease an open of a file the target has open could break, from that fd's fdinfo, read
+/// just before the open; `None` when the fdinfo cannot tell, and /proc/locks must.
+///
+/// An open for reading breaks only a write lease (fcntl(2)), and a write lease is granted only
+/// to the one open file description of its file (the kernel's check_conflicting_open): while
+/// the target has the file open, one that an open could break is held through the target's
+/// own description, and its fdinfo's `lock:` lines (Linux 3.14+) list it, as they list every
+/// lease and delegation taken through it. The fdinfo is trusted only when its `ino:` line
+/// (Linux 5.14+) names the file opened, so the fd was not replaced in between; else, and with
+/// [`crate::locks_need::ENV`] set, /proc/locks answers.
+fn lease_in_fdinfo(fdinfo: &Path, ino: u64) -> Option<Option<FileLock>> {
+    if crate::locks_need::forced() {
+        return None;
+    }
+    let text = std::fs::read_to_string(fdinfo).ok()?;
+    let same = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ino:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        == Some(ino);
+    if !same {
+        return None;
+    }
+    Some(
+        text.lines()
+            .filter_map(|l| l.strip_prefix("lock:"))
+            .filter_map(|l| crate::locks::parse_line(l.trim()))
+            .find(|l| matches!(l.class, LockClass::Lease | LockClass::Delegation)),
+    )
 }
 
 fn describe(l: &FileLock) -> String {
