@@ -68,7 +68,10 @@ impl<'a> Ctx<'a> {
 /// severity, the longest stuck first, then the one with the most evidence.
 pub fn diagnose(snap: &Snapshot) -> Vec<Finding> {
     let ctx = Ctx::new(snap);
-    let mut found: Vec<Finding> = rules::run(&ctx).into_iter().map(|f| f.finding()).collect();
+    let mut found: Vec<Finding> = rules::run(&ctx)
+        .into_iter()
+        .map(|f| words::finding_of(&f))
+        .collect();
     found.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)

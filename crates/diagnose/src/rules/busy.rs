@@ -3,22 +3,10 @@
 //! cause: computing is sometimes the job.
 
 use hangscope_model::{Cause, Next, Severity, Subject};
-use serde::Serialize;
 
 use crate::Ctx;
+use crate::facts::busy::Busy;
 use crate::facts::{RuleFacts, ThreadRef};
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Busy {
-    pub pid: i32,
-    pub thread: ThreadRef,
-    /// CPU time it used over the window.
-    pub cpu_ms: u64,
-    /// The sampling window's length; 0 when not known.
-    pub window_ms: u64,
-    pub voluntary_switches: u64,
-    pub involuntary_switches: u64,
-}
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Busy> {
     let window_ms = ctx.snap.window.as_ref().map(|w| w.duration_ms).unwrap_or(0);
@@ -66,10 +54,6 @@ impl RuleFacts for Busy {
                 .with_command(format!("perf top -t {}", self.thread.tid)),
         )
     }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::busy::words(self)
-    }
 }
 
 #[cfg(test)]
@@ -80,7 +64,7 @@ mod tests {
 
     /// The findings the rule makes of a snapshot, worded.
     fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
-        super::find(ctx).iter().map(crate::facts::finding).collect()
+        super::find(ctx).iter().map(crate::words::finding).collect()
     }
 
     fn spinning() -> Snapshot {

@@ -7,35 +7,10 @@
 //! children it can mean (/proc/PID/task/TID/children, states from their stat).
 
 use hangscope_model::{Cause, Child, Next, Severity, Subject, WaitObject};
-use serde::Serialize;
 
 use crate::Ctx;
+use crate::facts::child_wait::ChildWait;
 use crate::facts::{RuleFacts, ThreadRef};
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct ChildWait {
-    pub pid: i32,
-    pub waiter: ThreadRef,
-    /// "wait4" or "waitid".
-    pub syscall: String,
-    /// The pid argument as the kernel reads it: a child, -1 for any, 0 or -PGID for a group.
-    pub waits_for: i32,
-    /// The children it may be waiting for, alive or not yet reaped.
-    pub children: Vec<Child>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub blocked_ms: Option<u64>,
-}
-
-impl ChildWait {
-    /// The one child the wait is about: the child named, or the only one not yet exited.
-    pub fn child(&self) -> Option<&Child> {
-        let alive: Vec<&Child> = self.children.iter().filter(|c| c.state != "Z").collect();
-        match alive.as_slice() {
-            [one] => Some(one),
-            _ => self.children.iter().find(|c| c.pid == self.waits_for),
-        }
-    }
-}
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<ChildWait> {
     let snap = ctx.snap;
@@ -94,10 +69,6 @@ impl RuleFacts for ChildWait {
     fn next(&self) -> Option<Next> {
         self.child().map(|c| Next::process(c.pid))
     }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::child_wait::words(self)
-    }
 }
 
 #[cfg(test)]
@@ -107,7 +78,7 @@ mod tests {
     use hangscope_model::Finding;
 
     fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
-        super::find(ctx).iter().map(crate::facts::finding).collect()
+        super::find(ctx).iter().map(crate::words::finding).collect()
     }
 
     fn waiting(pid_arg: i32, children: &[(i32, &str)]) -> hangscope_model::Snapshot {

@@ -7,53 +7,11 @@
 
 use hangscope_model::TcpState;
 use hangscope_model::{Cause, Next, Severity, Subject, TimerKind};
-use serde::Serialize;
 
 use crate::connection::Conn;
-use crate::facts::{ConnFacts, HostAlive, RuleFacts, ThreadWait};
+use crate::facts::connection_dead::{ConnectionDead, Dead};
+use crate::facts::{ConnFacts, RuleFacts, ThreadWait};
 use crate::{Ctx, STUCK_MS};
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct ConnectionDead {
-    /// The process, whose code the next step points at when the peer closed.
-    pub pid: i32,
-    pub conn: ConnFacts,
-    /// The first thread waiting on the connection.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub waiter: Option<ThreadWait>,
-    /// Whether thread states were read at all.
-    pub threads_known: bool,
-    pub stuck_ms: u64,
-    #[serde(flatten)]
-    pub shape: Dead,
-    /// Other connections to the same host answer (set by the same-host rule).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host_alive: Option<HostAlive>,
-}
-
-/// Which way the connection is dead.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "shape", rename_all = "snake_case")]
-pub(crate) enum Dead {
-    /// Keepalive probes go unanswered (cause `connection_dead`).
-    KeepaliveUnanswered {
-        /// Probes unanswered: the larger of the keepalive timer's count and tcp_info's.
-        probes: u8,
-        /// tcp_info's probes, as ss prints them.
-        tcp_info_probes: u8,
-        /// Since the peer's kernel last ACKed (tcp_info last_ack_recv).
-        last_ack_ms: u64,
-    },
-    /// The peer closed it, CLOSE-WAIT (cause `peer_closed`).
-    PeerClosed {
-        /// Since the last packet from the peer, which bounds when its FIN came; `None` without
-        /// tcp_info.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        since_ms: Option<u64>,
-        /// Bytes it sent that are still unread (Recv-Q).
-        unread: u32,
-    },
-}
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<ConnectionDead> {
     let mut out = Vec::new();
@@ -165,10 +123,6 @@ impl RuleFacts for ConnectionDead {
             (Dead::PeerClosed { .. }, None) => Next::process(self.pid),
         })
     }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::connection_dead::words(self)
-    }
 }
 
 #[cfg(test)]
@@ -179,7 +133,7 @@ mod tests {
 
     /// The findings the rule makes of a snapshot, worded.
     fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
-        super::find(ctx).iter().map(crate::facts::finding).collect()
+        super::find(ctx).iter().map(crate::words::finding).collect()
     }
 
     #[test]

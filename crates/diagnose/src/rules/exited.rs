@@ -2,22 +2,11 @@
 //! and its parent has not collected its exit status (wait4). Whatever waits for it, a client or
 //! a supervisor, waits for nothing; the parent is where to look.
 
-use hangscope_model::Text;
 use hangscope_model::{Cause, Next, Severity, Subject};
-use serde::Serialize;
 
 use crate::Ctx;
 use crate::facts::RuleFacts;
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Exited {
-    pub pid: i32,
-    pub name: Text,
-    /// The parent that has not reaped it.
-    pub ppid: i32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent_name: Option<Text>,
-}
+use crate::facts::exited::Exited;
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Exited> {
     let p = &ctx.snap.process;
@@ -54,10 +43,6 @@ impl RuleFacts for Exited {
     fn next(&self) -> Option<Next> {
         Some(Next::process(self.ppid))
     }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::exited::words(self)
-    }
 }
 
 #[cfg(test)]
@@ -68,7 +53,7 @@ mod tests {
 
     /// The findings the rule makes of a snapshot, worded.
     fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
-        super::find(ctx).iter().map(crate::facts::finding).collect()
+        super::find(ctx).iter().map(crate::words::finding).collect()
     }
 
     #[test]

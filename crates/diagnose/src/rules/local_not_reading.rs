@@ -7,30 +7,14 @@
 
 use hangscope_model::TcpState;
 use hangscope_model::{Cause, Next, Severity, Subject};
-use serde::Serialize;
 
 use crate::connection::{Conn, Proto};
+use crate::facts::local_not_reading::LocalNotReading;
 use crate::facts::{BlockedThread, ConnFacts, RuleFacts};
 use crate::{Ctx, STUCK_MS};
 
 /// Threads named one by one; the rest are counted.
 const SHOWN: usize = 3;
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct LocalNotReading {
-    pub pid: i32,
-    pub conn: ConnFacts,
-    /// Bytes unread (Recv-Q).
-    pub queued: u32,
-    /// Since the newest byte arrived (tcp_info last_data_recv), which bounds how long the
-    /// oldest has waited; `None` for UDP.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub waited_ms: Option<u64>,
-    /// How many of the process's threads are blocked (none of them reading this socket).
-    pub blocked_count: usize,
-    /// The first few of them.
-    pub blocked: Vec<BlockedThread>,
-}
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<LocalNotReading> {
     let pid = ctx.snap.process.pid;
@@ -105,10 +89,6 @@ impl RuleFacts for LocalNotReading {
             None => Next::process(self.pid),
         })
     }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::local_not_reading::words(self)
-    }
 }
 
 #[cfg(test)]
@@ -119,7 +99,7 @@ mod tests {
 
     /// The findings the rule makes of a snapshot, worded.
     fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
-        super::find(ctx).iter().map(crate::facts::finding).collect()
+        super::find(ctx).iter().map(crate::words::finding).collect()
     }
     use hangscope_model::WaitObject;
 

@@ -20,91 +20,17 @@
 //! own fds is its own), so only locks collect marked as another owner's are weighed.
 
 use hangscope_model::{
-    Cause, FileLock, LockAccess, LockClass, Next, Severity, Subject, Text, Thread, WaitObject,
+    Cause, FileLock, LockAccess, LockClass, Next, Severity, Subject, Thread, WaitObject,
 };
-use serde::Serialize;
 
-use crate::facts::{RuleFacts, ThreadRef};
-use crate::rules::waiting_loop::Loop;
+use crate::facts::RuleFacts;
+use crate::facts::lock_retry::{Blocking, Conflict, LockRange, LockRetry};
+use crate::facts::waiting_loop::Loop;
 use crate::{Ctx, STUCK_MS};
 
 /// Longest sleep a retry loop is taken to make: SQLite backs off to 100 ms, lock-file scripts
 /// poll every second. A loop with longer sleeps is periodic work, not a retry.
 const MAX_PERIOD_MS: f64 = 1000.0;
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct LockRetry {
-    pub pid: i32,
-    pub thread: ThreadRef,
-    /// The loop it was seen in over the window.
-    pub looping: Loop,
-    /// How often it retries: its sleep, or the loop's rate where the sleep is absolute or
-    /// unread.
-    pub every_ms: u64,
-    /// Seen looping this long: the sampling window.
-    pub for_at_least_ms: u64,
-    /// Its fd on the file.
-    pub fd: i32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<Text>,
-    pub inode: u64,
-    /// The locks it holds on the file itself.
-    pub holds: Vec<LockRange>,
-    /// The locks of other owners in its way.
-    pub blocking: Vec<Blocking>,
-    /// Other threads of the process in a short-sleep loop too: which of them retries is not
-    /// known, and the first (the main thread when it loops) is named.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub other_loops: u32,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub(crate) struct LockRange {
-    pub class: LockClass,
-    pub access: LockAccess,
-    pub start: u64,
-    /// `None`: to the end of the file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub end: Option<u64>,
-}
-
-impl LockRange {
-    fn of(l: &FileLock) -> Self {
-        LockRange {
-            class: l.class,
-            access: l.access,
-            start: l.start,
-            end: l.end,
-        }
-    }
-}
-
-/// A lock of another owner in the way, and why.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Blocking {
-    /// Its owner, as /proc/locks names it; `None` for an OFD lock.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pid: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<Text>,
-    #[serde(flatten)]
-    pub range: LockRange,
-    pub conflict: Conflict,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Conflict {
-    /// A write lock: no request on its range can be granted.
-    Write,
-    /// A read lock over a range this process reads under too, while it writes elsewhere in the
-    /// file: the upgrade it retries waits for this reader.
-    Upgrade,
-}
 
 /// POSIX and OFD locks are one family (they conflict with each other); flock locks another.
 fn family(c: LockClass) -> Option<u8> {
@@ -266,15 +192,6 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<LockRetry> {
     out
 }
 
-impl LockRetry {
-    /// The process to look at: the first named owner of a lock in the way.
-    pub fn holder(&self) -> Option<(i32, Option<&Text>)> {
-        self.blocking
-            .iter()
-            .find_map(|b| Some((b.pid?, b.name.as_ref())))
-    }
-}
-
 impl RuleFacts for LockRetry {
     const RULE: &'static str = "lock_retry";
 
@@ -310,10 +227,6 @@ impl RuleFacts for LockRetry {
             (None, None) => Next::command(grep),
         })
     }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::lock_retry::words(self)
-    }
 }
 
 #[cfg(test)]
@@ -325,7 +238,7 @@ mod tests {
     fn find(snap: &Snapshot) -> Vec<Finding> {
         super::find(&Ctx::new(snap))
             .iter()
-            .map(crate::facts::finding)
+            .map(crate::words::finding)
             .collect()
     }
 

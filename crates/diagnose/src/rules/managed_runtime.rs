@@ -11,84 +11,10 @@ use hangscope_model::{
     Cause, Next, RuntimeKind, RuntimeThread, Severity, Subject, Text, UnavailableReason,
     ViewUnavailable,
 };
-use serde::Serialize;
 
 use crate::Ctx;
+use crate::facts::managed_runtime::{KernelLoop, Locked, ManagedRuntime, Seen};
 use crate::facts::{Facts, RuleFacts};
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct ManagedRuntime {
-    pub pid: i32,
-    pub kind: RuntimeKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<Text>,
-    pub recognised_by: Text,
-    /// Threads the kernel shows waiting in a call for at least a second, and how many of
-    /// those wait in a futex.
-    pub kernel_waiting: u32,
-    pub kernel_futex: u32,
-    pub longest_wait_ms: u64,
-    /// What the runtime said.
-    pub seen: Seen,
-    /// Another rule found something about the process (a cause, or context such as the
-    /// child a thread waits for): it explains its waits better, and this finding is then only
-    /// context unless the runtime proved a deadlock. A host that embeds libpython (gdb) is
-    /// the case in point.
-    pub other_finding: bool,
-}
-
-/// What the runtime's own view showed, or why there is none.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub(crate) enum Seen {
-    /// HotSpot found a Java-level deadlock: each thread waits for a lock the next holds.
-    Deadlock { tool: Text, threads: Vec<Locked> },
-    /// Goroutines (or Python threads) waiting to take a lock.
-    LockWaits {
-        tool: Text,
-        threads: Vec<Locked>,
-        /// All of them stayed in the same wait across two dumps this far apart, or (Go) the
-        /// runtime counts their wait in minutes: a wait that lasts, not contention.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        lasted_ms: Option<u64>,
-        threads_total: u32,
-    },
-    /// The view shows no thread waiting for a lock.
-    Nothing { tool: Text, threads_total: u32 },
-    /// No view.
-    Unavailable {
-        why: ViewUnavailable,
-        /// JVM: whether it catches SIGQUIT, which starting its attach listener sends.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        catches_sigquit: Option<bool>,
-    },
-}
-
-/// A thread (goroutine) waiting for a lock, as the runtime names it, with the kernel's view of
-/// the same thread when it could be matched by its native id.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Locked {
-    pub name: Text,
-    pub state: Text,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub waits_for: Option<Text>,
-    /// The thread holding it (JVM deadlock).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub held_by: Option<Text>,
-    /// Its innermost own frame.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub at: Option<Text>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub wait_minutes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tid: Option<i32>,
-    /// The kernel's call for that thread, e.g. "futex()" or "futex() in a loop: futex timeout
-    /// 574 ms, ~1.0/s", and how long it has been in it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kernel_call: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kernel_blocked_ms: Option<u64>,
-}
 
 pub(crate) fn find(ctx: &Ctx<'_>, found: &[Facts]) -> Option<ManagedRuntime> {
     let snap = ctx.snap;
@@ -118,12 +44,18 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Facts]) -> Option<ManagedRuntime> {
         let t = snap.thread(tid?)?;
         let sc = t.syscall.as_ref().filter(|s| !s.running)?;
         let a = t.activity.as_ref();
-        let rate = a.and_then(|a| a.rate_per_s);
-        let call = match (t.looping(), rate) {
-            (Some(l), Some(rate)) => format!("{}() in a loop: {}", sc.name, l.words(rate)),
-            _ => format!("{}()", sc.name),
-        };
-        Some((call, a.and_then(|a| a.blocked_at_least_ms)))
+        let looping = t
+            .looping()
+            .zip(a.and_then(|a| a.rate_per_s))
+            .map(|(looping, rate_per_s)| KernelLoop {
+                looping,
+                rate_per_s,
+            });
+        Some((
+            sc.name.clone(),
+            looping,
+            a.and_then(|a| a.blocked_at_least_ms),
+        ))
     };
     let locked = |t: &RuntimeThread, held_by: Option<Text>, waits_for: Option<Text>| {
         let k = kernel_of(t.tid);
@@ -135,8 +67,9 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Facts]) -> Option<ManagedRuntime> {
             at: t.frames.first().cloned(),
             wait_minutes: t.wait_minutes,
             tid: t.tid,
-            kernel_call: k.as_ref().map(|(c, _)| c.clone()),
-            kernel_blocked_ms: k.and_then(|(_, ms)| ms),
+            kernel_syscall: k.as_ref().map(|(c, _, _)| c.clone()),
+            kernel_loop: k.as_ref().and_then(|(_, l, _)| l.clone()),
+            kernel_blocked_ms: k.and_then(|(_, _, ms)| ms),
         }
     };
     let seen = match (&rt.view, &rt.unavailable) {
@@ -161,7 +94,7 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Facts]) -> Option<ManagedRuntime> {
             // The kernel's count, for threads it shows in the same futex wait all along.
             let lasted_ms = waits
                 .iter()
-                .map(|t| kernel_of(t.tid).and_then(|(_, ms)| ms))
+                .map(|t| kernel_of(t.tid).and_then(|(_, _, ms)| ms))
                 .min()
                 .flatten();
             Seen::LockWaits {
@@ -289,24 +222,6 @@ fn python_lock_waits(snap: &hangscope_model::Snapshot) -> Vec<RuntimeThread> {
         .collect()
 }
 
-impl ManagedRuntime {
-    /// Whether the runtime's view proves a wait that should have ended.
-    pub fn proven(&self) -> bool {
-        match &self.seen {
-            Seen::Deadlock { .. } => true,
-            Seen::LockWaits { lasted_ms, .. } => lasted_ms.is_some_and(|ms| ms >= crate::STUCK_MS),
-            _ => false,
-        }
-    }
-
-    pub fn first_locked(&self) -> Option<&Locked> {
-        match &self.seen {
-            Seen::Deadlock { threads, .. } | Seen::LockWaits { threads, .. } => threads.first(),
-            _ => None,
-        }
-    }
-}
-
 impl RuleFacts for ManagedRuntime {
     const RULE: &'static str = "managed_runtime";
 
@@ -358,11 +273,7 @@ impl RuleFacts for ManagedRuntime {
     }
 
     fn next(&self) -> Option<Next> {
-        Some(Next::command(crate::words::managed_runtime::command(self)))
-    }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::managed_runtime::words(self)
+        Some(Next::command(crate::facts::managed_runtime::command(self)))
     }
 }
 
@@ -408,7 +319,7 @@ mod tests {
     fn findings(snap: &Snapshot) -> Vec<hangscope_model::Finding> {
         find(&Ctx::new(snap), &[])
             .iter()
-            .map(crate::facts::finding)
+            .map(crate::words::finding)
             .collect()
     }
 
@@ -423,9 +334,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_deadlock_the_jvm_found_is_the_cause_with_both_threads() {
-        let view = RuntimeView {
+    fn deadlock_view() -> RuntimeView {
+        RuntimeView {
             tool: "jcmd 4000 Thread.print".into(),
             deadlocks: vec![RuntimeDeadlock {
                 links: vec![
@@ -447,8 +357,12 @@ mod tests {
             ],
             threads_total: 3,
             ..RuntimeView::default()
-        };
-        let f = &findings(&jvm(Some(view), None))[0];
+        }
+    }
+
+    #[test]
+    fn a_deadlock_the_jvm_found_is_the_cause_with_both_threads() {
+        let f = &findings(&jvm(Some(deadlock_view()), None))[0];
         assert_eq!(f.severity, Severity::Cause);
         assert_eq!(f.cause, Cause::Deadlock);
         assert!(
@@ -471,6 +385,38 @@ mod tests {
             f.evidence
         );
         assert_eq!(f.facts["seen"]["threads"][1]["held_by"], "left-worker");
+    }
+
+    /// The kernel's side of a Java thread is kept as its parts (the call, its loop and rate)
+    /// and worded apart: the loop reads as the loop rule says it.
+    #[test]
+    fn a_java_thread_looping_in_the_kernel_keeps_its_call_and_loop_as_facts() {
+        let mut snap = jvm(Some(deadlock_view()), None);
+        let a = snap.threads[1].activity.as_mut().unwrap();
+        a.looping = Some(hangscope_model::Looping {
+            syscall: "futex".into(),
+            period_ms: Some(574.0),
+            timeout: true,
+        });
+        a.rate_per_s = Some(1.0);
+        let f = &findings(&snap)[0];
+        let left = &f.facts["seen"]["threads"][0];
+        assert_eq!(left["tid"], 4013);
+        assert_eq!(left["kernel_syscall"], "futex");
+        assert_eq!(left["kernel_loop"]["period_ms"], 574.0);
+        assert_eq!(left["kernel_loop"]["timeout"], true);
+        assert_eq!(left["kernel_loop"]["rate_per_s"], 1.0);
+        assert!(
+            f.evidence.iter().any(|e| e.value.contains(
+                "thread 4013 in the kernel: futex() in a loop: futex timeout 574 ms, ~1/s for at \
+                 least 8.0 s"
+            )),
+            "{:?}",
+            f.evidence
+        );
+        let right = &f.facts["seen"]["threads"][1];
+        assert_eq!(right["kernel_syscall"], "futex");
+        assert!(right.get("kernel_loop").is_none(), "{right:#}");
     }
 
     #[test]
@@ -521,7 +467,7 @@ mod tests {
             .map(Facts::Stopped)
             .collect();
         assert_eq!(found.len(), 1);
-        let f = find(&ctx, &found).map(|f| crate::facts::finding(&f));
+        let f = find(&ctx, &found).map(|f| crate::words::finding(&f));
         assert_eq!(f.map(|f| f.severity), Some(Severity::Info));
         // Context explains the waits too: a tracer that lets it run, as gdb (which embeds
         // libpython) waiting for its child is explained by child_wait.
@@ -537,7 +483,7 @@ mod tests {
             .map(Facts::Stopped)
             .collect();
         assert_eq!(found[0].severity(), Severity::Info);
-        let f = find(&ctx, &found).map(|f| crate::facts::finding(&f));
+        let f = find(&ctx, &found).map(|f| crate::words::finding(&f));
         assert_eq!(f.map(|f| f.severity), Some(Severity::Info));
     }
 

@@ -8,63 +8,11 @@
 //! the client process from the server's own TCP connection to that client's port.
 
 use hangscope_model::{AppView, Cause, MariaSession, Next, Severity, SocketDetail, Subject, Text};
-use serde::Serialize;
 
 use crate::facts::RuleFacts;
-use crate::rules::pg_idle_in_transaction::PgClient;
+use crate::facts::mariadb_lock_wait::{MariaConn, MariaLockWait};
+use crate::facts::pg_idle_in_transaction::PgClient;
 use crate::{Ctx, STUCK_MS};
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct MariaLockWait {
-    /// The server's process.
-    pub server: i32,
-    pub waiter: MariaConn,
-    pub holder: MariaConn,
-    /// The table and mode of the lock waited for.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub table: Option<Text>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
-    /// The holder's client.
-    pub client: PgClient,
-}
-
-/// A connection as the finding names it.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct MariaConn {
-    pub id: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tid: Option<i32>,
-    pub command: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub time_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trx_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub wait_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub info: Option<Text>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host: Option<Text>,
-    /// `Sleep` with its transaction open.
-    pub idle_in_transaction: bool,
-}
-
-impl MariaConn {
-    fn of(s: &MariaSession) -> Self {
-        MariaConn {
-            id: s.id,
-            tid: s.tid,
-            command: s.command.clone(),
-            time_ms: s.time_ms,
-            trx_ms: s.trx_ms,
-            wait_ms: s.wait_ms,
-            info: s.info.clone(),
-            host: s.host.clone(),
-            idle_in_transaction: s.idle_in_transaction(),
-        }
-    }
-}
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<MariaLockWait> {
     let Some(AppView::Mariadb(view)) = &ctx.snap.app else {
@@ -180,10 +128,6 @@ impl RuleFacts for MariaLockWait {
             _ => None,
         }
     }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::mariadb_lock_wait::words(self)
-    }
 }
 
 #[cfg(test)]
@@ -226,7 +170,7 @@ mod tests {
         let snap = view();
         let found: Vec<_> = find(&Ctx::new(&snap))
             .iter()
-            .map(crate::facts::finding)
+            .map(crate::words::finding)
             .collect();
         assert_eq!(found.len(), 1, "{found:#?}");
         let f = &found[0];

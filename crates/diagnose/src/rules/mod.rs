@@ -112,7 +112,3 @@ fn network(ctx: &Ctx<'_>, found: &mut Vec<Facts>) {
     add(found, unix_peer_wait::find(ctx), Facts::UnixPeerWait);
     add(found, unanswered::find(ctx), Facts::Unanswered);
 }
-
-/// The sentence rules add when thread states were not read.
-pub(crate) const NO_THREADS: &str =
-    "Thread states were not read, so whether a thread waits on it is not known.";

@@ -10,33 +10,10 @@
 use std::collections::HashMap;
 
 use hangscope_model::{Cause, Next, Severity, Subject, Thread};
-use serde::Serialize;
 
+use crate::facts::mutex_deadlock::{CycleLink, MutexDeadlock};
 use crate::facts::{RuleFacts, ThreadRef};
 use crate::{Ctx, STUCK_MS};
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct MutexDeadlock {
-    pub pid: i32,
-    /// The threads of the cycle, from the lowest TID, each waiting for the next one's mutex
-    /// (the last for the first's). One thread: it re-locks a mutex it holds.
-    pub cycle: Vec<CycleLink>,
-    /// The shortest of their waits.
-    pub stuck_ms: u64,
-}
-
-/// A thread of the cycle and the mutex it waits for.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct CycleLink {
-    #[serde(flatten)]
-    pub thread: ThreadRef,
-    /// The futex word's address.
-    pub mutex: u64,
-    /// The mutex's owner, read from the mutex word + 8.
-    pub owner_tid: i32,
-    /// Not run for at least this long.
-    pub blocked_ms: u64,
-}
 
 /// The mutex a thread waits for, and its owner, when the thread is not moving.
 fn waits_for(t: &Thread) -> Option<(u64, i32)> {
@@ -160,10 +137,6 @@ impl RuleFacts for MutexDeadlock {
         let first = self.cycle.first()?;
         Some(Next::thread(self.pid, first.owner_tid))
     }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::mutex_deadlock::words(self)
-    }
 }
 
 #[cfg(test)]
@@ -174,7 +147,7 @@ mod tests {
 
     /// The findings the rule makes of a snapshot, worded.
     fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
-        super::find(ctx).iter().map(crate::facts::finding).collect()
+        super::find(ctx).iter().map(crate::words::finding).collect()
     }
 
     fn futex_waiter(tid: i32, name: &str, addr: u64, owner: i32, blocked: u64) -> Thread {

@@ -9,38 +9,10 @@
 use std::collections::BTreeMap;
 
 use hangscope_model::{Cause, Next, Severity, Subject, Thread};
-use serde::Serialize;
 
+use crate::facts::mutex_holder_blocked::{MutexHolderBlocked, MutexOwner};
 use crate::facts::{RuleFacts, ThreadRef};
 use crate::{Ctx, STUCK_MS};
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct MutexHolderBlocked {
-    pub pid: i32,
-    /// The futex word's address.
-    pub mutex: u64,
-    pub owner: MutexOwner,
-    /// The threads waiting for the mutex, each blocked at least `STUCK_MS`.
-    pub waiters: Vec<ThreadRef>,
-    /// The shortest of their waits.
-    pub stuck_ms: u64,
-}
-
-/// The thread that holds the mutex, and the wait it is blocked in.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct MutexOwner {
-    #[serde(flatten)]
-    pub thread: ThreadRef,
-    /// Its state letter, e.g. "S".
-    pub state: String,
-    /// The syscall it is in; `None` when its syscall was not read.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub syscall: Option<String>,
-    /// The call as strace shows it; empty when not decoded.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub call: String,
-    pub blocked_ms: u64,
-}
 
 fn blocked_ms(t: &Thread) -> Option<u64> {
     let a = t.activity.as_ref()?;
@@ -119,10 +91,6 @@ impl RuleFacts for MutexHolderBlocked {
     fn next(&self) -> Option<Next> {
         Some(Next::thread(self.pid, self.owner.thread.tid))
     }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::mutex_holder_blocked::words(self)
-    }
 }
 
 #[cfg(test)]
@@ -133,7 +101,7 @@ mod tests {
 
     /// The findings the rule makes of a snapshot, worded.
     fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
-        super::find(ctx).iter().map(crate::facts::finding).collect()
+        super::find(ctx).iter().map(crate::words::finding).collect()
     }
 
     fn waiter(tid: i32, owner: i32) -> Thread {

@@ -6,41 +6,12 @@
 //! Facts from sock_diag (peer address, unix peer path and owner) and
 //! /proc/PID/task/TID/syscall.
 
-use hangscope_model::Text;
 use hangscope_model::{Cause, Next, Severity, Socket, SocketDetail, Subject};
-use serde::Serialize;
 
 use crate::connection::{Conn, socket_fds};
+use crate::facts::name_resolution::{NameResolution, Resolver, UnixService};
 use crate::facts::{ConnFacts, RuleFacts, ThreadWait};
 use crate::{Ctx, STUCK_MS};
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct NameResolution {
-    pub waiter: ThreadWait,
-    pub socket_inode: u64,
-    pub resolver: Resolver,
-}
-
-/// Who answers the lookup.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub(crate) enum Resolver {
-    /// A DNS server, over UDP or TCP.
-    Dns { conn: Box<ConnFacts> },
-    /// nscd, which caches name lookups.
-    Nscd(UnixService),
-    /// sssd, which answers user and host lookups through libnss_sss.
-    Sssd(UnixService),
-}
-
-/// The process at the other end of a unix socket, and the path it is bound to.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct UnixService {
-    /// Empty when the peer is not bound to a path.
-    pub path: Text,
-    pub pid: i32,
-    pub name: Text,
-}
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<NameResolution> {
     let pid = ctx.snap.process.pid;
@@ -94,19 +65,6 @@ fn resolver(ctx: &Ctx<'_>, sock: &Socket) -> Option<Resolver> {
     }
 }
 
-impl NameResolution {
-    /// "UDP 10.0.0.5:39000 -> 10.0.0.53:53" or "unix socket to /var/lib/sss/pipes/nss (sssd_nss,
-    /// pid 640)".
-    pub fn label(&self) -> String {
-        match &self.resolver {
-            Resolver::Dns { conn } => conn.label(),
-            Resolver::Nscd(s) | Resolver::Sssd(s) => {
-                format!("unix socket to {} ({}, pid {})", s.path, s.name, s.pid)
-            }
-        }
-    }
-}
-
 impl RuleFacts for NameResolution {
     const RULE: &'static str = "name_resolution";
 
@@ -151,10 +109,6 @@ impl RuleFacts for NameResolution {
             Resolver::Sssd(s) => Next::process(s.pid).with_command("systemctl status sssd"),
         })
     }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::name_resolution::words(self)
-    }
 }
 
 #[cfg(test)]
@@ -165,7 +119,7 @@ mod tests {
 
     /// The findings the rule makes of a snapshot, worded.
     fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
-        super::find(ctx).iter().map(crate::facts::finding).collect()
+        super::find(ctx).iter().map(crate::words::finding).collect()
     }
 
     #[test]

@@ -3,37 +3,11 @@
 //! read "Nothing looks stuck". The gaps carry the privilege that was missing (collect computes
 //! it from the credentials of both processes). Words in `words/not_visible.rs`.
 
-use hangscope_model::Text;
 use hangscope_model::{Cause, Gap, GapReason, Next, Severity, Subject};
-use serde::Serialize;
 
 use crate::Ctx;
 use crate::facts::RuleFacts;
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct NotVisible {
-    pub pid: i32,
-    pub name: Text,
-    /// What could not be read, the fd table first.
-    pub unseen: Vec<Unseen>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Unseen {
-    pub part: Part,
-    /// The gap: what was refused, the error, and the privilege that would have allowed it.
-    pub what: String,
-    pub detail: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub needs: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Part {
-    FdTable,
-    Syscalls,
-}
+use crate::facts::not_visible::{NotVisible, Part, Unseen};
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<NotVisible> {
     let p = &ctx.snap.process;
@@ -93,10 +67,6 @@ impl RuleFacts for NotVisible {
     fn next(&self) -> Option<Next> {
         Some(Next::command(format!("sudo hangscope {}", self.pid)))
     }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::not_visible::words(self)
-    }
 }
 
 #[cfg(test)]
@@ -106,7 +76,7 @@ mod tests {
     use hangscope_model::Finding;
 
     fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
-        super::find(ctx).iter().map(crate::facts::finding).collect()
+        super::find(ctx).iter().map(crate::words::finding).collect()
     }
 
     #[test]

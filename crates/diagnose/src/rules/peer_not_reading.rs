@@ -8,51 +8,11 @@
 
 use hangscope_model::TcpState;
 use hangscope_model::{Cause, Next, Severity, Subject, TimerKind};
-use serde::Serialize;
 
 use crate::connection::Conn;
-use crate::facts::{ConnFacts, HostAlive, RuleFacts, ThreadWait};
+use crate::facts::peer_not_reading::{PeerNotReading, SendBuffer};
+use crate::facts::{ConnFacts, RuleFacts, ThreadWait};
 use crate::{Ctx, STUCK_MS};
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct PeerNotReading {
-    pub conn: ConnFacts,
-    /// The thread blocked writing; `None` when none is, or thread states were not read.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub writer: Option<ThreadWait>,
-    /// Whether thread states were read at all.
-    pub threads_known: bool,
-    /// The peer's receive window is closed; otherwise the send buffer is full.
-    pub zero_window: bool,
-    pub send_q: u32,
-    /// The peer's advertised window (tcp_info snd_wnd, Linux 6.2+).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub snd_wnd: Option<u32>,
-    /// Zero-window probes sent (tcp_info probes).
-    pub probes: u8,
-    /// Since data last went out (tcp_info last_data_sent; probes do not count).
-    pub closed_ms: u64,
-    /// The longer of that and the writer's measured wait.
-    pub stuck_ms: u64,
-    /// Since the peer's kernel last ACKed (tcp_info last_ack_recv).
-    pub last_ack_ms: u64,
-    /// The peer's kernel ACKed since data stopped going out: it answers the window probes.
-    pub acked_since_closed: bool,
-    /// skmem's t (wmem_alloc) and tb (SO_SNDBUF), when read.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub send_buffer: Option<SendBuffer>,
-    /// Other connections to the same host answer (set by the same-host rule).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host_alive: Option<HostAlive>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct SendBuffer {
-    /// What is handed to the device (skmem t), often 0 while the queue is full.
-    pub wmem_alloc: u32,
-    /// The limit (skmem tb).
-    pub sndbuf: u32,
-}
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<PeerNotReading> {
     let pid = ctx.snap.process.pid;
@@ -134,10 +94,6 @@ impl RuleFacts for PeerNotReading {
     fn next(&self) -> Option<Next> {
         Some(self.conn.next())
     }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::peer_not_reading::words(self)
-    }
 }
 
 #[cfg(test)]
@@ -148,7 +104,7 @@ mod tests {
 
     /// The findings the rule makes of a snapshot, worded.
     fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
-        super::find(ctx).iter().map(crate::facts::finding).collect()
+        super::find(ctx).iter().map(crate::words::finding).collect()
     }
 
     fn zero_window(snap: &mut hangscope_model::Snapshot) {

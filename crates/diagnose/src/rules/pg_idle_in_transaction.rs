@@ -8,47 +8,13 @@
 //! One that blocks nobody is context (info), not a cause: an open transaction is normal.
 
 use hangscope_model::TcpState;
-use hangscope_model::{Cause, Next, Severity, SocketDetail, Subject, Text};
-use serde::Serialize;
+use hangscope_model::{Cause, Next, Severity, SocketDetail, Subject};
 
 use crate::facts::RuleFacts;
-use crate::rules::pg_lock_wait::{PgSession, in_view};
+use crate::facts::pg_idle_in_transaction::{PgClient, PgIdleInTransaction};
+use crate::facts::pg_lock_wait::PgSession;
+use crate::rules::pg_lock_wait::in_view;
 use crate::{Ctx, STUCK_MS};
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct PgIdleInTransaction {
-    pub postmaster: i32,
-    /// The target is this backend (else the target is the postmaster).
-    pub this_process: bool,
-    pub backend: PgSession,
-    /// The backends that wait for a lock it holds.
-    pub blocks: Vec<i32>,
-    pub client: PgClient,
-}
-
-/// The client of a backend.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub(crate) enum PgClient {
-    /// A process on this host, at the other end of the backend's connection.
-    Process {
-        pid: i32,
-        name: Text,
-        fd: i32,
-        /// "ADDR:PORT", or "local".
-        address: String,
-    },
-    /// Known by its address only: another host, or this host when the backend's own sockets
-    /// were not read (the target is the postmaster) or its peer was not resolved.
-    Address {
-        address: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        host: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        port: Option<u16>,
-    },
-    Unknown,
-}
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<PgIdleInTransaction> {
     let Some((view, backends)) = in_view(ctx) else {
@@ -88,7 +54,7 @@ fn client_process(
     b: &hangscope_model::PgBackend,
     postmaster: i32,
 ) -> Option<PgClient> {
-    let address = crate::rules::pg_lock_wait::client_of(b)?;
+    let address = crate::facts::pg_lock_wait::client_of(b)?;
     match (&b.client_addr, b.client_port) {
         (Some(addr), Some(port)) => ctx.snap.sockets.iter().find_map(|s| match &s.detail {
             SocketDetail::Tcp(i) if i.peer.port as i32 == port && same_addr(&i.peer.addr, addr) => {
@@ -133,7 +99,7 @@ fn same_addr(a: &str, b: &str) -> bool {
 }
 
 fn address_only(b: &hangscope_model::PgBackend) -> PgClient {
-    match crate::rules::pg_lock_wait::client_of(b) {
+    match crate::facts::pg_lock_wait::client_of(b) {
         Some(address) => PgClient::Address {
             address,
             host: b.client_addr.clone(),
@@ -193,10 +159,6 @@ impl RuleFacts for PgIdleInTransaction {
             PgClient::Address { .. } | PgClient::Unknown => Next::command(terminate),
         })
     }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::pg_idle_in_transaction::words(self)
-    }
 }
 
 #[cfg(test)]
@@ -209,7 +171,7 @@ mod tests {
     fn find(snap: &Snapshot) -> Vec<Finding> {
         super::find(&Ctx::new(snap))
             .iter()
-            .map(crate::facts::finding)
+            .map(crate::words::finding)
             .collect()
     }
 

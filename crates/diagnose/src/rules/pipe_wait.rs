@@ -13,31 +13,12 @@
 //! Facts: the thread's syscall and fd (threads collector), the pipe's other holders and which
 //! end they hold (/proc/*/fd links and fdinfo flags, `Fd::pipe_peers`).
 
-use hangscope_model::Text;
 use hangscope_model::{Cause, Fd, FdKind, Next, PipeEnd, Severity, Subject};
-use serde::Serialize;
 
+use crate::facts::pipe_wait::PipeWait;
 use crate::facts::{RuleFacts, ThreadWait};
 use crate::waiters::{Waiter, Want};
 use crate::{Ctx, STUCK_MS};
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct PipeWait {
-    pub pid: i32,
-    pub waiter: ThreadWait,
-    /// The pipe's fd in this process.
-    pub fd: i32,
-    /// Its link, e.g. "pipe:[4242]".
-    pub target: Text,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pipe_inode: Option<u64>,
-    /// Blocked writing (the pipe is full); else reading.
-    pub writing: bool,
-    pub stuck_ms: u64,
-    /// The other processes' fds on the end it waits for: the readers when it writes, the
-    /// writers when it reads.
-    pub other_ends: Vec<PipeEnd>,
-}
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<PipeWait> {
     let pid = ctx.snap.process.pid;
@@ -155,10 +136,6 @@ impl RuleFacts for PipeWait {
     fn next(&self) -> Option<Next> {
         self.other_ends.first().map(|p| Next::process(p.pid))
     }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::pipe_wait::words(self)
-    }
 }
 
 #[cfg(test)]
@@ -169,7 +146,7 @@ mod tests {
 
     /// The findings the rule makes of a snapshot, worded.
     fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
-        super::find(ctx).iter().map(crate::facts::finding).collect()
+        super::find(ctx).iter().map(crate::words::finding).collect()
     }
 
     fn pipe_snapshot(

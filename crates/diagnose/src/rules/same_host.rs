@@ -7,19 +7,11 @@
 
 use hangscope_model::TcpState;
 use hangscope_model::{Cause, Next, Severity, Subject};
-use serde::Serialize;
 
 use crate::Ctx;
 use crate::connection::Conn;
+use crate::facts::same_host::SameHostAlive;
 use crate::facts::{AliveConn, Facts, HostAlive, RuleFacts};
-
-/// The context finding: other connections to a host with a stuck one are alive.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct SameHostAlive {
-    pub alive: HostAlive,
-    /// The port of the stuck connection's service.
-    pub stuck_port: u16,
-}
 
 pub(crate) fn corroborate(ctx: &Ctx<'_>, found: &mut Vec<Facts>) {
     let conns: Vec<&Conn> = Conn::tcp(ctx).collect();
@@ -121,10 +113,6 @@ impl RuleFacts for SameHostAlive {
 
     fn next(&self) -> Option<Next> {
         None
-    }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::same_host::words(self)
     }
 }
 

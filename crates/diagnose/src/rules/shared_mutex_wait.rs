@@ -11,28 +11,10 @@
 use std::collections::BTreeMap;
 
 use hangscope_model::{Cause, Next, Severity, Subject, Text, Thread, WaitObject};
-use serde::Serialize;
 
+use crate::facts::shared_mutex_wait::SharedMutexWait;
 use crate::facts::{RuleFacts, ThreadRef};
 use crate::{Ctx, STUCK_MS};
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct SharedMutexWait {
-    pub pid: i32,
-    /// The futex word's address in this process.
-    pub mutex: u64,
-    /// The file both processes map the mutex from.
-    pub file: Text,
-    /// The futex operation, e.g. "FUTEX_LOCK_PI" (a priority-inheritance mutex) or
-    /// "FUTEX_WAIT".
-    pub op: String,
-    pub owner_pid: i32,
-    pub owner_tid: i32,
-    /// The threads of this process waiting for it, each blocked at least `STUCK_MS`.
-    pub waiters: Vec<ThreadRef>,
-    /// The shortest of their waits.
-    pub stuck_ms: u64,
-}
 
 /// The shared mutex a thread waits for and its owner elsewhere, when the thread is not moving.
 fn waits_elsewhere(t: &Thread) -> Option<(u64, i32, i32, &Text, &str)> {
@@ -121,10 +103,6 @@ impl RuleFacts for SharedMutexWait {
     fn next(&self) -> Option<Next> {
         Some(Next::thread(self.owner_pid, self.owner_tid))
     }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::shared_mutex_wait::words(self)
-    }
 }
 
 #[cfg(test)]
@@ -134,7 +112,7 @@ mod tests {
     use hangscope_model::{Finding, NextKind};
 
     fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
-        super::find(ctx).iter().map(crate::facts::finding).collect()
+        super::find(ctx).iter().map(crate::words::finding).collect()
     }
 
     fn waiter(tid: i32, owner: Option<i32>, blocked: u64) -> Thread {

@@ -22,60 +22,11 @@
 
 use hangscope_model::TcpState;
 use hangscope_model::{Cause, Next, Severity, Subject, Thread, WaitObject};
-use serde::Serialize;
 
 use crate::connection::{Conn, LastWord, Speaker};
+use crate::facts::unanswered::{Request, SHOWN, Unanswered};
 use crate::facts::{BlockedThread, ConnFacts, RuleFacts, ThreadWait};
 use crate::{Ctx, STUCK_MS};
-
-/// Connections and threads named one by one; the rest are counted.
-pub(crate) const SHOWN: usize = 3;
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Unanswered {
-    pub pid: i32,
-    /// How many accepted connections have a request unanswered.
-    pub count: usize,
-    /// The first few of them, the oldest first.
-    pub requests: Vec<Request>,
-    /// A thread waiting to read more on one of them, on that fd alone.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reader: Option<ThreadWait>,
-    /// An event loop watching one of them among other fds: idle, with the request read.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub watching: Option<ThreadWait>,
-    /// The thread that went into its wait when the oldest request came, and is still in it:
-    /// the one that took the request.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub took_it: Option<BlockedThread>,
-    /// With no thread known to have taken it: the thread blocked longest among those whose
-    /// wait began after the request came, what should answer may wait behind. Threads already
-    /// in their waits before (a watchdog, a parked pool) are only listed in `blocked`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub suspect: Option<BlockedThread>,
-    /// An epoll fd of the process that watches one of the connections, and no thread waits in
-    /// it: the event loop that serves them is not running.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stopped_loop: Option<i32>,
-    /// Threads blocked at least as long as a request may wait, longest first (the first few),
-    /// leaving out accept loops and threads that made progress.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub blocked: Vec<BlockedThread>,
-}
-
-/// A client's request, read and not answered.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Request {
-    pub conn: ConnFacts,
-    /// Since the request came in (tcp_info last_data_recv).
-    pub waited_ms: u64,
-    /// Since data last went out (tcp_info last_data_sent).
-    pub last_sent_ms: u64,
-    /// What told that the request came after the last data that went out.
-    pub last_word: LastWord,
-    pub bytes_received: u64,
-    pub bytes_acked: u64,
-}
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<Unanswered> {
     let pid = ctx.snap.process.pid;
@@ -309,10 +260,6 @@ impl RuleFacts for Unanswered {
             _ => Next::process(self.pid).with_command(format!("gdb -p {}", self.pid)),
         })
     }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::unanswered::words(self)
-    }
 }
 
 #[cfg(test)]
@@ -323,7 +270,7 @@ mod tests {
 
     /// The findings the rule makes of a snapshot, worded.
     fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
-        super::find(ctx).iter().map(crate::facts::finding).collect()
+        super::find(ctx).iter().map(crate::words::finding).collect()
     }
     use hangscope_model::{LocalPeer, PeerHolder, Snapshot, WaitObject};
 

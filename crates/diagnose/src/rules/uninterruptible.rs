@@ -6,75 +6,14 @@
 //! Facts: state, wchan and kernel stack (/proc/PID/task/TID/{stat,wchan,stack}); the files the
 //! thread waits on and their mounts when the syscall names an fd.
 
-use hangscope_model::Text;
 use hangscope_model::{Cause, Next, Severity, Subject, Thread, WaitObject};
-use serde::Serialize;
 
+use crate::facts::uninterruptible::{FuseFacts, KernelWait, WaitedFile, WaitsFor};
 use crate::facts::{RuleFacts, ThreadRef};
 use crate::{Ctx, STUCK_MS};
 
 /// Kernel stack frames quoted, innermost first.
 const STACK_FRAMES: usize = 4;
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct KernelWait {
-    pub pid: i32,
-    pub thread: ThreadRef,
-    /// State D; else S in a file system client's request.
-    pub uninterruptible: bool,
-    pub stuck_ms: u64,
-    /// What its kernel frames say it waits for.
-    pub waits_for: WaitsFor,
-    /// The syscall it is in, when it is in one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub syscall: Option<String>,
-    /// The file it waits on, when its syscall names an fd.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file: Option<WaitedFile>,
-    /// /proc/PID/task/TID/wchan, when it names a function.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub wchan: Option<String>,
-    /// The innermost kernel stack frames (up to 4); empty when the stack was not read.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub stack_top: Vec<String>,
-    /// For a FUSE request: the mount and the process serving it, when collect told it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fuse: Option<FuseFacts>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct FuseFacts {
-    pub mount_point: Text,
-    pub fs_type: String,
-    /// The process holding /dev/fuse for it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub server: Option<crate::facts::Holder>,
-    /// How the server was told: "cmdline" or "only_holder".
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub matched_by: String,
-    /// Processes holding /dev/fuse, when the server could not be told.
-    pub holders: Vec<i32>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct WaitedFile {
-    pub fd: i32,
-    /// The fd's link, e.g. "/mnt/nfs/data.db".
-    pub target: Text,
-}
-
-/// What a thread the kernel holds waits for, from its kernel frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum WaitsFor {
-    FuseServer,
-    NfsServer,
-    SmbServer,
-    CephCluster,
-    BlockIo,
-    FsJournal,
-    Kernel,
-}
 
 /// A file system client's frames: the thread waits for its server. The server side of FUSE
 /// (a daemon reading /dev/fuse, `fuse_dev_*`) is an idle wait and not listed.
@@ -229,10 +168,6 @@ impl RuleFacts for KernelWait {
         };
         Some(Next::file(path).with_command("dmesg"))
     }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::uninterruptible::words(self)
-    }
 }
 
 #[cfg(test)]
@@ -243,7 +178,7 @@ mod tests {
 
     /// The findings the rule makes of a snapshot, worded.
     fn find(ctx: &Ctx<'_>) -> Vec<Finding> {
-        super::find(ctx).iter().map(crate::facts::finding).collect()
+        super::find(ctx).iter().map(crate::words::finding).collect()
     }
 
     fn d_thread(stack: &[&str], blocked: Option<u64>) -> Thread {

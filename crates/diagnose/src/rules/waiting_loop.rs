@@ -4,57 +4,15 @@
 //!
 //! Facts from the sampling window (the threads collector's `Activity::looping`).
 
-use hangscope_model::{Cause, Looping, Next, Severity, Subject, Thread};
-use serde::Serialize;
+use hangscope_model::{Cause, Next, Severity, Subject};
 
 use crate::Ctx;
 use crate::facts::Facts;
+use crate::facts::waiting_loop::{Loop, WaitingLoop};
 use crate::facts::{RuleFacts, ThreadRef};
 
 /// Loops listed one by one; beyond that, one finding for all (a JVM has a dozen timed waits).
 const MAX_SINGLE: usize = 3;
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub(crate) enum WaitingLoop {
-    /// One thread's loop.
-    One {
-        pid: i32,
-        looping: Loop,
-        /// It is the main thread.
-        main_thread: bool,
-        /// The stuck thread it likely waits for: the main thread's loop while one thread is
-        /// stuck. Nothing is claimed about other threads' loops.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        likely_waits_for: Option<ThreadRef>,
-    },
-    /// The loops beyond the first few, together.
-    Others { pid: i32, loops: Vec<Loop> },
-}
-
-/// A thread re-entering the same wait over the window.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Loop {
-    #[serde(flatten)]
-    pub thread: ThreadRef,
-    /// The call, and its sleep, else its timeout.
-    #[serde(flatten)]
-    pub looping: Looping,
-    /// How often it re-enters the call.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rate_per_s: Option<f64>,
-}
-
-impl Loop {
-    /// The loop `t` is in, if any.
-    pub(crate) fn of(t: &Thread) -> Option<Self> {
-        Some(Loop {
-            thread: ThreadRef::of(t),
-            looping: t.looping()?,
-            rate_per_s: t.activity.as_ref().and_then(|a| a.rate_per_s),
-        })
-    }
-}
 
 pub(crate) fn find(ctx: &Ctx<'_>, found: &[Facts]) -> Vec<WaitingLoop> {
     let pid = ctx.snap.process.pid;
@@ -137,10 +95,6 @@ impl RuleFacts for WaitingLoop {
     /// It moves on once the stuck wait ends: nothing to look at.
     fn next(&self) -> Option<Next> {
         None
-    }
-
-    fn words(&self) -> crate::facts::Words {
-        crate::words::waiting_loop::words(self)
     }
 }
 

@@ -3,9 +3,9 @@
 use hangscope_model::Evidence;
 
 use super::thread_ref;
-use crate::facts::Words;
-use crate::rules::busy::Busy;
+use crate::facts::busy::Busy;
 use crate::wording::duration;
+use crate::words::Words;
 
 pub(crate) fn words(f: &Busy) -> Words {
     let during = if f.window_ms > 0 {

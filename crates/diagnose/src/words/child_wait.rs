@@ -2,8 +2,8 @@
 
 use hangscope_model::Evidence;
 
-use crate::facts::Words;
-use crate::rules::child_wait::ChildWait;
+use crate::facts::child_wait::ChildWait;
+use crate::words::Words;
 
 pub(crate) fn words(f: &ChildWait) -> Words {
     let who = format!("Thread {} ({})", f.waiter.tid, f.waiter.name);

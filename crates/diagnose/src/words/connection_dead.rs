@@ -6,9 +6,9 @@ use super::{
     fd_text, host_alive_ruled_out, how, no_threads_note, push_host_alive, thread, timer_text,
     waiting_in, window_evidence,
 };
-use crate::facts::Words;
-use crate::rules::connection_dead::{ConnectionDead, Dead};
+use crate::facts::connection_dead::{ConnectionDead, Dead};
 use crate::wording::{bytes, duration, plural};
+use crate::words::Words;
 
 pub(crate) fn words(f: &ConnectionDead) -> Words {
     let peer = f.conn.peer_addr();

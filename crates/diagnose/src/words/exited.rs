@@ -2,8 +2,8 @@
 
 use hangscope_model::Evidence;
 
-use crate::facts::Words;
-use crate::rules::exited::Exited;
+use crate::facts::exited::Exited;
+use crate::words::Words;
 
 pub(crate) fn words(f: &Exited) -> Words {
     let parent = match &f.parent_name {

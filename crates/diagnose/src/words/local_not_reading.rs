@@ -3,9 +3,9 @@
 use hangscope_model::Evidence;
 
 use super::{blocked_call, fd_text, thread_of, window_evidence};
-use crate::facts::Words;
-use crate::rules::local_not_reading::LocalNotReading;
+use crate::facts::local_not_reading::LocalNotReading;
 use crate::wording::{self, bytes, duration};
+use crate::words::Words;
 
 pub(crate) fn words(f: &LocalNotReading) -> Words {
     let queued = u64::from(f.queued);

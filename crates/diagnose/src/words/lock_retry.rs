@@ -3,9 +3,9 @@
 use hangscope_model::{Evidence, LockAccess, LockClass};
 
 use super::thread_ref;
-use crate::facts::Words;
-use crate::rules::lock_retry::{Blocking, Conflict, LockRange, LockRetry};
+use crate::facts::lock_retry::{Blocking, Conflict, LockRange, LockRetry};
 use crate::wording::duration;
+use crate::words::Words;
 
 /// Locks in the way quoted one by one in the evidence.
 const LOCKS_QUOTED: usize = 4;

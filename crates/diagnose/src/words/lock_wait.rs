@@ -3,9 +3,9 @@
 use hangscope_model::{Evidence, LockAccess};
 
 use super::thread_ref;
-use crate::facts::Words;
-use crate::rules::lock_wait::{LockHolder, LockWait};
+use crate::facts::lock_wait::{LockHolder, LockWait};
 use crate::wording::{call, duration};
+use crate::words::Words;
 
 pub(crate) fn words(f: &LockWait) -> Words {
     let path = f

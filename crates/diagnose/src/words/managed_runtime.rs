@@ -2,9 +2,9 @@
 
 use hangscope_model::{Evidence, RuntimeKind, UnavailableReason};
 
-use crate::facts::Words;
-use crate::rules::managed_runtime::{Locked, ManagedRuntime, Seen};
+use crate::facts::managed_runtime::{Locked, ManagedRuntime, Seen};
 use crate::wording::{duration, plural};
+use crate::words::Words;
 
 /// "a JVM (OpenJDK 17.0.15)", "a Go program (go1.19.8)", "CPython 3.11".
 fn what(f: &ManagedRuntime) -> String {
@@ -75,19 +75,6 @@ fn lock_words(threads: &[Locked]) -> String {
     }
 }
 
-/// The command the finding's next step names.
-pub(crate) fn command(f: &ManagedRuntime) -> String {
-    let pid = f.pid;
-    match (&f.seen, f.kind) {
-        (Seen::Deadlock { .. }, _) | (_, RuntimeKind::Jvm) => format!("jcmd {pid} Thread.print"),
-        (Seen::LockWaits { tool, .. } | Seen::Nothing { tool, .. }, _) => {
-            tool.escaped().split(" (").next().unwrap_or("").to_string()
-        }
-        (_, RuntimeKind::Go) => format!("dlv attach {pid}"),
-        _ => format!("py-spy dump --nonblocking --pid {pid}"),
-    }
-}
-
 fn unavailable_next(
     f: &ManagedRuntime,
     reason: UnavailableReason,
@@ -126,6 +113,15 @@ fn unavailable_next(
     }
 }
 
+/// "futex()", or "futex() in a loop: futex timeout 574 ms, ~1.0/s".
+fn kernel_call(t: &Locked) -> Option<String> {
+    let sc = t.kernel_syscall.as_deref()?;
+    Some(match &t.kernel_loop {
+        Some(l) => format!("{sc}() in a loop: {}", l.looping.words(l.rate_per_s)),
+        None => format!("{sc}()"),
+    })
+}
+
 pub(crate) fn words(f: &ManagedRuntime) -> Words {
     let who = format!("This is {}", what(f));
     let mut evidence = vec![Evidence::new(
@@ -149,7 +145,7 @@ pub(crate) fn words(f: &ManagedRuntime) -> Words {
     let (summary, next_step) = match &f.seen {
         Seen::Deadlock { tool, threads } => {
             for t in threads {
-                let kernel = match (&t.kernel_call, t.kernel_blocked_ms, t.tid) {
+                let kernel = match (kernel_call(t), t.kernel_blocked_ms, t.tid) {
                     (Some(c), Some(ms), Some(tid)) => {
                         format!(
                             "; thread {tid} in the kernel: {c} for at least {}",
@@ -245,18 +241,18 @@ pub(crate) fn words(f: &ManagedRuntime) -> Words {
                          ({}) show which one is inside the `with` block or between the \
                          acquire and release; threads waiting for locks each other holds are a \
                          lock-order deadlock, which only a restart ends.",
-                        command(f)
+                        crate::facts::managed_runtime::command(f)
                     ),
                     Some(_) => format!(
                         "Find the goroutine that holds each of those mutexes in the full dump: \
                          {}; goroutines waiting for locks each other holds are a lock-order \
                          deadlock, which only a restart ends.",
-                        command(f)
+                        crate::facts::managed_runtime::command(f)
                     ),
                     None => format!(
                         "Take the dump again ({}): a goroutine or thread still waiting there is \
                          stuck, one gone was contention.",
-                        command(f)
+                        crate::facts::managed_runtime::command(f)
                     ),
                 },
             )

@@ -3,10 +3,10 @@
 use hangscope_model::Evidence;
 use hangscope_model::text::escape_cut;
 
-use crate::facts::Words;
-use crate::rules::mariadb_lock_wait::{MariaConn, MariaLockWait};
-use crate::rules::pg_idle_in_transaction::PgClient;
+use crate::facts::mariadb_lock_wait::{MariaConn, MariaLockWait};
+use crate::facts::pg_idle_in_transaction::PgClient;
 use crate::wording::duration;
+use crate::words::Words;
 
 const QUOTE_CHARS: usize = 80;
 

@@ -2,13 +2,12 @@
 //! the phrases several rules share — a waiting thread, the other end of a connection, the
 //! window, log quotes. Nothing here decides anything; it only says what the facts say.
 
-use hangscope_model::{CallCount, Evidence, PeerThreads, TimerKind};
+use hangscope_model::{CallCount, Evidence, Finding, PeerThreads, TimerKind};
 
 use crate::facts::{
-    BlockedThread, ConnFacts, EarlierFailure, EndActivity, HostAlive, LogQuote, OtherEnd,
-    OtherThreads, PeerHold, ThreadWait,
+    BlockedThread, ConnFacts, EarlierFailure, EndActivity, Facts, HostAlive, LogQuote, OtherEnd,
+    OtherThreads, PeerHold, RuleFacts, ThreadWait,
 };
-use crate::rules::NO_THREADS;
 use crate::wording::{self, bytes, duration, plural};
 
 pub(crate) mod peer_silent;
@@ -42,6 +41,120 @@ pub(crate) mod pg_lock_wait;
 pub(crate) mod stopped;
 pub(crate) mod unanswered;
 pub(crate) mod unix_peer_wait;
+
+/// What a finding says, made from its facts.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Words {
+    pub summary: String,
+    pub evidence: Vec<Evidence>,
+    pub ruled_out: Vec<String>,
+    pub next_step: String,
+}
+
+/// A rule's facts that have words: the rule's file in `words/`.
+pub(crate) trait Worded: RuleFacts {
+    fn words(&self) -> Words;
+}
+
+/// Each rule's facts, worded by its words file.
+macro_rules! worded {
+    ($($facts:ty => $words:path),* $(,)?) => {
+        $(impl Worded for $facts {
+            fn words(&self) -> Words {
+                $words(self)
+            }
+        })*
+    };
+}
+
+worded! {
+    crate::facts::busy::Busy => busy::words,
+    crate::facts::child_wait::ChildWait => child_wait::words,
+    crate::facts::connection_dead::ConnectionDead => connection_dead::words,
+    crate::facts::exited::Exited => exited::words,
+    crate::facts::local_not_reading::LocalNotReading => local_not_reading::words,
+    crate::facts::lock_retry::LockRetry => lock_retry::words,
+    crate::facts::lock_wait::LockWait => lock_wait::words,
+    crate::facts::managed_runtime::ManagedRuntime => managed_runtime::words,
+    crate::facts::mariadb_lock_wait::MariaLockWait => mariadb_lock_wait::words,
+    crate::facts::mutex_deadlock::MutexDeadlock => mutex_deadlock::words,
+    crate::facts::mutex_holder_blocked::MutexHolderBlocked => mutex_holder_blocked::words,
+    crate::facts::name_resolution::NameResolution => name_resolution::words,
+    crate::facts::not_visible::NotVisible => not_visible::words,
+    crate::facts::peer_not_reading::PeerNotReading => peer_not_reading::words,
+    crate::facts::peer_silent::PeerSilent => peer_silent::words,
+    crate::facts::peer_unreachable::PeerUnreachable => peer_unreachable::words,
+    crate::facts::pg_idle_in_transaction::PgIdleInTransaction => pg_idle_in_transaction::words,
+    crate::facts::pg_lock_wait::PgLockWait => pg_lock_wait::words,
+    crate::facts::pipe_wait::PipeWait => pipe_wait::words,
+    crate::facts::redis_blocked::RedisBlocked => redis_blocked::words,
+    crate::facts::same_host::SameHostAlive => same_host::words,
+    crate::facts::shared_mutex_wait::SharedMutexWait => shared_mutex_wait::words,
+    crate::facts::stopped::Stopped => stopped::words,
+    crate::facts::unanswered::Unanswered => unanswered::words,
+    crate::facts::uninterruptible::KernelWait => uninterruptible::words,
+    crate::facts::unix_peer_wait::UnixPeerWait => unix_peer_wait::words,
+    crate::facts::waiting_loop::WaitingLoop => waiting_loop::words,
+}
+
+/// The finding of a rule's facts: the words made from them, the facts written beside.
+pub(crate) fn finding<F: Worded>(facts: &F) -> Finding {
+    let words = facts.words();
+    Finding {
+        rule: F::RULE.to_string(),
+        severity: facts.severity(),
+        cause: facts.cause(),
+        summary: words.summary,
+        subject: facts.subject(),
+        evidence: words.evidence,
+        ruled_out: words.ruled_out,
+        next_step: words.next_step,
+        stuck_ms: Some(facts.stuck_ms()),
+        // Plain data with string keys: serializing cannot fail.
+        facts: serde_json::to_value(facts).unwrap_or_default(),
+        next: facts.next(),
+    }
+}
+
+/// The finding of any rule's facts: the one place a `Facts` value meets its words, so no rule
+/// needs its words to be found.
+pub(crate) fn finding_of(facts: &Facts) -> Finding {
+    match facts {
+        Facts::PeerSilent(f) => finding(f.as_ref()),
+        Facts::SameHostAlive(f) => finding(f),
+        // The network rules.
+        Facts::PeerUnreachable(f) => finding(f.as_ref()),
+        Facts::PeerNotReading(f) => finding(f.as_ref()),
+        Facts::LocalNotReading(f) => finding(f.as_ref()),
+        Facts::ConnectionDead(f) => finding(f.as_ref()),
+        Facts::Unanswered(f) => finding(f.as_ref()),
+        Facts::UnixPeerWait(f) => finding(f.as_ref()),
+        Facts::NameResolution(f) => finding(f.as_ref()),
+        // Waits inside this host.
+        Facts::LockWait(f) => finding(f),
+        Facts::LockRetry(f) => finding(f),
+        Facts::MutexDeadlock(f) => finding(f),
+        Facts::MutexHolderBlocked(f) => finding(f),
+        Facts::SharedMutexWait(f) => finding(f),
+        Facts::PipeWait(f) => finding(f),
+        Facts::Busy(f) => finding(f),
+        Facts::Exited(f) => finding(f),
+        Facts::ChildWait(f) => finding(f),
+        Facts::KernelWait(f) => finding(f),
+        Facts::WaitingLoop(f) => finding(f),
+        Facts::NotVisible(f) => finding(f),
+        Facts::Stopped(f) => finding(f),
+        Facts::ManagedRuntime(f) => finding(f.as_ref()),
+        Facts::PgLockWait(f) => finding(f.as_ref()),
+        Facts::PgIdleInTransaction(f) => finding(f.as_ref()),
+        Facts::MariaLockWait(f) => finding(f.as_ref()),
+        Facts::RedisBlocked(f) => finding(f),
+    }
+}
+
+/// The sentence rules add when thread states were not read.
+pub(crate) const NO_THREADS: &str =
+    "Thread states were not read, so whether a thread waits on it is not known.";
 
 /// "Thread 31576 (dump_meta)".
 pub(crate) fn thread(w: &ThreadWait) -> String {
@@ -222,7 +335,7 @@ fn held_step(h: &crate::facts::Holder, held: &PeerHold) -> String {
                 "Thaw the cgroup of process {} ({}) when it should run: {}.",
                 h.pid,
                 h.name,
-                crate::rules::stopped::thaw_command(freezer, file)
+                crate::facts::stopped::thaw_command(freezer, file)
             ),
             None => format!(
                 "Find which cgroup above {} freezes process {} and thaw it.",

@@ -3,9 +3,9 @@
 use hangscope_model::Evidence;
 
 use super::{thread_ref, thread_short};
-use crate::facts::Words;
-use crate::rules::mutex_deadlock::MutexDeadlock;
+use crate::facts::mutex_deadlock::MutexDeadlock;
 use crate::wording::duration;
+use crate::words::Words;
 
 pub(crate) fn words(f: &MutexDeadlock) -> Words {
     let pid = f.pid;

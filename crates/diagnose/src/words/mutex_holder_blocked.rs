@@ -4,9 +4,9 @@
 use hangscope_model::Evidence;
 
 use super::thread_ref;
-use crate::facts::Words;
-use crate::rules::mutex_holder_blocked::MutexHolderBlocked;
+use crate::facts::mutex_holder_blocked::MutexHolderBlocked;
 use crate::wording::{call, duration};
+use crate::words::Words;
 
 /// Waiters named one by one in the evidence; the rest are "…".
 const NAMED: usize = 5;

@@ -3,9 +3,9 @@
 use hangscope_model::Evidence;
 
 use super::{how, thread, waiting_in};
-use crate::facts::Words;
-use crate::rules::name_resolution::{NameResolution, Resolver};
+use crate::facts::name_resolution::{NameResolution, Resolver};
 use crate::wording::duration;
+use crate::words::Words;
 
 pub(crate) fn words(f: &NameResolution) -> Words {
     let w = &f.waiter;

@@ -2,8 +2,8 @@
 
 use hangscope_model::Evidence;
 
-use crate::facts::Words;
-use crate::rules::not_visible::{NotVisible, Part};
+use crate::facts::not_visible::{NotVisible, Part};
+use crate::words::Words;
 
 pub(crate) fn words(f: &NotVisible) -> Words {
     let parts: Vec<&str> = f

@@ -6,10 +6,11 @@ use super::{
     fd_text, holder, host_alive_ruled_out, how, other_end_evidence, other_end_sentence,
     other_threads_evidence, push_host_alive, thread, waiting_in, window_evidence, with_timer,
 };
-use crate::facts::{OtherEnd, Words};
-use crate::rules::NO_THREADS;
-use crate::rules::peer_not_reading::PeerNotReading;
+use crate::facts::OtherEnd;
+use crate::facts::peer_not_reading::PeerNotReading;
 use crate::wording::{self, bytes, duration};
+use crate::words::NO_THREADS;
+use crate::words::Words;
 
 pub(crate) fn words(f: &PeerNotReading) -> Words {
     let peer = f.conn.peer_addr();

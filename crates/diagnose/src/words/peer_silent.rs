@@ -7,10 +7,11 @@ use super::{
     other_end_evidence, other_end_sentence, other_end_step, other_threads_evidence, thread,
     waiting_in, window_evidence, with_timer,
 };
-use crate::facts::{Holder, OtherEnd, Upstream, Words};
-use crate::rules::NO_THREADS;
-use crate::rules::peer_silent::PeerSilent;
+use crate::facts::peer_silent::PeerSilent;
+use crate::facts::{Holder, OtherEnd, Upstream};
 use crate::wording::{bytes, duration, micros, plural};
+use crate::words::NO_THREADS;
+use crate::words::Words;
 
 pub(crate) fn words(f: &PeerSilent) -> Words {
     let peer = f.conn.peer_addr();

@@ -6,9 +6,10 @@ use super::{
     accept_step, fd_text, holder, host_alive_ruled_out, how, log_quote, no_threads_note,
     other_end_evidence, other_threads_evidence, push_host_alive, thread, waiting_in, with_timer,
 };
-use crate::facts::{OtherEnd, Words};
-use crate::rules::peer_unreachable::{PeerUnreachable, Unreachable};
+use crate::facts::OtherEnd;
+use crate::facts::peer_unreachable::{PeerUnreachable, Unreachable};
 use crate::wording::{bytes, duration, plural};
+use crate::words::Words;
 
 pub(crate) fn words(f: &PeerUnreachable) -> Words {
     let (mut summary, facts) = match &f.shape {

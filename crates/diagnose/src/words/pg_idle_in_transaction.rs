@@ -4,9 +4,9 @@ use hangscope_model::Evidence;
 use hangscope_model::text::escape_cut;
 
 use super::pg_lock_wait::state;
-use crate::facts::Words;
-use crate::rules::pg_idle_in_transaction::{PgClient, PgIdleInTransaction};
+use crate::facts::pg_idle_in_transaction::{PgClient, PgIdleInTransaction};
 use crate::wording::{duration, plural};
+use crate::words::Words;
 
 pub(crate) fn words(f: &PgIdleInTransaction) -> Words {
     let b = &f.backend;

@@ -4,9 +4,9 @@
 use hangscope_model::Evidence;
 use hangscope_model::text::escape_cut;
 
-use crate::facts::Words;
-use crate::rules::pg_lock_wait::{Measured, PgLockWait, PgSession};
+use crate::facts::pg_lock_wait::{Measured, PgLockWait, PgSession};
 use crate::wording::{duration, plural};
+use crate::words::Words;
 
 /// Characters of a statement a sentence quotes.
 const QUOTE_CHARS: usize = 80;

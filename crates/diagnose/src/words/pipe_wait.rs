@@ -3,9 +3,9 @@
 use hangscope_model::Evidence;
 
 use super::{how, thread, waiting_in};
-use crate::facts::Words;
-use crate::rules::pipe_wait::PipeWait;
+use crate::facts::pipe_wait::PipeWait;
 use crate::wording::duration;
+use crate::words::Words;
 
 pub(crate) fn words(f: &PipeWait) -> Words {
     let w = &f.waiter;

@@ -2,9 +2,9 @@
 
 use hangscope_model::Evidence;
 
-use crate::facts::Words;
-use crate::rules::redis_blocked::RedisBlocked;
+use crate::facts::redis_blocked::RedisBlocked;
 use crate::wording::duration;
+use crate::words::Words;
 
 pub(crate) fn words(f: &RedisBlocked) -> Words {
     let who = match &f.waiter {

@@ -3,8 +3,8 @@
 use hangscope_model::Evidence;
 
 use super::alive_parts;
-use crate::facts::Words;
-use crate::rules::same_host::SameHostAlive;
+use crate::facts::same_host::SameHostAlive;
+use crate::words::Words;
 
 pub(crate) fn words(f: &SameHostAlive) -> Words {
     let parts: Vec<String> = alive_parts(&f.alive)

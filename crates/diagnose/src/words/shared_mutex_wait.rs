@@ -5,9 +5,9 @@ use hangscope_model::Evidence;
 use hangscope_model::text::escape_cut;
 
 use super::thread_ref;
-use crate::facts::Words;
-use crate::rules::shared_mutex_wait::SharedMutexWait;
+use crate::facts::shared_mutex_wait::SharedMutexWait;
 use crate::wording::duration;
+use crate::words::Words;
 
 /// Waiters named one by one in the evidence; the rest are "…".
 const NAMED: usize = 5;

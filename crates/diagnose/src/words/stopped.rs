@@ -2,9 +2,9 @@
 
 use hangscope_model::{Evidence, Tracer};
 
-use crate::facts::Words;
-use crate::rules::stopped::{Hold, Stopped, thaw_command};
+use crate::facts::stopped::{Hold, Stopped, thaw_command};
 use crate::wording::duration;
+use crate::words::Words;
 
 fn tracer_words(t: &Tracer) -> String {
     match &t.name {

@@ -3,9 +3,10 @@
 use hangscope_model::Evidence;
 
 use super::{blocked_call, fd_text, holder, how, thread, thread_of, waiting_in};
-use crate::facts::{ConnFacts, OtherEnd, Words};
-use crate::rules::unanswered::{SHOWN, Unanswered};
+use crate::facts::unanswered::{SHOWN, Unanswered};
+use crate::facts::{ConnFacts, OtherEnd};
 use crate::wording::{self, duration};
+use crate::words::Words;
 
 pub(crate) fn words(f: &Unanswered) -> Words {
     let pid = f.pid;

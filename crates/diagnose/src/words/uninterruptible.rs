@@ -3,9 +3,9 @@
 use hangscope_model::Evidence;
 
 use super::thread_ref;
-use crate::facts::Words;
-use crate::rules::uninterruptible::{KernelWait, WaitsFor};
+use crate::facts::uninterruptible::{KernelWait, WaitsFor};
 use crate::wording::{call, duration};
+use crate::words::Words;
 
 fn waits_for(w: WaitsFor) -> &'static str {
     match w {

@@ -3,9 +3,9 @@
 use hangscope_model::Evidence;
 
 use super::{holder, how, other_threads_sentence, peer_threads_evidence, thread, waiting_in};
-use crate::facts::Words;
-use crate::rules::unix_peer_wait::{Blocked, UnixOtherEnd, UnixPeerWait};
+use crate::facts::unix_peer_wait::{Blocked, UnixOtherEnd, UnixPeerWait};
 use crate::wording::{bytes, duration};
+use crate::words::Words;
 
 pub(crate) fn words(f: &UnixPeerWait) -> Words {
     let w = &f.waiter;

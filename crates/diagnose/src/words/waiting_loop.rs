@@ -3,8 +3,8 @@
 use hangscope_model::Evidence;
 
 use super::thread_ref;
-use crate::facts::Words;
-use crate::rules::waiting_loop::{Loop, WaitingLoop};
+use crate::facts::waiting_loop::{Loop, WaitingLoop};
+use crate::words::Words;
 
 /// Names of the other looping threads shown in the summary, and loops quoted in the evidence.
 const NAMES_SHOWN: usize = 4;

@@ -5,12 +5,16 @@
 //! from its message. Context rules (other connections to the same host alive, a loop waiting
 //! for the stuck thread) add to the facts of the findings they read, never to their text.
 //!
+//! Each rule's facts live in `facts/<rule>.rs`, data only: the rule (`rules/<rule>.rs`) finds
+//! and sets them, its words (`words/<rule>.rs`) say them, and `words::finding_of` is the one
+//! place a facts value meets its words, so facts depend on neither.
+//!
 //! The facts are written out with the finding (`Finding::facts`), so a program gets "which
 //! thread, which peer, how long" without parsing English.
 
 use hangscope_model::{
-    Cause, ConnectionWindow, Endpoint, Evidence, Finding, LocalPeer, Next, PeerHolder, PeerThreads,
-    Severity, SocketDetail, SocketTimer, Subject, Text,
+    Cause, ConnectionWindow, Endpoint, LocalPeer, Next, PeerHolder, PeerThreads, Severity,
+    SocketDetail, SocketTimer, Subject, Text,
 };
 use hangscope_model::{PeerEnd, TcpState};
 use serde::Serialize;
@@ -18,14 +22,34 @@ use serde::Serialize;
 use crate::connection::{Conn, Proto};
 use crate::waiters::{Waiter, Want};
 
-/// What a finding says, made from its facts.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Words {
-    pub summary: String,
-    pub evidence: Vec<Evidence>,
-    pub ruled_out: Vec<String>,
-    pub next_step: String,
-}
+// Each rule's facts, data only: the rules depend on these, never these on the rules.
+pub(crate) mod busy;
+pub(crate) mod child_wait;
+pub(crate) mod connection_dead;
+pub(crate) mod exited;
+pub(crate) mod local_not_reading;
+pub(crate) mod lock_retry;
+pub(crate) mod lock_wait;
+pub(crate) mod managed_runtime;
+pub(crate) mod mariadb_lock_wait;
+pub(crate) mod mutex_deadlock;
+pub(crate) mod mutex_holder_blocked;
+pub(crate) mod name_resolution;
+pub(crate) mod not_visible;
+pub(crate) mod peer_not_reading;
+pub(crate) mod peer_silent;
+pub(crate) mod peer_unreachable;
+pub(crate) mod pg_idle_in_transaction;
+pub(crate) mod pg_lock_wait;
+pub(crate) mod pipe_wait;
+pub(crate) mod redis_blocked;
+pub(crate) mod same_host;
+pub(crate) mod shared_mutex_wait;
+pub(crate) mod stopped;
+pub(crate) mod unanswered;
+pub(crate) mod uninterruptible;
+pub(crate) mod unix_peer_wait;
+pub(crate) mod waiting_loop;
 
 /// The facts of one rule's finding.
 pub(crate) trait RuleFacts: Serialize {
@@ -37,61 +61,41 @@ pub(crate) trait RuleFacts: Serialize {
     fn stuck_ms(&self) -> u64;
     fn subject(&self) -> Subject;
     fn next(&self) -> Option<Next>;
-    fn words(&self) -> Words;
-}
-
-/// The finding of a rule's facts: the words made from them, the facts written beside.
-pub(crate) fn finding<F: RuleFacts>(facts: &F) -> Finding {
-    let words = facts.words();
-    Finding {
-        rule: F::RULE.to_string(),
-        severity: facts.severity(),
-        cause: facts.cause(),
-        summary: words.summary,
-        subject: facts.subject(),
-        evidence: words.evidence,
-        ruled_out: words.ruled_out,
-        next_step: words.next_step,
-        stuck_ms: Some(facts.stuck_ms()),
-        // Plain data with string keys: serializing cannot fail.
-        facts: serde_json::to_value(facts).unwrap_or_default(),
-        next: facts.next(),
-    }
 }
 
 /// The facts of every rule that returns them.
 #[derive(Debug, Clone)]
 pub(crate) enum Facts {
-    PeerSilent(Box<crate::rules::peer_silent::PeerSilent>),
-    SameHostAlive(crate::rules::same_host::SameHostAlive),
+    PeerSilent(Box<peer_silent::PeerSilent>),
+    SameHostAlive(same_host::SameHostAlive),
     // The network rules.
-    PeerUnreachable(Box<crate::rules::peer_unreachable::PeerUnreachable>),
-    PeerNotReading(Box<crate::rules::peer_not_reading::PeerNotReading>),
-    LocalNotReading(Box<crate::rules::local_not_reading::LocalNotReading>),
-    ConnectionDead(Box<crate::rules::connection_dead::ConnectionDead>),
-    Unanswered(Box<crate::rules::unanswered::Unanswered>),
-    UnixPeerWait(Box<crate::rules::unix_peer_wait::UnixPeerWait>),
-    NameResolution(Box<crate::rules::name_resolution::NameResolution>),
+    PeerUnreachable(Box<peer_unreachable::PeerUnreachable>),
+    PeerNotReading(Box<peer_not_reading::PeerNotReading>),
+    LocalNotReading(Box<local_not_reading::LocalNotReading>),
+    ConnectionDead(Box<connection_dead::ConnectionDead>),
+    Unanswered(Box<unanswered::Unanswered>),
+    UnixPeerWait(Box<unix_peer_wait::UnixPeerWait>),
+    NameResolution(Box<name_resolution::NameResolution>),
     // Waits inside this host.
-    LockWait(crate::rules::lock_wait::LockWait),
-    LockRetry(crate::rules::lock_retry::LockRetry),
-    MutexDeadlock(crate::rules::mutex_deadlock::MutexDeadlock),
-    MutexHolderBlocked(crate::rules::mutex_holder_blocked::MutexHolderBlocked),
-    SharedMutexWait(crate::rules::shared_mutex_wait::SharedMutexWait),
-    PipeWait(crate::rules::pipe_wait::PipeWait),
-    Busy(crate::rules::busy::Busy),
-    Exited(crate::rules::exited::Exited),
-    ChildWait(crate::rules::child_wait::ChildWait),
-    KernelWait(crate::rules::uninterruptible::KernelWait),
-    WaitingLoop(crate::rules::waiting_loop::WaitingLoop),
-    NotVisible(crate::rules::not_visible::NotVisible),
-    Stopped(crate::rules::stopped::Stopped),
-    ManagedRuntime(Box<crate::rules::managed_runtime::ManagedRuntime>),
+    LockWait(lock_wait::LockWait),
+    LockRetry(lock_retry::LockRetry),
+    MutexDeadlock(mutex_deadlock::MutexDeadlock),
+    MutexHolderBlocked(mutex_holder_blocked::MutexHolderBlocked),
+    SharedMutexWait(shared_mutex_wait::SharedMutexWait),
+    PipeWait(pipe_wait::PipeWait),
+    Busy(busy::Busy),
+    Exited(exited::Exited),
+    ChildWait(child_wait::ChildWait),
+    KernelWait(uninterruptible::KernelWait),
+    WaitingLoop(waiting_loop::WaitingLoop),
+    NotVisible(not_visible::NotVisible),
+    Stopped(stopped::Stopped),
+    ManagedRuntime(Box<managed_runtime::ManagedRuntime>),
     // What a server says of its own sessions.
-    PgLockWait(Box<crate::rules::pg_lock_wait::PgLockWait>),
-    PgIdleInTransaction(Box<crate::rules::pg_idle_in_transaction::PgIdleInTransaction>),
-    MariaLockWait(Box<crate::rules::mariadb_lock_wait::MariaLockWait>),
-    RedisBlocked(crate::rules::redis_blocked::RedisBlocked),
+    PgLockWait(Box<pg_lock_wait::PgLockWait>),
+    PgIdleInTransaction(Box<pg_idle_in_transaction::PgIdleInTransaction>),
+    MariaLockWait(Box<mariadb_lock_wait::MariaLockWait>),
+    RedisBlocked(redis_blocked::RedisBlocked),
 }
 
 /// Calls `$e` with the rule's facts, whichever rule it is.
@@ -146,40 +150,6 @@ impl Facts {
 
     pub fn stuck_ms(&self) -> u64 {
         each!(self, f => f.stuck_ms())
-    }
-
-    pub fn finding(&self) -> Finding {
-        match self {
-            Facts::PeerSilent(f) => finding(f.as_ref()),
-            Facts::SameHostAlive(f) => finding(f),
-            // The network rules.
-            Facts::PeerUnreachable(f) => finding(f.as_ref()),
-            Facts::PeerNotReading(f) => finding(f.as_ref()),
-            Facts::LocalNotReading(f) => finding(f.as_ref()),
-            Facts::ConnectionDead(f) => finding(f.as_ref()),
-            Facts::Unanswered(f) => finding(f.as_ref()),
-            Facts::UnixPeerWait(f) => finding(f.as_ref()),
-            Facts::NameResolution(f) => finding(f.as_ref()),
-            // Waits inside this host.
-            Facts::LockWait(f) => finding(f),
-            Facts::LockRetry(f) => finding(f),
-            Facts::MutexDeadlock(f) => finding(f),
-            Facts::MutexHolderBlocked(f) => finding(f),
-            Facts::SharedMutexWait(f) => finding(f),
-            Facts::PipeWait(f) => finding(f),
-            Facts::Busy(f) => finding(f),
-            Facts::Exited(f) => finding(f),
-            Facts::ChildWait(f) => finding(f),
-            Facts::KernelWait(f) => finding(f),
-            Facts::WaitingLoop(f) => finding(f),
-            Facts::NotVisible(f) => finding(f),
-            Facts::Stopped(f) => finding(f),
-            Facts::ManagedRuntime(f) => finding(f.as_ref()),
-            Facts::PgLockWait(f) => finding(f.as_ref()),
-            Facts::PgIdleInTransaction(f) => finding(f.as_ref()),
-            Facts::MariaLockWait(f) => finding(f.as_ref()),
-            Facts::RedisBlocked(f) => finding(f),
-        }
     }
 
     /// Where a context rule records that other connections to the same host answer; `None`
