@@ -213,6 +213,8 @@ fn without_privileges_it_reports_what_it_could_see() {
         .find(|g| g["what"] == format!("/proc/{}/fd", holder.pid()))
         .expect("the fd table is listed as not read");
     assert_eq!(fd_gap["reason"], "permission");
+    // Typed, so the rule and the header need not read its words.
+    assert_eq!(fd_gap["topic"], "fd_table", "{fd_gap:#}");
     // A user of its own: the 0500 directory and the ptrace check both refuse.
     let needs = fd_gap["needs"].as_str().unwrap();
     assert!(

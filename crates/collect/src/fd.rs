@@ -13,7 +13,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use hangscope_model::{Access, Fd, FdKind, FileStat, Gap, GapReason, Text};
+use hangscope_model::{Access, Fd, FdKind, FileStat, Gap, GapReason, GapTopic, Text};
 use nix::dir::Dir;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
@@ -56,7 +56,7 @@ pub fn read_all(
     let fd_dir = match open_dir("fd") {
         Ok(d) => d,
         Err(e) => {
-            gaps.push(gap_of(format!("/proc/{pid}/fd"), &e));
+            gaps.push(gap_of(format!("/proc/{pid}/fd"), &e).about(GapTopic::FdTable));
             return Vec::new();
         }
     };
@@ -74,7 +74,7 @@ pub fn read_all(
         None => match list_numbers(&fd_dir, 0) {
             Ok(n) => n,
             Err(e) => {
-                gaps.push(gap_of(format!("/proc/{pid}/fd"), &e));
+                gaps.push(gap_of(format!("/proc/{pid}/fd"), &e).about(GapTopic::FdTable));
                 return Vec::new();
             }
         },
@@ -126,7 +126,7 @@ pub fn read_all(
                     }
                     total.merge(reader.links(&mut above.as_slice(), false));
                 }
-                Err(e) => gaps.push(gap_of(format!("/proc/{pid}/fd"), &e)),
+                Err(e) => gaps.push(gap_of(format!("/proc/{pid}/fd"), &e).about(GapTopic::FdTable)),
             }
         }
     }

@@ -12,7 +12,7 @@
 //!
 //! `/proc/PID/task/TID/stack` also needs CAP_SYS_ADMIN; threads/ says so itself.
 
-use hangscope_model::{Gap, GapReason};
+use hangscope_model::{Gap, GapReason, GapTopic};
 
 use crate::ProcRoot;
 
@@ -100,7 +100,7 @@ impl Privileges {
             .iter_mut()
             .filter(|g| g.reason == GapReason::Permission)
         {
-            if let Some(check) = check_of(&g.what, pid) {
+            if let Some(check) = check_of(g, pid) {
                 g.needs = Some(self.needs(check));
             }
         }
@@ -108,14 +108,12 @@ impl Privileges {
 }
 
 /// The check behind a gap's `what`, for the reads of the target's own /proc entries.
-fn check_of(what: &str, pid: i32) -> Option<Check> {
+fn check_of(g: &Gap, pid: i32) -> Option<Check> {
+    if matches!(g.topic, Some(GapTopic::FdTable | GapTopic::ThreadSyscalls)) {
+        return Some(Check::Both);
+    }
+    let what = g.what.as_str();
     let proc = format!("/proc/{pid}/");
-    if what == format!("/proc/{pid}/fd") {
-        return Some(Check::Both);
-    }
-    if what.starts_with("syscall of ") {
-        return Some(Check::Both);
-    }
     if what.starts_with("readlink of ")
         || what.starts_with("fdinfo of ")
         || what.starts_with(&format!("{proc}fdinfo"))
@@ -189,11 +187,15 @@ mod tests {
         };
         let both = none.needs(Check::Both);
         assert!(both.contains("CAP_DAC_READ_SEARCH") && both.contains("CAP_SYS_PTRACE"));
-        assert_eq!(check_of("/proc/7/fd", 7), Some(Check::Both));
+        let gap = |what: &str| Gap::new(what, GapReason::Permission, "EACCES");
         assert_eq!(
-            check_of("fdinfo of 3 fds of 7 (fd 1, 2, 3)", 7),
+            check_of(&gap("/proc/7/fd").about(GapTopic::FdTable), 7),
+            Some(Check::Both)
+        );
+        assert_eq!(
+            check_of(&gap("fdinfo of 3 fds of 7 (fd 1, 2, 3)"), 7),
             Some(Check::Ptrace)
         );
-        assert_eq!(check_of("log /var/log/x (--log)", 7), None);
+        assert_eq!(check_of(&gap("log /var/log/x (--log)"), 7), None);
     }
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Cause, Chain, ChainEnd, Finding, Severity, Snapshot};
 
 /// "MAJOR.MINOR". MINOR grows with additive changes; MAJOR changes break readers.
-pub const SCHEMA_VERSION: &str = "1.8";
+pub const SCHEMA_VERSION: &str = "1.9";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Document {
@@ -278,7 +278,7 @@ impl Document {
     }
 
     /// Fills what a document of an older minor version left to be read from its words: the
-    /// error names of log entries (1.7).
+    /// error names of log entries (1.7), the topics of gaps (1.9).
     fn upgraded(mut self) -> Document {
         let minor = self
             .schema_version
@@ -293,6 +293,15 @@ impl Document {
                     if entry.error.is_none() {
                         entry.error = crate::log::error_name_in(&entry.message);
                     }
+                }
+            }
+        }
+        if minor < 9 {
+            let snapshots = std::iter::once(&mut self.snapshot).chain(self.others.iter_mut());
+            for snap in snapshots {
+                let pid = snap.process.pid;
+                for g in snap.gaps.iter_mut().filter(|g| g.topic.is_none()) {
+                    g.topic = crate::gap::GapTopic::of_words(&g.what, pid);
                 }
             }
         }
@@ -337,6 +346,36 @@ mod tests {
         let streamed =
             Document::from_reader(std::io::Cursor::new(json.to_string())).expect("reads");
         assert_eq!(error_of(&streamed).as_deref(), Some("ETimedOut"));
+    }
+
+    #[test]
+    fn gap_topics_are_filled_in_a_document_before_1_9_only() {
+        let mut snap = Snapshot::default();
+        snap.process.pid = 7;
+        for what in [
+            "/proc/7/fd",
+            "/proc/7/task",
+            "syscall of 2 threads",
+            "/proc/7/exe",
+        ] {
+            snap.gaps.push(crate::Gap::new(
+                what,
+                crate::GapReason::Permission,
+                "EACCES",
+            ));
+        }
+        let mut json = serde_json::to_value(Document::new("t", snap, vec![])).expect("json");
+        let topics = |d: &Document| d.snapshot.gaps.iter().map(|g| g.topic).collect::<Vec<_>>();
+        // A 1.9 document says what collect set: nothing here, and the words are not read.
+        let now = Document::from_json(&json.to_string()).expect("reads");
+        assert_eq!(topics(&now), vec![None; 4]);
+        json["schema_version"] = "1.7".into();
+        let old = Document::from_json(&json.to_string()).expect("reads");
+        use crate::GapTopic::*;
+        assert_eq!(
+            topics(&old),
+            vec![Some(FdTable), Some(ThreadList), Some(ThreadSyscalls), None]
+        );
     }
 
     #[test]

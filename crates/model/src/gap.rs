@@ -13,6 +13,38 @@ pub struct Gap {
     /// What would make it readable, e.g. "root or CAP_SYS_PTRACE".
     #[serde(default)]
     pub needs: Option<String>,
+    /// Which of the target's sources it is, for a reader that must know (since 1.9): the
+    /// fd table and the threads' calls, without which no other finding says anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<GapTopic>,
+}
+
+/// The source a gap is of, where a reader acts on which one it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GapTopic {
+    /// The fd table, /proc/PID/fd.
+    FdTable,
+    /// The thread list, /proc/PID/task.
+    ThreadList,
+    /// The threads' syscall files, /proc/PID/task/TID/syscall.
+    ThreadSyscalls,
+}
+
+impl GapTopic {
+    /// The topic of a gap in a document before 1.9, from its words as the collector wrote
+    /// them then.
+    pub fn of_words(what: &str, pid: i32) -> Option<GapTopic> {
+        if what == format!("/proc/{pid}/fd") {
+            Some(GapTopic::FdTable)
+        } else if what == format!("/proc/{pid}/task") {
+            Some(GapTopic::ThreadList)
+        } else if what.starts_with("syscall of ") {
+            Some(GapTopic::ThreadSyscalls)
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -59,7 +91,14 @@ impl Gap {
             reason,
             detail: detail.into(),
             needs: None,
+            topic: None,
         }
+    }
+
+    /// The gap, marked as being of `topic`.
+    pub fn about(mut self, topic: GapTopic) -> Self {
+        self.topic = Some(topic);
+        self
     }
 
     pub fn needing(mut self, needs: impl Into<String>) -> Self {

@@ -35,7 +35,7 @@ pub use document::{
 };
 pub use fd::{Access, EpollWatch, Fd, FdInfo, FdKind, FileStat, PipeEnd, TimerfdSettings};
 pub use finding::{Cause, Evidence, Finding, Next, NextKind, Severity, Subject};
-pub use gap::{Gap, GapReason};
+pub use gap::{Gap, GapReason, GapTopic};
 pub use hosts::{FoundBy, HopFailure, HopFailureKind, HostHop, Served};
 pub use lock::{FileLock, LockAccess, LockClass};
 pub use log::{

@@ -21,7 +21,7 @@ pub mod task_clock;
 use std::collections::{BTreeMap, BTreeSet};
 
 use hangscope_model::{
-    Fd, Gap, GapReason, Looping, Snapshot, SyscallState, Thread, WaitObject, Window,
+    Fd, Gap, GapReason, GapTopic, Looping, Snapshot, SyscallState, Thread, WaitObject, Window,
 };
 
 pub use activity::{Sample, classify};
@@ -202,7 +202,7 @@ fn look_at_threads(
             .collect(),
         Err(e) => {
             if full {
-                gaps.push(gap_of(format!("/proc/{pid}/task"), &e));
+                gaps.push(gap_of(format!("/proc/{pid}/task"), &e).about(GapTopic::ThreadList));
             }
             return Vec::new();
         }
@@ -428,6 +428,9 @@ fn build(
     }
     for ((file, why), (reason, n)) in file_errors {
         let mut g = Gap::new(format!("{file} of {n} threads"), reason, why);
+        if file == "syscall" {
+            g = g.about(GapTopic::ThreadSyscalls);
+        }
         if reason == GapReason::Permission {
             g = g.needing("root or CAP_SYS_PTRACE over the target");
         }

@@ -3,7 +3,7 @@
 //! read "Nothing looks stuck". The gaps carry the privilege that was missing (collect computes
 //! it from the credentials of both processes). Words in `words/not_visible.rs`.
 
-use hangscope_model::{Cause, Gap, GapReason, Next, Severity, Subject};
+use hangscope_model::{Cause, Gap, GapReason, GapTopic, Next, Severity, Subject};
 
 use crate::Ctx;
 use crate::facts::RuleFacts;
@@ -17,11 +17,13 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<NotVisible> {
         .gaps
         .iter()
         .filter(denied)
-        .find(|g| g.what == format!("/proc/{}/fd", p.pid));
-    let syscalls =
-        ctx.snap.gaps.iter().filter(denied).find(|g| {
-            g.what.starts_with("syscall of ") || g.what == format!("/proc/{}/task", p.pid)
-        });
+        .find(|g| g.topic == Some(GapTopic::FdTable));
+    let syscalls = ctx.snap.gaps.iter().filter(denied).find(|g| {
+        matches!(
+            g.topic,
+            Some(GapTopic::ThreadSyscalls | GapTopic::ThreadList)
+        )
+    });
     let unseen: Vec<Unseen> = [
         fd_table.map(|g| (g, Part::FdTable)),
         syscalls.map(|g| (g, Part::Syscalls)),
@@ -88,13 +90,17 @@ mod tests {
                 GapReason::Permission,
                 "Permission denied (os error 13)",
             )
-            .needing("root, or CAP_DAC_READ_SEARCH (the entry is for uid 0 only)"),
+            .needing("root, or CAP_DAC_READ_SEARCH (the entry is for uid 0 only)")
+            .about(GapTopic::FdTable),
         );
-        snap.gaps.push(Gap::new(
-            "syscall of 1 threads",
-            GapReason::Permission,
-            "Permission denied (os error 13)",
-        ));
+        snap.gaps.push(
+            Gap::new(
+                "syscall of 1 threads",
+                GapReason::Permission,
+                "Permission denied (os error 13)",
+            )
+            .about(GapTopic::ThreadSyscalls),
+        );
         let found = find(&Ctx::new(&snap));
         assert_eq!(found.len(), 1);
         let f = &found[0];
@@ -123,8 +129,15 @@ mod tests {
             GapReason::Permission,
             "Permission denied (os error 13)",
         ));
-        snap.gaps
-            .push(Gap::new("/proc/700/fd", GapReason::Deadline, "not read"));
+        snap.gaps.push(
+            Gap::new("/proc/700/fd", GapReason::Deadline, "not read").about(GapTopic::FdTable),
+        );
+        // The topic, not the words: a refused read that names the fd table but is not of it.
+        snap.gaps.push(Gap::new(
+            "/proc/700/fd",
+            GapReason::Permission,
+            "Permission denied (os error 13)",
+        ));
         assert!(find(&Ctx::new(&snap)).is_empty());
     }
 }

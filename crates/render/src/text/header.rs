@@ -20,7 +20,7 @@ pub(super) fn header(out: &mut String, snap: &Snapshot, st: &Style) {
     // An fd table the kernel refused is not an empty one.
     let fd_table_denied = snap.gaps.iter().any(|g| {
         g.reason == hangscope_model::GapReason::Permission
-            && g.what == format!("/proc/{}/fd", p.pid)
+            && g.topic == Some(hangscope_model::GapTopic::FdTable)
     });
     let fds = if fd_table_denied {
         "?".to_string()
