@@ -1,6 +1,7 @@
 //! hangscope: collect → snapshot → diagnose → render. This file is only the orchestration.
 
 mod cli;
+mod common;
 mod demo;
 mod follow;
 mod peer;

@@ -14,7 +14,7 @@ use hangscope_model::{
     Container, Document, EntryStatus, SCAN_SCHEMA_VERSION, ScanEntry, ScanReport, Severity, Text,
 };
 
-use crate::cli::{exit, parse_duration};
+use crate::common::{exit, parse_duration};
 
 #[derive(Debug, Clone, Args)]
 pub struct ScanArgs {

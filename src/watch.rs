@@ -16,7 +16,7 @@ use hangscope_collect::host_scan::{self, HostLook, Scope};
 use hangscope_collect::{Deadline, ProcRoot, resolve};
 use hangscope_model::{Document, Text};
 
-use crate::cli::{exit, parse_duration};
+use crate::common::{exit, parse_duration};
 
 #[derive(Debug, Clone, Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["target", "all"])))]
