@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::Text;
 
-/// The server's own view of its sessions, when the target is such a server.
+/// The server's own view of its sessions, when the target is such a server (since 1.5; `kind` is
+/// `postgres`, `mariadb` or `redis`, the variant below).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AppView {
@@ -23,10 +24,11 @@ pub enum AppView {
 }
 
 /// PostgreSQL's sessions, from `pg_stat_activity` and `pg_blocking_pids()` over the server's
-/// unix socket, as the server's OS user.
+/// unix socket, as the server's OS user (since 1.5, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct PgView {
+    /// The server the backends belong to.
     pub server: PgServer,
     /// Every backend but hangscope's own connection (`application_name` "hangscope").
     pub backends: Vec<PgBackend>,
@@ -35,11 +37,13 @@ pub struct PgView {
     pub backends_cut: u32,
 }
 
+/// The PostgreSQL server that was asked (since 1.5, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct PgServer {
     /// The postmaster: the target, or the target's parent when the target is a backend.
     pub postmaster_pid: i32,
+    /// The TCP port the server listens on, which also names its unix socket `.s.PGSQL.PORT`.
     pub port: u16,
     /// The directory of the unix socket `.s.PGSQL.PORT` that was used, as the postmaster sees
     /// it (its mount namespace).
@@ -48,10 +52,12 @@ pub struct PgServer {
     pub version: String,
 }
 
-/// One row of `pg_stat_activity`. Durations are up to the moment of the query.
+/// One row of `pg_stat_activity`. Durations are up to the moment of the query (since 1.5, with its
+/// fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct PgBackend {
+    /// The backend's process ID on this host (`pid`).
     pub pid: i32,
     /// "client backend", "autovacuum launcher", "walwriter", ...
     pub backend_type: String,
@@ -83,10 +89,13 @@ pub struct PgBackend {
     /// The client's TCP port; absent (or -1 as the server says) for a unix-socket client.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_port: Option<i32>,
+    /// The role it is logged in as (`usename`); absent for background processes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usename: Option<Text>,
+    /// The database it is connected to (`datname`); absent for background processes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub datname: Option<Text>,
+    /// The name its client gave (`application_name`); absent when empty.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub application_name: Option<Text>,
     /// The backends holding the lock it waits for (`pg_blocking_pids`).
@@ -106,7 +115,7 @@ impl PgBackend {
     }
 }
 
-/// A lock request not granted yet, from `pg_locks`.
+/// A lock request not granted yet, from `pg_locks` (since 1.5, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct PgLockWait {
@@ -143,6 +152,7 @@ pub fn is_postgres_exe(exe: &[u8]) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct MariaView {
+    /// The server the sessions belong to.
     pub server: MariaServer,
     /// Every connection but hangscope's own.
     pub sessions: Vec<MariaSession>,
@@ -151,9 +161,11 @@ pub struct MariaView {
     pub sessions_cut: u32,
 }
 
+/// The MariaDB server that was asked (since 1.6, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct MariaServer {
+    /// The server's process ID (mariadbd or mysqld).
     pub pid: i32,
     /// The unix socket used, as the server sees it (its mount namespace).
     pub socket: Text,
@@ -163,7 +175,8 @@ pub struct MariaServer {
     pub asked_as: String,
 }
 
-/// One connection: a row of `PROCESSLIST`, with its InnoDB transaction when it has one.
+/// One connection: a row of `PROCESSLIST`, with its InnoDB transaction when it has one (since 1.6,
+/// with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct MariaSession {
@@ -172,12 +185,14 @@ pub struct MariaSession {
     /// The server's OS thread serving it (`TID`, 10.5 and later).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tid: Option<i32>,
+    /// `USER`: the account it is logged in as; absent for the server's own threads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<Text>,
     /// `HOST`: "host:port" for a TCP client (the host may be a name), "localhost" for a unix
     /// socket client.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<Text>,
+    /// `DB`: its default database; absent when none is selected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub db: Option<Text>,
     /// `COMMAND`: "Query", "Sleep", "Daemon", ...
@@ -185,6 +200,8 @@ pub struct MariaSession {
     /// Time in the current command (`TIME_MS`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_ms: Option<u64>,
+    /// `STATE`: what the statement is doing, e.g. "Updating", "Waiting for table metadata lock";
+    /// absent when the server says nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     /// The statement running (`INFO`), cut to 200 characters.
@@ -235,6 +252,7 @@ pub fn is_mariadb_exe(exe: &[u8]) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct RedisView {
+    /// The redis-server's process ID: the process holding the other end of the target's connection.
     pub server_pid: i32,
     /// The address asked, "127.0.0.1:6379".
     pub address: String,
@@ -242,13 +260,15 @@ pub struct RedisView {
     pub clients: Vec<RedisClient>,
 }
 
-/// One `CLIENT LIST` entry.
+/// One `CLIENT LIST` entry (since 1.6, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct RedisClient {
+    /// The client's id (`id`, what `CLIENT KILL ID` takes).
     pub id: u64,
     /// The client's end, "127.0.0.1:40112".
     pub addr: String,
+    /// The name the client set with `CLIENT SETNAME`; absent when it set none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<Text>,
     /// Seconds since it connected.
@@ -259,6 +279,7 @@ pub struct RedisClient {
     pub flags: String,
     /// Its last or current command, e.g. "blpop", "xread", "client|list".
     pub cmd: String,
+    /// The database number it has selected (`db`).
     pub db: i64,
 }
 

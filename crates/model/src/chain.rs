@@ -20,6 +20,7 @@ pub struct Chain {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Hop {
+    /// The process's PID, on its own host.
     pub pid: i32,
     /// The thread that waits (or runs, at a busy root), when one is known.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -35,8 +36,10 @@ pub struct Hop {
     /// The rule whose finding this hop is; empty when the process has no finding (an idle
     /// root).
     pub rule: String,
+    /// That finding's cause class; absent when the process has no finding.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<Cause>,
+    /// That finding's severity; absent when the process has no finding.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub severity: Option<Severity>,
     /// That finding's summary, or for an idle root what its threads do.
@@ -65,6 +68,7 @@ pub enum ChainEnd {
     /// (it runs, is stopped, waits in the kernel, waits on another host, or is idle holding
     /// what the others wait for). `why` is the root's cause; absent for an idle root.
     Root {
+        /// The root's cause; absent for an idle root.
         #[serde(skip_serializing_if = "Option::is_none")]
         why: Option<Cause>,
         /// The root's process has no finding: it is idle while the others wait on it.
@@ -73,10 +77,15 @@ pub enum ChainEnd {
     },
     /// The last hop waits on a process already in the chain: a cycle (a deadlock across
     /// processes). `back_to` is that hop's place in `hops`.
-    Cycle { back_to: usize },
+    Cycle {
+        /// The index in `hops` of the hop the last one waits on.
+        back_to: usize,
+    },
     /// The last hop waits on a service on another host: the chain continues there.
     OtherHost {
+        /// The other host, as the last finding's `next` names it (an address or a name).
         host: String,
+        /// The service's port there; absent when the finding names none.
         #[serde(skip_serializing_if = "Option::is_none")]
         port: Option<u16>,
         /// This host's end of that connection, "198.18.0.1:42428", when known: the host there
@@ -85,11 +94,22 @@ pub enum ChainEnd {
         from: Option<String>,
     },
     /// The next process could not be read (it exited, or it is not visible).
-    NotSeen { pid: i32, reason: String },
+    NotSeen {
+        /// The process the last hop waits on.
+        pid: i32,
+        /// Why it could not be read, in words.
+        reason: String,
+    },
     /// The walk stopped at its bound on hops.
-    HopLimit { limit: usize },
+    HopLimit {
+        /// The bound on the processes followed after the target.
+        limit: usize,
+    },
     /// The run's deadline came before the next process was read.
-    Deadline { pid: i32 },
+    Deadline {
+        /// The process the last hop waits on, not read.
+        pid: i32,
+    },
 }
 
 impl ChainEnd {

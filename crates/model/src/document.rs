@@ -7,12 +7,15 @@ use crate::{Cause, Chain, ChainEnd, Finding, Severity, Snapshot};
 /// "MAJOR.MINOR". MINOR grows with additive changes; MAJOR changes break readers.
 pub const SCHEMA_VERSION: &str = "1.9";
 
+/// The document `--json` prints and `--save` writes: what was read, and what was found in it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Document {
+    /// The schema's "MAJOR.MINOR" (see docs/snapshot-schema.md): a reader refuses another MAJOR.
     pub schema_version: String,
     /// The program and version that wrote the document, e.g. "hangscope 0.1.0".
     #[serde(default)]
     pub generator: String,
+    /// What hangscope read of the target.
     pub snapshot: Snapshot,
     /// The verdict in one place, for `jq .verdict`: the top finding's words, or that no cause
     /// was found (since 1.3; made from `findings` when a document is read).
@@ -67,11 +70,13 @@ pub struct Verdict {
     pub root: Option<RootVerdict>,
 }
 
-/// The root of a wait chain, as the verdict tells it.
+/// The root of a wait chain, as the verdict tells it (since 1.5, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct RootVerdict {
+    /// The root's PID (on its own host).
     pub pid: i32,
+    /// The root's `comm`.
     pub name: crate::Text,
     /// The root's own words: its finding's summary, or what it does when it is idle.
     pub summary: String,

@@ -4,14 +4,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::Text;
 
+/// One open file descriptor of the target, from /proc/PID/fd and /proc/PID/fdinfo.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Fd {
+    /// The fd number.
     pub fd: i32,
+    /// What it refers to, from the link text (and a statx for paths): `regular`, `directory`,
+    /// `socket`, `pipe`, `eventpoll`, ... (see `FdKind`).
     pub kind: FdKind,
     /// The readlink target as the kernel printed it, e.g. "/var/log/x.log", `socket:[692518610]`,
     /// `anon_inode:[eventpoll]`. The kernel's " (deleted)" mark is stripped into `deleted`,
     /// except where a statx shows the file still has a link: then it is part of the name.
     pub target: Text,
+    /// The file was unlinked: the kernel marked the link " (deleted)" and no statx shows a
+    /// remaining link; absent when false.
     #[serde(default, skip_serializing_if = "crate::is_false")]
     pub deleted: bool,
     /// For socket fds: the socket inode, the key into `Snapshot::sockets`.
@@ -115,9 +121,11 @@ impl Access {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct PipeEnd {
+    /// The other process's PID.
     pub pid: i32,
     /// Its `comm`.
     pub name: Text,
+    /// Its fd on the pipe.
     pub fd: i32,
     /// "read", "write" or "read-write", from its fdinfo flags; `None` when not readable.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -229,6 +237,8 @@ pub struct FdInfo {
     /// `flags` decoded: "O_RDONLY"/"O_WRONLY"/"O_RDWR" first, then O_APPEND, O_NONBLOCK, ...
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub flags_decoded: Vec<String>,
+    /// The mount the file is on (`mnt_id:`, the ID in /proc/PID/mountinfo); absent on kernels
+    /// before 3.15.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mnt_id: Option<u64>,
     /// Inode number of the file (`ino:`, since Linux 5.14): matches /proc/locks without a stat.
@@ -260,6 +270,7 @@ pub struct FdInfo {
     pub other: Vec<String>,
 }
 
+/// One fd an eventpoll watches: a `tfd:` line of its fdinfo.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct EpollWatch {
@@ -267,6 +278,7 @@ pub struct EpollWatch {
     pub tfd: i32,
     /// Requested events mask (`events:`), and decoded: EPOLLIN, EPOLLOUT, EPOLLET, ...
     pub events: u32,
+    /// `events` as names, e.g. "EPOLLIN", "EPOLLET"; absent when no bit is set.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub events_decoded: Vec<String>,
     /// The user data word (`data:`), often a pointer or the fd itself.
@@ -276,12 +288,16 @@ pub struct EpollWatch {
     pub ino: Option<u64>,
 }
 
+/// A timerfd's fdinfo (`clockid:`, `ticks:`, `settime flags:`, `it_value:`, `it_interval:`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct TimerfdSettings {
     /// 0 CLOCK_REALTIME, 1 CLOCK_MONOTONIC, 7 CLOCK_BOOTTIME, ...
     pub clockid: i32,
+    /// Expirations not read yet (`ticks:`).
     pub ticks: u64,
+    /// The flags of its last timerfd_settime (`settime flags:`, printed in octal): 1
+    /// TFD_TIMER_ABSTIME, 2 TFD_TIMER_CANCEL_ON_SET.
     pub settime_flags: u32,
     /// Time to next expiry, nanoseconds (0: disarmed).
     pub it_value_ns: u64,
@@ -293,9 +309,11 @@ pub struct TimerfdSettings {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct FileStat {
+    /// Size, bytes (stx_size).
     pub size: u64,
     /// "major:minor" of the file system holding the file.
     pub dev: String,
+    /// Inode number (stx_ino).
     pub ino: u64,
     /// For devices: "major:minor" of the device itself.
     #[serde(skip_serializing_if = "Option::is_none")]

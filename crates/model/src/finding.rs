@@ -2,16 +2,22 @@
 
 use serde::{Deserialize, Serialize};
 
+/// What one rule found: in words, and as data (`rule`, `facts`, `next`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Finding {
     /// The rule that made it: a stable id, one per rule, e.g. "peer_silent" (since 1.3; empty
     /// in older documents).
     #[serde(default)]
     pub rule: String,
+    /// How much it weighs: `cause` (something that should have ended has not), `warning` (looks
+    /// wrong, may be normal) or `info` (context).
     pub severity: Severity,
+    /// The class of cause it names, e.g. `peer_silent`, `lock_wait`; an older reader takes one it
+    /// does not know as `other`.
     pub cause: Cause,
     /// A one-sentence statement in plain words, with numbers and units.
     pub summary: String,
+    /// What it is about: the thread, fd and connection, where it names them.
     pub subject: Subject,
     /// Facts behind the finding, each checkable with ss, lsof or strace.
     #[serde(default)]
@@ -40,6 +46,8 @@ pub struct Finding {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Next {
+    /// What to look at: `process`, `thread`, `host_port`, `file` or `command` (`other` for one this
+    /// reader does not know).
     pub kind: NextKind,
     /// The process to look at (`process`, `thread`), on this host.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -237,8 +245,11 @@ impl Cause {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Subject {
+    /// The thread, when the finding is about one.
     pub tid: Option<i32>,
+    /// That thread's `comm`.
     pub thread_name: Option<crate::Text>,
+    /// The fd, when the finding is about one.
     pub fd: Option<i32>,
     /// Socket inode, when the subject is a connection.
     pub socket_inode: Option<u64>,
@@ -246,6 +257,7 @@ pub struct Subject {
     pub connection: Option<String>,
 }
 
+/// One fact behind a finding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Evidence {
     /// What the fact is, e.g. "last data received".

@@ -2,10 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Something hangscope could not read, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Gap {
     /// What was not read, e.g. "/proc/31516/task/31576/stack" or "fdinfo of 3 fds".
     pub what: String,
+    /// Why, as a kind: `permission`, `vanished`, `unsupported`, `malformed`, `deadline`, `unsafe`,
+    /// `skipped`, or `other` (any other error, or a kind this reader does not know; see
+    /// docs/snapshot-schema.md).
     pub reason: GapReason,
     /// The error or explanation, e.g. "Permission denied (os error 13)".
     #[serde(default)]

@@ -74,8 +74,11 @@ pub struct Snapshot {
     pub taken_at_ms: u64,
     /// How long collection took, in milliseconds.
     pub collect_ms: u64,
+    /// The machine it was taken on.
     pub host: Host,
+    /// The target process.
     pub process: Process,
+    /// The target's threads, from /proc/PID/task; the one asked about (`hangscope TID`) first.
     pub threads: Vec<Thread>,
     /// Open file descriptors, sorted by number.
     pub fds: Vec<Fd>,
@@ -83,6 +86,7 @@ pub struct Snapshot {
     pub sockets: Vec<Socket>,
     /// File locks that involve the process: held through one of its fds, or waited for.
     pub locks: Vec<FileLock>,
+    /// Log files (and the journal) the process writes, with their last entries.
     pub logs: Vec<LogSource>,
     /// The sampling window, when more than one look was taken.
     pub window: Option<Window>,
@@ -102,12 +106,14 @@ pub struct Snapshot {
     pub ephemeral_ports: Option<PortRange>,
 }
 
-/// A range of ports, both ends included.
+/// A range of ports, both ends included (since 1.6, with its fields).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
 )]
 pub struct PortRange {
+    /// The lowest port of the range.
     pub first: u16,
+    /// The highest port of the range.
     pub last: u16,
 }
 
@@ -129,6 +135,7 @@ impl PortRange {
 )]
 #[serde(default)]
 pub struct FuseMount {
+    /// Where it is mounted, from /proc/PID/mountinfo.
     pub mount_point: Text,
     /// "fuse.sshfs", "fuseblk", ...
     pub fs_type: String,
@@ -147,15 +154,19 @@ pub struct FuseMount {
     pub matched_by: String,
 }
 
-/// A process holding /dev/fuse.
+/// A process holding /dev/fuse (since 1.5, with its fields).
 #[derive(
     Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
 )]
 #[serde(default)]
 pub struct FuseServer {
+    /// Its PID.
     pub pid: i32,
+    /// Its `comm`.
     pub name: Text,
+    /// Its fd on /dev/fuse.
     pub fd: i32,
+    /// Its arguments, from /proc/PID/cmdline.
     pub cmdline: Vec<Text>,
 }
 

@@ -4,11 +4,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::Text;
 
+/// A file lock (or lease) involving the target, a line of /proc/locks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FileLock {
     /// The ordinal /proc/locks gives the lock; waiters ("->" lines) share the holder's.
     pub id: u64,
+    /// The lock's kind, from /proc/locks: `posix` (fcntl), `flock`, `ofd` (open file description),
+    /// `lease`, `delegation` or `other`.
     pub class: LockClass,
+    /// What it locks for, from /proc/locks: `read`, `write`, `none` (UNLCK or NONE there, e.g. a
+    /// lease being broken) or `other`.
     pub access: LockAccess,
     /// "ADVISORY" or "MANDATORY".
     #[serde(default)]
@@ -19,7 +24,9 @@ pub struct FileLock {
     /// "major:minor" of the device, as hex in /proc/locks.
     #[serde(default)]
     pub dev: String,
+    /// The locked file's inode, from /proc/locks.
     pub inode: u64,
+    /// First byte locked (0 for flock and leases, which cover the whole file).
     pub start: u64,
     /// Last byte; `None` is EOF.
     #[serde(default)]

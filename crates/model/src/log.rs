@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A log the process writes (a file, or the journal), with its last entries.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct LogSource {
@@ -9,6 +10,7 @@ pub struct LogSource {
     pub path: String,
     /// The target's fd the file is open on, if any.
     pub fd: Option<i32>,
+    /// How its lines were parsed: `glog`, `plain`, `json_lines`, `kmsg`, `journal` or `unknown`.
     pub format: LogFormat,
     /// Bytes read from the end of the file.
     pub bytes_read: u64,
@@ -24,6 +26,7 @@ pub struct LogSource {
     /// The year the entries were dated with when the format has none (glog), and where it came
     /// from, e.g. "file name" or "file mtime".
     pub year: Option<i32>,
+    /// Where `year` came from, e.g. "file name" or "file mtime".
     pub year_from: Option<String>,
     /// UTC offset used to turn local times into `time_ms`, e.g. "+08:00" (the collecting
     /// host's zone; a container may log in another).
@@ -44,10 +47,14 @@ pub struct LogSource {
 pub struct PeerAttempt {
     /// Time as written in the log line.
     pub time_text: String,
+    /// The line's time, milliseconds since the epoch, when the year and zone could be told.
     pub time_ms: Option<i64>,
+    /// The thread the line names, when it names one (glog's thread id).
     pub tid: Option<i32>,
     /// "10.0.130.72:10100".
     pub peer: String,
+    /// What the line says happened: `attempt`, `timeout`, `error`, `left`, `switched_to` or
+    /// `unknown`.
     pub outcome: PeerOutcome,
     /// Index of the entry in `LogSource::entries`.
     pub entry: usize,
@@ -138,6 +145,7 @@ pub enum LogLevel {
     Unknown,
 }
 
+/// One entry of a log.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct LogEntry {
@@ -145,6 +153,8 @@ pub struct LogEntry {
     pub time_text: String,
     /// Parsed time, milliseconds since the epoch, when the year and zone could be told.
     pub time_ms: Option<i64>,
+    /// The line's level (`debug`, `info`, `warning`, `error`, `fatal`, `unknown`), when its format
+    /// has one.
     pub level: Option<LogLevel>,
     /// Thread id as written in the line.
     pub tid: Option<i32>,

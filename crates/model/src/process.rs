@@ -6,6 +6,7 @@ use crate::Text;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Host {
+    /// The host's name, `uname -n` (nodename); empty when unreadable.
     pub hostname: String,
     /// `uname -r`, e.g. "6.18.44".
     pub kernel: String,
@@ -19,19 +20,26 @@ pub struct Host {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Process {
+    /// The target's process ID, as hangscope's PID namespace numbers it.
     pub pid: i32,
     /// `comm`, at most 15 bytes.
     pub name: Text,
+    /// The arguments, from /proc/PID/cmdline (NUL-separated); empty for a kernel thread, a zombie
+    /// or when unreadable.
     pub cmdline: Vec<Text>,
     /// readlink of /proc/PID/exe.
     pub exe: Option<Text>,
+    /// The parent's PID, from /proc/PID/stat.
     pub ppid: i32,
     /// The parent's `comm`, when readable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_name: Option<Text>,
     /// One letter from /proc/PID/stat: R S D T t Z X I.
     pub state: String,
+    /// The real user ID, from `Uid` in /proc/PID/status; `None` when unreadable.
     pub uid: Option<u32>,
+    /// The number of threads, from /proc/PID/stat (may exceed `threads` when the deadline cut the
+    /// listing).
     pub num_threads: u32,
     /// A kernel thread (no user space, no fds, no system calls).
     #[serde(skip_serializing_if = "crate::is_false")]
@@ -67,20 +75,23 @@ pub struct Process {
     pub runtime: Option<Runtime>,
 }
 
-/// A child process, as its parent's wait sees it.
+/// A child process, as its parent's wait sees it (since 1.5, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Child {
+    /// The child's PID.
     pub pid: i32,
+    /// The child's `comm`.
     pub name: Text,
     /// Its state letter: R S D T t Z.
     pub state: String,
 }
 
-/// A process attached with ptrace to another.
+/// A process attached with ptrace to another (since 1.4, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Tracer {
+    /// Its PID, `TracerPid` from the traced process's /proc/PID/status.
     pub pid: i32,
     /// Its `comm`, when readable, e.g. "gdb".
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,7 +102,7 @@ pub struct Tracer {
 }
 
 /// A cgroup freezer that holds the process: cgroup v2's `cgroup.freeze`, or v1's freezer
-/// controller (`freezer.state`), as el7 hosts have it.
+/// controller (`freezer.state`), as el7 hosts have it (since 1.4, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Freezer {
@@ -113,6 +124,7 @@ pub struct Freezer {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Runtime {
+    /// Which runtime: `jvm`, `go`, `cpython`, or `other` for one this reader does not know.
     pub kind: RuntimeKind,
     /// "17.0.15" (JVM), "go1.19.8" (Go), "3.11" (CPython), when it could be told.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -184,25 +196,28 @@ pub struct RuntimeView {
     pub between_dumps_ms: Option<u64>,
 }
 
-/// One cycle of threads each waiting for a lock the next holds.
+/// One cycle of threads each waiting for a lock the next holds (since 1.5, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct RuntimeDeadlock {
+    /// The cycle, one link per waiting thread, in the runtime's order.
     pub links: Vec<DeadlockLink>,
 }
 
 /// "Thread-1" waits to lock monitor 0x7f.. (object 0x.., a java.lang.Object), held by
-/// "Thread-0".
+/// "Thread-0" (since 1.5, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct DeadlockLink {
+    /// The waiting thread, by the name the runtime gives it.
     pub thread: Text,
     /// The lock, as the runtime names it.
     pub waits_for: Text,
+    /// The thread holding `waits_for`, by the name the runtime gives it.
     pub held_by: Text,
 }
 
-/// A thread (or goroutine) as the runtime describes it.
+/// A thread (or goroutine) as the runtime describes it (since 1.5, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct RuntimeThread {
@@ -229,10 +244,12 @@ pub struct RuntimeThread {
     pub frames: Vec<Text>,
 }
 
-/// Why the runtime's own view is missing.
+/// Why the runtime's own view is missing (since 1.5, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct ViewUnavailable {
+    /// Why, as a kind: `disabled`, `no_attach_listener`, `no_endpoint`, `tool_absent`, `timed_out`,
+    /// `deadline` or `failed`.
     pub reason: UnavailableReason,
     /// The error or explanation, e.g. "/proc/4242/root/tmp/.java_pid4242 does not exist".
     pub detail: Text,

@@ -4,13 +4,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::Text;
 
+/// A socket the target holds, as the diag dump of its network namespace gave it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Socket {
+    /// The socket's inode, as the target's fds link to it (`socket:[INODE]`).
     pub inode: u64,
     /// The target's fds that refer to this socket.
     #[serde(default)]
     pub fds: Vec<i32>,
+    /// The address family: `inet`, `inet6`, `unix`, `netlink`, `packet`, or `other`.
     pub family: SocketFamily,
+    /// What the diag dump said of it, by `type`: `tcp`, `udp`, `unix`, `netlink`, `packet`, or
+    /// `unknown` when no dump returned it.
     pub detail: SocketDetail,
     /// Where the facts came from: "sock_diag", "/proc/net" (fallback), or "none".
     #[serde(default)]
@@ -37,23 +42,31 @@ pub enum SocketFamily {
     Other,
 }
 
+/// What is known of a socket, by its `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SocketDetail {
+    /// A TCP socket, from NETLINK_SOCK_DIAG (or /proc/net/tcp, tcp6 as fallback).
     Tcp(InetSocket),
+    /// A UDP socket, from NETLINK_SOCK_DIAG (or /proc/net/udp, udp6 as fallback).
     Udp(InetSocket),
+    /// A unix socket, from NETLINK_SOCK_DIAG (or /proc/net/unix as fallback).
     Unix(UnixSocket),
+    /// A netlink socket, from NETLINK_SOCK_DIAG (no fallback).
     Netlink(NetlinkSocket),
+    /// A packet socket, from NETLINK_SOCK_DIAG (no fallback).
     Packet(PacketSocket),
     /// Not found in any diag dump; see `Socket::not_found_reason`.
     Unknown,
 }
 
+/// One end of an inet socket.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Endpoint {
     /// Textual address, e.g. "10.0.130.71" or "::1".
     pub addr: String,
+    /// The port, in host byte order; 0 for none (an unbound or unconnected end).
     pub port: u16,
     /// Service name from /etc/services, e.g. "eforward".
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -185,35 +198,45 @@ impl From<&str> for TcpState {
     }
 }
 
+/// A TCP or UDP socket: its state, ends, queues, timer and tcp_info, as `ss -tuie` shows them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct InetSocket {
     /// ss's vocabulary: "ESTAB", "SYN-SENT", "LISTEN", "CLOSE-WAIT", "UNCONN", ... (a string
     /// before 1.6, the same names: see `TcpState`).
     pub state: TcpState,
+    /// This end's address and port.
     pub local: Endpoint,
+    /// The other end's address and port; "0.0.0.0" (or "::") and 0 when not connected.
     pub peer: Endpoint,
     /// Bytes queued to read (ESTAB) or accept backlog (LISTEN).
     pub recv_q: u32,
     /// Bytes not yet acknowledged by the peer (ESTAB) or backlog limit (LISTEN).
     pub send_q: u32,
+    /// The socket's pending timer (retransmit, keepalive, zero-window probe, TIME-WAIT), as ss's
+    /// `timer:` shows it; absent when none runs or the dump did not say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timer: Option<SocketTimer>,
     /// Owning uid as the kernel reports it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
+    /// The kernel's struct tcp_info for a TCP socket (INET_DIAG_INFO); absent for UDP, a listener
+    /// whose dump had none, or the /proc/net fallback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp_info: Option<Box<TcpInfo>>,
     /// Congestion control, e.g. "cubic".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub congestion: Option<String>,
-    /// skmem: receive/send buffer use and limits, as ss prints them.
+    /// skmem `r`: bytes of the receive buffer in use (as ss prints skmem).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rmem_alloc: Option<u32>,
+    /// skmem `rb`: the receive buffer's limit, bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rcvbuf: Option<u32>,
+    /// skmem `t`: bytes of the send buffer in use (sent and not acknowledged, or not sent yet).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wmem_alloc: Option<u32>,
+    /// skmem `tb`: the send buffer's limit, bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sndbuf: Option<u32>,
     /// How the socket changed over the sampling window (`--window`): set when the window had
@@ -235,7 +258,7 @@ pub struct InetSocket {
 }
 
 /// The other end of a TCP connection whose peer is on this host, found with an exact
-/// sock_diag lookup of the reversed address pair.
+/// sock_diag lookup of the reversed address pair (since 1.2, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, from = "LocalPeerRead")]
 pub struct LocalPeer {
@@ -257,23 +280,31 @@ pub struct LocalPeer {
     pub tcp_info: Option<Box<TcpInfo>>,
 }
 
-/// Who holds the socket at the other end of a connection to this host.
+/// Who holds the socket at the other end of a connection to this host (since 1.6, with its
+/// fields).
 // One per local peer, which `InetSocket` already boxes: the unboxed holder costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PeerEnd {
     /// A process holds it.
-    Held { holder: PeerHolder },
+    Held {
+        /// The process and fd that hold it.
+        holder: PeerHolder,
+    },
     /// No process holds it yet: the kernel completed (or is completing) the connection and it
     /// waits in the accept queue of the socket listening on its port. `listener` is that socket
     /// (its accept queue as Recv-Q, its backlog as Send-Q, and its own `end`), when found.
     NotAccepted {
+        /// The socket listening on its port, when found.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         listener: Option<Box<LocalPeer>>,
     },
-    /// No process visible here holds it: why, e.g. "held by no process (TIME-WAIT)".
-    Unheld { reason: String },
+    /// No process visible here holds it.
+    Unheld {
+        /// Why, in words, e.g. "held by no process (TIME-WAIT)".
+        reason: String,
+    },
 }
 
 impl LocalPeer {
@@ -374,12 +405,15 @@ impl From<LocalPeerRead> for LocalPeer {
     }
 }
 
-/// A process and fd that hold a socket.
+/// A process and fd that hold a socket (since 1.2, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct PeerHolder {
+    /// The holding process's PID.
     pub pid: i32,
+    /// The holding process's `comm`.
     pub name: Text,
+    /// The fd by which it holds the socket.
     pub fd: i32,
     /// What its threads were in, when a thread of the target waits on this connection
     /// (since 1.2).
@@ -394,7 +428,8 @@ pub struct PeerHolder {
 }
 
 /// What the threads of the process at the other end were in, at one look after the window:
-/// which of them wait on its end of the connection, and where the others are.
+/// which of them wait on its end of the connection, and where the others are (since 1.2, with its
+/// fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct PeerThreads {
@@ -422,7 +457,8 @@ pub struct PeerThreads {
     pub freezer: Option<crate::Freezer>,
 }
 
-/// A system call and how many threads are in it.
+/// A system call and how many threads are in it (since 1.7, with its fields; before, one string
+/// such as "futex ×10").
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(from = "CallCountRead")]
 pub struct CallCount {
@@ -437,7 +473,9 @@ pub struct CallCount {
 #[serde(untagged)]
 enum CallCountRead {
     Typed {
+        /// The syscall's name, e.g. "futex".
         syscall: String,
+        /// Threads in it; 1 when absent.
         #[serde(default = "one")]
         count: u32,
     },
@@ -478,10 +516,13 @@ impl From<CallCountRead> for CallCount {
     }
 }
 
+/// A thread of the process at the other end, and the call it is in (since 1.2, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct PeerThread {
+    /// The thread's TID.
     pub tid: i32,
+    /// The thread's `comm`.
     pub name: Text,
     /// The call as strace shows it, e.g. "read(7, 0x7f.., 4096)".
     pub call: String,
@@ -512,33 +553,40 @@ pub struct ConnectionWindow {
     pub looks: u32,
     /// Of the dumps after the first, those in which data moved since the previous one.
     pub looks_moving: u32,
-    /// tcp_info bytes_sent, bytes_acked, bytes_received: change over the window.
+    /// tcp_info bytes_sent: change over the window, bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_sent: Option<u64>,
+    /// tcp_info bytes_acked: change over the window, bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_acked: Option<u64>,
+    /// tcp_info bytes_received: change over the window, bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_received: Option<u64>,
-    /// tcp_info segs_in, segs_out (every segment, pure ACKs and keepalives included).
+    /// tcp_info segs_in: change over the window, segments, pure ACKs and keepalives included.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segs_in: Option<u32>,
+    /// tcp_info segs_out: change over the window, segments, pure ACKs and keepalives included.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segs_out: Option<u32>,
     /// tcp_info total_retrans: retransmitted segments over the window.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retrans: Option<u32>,
-    /// tcp_info unacked (segments in flight) at the first and at the last look.
+    /// tcp_info unacked (segments in flight) at the first look.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unacked_first: Option<u32>,
+    /// tcp_info unacked at the last look, segments.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unacked_last: Option<u32>,
-    /// Recv-Q and Send-Q at the first look (the socket's own fields are the last look's).
+    /// Recv-Q at the first look, bytes (the socket's own fields are the last look's).
     pub recv_q_first: u32,
+    /// Send-Q at the first look, bytes.
     pub send_q_first: u32,
-    /// Whether data arrived / was sent during the window: tcp_info's last_data_recv /
-    /// last_data_sent age restarted between the first and the last look.
+    /// Whether data arrived during the window: tcp_info's last_data_recv age restarted between the
+    /// first and the last look.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_data_recv_moved: Option<bool>,
+    /// Whether data was sent during the window: tcp_info's last_data_sent age restarted between the
+    /// first and the last look.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_data_sent_moved: Option<bool>,
     /// The state at the first look, when it differs from the last.
@@ -557,36 +605,50 @@ pub struct ConnectionWindow {
     pub samples: Vec<ConnectionLook>,
 }
 
-/// A TCP connection at one look of the window, as tcp_info gave it.
+/// A TCP connection at one look of the window, as tcp_info gave it (since 1.6, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct ConnectionLook {
     /// Milliseconds since the window's first dump.
     pub at_ms: u64,
-    /// Counters since the connection began (not since the window).
+    /// tcp_info bytes_sent since the connection began (not since the window), bytes; absent when
+    /// the kernel's tcp_info has no byte counters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_sent: Option<u64>,
+    /// tcp_info bytes_received since the connection began, bytes; absent when the kernel's tcp_info
+    /// has no byte counters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_received: Option<u64>,
+    /// tcp_info unacked: segments sent and not acknowledged.
     pub unacked: u32,
+    /// tcp_info total_retrans since the connection began, segments.
     pub retrans: u32,
+    /// tcp_info rtt: the smoothed round-trip time, microseconds.
     pub rtt_us: u32,
     /// Age of the last data received, milliseconds.
     pub last_data_recv_ms: u32,
+    /// Recv-Q: bytes received and not read by the process.
     pub recv_q: u32,
+    /// Send-Q: bytes not yet acknowledged by the peer.
     pub send_q: u32,
 }
 
+/// A socket's state changing over the sampling window.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct StateChange {
+    /// The state at the window's first look.
     pub from: TcpState,
+    /// The state at its last look.
     pub to: TcpState,
 }
 
+/// A socket's pending timer, from the diag dump (ss's `timer:(KIND,EXPIRES,RETRANS)`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct SocketTimer {
+    /// Which timer: `off`, `on` (retransmit), `keepalive`, `time_wait`, `persist` (zero-window
+    /// probe), or `unknown`.
     pub kind: TimerKind,
     /// Time to expiry, milliseconds.
     pub expires_ms: u32,
@@ -618,95 +680,163 @@ pub enum TimerKind {
 pub struct TcpInfo {
     /// Length of the attribute as received, in bytes.
     pub len: usize,
+    /// tcpi_state: the kernel's TCP_* state number (1 ESTABLISHED ... 10 LISTEN, 12 NEW_SYN_RECV).
     pub state: u8,
+    /// tcpi_ca_state: the congestion-avoidance state (0 Open, 1 Disorder, 2 CWR, 3 Recovery, 4
+    /// Loss).
     pub ca_state: u8,
+    /// tcpi_retransmits: consecutive retransmission timeouts not yet recovered from.
     pub retransmits: u8,
+    /// tcpi_probes: zero-window or keepalive probes sent and not answered.
     pub probes: u8,
+    /// tcpi_backoff: the retransmission timeout's exponential backoff (how many times it doubled).
     pub backoff: u8,
+    /// tcpi_options: TCPI_OPT_* bits (1 timestamps, 2 SACK, 4 window scaling, 8 ECN, 16 ECN seen,
+    /// 32 SYN data).
     pub options: u8,
+    /// tcpi_snd_wscale: the peer's window scale shift.
     pub snd_wscale: u8,
+    /// tcpi_rcv_wscale: this end's window scale shift.
     pub rcv_wscale: u8,
+    /// tcpi_rto: the retransmission timeout, microseconds.
     pub rto_us: u32,
+    /// tcpi_ato: the delayed-ACK timeout, microseconds.
     pub ato_us: u32,
+    /// tcpi_snd_mss: the send maximum segment size, bytes.
     pub snd_mss: u32,
+    /// tcpi_rcv_mss: the receive maximum segment size as estimated, bytes.
     pub rcv_mss: u32,
+    /// tcpi_unacked: segments sent and not acknowledged (in flight; for a listener, its accept
+    /// queue's length).
     pub unacked: u32,
+    /// tcpi_sacked: segments selectively acknowledged (for a listener: its accept backlog limit).
     pub sacked: u32,
+    /// tcpi_lost: segments taken as lost.
     pub lost: u32,
+    /// tcpi_retrans: segments retransmitted and not acknowledged yet.
     pub retrans: u32,
+    /// tcpi_fackets: forward-acknowledged segments (always 0 on current kernels).
     pub fackets: u32,
-    /// Time since the last data sent, received, and ACK received.
+    /// tcpi_last_data_sent: time since the last data sent, milliseconds.
     pub last_data_sent_ms: u32,
+    /// tcpi_last_ack_sent: time since the last ACK sent, milliseconds (the kernel leaves it 0).
     pub last_ack_sent_ms: u32,
+    /// tcpi_last_data_recv: time since the last data received, milliseconds.
     pub last_data_recv_ms: u32,
+    /// tcpi_last_ack_recv: time since the last ACK received, milliseconds.
     pub last_ack_recv_ms: u32,
+    /// tcpi_pmtu: the path MTU, bytes.
     pub pmtu: u32,
+    /// tcpi_rcv_ssthresh: the receive window's slow-start threshold (the window it may offer),
+    /// bytes.
     pub rcv_ssthresh: u32,
+    /// tcpi_rtt: the smoothed round-trip time, microseconds.
     pub rtt_us: u32,
+    /// tcpi_rttvar: the round-trip time's variation, microseconds.
     pub rttvar_us: u32,
+    /// tcpi_snd_ssthresh: the slow-start threshold, segments.
     pub snd_ssthresh: u32,
+    /// tcpi_snd_cwnd: the congestion window, segments.
     pub snd_cwnd: u32,
+    /// tcpi_advmss: the maximum segment size advertised to the peer, bytes.
     pub advmss: u32,
+    /// tcpi_reordering: the reordering the sender tolerates before taking a segment as lost,
+    /// segments.
     pub reordering: u32,
+    /// tcpi_rcv_rtt: the round-trip time as the receiver estimates it, microseconds.
     pub rcv_rtt_us: u32,
+    /// tcpi_rcv_space: the receive buffer space the receiver aims for, bytes.
     pub rcv_space: u32,
+    /// tcpi_total_retrans: segments retransmitted over the connection's life.
     pub total_retrans: u32,
+    /// tcpi_pacing_rate: the pacing rate, bytes per second (kernel 3.15).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pacing_rate: Option<u64>,
+    /// tcpi_max_pacing_rate: the pacing rate's cap (SO_MAX_PACING_RATE), bytes per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_pacing_rate: Option<u64>,
+    /// tcpi_bytes_acked: bytes sent and acknowledged over the connection's life (kernel 4.1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_acked: Option<u64>,
+    /// tcpi_bytes_received: bytes received over the connection's life (kernel 4.1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_received: Option<u64>,
+    /// tcpi_segs_out: segments sent, pure ACKs and retransmissions included (kernel 4.2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segs_out: Option<u32>,
+    /// tcpi_segs_in: segments received, pure ACKs included (kernel 4.2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segs_in: Option<u32>,
+    /// tcpi_notsent_bytes: bytes written by the process and not sent yet (kernel 4.6).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notsent_bytes: Option<u32>,
+    /// tcpi_min_rtt: the lowest round-trip time seen, microseconds (kernel 4.6).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_rtt_us: Option<u32>,
+    /// tcpi_data_segs_in: segments received that carried data (kernel 4.6).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_segs_in: Option<u32>,
+    /// tcpi_data_segs_out: segments sent that carried data (kernel 4.6).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_segs_out: Option<u32>,
+    /// tcpi_delivery_rate: the recent delivery rate, bytes per second (kernel 4.9).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery_rate: Option<u64>,
+    /// tcpi_busy_time: time with data in flight, microseconds (kernel 4.10).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub busy_time_us: Option<u64>,
+    /// tcpi_rwnd_limited: time the peer's receive window limited sending, microseconds (kernel
+    /// 4.10).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rwnd_limited_us: Option<u64>,
+    /// tcpi_sndbuf_limited: time the send buffer limited sending, microseconds (kernel 4.10).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sndbuf_limited_us: Option<u64>,
+    /// tcpi_delivered: segments delivered to the peer, retransmissions included (kernel 4.18).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivered: Option<u32>,
+    /// tcpi_delivered_ce: of those, segments the peer echoed as ECN congestion-experienced (kernel
+    /// 4.18).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivered_ce: Option<u32>,
+    /// tcpi_bytes_sent: bytes sent, retransmissions included (kernel 4.19).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_sent: Option<u64>,
+    /// tcpi_bytes_retrans: bytes retransmitted (kernel 4.19).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_retrans: Option<u64>,
+    /// tcpi_dsack_dups: segments the peer reported received twice (D-SACK; kernel 4.19).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dsack_dups: Option<u32>,
+    /// tcpi_reord_seen: reorderings seen (kernel 4.19).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reord_seen: Option<u32>,
+    /// tcpi_rcv_ooopack: segments received out of order (kernel 5.4).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rcv_ooopack: Option<u32>,
+    /// tcpi_snd_wnd: the peer's advertised receive window, bytes (kernel 5.4).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snd_wnd: Option<u32>,
+    /// tcpi_rcv_wnd: the receive window this end advertises, bytes (kernel 6.2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rcv_wnd: Option<u32>,
+    /// tcpi_rehash: times the connection's path was rehashed after a suspected failure (kernel
+    /// 6.2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rehash: Option<u32>,
+    /// tcpi_total_rto: retransmission timeouts over the connection's life (kernel 6.7).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total_rto: Option<u16>,
+    /// tcpi_total_rto_recoveries: recoveries from a retransmission timeout (kernel 6.7).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total_rto_recoveries: Option<u16>,
+    /// tcpi_total_rto_time: time spent recovering from retransmission timeouts, milliseconds
+    /// (kernel 6.7).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total_rto_time: Option<u32>,
 }
 
+/// A unix socket, as `ss -x` shows it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct UnixSocket {
@@ -717,7 +847,11 @@ pub struct UnixSocket {
     /// Bound path; abstract names start with "@".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<Text>,
+    /// Recv-Q: for a stream socket, bytes queued to read; for a listener, connections waiting to be
+    /// accepted.
     pub recv_q: u32,
+    /// Send-Q: for a stream socket, bytes sent and not read by the peer; for a listener, its
+    /// backlog limit.
     pub send_q: u32,
     /// Inode of the peer socket, 0 when unconnected.
     pub peer_inode: u64,
@@ -729,11 +863,15 @@ pub struct UnixSocket {
     pub peer_unresolved: Option<String>,
 }
 
+/// The process holding the other end of a connected unix socket.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct UnixPeer {
+    /// The holder's PID.
     pub pid: i32,
+    /// The holder's `comm`.
     pub name: Text,
+    /// The fd by which it holds the peer socket.
     pub fd: i32,
     /// The peer's bound path, if any (e.g. "/run/systemd/journal/stdout").
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -744,21 +882,28 @@ pub struct UnixPeer {
     pub threads: Option<PeerThreads>,
 }
 
+/// A netlink socket.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct NetlinkSocket {
     /// NETLINK_ROUTE = 0, NETLINK_SOCK_DIAG = 4, ...; the name when known.
     pub protocol: u8,
+    /// The protocol's name, e.g. "route", "sock_diag", "generic"; "protocol N" for one not known.
     pub protocol_name: String,
+    /// Its port ID (nl_pid): the kernel's, or the process's own address on the bus.
     pub portid: u32,
 }
 
+/// A packet (AF_PACKET) socket.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct PacketSocket {
+    /// The socket type, e.g. "RAW" or "DGRAM".
     pub sock_type: String,
     /// Ethernet protocol number.
     pub protocol: u16,
+    /// The interface it is bound to, by index (PACKET_DIAG_INFO); `None` when bound to none (all
+    /// interfaces) or not reported.
     pub ifindex: Option<i32>,
 }
 

@@ -18,11 +18,14 @@ pub enum StackSource {
     Stopped,
 }
 
-/// The frames of one thread, innermost first.
+/// The frames of one thread, innermost first (since 1.6, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct UserStack {
+    /// How the registers the walk started from were taken: `syscall` (from the syscall file, the
+    /// thread never stopped) or `stopped` (a brief ptrace stop, `--stacks=stop`, since 1.7).
     pub source: StackSource,
+    /// The frames, innermost first.
     pub frames: Vec<Frame>,
     /// Why the unwinding stopped before the outermost frame, e.g. "return address 0x... is in
     /// no known module"; `None` when it reached the thread's first function.
@@ -32,7 +35,9 @@ pub struct UserStack {
     /// go on past a frame-pointer frame.
     #[serde(skip_serializing_if = "crate::is_false")]
     pub frame_pointer_guessed: bool,
-    /// How long the thread was stopped, microseconds (`--stacks=stop` only).
+    /// How long the thread was stopped, microseconds, from PTRACE_INTERRUPT to PTRACE_DETACH's
+    /// return (`--stacks=stop` only; in the schema since 1.6, set since 1.7); absent for a stack
+    /// from a copy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped_us: Option<u64>,
 }
@@ -55,7 +60,7 @@ pub struct ThreadRuntime {
 }
 
 /// One frame. Inlined functions come as frames of their own at the same address, the
-/// innermost first, with `inlined` set.
+/// innermost first, with `inlined` set (since 1.6, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Frame {
@@ -69,10 +74,14 @@ pub struct Frame {
     /// The function, demangled; `None` when no symbol covers the address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub function: Option<Text>,
+    /// The source file of the code at the address, from the module's DWARF line table; `None`
+    /// without debug information.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<Text>,
+    /// The line in `file`, from the same table; `None` without debug information.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u32>,
+    /// This frame is a function inlined into the next one out, at the same address.
     #[serde(skip_serializing_if = "crate::is_false")]
     pub inlined: bool,
     /// Not on the stack: a function that ended in a tail call to the next-inner frame's,

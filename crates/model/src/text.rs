@@ -259,14 +259,25 @@ impl schemars::JsonSchema for Text {
         schemars::json_schema!({
             "description": "A name, path, argument or log text as the target had it: a string \
                 when its bytes are UTF-8, else an object whose `hex` holds the exact bytes (two \
-                lowercase hex digits each) and `lossy` the string with U+FFFD for invalid UTF-8.",
+                lowercase hex digits each) and `lossy` the string with U+FFFD for invalid UTF-8 \
+                (the object form since 1.4).",
             "anyOf": [
                 { "type": "string" },
                 {
                     "type": "object",
                     "properties": {
-                        "lossy": { "type": "string" },
-                        "hex": { "type": "string", "pattern": "^([0-9a-f]{2})*$" }
+                        "lossy": {
+                            "description": "The bytes as a string, each invalid UTF-8 sequence \
+                                replaced by U+FFFD: for reading only, recomputed from `hex` on \
+                                load (since 1.4).",
+                            "type": "string"
+                        },
+                        "hex": {
+                            "description": "The exact bytes, two lowercase hex digits each \
+                                (since 1.4).",
+                            "type": "string",
+                            "pattern": "^([0-9a-f]{2})*$"
+                        }
                     },
                     "required": ["hex"]
                 }

@@ -5,9 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::Text;
 
+/// One thread of the target, from /proc/PID/task/TID.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Thread {
+    /// The thread's ID, as hangscope's PID namespace numbers it.
     pub tid: i32,
     /// `comm` of the thread, e.g. "dump_meta".
     pub name: Text,
@@ -23,9 +25,16 @@ pub struct Thread {
     pub focus: bool,
     /// The syscall the thread is in, decoded; `None` when not readable.
     pub syscall: Option<SyscallState>,
+    /// User-mode CPU time over the thread's life, milliseconds (utime in /proc/PID/task/TID/stat).
     pub utime_ms: u64,
+    /// Kernel-mode CPU time over the thread's life, milliseconds (stime in
+    /// /proc/PID/task/TID/stat).
     pub stime_ms: u64,
+    /// Times it gave up the CPU to wait (`voluntary_ctxt_switches` in /proc/PID/task/TID/status); 0
+    /// when unreadable.
     pub voluntary_ctxt_switches: u64,
+    /// Times the scheduler took the CPU from it (`nonvoluntary_ctxt_switches` in
+    /// /proc/PID/task/TID/status); 0 when unreadable.
     pub nonvoluntary_ctxt_switches: u64,
     /// CPU the thread last ran on.
     pub last_cpu: Option<i32>,
@@ -68,7 +77,7 @@ pub struct SyscallState {
     /// relative to its cwd, or to `path_dirfd` (since 1.5).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<Text>,
-    /// The directory fd the path is relative to, when not the cwd.
+    /// The directory fd the path is relative to, when not the cwd (since 1.5).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_dirfd: Option<i32>,
 }
@@ -108,9 +117,12 @@ impl SyscallState {
     }
 }
 
+/// One argument of a system call, decoded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SyscallArg {
+    /// The argument's name as the man page gives it, e.g. "fds", "timeout".
     pub name: String,
+    /// Its value as strace would print it, e.g. "[{fd=29, events=POLLIN}]", "10000".
     pub value: String,
 }
 
@@ -120,7 +132,10 @@ pub struct SyscallArg {
 pub enum WaitObject {
     /// An fd, with the poll events requested ("POLLIN", ...) when the syscall names them.
     Fd {
+        /// The fd it waits on.
         fd: i32,
+        /// The poll events it waits for, e.g. "POLLIN"; empty when the call names none (a
+        /// read, an accept).
         #[serde(default)]
         events: Vec<String>,
         /// For fds reached through an epoll: the epoll fd.
@@ -129,9 +144,13 @@ pub enum WaitObject {
     },
     /// A futex word; `owner_tid` for a glibc mutex (or PI futex) whose owner could be read.
     Futex {
+        /// The futex word's address in the target's memory.
         addr: u64,
+        /// The futex operation, e.g. "FUTEX_WAIT_PRIVATE", "FUTEX_LOCK_PI".
         #[serde(default)]
         op: String,
+        /// The thread holding the mutex: the TID in a glibc mutex's `__owner` word or a PI
+        /// futex's value; `None` when the word names none or could not be read.
         #[serde(default)]
         owner_tid: Option<i32>,
         /// Other threads of the process waiting on the same address (the first 32; see
@@ -146,20 +165,37 @@ pub enum WaitObject {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         owner_pid: Option<i32>,
         /// The file both processes map the mutex from, as the waiter's maps name it
-        /// ("/dev/shm/ledger", "/memfd:locks (deleted)"), when the owner is in another process.
+        /// ("/dev/shm/ledger", "/memfd:locks (deleted)"), when the owner is in another process
+        /// (since 1.6).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         shared_file: Option<Text>,
     },
-    /// A child process (wait4 / waitid); -1 means any child.
-    Process { pid: i32 },
-    /// A sleep of this length.
-    Sleep { ns: u64 },
+    /// A child process (wait4 / waitid).
+    Process {
+        /// The child waited for; -1 means any child (0 or below -1: any in a process group).
+        pid: i32,
+    },
+    /// A sleep (nanosleep, clock_nanosleep).
+    Sleep {
+        /// The requested length, nanoseconds; for an absolute sleep (TIMER_ABSTIME), the time
+        /// left on its clock when read; 0 when the timespec could not be read.
+        ns: u64,
+    },
     /// A file lock request (flock, fcntl F_SETLKW) through an fd.
-    Lock { fd: i32, op: String },
+    Lock {
+        /// The fd the lock is asked through.
+        fd: i32,
+        /// The request, e.g. "LOCK_EX" (flock), "F_SETLKW F_WRLCK 100-109" (fcntl, with the
+        /// byte range).
+        op: String,
+    },
     /// A signal (pause, sigsuspend, rt_sigtimedwait).
     Signal,
     /// A Linux AIO context (io_getevents).
-    Aio { ctx: u64 },
+    Aio {
+        /// The context's id, as io_setup returned it.
+        ctx: u64,
+    },
 }
 
 /// How a thread behaved over the sampling window.
@@ -181,8 +217,12 @@ pub struct Activity {
     pub rate_per_s: Option<f64>,
     /// Lower bound on how long the thread has been in its current wait, milliseconds.
     pub blocked_at_least_ms: Option<u64>,
+    /// CPU time used over the window, milliseconds (the scheduler's sum_exec_runtime, else utime
+    /// plus stime).
     pub cpu_ms: u64,
+    /// Voluntary context switches over the window.
     pub voluntary_switches: u64,
+    /// Involuntary context switches over the window.
     pub involuntary_switches: u64,
     /// Distinct syscall states seen.
     pub syscall_changes: u32,
@@ -192,7 +232,7 @@ pub struct Activity {
     pub looks: Vec<ThreadLook>,
 }
 
-/// A thread re-entering the same call over the window.
+/// A thread re-entering the same call over the window (since 1.7, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Looping {
@@ -259,7 +299,7 @@ impl Thread {
     }
 }
 
-/// One look at a thread during the window.
+/// One look at a thread during the window (since 1.6, with its fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct ThreadLook {
