@@ -157,6 +157,16 @@ pub(crate) fn ask(
                 },
             ));
         }
+        // The helper's own clock can run out before ours: the same answer as a timeout here.
+        Outcome::Failed(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => {
+            return Err(unavailable(
+                UnavailableReason::TimedOut,
+                format!(
+                    "{tool}: no answer within {}",
+                    hangscope_model::units::duration(limit)
+                ),
+            ));
+        }
         Outcome::Failed(e) => {
             return Err(unavailable(
                 UnavailableReason::Failed,
@@ -216,7 +226,12 @@ pub(crate) fn attach_at(
     let limit = end
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(1));
-    let mut s = UnixStream::connect(&path)?;
+    // A listener whose backlog is full (its Attach Listener thread not accepting) refuses a
+    // connect with EAGAIN: the JVM did not answer, as when it accepts and never replies.
+    let mut s = UnixStream::connect(&path).map_err(|e| match e.raw_os_error() {
+        Some(libc::EAGAIN) => io::Error::from_raw_os_error(libc::ETIMEDOUT),
+        _ => e,
+    })?;
     s.set_write_timeout(Some(limit))?;
     let mut msg = b"1\0".to_vec();
     for i in 0..4 {
