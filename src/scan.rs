@@ -367,9 +367,14 @@ fn rank(entries: &mut Vec<ScanEntry>) {
         });
     }
     let key = |(root, g): &(i32, Vec<ScanEntry>)| {
-        let status = g.iter().map(|e| e.status).min().unwrap_or_default();
-        let stuck = g.iter().filter_map(|e| e.stuck_ms).max().unwrap_or(0);
-        (status, std::cmp::Reverse(stuck), *root)
+        // A group ranks as its most serious member: a suspect root stuck longer than its
+        // member's cause must not lift the group above a longer-stuck cause elsewhere.
+        let best = g
+            .iter()
+            .map(|e| (e.status, std::cmp::Reverse(e.stuck_ms.unwrap_or(0))))
+            .min()
+            .unwrap_or_default();
+        (best, *root)
     };
     groups.sort_by_key(key);
     entries.extend(groups.into_iter().flat_map(|(_, g)| g));
