@@ -51,13 +51,6 @@ fn run(pid: i32, force_dump: bool, strace_to: Option<&str>) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)))
 }
 
-fn strace_works() -> bool {
-    Command::new("strace")
-        .args(["-qq", "-e", "trace=none", "true"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// Same sockets either way; with strace, the exact way duplicated each socket fd (and the
 /// fds of a peer on this host whose connections it reads) and the forced dump none.
 fn assert_same_either_way(pid: i32, socket_fds: usize) {

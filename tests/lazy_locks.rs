@@ -48,13 +48,6 @@ fn look(pid: i32, forced: bool, trace: Option<&str>) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)))
 }
 
-fn strace_works() -> bool {
-    Command::new("strace")
-        .args(["-qq", "-e", "trace=none", "true"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 fn opened_proc_locks(trace: &str) -> bool {
     std::fs::read_to_string(trace)
         .unwrap()

@@ -426,3 +426,11 @@ impl PublicBinary {
         format!("{}/hangscope", self.dir.path())
     }
 }
+
+/// Whether strace can trace here (it cannot in some containers).
+pub fn strace_works() -> bool {
+    std::process::Command::new("strace")
+        .args(["-qq", "-e", "trace=none", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
