@@ -12,6 +12,9 @@ use crate::wording::{self, bytes, duration, plural};
 
 pub(crate) mod peer_silent;
 pub(crate) mod same_host;
+// Chains: a hop with no finding, a chain across hosts.
+pub(crate) mod across;
+pub(crate) mod chain;
 // Waits inside this host.
 pub(crate) mod busy;
 pub(crate) mod child_wait;
@@ -149,6 +152,40 @@ pub(crate) fn finding_of(facts: &Facts) -> Finding {
         Facts::PgIdleInTransaction(f) => finding(f.as_ref()),
         Facts::MariaLockWait(f) => finding(f.as_ref()),
         Facts::RedisBlocked(f) => finding(f),
+    }
+}
+
+/// The words of any rule's facts, without the finding around them: what a sentence about a
+/// chain says of one of its hops.
+pub(crate) fn words_of(facts: &Facts) -> Words {
+    match facts {
+        Facts::PeerSilent(f) => f.words(),
+        Facts::SameHostAlive(f) => f.words(),
+        Facts::PeerUnreachable(f) => f.words(),
+        Facts::PeerNotReading(f) => f.words(),
+        Facts::LocalNotReading(f) => f.words(),
+        Facts::ConnectionDead(f) => f.words(),
+        Facts::Unanswered(f) => f.words(),
+        Facts::UnixPeerWait(f) => f.words(),
+        Facts::NameResolution(f) => f.words(),
+        Facts::LockWait(f) => f.words(),
+        Facts::LockRetry(f) => f.words(),
+        Facts::MutexDeadlock(f) => f.words(),
+        Facts::MutexHolderBlocked(f) => f.words(),
+        Facts::SharedMutexWait(f) => f.words(),
+        Facts::PipeWait(f) => f.words(),
+        Facts::Busy(f) => f.words(),
+        Facts::Exited(f) => f.words(),
+        Facts::ChildWait(f) => f.words(),
+        Facts::KernelWait(f) => f.words(),
+        Facts::WaitingLoop(f) => f.words(),
+        Facts::NotVisible(f) => f.words(),
+        Facts::Stopped(f) => f.words(),
+        Facts::ManagedRuntime(f) => f.words(),
+        Facts::PgLockWait(f) => f.words(),
+        Facts::PgIdleInTransaction(f) => f.words(),
+        Facts::MariaLockWait(f) => f.words(),
+        Facts::RedisBlocked(f) => f.words(),
     }
 }
 
