@@ -117,7 +117,10 @@ fn unavailable_next(
 fn kernel_call(t: &Locked) -> Option<String> {
     let sc = t.kernel_syscall.as_deref()?;
     Some(match &t.kernel_loop {
-        Some(l) => format!("{sc}() in a loop: {}", l.looping.words(l.rate_per_s)),
+        Some(l) => format!(
+            "{sc}() in a loop: {}",
+            super::looping(&l.looping, l.rate_per_s)
+        ),
         None => format!("{sc}()"),
     })
 }
