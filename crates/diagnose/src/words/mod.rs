@@ -216,10 +216,19 @@ pub(crate) fn thread(w: &ThreadWait) -> String {
 
 /// "Thread 31576 (dump_meta)", of any thread.
 pub(crate) fn thread_of(tid: i32, name: &str) -> String {
+    thread_named("Thread", tid, name)
+}
+
+/// "thread 31576 (dump_meta)", inside a sentence.
+pub(crate) fn thread_in_sentence(tid: i32, name: &str) -> String {
+    thread_named("thread", tid, name)
+}
+
+fn thread_named(word: &str, tid: i32, name: &str) -> String {
     if name.is_empty() {
-        format!("Thread {tid}")
+        format!("{word} {tid}")
     } else {
-        format!("Thread {tid} ({name})")
+        format!("{word} {tid} ({name})")
     }
 }
 
