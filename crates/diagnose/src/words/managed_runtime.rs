@@ -202,6 +202,7 @@ pub(crate) fn words(f: &ManagedRuntime) -> Words {
             threads,
             lasted_ms,
             threads_total,
+            ..
         } => {
             for t in threads {
                 let minutes = t
@@ -274,6 +275,7 @@ pub(crate) fn words(f: &ManagedRuntime) -> Words {
         Seen::Nothing {
             tool,
             threads_total,
+            ..
         } => {
             ruled_out.push(format!(
                 "a lock wait inside the runtime: its own dump ({}) shows none of its {threads_total} \
