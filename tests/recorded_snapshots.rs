@@ -418,13 +418,13 @@ fn the_last_recorded_rules_have_their_facts() {
     let waiter = v
         .sessions
         .iter()
-        .find(|s| Value::from(s.id) == f.facts["waiter"]["id"])
+        .find(|s| f.facts["waiter"]["id"] == s.id)
         .expect("the waiter's session");
     assert!(
         waiter
             .blocked_by
             .iter()
-            .any(|h| Value::from(*h) == f.facts["holder"]["id"])
+            .any(|h| f.facts["holder"]["id"] == *h)
     );
     assert_eq!(f.facts["holder"]["idle_in_transaction"], true);
     assert_eq!(f.facts["table"], "`hs`.`ledger`");
