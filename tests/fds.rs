@@ -202,6 +202,7 @@ fn without_privileges_it_reports_what_it_could_see() {
         .gid(65534)
         .output()
         .unwrap();
+    record(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
     // Printed, but not "nothing stuck": the process could not be seen.
     assert_eq!(out.status.code(), Some(3), "{err}");

@@ -11,7 +11,10 @@
 use std::path::PathBuf;
 
 use hangscope_diagnose::diagnose;
-use hangscope_model::{Document, Finding, Severity};
+use hangscope_model::{
+    AppView, Cause, Document, Finding, Next, Severity, Snapshot, SocketDetail, TcpState,
+};
+use serde_json::Value;
 
 /// Each recorded state, and the rule and severity of its top finding that is not context
 /// (`None`: no cause and no warning).
@@ -42,6 +45,10 @@ const EXPECTED: &[(&str, Option<(&str, Severity)>)] = &[
     (
         "a_lookup_on_a_silent_local_resolver_leads_to_the_resolver",
         Some(("name_resolution", Severity::Cause)),
+    ),
+    (
+        "a_row_lock_chain_names_the_idle_holder_and_its_client_process",
+        Some(("mariadb_lock_wait", Severity::Cause)),
     ),
     (
         "a_python_threading_deadlock_says_cpython_and_what_would_see_it",
@@ -86,6 +93,15 @@ const EXPECTED: &[(&str, Option<(&str, Severity)>)] = &[
         None,
     ),
     ("json_lines_and_a_log_given_on_the_command_line", None),
+    // The peer holds its end (the healthy twin), then closes it.
+    (
+        "peer_closed-a_connection_the_peer_closed_that_nobody_closes",
+        None,
+    ),
+    (
+        "peer_closed-a_connection_the_peer_closed_that_nobody_closes-2",
+        Some(("connection_dead", Severity::Warning)),
+    ),
     (
         "mutex_deadlock-a_pool_behind_a_lock_whose_owner_is_blocked",
         Some(("mutex_holder_blocked", Severity::Cause)),
@@ -194,6 +210,10 @@ const EXPECTED: &[(&str, Option<(&str, Severity)>)] = &[
         None,
     ),
     (
+        "without_privileges_it_reports_what_it_could_see",
+        Some(("not_visible", Severity::Warning)),
+    ),
+    (
         "zero_window-zero_window_blocks_the_sender",
         Some(("peer_not_reading", Severity::Cause)),
     ),
@@ -276,4 +296,167 @@ fn every_recorded_state_is_diagnosed_as_expected_and_worded_as_recorded() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Every rule's id: each must be found in at least one recorded state.
+const RULES: &[&str] = &[
+    "busy",
+    "child_wait",
+    "connection_dead",
+    "exited",
+    "local_not_reading",
+    "lock_retry",
+    "lock_wait",
+    "managed_runtime",
+    "mariadb_lock_wait",
+    "mutex_deadlock",
+    "mutex_holder_blocked",
+    "name_resolution",
+    "not_visible",
+    "peer_not_reading",
+    "peer_silent",
+    "peer_unreachable",
+    "pg_idle_in_transaction",
+    "pg_lock_wait",
+    "pipe_wait",
+    "redis_blocked",
+    "same_host",
+    "shared_mutex_wait",
+    "stopped",
+    "unanswered",
+    "uninterruptible",
+    "unix_peer_wait",
+    "waiting_loop",
+];
+
+/// A recorded state's snapshot and its findings now.
+fn replay(name: &str) -> (Snapshot, Vec<Finding>) {
+    let path = dir().join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let doc = Document::from_json(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let found = diagnose(&doc.snapshot);
+    (doc.snapshot, found)
+}
+
+fn by_rule<'a>(found: &'a [Finding], rule: &str) -> &'a Finding {
+    found
+        .iter()
+        .find(|f| f.rule == rule)
+        .unwrap_or_else(|| panic!("no {rule} finding"))
+}
+
+#[test]
+fn every_rule_is_found_in_a_recorded_state() {
+    let mut seen: Vec<String> = Vec::new();
+    for (name, _) in EXPECTED {
+        seen.extend(replay(name).1.into_iter().map(|f| f.rule));
+    }
+    let missing: Vec<&&str> = RULES
+        .iter()
+        .filter(|r| !seen.iter().any(|s| s == **r))
+        .collect();
+    assert!(missing.is_empty(), "no recorded state has {missing:?}");
+}
+
+/// The rules no recorded state had before, with the facts that make each what it is, read
+/// against the snapshot they were found in.
+#[test]
+fn the_last_recorded_rules_have_their_facts() {
+    // busy: the zoo's spinner, runnable with its CPU time growing and no voluntary switch.
+    let (snap, found) = replay("every_wait_is_decoded_joined_and_classified");
+    let f = by_rule(&found, "busy");
+    assert_eq!((f.severity, f.cause), (Severity::Warning, Cause::Busy));
+    let tid = f.facts["thread"]["tid"].as_i64().expect("tid") as i32;
+    let a = snap
+        .thread(tid)
+        .and_then(|t| t.activity.as_ref())
+        .expect("the busy thread's activity");
+    assert!(a.busy, "{a:?}");
+    assert_eq!(f.facts["thread"]["name"], "spinner");
+    assert_eq!(f.facts["cpu_ms"], a.cpu_ms);
+    assert_eq!(f.facts["voluntary_switches"], 0);
+    assert_eq!(f.subject.tid, Some(tid));
+    assert_eq!(
+        f.next,
+        Some(Next::thread(snap.process.pid, tid).with_command(format!("perf top -t {tid}")))
+    );
+
+    // connection_dead: the client's end in CLOSE-WAIT, nothing unread (Recv-Q 1 is the FIN),
+    // no thread on it; the twin before the close has no such finding.
+    let (_, twin) = replay("peer_closed-a_connection_the_peer_closed_that_nobody_closes");
+    assert!(twin.iter().all(|f| f.rule != "connection_dead"), "{twin:?}");
+    let (snap, found) = replay("peer_closed-a_connection_the_peer_closed_that_nobody_closes-2");
+    let f = by_rule(&found, "connection_dead");
+    assert_eq!(
+        (f.severity, f.cause),
+        (Severity::Warning, Cause::PeerClosed)
+    );
+    assert_eq!(f.facts["shape"], "peer_closed");
+    let inode = f.facts["conn"]["socket_inode"].as_u64().expect("inode");
+    let sock = snap.socket(inode).expect("the finding's socket");
+    let SocketDetail::Tcp(t) = &sock.detail else {
+        panic!("not TCP: {sock:?}")
+    };
+    assert_eq!(t.state, TcpState::CloseWait);
+    assert_eq!(f.facts["recv_q"], t.recv_q);
+    assert_eq!((t.recv_q, &f.facts["unread"]), (1, &Value::from(0)));
+    assert!(f.facts["since_ms"].as_u64() >= Some(1000), "{}", f.facts);
+    assert!(f.facts["waiter"].is_null());
+    assert_eq!(f.facts["conn"]["fd"], Value::from(sock.fds[0]));
+
+    // mariadb_lock_wait: the server's own view, the waiting UPDATE blocked by the session idle
+    // in its transaction, whose client is a process on this host.
+    let (snap, found) = replay("a_row_lock_chain_names_the_idle_holder_and_its_client_process");
+    let f = by_rule(&found, "mariadb_lock_wait");
+    assert_eq!(
+        (f.severity, f.cause),
+        (Severity::Cause, Cause::IdleInTransaction)
+    );
+    let Some(AppView::Mariadb(v)) = &snap.app else {
+        panic!("no MariaDB view")
+    };
+    let waiter = v
+        .sessions
+        .iter()
+        .find(|s| f.facts["waiter"]["id"] == s.id)
+        .expect("the waiter's session");
+    assert!(
+        waiter
+            .blocked_by
+            .iter()
+            .any(|h| f.facts["holder"]["id"] == *h)
+    );
+    assert_eq!(f.facts["holder"]["idle_in_transaction"], true);
+    assert_eq!(f.facts["table"], "`hs`.`ledger`");
+    assert_eq!(f.facts["client"]["kind"], "process");
+    let client = f.facts["client"]["pid"].as_i64().expect("client pid") as i32;
+    assert_eq!(f.next.as_ref().and_then(|n| n.pid), Some(client));
+
+    // not_visible: run as another user, the fd table and the threads' calls refused, with
+    // what would allow them.
+    let (snap, found) = replay("without_privileges_it_reports_what_it_could_see");
+    let f = by_rule(&found, "not_visible");
+    assert_eq!(
+        (f.severity, f.cause),
+        (Severity::Warning, Cause::NotVisible)
+    );
+    assert_eq!(f.facts["pid"], snap.process.pid);
+    let parts: Vec<&Value> = f.facts["unseen"]
+        .as_array()
+        .expect("unseen")
+        .iter()
+        .map(|u| &u["part"])
+        .collect();
+    assert_eq!(parts, ["fd_table", "syscalls"]);
+    assert_eq!(
+        f.facts["unseen"][0]["what"],
+        format!("/proc/{}/fd", snap.process.pid)
+    );
+    assert!(
+        f.facts["unseen"][0]["needs"]
+            .as_str()
+            .is_some_and(|n| n.contains("CAP_DAC_READ_SEARCH")),
+        "{}",
+        f.facts
+    );
 }

@@ -13,6 +13,7 @@ mod demo;
 mod full_backlog;
 mod idle_server;
 mod mutex_deadlock;
+mod peer_closed;
 mod pipe_wait;
 mod seed_incident;
 mod unanswered;

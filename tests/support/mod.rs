@@ -172,8 +172,9 @@ pub fn hangscope(args: &[&str]) -> Output {
 
 /// With `HANGSCOPE_RECORD=DIR`, every document a test gets from hangscope is also written to
 /// DIR as `<test>.json` (then `<test>-2.json`, ...): how the snapshots under
-/// tests/fixtures/snapshots/recorded/ were made from the real processes of these tests.
-fn record(stdout: &[u8]) {
+/// tests/fixtures/snapshots/recorded/ were made from the real processes of these tests. A test
+/// that runs hangscope its own way (as another user) records its document with this too.
+pub fn record(stdout: &[u8]) {
     let Some(dir) = std::env::var_os("HANGSCOPE_RECORD") else {
         return;
     };

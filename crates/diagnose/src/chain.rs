@@ -8,7 +8,7 @@
 //! or the snapshots a saved document carries, so replay walks the same chain.
 
 use hangscope_model::{
-    Chain, ChainEnd, Finding, GapReason, Hop, Next, NextKind, Severity, Snapshot, Verdict, text,
+    Chain, ChainEnd, Finding, GapReason, Hop, Next, NextKind, Severity, Snapshot, Verdict,
 };
 
 /// Processes followed after the target, at most.
@@ -213,34 +213,9 @@ fn hop(snap: &Snapshot, findings: &[Finding], tid: Option<i32>) -> Hop {
             h.next = f.next.clone();
             h.stuck_ms = f.stuck_ms;
         }
-        None => h.summary = idle(snap, tid),
+        None => h.summary = crate::words::chain::idle(snap, tid),
     }
     h
-}
-
-/// What a process with no finding is doing: the waited-on thread's system call, else the main
-/// thread's.
-fn idle(snap: &Snapshot, tid: Option<i32>) -> String {
-    let p = &snap.process;
-    let thread = tid
-        .and_then(|t| snap.thread(t))
-        .or_else(|| snap.thread(p.pid))
-        .or(snap.threads.first());
-    let doing = thread.and_then(|t| t.syscall.as_ref().map(|s| (t, s)));
-    match doing {
-        Some((t, s)) if s.running => format!(
-            "{} {} is not waiting on anything: thread {} is running.",
-            p.name, p.pid, t.tid
-        ),
-        Some((t, s)) if !s.summary.is_empty() => format!(
-            "{} {} has no finding of its own: thread {} waits in {}.",
-            p.name,
-            p.pid,
-            t.tid,
-            text::escape_cut(&s.summary, 120)
-        ),
-        _ => format!("{} {} has no finding of its own.", p.name, p.pid),
-    }
 }
 
 #[cfg(test)]

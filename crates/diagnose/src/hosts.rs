@@ -9,6 +9,8 @@
 use hangscope_model::{Chain, ChainEnd, Document, FoundBy, Hop, Snapshot, SocketDetail};
 
 use crate::chain::{Look, walk};
+use crate::facts::Facts;
+use crate::facts::across::{Across, Crossing, HopSeen, Served};
 
 /// Diagnoses a document again from its snapshots: the findings, the chain from the processes'
 /// snapshots it carries (none is read live), each host's document the same way, and the chain
@@ -118,18 +120,11 @@ pub fn join(doc: &mut Document) {
     if crossings.is_empty() {
         return;
     }
-    let summary = across(doc, &crossings);
-    let chain = doc.chain.as_ref();
-    if let Some(root) = chain
-        .and_then(Chain::root)
-        .filter(|r| r.reached_at.is_some())
-    {
-        let at = root.reached_at.clone().unwrap_or_default();
-        if !doc.verdict.next_step.is_empty() {
-            doc.verdict.next_step = format!("On {at}: {}", doc.verdict.next_step);
-        }
+    let said = crate::words::across::verdict(&across(doc, &crossings));
+    doc.verdict.summary = said.summary;
+    if let Some(step) = said.next_step {
+        doc.verdict.next_step = step;
     }
-    doc.verdict.summary = summary;
 }
 
 /// The snapshot a hop of the joined chain was read from.
@@ -153,270 +148,137 @@ fn snapshot_of<'a>(
     }
 }
 
-/// The chain across hosts in one sentence: who waits on which host, what the process at the
-/// other end did with the request, and what holds it up there.
-fn across(doc: &Document, crossings: &[(usize, usize)]) -> String {
-    let Some(chain) = doc.chain.as_ref() else {
-        return doc.verdict.summary.clone();
-    };
-    let mut parts: Vec<String> = Vec::new();
-    let mut start = 0;
-    for (n, &(base, host)) in crossings.iter().enumerate() {
-        let Some(h) = doc.hosts.get(host) else { break };
-        // The hops on the host before this crossing, the last of which waits on the peer.
-        for i in start..base {
-            let Some(hop) = chain.hops.get(i) else { break };
-            let here = where_is(doc, crossings, n == 0 && i == 0);
-            if i + 1 < base {
-                parts.push(format!(
-                    "{}{here} waits on {}",
-                    who(doc, crossings, i, hop),
-                    name(chain.hops.get(i + 1))
-                ));
-            } else {
-                let how = hop
-                    .cause
-                    .map(|c| format!(" ({})", c.label()))
-                    .unwrap_or_default();
-                parts.push(format!(
-                    "{}{here} waits for {}:{}{how}",
-                    who(doc, crossings, i, hop),
-                    h.addr,
-                    h.port
-                ));
+/// The joined chain's facts, as its verdict is told: each hop with its finding's facts found
+/// again from the snapshot it was read from, and what the process at the far end of each
+/// crossing did with the connection.
+fn across<'a>(doc: &'a Document, crossings: &[(usize, usize)]) -> Across<'a> {
+    let hops = doc
+        .chain
+        .iter()
+        .flat_map(|c| c.hops.iter().enumerate())
+        .map(|(i, hop)| {
+            let snap = snapshot_of(doc, crossings, i);
+            HopSeen {
+                hop,
+                snap,
+                facts: snap.and_then(|s| facts_of_hop(s, hop)),
             }
-        }
-        let Some(remote) = h.document.as_deref() else {
-            break;
-        };
-        let Some(first) = chain.hops.get(base) else {
-            break;
-        };
-        let end_of = crossings.get(n + 1).map_or(chain.hops.len(), |c| c.0);
-        let mut said = format!(
-            "process {} ({}) there {}",
-            first.pid,
-            first.name.escaped_cut(40),
-            served(remote)
-        );
-        // Its own wait, and the processes on that host it leads through.
-        let own: Vec<&Hop> = chain.hops[base..end_of].iter().collect();
-        if let Some(first) = own.first() {
-            said.push_str(&format!("; {}", lower_first(&first.summary)));
-        }
-        for hop in own.iter().skip(1) {
-            said.push_str(&format!(
-                " → {}: {}",
-                name(Some(hop)),
-                lower_first(&hop.summary)
-            ));
-        }
-        parts.push(said);
-        start = end_of;
-    }
-    let mut s = upper_first(&parts.join(" → "));
-    let last_failed = match &chain.end {
-        ChainEnd::OtherHost { host, port, .. } => doc
+        })
+        .collect();
+    let crossings: Vec<Crossing<'a>> = crossings
+        .iter()
+        .filter_map(|&(base, i)| {
+            let host = doc.hosts.get(i)?;
+            Some(Crossing {
+                base,
+                host,
+                served: served(host.document.as_deref()?),
+            })
+        })
+        .collect();
+    let from_addr = crossings
+        .first()
+        .and_then(|c| c.host.from.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.ip().to_string());
+    let not_followed = match doc.chain.as_ref().map(|c| &c.end) {
+        Some(ChainEnd::OtherHost { host, port, .. }) => doc
             .hosts
             .iter()
             .find(|h| &h.addr == host && Some(h.port) == *port && h.failure.is_some()),
         _ => None,
     };
-    if let Some(f) = last_failed.and_then(|h| h.failure.as_ref().map(|f| (h, f))) {
-        s.push_str(&format!(
-            " → {}:{} was not followed: {}",
-            f.0.addr, f.0.port, f.1.reason
-        ));
-    }
-    if !s.ends_with('.') {
-        s.push('.');
-    }
-    s
-}
-
-fn name(hop: Option<&Hop>) -> String {
-    match hop {
-        Some(h) => format!("{} {}", h.name.escaped_cut(40), h.pid),
-        None => "?".into(),
+    Across {
+        hops,
+        crossings,
+        from_addr,
+        not_followed,
     }
 }
 
-/// "thread 31576 (dump_meta) of meta-client 31570", or the process alone.
-fn who(doc: &Document, crossings: &[(usize, usize)], i: usize, hop: &Hop) -> String {
-    let process = name(Some(hop));
-    let thread = hop.tid.and_then(|t| {
-        let snap = snapshot_of(doc, crossings, i)?;
-        snap.thread(t).map(|th| (t, th.name.clone()))
-    });
-    match thread {
-        Some((tid, tname)) => format!("thread {tid} ({}) of {process}", tname.escaped_cut(40)),
-        None => process,
+/// The facts of a hop's finding, found again by the rules over the snapshot it was read from:
+/// those the hop carries, else the same rule's about the hop's thread.
+fn facts_of_hop(snap: &Snapshot, hop: &Hop) -> Option<Facts> {
+    if hop.rule.is_empty() {
+        return None;
     }
-}
-
-/// " on 198.18.0.1": this host's address on the connection, for the first hop; " there" is said
-/// of the others.
-fn where_is(doc: &Document, crossings: &[(usize, usize)], first: bool) -> String {
-    if !first {
-        return String::new();
-    }
-    let from = crossings
-        .first()
-        .and_then(|(_, h)| doc.hosts.get(*h))
-        .map(|h| h.from.as_str())
-        .unwrap_or_default();
-    match from.rsplit_once(':') {
-        Some((addr, _)) if !addr.is_empty() => {
-            format!(" on {}", addr.trim_start_matches('[').trim_end_matches(']'))
-        }
-        _ => String::new(),
-    }
+    let mut same_rule: Vec<Facts> = crate::facts_of(snap)
+        .into_iter()
+        .filter(|f| f.rule() == hop.rule)
+        .collect();
+    let exact = same_rule
+        .iter()
+        .position(|f| f.to_json() == hop.facts)
+        .or_else(|| same_rule.iter().position(|f| f.subject().tid == hop.tid))?;
+    Some(same_rule.swap_remove(exact))
 }
 
 /// What the process at the far end did with the connection, from its own host's view.
-fn served(remote: &Document) -> String {
+fn served(remote: &Document) -> Served {
     let Some(s) = remote.served.as_ref() else {
-        return "holds the other end".into();
+        return Served::Unknown;
     };
     if s.found_by == FoundBy::Listener {
-        return format!(
-            "holds the listener on {} (no socket there has this connection's addresses: NAT \
-             or a proxy is in between, so this is the likely process, not a certain one)",
-            s.local
-        );
+        return Served::Listener {
+            local: s.local.clone(),
+        };
     }
     let snap = &remote.snapshot;
-    let tcp = snap
+    let recv_q = snap
         .socket(s.socket_inode)
         .and_then(|sock| match &sock.detail {
-            SocketDetail::Tcp(t) => Some(t),
+            SocketDetail::Tcp(t) => Some(t.recv_q),
             _ => None,
         });
-    let read = match tcp {
-        Some(t) if t.recv_q == 0 => "read the request".to_string(),
-        Some(t) => format!(
-            "has not read the request ({} bytes wait in its queue)",
-            t.recv_q
-        ),
-        None => "holds the connection".to_string(),
-    };
     let waiters = crate::waiters::Waiters::new(snap);
-    let on_fd = waiters.on_any(&[s.fd]);
-    let fd_part = match on_fd.first() {
-        Some(w) => format!(
-            "thread {} waits on it (fd {}) in {}",
-            w.thread.tid,
-            s.fd,
-            w.syscall()
-        ),
-        None if waiters.known => format!("no thread waits on its fd {} any more", s.fd),
-        None => format!("on fd {}", s.fd),
-    };
-    format!("{read}, and {fd_part}")
-}
-
-/// "Thread 4720 ..." → "thread 4720 ...": a summary continued inside a sentence.
-fn lower_first(s: &str) -> String {
-    let s = s.trim_end_matches('.');
-    for w in ["Thread ", "The ", "No ", "Process ", "None "] {
-        if let Some(rest) = s.strip_prefix(w) {
-            return format!("{}{rest}", w.to_lowercase());
-        }
-    }
-    s.to_string()
-}
-
-/// A sentence that starts with "thread" starts with a capital; one that starts with a
-/// process's name keeps it as it is.
-fn upper_first(s: &str) -> String {
-    match s.strip_prefix("thread ") {
-        Some(rest) => format!("Thread {rest}"),
-        None => s.to_string(),
+    let waiter = waiters
+        .on_any(&[s.fd])
+        .first()
+        .map(|w| (w.thread.tid, w.syscall().to_string()));
+    Served::Connection {
+        fd: s.fd,
+        recv_q,
+        waiter,
+        threads_known: waiters.known,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hangscope_model::{
-        Cause, Finding, HopFailure, HopFailureKind, HostHop, Next, Process, Served, Severity,
-        Subject,
-    };
+    use crate::testkit::{base, seed, sleeper};
+    use hangscope_model::{HopFailure, HopFailureKind, HostHop, Served};
 
-    fn snapshot(pid: i32, name: &str) -> Snapshot {
-        Snapshot {
-            process: Process {
-                pid,
-                name: name.into(),
-                ..Process::default()
-            },
-            ..Snapshot::default()
-        }
+    /// A document as a host's hangscope makes it: the snapshot diagnosed, its chain walked
+    /// reading no other process.
+    fn diagnosed(snap: Snapshot) -> Document {
+        let findings = crate::diagnose(&snap);
+        let mut doc = Document::new("t", snap, findings);
+        let (chain, others) = walk(&doc.snapshot, &doc.findings, &mut |_| {
+            Look::NotSeen("not read".into())
+        });
+        doc.set_chain(chain, others);
+        doc
     }
 
-    fn finding(summary: &str, cause: Cause, next: Option<Next>) -> Finding {
-        Finding {
-            rule: "r".into(),
-            severity: Severity::Cause,
-            cause,
-            summary: summary.into(),
-            next_step: format!("step of {summary}"),
-            subject: Subject::default(),
-            next,
-            ..Finding::default()
-        }
+    /// A process stopped by a signal: a root with a finding of its own.
+    fn stopped(pid: i32, name: &str) -> Snapshot {
+        let mut snap = base(pid, name);
+        snap.process.state = "T".into();
+        let mut t = sleeper(pid, name, 100);
+        t.state = "T".into();
+        t.last_ran_ms_ago = Some(12_345.6);
+        snap.threads = vec![t];
+        snap
     }
 
-    fn hop_of(doc: &Document) -> Hop {
-        let f = &doc.findings[0];
-        Hop {
-            pid: doc.snapshot.process.pid,
-            name: doc.snapshot.process.name.clone(),
-            rule: f.rule.clone(),
-            cause: Some(f.cause),
-            severity: Some(f.severity),
-            summary: f.summary.clone(),
-            next_step: f.next_step.clone(),
-            next: f.next.clone(),
-            ..Hop::default()
-        }
-    }
-
-    /// The client on this host, its chain ending at 198.18.0.2:10100, and that host's
-    /// document: meta 4, whose handler waits on a lock.
+    /// The seed's client on this host, its chain ending at 10.0.130.72:10100, and that host's
+    /// document: meta 4, stopped, holding the connection as fd 5.
     fn docs() -> (Document, Document) {
-        let mut local = Document::new(
-            "t",
-            snapshot(10, "client"),
-            vec![finding(
-                "Thread 10 waits for a reply",
-                Cause::PeerSilent,
-                Some(Next::host_port("198.18.0.2", 10100)),
-            )],
-        );
-        let end = ChainEnd::OtherHost {
-            host: "198.18.0.2".into(),
-            port: Some(10100),
-            from: Some("198.18.0.1:4000".into()),
-        };
-        let hops = vec![hop_of(&local)];
-        local.set_chain(Chain { hops, end }, Vec::new());
-        let mut remote = Document::new(
-            "t",
-            snapshot(4, "meta"),
-            vec![finding("Thread 7 waits on a mutex", Cause::LockWait, None)],
-        );
-        let hops = vec![hop_of(&remote)];
-        remote.set_chain(
-            Chain {
-                hops,
-                end: ChainEnd::Here,
-            },
-            Vec::new(),
-        );
+        let local = diagnosed(seed());
+        let mut remote = diagnosed(stopped(4, "meta"));
         remote.served = Some(Served {
-            local: "198.18.0.2:10100".into(),
-            remote: "198.18.0.1:4000".into(),
+            local: "10.0.130.72:10100".into(),
+            remote: "10.0.130.71:42428".into(),
             socket_inode: 99,
             fd: 5,
             ..Served::default()
@@ -426,9 +288,9 @@ mod tests {
 
     fn host(document: Option<Document>, failure: Option<HopFailure>) -> HostHop {
         HostHop {
-            addr: "198.18.0.2".into(),
+            addr: "10.0.130.72".into(),
             port: 10100,
-            from: "198.18.0.1:4000".into(),
+            from: "10.0.130.71:42428".into(),
             document: document.map(Box::new),
             failure,
             ..HostHop::default()
@@ -438,6 +300,8 @@ mod tests {
     #[test]
     fn the_chain_goes_on_with_the_other_hosts_hops() {
         let (mut doc, remote) = docs();
+        let there = remote.findings[0].clone();
+        assert_eq!(there.rule, "stopped");
         doc.hosts.push(host(Some(remote), None));
         join(&mut doc);
         let chain = doc.chain.clone().expect("chain");
@@ -446,26 +310,31 @@ mod tests {
             .iter()
             .map(|h| (h.pid, h.reached_at.as_deref()))
             .collect();
-        assert_eq!(hops, [(10, None), (4, Some("198.18.0.2"))]);
+        assert_eq!(hops, [(31516, None), (4, Some("10.0.130.72"))]);
         assert_eq!(
             chain.end,
             ChainEnd::Root {
-                why: Some(Cause::LockWait),
+                why: Some(hangscope_model::Cause::Stopped),
                 idle: false
             }
         );
         let root = doc.verdict.root.clone().expect("root");
-        assert_eq!((root.pid, root.host.as_deref()), (4, Some("198.18.0.2")));
-        let v = &doc.verdict.summary;
-        assert!(
-            v.starts_with("client 10 on 198.18.0.1 waits for 198.18.0.2:10100 (peer silent) → "),
-            "{v}"
+        assert_eq!((root.pid, root.host.as_deref()), (4, Some("10.0.130.72")));
+        // Who waits where, what the far end did with the request (its snapshot has no such
+        // socket and no thread on the fd), then what holds it there, in its finding's words
+        // from its facts, as a sentence of its own.
+        assert_eq!(
+            doc.verdict.summary,
+            format!(
+                "Thread 31576 (dump_meta) of zbs-metad 31516 on 10.0.130.71 waits for \
+                 10.0.130.72:10100 (peer silent) → process 4 (meta) there holds the connection, \
+                 and no thread waits on its fd 5 any more. {}",
+                there.summary
+            )
         );
-        assert!(v.contains("process 4 (meta) there"), "{v}");
-        assert!(v.contains("; thread 7 waits on a mutex"), "{v}");
         assert_eq!(
             doc.verdict.next_step,
-            "On 198.18.0.2: step of Thread 7 waits on a mutex"
+            format!("On 10.0.130.72: {}", there.next_step)
         );
         // Joined once: a second join changes nothing.
         let before = doc.clone();
@@ -493,7 +362,7 @@ mod tests {
         // A host's document for another connection is not this chain's.
         let (mut doc, remote) = docs();
         let mut other = host(Some(remote), None);
-        other.from = "198.18.0.1:4001".into();
+        other.from = "10.0.130.71:4001".into();
         doc.hosts.push(other);
         join(&mut doc);
         assert_eq!(doc.chain.as_ref().map(|c| c.hops.len()), Some(1));
@@ -502,33 +371,41 @@ mod tests {
     #[test]
     fn a_chain_crosses_two_hosts_in_order() {
         let (mut doc, mut b) = docs();
-        // B's process waits on a third host, C, which the run followed next.
+        // B's process waits on a third host, C, which the run followed next; a fourth that
+        // C's waits on could not be followed.
         if let Some(chain) = b.chain.as_mut() {
             chain.end = ChainEnd::OtherHost {
-                host: "198.18.0.6".into(),
+                host: "10.0.130.76".into(),
                 port: Some(2181),
-                from: Some("198.18.0.2:5000".into()),
+                from: Some("10.0.130.72:5000".into()),
             };
         }
-        let mut c = Document::new(
-            "t",
-            snapshot(8, "zk"),
-            vec![finding("Thread 9 waits in D", Cause::Stopped, None)],
-        );
-        let hops = vec![hop_of(&c)];
-        c.set_chain(
-            Chain {
-                hops,
-                end: ChainEnd::Here,
-            },
-            Vec::new(),
-        );
+        let mut c = diagnosed(stopped(8, "zk"));
+        let there = c.findings[0].clone();
+        if let Some(chain) = c.chain.as_mut() {
+            chain.end = ChainEnd::OtherHost {
+                host: "10.0.130.80".into(),
+                port: Some(7000),
+                from: Some("10.0.130.76:6000".into()),
+            };
+        }
         doc.hosts.push(host(Some(b), None));
         let mut third = host(Some(c), None);
-        third.addr = "198.18.0.6".into();
+        third.addr = "10.0.130.76".into();
         third.port = 2181;
-        third.from = "198.18.0.2:5000".into();
+        third.from = "10.0.130.72:5000".into();
         doc.hosts.push(third);
+        let mut fourth = host(
+            None,
+            Some(HopFailure {
+                kind: HopFailureKind::Timeout,
+                reason: "no answer before the deadline".into(),
+            }),
+        );
+        fourth.addr = "10.0.130.80".into();
+        fourth.port = 7000;
+        fourth.from = "10.0.130.76:6000".into();
+        doc.hosts.push(fourth);
         join(&mut doc);
         let chain = doc.chain.clone().expect("chain");
         let hops: Vec<_> = chain
@@ -538,14 +415,27 @@ mod tests {
             .collect();
         assert_eq!(
             hops,
-            [(10, None), (4, Some("198.18.0.2")), (8, Some("198.18.0.6"))]
+            [
+                (31516, None),
+                (4, Some("10.0.130.72")),
+                (8, Some("10.0.130.76"))
+            ]
         );
-        let root = doc.verdict.root.clone().expect("root");
-        assert_eq!((root.pid, root.host.as_deref()), (8, Some("198.18.0.6")));
+        let v = &doc.verdict.summary;
+        // The second crossing names who waits for that host (its document does not say which
+        // socket it served), and the host that was not followed.
         assert!(
-            doc.verdict.summary.contains("→ process 8 (zk) there"),
-            "{}",
-            doc.verdict.summary
+            v.contains(&format!(
+                "meta 4 waits for 10.0.130.76:2181 (stopped) → process 8 (zk) there holds the other \
+                 end. {} 10.0.130.80:7000 was not followed: no answer \
+                 before the deadline.",
+                there.summary
+            )),
+            "{v}"
+        );
+        assert_eq!(
+            doc.verdict.next_step,
+            format!("On 10.0.130.76: {}", there.next_step)
         );
     }
 }

@@ -64,6 +64,12 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// Every rule's facts over a snapshot, unranked and without words: what a sentence about a
+/// chain's hops is made from.
+pub(crate) fn facts_of(snap: &Snapshot) -> Vec<facts::Facts> {
+    rules::run(&Ctx::new(snap))
+}
+
 /// Runs every rule and ranks the findings: causes first, then warnings, then context; within a
 /// severity, the longest stuck first, then the one with the most evidence.
 pub fn diagnose(snap: &Snapshot) -> Vec<Finding> {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Cause, Chain, ChainEnd, Finding, Severity, Snapshot};
 
 /// "MAJOR.MINOR". MINOR grows with additive changes; MAJOR changes break readers.
-pub const SCHEMA_VERSION: &str = "1.9";
+pub const SCHEMA_VERSION: &str = "1.10";
 
 /// The document `--json` prints and `--save` writes: what was read, and what was found in it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -283,7 +283,8 @@ impl Document {
     }
 
     /// Fills what a document of an older minor version left to be read from its words: the
-    /// error names of log entries (1.7), the topics of gaps (1.9).
+    /// error names of log entries (1.7), the topics of gaps (1.9), a runtime view's command
+    /// (1.10).
     fn upgraded(mut self) -> Document {
         let minor = self
             .schema_version
@@ -307,6 +308,17 @@ impl Document {
                 let pid = snap.process.pid;
                 for g in snap.gaps.iter_mut().filter(|g| g.topic.is_none()) {
                     g.topic = crate::gap::GapTopic::of_words(&g.what, pid);
+                }
+            }
+        }
+        if minor < 10 {
+            let snapshots = std::iter::once(&mut self.snapshot).chain(self.others.iter_mut());
+            for v in snapshots.filter_map(|s| s.process.runtime.as_mut()?.view.as_mut()) {
+                if v.command.is_empty() {
+                    // "jcmd 4242 Thread.print (HotSpot attach API, ...)": the command, then
+                    // how it was reached.
+                    let tool = v.tool.escaped();
+                    v.command = tool.split(" (").next().unwrap_or_default().to_string();
                 }
             }
         }
@@ -371,7 +383,8 @@ mod tests {
         }
         let mut json = serde_json::to_value(Document::new("t", snap, vec![])).expect("json");
         let topics = |d: &Document| d.snapshot.gaps.iter().map(|g| g.topic).collect::<Vec<_>>();
-        // A 1.9 document says what collect set: nothing here, and the words are not read.
+        // A document of 1.9 or later says what collect set: nothing here, and the words are
+        // not read.
         let now = Document::from_json(&json.to_string()).expect("reads");
         assert_eq!(topics(&now), vec![None; 4]);
         json["schema_version"] = "1.7".into();
@@ -381,6 +394,34 @@ mod tests {
             topics(&old),
             vec![Some(FdTable), Some(ThreadList), Some(ThreadSyscalls), None]
         );
+    }
+
+    #[test]
+    fn a_runtime_view_s_command_is_filled_in_a_document_before_1_10_only() {
+        let mut snap = Snapshot::default();
+        snap.process.runtime = Some(crate::Runtime {
+            view: Some(crate::RuntimeView {
+                tool: "jcmd 42 Thread.print (HotSpot attach API, /proc/42/root/tmp/.java_pid42)"
+                    .into(),
+                ..crate::RuntimeView::default()
+            }),
+            ..crate::Runtime::default()
+        });
+        let mut json = serde_json::to_value(Document::new("t", snap, vec![])).expect("json");
+        let command = |d: &Document| {
+            let v = d
+                .snapshot
+                .process
+                .runtime
+                .as_ref()
+                .and_then(|r| r.view.as_ref());
+            v.map(|v| v.command.clone()).unwrap_or_default()
+        };
+        let now = Document::from_json(&json.to_string()).expect("reads");
+        assert_eq!(command(&now), "");
+        json["schema_version"] = "1.9".into();
+        let old = Document::from_json(&json.to_string()).expect("reads");
+        assert_eq!(command(&old), "jcmd 42 Thread.print");
     }
 
     #[test]

@@ -181,6 +181,10 @@ pub struct RuntimeView {
     /// How it was asked, as a person would do it, e.g. "jcmd 4242 Thread.print (HotSpot
     /// attach API, /proc/4242/root/tmp/.java_pid4242)".
     pub tool: Text,
+    /// The command alone, to run it again, e.g. "jcmd 4242 Thread.print" (since 1.10; a
+    /// document before has it from `tool`'s words).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub command: String,
     /// How long the answer took, milliseconds.
     pub took_ms: u64,
     /// Deadlocks the runtime itself found (HotSpot's "Found one Java-level deadlock").

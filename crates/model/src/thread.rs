@@ -248,29 +248,6 @@ pub struct Looping {
 }
 
 impl Looping {
-    /// The loop in words at `rate_per_s`: "clock_nanosleep 100 ms, ~10/s", "poll timeout 2 s,
-    /// ~0.5/s", "futex, ~12/s".
-    pub fn words(&self, rate_per_s: f64) -> String {
-        let rate = if rate_per_s >= 1.0 {
-            format!("{rate_per_s:.0}")
-        } else {
-            format!("{rate_per_s:.1}")
-        };
-        match self.period_ms {
-            Some(ms) if self.timeout => format!(
-                "{} timeout {}, ~{rate}/s",
-                self.syscall,
-                crate::units::period_ms(ms)
-            ),
-            Some(ms) => format!(
-                "{} {}, ~{rate}/s",
-                self.syscall,
-                crate::units::period_ms(ms)
-            ),
-            None => format!("{}, ~{rate}/s", self.syscall),
-        }
-    }
-
     /// The loop of `syscall`, as its decoded arguments set it: its sleep, else its timeout.
     pub fn of(syscall: &SyscallState) -> Looping {
         let sleep = syscall.waits_on.iter().find_map(|w| match w {
@@ -330,7 +307,7 @@ mod tests {
     }
 
     #[test]
-    fn a_loop_is_fields_and_its_words_come_from_them() {
+    fn a_loop_is_fields_from_its_call() {
         let sleep = SyscallState {
             name: "clock_nanosleep".into(),
             waits_on: vec![WaitObject::Sleep { ns: 100_000_000 }],
@@ -339,13 +316,13 @@ mod tests {
         let l = Looping::of(&sleep);
         assert_eq!(l.period_ms, Some(100.0));
         assert!(!l.timeout);
-        assert_eq!(l.words(9.8), "clock_nanosleep 100 ms, ~10/s");
         let poll = SyscallState {
             name: "poll".into(),
             timeout_ms: Some(2000),
             ..SyscallState::default()
         };
-        assert_eq!(Looping::of(&poll).words(0.5), "poll timeout 2 s, ~0.5/s");
+        let p = Looping::of(&poll);
+        assert_eq!((p.period_ms, p.timeout), (Some(2000.0), true));
         // Written with the document and read back.
         let t = thread_in(
             sleep.clone(),

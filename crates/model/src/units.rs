@@ -88,6 +88,12 @@ pub fn bytes_words(n: u64) -> String {
     }
 }
 
+/// Whether [`bytes_words`] of `n` takes a plural verb: "32 bytes are", but "1 byte is" and
+/// "2.5 MiB is".
+pub fn bytes_words_plural(n: u64) -> bool {
+    n != 1 && scaled(n).is_none()
+}
+
 /// For a table, with lsof's habit of exact bytes below a KiB: "33 B", "7.5 MiB".
 pub fn bytes_short(n: u64) -> String {
     match scaled(n) {
@@ -137,6 +143,7 @@ mod tests {
         assert_eq!(bytes_words(1), "1 byte");
         assert_eq!(bytes_words(32), "32 bytes");
         assert_eq!(bytes_words(2_621_440), "2.5 MiB");
+        assert!(bytes_words_plural(32) && !bytes_words_plural(1) && !bytes_words_plural(2_621_440));
         assert_eq!(bytes_short(33), "33 B");
         assert_eq!(bytes_short(7_907_320), "7.5 MiB");
         assert_eq!(bytes_short(5 << 40), "5.0 TiB");

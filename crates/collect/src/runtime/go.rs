@@ -387,6 +387,7 @@ pub(crate) fn ask(
     let now = parse_goroutines(&dump);
     let mut view = RuntimeView {
         tool: Text::from(format!("curl 'http://{addr}{PPROF_PATH}' (net/http/pprof)")),
+        command: format!("curl 'http://{addr}{PPROF_PATH}'"),
         took_ms,
         threads_total: now.len() as u32,
         between_dumps_ms: first.as_ref().map(|f| f.at.elapsed().as_millis() as u64),

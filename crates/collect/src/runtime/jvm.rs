@@ -186,6 +186,7 @@ pub(crate) fn ask(
         ));
     }
     let (mut view, version) = parse_dump(body);
+    view.command = format!("jcmd {pid} Thread.print");
     view.tool = Text::from(tool);
     view.took_ms = took_ms;
     Ok(Answer {

@@ -107,7 +107,8 @@ pub(crate) fn ask(
                 t.runtime.get_or_insert_with(Default::default).frames = f.clone();
             }
         }
-        view.tool = Text::from(format!("py-spy dump --nonblocking --json --pid {pid}"));
+        view.command = format!("py-spy dump --nonblocking --json --pid {pid}");
+        view.tool = Text::from(view.command.as_str());
         view.took_ms = started.elapsed().as_millis() as u64;
         return Ok(Answer {
             view,
@@ -118,6 +119,7 @@ pub(crate) fn ask(
     let left = limit.saturating_sub(started.elapsed());
     let out = run(&bin, pid, left, false).map_err(|e| ran_error(e, &tool, left))?;
     let mut view = parse_dump(&out);
+    view.command = tool.clone();
     view.tool = Text::from(tool);
     view.took_ms = started.elapsed().as_millis() as u64;
     Ok(Answer {

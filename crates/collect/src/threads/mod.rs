@@ -20,6 +20,7 @@ pub mod task_clock;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use hangscope_model::units;
 use hangscope_model::{
     Fd, Gap, GapReason, GapTopic, Looping, Snapshot, SyscallState, Thread, WaitObject, Window,
 };
@@ -467,9 +468,22 @@ fn loop_rate(s: &SyscallState, rate: f64) -> f64 {
     }
 }
 
-/// "clock_nanosleep 100 ms, ~10/s".
+/// "clock_nanosleep 100 ms, ~10/s": the document's `periodic`, the loop in words for readers
+/// before 1.7 (`looping` has it as fields, which diagnosis words itself).
 fn periodic_text(s: &SyscallState, rate: f64) -> String {
-    Looping::of(s).words(rate)
+    let l = Looping::of(s);
+    let rate = if rate >= 1.0 {
+        format!("{rate:.0}")
+    } else {
+        format!("{rate:.1}")
+    };
+    match l.period_ms {
+        Some(ms) if l.timeout => {
+            format!("{} timeout {}, ~{rate}/s", l.syscall, units::period_ms(ms))
+        }
+        Some(ms) => format!("{} {}, ~{rate}/s", l.syscall, units::period_ms(ms)),
+        None => format!("{}, ~{rate}/s", l.syscall),
+    }
 }
 
 /// Makes sure fd `n` is in the table with its fdinfo: read it now if the listing skipped it

@@ -42,7 +42,10 @@ pub(crate) enum Dead {
         /// tcp_info.
         #[serde(skip_serializing_if = "Option::is_none")]
         since_ms: Option<u64>,
-        /// Bytes it sent that are still unread (Recv-Q).
+        /// Bytes it sent that are still unread: Recv-Q, less the FIN it counts until the
+        /// program reads the end.
         unread: u32,
+        /// Recv-Q as ss shows it.
+        recv_q: u32,
     },
 }

@@ -34,6 +34,8 @@ pub(crate) enum Seen {
     /// Goroutines (or Python threads) waiting to take a lock.
     LockWaits {
         tool: Text,
+        /// The tool's command alone, for the next step.
+        command: String,
         threads: Vec<Locked>,
         /// All of them stayed in the same wait across two dumps this far apart, or (Go) the
         /// runtime counts their wait in minutes: a wait that lasts, not contention.
@@ -42,7 +44,12 @@ pub(crate) enum Seen {
         threads_total: u32,
     },
     /// The view shows no thread waiting for a lock.
-    Nothing { tool: Text, threads_total: u32 },
+    Nothing {
+        tool: Text,
+        /// The tool's command alone, for the next step.
+        command: String,
+        threads_total: u32,
+    },
     /// No view.
     Unavailable {
         why: ViewUnavailable,
@@ -111,9 +118,7 @@ pub(crate) fn command(f: &ManagedRuntime) -> String {
     let pid = f.pid;
     match (&f.seen, f.kind) {
         (Seen::Deadlock { .. }, _) | (_, RuntimeKind::Jvm) => format!("jcmd {pid} Thread.print"),
-        (Seen::LockWaits { tool, .. } | Seen::Nothing { tool, .. }, _) => {
-            tool.escaped().split(" (").next().unwrap_or("").to_string()
-        }
+        (Seen::LockWaits { command, .. } | Seen::Nothing { command, .. }, _) => command.clone(),
         (_, RuntimeKind::Go) => format!("dlv attach {pid}"),
         _ => format!("py-spy dump --nonblocking --pid {pid}"),
     }

@@ -23,6 +23,7 @@ use crate::connection::{Conn, Proto};
 use crate::waiters::{Waiter, Want};
 
 // Each rule's facts, data only: the rules depend on these, never these on the rules.
+pub(crate) mod across;
 pub(crate) mod busy;
 pub(crate) mod child_wait;
 pub(crate) mod connection_dead;
@@ -55,6 +56,10 @@ pub(crate) mod waiting_loop;
 pub(crate) trait RuleFacts: Serialize {
     /// The rule's stable id, written as `Finding::rule`: its file's name.
     const RULE: &'static str;
+    /// [`Self::RULE`], of a value whose type is not named (a [`Facts`]).
+    fn rule(&self) -> &'static str {
+        Self::RULE
+    }
     fn cause(&self) -> Cause;
     fn severity(&self) -> Severity;
     /// How long the subject has been stuck, for ranking.
@@ -136,6 +141,17 @@ macro_rules! each {
 }
 
 impl Facts {
+    /// The id of the rule that found these facts (`Finding::rule`).
+    pub fn rule(&self) -> &'static str {
+        each!(self, f => f.rule())
+    }
+
+    /// The facts as a finding writes them out (`Finding::facts`).
+    pub fn to_json(&self) -> serde_json::Value {
+        // Plain data with string keys: serializing cannot fail.
+        each!(self, f => serde_json::to_value(f).unwrap_or_default())
+    }
+
     pub fn severity(&self) -> Severity {
         each!(self, f => f.severity())
     }

@@ -16,6 +16,8 @@ pub(crate) struct SharedMutexWait {
     /// The futex operation, e.g. "FUTEX_LOCK_PI" (a priority-inheritance mutex) or
     /// "FUTEX_WAIT".
     pub op: String,
+    /// The operation is a priority-inheritance one (FUTEX_LOCK_PI, FUTEX_LOCK_PI2).
+    pub pi: bool,
     pub owner_pid: i32,
     pub owner_tid: i32,
     /// The threads of this process waiting for it, each blocked at least `STUCK_MS`.

@@ -80,7 +80,10 @@ fn peer_closed(ctx: &Ctx<'_>, conn: &Conn<'_>) -> Option<Dead> {
     }
     Some(Dead::PeerClosed {
         since_ms,
-        unread: conn.inet.recv_q,
+        // The FIN takes a sequence number, so Recv-Q counts it until the program reads the end
+        // (a read returning 0): a CLOSE-WAIT socket whose data was all read shows Recv-Q 1.
+        unread: conn.inet.recv_q.saturating_sub(1),
+        recv_q: conn.inet.recv_q,
     })
 }
 
@@ -243,6 +246,7 @@ mod tests {
         // The peer closed: the fix is in this process, at the thread that missed the end.
         let mut snap = base(1, "proxy");
         let mut s = tcp(3, "10.2.0.1:40000", "10.2.0.9:80", "CLOSE-WAIT");
+        // 11 bytes unread, and the FIN.
         inet_of(&mut s).recv_q = 12;
         info_of(&mut s).last_ack_recv_ms = 4000;
         info_of(&mut s).last_data_recv_ms = 3000;
@@ -261,7 +265,15 @@ mod tests {
         );
         assert_eq!(f.facts["shape"], "peer_closed");
         assert_eq!(f.facts["since_ms"], 3000);
-        assert_eq!(f.facts["unread"], 12);
+        assert_eq!(
+            (&f.facts["unread"], &f.facts["recv_q"]),
+            (&11.into(), &12.into())
+        );
+        assert!(
+            f.summary.contains("with 11 bytes still unread"),
+            "{}",
+            f.summary
+        );
         assert_eq!(f.stuck_ms, Some(3000));
         assert_eq!(f.next, Some(Next::thread(1, 5)));
     }

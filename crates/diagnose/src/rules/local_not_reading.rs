@@ -140,6 +140,28 @@ mod tests {
     }
 
     #[test]
+    fn the_step_names_the_thread_as_it_is_called() {
+        let mut snap = base(400, "consumer");
+        unread(&mut snap, 3500);
+        snap.threads.push(thread(
+            401,
+            "MetaConsumer",
+            "clock_nanosleep",
+            vec![WaitObject::Sleep {
+                ns: 3_600_000_000_000,
+            }],
+            Some(2000),
+        ));
+        let f = &find(&Ctx::new(&snap))[0];
+        assert!(
+            f.next_step
+                .contains("look at what thread 401 (MetaConsumer) waits for"),
+            "{}",
+            f.next_step
+        );
+    }
+
+    #[test]
     fn many_threads_are_summed_up_not_listed() {
         // The unread-client scenario: main joins the consumer, a watchdog and the consumer
         // sleep.

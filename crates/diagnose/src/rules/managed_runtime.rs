@@ -99,6 +99,7 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Facts]) -> Option<ManagedRuntime> {
                 .flatten();
             Seen::LockWaits {
                 tool: v.tool.clone(),
+                command: v.command.clone(),
                 threads: waits.iter().map(|t| locked(t, None, None)).collect(),
                 lasted_ms,
                 threads_total: v.threads_total,
@@ -113,6 +114,7 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Facts]) -> Option<ManagedRuntime> {
             if waits.is_empty() {
                 Seen::Nothing {
                     tool: v.tool.clone(),
+                    command: v.command.clone(),
                     threads_total: v.threads_total,
                 }
             } else {
@@ -132,6 +134,7 @@ pub(crate) fn find(ctx: &Ctx<'_>, found: &[Facts]) -> Option<ManagedRuntime> {
                 };
                 Seen::LockWaits {
                     tool: v.tool.clone(),
+                    command: v.command.clone(),
                     threads: waits.iter().map(|t| locked(t, None, None)).collect(),
                     lasted_ms,
                     threads_total: v.threads_total,
@@ -508,6 +511,7 @@ mod tests {
             view: Some(RuntimeView {
                 tool: "curl 'http://127.0.0.1:6060/debug/pprof/goroutine?debug=2' (net/http/pprof)"
                     .into(),
+                command: "curl 'http://127.0.0.1:6060/debug/pprof/goroutine?debug=2'".into(),
                 threads: vec![g(6), g(7)],
                 threads_total: 5,
                 between_dumps_ms: between,
@@ -631,6 +635,7 @@ mod tests {
             recognised_by: "/proc/7000/exe: /usr/bin/python3.11".into(),
             view: Some(RuntimeView {
                 tool: "py-spy dump --nonblocking --json --pid 7000".into(),
+                command: "py-spy dump --nonblocking --json --pid 7000".into(),
                 threads_total: 3,
                 ..RuntimeView::default()
             }),

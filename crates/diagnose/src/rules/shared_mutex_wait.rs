@@ -68,6 +68,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<SharedMutexWait> {
                 mutex,
                 file: (*file).clone(),
                 op: op.to_string(),
+                pi: op.contains("_PI"),
                 owner_pid,
                 owner_tid,
                 stuck_ms: waiters.iter().map(|t| blocked_ms(t)).min().unwrap_or(0),

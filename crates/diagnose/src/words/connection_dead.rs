@@ -57,7 +57,11 @@ pub(crate) fn words(f: &ConnectionDead) -> Words {
             );
             (summary, next_step)
         }
-        Dead::PeerClosed { since_ms, unread } => {
+        Dead::PeerClosed {
+            since_ms,
+            unread,
+            recv_q,
+        } => {
             let unread_text = if *unread > 0 {
                 format!(" with {} still unread", bytes(u64::from(*unread)))
             } else {
@@ -92,10 +96,10 @@ pub(crate) fn words(f: &ConnectionDead) -> Words {
                 "state",
                 match since_ms {
                     Some(ms) => format!(
-                        "CLOSE-WAIT, Recv-Q {unread}, last packet from the peer {} ago",
+                        "CLOSE-WAIT, Recv-Q {recv_q}, last packet from the peer {} ago",
                         duration(*ms)
                     ),
-                    None => format!("CLOSE-WAIT, Recv-Q {unread}"),
+                    None => format!("CLOSE-WAIT, Recv-Q {recv_q}"),
                 },
                 "ss: CLOSE-WAIT",
             ));

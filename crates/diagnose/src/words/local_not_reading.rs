@@ -2,7 +2,7 @@
 
 use hangscope_model::Evidence;
 
-use super::{blocked_call, fd_text, thread_of, window_evidence};
+use super::{blocked_call, fd_text, thread_in_sentence, window_evidence};
 use crate::facts::local_not_reading::LocalNotReading;
 use crate::wording::{self, bytes, duration};
 use crate::words::Words;
@@ -61,7 +61,7 @@ pub(crate) fn words(f: &LocalNotReading) -> Words {
         Some(t) => format!(
             "Find why the code that reads {fd} does not run: look at what {} waits for \
              (/proc/{pid}/task/{}/stack, or a debugger backtrace).",
-            thread_of(t.tid, &t.name).to_lowercase(),
+            thread_in_sentence(t.tid, &t.name),
             t.tid
         ),
         None => format!("Find why the code that reads {fd} does not run."),

@@ -7,13 +7,16 @@ use crate::wording::{duration, plural};
 use crate::words::Words;
 
 /// "a JVM (OpenJDK 17.0.15)", "a Go program (go1.19.8)", "CPython 3.11".
-fn what(f: &ManagedRuntime) -> String {
+/// "a JVM (OpenJDK 17.0.9)", "CPython 3.11": the runtime, with its article in a sentence
+/// (`article`), without as a value.
+fn what(f: &ManagedRuntime, article: bool) -> String {
     let v = f.version.as_ref().map(|v| v.escaped().into_owned());
+    let a = if article { "a " } else { "" };
     match (f.kind, v) {
-        (RuntimeKind::Jvm, Some(v)) => format!("a JVM (OpenJDK {v})"),
-        (RuntimeKind::Go, Some(v)) => format!("a Go program ({v})"),
+        (RuntimeKind::Jvm, Some(v)) => format!("{a}JVM (OpenJDK {v})"),
+        (RuntimeKind::Go, Some(v)) => format!("{a}Go program ({v})"),
         (RuntimeKind::Cpython, Some(v)) => format!("CPython {v}"),
-        (kind, _) => format!("a {}", kind.label()),
+        (kind, _) => format!("{a}{}", kind.label()),
     }
 }
 
@@ -42,17 +45,17 @@ fn kernel_view(f: &ManagedRuntime) -> String {
 }
 
 /// A Java or Python thread's name in quotes, as the runtime's dump prints it; a goroutine as
-/// "goroutine 6".
-fn name_words(name: &hangscope_model::Text) -> String {
-    if name.starts_with("goroutine ") {
+/// its name is given, "goroutine 6".
+fn name_words(kind: RuntimeKind, name: &hangscope_model::Text) -> String {
+    if kind == RuntimeKind::Go {
         name.escaped().into_owned()
     } else {
         format!("\"{}\"", name.escaped())
     }
 }
 
-fn thread_words(t: &Locked) -> String {
-    let mut s = name_words(&t.name);
+fn thread_words(kind: RuntimeKind, t: &Locked) -> String {
+    let mut s = name_words(kind, &t.name);
     if let Some(l) = &t.waits_for {
         s.push_str(&format!(" waits for {}", l.escaped()));
     }
@@ -65,8 +68,12 @@ fn thread_words(t: &Locked) -> String {
     s
 }
 
-fn lock_words(threads: &[Locked]) -> String {
-    let shown: Vec<String> = threads.iter().take(4).map(thread_words).collect();
+fn lock_words(kind: RuntimeKind, threads: &[Locked]) -> String {
+    let shown: Vec<String> = threads
+        .iter()
+        .take(4)
+        .map(|t| thread_words(kind, t))
+        .collect();
     let more = threads.len().saturating_sub(4);
     if more > 0 {
         format!("{}, and {more} more", shown.join("; "))
@@ -117,16 +124,19 @@ fn unavailable_next(
 fn kernel_call(t: &Locked) -> Option<String> {
     let sc = t.kernel_syscall.as_deref()?;
     Some(match &t.kernel_loop {
-        Some(l) => format!("{sc}() in a loop: {}", l.looping.words(l.rate_per_s)),
+        Some(l) => format!(
+            "{sc}() in a loop: {}",
+            super::looping(&l.looping, l.rate_per_s)
+        ),
         None => format!("{sc}()"),
     })
 }
 
 pub(crate) fn words(f: &ManagedRuntime) -> Words {
-    let who = format!("This is {}", what(f));
+    let who = format!("This is {}", what(f, true));
     let mut evidence = vec![Evidence::new(
         "runtime",
-        what(f).trim_start_matches("a ").to_string(),
+        what(f, false),
         f.recognised_by.escaped().into_owned(),
     )];
     if f.kernel_waiting > 0 {
@@ -157,7 +167,7 @@ pub(crate) fn words(f: &ManagedRuntime) -> Words {
                 };
                 evidence.push(Evidence::new(
                     "Java thread",
-                    format!("{}, {}{kernel}", thread_words(t), t.state.escaped()),
+                    format!("{}, {}{kernel}", thread_words(f.kind, t), t.state.escaped()),
                     tool.escaped().into_owned(),
                 ));
             }
@@ -192,6 +202,7 @@ pub(crate) fn words(f: &ManagedRuntime) -> Words {
             threads,
             lasted_ms,
             threads_total,
+            ..
         } => {
             for t in threads {
                 let minutes = t
@@ -204,7 +215,11 @@ pub(crate) fn words(f: &ManagedRuntime) -> Words {
                     } else {
                         "thread"
                     },
-                    format!("{}, [{}]{minutes}", thread_words(t), t.state.escaped()),
+                    format!(
+                        "{}, [{}]{minutes}",
+                        thread_words(f.kind, t),
+                        t.state.escaped()
+                    ),
                     tool.escaped().into_owned(),
                 ));
             }
@@ -233,7 +248,7 @@ pub(crate) fn words(f: &ManagedRuntime) -> Words {
                     } else {
                         "dump"
                     },
-                    lock_words(threads)
+                    lock_words(f.kind, threads)
                 ),
                 match lasted_ms {
                     Some(_) if f.kind == RuntimeKind::Cpython => format!(
@@ -260,6 +275,7 @@ pub(crate) fn words(f: &ManagedRuntime) -> Words {
         Seen::Nothing {
             tool,
             threads_total,
+            ..
         } => {
             ruled_out.push(format!(
                 "a lock wait inside the runtime: its own dump ({}) shows none of its {threads_total} \

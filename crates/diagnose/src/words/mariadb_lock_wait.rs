@@ -10,8 +10,9 @@ use crate::words::Words;
 
 const QUOTE_CHARS: usize = 80;
 
-fn conn(c: &MariaConn, with_query: bool) -> String {
-    let mut s = format!("connection {}", c.id);
+/// "connection 8 (thread 4242: UPDATE ...)"; `word` is "Connection" at the start of a sentence.
+fn conn(word: &str, c: &MariaConn, with_query: bool) -> String {
+    let mut s = format!("{word} {}", c.id);
     let query = c
         .info
         .as_ref()
@@ -66,9 +67,9 @@ pub(crate) fn words(f: &MariaLockWait) -> Words {
     };
     let summary = format!(
         "{} has waited {} for {lock}, held by {}, {holder_does}; {client}.",
-        capital(&conn(w, true)),
+        conn("Connection", w, true),
         ms(w.wait_ms),
-        conn(h, false),
+        conn("connection", h, false),
     );
     let who = match &f.client {
         PgClient::Process { pid, name, .. } => format!("process {pid} ({name})"),
@@ -122,13 +123,5 @@ pub(crate) fn words(f: &MariaLockWait) -> Words {
         ],
         ruled_out: vec![],
         next_step,
-    }
-}
-
-fn capital(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
-        None => String::new(),
     }
 }

@@ -2,7 +2,8 @@
 //! the phrases several rules share — a waiting thread, the other end of a connection, the
 //! window, log quotes. Nothing here decides anything; it only says what the facts say.
 
-use hangscope_model::{CallCount, Evidence, Finding, PeerThreads, TimerKind};
+use hangscope_model::units::period_ms;
+use hangscope_model::{CallCount, Evidence, Finding, Looping, PeerThreads, TimerKind};
 
 use crate::facts::{
     BlockedThread, ConnFacts, EarlierFailure, EndActivity, Facts, HostAlive, LogQuote, OtherEnd,
@@ -12,6 +13,9 @@ use crate::wording::{self, bytes, duration, plural};
 
 pub(crate) mod peer_silent;
 pub(crate) mod same_host;
+// Chains: a hop with no finding, a chain across hosts.
+pub(crate) mod across;
+pub(crate) mod chain;
 // Waits inside this host.
 pub(crate) mod busy;
 pub(crate) mod child_wait;
@@ -152,6 +156,55 @@ pub(crate) fn finding_of(facts: &Facts) -> Finding {
     }
 }
 
+/// The words of any rule's facts, without the finding around them: what a sentence about a
+/// chain says of one of its hops.
+pub(crate) fn words_of(facts: &Facts) -> Words {
+    match facts {
+        Facts::PeerSilent(f) => f.words(),
+        Facts::SameHostAlive(f) => f.words(),
+        Facts::PeerUnreachable(f) => f.words(),
+        Facts::PeerNotReading(f) => f.words(),
+        Facts::LocalNotReading(f) => f.words(),
+        Facts::ConnectionDead(f) => f.words(),
+        Facts::Unanswered(f) => f.words(),
+        Facts::UnixPeerWait(f) => f.words(),
+        Facts::NameResolution(f) => f.words(),
+        Facts::LockWait(f) => f.words(),
+        Facts::LockRetry(f) => f.words(),
+        Facts::MutexDeadlock(f) => f.words(),
+        Facts::MutexHolderBlocked(f) => f.words(),
+        Facts::SharedMutexWait(f) => f.words(),
+        Facts::PipeWait(f) => f.words(),
+        Facts::Busy(f) => f.words(),
+        Facts::Exited(f) => f.words(),
+        Facts::ChildWait(f) => f.words(),
+        Facts::KernelWait(f) => f.words(),
+        Facts::WaitingLoop(f) => f.words(),
+        Facts::NotVisible(f) => f.words(),
+        Facts::Stopped(f) => f.words(),
+        Facts::ManagedRuntime(f) => f.words(),
+        Facts::PgLockWait(f) => f.words(),
+        Facts::PgIdleInTransaction(f) => f.words(),
+        Facts::MariaLockWait(f) => f.words(),
+        Facts::RedisBlocked(f) => f.words(),
+    }
+}
+
+/// A loop in words at `rate_per_s`: "clock_nanosleep 100 ms, ~10/s", "poll timeout 2 s,
+/// ~0.5/s", "futex, ~12/s".
+pub(crate) fn looping(l: &Looping, rate_per_s: f64) -> String {
+    let rate = if rate_per_s >= 1.0 {
+        format!("{rate_per_s:.0}")
+    } else {
+        format!("{rate_per_s:.1}")
+    };
+    match l.period_ms {
+        Some(ms) if l.timeout => format!("{} timeout {}, ~{rate}/s", l.syscall, period_ms(ms)),
+        Some(ms) => format!("{} {}, ~{rate}/s", l.syscall, period_ms(ms)),
+        None => format!("{}, ~{rate}/s", l.syscall),
+    }
+}
+
 /// The sentence rules add when thread states were not read.
 pub(crate) const NO_THREADS: &str =
     "Thread states were not read, so whether a thread waits on it is not known.";
@@ -163,10 +216,19 @@ pub(crate) fn thread(w: &ThreadWait) -> String {
 
 /// "Thread 31576 (dump_meta)", of any thread.
 pub(crate) fn thread_of(tid: i32, name: &str) -> String {
+    thread_named("Thread", tid, name)
+}
+
+/// "thread 31576 (dump_meta)", inside a sentence.
+pub(crate) fn thread_in_sentence(tid: i32, name: &str) -> String {
+    thread_named("thread", tid, name)
+}
+
+fn thread_named(word: &str, tid: i32, name: &str) -> String {
     if name.is_empty() {
-        format!("Thread {tid}")
+        format!("{word} {tid}")
     } else {
-        format!("Thread {tid} ({name})")
+        format!("{word} {tid} ({name})")
     }
 }
 
@@ -763,5 +825,38 @@ pub(crate) fn thread_short(t: &crate::facts::ThreadRef) -> String {
         t.tid.to_string()
     } else {
         format!("{} ({})", t.tid, t.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hangscope_model::{SyscallState, WaitObject};
+
+    #[test]
+    fn a_loop_is_said_from_its_fields() {
+        let sleep = SyscallState {
+            name: "clock_nanosleep".into(),
+            waits_on: vec![WaitObject::Sleep { ns: 100_000_000 }],
+            ..SyscallState::default()
+        };
+        assert_eq!(
+            looping(&Looping::of(&sleep), 9.8),
+            "clock_nanosleep 100 ms, ~10/s"
+        );
+        let poll = SyscallState {
+            name: "poll".into(),
+            timeout_ms: Some(2000),
+            ..SyscallState::default()
+        };
+        assert_eq!(
+            looping(&Looping::of(&poll), 0.5),
+            "poll timeout 2 s, ~0.5/s"
+        );
+        let futex = Looping {
+            syscall: "futex".into(),
+            ..Looping::default()
+        };
+        assert_eq!(looping(&futex, 12.2), "futex, ~12/s");
     }
 }

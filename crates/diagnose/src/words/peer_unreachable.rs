@@ -25,12 +25,13 @@ pub(crate) fn words(f: &PeerUnreachable) -> Words {
             rto_ms,
             last_ack_ms,
         } => {
-            let amount = bytes(u64::from(*send_q).max(u64::from(*unacked)));
+            let sent = u64::from(*send_q).max(u64::from(*unacked));
+            let amount = bytes(sent);
             let what = format!(
                 "{amount} sent there {} not acknowledged: no ACK for {}, {}, retransmit timeout \
                  backed off to {}. The peer's kernel does not answer: {} is down, or the path \
                  to it drops packets.",
-                if amount.ends_with(" bytes") {
+                if hangscope_model::units::bytes_words_plural(sent) {
                     "are"
                 } else {
                     "is"

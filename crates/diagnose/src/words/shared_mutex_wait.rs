@@ -18,7 +18,7 @@ pub(crate) fn words(f: &SharedMutexWait) -> Words {
         [one] => (thread_ref(one), "has"),
         many => (format!("{} threads", many.len()), "have"),
     };
-    let pi = f.op.contains("_PI");
+    let pi = f.pi;
     let kind = if pi {
         " (a priority-inheritance mutex)"
     } else {

@@ -15,7 +15,7 @@ pub(super) fn gaps(out: &mut String, snap: &Snapshot, st: &Style) {
         let needs = g
             .needs
             .as_ref()
-            .map(|n| format!("; needs {}", st.show(n)))
+            .map(|n| format!("needs {}", st.show(n)))
             .unwrap_or_default();
         // "permission denied (Permission denied (os error 13))" says it twice.
         let detail = if g.detail.to_lowercase().starts_with(g.reason.as_str()) {
@@ -25,8 +25,9 @@ pub(super) fn gaps(out: &mut String, snap: &Snapshot, st: &Style) {
         };
         let paren = match (detail.is_empty(), needs.is_empty()) {
             (true, true) => String::new(),
-            (true, false) => format!(" ({})", needs.trim_start_matches("; ")),
-            _ => format!(" ({detail}{needs})"),
+            (true, false) => format!(" ({needs})"),
+            (false, true) => format!(" ({detail})"),
+            (false, false) => format!(" ({detail}; {needs})"),
         };
         let _ = writeln!(out, "  {}: {}{paren}", st.show(&g.what), g.reason.as_str());
     }

@@ -393,7 +393,12 @@ fn fd_target(snap: &Snapshot, fd: i32, st: &Style) -> String {
                     .as_ref()
                     .map(|p| format!(" ↔ {} ({}) fd {}", p.pid, st.show(&p.name), p.fd))
                     .unwrap_or_default();
-                return format!("unix {} {path}{peer}", u.state).replace("  ", " ");
+                let path = if path.is_empty() {
+                    path
+                } else {
+                    format!(" {path}")
+                };
+                return format!("unix {}{path}{peer}", u.state);
             }
             _ => {}
         }
