@@ -4,6 +4,7 @@ CPU time and peak memory of each, and each one's ratio to the first. Public tool
 kernel's own accounting of each finished child (wait4's rusage).
 
 usage: compare.py RUNS 'label=command' 'label=command' ...
+With PER_PROCESS=N in the environment, also the CPU time per process of a host of N processes.
 """
 import atexit, os, shlex, statistics, subprocess, sys, time
 
@@ -35,14 +36,17 @@ def main():
         for label, cmd in cmds:
             results[label].append(run(cmd))
     base = statistics.median(r[0] for r in results[cmds[0][0]])
-    print(f"{'command':<28} {'wall ms':>9} {'cpu ms':>8} {'peak MB':>8} {'vs ' + cmds[0][0]:>14}  exit")
+    per = int(os.environ.get("PER_PROCESS", "0") or 0)
+    per_head = f" {'cpu us/proc':>12}" if per else ""
+    print(f"{'command':<28} {'wall ms':>9} {'cpu ms':>8}{per_head} {'peak MB':>8} {'vs ' + cmds[0][0]:>14}  exit")
     for label, _ in cmds:
         rs = results[label]
         wall = statistics.median(r[0] for r in rs)
         cpu = statistics.median(r[1] for r in rs)
         mem = max(r[2] for r in rs)
         codes = sorted(set(r[3] for r in rs))
-        print(f"{label:<28} {wall*1000:9.1f} {cpu*1000:8.1f} {mem:8.1f} {wall/base:13.2f}x  {codes}")
+        per_col = f" {cpu*1e6/per:12.0f}" if per else ""
+        print(f"{label:<28} {wall*1000:9.1f} {cpu*1000:8.1f}{per_col} {mem:8.1f} {wall/base:13.2f}x  {codes}")
 
 if __name__ == "__main__":
     main()

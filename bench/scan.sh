@@ -62,10 +62,11 @@ cmds=(
 if [ -n "$psn" ]; then
   cmds+=("psn -G syscall,wchan=python3 $psn -G syscall,wchan")
 else
-  echo "(psn not installed: not on PATH and \$PSN unset)"
+  echo "(psn not installed: not on PATH and \$PSN unset; it is in no Debian or PyPI package:"
+  echo " bin/psn of github.com/tanelpoder/0xtools runs from a checkout, PSN=.../bin/psn)"
 fi
 if [ -z "${LOOKS_ONLY:-}" ]; then
-  python3 bench/compare.py "$runs" "${cmds[@]}"
+  PER_PROCESS=$({ ls -d /proc/[0-9]* 2>/dev/null || true; } | wc -l) python3 bench/compare.py "$runs" "${cmds[@]}"
 fi
 
 # The looks' own CPU does not depend on the suspects' full reads: a short deadline (the looks

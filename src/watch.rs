@@ -240,6 +240,11 @@ pub fn run(args: &WatchArgs) -> i32 {
                 keep
             });
             for s in &suspects {
+                // Each full read takes up to FULL_DEADLINE, and --all may have many due at
+                // once (a busy host's first look): Ctrl-C stops between two, not after all.
+                if STOP.load(Ordering::SeqCst) {
+                    break;
+                }
                 let Some(p) = now.get(s.pid) else { continue };
                 let w = watched.entry(s.pid).or_insert_with(|| Watched {
                     name: p.name.clone(),

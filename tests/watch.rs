@@ -2,8 +2,9 @@
 //! once (not once per look) and handed to the hook; the healthy process before it fires
 //! nothing, nor does a stop shorter than `--for`; one line per change; a target restarted
 //! under the same name is picked up again; Ctrl-C (SIGINT) and SIGTERM stop the watch
-//! cleanly. The target is sleep(1) run by a name no other process has.
-//! Programs: coreutils (sleep), sh.
+//! cleanly. The target is sleep(1) run by a name no other process has. `watch --all` catches
+//! a lock wait that starts after it among healthy processes, and fires on none of them.
+//! Programs: coreutils (sleep), sh, util-linux flock.
 
 mod support;
 
@@ -11,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use hangscope_model::Document;
+use hangscope_model::{Cause, Document, Severity};
 use support::procs::*;
 use support::*;
 
@@ -61,7 +62,16 @@ fn watch(target: &str, save_dir: &str, extra: &[&str]) -> (Proc, Receiver<String
 
 /// Waits (bounded) for a line with `what`; returns it and every line before it.
 fn line_with(lines: &Receiver<String>, what: &str, seen: &mut Vec<String>) -> String {
-    let end = Instant::now() + Duration::from_secs(40);
+    line_within(lines, what, seen, Duration::from_secs(40))
+}
+
+fn line_within(
+    lines: &Receiver<String>,
+    what: &str,
+    seen: &mut Vec<String>,
+    limit: Duration,
+) -> String {
+    let end = Instant::now() + limit;
     loop {
         let left = end.saturating_duration_since(Instant::now());
         match lines.recv_timeout(left) {
@@ -221,4 +231,119 @@ fn a_target_given_by_pid_is_watched_under_its_name_and_sigterm_stops_cleanly() {
     line_with(&lines, "stopped", &mut seen);
     assert_eq!(status, Some(0), "a clean stop on SIGTERM: {seen:#?}");
     assert!(saved(save.path()).is_empty(), "nothing was stuck");
+}
+
+/// The PID of a `CAUSE pid N (...)` line.
+fn cause_pid(line: &str) -> Option<i32> {
+    line.split("CAUSE pid ")
+        .nth(1)?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn watch_all_catches_a_lock_wait_that_starts_after_it_and_no_healthy_process_fires() {
+    // Healthy: sleepers, sleep loops, idle servers, a busy client/server pair, and a lock
+    // holder that sleeps while it holds.
+    let mut healthy: Vec<i32> = Vec::new();
+    let mut procs = Vec::new();
+    for _ in 0..4 {
+        let p = Proc::quiet(Command::new("sh").args(["-c", "while :; do sleep 0.2; done"]));
+        healthy.push(p.pid());
+        procs.push(p);
+        let p = Proc::quiet(Command::new("sleep").arg("600"));
+        healthy.push(p.pid());
+        procs.push(p);
+    }
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        let mut s = scenario("idle-server", &[]);
+        s.expect("port");
+        healthy.push(s.pid());
+        servers.push(s);
+    }
+    let mut echo = scenario("echo-server", &[]);
+    let echo_peer = format!("127.0.0.1:{}", echo.expect("port"));
+    let mut echo_client = scenario("echo-client", &["--peer", &echo_peer, "--conns", "2"]);
+    echo_client.expect("conns");
+    healthy.extend([echo.pid(), echo_client.pid()]);
+    let dir = TempDir::new("watch-all-lock");
+    let lock = format!("{}/lock", dir.path());
+    // The lock is the open file's: sleep, exec'd by the same process, holds it, and dies with
+    // it on drop.
+    let holder = Proc::quiet(Command::new("sh").args([
+        "-c",
+        "exec 9>\"$1\"; flock 9 && exec sleep 600",
+        "sh",
+        &lock,
+    ]));
+    assert!(
+        wait_until(Duration::from_secs(10), || std::fs::read_to_string(
+            format!("/proc/{}/comm", holder.pid())
+        )
+        .is_ok_and(|c| c.trim() == "sleep")),
+        "the holder took the lock"
+    );
+    healthy.push(holder.pid());
+
+    let save = TempDir::new("watch-all-save");
+    let (watcher, lines) = watch("--all", save.path(), &[]);
+    let mut seen = Vec::new();
+    line_with(&lines, "watching every process", &mut seen);
+    // Several looks past --for (1 s) with everything healthy.
+    std::thread::sleep(Duration::from_millis(2500));
+    let started_at = Instant::now();
+    let waiter = Proc::quiet(Command::new("flock").args([&lock, "true"]));
+    // The host's other suspects are read in full first, one after the other (a debug build on
+    // a busy host takes tens of seconds for them): a longer bound than the other waits'.
+    let cause = line_within(
+        &lines,
+        &format!("CAUSE pid {} ", waiter.pid()),
+        &mut seen,
+        Duration::from_secs(150),
+    );
+    assert!(
+        started_at.elapsed() >= Duration::from_secs(1),
+        "fired only once the wait lasted --for: {cause}"
+    );
+    // More looks while it stays stuck: nothing more of it.
+    std::thread::sleep(Duration::from_millis(2000));
+    seen.extend(lines.try_iter());
+    let fired: Vec<i32> = seen.iter().filter_map(|l| cause_pid(l)).collect();
+    for pid in &healthy {
+        assert!(!fired.contains(pid), "healthy {pid} fired: {seen:#?}");
+    }
+    assert_eq!(
+        fired.iter().filter(|p| **p == waiter.pid()).count(),
+        1,
+        "one incident: {seen:#?}"
+    );
+    let of = |pid: i32| -> Vec<String> {
+        let prefix = format!("{}/hangscope-{pid}-", save.path());
+        saved(save.path())
+            .into_iter()
+            .filter(|f| f.starts_with(&prefix))
+            .collect()
+    };
+    let files = of(waiter.pid());
+    assert_eq!(files.len(), 1, "one snapshot per incident: {seen:#?}");
+    for pid in &healthy {
+        assert!(of(*pid).is_empty(), "no snapshot of healthy {pid}");
+    }
+    let doc = Document::from_json(&std::fs::read_to_string(&files[0]).expect("read snapshot"))
+        .expect("a document");
+    assert_eq!(doc.snapshot.process.pid, waiter.pid());
+    assert!(
+        doc.findings
+            .iter()
+            .any(|f| f.cause == Cause::LockWait && f.severity == Severity::Cause),
+        "{:?}",
+        doc.verdict
+    );
+    eprintln!("watch --all: {cause}");
+    watcher.signal(libc::SIGINT);
+    let mut watcher = watcher;
+    assert_eq!(wait_exit(&mut watcher), Some(0));
 }

@@ -6,7 +6,10 @@
 //! context switch); `status` only where `schedstat` is missing (CONFIG_SCHED_INFO off). A
 //! thread that did not move between two looks, or every thread at a single look, also has its
 //! `syscall` and `wchan` read (see [`look`] for what each mode skips). The first look of a
-//! window keeps each thread's `schedstat` open for the second ([`KeptFiles`]). Nothing else:
+//! window keeps each thread's `schedstat` open for the second ([`KeptFiles`]). A process's
+//! task directory is listed only where its TIDs are not known otherwise: not for a single
+//! live thread (the leader), nor at a look compared with one that read as many threads as
+//! there are now (listed after all if one of those is gone). Nothing else:
 //! no fd table, no cmdline (which takes the target's
 //! mmap lock, held for good by a process stuck in a page fault), no netlink. Kernel threads
 //! are skipped: hangscope explains processes.
@@ -377,24 +380,35 @@ fn look_at_process(
         LookMode::Compare(h) => h.get(pid).filter(|q| q.start_ticks == main.start_ticks),
         _ => None,
     };
-    let mut tids: Vec<i32> = task_dir
-        .iter()
-        .filter_map(|e| {
-            std::str::from_utf8(e.ok()?.file_name().to_bytes())
-                .ok()?
-                .parse()
-                .ok()
-        })
-        .collect();
-    tids.sort_unstable();
+    // The TIDs: a process's threads are listed from its task directory, unless the listing can
+    // only say what is already known. A single live thread is the leader (a zombie leader's
+    // threads are not). A look compared with `prev` reads the threads that look read when
+    // there are as many now: were one of them gone, one was born too, and the directory is
+    // listed after all (below) for it.
+    let listed = |dir: &mut Dir| -> Vec<i32> {
+        let mut tids: Vec<i32> = dir
+            .iter()
+            .filter_map(|e| {
+                std::str::from_utf8(e.ok()?.file_name().to_bytes())
+                    .ok()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        tids.sort_unstable();
+        tids
+    };
+    let known =
+        prev.filter(|q| !q.threads.is_empty() && q.threads.len() as i64 == main.num_threads);
+    let mut tids: Vec<i32> = match known {
+        Some(q) => q.threads.iter().map(|t| t.tid).collect(),
+        None if main.num_threads == 1 && !matches!(main.state, 'Z' | 'X') => vec![pid],
+        None => listed(&mut task_dir),
+    };
     if tids.is_empty() {
         tids.push(pid);
     }
-    for tid in tids {
-        r.count += 1;
-        if r.count.is_multiple_of(DEADLINE_CHECK_EVERY) && deadline.passed() {
-            break;
-        }
+    let one = |r: &mut Reader, task_dir: &Dir, tid: i32| -> Option<ThreadLook> {
         // Threads are kept in TID order, so the previous look's is found by bisection.
         let before = prev.and_then(|q| q.thread(tid));
         let mut t = ThreadLook {
@@ -410,10 +424,10 @@ fn look_at_process(
                 LookMode::Compare(h) => match prev.and(h.kept.get(tid)) {
                     Some(fd) => r
                         .fill(fd.as_fd())
-                        .or_else(|_| r.read_len(&task_dir, tid, "schedstat", false)),
-                    None => r.read_len(&task_dir, tid, "schedstat", false),
+                        .or_else(|_| r.read_len(task_dir, tid, "schedstat", false)),
+                    None => r.read_len(task_dir, tid, "schedstat", false),
                 },
-                _ => r.read_len(&task_dir, tid, "schedstat", take_one(budget)),
+                _ => r.read_len(task_dir, tid, "schedstat", take_one(budget)),
             };
             match read.map(|n| r.bytes(n)) {
                 Ok(text) => {
@@ -424,7 +438,7 @@ fn look_at_process(
                         scheduled = true;
                     }
                 }
-                Err(e) if is_gone(&e) => continue,
+                Err(e) if is_gone(&e) => return None,
                 Err(_) => {}
             }
         }
@@ -448,13 +462,12 @@ fn look_at_process(
             && (matches!(mode, LookMode::Single) || scheduled)
             && (tid != pid || main.state == 'S');
         let mut wchan_read = false;
-        if fast && let Ok(w) = r.read(&task_dir, tid, "wchan") {
+        if fast && let Ok(w) = r.read(task_dir, tid, "wchan") {
             t.wchan = wchan_of(w);
             wchan_read = true;
             if t.wchan.as_deref().is_some_and(is_idle_sleep) {
                 t.state = 'S';
-                p.threads.push(t);
-                continue;
+                return Some(t);
             }
         }
         // The state is not needed where schedstat already tells enough: at a baseline look
@@ -466,20 +479,15 @@ fn look_at_process(
             let stat = if tid == pid {
                 main.clone()
             } else {
-                match r
-                    .read(&task_dir, tid, "stat")
+                r.read(task_dir, tid, "stat")
                     .ok()
-                    .and_then(parse_stat_fields)
-                {
-                    Some(s) => s,
-                    None => continue,
-                }
+                    .and_then(parse_stat_fields)?
             };
             t.state = stat.state;
             if !scheduled {
                 t.cpu_ns = stat.cpu_ticks.saturating_mul(ns_per_tick());
                 if !matches!(mode, LookMode::Single)
-                    && let Ok(text) = r.read(&task_dir, tid, "status")
+                    && let Ok(text) = r.read(task_dir, tid, "status")
                 {
                     t.switches = parse_status_switches(&String::from_utf8_lossy(text));
                 }
@@ -492,12 +500,12 @@ fn look_at_process(
             _ => false,
         };
         if details {
-            if let Ok(text) = r.read(&task_dir, tid, "syscall") {
+            if let Ok(text) = r.read(task_dir, tid, "syscall") {
                 t.syscall = std::str::from_utf8(text)
                     .ok()
                     .and_then(|s| syscall::parse(s).ok());
             }
-            if !wchan_read && let Ok(w) = r.read(&task_dir, tid, "wchan") {
+            if !wchan_read && let Ok(w) = r.read(task_dir, tid, "wchan") {
                 t.wchan = wchan_of(w);
             }
             if let Some(RawSyscall::Blocked { nr, args, .. }) = t.syscall
@@ -506,7 +514,34 @@ fn look_at_process(
                 t.fd_target = r.fd_link(proc_dir, pid, args[0] as i32);
             }
         }
-        p.threads.push(t);
+        Some(t)
+    };
+    let fresh = known.is_some();
+    let mut lost = false;
+    let mut cut = false;
+    for &tid in &tids {
+        r.count += 1;
+        if r.count.is_multiple_of(DEADLINE_CHECK_EVERY) && deadline.passed() {
+            cut = true;
+            break;
+        }
+        match one(r, &task_dir, tid) {
+            Some(t) => p.threads.push(t),
+            None => lost = true,
+        }
+    }
+    // A thread of the previous look is gone while the count is the same: another was born.
+    if fresh && lost && !cut {
+        let born: Vec<i32> = listed(&mut task_dir)
+            .into_iter()
+            .filter(|t| tids.binary_search(t).is_err())
+            .collect();
+        for tid in born {
+            if let Some(t) = one(r, &task_dir, tid) {
+                p.threads.push(t);
+            }
+        }
+        p.threads.sort_unstable_by_key(|t| t.tid);
     }
     Some(Some(p))
 }
@@ -1247,6 +1282,33 @@ mod tests {
         assert!(b.cpu_ns > a.cpu_ns, "this thread ran: {a:?} {b:?}");
         first.close_kept();
         assert!(first.kept.is_empty());
+    }
+
+    #[test]
+    fn a_compared_look_lists_the_threads_again_when_one_it_knew_is_gone() {
+        // sleep(1): one thread, its TID the PID. The previous look is made to know another
+        // thread instead (a TID above any pid_max), as when one thread exited and another was
+        // born between the looks: same count, and the newborn must still be read.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let root = ProcRoot::default();
+        let deadline = Deadline::after(std::time::Duration::from_secs(10));
+        let mut first = look(&root, Scope::Pids(&[pid]), None, true, deadline);
+        first.close_kept();
+        let same = look(&root, Scope::Pids(&[pid]), Some(&first), false, deadline);
+        let tids = |h: &HostLook| -> Vec<i32> {
+            h.get(pid).unwrap().threads.iter().map(|t| t.tid).collect()
+        };
+        assert_eq!(tids(&same), [pid]);
+        const GONE: i32 = 0x7fff_fff0;
+        first.procs[0].threads[0].tid = GONE;
+        let again = look(&root, Scope::Pids(&[pid]), Some(&first), false, deadline);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(tids(&again), [pid], "{again:?}");
     }
 
     #[test]
