@@ -119,6 +119,14 @@ fn client_on_silent_server_and_one_of_each_kind() {
         (by.pid, i64::from(by.fd)),
         (pid, value(&holder, "accepted_fd"))
     );
+    // Its tcp_info is written once, in that end's own entry, not copied into the peer (a
+    // server holding 10,000 connections to itself wrote each twice).
+    assert!(other.tcp_info.is_none(), "{other:?}");
+    let accepted = tcp(socket_of_fd(&doc, value(&holder, "accepted_fd")));
+    assert!(accepted.tcp_info.is_some(), "{accepted:?}");
+    // An end another process holds keeps its own tcp_info.
+    let server_end = c.local_peer.as_ref().expect("the silent server's end");
+    assert!(server_end.tcp_info.is_some(), "{server_end:?}");
     // One the listener never accepted: its other end exists, held by no process yet.
     let queued = tcp(socket_of_fd(&doc, value(&holder, "queued_fd")));
     let other = queued

@@ -142,11 +142,41 @@ impl<'a> Conn<'a> {
 
     /// Who sent the last data on the connection, and what told; `None` when nothing does.
     pub fn last_word(&self, ctx: &Ctx<'_>) -> Option<LastWord> {
-        last_word(
-            self.info()?,
-            self.inet.local_peer.as_deref(),
-            !self.is_inbound(ctx),
-        )
+        let peer = self
+            .inet
+            .local_peer
+            .as_deref()
+            .and_then(|p| OtherSide::of(ctx, p));
+        last_word(self.info()?, peer, !self.is_inbound(ctx))
+    }
+}
+
+/// The other end of a connection on this host, as `last_word` reads it: its queues and its
+/// tcp_info.
+#[derive(Clone, Copy)]
+pub(crate) struct OtherSide<'a> {
+    pub recv_q: u32,
+    pub send_q: u32,
+    pub info: &'a TcpInfo,
+}
+
+impl<'a> OtherSide<'a> {
+    /// From the local peer as read; when the process holds that end itself, from its own
+    /// socket, which the collector does not copy into the peer.
+    pub fn of<'c: 'a>(ctx: &Ctx<'c>, p: &'a LocalPeer) -> Option<Self> {
+        if let Some(info) = p.tcp_info.as_deref() {
+            return Some(OtherSide {
+                recv_q: p.recv_q,
+                send_q: p.send_q,
+                info,
+            });
+        }
+        let own = ctx.inet_by_inode(p.inode)?;
+        Some(OtherSide {
+            recv_q: own.recv_q,
+            send_q: own.send_q,
+            info: own.tcp_info.as_deref()?,
+        })
     }
 }
 
@@ -243,12 +273,12 @@ fn own_view(i: &TcpInfo, opened: bool) -> Option<LastWord> {
 /// Who spoke last: this end's ages, else (the same millisecond both ways, as when a client
 /// sends its next query the moment the server's "ready" arrives) the bare ACK that followed
 /// the last data, at this end or at the other end when it is on this host. The other end is
-/// read only when its counters show the same bytes as ours, all delivered and all read —
-/// it was read before the window, and anything that moved since makes its ages another
-/// moment's. An answer both ends contradict is no answer.
+/// read only when its counters show the same bytes as ours, all delivered and all read — one
+/// another process holds was read before the window, and anything that moved since makes its
+/// ages another moment's. An answer both ends contradict is no answer.
 pub(crate) fn last_word(
     ours: &TcpInfo,
-    peer: Option<&LocalPeer>,
+    peer: Option<OtherSide<'_>>,
     opened: bool,
 ) -> Option<LastWord> {
     let mine = own_view(ours, opened);
@@ -257,7 +287,7 @@ pub(crate) fn last_word(
     }
     let theirs = peer
         .filter(|p| same_bytes(ours, p, opened))
-        .and_then(|p| own_view(p.tcp_info.as_deref()?, !opened))
+        .and_then(|p| own_view(p.info, !opened))
         .map(|w| LastWord {
             speaker: match w.speaker {
                 Speaker::Us => Speaker::Peer,
@@ -276,10 +306,8 @@ pub(crate) fn last_word(
 
 /// Whether the other end has received and read every byte this end sent, and sent nothing
 /// this end has not received: both counted the same conversation.
-fn same_bytes(ours: &TcpInfo, peer: &LocalPeer, opened: bool) -> bool {
-    let Some(theirs) = peer.tcp_info.as_deref() else {
-        return false;
-    };
+fn same_bytes(ours: &TcpInfo, peer: &OtherSide<'_>, opened: bool) -> bool {
+    let theirs = peer.info;
     let sent = payload_acked(ours, opened);
     peer.recv_q == 0
         && peer.send_q == 0
@@ -312,6 +340,15 @@ mod tests {
     fn accepted(mut i: TcpInfo) -> TcpInfo {
         i.bytes_acked = i.bytes_acked.map(|b| b - 1);
         i
+    }
+
+    /// The other end as `last_word` reads it, from the local peer alone.
+    fn side(p: &LocalPeer) -> Option<OtherSide<'_>> {
+        Some(OtherSide {
+            recv_q: p.recv_q,
+            send_q: p.send_q,
+            info: p.tcp_info.as_deref()?,
+        })
     }
 
     fn other_end(i: TcpInfo) -> LocalPeer {
@@ -373,7 +410,7 @@ mod tests {
         // the answer reached the server 44 ms later.
         let client = info(2020, 2020, 2020, 107, 600);
         let server = other_end(accepted(info(2020, 2020, 1976, 600, 107)));
-        let w = last_word(&client, Some(&server), true).expect("decided there");
+        let w = last_word(&client, side(&server), true).expect("decided there");
         assert_eq!(
             (w.speaker, w.by, w.other_end, w.ack_after_ms),
             (Speaker::Peer, TurnBy::BareAck, true, Some(44))
@@ -382,7 +419,7 @@ mod tests {
         // late); the client's end has the delayed ACK, so the client spoke last.
         let backend = accepted(info(6200, 6200, 6200, 415, 107));
         let psql = other_end(psql_waiting());
-        let w = last_word(&backend, Some(&psql), false).expect("decided at psql's end");
+        let w = last_word(&backend, side(&psql), false).expect("decided at psql's end");
         assert_eq!((w.speaker, w.other_end), (Speaker::Peer, true));
         assert_eq!((w.sent_ms, w.recv_ms, w.ack_ms), (2020, 2020, 1976));
     }
@@ -392,19 +429,51 @@ mod tests {
         let backend = accepted(info(6200, 6200, 6200, 415, 107));
         // It was read before more data came: its ages are another moment's.
         let behind = other_end(info(2020, 2020, 1976, 50, 415));
-        assert_eq!(last_word(&backend, Some(&behind), false), None);
+        assert_eq!(last_word(&backend, side(&behind), false), None);
         // Data it has not read yet.
         let unread = LocalPeer {
             recv_q: 20,
             ..other_end(psql_waiting())
         };
-        assert_eq!(last_word(&backend, Some(&unread), false), None);
+        assert_eq!(last_word(&backend, side(&unread), false), None);
         // No tcp_info there (an older snapshot).
         let bare = LocalPeer {
             tcp_info: None,
             ..other_end(psql_waiting())
         };
-        assert_eq!(last_word(&backend, Some(&bare), false), None);
+        assert_eq!(last_word(&backend, side(&bare), false), None);
+    }
+
+    #[test]
+    fn an_end_the_process_holds_itself_is_read_from_its_own_socket() {
+        // The collector does not copy the tcp_info of an end the process holds into the
+        // other's local peer: the rule reads it from that socket, and decides as it did when
+        // it was copied.
+        use crate::testkit::{add_socket, base, inet_of, tcp};
+        let mut snap = base(4112, "app");
+        let mut client = tcp(21, "127.0.0.1:40000", "127.0.0.1:5432", "ESTAB");
+        inet_of(&mut client).tcp_info = Some(Box::new(info(2020, 2020, 2020, 107, 600)));
+        inet_of(&mut client).local_peer = Some(Box::new(LocalPeer {
+            tcp_info: None,
+            ..other_end(TcpInfo::default())
+        }));
+        let mut server = tcp(9, "127.0.0.1:5432", "127.0.0.1:40000", "ESTAB");
+        inet_of(&mut server).tcp_info = Some(Box::new(accepted(info(2020, 2020, 1976, 600, 107))));
+        add_socket(&mut snap, 5, client);
+        add_socket(&mut snap, 6, server);
+        let ctx = Ctx::new(&snap);
+        let conn = ctx.conns.iter().find(|c| c.sock.inode == 21).unwrap();
+        let w = conn.last_word(&ctx).expect("decided at the server's end");
+        assert_eq!(
+            (w.speaker, w.by, w.other_end, w.ack_after_ms),
+            (Speaker::Peer, TurnBy::BareAck, true, Some(44))
+        );
+        // An end neither copied nor held here says nothing.
+        let mut snap = snap.clone();
+        snap.sockets.retain(|s| s.inode != 9);
+        let ctx = Ctx::new(&snap);
+        let conn = ctx.conns.iter().find(|c| c.sock.inode == 21).unwrap();
+        assert_eq!(conn.last_word(&ctx), None);
     }
 
     #[test]
@@ -413,7 +482,7 @@ mod tests {
         // it seems (a window update), so neither is taken.
         let ours = psql_waiting();
         let theirs = other_end(accepted(info(2020, 2020, 1976, 415, 107)));
-        assert_eq!(last_word(&ours, Some(&theirs), true), None);
+        assert_eq!(last_word(&ours, side(&theirs), true), None);
     }
 
     #[test]

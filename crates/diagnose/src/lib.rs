@@ -6,7 +6,7 @@
 //! ended: a request acknowledged with nothing back, data the peer never acknowledges, a window
 //! that stays closed, data that arrived and nobody reads.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use hangscope_model::{AppView, Finding, Snapshot, SocketDetail};
 
@@ -34,6 +34,8 @@ pub(crate) struct Ctx<'a> {
     pub listen_ports: HashSet<u16>,
     /// Every TCP and UDP socket, once: most rules walk them, and a target may hold 10,000.
     pub conns: Vec<connection::Conn<'a>>,
+    /// The TCP and UDP sockets by inode, made the first time a rule looks one up.
+    inet_by_inode: std::cell::OnceCell<HashMap<u64, &'a hangscope_model::InetSocket>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -60,7 +62,16 @@ impl<'a> Ctx<'a> {
             waiters: waiters::Waiters::new(snap),
             listen_ports,
             conns: connection::Conn::build(snap),
+            inet_by_inode: std::cell::OnceCell::new(),
         }
+    }
+
+    /// The process's own TCP or UDP socket of inode `inode`.
+    pub fn inet_by_inode(&self, inode: u64) -> Option<&'a hangscope_model::InetSocket> {
+        let index = self
+            .inet_by_inode
+            .get_or_init(|| self.conns.iter().map(|c| (c.sock.inode, c.inet)).collect());
+        index.get(&inode).copied()
     }
 }
 

@@ -275,7 +275,9 @@ pub struct LocalPeer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end: Option<PeerEnd>,
     /// Its struct tcp_info, read with its queues: its byte counters and last-data ages say
-    /// what it received, read and sent, from its side (since 1.5).
+    /// what it received, read and sent, from its side (since 1.5). Since 1.11 absent when the
+    /// other end is one of the process's own sockets: its tcp_info and queues are then that
+    /// socket's, in `sockets` by `inode`, read at the same look as this end's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp_info: Option<Box<TcpInfo>>,
 }
@@ -370,7 +372,9 @@ struct LocalPeerRead {
     /// Who holds it, or why nobody does (since 1.6). Absent when that was not looked for.
     end: Option<PeerEnd>,
     /// Its struct tcp_info, read with its queues: its byte counters and last-data ages say
-    /// what it received, read and sent, from its side (since 1.5).
+    /// what it received, read and sent, from its side (since 1.5). Since 1.11 absent when the
+    /// other end is one of the process's own sockets: its tcp_info and queues are then that
+    /// socket's, in `sockets` by `inode`, read at the same look as this end's.
     tcp_info: Option<Box<TcpInfo>>,
     /// Before 1.6: who holds it.
     holder: Option<PeerHolder>,

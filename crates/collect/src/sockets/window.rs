@@ -144,6 +144,11 @@ impl ConnWindow {
             gaps: Vec::new(),
             first_dump_at: None,
         };
+        // One look: nothing to sample, so the 10,000 sockets of a huge target are not walked
+        // (and their addresses not parsed) for a window that will not be.
+        if opts.window.is_zero() || opts.deadline.passed() {
+            return w;
+        }
         let mut wanted = HashSet::new();
         let mut kinds = Vec::new();
         let mut exact = Vec::new();
@@ -162,7 +167,9 @@ impl ConnWindow {
                 _ => continue,
             };
             wanted.insert(s.inode);
+            // Past the exact lookups' limit the window dumps instead: no need to parse more.
             if let SocketDetail::Tcp(i) | SocketDetail::Udp(i) = &s.detail
+                && exact.len() <= super::exact::MAX_SOCKETS
                 && let Some(own) = super::exact::Own::of(family, proto, i, s.inode)
             {
                 exact.push(own);
