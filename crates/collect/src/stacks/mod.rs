@@ -261,6 +261,7 @@ struct RawFrame {
     tail_call: bool,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn work(
     root: &ProcRoot,
     pid: i32,
