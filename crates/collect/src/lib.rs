@@ -122,6 +122,7 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
         ..Snapshot::default()
     };
     stage::enter("the process");
+    let stack_leases = stacks::early_leases(root, opts);
     // On its own thread from the start: the first look needs it, and it sleeps.
     let task_clock = threads::task_clock::TaskClock::start();
     let kmsg = opts
@@ -202,7 +203,7 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     }
     // Right after the last look, so the frames are those of the waits it saw; read on a
     // worker while the rest goes on, and collected before the logs.
-    let stacks = stacks::start(root, pid, &mounts, opts, &mut snap);
+    let stacks = stacks::start(root, pid, &mounts, opts, stack_leases, &mut snap);
     // TCP and UDP sockets as of the last look, like the threads, with what moved over the window.
     conns.apply(&mut snap.sockets, &mut snap.gaps);
     // Before reading through the target's fds again (pipes, logs): still the same process?

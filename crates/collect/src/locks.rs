@@ -276,6 +276,11 @@ impl LockTable {
         self.0.as_ref().ok().map(|(all, _)| Leases::of(all, self.1))
     }
 
+    /// Why the table could not be read.
+    pub fn error(&self) -> Option<&std::io::Error> {
+        self.0.as_ref().err()
+    }
+
     /// Whether a lock may be held through an fd of `pid`, so that its files need their fdinfo
     /// read to be matched: a lock /proc/locks names it (or its parent) for; an OFD lock, whose
     /// owner is never named; or a lock named for a process that is gone, as a flock taken

@@ -23,6 +23,11 @@ pub(crate) fn enter(stage: &'static str) {
     }
 }
 
+/// Whether `HANGSCOPE_STAGES` is set.
+pub(crate) fn timing() -> bool {
+    started().is_some()
+}
+
 /// With timing on, prints `what` and the time since the first stage; the current stage is
 /// unchanged (for the work of other threads).
 pub(crate) fn mark(what: &str) {

@@ -26,6 +26,11 @@ use super::place::{Place, demangle};
 
 /// The most a section is inflated to: more is not DWARF hangscope should spend memory on.
 const MAX_SECTION: u64 = 1 << 30;
+/// Rounds of reading the units that the kept ones refer to, before the file is read whole.
+const MAX_REF_ROUNDS: usize = 4;
+/// Units read at most by references, and headers walked at most to find one.
+const MAX_UNITS: usize = 512;
+const MAX_UNIT_WALK: usize = 8192;
 /// A placeholder unit header: unit_length (4), version (2), unit_type (1), address_size (1),
 /// debug_abbrev_offset (4), type_signature (8), type_offset (4).
 const PLACEHOLDER: u64 = 24;
@@ -90,26 +95,33 @@ impl Section {
         let end = range.end as usize;
         match &mut self.source {
             Source::Plain(at) => {
-                if self.bytes.len() < end {
-                    self.bytes.resize(end, 0);
+                if self.bytes.is_empty() {
+                    // Zeroed by the allocator (fresh pages): a unit far in a 26 MB
+                    // .debug_info writes its own pages, not the 26 MB before it.
+                    self.bytes = vec![0; self.size as usize];
                 }
                 let buf = self.bytes.get_mut(range.start as usize..end)?;
                 self.file.read_exact_at(buf, *at + range.start).ok()?;
             }
             Source::Zlib(z, input) => {
+                if self.bytes.len() < end {
+                    // Room for the whole section at once: growing it as it fills would copy
+                    // what was inflated, and the pages not written are never touched.
+                    self.bytes
+                        .reserve_exact((self.size as usize).saturating_sub(self.bytes.len()));
+                }
                 while self.bytes.len() < end {
-                    let want = (end - self.bytes.len()).max(64 * 1024);
-                    let room = (self.size as usize).min(self.bytes.len() + want);
-                    self.bytes.reserve(room - self.bytes.len());
-                    let before = z.total_out();
+                    // The input fed is what bounds the output (the room is the whole rest):
+                    // about a third of what is still wanted, DWARF inflating ~2.5 times, so
+                    // little is inflated past `end`.
+                    let want = end - self.bytes.len();
                     let from = usize::try_from(z.total_in()).ok()?;
-                    z.decompress_vec(
-                        input.get(from..)?,
-                        &mut self.bytes,
-                        flate2::FlushDecompress::None,
-                    )
-                    .ok()?;
-                    if z.total_out() == before {
+                    let rest = input.get(from..)?;
+                    let feed = rest.get(..(want / 3).max(16 * 1024)).unwrap_or(rest);
+                    let before = (z.total_in(), z.total_out());
+                    z.decompress_vec(feed, &mut self.bytes, flate2::FlushDecompress::None)
+                        .ok()?;
+                    if (z.total_in(), z.total_out()) == before {
                         return None;
                     }
                 }
@@ -162,6 +174,8 @@ impl Section {
 pub struct Sparse {
     /// `.debug_aranges`' spans: (begin, end, unit offset), sorted.
     spans: Vec<(u64, u64, u64)>,
+    /// The units `.debug_aranges` names, sorted.
+    unit_starts: Vec<u64>,
     info: Section,
     line: Section,
     /// The units of `info` read: start → end.
@@ -197,8 +211,12 @@ impl Sparse {
             return None;
         }
         let spans = spans_of(&aranges)?;
+        let mut unit_starts: Vec<u64> = spans.iter().map(|s| s.2).collect();
+        unit_starts.sort_unstable();
+        unit_starts.dedup();
         Some(Sparse {
             spans,
+            unit_starts,
             info: open(".debug_info")?,
             line: open(".debug_line")?,
             kept: BTreeMap::new(),
@@ -305,6 +323,88 @@ impl Sparse {
         if self.kept.is_empty() {
             return Some(BTreeMap::new());
         }
+        // A lookup that fails may be one that follows a reference into a unit left out (an
+        // inlined function's abstract origin in another unit: DW_FORM_ref_addr, all over a
+        // Rust program): those units are read too, and the lookups run again.
+        for _ in 0..MAX_REF_ROUNDS {
+            if let Some(found) = self.places_in_kept(svmas) {
+                return Some(found);
+            }
+            if !self.load_referenced()? {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// The units the kept ones refer to (`DW_FORM_ref_addr`) that are not kept, loaded;
+    /// whether there was any. `None` if one cannot be found or there are too many.
+    fn load_referenced(&mut self) -> Option<bool> {
+        let mut wanted: Vec<u64> = Vec::new();
+        {
+            let dwarf = self.dwarf()?;
+            for (&start, &end) in &self.kept {
+                let header = dwarf
+                    .debug_info
+                    .header_from_offset(gimli::DebugInfoOffset(start as usize))
+                    .ok()?;
+                let abbrevs = header.abbreviations(&dwarf.debug_abbrev).ok()?;
+                let mut entries = header.entries_raw(&abbrevs, None).ok()?;
+                while !entries.is_empty() {
+                    let Some(abbrev) = entries.read_abbreviation().ok()? else {
+                        continue;
+                    };
+                    for spec in abbrev.attributes() {
+                        let attr = entries.read_attribute(*spec).ok()?;
+                        if let gimli::AttributeValue::DebugInfoRef(o) = attr.value() {
+                            let o = o.0 as u64;
+                            if !(start..end).contains(&o) {
+                                wanted.push(o);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut loaded = false;
+        for o in wanted {
+            if self
+                .kept
+                .range(..=o)
+                .next_back()
+                .is_some_and(|(_, &e)| o < e)
+            {
+                continue;
+            }
+            if self.kept.len() >= MAX_UNITS {
+                return None;
+            }
+            let unit = self.unit_containing(o)?;
+            self.load(unit)?;
+            loaded = true;
+        }
+        Some(loaded)
+    }
+
+    /// The start of the unit holding `offset` of `.debug_info`: from the last unit
+    /// `.debug_aranges` names at or before it, unit by unit.
+    fn unit_containing(&mut self, offset: u64) -> Option<u64> {
+        let i = self.unit_starts.partition_point(|&s| s <= offset);
+        let mut at = i.checked_sub(1).map_or(0, |i| self.unit_starts[i]);
+        for _ in 0..MAX_UNIT_WALK {
+            let end = self.info.end_of_unit(at)?;
+            if offset < end {
+                return Some(at);
+            }
+            at = end;
+        }
+        None
+    }
+
+    /// The lookups over the units kept, the bytes between them covered by placeholders.
+    fn places_in_kept(&mut self, svmas: &[u64]) -> Option<BTreeMap<u64, Vec<Place>>> {
         let kept: Vec<Range<u64>> = self.kept.iter().map(|(&s, &e)| s..e).collect();
         let last = kept.last()?.end;
         if (self.info.bytes.len() as u64) < last {
@@ -313,20 +413,23 @@ impl Sparse {
         // The placeholders overwrite the start of each hole, which may hold bytes of units
         // inflated on the way: put back after the lookups, as more units may be loaded.
         let mut saved: Vec<(usize, Vec<u8>)> = Vec::new();
-        let mut at = 0u64;
-        for r in &kept {
-            let gap = r.start - at;
-            if gap >= PLACEHOLDER && gap - 4 <= u64::from(u32::MAX - 16) {
-                let hole = at as usize..(at + PLACEHOLDER) as usize;
-                saved.push((hole.start, self.info.bytes.get(hole)?.to_vec()));
-                placeholder(&mut self.info.bytes, at, gap)?;
-            } else if gap > 0 {
-                // Too short for a placeholder: the unit(s) there, as they are.
-                self.info.fill(at..r.start)?;
+        let mut covered = || -> Option<()> {
+            let mut at = 0u64;
+            for r in &kept {
+                let gap = r.start - at;
+                if gap >= PLACEHOLDER && gap - 4 <= u64::from(u32::MAX - 16) {
+                    let hole = at as usize..(at + PLACEHOLDER) as usize;
+                    saved.push((hole.start, self.info.bytes.get(hole)?.to_vec()));
+                    placeholder(&mut self.info.bytes, at, gap)?;
+                } else if gap > 0 {
+                    // Too short for a placeholder: the unit(s) there, as they are.
+                    self.info.fill(at..r.start)?;
+                }
+                at = r.end;
             }
-            at = r.end;
-        }
-        let out = self.lookups(svmas, last as usize);
+            Some(())
+        };
+        let out = covered().and_then(|()| self.lookups(svmas, last as usize));
         for (at, bytes) in saved {
             self.info
                 .bytes
@@ -426,9 +529,11 @@ mod tests {
     fn same_as_whole(path: &str) {
         let file = File::open(path).expect("open");
         let symbols = super::super::module::symbols_of_file(&file);
+        // Every 37th function, or enough of a small program's to make 200.
+        let step = (symbols.addresses().count() / 200).clamp(1, 37);
         let addrs: Vec<u64> = symbols
             .addresses()
-            .step_by(37)
+            .step_by(step)
             .map(|a| a + 1)
             .take(200)
             .collect();
@@ -444,6 +549,34 @@ mod tests {
     fn this_test_binary() {
         let exe = std::env::current_exe().expect("exe");
         same_as_whole(&exe.to_string_lossy());
+    }
+
+    /// A Rust program at -O: an inlined function's abstract origin is in another unit
+    /// (DW_FORM_ref_addr); the units referred to are read as well, not the whole file.
+    #[test]
+    fn rust_cross_unit_references() {
+        let dir = std::env::temp_dir().join(format!("hangscope-dwarf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let exe = dir.join("blocked");
+        let source = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/stacks/blocked.rs"
+        );
+        let built = std::process::Command::new("rustc")
+            .args(["-g", "-O", source, "-o"])
+            .arg(&exe)
+            .status();
+        match built {
+            Ok(s) if s.success() => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!("skipped: no rustc ({e})");
+                return;
+            }
+            other => panic!("rustc: {other:?}"),
+        }
+        let path = exe.to_string_lossy().into_owned();
+        same_as_whole(&path);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// libc6-dbg's debug file: compressed sections, 4,000 units.

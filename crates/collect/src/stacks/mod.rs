@@ -31,6 +31,7 @@ use hangscope_model::{Frame, Gap, GapReason, Snapshot, StackSource, Text, UserSt
 use nix::sys::uio::{RemoteIoVec, process_vm_readv};
 use nix::unistd::Pid;
 
+use crate::locks::PendingLocks;
 use crate::mountinfo::Mounts;
 use crate::threads::syscall::{self, RawSyscall};
 use crate::{Deadline, Options, ProcRoot};
@@ -51,6 +52,14 @@ pub enum StackMode {
     /// As `Copy`, and the threads it cannot unwind (running, or a walk that failed) from
     /// their registers in a brief ptrace stop each ([`stop`]).
     Stop,
+}
+
+/// The leases the module opens must not break, their read started now when stacks are to be
+/// read: each read of /proc/locks waits for an RCU grace period (`locks::start`), which passes
+/// while the fds and threads are read rather than at the stacks' first open.
+pub fn early_leases(root: &ProcRoot, opts: &Options) -> Option<PendingLocks> {
+    (opts.stacks != StackMode::Off && syscall::Arch::host() == syscall::Arch::X86_64)
+        .then(|| crate::locks::start(root))
 }
 
 /// The threads to unwind: those blocked in a syscall (or outside one, "-1 SP PC").
@@ -77,6 +86,7 @@ pub fn start(
     pid: i32,
     mounts: &Mounts,
     opts: &Options,
+    leases: Option<PendingLocks>,
     snap: &mut Snapshot,
 ) -> Option<Pending> {
     if opts.stacks == StackMode::Off || snap.process.kernel_thread {
@@ -133,6 +143,7 @@ pub fn start(
                 &root2,
                 pid,
                 &mounts2,
+                leases,
                 &tids,
                 to_stop.as_deref(),
                 worker_deadline,
@@ -250,15 +261,18 @@ struct RawFrame {
     tail_call: bool,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn work(
     root: &ProcRoot,
     pid: i32,
     mounts: &Mounts,
+    leases: Option<PendingLocks>,
     tids: &[i32],
     to_stop: Option<&[i32]>,
     deadline: Deadline,
     publish: &dyn Fn(Stacks),
 ) -> (Stacks, Vec<Gap>) {
+    crate::stage::mark("  (stacks) start");
     let mut gaps = Vec::new();
     let out = BTreeMap::new();
     let maps_text = match root.read_pid_bytes(pid, "maps") {
@@ -269,27 +283,29 @@ fn work(
         }
     };
     let maps = maps::parse(&maps_text);
+    crate::stage::mark("  (stacks) leases");
     // A module open could break a lease on it: the leases unread are a gap, not "none".
-    let locks_text = match std::fs::read(root.path().join("locks")) {
-        Ok(t) => t,
-        Err(e) => {
-            gaps.push(crate::error::gap_of(
-                "/proc/locks (the leases a module open must not break)",
-                &e,
-            ));
+    let mut table = crate::locks::wait(leases.unwrap_or_else(|| crate::locks::start(root)));
+    // Read at the start of the collection: after a long one (a large fd table), again, as
+    // the logs' opener does.
+    if table
+        .leases()
+        .is_some_and(|l| l.read_at.elapsed() > crate::logs::open::LEASES_FRESH)
+    {
+        table = crate::locks::wait(crate::locks::start(root));
+    }
+    let leases = match table.leases() {
+        Some(l) => l.leases,
+        None => {
+            if let Some(e) = table.error() {
+                gaps.push(crate::error::gap_of(
+                    "/proc/locks (the leases a module open must not break)",
+                    e,
+                ));
+            }
             Vec::new()
         }
     };
-    let (locks, _) = crate::locks::parse_all(&String::from_utf8_lossy(&locks_text));
-    let leases: Vec<_> = locks
-        .into_iter()
-        .filter(|l| {
-            matches!(
-                l.class,
-                hangscope_model::LockClass::Lease | hangscope_model::LockClass::Delegation
-            )
-        })
-        .collect();
     let mut own_gaps = Vec::new();
     let own_mounts = crate::mountinfo::read(root, std::process::id() as i32, &mut own_gaps);
     let env = module::Env {
@@ -300,6 +316,7 @@ fn work(
         own_mounts: &own_mounts,
     };
 
+    crate::stage::mark("  (stacks) modules");
     // Every executable module: a return address can be in any of them.
     let mut modules: Vec<module::Module> = Vec::new();
     let mut unwinder = framehop::x86_64::UnwinderX86_64::new();
@@ -339,6 +356,7 @@ fn work(
             })
     };
 
+    crate::stage::mark("  (stacks) copies and walks");
     let mut cache = framehop::x86_64::CacheX86_64::new();
     let mut raw: Raw = BTreeMap::new();
     let mut thread_troubles = Troubles::default();
@@ -413,6 +431,7 @@ fn work(
     }
     gaps.extend(thread_troubles.gaps("threads' user stacks"));
 
+    crate::stage::mark("  (stacks) symbol tables");
     // Each module's addresses, symbolized at once.
     let mut places: Places = BTreeMap::new();
     publish(assemble(&raw, &modules, &places));
@@ -444,6 +463,10 @@ fn work(
             late.push(String::from_utf8_lossy(&module.name).into_owned());
             continue;
         }
+        crate::stage::mark(&format!(
+            "  (stacks) DWARF of {}",
+            String::from_utf8_lossy(&module.name)
+        ));
         dwarfs.allowed = Some(done.clone());
         for (frames, ..) in raw.values_mut() {
             insert_tail_calls(frames, &mut dwarfs, &modules, Some(m));
@@ -457,6 +480,7 @@ fn work(
         places.insert(m, dwarf_places(&env, module, dwarfs.get(m), &svmas));
         publish(assemble(&raw, &modules, &places));
     }
+    crate::stage::mark("  (stacks) deferred chains");
     // The chains that needed the DWARF of a module not read yet at their turn.
     if dwarfs.deferred && !deadline.passed() {
         dwarfs.allowed = None;
@@ -481,6 +505,11 @@ fn work(
             let found = dwarf_places(&env, module, dwarfs.get(m), &new);
             places.entry(m).or_default().extend(found);
         }
+    }
+    if crate::stage::timing() {
+        let cpu = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+            .map_or(0.0, |t| t.tv_sec() as f64 * 1e3 + t.tv_nsec() as f64 / 1e6);
+        crate::stage::mark(&format!("  (stacks) done, the worker's cpu {cpu:.1} ms"));
     }
     if !late.is_empty() {
         gaps.push(Gap::new(

@@ -80,9 +80,14 @@ impl From<safe_path::Refused> for ModuleError {
 /// Where separate debug files are installed (Debian's *-dbg and *-dbgsym packages).
 pub const DEBUG_DIR: &str = "/usr/lib/debug";
 
-/// A module's symbol table, owned: (address, size, name), sorted by address.
+/// A module's symbol table, owned: (address, size, name) sorted by address, each name a range
+/// of `names` (the string tables as read): a library's 10,000 symbols are not 10,000 Strings,
+/// and only the names of the functions hit are ever looked at as text.
 #[derive(Debug, Default)]
-pub struct Symbols(Vec<(u64, u64, String)>);
+pub struct Symbols {
+    entries: Vec<(u64, u64, Range<u32>)>,
+    names: Vec<u8>,
+}
 
 /// The function symbols of an ELF file (.symtab and .dynsym). Each table and its strings are
 /// read in one piece: names one at a time through the cache would be a read each.
@@ -97,7 +102,8 @@ pub fn symbols_of_file(file: &File) -> Symbols {
         return Symbols::default();
     };
     let endian = elf.endian();
-    let mut v: Vec<(u64, u64, String)> = Vec::new();
+    let mut entries: Vec<(u64, u64, Range<u32>)> = Vec::new();
+    let mut names: Vec<u8> = Vec::new();
     for (table, strings) in [(".symtab", ".strtab"), (".dynsym", ".dynstr")] {
         let data = |name: &str| {
             elf.section_by_name(name)
@@ -110,50 +116,90 @@ pub fn symbols_of_file(file: &File) -> Symbols {
         ) else {
             continue;
         };
+        let base = names.len();
+        // Ranges are u32: a string table past 4 GiB is not one to read.
+        if u32::try_from(base + strs.len()).is_err() {
+            continue;
+        }
+        names.extend_from_slice(strs);
         for sym in syms {
             let kind = sym.st_type();
             let addr = sym.st_value(endian);
             if !(kind == STT_FUNC || kind == STT_GNU_IFUNC) || addr == 0 {
                 continue;
             }
-            let Some(name) = strs.get(sym.st_name(endian) as usize..) else {
+            let at = sym.st_name(endian) as usize;
+            let Some(name) = strs.get(at..) else {
                 continue;
             };
-            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-            v.push((
-                addr,
-                sym.st_size(endian),
-                String::from_utf8_lossy(name).into_owned(),
-            ));
+            let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+            let name = &name[..len];
+            let range = if std::str::from_utf8(name).is_ok() {
+                (base + at) as u32..(base + at + len) as u32
+            } else {
+                // Rare: kept readable, as the text it was always shown as.
+                let lossy = String::from_utf8_lossy(name).into_owned();
+                let from = names.len();
+                if u32::try_from(from + lossy.len()).is_err() {
+                    continue;
+                }
+                names.extend_from_slice(lossy.as_bytes());
+                from as u32..names.len() as u32
+            };
+            entries.push((addr, sym.st_size(endian), range));
         }
     }
-    Symbols::from_entries(v)
+    Symbols::from_entries(entries, names)
 }
 
 impl Symbols {
-    fn from_entries(mut v: Vec<(u64, u64, String)>) -> Symbols {
+    fn from_entries(mut entries: Vec<(u64, u64, Range<u32>)>, names: Vec<u8>) -> Symbols {
+        let name = |r: &Range<u32>| names.get(r.start as usize..r.end as usize).unwrap_or(&[]);
         // Aliases at one address (poll, __poll, __GI___poll): the exported name, the one with
         // the fewest leading underscores, first; the others kept for lookups by name.
-        v.sort_by(|a, b| {
-            (a.0, a.2.starts_with('_'), a.2.len(), &a.2).cmp(&(
+        entries.sort_by(|a, b| {
+            let (na, nb) = (name(&a.2), name(&b.2));
+            (a.0, na.first() == Some(&b'_'), na.len(), na).cmp(&(
                 b.0,
-                b.2.starts_with('_'),
-                b.2.len(),
-                &b.2,
+                nb.first() == Some(&b'_'),
+                nb.len(),
+                nb,
             ))
         });
-        v.dedup_by(|a, b| a.0 == b.0 && a.2 == b.2);
-        Symbols(v)
+        entries.dedup_by(|a, b| a.0 == b.0 && name(&a.2) == name(&b.2));
+        Symbols { entries, names }
+    }
+
+    #[cfg(test)]
+    fn of(v: &[(u64, u64, &str)]) -> Symbols {
+        let mut names = Vec::new();
+        let entries = v
+            .iter()
+            .map(|(a, s, n)| {
+                let from = names.len() as u32;
+                names.extend_from_slice(n.as_bytes());
+                (*a, *s, from..names.len() as u32)
+            })
+            .collect();
+        Symbols::from_entries(entries, names)
+    }
+
+    /// The text of a name: valid UTF-8, checked (or made so) when read.
+    fn name(&self, r: &Range<u32>) -> &str {
+        self.names
+            .get(r.start as usize..r.end as usize)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries.is_empty()
     }
 
     #[cfg(test)]
     pub fn addresses(&self) -> impl Iterator<Item = u64> + '_ {
         let mut last = None;
-        self.0.iter().map(|s| s.0).filter(move |&a| {
+        self.entries.iter().map(|s| s.0).filter(move |&a| {
             let new = last != Some(a);
             last = Some(a);
             new
@@ -163,16 +209,19 @@ impl Symbols {
     /// The function covering `svma` (its entry and name): one whose size covers it, or the
     /// nearest below when sizes are not given.
     pub fn lookup_entry(&self, svma: u64) -> Option<(u64, &str)> {
-        let i = self.0.partition_point(|s| s.0 <= svma).checked_sub(1)?;
-        let at = self.0.get(i)?.0;
+        let i = self
+            .entries
+            .partition_point(|s| s.0 <= svma)
+            .checked_sub(1)?;
+        let at = self.entries.get(i)?.0;
         // The preferred alias is the first at that address.
-        let first = self.0.partition_point(|s| s.0 < at);
+        let first = self.entries.partition_point(|s| s.0 < at);
         // Any alias with a size covering it will do (sizes agree, or some are 0).
-        let covers = self.0[first..=i]
+        let covers = self.entries[first..=i]
             .iter()
             .any(|(a, size, _)| *size == 0 || svma < a + size);
-        let (addr, _, name) = self.0.get(first)?;
-        covers.then_some((*addr, name.as_str()))
+        let (addr, _, name) = self.entries.get(first)?;
+        covers.then(|| (*addr, self.name(name)))
     }
 
     pub fn lookup(&self, svma: u64) -> Option<&str> {
@@ -181,7 +230,11 @@ impl Symbols {
 
     /// The address of the function named `name` (raw, as the symbol table spells it).
     pub fn address_of(&self, name: &str) -> Option<u64> {
-        self.0.iter().find(|s| s.2 == name).map(|s| s.0)
+        let want = name.as_bytes();
+        self.entries
+            .iter()
+            .find(|s| self.names.get(s.2.start as usize..s.2.end as usize) == Some(want))
+            .map(|s| s.0)
     }
 }
 
@@ -467,6 +520,29 @@ pub fn debug_file(env: &Env, module: &Module) -> Option<File> {
 mod tests {
     use super::*;
     use hangscope_model::GapReason;
+
+    /// The exported alias names an address; a size bounds a function, none reaches the next.
+    #[test]
+    fn symbols_by_address_and_name() {
+        let s = Symbols::of(&[
+            (0x100, 0x20, "__GI___poll"),
+            (0x100, 0x20, "poll"),
+            (0x100, 0x20, "__poll"),
+            (0x200, 0, "unsized"),
+            (0x300, 0x10, "sized"),
+        ]);
+        assert_eq!(s.lookup(0x100), Some("poll"));
+        assert_eq!(s.lookup_entry(0x11f), Some((0x100, "poll")));
+        assert_eq!(s.lookup(0x120), None);
+        assert_eq!(s.lookup(0x2ff), Some("unsized"));
+        assert_eq!(s.lookup(0x30f), Some("sized"));
+        assert_eq!(s.lookup(0x310), None);
+        assert_eq!(s.lookup(0xff), None);
+        assert_eq!(s.address_of("__poll"), Some(0x100));
+        assert_eq!(s.address_of("sized"), Some(0x300));
+        assert_eq!(s.address_of("size"), None);
+        assert_eq!(s.addresses().collect::<Vec<_>>(), [0x100, 0x200, 0x300]);
+    }
 
     #[test]
     fn a_module_s_gap_reason_comes_from_its_error_s_kind_not_its_words() {
