@@ -49,6 +49,7 @@ echo "== 1. a $(ls /proc/$client/fd | wc -l)-fd client beside a $(ls /proc/$big/
 python3 bench/compare.py "$runs" \
   "hangscope --window 0=$bin $client --json --window 0 --no-chain" \
   "dump forced=env HANGSCOPE_NO_PIDFD_GETFD=1 $bin $client --json --window 0 --no-chain" \
+  "stacks off=$bin $client --json --window 0 --no-chain --stacks off" \
   "with the chain=$bin $client --json --window 0" \
   "ls -l /proc/PID/fd=ls -l /proc/$client/fd" \
   "lsof -n -P -p=lsof -n -P -p $client"
