@@ -102,9 +102,25 @@ pub fn bytes_short(n: u64) -> String {
     }
 }
 
+/// A waiting loop in the notation of the document's `periodic` field and of the findings:
+/// "clock_nanosleep 100 ms, ~10/s", "poll timeout 2 s, ~0.5/s", "futex, ~12/s".
+pub fn looping(l: &crate::Looping, rate_per_s: f64) -> String {
+    let rate = if rate_per_s >= 1.0 {
+        format!("{rate_per_s:.0}")
+    } else {
+        format!("{rate_per_s:.1}")
+    };
+    match l.period_ms {
+        Some(ms) if l.timeout => format!("{} timeout {}, ~{rate}/s", l.syscall, period_ms(ms)),
+        Some(ms) => format!("{} {}, ~{rate}/s", l.syscall, period_ms(ms)),
+        None => format!("{}, ~{rate}/s", l.syscall),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Looping, SyscallState, WaitObject};
 
     #[test]
     fn durations() {
@@ -148,5 +164,32 @@ mod tests {
         assert_eq!(bytes_short(7_907_320), "7.5 MiB");
         assert_eq!(bytes_short(5 << 40), "5.0 TiB");
         assert_eq!(bytes_short(5000 << 40), "5000.0 TiB");
+    }
+
+    #[test]
+    fn a_loop_is_said_from_its_fields() {
+        let sleep = SyscallState {
+            name: "clock_nanosleep".into(),
+            waits_on: vec![WaitObject::Sleep { ns: 100_000_000 }],
+            ..SyscallState::default()
+        };
+        assert_eq!(
+            looping(&Looping::of(&sleep), 9.8),
+            "clock_nanosleep 100 ms, ~10/s"
+        );
+        let poll = SyscallState {
+            name: "poll".into(),
+            timeout_ms: Some(2000),
+            ..SyscallState::default()
+        };
+        assert_eq!(
+            looping(&Looping::of(&poll), 0.5),
+            "poll timeout 2 s, ~0.5/s"
+        );
+        let futex = Looping {
+            syscall: "futex".into(),
+            ..Looping::default()
+        };
+        assert_eq!(looping(&futex, 12.2), "futex, ~12/s");
     }
 }

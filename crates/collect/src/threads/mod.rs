@@ -380,8 +380,10 @@ fn build(
         {
             let rate = loop_rate(s, rate);
             a.rate_per_s = Some(rate);
-            a.periodic = Some(periodic_text(s, rate));
-            a.looping = Some(Looping::of(s));
+            // `periodic` is the loop in words for readers before 1.7; `looping` has its fields.
+            let looping = Looping::of(s);
+            a.periodic = Some(units::looping(&looping, rate));
+            a.looping = Some(looping);
         }
         threads.push(Thread {
             tid: t.tid,
@@ -468,24 +470,6 @@ fn loop_rate(s: &SyscallState, rate: f64) -> f64 {
     }
 }
 
-/// "clock_nanosleep 100 ms, ~10/s": the document's `periodic`, the loop in words for readers
-/// before 1.7 (`looping` has it as fields, which diagnosis words itself).
-fn periodic_text(s: &SyscallState, rate: f64) -> String {
-    let l = Looping::of(s);
-    let rate = if rate >= 1.0 {
-        format!("{rate:.0}")
-    } else {
-        format!("{rate:.1}")
-    };
-    match l.period_ms {
-        Some(ms) if l.timeout => {
-            format!("{} timeout {}, ~{rate}/s", l.syscall, units::period_ms(ms))
-        }
-        Some(ms) => format!("{} {}, ~{rate}/s", l.syscall, units::period_ms(ms)),
-        None => format!("{}, ~{rate}/s", l.syscall),
-    }
-}
-
 /// Makes sure fd `n` is in the table with its fdinfo: read it now if the listing skipped it
 /// (socket fds skip fdinfo) or did not reach it (deadline).
 pub(crate) fn ensure_fd(root: &ProcRoot, pid: i32, fds: &mut Vec<Fd>, n: i32, gaps: &mut Vec<Gap>) {
@@ -530,13 +514,19 @@ mod tests {
             waits_on: vec![WaitObject::Sleep { ns: 100_000_000 }],
             ..SyscallState::default()
         };
-        assert_eq!(periodic_text(&s, 9.8), "clock_nanosleep 100 ms, ~10/s");
+        assert_eq!(
+            units::looping(&Looping::of(&s), 9.8),
+            "clock_nanosleep 100 ms, ~10/s"
+        );
         let p = SyscallState {
             name: "poll".into(),
             timeout_ms: Some(2000),
             ..SyscallState::default()
         };
-        assert_eq!(periodic_text(&p, 0.5), "poll timeout 2 s, ~0.5/s");
+        assert_eq!(
+            units::looping(&Looping::of(&p), 0.5),
+            "poll timeout 2 s, ~0.5/s"
+        );
         // A heartbeat loop: sleep 500 ms, then a short read that also blocks.
         let h = SyscallState {
             name: "clock_nanosleep".into(),
@@ -545,7 +535,7 @@ mod tests {
         };
         assert_eq!(loop_rate(&h, 4.1), 2.0);
         assert_eq!(
-            periodic_text(&h, loop_rate(&h, 4.1)),
+            units::looping(&Looping::of(&h), loop_rate(&h, 4.1)),
             "clock_nanosleep 500 ms, ~2/s"
         );
         assert_eq!(loop_rate(&p, 0.5), 0.5);

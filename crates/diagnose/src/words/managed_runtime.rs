@@ -126,7 +126,7 @@ fn kernel_call(t: &Locked) -> Option<String> {
     Some(match &t.kernel_loop {
         Some(l) => format!(
             "{sc}() in a loop: {}",
-            super::looping(&l.looping, l.rate_per_s)
+            hangscope_model::units::looping(&l.looping, l.rate_per_s)
         ),
         None => format!("{sc}()"),
     })

@@ -2,8 +2,7 @@
 //! the phrases several rules share — a waiting thread, the other end of a connection, the
 //! window, log quotes. Nothing here decides anything; it only says what the facts say.
 
-use hangscope_model::units::period_ms;
-use hangscope_model::{CallCount, Evidence, Finding, Looping, PeerThreads, TimerKind};
+use hangscope_model::{CallCount, Evidence, Finding, PeerThreads, TimerKind};
 
 use crate::facts::{
     BlockedThread, ConnFacts, EarlierFailure, EndActivity, Facts, HostAlive, LogQuote, OtherEnd,
@@ -187,21 +186,6 @@ pub(crate) fn words_of(facts: &Facts) -> Words {
         Facts::PgIdleInTransaction(f) => f.words(),
         Facts::MariaLockWait(f) => f.words(),
         Facts::RedisBlocked(f) => f.words(),
-    }
-}
-
-/// A loop in words at `rate_per_s`: "clock_nanosleep 100 ms, ~10/s", "poll timeout 2 s,
-/// ~0.5/s", "futex, ~12/s".
-pub(crate) fn looping(l: &Looping, rate_per_s: f64) -> String {
-    let rate = if rate_per_s >= 1.0 {
-        format!("{rate_per_s:.0}")
-    } else {
-        format!("{rate_per_s:.1}")
-    };
-    match l.period_ms {
-        Some(ms) if l.timeout => format!("{} timeout {}, ~{rate}/s", l.syscall, period_ms(ms)),
-        Some(ms) => format!("{} {}, ~{rate}/s", l.syscall, period_ms(ms)),
-        None => format!("{}, ~{rate}/s", l.syscall),
     }
 }
 
@@ -825,38 +809,5 @@ pub(crate) fn thread_short(t: &crate::facts::ThreadRef) -> String {
         t.tid.to_string()
     } else {
         format!("{} ({})", t.tid, t.name)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use hangscope_model::{SyscallState, WaitObject};
-
-    #[test]
-    fn a_loop_is_said_from_its_fields() {
-        let sleep = SyscallState {
-            name: "clock_nanosleep".into(),
-            waits_on: vec![WaitObject::Sleep { ns: 100_000_000 }],
-            ..SyscallState::default()
-        };
-        assert_eq!(
-            looping(&Looping::of(&sleep), 9.8),
-            "clock_nanosleep 100 ms, ~10/s"
-        );
-        let poll = SyscallState {
-            name: "poll".into(),
-            timeout_ms: Some(2000),
-            ..SyscallState::default()
-        };
-        assert_eq!(
-            looping(&Looping::of(&poll), 0.5),
-            "poll timeout 2 s, ~0.5/s"
-        );
-        let futex = Looping {
-            syscall: "futex".into(),
-            ..Looping::default()
-        };
-        assert_eq!(looping(&futex, 12.2), "futex, ~12/s");
     }
 }

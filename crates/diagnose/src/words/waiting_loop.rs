@@ -93,7 +93,7 @@ pub(crate) fn words(f: &WaitingLoop) -> Words {
 /// "clock_nanosleep 100 ms, ~10/s": the loop's call, period and rate.
 pub(crate) fn loop_line(l: &Loop) -> String {
     match l.rate_per_s {
-        Some(rate) => super::looping(&l.looping, rate),
+        Some(rate) => hangscope_model::units::looping(&l.looping, rate),
         None => l.looping.syscall.clone(),
     }
 }
