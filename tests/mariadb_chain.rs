@@ -39,10 +39,21 @@ fn a_row_lock_chain_names_the_idle_holder_and_its_client_process() {
         .and_then(|id| id.trim().parse().ok())
         .unwrap_or_else(|| panic!("not a connection id: {held:?}"));
     let waiter = db.command("UPDATE ledger SET v = v + 1 WHERE id = 1");
-    assert!(
-        db.wait_for(LOCK_WAITS, "1", Duration::from_secs(20)),
-        "the UPDATE did not wait for the row lock"
-    );
+    if !db.wait_for(LOCK_WAITS, "1", Duration::from_secs(20)) {
+        // It failed now and then on a loaded machine and never by hand: say what the waiter
+        // and the server were doing, for the next look.
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", waiter.pid()));
+        let sessions =
+            db.sql("SELECT ID, COMMAND, TIME, STATE, INFO FROM information_schema.PROCESSLIST");
+        let waits = db.sql(LOCK_WAITS);
+        let trx = db.sql(
+            "SELECT trx_id, trx_state, trx_mysql_thread_id FROM information_schema.INNODB_TRX",
+        );
+        panic!(
+            "the UPDATE did not wait for the row lock; the waiting client's stat: {stat:?}; \
+             the server's sessions:\n{sessions}lock waits: {waits:?}; transactions:\n{trx}"
+        );
+    }
     std::thread::sleep(Duration::from_millis(1300));
 
     // The server: the waiting connection, the idle holder and its client on this host.
