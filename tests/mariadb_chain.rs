@@ -40,8 +40,9 @@ fn a_row_lock_chain_names_the_idle_holder_and_its_client_process() {
         .unwrap_or_else(|| panic!("not a connection id: {held:?}"));
     let waiter = db.command("UPDATE ledger SET v = v + 1 WHERE id = 1");
     if !db.wait_for(LOCK_WAITS, "1", Duration::from_secs(20)) {
-        // It failed now and then on a loaded machine and never by hand: say what the waiter
-        // and the server were doing, for the next look.
+        // Say what the waiter and the server were doing, for the next look. (It once failed
+        // here in one run of three: the poll read INNODB_LOCK_WAITS more often than InnoDB
+        // refreshes it; see `Server::wait_for`.)
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", waiter.pid()));
         let sessions =
             db.sql("SELECT ID, COMMAND, TIME, STATE, INFO FROM information_schema.PROCESSLIST");
