@@ -101,6 +101,31 @@ struct Watched {
 
 /// A suspect read in full and cleared is read again after this long if it still looks stuck.
 const RECHECK: Duration = Duration::from_secs(30);
+/// The least time a look gives to full reads, however short `--every` is.
+const MIN_READ_BUDGET: Duration = Duration::from_secs(1);
+
+/// A suspect due for a full read.
+#[derive(Debug, Clone, PartialEq)]
+struct Due {
+    pid: i32,
+    /// Read before and cleared, now read again.
+    recheck: bool,
+    /// [`host_scan::Suspect::rank`]: 0 for stopped, D-state or frozen.
+    rank: u8,
+    stuck: Duration,
+}
+
+/// The order in which due suspects are read: those never read first, then the strongest
+/// reason, then the longest stuck.
+fn read_order(mut due: Vec<Due>) -> Vec<i32> {
+    due.sort_by(|a, b| {
+        (a.recheck, a.rank)
+            .cmp(&(b.recheck, b.rank))
+            .then(b.stuck.cmp(&a.stuck))
+    });
+    due.into_iter().map(|d| d.pid).collect()
+}
+
 /// A full read's own sampling window.
 const FULL_WINDOW: Duration = Duration::from_millis(300);
 /// The full read's deadline.
@@ -240,30 +265,48 @@ pub fn run(args: &WatchArgs) -> i32 {
                 keep
             });
             for s in &suspects {
-                // Each full read takes up to FULL_DEADLINE, and --all may have many due at
-                // once (a busy host's first look): Ctrl-C stops between two, not after all.
-                if STOP.load(Ordering::SeqCst) {
+                if let Some(p) = now.get(s.pid) {
+                    watched.entry(s.pid).or_insert_with(|| Watched {
+                        name: p.name.clone(),
+                        start_ticks: p.start_ticks,
+                        since: Instant::now(),
+                        cleared_at: None,
+                        incident: None,
+                    });
+                }
+            }
+            let due: Vec<Due> = suspects
+                .iter()
+                .filter_map(|s| {
+                    let w = watched.get(&s.pid)?;
+                    let is_due = w.incident.is_none()
+                        && w.since.elapsed() >= args.hold
+                        && w.cleared_at.is_none_or(|t| t.elapsed() >= RECHECK);
+                    is_due.then(|| Due {
+                        pid: s.pid,
+                        recheck: w.cleared_at.is_some(),
+                        rank: s.rank(),
+                        stuck: w.since.elapsed(),
+                    })
+                })
+                .collect();
+            // Full reads take up to FULL_DEADLINE each and --all may have many due at once (a
+            // busy host's first look, the rechecks of those cleared): this look reads what it
+            // can in its budget, first what was never read, so a hang that starts later waits
+            // for at most one budget, not for every recheck before it.
+            let budget = Instant::now() + args.every.max(MIN_READ_BUDGET);
+            for (i, pid) in read_order(due).into_iter().enumerate() {
+                if STOP.load(Ordering::SeqCst) || (i > 0 && Instant::now() >= budget) {
                     break;
                 }
-                let Some(p) = now.get(s.pid) else { continue };
-                let w = watched.entry(s.pid).or_insert_with(|| Watched {
-                    name: p.name.clone(),
-                    start_ticks: p.start_ticks,
-                    since: Instant::now(),
-                    cleared_at: None,
-                    incident: None,
-                });
-                let due = w.incident.is_none()
-                    && w.since.elapsed() >= args.hold
-                    && w.cleared_at.is_none_or(|t| t.elapsed() >= RECHECK);
-                if !due {
+                let Some(w) = watched.get_mut(&pid) else {
                     continue;
-                }
-                match full_look(s.pid) {
+                };
+                match full_look(pid) {
                     Some(doc) if doc.verdict.cause_found => {
                         let file = args.save_dir.join(format!(
                             "hangscope-{}-{}.json",
-                            s.pid, doc.snapshot.taken_at_ms
+                            pid, doc.snapshot.taken_at_ms
                         ));
                         let saved = std::fs::File::create(&file)
                             .and_then(|f| hangscope_render::json::write_json(&doc, f, false));
@@ -273,7 +316,7 @@ pub fn run(args: &WatchArgs) -> i32 {
                         };
                         out.line(&format!(
                             "CAUSE pid {} ({}) stuck {}: {}  → {}  [{saved_note}]",
-                            s.pid,
+                            pid,
                             w.name.escaped(),
                             hangscope_model::units::duration(w.since.elapsed()),
                             hangscope_model::text::escape(&doc.verdict.summary),
@@ -282,7 +325,7 @@ pub fn run(args: &WatchArgs) -> i32 {
                         if saved.is_ok()
                             && let Some(cmd) = &args.exec
                         {
-                            match hook(cmd, &file, s.pid) {
+                            match hook(cmd, &file, pid) {
                                 Ok(child) => hooks.push(child),
                                 Err(e) => crate::say(&format!("--exec {cmd:?}: {e}")),
                             }
@@ -393,5 +436,43 @@ impl Printer {
         // A fixed-width clock column (as dmesg's), not a duration in words: lines stay aligned.
         let _ = writeln!(o, "+{:7.1}s  {text}", self.started.elapsed().as_secs_f64());
         let _ = o.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn due(pid: i32, recheck: bool, rank: u8, stuck_s: u64) -> Due {
+        Due {
+            pid,
+            recheck,
+            rank,
+            stuck: Duration::from_secs(stuck_s),
+        }
+    }
+
+    #[test]
+    fn a_suspect_never_read_goes_before_every_recheck() {
+        // Three cleared suspects stuck for minutes, one D-state among them, and one that
+        // became a suspect 5 s ago: it is read first.
+        let order = read_order(vec![
+            due(10, true, 1, 300),
+            due(11, true, 0, 200),
+            due(12, true, 2, 400),
+            due(40, false, 2, 5),
+        ]);
+        assert_eq!(order, vec![40, 11, 10, 12]);
+    }
+
+    #[test]
+    fn among_first_reads_the_strongest_reason_then_the_longest_stuck() {
+        let order = read_order(vec![
+            due(1, false, 2, 60),
+            due(2, false, 1, 10),
+            due(3, false, 1, 30),
+            due(4, false, 0, 6),
+        ]);
+        assert_eq!(order, vec![4, 3, 2, 1]);
     }
 }
