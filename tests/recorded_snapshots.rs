@@ -283,9 +283,15 @@ fn every_recorded_state_is_diagnosed_as_expected_and_worded_as_recorded() {
         }
         let now: Vec<String> = findings.iter().map(words).collect();
         let then: Vec<String> = doc.findings.iter().map(words).collect();
-        if update {
+        if update && now != then {
+            // Only the findings and the verdict: the snapshot stays as it was recorded, not as
+            // this version's reader upgrades it.
             doc.set_findings(findings);
-            let json = serde_json::to_string(&doc).expect("serialize");
+            let fresh = serde_json::to_value(&doc).expect("serialize");
+            let mut raw: Value = serde_json::from_str(&text).expect("recorded JSON");
+            raw["findings"] = fresh["findings"].clone();
+            raw["verdict"] = fresh["verdict"].clone();
+            let json = serde_json::to_string(&raw).expect("serialize");
             std::fs::write(&path, json + "\n").expect("rewrite the recorded findings");
         } else if now != then {
             failures.push(format!(

@@ -110,7 +110,14 @@ impl ReadError {
 
     /// A gap for `what`, with the reason of this error's kind and its words.
     pub(crate) fn gap(&self, what: impl Into<String>) -> Gap {
-        Gap::new(what, reason_of(self), self.detail.clone())
+        let errno = match self.kind {
+            ReadErrorKind::Errno(n) => Some(n),
+            _ => None,
+        };
+        Gap {
+            errno,
+            ..Gap::new(what, reason_of(self), self.detail.clone())
+        }
     }
 }
 
@@ -159,7 +166,7 @@ pub(crate) fn reason_of(err: &(impl Classify + ?Sized)) -> GapReason {
 /// A gap for a failed read of `what`, with the privilege that would help when it is one.
 pub(crate) fn gap_of(what: impl Into<String>, err: &io::Error) -> Gap {
     let reason = reason_of(err);
-    let gap = Gap::new(what, reason, err.to_string());
+    let gap = Gap::of_errno(what, reason, err);
     if reason == GapReason::Permission {
         gap.needing("root, or CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH over the target")
     } else {
@@ -174,13 +181,12 @@ pub(crate) fn named_file_gap(what: impl Into<String>, path: &str, err: &io::Erro
         Some(libc::ENOENT) | Some(libc::ENOTDIR) => {
             Gap::new(what, GapReason::Other, format!("{path} does not exist"))
         }
-        Some(libc::EACCES) | Some(libc::EPERM) => {
-            Gap::new(what, GapReason::Permission, err.to_string()).needing(format!(
+        Some(libc::EACCES) | Some(libc::EPERM) => Gap::of_errno(what, GapReason::Permission, err)
+            .needing(format!(
                 "read permission on {path} and search permission on its directories, or \
                  CAP_DAC_READ_SEARCH"
-            ))
-        }
-        _ => Gap::new(what, reason_of(err), err.to_string()),
+            )),
+        _ => Gap::of_errno(what, reason_of(err), err),
     }
 }
 
@@ -202,27 +208,27 @@ impl FdFailures {
 
     /// One gap per reason, "what of N fds of PID (fd 3, 4, 9 …)".
     pub(crate) fn into_gaps(self, what: &str, pid: i32) -> Vec<Gap> {
-        let mut by_reason: Vec<(GapReason, Vec<i32>, String)> = Vec::new();
+        let mut by_reason: Vec<(GapReason, Vec<i32>, &io::Error)> = Vec::new();
         for (fd, err) in &self.items {
             let reason = reason_of(err);
             match by_reason.iter_mut().find(|(r, _, _)| *r == reason) {
                 Some((_, fds, _)) => fds.push(*fd),
-                None => by_reason.push((reason, vec![*fd], err.to_string())),
+                None => by_reason.push((reason, vec![*fd], err)),
             }
         }
         by_reason
             .into_iter()
-            .map(|(reason, fds, detail)| {
+            .map(|(reason, fds, err)| {
                 let shown: Vec<String> = fds.iter().take(5).map(|f| f.to_string()).collect();
                 let more = if fds.len() > 5 { " …" } else { "" };
-                let gap = Gap::new(
+                let gap = Gap::of_errno(
                     format!(
                         "{what} of {} fds of {pid} (fd {}{more})",
                         fds.len(),
                         shown.join(", ")
                     ),
                     reason,
-                    detail,
+                    err,
                 );
                 if reason == GapReason::Permission {
                     gap.needing("root, or CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH over the target")

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Cause, Chain, ChainEnd, Finding, Severity, Snapshot};
 
 /// "MAJOR.MINOR". MINOR grows with additive changes; MAJOR changes break readers.
-pub const SCHEMA_VERSION: &str = "1.11";
+pub const SCHEMA_VERSION: &str = "1.12";
 
 /// The document `--json` prints and `--save` writes: what was read, and what was found in it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -284,7 +284,7 @@ impl Document {
 
     /// Fills what a document of an older minor version left to be read from its words: the
     /// error names of log entries (1.7), the topics of gaps (1.9), a runtime view's command
-    /// (1.10).
+    /// (1.10), a gap's error number (1.12).
     fn upgraded(mut self) -> Document {
         let minor = self
             .schema_version
@@ -320,6 +320,12 @@ impl Document {
                     let tool = v.tool.escaped();
                     v.command = tool.split(" (").next().unwrap_or_default().to_string();
                 }
+            }
+        }
+        if minor < 12 {
+            let snapshots = std::iter::once(&mut self.snapshot).chain(self.others.iter_mut());
+            for g in snapshots.flat_map(|s| s.gaps.iter_mut()) {
+                g.upgrade_errno();
             }
         }
         self
@@ -422,6 +428,50 @@ mod tests {
         json["schema_version"] = "1.9".into();
         let old = Document::from_json(&json.to_string()).expect("reads");
         assert_eq!(command(&old), "jcmd 42 Thread.print");
+    }
+
+    #[test]
+    fn a_gap_s_errno_is_read_from_the_words_of_a_document_before_1_12_only() {
+        use crate::{Gap, GapReason};
+        let snap = Snapshot {
+            gaps: vec![
+                Gap::new(
+                    "fd",
+                    GapReason::Permission,
+                    "Permission denied (os error 13)",
+                ),
+                Gap::new(
+                    "maps",
+                    GapReason::Permission,
+                    "Operation not permitted (os error 1)",
+                ),
+                Gap::new(
+                    "net",
+                    GapReason::Other,
+                    "/proc/7/net/tcp: busy (os error 16)",
+                ),
+                Gap::new("ns", GapReason::Unsupported, "setns: EINVAL"),
+            ],
+            ..Snapshot::default()
+        };
+        let mut json = serde_json::to_value(Document::new("t", snap, vec![])).expect("json");
+        let seen = |d: &Document| -> Vec<(Option<i32>, String)> {
+            let gaps = d.snapshot.gaps.iter();
+            gaps.map(|g| (g.errno, g.detail.clone())).collect()
+        };
+        let now = Document::from_json(&json.to_string()).expect("reads");
+        assert!(now.snapshot.gaps.iter().all(|g| g.errno.is_none()));
+        json["schema_version"] = "1.11".into();
+        let old = Document::from_json(&json.to_string()).expect("reads");
+        assert_eq!(
+            seen(&old),
+            vec![
+                (Some(13), String::new()),
+                (Some(1), "Operation not permitted (os error 1)".into()),
+                (Some(16), "/proc/7/net/tcp: busy (os error 16)".into()),
+                (None, "setns: EINVAL".into()),
+            ]
+        );
     }
 
     #[test]

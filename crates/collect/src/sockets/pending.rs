@@ -66,7 +66,7 @@ pub fn start_dumps(
             let ns_path = root.pid(pid).join("ns/net");
             std::fs::File::open(&ns_path).map(Some).map_err(|e| {
                 (
-                    Gap::new(ns_path.display().to_string(), reason_of(&e), e.to_string()),
+                    Gap::of_errno(ns_path.display().to_string(), reason_of(&e), &e),
                     format!("{ns_label} could not be opened: {e}"),
                 )
             })

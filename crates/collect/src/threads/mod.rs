@@ -323,8 +323,10 @@ fn build(
         }
     }
 
-    let mut stack_errors: BTreeMap<String, (GapReason, usize)> = BTreeMap::new();
-    let mut file_errors: BTreeMap<(&'static str, String), (GapReason, usize)> = BTreeMap::new();
+    // Per error's words: its reason, its errno and how many threads met it.
+    let mut stack_errors: BTreeMap<String, (GapReason, Option<i32>, usize)> = BTreeMap::new();
+    let mut file_errors: BTreeMap<(&'static str, String), (GapReason, Option<i32>, usize)> =
+        BTreeMap::new();
     let mut threads: Vec<Thread> = Vec::with_capacity(finals.len());
     for t in finals {
         let mem = memory::LiveMemory { tid: t.tid };
@@ -339,7 +341,11 @@ fn build(
             Some(Err(e)) => {
                 let why = e.to_string();
                 let reason = crate::error::reason_of(&e);
-                stack_errors.entry(why.clone()).or_insert((reason, 0)).1 += 1;
+                let errno = e.raw_os_error();
+                stack_errors
+                    .entry(why.clone())
+                    .or_insert((reason, errno, 0))
+                    .2 += 1;
                 (None, Some(why))
             }
             None => (None, None),
@@ -348,8 +354,8 @@ fn build(
             let reason = crate::error::reason_of(e);
             file_errors
                 .entry((file, e.to_string()))
-                .or_insert((reason, 0))
-                .1 += 1;
+                .or_insert((reason, e.raw_os_error(), 0))
+                .2 += 1;
         }
         let syscall = match &t.syscall {
             // A kernel thread makes no system calls: its syscall file holds zeroes that would
@@ -422,15 +428,16 @@ fn build(
         ensure_fd(root, pid, &mut snap.fds, fd, &mut snap.gaps);
     }
 
-    for (why, (reason, n)) in stack_errors {
-        let mut g = Gap::new(format!("kernel stacks of {n} threads"), reason, why);
+    for (why, (reason, errno, n)) in stack_errors {
+        let mut g =
+            Gap::new(format!("kernel stacks of {n} threads"), reason, why).with_errno(errno);
         if reason == GapReason::Permission {
             g = g.needing("root with CAP_SYS_ADMIN (the kernel checks it for /proc/PID/stack)");
         }
         snap.gaps.push(g);
     }
-    for ((file, why), (reason, n)) in file_errors {
-        let mut g = Gap::new(format!("{file} of {n} threads"), reason, why);
+    for ((file, why), (reason, errno, n)) in file_errors {
+        let mut g = Gap::new(format!("{file} of {n} threads"), reason, why).with_errno(errno);
         if file == "syscall" {
             g = g.about(GapTopic::ThreadSyscalls);
         }

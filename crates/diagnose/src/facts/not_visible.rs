@@ -17,7 +17,10 @@ pub(crate) struct Unseen {
     pub part: Part,
     /// The gap: what was refused, the error, and the privilege that would have allowed it.
     pub what: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errno: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub needs: Option<String>,
 }

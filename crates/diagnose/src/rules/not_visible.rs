@@ -34,6 +34,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<NotVisible> {
         part,
         what: g.what.clone(),
         detail: g.detail.clone(),
+        errno: g.errno,
         needs: g.needs.clone(),
     })
     .collect();

@@ -2,7 +2,7 @@
 
 use hangscope_model::Evidence;
 
-use crate::facts::not_visible::{NotVisible, Part};
+use crate::facts::not_visible::{NotVisible, Part, Unseen};
 use crate::words::Words;
 
 pub(crate) fn words(f: &NotVisible) -> Words {
@@ -32,12 +32,22 @@ pub(crate) fn words(f: &NotVisible) -> Words {
         evidence: f
             .unseen
             .iter()
-            .map(|u| Evidence::new("not readable", u.detail.clone(), u.what.clone()))
+            .map(|u| Evidence::new("not readable", refusal(u), u.what.clone()))
             .collect(),
         ruled_out: vec![],
         next_step: format!(
             "Run hangscope again with that privilege, e.g. as root: sudo hangscope {}.",
             f.pid
         ),
+    }
+}
+
+/// The error as the OS gave it; "permission denied (os error 13)" where the gap kept only its
+/// number (the detail would have repeated the reason).
+fn refusal(u: &Unseen) -> String {
+    match (u.detail.is_empty(), u.errno) {
+        (false, _) => u.detail.clone(),
+        (true, Some(n)) => format!("permission denied (os error {n})"),
+        (true, None) => "permission denied".to_string(),
     }
 }

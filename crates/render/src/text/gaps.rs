@@ -17,12 +17,7 @@ pub(super) fn gaps(out: &mut String, snap: &Snapshot, st: &Style) {
             .as_ref()
             .map(|n| format!("needs {}", st.show(n)))
             .unwrap_or_default();
-        // "permission denied (Permission denied (os error 13))" says it twice.
-        let detail = if g.detail.to_lowercase().starts_with(g.reason.as_str()) {
-            String::new()
-        } else {
-            st.show(&g.detail)
-        };
+        let detail = st.show(&g.detail);
         let paren = match (detail.is_empty(), needs.is_empty()) {
             (true, true) => String::new(),
             (true, false) => format!(" ({needs})"),
