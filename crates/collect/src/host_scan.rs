@@ -24,10 +24,9 @@ use std::collections::BTreeMap;
 use std::ffi::CStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use nix::dir::Dir;
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;
 
@@ -356,8 +355,10 @@ fn look_at_process(
 ) -> Option<Option<ProcLook>> {
     // One open of the task directory per process: every file below is opened relative to it,
     // and its entries are the TIDs.
+    // A plain fd, not a DIR: most processes' directories are never listed, and opendir's
+    // fstat, fcntl and 32 KiB buffer (and rewinddir's lseek) would be paid for each.
     r.name.set(pid, "task");
-    let mut task_dir = Dir::openat(
+    let task_dir = openat(
         proc_dir,
         r.name.as_c_str(),
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -385,16 +386,8 @@ fn look_at_process(
     // threads are not). A look compared with `prev` reads the threads that look read when
     // there are as many now: were one of them gone, one was born too, and the directory is
     // listed after all (below) for it.
-    let listed = |dir: &mut Dir| -> Vec<i32> {
-        let mut tids: Vec<i32> = dir
-            .iter()
-            .filter_map(|e| {
-                std::str::from_utf8(e.ok()?.file_name().to_bytes())
-                    .ok()?
-                    .parse()
-                    .ok()
-            })
-            .collect();
+    let listed = |r: &mut Reader, dir: &OwnedFd, again: bool| -> Vec<i32> {
+        let mut tids = r.list_ids(dir.as_fd(), again);
         tids.sort_unstable();
         tids
     };
@@ -403,12 +396,12 @@ fn look_at_process(
     let mut tids: Vec<i32> = match known {
         Some(q) => q.threads.iter().map(|t| t.tid).collect(),
         None if main.num_threads == 1 && !matches!(main.state, 'Z' | 'X') => vec![pid],
-        None => listed(&mut task_dir),
+        None => listed(r, &task_dir, false),
     };
     if tids.is_empty() {
         tids.push(pid);
     }
-    let one = |r: &mut Reader, task_dir: &Dir, tid: i32| -> Option<ThreadLook> {
+    let one = |r: &mut Reader, task_dir: &OwnedFd, tid: i32| -> Option<ThreadLook> {
         // Threads are kept in TID order, so the previous look's is found by bisection.
         let before = prev.and_then(|q| q.thread(tid));
         let mut t = ThreadLook {
@@ -532,7 +525,7 @@ fn look_at_process(
     }
     // A thread of the previous look is gone while the count is the same: another was born.
     if fresh && lost && !cut {
-        let born: Vec<i32> = listed(&mut task_dir)
+        let born: Vec<i32> = listed(r, &task_dir, true)
             .into_iter()
             .filter(|t| tids.binary_search(t).is_err())
             .collect();
@@ -587,6 +580,8 @@ fn take_one(budget: &AtomicUsize) -> bool {
 /// tens of thousands of them.
 struct Reader {
     buf: Vec<u8>,
+    /// getdents64's records.
+    dents: Vec<u8>,
     name: NameBuf,
     /// Threads read, for the deadline's checks.
     count: usize,
@@ -598,13 +593,14 @@ impl Reader {
     fn new() -> Self {
         Reader {
             buf: vec![0; 4096],
+            dents: vec![0; 16 * 1024],
             name: NameBuf::default(),
             count: 0,
             kept: Vec::new(),
         }
     }
 
-    fn open(&mut self, dir: &Dir, id: i32, file: &str) -> io::Result<OwnedFd> {
+    fn open(&mut self, dir: &impl AsFd, id: i32, file: &str) -> io::Result<OwnedFd> {
         self.name.set(id, file);
         openat(
             dir,
@@ -616,14 +612,14 @@ impl Reader {
     }
 
     /// The bytes of `dir`/`id`/`file`: an open, one read, a close.
-    fn read(&mut self, dir: &Dir, id: i32, file: &str) -> io::Result<&[u8]> {
+    fn read(&mut self, dir: &impl AsFd, id: i32, file: &str) -> io::Result<&[u8]> {
         let n = self.read_len(dir, id, file, false)?;
         Ok(self.bytes(n))
     }
 
     /// Reads `dir`/`id`/`file` into the buffer, its length; `keep`: the file is kept open
     /// (under `id`) for the next look, else closed.
-    fn read_len(&mut self, dir: &Dir, id: i32, file: &str, keep: bool) -> io::Result<usize> {
+    fn read_len(&mut self, dir: &impl AsFd, id: i32, file: &str, keep: bool) -> io::Result<usize> {
         let fd = self.open(dir, id, file)?;
         let n = self.fill(fd.as_fd())?;
         if keep {
@@ -661,6 +657,47 @@ impl Reader {
         Ok(n)
     }
 
+    /// The numeric names in a directory (a task directory's TIDs), by getdents64 into a
+    /// reused buffer; `again`: the directory was listed before, and is read from its start.
+    fn list_ids(&mut self, dir: BorrowedFd, again: bool) -> Vec<i32> {
+        let mut ids = Vec::new();
+        // SAFETY: lseek on an fd this look owns moves only its offset.
+        if again && unsafe { libc::lseek(dir.as_raw_fd(), 0, libc::SEEK_SET) } != 0 {
+            return ids;
+        }
+        loop {
+            // SAFETY: getdents64 writes at most the given length into the buffer.
+            let got = unsafe {
+                libc::syscall(
+                    libc::SYS_getdents64,
+                    dir.as_raw_fd(),
+                    self.dents.as_mut_ptr(),
+                    self.dents.len(),
+                )
+            };
+            // 0: the end; an error: what was listed is what there is (as readdir's).
+            let Ok(got @ 1..) = usize::try_from(got) else {
+                return ids;
+            };
+            let mut at = 0;
+            // linux_dirent64: ino (8), off (8), reclen (2), type (1), the name NUL-ended.
+            while let Some(rec) = self.dents.get(at..got.min(self.dents.len())) {
+                let Some(&[a, b]) = rec.get(16..18) else {
+                    break;
+                };
+                let len = usize::from(u16::from_ne_bytes([a, b]));
+                let Some(name) = rec.get(19..len) else {
+                    break;
+                };
+                let name = name.split(|&c| c == 0).next().unwrap_or_default();
+                if let Some(id) = std::str::from_utf8(name).ok().and_then(|n| n.parse().ok()) {
+                    ids.push(id);
+                }
+                at += len;
+            }
+        }
+    }
+
     fn fd_link(&mut self, proc_dir: &File, pid: i32, fd: i32) -> Option<String> {
         let link = format!("{pid}/fd/{fd}");
         nix::fcntl::readlinkat(proc_dir, link.as_str())
@@ -675,10 +712,24 @@ struct NameBuf(Vec<u8>);
 
 impl NameBuf {
     fn set(&mut self, id: i32, file: &str) {
-        use std::io::Write as _;
+        // By hand, not write!: a look names tens of thousands of files, and core::fmt was a
+        // visible part of its user time.
         self.0.clear();
-        // Writing to a Vec cannot fail.
-        let _ = write!(self.0, "{id}/{file}\0");
+        if id < 0 {
+            self.0.push(b'-');
+        }
+        let at = self.0.len();
+        let mut n = id.unsigned_abs();
+        loop {
+            self.0.insert(at, b'0' + (n % 10) as u8);
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.0.push(b'/');
+        self.0.extend_from_slice(file.as_bytes());
+        self.0.push(0);
     }
 
     fn as_c_str(&self) -> &CStr {
@@ -1039,6 +1090,7 @@ pub fn moving_threads(before: &HostLook, now: &HostLook) -> BTreeMap<i32, usize>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::dir::Dir;
 
     fn thread(tid: i32, state: char, cpu_ns: u64, switches: u64) -> ThreadLook {
         ThreadLook {
@@ -1309,6 +1361,49 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(tids(&again), [pid], "{again:?}");
+    }
+
+    #[test]
+    fn names_are_built_in_place() {
+        let mut n = NameBuf::default();
+        for (id, want) in [
+            (0, "0/stat"),
+            (7, "7/stat"),
+            (4_194_304, "4194304/stat"),
+            (i32::MAX, "2147483647/stat"),
+            (-12, "-12/stat"),
+        ] {
+            n.set(id, "stat");
+            assert_eq!(n.as_c_str().to_str().unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn ids_are_listed_past_one_buffer_and_again_from_the_start() {
+        let dir = std::env::temp_dir().join(format!("hs-ids-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // Enough entries for several getdents64 calls into the 16 KiB buffer.
+        let want: Vec<i32> = (1..=3000).map(|i| i * 7).collect();
+        for id in &want {
+            std::fs::write(dir.join(id.to_string()), b"").unwrap();
+        }
+        std::fs::write(dir.join("not-a-tid"), b"").unwrap();
+        let d =
+            nix::fcntl::open(&dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        let mut r = Reader::new();
+        let mut first = r.list_ids(d.as_fd(), false);
+        first.sort_unstable();
+        assert_eq!(first, want);
+        let mut again = r.list_ids(d.as_fd(), true);
+        again.sort_unstable();
+        assert_eq!(again, want);
+        // Our own task directory: this thread is in it.
+        let t = nix::fcntl::open("/proc/thread-self/..", OFlag::O_RDONLY, Mode::empty()).unwrap();
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        assert!(r.list_ids(t.as_fd(), false).contains(&tid));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
