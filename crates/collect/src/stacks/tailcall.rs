@@ -79,12 +79,14 @@ impl UnitCalls {
 }
 
 /// What a subprogram DIE says about itself.
-#[derive(Default)]
-struct Die {
+struct Die<V> {
     entry: Option<u64>,
     /// `DW_AT_abstract_origin` or `DW_AT_specification`: the DIE it completes.
     origin: Option<UnitOffset>,
-    name: Option<String>,
+    /// Its name's attribute, read as a string only for a call's target not found by address:
+    /// a Rust unit has thousands of subprograms, and making each name a String was a sixth of
+    /// the stacks worker's time on a Rust -O0 target.
+    name: Option<V>,
 }
 
 /// A call site as read: return pc, the enclosing function's entry, tail, the callee's DIE (or
@@ -111,7 +113,7 @@ pub fn unit_calls(sparse: &Sparse, unit: u64) -> Option<UnitCalls> {
             _ => None,
         }
     };
-    let mut dies: HashMap<UnitOffset, Die> = HashMap::new();
+    let mut dies: HashMap<UnitOffset, Die<_>> = HashMap::new();
     let mut raw: Vec<RawSite> = Vec::new();
     let mut functions = Vec::new();
     // The enclosing subprograms: (depth, entry).
@@ -136,10 +138,8 @@ pub fn unit_calls(sparse: &Sparse, unit: u64) -> Option<UnitCalls> {
                         gimli::DW_AT_name,
                     ]
                     .into_iter()
-                    .find_map(&attr)
-                    .and_then(|v| dwarf.attr_string(&u, v).ok())
-                    .map(|s| String::from_utf8_lossy(s.slice()).into_owned()),
-                    ..Die::default()
+                    .find_map(&attr),
+                    entry: None,
                 };
                 let low = attr(gimli::DW_AT_low_pc)
                     .and_then(|v| dwarf.attr_address(&u, v).ok().flatten());
@@ -203,8 +203,8 @@ pub fn unit_calls(sparse: &Sparse, unit: u64) -> Option<UnitCalls> {
     let name_of = |mut off: UnitOffset| -> Option<String> {
         for _ in 0..4 {
             let d = dies.get(&off)?;
-            if let Some(n) = &d.name {
-                return Some(n.clone());
+            if let Some(s) = d.name.and_then(|n| dwarf.attr_string(&u, n).ok()) {
+                return Some(String::from_utf8_lossy(s.slice()).into_owned());
             }
             off = d.origin?;
         }
