@@ -542,7 +542,14 @@ fn a_stale_flock_elsewhere_does_not_make_a_huge_target_read_every_file() {
     );
     let ready = target.expect("ready");
     let ro = Started::field(&ready, "readonly");
+    let before = unnamed_locks();
     let doc = inspect_json(target.pid(), &["--window", "0"]);
+    if before || unnamed_locks() {
+        // An OFD lock, or one of a process outside our PID namespace, may be anyone's: every
+        // file is read then, by design, and other tests running beside this one take some.
+        eprintln!("skipped: /proc/locks holds a lock whose owner it does not name");
+        return;
+    }
     let plain = fd(&doc, ro);
     assert_eq!(plain["kind"], "file", "not stat'ed: {plain}");
     assert_eq!(plain["link_access"], "read");
@@ -557,6 +564,21 @@ fn a_stale_flock_elsewhere_does_not_make_a_huge_target_read_every_file() {
         "no lock is the target's: {}",
         doc["snapshot"]["locks"]
     );
+}
+
+/// Whether /proc/locks holds a lock whose owner it does not name (OFD, or another PID
+/// namespace's: pid -1 or 0).
+fn unnamed_locks() -> bool {
+    std::fs::read_to_string("/proc/locks")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.contains("->"))
+        .any(|l| {
+            l.split_whitespace()
+                .nth(4)
+                .and_then(|p| p.parse::<i64>().ok())
+                .is_none_or(|p| p <= 0)
+        })
 }
 
 /// A big table with holes and an fd far above the others is read in full: the fast path that
