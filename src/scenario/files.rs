@@ -61,7 +61,7 @@ pub(super) fn holder(args: &[String]) -> Result<(), String> {
 /// The benchmark's huge target: `--files N` regular files and `--conns M` loopback TCP
 /// connections with both ends held (2·M socket fds), then waits. `--extras` adds a log open
 /// for appending, a read-only file and a deleted file, announced by fd; `--flock` also takes a
-/// shared flock on the read-only file. `--path P` also holds P open (announced as `held`).
+/// shared flock on the read-only file, `--flock-by-child` has a child that exits take it. `--path P` also holds P open (announced as `held`).
 /// `--sparse` closes every third file and dups one far
 /// above the rest, so the table has holes. `--pipes N` holds N pipes (both ends of each),
 /// announced as `pipe_read` and `pipe_write` for the first.
@@ -130,6 +130,9 @@ pub(super) fn many_fds(args: &[String]) -> Result<(), String> {
         {
             return Err(err("flock", std::io::Error::last_os_error()));
         }
+        if args.iter().any(|a| a == "--flock-by-child") {
+            flock_in_child(ro.as_raw_fd()).map_err(|e| err("flock in a child", e))?;
+        }
         ready.push_str(&format!(
             " log={} readonly={} deleted={}",
             log.as_raw_fd(),
@@ -160,6 +163,33 @@ pub(super) fn many_fds(args: &[String]) -> Result<(), String> {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(3600) {
         std::thread::sleep(Duration::from_millis(500));
+    }
+    Ok(())
+}
+
+/// A shared flock on `fd` taken by a child that then exits: the lock stays, held through the
+/// open file description this process shares, and /proc/locks names the child, now gone (as
+/// for a daemon that forked away from the process that took its lock).
+fn flock_in_child(fd: i32) -> std::io::Result<()> {
+    // SAFETY: the child only calls flock and _exit, which are async-signal-safe.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: in the child: flock on an inherited fd, then _exit.
+        unsafe {
+            let rc = libc::flock(fd, libc::LOCK_SH);
+            libc::_exit(if rc == 0 { 0 } else { 1 });
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waitpid for our own child, into a local.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid
+        || !libc::WIFEXITED(status)
+        || libc::WEXITSTATUS(status) != 0
+    {
+        return Err(std::io::Error::other("the child's flock failed"));
     }
     Ok(())
 }

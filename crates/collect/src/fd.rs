@@ -7,7 +7,8 @@
 //! facts come from sock_diag instead. On a target with more than [`EVERY_FILE_UPTO`] files
 //! open, only the files a diagnosis uses get fdinfo and statx: fds 0–2, deleted files, files
 //! named like logs, files on network or FUSE mounts (fdinfo only), every file when the target
-//! may hold a file lock, and later the ones a thread waits on. The others get their access
+//! may hold a file lock (for one named for a process that is gone, only the files with its
+//! inode), and later the ones a thread waits on. The others get their access
 //! mode from the permission bits of their link, which proc sets from the open mode. Skipped
 //! reads are one gap, not one per fd.
 
@@ -19,6 +20,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
 use crate::error::{FdFailures, gap_of};
+use crate::locks::LockScope;
 use crate::mountinfo::{self, Mounts};
 use crate::{Options, ProcRoot, fdinfo};
 
@@ -34,8 +36,8 @@ pub const EVERY_FILE_UPTO: usize = 1024;
 /// The fd numbers are 0..N-1 for a dense table of N fds, else they come from a listing. Then
 /// two passes, each on up to two threads over halves of the list: readlink of every fd, then
 /// fdinfo and statx where they are read. `between` runs between the two with the linked fds,
-/// so the socket dump can filter its replies by inode; it says whether every file needs its
-/// fdinfo (to be matched to a file lock). Reads are relative to directory fds opened once, so
+/// so the socket dump can filter its replies by inode; it says which files need their fdinfo
+/// (to be matched to a file lock). Reads are relative to directory fds opened once, so
 /// the kernel does not walk /proc/PID/... again for every fd.
 pub fn read_all(
     root: &ProcRoot,
@@ -43,7 +45,7 @@ pub fn read_all(
     mounts: &Mounts,
     opts: &Options,
     gaps: &mut Vec<Gap>,
-    between: impl FnOnce(&[Fd]) -> bool,
+    between: impl FnOnce(&[Fd]) -> LockScope,
 ) -> Vec<Fd> {
     let open_dir = |name: &str| {
         nix::fcntl::open(
@@ -94,6 +96,7 @@ pub fn read_all(
         every_file: true,
         every_pipe: true,
         not_local: &not_local,
+        lock_inodes: &[],
     };
 
     // Pass 1: the links, which say which fds are sockets.
@@ -132,9 +135,17 @@ pub fn read_all(
     }
     let mut fds = std::mem::take(&mut total.fds);
     fds.sort_by_key(|f| f.fd);
-    let files_locked = between(&fds);
+    let (files_locked, lock_inodes) = match between(&fds) {
+        LockScope::None => (false, Vec::new()),
+        LockScope::Every => (true, Vec::new()),
+        // A file is told local by its path's mount, which holds when the target sees the
+        // mounts and the root as hangscope does; else every file's fdinfo, as for `Every`.
+        LockScope::OfInodes(inodes) if same_view(root, pid) => (false, inodes),
+        LockScope::OfInodes(_) => (true, Vec::new()),
+    };
     let files = fds.iter().filter(|f| f.kind == FdKind::File).count();
     reader.every_file = opts.all_fdinfo || files_locked || files <= EVERY_FILE_UPTO;
+    reader.lock_inodes = &lock_inodes;
     let pipes = fds.iter().filter(|f| f.kind == FdKind::Pipe).count();
     reader.every_pipe = opts.all_fdinfo || pipes <= EVERY_FILE_UPTO;
 
@@ -231,6 +242,9 @@ struct ChunkReader<'a> {
     /// Mount points of network, FUSE and other not-local file systems: files under them are
     /// where a hang may be, so they are always read (fdinfo only; never a statx).
     not_local: &'a [&'a str],
+    /// Inodes (sorted) of locks named for processes that are gone: a file with one of them
+    /// may hold that lock (see `LockTable::scope`), so it gets its fdinfo.
+    lock_inodes: &'a [u64],
 }
 
 /// What one reader thread found, merged afterwards into one list and one set of gaps.
@@ -395,6 +409,26 @@ impl ChunkReader<'_> {
                 .any(|mp| mountinfo::is_under(&f.target, mp))
     }
 
+    /// Whether a file may hold one of the gone owners' locks: its inode is one of theirs, by a
+    /// statx (from the inode cache, `AT_STATX_DONT_SYNC`) where its path's mount is local and
+    /// not stacked (an overlay's inode need not be the one /proc/locks names); any file where
+    /// that cannot be told. One statx instead of an fdinfo read and a statx per file.
+    fn may_hold_lock(&self, f: &Fd) -> bool {
+        if self.lock_inodes.is_empty() {
+            return false;
+        }
+        match self.mounts.containing(&f.target) {
+            Some(m) if mountinfo::is_local(&m.fs_type) && m.fs_type != "overlay" => {
+                match statx_fd(self.fd_dir.as_raw_fd(), f.fd) {
+                    Ok(st) => self.lock_inodes.binary_search(&st.stx_ino).is_ok(),
+                    // Closed meanwhile: the fdinfo read will say so.
+                    Err(_) => true,
+                }
+            }
+            _ => true,
+        }
+    }
+
     /// fdinfo where it carries information, and the type of path fds where that is safe.
     fn details(&self, fds: &mut &mut [Fd]) -> Chunk {
         let mut out = Chunk::default();
@@ -409,7 +443,10 @@ impl ChunkReader<'_> {
             if f.target.is_empty() {
                 continue; // its readlink failed or was cut; already reported
             }
-            let skipped_file = f.kind == FdKind::File && !self.every_file && !self.worth_details(f);
+            let skipped_file = f.kind == FdKind::File
+                && !self.every_file
+                && !self.worth_details(f)
+                && !self.may_hold_lock(f);
             let skipped_pipe = f.kind == FdKind::Pipe && !self.every_pipe && f.fd > 2;
             if skipped_file || skipped_pipe {
                 match link_access(self.fd_dir, f.fd) {
@@ -617,6 +654,16 @@ impl FdName {
 
 fn wants_fdinfo(kind: FdKind, all: bool) -> bool {
     all || !matches!(kind, FdKind::Socket)
+}
+
+/// Whether the target sees the same mounts and root as hangscope, so that its fds' link text
+/// (written from hangscope's root) is a path in its mountinfo (written from its own).
+fn same_view(root: &ProcRoot, pid: i32) -> bool {
+    let link = |p: std::path::PathBuf| std::fs::read_link(p).ok();
+    let theirs = link(root.pid(pid).join("ns/mnt"));
+    theirs.is_some()
+        && theirs == link(root.path().join("self/ns/mnt"))
+        && link(root.pid(pid).join("root")).is_some_and(|r| r == std::path::Path::new("/"))
 }
 
 /// Types a path fd with statx(AT_STATX_DONT_SYNC), but only when its mount is local.

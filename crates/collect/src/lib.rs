@@ -147,19 +147,19 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
         // reads, where it reads only some of them.
         let files = fds.iter().filter(|f| f.kind == FdKind::File).count();
         if files <= fd::EVERY_FILE_UPTO || opts.all_fdinfo {
-            return false;
+            return locks::LockScope::None;
         }
         stage::enter("the file locks table (/proc/locks)");
         let table = pending_locks
             .take()
             .or_else(|| Some(locks::start(root)))
             .map(locks::wait);
-        let files_locked = table
-            .as_ref()
-            .is_some_and(|t| t.may_involve(root, pid, snap.process.ppid));
+        let scope = table.as_ref().map_or(locks::LockScope::None, |t| {
+            t.scope(root, pid, snap.process.ppid)
+        });
         lock_table = table;
         stage::enter("the fds' fdinfo");
-        files_locked
+        scope
     });
     snap.process.fd_count = snap.fds.len() as u32;
     if pending_locks.is_none() && lock_table.is_none() && locks_need::by_fds(&snap.fds) {

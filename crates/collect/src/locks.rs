@@ -235,6 +235,15 @@ pub fn start(root: &ProcRoot) -> PendingLocks {
     }))
 }
 
+/// Which files of a huge fd table need their fdinfo to be matched to a lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockScope {
+    None,
+    Every,
+    /// The files with these inode numbers (sorted), on whatever device.
+    OfInodes(Vec<u64>),
+}
+
 /// /proc/locks as read, before it is joined to the fds.
 pub struct LockTable(std::io::Result<(Vec<FileLock>, usize)>, std::time::Instant);
 
@@ -281,17 +290,33 @@ impl LockTable {
         self.0.as_ref().err()
     }
 
-    /// Whether a lock may be held through an fd of `pid`, so that its files need their fdinfo
-    /// read to be matched: a lock /proc/locks names it (or its parent) for; an OFD lock, whose
-    /// owner is never named; or a lock named for a process that is gone, as a flock taken
-    /// before a daemon forked away from the process that took it.
-    pub fn may_involve(&self, root: &ProcRoot, pid: i32, ppid: i32) -> bool {
-        self.0.as_ref().is_ok_and(|(all, _)| {
-            all.iter().any(|l| match l.pid {
-                None => true,
-                Some(p) => p == pid || p == ppid || !root.pid(p).exists(),
-            })
-        })
+    /// Which of `pid`'s files may hold a lock through their fd, so that they need their
+    /// fdinfo read to be matched: every file for a lock /proc/locks names it (or its parent)
+    /// for, and for an OFD lock or one whose owner is outside our PID namespace, neither
+    /// named. For a lock named for a process that is gone (a flock taken before a daemon
+    /// forked away from the process that took it), only the files with that lock's inode:
+    /// leftover flocks of exited processes are common on a busy host, and each one made a
+    /// 9,000-file target read every file's fdinfo.
+    pub fn scope(&self, root: &ProcRoot, pid: i32, ppid: i32) -> LockScope {
+        let Ok((all, _)) = self.0.as_ref() else {
+            return LockScope::None;
+        };
+        let mut inodes: Vec<u64> = Vec::new();
+        for l in all {
+            match l.pid {
+                None => return LockScope::Every,
+                Some(p) if p == pid || p == ppid => return LockScope::Every,
+                Some(p) if root.pid(p).exists() => {}
+                Some(_) => inodes.push(l.inode),
+            }
+        }
+        inodes.sort_unstable();
+        inodes.dedup();
+        if inodes.is_empty() {
+            LockScope::None
+        } else {
+            LockScope::OfInodes(inodes)
+        }
     }
 
     /// The locks that involve `pid`, joined to its fds; the other owners' named.
@@ -428,26 +453,33 @@ mod tests {
     use hangscope_model::FdInfo;
 
     #[test]
-    fn a_lock_may_involve_the_target_its_parent_the_gone_or_anyone_for_ofd() {
+    fn a_lock_may_involve_the_target_its_parent_or_anyone_for_ofd_the_gone_their_files() {
         let root = std::env::temp_dir().join(format!("hs-locks-{}", std::process::id()));
         for live in ["100", "200", "300"] {
             std::fs::create_dir_all(root.join(live)).unwrap();
         }
         let root = ProcRoot::new(&root);
         let table = |text: &str| LockTable(Ok(parse_all(text)), std::time::Instant::now());
+        let scope = |text: &str| table(text).scope(&root, 100, 200);
         let other = "1: FLOCK  ADVISORY  WRITE 300 fe:00:11 0 EOF\n";
-        assert!(!table(other).may_involve(&root, 100, 200));
+        assert_eq!(scope(other), LockScope::None);
         let ours = "1: POSIX  ADVISORY  WRITE 100 fe:00:11 0 EOF\n";
-        assert!(table(ours).may_involve(&root, 100, 200));
+        assert_eq!(scope(ours), LockScope::Every);
         let parents = "1: FLOCK  ADVISORY  WRITE 200 fe:00:11 0 EOF\n";
-        assert!(table(parents).may_involve(&root, 100, 200));
-        let gone = "1: FLOCK  ADVISORY  WRITE 999 fe:00:11 0 EOF\n";
-        assert!(table(gone).may_involve(&root, 100, 200));
+        assert_eq!(scope(parents), LockScope::Every);
+        let gone = "1: FLOCK  ADVISORY  WRITE 999 fe:00:11 0 EOF\n\
+                    2: FLOCK  ADVISORY  WRITE 998 fe:00:12 0 EOF\n\
+                    3: FLOCK  ADVISORY  WRITE 997 00:2c:13 0 EOF\n";
+        assert_eq!(scope(gone), LockScope::OfInodes(vec![11, 12, 13]));
         let ofd = "1: OFDLCK ADVISORY  READ  -1 00:2c:77 100 199\n";
-        assert!(table(ofd).may_involve(&root, 100, 200));
-        assert!(
-            !LockTable(Err(std::io::Error::other("x")), std::time::Instant::now())
-                .may_involve(&root, 100, 200)
+        assert_eq!(scope(ofd), LockScope::Every);
+        // One that names the target wins over the gone ones' devices.
+        let and_ours = format!("{gone}4: POSIX  ADVISORY  WRITE 100 fe:01:1 0 EOF\n");
+        assert_eq!(scope(&and_ours), LockScope::Every);
+        assert_eq!(
+            LockTable(Err(std::io::Error::other("x")), std::time::Instant::now())
+                .scope(&root, 100, 200),
+            LockScope::None
         );
         let _ = std::fs::remove_dir_all(root.path());
     }
