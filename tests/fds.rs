@@ -402,13 +402,58 @@ fn a_zombie_is_reported_as_exited_with_its_parent() {
     );
 }
 
+/// `unshare` into a PID namespace of its own, with its own /proc: only where it works (root).
+const OWN_PID_NS: [&str; 5] = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"];
+
+fn own_pid_ns_works() -> bool {
+    nix_is_root()
+        && Command::new(OWN_PID_NS[0])
+            .args(&OWN_PID_NS[1..])
+            .arg("true")
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// `hangscope PID --json EXTRA...` run where the target is: inside the PID namespace of
+/// `inner` (a PID as this test sees it), where the target is `ns_pid`; or here.
+fn inspect_where(inner: Option<i32>, ns_pid: i32, extra: &[&str]) -> serde_json::Value {
+    let Some(inner) = inner else {
+        return inspect_json(ns_pid, extra);
+    };
+    let t = inner.to_string();
+    let pid = ns_pid.to_string();
+    let mut args = vec![
+        "--target", &t, "--pid", "--mount", "--", HANGSCOPE, &pid, "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = Command::new("nsenter").args(&args).output().unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(1)),
+        "nsenter hangscope failed: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("hangscope --json prints JSON")
+}
+
 /// A target with more files open than hangscope reads in full (1,024): stdio, logs and deleted
 /// files keep their fdinfo and size; the rest are listed with their access mode and one gap;
 /// `--all-fdinfo` reads them all.
+///
+/// A lock in /proc/locks that may be the target's (an OFD lock, or a flock whose owner is
+/// gone, as other tests' and the host's processes leave) rightly makes hangscope read every
+/// file. So where it can, the target runs in a PID namespace with a /proc of its own, whose
+/// /proc/locks lists only that namespace's flock and POSIX locks (OFD locks, which name no
+/// process, still show), as hangscope inside a container sees it.
 #[test]
 fn a_huge_target_reads_in_full_only_the_files_a_diagnosis_uses() {
+    let own_ns = own_pid_ns_works();
+    if !own_ns {
+        eprintln!("not root: the target runs beside the host's locks, which may be read as its");
+    }
+    let prefix: &[&str] = if own_ns { &OWN_PID_NS } else { &[] };
     let mut target = scenario_in_dir(
-        &[],
+        prefix,
         "many-fds",
         &["--files", "1100", "--conns", "0", "--extras"],
     );
@@ -418,7 +463,16 @@ fn a_huge_target_reads_in_full_only_the_files_a_diagnosis_uses() {
         Started::field(&ready, "readonly"),
         Started::field(&ready, "deleted"),
     );
-    let doc = inspect_json(target.pid(), &["--window", "0"]);
+    // unshare's child is the namespace's PID 1: the scenario.
+    let inner = own_ns.then(|| {
+        let children = format!("/proc/{0}/task/{0}/children", target.pid());
+        std::fs::read_to_string(children)
+            .ok()
+            .and_then(|c| c.split_whitespace().next()?.parse::<i32>().ok())
+            .expect("unshare's child")
+    });
+    let ns_pid = if own_ns { 1 } else { target.pid() };
+    let doc = inspect_where(inner, ns_pid, &["--window", "0"]);
 
     let plain = fd(&doc, ro);
     assert_eq!(plain["kind"], "file", "not stat'ed: {plain}");
@@ -448,7 +502,7 @@ fn a_huge_target_reads_in_full_only_the_files_a_diagnosis_uses() {
     // The 1,100 files, the read-only one, and whatever else the scenario holds besides.
     assert!((1101..1110).contains(&skipped), "{skipped}");
 
-    let full = inspect_json(target.pid(), &["--window", "0", "--all-fdinfo"]);
+    let full = inspect_where(inner, ns_pid, &["--window", "0", "--all-fdinfo"]);
     assert_eq!(fd(&full, ro)["kind"], "regular");
     assert_eq!(fd(&full, ro)["info"]["flags_decoded"][0], "O_RDONLY");
     assert!(

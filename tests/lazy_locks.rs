@@ -30,7 +30,9 @@ fn look(pid: i32, forced: bool, trace: Option<&str>) -> Value {
         }
         None => Command::new(HANGSCOPE),
     };
-    // The user-space stacks read /proc/locks for the leases of the modules they open.
+    // The user-space stacks read /proc/locks for the leases of the modules they open. Under
+    // `strace -f` on a loaded host a run took the whole default 5 s deadline, and the log read
+    // got what was left (434 ms) and was abandoned: the deadline is not what is compared here.
     cmd.args([
         &pid.to_string(),
         "--json",
@@ -39,6 +41,8 @@ fn look(pid: i32, forced: bool, trace: Option<&str>) -> Value {
         "--no-chain",
         "--stacks",
         "off",
+        "--deadline",
+        "60s",
     ]);
     if forced {
         cmd.env(FORCE, "1");
@@ -103,15 +107,29 @@ fn a_target_that_holds_and_waits_for_no_lock_is_read_without_proc_locks() {
     );
 }
 
-/// The facts of the lock_wait finding of `doc` but how long it has waited, or panics.
+/// The facts of the lock_wait finding of `doc` but how long it has waited and the lock's
+/// ordinal in /proc/locks, or panics. The ordinal is the lock's place in that read of a table
+/// the whole host shares, so two runs number it apart whenever another process took or let go
+/// of a lock in between: checked against the same run's `snapshot.locks` instead.
 fn lock_wait(doc: &Value) -> Value {
     let mut facts = doc["findings"]
         .as_array()
         .and_then(|f| f.iter().find(|f| f["rule"] == "lock_wait"))
         .unwrap_or_else(|| panic!("no lock_wait finding: {}", doc["findings"]))["facts"]
         .clone();
+    let id = facts["lock_id"].clone();
+    let listed = doc["snapshot"]["locks"].as_array().is_some_and(|l| {
+        l.iter()
+            .any(|l| l["id"] == id && l["waiting"] == true && l["pid"] == facts["pid"])
+    });
+    assert!(
+        listed,
+        "lock_id {id} is not the request's in this run's table: {}",
+        doc["snapshot"]["locks"]
+    );
     if let Some(f) = facts.as_object_mut() {
         f.remove("blocked_ms");
+        f.remove("lock_id");
     }
     facts
 }
@@ -157,11 +175,28 @@ fn a_lock_wait_and_its_holder_read_the_same_with_the_table_read_from_the_start()
     // The holder (its fdinfo lists the lock): the waiter's request behind it.
     let lazy = look(holder.pid(), false, None);
     let forced = look(holder.pid(), true, None);
+    // Each request carries the id of the lock it waits behind, the holder's in the same read
+    // (compared there); the ids themselves differ between reads (see `lock_wait`).
     let requests = |doc: &Value| -> Vec<Value> {
-        doc["snapshot"]["locks"]
+        let locks = doc["snapshot"]["locks"]
             .as_array()
-            .map(|l| l.iter().filter(|l| l["waiting"] == true).cloned().collect())
-            .unwrap_or_default()
+            .cloned()
+            .unwrap_or_default();
+        locks
+            .iter()
+            .filter(|l| l["waiting"] == true)
+            .map(|l| {
+                let behind = locks.iter().any(|h| {
+                    h["waiting"] != true && h["id"] == l["id"] && h["pid"] == holder.pid()
+                });
+                assert!(behind, "{l} waits behind no lock of the holder: {locks:?}");
+                let mut l = l.clone();
+                if let Some(o) = l.as_object_mut() {
+                    o.remove("id");
+                }
+                l
+            })
+            .collect()
     };
     assert_eq!(requests(&lazy), requests(&forced));
     assert!(

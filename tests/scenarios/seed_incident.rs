@@ -8,9 +8,12 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 use crate::{STUCK, WINDOW, assert_plain_words, findings_text, has_evidence, top_cause};
 
-/// Longer than the suite needs a wait to be (1 s) plus the window (1 s) plus hangscope's own
-/// start on a loaded machine, so the second call is still waiting when the last look is taken.
+/// The first call's wait, on A: longer than the suite needs a wait to be (1 s).
 const TIMEOUT_MS: &str = "5000";
+/// The second call's, on B: it must still be waiting when hangscope's last look is taken, and
+/// hangscope's start, its 1 s window and its collection took more than the 5 s of A's wait on
+/// a loaded host; so it lasts for as long as the scenario may (the test ends it).
+const LAST_TIMEOUT_MS: &str = "120000";
 
 #[test]
 fn silent_peer_after_failover() {
@@ -33,6 +36,8 @@ fn silent_peer_after_failover() {
             &peer_b,
             "--timeout-ms",
             TIMEOUT_MS,
+            "--last-timeout-ms",
+            LAST_TIMEOUT_MS,
             "--log",
             &log,
             "--side",

@@ -2,7 +2,8 @@
 //! one whose walk from the syscall file's SP/PC failed), taken in a brief ptrace stop.
 //!
 //! Per thread: PTRACE_SEIZE (which, unlike PTRACE_ATTACH, sends no SIGSTOP), PTRACE_INTERRUPT,
-//! a wait bounded to [`WAIT_LIMIT`], the registers (PTRACE_GETREGSET NT_PRSTATUS) and the stack
+//! a wait bounded to [`WAIT_LIMIT`] (to [`RUNNABLE_LIMIT`] for a thread still runnable then),
+//! the registers (PTRACE_GETREGSET NT_PRSTATUS) and the stack
 //! (process_vm_readv) copied, PTRACE_DETACH at once; the walk is done after, on the copy. The
 //! time from the interrupt to the detach's return is the thread's stop, measured and reported.
 //!
@@ -36,6 +37,13 @@ use crate::{Deadline, ProcRoot};
 
 /// The longest a thread is waited for after PTRACE_INTERRUPT.
 const WAIT_LIMIT: Duration = Duration::from_millis(50);
+/// The longest a thread still runnable at [`WAIT_LIMIT`] is waited for. Such a thread stops as
+/// soon as it next runs; on a busy host it may wait for a CPU longer than WAIT_LIMIT (seen at
+/// load 11 on 2 CPUs: a spinner 1 time in 3), and it is not stopped while it waits. A thread
+/// in any other state (D: the kernel holds it) is given up at WAIT_LIMIT.
+const RUNNABLE_LIMIT: Duration = Duration::from_secs(1);
+/// How often the state of a thread not stopped yet is looked at, past WAIT_LIMIT.
+const STATE_EVERY: Duration = Duration::from_millis(10);
 /// Tests only: how long to keep each thread stopped, so a test can kill hangscope while a
 /// thread is in its stop. Capped: it can never hold a thread long.
 const HOLD_ENV: &str = "HANGSCOPE_TEST_STOP_HOLD_MS";
@@ -139,9 +147,11 @@ fn tracer(
             troubles.push((tid, why));
             continue;
         }
-        let limit = WAIT_LIMIT.min(deadline.remaining());
+        let limit = deadline.remaining();
+        // "t": stopped since the last wait, which the next one sees.
+        let runnable = || thread_state(root, pid, tid).is_ok_and(|s| s == "R" || s == "t");
         let mut stuck = false;
-        match stop_one(tid, maps, limit, hold, &mut stuck) {
+        match stop_one(tid, maps, limit, &runnable, hold, &mut stuck) {
             Ok(s) => {
                 done.insert(tid, s);
             }
@@ -157,17 +167,11 @@ fn tracer(
 /// A thread not to stop, from its state now: one in D would keep the stop waiting for the
 /// kernel, and one stopped or traced already is someone else's.
 fn unstoppable(root: &ProcRoot, pid: i32, tid: i32) -> Option<Trouble> {
-    let stat = match std::fs::read_to_string(root.task(pid, tid).join("stat")) {
+    let state = match thread_state(root, pid, tid) {
         Ok(s) => s,
         Err(e) => return Some((crate::error::reason_of(&e), e.to_string())),
     };
-    // "TID (comm) S ...": the comm may hold anything, the state follows its last ')'.
-    let state = stat
-        .rfind(')')
-        .and_then(|i| stat.get(i + 1..))
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or("?");
-    match state {
+    match state.as_str() {
         "R" | "S" => None,
         "D" => Some((
             GapReason::Unsafe,
@@ -184,11 +188,25 @@ fn unstoppable(root: &ProcRoot, pid: i32, tid: i32) -> Option<Trouble> {
     }
 }
 
-/// Seize, interrupt, wait, copy, detach: all on the calling thread.
+/// The state letter of a thread's stat ("R", "S", "D", "t"...).
+fn thread_state(root: &ProcRoot, pid: i32, tid: i32) -> std::io::Result<String> {
+    let stat = std::fs::read_to_string(root.task(pid, tid).join("stat"))?;
+    // "TID (comm) S ...": the comm may hold anything, the state follows its last ')'.
+    Ok(stat
+        .rfind(')')
+        .and_then(|i| stat.get(i + 1..))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or("?")
+        .to_string())
+}
+
+/// Seize, interrupt, wait, copy, detach: all on the calling thread. `limit` caps every wait
+/// (the run's deadline); `runnable` tells a thread that has yet to run into its stop.
 fn stop_one(
     tid: i32,
     maps: &[Mapping],
     limit: Duration,
+    runnable: &dyn Fn() -> bool,
     hold: Duration,
     stuck: &mut bool,
 ) -> Result<Stopped, Trouble> {
@@ -214,7 +232,7 @@ fn stop_one(
     let started = Instant::now();
     ptrace::interrupt(p)
         .map_err(|e| (GapReason::Other, format!("PTRACE_INTERRUPT: {}", e.desc())))?;
-    wait_stopped(p, limit, &mut traced)?;
+    wait_stopped(p, limit, runnable, &mut traced)?;
     let (pc, sp, bp) = registers(p)?;
     let copy = super::copy_from(tid, sp, maps);
     if !hold.is_zero() {
@@ -246,10 +264,19 @@ fn registers(_: Pid) -> Result<(u64, u64, u64), Trouble> {
 }
 
 /// Polls for the stop (never a blocking wait: the thread may not stop, e.g. it entered D
-/// meanwhile) until `limit`.
-fn wait_stopped(p: Pid, limit: Duration, traced: &mut Traced) -> Result<(), Trouble> {
+/// meanwhile) for [`WAIT_LIMIT`], and on to [`RUNNABLE_LIMIT`] while the thread is runnable;
+/// never past `limit`.
+fn wait_stopped(
+    p: Pid,
+    limit: Duration,
+    runnable: &dyn Fn() -> bool,
+    traced: &mut Traced,
+) -> Result<(), Trouble> {
     let started = Instant::now();
     let mut polls = 0u32;
+    // Past WAIT_LIMIT: when the state was last looked at, and whether it was R every time.
+    let mut looked: Option<Instant> = None;
+    let mut always_runnable = true;
     loop {
         match waitpid(p, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {}
@@ -274,14 +301,32 @@ fn wait_stopped(p: Pid, limit: Duration, traced: &mut Traced) -> Result<(), Trou
             Err(Errno::EINTR) => {}
             Err(e) => return Err((GapReason::Other, format!("waitpid: {}", e.desc()))),
         }
-        if started.elapsed() >= limit {
-            return Err((
-                GapReason::Deadline,
-                format!(
-                    "did not stop within {} of PTRACE_INTERRUPT",
-                    hangscope_model::units::duration(limit)
-                ),
-            ));
+        let waited = started.elapsed();
+        if waited >= WAIT_LIMIT && looked.is_none_or(|at| at.elapsed() >= STATE_EVERY) {
+            looked = Some(Instant::now());
+            always_runnable &= runnable();
+        }
+        let over = if waited >= WAIT_LIMIT && !always_runnable {
+            Some(format!(
+                "did not stop within {} of PTRACE_INTERRUPT",
+                hangscope_model::units::duration(WAIT_LIMIT)
+            ))
+        } else if waited >= RUNNABLE_LIMIT || waited >= limit {
+            Some(format!(
+                "did not stop within {} of PTRACE_INTERRUPT{}",
+                hangscope_model::units::duration(waited),
+                if waited >= WAIT_LIMIT {
+                    ", runnable all that time (waiting for a CPU on a busy host, or in the \
+                     kernel without returning to user space)"
+                } else {
+                    ""
+                }
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = over {
+            return Err((GapReason::Deadline, why));
         }
         // Not sched_yield: on a busy machine it hands the CPU over for a whole time slice,
         // while the thread waits stopped.
