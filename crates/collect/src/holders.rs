@@ -4,7 +4,9 @@
 //!
 //! The scan is system-wide and bounded by the deadline; it stops early once every inode has a
 //! holder other than the target. So that a small target's search does not pay for a huge
-//! neighbour, processes are read in order of likelihood: for a socket, those in the target's
+//! neighbour, processes are read in order of likelihood: first the target's family (parent,
+//! children, siblings, ancestors: a pipe or socket pair is shared by fork), which usually
+//! ends the search before /proc is even listed; then, for a socket, those in the target's
 //! network namespace first (a socket stays in the namespace it was made in; another
 //! namespace's processes are read only if a holder is still missing); and in each group the
 //! processes with at most `SMALL_TABLE` fds before the larger ones (the count is the size
@@ -78,6 +80,7 @@ pub fn scan(
         root,
         deadline,
         target,
+        &family(root, target),
         netns.as_deref(),
         |holders, pid, fd, link| {
             let ino = link
@@ -104,6 +107,7 @@ pub fn scan_link(root: &ProcRoot, link: &str, deadline: &Deadline) -> Scan {
         root,
         deadline,
         0,
+        &[],
         None,
         |holders, pid, fd, l| {
             if l == link {
@@ -159,30 +163,23 @@ fn reading_order(
     (keyed.into_iter().map(|(_, pid)| pid).collect(), empty)
 }
 
-/// Reads every process's fd links once, in [`reading_order`], until `done` or the deadline.
+/// Reads every process's fd links once, `first` (in that order) and then the others in
+/// [`reading_order`], until `done` or the deadline. When `first` is enough, /proc is not even
+/// listed.
 fn walk(
     root: &ProcRoot,
     deadline: &Deadline,
     skip: i32,
+    first: &[i32],
     netns: Option<&str>,
     mut on_link: impl FnMut(&mut HashMap<u64, Vec<Holder>>, i32, i32, &str),
     done: impl Fn(&HashMap<u64, Vec<Holder>>) -> bool,
 ) -> Scan {
     let mut out = Scan::default();
-    // /proc itself unreadable: no process is visible, which `processes` (0) says.
-    let Ok(entries) = std::fs::read_dir(root.path()) else {
-        return out;
-    };
-    let pids: Vec<i32> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .collect();
-    let (order, empty) = reading_order(root, pids, skip, netns);
-    // Read as holding nothing.
-    out.processes = empty;
-    for pid in order {
+    let mut read = |out: &mut Scan, pid: i32| -> bool {
         if deadline.passed() {
             out.cut_by_deadline = true;
-            break;
+            return true;
         }
         out.processes += 1;
         let Ok(mut dir) = Dir::open(
@@ -191,10 +188,10 @@ fn walk(
             Mode::empty(),
         ) else {
             out.unreadable += 1;
-            continue;
+            return false;
         };
         let dirfd = std::os::fd::AsRawFd::as_raw_fd(&dir);
-        // SAFETY: `dir` owns the fd and outlives every use of this borrow in this iteration.
+        // SAFETY: `dir` owns the fd and outlives every use of this borrow in this call.
         let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(dirfd) };
         for entry in dir.iter().flatten() {
             let name = entry.file_name();
@@ -207,8 +204,104 @@ fn walk(
             };
             on_link(&mut out.holders, pid, fd, &link.to_string_lossy());
         }
-        if done(&out.holders) {
+        done(&out.holders)
+    };
+    // A family member with a huge table waits its turn among the big ones, as in
+    // [`reading_order`]: a small target's search must not pay for a huge sibling.
+    let counted = !first.is_empty() && sizes_count_fds(root);
+    let first: Vec<i32> = first
+        .iter()
+        .copied()
+        .filter(|&pid| {
+            !counted
+                || std::fs::metadata(root.pid(pid).join("fd")).is_ok_and(|m| m.len() <= SMALL_TABLE)
+        })
+        .collect();
+    for &pid in &first {
+        if read(&mut out, pid) {
+            return out;
+        }
+    }
+    // /proc itself unreadable: no process is visible, which `processes` (0) says.
+    let Ok(entries) = std::fs::read_dir(root.path()) else {
+        return out;
+    };
+    let pids: Vec<i32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| !first.contains(p))
+        .collect();
+    let (order, empty) = reading_order(root, pids, skip, netns);
+    // Read as holding nothing.
+    out.processes += empty;
+    for pid in order {
+        if read(&mut out, pid) {
             break;
+        }
+    }
+    out
+}
+
+/// How many generations up the family goes.
+const ANCESTORS: usize = 4;
+/// How many of a family member's threads are asked for their children.
+const FAMILY_TASKS: usize = 256;
+
+/// The target's family, nearest first: its parent, its children, its siblings, then the
+/// parent's ancestors (not init). A pipe is shared by fork, and so is a socket pair: the
+/// other end is nearly always held here, and read first it ends the search before a busy
+/// host's thousands of processes are listed. Only the order changes: the others are read
+/// after, when a holder is still missing.
+fn family(root: &ProcRoot, target: i32) -> Vec<i32> {
+    let ppid = |pid: i32| -> Option<i32> {
+        let stat = root.read_pid(pid, "stat").ok()?;
+        // "PID (comm) S PPID ...": comm may hold spaces and parentheses.
+        let rest = stat.rsplit_once(')')?.1;
+        rest.split_whitespace().nth(1)?.parse().ok()
+    };
+    // Each thread lists the children it forked (CONFIG_PROC_CHILDREN).
+    let children = |pid: i32| -> Vec<i32> {
+        let tids: Vec<String> = std::fs::read_dir(root.pid(pid).join("task"))
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .take(FAMILY_TASKS)
+                    .collect()
+            })
+            .unwrap_or_default();
+        tids.iter()
+            .filter_map(|tid| root.read(format!("{pid}/task/{tid}/children")).ok())
+            .flat_map(|c| {
+                c.split_whitespace()
+                    .filter_map(|c| c.parse().ok())
+                    .collect::<Vec<i32>>()
+            })
+            .collect()
+    };
+    let mut out: Vec<i32> = Vec::new();
+    let add = |pid: i32, out: &mut Vec<i32>| {
+        if pid > 1 && pid != target && !out.contains(&pid) {
+            out.push(pid);
+        }
+    };
+    let parent = ppid(target);
+    if let Some(p) = parent {
+        add(p, &mut out);
+    }
+    for c in children(target) {
+        add(c, &mut out);
+    }
+    if let Some(p) = parent.filter(|&p| p > 1) {
+        for c in children(p) {
+            add(c, &mut out);
+        }
+        let mut up = p;
+        for _ in 0..ANCESTORS {
+            match ppid(up) {
+                Some(a) if a > 1 => {
+                    add(a, &mut out);
+                    up = a;
+                }
+                _ => break,
+            }
         }
     }
     out
@@ -224,5 +317,67 @@ impl Names {
             .entry(pid)
             .or_insert_with(|| root.comm(pid).unwrap_or_default())
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+    use std::process::{Command, Stdio};
+
+    use super::*;
+
+    /// A child reading a pipe whose write end this test holds: its parent is the holder,
+    /// found by reading one process's fds, not the host's in PID order.
+    #[test]
+    fn a_pipe_s_other_end_in_the_parent_is_found_without_listing_the_host() {
+        let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
+        let ino = nix::sys::stat::fstat(&write_end).expect("fstat").st_ino;
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .stdin(Stdio::from(read_end))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn sleep");
+        let wanted: HashSet<u64> = [ino].into_iter().collect();
+        let found = scan(
+            &ProcRoot::default(),
+            Kind::Pipe,
+            &wanted,
+            child.id() as i32,
+            &Deadline::after(std::time::Duration::from_secs(10)),
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        let me = std::process::id() as i32;
+        let holders = found.holders.get(&ino).cloned().unwrap_or_default();
+        assert!(
+            holders.contains(&Holder {
+                pid: me,
+                fd: write_end.as_raw_fd()
+            }),
+            "{holders:?}"
+        );
+        assert_eq!(found.processes, 1, "read more than the parent: {found:?}");
+    }
+
+    #[test]
+    fn the_family_is_the_parent_then_children_then_siblings() {
+        let root = ProcRoot::default();
+        let me = std::process::id() as i32;
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn sleep");
+        let kid = child.id() as i32;
+        let of_child = family(&root, kid);
+        let of_me = family(&root, me);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(of_child.first(), Some(&me), "{of_child:?}");
+        assert!(!of_child.contains(&kid));
+        assert!(of_me.contains(&kid), "{of_me:?}");
+        assert!(!of_me.contains(&1));
     }
 }
