@@ -35,9 +35,11 @@ pub struct UserStack {
     /// go on past a frame-pointer frame.
     #[serde(skip_serializing_if = "crate::is_false")]
     pub frame_pointer_guessed: bool,
-    /// How long the thread was stopped, microseconds, from PTRACE_INTERRUPT to PTRACE_DETACH's
-    /// return (`--stacks=stop` only; in the schema since 1.6, set since 1.7); absent for a stack
-    /// from a copy.
+    /// How long the thread was stopped, microseconds, to PTRACE_DETACH's return: since
+    /// PTRACE_INTERRUPT until 1.11; since 1.12 from the last look that found it not yet stopped
+    /// (a thread waiting for a CPU enters the stop late, and is not held meanwhile). An upper
+    /// bound either way (`--stacks=stop` only; in the schema since 1.6, set since 1.7); absent
+    /// for a stack from a copy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped_us: Option<u64>,
 }

@@ -229,17 +229,17 @@ fn stop_one(
         resend: None,
         stuck,
     };
-    let started = Instant::now();
     ptrace::interrupt(p)
         .map_err(|e| (GapReason::Other, format!("PTRACE_INTERRUPT: {}", e.desc())))?;
-    wait_stopped(p, limit, runnable, &mut traced)?;
+    let not_yet = wait_stopped(p, limit, runnable, &mut traced)?;
     let (pc, sp, bp) = registers(p)?;
     let copy = super::copy_from(tid, sp, maps);
     if !hold.is_zero() {
         std::thread::sleep(hold);
     }
     let detached = traced.detach();
-    let stopped_us = started.elapsed().as_micros() as u64;
+    // From the last look that found it running: a thread waiting for a CPU is not held.
+    let stopped_us = not_yet.elapsed().as_micros() as u64;
     detached?;
     Ok(Stopped {
         copy: copy?,
@@ -265,29 +265,31 @@ fn registers(_: Pid) -> Result<(u64, u64, u64), Trouble> {
 
 /// Polls for the stop (never a blocking wait: the thread may not stop, e.g. it entered D
 /// meanwhile) for [`WAIT_LIMIT`], and on to [`RUNNABLE_LIMIT`] while the thread is runnable;
-/// never past `limit`.
+/// never past `limit`. Returns when it was last seen not stopped (PTRACE_INTERRUPT's return
+/// if the first look found it stopped): its stop began after that.
 fn wait_stopped(
     p: Pid,
     limit: Duration,
     runnable: &dyn Fn() -> bool,
     traced: &mut Traced,
-) -> Result<(), Trouble> {
+) -> Result<Instant, Trouble> {
     let started = Instant::now();
+    let mut not_yet = started;
     let mut polls = 0u32;
     // Past WAIT_LIMIT: when the state was last looked at, and whether it was R every time.
     let mut looked: Option<Instant> = None;
     let mut always_runnable = true;
     loop {
         match waitpid(p, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => {}
+            Ok(WaitStatus::StillAlive) => not_yet = Instant::now(),
             // A signal arrived first: the thread is stopped all the same, and the signal is
             // its own, to be delivered at the detach.
             Ok(WaitStatus::Stopped(_, sig)) => {
                 traced.resend = Some(sig);
-                return Ok(());
+                return Ok(not_yet);
             }
             // PTRACE_EVENT_STOP: the interrupt, or a group stop (left as it is at the detach).
-            Ok(WaitStatus::PtraceEvent(..)) => return Ok(()),
+            Ok(WaitStatus::PtraceEvent(..)) => return Ok(not_yet),
             Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => {
                 traced.gone();
                 return Err((GapReason::Vanished, "exited during its stop".into()));
