@@ -360,3 +360,308 @@ fn scan_names_the_container_a_stuck_process_runs_in() {
         );
     }
 }
+
+/// A FUSE server whose every call hangs (tests/support/hangfs.py "now"), and a client stuck
+/// in one of its calls. Torn down in an order that cannot hang: the server first (its death
+/// aborts the call the client waits in), then the client, then a lazy unmount, and only then
+/// the directory.
+struct HungFuse {
+    server: std::process::Child,
+    client: Option<Proc>,
+    mnt: String,
+    _dir: TempDir,
+}
+
+impl Drop for HungFuse {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        self.client = None;
+        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+    }
+}
+
+/// A process stuck in D on a hung FUSE mount, or why there cannot be one here. A FUSE call
+/// waits interruptibly (S) until a signal comes; then, its interrupt sent to the server, it
+/// waits killable, which the kernel shows as D: a python client with a SIGUSR1 handler, sent
+/// SIGUSR1 once its stat waits on the server.
+fn d_state_client() -> Result<(HungFuse, i32), String> {
+    if !std::path::Path::new("/dev/fuse").exists() {
+        return Err("no /dev/fuse".into());
+    }
+    let fusepy = Command::new("python3")
+        .args(["-c", "import fuse"])
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !fusepy.is_ok_and(|s| s.success()) {
+        return Err("python3 with fusepy is missing".into());
+    }
+    let dir = TempDir::new("scan-fuse");
+    let mnt = format!("{}/mnt", dir.path());
+    std::fs::create_dir(&mnt).map_err(|e| e.to_string())?;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/hangfs.py");
+    let server = Command::new("python3")
+        .args([script, &mnt, "60", "now"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut m = HungFuse {
+        server,
+        client: None,
+        mnt: mnt.clone(),
+        _dir: dir,
+    };
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(mnt.as_str()))
+    };
+    if !wait_until(Duration::from_secs(15), mounted) {
+        return Err(format!("the FUSE file system did not mount on {mnt}"));
+    }
+    let code = "import os, signal, sys\n\
+                signal.signal(signal.SIGUSR1, lambda *a: None)\n\
+                os.stat(sys.argv[1])\n";
+    let client =
+        Proc::quiet(Command::new("python3").args(["-c", code, &format!("{mnt}/stuck.txt")]));
+    let pid = client.pid();
+    m.client = Some(client);
+    let wchan = || std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(15), || wchan() == "request_wait_answer"),
+        "the client never waited on the FUSE server: {}",
+        wchan()
+    );
+    // SAFETY: kill(2) on a child this test started and has not reaped.
+    unsafe { libc::kill(pid, libc::SIGUSR1) };
+    assert!(
+        wait_until(Duration::from_secs(10), || state_of(pid) == Some('D')
+            && wchan() == "request_wait_answer"),
+        "the client is in D on the FUSE server: {:?} {}",
+        state_of(pid),
+        wchan()
+    );
+    Ok((m, pid))
+}
+
+/// A cgroup v2 this test makes, frozen, with one process in it. On drop (also when an
+/// assertion fails) it is thawed, the process killed and reaped by PID, and the cgroup
+/// removed (one with a process in it cannot be).
+struct FrozenCgroup {
+    dir: std::path::PathBuf,
+    proc: Option<Proc>,
+}
+
+impl Drop for FrozenCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.dir.join("cgroup.freeze"), "0");
+        self.proc = None;
+        wait_until(Duration::from_secs(5), || {
+            std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists()
+        });
+    }
+}
+
+/// A `sleep` in a frozen cgroup v2, or why there cannot be one here.
+fn frozen_sleeper() -> Result<FrozenCgroup, String> {
+    let mounts = hangscope_collect::freezer::own_mounts();
+    let Some(mount) = mounts.unified.as_ref() else {
+        return Err("cgroup2 is not mounted".into());
+    };
+    let dir = mount.join(format!("hangscope-test-scan-frozen-{}", std::process::id()));
+    std::fs::create_dir(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+    let mut cg = FrozenCgroup { dir, proc: None };
+    if !cg.dir.join("cgroup.freeze").exists() {
+        return Err("no cgroup.freeze (Linux before 5.2)".into());
+    }
+    let p = Proc::quiet(Command::new("sleep").arg("600"));
+    let pid = p.pid();
+    cg.proc = Some(p);
+    std::fs::write(cg.dir.join("cgroup.procs"), pid.to_string())
+        .map_err(|e| format!("cannot move {pid} into {}: {e}", cg.dir.display()))?;
+    std::fs::write(cg.dir.join("cgroup.freeze"), "1").map_err(|e| e.to_string())?;
+    let events = cg.dir.join("cgroup.events");
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            std::fs::read_to_string(&events).is_ok_and(|e| e.lines().any(|l| l == "frozen 1"))
+        }),
+        "the cgroup froze"
+    );
+    Ok(cg)
+}
+
+/// The first-found child of `pid` (/proc/PID/task/PID/children).
+fn child_of(pid: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+}
+
+/// The CPU time of a thread so far, ns (schedstat's first field).
+fn cpu_ns(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn scan_lists_a_d_state_a_frozen_and_a_spinning_process_before_the_healthy_ones() {
+    // --- the stuck ones, each where this host allows it ---
+    let fuse = d_state_client()
+        .map_err(|e| eprintln!("D-state part skipped: {e}"))
+        .ok();
+    let frozen = frozen_sleeper()
+        .map_err(|e| eprintln!("frozen part skipped: {e}"))
+        .ok();
+    // A shell spinning in a loop, bounded by timeout(1) should the test itself be killed; at
+    // the highest priority (as root), so that a loaded host still gives it a whole CPU.
+    let spin_timeout = Proc::quiet(Command::new("timeout").args([
+        "120",
+        "nice",
+        "-n",
+        "-20",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]));
+    assert!(
+        wait_until(Duration::from_secs(10), || child_of(spin_timeout.pid())
+            .is_some()),
+        "timeout started the spinner"
+    );
+    let spinner = child_of(spin_timeout.pid()).expect("the spinner's pid");
+    let _spinner_guard = KillOnDrop(spinner);
+
+    // --- healthy ones: sleepers, idle servers, and a busy client/server pair ---
+    let mut healthy: Vec<i32> = Vec::new();
+    let mut procs = Vec::new();
+    for _ in 0..4 {
+        let p = Proc::quiet(Command::new("sleep").arg("600"));
+        healthy.push(p.pid());
+        procs.push(p);
+        let p = Proc::quiet(Command::new("sh").args(["-c", "while :; do sleep 0.2; done"]));
+        healthy.push(p.pid());
+        procs.push(p);
+    }
+    let mut keep = Vec::new();
+    for _ in 0..3 {
+        let mut s = scenario("idle-server", &[]);
+        s.expect("port");
+        healthy.push(s.pid());
+        keep.push(s);
+    }
+    let mut echo = scenario("echo-server", &[]);
+    let echo_peer = format!("127.0.0.1:{}", echo.expect("port"));
+    let mut echo_client = scenario("echo-client", &["--peer", &echo_peer, "--conns", "2"]);
+    echo_client.expect("conns");
+    healthy.extend([echo.pid(), echo_client.pid()]);
+
+    // Long enough that each wait is one that should have ended.
+    std::thread::sleep(Duration::from_millis(1500));
+    let spun_before = cpu_ns(spinner);
+    let started = std::time::Instant::now();
+    let (code, report, _) = scan(&["--json", "--all", "--window", "1s", "--deadline", "60s"]);
+    let spun_share = (cpu_ns(spinner) - spun_before) as f64 / started.elapsed().as_nanos() as f64;
+    let at: BTreeMap<i32, usize> = report
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.pid, i))
+        .collect();
+    let entry = |pid: i32| {
+        at.get(&pid)
+            .map(|&i| &report.entries[i])
+            .unwrap_or_else(|| panic!("no entry for {pid}: {report:#?}"))
+    };
+    let show = |pid: i32| {
+        let e = entry(pid);
+        eprintln!(
+            "{pid} {}: {:?} rule {:?} cause {:?}, picked {:?}: {}",
+            e.name, e.status, e.rule, e.cause, e.picked, e.summary
+        );
+    };
+    let mut stuck = Vec::new();
+
+    if let Some((_, pid)) = &fuse {
+        show(*pid);
+        let e = entry(*pid);
+        assert_eq!(e.status, EntryStatus::Cause, "{e:#?}");
+        assert_eq!(e.cause, Some(Cause::DiskWait), "{e:#?}");
+        assert_eq!(e.rule, "uninterruptible", "{e:#?}");
+        assert!(
+            e.picked.iter().any(|p| p.ends_with("in D state")),
+            "picked for its D state: {e:#?}"
+        );
+        assert!(e.summary.contains("FUSE"), "{e:#?}");
+        stuck.push(*pid);
+    }
+    if let Some(cg) = &frozen {
+        let pid = cg.proc.as_ref().expect("the frozen one").pid();
+        show(pid);
+        let e = entry(pid);
+        assert_eq!(e.status, EntryStatus::Cause, "{e:#?}");
+        assert_eq!(e.cause, Some(Cause::Stopped), "{e:#?}");
+        assert_eq!(e.rule, "stopped", "{e:#?}");
+        assert!(
+            e.picked.iter().any(|p| p.ends_with("frozen")),
+            "picked as frozen: {e:#?}"
+        );
+        assert!(e.summary.contains("frozen"), "{e:#?}");
+        stuck.push(pid);
+    }
+    show(spinner);
+    // The cheap look picks a thread on a CPU for 90% of its window: on a host too loaded to
+    // give the spinner that, it is not one, and only that part is not asserted.
+    if spun_share >= 0.95 {
+        let e = entry(spinner);
+        assert_eq!(e.status, EntryStatus::Suspect, "{e:#?}");
+        assert_eq!(e.rule, "busy", "{e:#?}");
+        assert_eq!(
+            e.severity,
+            Some(hangscope_model::Severity::Warning),
+            "{e:#?}"
+        );
+        assert!(
+            e.picked.iter().any(|p| p.ends_with("on a CPU throughout")),
+            "picked as spinning: {e:#?}"
+        );
+        stuck.push(spinner);
+    } else {
+        eprintln!("spinner part skipped: it had {spun_share:.2} of a CPU during the scan");
+    }
+    if !stuck.is_empty() && stuck != [spinner] {
+        assert_eq!(code, 1, "a cause was found: {report:#?}");
+    }
+
+    let last_stuck = stuck.iter().map(|p| at[p]).max().unwrap_or(0);
+    for pid in &healthy {
+        let e = entry(*pid);
+        assert_eq!(e.cause, None, "a healthy process has no cause: {e:#?}");
+        assert_eq!(e.status, EntryStatus::Healthy, "healthy: {e:#?}");
+        assert!(at[pid] > last_stuck, "listed after every stuck one: {e:#?}");
+    }
+    // The text lists each stuck one and none of the healthy ones.
+    let (_, _, text) = scan(&["--window", "1s", "--deadline", "60s"]);
+    let line_of = |pid: i32| {
+        text.lines()
+            .skip(1)
+            .find(|l| {
+                l.trim_start_matches("  └ ").split_whitespace().nth(1) == Some(&pid.to_string())
+            })
+            .map(str::to_string)
+    };
+    eprintln!("spinner's line: {:?}", line_of(spinner));
+    // The spinner's share of a CPU in this second run was not measured.
+    for pid in stuck.iter().filter(|&&p| p != spinner) {
+        let line = line_of(*pid);
+        eprintln!("scan's line for {pid}: {line:?}");
+        assert!(line.is_some(), "{pid} listed:\n{text}");
+    }
+    for pid in &healthy {
+        assert_eq!(line_of(*pid), None, "healthy {pid} not listed:\n{text}");
+    }
+    drop((keep, procs, echo, echo_client, spin_timeout, frozen, fuse));
+}

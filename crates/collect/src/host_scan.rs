@@ -915,9 +915,15 @@ fn is_terminal(target: &str) -> bool {
         || target == "/dev/ptmx"
 }
 
-/// The wchan of a thread held by the cgroup freezer: v2's trap, v1's refrigerator.
-fn is_freezer_wchan(w: &str) -> bool {
-    matches!(w, "do_freezer_trap" | "__refrigerator" | "refrigerator")
+/// A thread held by the cgroup freezer, by its wchan: v2's trap, v1's refrigerator. Newer
+/// kernels (6.x) inline v2's trap into `get_signal`, where a thread in S is frozen: the signal
+/// stops that also park there show as T or t.
+fn is_frozen(t: &ThreadLook) -> bool {
+    match t.wchan.as_deref() {
+        Some("do_freezer_trap" | "__refrigerator" | "refrigerator") => true,
+        Some("get_signal") => t.state == 'S',
+        _ => false,
+    }
 }
 
 /// Most fds a poll may watch for the wait to count as a client's (a server polls many).
@@ -949,7 +955,7 @@ pub fn suspects(before: Option<&HostLook>, now: &HostLook, own_pid: i32) -> Vec<
                 reasons.push(Reason::Stopped { tid: t.tid });
                 continue;
             }
-            if t.wchan.as_deref().is_some_and(is_freezer_wchan) {
+            if is_frozen(t) {
                 reasons.push(Reason::Frozen { tid: t.tid });
                 continue;
             }
@@ -1232,6 +1238,26 @@ mod tests {
                 (23, Reason::Spinning { tid: 23 }),
             ]
         );
+    }
+
+    #[test]
+    fn a_thread_asleep_in_get_signal_is_frozen() {
+        // Linux 6.x: v2's freezer trap is inlined into get_signal (measured on 6.18: a frozen
+        // sleep shows S, wchan get_signal, syscall clock_nanosleep).
+        let mut frozen = thread(40, 'S', 5, 3);
+        frozen.wchan = Some("get_signal".into());
+        // Running through get_signal to deliver a signal is not frozen.
+        let mut delivering = thread(41, 'R', 5, 3);
+        delivering.wchan = Some("get_signal".into());
+        let now = host(
+            0,
+            vec![proc_of(40, vec![frozen]), proc_of(41, vec![delivering])],
+        );
+        let got: Vec<(i32, Vec<Reason>)> = suspects(None, &now, 0)
+            .into_iter()
+            .map(|s| (s.pid, s.reasons))
+            .collect();
+        assert_eq!(got, [(40, vec![Reason::Frozen { tid: 40 }])]);
     }
 
     #[test]
