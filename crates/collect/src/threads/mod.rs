@@ -64,10 +64,17 @@ pub fn collect(
                     .map(task_clock::Measuring::finish)
                     .unwrap_or_default()
             });
+            clock.absorb(if look.last {
+                task_clock::LAST_LOOK_WAITS.min(opts.deadline.remaining())
+            } else {
+                std::time::Duration::ZERO
+            });
             for t in &mut reads {
                 let cpu = t.last_cpu;
-                if let Some(start) = t.sched.as_mut().and_then(|s| s.exec_start_ms.as_mut()) {
-                    *start = clock.to_monotonic_ms(*start, cpu);
+                if let Some(sched) = t.sched.as_mut() {
+                    sched.exec_start_ms = sched
+                        .exec_start_ms
+                        .and_then(|start| clock.to_monotonic_ms(start, cpu));
                 }
             }
             for t in &reads {

@@ -14,10 +14,12 @@ use std::time::Duration;
 
 use super::sched;
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct TaskClock {
     /// CPU → how far its task clock is behind CLOCK_MONOTONIC, ms.
     lag_ms: HashMap<i32, f64>,
+    /// The measurements that had not come when the first look needed them.
+    late: Option<std::sync::mpsc::Receiver<(i32, Option<f64>)>>,
 }
 
 /// A measurement under way on its own thread, so the first look does not wait for it.
@@ -30,9 +32,13 @@ pub struct Measuring {
 /// could take longer, and CPUs not measured by then simply get no correction.
 const WAIT_AT_MOST: Duration = Duration::from_millis(30);
 
+/// The longest the last look waits for CPUs still being measured: without a CPU's lag, the
+/// times since its threads last ran are unknown.
+pub const LAST_LOOK_WAITS: Duration = Duration::from_millis(250);
+
 impl Measuring {
-    /// The lags measured by now (waiting up to `WAIT_AT_MOST` for the rest); CPUs that could not
-    /// be measured get no correction.
+    /// The lags measured by now (waiting up to `WAIT_AT_MOST` for the rest); those that come
+    /// later are taken in by [`TaskClock::absorb`].
     pub fn finish(self) -> TaskClock {
         let until = std::time::Instant::now() + WAIT_AT_MOST;
         let mut lag_ms = HashMap::new();
@@ -46,7 +52,10 @@ impl Measuring {
                 Err(_) => break,
             }
         }
-        TaskClock { lag_ms }
+        TaskClock {
+            lag_ms,
+            late: Some(self.results),
+        }
     }
 }
 
@@ -82,13 +91,33 @@ impl TaskClock {
         }
     }
 
-    /// exec_start moved onto CLOCK_MONOTONIC for a thread that last ran on `cpu`.
-    pub fn to_monotonic_ms(&self, exec_start_ms: f64, cpu: Option<i32>) -> f64 {
-        exec_start_ms
-            + cpu
-                .and_then(|c| self.lag_ms.get(&c))
-                .copied()
-                .unwrap_or(0.0)
+    /// Takes in the measurements that have come since, waiting for the rest up to `within`
+    /// (zero: not at all).
+    pub fn absorb(&mut self, within: Duration) {
+        let until = std::time::Instant::now() + within;
+        let Some(late) = &self.late else { return };
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match late.recv_timeout(left) {
+                Ok((cpu, Some(lag))) => {
+                    self.lag_ms.insert(cpu, lag);
+                }
+                Ok((_, None)) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    self.late = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// exec_start moved onto CLOCK_MONOTONIC for a thread that last ran on `cpu`; `None` when
+    /// that CPU's lag is not known. Uncorrected, "now − exec_start" would count all the CPU's
+    /// steal and interrupt time since boot: on a loaded VM up 20 hours, 10 minutes.
+    pub fn to_monotonic_ms(&self, exec_start_ms: f64, cpu: Option<i32>) -> Option<f64> {
+        cpu.and_then(|c| self.lag_ms.get(&c))
+            .map(|lag| exec_start_ms + lag)
     }
 }
 
@@ -117,10 +146,32 @@ mod tests {
     fn corrects_by_the_cpus_lag_only() {
         let clock = TaskClock {
             lag_ms: HashMap::from([(0, 355.0)]),
+            late: None,
         };
-        assert_eq!(clock.to_monotonic_ms(1000.0, Some(0)), 1355.0);
-        assert_eq!(clock.to_monotonic_ms(1000.0, Some(1)), 1000.0);
-        assert_eq!(clock.to_monotonic_ms(1000.0, None), 1000.0);
+        assert_eq!(clock.to_monotonic_ms(1000.0, Some(0)), Some(1355.0));
+        // Not measured: unknown, not the raw task clock (which runs behind by all the CPU's
+        // lost time since boot).
+        assert_eq!(clock.to_monotonic_ms(1000.0, Some(1)), None);
+        assert_eq!(clock.to_monotonic_ms(1000.0, None), None);
+    }
+
+    #[test]
+    fn a_lag_measured_after_the_first_look_is_taken_in() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut clock = Measuring {
+            results: rx,
+            cpus: 0,
+        }
+        .finish();
+        assert_eq!(clock.to_monotonic_ms(1000.0, Some(1)), None);
+        tx.send((1, Some(20.0))).expect("send");
+        tx.send((2, None)).expect("send");
+        clock.absorb(Duration::ZERO);
+        assert_eq!(clock.to_monotonic_ms(1000.0, Some(1)), Some(1020.0));
+        assert_eq!(clock.to_monotonic_ms(1000.0, Some(2)), None);
+        drop(tx);
+        clock.absorb(Duration::from_secs(1));
+        assert!(clock.late.is_none());
     }
 
     #[test]
