@@ -9,9 +9,44 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use hangscope_model::{Cause, EntryStatus, SCAN_SCHEMA_VERSION, ScanReport};
+use hangscope_model::{Cause, EntryStatus, SCAN_SCHEMA_VERSION, ScanEntry, ScanReport};
+use support::healthy::Healthy;
 use support::procs::*;
 use support::*;
+
+/// A scan's entries by PID, and where each is listed.
+struct Listed<'a> {
+    report: &'a ScanReport,
+    at: BTreeMap<i32, usize>,
+}
+
+impl<'a> Listed<'a> {
+    fn of(report: &'a ScanReport) -> Listed<'a> {
+        let at = report
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.pid, i))
+            .collect();
+        Listed { report, at }
+    }
+
+    fn has(&self, pid: i32) -> bool {
+        self.at.contains_key(&pid)
+    }
+
+    /// Its place in the list; a panic naming the report if it is not listed.
+    fn rank(&self, pid: i32) -> usize {
+        self.at
+            .get(&pid)
+            .copied()
+            .unwrap_or_else(|| panic!("no entry for {pid}: {:#?}", self.report))
+    }
+
+    fn entry(&self, pid: i32) -> &'a ScanEntry {
+        &self.report.entries[self.rank(pid)]
+    }
+}
 
 /// Kills a process this test did not spawn itself (flock's child) on drop, by PID.
 struct KillOnDrop(i32);
@@ -76,31 +111,8 @@ fn scan_lists_the_stuck_processes_first_and_no_healthy_one_has_a_cause() {
     let sender: i32 = flood.expect("sender").parse().expect("sender tid");
 
     // --- dozens of healthy ones ---
-    let mut healthy: Vec<i32> = Vec::new();
-    let mut keep = Vec::new();
-    for _ in 0..10 {
-        let mut s = scenario("idle-server", &[]);
-        s.expect("port");
-        healthy.push(s.pid());
-        keep.push(s);
-    }
-    let mut procs = Vec::new();
-    for _ in 0..8 {
-        let p = Proc::quiet(Command::new("sh").args(["-c", "while :; do sleep 0.2; done"]));
-        healthy.push(p.pid());
-        procs.push(p);
-    }
-    for _ in 0..8 {
-        let p = Proc::quiet(Command::new("sleep").arg("600"));
-        healthy.push(p.pid());
-        procs.push(p);
-    }
-    // A busy, healthy client/server pair.
-    let mut echo = scenario("echo-server", &[]);
-    let echo_peer = format!("127.0.0.1:{}", echo.expect("port"));
-    let mut echo_client = scenario("echo-client", &["--peer", &echo_peer, "--conns", "2"]);
-    echo_client.expect("conns");
-    healthy.extend([echo.pid(), echo_client.pid()]);
+    let neighbours = Healthy::start(8, 8, 10);
+    let healthy = neighbours.pids.clone();
 
     assert!(
         wait_until(Duration::from_secs(20), || {
@@ -120,17 +132,8 @@ fn scan_lists_the_stuck_processes_first_and_no_healthy_one_has_a_cause() {
     assert_eq!(code, 1, "a cause was found: {report:#?}");
     assert_eq!(report.scan_schema_version, SCAN_SCHEMA_VERSION);
     assert!(report.processes as usize >= healthy.len() + 6);
-    let at: BTreeMap<i32, usize> = report
-        .entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.pid, i))
-        .collect();
-    let entry = |pid: i32| {
-        at.get(&pid)
-            .map(|&i| &report.entries[i])
-            .unwrap_or_else(|| panic!("no entry for {pid}: {report:#?}"))
-    };
+    let listed = Listed::of(&report);
+    let entry = |pid: i32| listed.entry(pid);
 
     let stuck = [
         (stopped.pid(), Cause::Stopped),
@@ -154,19 +157,19 @@ fn scan_lists_the_stuck_processes_first_and_no_healthy_one_has_a_cause() {
     assert_eq!(w.chain.get(1), Some(&holder.pid()), "{w:#?}");
     let root = w.root_pid.expect("the waiter's root");
     assert!(
-        at[&root] < at[&waiter.pid()],
+        listed.rank(root) < listed.rank(waiter.pid()),
         "the root comes before its waiter"
     );
 
     // Grouped: every entry between the root and the waiter is in the same group.
-    for e in &report.entries[at[&root] + 1..at[&waiter.pid()]] {
+    for e in &report.entries[listed.rank(root) + 1..listed.rank(waiter.pid())] {
         assert_eq!(e.root_pid, Some(root), "inside the root's group: {e:#?}");
     }
     // Causes first, longest stuck first: the groups' heads (this host's other processes too).
     let heads: Vec<_> = report
         .entries
         .iter()
-        .filter(|e| e.root_pid.is_none_or(|r| !at.contains_key(&r)))
+        .filter(|e| e.root_pid.is_none_or(|r| !listed.has(r)))
         .collect();
     let best = |head: i32| {
         report
@@ -185,12 +188,19 @@ fn scan_lists_the_stuck_processes_first_and_no_healthy_one_has_a_cause() {
         );
     }
 
-    let last_stuck = stuck.iter().map(|(p, _)| at[p]).max().expect("four");
+    let last_stuck = stuck
+        .iter()
+        .map(|(p, _)| listed.rank(*p))
+        .max()
+        .expect("four");
     for pid in &healthy {
         let e = entry(*pid);
         assert_eq!(e.cause, None, "a healthy process has no cause: {e:#?}");
         assert!(matches!(e.status, EntryStatus::Healthy), "healthy: {e:#?}");
-        assert!(at[pid] > last_stuck, "listed after every stuck one: {e:#?}");
+        assert!(
+            listed.rank(*pid) > last_stuck,
+            "listed after every stuck one: {e:#?}"
+        );
     }
 
     // Without --all, the text lists the stuck ones and none of the healthy ones.
@@ -230,7 +240,7 @@ fn scan_lists_the_stuck_processes_first_and_no_healthy_one_has_a_cause() {
     for pid in &healthy {
         assert!(!listed.contains(pid), "healthy {pid} not listed:\n{text}");
     }
-    drop((keep, procs, silent, deaf));
+    drop((neighbours, silent, deaf));
 }
 
 /// A cgroup this test makes, named as a container runtime names its scope, with the processes
@@ -321,13 +331,8 @@ fn scan_names_the_container_a_stuck_process_runs_in() {
 
     let (code, report, _) = scan(&["--json", "--window", "500ms", "--deadline", "60s"]);
     assert_eq!(code, 1, "{report:#?}");
-    let entry = |pid: i32| {
-        report
-            .entries
-            .iter()
-            .find(|e| e.pid == pid)
-            .unwrap_or_else(|| panic!("no entry for {pid}: {report:#?}"))
-    };
+    let listed = Listed::of(&report);
+    let entry = |pid: i32| listed.entry(pid);
     for ((runtime, scope, id), pid) in cases.iter().zip(&pids) {
         let e = entry(*pid);
         assert_eq!(e.cause, Some(Cause::Stopped), "{e:#?}");
@@ -536,28 +541,8 @@ fn scan_lists_a_d_state_a_frozen_and_a_spinning_process_before_the_healthy_ones(
     let _spinner_guard = KillOnDrop(spinner);
 
     // --- healthy ones: sleepers, idle servers, and a busy client/server pair ---
-    let mut healthy: Vec<i32> = Vec::new();
-    let mut procs = Vec::new();
-    for _ in 0..4 {
-        let p = Proc::quiet(Command::new("sleep").arg("600"));
-        healthy.push(p.pid());
-        procs.push(p);
-        let p = Proc::quiet(Command::new("sh").args(["-c", "while :; do sleep 0.2; done"]));
-        healthy.push(p.pid());
-        procs.push(p);
-    }
-    let mut keep = Vec::new();
-    for _ in 0..3 {
-        let mut s = scenario("idle-server", &[]);
-        s.expect("port");
-        healthy.push(s.pid());
-        keep.push(s);
-    }
-    let mut echo = scenario("echo-server", &[]);
-    let echo_peer = format!("127.0.0.1:{}", echo.expect("port"));
-    let mut echo_client = scenario("echo-client", &["--peer", &echo_peer, "--conns", "2"]);
-    echo_client.expect("conns");
-    healthy.extend([echo.pid(), echo_client.pid()]);
+    let neighbours = Healthy::start(4, 4, 3);
+    let healthy = neighbours.pids.clone();
 
     // Long enough that each wait is one that should have ended.
     std::thread::sleep(Duration::from_millis(1500));
@@ -565,17 +550,8 @@ fn scan_lists_a_d_state_a_frozen_and_a_spinning_process_before_the_healthy_ones(
     let started = std::time::Instant::now();
     let (code, report, _) = scan(&["--json", "--all", "--window", "1s", "--deadline", "60s"]);
     let spun_share = (cpu_ns(spinner) - spun_before) as f64 / started.elapsed().as_nanos() as f64;
-    let at: BTreeMap<i32, usize> = report
-        .entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.pid, i))
-        .collect();
-    let entry = |pid: i32| {
-        at.get(&pid)
-            .map(|&i| &report.entries[i])
-            .unwrap_or_else(|| panic!("no entry for {pid}: {report:#?}"))
-    };
+    let listed = Listed::of(&report);
+    let entry = |pid: i32| listed.entry(pid);
     let show = |pid: i32| {
         let e = entry(pid);
         eprintln!(
@@ -636,12 +612,15 @@ fn scan_lists_a_d_state_a_frozen_and_a_spinning_process_before_the_healthy_ones(
         assert_eq!(code, 1, "a cause was found: {report:#?}");
     }
 
-    let last_stuck = stuck.iter().map(|p| at[p]).max().unwrap_or(0);
+    let last_stuck = stuck.iter().map(|p| listed.rank(*p)).max().unwrap_or(0);
     for pid in &healthy {
         let e = entry(*pid);
         assert_eq!(e.cause, None, "a healthy process has no cause: {e:#?}");
         assert_eq!(e.status, EntryStatus::Healthy, "healthy: {e:#?}");
-        assert!(at[pid] > last_stuck, "listed after every stuck one: {e:#?}");
+        assert!(
+            listed.rank(*pid) > last_stuck,
+            "listed after every stuck one: {e:#?}"
+        );
     }
     // The text lists each stuck one and none of the healthy ones.
     let (_, _, text) = scan(&["--window", "1s", "--deadline", "60s"]);
@@ -663,5 +642,5 @@ fn scan_lists_a_d_state_a_frozen_and_a_spinning_process_before_the_healthy_ones(
     for pid in &healthy {
         assert_eq!(line_of(*pid), None, "healthy {pid} not listed:\n{text}");
     }
-    drop((keep, procs, echo, echo_client, spin_timeout, frozen, fuse));
+    drop((neighbours, spin_timeout, frozen, fuse));
 }

@@ -13,6 +13,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use hangscope_model::{Cause, Document, Severity};
+use support::healthy::Healthy;
 use support::procs::*;
 use support::*;
 
@@ -247,28 +248,8 @@ fn cause_pid(line: &str) -> Option<i32> {
 fn watch_all_catches_a_lock_wait_that_starts_after_it_and_no_healthy_process_fires() {
     // Healthy: sleepers, sleep loops, idle servers, a busy client/server pair, and a lock
     // holder that sleeps while it holds.
-    let mut healthy: Vec<i32> = Vec::new();
-    let mut procs = Vec::new();
-    for _ in 0..4 {
-        let p = Proc::quiet(Command::new("sh").args(["-c", "while :; do sleep 0.2; done"]));
-        healthy.push(p.pid());
-        procs.push(p);
-        let p = Proc::quiet(Command::new("sleep").arg("600"));
-        healthy.push(p.pid());
-        procs.push(p);
-    }
-    let mut servers = Vec::new();
-    for _ in 0..3 {
-        let mut s = scenario("idle-server", &[]);
-        s.expect("port");
-        healthy.push(s.pid());
-        servers.push(s);
-    }
-    let mut echo = scenario("echo-server", &[]);
-    let echo_peer = format!("127.0.0.1:{}", echo.expect("port"));
-    let mut echo_client = scenario("echo-client", &["--peer", &echo_peer, "--conns", "2"]);
-    echo_client.expect("conns");
-    healthy.extend([echo.pid(), echo_client.pid()]);
+    let neighbours = Healthy::start(4, 4, 3);
+    let mut healthy = neighbours.pids.clone();
     let dir = TempDir::new("watch-all-lock");
     let lock = format!("{}/lock", dir.path());
     // The lock is the open file's: sleep, exec'd by the same process, holds it, and dies with

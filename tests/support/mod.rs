@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod healthy;
 pub mod mariadb;
 pub mod netns;
 pub mod pg_cluster;
