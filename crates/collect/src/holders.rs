@@ -252,12 +252,7 @@ const FAMILY_TASKS: usize = 256;
 /// host's thousands of processes are listed. Only the order changes: the others are read
 /// after, when a holder is still missing.
 fn family(root: &ProcRoot, target: i32) -> Vec<i32> {
-    let ppid = |pid: i32| -> Option<i32> {
-        let stat = root.read_pid(pid, "stat").ok()?;
-        // "PID (comm) S PPID ...": comm may hold spaces and parentheses.
-        let rest = stat.rsplit_once(')')?.1;
-        rest.split_whitespace().nth(1)?.parse().ok()
-    };
+    let ppid = |pid: i32| crate::process::stat_of(root, pid).map(|s| s.ppid);
     // Each thread lists the children it forked (CONFIG_PROC_CHILDREN).
     let children = |pid: i32| -> Vec<i32> {
         let tids: Vec<String> = std::fs::read_dir(root.pid(pid).join("task"))
@@ -269,11 +264,7 @@ fn family(root: &ProcRoot, target: i32) -> Vec<i32> {
             .unwrap_or_default();
         tids.iter()
             .filter_map(|tid| root.read(format!("{pid}/task/{tid}/children")).ok())
-            .flat_map(|c| {
-                c.split_whitespace()
-                    .filter_map(|c| c.parse().ok())
-                    .collect::<Vec<i32>>()
-            })
+            .flat_map(|c| crate::children::parse_children(&c).collect::<Vec<i32>>())
             .collect()
     };
     let mut out: Vec<i32> = Vec::new();

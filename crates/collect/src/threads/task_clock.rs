@@ -24,8 +24,8 @@ pub struct TaskClock {
 
 /// A measurement under way on its own thread, so the first look does not wait for it.
 pub struct Measuring {
+    /// One result per CPU, then closed: the measuring thread ends, or never started.
     results: std::sync::mpsc::Receiver<(i32, Option<f64>)>,
-    cpus: usize,
 }
 
 /// The longest the first look waits for the measurement: on a machine with hundreds of CPUs it
@@ -40,22 +40,12 @@ impl Measuring {
     /// The lags measured by now (waiting up to `WAIT_AT_MOST` for the rest); those that come
     /// later are taken in by [`TaskClock::absorb`].
     pub fn finish(self) -> TaskClock {
-        let until = std::time::Instant::now() + WAIT_AT_MOST;
-        let mut lag_ms = HashMap::new();
-        for _ in 0..self.cpus {
-            let left = until.saturating_duration_since(std::time::Instant::now());
-            match self.results.recv_timeout(left) {
-                Ok((cpu, Some(lag))) => {
-                    lag_ms.insert(cpu, lag);
-                }
-                Ok((_, None)) => {}
-                Err(_) => break,
-            }
-        }
-        TaskClock {
-            lag_ms,
+        let mut clock = TaskClock {
+            lag_ms: HashMap::new(),
             late: Some(self.results),
-        }
+        };
+        clock.absorb(WAIT_AT_MOST);
+        clock
     }
 }
 
@@ -73,8 +63,9 @@ impl TaskClock {
             })
             .unwrap_or_default();
         let (tx, results) = std::sync::mpsc::channel();
-        let count = cpus.len();
-        let started = std::thread::Builder::new()
+        // Not started: the closure, and the sender in it, is dropped, so the receiver sees the
+        // channel closed at once and waits for nothing.
+        let _ = std::thread::Builder::new()
             .name("task-clock".into())
             .spawn(move || {
                 for cpu in cpus {
@@ -83,12 +74,8 @@ impl TaskClock {
                         return;
                     }
                 }
-            })
-            .is_ok();
-        Measuring {
-            results,
-            cpus: if started { count } else { 0 },
-        }
+            });
+        Measuring { results }
     }
 
     /// Takes in the measurements that have come since, waiting for the rest up to `within`
@@ -158,11 +145,7 @@ mod tests {
     #[test]
     fn a_lag_measured_after_the_first_look_is_taken_in() {
         let (tx, rx) = std::sync::mpsc::channel();
-        let mut clock = Measuring {
-            results: rx,
-            cpus: 0,
-        }
-        .finish();
+        let mut clock = Measuring { results: rx }.finish();
         assert_eq!(clock.to_monotonic_ms(1000.0, Some(1)), None);
         tx.send((1, Some(20.0))).expect("send");
         tx.send((2, None)).expect("send");
