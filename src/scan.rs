@@ -345,11 +345,21 @@ fn add_healthy(entries: &mut Vec<ScanEntry>, before: Option<&HostLook>, now: &Ho
     }
 }
 
+/// The roots a chain's members are listed under: those listed as something other than
+/// healthy. A member whose root is not listed, or is healthy (a supervisor reading an idle
+/// child's output: the child is not what is wrong), heads its own group.
+fn group_roots(entries: &[ScanEntry]) -> BTreeSet<i32> {
+    entries
+        .iter()
+        .filter(|e| e.status != EntryStatus::Healthy)
+        .map(|e| e.pid)
+        .collect()
+}
+
 /// Causes first, longest stuck first; a chain's members right after their root.
 fn rank(entries: &mut Vec<ScanEntry>) {
-    let pids: BTreeSet<i32> = entries.iter().map(|e| e.pid).collect();
-    // A member whose root is not listed heads its own group.
-    let group_of = |e: &ScanEntry| e.root_pid.filter(|r| pids.contains(r)).unwrap_or(e.pid);
+    let roots = group_roots(entries);
+    let group_of = |e: &ScanEntry| e.root_pid.filter(|r| roots.contains(r)).unwrap_or(e.pid);
     let mut groups: BTreeMap<i32, Vec<ScanEntry>> = BTreeMap::new();
     for e in entries.drain(..) {
         groups.entry(group_of(&e)).or_default().push(e);
@@ -416,10 +426,11 @@ fn render(r: &ScanReport) -> String {
     if listed == 0 {
         let _ = writeln!(out, "Nothing looks stuck on this host.");
     }
+    let roots = group_roots(&r.entries);
     for e in &r.entries {
         let member = e
             .root_pid
-            .is_some_and(|root| r.entries.iter().any(|x| x.pid == root) && root != e.pid);
+            .is_some_and(|root| roots.contains(&root) && root != e.pid);
         let indent = if member { "  └ " } else { "" };
         let stuck = e
             .stuck_ms
@@ -500,5 +511,30 @@ mod tests {
         rank(&mut e);
         let order: Vec<i32> = e.iter().map(|e| e.pid).collect();
         assert_eq!(order, [4, 3, 5, 2, 1, 6]);
+    }
+
+    /// A reader of an idle child's pipe (a test harness, a supervisor) is a suspect whose
+    /// root is healthy: listed among the suspects, not after its healthy root.
+    #[test]
+    fn a_member_of_a_healthy_root_is_ranked_by_itself() {
+        let mut e = vec![
+            entry(9, EntryStatus::Healthy, 0, None),
+            entry(1, EntryStatus::Healthy, 0, None),
+            entry(7, EntryStatus::Suspect, 3_000, Some(1)),
+            entry(2, EntryStatus::Cause, 1_000, None),
+        ];
+        rank(&mut e);
+        let order: Vec<i32> = e.iter().map(|e| e.pid).collect();
+        assert_eq!(order, [2, 7, 1, 9]);
+        let report = ScanReport {
+            entries: e,
+            ..ScanReport::default()
+        };
+        let text = render(&report);
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("SUSPECT") && l.contains(" 7 ")),
+            "not shown under its healthy root:\n{text}"
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! `hangscope scan` on real processes: four stuck ones of different classes among dozens of
 //! healthy ones. The scan names each stuck one's cause, lists them before anything healthy,
 //! and gives no healthy one a cause. Only the processes this test started are asserted on:
-//! the host has others. Programs: coreutils (sleep), util-linux flock, sh.
+//! the host has others; the tests here take the host one at a time (`support::host`). Programs:
+//! coreutils (sleep), util-linux flock, sh.
 
 mod support;
 
@@ -29,6 +30,21 @@ impl<'a> Listed<'a> {
             .map(|(i, e)| (e.pid, i))
             .collect();
         Listed { report, at }
+    }
+
+    /// The listing, a line an entry: for a failure's message.
+    fn order(&self) -> String {
+        self.report
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                format!(
+                    "{i:3} {:7} {:?} {} root {:?}\n",
+                    e.pid, e.status, e.name, e.root_pid
+                )
+            })
+            .collect()
     }
 
     fn has(&self, pid: i32) -> bool {
@@ -76,6 +92,7 @@ fn scan(args: &[&str]) -> (i32, ScanReport, String) {
 
 #[test]
 fn scan_lists_the_stuck_processes_first_and_no_healthy_one_has_a_cause() {
+    let _host = host::whole();
     // --- the stuck ones ---
     // (1) stopped by a signal.
     let stopped = Proc::quiet(Command::new("sleep").arg("600"));
@@ -166,16 +183,22 @@ fn scan_lists_the_stuck_processes_first_and_no_healthy_one_has_a_cause() {
         assert_eq!(e.root_pid, Some(root), "inside the root's group: {e:#?}");
     }
     // Causes first, longest stuck first: the groups' heads (this host's other processes too).
+    // A member is listed under its root when the root is listed as other than healthy.
+    let group_of = |e: &ScanEntry| {
+        e.root_pid
+            .filter(|&r| listed.has(r) && entry(r).status != EntryStatus::Healthy)
+            .unwrap_or(e.pid)
+    };
     let heads: Vec<_> = report
         .entries
         .iter()
-        .filter(|e| e.root_pid.is_none_or(|r| !listed.has(r)))
+        .filter(|e| group_of(e) == e.pid)
         .collect();
     let best = |head: i32| {
         report
             .entries
             .iter()
-            .filter(|e| e.pid == head || e.root_pid == Some(head))
+            .filter(|e| group_of(e) == head)
             .map(|e| (e.status, std::cmp::Reverse(e.stuck_ms.unwrap_or(0))))
             .min()
             .expect("the head itself")
@@ -279,6 +302,7 @@ fn fake_id(n: u64) -> String {
 
 #[test]
 fn scan_names_the_container_a_stuck_process_runs_in() {
+    let _host = host::whole();
     // The unified hierarchy where there is one (as docker and podman use on a v2 host), else
     // a v1 one: /proc/PID/cgroup names the path in both.
     let mounts = hangscope_collect::freezer::own_mounts();
@@ -514,6 +538,7 @@ fn cpu_ns(pid: i32) -> u64 {
 
 #[test]
 fn scan_lists_a_d_state_a_frozen_and_a_spinning_process_before_the_healthy_ones() {
+    let _host = host::whole();
     // --- the stuck ones, each where this host allows it ---
     let fuse = d_state_client()
         .map_err(|e| eprintln!("D-state part skipped: {e}"))
@@ -619,7 +644,8 @@ fn scan_lists_a_d_state_a_frozen_and_a_spinning_process_before_the_healthy_ones(
         assert_eq!(e.status, EntryStatus::Healthy, "healthy: {e:#?}");
         assert!(
             listed.rank(*pid) > last_stuck,
-            "listed after every stuck one: {e:#?}"
+            "listed after every stuck one ({stuck:?}): {e:#?}\n{}",
+            listed.order()
         );
     }
     // The text lists each stuck one and none of the healthy ones.

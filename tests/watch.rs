@@ -102,6 +102,7 @@ fn saved(dir: &str) -> Vec<String> {
 
 #[test]
 fn watch_catches_a_hang_that_starts_after_it_and_saves_one_snapshot() {
+    let _host = host::shared();
     let sleeper = Sleeper::new("catch");
     let target = sleeper.start();
     let save = TempDir::new("watch-save");
@@ -190,6 +191,7 @@ fn wait_exit(p: &mut Proc) -> Option<i32> {
 
 #[test]
 fn a_target_restarted_under_watch_is_picked_up_again() {
+    let _host = host::shared();
     let sleeper = Sleeper::new("restart");
     let first = sleeper.start();
     let save = TempDir::new("watch-restart");
@@ -215,6 +217,7 @@ fn a_target_restarted_under_watch_is_picked_up_again() {
 
 #[test]
 fn a_target_given_by_pid_is_watched_under_its_name_and_sigterm_stops_cleanly() {
+    let _host = host::shared();
     let sleeper = Sleeper::new("bypid");
     let target = sleeper.start();
     let save = TempDir::new("watch-pid");
@@ -246,6 +249,7 @@ fn cause_pid(line: &str) -> Option<i32> {
 
 #[test]
 fn watch_all_catches_a_lock_wait_that_starts_after_it_and_no_healthy_process_fires() {
+    let _host = host::whole();
     // Healthy: sleepers, sleep loops, idle servers, a busy client/server pair, and a lock
     // holder that sleeps while it holds.
     let neighbours = Healthy::start(4, 4, 3);

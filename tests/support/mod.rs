@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod healthy;
+pub mod host;
 pub mod mariadb;
 pub mod netns;
 pub mod pg_cluster;
