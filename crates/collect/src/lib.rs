@@ -122,7 +122,13 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
         ..Snapshot::default()
     };
     stage::enter("the process");
-    let stack_leases = stacks::early_leases(root, opts);
+    // Only when something needs it, on a small target's one look (`locks_need`); then the
+    // stacks' lease check reads it too, else it reads it alone from the start.
+    let locks_from_start = locks_need::from_start(root, pid, opts);
+    let mut pending_locks = locks_from_start.then(|| locks::start(root));
+    let stack_leases = (!locks_from_start)
+        .then(|| stacks::early_leases(root, opts))
+        .flatten();
     // On its own thread from the start: the first look needs it, and it sleeps.
     let task_clock = threads::task_clock::TaskClock::start();
     let kmsg = opts
@@ -135,8 +141,6 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     snap.process.runtime = runtime::recognise(root, pid, opts, &mut snap.gaps);
 
     stage::enter("the fds");
-    // Only when something needs it, on a small target's one look (`locks_need`).
-    let mut pending_locks = locks_need::from_start(root, pid, opts).then(|| locks::start(root));
     let mounts = mountinfo::read(root, pid, &mut snap.gaps);
     let (dumps, socket_inodes) = sockets::start_dumps(root, pid, &snap.process, opts);
     let mut lock_table = None;
@@ -176,15 +180,6 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
         dumps,
         &mut snap.gaps,
     );
-    stage::enter("the file locks");
-    let mut lock_table = lock_table.or_else(|| pending_locks.map(locks::wait));
-    let table_read = lock_table.is_some();
-    // For the logs' lease check: one read of /proc/locks less when it is still fresh.
-    let mut leases = lock_table.as_ref().and_then(locks::LockTable::leases);
-    snap.locks = lock_table.take().map_or_else(Vec::new, |t| {
-        t.join(root, pid, &snap.fds, &opts.deadline, &mut snap.gaps)
-    });
-
     // Called at every look of the sampling window, after the threads: the hook for collectors
     // that measure movement (e.g. per-connection bytes and segments from sock_diag).
     let mut conns = sockets::window::ConnWindow::new(root, pid, &snap.sockets, &snap.process, opts);
@@ -194,15 +189,26 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     let first_dump = runtime::before_window(&mut snap, opts);
     stage::enter("the threads");
     threads::collect(root, pid, opts, &mut snap, task_clock, &mut on_look);
-    if !table_read && locks_need::by_threads(&snap.threads) {
+    // Joined after the threads' look, which does not need it: the read started with the fds
+    // waits for an RCU grace period (`locks::start`) while the threads are read, not before.
+    stage::enter("the file locks");
+    let lock_table = lock_table
+        .or_else(|| pending_locks.map(locks::wait))
         // A wait the peek at the start missed (it began since).
-        stage::enter("the file locks");
-        let table = locks::wait(locks::start(root));
-        leases = table.leases();
-        snap.locks = table.join(root, pid, &snap.fds, &opts.deadline, &mut snap.gaps);
-    }
+        .or_else(|| locks_need::by_threads(&snap.threads).then(|| locks::wait(locks::start(root))));
+    // For the logs' lease check and the stacks' module opens: one read of /proc/locks less
+    // when it is still fresh.
+    let leases = lock_table.as_ref().and_then(locks::LockTable::leases);
+    snap.locks = lock_table.map_or_else(Vec::new, |t| {
+        t.join(root, pid, &snap.fds, &opts.deadline, &mut snap.gaps)
+    });
     // Right after the last look, so the frames are those of the waits it saw; read on a
     // worker while the rest goes on, and collected before the logs.
+    let stack_leases = match (stack_leases, &leases) {
+        (Some(pending), _) => Some(locks::LeaseRead::Pending(pending)),
+        (None, Some(read)) => Some(locks::LeaseRead::Done(read.clone())),
+        (None, None) => None,
+    };
     let stacks = stacks::start(root, pid, &mounts, opts, stack_leases, &mut snap);
     // TCP and UDP sockets as of the last look, like the threads, with what moved over the window.
     conns.apply(&mut snap.sockets, &mut snap.gaps);

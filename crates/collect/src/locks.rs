@@ -227,6 +227,13 @@ fn path_of(fds: &[Fd], fd: i32) -> Option<hangscope_model::Text> {
 /// waiting; started first, it is ready by the time the fds are.
 pub struct PendingLocks(std::thread::JoinHandle<(std::io::Result<String>, std::time::Instant)>);
 
+/// The leases a reader of the target's files must not break: a read of /proc/locks under way,
+/// or the leases of one done.
+pub enum LeaseRead {
+    Pending(PendingLocks),
+    Done(Leases),
+}
+
 pub fn start(root: &ProcRoot) -> PendingLocks {
     let path = root.path().join("locks");
     PendingLocks(std::thread::spawn(move || {

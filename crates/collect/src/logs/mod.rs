@@ -113,7 +113,13 @@ pub fn read(
         sources.push((j, true));
     }
 
-    let tasks = task_status::read(root, pid, &opts.deadline, gaps);
+    // In a PID namespace of its own (a container), the TIDs its logs write are that
+    // namespace's: each thread's status says which host TID each is.
+    let tasks = if snap.process.nspid.len() > 1 {
+        task_status::read(root, pid, &opts.deadline, gaps)
+    } else {
+        task_status::Tasks::of_threads(&snap.threads)
+    };
     if let Some(k) = read_kmsg(snap, &tasks, opts, early.kmsg, gaps) {
         sources.push((k, true));
     }

@@ -31,7 +31,7 @@ use hangscope_model::{Frame, Gap, GapReason, Snapshot, StackSource, Text, UserSt
 use nix::sys::uio::{RemoteIoVec, process_vm_readv};
 use nix::unistd::Pid;
 
-use crate::locks::PendingLocks;
+use crate::locks::{LeaseRead, PendingLocks};
 use crate::mountinfo::Mounts;
 use crate::threads::syscall::{self, RawSyscall};
 use crate::{Deadline, Options, ProcRoot};
@@ -86,7 +86,7 @@ pub fn start(
     pid: i32,
     mounts: &Mounts,
     opts: &Options,
-    leases: Option<PendingLocks>,
+    leases: Option<LeaseRead>,
     snap: &mut Snapshot,
 ) -> Option<Pending> {
     if opts.stacks == StackMode::Off || snap.process.kernel_thread {
@@ -266,7 +266,7 @@ fn work(
     root: &ProcRoot,
     pid: i32,
     mounts: &Mounts,
-    leases: Option<PendingLocks>,
+    leases: Option<LeaseRead>,
     tids: &[i32],
     to_stop: Option<&[i32]>,
     deadline: Deadline,
@@ -285,25 +285,34 @@ fn work(
     let maps = maps::parse(&maps_text);
     crate::stage::mark("  (stacks) leases");
     // A module open could break a lease on it: the leases unread are a gap, not "none".
-    let mut table = crate::locks::wait(leases.unwrap_or_else(|| crate::locks::start(root)));
     // Read at the start of the collection: after a long one (a large fd table), again, as
     // the logs' opener does.
-    if table
-        .leases()
-        .is_some_and(|l| l.read_at.elapsed() > crate::logs::open::LEASES_FRESH)
-    {
-        table = crate::locks::wait(crate::locks::start(root));
-    }
-    let leases = match table.leases() {
-        Some(l) => l.leases,
-        None => {
-            if let Some(e) = table.error() {
-                gaps.push(crate::error::gap_of(
-                    "/proc/locks (the leases a module open must not break)",
-                    e,
-                ));
+    let fresh = |l: &crate::locks::Leases| l.read_at.elapsed() <= crate::logs::open::LEASES_FRESH;
+    let leases = match leases {
+        Some(LeaseRead::Done(l)) if fresh(&l) => l.leases,
+        other => {
+            let read = |p: Option<PendingLocks>| {
+                crate::locks::wait(p.unwrap_or_else(|| crate::locks::start(root)))
+            };
+            let mut table = read(match other {
+                Some(LeaseRead::Pending(p)) => Some(p),
+                _ => None,
+            });
+            if table.leases().is_some_and(|l| !fresh(&l)) {
+                table = read(None);
             }
-            Vec::new()
+            match table.leases() {
+                Some(l) => l.leases,
+                None => {
+                    if let Some(e) = table.error() {
+                        gaps.push(crate::error::gap_of(
+                            "/proc/locks (the leases a module open must not break)",
+                            e,
+                        ));
+                    }
+                    Vec::new()
+                }
+            }
         }
     };
     let mut own_gaps = Vec::new();
