@@ -477,15 +477,19 @@ fn work(
             String::from_utf8_lossy(&module.name)
         ));
         dwarfs.allowed = Some(done.clone());
+        let svmas_of = |raw: &Raw| -> Vec<u64> {
+            order_of(raw, &modules)
+                .into_iter()
+                .find(|(_, x, _)| *x == m)
+                .map(|o| o.2)
+                .unwrap_or_default()
+        };
+        dwarfs.prefetch(m, &svmas_of(&raw));
         for (frames, ..) in raw.values_mut() {
             insert_tail_calls(frames, &mut dwarfs, &modules, Some(m));
         }
         name_new_frames(&raw, &modules, &mut places);
-        let svmas: Vec<u64> = order_of(&raw, &modules)
-            .into_iter()
-            .find(|(_, x, _)| *x == m)
-            .map(|o| o.2)
-            .unwrap_or_default();
+        let svmas = svmas_of(&raw);
         places.insert(m, dwarf_places(&env, module, dwarfs.get(m), &svmas));
         publish(assemble(&raw, &modules, &places));
     }

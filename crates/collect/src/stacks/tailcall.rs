@@ -400,6 +400,14 @@ impl<'e, 'a> Dwarfs<'e, 'a> {
             .as_mut()
     }
 
+    /// Reads at once the DWARF that the frames at `svmas` of module `m` need
+    /// ([`Sparse::prefetch`]).
+    pub fn prefetch(&mut self, m: usize, svmas: &[u64]) {
+        if let Some(o) = self.get(m) {
+            o.sparse.prefetch(svmas);
+        }
+    }
+
     /// The DWARF of module `m` as far as it was read, for its places.
     pub fn get(&mut self, m: usize) -> Option<&mut Opened> {
         if self.allowed.as_ref().is_some_and(|a| !a.contains(&m)) {
