@@ -344,6 +344,28 @@ fn threads_section_shows_the_path_and_shares_one_stack() {
         threads.contains("from read_command (blocked.c:37) ← reader"),
         "{threads}"
     );
+    // What each futex wait is for, from the glibc function the stack is in: the condition
+    // variable's waiter and the main thread's join are not taken for mutex waits.
+    let line_of = |from: &str| {
+        let lines: Vec<&str> = threads.lines().collect();
+        lines
+            .windows(2)
+            .find(|w| w[1].contains(from))
+            .map(|w| w[0].to_string())
+            .unwrap_or_default()
+    };
+    let waiter = line_of("from wait_for_work (blocked.c:24)");
+    assert!(
+        waiter.contains("futex wait on 0x")
+            && waiter.contains(" for a condition variable (")
+            && !waiter.contains("mutex held by"),
+        "{waiter}\n{threads}"
+    );
+    let main = line_of("from main (blocked.c:");
+    assert!(
+        main.contains(" for a thread to end (") && !main.contains("mutex held by"),
+        "{main}\n{threads}"
+    );
     let verbose = hangscope(&[
         &target.pid().to_string(),
         "--window",

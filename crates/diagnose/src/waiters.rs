@@ -102,8 +102,13 @@ impl Waiter<'_> {
 }
 
 /// The glibc mutex a thread waits for in futex(), and its owner's TID, when the threads collector
-/// could read the owner (the mutex word + 8).
+/// could read the owner (the mutex word + 8). Not when the thread's stack says it waits in
+/// something else (a condition variable, a join): the word + 8 is then not an owner.
 pub(crate) fn mutex_wait(t: &Thread) -> Option<(u64, i32)> {
+    let sync = t.user_stack.as_ref().and_then(|s| s.sync_wait());
+    if sync.is_some_and(|(k, _)| k != hangscope_model::SyncWait::Mutex) {
+        return None;
+    }
     t.syscall.as_ref()?.waits_on.iter().find_map(|w| match w {
         hangscope_model::WaitObject::Futex {
             addr,
@@ -217,5 +222,71 @@ fn want_of_events(events: &[String]) -> Option<Want> {
         (false, true) => Some(Want::Write),
         (true, true) => Some(Want::Either),
         (false, false) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hangscope_model::{Frame, SyscallState, UserStack, WaitObject};
+
+    use super::*;
+
+    fn in_futex(owner: Option<i32>, frames: &[&str]) -> Thread {
+        Thread {
+            tid: 2,
+            syscall: Some(SyscallState {
+                name: "futex".into(),
+                waits_on: vec![WaitObject::Futex {
+                    addr: 0x7f00,
+                    op: "FUTEX_WAIT_PRIVATE".into(),
+                    owner_tid: owner,
+                    other_waiters: vec![],
+                    waiters: 1,
+                    owner_pid: None,
+                    shared_file: None,
+                }],
+                ..SyscallState::default()
+            }),
+            user_stack: (!frames.is_empty()).then(|| UserStack {
+                frames: frames
+                    .iter()
+                    .map(|f| Frame {
+                        function: Some((*f).into()),
+                        ..Frame::default()
+                    })
+                    .collect(),
+                ..UserStack::default()
+            }),
+            ..Thread::default()
+        }
+    }
+
+    /// The word + 8 read as an owner is one only when the thread is not shown waiting in
+    /// something else.
+    #[test]
+    fn a_futex_wait_is_a_mutex_wait_unless_the_stack_says_otherwise() {
+        assert_eq!(mutex_wait(&in_futex(Some(7), &[])), Some((0x7f00, 7)));
+        assert_eq!(
+            mutex_wait(&in_futex(
+                Some(7),
+                &["__lll_lock_wait", "___pthread_mutex_lock"]
+            )),
+            Some((0x7f00, 7))
+        );
+        assert_eq!(
+            mutex_wait(&in_futex(
+                Some(7),
+                &["__futex_abstimed_wait_common", "___pthread_cond_wait"]
+            )),
+            None
+        );
+        assert_eq!(
+            mutex_wait(&in_futex(Some(7), &["__pthread_clockjoin_ex", "main"])),
+            None
+        );
+        assert_eq!(
+            mutex_wait(&in_futex(None, &["___pthread_mutex_lock"])),
+            None
+        );
     }
 }

@@ -51,7 +51,7 @@ pub use socket::{
     PacketSocket, PeerEnd, PeerHolder, PeerThread, PeerThreads, Socket, SocketDetail, SocketFamily,
     SocketTimer, StateChange, TcpInfo, TcpState, TimerKind, UnixPeer, UnixSocket,
 };
-pub use stack::{Frame, StackSource, ThreadRuntime, UserStack};
+pub use stack::{Frame, StackSource, SyncWait, ThreadRuntime, UserStack};
 pub use text::{Escape, Text};
 pub use thread::{Activity, Looping, SyscallArg, SyscallState, Thread, ThreadLook, WaitObject};
 

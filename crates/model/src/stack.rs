@@ -124,7 +124,104 @@ impl Frame {
     }
 }
 
+/// What a thread waiting in futex() waits for, told by the synchronisation function its
+/// stack is in: the futex word alone does not say (a condition variable's word + 8 can hold a
+/// thread id as a mutex's owner field does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncWait {
+    Mutex,
+    Condvar,
+    RwLock,
+    /// For a thread to end (pthread_join, a Rust JoinHandle).
+    Join,
+    Semaphore,
+    Barrier,
+    /// For an unpark (Rust's `thread::park`, what its channels and Once wait in).
+    Park,
+    /// For a one-time initialisation another thread runs (pthread_once, Rust's Once).
+    Once,
+}
+
+impl SyncWait {
+    /// "a condition variable".
+    pub fn what(self) -> &'static str {
+        match self {
+            SyncWait::Mutex => "a mutex",
+            SyncWait::Condvar => "a condition variable",
+            SyncWait::RwLock => "a read-write lock",
+            SyncWait::Join => "a thread to end",
+            SyncWait::Semaphore => "a semaphore",
+            SyncWait::Barrier => "a barrier",
+            SyncWait::Park => "an unpark",
+            SyncWait::Once => "a one-time initialisation",
+        }
+    }
+
+    /// The primitive a function is part of, by its (demangled) name: glibc's, as its symbols
+    /// and DWARF name them (`___pthread_cond_wait`, `__GI___pthread_mutex_lock`,
+    /// `__lll_lock_wait`), and Rust std's and parking_lot's. C++'s std::mutex and
+    /// std::condition_variable wait inside glibc's.
+    pub fn of_function(name: &str) -> Option<SyncWait> {
+        let c = name.trim_start_matches('_');
+        let c = c.strip_prefix("GI_").unwrap_or(c).trim_start_matches('_');
+        let starts = |p: &[&str]| p.iter().any(|p| c.starts_with(p));
+        if starts(&["pthread_mutex_", "lll_lock", "lll_robust", "lll_mutex"]) {
+            return Some(SyncWait::Mutex);
+        }
+        if starts(&["pthread_cond_"]) {
+            return Some(SyncWait::Condvar);
+        }
+        if starts(&["pthread_rwlock_"]) {
+            return Some(SyncWait::RwLock);
+        }
+        if starts(&["pthread_join", "pthread_clockjoin", "pthread_timedjoin"]) {
+            return Some(SyncWait::Join);
+        }
+        if starts(&["sem_wait", "sem_timedwait", "sem_clockwait", "new_sem_wait"]) {
+            return Some(SyncWait::Semaphore);
+        }
+        if starts(&["pthread_barrier_wait"]) {
+            return Some(SyncWait::Barrier);
+        }
+        if starts(&["pthread_once"]) {
+            return Some(SyncWait::Once);
+        }
+        if !name.contains("::") {
+            return None;
+        }
+        // Rust: std::sys::sync::mutex::futex::Mutex::lock_contended,
+        // parking_lot::raw_mutex::RawMutex::lock_slow, ...::Condvar::wait_optional_timeout.
+        if name.contains("Mutex") && name.contains("::lock") {
+            Some(SyncWait::Mutex)
+        } else if name.contains("Condvar::wait") {
+            Some(SyncWait::Condvar)
+        } else if name.contains("RwLock") && (name.contains("::read") || name.contains("::write")) {
+            Some(SyncWait::RwLock)
+        } else if name.contains("Parker::park") || name.contains("thread::park") {
+            Some(SyncWait::Park)
+        } else if name.contains("Once::call") || name.contains("once::futex::Once") {
+            Some(SyncWait::Once)
+        } else {
+            None
+        }
+    }
+}
+
+/// How far from the syscall the synchronisation function is looked for: it calls the futex
+/// wrapper directly or through a helper or two.
+const SYNC_FRAMES: usize = 12;
+
 impl UserStack {
+    /// The synchronisation primitive the thread waits in, and the frame that says so: the
+    /// innermost frame that is one decides (a condition variable's wait re-takes its mutex
+    /// inside itself after waking: that thread waits for the mutex).
+    pub fn sync_wait(&self) -> Option<(SyncWait, &Frame)> {
+        self.frames.iter().take(SYNC_FRAMES).find_map(|f| {
+            let kind = SyncWait::of_function(f.function.as_ref()?.as_str())?;
+            Some((kind, f))
+        })
+    }
+
     /// The frames that say what the code was doing: from the first one outside the C
     /// library's and the dynamic loader's wrappers around the syscall (all of them when
     /// every frame is in those), at most `max`, as [`Frame::short`] gives them.
@@ -201,5 +298,99 @@ mod tests {
             ..UserStack::default()
         };
         assert_eq!(only_libc.path(3), ["clone3"]);
+    }
+}
+
+#[cfg(test)]
+mod sync_tests {
+    use super::*;
+
+    fn stack(names: &[&str]) -> UserStack {
+        UserStack {
+            frames: names
+                .iter()
+                .map(|n| Frame {
+                    function: Some((*n).into()),
+                    ..Frame::default()
+                })
+                .collect(),
+            ..UserStack::default()
+        }
+    }
+
+    fn kind(names: &[&str]) -> Option<SyncWait> {
+        stack(names).sync_wait().map(|(k, _)| k)
+    }
+
+    /// Stacks as gdb and hangscope name them on glibc 2.36 (tests/fixtures/stacks/blocked.c),
+    /// Rust std and C++.
+    #[test]
+    fn the_innermost_synchronisation_function_names_the_wait() {
+        let futex = [
+            "__futex_abstimed_wait_common64",
+            "__futex_abstimed_wait_common",
+            "__GI___futex_abstimed_wait_cancelable64",
+        ];
+        fn with<'a>(futex: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
+            futex.iter().chain(rest).copied().collect()
+        }
+        assert_eq!(
+            kind(&with(
+                &futex,
+                &[
+                    "__pthread_cond_wait_common",
+                    "___pthread_cond_wait",
+                    "wait_for_work"
+                ]
+            )),
+            Some(SyncWait::Condvar)
+        );
+        assert_eq!(
+            kind(&with(&futex, &["__pthread_clockjoin_ex", "main"])),
+            Some(SyncWait::Join)
+        );
+        assert_eq!(
+            kind(&[
+                "__lll_lock_wait",
+                "___pthread_mutex_lock",
+                "std::mutex::lock",
+                "take"
+            ]),
+            Some(SyncWait::Mutex)
+        );
+        // Woken, the condition variable's wait re-takes the mutex: it waits for the mutex.
+        assert_eq!(
+            kind(&[
+                "__lll_lock_wait",
+                "__pthread_mutex_cond_lock",
+                "___pthread_cond_wait"
+            ]),
+            Some(SyncWait::Mutex)
+        );
+        assert_eq!(
+            kind(&[
+                "std::sys::pal::unix::futex::futex_wait",
+                "std::sys::sync::mutex::futex::Mutex::lock_contended",
+                "std::sync::poison::mutex::Mutex<T>::lock",
+            ]),
+            Some(SyncWait::Mutex)
+        );
+        assert_eq!(
+            kind(&[
+                "std::sys::pal::unix::futex::futex_wait",
+                "std::sys::sync::condvar::futex::Condvar::wait_optional_timeout",
+            ]),
+            Some(SyncWait::Condvar)
+        );
+        assert_eq!(
+            kind(&["std::sys::sync::rwlock::futex::RwLock::write_contended"]),
+            Some(SyncWait::RwLock)
+        );
+        assert_eq!(
+            kind(&["sem_clockwait", "worker"]),
+            Some(SyncWait::Semaphore)
+        );
+        assert_eq!(kind(&with(&futex, &["worker", "start_thread"])), None);
+        assert_eq!(kind(&[]), None);
     }
 }

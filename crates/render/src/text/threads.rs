@@ -3,7 +3,9 @@
 
 use std::fmt::Write;
 
-use hangscope_model::{Document, FdKind, Severity, Snapshot, SocketDetail, Thread, WaitObject};
+use hangscope_model::{
+    Document, FdKind, Severity, Snapshot, SocketDetail, SyncWait, Thread, WaitObject,
+};
 
 use super::Style;
 use crate::human_ms;
@@ -282,13 +284,22 @@ fn wait_words(t: &Thread, snap: &Snapshot, st: &Style) -> String {
                 ..
             } => {
                 let mut text = format!("futex wait on {addr:#x}");
+                let sync = t.user_stack.as_ref().and_then(|u| u.sync_wait());
+                if let Some((kind, frame)) = sync {
+                    let name = frame
+                        .function
+                        .as_ref()
+                        .map(|f| st.show(f))
+                        .unwrap_or_default();
+                    let _ = write!(text, " for {} ({name})", kind.what());
+                }
+                // The word + 8 is an owner only for a mutex (see `SyncWait`).
+                let owner_tid =
+                    (*owner_tid).filter(|_| sync.is_none_or(|(k, _)| k == SyncWait::Mutex));
                 if let (Some(o), Some(p)) = (owner_tid, owner_pid) {
                     let _ = write!(text, ", shared mutex held by {o} of process {p}");
                 } else if let Some(o) = owner_tid {
-                    let name = snap
-                        .thread(*o)
-                        .map(|t| st.show(&t.name))
-                        .unwrap_or_default();
+                    let name = snap.thread(o).map(|t| st.show(&t.name)).unwrap_or_default();
                     let _ = write!(text, ", mutex held by {o} {name}");
                     text = text.trim_end().to_string();
                 }
