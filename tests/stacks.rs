@@ -468,3 +468,74 @@ fn tail_calls_are_rebuilt() {
         "{text}"
     );
 }
+
+/// After a debugger has attached and detached (as in the seed's incident: strace -p, gdb -p),
+/// the poll and the sleep are resumed in restart_syscall: they are still read as the poll on
+/// its fd and the sleep they are, from wchan and their arguments, and said to be resumed.
+#[test]
+fn calls_resumed_after_a_debugger_detached_are_read_as_themselves() {
+    let dir = TempDir::new("stacks-restart");
+    let Some(path) = build(&dir, "blocked", &["-O0"]) else {
+        return;
+    };
+    let target = Target::start(&path, 1);
+    let pid = target.pid();
+    match Command::new("gdb")
+        .args(["-batch", "-nx", "-p", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("skipped: no gdb ({e})");
+            return;
+        }
+        other => panic!("gdb: {other:?}"),
+    }
+    let resumed = |tid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall"))
+            .is_ok_and(|s| s.starts_with(&format!("{} ", libc::SYS_restart_syscall)))
+    };
+    let tids: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("task dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        support::wait_until(Duration::from_secs(10), || {
+            tids.iter().filter(|t| resumed(t)).count() >= 2
+        }),
+        "the poll and the sleep were not resumed in restart_syscall"
+    );
+    let doc = inspect_json(pid, &["--window", "0"]);
+    let threads = doc["snapshot"]["threads"].as_array().expect("threads");
+    let poller = threads
+        .iter()
+        .find(|t| t["syscall"]["name"] == "poll")
+        .unwrap_or_else(|| panic!("no thread read as in poll: {threads:#?}"));
+    assert!(
+        poller["syscall"]["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("restart_syscall")),
+        "{poller:#}"
+    );
+    assert!(
+        poller["syscall"]["waits_on"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|o| o["kind"] == "fd" && o["fd"] == 3)),
+        "its fd: {poller:#}"
+    );
+    assert!(
+        threads
+            .iter()
+            .any(|t| t["syscall"]["name"] == "clock_nanosleep"),
+        "the sleeper: {threads:#?}"
+    );
+    assert!(
+        !threads
+            .iter()
+            .any(|t| t["syscall"]["name"] == "restart_syscall"),
+        "{threads:#?}"
+    );
+}

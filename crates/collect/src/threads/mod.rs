@@ -194,6 +194,32 @@ pub fn fds_waited_on(threads: &[Thread]) -> BTreeSet<i32> {
         .collect()
 }
 
+/// A thread's call; in restart_syscall, the call it resumes where wchan and the arguments say
+/// which (`syscall::resumed_call`), so its wait is decoded (a poll's fds) rather than lost.
+fn decode_resumed(
+    raw: &syscall::RawSyscall,
+    wchan: Option<&str>,
+    ctx: &syscall::Context,
+) -> SyscallState {
+    if let syscall::RawSyscall::Blocked { nr, args, sp, pc } = *raw
+        && let Some(call) = syscall::resumed_call(ctx.arch, nr, wchan, &args)
+    {
+        let resumed = syscall::RawSyscall::Blocked {
+            nr: call,
+            args,
+            sp,
+            pc,
+        };
+        let mut st = syscall::decode(&resumed, ctx);
+        // Its timeout is the one first asked for: what is left of it is in the kernel's
+        // restart block, which /proc does not show.
+        st.summary
+            .push_str(" (resumed by restart_syscall after a signal or a stop)");
+        return st;
+    }
+    syscall::decode(raw, ctx)
+}
+
 /// Lists the threads and reads each; a full read (wchan, stack) on the last look.
 fn look_at_threads(
     root: &ProcRoot,
@@ -368,7 +394,7 @@ fn build(
             // A kernel thread makes no system calls: its syscall file holds zeroes that would
             // read as read(0, ...). Its wchan and stack say where it sleeps.
             Some(Ok(_)) if snap.process.kernel_thread => None,
-            Some(Ok(raw)) => Some(syscall::decode(raw, &ctx)),
+            Some(Ok(raw)) => Some(decode_resumed(raw, t.wchan.as_deref(), &ctx)),
             // A refused read is counted with the thread's other file errors above.
             Some(Err(why)) if why.kind == crate::error::ReadErrorKind::Malformed => {
                 snap.gaps

@@ -19,6 +19,7 @@ mod futex;
 mod lock;
 mod poll;
 mod raw;
+mod restart;
 mod sleep;
 #[cfg(test)]
 mod tests;
@@ -30,3 +31,4 @@ pub use context::Context;
 pub use decoder::{decode, decode_with};
 pub use poll::poll_events;
 pub use raw::{RawSyscall, parse};
+pub use restart::resumed_call;
