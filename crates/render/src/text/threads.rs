@@ -300,7 +300,9 @@ fn wait_words(t: &Thread, snap: &Snapshot, st: &Style) -> String {
                     let _ = write!(text, ", shared mutex held by {o} of process {p}");
                 } else if let Some(o) = owner_tid {
                     let name = snap.thread(o).map(|t| st.show(&t.name)).unwrap_or_default();
-                    let _ = write!(text, ", mutex held by {o} {name}");
+                    // "for a mutex (__lll_lock_wait), held by 7 main".
+                    let what = if sync.is_some() { "" } else { "mutex " };
+                    let _ = write!(text, ", {what}held by {o} {name}");
                     text = text.trim_end().to_string();
                 }
                 if *waiters > 1 && !t.focus {
