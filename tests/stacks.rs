@@ -539,3 +539,70 @@ fn calls_resumed_after_a_debugger_detached_are_read_as_themselves() {
         "{threads:#?}"
     );
 }
+
+/// libc6-dbg's DWARF is compressed: the first run inflates it and keeps it in the cache
+/// directory, the next reads the same frames from there, and a cache turned off is never
+/// written.
+#[test]
+fn compressed_dwarf_is_inflated_once_and_kept() {
+    let dir = TempDir::new("stacks-cache");
+    let Some(path) = build(&dir, "blocked", &["-O0"]) else {
+        return;
+    };
+    let target = Target::start(&path, 1);
+    let cache = format!("{}/cache", dir.path());
+    let run = |cache_dir: &str| -> Vec<Vec<String>> {
+        let out = Command::new(support::HANGSCOPE)
+            .args([&target.pid().to_string(), "--json", "--window", "0"])
+            .env("HANGSCOPE_CACHE_DIR", cache_dir)
+            .output()
+            .expect("run hangscope");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        doc["snapshot"]["threads"]
+            .as_array()
+            .expect("threads")
+            .iter()
+            .map(|t| {
+                t["user_stack"]["frames"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|f| format!("{} {} {}", f["function"], f["file"], f["line"]))
+                    .collect()
+            })
+            .collect()
+    };
+    let entries = || -> usize {
+        std::fs::read_dir(&cache)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".dwarf"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let off = run("off");
+    assert!(!std::path::Path::new(&cache).exists());
+    let cold = run(&cache);
+    // libc's frames have a file only from its DWARF: libc6-dbg's, compressed.
+    let libc_dwarf = cold
+        .iter()
+        .flatten()
+        .any(|f| f.contains("\"start_thread\"") && f.contains("pthread_create.c"));
+    if !libc_dwarf {
+        eprintln!("skipped the cache part: no DWARF for libc's frames (Debian package libc6-dbg)");
+        return;
+    }
+    assert_eq!(entries(), 1, "one entry, for libc's debug file");
+    let warm = run(&cache);
+    assert_eq!(entries(), 1);
+    assert_eq!(warm, cold, "the same frames from the kept DWARF");
+    // Unless a loaded machine cut the uncached run's DWARF short (a gap says so).
+    let off_has_dwarf = off
+        .iter()
+        .flatten()
+        .any(|f| f.contains("\"start_thread\"") && f.contains("pthread_create.c"));
+    if off_has_dwarf {
+        assert_eq!(off, cold, "the same frames without a cache");
+    }
+}

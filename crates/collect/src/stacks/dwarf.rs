@@ -22,6 +22,7 @@ use addr2line::gimli;
 use object::read::ReadCache;
 use object::{CompressionFormat, Object, ObjectSection};
 
+use super::dwarf_cache::{Cache, Kept};
 use super::place::{Place, demangle};
 
 /// The most a section is inflated to: more is not DWARF hangscope should spend memory on.
@@ -195,18 +196,65 @@ pub struct Sparse {
     ranges: Vec<u8>,
     rnglists: Vec<u8>,
     aranges: Vec<u8>,
+    /// The sections the file holds compressed and that were inflated here, not read from a
+    /// cache entry: what [`Sparse::keep`] writes out.
+    inflated: Vec<&'static str>,
 }
+
+/// The sections a [`Sparse`] reads.
+const SECTIONS: [&str; 10] = [
+    ".debug_aranges",
+    ".debug_info",
+    ".debug_line",
+    ".debug_abbrev",
+    ".debug_str",
+    ".debug_line_str",
+    ".debug_str_offsets",
+    ".debug_addr",
+    ".debug_ranges",
+    ".debug_rnglists",
+];
 
 impl Sparse {
     /// `None` if `file` must be read whole (see the module documentation).
     pub fn open(file: &File) -> Option<Sparse> {
+        Sparse::open_with(file, || None)
+    }
+
+    /// As [`Sparse::open`]; a file whose `.debug_info` is compressed is read from its entry in
+    /// the cache `cache` gives, when one is kept (`dwarf_cache`).
+    pub fn open_with<'c>(file: &File, cache: impl FnOnce() -> Option<&'c Cache>) -> Option<Sparse> {
         let handle = file.try_clone().ok()?;
-        let cache = ReadCache::new(handle);
-        let obj = object::File::parse(&cache).ok()?;
+        let read_cache = ReadCache::new(handle);
+        let obj = object::File::parse(&read_cache).ok()?;
         if !obj.is_little_endian() || obj.section_by_name(".gnu_debugaltlink").is_some() {
             return None;
         }
-        let open = |name: &str| Section::open(file, &obj, name);
+        let compressed = |name: &str| {
+            obj.section_by_name(name)
+                .and_then(|s| s.compressed_file_range().ok())
+                .is_some_and(|r| r.format != CompressionFormat::None)
+        };
+        let kept: Option<Kept> = if compressed(".debug_info") {
+            cache().and_then(|c| c.get(file))
+        } else {
+            None
+        };
+        let inflated: Vec<&'static str> = SECTIONS
+            .into_iter()
+            .filter(|n| compressed(n) && kept.as_ref().is_none_or(|k| k.section(n).is_none()))
+            .collect();
+        let open = |name: &str| -> Option<Section> {
+            if let Some((at, size)) = kept.as_ref().and_then(|k| k.section(name)) {
+                return Some(Section {
+                    file: kept.as_ref()?.file.try_clone().ok()?,
+                    source: Source::Plain(at),
+                    size,
+                    bytes: Vec::new(),
+                });
+            }
+            Section::open(file, &obj, name)
+        };
         let whole = |name: &str| -> Option<Vec<u8>> {
             match open(name) {
                 Some(s) => s.whole(),
@@ -236,7 +284,51 @@ impl Sparse {
             ranges: whole(".debug_ranges")?,
             rnglists: whole(".debug_rnglists")?,
             aranges,
+            inflated,
         })
+    }
+
+    /// Whether sections were inflated here that a cache entry could hold.
+    pub fn inflated_any(&self) -> bool {
+        !self.inflated.is_empty()
+    }
+
+    /// Writes the sections inflated here, whole, to `cache` as the entry of `file` (the file
+    /// this was opened from), so that the next run reads them as they are.
+    pub fn keep(&mut self, file: &File, cache: &Cache) {
+        if self.inflated.is_empty() {
+            return;
+        }
+        let (info, line) = (self.info.size, self.line.size);
+        if self.info.fill(0..info).is_none() || self.line.fill(0..line).is_none() {
+            return;
+        }
+        if self.abbrev_read().is_none() {
+            return;
+        }
+        let bytes = |name: &str| -> Option<&[u8]> {
+            Some(match name {
+                ".debug_info" => self.info.bytes.get(..info as usize)?,
+                ".debug_line" => self.line.bytes.get(..line as usize)?,
+                ".debug_abbrev" => &self.abbrev,
+                ".debug_str" => &self.str_,
+                ".debug_line_str" => &self.line_str,
+                ".debug_str_offsets" => &self.str_offsets,
+                ".debug_addr" => &self.addr,
+                ".debug_ranges" => &self.ranges,
+                ".debug_rnglists" => &self.rnglists,
+                ".debug_aranges" => &self.aranges,
+                _ => return None,
+            })
+        };
+        let sections: Option<Vec<(&str, &[u8])>> = self
+            .inflated
+            .iter()
+            .map(|&n| Some((n, bytes(n)?)))
+            .collect();
+        if let Some(sections) = sections {
+            cache.put(file, &sections);
+        }
     }
 
     /// The `.debug_info` offset of the unit `.debug_aranges` says holds `svma`.
@@ -665,5 +757,38 @@ mod tests {
             return;
         }
         same_as_whole(&debug);
+
+        // Kept inflated: the next read takes the units from the entry, nothing inflated.
+        let base =
+            std::env::temp_dir().join(format!("hangscope-sparse-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).expect("temp dir");
+        let mut gaps = Vec::new();
+        let mounts = crate::mountinfo::read(
+            &crate::ProcRoot::default(),
+            std::process::id() as i32,
+            &mut gaps,
+        );
+        let euid = nix::unistd::geteuid().as_raw();
+        let cache = Cache::at(&format!("{}/cache", base.display()), &mounts, euid).expect("cache");
+        let file = File::open(&debug).expect("open");
+        let symbols = super::super::module::symbols_of_file(&file);
+        let addrs: Vec<u64> = symbols
+            .addresses()
+            .step_by(37)
+            .map(|a| a + 1)
+            .take(200)
+            .collect();
+        let mut whole = BTreeMap::new();
+        super::super::symbolize::whole_file_places(&file, &addrs, &mut whole);
+        let mut cold = Sparse::open_with(&file, || Some(&cache)).expect("sparse");
+        assert!(cold.inflated_any(), "libc6-dbg's DWARF is compressed");
+        assert_eq!(cold.places(&addrs).as_ref(), Some(&whole));
+        cold.keep(&file, &cache);
+        let mut warm = Sparse::open_with(&file, || Some(&cache)).expect("sparse");
+        assert!(!warm.inflated_any(), "read from the entry");
+        warm.prefetch(&addrs);
+        assert_eq!(warm.places(&addrs), Some(whole));
+        let _ = std::fs::remove_dir_all(&base);
     }
 }

@@ -14,6 +14,7 @@
 //! syscall file does not give, so there is nothing to unwind from without a stop.
 
 mod dwarf;
+pub mod dwarf_cache;
 mod maps;
 pub mod module;
 mod place;
@@ -518,6 +519,11 @@ fn work(
             let found = dwarf_places(&env, module, dwarfs.get(m), &new);
             places.entry(m).or_default().extend(found);
         }
+    }
+    // After the stacks are named, so only a run that had to inflate pays for writing.
+    if !deadline.passed() {
+        crate::stage::mark("  (stacks) keeping inflated DWARF");
+        dwarfs.keep_inflated();
     }
     if crate::stage::timing() {
         let cpu = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)

@@ -360,6 +360,8 @@ pub struct Dwarfs<'e, 'a> {
     refused: bool,
     /// A chain was left for later.
     pub deferred: bool,
+    /// Where compressed DWARF is kept inflated, opened at the first file that has some.
+    cache: std::cell::OnceCell<Option<super::dwarf_cache::Cache>>,
 }
 
 impl<'e, 'a> Dwarfs<'e, 'a> {
@@ -374,30 +376,57 @@ impl<'e, 'a> Dwarfs<'e, 'a> {
             allowed: None,
             refused: false,
             deferred: false,
+            cache: std::cell::OnceCell::new(),
         }
     }
 
     fn opened(&mut self, m: usize) -> Option<&mut Opened> {
-        let (env, modules) = (self.env, self.modules);
+        let (env, modules, cache) = (self.env, self.modules, &self.cache);
+        let cache = || {
+            cache
+                .get_or_init(|| super::dwarf_cache::Cache::open(env.own_mounts))
+                .as_ref()
+        };
         self.opened
             .entry(m)
             .or_insert_with(|| {
                 let module = modules.get(m)?;
                 let debug = super::module::debug_file(env, module);
-                if let Some(sparse) = debug.as_ref().and_then(Sparse::open) {
+                if let Some(sparse) = debug.as_ref().and_then(|d| Sparse::open_with(d, cache)) {
                     return Some(Opened {
                         from_debug: true,
                         sparse,
                         debug,
                     });
                 }
-                Sparse::open(&module.file).map(|sparse| Opened {
+                Sparse::open_with(&module.file, cache).map(|sparse| Opened {
                     from_debug: false,
                     sparse,
                     debug,
                 })
             })
             .as_mut()
+    }
+
+    /// Keeps what was inflated of each file's DWARF in the cache, for the next run
+    /// (`dwarf_cache`).
+    pub fn keep_inflated(&mut self) {
+        let Some(Some(cache)) = self.cache.get() else {
+            return;
+        };
+        for (&m, o) in self.opened.iter_mut() {
+            let Some(o) = o.as_mut().filter(|o| o.sparse.inflated_any()) else {
+                continue;
+            };
+            let file = if o.from_debug {
+                o.debug.as_ref()
+            } else {
+                self.modules.get(m).map(|module| &module.file)
+            };
+            if let Some(file) = file {
+                o.sparse.keep(file, cache);
+            }
+        }
     }
 
     /// Reads at once the DWARF that the frames at `svmas` of module `m` need
