@@ -185,6 +185,8 @@ pub struct Sparse {
     line: Section,
     /// The units of `info` read: start → end.
     kept: BTreeMap<u64, u64>,
+    /// The kept units whose references were followed ([`Sparse::load_referenced`]).
+    referenced: std::collections::BTreeSet<u64>,
     /// `.debug_abbrev`, read whole at the first unit's read (or beside `.debug_info`'s in
     /// [`Sparse::prefetch`]); `abbrev` is empty until then.
     abbrev_source: Option<Section>,
@@ -275,6 +277,7 @@ impl Sparse {
             info: open(".debug_info")?,
             line: open(".debug_line")?,
             kept: BTreeMap::new(),
+            referenced: std::collections::BTreeSet::new(),
             abbrev_source: Some(open(".debug_abbrev")?),
             abbrev: Vec::new(),
             str_: whole(".debug_str")?,
@@ -494,7 +497,13 @@ impl Sparse {
         let mut wanted: Vec<u64> = Vec::new();
         {
             let dwarf = self.dwarf()?;
-            for (&start, &end) in &self.kept {
+            // A unit's references are followed once: those of the units read before this
+            // round were loaded by an earlier one.
+            for (&start, &end) in self
+                .kept
+                .iter()
+                .filter(|(s, _)| !self.referenced.contains(s))
+            {
                 let header = dwarf
                     .debug_info
                     .header_from_offset(gimli::DebugInfoOffset(start as usize))
@@ -517,6 +526,7 @@ impl Sparse {
                 }
             }
         }
+        self.referenced.extend(self.kept.keys().copied());
         wanted.sort_unstable();
         wanted.dedup();
         let mut loaded = false;
