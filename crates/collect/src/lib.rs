@@ -189,7 +189,7 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     let first_dump = runtime::before_window(&mut snap, opts);
     stage::enter("the threads");
     threads::collect(root, pid, opts, &mut snap, task_clock, &mut on_look);
-    // Joined after the threads' look, which does not need it: the read started with the fds
+    // Joined after the threads' look, which does not need it: the read started with the run
     // waits for an RCU grace period (`locks::start`) while the threads are read, not before.
     stage::enter("the file locks");
     let lock_table = lock_table

@@ -237,14 +237,21 @@ impl Sparse {
                 .and_then(|s| s.compressed_file_range().ok())
                 .is_some_and(|r| r.format != CompressionFormat::None)
         };
-        let kept: Option<Kept> = if compressed(".debug_info") {
+        // Kept, and looked for, only where `.debug_info` is compressed: the one section whose
+        // inflating costs a run anything.
+        let info_compressed = compressed(".debug_info");
+        let kept: Option<Kept> = if info_compressed {
             cache().and_then(|c| c.get(file))
         } else {
             None
         };
         let inflated: Vec<&'static str> = SECTIONS
             .into_iter()
-            .filter(|n| compressed(n) && kept.as_ref().is_none_or(|k| k.section(n).is_none()))
+            .filter(|n| {
+                info_compressed
+                    && compressed(n)
+                    && kept.as_ref().is_none_or(|k| k.section(n).is_none())
+            })
             .collect();
         let open = |name: &str| -> Option<Section> {
             if let Some((at, size)) = kept.as_ref().and_then(|k| k.section(name)) {

@@ -520,8 +520,10 @@ fn work(
             places.entry(m).or_default().extend(found);
         }
     }
-    // After the stacks are named, so only a run that had to inflate pays for writing.
+    // After the stacks are named (and published, should the write outlast the caller's
+    // wait), so only a run that had to inflate pays for writing.
     if !deadline.passed() {
+        publish(assemble(&raw, &modules, &places));
         crate::stage::mark("  (stacks) keeping inflated DWARF");
         dwarfs.keep_inflated();
     }
