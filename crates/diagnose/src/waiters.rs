@@ -105,8 +105,7 @@ impl Waiter<'_> {
 /// could read the owner (the mutex word + 8). Not when the thread's stack says it waits in
 /// something else (a condition variable, a join): the word + 8 is then not an owner.
 pub(crate) fn mutex_wait(t: &Thread) -> Option<(u64, i32)> {
-    let sync = t.user_stack.as_ref().and_then(|s| s.sync_wait());
-    if sync.is_some_and(|(k, _)| k != hangscope_model::SyncWait::Mutex) {
+    if not_a_mutex(t) {
         return None;
     }
     t.syscall.as_ref()?.waits_on.iter().find_map(|w| match w {
@@ -117,6 +116,15 @@ pub(crate) fn mutex_wait(t: &Thread) -> Option<(u64, i32)> {
         } => Some((*addr, *owner)),
         _ => None,
     })
+}
+
+/// Whether the thread's stack says its futex wait is for something other than a mutex (a
+/// condition variable, a join): the word + 8 the collector read as an owner is then none.
+pub(crate) fn not_a_mutex(t: &Thread) -> bool {
+    t.user_stack
+        .as_ref()
+        .and_then(|s| s.sync_wait())
+        .is_some_and(|(k, _)| k != hangscope_model::SyncWait::Mutex)
 }
 
 pub(crate) struct Waiters<'a> {

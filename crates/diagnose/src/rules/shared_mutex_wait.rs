@@ -18,7 +18,7 @@ use crate::{Ctx, STUCK_MS};
 
 /// The shared mutex a thread waits for and its owner elsewhere, when the thread is not moving.
 fn waits_elsewhere(t: &Thread) -> Option<(u64, i32, i32, &Text, &str)> {
-    if t.activity.as_ref().is_some_and(|a| a.progressed) {
+    if t.activity.as_ref().is_some_and(|a| a.progressed) || crate::waiters::not_a_mutex(t) {
         return None;
     }
     t.syscall.as_ref()?.waits_on.iter().find_map(|w| match w {
