@@ -164,27 +164,30 @@ impl SyncWait {
     pub fn of_function(name: &str) -> Option<SyncWait> {
         let c = name.trim_start_matches('_');
         let c = c.strip_prefix("GI_").unwrap_or(c).trim_start_matches('_');
-        let starts = |p: &[&str]| p.iter().any(|p| c.starts_with(p));
-        if starts(&["pthread_mutex_", "lll_lock", "lll_robust", "lll_mutex"]) {
-            return Some(SyncWait::Mutex);
-        }
-        if starts(&["pthread_cond_"]) {
-            return Some(SyncWait::Condvar);
-        }
-        if starts(&["pthread_rwlock_"]) {
-            return Some(SyncWait::RwLock);
-        }
-        if starts(&["pthread_join", "pthread_clockjoin", "pthread_timedjoin"]) {
-            return Some(SyncWait::Join);
-        }
-        if starts(&["sem_wait", "sem_timedwait", "sem_clockwait", "new_sem_wait"]) {
-            return Some(SyncWait::Semaphore);
-        }
-        if starts(&["pthread_barrier_wait"]) {
-            return Some(SyncWait::Barrier);
-        }
-        if starts(&["pthread_once"]) {
-            return Some(SyncWait::Once);
+        // glibc's functions by the start of their names, underscores and `GI_` aside.
+        const GLIBC: [(&[&str], SyncWait); 7] = [
+            (
+                &["pthread_mutex_", "lll_lock", "lll_robust", "lll_mutex"],
+                SyncWait::Mutex,
+            ),
+            (&["pthread_cond_"], SyncWait::Condvar),
+            (&["pthread_rwlock_"], SyncWait::RwLock),
+            (
+                &["pthread_join", "pthread_clockjoin", "pthread_timedjoin"],
+                SyncWait::Join,
+            ),
+            (
+                &["sem_wait", "sem_timedwait", "sem_clockwait", "new_sem_wait"],
+                SyncWait::Semaphore,
+            ),
+            (&["pthread_barrier_wait"], SyncWait::Barrier),
+            (&["pthread_once"], SyncWait::Once),
+        ];
+        if let Some(&(_, kind)) = GLIBC
+            .iter()
+            .find(|(starts, _)| starts.iter().any(|p| c.starts_with(p)))
+        {
+            return Some(kind);
         }
         if !name.contains("::") {
             return None;
