@@ -521,7 +521,16 @@ impl Sparse {
                     let Some(abbrev) = entries.read_abbreviation().ok()? else {
                         continue;
                     };
-                    for spec in abbrev.attributes() {
+                    // Only a `DW_FORM_ref_addr` (or a form given in the DIE) can point into
+                    // another unit: a DIE without one is skipped by its forms' sizes.
+                    let specs = abbrev.attributes();
+                    if !specs.iter().any(|s| {
+                        matches!(s.form(), gimli::DW_FORM_ref_addr | gimli::DW_FORM_indirect)
+                    }) {
+                        entries.skip_attributes(specs).ok()?;
+                        continue;
+                    }
+                    for spec in specs {
                         let attr = entries.read_attribute(*spec).ok()?;
                         if let gimli::AttributeValue::DebugInfoRef(o) = attr.value() {
                             let o = o.0 as u64;

@@ -490,6 +490,7 @@ fn work(
             insert_tail_calls(frames, &mut dwarfs, &modules, Some(m));
         }
         name_new_frames(&raw, &modules, &mut places);
+        crate::stage::mark("  (stacks)   its places");
         let svmas = svmas_of(&raw);
         places.insert(m, dwarf_places(&env, module, dwarfs.get(m), &svmas));
         publish(assemble(&raw, &modules, &places));

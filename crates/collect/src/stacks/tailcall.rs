@@ -53,8 +53,9 @@ pub struct Site {
 pub struct UnitCalls {
     /// Sorted by return address.
     sites: Vec<Site>,
-    /// (begin, end, entry) of each function's code.
-    functions: Vec<(u64, u64, u64)>,
+    /// (begin, end, entry) of each function's code; `None` when not read (a unit without
+    /// call sites is read for those alone, see [`unit_calls`]).
+    functions: Option<Vec<(u64, u64, u64)>>,
 }
 
 impl UnitCalls {
@@ -72,6 +73,7 @@ impl UnitCalls {
     /// The entry of the function whose code holds `svma`.
     pub fn entry_of(&self, svma: u64) -> Option<u64> {
         self.functions
+            .as_ref()?
             .iter()
             .find(|(b, e, _)| (*b..*e).contains(&svma))
             .map(|f| f.2)
@@ -93,8 +95,17 @@ struct Die<V> {
 /// a target without one).
 type RawSite = (u64, Option<u64>, bool, Result<UnitOffset, Target>);
 
-/// Reads the call sites and functions of the unit at `unit` (already loaded in `sparse`).
+/// The call sites of the unit at `unit` (already loaded in `sparse`), with its functions
+/// when it has any call site.
 pub fn unit_calls(sparse: &Sparse, unit: u64) -> Option<UnitCalls> {
+    if !has_call_sites(sparse, unit)? {
+        return Some(UnitCalls::default());
+    }
+    read_unit(sparse, unit)
+}
+
+/// Reads the call sites and functions of the unit at `unit` (already loaded in `sparse`).
+fn read_unit(sparse: &Sparse, unit: u64) -> Option<UnitCalls> {
     let dwarf = sparse.dwarf()?;
     let header = dwarf
         .debug_info
@@ -118,74 +129,78 @@ pub fn unit_calls(sparse: &Sparse, unit: u64) -> Option<UnitCalls> {
     let mut functions = Vec::new();
     // The enclosing subprograms: (depth, entry).
     let mut stack: Vec<(isize, Option<u64>)> = Vec::new();
-    let mut depth = 0isize;
-    let mut entries = u.entries();
-    while let Some((delta, e)) = entries.next_dfs().ok()? {
-        depth += delta;
+    // Read raw: only subprograms and call sites have their attributes parsed, the others are
+    // skipped by their forms' sizes.
+    let mut entries = u.entries_raw(None).ok()?;
+    let mut attrs: Vec<gimli::Attribute<_>> = Vec::new();
+    while !entries.is_empty() {
+        let depth = entries.next_depth();
+        let offset = entries.next_offset();
+        let Some(abbrev) = entries.read_abbreviation().ok()? else {
+            continue;
+        };
+        let tag = abbrev.tag();
+        if tag != gimli::DW_TAG_subprogram && !is_call_site(tag) {
+            entries.skip_attributes(abbrev.attributes()).ok()?;
+            continue;
+        }
+        attrs.clear();
+        for spec in abbrev.attributes() {
+            attrs.push(entries.read_attribute(*spec).ok()?);
+        }
         while stack.last().is_some_and(|(d, _)| *d >= depth) {
             stack.pop();
         }
-        let attr = |name| e.attr_value(name).ok().flatten();
-        match e.tag() {
-            gimli::DW_TAG_subprogram => {
-                let mut die = Die {
-                    origin: attr(gimli::DW_AT_abstract_origin)
-                        .or_else(|| attr(gimli::DW_AT_specification))
-                        .and_then(unit_ref),
-                    name: [
-                        gimli::DW_AT_linkage_name,
-                        gimli::DW_AT_MIPS_linkage_name,
-                        gimli::DW_AT_name,
-                    ]
-                    .into_iter()
-                    .find_map(&attr),
-                    entry: None,
-                };
-                let low = attr(gimli::DW_AT_low_pc)
-                    .and_then(|v| dwarf.attr_address(&u, v).ok().flatten());
-                let mut ranges = Vec::new();
-                if let Ok(mut it) = dwarf.die_ranges(&u, e) {
-                    while let Ok(Some(r)) = it.next() {
-                        if r.end > r.begin {
-                            ranges.push(r);
-                        }
-                    }
-                }
-                die.entry = low.or_else(|| ranges.first().map(|r| r.begin));
-                if let Some(entry) = die.entry {
-                    functions.extend(ranges.iter().map(|r| (r.begin, r.end, entry)));
-                }
-                stack.push((depth, die.entry));
-                dies.insert(e.offset(), die);
+        let attr = |name| attrs.iter().find(|a| a.name() == name).map(|a| a.value());
+        if tag == gimli::DW_TAG_subprogram {
+            let mut die = Die {
+                origin: attr(gimli::DW_AT_abstract_origin)
+                    .or_else(|| attr(gimli::DW_AT_specification))
+                    .and_then(unit_ref),
+                name: [
+                    gimli::DW_AT_linkage_name,
+                    gimli::DW_AT_MIPS_linkage_name,
+                    gimli::DW_AT_name,
+                ]
+                .into_iter()
+                .find_map(&attr),
+                entry: None,
+            };
+            let ranges = code_ranges(&dwarf, &u, &attrs);
+            let low =
+                attr(gimli::DW_AT_low_pc).and_then(|v| dwarf.attr_address(&u, v).ok().flatten());
+            die.entry = low.or_else(|| ranges.first().map(|r| r.0));
+            if let Some(entry) = die.entry {
+                functions.extend(ranges.iter().map(|r| (r.0, r.1, entry)));
             }
-            gimli::DW_TAG_call_site | gimli::DW_TAG_GNU_call_site => {
-                let Some(return_pc) = attr(gimli::DW_AT_call_return_pc)
-                    .or_else(|| attr(gimli::DW_AT_low_pc))
-                    .and_then(|v| dwarf.attr_address(&u, v).ok().flatten())
-                else {
-                    continue;
-                };
-                let tail = [gimli::DW_AT_call_tail_call, gimli::DW_AT_GNU_tail_call]
-                    .into_iter()
-                    .any(|n| matches!(attr(n), Some(AttributeValue::Flag(true))));
-                let target = match attr(gimli::DW_AT_call_origin)
-                    .or_else(|| attr(gimli::DW_AT_abstract_origin))
-                    .and_then(unit_ref)
-                {
-                    Some(o) => Ok(o),
-                    None => Err(
-                        match attr(gimli::DW_AT_call_target)
-                            .or_else(|| attr(gimli::DW_AT_GNU_call_site_target))
-                        {
-                            Some(AttributeValue::Exprloc(x)) => constant_address(x, u.encoding()),
-                            _ => Target::Unknown,
-                        },
-                    ),
-                };
-                raw.push((return_pc, stack.last().and_then(|s| s.1), tail, target));
-            }
-            _ => {}
+            stack.push((depth, die.entry));
+            dies.insert(offset, die);
+            continue;
         }
+        let Some(return_pc) = attr(gimli::DW_AT_call_return_pc)
+            .or_else(|| attr(gimli::DW_AT_low_pc))
+            .and_then(|v| dwarf.attr_address(&u, v).ok().flatten())
+        else {
+            continue;
+        };
+        let tail = [gimli::DW_AT_call_tail_call, gimli::DW_AT_GNU_tail_call]
+            .into_iter()
+            .any(|n| matches!(attr(n), Some(AttributeValue::Flag(true))));
+        let target = match attr(gimli::DW_AT_call_origin)
+            .or_else(|| attr(gimli::DW_AT_abstract_origin))
+            .and_then(unit_ref)
+        {
+            Some(o) => Ok(o),
+            None => Err(
+                match attr(gimli::DW_AT_call_target)
+                    .or_else(|| attr(gimli::DW_AT_GNU_call_site_target))
+                {
+                    Some(AttributeValue::Exprloc(x)) => constant_address(x, u.encoding()),
+                    _ => Target::Unknown,
+                },
+            ),
+        };
+        raw.push((return_pc, stack.last().and_then(|s| s.1), tail, target));
     }
     // A call names the DIE of the function as declared, or its abstract (inlinable) instance;
     // the code is that of the concrete DIE completing it.
@@ -227,7 +242,73 @@ pub fn unit_calls(sparse: &Sparse, unit: u64) -> Option<UnitCalls> {
         .collect();
     sites.sort_by_key(|s| s.return_pc);
     functions.sort_unstable();
-    Some(UnitCalls { sites, functions })
+    Some(UnitCalls {
+        sites,
+        functions: Some(functions),
+    })
+}
+
+fn is_call_site(tag: gimli::DwTag) -> bool {
+    tag == gimli::DW_TAG_call_site || tag == gimli::DW_TAG_GNU_call_site
+}
+
+/// Whether the unit at `unit` (loaded in `sparse`) records any call: every DIE's attributes
+/// skipped by their forms' sizes, nothing parsed. rustc records none, and a Rust unit holds
+/// thousands of subprograms: reading them all for no call site was most of the chain
+/// search's time on a Rust target.
+fn has_call_sites(sparse: &Sparse, unit: u64) -> Option<bool> {
+    let dwarf = sparse.dwarf()?;
+    let header = dwarf
+        .debug_info
+        .header_from_offset(gimli::DebugInfoOffset(unit as usize))
+        .ok()?;
+    let abbrevs = header.abbreviations(&dwarf.debug_abbrev).ok()?;
+    let mut entries = header.entries_raw(&abbrevs, None).ok()?;
+    while !entries.is_empty() {
+        let Some(abbrev) = entries.read_abbreviation().ok()? else {
+            continue;
+        };
+        if is_call_site(abbrev.tag()) {
+            return Some(true);
+        }
+        entries.skip_attributes(abbrev.attributes()).ok()?;
+    }
+    Some(false)
+}
+
+/// The non-empty code ranges (begin, end) of a DIE whose attributes are `attrs`: its
+/// `DW_AT_ranges`, else `DW_AT_low_pc` with `DW_AT_high_pc` (an address, or a length), as
+/// gimli's `die_ranges` reads them from a parsed DIE.
+fn code_ranges<R: gimli::Reader>(
+    dwarf: &gimli::Dwarf<R>,
+    u: &gimli::Unit<R>,
+    attrs: &[gimli::Attribute<R>],
+) -> Vec<(u64, u64)> {
+    let attr = |name| attrs.iter().find(|a| a.name() == name).map(|a| a.value());
+    let mut out = Vec::new();
+    if let Some(v) = attr(gimli::DW_AT_ranges)
+        && let Ok(Some(mut list)) = dwarf.attr_ranges(u, v)
+    {
+        while let Ok(Some(r)) = list.next() {
+            if r.end > r.begin {
+                out.push((r.begin, r.end));
+            }
+        }
+        return out;
+    }
+    let Some(low) = attr(gimli::DW_AT_low_pc).and_then(|v| dwarf.attr_address(u, v).ok().flatten())
+    else {
+        return out;
+    };
+    let high = match attr(gimli::DW_AT_high_pc) {
+        Some(AttributeValue::Udata(len)) => low.checked_add(len),
+        Some(v) => dwarf.attr_address(u, v).ok().flatten(),
+        None => None,
+    };
+    if let Some(high) = high.filter(|&h| h > low) {
+        out.push((low, high));
+    }
+    out
 }
 
 /// A call target that is one `DW_OP_addr`: the callee's address.
@@ -466,10 +547,7 @@ impl<'e, 'a> Dwarfs<'e, 'a> {
             .get(inner)
             .and_then(|m| m.symbols().lookup_entry(inner_svma))
             .map(|e| e.0)
-            .or_else(|| {
-                self.calls(inner, inner_svma)
-                    .and_then(|c| c.entry_of(inner_svma))
-            });
+            .or_else(|| self.entry_from_dwarf(inner, inner_svma));
         let found = match entry {
             Some(e) => chain(self, outer, return_pc, (inner, e)),
             None => Vec::new(),
@@ -480,6 +558,23 @@ impl<'e, 'a> Dwarfs<'e, 'a> {
             self.chains.insert(key, found.clone());
         }
         found
+    }
+}
+
+impl Dwarfs<'_, '_> {
+    /// The entry of the function holding `svma` in module `m`, from its unit's DWARF: read
+    /// whole now if it was read for its call sites alone.
+    fn entry_from_dwarf(&mut self, m: usize, svma: u64) -> Option<u64> {
+        let calls = self.calls(m, svma)?;
+        if calls.functions.is_some() {
+            return calls.entry_of(svma);
+        }
+        let o = self.opened(m)?;
+        let unit = o.sparse.unit_of(svma)?;
+        let whole = read_unit(&o.sparse, unit)?;
+        let entry = whole.entry_of(svma);
+        self.units.insert((m, unit), Some(Rc::new(whole)));
+        entry
     }
 }
 
