@@ -203,7 +203,7 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
         t.join(root, pid, &snap.fds, &opts.deadline, &mut snap.gaps)
     });
     // Right after the last look, so the frames are those of the waits it saw; read on a
-    // worker while the rest goes on, and collected before the logs.
+    // worker while the rest goes on, and collected after the logs, which are read meanwhile.
     let stack_leases = match (stack_leases, &leases) {
         (Some(pending), _) => Some(locks::LeaseRead::Pending(pending)),
         (None, Some(read)) => Some(locks::LeaseRead::Done(read.clone())),
@@ -236,13 +236,9 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     stage::enter("the server's own view of its sessions");
     snap.app = apps::read(root, pid, &mut snap, opts);
 
-    stage::enter("the user-space stacks");
-    if let Some(s) = stacks {
-        s.finish(&mut snap);
-    }
-    runtime::threads::label(&mut snap);
-
-    // Last: logs are tied to the threads and sockets read above.
+    // Last: logs are tied to the threads and sockets read above. Read while the stacks'
+    // worker goes on: they need nothing of it, and the two took turns before (a stack of
+    // Rust code is tens of ms of DWARF, the logs' reads a few ms of forks and waits).
     stage::enter("the logs");
     let mut log_gaps = Vec::new();
     let early = logs::Early { leases, kmsg };
@@ -250,6 +246,12 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     snap.gaps.extend(log_gaps);
     // The logs were read through /proc/PID/fd: a successor's would not be this process's.
     process::check_same(root, pid, start_ticks)?;
+
+    stage::enter("the user-space stacks");
+    if let Some(s) = stacks {
+        s.finish(&mut snap);
+    }
+    runtime::threads::label(&mut snap);
     privileges.explain(pid, &mut snap.gaps);
 
     stage::enter("nothing: collection is done");

@@ -312,7 +312,7 @@ fn join_parts(
 }
 
 /// Threads from which reading is split between workers, and how many workers at most.
-const PARALLEL_FROM: usize = 256;
+const PARALLEL_FROM: usize = 32;
 const MAX_WORKERS: usize = 4;
 
 /// Reads some threads; returns them and how many were left unread at the deadline.
