@@ -284,6 +284,26 @@ fn work(
         }
     };
     let maps = maps::parse(&maps_text);
+    crate::stage::mark("  (stacks) copies");
+    // Copied first, before any module is read: as near the look as can be, and while
+    // /proc/locks, which the module opens wait for, is still being read.
+    // Kept apart until the stops: a thread stopped and unwound has no trouble left.
+    let mut copy_troubles: Vec<(i32, (GapReason, String))> = Vec::new();
+    let mut copies = Vec::with_capacity(tids.len());
+    for &tid in tids {
+        let copied = if deadline.passed() {
+            Err((
+                GapReason::Deadline,
+                "not unwound before the deadline".to_string(),
+            ))
+        } else {
+            copy_stack(root, pid, tid, &maps)
+        };
+        match copied {
+            Ok(c) => copies.push((tid, c)),
+            Err(t) => copy_troubles.push((tid, t)),
+        }
+    }
     crate::stage::mark("  (stacks) leases");
     // A module open could break a lease on it: the leases unread are a gap, not "none".
     // Read at the start of the collection: after a long one (a large fd table), again, as
@@ -366,12 +386,10 @@ fn work(
             })
     };
 
-    crate::stage::mark("  (stacks) copies and walks");
+    crate::stage::mark("  (stacks) walks");
     let mut cache = framehop::x86_64::CacheX86_64::new();
     let mut raw: Raw = BTreeMap::new();
     let mut thread_troubles = Troubles::default();
-    // Kept apart until the stops: a thread stopped and unwound has no trouble left.
-    let mut copy_troubles: Vec<(i32, (GapReason, String))> = Vec::new();
     let mut walk = |copy: &unwind::StackCopy, pc: u64, sp: u64, bp: u64| {
         let w = unwind::walk(&unwinder, &mut cache, copy, pc, sp, bp, &is_root, &in_code);
         let frames: Vec<RawFrame> = w
@@ -392,27 +410,10 @@ fn work(
             .collect();
         (frames, w.incomplete, w.guessed_bp, None)
     };
-    for &tid in tids {
-        if deadline.passed() {
-            copy_troubles.push((
-                tid,
-                (
-                    GapReason::Deadline,
-                    "not unwound before the deadline".into(),
-                ),
-            ));
-            continue;
-        }
-        let copied = match copy_stack(root, pid, tid, &maps) {
-            Ok(c) => c,
-            Err(t) => {
-                copy_troubles.push((tid, t));
-                continue;
-            }
-        };
-        let (copy, pc, sp) = copied;
-        raw.insert(tid, walk(&copy, pc, sp, 0));
+    for (tid, (copy, pc, sp)) in &copies {
+        raw.insert(*tid, walk(copy, *pc, *sp, 0));
     }
+    drop(copies);
     if let Some(candidates) = to_stop {
         let need: Vec<i32> = candidates
             .iter()
