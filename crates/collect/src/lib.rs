@@ -188,7 +188,7 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     stage::enter("the runtime's own view");
     let first_dump = runtime::before_window(&mut snap, opts);
     stage::enter("the threads");
-    threads::collect(root, pid, opts, &mut snap, task_clock, &mut on_look);
+    let last_look = threads::collect(root, pid, opts, &mut snap, task_clock, &mut on_look);
     // Joined after the threads' look, which does not need it: the read started with the run
     // waits for an RCU grace period (`locks::start`) while the threads are read, not before.
     stage::enter("the file locks");
@@ -209,7 +209,15 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
         (None, Some(read)) => Some(locks::LeaseRead::Done(read.clone())),
         (None, None) => None,
     };
-    let stacks = stacks::start(root, pid, &mounts, opts, stack_leases, &mut snap);
+    let stacks = stacks::start(
+        root,
+        pid,
+        &mounts,
+        opts,
+        stack_leases,
+        last_look.syscalls,
+        &mut snap,
+    );
     // TCP and UDP sockets as of the last look, like the threads, with what moved over the window.
     conns.apply(&mut snap.sockets, &mut snap.gaps);
     // Before reading through the target's fds again (pipes, logs): still the same process?

@@ -1,10 +1,12 @@
 //! User-space stacks of the threads blocked in a system call, without stopping them.
 //!
-//! A thread in a syscall has its user SP and PC in /proc/PID/task/TID/syscall. Its stack above
-//! SP is copied with process_vm_readv(2) (at most [`MAX_STACK`] bytes), the syscall file read
-//! again to be sure the thread did not move meanwhile, and the copy unwound with framehop
-//! ([`unwind`]) against the unwind tables of the modules in /proc/PID/maps ([`module`]); the
-//! addresses are then symbolized ([`symbolize`]). The target is never stopped or traced.
+//! A thread in a syscall has its user SP and PC in /proc/PID/task/TID/syscall, as the threads'
+//! last look read it. Its stack above SP is copied with process_vm_readv(2) (at most
+//! [`MAX_STACK`] bytes), the syscall file read again to be sure the thread is where the look
+//! saw it (so the frames are those of the wait the report describes), and the copy unwound
+//! with framehop ([`unwind`]) against the unwind tables of the modules in /proc/PID/maps
+//! ([`module`]); the addresses are then symbolized ([`symbolize`]). The target is never
+//! stopped or traced.
 //!
 //! Runs on a worker thread, waited for at most a share of what is left of the run's deadline:
 //! opening a module could block where the target's files are (a fanotify listener), and
@@ -23,7 +25,7 @@ mod symbolize;
 mod tailcall;
 mod unwind;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::IoSliceMut;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -88,6 +90,7 @@ pub fn start(
     mounts: &Mounts,
     opts: &Options,
     leases: Option<LeaseRead>,
+    at_look: HashMap<i32, RawSyscall>,
     snap: &mut Snapshot,
 ) -> Option<Pending> {
     if opts.stacks == StackMode::Off || snap.process.kernel_thread {
@@ -146,6 +149,7 @@ pub fn start(
                 &mounts2,
                 leases,
                 &tids,
+                &at_look,
                 to_stop.as_deref(),
                 worker_deadline,
                 &publish,
@@ -269,6 +273,7 @@ fn work(
     mounts: &Mounts,
     leases: Option<LeaseRead>,
     tids: &[i32],
+    at_look: &HashMap<i32, RawSyscall>,
     to_stop: Option<&[i32]>,
     deadline: Deadline,
     publish: &dyn Fn(Stacks),
@@ -297,7 +302,7 @@ fn work(
                 "not unwound before the deadline".to_string(),
             ))
         } else {
-            copy_stack(root, pid, tid, &maps)
+            copy_stack(root, pid, tid, at_look.get(&tid).copied(), &maps)
         };
         match copied {
             Ok(c) => copies.push((tid, c)),
@@ -709,12 +714,14 @@ fn is_thread_root(name: &str) -> bool {
     )
 }
 
-/// Reads the syscall file, copies the stack above SP, and reads the file again: the copy
-/// stands for the thread only if it did not move meanwhile.
+/// Copies the stack above the SP of `seen` (the look's read of the syscall file, else a read
+/// now) and reads the file again: the copy stands for the thread only if it is still where
+/// it was seen.
 fn copy_stack(
     root: &ProcRoot,
     pid: i32,
     tid: i32,
+    seen: Option<RawSyscall>,
     maps: &[maps::Mapping],
 ) -> Result<(unwind::StackCopy, u64, u64), (GapReason, String)> {
     let read = || -> Result<RawSyscall, (GapReason, String)> {
@@ -723,7 +730,10 @@ fn copy_stack(
             .map_err(|e| (crate::error::reason_of(&e), e.to_string()))?;
         syscall::parse(&text).map_err(|e| (GapReason::Malformed, e.to_string()))
     };
-    let first = read()?;
+    let first = match seen {
+        Some(s) => s,
+        None => read()?,
+    };
     let (sp, pc) = match first {
         RawSyscall::Blocked { sp, pc, .. } | RawSyscall::NotInSyscall { sp, pc } => (sp, pc),
         RawSyscall::Running => {
@@ -737,7 +747,7 @@ fn copy_stack(
     if read()? != first {
         return Err((
             GapReason::Vanished,
-            "it left its syscall while its stack was copied".into(),
+            "it left the syscall it was seen in before its stack was copied".into(),
         ));
     }
     Ok((copy, pc, sp))

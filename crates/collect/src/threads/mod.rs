@@ -47,7 +47,7 @@ pub fn collect(
     snap: &mut Snapshot,
     measuring: task_clock::Measuring,
     on_look: &mut dyn FnMut(&Look),
-) {
+) -> LastLook {
     let mut series: BTreeMap<i32, Vec<Sample>> = BTreeMap::new();
     let mut finals: Vec<TaskRead> = Vec::new();
     let mut look_gaps: Vec<Gap> = Vec::new();
@@ -112,7 +112,22 @@ pub fn collect(
         ));
     }
     note_exit(pid, &finals, &series, snap);
+    let last = LastLook {
+        syscalls: finals
+            .iter()
+            .filter_map(|t| Some((t.tid, *t.syscall.as_ref()?.as_ref().ok()?)))
+            .collect(),
+    };
     snap.threads = build(root, pid, opts, finals, &series, snap);
+    last
+}
+
+/// What the last look read that the snapshot does not keep.
+#[derive(Debug, Default)]
+pub struct LastLook {
+    /// Each thread's syscall file as read (stack pointer and program counter included): the
+    /// stacks are copied from these and checked against them.
+    pub syscalls: std::collections::HashMap<i32, syscall::RawSyscall>,
 }
 
 /// A process that exited while it was watched: say so, and when, rather than report the
