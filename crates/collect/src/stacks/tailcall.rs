@@ -707,4 +707,35 @@ mod tests {
         // A callee that no chain reaches.
         assert!(chain(&mut src, 0, in_ask, (0, entry("via_b"))).is_empty());
     }
+
+    /// This test binary's units (Rust): the raw read finds each function's entry from its
+    /// DWARF ranges as the symbol table has it, and the call sites the scan says are there.
+    #[test]
+    fn raw_reads_of_a_rust_binary_s_units_agree_with_its_symbols() {
+        let exe = std::env::current_exe().expect("exe");
+        let file = File::open(&exe).expect("open");
+        let symbols = super::super::module::symbols_of_file(&file);
+        let mut sparse = Sparse::open(&file).expect("DWARF read by units");
+        let (mut checked, mut agreed) = (0, 0);
+        for entry in symbols.addresses().step_by(97).take(300) {
+            let Some(unit) = sparse.unit_of(entry) else {
+                continue;
+            };
+            sparse.load(unit).expect("unit");
+            let whole = read_unit(&sparse, unit).expect("read");
+            let scanned = unit_calls(&sparse, unit).expect("scan");
+            assert_eq!(
+                scanned.sites.len(),
+                whole.sites.len(),
+                "unit {unit:#x}: the scan and the read disagree on call sites"
+            );
+            checked += 1;
+            if whole.entry_of(entry + 1) == Some(entry) {
+                agreed += 1;
+            }
+        }
+        assert!(checked > 20, "{checked} functions with DWARF");
+        // A symbol can also be a function's alias or a piece of one DWARF does not name.
+        assert!(agreed * 10 >= checked * 8, "{agreed} of {checked}");
+    }
 }
