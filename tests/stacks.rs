@@ -606,3 +606,65 @@ fn compressed_dwarf_is_inflated_once_and_kept() {
         assert_eq!(off, cold, "the same frames without a cache");
     }
 }
+
+/// A Rust std Mutex records no owner in its word: the waiter's stack says it waits for a
+/// mutex, and the one other thread blocked since before that wait (in a read) is named as its
+/// likely holder. The healthy twin (the read without the lock) gets no cause.
+#[test]
+fn a_rust_mutex_held_across_a_read_is_found_and_its_healthy_twin_is_not() {
+    let dir = TempDir::new("stacks-rust-mutex");
+    let Some(path) = build_with(&dir, "held", "rustc", "held.rs", &["-g", "-O"], "rustc") else {
+        return;
+    };
+    for mode in ["held", "free"] {
+        let mut child = Command::new(&path)
+            .arg(mode)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start held.rs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("ready line");
+        assert_eq!(line.trim(), "ready");
+        let pid = child.id() as i32;
+        // Long enough blocked for a wait that should have ended (the rules' 1 s), bounded.
+        std::thread::sleep(Duration::from_millis(1500));
+        let doc = inspect_json(pid, &["--window", "1s", "--no-chain"]);
+        let findings = doc["findings"].as_array().cloned().unwrap_or_default();
+        let tid_of = |name: &str| {
+            doc["snapshot"]["threads"]
+                .as_array()
+                .and_then(|ts| ts.iter().find(|t| t["name"] == name))
+                .and_then(|t| t["tid"].as_i64())
+        };
+        if mode == "held" {
+            let f = findings
+                .iter()
+                .find(|f| f["rule"] == "mutex_holder_blocked")
+                .unwrap_or_else(|| panic!("no mutex finding: {doc:#}"));
+            assert_eq!(
+                f["facts"]["owner_from"], "only_thread_blocked_before",
+                "{f:#}"
+            );
+            assert_eq!(f["subject"]["tid"].as_i64(), tid_of("holder"), "{f:#}");
+            assert_eq!(
+                f["facts"]["waiters"][0]["tid"].as_i64(),
+                tid_of("waiter"),
+                "{f:#}"
+            );
+            assert_eq!(doc["verdict"]["cause_found"], true, "{doc:#}");
+        } else {
+            assert_eq!(doc["verdict"]["cause_found"], false, "{doc:#}");
+        }
+        drop(child.stdin.take());
+        let ended = support::wait_until(Duration::from_secs(5), || {
+            child.try_wait().ok().flatten().is_some()
+        });
+        if !ended {
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+    }
+}

@@ -105,7 +105,7 @@ impl Waiter<'_> {
 /// could read the owner (the mutex word + 8). Not when the thread's stack says it waits in
 /// something else (a condition variable, a join): the word + 8 is then not an owner.
 pub(crate) fn mutex_wait(t: &Thread) -> Option<(u64, i32)> {
-    if not_a_mutex(t) {
+    if not_a_mutex(t) || owner_not_in_word(t) {
         return None;
     }
     t.syscall.as_ref()?.waits_on.iter().find_map(|w| match w {
@@ -125,6 +125,34 @@ pub(crate) fn not_a_mutex(t: &Thread) -> bool {
         .as_ref()
         .and_then(|s| s.sync_wait())
         .is_some_and(|(k, _)| k != hangscope_model::SyncWait::Mutex)
+}
+
+/// Whether the thread's stack says its mutex is one whose word records no owner: Rust std's
+/// and parking_lot's keep only a locked/contended state, so the word + 8 is the guarded data,
+/// not a TID. (C++'s std::mutex is glibc's: its innermost lock frame is glibc's.)
+fn owner_not_in_word(t: &Thread) -> bool {
+    t.user_stack
+        .as_ref()
+        .and_then(|s| s.sync_wait())
+        .is_some_and(|(k, f)| {
+            k == hangscope_model::SyncWait::Mutex
+                && f.function
+                    .as_ref()
+                    .is_some_and(|n| n.as_str().contains("::"))
+        })
+}
+
+/// The futex word of a wait the stack names a mutex's when the word gives no owner (a Rust
+/// mutex's, or a glibc one whose owner could not be read).
+pub(crate) fn ownerless_mutex_wait(t: &Thread) -> Option<u64> {
+    let (kind, _) = t.user_stack.as_ref()?.sync_wait()?;
+    if kind != hangscope_model::SyncWait::Mutex || mutex_wait(t).is_some() {
+        return None;
+    }
+    t.syscall.as_ref()?.waits_on.iter().find_map(|w| match w {
+        hangscope_model::WaitObject::Futex { addr, .. } => Some(*addr),
+        _ => None,
+    })
 }
 
 pub(crate) struct Waiters<'a> {

@@ -11,6 +11,8 @@ pub(crate) struct MutexHolderBlocked {
     /// The futex word's address.
     pub mutex: u64,
     pub owner: MutexOwner,
+    /// How the owner is known.
+    pub owner_from: OwnerFrom,
     /// The threads waiting for the mutex, each blocked at least `STUCK_MS`.
     pub waiters: Vec<ThreadRef>,
     /// The shortest of their waits.
@@ -31,4 +33,15 @@ pub(crate) struct MutexOwner {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub call: String,
     pub blocked_ms: u64,
+}
+
+/// Where the owner comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum OwnerFrom {
+    /// The mutex word names it (glibc's `__owner`, a PI futex's value).
+    LockWord,
+    /// The word names none (a Rust mutex): the owner is the one other thread of the process
+    /// blocked since before the wait began, outside any lock or futex wait.
+    OnlyThreadBlockedBefore,
 }

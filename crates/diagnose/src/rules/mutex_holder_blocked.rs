@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use hangscope_model::{Cause, Next, Severity, Subject, Thread};
 
-use crate::facts::mutex_holder_blocked::{MutexHolderBlocked, MutexOwner};
+use crate::facts::mutex_holder_blocked::{MutexHolderBlocked, MutexOwner, OwnerFrom};
 use crate::facts::{RuleFacts, ThreadRef};
 use crate::{Ctx, STUCK_MS};
 
@@ -21,18 +21,30 @@ fn blocked_ms(t: &Thread) -> Option<u64> {
 
 pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<MutexHolderBlocked> {
     let pid = ctx.snap.process.pid;
-    // (mutex, owner) → the stuck threads waiting for it.
-    let mut waiting: BTreeMap<(u64, i32), Vec<&Thread>> = BTreeMap::new();
+    // (mutex, owner, how it is known) → the stuck threads waiting for it.
+    let mut waiting: BTreeMap<(u64, i32, OwnerFrom), Vec<&Thread>> = BTreeMap::new();
     for t in &ctx.snap.threads {
-        if let (Some((addr, owner)), Some(ms)) = (crate::waiters::mutex_wait(t), blocked_ms(t))
-            && ms >= STUCK_MS
+        let Some(ms) = blocked_ms(t).filter(|ms| *ms >= STUCK_MS) else {
+            continue;
+        };
+        if let Some((addr, owner)) = crate::waiters::mutex_wait(t)
             && owner != t.tid
         {
-            waiting.entry((addr, owner)).or_default().push(t);
+            waiting
+                .entry((addr, owner, OwnerFrom::LockWord))
+                .or_default()
+                .push(t);
+        } else if let Some(addr) = crate::waiters::ownerless_mutex_wait(t)
+            && let Some(owner) = only_thread_blocked_before(ctx, t, ms)
+        {
+            waiting
+                .entry((addr, owner, OwnerFrom::OnlyThreadBlockedBefore))
+                .or_default()
+                .push(t);
         }
     }
     let mut out = Vec::new();
-    for ((addr, owner_tid), waiters) in waiting {
+    for ((addr, owner_tid, owner_from), waiters) in waiting {
         let Some(owner) = ctx.snap.thread(owner_tid) else {
             continue;
         };
@@ -47,6 +59,7 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<MutexHolderBlocked> {
         out.push(MutexHolderBlocked {
             pid,
             mutex: addr,
+            owner_from,
             owner: MutexOwner {
                 thread: ThreadRef::of(owner),
                 state: owner.state.clone(),
@@ -67,6 +80,23 @@ pub(crate) fn find(ctx: &Ctx<'_>) -> Vec<MutexHolderBlocked> {
         });
     }
     out
+}
+
+/// For a mutex whose word names no owner, waited on by `waiter` for `ms`: the one other thread
+/// that has been blocked longer, in a syscall that is no futex wait (a lock, a condition
+/// variable, a join: those wait for others themselves). A mutex is held by a thread that took
+/// it before the waiter came, and one held across a blocking call is held by a thread blocked
+/// since then; with two such threads, which one holds it cannot be told, and none is named.
+fn only_thread_blocked_before(ctx: &Ctx<'_>, waiter: &Thread, ms: u64) -> Option<i32> {
+    let mut before = ctx.snap.threads.iter().filter(|c| {
+        c.tid != waiter.tid
+            && blocked_ms(c).is_some_and(|b| b > ms)
+            && c.syscall
+                .as_ref()
+                .is_some_and(|s| !s.running && s.name != "futex")
+    });
+    let only = before.next()?;
+    before.next().is_none().then_some(only.tid)
 }
 
 impl RuleFacts for MutexHolderBlocked {
@@ -184,5 +214,97 @@ mod tests {
             f.evidence[0].value, "pause()",
             "no strace line: the call's name"
         );
+    }
+
+    /// A Rust std mutex's waiter: its word (+ 8 is the guarded data) names no owner.
+    fn rust_waiter(tid: i32, blocked: u64) -> Thread {
+        let mut t = thread(
+            tid,
+            "waiter",
+            "futex",
+            vec![WaitObject::Futex {
+                addr: 0x7000,
+                op: "FUTEX_WAIT_BITSET_PRIVATE".into(),
+                owner_tid: None,
+                other_waiters: vec![],
+                waiters: 1,
+                owner_pid: None,
+                shared_file: None,
+            }],
+            Some(blocked),
+        );
+        t.user_stack = Some(hangscope_model::UserStack {
+            frames: [
+                "std::sys::pal::unix::futex::futex_wait",
+                "<std::sys::sync::mutex::futex::Mutex>::lock_contended",
+                "held::main::{{closure}}",
+            ]
+            .iter()
+            .map(|f| hangscope_model::Frame {
+                function: Some((*f).into()),
+                ..hangscope_model::Frame::default()
+            })
+            .collect(),
+            ..hangscope_model::UserStack::default()
+        });
+        t
+    }
+
+    /// The main thread joining, the holder in a read since before the waiter came.
+    fn rust_mutex_behind_a_read() -> Snapshot {
+        let mut snap = base(200, "held");
+        snap.threads
+            .push(thread(200, "held", "futex", vec![], Some(9000)));
+        snap.threads
+            .push(thread(201, "holder", "read", vec![], Some(9000)));
+        snap.threads.push(rust_waiter(202, 8800));
+        snap
+    }
+
+    #[test]
+    fn a_rust_mutex_s_owner_is_the_only_thread_blocked_since_before_the_wait() {
+        let snap = rust_mutex_behind_a_read();
+        let found = find(&Ctx::new(&snap));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let f = &found[0];
+        assert_eq!((f.cause, f.severity), (Cause::LockWait, Severity::Cause));
+        assert_eq!(f.subject.tid, Some(201));
+        assert_eq!(f.facts["owner_from"], "only_thread_blocked_before");
+        assert!(
+            f.summary.starts_with(
+                "Thread 202 (waiter) has waited at least 8.8 s for mutex 0x7000, most likely \
+                 held by thread 201 (holder), the only other thread blocked since before that \
+                 wait"
+            ),
+            "{}",
+            f.summary
+        );
+    }
+
+    #[test]
+    fn a_rust_mutex_s_owner_is_not_guessed_among_several_or_from_a_later_wait() {
+        // Two threads blocked since before: which one holds the lock cannot be told.
+        let mut two = rust_mutex_behind_a_read();
+        two.threads
+            .push(thread(203, "other", "poll", vec![], Some(9500)));
+        assert!(find(&Ctx::new(&two)).is_empty());
+        // The reader blocked after the waiter began: it took no lock the waiter wants.
+        let mut later = base(200, "held");
+        later
+            .threads
+            .push(thread(201, "holder", "read", vec![], Some(3000)));
+        later.threads.push(rust_waiter(202, 8800));
+        assert!(find(&Ctx::new(&later)).is_empty());
+        // The word + 8 of a Rust mutex is its data: a TID-looking value there is no owner.
+        let mut data = rust_mutex_behind_a_read();
+        if let Some(hangscope_model::SyscallState { waits_on, .. }) =
+            data.threads[2].syscall.as_mut()
+            && let Some(WaitObject::Futex { owner_tid, .. }) = waits_on.first_mut()
+        {
+            *owner_tid = Some(200);
+        }
+        let found = find(&Ctx::new(&data));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].subject.tid, Some(201));
     }
 }

@@ -4,7 +4,7 @@
 use hangscope_model::Evidence;
 
 use super::thread_ref;
-use crate::facts::mutex_holder_blocked::MutexHolderBlocked;
+use crate::facts::mutex_holder_blocked::{MutexHolderBlocked, OwnerFrom};
 use crate::wording::{call, duration};
 use crate::words::Words;
 
@@ -39,14 +39,32 @@ pub(crate) fn words(f: &MutexHolderBlocked) -> Words {
         .iter()
         .take(NAMED)
         .map(|t| format!("{} {}", t.tid, t.name));
-    Words {
-        summary: format!(
-            "{who} {verb} waited at least {} for mutex {addr:#x}, held by {owner_name}, which \
-             has itself been blocked for at least {} in {owner_call}: the lock is released only \
-             when that wait ends.",
-            duration(f.stuck_ms),
-            duration(owner.blocked_ms),
+    let (summary, owner_source) = match f.owner_from {
+        OwnerFrom::LockWord => (
+            format!(
+                "{who} {verb} waited at least {} for mutex {addr:#x}, held by {owner_name}, \
+                 which has itself been blocked for at least {} in {owner_call}: the lock is \
+                 released only when that wait ends.",
+                duration(f.stuck_ms),
+                duration(owner.blocked_ms),
+            ),
+            "owner from the mutex word + 8",
         ),
+        OwnerFrom::OnlyThreadBlockedBefore => (
+            format!(
+                "{who} {verb} waited at least {} for mutex {addr:#x}, most likely held by \
+                 {owner_name}, the only other thread blocked since before that wait, for at \
+                 least {} in {owner_call}: the lock is released only when that wait ends. \
+                 (This mutex's word records no owner, as a Rust one's does not.)",
+                duration(f.stuck_ms),
+                duration(owner.blocked_ms),
+            ),
+            "owner inferred: the mutex word records none; the only thread blocked longer, \
+             outside a futex wait",
+        ),
+    };
+    Words {
+        summary,
         evidence: vec![
             Evidence::new(
                 "owner waits in",
@@ -57,7 +75,7 @@ pub(crate) fn words(f: &MutexHolderBlocked) -> Words {
                 "waiting for the mutex",
                 names.collect::<Vec<_>>().join(", ")
                     + if f.waiters.len() > NAMED { ", …" } else { "" },
-                format!("/proc/{pid}/task/*/syscall; owner from the mutex word + 8"),
+                format!("/proc/{pid}/task/*/syscall; {owner_source}"),
             ),
         ],
         ruled_out: vec!["a deadlock: the owner waits for something else, not a mutex".into()],
