@@ -502,45 +502,35 @@ impl Sparse {
     /// whether there was any. `None` if one cannot be found or there are too many.
     fn load_referenced(&mut self) -> Option<bool> {
         let mut wanted: Vec<u64> = Vec::new();
+        // A unit's references are followed once: those of the units read before this
+        // round were loaded by an earlier one.
+        for (&start, &end) in self
+            .kept
+            .iter()
+            .filter(|(s, _)| !self.referenced.contains(s))
         {
-            let dwarf = self.dwarf()?;
-            // A unit's references are followed once: those of the units read before this
-            // round were loaded by an earlier one.
-            for (&start, &end) in self
-                .kept
-                .iter()
-                .filter(|(s, _)| !self.referenced.contains(s))
-            {
-                let header = dwarf
-                    .debug_info
-                    .header_from_offset(gimli::DebugInfoOffset(start as usize))
-                    .ok()?;
-                let abbrevs = header.abbreviations(&dwarf.debug_abbrev).ok()?;
-                let mut entries = header.entries_raw(&abbrevs, None).ok()?;
-                while !entries.is_empty() {
-                    let Some(abbrev) = entries.read_abbreviation().ok()? else {
-                        continue;
-                    };
-                    // Only a `DW_FORM_ref_addr` (or a form given in the DIE) can point into
-                    // another unit: a DIE without one is skipped by its forms' sizes.
-                    let specs = abbrev.attributes();
-                    if !specs.iter().any(|s| {
-                        matches!(s.form(), gimli::DW_FORM_ref_addr | gimli::DW_FORM_indirect)
-                    }) {
-                        entries.skip_attributes(specs).ok()?;
-                        continue;
-                    }
-                    for spec in specs {
-                        let attr = entries.read_attribute(*spec).ok()?;
-                        if let gimli::AttributeValue::DebugInfoRef(o) = attr.value() {
-                            let o = o.0 as u64;
-                            if !(start..end).contains(&o) {
-                                wanted.push(o);
-                            }
+            self.walk_raw(start, |abbrev, entries| {
+                // Only a `DW_FORM_ref_addr` (or a form given in the DIE) can point into
+                // another unit: a DIE without one is skipped by its forms' sizes.
+                let specs = abbrev.attributes();
+                if !specs
+                    .iter()
+                    .any(|s| matches!(s.form(), gimli::DW_FORM_ref_addr | gimli::DW_FORM_indirect))
+                {
+                    entries.skip_attributes(specs).ok()?;
+                    return Some(true);
+                }
+                for spec in specs {
+                    let attr = entries.read_attribute(*spec).ok()?;
+                    if let gimli::AttributeValue::DebugInfoRef(o) = attr.value() {
+                        let o = o.0 as u64;
+                        if !(start..end).contains(&o) {
+                            wanted.push(o);
                         }
                     }
                 }
-            }
+                Some(true)
+            })?;
         }
         self.referenced.extend(self.kept.keys().copied());
         wanted.sort_unstable();
@@ -563,6 +553,34 @@ impl Sparse {
             loaded = true;
         }
         Some(loaded)
+    }
+
+    /// Walks the DIEs of the loaded unit at `unit` raw, for readers that parse few of them:
+    /// `visit` gets each DIE's abbreviation with the cursor at its attributes, reads or skips
+    /// them, and says whether to go on. `None` if the unit or a DIE cannot be read.
+    pub fn walk_raw<F>(&self, unit: u64, mut visit: F) -> Option<()>
+    where
+        F: FnMut(
+            &gimli::Abbreviation,
+            &mut gimli::EntriesRaw<'_, '_, gimli::EndianSlice<'_, gimli::LittleEndian>>,
+        ) -> Option<bool>,
+    {
+        let dwarf = self.dwarf()?;
+        let header = dwarf
+            .debug_info
+            .header_from_offset(gimli::DebugInfoOffset(unit as usize))
+            .ok()?;
+        let abbrevs = header.abbreviations(&dwarf.debug_abbrev).ok()?;
+        let mut entries = header.entries_raw(&abbrevs, None).ok()?;
+        while !entries.is_empty() {
+            let Some(abbrev) = entries.read_abbreviation().ok()? else {
+                continue;
+            };
+            if !visit(abbrev, &mut entries)? {
+                break;
+            }
+        }
+        Some(())
     }
 
     /// The start of the unit holding `offset` of `.debug_info`: from the last unit

@@ -257,23 +257,15 @@ fn is_call_site(tag: gimli::DwTag) -> bool {
 /// thousands of subprograms: reading them all for no call site was most of the chain
 /// search's time on a Rust target.
 fn has_call_sites(sparse: &Sparse, unit: u64) -> Option<bool> {
-    let dwarf = sparse.dwarf()?;
-    let header = dwarf
-        .debug_info
-        .header_from_offset(gimli::DebugInfoOffset(unit as usize))
-        .ok()?;
-    let abbrevs = header.abbreviations(&dwarf.debug_abbrev).ok()?;
-    let mut entries = header.entries_raw(&abbrevs, None).ok()?;
-    while !entries.is_empty() {
-        let Some(abbrev) = entries.read_abbreviation().ok()? else {
-            continue;
-        };
-        if is_call_site(abbrev.tag()) {
-            return Some(true);
+    let mut found = false;
+    sparse.walk_raw(unit, |abbrev, entries| {
+        found = is_call_site(abbrev.tag());
+        if !found {
+            entries.skip_attributes(abbrev.attributes()).ok()?;
         }
-        entries.skip_attributes(abbrev.attributes()).ok()?;
-    }
-    Some(false)
+        Some(!found)
+    })?;
+    Some(found)
 }
 
 /// The non-empty code ranges (begin, end) of a DIE whose attributes are `attrs`: its
