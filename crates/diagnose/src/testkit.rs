@@ -204,6 +204,20 @@ pub fn thread(
     }
 }
 
+/// A user stack of these functions, innermost first, as the stacks collector names frames.
+pub fn stack_of(functions: &[&str]) -> hangscope_model::UserStack {
+    hangscope_model::UserStack {
+        frames: functions
+            .iter()
+            .map(|f| hangscope_model::Frame {
+                function: Some((*f).into()),
+                ..hangscope_model::Frame::default()
+            })
+            .collect(),
+        ..hangscope_model::UserStack::default()
+    }
+}
+
 /// A thread in a sleep loop, e.g. a main thread polling a flag every 100 ms.
 pub fn sleeper(tid: i32, name: &str, every_ms: u64) -> Thread {
     let mut t = thread(

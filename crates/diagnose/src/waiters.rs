@@ -263,7 +263,7 @@ fn want_of_events(events: &[String]) -> Option<Want> {
 
 #[cfg(test)]
 mod tests {
-    use hangscope_model::{Frame, SyscallState, UserStack, WaitObject};
+    use hangscope_model::{SyscallState, WaitObject};
 
     use super::*;
 
@@ -283,16 +283,7 @@ mod tests {
                 }],
                 ..SyscallState::default()
             }),
-            user_stack: (!frames.is_empty()).then(|| UserStack {
-                frames: frames
-                    .iter()
-                    .map(|f| Frame {
-                        function: Some((*f).into()),
-                        ..Frame::default()
-                    })
-                    .collect(),
-                ..UserStack::default()
-            }),
+            user_stack: (!frames.is_empty()).then(|| crate::testkit::stack_of(frames)),
             ..Thread::default()
         }
     }

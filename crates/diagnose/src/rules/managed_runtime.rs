@@ -607,20 +607,11 @@ mod tests {
         let mut snap = base(7000, "python3");
         let lock_stack = |tid: i32, at: &str| {
             let mut t = thread(tid, "python3", "futex", futex(), Some(6_000));
-            t.user_stack = Some(hangscope_model::UserStack {
-                frames: [
-                    "PyThread_acquire_lock_timed",
-                    "acquire_timed",
-                    "lock_PyThread_acquire_lock",
-                ]
-                .iter()
-                .map(|f| hangscope_model::Frame {
-                    function: Some((*f).into()),
-                    ..hangscope_model::Frame::default()
-                })
-                .collect(),
-                ..hangscope_model::UserStack::default()
-            });
+            t.user_stack = Some(stack_of(&[
+                "PyThread_acquire_lock_timed",
+                "acquire_timed",
+                "lock_PyThread_acquire_lock",
+            ]));
             t.runtime = Some(hangscope_model::ThreadRuntime {
                 role: "Python".into(),
                 frames: vec![at.into(), "Thread.run (threading.py:982)".into()],

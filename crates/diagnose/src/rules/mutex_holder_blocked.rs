@@ -233,20 +233,11 @@ mod tests {
             }],
             Some(blocked),
         );
-        t.user_stack = Some(hangscope_model::UserStack {
-            frames: [
-                "std::sys::pal::unix::futex::futex_wait",
-                "<std::sys::sync::mutex::futex::Mutex>::lock_contended",
-                "held::main::{{closure}}",
-            ]
-            .iter()
-            .map(|f| hangscope_model::Frame {
-                function: Some((*f).into()),
-                ..hangscope_model::Frame::default()
-            })
-            .collect(),
-            ..hangscope_model::UserStack::default()
-        });
+        t.user_stack = Some(stack_of(&[
+            "std::sys::pal::unix::futex::futex_wait",
+            "<std::sys::sync::mutex::futex::Mutex>::lock_contended",
+            "held::main::{{closure}}",
+        ]));
         t
     }
 
