@@ -13,7 +13,7 @@
 //! whose units refer to another file (dwz), a unit that does not parse, a lookup that fails
 //! (say a reference into a unit left out) — and the caller reads the file whole instead.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
@@ -174,6 +174,182 @@ impl Section {
     }
 }
 
+/// Bytes a section's reader is given per block read.
+const BLOCK: u64 = 4096;
+/// Blocks not wanted between two wanted ones that are read through rather than skipped: one
+/// read is cheaper than two.
+const READ_THROUGH: u64 = 4;
+
+/// A section DIEs point into (`.debug_str`, `.debug_ranges`): read by blocks where the units
+/// read point, zero elsewhere; or whole when it is inflated or read whole. A Rust program's
+/// are 12 and 11 MB, of which its stacks' units point at a few hundred kilobytes.
+struct Pointed {
+    bytes: Vec<u8>,
+    /// A section stored as it is, read where asked: its file and offset there, and which
+    /// blocks were read. `None`: `bytes` is the whole section.
+    stored: Option<(File, u64, Vec<bool>)>,
+}
+
+impl Pointed {
+    fn whole(bytes: Vec<u8>) -> Pointed {
+        Pointed {
+            bytes,
+            stored: None,
+        }
+    }
+
+    fn stored(file: File, at: u64, size: u64) -> Option<Pointed> {
+        let blocks = usize::try_from(size.div_ceil(BLOCK)).ok()?;
+        Some(Pointed {
+            // Zeroed fresh pages: those never read are never touched.
+            bytes: vec![0; usize::try_from(size).ok()?],
+            stored: Some((file, at, vec![false; blocks])),
+        })
+    }
+
+    fn is_whole(&self) -> bool {
+        self.stored.is_none()
+    }
+
+    fn read_all(&mut self) -> Option<()> {
+        let size = self.bytes.len() as u64;
+        self.read_blocks(&[(0, size.div_ceil(BLOCK))])?;
+        self.stored = None;
+        Some(())
+    }
+
+    /// Reads blocks `from..to` for each span, but those read already.
+    fn read_blocks(&mut self, spans: &[(u64, u64)]) -> Option<()> {
+        let Some((file, at, read)) = self.stored.as_mut() else {
+            return Some(());
+        };
+        let size = self.bytes.len() as u64;
+        for &(from, to) in spans {
+            let mut b = from;
+            while b < to {
+                if read.get(b as usize).copied().unwrap_or(true) {
+                    b += 1;
+                    continue;
+                }
+                let mut end = b + 1;
+                while end < to && !read.get(end as usize).copied().unwrap_or(true) {
+                    end += 1;
+                }
+                let range = (b * BLOCK) as usize..((end * BLOCK).min(size)) as usize;
+                let buf = self.bytes.get_mut(range.clone())?;
+                file.read_exact_at(buf, *at + range.start as u64).ok()?;
+                read.get_mut(b as usize..end as usize)?.fill(true);
+                b = end;
+            }
+        }
+        Some(())
+    }
+
+    /// The end of the blocks read from `offset` on, as far as they run unbroken.
+    fn read_up_to(&self, offset: u64) -> u64 {
+        let size = self.bytes.len() as u64;
+        let Some((_, _, read)) = &self.stored else {
+            return size;
+        };
+        let mut b = offset / BLOCK;
+        while read.get(b as usize).copied().unwrap_or(false) {
+            b += 1;
+        }
+        (b * BLOCK).min(size)
+    }
+
+    /// Makes each item at `offsets` hold its bytes: `len` says an item's length from the bytes
+    /// at its start, or `None` if they end before it does. Nearby blocks are read at once.
+    fn read_ended(
+        &mut self,
+        mut offsets: Vec<u64>,
+        len: impl Fn(&[u8]) -> Option<usize>,
+    ) -> Option<()> {
+        if self.is_whole() {
+            return Some(());
+        }
+        let size = self.bytes.len() as u64;
+        offsets.retain(|&o| o < size);
+        offsets.sort_unstable();
+        offsets.dedup();
+        // (offset, the end its bytes must be read to), until an item is read whole; each round
+        // reads at least one more block of each item left, so it ends.
+        let mut wanted: Vec<(u64, u64)> = offsets.into_iter().map(|o| (o, o + 1)).collect();
+        while !wanted.is_empty() {
+            let mut spans: Vec<(u64, u64)> = Vec::new();
+            for &(o, end) in &wanted {
+                let (from, to) = (o / BLOCK, end.min(size).div_ceil(BLOCK));
+                match spans.last_mut() {
+                    Some(last) if from <= last.1 + READ_THROUGH => last.1 = last.1.max(to),
+                    _ => spans.push((from, to)),
+                }
+            }
+            self.read_blocks(&spans)?;
+            let mut left = Vec::new();
+            for (o, _) in wanted {
+                let upto = self.read_up_to(o);
+                let bytes = self.bytes.get(o as usize..upto as usize)?;
+                if len(bytes).is_none() && upto < size {
+                    left.push((o, upto + 1));
+                }
+            }
+            wanted = left;
+        }
+        Some(())
+    }
+}
+
+impl Pointed {
+    /// The NUL-ended string at `offset` (without the NUL): from the file when the section is
+    /// read by blocks, as a block may not be read.
+    fn string_at(&self, offset: u64) -> Option<Vec<u8>> {
+        let size = self.bytes.len() as u64;
+        let Some((file, at, _)) = &self.stored else {
+            let rest = self.bytes.get(offset as usize..)?;
+            return Some(rest.get(..string_len(rest)? - 1)?.to_vec());
+        };
+        let mut out = Vec::new();
+        let mut from = offset;
+        while from < size && out.len() < MAX_STRING {
+            let mut chunk = vec![0u8; (size - from).min(256) as usize];
+            file.read_exact_at(&mut chunk, at + from).ok()?;
+            if let Some(n) = string_len(&chunk) {
+                out.extend_from_slice(chunk.get(..n - 1)?);
+                return Some(out);
+            }
+            out.extend_from_slice(&chunk);
+            from += chunk.len() as u64;
+        }
+        None
+    }
+
+    /// Where `slice` starts in the section, if it is in the bytes of a section read by blocks.
+    fn offset_of(&self, slice: &[u8]) -> Option<u64> {
+        self.stored.as_ref()?;
+        let base = self.bytes.as_ptr() as usize;
+        let start = (slice.as_ptr() as usize).checked_sub(base)?;
+        (start <= self.bytes.len()).then_some(start as u64)
+    }
+}
+
+/// The longest string read from `.debug_str`: a C++ name of templates can be long, not this.
+const MAX_STRING: usize = 64 * 1024;
+
+/// The length of the NUL-ended string at the start of `bytes`, with its NUL; `None` if
+/// `bytes` end first.
+fn string_len(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&c| c == 0).map(|i| i + 1)
+}
+
+/// The length of the DWARF 4 range list at the start of `bytes` (8-byte addresses), through
+/// its end-of-list entry; `None` if `bytes` end first.
+fn range_list_len(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .chunks_exact(16)
+        .position(|e| e.iter().all(|&b| b == 0))
+        .map(|i| (i + 1) * 16)
+}
+
 /// The DWARF of one file, read unit by unit as lookups need them: the units of
 /// `.debug_info` read so far (the rest zero), the sections units refer to read whole.
 pub struct Sparse {
@@ -191,11 +367,12 @@ pub struct Sparse {
     /// [`Sparse::prefetch`]); `abbrev` is empty until then.
     abbrev_source: Option<Section>,
     abbrev: Vec<u8>,
-    str_: Vec<u8>,
+    /// Read as far as the kept units point into it ([`Pointed`]).
+    str_: Pointed,
     line_str: Vec<u8>,
     str_offsets: Vec<u8>,
     addr: Vec<u8>,
-    ranges: Vec<u8>,
+    ranges: Pointed,
     rnglists: Vec<u8>,
     aranges: Vec<u8>,
     /// The sections the file holds compressed and that were inflated here, not read from a
@@ -270,6 +447,19 @@ impl Sparse {
                 None => Some(Vec::new()),
             }
         };
+        // Stored as it is: read where the units point. Else (inflated, or empty) whole.
+        let pointed = |name: &str| -> Option<Pointed> {
+            match open(name) {
+                Some(Section {
+                    file,
+                    source: Source::Plain(at),
+                    size,
+                    ..
+                }) => Pointed::stored(file, at, size),
+                Some(s) => Some(Pointed::whole(s.whole()?)),
+                None => Some(Pointed::whole(Vec::new())),
+            }
+        };
         let aranges = whole(".debug_aranges")?;
         if aranges.is_empty() {
             return None;
@@ -287,11 +477,11 @@ impl Sparse {
             referenced: std::collections::BTreeSet::new(),
             abbrev_source: Some(open(".debug_abbrev")?),
             abbrev: Vec::new(),
-            str_: whole(".debug_str")?,
+            str_: pointed(".debug_str")?,
             line_str: whole(".debug_line_str")?,
             str_offsets: whole(".debug_str_offsets")?,
             addr: whole(".debug_addr")?,
-            ranges: whole(".debug_ranges")?,
+            ranges: pointed(".debug_ranges")?,
             rnglists: whole(".debug_rnglists")?,
             aranges,
             inflated,
@@ -321,11 +511,11 @@ impl Sparse {
                 ".debug_info" => self.info.bytes.get(..info as usize)?,
                 ".debug_line" => self.line.bytes.get(..line as usize)?,
                 ".debug_abbrev" => &self.abbrev,
-                ".debug_str" => &self.str_,
+                ".debug_str" => &self.str_.bytes,
                 ".debug_line_str" => &self.line_str,
                 ".debug_str_offsets" => &self.str_offsets,
                 ".debug_addr" => &self.addr,
-                ".debug_ranges" => &self.ranges,
+                ".debug_ranges" => &self.ranges.bytes,
                 ".debug_rnglists" => &self.rnglists,
                 ".debug_aranges" => &self.aranges,
                 _ => return None,
@@ -438,7 +628,76 @@ impl Sparse {
             let end = self.line.end_of_unit(start)?;
             self.line.fill(start..end)?;
         }
-        Some(())
+        self.read_pointed(start)
+    }
+
+    /// Reads what the unit at `unit` points at that gimli reads without being asked: the
+    /// strings of its root DIE (its name and directory, which a line's file path is made from)
+    /// and every range list its DIEs name (DWARF 4's `.debug_ranges`; DWARF 5's lists are in
+    /// `.debug_rnglists`, read whole). The other strings, the names of functions, are read one
+    /// by one as a place needs one ([`Sparse::string`]): a Rust program's large unit points
+    /// at strings all over its 12 MB `.debug_str`. A root that names a string by its index
+    /// (DWARF 5's `strx`) has `.debug_str` read whole.
+    fn read_pointed(&mut self, unit: u64) -> Option<()> {
+        if self.str_.is_whole() && self.ranges.is_whole() {
+            return Some(());
+        }
+        let mut strings: Vec<u64> = Vec::new();
+        let mut lists: Vec<u64> = Vec::new();
+        let mut by_index = false;
+        let version = {
+            let dwarf = self.dwarf()?;
+            dwarf
+                .debug_info
+                .header_from_offset(gimli::DebugInfoOffset(unit as usize))
+                .ok()?
+                .version()
+        };
+        let mut root = true;
+        // Whether an abbreviation has a range list, by code: most DIEs have none and are
+        // skipped by their forms' sizes.
+        let mut has_ranges: HashMap<u64, bool> = HashMap::new();
+        self.walk_raw(unit, |abbrev, entries| {
+            let specs = abbrev.attributes();
+            let wanted = std::mem::take(&mut root)
+                || *has_ranges.entry(abbrev.code()).or_insert_with(|| {
+                    version <= 4 && specs.iter().any(|s| s.name() == gimli::DW_AT_ranges)
+                });
+            if !wanted {
+                entries.skip_attributes(specs).ok()?;
+                return Some(true);
+            }
+            for spec in specs {
+                match entries.read_attribute(*spec).ok()?.value() {
+                    gimli::AttributeValue::DebugStrRef(o) => strings.push(o.0 as u64),
+                    gimli::AttributeValue::DebugStrOffsetsIndex(_) => by_index = true,
+                    gimli::AttributeValue::RangeListsRef(o) if version <= 4 => {
+                        lists.push(o.0 as u64)
+                    }
+                    _ => {}
+                }
+            }
+            Some(true)
+        })?;
+        if by_index {
+            self.str_.read_all()?;
+        }
+        self.str_.read_ended(strings, string_len)?;
+        self.ranges.read_ended(lists, range_list_len)
+    }
+
+    /// The string of a `.debug_str` reference, read from the file where it was not read.
+    pub fn string(&self, offset: u64) -> Option<Vec<u8>> {
+        self.str_.string_at(offset)
+    }
+
+    /// The string gimli gave as `slice`: where `.debug_str` was not read there it is empty, and
+    /// its place in the section says where to read it.
+    fn string_of(&self, slice: &[u8]) -> Option<Vec<u8>> {
+        match self.str_.offset_of(slice) {
+            Some(o) => self.str_.string_at(o),
+            None => Some(slice.to_vec()),
+        }
     }
 
     /// The sections as gimli reads them; `.debug_info` holds the units read, zero elsewhere.
@@ -461,9 +720,9 @@ impl Sparse {
                 gimli::SectionId::DebugInfo => info,
                 gimli::SectionId::DebugLine => &self.line.bytes,
                 gimli::SectionId::DebugLineStr => &self.line_str,
-                gimli::SectionId::DebugStr => &self.str_,
+                gimli::SectionId::DebugStr => &self.str_.bytes,
                 gimli::SectionId::DebugStrOffsets => &self.str_offsets,
-                gimli::SectionId::DebugRanges => &self.ranges,
+                gimli::SectionId::DebugRanges => &self.ranges.bytes,
                 gimli::SectionId::DebugRngLists => &self.rnglists,
                 _ => empty,
             };
@@ -642,7 +901,7 @@ impl Sparse {
             let mut places = Vec::new();
             loop {
                 match frames.next() {
-                    Ok(Some(f)) => places.push(place(&f)),
+                    Ok(Some(f)) => places.push(self.place(&f)),
                     Ok(None) => break,
                     Err(_) => return None,
                 }
@@ -652,6 +911,23 @@ impl Sparse {
             }
         }
         Some(out)
+    }
+}
+
+impl Sparse {
+    /// As [`place`], with the function's name read where `.debug_str` was not.
+    fn place(
+        &self,
+        f: &addr2line::Frame<'_, gimli::EndianSlice<'_, gimli::LittleEndian>>,
+    ) -> Place {
+        let mut p = place(f);
+        if let Some(name) = f.function.as_ref()
+            && let Some(bytes) = self.string_of(name.name.slice())
+        {
+            let name = String::from_utf8_lossy(&bytes);
+            p.function = Some(demangle(&name));
+        }
+        p
     }
 }
 
@@ -722,6 +998,10 @@ mod tests {
     /// The places from the units .debug_aranges names are those addr2line finds in the
     /// file read whole, for addresses all over it.
     fn same_as_whole(path: &str) {
+        same_as_whole_with(path, 20)
+    }
+
+    fn same_as_whole_with(path: &str, min_functions: usize) {
         let file = File::open(path).expect("open");
         let symbols = super::super::module::symbols_of_file(&file);
         // Every 37th function, or enough of a small program's to make 200.
@@ -732,7 +1012,7 @@ mod tests {
             .map(|a| a + 1)
             .take(200)
             .collect();
-        assert!(addrs.len() > 20, "{path}: few functions");
+        assert!(addrs.len() > min_functions, "{path}: few functions");
         let sparse = places(&file, &addrs).expect("read by units");
         let mut whole = BTreeMap::new();
         super::super::symbolize::whole_file_places(&file, &addrs, &mut whole);
@@ -775,6 +1055,69 @@ mod tests {
         }
         let path = exe.to_string_lossy().into_owned();
         same_as_whole(&path);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A C program by GCC (DWARF 5, `.debug_str` and `.debug_line_str` stored as they are):
+    /// its names, read one by one from the file, are those of the file read whole.
+    #[test]
+    fn gcc_dwarf5_names_read_from_the_file() {
+        let dir = std::env::temp_dir().join(format!("hangscope-dwarf-c-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let exe = dir.join("blocked");
+        let source = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/stacks/blocked.c"
+        );
+        let built = std::process::Command::new("gcc")
+            .args(["-g", "-O2", "-pthread", source, "-o"])
+            .arg(&exe)
+            .status();
+        match built {
+            Ok(s) if s.success() => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!("skipped: no gcc ({e})");
+                return;
+            }
+            other => panic!("gcc: {other:?}"),
+        }
+        let path = exe.to_string_lossy().into_owned();
+        same_as_whole_with(&path, 5);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A section read by blocks gives each string whole, from the blocks read or the file,
+    /// and each range list through its end, across blocks.
+    #[test]
+    fn pointed_sections_read_items_across_blocks() {
+        let dir = std::env::temp_dir().join(format!("hangscope-pointed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("section");
+        let mut bytes = vec![b'x'; 3 * BLOCK as usize];
+        // A string from the end of block 0 into block 1, one inside block 2, and a range list
+        // of three entries whose end-of-list entry is in the next block.
+        bytes[BLOCK as usize - 3] = b'a';
+        bytes[BLOCK as usize + 5] = 0;
+        bytes[2 * BLOCK as usize + 110] = 0;
+        let list_at = 2 * BLOCK as usize - 40;
+        bytes[list_at..list_at + 48].fill(1);
+        bytes[list_at + 48..list_at + 64].fill(0);
+        std::fs::write(&path, &bytes).expect("write");
+        let file = File::open(&path).expect("open");
+        let mut p = Pointed::stored(file, 0, bytes.len() as u64).expect("stored");
+        let first = BLOCK - 3;
+        p.read_ended(vec![first], string_len).expect("strings");
+        assert_eq!(
+            p.bytes[first as usize..BLOCK as usize + 6],
+            bytes[first as usize..BLOCK as usize + 6]
+        );
+        assert_eq!(p.string_at(first).map(|s| s.len()), Some(8));
+        // Not read yet: from the file.
+        assert_eq!(p.string_at(2 * BLOCK + 100).map(|s| s.len()), Some(10));
+        p.read_ended(vec![list_at as u64], range_list_len)
+            .expect("lists");
+        assert_eq!(p.bytes[list_at..list_at + 64], bytes[list_at..list_at + 64]);
+        assert_eq!(range_list_len(&p.bytes[list_at..]), Some(64));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -218,8 +218,14 @@ fn read_unit(sparse: &Sparse, unit: u64) -> Option<UnitCalls> {
     let name_of = |mut off: UnitOffset| -> Option<String> {
         for _ in 0..4 {
             let d = dies.get(&off)?;
-            if let Some(s) = d.name.and_then(|n| dwarf.attr_string(&u, n).ok()) {
-                return Some(String::from_utf8_lossy(s.slice()).into_owned());
+            // A name in `.debug_str` is read from the file: the section is read only where
+            // the units' roots point.
+            let name = d.name.and_then(|n| match n {
+                AttributeValue::DebugStrRef(o) => sparse.string(o.0 as u64),
+                n => dwarf.attr_string(&u, n).ok().map(|s| s.slice().to_vec()),
+            });
+            if let Some(s) = name {
+                return Some(String::from_utf8_lossy(&s).into_owned());
             }
             off = d.origin?;
         }
