@@ -174,7 +174,7 @@ impl Section {
     }
 }
 
-/// Bytes a section's reader is given per block read.
+/// What a section read by blocks ([`Pointed`]) reads at a time, at its own offsets.
 const BLOCK: u64 = 4096;
 /// Blocks not wanted between two wanted ones that are read through rather than skipped: one
 /// read is cheaper than two.
@@ -297,9 +297,7 @@ impl Pointed {
         }
         Some(())
     }
-}
 
-impl Pointed {
     /// The NUL-ended string at `offset` (without the NUL): from the file when the section is
     /// read by blocks, as a block may not be read.
     fn string_at(&self, offset: u64) -> Option<Vec<u8>> {
@@ -328,7 +326,8 @@ impl Pointed {
         self.stored.as_ref()?;
         let base = self.bytes.as_ptr() as usize;
         let start = (slice.as_ptr() as usize).checked_sub(base)?;
-        (start <= self.bytes.len()).then_some(start as u64)
+        // Strictly inside: one past the end may be where another allocation starts.
+        (start < self.bytes.len()).then_some(start as u64)
     }
 }
 
@@ -351,7 +350,8 @@ fn range_list_len(bytes: &[u8]) -> Option<usize> {
 }
 
 /// The DWARF of one file, read unit by unit as lookups need them: the units of
-/// `.debug_info` read so far (the rest zero), the sections units refer to read whole.
+/// `.debug_info` read so far (the rest zero); `.debug_str` and `.debug_ranges` where they point
+/// ([`Pointed`]); the other sections they refer to read whole.
 pub struct Sparse {
     /// `.debug_aranges`' spans: (begin, end, unit offset), sorted.
     spans: Vec<(u64, u64, u64)>,
