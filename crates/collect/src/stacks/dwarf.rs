@@ -1034,25 +1034,11 @@ mod tests {
     /// (DW_FORM_ref_addr); the units referred to are read as well, not the whole file.
     #[test]
     fn rust_cross_unit_references() {
-        let dir = std::env::temp_dir().join(format!("hangscope-dwarf-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let exe = dir.join("blocked");
-        let source = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/fixtures/stacks/blocked.rs"
-        );
-        let built = std::process::Command::new("rustc")
-            .args(["-g", "-O", source, "-o"])
-            .arg(&exe)
-            .status();
-        match built {
-            Ok(s) if s.success() => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                eprintln!("skipped: no rustc ({e})");
-                return;
-            }
-            other => panic!("rustc: {other:?}"),
-        }
+        let Some((dir, exe)) =
+            super::super::fixture::build("rustc", &["-g", "-O"], "blocked.rs", "dwarf")
+        else {
+            return;
+        };
         let path = exe.to_string_lossy().into_owned();
         same_as_whole(&path);
         let _ = std::fs::remove_dir_all(&dir);
@@ -1062,25 +1048,11 @@ mod tests {
     /// its names, read one by one from the file, are those of the file read whole.
     #[test]
     fn gcc_dwarf5_names_read_from_the_file() {
-        let dir = std::env::temp_dir().join(format!("hangscope-dwarf-c-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let exe = dir.join("blocked");
-        let source = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/fixtures/stacks/blocked.c"
-        );
-        let built = std::process::Command::new("gcc")
-            .args(["-g", "-O2", "-pthread", source, "-o"])
-            .arg(&exe)
-            .status();
-        match built {
-            Ok(s) if s.success() => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                eprintln!("skipped: no gcc ({e})");
-                return;
-            }
-            other => panic!("gcc: {other:?}"),
-        }
+        let Some((dir, exe)) =
+            super::super::fixture::build("gcc", &["-g", "-O2", "-pthread"], "blocked.c", "dwarf-c")
+        else {
+            return;
+        };
         let path = exe.to_string_lossy().into_owned();
         same_as_whole_with(&path, 5);
         let _ = std::fs::remove_dir_all(&dir);

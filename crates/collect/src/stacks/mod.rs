@@ -25,6 +25,45 @@ mod symbolize;
 mod tailcall;
 mod unwind;
 
+#[cfg(test)]
+mod fixture {
+    use std::path::PathBuf;
+
+    /// tests/fixtures/stacks/`source` built by `compiler` with `args` (before `source -o OUT`)
+    /// into a fresh directory named for `tag`: (that directory, the program). `None`, said on
+    /// stderr, where the compiler is not installed; a failed build panics.
+    pub fn build(
+        compiler: &str,
+        args: &[&str],
+        source: &str,
+        tag: &str,
+    ) -> Option<(PathBuf, PathBuf)> {
+        let dir = std::env::temp_dir().join(format!("hangscope-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let stem = source.rsplit_once('.').map_or(source, |(s, _)| s);
+        let exe = dir.join(stem);
+        let path = format!(
+            "{}/../../tests/fixtures/stacks/{source}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let built = std::process::Command::new(compiler)
+            .args(args)
+            .arg(&path)
+            .arg("-o")
+            .arg(&exe)
+            .status();
+        match built {
+            Ok(s) if s.success() => Some((dir, exe)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!("skipped: no {compiler} ({e})");
+                let _ = std::fs::remove_dir_all(&dir);
+                None
+            }
+            other => panic!("{compiler}: {other:?}"),
+        }
+    }
+}
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::IoSliceMut;
 use std::sync::{Arc, Mutex};

@@ -641,25 +641,14 @@ mod tests {
     /// `pick` jumps to `via_a` or `via_b`, which both jump to `block_in_read_too`.
     #[test]
     fn chains_in_a_gcc_o2_build() {
-        let dir = std::env::temp_dir().join(format!("hangscope-tailcall-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let exe = dir.join("tailcall");
-        let source = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/fixtures/stacks/tailcall.c"
-        );
-        let built = std::process::Command::new("cc")
-            .args(["-g", "-O2", "-pthread", source, "-o"])
-            .arg(&exe)
-            .status();
-        match built {
-            Ok(s) if s.success() => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                eprintln!("skipped: no cc ({e}); Debian package gcc");
-                return;
-            }
-            other => panic!("cc: {other:?}"),
-        }
+        let Some((dir, exe)) = super::super::fixture::build(
+            "cc",
+            &["-g", "-O2", "-pthread"],
+            "tailcall.c",
+            "tailcall",
+        ) else {
+            return;
+        };
         let file = File::open(&exe).expect("open");
         let _ = std::fs::remove_dir_all(&dir);
         let symbols = super::super::module::symbols_of_file(&file);
