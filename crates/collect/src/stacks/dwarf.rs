@@ -659,7 +659,8 @@ impl Sparse {
         let mut has_ranges: HashMap<u64, bool> = HashMap::new();
         self.walk_raw(unit, |abbrev, entries| {
             let specs = abbrev.attributes();
-            let wanted = std::mem::take(&mut root)
+            let is_root = std::mem::take(&mut root);
+            let wanted = is_root
                 || *has_ranges.entry(abbrev.code()).or_insert_with(|| {
                     version <= 4 && specs.iter().any(|s| s.name() == gimli::DW_AT_ranges)
                 });
@@ -667,7 +668,15 @@ impl Sparse {
                 entries.skip_attributes(specs).ok()?;
                 return Some(true);
             }
+            // Past the root, only the range list is parsed: a Rust unit has thousands of
+            // DIEs with one (inlined calls), and parsing their other attributes was most
+            // of this walk.
+            let only_ranges = !is_root;
             for spec in specs {
+                if only_ranges && spec.name() != gimli::DW_AT_ranges {
+                    entries.skip_attributes(std::slice::from_ref(spec)).ok()?;
+                    continue;
+                }
                 match entries.read_attribute(*spec).ok()?.value() {
                     gimli::AttributeValue::DebugStrRef(o) => strings.push(o.0 as u64),
                     gimli::AttributeValue::DebugStrOffsetsIndex(_) => by_index = true,
@@ -780,6 +789,13 @@ impl Sparse {
                     return Some(true);
                 }
                 for spec in specs {
+                    if !matches!(
+                        spec.form(),
+                        gimli::DW_FORM_ref_addr | gimli::DW_FORM_indirect
+                    ) {
+                        entries.skip_attributes(std::slice::from_ref(spec)).ok()?;
+                        continue;
+                    }
                     let attr = entries.read_attribute(*spec).ok()?;
                     if let gimli::AttributeValue::DebugInfoRef(o) = attr.value() {
                         let o = o.0 as u64;
