@@ -671,9 +671,8 @@ impl Sparse {
             // Past the root, only the range list is parsed: a Rust unit has thousands of
             // DIEs with one (inlined calls), and parsing their other attributes was most
             // of this walk.
-            let only_ranges = !is_root;
             for spec in specs {
-                if only_ranges && spec.name() != gimli::DW_AT_ranges {
+                if !is_root && spec.name() != gimli::DW_AT_ranges {
                     entries.skip_attributes(std::slice::from_ref(spec)).ok()?;
                     continue;
                 }

@@ -114,6 +114,7 @@ pub fn symbols_of_file(file: &File) -> Symbols {
         let Ok(len) = usize::try_from(size) else {
             return false;
         };
+        // A size the file cannot hold is not allocated: the headers are the target's.
         if offset.saturating_add(size) > file_len {
             return false;
         }
@@ -132,7 +133,6 @@ pub fn symbols_of_file(file: &File) -> Symbols {
         syms.clear();
         let base = names.len();
         if !read_into(table, &mut syms) || !read_into(strings, &mut names) {
-            names.truncate(base);
             continue;
         }
         // Ranges are u32: a string table past 4 GiB is not one to read.
@@ -180,8 +180,9 @@ impl Symbols {
     fn from_entries(mut entries: Vec<(u64, u64, Range<u32>)>, names: Vec<u8>) -> Symbols {
         let name = |r: &Range<u32>| names.get(r.start as usize..r.end as usize).unwrap_or(&[]);
         // By address first, cheaply: aliases are few, and comparing names in the one sort of
-        // a large binary's 30,000 symbols cost more than reading them.
-        entries.sort_unstable_by_key(|e| e.0);
+        // a large binary's 30,000 symbols cost more than reading them. Both sorts stable:
+        // aliases alike in every key keep the tables' order, which `dedup_by` relies on.
+        entries.sort_by_key(|e| e.0);
         // Aliases at one address (poll, __poll, __GI___poll): the exported name, the one with
         // the fewest leading underscores, first; the others kept for lookups by name.
         for run in entries.chunk_by_mut(|a, b| a.0 == b.0) {
