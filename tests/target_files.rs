@@ -249,12 +249,15 @@ fn a_report_read_slowly_is_written_in_full() {
         "the report ({} bytes) must outgrow the pipe ({rc}) for the test to mean anything",
         slow.len()
     );
-    // Whole: it ends with a whole line, and has every section the quick run has.
+    // Whole: it ends with a whole line, and has every section the quick run has. NOT READ is
+    // left out: what a run of one second misses depends on the machine's load (a busy CI host
+    // missed a part in the quick run and not in the slow one), not on how its output is read.
     assert_eq!(slow.last(), Some(&b'\n'));
     let sections = |text: &[u8]| -> Vec<String> {
         String::from_utf8_lossy(text)
             .lines()
             .filter(|l| l.len() > 2 && !l.starts_with(' ') && l == &l.to_uppercase())
+            .filter(|l| *l != "NOT READ")
             .map(str::to_string)
             .collect()
     };
