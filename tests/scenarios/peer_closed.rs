@@ -8,16 +8,20 @@ use std::time::Duration;
 use crate::support::*;
 use crate::{STUCK, WINDOW, assert_plain_words, findings_text};
 
-/// The TCP state (proc(5)'s hex code, e.g. "01" established, "08" close-wait) of the
-/// connection to `peer_port`, from /proc/PID/net/tcp.
-fn tcp_state(pid: i32, peer_port: u16) -> Option<String> {
+/// The TCP state (proc(5)'s hex code, e.g. "01" established, "08" close-wait) of the socket at
+/// `fd` of `pid`, from /proc/PID/net/tcp: found by its inode, as the netns may hold other
+/// connections to the same port (another test's, left in TIME-WAIT).
+fn tcp_state(pid: i32, fd: i32) -> Option<String> {
+    let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;
+    let inode = link
+        .to_str()?
+        .strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .to_string();
     let text = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
-    let suffix = format!(":{peer_port:04X}");
     text.lines().skip(1).find_map(|l| {
         let cols: Vec<&str> = l.split_whitespace().collect();
-        cols.get(2)?
-            .ends_with(&suffix)
-            .then(|| cols.get(3).map(|s| s.to_string()))?
+        (cols.get(9) == Some(&inode.as_str())).then(|| cols.get(3).map(|s| s.to_string()))?
     })
 }
 
@@ -42,11 +46,11 @@ fn a_connection_the_peer_closed_that_nobody_closes() {
     // The healthy twin: the peer holds its end; an idle connection is no finding.
     assert!(
         wait_steady(Duration::from_secs(20), STUCK, || {
-            tcp_state(pid, port).as_deref() == Some("01")
+            tcp_state(pid, fd).as_deref() == Some("01")
                 && syscall_nr(pid, consumer) == Some(libc::SYS_clock_nanosleep)
         }),
         "the client's connection is not established and idle: {:?}",
-        tcp_state(pid, port)
+        tcp_state(pid, fd)
     );
     let (code, doc) = inspect(pid, &WINDOW);
     assert!(
@@ -66,10 +70,10 @@ fn a_connection_the_peer_closed_that_nobody_closes() {
     drop(served);
     assert!(
         wait_steady(Duration::from_secs(20), STUCK, || {
-            tcp_state(pid, port).as_deref() == Some("08")
+            tcp_state(pid, fd).as_deref() == Some("08")
         }),
         "the client's end is not in CLOSE-WAIT: {:?}",
-        tcp_state(pid, port)
+        tcp_state(pid, fd)
     );
     let (_, doc) = inspect(pid, &WINDOW);
     let found = by_rule(&doc, "connection_dead");
