@@ -361,8 +361,11 @@ pub struct Sparse {
     line: Section,
     /// The units of `info` read: start → end.
     kept: BTreeMap<u64, u64>,
-    /// The kept units whose references were followed ([`Sparse::load_referenced`]).
-    referenced: std::collections::BTreeSet<u64>,
+    /// Where the kept units refer into units not kept (`DW_FORM_ref_addr`), not followed yet
+    /// ([`Sparse::load_referenced`]).
+    unfollowed: Vec<u64>,
+    /// The kept units that have a call site (`DW_TAG_call_site`), for the tail-call search.
+    with_call_sites: std::collections::BTreeSet<u64>,
     /// `.debug_abbrev`, read whole at the first unit's read (or beside `.debug_info`'s in
     /// [`Sparse::prefetch`]); `abbrev` is empty until then.
     abbrev_source: Option<Section>,
@@ -474,7 +477,8 @@ impl Sparse {
             info: open(".debug_info")?,
             line: open(".debug_line")?,
             kept: BTreeMap::new(),
-            referenced: std::collections::BTreeSet::new(),
+            unfollowed: Vec::new(),
+            with_call_sites: std::collections::BTreeSet::new(),
             abbrev_source: Some(open(".debug_abbrev")?),
             abbrev: Vec::new(),
             str_: pointed(".debug_str")?,
@@ -628,23 +632,26 @@ impl Sparse {
             let end = self.line.end_of_unit(start)?;
             self.line.fill(start..end)?;
         }
-        self.read_pointed(start)
+        self.survey(start, end)
     }
 
-    /// Reads what the unit at `unit` points at that gimli reads without being asked: the
-    /// strings of its root DIE (its name and directory, which a line's file path is made from)
-    /// and every range list its DIEs name (DWARF 4's `.debug_ranges`; DWARF 5's lists are in
-    /// `.debug_rnglists`, read whole). The other strings, the names of functions, are read one
-    /// by one as a place needs one ([`Sparse::string`]): a Rust program's large unit points
-    /// at strings all over its 12 MB `.debug_str`. A root that names a string by its index
-    /// (DWARF 5's `strx`) has `.debug_str` read whole.
-    fn read_pointed(&mut self, unit: u64) -> Option<()> {
-        if self.str_.is_whole() && self.ranges.is_whole() {
-            return Some(());
-        }
+    /// Walks the unit at `unit..end` once, as it is loaded, for all that is asked of it
+    /// unparsed: whether it has a call site; where it refers into other units (an inlined
+    /// function's abstract origin, `DW_FORM_ref_addr`, all over a Rust program); and what it
+    /// points at that gimli reads without being asked, read here: the strings of its root DIE
+    /// (its name and directory, which a line's file path is made from) and every range list
+    /// its DIEs name (DWARF 4's `.debug_ranges`; DWARF 5's lists are in `.debug_rnglists`,
+    /// read whole). The other strings, the names of functions, are read one by one as a place
+    /// needs one ([`Sparse::string`]): a Rust program's large unit points at strings all over
+    /// its 12 MB `.debug_str`. A root that names a string by its index (DWARF 5's `strx`) has
+    /// `.debug_str` read whole.
+    fn survey(&mut self, unit: u64, end: u64) -> Option<()> {
+        let want_ranges = !self.ranges.is_whole();
         let mut strings: Vec<u64> = Vec::new();
         let mut lists: Vec<u64> = Vec::new();
+        let mut refs: Vec<u64> = Vec::new();
         let mut by_index = false;
+        let mut call_site = false;
         let version = {
             let dwarf = self.dwarf()?;
             dwarf
@@ -654,44 +661,70 @@ impl Sparse {
                 .version()
         };
         let mut root = true;
-        // Whether an abbreviation has a range list, by code: most DIEs have none and are
-        // skipped by their forms' sizes.
-        let mut has_ranges: HashMap<u64, bool> = HashMap::new();
+        // Which of an abbreviation's attributes are read, by code: most DIEs have none that
+        // is, and are skipped by their forms' sizes. A Rust unit has thousands of DIEs with a
+        // range list (inlined calls); parsing their other attributes was most of this walk.
+        let mut wanted_of: HashMap<u64, Vec<bool>> = HashMap::new();
+        let wanted_in = |spec: &gimli::AttributeSpecification| {
+            matches!(
+                spec.form(),
+                gimli::DW_FORM_ref_addr | gimli::DW_FORM_indirect
+            ) || (want_ranges && version <= 4 && spec.name() == gimli::DW_AT_ranges)
+        };
         self.walk_raw(unit, |abbrev, entries| {
             let specs = abbrev.attributes();
+            call_site |= is_call_site(abbrev.tag());
             let is_root = std::mem::take(&mut root);
-            let wanted = is_root
-                || *has_ranges.entry(abbrev.code()).or_insert_with(|| {
-                    version <= 4 && specs.iter().any(|s| s.name() == gimli::DW_AT_ranges)
-                });
-            if !wanted {
+            let wanted = wanted_of
+                .entry(abbrev.code())
+                .or_insert_with(|| specs.iter().map(wanted_in).collect());
+            if !is_root && !wanted.iter().any(|&w| w) {
                 entries.skip_attributes(specs).ok()?;
                 return Some(true);
             }
-            // Past the root, only the range list is parsed: a Rust unit has thousands of
-            // DIEs with one (inlined calls), and parsing their other attributes was most
-            // of this walk.
-            for spec in specs {
-                if !is_root && spec.name() != gimli::DW_AT_ranges {
+            for (spec, &w) in specs.iter().zip(wanted.iter()) {
+                if !w && !is_root {
                     entries.skip_attributes(std::slice::from_ref(spec)).ok()?;
                     continue;
                 }
                 match entries.read_attribute(*spec).ok()?.value() {
-                    gimli::AttributeValue::DebugStrRef(o) => strings.push(o.0 as u64),
-                    gimli::AttributeValue::DebugStrOffsetsIndex(_) => by_index = true,
-                    gimli::AttributeValue::RangeListsRef(o) if version <= 4 => {
+                    gimli::AttributeValue::DebugStrRef(o) if is_root => strings.push(o.0 as u64),
+                    gimli::AttributeValue::DebugStrOffsetsIndex(_) if is_root => by_index = true,
+                    gimli::AttributeValue::RangeListsRef(o) if want_ranges && version <= 4 => {
                         lists.push(o.0 as u64)
+                    }
+                    gimli::AttributeValue::DebugInfoRef(o) => {
+                        let o = o.0 as u64;
+                        if !(unit..end).contains(&o) {
+                            refs.push(o);
+                        }
                     }
                     _ => {}
                 }
             }
             Some(true)
         })?;
+        if call_site {
+            self.with_call_sites.insert(unit);
+        }
+        self.unfollowed.append(&mut refs);
+        if self.str_.is_whole() {
+            strings.clear();
+        }
         if by_index {
             self.str_.read_all()?;
         }
         self.str_.read_ended(strings, string_len)?;
         self.ranges.read_ended(lists, range_list_len)
+    }
+
+    /// Whether the kept unit at `unit` has a call site; `None` if it is not kept. rustc
+    /// records none, and a Rust unit holds thousands of subprograms: parsing them for no call
+    /// site was most of the chain search's time on a Rust target.
+    pub fn has_call_sites(&self, unit: u64) -> Option<bool> {
+        self.kept
+            .contains_key(&unit)
+            .then(|| self.with_call_sites.contains(&unit))
     }
 
     /// The string of a `.debug_str` reference, read from the file where it was not read.
@@ -766,47 +799,10 @@ impl Sparse {
     }
 
     /// The units the kept ones refer to (`DW_FORM_ref_addr`) that are not kept, loaded;
-    /// whether there was any. `None` if one cannot be found or there are too many.
+    /// whether there was any. `None` if one cannot be found or there are too many. The
+    /// references of the units loaded here are followed by the next call.
     fn load_referenced(&mut self) -> Option<bool> {
-        let mut wanted: Vec<u64> = Vec::new();
-        // A unit's references are followed once: those of the units read before this
-        // round were loaded by an earlier one.
-        for (&start, &end) in self
-            .kept
-            .iter()
-            .filter(|(s, _)| !self.referenced.contains(s))
-        {
-            self.walk_raw(start, |abbrev, entries| {
-                // Only a `DW_FORM_ref_addr` (or a form given in the DIE) can point into
-                // another unit: a DIE without one is skipped by its forms' sizes.
-                let specs = abbrev.attributes();
-                if !specs
-                    .iter()
-                    .any(|s| matches!(s.form(), gimli::DW_FORM_ref_addr | gimli::DW_FORM_indirect))
-                {
-                    entries.skip_attributes(specs).ok()?;
-                    return Some(true);
-                }
-                for spec in specs {
-                    if !matches!(
-                        spec.form(),
-                        gimli::DW_FORM_ref_addr | gimli::DW_FORM_indirect
-                    ) {
-                        entries.skip_attributes(std::slice::from_ref(spec)).ok()?;
-                        continue;
-                    }
-                    let attr = entries.read_attribute(*spec).ok()?;
-                    if let gimli::AttributeValue::DebugInfoRef(o) = attr.value() {
-                        let o = o.0 as u64;
-                        if !(start..end).contains(&o) {
-                            wanted.push(o);
-                        }
-                    }
-                }
-                Some(true)
-            })?;
-        }
-        self.referenced.extend(self.kept.keys().copied());
+        let mut wanted = std::mem::take(&mut self.unfollowed);
         wanted.sort_unstable();
         wanted.dedup();
         let mut loaded = false;
@@ -944,6 +940,11 @@ impl Sparse {
         }
         p
     }
+}
+
+/// Whether a DIE of `tag` is a call site, as DWARF 5 or the GNU extension before it names one.
+pub(super) fn is_call_site(tag: gimli::DwTag) -> bool {
+    tag == gimli::DW_TAG_call_site || tag == gimli::DW_TAG_GNU_call_site
 }
 
 /// The places of `svmas` from the DWARF of `file`, or `None` if this file must be read whole.

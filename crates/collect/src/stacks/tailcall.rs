@@ -20,7 +20,7 @@ use std::rc::Rc;
 use addr2line::gimli;
 use gimli::{AttributeValue, UnitOffset};
 
-use super::dwarf::Sparse;
+use super::dwarf::{Sparse, is_call_site};
 use super::module::{Env, Module, Symbols};
 
 /// Tail calls followed at most in one chain.
@@ -98,7 +98,7 @@ type RawSite = (u64, Option<u64>, bool, Result<UnitOffset, Target>);
 /// The call sites of the unit at `unit` (already loaded in `sparse`), with its functions
 /// when it has any call site.
 pub fn unit_calls(sparse: &Sparse, unit: u64) -> Option<UnitCalls> {
-    if !has_call_sites(sparse, unit)? {
+    if !sparse.has_call_sites(unit)? {
         return Some(UnitCalls::default());
     }
     read_unit(sparse, unit)
@@ -252,26 +252,6 @@ fn read_unit(sparse: &Sparse, unit: u64) -> Option<UnitCalls> {
         sites,
         functions: Some(functions),
     })
-}
-
-fn is_call_site(tag: gimli::DwTag) -> bool {
-    tag == gimli::DW_TAG_call_site || tag == gimli::DW_TAG_GNU_call_site
-}
-
-/// Whether the unit at `unit` (loaded in `sparse`) records any call: every DIE's attributes
-/// skipped by their forms' sizes, nothing parsed. rustc records none, and a Rust unit holds
-/// thousands of subprograms: reading them all for no call site was most of the chain
-/// search's time on a Rust target.
-fn has_call_sites(sparse: &Sparse, unit: u64) -> Option<bool> {
-    let mut found = false;
-    sparse.walk_raw(unit, |abbrev, entries| {
-        found = is_call_site(abbrev.tag());
-        if !found {
-            entries.skip_attributes(abbrev.attributes()).ok()?;
-        }
-        Some(!found)
-    })?;
-    Some(found)
 }
 
 /// The non-empty code ranges (begin, end) of a DIE whose attributes are `attrs`: its
