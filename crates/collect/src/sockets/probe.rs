@@ -139,7 +139,7 @@ fn found(r: &Raw) -> Result<Found, ReadError> {
         ))),
         e => Err(ReadError::io(
             format_args!("fd {}: {}", r.fd, step_name(r.step)),
-            &io::Error::from_raw_os_error(-e),
+            &super::sock_diag::error_from(e),
         )
         .at(format!("fd {}", r.fd))),
     }

@@ -104,7 +104,7 @@ impl SockDiag {
                 NLMSG_ERROR => match error_of(payload) {
                     0 => Ok(None),
                     e if e == -libc::ENOENT => Ok(None),
-                    e => Err(io::Error::from_raw_os_error(-e)),
+                    e => Err(error_from(e)),
                 },
                 _ => Ok(Some(payload.to_vec())),
             };
@@ -196,7 +196,7 @@ pub(crate) fn walk_batch(
                     if errno == 0 {
                         return Ok(true); // an ACK
                     }
-                    return Err(io::Error::from_raw_os_error(-errno));
+                    return Err(error_from(errno));
                 }
                 _ => each(payload),
             }
@@ -207,10 +207,45 @@ pub(crate) fn walk_batch(
     Ok(false)
 }
 
+/// The error of a reply's negative errno. Anything else (`i32::MIN`, which has no negation,
+/// or a positive one) is a reply not to be believed, said as such rather than a panic.
+pub(crate) fn error_from(negative_errno: i32) -> io::Error {
+    match negative_errno.checked_neg() {
+        Some(e) if e > 0 => io::Error::from_raw_os_error(e),
+        _ => io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a reply with errno {negative_errno}, not a negative one"),
+        ),
+    }
+}
+
 /// The (negative) errno of an NLMSG_ERROR body; 0 is an ACK.
 fn error_of(payload: &[u8]) -> i32 {
     payload
         .get(..4)
         .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by fuzz/ (tests/fixtures/fuzz-regressions/sock_diag/error-errno-i32-min): an
+    /// NLMSG_ERROR whose errno is i32::MIN panicked negating it.
+    #[test]
+    fn an_error_reply_with_an_errno_that_has_no_negation_is_an_error() {
+        let mut msg = Vec::new();
+        msg.extend_from_slice(&20u32.to_ne_bytes()); // length
+        msg.extend_from_slice(&NLMSG_ERROR.to_ne_bytes()); // type
+        msg.extend_from_slice(&0u16.to_ne_bytes()); // flags
+        msg.extend_from_slice(&7u32.to_ne_bytes()); // sequence
+        msg.extend_from_slice(&0u32.to_ne_bytes()); // port
+        msg.extend_from_slice(&i32::MIN.to_ne_bytes()); // errno
+        let mut interrupted = false;
+        let err = walk_batch(&msg, 7, &mut interrupted, &mut |_| {}).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        assert_eq!(error_from(-libc::ENOENT).raw_os_error(), Some(libc::ENOENT));
+        assert_eq!(error_from(5).kind(), io::ErrorKind::InvalidData);
+    }
 }
