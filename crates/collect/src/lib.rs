@@ -18,8 +18,9 @@
 //! keep their replies until the fd links say which socket inodes are the target's; the fd
 //! links, then fdinfo and statx where they are read; the sockets joined to their fds;
 //! the locks; the threads over the sampling window, with the connections re-dumped at its looks
-//! so both describe the same moment; the user-space stacks started on a worker (collected before
-//! the logs); the other ends of waited-on pipes; last, the logs, which
+//! so both describe the same moment; the user-space stacks, read by a worker started
+//! with the fds, which names the stacks as they were then while the fds and threads are read,
+//! and copies them again at the last look (collected before the logs); the other ends of waited-on pipes; last, the logs, which
 //! are tied to the threads and connections read before them. A managed runtime (JVM, Go,
 //! CPython) is recognised with the process and asked for its own view of its threads after
 //! them (`runtime`), Go once more before the window. A server's own view of its sessions
@@ -142,6 +143,15 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
 
     stage::enter("the fds");
     let mounts = mountinfo::read(root, pid, &mut snap.gaps);
+    // Ahead of the look, beside the fds and the threads (`stacks::Warm`).
+    let warm_stacks = stacks::warm(
+        root,
+        pid,
+        &mounts,
+        opts,
+        stack_leases,
+        snap.process.kernel_thread,
+    );
     let (dumps, socket_inodes) = sockets::start_dumps(root, pid, &snap.process, opts);
     let mut lock_table = None;
     snap.fds = fd::read_all(root, pid, &mounts, opts, &mut snap.gaps, |fds| {
@@ -204,19 +214,15 @@ pub fn collect(root: &ProcRoot, pid: i32, opts: &Options) -> Result<Snapshot, Co
     });
     // Right after the last look, so the frames are those of the waits it saw; read on a
     // worker while the rest goes on, and collected after the logs, which are read meanwhile.
-    let stack_leases = match (stack_leases, &leases) {
-        (Some(pending), _) => Some(locks::LeaseRead::Pending(pending)),
-        (None, Some(read)) => Some(locks::LeaseRead::Done(read.clone())),
-        (None, None) => None,
-    };
     let stacks = stacks::start(
         root,
         pid,
         &mounts,
         opts,
-        stack_leases,
+        leases.clone().map(locks::LeaseRead::Done),
         last_look.syscalls,
         &mut snap,
+        warm_stacks,
     );
     // TCP and UDP sockets as of the last look, like the threads, with what moved over the window.
     conns.apply(&mut snap.sockets, &mut snap.gaps);

@@ -8,7 +8,9 @@
 //! ([`module`]); the addresses are then symbolized ([`symbolize`]). The target is never
 //! stopped or traced.
 //!
-//! Runs on a worker thread, waited for at most a share of what is left of the run's deadline:
+//! Runs on a worker thread started with the collection ([`warm`]), which names the stacks as
+//! they are then, so that at the look only its copies and what is new in them are left
+//! ([`start`]); waited for at most a share of what is left of the run's deadline:
 //! opening a module could block where the target's files are (a fanotify listener), and
 //! hangscope must not. The worker checks the deadline between modules and threads.
 //!
@@ -121,8 +123,94 @@ pub struct Pending {
     until: std::time::Instant,
 }
 
-/// Starts reading the stacks of the blocked threads, on a worker that runs while the rest of
-/// the collection goes on; [`Pending::finish`] puts them in `snap.threads[..].user_stack`.
+/// The look the stacks are to stand for, as [`start`] gives it to the worker.
+struct Look {
+    tids: Vec<i32>,
+    at_look: HashMap<i32, RawSyscall>,
+    to_stop: Option<Vec<i32>>,
+    deadline: Deadline,
+}
+
+/// Where the worker gets its look: given at once, or sent by [`start`] to a worker that
+/// [`warm`] started with the collection.
+enum LookSource {
+    Now(Look),
+    Later(std::sync::mpsc::Receiver<Look>, Deadline),
+}
+
+/// A worker started with the collection, before the fds and the threads are read: it opens the
+/// modules and names the stacks of the threads as they are then (an early copy), so that when
+/// the look comes ([`start`]) most of its frames' places are known, and only the copies, their
+/// walks and the places not seen early are left. A stuck thread's stack is the one it had a
+/// moment before, and naming it (tens of ms of DWARF for a Rust program) then runs beside the
+/// reads of the fds (a large table's hundreds of ms) and the sampling window, not after them.
+/// Nothing of the early copy reaches the report: only places, which depend on the module and
+/// the address alone.
+pub struct Warm {
+    look: std::sync::mpsc::Sender<Look>,
+    rx: std::sync::mpsc::Receiver<(Stacks, Vec<Gap>)>,
+    latest: Arc<Mutex<Stacks>>,
+}
+
+/// Starts the stacks' worker ahead of the look ([`Warm`]); `None` where no stack will be read.
+/// Dropped without a look, the worker stops at its next step.
+pub fn warm(
+    root: &ProcRoot,
+    pid: i32,
+    mounts: &Mounts,
+    opts: &Options,
+    leases: Option<PendingLocks>,
+    kernel_thread: bool,
+) -> Option<Warm> {
+    if opts.stacks == StackMode::Off
+        || kernel_thread
+        || syscall::Arch::host() != syscall::Arch::X86_64
+    {
+        return None;
+    }
+    let (look, looks) = std::sync::mpsc::channel();
+    let source = LookSource::Later(looks, opts.deadline);
+    let (rx, latest) = spawn(root, pid, mounts, leases.map(LeaseRead::Pending), source).ok()?;
+    Some(Warm { look, rx, latest })
+}
+
+/// Runs [`work`] on a thread: its result's receiver, and what it has published so far.
+#[allow(clippy::type_complexity)]
+fn spawn(
+    root: &ProcRoot,
+    pid: i32,
+    mounts: &Mounts,
+    leases: Option<LeaseRead>,
+    source: LookSource,
+) -> std::io::Result<(
+    std::sync::mpsc::Receiver<(Stacks, Vec<Gap>)>,
+    Arc<Mutex<Stacks>>,
+)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    // What the worker has so far: the frames once unwound, then names module by module, so a
+    // worker cut short still leaves frames (module+offset at least).
+    let latest: Arc<Mutex<Stacks>> = Arc::default();
+    let root2 = root.clone();
+    let mounts2 = mounts.clone();
+    let latest2 = latest.clone();
+    std::thread::Builder::new()
+        .name("stacks".into())
+        .spawn(move || {
+            let publish = |s: Stacks| {
+                if let Ok(mut l) = latest2.lock() {
+                    *l = s;
+                }
+            };
+            let out = work(&root2, pid, &mounts2, leases, source, &publish);
+            let _ = tx.send(out);
+        })?;
+    Ok((rx, latest))
+}
+
+/// Reads the stacks of the blocked threads as of the look `at_look`, on a worker that runs
+/// while the rest of the collection goes on (`warm`'s, when one was started); [`Pending::finish`]
+/// puts them in `snap.threads[..].user_stack`.
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     root: &ProcRoot,
     pid: i32,
@@ -131,6 +219,7 @@ pub fn start(
     leases: Option<LeaseRead>,
     at_look: HashMap<i32, RawSyscall>,
     snap: &mut Snapshot,
+    warm: Option<Warm>,
 ) -> Option<Pending> {
     if opts.stacks == StackMode::Off || snap.process.kernel_thread {
         return None;
@@ -166,40 +255,32 @@ pub fn start(
         ));
         return None;
     }
-    let worker_deadline = Deadline::after(budget);
-    let (tx, rx) = std::sync::mpsc::channel();
-    // What the worker has so far: the frames once unwound, then names module by module, so a
-    // worker cut short still leaves frames (module+offset at least).
-    let latest: Arc<Mutex<Stacks>> = Arc::default();
-    let root2 = root.clone();
-    let mounts2 = mounts.clone();
-    let latest2 = latest.clone();
-    let spawned = std::thread::Builder::new()
-        .name("stacks".into())
-        .spawn(move || {
-            let publish = |s: Stacks| {
-                if let Ok(mut l) = latest2.lock() {
-                    *l = s;
-                }
-            };
-            let out = work(
-                &root2,
-                pid,
-                &mounts2,
-                leases,
-                &tids,
-                &at_look,
-                to_stop.as_deref(),
-                worker_deadline,
-                &publish,
-            );
-            let _ = tx.send(out);
-        });
-    if let Err(e) = spawned {
-        snap.gaps
-            .push(Gap::new("user stacks", GapReason::Other, e.to_string()));
-        return None;
-    }
+    let look = Look {
+        tids,
+        at_look,
+        to_stop,
+        deadline: Deadline::after(budget),
+    };
+    // The warm worker, if it is still there to take the look; else one started now.
+    let sent = match warm {
+        Some(w) => match w.look.send(look) {
+            Ok(()) => Ok((w.rx, w.latest)),
+            Err(std::sync::mpsc::SendError(look)) => Err(look),
+        },
+        None => Err(look),
+    };
+    let spawned = match sent {
+        Ok(worker) => Ok(worker),
+        Err(look) => spawn(root, pid, mounts, leases, LookSource::Now(look)),
+    };
+    let (rx, latest) = match spawned {
+        Ok(w) => w,
+        Err(e) => {
+            snap.gaps
+                .push(Gap::new("user stacks", GapReason::Other, e.to_string()));
+            return None;
+        }
+    };
     Some(Pending {
         rx,
         latest,
@@ -305,56 +386,265 @@ struct RawFrame {
     tail_call: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Threads whose stacks the warm worker copies, at most: a pool of stuck threads shares its
+/// frames, and the early naming is only ahead of the look's, never instead of it.
+const MAX_WARM_THREADS: usize = 32;
+
+/// The look as it reaches a warm worker: polled between its steps, so it can turn to the look
+/// (or stop, when the collection dropped it) without finishing what it was ahead on.
+struct Looks {
+    rx: Option<std::sync::mpsc::Receiver<Look>>,
+    look: Option<Look>,
+    gone: bool,
+}
+
+impl Looks {
+    fn poll(&mut self) {
+        if self.look.is_some() || self.gone {
+            return;
+        }
+        if let Some(rx) = &self.rx {
+            match rx.try_recv() {
+                Ok(l) => self.look = Some(l),
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => self.gone = true,
+                Err(std::sync::mpsc::TryRecvError::Empty) => {}
+            }
+        }
+    }
+
+    /// Waits for the look until `deadline`; `None` if it never came.
+    fn wait(&mut self, deadline: Deadline) -> Option<&Look> {
+        if self.look.is_none()
+            && !self.gone
+            && let Some(rx) = &self.rx
+        {
+            self.look = rx.recv_timeout(deadline.remaining()).ok();
+        }
+        self.look.as_ref()
+    }
+}
+
+/// The places found so far, and which addresses were looked up in DWARF (found or not).
+#[derive(Default)]
+struct Naming {
+    places: Places,
+    looked_up: BTreeSet<(usize, u64)>,
+}
+
 fn work(
     root: &ProcRoot,
     pid: i32,
     mounts: &Mounts,
     leases: Option<LeaseRead>,
-    tids: &[i32],
-    at_look: &HashMap<i32, RawSyscall>,
-    to_stop: Option<&[i32]>,
-    deadline: Deadline,
+    source: LookSource,
     publish: &dyn Fn(Stacks),
 ) -> (Stacks, Vec<Gap>) {
     crate::stage::mark("  (stacks) start");
     let mut gaps = Vec::new();
-    let out = BTreeMap::new();
-    let maps_text = match root.read_pid_bytes(pid, "maps") {
-        Ok(t) => t,
+    let (mut looks, run_deadline) = match source {
+        LookSource::Now(l) => {
+            let d = l.deadline;
+            (
+                Looks {
+                    rx: None,
+                    look: Some(l),
+                    gone: false,
+                },
+                d,
+            )
+        }
+        LookSource::Later(rx, d) => (
+            Looks {
+                rx: Some(rx),
+                look: None,
+                gone: false,
+            },
+            d,
+        ),
+    };
+    let read_maps = |gaps: &mut Vec<Gap>| match root.read_pid_bytes(pid, "maps") {
+        Ok(t) => Some(t),
         Err(e) => {
             gaps.push(crate::error::gap_of(format!("/proc/{pid}/maps"), &e));
-            return (out, gaps);
+            None
         }
     };
-    let maps = maps::parse(&maps_text);
+    let Some(mut maps_text) = read_maps(&mut gaps) else {
+        return (BTreeMap::new(), gaps);
+    };
     crate::stage::mark("  (stacks) copies");
-    // Copied first, before any module is read: as near the look as can be, and while
-    // /proc/locks, which the module opens wait for, is still being read.
-    // Kept apart until the stops: a thread stopped and unwound has no trouble left.
-    let mut copy_troubles: Vec<(i32, (GapReason, String))> = Vec::new();
-    let mut copies = Vec::with_capacity(tids.len());
-    for &tid in tids {
-        let copied = if deadline.passed() {
-            Err((
-                GapReason::Deadline,
-                "not unwound before the deadline".to_string(),
-            ))
-        } else {
-            copy_stack(root, pid, tid, at_look.get(&tid).copied(), &maps)
-        };
-        match copied {
-            Ok(c) => copies.push((tid, c)),
-            Err(t) => copy_troubles.push((tid, t)),
-        }
-    }
+    // Given the look at once: copied first, before any module is read, as near the look as
+    // can be, and while /proc/locks, which the module opens wait for, is still being read.
+    let mut copied = looks
+        .look
+        .as_ref()
+        .map(|l| copy_all(root, pid, l, &maps::parse(&maps_text)));
     crate::stage::mark("  (stacks) leases");
-    // A module open could break a lease on it: the leases unread are a gap, not "none".
-    // Read at the start of the collection: after a long one (a large fd table), again, as
-    // the logs' opener does.
+    let guard = module::LeaseGuard::new(root, first_leases(root, leases, &mut gaps));
+    let mut own_gaps = Vec::new();
+    let own_mounts = crate::mountinfo::read(root, std::process::id() as i32, &mut own_gaps);
+    let env = module::Env {
+        root,
+        pid,
+        mounts,
+        leases: &guard,
+        own_mounts: &own_mounts,
+    };
+    // Twice at most: a second time with the modules opened again when the maps changed between
+    // the early naming and the look (a library loaded or unloaded).
+    for _ in 0..2 {
+        let maps = maps::parse(&maps_text);
+        crate::stage::mark("  (stacks) modules");
+        let mut module_gaps = Vec::new();
+        let mut stop_loading = || {
+            looks.poll();
+            looks.gone
+                || looks
+                    .look
+                    .as_ref()
+                    .map_or(run_deadline, |l| l.deadline)
+                    .passed()
+        };
+        let (modules, unwinder) = load_modules(&env, &maps, &mut stop_loading, &mut module_gaps);
+        let mut cache = framehop::x86_64::CacheX86_64::new();
+        let mut dwarfs = tailcall::Dwarfs::new(&env, &modules);
+        let mut naming = Naming::default();
+        if looks.look.is_none() {
+            crate::stage::mark("  (stacks) early copies");
+            let early = early_copies(root, pid, &maps, &mut looks, run_deadline);
+            let mut raw: Raw = early
+                .iter()
+                .map(|(tid, (copy, pc, sp))| {
+                    (
+                        *tid,
+                        walk_copy(&unwinder, &mut cache, &modules, copy, *pc, *sp, 0),
+                    )
+                })
+                .collect();
+            drop(early);
+            crate::stage::mark("  (stacks) early names");
+            let mut ahead = || {
+                looks.poll();
+                looks.look.is_some() || looks.gone || run_deadline.passed()
+            };
+            name_all(
+                &env,
+                &modules,
+                &mut dwarfs,
+                &mut raw,
+                &mut naming,
+                &mut ahead,
+                &|_| {},
+            );
+            crate::stage::mark("  (stacks) waiting for the look");
+            if looks.wait(run_deadline).is_none() {
+                return (BTreeMap::new(), gaps);
+            }
+            let Some(now) = read_maps(&mut gaps) else {
+                return (BTreeMap::new(), gaps);
+            };
+            if now != maps_text {
+                maps_text = now;
+                continue;
+            }
+        }
+        let Some(look) = looks.look.as_ref() else {
+            return (BTreeMap::new(), gaps);
+        };
+        gaps.append(&mut module_gaps);
+        let deadline = look.deadline;
+        crate::stage::mark("  (stacks) walks");
+        let (copies, mut copy_troubles) = match copied.take() {
+            Some(c) => c,
+            None => copy_all(root, pid, look, &maps),
+        };
+        let mut raw: Raw = BTreeMap::new();
+        for (tid, (copy, pc, sp)) in &copies {
+            let r = walk_copy(&unwinder, &mut cache, &modules, copy, *pc, *sp, 0);
+            raw.insert(*tid, r);
+        }
+        drop(copies);
+        let mut thread_troubles = Troubles::default();
+        if let Some(candidates) = look.to_stop.as_deref() {
+            let need: Vec<i32> = candidates
+                .iter()
+                .copied()
+                .filter(|tid| raw.get(tid).is_none_or(stop::copy_fell_short))
+                .filter(|tid| {
+                    // A copy refused for want of privilege: a stop would be refused too.
+                    !copy_troubles
+                        .iter()
+                        .any(|(t, (r, _))| t == tid && *r == GapReason::Permission)
+                })
+                .collect();
+            let (stopped, troubles) = stop::stop_all(root, pid, &need, &maps, deadline);
+            for (tid, s) in stopped {
+                let mut r = walk_copy(&unwinder, &mut cache, &modules, &s.copy, s.pc, s.sp, s.bp);
+                r.3 = Some(s.stopped_us);
+                copy_troubles.retain(|(t, _)| *t != tid);
+                raw.insert(tid, r);
+            }
+            for (tid, (reason, why)) in troubles {
+                thread_troubles.add(reason, why, format!("thread {tid} (stop)"));
+            }
+        }
+        for (tid, (reason, why)) in copy_troubles {
+            thread_troubles.add(reason, why, format!("thread {tid}"));
+        }
+        gaps.extend(thread_troubles.gaps("threads' user stacks"));
+
+        crate::stage::mark("  (stacks) names");
+        let mut late_for = || deadline.passed();
+        let late = name_all(
+            &env,
+            &modules,
+            &mut dwarfs,
+            &mut raw,
+            &mut naming,
+            &mut late_for,
+            publish,
+        );
+        // After the stacks are named (and published, should the write outlast the caller's
+        // wait), so only a run that had to inflate pays for writing.
+        if !deadline.passed() {
+            publish(assemble(&raw, &modules, &naming.places));
+            crate::stage::mark("  (stacks) keeping inflated DWARF");
+            dwarfs.keep_inflated();
+        }
+        if crate::stage::timing() {
+            let cpu = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+                .map_or(0.0, |t| t.tv_sec() as f64 * 1e3 + t.tv_nsec() as f64 / 1e6);
+            crate::stage::mark(&format!("  (stacks) done, the worker's cpu {cpu:.1} ms"));
+        }
+        if !late.is_empty() {
+            gaps.push(Gap::new(
+                format!("DWARF of {}", late.join(", ")),
+                GapReason::Deadline,
+                "not read before the deadline: their frames have names from the symbol table, \
+                 without files, lines or inlined functions",
+            ));
+        }
+        if let Some(e) = guard.take_trouble() {
+            gaps.push(crate::error::gap_of(
+                "/proc/locks, read again (the leases a module open must not break)",
+                &e,
+            ));
+        }
+        return (assemble(&raw, &modules, &naming.places), gaps);
+    }
+    (BTreeMap::new(), gaps)
+}
+
+/// The leases as of the read started with the collection (or of the lock table it read),
+/// when still fresh; else read now. Unread, they are a gap, not "none".
+fn first_leases(
+    root: &ProcRoot,
+    leases: Option<LeaseRead>,
+    gaps: &mut Vec<Gap>,
+) -> crate::locks::Leases {
     let fresh = |l: &crate::locks::Leases| l.read_at.elapsed() <= crate::logs::open::LEASES_FRESH;
-    let leases = match leases {
-        Some(LeaseRead::Done(l)) if fresh(&l) => l.leases,
+    match leases {
+        Some(LeaseRead::Done(l)) if fresh(&l) => l,
         other => {
             let read = |p: Option<PendingLocks>| {
                 crate::locks::wait(p.unwrap_or_else(|| crate::locks::start(root)))
@@ -367,7 +657,7 @@ fn work(
                 table = read(None);
             }
             match table.leases() {
-                Some(l) => l.leases,
+                Some(l) => l,
                 None => {
                     if let Some(e) = table.error() {
                         gaps.push(crate::error::gap_of(
@@ -375,28 +665,88 @@ fn work(
                             e,
                         ));
                     }
-                    Vec::new()
+                    crate::locks::Leases {
+                        leases: Vec::new(),
+                        read_at: std::time::Instant::now(),
+                    }
                 }
             }
         }
-    };
-    let mut own_gaps = Vec::new();
-    let own_mounts = crate::mountinfo::read(root, std::process::id() as i32, &mut own_gaps);
-    let env = module::Env {
-        root,
-        pid,
-        mounts,
-        leases: &leases,
-        own_mounts: &own_mounts,
-    };
+    }
+}
 
-    crate::stage::mark("  (stacks) modules");
-    // Every executable module: a return address can be in any of them.
+type Copies = Vec<(i32, (unwind::StackCopy, u64, u64))>;
+type CopyTroubles = Vec<(i32, (GapReason, String))>;
+
+/// The copies of the look's threads' stacks; the troubles kept apart until the stops: a thread
+/// stopped and unwound has no trouble left.
+fn copy_all(
+    root: &ProcRoot,
+    pid: i32,
+    look: &Look,
+    maps: &[maps::Mapping],
+) -> (Copies, CopyTroubles) {
+    let mut troubles = Vec::new();
+    let mut copies = Vec::with_capacity(look.tids.len());
+    for &tid in &look.tids {
+        let copied = if look.deadline.passed() {
+            Err((
+                GapReason::Deadline,
+                "not unwound before the deadline".to_string(),
+            ))
+        } else {
+            copy_stack(root, pid, tid, look.at_look.get(&tid).copied(), maps)
+        };
+        match copied {
+            Ok(c) => copies.push((tid, c)),
+            Err(t) => troubles.push((tid, t)),
+        }
+    }
+    (copies, troubles)
+}
+
+/// The warm worker's copies: of the first threads of /proc/PID/task that are blocked now,
+/// until the look comes. Any that cannot be copied is left out: the look's copy says why.
+fn early_copies(
+    root: &ProcRoot,
+    pid: i32,
+    maps: &[maps::Mapping],
+    looks: &mut Looks,
+    deadline: Deadline,
+) -> Copies {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir(root.pid(pid).join("task")) else {
+        return out;
+    };
+    let tids = dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok());
+    for tid in tids.take(MAX_WARM_THREADS) {
+        looks.poll();
+        if looks.look.is_some() || looks.gone || deadline.passed() {
+            break;
+        }
+        if let Ok(c) = copy_stack(root, pid, tid, None, maps) {
+            out.push((tid, c));
+        }
+    }
+    out
+}
+
+/// Every executable module of `maps` opened, with framehop's unwinder over them: a return
+/// address can be in any of them.
+fn load_modules(
+    env: &module::Env,
+    maps: &[maps::Mapping],
+    stop: &mut dyn FnMut() -> bool,
+    gaps: &mut Vec<Gap>,
+) -> (
+    Vec<module::Module>,
+    framehop::x86_64::UnwinderX86_64<Vec<u8>>,
+) {
     let mut modules: Vec<module::Module> = Vec::new();
     let mut unwinder = framehop::x86_64::UnwinderX86_64::new();
     let mut module_troubles = Troubles::default();
-    for (m, avma) in module::exec_modules(&maps) {
-        if deadline.passed() {
+    for (m, avma) in module::exec_modules(maps) {
+        if stop() {
             gaps.push(Gap::new(
                 "modules for user stacks",
                 GapReason::Deadline,
@@ -404,7 +754,7 @@ fn work(
             ));
             break;
         }
-        match module::load(&env, &m, avma) {
+        match module::load(env, &m, avma) {
             Ok((module, unwind)) => {
                 framehop::Unwinder::add_module(&mut unwinder, unwind);
                 modules.push(module);
@@ -417,6 +767,19 @@ fn work(
         }
     }
     gaps.extend(module_troubles.gaps("modules"));
+    (modules, unwinder)
+}
+
+/// One thread's copy unwound to raw frames.
+fn walk_copy(
+    unwinder: &framehop::x86_64::UnwinderX86_64<Vec<u8>>,
+    cache: &mut framehop::x86_64::CacheX86_64,
+    modules: &[module::Module],
+    copy: &unwind::StackCopy,
+    pc: u64,
+    sp: u64,
+    bp: u64,
+) -> (Vec<RawFrame>, Option<String>, bool, Option<u64>) {
     let module_of = |addr: u64| modules.iter().position(|m| m.avma.contains(&addr));
     let in_code = |addr: u64| module_of(addr).is_some();
     let is_root = |addr: u64| {
@@ -429,81 +792,56 @@ fn work(
                     || m.symbols().lookup(svma).is_some_and(is_thread_root)
             })
     };
+    let w = unwind::walk(unwinder, cache, copy, pc, sp, bp, &is_root, &in_code);
+    let frames: Vec<RawFrame> = w
+        .frames
+        .iter()
+        .map(|f| {
+            let lookup = f.address_for_lookup();
+            let module = module_of(f.address());
+            let bias = module.and_then(|i| modules.get(i)).map_or(0, |m| m.bias);
+            RawFrame {
+                address: f.address(),
+                module,
+                lookup_svma: lookup.wrapping_sub(bias),
+                offset: f.address().wrapping_sub(bias),
+                tail_call: false,
+            }
+        })
+        .collect();
+    (frames, w.incomplete, w.guessed_bp, None)
+}
 
-    crate::stage::mark("  (stacks) walks");
-    let mut cache = framehop::x86_64::CacheX86_64::new();
-    let mut raw: Raw = BTreeMap::new();
-    let mut thread_troubles = Troubles::default();
-    let mut walk = |copy: &unwind::StackCopy, pc: u64, sp: u64, bp: u64| {
-        let w = unwind::walk(&unwinder, &mut cache, copy, pc, sp, bp, &is_root, &in_code);
-        let frames: Vec<RawFrame> = w
-            .frames
-            .iter()
-            .map(|f| {
-                let lookup = f.address_for_lookup();
-                let module = module_of(f.address());
-                let bias = module.and_then(|i| modules.get(i)).map_or(0, |m| m.bias);
-                RawFrame {
-                    address: f.address(),
-                    module,
-                    lookup_svma: lookup.wrapping_sub(bias),
-                    offset: f.address().wrapping_sub(bias),
-                    tail_call: false,
-                }
-            })
-            .collect();
-        (frames, w.incomplete, w.guessed_bp, None)
-    };
-    for (tid, (copy, pc, sp)) in &copies {
-        raw.insert(*tid, walk(copy, *pc, *sp, 0));
-    }
-    drop(copies);
-    if let Some(candidates) = to_stop {
-        let need: Vec<i32> = candidates
-            .iter()
-            .copied()
-            .filter(|tid| raw.get(tid).is_none_or(stop::copy_fell_short))
-            .filter(|tid| {
-                // A copy refused for want of privilege: a stop would be refused too.
-                !copy_troubles
-                    .iter()
-                    .any(|(t, (r, _))| t == tid && *r == GapReason::Permission)
-            })
-            .collect();
-        let (stopped, troubles) = stop::stop_all(root, pid, &need, &maps, deadline);
-        for (tid, s) in stopped {
-            let mut r = walk(&s.copy, s.pc, s.sp, s.bp);
-            r.3 = Some(s.stopped_us);
-            copy_troubles.retain(|(t, _)| *t != tid);
-            raw.insert(tid, r);
-        }
-        for (tid, (reason, why)) in troubles {
-            thread_troubles.add(reason, why, format!("thread {tid} (stop)"));
-        }
-    }
-    for (tid, (reason, why)) in copy_troubles {
-        thread_troubles.add(reason, why, format!("thread {tid}"));
-    }
-    gaps.extend(thread_troubles.gaps("threads' user stacks"));
-
-    crate::stage::mark("  (stacks) symbol tables");
-    // Each module's addresses, symbolized at once.
-    let mut places: Places = BTreeMap::new();
-    publish(assemble(&raw, &modules, &places));
-    // First the symbol tables alone, fast: names for every frame before any DWARF is read.
-    for (_, m, svmas) in &order_of(&raw, &modules) {
-        if let Some(module) = modules.get(*m) {
-            places.insert(*m, symbolize::symbolize(module, None, None, &[], svmas));
-        }
-    }
-    publish(assemble(&raw, &modules, &places));
-    // Module by module, the smallest first: the tail calls of the frames in it (which may add
-    // frames), then its DWARF places.
-    let mut dwarfs = tailcall::Dwarfs::new(&env, &modules);
+/// Names the frames of `raw`: first from the symbol tables alone, fast, for every frame; then
+/// module by module, the smallest first, the tail calls of the frames in it (which may add
+/// frames) and its DWARF places; last the chains that needed the DWARF of a module not read
+/// yet at their turn. Addresses `naming` has looked up already are not looked up again.
+/// `stop` is asked before each module's DWARF; the modules it stopped are returned (their
+/// frames named from the symbol table only).
+fn name_all(
+    env: &module::Env,
+    modules: &[module::Module],
+    dwarfs: &mut tailcall::Dwarfs,
+    raw: &mut Raw,
+    naming: &mut Naming,
+    stop: &mut dyn FnMut() -> bool,
+    publish: &dyn Fn(Stacks),
+) -> Vec<String> {
+    publish(assemble(raw, modules, &naming.places));
+    name_new_frames(raw, modules, &mut naming.places);
+    publish(assemble(raw, modules, &naming.places));
+    dwarfs.deferred = false;
     let mut done: BTreeSet<usize> = BTreeSet::new();
     let mut late = Vec::new();
+    let svmas_of = |raw: &Raw, m: usize| -> Vec<u64> {
+        order_of(raw, modules)
+            .into_iter()
+            .find(|(_, x, _)| *x == m)
+            .map(|o| o.2)
+            .unwrap_or_default()
+    };
     loop {
-        let next = order_of(&raw, &modules)
+        let next = order_of(raw, modules)
             .into_iter()
             .find(|(_, m, _)| !done.contains(m));
         let Some((_, m, _)) = next else {
@@ -513,8 +851,15 @@ fn work(
         let Some(module) = modules.get(m) else {
             continue;
         };
-        if deadline.passed() {
-            // Named from the symbol table above: no lines or inlined functions.
+        let new = |raw: &Raw, naming: &Naming| -> Vec<u64> {
+            svmas_of(raw, m)
+                .into_iter()
+                .filter(|a| !naming.looked_up.contains(&(m, *a)))
+                .collect()
+        };
+        // Its tail calls, even where every address was looked up early: the chains are of
+        // this look's frames (found again from `dwarfs`' cache of them).
+        if stop() {
             late.push(String::from_utf8_lossy(&module.name).into_owned());
             continue;
         }
@@ -523,71 +868,54 @@ fn work(
             String::from_utf8_lossy(&module.name)
         ));
         dwarfs.allowed = Some(done.clone());
-        let svmas_of = |raw: &Raw| -> Vec<u64> {
-            order_of(raw, &modules)
-                .into_iter()
-                .find(|(_, x, _)| *x == m)
-                .map(|o| o.2)
-                .unwrap_or_default()
-        };
-        dwarfs.prefetch(m, &svmas_of(&raw));
+        dwarfs.prefetch(m, &new(raw, naming));
         for (frames, ..) in raw.values_mut() {
-            insert_tail_calls(frames, &mut dwarfs, &modules, Some(m));
+            insert_tail_calls(frames, dwarfs, modules, Some(m));
         }
-        name_new_frames(&raw, &modules, &mut places);
+        name_new_frames(raw, modules, &mut naming.places);
         crate::stage::mark("  (stacks)   its places");
-        let svmas = svmas_of(&raw);
-        places.insert(m, dwarf_places(&env, module, dwarfs.get(m), &svmas));
-        publish(assemble(&raw, &modules, &places));
+        look_up(env, module, m, dwarfs, &new(raw, naming), naming);
+        publish(assemble(raw, modules, &naming.places));
     }
     crate::stage::mark("  (stacks) deferred chains");
-    // The chains that needed the DWARF of a module not read yet at their turn.
-    if dwarfs.deferred && !deadline.passed() {
+    if dwarfs.deferred && !stop() {
         dwarfs.allowed = None;
         for (frames, ..) in raw.values_mut() {
-            insert_tail_calls(frames, &mut dwarfs, &modules, None);
+            insert_tail_calls(frames, dwarfs, modules, None);
         }
-        name_new_frames(&raw, &modules, &mut places);
-        for (_, m, svmas) in order_of(&raw, &modules) {
-            let (Some(module), Some(have)) = (modules.get(m), places.get(&m)) else {
+        name_new_frames(raw, modules, &mut naming.places);
+        for (_, m, svmas) in order_of(raw, modules) {
+            let Some(module) = modules.get(m) else {
                 continue;
             };
             let new: Vec<u64> = svmas
                 .into_iter()
-                .filter(|a| {
-                    have.get(a)
-                        .is_none_or(|p| p.iter().all(|p| p.file.is_none()))
-                })
+                .filter(|a| !naming.looked_up.contains(&(m, *a)))
                 .collect();
             if new.is_empty() || late.iter().any(|l| l.as_bytes() == module.name.as_slice()) {
                 continue;
             }
-            let found = dwarf_places(&env, module, dwarfs.get(m), &new);
-            places.entry(m).or_default().extend(found);
+            look_up(env, module, m, dwarfs, &new, naming);
         }
     }
-    // After the stacks are named (and published, should the write outlast the caller's
-    // wait), so only a run that had to inflate pays for writing.
-    if !deadline.passed() {
-        publish(assemble(&raw, &modules, &places));
-        crate::stage::mark("  (stacks) keeping inflated DWARF");
-        dwarfs.keep_inflated();
-    }
-    if crate::stage::timing() {
-        let cpu = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
-            .map_or(0.0, |t| t.tv_sec() as f64 * 1e3 + t.tv_nsec() as f64 / 1e6);
-        crate::stage::mark(&format!("  (stacks) done, the worker's cpu {cpu:.1} ms"));
-    }
-    if !late.is_empty() {
-        gaps.push(Gap::new(
-            format!("DWARF of {}", late.join(", ")),
-            GapReason::Deadline,
-            "not read before the deadline: their frames have names from the symbol table, \
-             without files, lines or inlined functions",
-        ));
-    }
+    late
+}
 
-    (assemble(&raw, &modules, &places), gaps)
+/// The DWARF places of `svmas` in module `m`, into `naming`.
+fn look_up(
+    env: &module::Env,
+    module: &module::Module,
+    m: usize,
+    dwarfs: &mut tailcall::Dwarfs,
+    svmas: &[u64],
+    naming: &mut Naming,
+) {
+    if svmas.is_empty() {
+        return;
+    }
+    let found = dwarf_places(env, module, dwarfs.get(m), svmas);
+    naming.places.entry(m).or_default().extend(found);
+    naming.looked_up.extend(svmas.iter().map(|&a| (m, a)));
 }
 
 /// Each module's addresses to look up: (file size, module, addresses), the smallest modules

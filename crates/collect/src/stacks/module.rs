@@ -9,12 +9,12 @@
 //! read with object's `ReadCache`, which reads the headers and the sections asked for, not the
 //! whole file.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use hangscope_model::FileLock;
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 use object::read::ReadCache;
@@ -23,6 +23,8 @@ use object::{Object, ObjectSection, ObjectSegment};
 use super::maps::Mapping;
 use crate::ProcRoot;
 use crate::error::{ReadError, reason_of};
+use crate::locks::{self, Leases};
+use crate::logs::open::LEASES_FRESH;
 use crate::mountinfo::{self, Mounts};
 use crate::safe_path;
 
@@ -297,9 +299,56 @@ pub struct Env<'a> {
     pub root: &'a ProcRoot,
     pub pid: i32,
     pub mounts: &'a Mounts,
-    pub leases: &'a [FileLock],
+    pub leases: &'a LeaseGuard<'a>,
     /// The view of hangscope's own /, for the debug files.
     pub own_mounts: &'a Mounts,
+}
+
+/// The leases a module open must not break, as of a read of /proc/locks at most
+/// `LEASES_FRESH` old when the open is made: the stacks' worker opens files from the start of
+/// a collection to past its window, and a lease taken meanwhile must not be broken by an open
+/// checked against a table read before it.
+pub struct LeaseGuard<'a> {
+    root: &'a ProcRoot,
+    current: RefCell<Leases>,
+    /// Why the last read of the table failed; the opens went on with the one before.
+    trouble: RefCell<Option<std::io::Error>>,
+}
+
+impl<'a> LeaseGuard<'a> {
+    pub fn new(root: &'a ProcRoot, read: Leases) -> LeaseGuard<'a> {
+        LeaseGuard {
+            root,
+            current: RefCell::new(read),
+            trouble: RefCell::new(None),
+        }
+    }
+
+    /// Whether a lease is held on the file `ino` of device `dev` ("MAJ:MIN", as /proc/locks
+    /// writes it), by a table read again first if it is no longer fresh.
+    fn leased(&self, dev: &str, ino: u64) -> bool {
+        if self.current.borrow().read_at.elapsed() > LEASES_FRESH {
+            let table = locks::wait(locks::start(self.root));
+            match table.leases() {
+                Some(l) => *self.current.borrow_mut() = l,
+                None => {
+                    *self.trouble.borrow_mut() = table
+                        .error()
+                        .map(|e| std::io::Error::new(e.kind(), e.to_string()))
+                }
+            }
+        }
+        self.current
+            .borrow()
+            .leases
+            .iter()
+            .any(|l| l.inode == ino && l.dev == dev)
+    }
+
+    /// Why a read of the table after the first failed, if one did.
+    pub fn take_trouble(&self) -> Option<std::io::Error> {
+        self.trouble.borrow_mut().take()
+    }
 }
 
 /// The executable file mappings grouped by file: (first exec mapping, exec range).
@@ -463,14 +512,14 @@ fn inode_of(fd: &OwnedFd) -> Result<Option<u64>, ModuleError> {
 }
 
 /// Opens the `O_PATH` fd for reading, unless a lease is on the file.
-fn reopen(opath: &OwnedFd, leases: &[FileLock]) -> Result<File, ModuleError> {
+fn reopen(opath: &OwnedFd, leases: &LeaseGuard) -> Result<File, ModuleError> {
     let st = nix::sys::stat::fstat(opath).map_err(|e| ReadError::errno("fstat", e))?;
     let dev = format!(
         "{:02x}:{:02x}",
         libc::major(st.st_dev),
         libc::minor(st.st_dev)
     );
-    if leases.iter().any(|l| l.inode == st.st_ino && l.dev == dev) {
+    if leases.leased(&dev, st.st_ino) {
         return Err(ModuleError::Leased);
     }
     let fd = open(
