@@ -3,7 +3,8 @@
 #  1. a 6-fd client beside a neighbour with 19,006 fds and 10,000 sockets, `--window 0`: its
 #     sockets by exact lookups, and with the namespace dump forced (HANGSCOPE_NO_PIDFD_GETFD=1,
 #     as on a kernel before 5.6); beside `ls -l /proc/PID/fd` and `lsof -n -P -p`;
-#  2. the neighbour itself, with regular files and with /dev/null, beside the same two;
+#  2. the neighbour itself, with regular files and with /dev/null (as JSON, and as the default
+#     text), beside the same two;
 #  3. `watch --every 1s` on the 19,006-fd target for a minute: its CPU share.
 # (`scan` on a host of 1,000 processes: bench/scan.sh.)
 # Prints medians of RUNS runs (default 10), ratios to the first command, and peak memory.
@@ -51,6 +52,7 @@ python3 bench/compare.py "$runs" \
   "dump forced=env HANGSCOPE_NO_PIDFD_GETFD=1 $bin $client --json --window 0 --no-chain" \
   "stacks off=$bin $client --json --window 0 --no-chain --stacks off" \
   "with the chain=$bin $client --json --window 0" \
+  "2 s window=$bin $client --json --window 2s --no-chain" \
   "ls -l /proc/PID/fd=ls -l /proc/$client/fd" \
   "lsof -n -P -p=lsof -n -P -p $client"
 
@@ -58,6 +60,7 @@ echo
 echo "== 2. the $(ls /proc/$big/fd | wc -l)-fd process itself (regular files)"
 python3 bench/compare.py "$runs" \
   "hangscope --window 0=$bin $big --json --window 0 --no-chain" \
+  "text output=$bin $big --window 0 --no-chain" \
   "ls -l /proc/PID/fd=ls -l /proc/$big/fd" \
   "lsof -n -P -p=lsof -n -P -p $big"
 mkdir "$dir/null"
@@ -65,6 +68,7 @@ start many-fds --dir "$dir/null" --files 9000 --conns 5000 --devnull; null=$star
 echo "-- the same with /dev/null files"
 python3 bench/compare.py "$runs" \
   "hangscope --window 0=$bin $null --json --window 0 --no-chain" \
+  "text output=$bin $null --window 0 --no-chain" \
   "ls -l /proc/PID/fd=ls -l /proc/$null/fd" \
   "lsof -n -P -p=lsof -n -P -p $null"
 kill "$null"
