@@ -668,3 +668,66 @@ fn a_rust_mutex_held_across_a_read_is_found_and_its_healthy_twin_is_not() {
         let _ = child.wait();
     }
 }
+
+/// A library loaded after the run began (dlopen during the window, after the stacks' worker
+/// first read the maps) holds the frame the thread blocks in at the look: it must be named,
+/// as the modules are opened again when the maps changed.
+#[test]
+fn a_library_loaded_during_the_window_is_named() {
+    let dir = TempDir::new("late-library");
+    let lib = format!("{}/liblate.so", dir.path());
+    let Some(_) = build_with(
+        &dir,
+        "liblate.so",
+        "cc",
+        "late_library_lib.c",
+        &["-g", "-O0", "-fPIC", "-shared"],
+        "gcc",
+    ) else {
+        return;
+    };
+    let Some(path) = build_with(&dir, "late", "cc", "late_library.c", &["-g", "-O0"], "gcc") else {
+        return;
+    };
+    let mut child = Command::new(&path)
+        .args([lib.as_str(), "1500"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the C program");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let target = Target(child);
+    let pid = target.pid();
+    let mut line = String::new();
+    out.read_line(&mut line).expect("ready line");
+    assert_eq!(line.trim(), "ready");
+    let maps_before = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    // The window outlasts the 1.5 s before the load: the look is at its end.
+    let doc = inspect_json(pid, &["--window", "3s", "--no-chain"]);
+    line.clear();
+    out.read_line(&mut line).expect("loaded line");
+    assert_eq!(
+        line.trim(),
+        "loaded",
+        "the library was not loaded during the run"
+    );
+    assert!(
+        !maps_before.contains("liblate.so"),
+        "the library was mapped before the run began"
+    );
+    assert_path(&doc, "read", &["read_in_late_library", "main"]);
+    let frame = doc["snapshot"]["threads"][0]["user_stack"]["frames"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["function"] == "read_in_late_library")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        frame["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("late_library_lib.c")),
+        "its place, from the library's DWARF: {frame}"
+    );
+    drop(target);
+}
