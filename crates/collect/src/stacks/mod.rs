@@ -980,14 +980,7 @@ fn order_of(raw: &Raw, modules: &[module::Module]) -> Vec<(u64, usize, Vec<u64>)
     }
     let mut order: Vec<(u64, usize, Vec<u64>)> = wanted
         .into_iter()
-        .filter_map(|(m, svmas)| {
-            let len = modules
-                .get(m)?
-                .file
-                .metadata()
-                .map_or(u64::MAX, |md| md.len());
-            Some((len, m, svmas.into_iter().collect()))
-        })
+        .filter_map(|(m, svmas)| Some((modules.get(m)?.size, m, svmas.into_iter().collect())))
         .collect();
     order.sort();
     order

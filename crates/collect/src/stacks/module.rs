@@ -280,6 +280,8 @@ pub struct Module {
     /// Load bias: an address in the target minus the module's own (ELF) address.
     pub bias: u64,
     pub file: File,
+    /// The file's size when opened: the DWARF of the smaller modules is read first.
+    pub size: u64,
     pub build_id: Option<Vec<u8>>,
     pub debuglink: Option<Vec<u8>>,
     /// The ELF entry point (`_start` of an executable).
@@ -443,12 +445,15 @@ pub fn load(
         .map(|(name, _crc)| name.to_vec());
     let entry = obj.entry();
     drop(obj);
+    let file = cache.into_inner();
+    let size = file.metadata().map_or(u64::MAX, |md| md.len());
     Ok((
         Module {
             name: path,
             avma,
             bias,
-            file: cache.into_inner(),
+            file,
+            size,
             build_id,
             debuglink,
             entry,
